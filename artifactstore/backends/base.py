@@ -1,0 +1,122 @@
+"""The narrow backend contract every storage location implements.
+
+Vocabulary: a *key* is a relative POSIX string (``packs/ab/ab12…``) under the
+backend's root; an *object* is the immutable bytes stored under a key. Keys
+never start with ``/``, never contain empty segments, ``.`` or ``..``.
+
+The object store (``artifactstore.objects``) is the only caller. It never sees
+an fsspec, botocore or OS type: adapters translate everything here, and raise
+only :mod:`artifactstore.errors` classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from artifactstore.errors import InvalidInputError
+
+__all__ = ["Backend", "ObjectInfo", "check_key"]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What a backend knows about one stored object."""
+
+    key: str
+    size: int
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Create-only object storage over string keys and bytes.
+
+    Capability flags:
+
+    * ``supports_atomic_create``: ``put_if_absent`` is atomic against other
+      processes and machines. A backend without it is refused for multi-writer
+      use by the layers above.
+    * ``supports_range``: ``get_range`` reads only the requested bytes (it is
+      always *correct*; without the flag it may read the whole object).
+    """
+
+    @property
+    def url(self) -> str:
+        """The location, credentials stripped, for messages and cache keys."""
+        ...
+
+    @property
+    def supports_atomic_create(self) -> bool: ...
+
+    @property
+    def supports_range(self) -> bool: ...
+
+    def get(self, key: str) -> bytes:
+        """Return the whole object. Raises ``NotFoundError`` if absent."""
+        ...
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Return ``length`` bytes from ``start``.
+
+        Raises ``NotFoundError`` if absent. A range past the end returns the
+        bytes that exist (possibly fewer); callers check lengths.
+        """
+        ...
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``, replacing any object there.
+
+        Atomic: a concurrent reader sees either the old object, nothing, or all
+        of ``data``, never a prefix.
+        """
+        ...
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create ``key`` with ``data`` only if no object exists there.
+
+        Returns True if this call created it, False if an object already
+        existed (which is then left untouched). Exactly one of any number of
+        concurrent callers gets True, and the object holds the winner's bytes.
+        """
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key`` (never a cached answer)."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object. Removing an absent key is not an error."""
+        ...
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Yield every key that starts with ``prefix``, in sorted order.
+
+        ``prefix`` is a key prefix, not necessarily a whole segment. Listings
+        are never served from a cache: a key written by another client is seen.
+        """
+        ...
+
+    def stat(self, key: str) -> ObjectInfo:
+        """Size of one object. Raises ``NotFoundError`` if absent."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and event loops. Idempotent."""
+        ...
+
+
+def check_key(key: str) -> str:
+    """Reject keys that could escape the backend root or alias another key.
+
+    Why: keys are joined onto filesystem paths and bucket prefixes; ``..``, an
+    absolute path or an empty segment could read or overwrite outside the store.
+    """
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+        raise InvalidInputError(f"invalid storage key {key!r}: keys are relative POSIX paths")
+    for part in key.split("/"):
+        if part in ("", ".", ".."):
+            raise InvalidInputError(
+                f"invalid storage key {key!r}: empty, '.' or '..' segments are not allowed"
+            )
+    return key

@@ -1,0 +1,76 @@
+"""Argument parsing, output and the one error handler of the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from artifactstore import __version__
+from artifactstore.cli import commands
+from artifactstore.errors import ArtifactStoreError
+
+__all__ = ["main"]
+
+Handler = Callable[[argparse.Namespace], Any]
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", metavar="URL", default=argparse.SUPPRESS,
+                        help="store URL (default: $ARTIFACTSTORE_URL, else the per-user store)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print one JSON document for scripts")
+    common.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars or chatter")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks")
+    parser = argparse.ArgumentParser(
+        prog="artifactstore", parents=[common],
+        description="Content-addressed versioning of ML datasets and models.")
+    parser.add_argument("--version", action="version", version=f"artifactstore {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("init", commands.init, "create a store (or show the existing one)")
+    p.add_argument("url", nargs="?", help="where to create it (default: --store or the default)")
+    add("info", commands.info, "show a store's format, chunking and size")
+    add("verify", commands.verify, "read every pack and check every blob against its id")
+    p = add("demo", commands.demo, "store a dataset and a model, edit and re-store, verify")
+    p.add_argument("--dataset-mib", type=int, default=32)
+    p.add_argument("--model-mib", type=int, default=64)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    for flag in ("store", "json", "quiet", "debug"):
+        if not hasattr(args, flag):
+            setattr(args, flag, None if flag == "store" else False)
+    try:
+        result = args.handler(args)
+    except ArtifactStoreError as exc:
+        if args.debug:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        if args.json:
+            print(json.dumps({"error": type(exc).__name__, "message": message,
+                              "exit_code": exc.exit_code}))
+        print(f"artifactstore: error: {message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("artifactstore: interrupted; nothing partial was committed", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

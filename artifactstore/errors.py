@@ -1,0 +1,129 @@
+"""The one exception root of artifactstore and its families.
+
+Every error a user can meet is an :class:`ArtifactStoreError`. Each family also
+inherits the builtin it resembles (``NotFoundError`` is a ``FileNotFoundError``)
+so callers that already catch builtins keep working, and each carries the
+process exit code the CLI returns for it (``exit_code``). Messages are one line
+that names the problem and says what to do.
+
+Vendor exceptions (``OSError`` from the OS, botocore, gcsfs ``HttpError``) are
+mapped to these classes at the backend boundary and never reach users raw.
+
+Exit codes are part of the public contract (documented in ``docs/design.md``):
+
+====  =========================  =============================================
+code  class                      meaning
+====  =========================  =============================================
+1     ArtifactStoreError         any other failure
+2     InvalidInputError          bad argument, name, path or value
+3     NotFoundError              object, artifact, alias or path does not exist
+4     AlreadyExistsError         a create-only object already exists
+5     IntegrityError             stored bytes do not match their id / are damaged
+6     FormatError                unknown store format version or mandatory feature
+7     BackendError               the storage backend failed (I/O, network)
+8     ReadOnlyError              a write was attempted through a read-only view
+9     ConfigurationError         bad configuration, unknown scheme, missing extra
+10    ConflictError              a concurrent writer won a race; retry
+11    StorageFullError           the backend is out of space
+====  =========================  =============================================
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExistsError",
+    "ArtifactStoreError",
+    "BackendError",
+    "BackendUnavailableError",
+    "ConfigurationError",
+    "ConflictError",
+    "FormatError",
+    "IntegrityError",
+    "InvalidInputError",
+    "MissingExtraError",
+    "NotFoundError",
+    "ReadOnlyError",
+    "StorageFullError",
+    "TransientBackendError",
+]
+
+
+class ArtifactStoreError(Exception):
+    """Root of every error raised by artifactstore."""
+
+    exit_code: int = 1
+
+
+class InvalidInputError(ArtifactStoreError, ValueError):
+    """An argument, name, path or value is not acceptable."""
+
+    exit_code = 2
+
+
+class NotFoundError(ArtifactStoreError, FileNotFoundError):
+    """The requested object, artifact, alias or path does not exist."""
+
+    exit_code = 3
+
+
+class AlreadyExistsError(ArtifactStoreError, FileExistsError):
+    """A create-only object already exists."""
+
+    exit_code = 4
+
+
+class IntegrityError(ArtifactStoreError):
+    """Stored bytes are damaged or do not match the id they are stored under."""
+
+    exit_code = 5
+
+
+class FormatError(ArtifactStoreError):
+    """The store uses a format version or mandatory feature this client does not know."""
+
+    exit_code = 6
+
+
+class BackendError(ArtifactStoreError, OSError):
+    """The storage backend failed; ``transient`` says whether a retry may help."""
+
+    exit_code = 7
+    transient: bool = False
+
+
+class TransientBackendError(BackendError):
+    """A backend failure that may succeed when retried (timeouts, throttling, 5xx)."""
+
+    transient = True
+
+
+class BackendUnavailableError(BackendError):
+    """The backend cannot be reached at all (connection refused, DNS, no bucket)."""
+
+
+class ReadOnlyError(ArtifactStoreError, PermissionError):
+    """A write was attempted through a read-only backend or store."""
+
+    exit_code = 8
+
+
+class ConfigurationError(ArtifactStoreError):
+    """The configuration or store URL is not usable."""
+
+    exit_code = 9
+
+
+class MissingExtraError(ConfigurationError, ImportError):
+    """An optional dependency needed for a backend is not installed."""
+
+
+class ConflictError(ArtifactStoreError):
+    """A concurrent writer won a race for the same name; retrying resolves it."""
+
+    exit_code = 10
+
+
+class StorageFullError(BackendError):
+    """The backend has no space left."""
+
+    exit_code = 11

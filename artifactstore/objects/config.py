@@ -1,0 +1,141 @@
+"""The store config object (docs/design.md §3).
+
+Vocabulary: the *config* is the one object at the store root that says how to
+read and write everything else: format version, chunker parameters, pack target,
+compression and feature flags. It is created once with ``put_if_absent`` and
+never changes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from artifactstore import encoding
+from artifactstore.backends.base import Backend
+from artifactstore.chunking import ChunkerParams
+from artifactstore.errors import FormatError, InvalidInputError, NotFoundError
+from artifactstore.objects.envelope import Compression, Kind, open_envelope, seal
+from artifactstore.objects.layout import CONFIG_KEY
+
+__all__ = ["FORMAT_VERSION", "KNOWN_FEATURES", "StoreConfig", "create_or_load", "load"]
+
+FORMAT_VERSION = 1
+# Features this client implements; a store may require any of them.
+KNOWN_FEATURES: frozenset[str] = frozenset()
+DEFAULT_PACK_TARGET = 16 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """The decoded config object."""
+
+    store_id: str
+    created_at: str
+    chunker: ChunkerParams = field(default_factory=ChunkerParams)
+    pack_target: int = DEFAULT_PACK_TARGET
+    compression: Compression = field(default_factory=Compression)
+    mandatory_features: tuple[str, ...] = ()
+    optional_features: tuple[str, ...] = ()
+    format: int = FORMAT_VERSION
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not 4096 <= self.pack_target <= 1 << 30:
+            raise InvalidInputError(
+                f"pack target {self.pack_target} out of range: use 4 KiB .. 1 GiB"
+            )
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        chunker: ChunkerParams | None = None,
+        pack_target: int = DEFAULT_PACK_TARGET,
+        compression: Compression | None = None,
+    ) -> StoreConfig:
+        return cls(
+            store_id=secrets.token_hex(16),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            chunker=chunker or ChunkerParams(),
+            pack_target=pack_target,
+            compression=compression or Compression(),
+        )
+
+    def to_bytes(self) -> bytes:
+        body = {
+            **self.extra,
+            "format": self.format,
+            "store_id": self.store_id,
+            "created_at": self.created_at,
+            "chunker": self.chunker.to_dict(),
+            "pack_target": self.pack_target,
+            "compression": self.compression.to_dict(),
+            "features": {
+                "mandatory": list(self.mandatory_features),
+                "optional": list(self.optional_features),
+            },
+        }
+        return seal(Kind.CONFIG, encoding.pack(body))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, where: str) -> StoreConfig:
+        _, plaintext = open_envelope(
+            data, expected_kind=Kind.CONFIG, raw_length=None, what=f"config of {where}"
+        )
+        body = encoding.unpack(plaintext, what=f"config of {where}")
+        if not isinstance(body, dict):
+            raise FormatError(f"config of {where} is not a map: the store is damaged")
+        fmt = body.get("format")
+        if fmt != FORMAT_VERSION:
+            raise FormatError(
+                f"store at {where} uses format {fmt!r}; this artifactstore reads format "
+                f"{FORMAT_VERSION}: upgrade artifactstore to open it"
+            )
+        features = body.get("features") or {}
+        mandatory = tuple(features.get("mandatory") or ())
+        unknown = sorted(set(mandatory) - KNOWN_FEATURES)
+        if unknown:
+            raise FormatError(
+                f"store at {where} requires features this artifactstore lacks: "
+                f"{', '.join(unknown)}; upgrade artifactstore to open it"
+            )
+        known = {"format", "store_id", "created_at", "chunker", "pack_target",
+                 "compression", "features"}
+        try:
+            return cls(
+                store_id=str(body["store_id"]),
+                created_at=str(body["created_at"]),
+                chunker=ChunkerParams.from_dict(body["chunker"]),
+                pack_target=int(body["pack_target"]),
+                compression=Compression(**body["compression"]),
+                mandatory_features=mandatory,
+                optional_features=tuple(features.get("optional") or ()),
+                extra={k: v for k, v in body.items() if k not in known},
+            )
+        except (KeyError, TypeError, InvalidInputError) as exc:
+            raise FormatError(f"config of {where} is damaged or incomplete: {exc}") from None
+
+
+def load(backend: Backend) -> StoreConfig:
+    """Read the config; ``NotFoundError`` says how to create a store."""
+    try:
+        data = backend.get(CONFIG_KEY)
+    except NotFoundError:
+        raise NotFoundError(
+            f"no artifactstore at {backend.url}: create one with 'artifactstore init'"
+        ) from None
+    return StoreConfig.from_bytes(data, where=backend.url)
+
+
+def create_or_load(backend: Backend, wanted: StoreConfig) -> tuple[StoreConfig, bool]:
+    """Create the config if the store has none; returns ``(config, created)``.
+
+    Two clients initialising at once: one wins ``put_if_absent``, the other
+    reads and uses the winner's config.
+    """
+    if backend.put_if_absent(CONFIG_KEY, wanted.to_bytes()):
+        return wanted, True
+    return load(backend), False

@@ -1,0 +1,443 @@
+"""The object store: content-addressed blobs in packs on a backend.
+
+Vocabulary: *writing* a blob seals it (design §4) into the open pack unless the
+merged index or this session already holds its id (*dedup*); a full pack is
+uploaded in the background; *flushing* closes the open pack, waits for every
+upload and then writes the index objects that list them (design §7: packs before
+index). Until a flush succeeds, blobs written in this session are *pending*:
+they deduplicate later writes of this session only, and are forgotten if the
+flush fails, so nothing ever points at a pack that did not fully land.
+
+Reading locates a blob in the merged index, range-reads its envelope out of the
+pack and verifies it against its id.
+
+An ``ObjectStore`` is used from one thread; its I/O concurrency is internal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Self
+
+from artifactstore.backends.base import Backend
+from artifactstore.chunking import iter_chunks
+from artifactstore.digest import Digest, Hasher, hash_bytes
+from artifactstore.errors import ArtifactStoreError, IntegrityError, NotFoundError
+from artifactstore.objects import config as config_mod
+from artifactstore.objects.blobrefs import ChunkRef, FileRef, WriteStats
+from artifactstore.objects.config import StoreConfig
+from artifactstore.objects.envelope import Kind, open_envelope, seal
+from artifactstore.objects.index import BlobLocation, MergedIndex, encode_indexes
+from artifactstore.objects.layout import (
+    PLAIN_DOMAIN,
+    index_key,
+    index_prefix,
+    pack_key,
+    parse_id_key,
+)
+from artifactstore.objects.packs import BlobEntry, FinishedPack, PackBuilder
+
+__all__ = ["ObjectStore", "default_cache_dir"]
+
+# Adjacent blobs of one pack are fetched in one range request when the gap
+# between them is small; a request never spans more than this many bytes.
+_COALESCE_GAP = 256 << 10
+_COALESCE_MAX = 16 << 20
+
+
+def default_cache_dir() -> Path:
+    """``$ARTIFACTSTORE_CACHE_DIR``, else ``$XDG_CACHE_HOME/artifactstore``, else ~/.cache."""
+    explicit = os.environ.get("ARTIFACTSTORE_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "artifactstore"
+
+
+class ObjectStore:
+    """Blobs of one key domain of one store."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: StoreConfig,
+        *,
+        domain: str = PLAIN_DOMAIN,
+        cache_dir: Path | None = None,
+        concurrency: int = 8,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.backend = backend
+        self.config = config
+        self.domain = domain
+        self.stats = WriteStats()
+        self._concurrency = concurrency
+        cache_root = cache_dir if cache_dir is not None else default_cache_dir()
+        # The cache is named by store id and location, so two stores never share one.
+        where = hashlib.sha256(backend.url.encode()).hexdigest()[:16]
+        self._index = MergedIndex(
+            cache_root / "index" / f"{config.store_id}-{where}" / f"{domain}.idx"
+        )
+        self._index_loaded = False
+        self._pool = ThreadPoolExecutor(max_workers=concurrency,
+                                        thread_name_prefix="artifactstore-io")
+        # Bounds memory: at most this many finished packs wait for upload.
+        self._upload_slots = threading.BoundedSemaphore(concurrency)
+        self._builder = PackBuilder()
+        self._pending: set[bytes] = set()
+        self._uploads: list[Future[FinishedPack]] = []
+        self._closed = False
+
+    # -- opening -----------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        backend: Backend,
+        *,
+        create: StoreConfig | None = None,
+        domain: str = PLAIN_DOMAIN,
+        cache_dir: Path | None = None,
+        concurrency: int = 8,
+    ) -> ObjectStore:
+        """Open the store at ``backend``; with ``create``, initialise it if absent."""
+        if create is not None:
+            config, _ = config_mod.create_or_load(backend, create)
+        else:
+            config = config_mod.load(backend)
+        return cls(backend, config, domain=domain, cache_dir=cache_dir,
+                   concurrency=concurrency)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+            self._shutdown()
+
+    def close(self) -> None:
+        """Flush and release the I/O pool (the backend stays open: the caller owns it)."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- writing -----------------------------------------------------------------
+
+    def blob_id(self, plaintext: bytes | memoryview) -> Digest:
+        """The id of ``plaintext`` in this domain."""
+        return hash_bytes(plaintext)
+
+    def write_file(self, stream: BinaryIO) -> FileRef:
+        """Chunk, deduplicate and store a stream of any size in bounded memory."""
+        hasher = Hasher()
+        chunks: list[ChunkRef] = []
+        size = 0
+        for chunk in iter_chunks(stream, self.config.chunker):
+            hasher.update(chunk)
+            size += len(chunk)
+            chunk_id = self._store(Kind.CHUNK, chunk)
+            chunks.append(ChunkRef(chunk_id, len(chunk)))
+        return FileRef(hasher.digest(), size, tuple(chunks))
+
+    def write_bytes(self, data: bytes) -> FileRef:
+        """``write_file`` for bytes already in memory."""
+        import io
+
+        return self.write_file(io.BytesIO(data))
+
+    def put_blob(self, kind: Kind, plaintext: bytes) -> Digest:
+        """Store one structured blob (a tree node, a manifest root) and return its id."""
+        return self._store(kind, plaintext)
+
+    def _store(self, kind: Kind, plaintext: bytes | memoryview) -> Digest:
+        self._check_open()
+        self._ensure_index()
+        blob_id = self.blob_id(plaintext)
+        self.stats.bytes_in += len(plaintext)
+        if blob_id.raw in self._pending or blob_id in self._index:
+            self.stats.blobs_deduplicated += 1
+            return blob_id
+        envelope = seal(kind, plaintext, self.config.compression)
+        self._builder.add(blob_id, kind, envelope, len(plaintext))
+        self._pending.add(blob_id.raw)
+        self.stats.blobs_new += 1
+        self.stats.bytes_new += len(plaintext)
+        self.stats.bytes_stored += len(envelope)
+        if self._builder.size >= self.config.pack_target:
+            self._close_pack()
+        return blob_id
+
+    def _close_pack(self) -> None:
+        if not len(self._builder):
+            return
+        self._raise_failed_upload()
+        pack = self._builder.finish()
+        self._upload_slots.acquire()
+        try:
+            future = self._pool.submit(self._upload_pack, pack)
+        except BaseException:
+            self._upload_slots.release()
+            raise
+        future.add_done_callback(lambda _: self._upload_slots.release())
+        self._uploads.append(future)
+
+    def _upload_pack(self, pack: FinishedPack) -> FinishedPack:
+        self.backend.put(pack_key(self.domain, pack.id), pack.data)
+        return FinishedPack(pack.id, b"", pack.entries)  # free the bytes early
+
+    def _raise_failed_upload(self) -> None:
+        for future in self._uploads:
+            if future.done() and future.exception() is not None:
+                self.abort()
+                raise _upload_error(future)
+
+    def flush(self) -> None:
+        """Make every blob written so far durable and findable (design §7).
+
+        Packs first, then the index objects that list them. On failure nothing
+        written since the last flush is referenced, and the error is raised.
+        """
+        self._check_open()
+        self._close_pack()
+        uploads, self._uploads = self._uploads, []
+        finished: list[FinishedPack] = []
+        first_error: BaseException | None = None
+        for future in uploads:
+            try:
+                finished.append(future.result())
+            except BaseException as exc:  # collect, then fail after all settled
+                first_error = first_error or exc
+        if first_error is not None:
+            self.abort()
+            raise _as_store_error(first_error)
+        if not finished:
+            return
+        written: list[Digest] = []
+        try:
+            for index_id, data in encode_indexes(
+                ((p.id, p.entries) for p in finished), self.config.compression
+            ):
+                self.backend.put(index_key(self.domain, index_id), data)
+                written.append(index_id)
+        except BaseException:
+            self.abort()
+            raise
+        for pack in finished:
+            self._index.add_pack(pack.id, pack.entries)
+            self.stats.packs_written += 1
+        for index_id in written:
+            self._index.note_written(index_id)
+            self.stats.indexes_written += 1
+        self._pending.clear()
+        self._index.save()
+
+    def abort(self) -> None:
+        """Forget everything written since the last flush (its packs become garbage)."""
+        for future in self._uploads:
+            future.cancel()
+        for future in self._uploads:
+            if not future.cancelled():
+                with contextlib.suppress(BaseException):
+                    future.result()
+        self._uploads = []
+        self._builder = PackBuilder()
+        self._pending.clear()
+
+    # -- reading -----------------------------------------------------------------
+
+    def refresh_index(self) -> int:
+        """Merge index objects written by others since the last look; returns how many."""
+        listed = []
+        for key in self.backend.list(index_prefix(self.domain)):
+            index_id = parse_id_key(key)
+            if index_id is not None:
+                listed.append(index_id)
+        fetched = self._index.refresh(listed, self._fetch_indexes)
+        self._index_loaded = True
+        return fetched
+
+    def _fetch_indexes(self, ids: list[Digest]) -> Iterator[tuple[Digest, bytes]]:
+        keys = [index_key(self.domain, i) for i in ids]
+        yield from zip(ids, self._pool.map(self.backend.get, keys), strict=True)
+
+    def _ensure_index(self) -> None:
+        if not self._index_loaded:
+            self.refresh_index()
+
+    def has_blob(self, blob_id: Digest) -> bool:
+        self._ensure_index()
+        return blob_id in self._index or blob_id.raw in self._pending
+
+    def locate(self, blob_id: Digest) -> BlobLocation:
+        """Where a committed blob is; refreshes the index once before giving up."""
+        self._ensure_index()
+        if blob_id.raw in self._pending:
+            self.flush()
+        location = self._index.lookup(blob_id)
+        if location is None:
+            self.refresh_index()
+            location = self._index.lookup(blob_id)
+        if location is None:
+            raise NotFoundError(
+                f"blob {blob_id.hex} is not in the store at {self.backend.url}: "
+                "it was never written or has been garbage-collected"
+            )
+        return location
+
+    def read_blob(self, blob_id: Digest) -> bytes:
+        """The verified plaintext of one blob."""
+        location = self.locate(blob_id)
+        data = self.backend.get_range(
+            pack_key(self.domain, location.pack), location.offset, location.length
+        )
+        return self._verified(blob_id, location, data)
+
+    def _verified(self, blob_id: Digest, location: BlobLocation, data: bytes) -> bytes:
+        what = f"blob {blob_id.hex} in pack {pack_key(self.domain, location.pack)}"
+        if len(data) != location.length:
+            raise IntegrityError(
+                f"{what} is truncated ({len(data)} of {location.length} bytes at offset "
+                f"{location.offset}): the pack is damaged; run 'artifactstore verify'"
+            )
+        _, plaintext = open_envelope(
+            data, expected_kind=location.kind, raw_length=location.raw_length, what=what
+        )
+        if self.blob_id(plaintext) != blob_id:
+            raise IntegrityError(
+                f"{what} does not match its id: the pack is damaged; run 'artifactstore verify'"
+            )
+        return plaintext
+
+    def read_blobs(self, ids: Iterable[Digest]) -> Iterator[tuple[Digest, bytes]]:
+        """Verified blobs in the order asked, fetched concurrently.
+
+        Neighbouring blobs of one pack are read with one range request; at most
+        ``concurrency`` requests are in flight, so memory stays bounded.
+        """
+        window: list[Future[list[tuple[Digest, bytes]]]] = []
+        for group in self._coalesce(ids):
+            window.append(self._pool.submit(self._read_group, group))
+            if len(window) >= self._concurrency:
+                yield from window.pop(0).result()
+        for future in window:
+            yield from future.result()
+
+    def _coalesce(
+        self, ids: Iterable[Digest]
+    ) -> Iterator[list[tuple[Digest, BlobLocation]]]:
+        group: list[tuple[Digest, BlobLocation]] = []
+        for blob_id in ids:
+            loc = self.locate(blob_id)
+            if group:
+                first, last = group[0][1], group[-1][1]
+                end = last.offset + last.length
+                if (
+                    loc.pack != last.pack
+                    or not end <= loc.offset <= end + _COALESCE_GAP
+                    or loc.offset + loc.length - first.offset > _COALESCE_MAX
+                ):
+                    yield group
+                    group = []
+            group.append((blob_id, loc))
+        if group:
+            yield group
+
+    def _read_group(
+        self, group: list[tuple[Digest, BlobLocation]]
+    ) -> list[tuple[Digest, bytes]]:
+        first, last = group[0][1], group[-1][1]
+        start = first.offset
+        data = self.backend.get_range(
+            pack_key(self.domain, first.pack), start, last.offset + last.length - start
+        )
+        view = memoryview(data)
+        return [
+            (blob_id, self._verified(
+                blob_id, loc, bytes(view[loc.offset - start : loc.offset - start + loc.length])
+            ))
+            for blob_id, loc in group
+        ]
+
+    def iter_file(self, ref: FileRef) -> Iterator[bytes]:
+        """The file's bytes chunk by chunk, every chunk verified against its id."""
+        size = 0
+        for chunk_ref, (_, data) in zip(
+            ref.chunks, self.read_blobs(c.id for c in ref.chunks), strict=True
+        ):
+            if len(data) != chunk_ref.length:
+                raise IntegrityError(
+                    f"chunk {chunk_ref.id.hex} has {len(data)} bytes, the file lists "
+                    f"{chunk_ref.length}"
+                )
+            size += len(data)
+            yield data
+        if size != ref.size:
+            raise IntegrityError(f"file {ref.digest.hex} read {size} bytes, expected {ref.size}")
+
+    def read_file(self, ref: FileRef) -> bytes:
+        """A whole file in memory (for small files; stream big ones with iter_file)."""
+        data = b"".join(self.iter_file(ref))
+        if hash_bytes(data) != ref.digest:
+            raise IntegrityError(f"file {ref.digest.hex} does not match its digest")
+        return data
+
+    def verify_pack(self, pack_id: Digest) -> tuple[BlobEntry, ...]:
+        """Read a whole pack, check it against its id and every blob in it."""
+        from artifactstore.objects.packs import read_trailer
+
+        key = pack_key(self.domain, pack_id)
+        data = self.backend.get(key)
+        if hash_bytes(data) != pack_id:
+            raise IntegrityError(
+                f"pack {key} does not match its id: it is damaged; restore it from a backup"
+            )
+        entries = read_trailer(data, what=f"pack {key}")
+        for e in entries:
+            loc = BlobLocation(pack_id, e.kind, e.offset, e.length, e.raw_length)
+            self._verified(e.id, loc, data[e.offset : e.offset + e.length])
+        return entries
+
+    @property
+    def index(self) -> MergedIndex:
+        self._ensure_index()
+        return self._index
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ArtifactStoreError("the object store is closed: open the store again")
+
+
+def _upload_error(future: Future[FinishedPack]) -> ArtifactStoreError:
+    exc = future.exception()
+    assert exc is not None
+    return _as_store_error(exc)
+
+
+def _as_store_error(exc: BaseException) -> ArtifactStoreError:
+    if isinstance(exc, ArtifactStoreError):
+        return exc
+    return ArtifactStoreError(f"upload failed: {exc}; nothing was committed, retry")

@@ -1,0 +1,108 @@
+"""Opening stores by URL and whole-store maintenance over the object store.
+
+Vocabulary: the *store URL* names where a store lives (a local path,
+``s3://bucket/prefix``, ``gs://…``, ``memory://…``). When no URL is given, the
+one in ``ARTIFACTSTORE_URL`` is used, else the per-user default local store.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from artifactstore.backends import open_backend
+from artifactstore.backends.retry import RetryingBackend
+from artifactstore.chunking import ChunkerParams
+from artifactstore.digest import Digest
+from artifactstore.errors import ArtifactStoreError
+from artifactstore.objects.config import StoreConfig
+from artifactstore.objects.layout import pack_prefix, parse_id_key
+from artifactstore.objects.store import ObjectStore
+
+__all__ = ["VerifyReport", "default_store_url", "open_objects", "resolve_url", "verify_objects"]
+
+
+def default_store_url() -> str:
+    """The per-user default local store (``$XDG_DATA_HOME/artifactstore/store``)."""
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return str(base / "artifactstore" / "store")
+
+
+def resolve_url(url: str | None) -> str:
+    """Explicit URL, else ``ARTIFACTSTORE_URL``, else the per-user default."""
+    return url or os.environ.get("ARTIFACTSTORE_URL") or default_store_url()
+
+
+def open_objects(
+    url: str | None = None,
+    *,
+    create: bool = False,
+    chunker: ChunkerParams | None = None,
+    pack_target: int | None = None,
+    concurrency: int = 8,
+    cache_dir: Path | None = None,
+    **backend_options: Any,
+) -> ObjectStore:
+    """Open (or with ``create``, initialise) the object store at ``url``.
+
+    Transient backend failures are retried with backoff.
+    """
+    backend = RetryingBackend(open_backend(resolve_url(url), **backend_options))
+    wanted = None
+    if create:
+        options: dict[str, Any] = {"chunker": chunker}
+        if pack_target is not None:
+            options["pack_target"] = pack_target
+        wanted = StoreConfig.new(**options)
+    return ObjectStore.open(backend, create=wanted, concurrency=concurrency,
+                            cache_dir=cache_dir)
+
+
+@dataclass
+class VerifyReport:
+    """What a full verification read and found."""
+
+    packs_checked: int = 0
+    blobs_checked: int = 0
+    bytes_checked: int = 0
+    unindexed_packs: list[str] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.damaged
+
+
+def verify_objects(store: ObjectStore) -> VerifyReport:
+    """Read every pack, check it and each blob in it against their ids.
+
+    Damage is collected rather than raised so one report names every bad pack.
+    Packs no index lists (left by an interrupted write) are reported, not errors.
+    """
+    report = VerifyReport()
+    store.refresh_index()
+    indexed = set(store.index.packs)
+    listed: set[Digest] = set()
+    for key in store.backend.list(pack_prefix(store.domain)):
+        pack_id = parse_id_key(key)
+        if pack_id is None:
+            continue
+        listed.add(pack_id)
+        if pack_id not in indexed:
+            report.unindexed_packs.append(key)
+    for pack_id in sorted(indexed):
+        if pack_id not in listed:
+            report.damaged.append(f"pack {pack_id.hex} is indexed but missing")
+            continue
+        try:
+            entries = store.verify_pack(pack_id)
+        except ArtifactStoreError as exc:
+            report.damaged.append(str(exc))
+            continue
+        report.packs_checked += 1
+        report.blobs_checked += len(entries)
+        report.bytes_checked += sum(e.length for e in entries)
+    return report

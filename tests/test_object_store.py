@@ -1,0 +1,324 @@
+"""The object store: dedup, packs, index, verified reads, fault handling."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from artifactstore.backends import open_backend
+from artifactstore.backends.base import Backend
+from artifactstore.backends.faults import FaultInjectingBackend
+from artifactstore.backends.retry import RetryingBackend
+from artifactstore.chunking import ChunkerParams
+from artifactstore.digest import hash_bytes
+from artifactstore.errors import ArtifactStoreError, BackendError, IntegrityError, NotFoundError
+from artifactstore.objects.config import StoreConfig
+from artifactstore.objects.envelope import Kind
+from artifactstore.objects.index import decode_index
+from artifactstore.objects.layout import index_prefix, pack_prefix, parse_id_key
+from artifactstore.objects.store import ObjectStore
+from artifactstore.testing.data import RandomStream, random_bytes
+
+SMALL = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384)
+
+OpenStore = Callable[..., ObjectStore]
+
+
+@pytest.fixture(params=["memory", "local"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "memory":
+        return open_backend(f"memory://objects-{request.node.name}")
+    return open_backend(str(tmp_path / "store"))
+
+
+@pytest.fixture
+def open_store(tmp_path: Path) -> OpenStore:
+    def _open(backend: Backend, **kwargs: object) -> ObjectStore:
+        kwargs.setdefault("cache_dir", tmp_path / "cache")
+        config = StoreConfig.new(chunker=SMALL, pack_target=64 << 10)
+        return ObjectStore.open(backend, create=config, **kwargs)  # type: ignore[arg-type]
+
+    return _open
+
+
+def _keys(backend: Backend, prefix: str) -> list[str]:
+    return list(backend.list(prefix))
+
+
+def test_file_round_trip_and_digest_is_b3sum(backend: Backend, open_store: OpenStore) -> None:
+    data = random_bytes(300_000, seed=1)
+    with open_store(backend) as store:
+        ref = store.write_bytes(data)
+    assert ref.digest == hash_bytes(data)
+    assert ref.size == len(data)
+    assert len(ref.chunks) > 10
+    with open_store(backend) as store:
+        assert store.read_file(ref) == data
+        assert b"".join(store.iter_file(ref)) == data
+
+
+def test_empty_and_tiny_files(backend: Backend, open_store: OpenStore) -> None:
+    with open_store(backend) as store:
+        empty = store.write_bytes(b"")
+        tiny = store.write_bytes(b"x")
+    assert empty.chunks == ()
+    assert empty.size == 0
+    assert empty.digest == hash_bytes(b"")
+    assert len(tiny.chunks) == 1
+    with open_store(backend) as store:
+        assert store.read_file(empty) == b""
+        assert store.read_file(tiny) == b"x"
+
+
+def test_identical_content_is_stored_once(backend: Backend, open_store: OpenStore) -> None:
+    data = random_bytes(200_000, seed=2)
+    with open_store(backend) as store:
+        store.write_bytes(data)
+    packs_before = _keys(backend, pack_prefix("plain"))
+    index_before = _keys(backend, index_prefix("plain"))
+    with open_store(backend) as store:
+        store.write_bytes(data)
+        store.write_bytes(data)
+        assert store.stats.blobs_new == 0
+        assert store.stats.blobs_deduplicated > 0
+    assert _keys(backend, pack_prefix("plain")) == packs_before
+    assert _keys(backend, index_prefix("plain")) == index_before
+
+
+def test_dedup_within_one_session_before_flush(backend: Backend, open_store: OpenStore) -> None:
+    data = random_bytes(50_000, seed=3)
+    with open_store(backend) as store:
+        a = store.write_bytes(data)
+        b = store.write_bytes(data)
+        assert a == b
+        assert store.stats.blobs_new == len(a.chunks)
+
+
+def test_second_client_sees_new_index_objects(backend: Backend, tmp_path: Path,
+                                              open_store: OpenStore) -> None:
+    reader = open_store(backend, cache_dir=tmp_path / "reader-cache")
+    assert len(reader.index) == 0
+    with open_store(backend, cache_dir=tmp_path / "writer-cache") as writer:
+        ref = writer.write_bytes(random_bytes(100_000, seed=4))
+    # The reader's index is stale; a read refreshes it once before giving up.
+    assert reader.read_file(ref) == random_bytes(100_000, seed=4)
+    reader.close()
+
+
+def test_index_cache_avoids_refetching(backend: Backend, open_store: OpenStore) -> None:
+    with open_store(backend) as store:
+        store.write_bytes(random_bytes(100_000, seed=5))
+    with open_store(backend) as store:
+        assert store.refresh_index() == 0
+        assert len(store.index) > 0
+
+
+def test_damaged_index_cache_is_rebuilt(backend: Backend, tmp_path: Path,
+                                        open_store: OpenStore) -> None:
+    with open_store(backend) as store:
+        ref = store.write_bytes(random_bytes(100_000, seed=6))
+    for cache_file in (tmp_path / "cache").rglob("*.idx"):
+        cache_file.write_bytes(b"garbage")
+    with open_store(backend) as store:
+        assert store.read_file(ref) == random_bytes(100_000, seed=6)
+
+
+def test_structured_blobs(backend: Backend, open_store: OpenStore) -> None:
+    with open_store(backend) as store:
+        tree_id = store.put_blob(Kind.TREE, b"tree node bytes")
+    with open_store(backend) as store:
+        assert store.read_blob(tree_id) == b"tree node bytes"
+        assert store.has_blob(tree_id)
+
+
+def test_unknown_blob_is_not_found(backend: Backend, open_store: OpenStore) -> None:
+    with open_store(backend) as store, pytest.raises(NotFoundError, match="never written"):
+        store.read_blob(hash_bytes(b"nope"))
+
+
+def test_read_after_write_in_one_session_flushes(backend: Backend,
+                                                 open_store: OpenStore) -> None:
+    with open_store(backend) as store:
+        ref = store.write_bytes(b"fresh" * 1000)
+        assert store.read_file(ref) == b"fresh" * 1000
+
+
+def test_small_files_share_packs(backend: Backend, open_store: OpenStore) -> None:
+    with open_store(backend) as store:
+        for i in range(300):
+            store.write_bytes(random_bytes(2000, seed=100 + i))
+    packs = _keys(backend, pack_prefix("plain"))
+    # 300 x 2 KB = 600 KB in 64 KiB packs: about 10 packs, not 300 objects.
+    assert 5 <= len(packs) <= 12
+    assert len(_keys(backend, index_prefix("plain"))) == 1
+
+
+def test_many_blobs_split_index_objects(backend: Backend, open_store: OpenStore,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import artifactstore.objects.index as index_mod
+
+    monkeypatch.setattr(index_mod, "MAX_ENTRIES_PER_INDEX", 50)
+    with open_store(backend) as store:
+        for i in range(120):
+            store.write_bytes(random_bytes(100, seed=1000 + i))
+    keys = _keys(backend, index_prefix("plain"))
+    assert len(keys) == 3
+    counts = sorted(
+        sum(len(e) for _, e in decode_index(parse_id_key(k), backend.get(k)))  # type: ignore[arg-type]
+        for k in keys
+    )
+    assert counts == [20, 50, 50]
+
+
+def _one_pack(backend: Backend) -> str:
+    (key,) = _keys(backend, pack_prefix("plain"))
+    return key
+
+
+@pytest.mark.parametrize("where", [0.0, 0.1, 0.37, 0.5, 0.81, 0.99])
+def test_flipped_byte_in_pack_is_detected_naming_the_object(
+    backend: Backend, open_store: OpenStore, where: float
+) -> None:
+    data = random_bytes(40_000, seed=7)
+    with open_store(backend, concurrency=1) as store:
+        ref = store.write_bytes(data)
+    key = _one_pack(backend)
+    raw = bytearray(backend.get(key))
+    raw[int(len(raw) * where)] ^= 0x01
+    backend.put(key, bytes(raw))
+    with open_store(backend) as store:
+        pack_id = parse_id_key(key)
+        assert pack_id is not None
+        with pytest.raises(IntegrityError, match=key):
+            store.verify_pack(pack_id)
+        location = store.locate(ref.chunks[0].id)
+        flipped = int(len(raw) * where)
+        in_blobs = any(
+            (loc := store.locate(c.id)).offset <= flipped < loc.offset + loc.length
+            for c in ref.chunks
+        )
+        assert location.pack == pack_id
+        if in_blobs:
+            with pytest.raises(IntegrityError, match=key):
+                store.read_file(ref)
+        else:  # the flip sits in the trailer, which only verify_pack reads
+            assert store.read_file(ref) == data
+
+
+def test_every_blob_byte_flip_fails_the_read(backend: Backend, open_store: OpenStore) -> None:
+    with open_store(backend, concurrency=1) as store:
+        blob_id = store.put_blob(Kind.TREE, b"n" * 200)
+        location = store.locate(blob_id)
+    key = _one_pack(backend)
+    original = backend.get(key)
+    for pos in range(location.offset, location.offset + location.length, 7):
+        raw = bytearray(original)
+        raw[pos] ^= 0x80
+        backend.put(key, bytes(raw))
+        with open_store(backend) as store, pytest.raises(IntegrityError, match=blob_id.hex):
+            store.read_blob(blob_id)
+
+
+def test_truncated_pack_read_is_an_integrity_error(backend: Backend,
+                                                   open_store: OpenStore) -> None:
+    with open_store(backend, concurrency=1) as store:
+        ref = store.write_bytes(random_bytes(30_000, seed=8))
+    key = _one_pack(backend)
+    backend.put(key, backend.get(key)[:1000])
+    with open_store(backend) as store, pytest.raises(IntegrityError, match="truncated"):
+        store.read_file(ref)
+
+
+def test_transient_faults_are_retried_and_everything_reads_back(
+    tmp_path: Path, open_store: OpenStore
+) -> None:
+    inner = open_backend(str(tmp_path / "flaky"))
+    flaky = RetryingBackend(FaultInjectingBackend(inner, transient_rate=0.1, seed=42),
+                            attempts=8, base_delay=0.0)
+    files = {i: random_bytes(500 + 97 * i, seed=2000 + i) for i in range(200)}
+    with open_store(flaky) as store:
+        refs = {i: store.write_bytes(data) for i, data in files.items()}
+    with open_store(flaky, cache_dir=tmp_path / "fresh-cache") as store:
+        for i, ref in refs.items():
+            assert store.read_file(ref) == files[i]
+    faults = flaky.inner
+    assert isinstance(faults, FaultInjectingBackend)
+    assert sum(faults.faults.values()) > 20  # the run really met faults
+
+
+def test_permanent_failure_mid_write_leaves_no_dangling_index(
+    tmp_path: Path, open_store: OpenStore
+) -> None:
+    inner = open_backend(str(tmp_path / "dying"))
+    open_store(inner).close()  # config exists
+    dying = FaultInjectingBackend(inner, fail_permanently_after=6)
+    store = open_store(dying, concurrency=2)
+    def write_all() -> None:
+        for i in range(100):
+            store.write_bytes(random_bytes(5000, seed=3000 + i))
+        store.flush()
+
+    with pytest.raises(BackendError) as info:
+        write_all()
+    message = str(info.value)
+    assert "\n" not in message
+    assert "put" in message
+    store._shutdown()
+    # Every index entry points at a complete pack that verifies.
+    check = open_store(inner, cache_dir=tmp_path / "check-cache")
+    packs_listed = {parse_id_key(k) for k in _keys(inner, pack_prefix("plain"))}
+    assert packs_listed, "the failure should come after some packs landed"
+    assert check.index.packs == ()  # the flush failed, so no index lists them
+    for pack_id in check.index.packs:
+        assert pack_id in packs_listed
+        check.verify_pack(pack_id)
+    check.close()
+
+
+def test_truncated_upload_is_never_indexed(tmp_path: Path, open_store: OpenStore) -> None:
+    inner = open_backend(str(tmp_path / "trunc"))
+    open_store(inner).close()
+    truncating = FaultInjectingBackend(inner, truncate_writes={3})
+    store = open_store(truncating, concurrency=1)
+    def write_all() -> None:
+        for i in range(60):
+            store.write_bytes(random_bytes(5000, seed=4000 + i))
+        store.flush()
+
+    with pytest.raises(ArtifactStoreError, match="connection lost"):
+        write_all()
+    store._shutdown()
+    check = open_store(inner, cache_dir=tmp_path / "check-cache")
+    for pack_id in check.index.packs:
+        check.verify_pack(pack_id)
+    check.close()
+
+
+def test_closed_store_refuses_writes(backend: Backend, open_store: OpenStore) -> None:
+    store = open_store(backend)
+    store.close()
+    with pytest.raises(ArtifactStoreError, match="closed"):
+        store.write_bytes(b"late")
+
+
+def test_exception_in_with_block_commits_nothing(backend: Backend,
+                                                 open_store: OpenStore) -> None:
+    def user_code() -> None:
+        with open_store(backend) as store:
+            store.write_bytes(random_bytes(100_000, seed=9))
+            raise RuntimeError("user code failed")
+
+    with pytest.raises(RuntimeError):
+        user_code()
+    assert _keys(backend, index_prefix("plain")) == []
+
+
+def test_streaming_write_of_unknown_length(backend: Backend, open_store: OpenStore) -> None:
+    stream = io.BufferedReader(RandomStream(1_000_000, seed=10), buffer_size=1000)
+    with open_store(backend) as store:
+        ref = store.write_file(stream)
+    assert ref.size == 1_000_000
+    assert ref.digest == hash_bytes(random_bytes(1_000_000, seed=10))

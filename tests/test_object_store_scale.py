@@ -1,0 +1,96 @@
+"""Acceptance measurements of the storage engine at realistic sizes (issue 2).
+
+These move hundreds of MiB, so they are marked slow; they still run in CI.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from artifactstore.backends import open_backend
+from artifactstore.objects.config import StoreConfig
+from artifactstore.objects.store import ObjectStore
+from artifactstore.testing.data import csv_rows, edit_scattered, random_bytes
+
+pytestmark = pytest.mark.slow
+
+MiB = 1 << 20
+
+
+def _store(tmp_path: Path) -> ObjectStore:
+    return ObjectStore.open(open_backend(str(tmp_path / "store")), create=StoreConfig.new(),
+                            cache_dir=tmp_path / "cache")
+
+
+def _stored_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in (root / "store").rglob("*") if p.is_file())
+
+
+def test_scattered_edits_of_a_512mib_file_add_at_most_80mib(tmp_path: Path) -> None:
+    data = bytearray(random_bytes(512 * MiB, seed=11))
+    with _store(tmp_path) as store:
+        first = store.write_bytes(bytes(data))
+    after_first = _stored_bytes(tmp_path)
+    rewritten = edit_scattered(data, 0.05, 64 << 10, seed=12)
+    assert 25 * MiB <= rewritten <= 26 * MiB
+    with _store(tmp_path) as store:
+        second = store.write_bytes(bytes(data))
+        new_bytes = store.stats.bytes_stored
+    added = _stored_bytes(tmp_path) - after_first
+    assert first.digest != second.digest
+    print(f"\n5% scattered edit of 512 MiB added {added / MiB:.1f} MiB "
+          f"({new_bytes / MiB:.1f} MiB of blobs)")
+    assert added <= 80 * MiB
+
+
+def test_csv_compresses_below_45_percent(tmp_path: Path) -> None:
+    data = csv_rows(256 * MiB, seed=13)
+    with _store(tmp_path) as store:
+        ref = store.write_bytes(data)
+        assert store.read_file(ref) == data
+    ratio = _stored_bytes(tmp_path) / len(data)
+    print(f"\n256 MiB CSV stored as {ratio:.1%} of its size")
+    assert ratio < 0.45
+
+
+_RSS_SCRIPT = """
+import json, resource, sys, tempfile
+from pathlib import Path
+from artifactstore.backends import open_backend
+from artifactstore.objects.config import StoreConfig
+from artifactstore.objects.store import ObjectStore
+from artifactstore.testing.data import RandomStream
+size, root = int(sys.argv[1]), Path(sys.argv[2])
+store = ObjectStore.open(open_backend(str(root / "store")), create=StoreConfig.new(),
+                         cache_dir=root / "cache", concurrency=4)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with store:
+    ref = store.write_file(RandomStream(size, seed=5))
+total = 0
+for chunk in store.iter_file(ref):
+    total += len(chunk)
+assert total == size
+print(json.dumps({"before_kib": before,
+                  "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def _peak_rss_kib(size: int, root: Path) -> int:
+    root.mkdir()
+    out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(size), str(root)],
+                         check=True, capture_output=True, text=True).stdout
+    return int(json.loads(out)["peak_kib"])
+
+
+def test_peak_memory_does_not_grow_with_file_size(tmp_path: Path) -> None:
+    small = _peak_rss_kib(128 * MiB, tmp_path / "small")
+    large = _peak_rss_kib(2048 * MiB, tmp_path / "large")
+    print(f"\npeak RSS: 128 MiB file {small / 1024:.0f} MiB, 2 GiB file {large / 1024:.0f} MiB")
+    # A 16x larger file may not cost more than a little allocator noise.
+    assert large <= small + 48 * 1024
+    assert large < 400 * 1024

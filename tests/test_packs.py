@@ -1,0 +1,48 @@
+"""Pack building and trailers (design §5)."""
+
+from __future__ import annotations
+
+import pytest
+
+from artifactstore.digest import hash_bytes
+from artifactstore.errors import IntegrityError
+from artifactstore.objects.envelope import Kind, open_envelope, seal
+from artifactstore.objects.packs import PackBuilder, read_trailer
+
+
+def _pack(blobs: list[bytes]) -> tuple[bytes, list[bytes]]:
+    builder = PackBuilder()
+    for b in blobs:
+        builder.add(hash_bytes(b), Kind.CHUNK, seal(Kind.CHUNK, b, None), len(b))
+    pack = builder.finish()
+    assert pack.id == hash_bytes(pack.data)
+    assert len(builder) == 0
+    assert builder.size == 0
+    return pack.data, blobs
+
+
+def test_trailer_lists_every_blob_at_its_offset() -> None:
+    data, blobs = _pack([b"one", b"two" * 100, b""[:0] + b"three"])
+    entries = read_trailer(data, what="p")
+    assert [e.id for e in entries] == [hash_bytes(b) for b in blobs]
+    for e, b in zip(entries, blobs, strict=True):
+        _, plain = open_envelope(data[e.offset : e.offset + e.length], expected_kind=Kind.CHUNK,
+                                 raw_length=e.raw_length, what="b")
+        assert plain == b
+
+
+def test_empty_pack_has_a_readable_trailer() -> None:
+    assert read_trailer(PackBuilder().finish().data, what="p") == ()
+
+
+@pytest.mark.parametrize("cut", [1, 4, 8, 20])
+def test_truncated_pack_is_detected(cut: int) -> None:
+    data, _ = _pack([b"x" * 100, b"y" * 100])
+    with pytest.raises(IntegrityError, match="pack-x"):
+        read_trailer(data[:-cut], what="pack-x")
+
+
+def test_damaged_magic_is_detected() -> None:
+    data, _ = _pack([b"x" * 100])
+    with pytest.raises(IntegrityError, match="trailer"):
+        read_trailer(data[:-1] + b"!", what="p")
