@@ -17,7 +17,7 @@ from artifactstore.digest import hash_bytes
 from artifactstore.errors import IntegrityError
 from artifactstore.objects.store import ObjectStore
 from artifactstore.repository import open_objects, verify_objects
-from artifactstore.testing.data import csv_rows, edit_scattered, random_bytes
+from artifactstore.synthetic import csv_rows, edit_scattered, random_bytes
 
 __all__ = ["DemoStep", "run_demo"]
 
