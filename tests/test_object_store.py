@@ -322,3 +322,55 @@ def test_streaming_write_of_unknown_length(backend: Backend, open_store: OpenSto
         ref = store.write_file(stream)
     assert ref.size == 1_000_000
     assert ref.digest == hash_bytes(random_bytes(1_000_000, seed=10))
+
+
+class _RendezvousBackend:
+    """Delegates to ``inner``; the first ``parties`` calls of ``op`` wait for each other.
+
+    The barrier only opens when ``parties`` calls are in flight at once, so a
+    passing test proves the store really runs that many requests concurrently.
+    """
+
+    def __init__(self, inner: Backend, op: str, parties: int) -> None:
+        import threading
+
+        self._inner = inner
+        self._op = op
+        self._barrier = threading.Barrier(parties, timeout=10)
+        self._lock = threading.Lock()
+        self._waiting = parties
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self._inner, name)
+        if name != self._op:
+            return attr
+
+        def rendezvous(*args: object) -> object:
+            with self._lock:
+                wait = self._waiting > 0
+                self._waiting -= 1
+            if wait:
+                self._barrier.wait()
+            return attr(*args)  # type: ignore[operator]
+
+        return rendezvous
+
+
+def test_pack_uploads_run_concurrently(open_store: OpenStore) -> None:
+    inner = open_backend("memory://concurrent-uploads")
+    open_store(inner).close()
+    with open_store(_RendezvousBackend(inner, "put", 4), concurrency=4) as store:  # type: ignore[arg-type]
+        for i in range(8):
+            store.write_bytes(random_bytes(70_000, seed=5000 + i))
+    assert len(_keys(inner, pack_prefix("plain"))) >= 4
+
+
+def test_reads_of_several_packs_run_concurrently(open_store: OpenStore) -> None:
+    inner = open_backend("memory://concurrent-reads")
+    files = [random_bytes(70_000, seed=6000 + i) for i in range(4)]
+    with open_store(inner) as store:
+        refs = [store.write_bytes(f) for f in files]
+    chunk_ids = [c.id for ref in refs for c in ref.chunks]
+    with open_store(_RendezvousBackend(inner, "get_range", 3), concurrency=3) as store:  # type: ignore[arg-type]
+        blobs = dict(store.read_blobs(chunk_ids))
+    assert b"".join(blobs[c] for c in chunk_ids) == b"".join(files)
