@@ -26,7 +26,8 @@ then ``min_size`` to ``max_size`` bytes long; the last is 1 to ``max_size``.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Mapping
+import io
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Final, Protocol
 
@@ -168,29 +169,74 @@ def iter_chunks(
     # Each round reads at least max_size new bytes, so the buffer always holds
     # one complete chunk and every round makes progress.
     target = max(read_size, params.max_size)
-    carry = b""
+    readinto = readinto_of(stream)
+    carry: bytes | memoryview = b""
     eof = False
     while not eof:
-        parts = [carry] if carry else []
-        have = 0
-        while have < target:
-            part = stream.read(target - have)
-            if part is None:  # a non-blocking raw stream with no data yet
-                raise InvalidInputError("iter_chunks needs a blocking stream; read() returned None")
-            if not part:
-                eof = True
-                break
-            parts.append(part)
-            have += len(part)
-        buf = parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
-        del parts, part
-        carry = yield from _final_chunks(chunker, buf, eof, params.max_size)
-        del buf  # the consumer's chunks may keep it alive; this generator must not
+        if readinto is not None:
+            view, eof = _fill_readinto(readinto, carry, target)
+        else:
+            view, eof = _fill_read(stream, carry, target)
+        carry = yield from _final_chunks(chunker, view, eof, params.max_size)
+        del view  # the consumer's chunks may keep it alive; this generator must not
+
+
+def readinto_of(stream: Readable) -> Callable[[memoryview], int | None] | None:
+    """The stream's ``readinto`` if it really has one (``RawIOBase``'s default raises)."""
+    method = getattr(type(stream), "readinto", None)
+    if method is None or method is io.RawIOBase.readinto:
+        return None
+    bound: Callable[[memoryview], int | None] = getattr(stream, "readinto")  # noqa: B009
+    return bound
+
+
+def _fill_readinto(
+    readinto: Callable[[memoryview], int | None], carry: bytes | memoryview, target: int
+) -> tuple[memoryview, bool]:
+    """A fresh buffer holding ``carry`` then up to ``target`` bytes read in place.
+
+    Reading into a new buffer each round saves a copy of every byte, and since a
+    buffer is never written again once handed out, its read-only views are as
+    stable as ``bytes``.
+    """
+    buf = bytearray(len(carry) + target)
+    buf[: len(carry)] = carry
+    have = len(carry)
+    window = memoryview(buf)
+    eof = False
+    while have < len(buf):
+        n = readinto(window[have:])
+        if n is None:
+            raise InvalidInputError("iter_chunks needs a blocking stream; readinto() returned None")
+        if not n:
+            eof = True
+            break
+        have += n
+    window.release()
+    return memoryview(buf)[:have].toreadonly(), eof
+
+
+def _fill_read(stream: Readable, carry: bytes | memoryview, target: int) -> tuple[memoryview, bool]:
+    """Like :func:`_fill_readinto` for streams that only offer ``read``."""
+    parts: list[bytes | memoryview] = [carry] if len(carry) else []
+    have = 0
+    eof = False
+    while have < target:
+        part = stream.read(target - have)
+        if part is None:  # a non-blocking raw stream with no data yet
+            raise InvalidInputError("iter_chunks needs a blocking stream; read() returned None")
+        if not part:
+            eof = True
+            break
+        parts.append(part)
+        have += len(part)
+    buf = parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
+    return memoryview(buf).toreadonly(), eof
 
 
 def _final_chunks(
-    chunker: FastCDC, buf: bytes, eof: bool, max_size: int
-) -> Generator[memoryview, None, bytes]:
+    chunker: FastCDC, buf: memoryview, eof: bool, max_size: int
+) -> Generator[memoryview, None, memoryview]:
     """Yield the chunks of ``buf`` whose cut points are final; return the rest."""
     for chunk in chunker.cut_buf(buf):
         # FastCDC restarts its fingerprint at every chunk start and looks at most
@@ -199,4 +245,4 @@ def _final_chunks(
         if not eof and len(buf) - chunk.offset < max_size:
             return buf[chunk.offset :]
         yield chunk.data
-    return b""
+    return buf[:0]

@@ -10,6 +10,7 @@ from artifactstore.errors import IntegrityError
 from artifactstore.objects.envelope import (
     HEADER_SIZE,
     MAGIC,
+    AdaptiveSealer,
     Compression,
     Kind,
     open_envelope,
@@ -98,3 +99,19 @@ def test_damaged_compressed_payload_is_detected() -> None:
 def test_truncated_envelope() -> None:
     with pytest.raises(IntegrityError, match="truncated"):
         open_envelope(b"ASE", expected_kind=None, raw_length=None, what="b")
+
+
+def test_adaptive_sealer_stops_trying_on_incompressible_runs_and_recovers() -> None:
+    sealer = AdaptiveSealer(ZSTD, give_up_after=3, probe_every=4)
+    noise = [random_bytes(5000, seed=i) for i in range(7)]
+    text = b"a,b,c\n" * 1000
+
+    def flag(blob: bytes) -> int:
+        return sealer.seal_parts(Kind.CHUNK, blob)[0][6]
+
+    # Blobs 1-3 are tried and miss; 4-6 are not tried; 7 is a probe and misses.
+    assert [flag(n) for n in noise] == [0] * 7
+    # The next three are not tried even though they would compress...
+    assert [flag(text) for _ in range(3)] == [0, 0, 0]
+    # ...the probe after them finds compression pays, and it stays on.
+    assert [flag(text) for _ in range(3)] == [1, 1, 1]

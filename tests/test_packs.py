@@ -6,15 +6,15 @@ import pytest
 
 from artifactstore.digest import hash_bytes
 from artifactstore.errors import IntegrityError
-from artifactstore.objects.envelope import Kind, open_envelope, seal
-from artifactstore.objects.packs import PackBuilder, read_trailer
+from artifactstore.objects.envelope import Kind, open_envelope, seal_parts
+from artifactstore.objects.packs import PackBuilder, assemble, read_trailer
 
 
 def _pack(blobs: list[bytes]) -> tuple[bytes, list[bytes]]:
     builder = PackBuilder()
     for b in blobs:
-        builder.add(hash_bytes(b), Kind.CHUNK, seal(Kind.CHUNK, b, None), len(b))
-    pack = builder.finish()
+        builder.add(hash_bytes(b), Kind.CHUNK, *seal_parts(Kind.CHUNK, b, None), len(b))
+    pack = assemble(builder.take())
     assert pack.id == hash_bytes(pack.data)
     assert len(builder) == 0
     assert builder.size == 0
@@ -32,7 +32,7 @@ def test_trailer_lists_every_blob_at_its_offset() -> None:
 
 
 def test_empty_pack_has_a_readable_trailer() -> None:
-    assert read_trailer(PackBuilder().finish().data, what="p") == ()
+    assert read_trailer(assemble(PackBuilder().take()).data, what="p") == ()
 
 
 @pytest.mark.parametrize("cut", [1, 4, 8, 20])

@@ -17,7 +17,10 @@ import zstandard
 
 from artifactstore.errors import IntegrityError, InvalidInputError
 
-__all__ = ["HEADER_SIZE", "MAGIC", "Compression", "Kind", "open_envelope", "seal"]
+__all__ = [
+    "HEADER_SIZE", "MAGIC", "AdaptiveSealer", "Compression", "Kind", "open_envelope", "seal",
+    "seal_parts",
+]  # fmt: skip
 
 MAGIC = b"ASE1"
 VERSION = 1
@@ -86,6 +89,17 @@ def seal(
     kind: Kind, plaintext: bytes | memoryview, compression: Compression | None = None
 ) -> bytes:
     """Wrap ``plaintext`` in an envelope, compressed when it pays."""
+    header, payload = seal_parts(kind, plaintext, compression)
+    return header + payload
+
+
+def seal_parts(
+    kind: Kind, plaintext: bytes | memoryview, compression: Compression | None = None
+) -> tuple[bytes, bytes | memoryview]:
+    """``seal`` as ``(header, payload)``, so a pack can append them without a copy.
+
+    An uncompressed payload is ``plaintext`` itself, not a copy.
+    """
     flags = 0
     payload: bytes | memoryview = plaintext
     if compression is not None and compression.algorithm == "zstd" and len(plaintext) >= 64:
@@ -93,7 +107,40 @@ def seal(
         if len(packed) <= len(plaintext) * (1.0 - compression.min_saving):
             payload = packed
             flags |= FLAG_ZSTD
-    return _HEADER.pack(MAGIC, VERSION, int(kind), flags, 0) + payload
+    return _HEADER.pack(MAGIC, VERSION, int(kind), flags, 0), payload
+
+
+class AdaptiveSealer:
+    """Seals the blobs of one stream, giving up on compression where it never pays.
+
+    After ``give_up_after`` blobs in a row did not compress (model weights,
+    JPEGs, archives), only every ``probe_every``-th blob is tried until one
+    compresses again. Trying zstd on incompressible data costs as much as
+    hashing it; this keeps compression for compressible stretches of a file.
+    """
+
+    def __init__(self, compression: Compression | None, *, give_up_after: int = 4,
+                 probe_every: int = 16) -> None:
+        self._compression = compression
+        self._give_up_after = give_up_after
+        self._probe_every = probe_every
+        self._misses = 0
+        self._skip = 0
+
+    def seal_parts(
+        self, kind: Kind, plaintext: bytes | memoryview
+    ) -> tuple[bytes, bytes | memoryview]:
+        if self._skip > 0:
+            self._skip -= 1
+            return seal_parts(kind, plaintext, None)
+        header, payload = seal_parts(kind, plaintext, self._compression)
+        if header[6] & FLAG_ZSTD:
+            self._misses = 0
+        else:
+            self._misses += 1
+            if self._misses >= self._give_up_after:
+                self._skip = self._probe_every - 1
+        return header, payload
 
 
 def open_envelope(

@@ -19,7 +19,7 @@ from artifactstore import encoding
 from artifactstore.digest import Digest, hash_bytes
 from artifactstore.errors import ArtifactStoreError, IntegrityError
 from artifactstore.objects.envelope import Compression, Kind, open_envelope, seal
-from artifactstore.objects.packs import BlobEntry
+from artifactstore.objects.packs import BlobEntry, decode_records, encode_records
 
 __all__ = [
     "MAX_ENTRIES_PER_INDEX",
@@ -50,7 +50,7 @@ def encode_indexes(
     packs: Iterable[tuple[Digest, tuple[BlobEntry, ...]]], compression: Compression
 ) -> Iterator[tuple[Digest, bytes]]:
     """Index objects ``(id, bytes)`` for ``packs``, none listing more than the maximum."""
-    batch: list[list[object]] = []
+    batch: list[list[bytes]] = []
     count = 0
 
     def emit() -> tuple[Digest, bytes]:
@@ -58,13 +58,13 @@ def encode_indexes(
                     compression)
         return hash_bytes(data), data
 
-    for pack_id, entries in packs:
-        rows = [e.to_row() for e in entries]
-        while rows:
+    for pack_id, all_entries in packs:
+        entries = all_entries
+        while entries:
             room = MAX_ENTRIES_PER_INDEX - count
-            batch.append([pack_id.raw, rows[:room]])
-            count += len(rows[:room])
-            rows = rows[room:]
+            batch.append([pack_id.raw, encode_records(entries[:room])])
+            count += len(entries[:room])
+            entries = entries[room:]
             if count >= MAX_ENTRIES_PER_INDEX:
                 yield emit()
                 batch, count = [], 0
@@ -83,10 +83,9 @@ def decode_index(index_id: Digest, data: bytes) -> list[tuple[Digest, list[BlobE
         raise IntegrityError(f"{what} has an unknown layout")
     result = []
     try:
-        for pack_raw, rows in body["packs"]:
-            result.append((Digest(bytes(pack_raw)),
-                           [BlobEntry.from_row(r, what=what) for r in rows]))
-    except (KeyError, TypeError, ValueError, ArtifactStoreError) as exc:
+        for pack_raw, records in body["packs"]:
+            result.append((Digest(bytes(pack_raw)), decode_records(records, what=what)))
+    except (KeyError, TypeError, ValueError) as exc:
         raise IntegrityError(f"{what} is malformed: {exc}") from None
     return result
 

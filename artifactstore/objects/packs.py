@@ -3,24 +3,39 @@
 Vocabulary: a *pack* holds blob envelopes back to back, then a *trailer* (an
 envelope listing every blob with its offset), the trailer's length and a magic.
 A :class:`PackBuilder` collects sealed blobs until the pack target is reached;
-:func:`read_trailer` recovers the blob list from a pack's bytes alone.
+:func:`assemble` joins them into the pack's bytes (off the caller's thread if
+it likes); :func:`read_trailer` recovers the blob list from a pack alone.
+
+Blob lists (in trailers and index objects) are *records*: fixed 49-byte rows
+``id:32s kind:u8 offset:u64 length:u32 raw_length:u32``, little-endian.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, cast
 
 from artifactstore import encoding
 from artifactstore.digest import Digest, hash_bytes
 from artifactstore.errors import IntegrityError
 from artifactstore.objects.envelope import Kind, open_envelope, seal
 
-__all__ = ["PACK_MAGIC", "BlobEntry", "FinishedPack", "PackBuilder", "read_trailer"]
+__all__ = [
+    "PACK_MAGIC",
+    "BlobEntry",
+    "FinishedPack",
+    "PackBuilder",
+    "PendingPack",
+    "assemble",
+    "decode_records",
+    "encode_records",
+    "read_trailer",
+]
 
 PACK_MAGIC = b"ASP1"
 _TAIL = struct.Struct("<I4s")
+RECORD = struct.Struct("<32sBQII")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,25 +48,40 @@ class BlobEntry:
     length: int
     raw_length: int
 
-    def to_row(self) -> list[object]:
-        return [self.id.raw, int(self.kind), self.offset, self.length, self.raw_length]
 
-    @classmethod
-    def from_row(cls, row: object, *, what: str) -> BlobEntry:
+def encode_records(entries: Iterable[BlobEntry]) -> bytes:
+    pack = RECORD.pack
+    return b"".join(
+        pack(e.id.raw, int(e.kind), e.offset, e.length, e.raw_length) for e in entries
+    )
+
+
+def decode_records(data: bytes, *, what: str) -> list[BlobEntry]:
+    """Blob entries from records, each checked for a known kind and a sane range."""
+    if not isinstance(data, bytes) or len(data) % RECORD.size:
+        raise IntegrityError(f"{what} has a malformed blob list")
+    entries = []
+    for raw, kind, offset, length, raw_length in RECORD.iter_unpack(data):
         try:
-            blob_id, kind, offset, length, raw_length = cast(list[Any], row)
-            entry = cls(Digest(bytes(blob_id)), Kind(kind), int(offset), int(length),
-                        int(raw_length))
-        except (TypeError, ValueError) as exc:
-            raise IntegrityError(f"{what} has a malformed blob entry: {exc}") from None
-        if entry.offset < 0 or entry.length <= 0 or entry.raw_length < 0:
-            raise IntegrityError(f"{what} has an impossible blob entry for {entry.id.hex}")
-        return entry
+            entries.append(BlobEntry(Digest(raw), Kind(kind), offset, length, raw_length))
+        except ValueError:
+            raise IntegrityError(f"{what} lists blob {raw.hex()} of unknown kind {kind}") from None
+        if length <= 0:
+            raise IntegrityError(f"{what} lists blob {raw.hex()} with length 0")
+    return entries
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPack:
+    """Sealed blobs taken from a builder, not yet joined into one object."""
+
+    parts: tuple[bytes | memoryview, ...]
+    entries: tuple[BlobEntry, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class FinishedPack:
-    """A complete pack ready to upload."""
+    """A complete pack: its id, bytes (dropped after upload) and blob list."""
 
     id: Digest
     data: bytes
@@ -59,10 +89,10 @@ class FinishedPack:
 
 
 class PackBuilder:
-    """Appends sealed blobs; :meth:`finish` adds the trailer and names the pack."""
+    """Appends sealed blobs without copying them; :meth:`take` empties it."""
 
     def __init__(self) -> None:
-        self._parts: list[bytes] = []
+        self._parts: list[bytes | memoryview] = []
         self._entries: list[BlobEntry] = []
         self._size = 0
 
@@ -73,19 +103,29 @@ class PackBuilder:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def add(self, blob_id: Digest, kind: Kind, envelope: bytes, raw_length: int) -> None:
-        self._entries.append(BlobEntry(blob_id, kind, self._size, len(envelope), raw_length))
-        self._parts.append(envelope)
-        self._size += len(envelope)
+    def add(
+        self, blob_id: Digest, kind: Kind, header: bytes, payload: bytes | memoryview,
+        raw_length: int,
+    ) -> None:
+        length = len(header) + len(payload)
+        self._entries.append(BlobEntry(blob_id, kind, self._size, length, raw_length))
+        self._parts.append(header)
+        self._parts.append(payload)
+        self._size += length
 
-    def finish(self) -> FinishedPack:
-        trailer = seal(Kind.PACK_TRAILER, encoding.pack([e.to_row() for e in self._entries]))
-        self._parts.append(trailer)
-        self._parts.append(_TAIL.pack(len(trailer), PACK_MAGIC))
-        data = b"".join(self._parts)
-        entries = tuple(self._entries)
+    def take(self) -> PendingPack:
+        pending = PendingPack(tuple(self._parts), tuple(self._entries))
         self._parts, self._entries, self._size = [], [], 0
-        return FinishedPack(hash_bytes(data), data, entries)
+        return pending
+
+
+def assemble(pending: PendingPack) -> FinishedPack:
+    """Join the blobs, append the trailer, and name the pack by its hash."""
+    trailer = seal(Kind.PACK_TRAILER, encoding.pack(
+        {"version": 1, "blobs": encode_records(pending.entries)}
+    ))
+    data = b"".join((*pending.parts, trailer, _TAIL.pack(len(trailer), PACK_MAGIC)))
+    return FinishedPack(hash_bytes(data), data, pending.entries)
 
 
 def read_trailer(data: bytes, *, what: str) -> tuple[BlobEntry, ...]:
@@ -96,14 +136,14 @@ def read_trailer(data: bytes, *, what: str) -> tuple[BlobEntry, ...]:
     trailer_end = len(data) - _TAIL.size
     if magic != PACK_MAGIC or trailer_length > trailer_end:
         raise IntegrityError(f"{what} has a damaged pack trailer")
-    _, rows = open_envelope(
+    _, body = open_envelope(
         memoryview(data)[trailer_end - trailer_length : trailer_end],
         expected_kind=Kind.PACK_TRAILER, raw_length=None, what=f"trailer of {what}",
     )
-    decoded = encoding.unpack(rows, what=f"trailer of {what}")
-    if not isinstance(decoded, list):
-        raise IntegrityError(f"trailer of {what} is not a list")
-    entries = tuple(BlobEntry.from_row(r, what=what) for r in decoded)
+    decoded = encoding.unpack(body, what=f"trailer of {what}")
+    if not isinstance(decoded, dict) or decoded.get("version") != 1:
+        raise IntegrityError(f"trailer of {what} has an unknown layout")
+    entries = tuple(decode_records(decoded.get("blobs", b""), what=f"trailer of {what}"))
     for e in entries:
         if e.offset + e.length > trailer_end - trailer_length:
             raise IntegrityError(f"{what} lists blob {e.id.hex} beyond its data")

@@ -20,20 +20,20 @@ import contextlib
 import hashlib
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self
 
 from artifactstore.backends.base import Backend
-from artifactstore.chunking import iter_chunks
+from artifactstore.chunking import iter_chunks, readinto_of
 from artifactstore.digest import Digest, Hasher, hash_bytes
 from artifactstore.errors import ArtifactStoreError, IntegrityError, NotFoundError
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.blobrefs import ChunkRef, FileRef, WriteStats
 from artifactstore.objects.config import StoreConfig
-from artifactstore.objects.envelope import Kind, open_envelope, seal
+from artifactstore.objects.envelope import AdaptiveSealer, Kind, open_envelope, seal_parts
 from artifactstore.objects.index import BlobLocation, MergedIndex, encode_indexes
 from artifactstore.objects.layout import (
     PLAIN_DOMAIN,
@@ -42,7 +42,14 @@ from artifactstore.objects.layout import (
     pack_key,
     parse_id_key,
 )
-from artifactstore.objects.packs import BlobEntry, FinishedPack, PackBuilder
+from artifactstore.objects.packs import (
+    BlobEntry,
+    FinishedPack,
+    PackBuilder,
+    PendingPack,
+    assemble,
+    read_trailer,
+)
 
 __all__ = ["ObjectStore", "default_cache_dir"]
 
@@ -156,10 +163,12 @@ class ObjectStore:
         hasher = Hasher()
         chunks: list[ChunkRef] = []
         size = 0
-        for chunk in iter_chunks(stream, self.config.chunker):
-            hasher.update(chunk)
+        # The file digest is taken on the chunker's big reads, not per chunk:
+        # fewer, larger BLAKE3 updates run multi-threaded and copy nothing.
+        sealer = AdaptiveSealer(self.config.compression)
+        for chunk in iter_chunks(_hashing_reader(stream, hasher), self.config.chunker):
             size += len(chunk)
-            chunk_id = self._store(Kind.CHUNK, chunk)
+            chunk_id = self._store(Kind.CHUNK, chunk, sealer)
             chunks.append(ChunkRef(chunk_id, len(chunk)))
         return FileRef(hasher.digest(), size, tuple(chunks))
 
@@ -171,9 +180,11 @@ class ObjectStore:
 
     def put_blob(self, kind: Kind, plaintext: bytes) -> Digest:
         """Store one structured blob (a tree node, a manifest root) and return its id."""
-        return self._store(kind, plaintext)
+        return self._store(kind, plaintext, None)
 
-    def _store(self, kind: Kind, plaintext: bytes | memoryview) -> Digest:
+    def _store(
+        self, kind: Kind, plaintext: bytes | memoryview, sealer: AdaptiveSealer | None
+    ) -> Digest:
         self._check_open()
         self._ensure_index()
         blob_id = self.blob_id(plaintext)
@@ -181,12 +192,15 @@ class ObjectStore:
         if blob_id.raw in self._pending or blob_id in self._index:
             self.stats.blobs_deduplicated += 1
             return blob_id
-        envelope = seal(kind, plaintext, self.config.compression)
-        self._builder.add(blob_id, kind, envelope, len(plaintext))
+        if sealer is None:
+            header, payload = seal_parts(kind, plaintext, self.config.compression)
+        else:
+            header, payload = sealer.seal_parts(kind, plaintext)
+        self._builder.add(blob_id, kind, header, payload, len(plaintext))
         self._pending.add(blob_id.raw)
         self.stats.blobs_new += 1
         self.stats.bytes_new += len(plaintext)
-        self.stats.bytes_stored += len(envelope)
+        self.stats.bytes_stored += len(header) + len(payload)
         if self._builder.size >= self.config.pack_target:
             self._close_pack()
         return blob_id
@@ -195,7 +209,7 @@ class ObjectStore:
         if not len(self._builder):
             return
         self._raise_failed_upload()
-        pack = self._builder.finish()
+        pack = self._builder.take()
         self._upload_slots.acquire()
         try:
             future = self._pool.submit(self._upload_pack, pack)
@@ -205,7 +219,10 @@ class ObjectStore:
         future.add_done_callback(lambda _: self._upload_slots.release())
         self._uploads.append(future)
 
-    def _upload_pack(self, pack: FinishedPack) -> FinishedPack:
+    def _upload_pack(self, pending: PendingPack) -> FinishedPack:
+        # Joining and hashing here, in the I/O pool, overlaps them with chunking.
+        pack = assemble(pending)
+        del pending
         self.backend.put(pack_key(self.domain, pack.id), pack.data)
         return FinishedPack(pack.id, b"", pack.entries)  # free the bytes early
 
@@ -407,8 +424,6 @@ class ObjectStore:
 
     def verify_pack(self, pack_id: Digest) -> tuple[BlobEntry, ...]:
         """Read a whole pack, check it against its id and every blob in it."""
-        from artifactstore.objects.packs import read_trailer
-
         key = pack_key(self.domain, pack_id)
         data = self.backend.get(key)
         if hash_bytes(data) != pack_id:
@@ -429,6 +444,42 @@ class ObjectStore:
     def _check_open(self) -> None:
         if self._closed:
             raise ArtifactStoreError("the object store is closed: open the store again")
+
+
+class _HashingReader:
+    """Passes reads through, feeding every byte read to a hasher."""
+
+    def __init__(self, stream: BinaryIO, hasher: Hasher) -> None:
+        self._stream = stream
+        self._hasher = hasher
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        if data:
+            self._hasher.update(data)
+        return data
+
+
+class _HashingReaderInto(_HashingReader):
+    """The same for streams that can read into a caller's buffer (no copy)."""
+
+    def __init__(self, stream: BinaryIO, hasher: Hasher,
+                 readinto: Callable[[memoryview], int | None]) -> None:
+        super().__init__(stream, hasher)
+        self._readinto = readinto
+
+    def readinto(self, buffer: memoryview) -> int | None:
+        n = self._readinto(buffer)
+        if n:
+            self._hasher.update(buffer[:n])
+        return n
+
+
+def _hashing_reader(stream: BinaryIO, hasher: Hasher) -> _HashingReader:
+    readinto = readinto_of(stream)
+    if readinto is None:
+        return _HashingReader(stream, hasher)
+    return _HashingReaderInto(stream, hasher, readinto)
 
 
 def _upload_error(future: Future[FinishedPack]) -> ArtifactStoreError:
