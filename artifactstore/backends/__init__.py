@@ -1,0 +1,94 @@
+"""Storage backends: the narrow ``Backend`` contract, its adapters and wrappers.
+
+``open_backend(url, **options)`` is the one entry point the layers above use:
+
+=============================  ===========================================
+URL                            backend
+=============================  ===========================================
+``/path``, ``./rel``           :class:`LocalBackend` (options: create, fsync)
+``file:///path``               :class:`LocalBackend`
+``memory://name``              :class:`MemoryBackend` (process-wide registry)
+``s3://bucket/prefix``         S3 via s3fs (see :mod:`._s3` for options)
+``gs://bucket/prefix``         GCS via gcsfs (``gcs://`` too; :mod:`._gcs`)
+=============================  ===========================================
+
+Wrappers compose around any backend: :class:`RetryingBackend`,
+:class:`ReadOnlyBackend`, :class:`FaultInjectingBackend`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+from artifactstore.backends._endpoints import redact_url, take_options
+from artifactstore.backends.base import Backend, ObjectInfo, check_key
+from artifactstore.backends.faults import FaultInjectingBackend
+from artifactstore.backends.local import LocalBackend
+from artifactstore.backends.memory import MemoryBackend, drop_memory_store
+from artifactstore.backends.readonly import ReadOnlyBackend
+from artifactstore.backends.retry import RetryingBackend
+from artifactstore.errors import ConfigurationError
+
+__all__ = [
+    "SUPPORTED_SCHEMES",
+    "Backend",
+    "FaultInjectingBackend",
+    "LocalBackend",
+    "MemoryBackend",
+    "ObjectInfo",
+    "ReadOnlyBackend",
+    "RetryingBackend",
+    "check_key",
+    "drop_memory_store",
+    "open_backend",
+]
+
+#: URL schemes ``open_backend`` understands (a plain path needs none).
+SUPPORTED_SCHEMES = ("file", "memory", "s3", "gs", "gcs")
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_LOCAL_OPTIONS = frozenset({"create", "fsync"})
+
+
+def open_backend(url: str, **options: Any) -> Backend:
+    """Open the backend that holds the store at ``url``.
+
+    Raises ``ConfigurationError`` for an unknown scheme, an unknown option or
+    a plain-http endpoint off loopback (unless ``allow_insecure_http=True``),
+    and ``MissingExtraError`` when s3fs or gcsfs is not installed.
+    """
+    match = _SCHEME.match(url)
+    if match is None:
+        return LocalBackend(url, **take_options(options, _LOCAL_OPTIONS, "local"))
+    scheme = match.group(1).lower()
+    if scheme == "file":
+        return LocalBackend(_file_path(url), **take_options(options, _LOCAL_OPTIONS, "file://"))
+    if scheme == "memory":
+        take_options(options, frozenset(), "memory://")
+        return MemoryBackend(url[match.end() :].rstrip("/"))
+    if scheme == "s3":
+        from artifactstore.backends._s3 import open_s3
+
+        return open_s3(url, options)
+    if scheme in ("gs", "gcs"):
+        from artifactstore.backends._gcs import open_gcs
+
+        return open_gcs(url, options)
+    raise ConfigurationError(
+        f"unknown store URL scheme {scheme!r} in {redact_url(url)!r}; supported: "
+        "a local path, file://, memory://, s3://, gs:// (or gcs://)"
+    )
+
+
+def _file_path(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
+        raise ConfigurationError(
+            f"unsupported file URL {redact_url(url)!r}; expected file:///absolute/path"
+        )
+    if not parts.path:
+        raise ConfigurationError(f"file URL {url!r} has no path; expected file:///absolute/path")
+    return url2pathname(parts.path)

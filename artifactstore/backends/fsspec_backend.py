@@ -1,0 +1,224 @@
+"""Adapter from an fsspec object-store filesystem (s3fs, gcsfs) to ``Backend``.
+
+Vocabulary: the *root* is ``bucket/prefix``; key ``a/b`` is the object
+``<root>/a/b``. The filesystem object is private to this adapter: callers get
+bytes, ``str`` keys, :class:`ObjectInfo` and :mod:`artifactstore.errors`
+exceptions only.
+
+The adapter relies on three properties of the filesystems built by
+:mod:`._s3` and :mod:`._gcs`: listing and instance caches are off (every
+``exists``/``list`` asks the server), ``pipe_file(mode="create")`` is a
+server-side conditional write (S3 ``If-None-Match: *``, GCS
+``ifGenerationMatch=0``), and ``cat_file(start=, end=)`` is a ranged GET.
+A single-request put is atomic on both services: readers see the old object
+or the new one, never a prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from artifactstore.backends._errors import (
+    is_missing_bucket,
+    is_precondition_failed,
+    is_range_not_satisfiable,
+    mapped_errors,
+)
+from artifactstore.backends._keys import check_prefix, check_range, split_prefix
+from artifactstore.backends.base import ObjectInfo, check_key
+from artifactstore.errors import BackendError, InvalidInputError, NotFoundError
+
+__all__ = ["FsspecBackend"]
+
+
+class FsspecBackend:
+    """``Backend`` over an fsspec filesystem rooted at ``bucket/prefix``."""
+
+    def __init__(
+        self,
+        fs: Any,
+        root: str,
+        *,
+        url: str,
+        atomic_create: bool,
+        timeout: float | None = None,
+        read_options: Mapping[str, Any] | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        """Wrap ``fs`` (caches off) at ``root``.
+
+        ``url`` is the credential-free location shown in messages;
+        ``atomic_create`` states whether ``pipe_file(mode="create")`` is a
+        server-side condition; ``timeout`` is an optional deadline in seconds
+        for every call; ``read_options`` are extra ``cat_file`` arguments for
+        whole-object reads; ``on_close`` releases the filesystem's sessions.
+        """
+        self._fs: Any = fs
+        self._root = root.rstrip("/")
+        self._url = url
+        self._atomic_create = atomic_create
+        self._call_kw: dict[str, Any] = {"timeout": timeout} if timeout else {}
+        self._read_kw: dict[str, Any] = {**(read_options or {}), **self._call_kw}
+        self._on_close = on_close
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"FsspecBackend({self._url!r})"
+
+    @property
+    def url(self) -> str:
+        """The store URL without credentials."""
+        return self._url
+
+    @property
+    def supports_atomic_create(self) -> bool:
+        """Whether ``put_if_absent`` is a server-side conditional write."""
+        return self._atomic_create
+
+    @property
+    def supports_range(self) -> bool:
+        """True: ranged GET requests."""
+        return True
+
+    # -- reads -----------------------------------------------------------
+
+    def get(self, key: str) -> bytes:
+        """Return the whole object. Raises ``NotFoundError`` if absent."""
+        path = self._path(key)
+        with mapped_errors("get", key, self._url):
+            return bytes(self._live().cat_file(path, **self._read_kw))
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Return up to ``length`` bytes from ``start`` with one ranged GET.
+
+        A range starting at or past the end is answered by the server with
+        HTTP 416; that becomes ``b""`` once the object is known to exist.
+        """
+        path = self._path(key)
+        check_range(start, length)
+        if length == 0:
+            self._info("get_range", key)
+            return b""
+        with mapped_errors("get_range", key, self._url):
+            try:
+                data = self._live().cat_file(path, start=start, end=start + length, **self._call_kw)
+            except Exception as exc:
+                if not is_range_not_satisfiable(exc):
+                    raise
+                data = b""
+        if not data:
+            self._info("get_range", key)
+        return bytes(data)
+
+    def exists(self, key: str) -> bool:
+        """Whether an object (not a pseudo-directory) is stored under ``key``."""
+        path = self._path(key)
+        with mapped_errors("exists", key, self._url):
+            try:
+                info = self._live().info(path, **self._call_kw)
+            except FileNotFoundError as exc:
+                if is_missing_bucket(exc):
+                    raise
+                return False
+            return bool(info.get("type") == "file")
+
+    def stat(self, key: str) -> ObjectInfo:
+        """Size of the object. Raises ``NotFoundError`` if absent."""
+        return ObjectInfo(key=key, size=self._info("stat", key))
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Yield keys starting with ``prefix``, sorted, from an uncached listing.
+
+        The server-side prefix is the whole-segment part of ``prefix`` as a
+        directory plus the partial last segment as a name filter, so only
+        matching objects are transferred. Names that are not valid keys
+        (directory markers ending in ``/`` made by other tools) are skipped.
+        """
+        check_prefix(prefix)
+        head, rest = split_prefix(prefix)
+        base = f"{self._root}/{head}" if head else self._root
+        strip = self._root + "/"
+        wanted = strip + prefix
+        with mapped_errors("list", prefix, self._url):
+            names = self._live().find(base, prefix=rest, **self._call_kw)
+        keys = [name[len(strip) :] for name in names if name.startswith(wanted)]
+        return iter(sorted(key for key in keys if _is_key(key)))
+
+    # -- writes ----------------------------------------------------------
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` with one atomic upload, replacing any object."""
+        path = self._path(key)
+        with mapped_errors("put", key, self._url):
+            self._live().pipe_file(path, _as_bytes(data), **self._call_kw)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create ``key`` with a conditional upload; False if it already exists.
+
+        The server evaluates the condition atomically with the write, and a
+        412 Precondition Failed means another writer's object is there.
+        """
+        path = self._path(key)
+        with mapped_errors("put_if_absent", key, self._url):
+            try:
+                self._live().pipe_file(path, _as_bytes(data), mode="create", **self._call_kw)
+            except Exception as exc:
+                if is_precondition_failed(exc):
+                    return False
+                raise
+            return True
+
+    def delete(self, key: str) -> None:
+        """Remove the object; an absent key is not an error (a missing bucket is)."""
+        path = self._path(key)
+        with mapped_errors("delete", key, self._url):
+            try:
+                self._live().rm_file(path, **self._call_kw)
+            except FileNotFoundError as exc:
+                if is_missing_bucket(exc):
+                    raise
+
+    def close(self) -> None:
+        """Release HTTP sessions; idempotent. Later calls raise ``BackendError``."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._on_close is not None:
+            self._on_close()
+
+    # -- helpers ---------------------------------------------------------
+
+    def _path(self, key: str) -> str:
+        return f"{self._root}/{check_key(key)}"
+
+    def _live(self) -> Any:
+        if self._closed:
+            raise BackendError(f"{self._url} is closed; open the backend again")
+        return self._fs
+
+    def _info(self, op: str, key: str) -> int:
+        """Size of ``key`` for ``op``; ``NotFoundError`` unless it is an object."""
+        path = self._path(key)
+        with mapped_errors(op, key, self._url):
+            info = self._live().info(path, **self._call_kw)
+        if info.get("type") != "file":
+            raise NotFoundError(f"{op} {key!r} on {self._url}: no such object; check the key")
+        return int(info["size"])
+
+
+def _as_bytes(data: bytes) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    try:
+        return bytes(data)
+    except TypeError as exc:
+        raise InvalidInputError(f"object data must be bytes, not {type(data).__name__}") from exc
+
+
+def _is_key(name: str) -> bool:
+    try:
+        check_key(name)
+    except InvalidInputError:
+        return False
+    return True

@@ -1,0 +1,88 @@
+"""Shared fixtures: isolated cloud settings, S3 and GCS servers, fresh stores.
+
+The environment is pinned before anything imports boto or gcsfs (and is
+inherited by spawned worker processes): no real AWS config, credentials or
+instance metadata are consulted, and gcsfs's experimental zonal-bucket probe,
+which makes every emulator call take 50-80 s, is off.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+for _name in (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "STORAGE_EMULATOR_HOST",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+):
+    os.environ.pop(_name, None)
+os.environ["AWS_CONFIG_FILE"] = os.devnull
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+from artifactstore.testing import (  # noqa: E402 - after the environment is pinned
+    BackendSpec,
+    FakeGcsServer,
+    MotoS3Server,
+    fake_gcs_server,
+    moto_s3_server,
+)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoS3Server]:
+    """One moto S3 server for the session, with bucket ``artifactstore-test``."""
+    with moto_s3_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGcsServer]:
+    """One fake-gcs-server for the session, with bucket ``artifactstore-test``."""
+    log = tmp_path_factory.mktemp("fake-gcs") / "server.log"
+    with fake_gcs_server(log_path=log) as server:
+        yield server
+
+
+def _fresh_prefix() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def s3_spec(s3_server: MotoS3Server) -> BackendSpec:
+    """An empty S3 store: a fresh prefix in the session bucket."""
+    return BackendSpec(f"s3://{s3_server.bucket}/{_fresh_prefix()}", s3_server.backend_options())
+
+
+@pytest.fixture
+def gcs_spec(gcs_server: FakeGcsServer) -> BackendSpec:
+    """An empty GCS store: a fresh prefix in the session bucket."""
+    return BackendSpec(f"gs://{gcs_server.bucket}/{_fresh_prefix()}", gcs_server.backend_options())
+
+
+@pytest.fixture
+def memory_spec() -> Iterator[BackendSpec]:
+    """An empty, uniquely named memory store, dropped after the test."""
+    from artifactstore.backends import drop_memory_store
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield BackendSpec(f"memory://{name}")
+    drop_memory_store(name)
+
+
+@pytest.fixture
+def local_spec(tmp_path: os.PathLike[str]) -> BackendSpec:
+    """An empty local store in the test's temp directory (fsync on, the default)."""
+    return BackendSpec(os.path.join(os.fspath(tmp_path), "store"))

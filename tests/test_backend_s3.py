@@ -1,0 +1,155 @@
+"""S3 backend (s3fs) against a moto server on 127.0.0.1: conformance and S3 details."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from artifactstore.backends import open_backend
+from artifactstore.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    NotFoundError,
+)
+from artifactstore.testing import BackendConformance, BackendSpec, MotoS3Server
+
+pytestmark = [pytest.mark.s3]
+
+
+class TestS3Backend(BackendConformance):
+    """Conformance on a fresh prefix; the race uses 8 spawned processes."""
+
+    @pytest.fixture
+    def backend_spec(self, s3_spec: BackendSpec) -> BackendSpec:
+        return s3_spec
+
+
+class TestS3BucketRoot(BackendConformance):
+    """A store at the root of its own bucket (no prefix)."""
+
+    race_keys = 5
+
+    @pytest.fixture
+    def backend_spec(self, s3_server: MotoS3Server) -> BackendSpec:
+        import uuid
+
+        bucket = f"root-{uuid.uuid4().hex[:12]}"
+        s3_server.create_bucket(bucket)
+        return BackendSpec(f"s3://{bucket}", s3_server.backend_options())
+
+
+def test_url_strips_credentials(s3_server: MotoS3Server) -> None:
+    options = s3_server.backend_options()
+    key, secret = options.pop("key"), options.pop("secret")
+    backend = open_backend(f"s3://{key}:{secret}@{s3_server.bucket}/creds", **options)
+    try:
+        backend.put("k", b"v")
+        assert backend.get("k") == b"v"
+        assert key not in backend.url
+        assert secret not in backend.url
+        assert backend.url.startswith(f"s3://{s3_server.bucket}/creds")
+    finally:
+        backend.close()
+
+
+def test_missing_bucket_is_unavailable(s3_server: MotoS3Server) -> None:
+    backend = open_backend("s3://no-such-bucket-here/p", **s3_server.backend_options())
+    try:
+        with pytest.raises(BackendUnavailableError, match="bucket does not exist"):
+            backend.put("k", b"v")
+        with pytest.raises(BackendUnavailableError):
+            list(backend.list())
+        with pytest.raises(BackendUnavailableError):
+            backend.get("k")
+    finally:
+        backend.close()
+
+
+def test_not_found_keeps_the_vendor_error_as_cause(s3_spec: BackendSpec) -> None:
+    backend = s3_spec.open()
+    try:
+        with pytest.raises(NotFoundError) as info:
+            backend.get("missing")
+        assert info.value.__cause__ is not None
+        assert "botocore" not in type(info.value).__module__
+    finally:
+        backend.close()
+
+
+@pytest.mark.slow
+def test_unreachable_endpoint_fails_fast() -> None:
+    """Connection refused is reported within seconds, not after minutes of retries."""
+    backend = open_backend(
+        "s3://bucket/p",
+        endpoint_url="http://127.0.0.1:9",
+        key="k",
+        secret="s",
+        region="us-east-1",
+    )
+    try:
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailableError, match="cannot reach"):
+            backend.get("k")
+        assert time.monotonic() - started < 10
+    finally:
+        backend.close()
+
+
+def test_plain_http_off_loopback_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="allow_insecure_http=True"):
+        open_backend("s3://b/p", endpoint_url="http://minio.example.com:9000", key="k", secret="s")
+    backend = open_backend(
+        "s3://b/p",
+        endpoint_url="http://minio.example.com:9000",
+        key="k",
+        secret="s",
+        allow_insecure_http=True,
+    )
+    backend.close()
+
+
+def test_request_count(s3_server: MotoS3Server, s3_spec: BackendSpec) -> None:
+    backend = s3_spec.open()
+    try:
+        before = s3_server.request_count
+        backend.put("a", b"1")
+        backend.get("a")
+        assert s3_server.request_count - before == 2
+    finally:
+        backend.close()
+
+
+def test_get_range_is_a_ranged_request(s3_server: MotoS3Server, s3_spec: BackendSpec) -> None:
+    backend = s3_spec.open()
+    try:
+        backend.put("r", bytes(range(256)))
+        before = s3_server.request_count
+        assert backend.get_range("r", 10, 5) == bytes(range(10, 15))
+        assert s3_server.request_count - before == 1
+    finally:
+        backend.close()
+
+
+def test_listing_cache_is_off(s3_spec: BackendSpec) -> None:
+    """s3fs caches listings by default; a second client must see writes at once."""
+    reader, writer = s3_spec.open(), s3_spec.open()
+    try:
+        assert list(reader.list("d/")) == []
+        assert not reader.exists("d/k")
+        writer.put("d/k", b"v")
+        assert reader.exists("d/k")
+        assert reader.stat("d/k").size == 1
+        assert list(reader.list("d/")) == ["d/k"]
+        writer.delete("d/k")
+        assert list(reader.list()) == []
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_request_count_and_reset(s3_server: MotoS3Server) -> None:
+    s3_server.reset_count()
+    assert s3_server.request_count == 0
+    s3_server.create_bucket("counted")
+    assert s3_server.request_count == 1
