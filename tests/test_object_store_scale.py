@@ -99,5 +99,7 @@ def test_peak_memory_does_not_grow_with_file_size(tmp_path: Path) -> None:
     small = _peak_rss_kib(1024 * MiB, tmp_path / "small")
     large = _peak_rss_kib(2048 * MiB, tmp_path / "large")
     print(f"\npeak RSS: 1 GiB file {small / 1024:.0f} MiB, 2 GiB file {large / 1024:.0f} MiB")
-    assert large <= small + 48 * 1024
+    # Holding the data would cost +1 GiB; allow the chunk list and allocator noise
+    # (seen: +13 to +63 MiB, depending on how many uploads happen to be in flight).
+    assert large <= small + 96 * 1024
     assert large < 400 * 1024
