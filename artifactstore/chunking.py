@@ -26,8 +26,7 @@ then ``min_size`` to ``max_size`` bytes long; the last is 1 to ``max_size``.
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Final, Protocol
 
@@ -40,6 +39,7 @@ __all__ = [
     "ChunkerParams",
     "Readable",
     "chunk_spans",
+    "chunk_views",
     "iter_chunks",
 ]
 
@@ -152,6 +152,15 @@ def chunk_spans(
     ]
 
 
+def chunk_views(
+    data: bytes | bytearray | memoryview, params: ChunkerParams
+) -> Iterator[memoryview]:
+    """The chunks of a buffer already in memory, as read-only views of it (no copy)."""
+    view = memoryview(data).toreadonly()
+    for chunk in _chunker(params).cut_buf(view):
+        yield view[chunk.offset : chunk.offset + chunk.length]
+
+
 def iter_chunks(
     stream: Readable, params: ChunkerParams, *, read_size: int = 8 << 20
 ) -> Iterator[memoryview]:
@@ -166,59 +175,34 @@ def iter_chunks(
     if type(read_size) is not int or read_size < 1:
         raise InvalidInputError(f"read_size must be a positive int, got {read_size!r}")
     chunker = _chunker(params)
-    # Each round reads at least max_size new bytes, so the buffer always holds
-    # one complete chunk and every round makes progress.
-    target = max(read_size, params.max_size)
-    readinto = readinto_of(stream)
-    carry: bytes | memoryview = b""
+    max_size = params.max_size
+    # Each round reads at least max_size new bytes, so every round makes progress.
+    target = max(read_size, max_size)
+    carry = memoryview(b"")
     eof = False
     while not eof:
-        if readinto is not None:
-            view, eof = _fill_readinto(readinto, carry, target)
-        else:
-            view, eof = _fill_read(stream, carry, target)
-        carry = yield from _final_chunks(chunker, view, eof, params.max_size)
+        # read() rather than readinto(): a fresh bytes object needs no zero-fill,
+        # and a small file gets a buffer of its own size, not of read_size.
+        view, eof = _read_up_to(stream, target)
+        start = 0
+        if len(carry):
+            # The unfinished chunk left from the last round is re-cut together with
+            # the first max_size new bytes only: joining it to the whole new buffer
+            # would copy every byte of the stream once more. Every chunk starting
+            # in the carry is final here (max_size bytes follow it), so cutting goes
+            # on in the new buffer alone from the first chunk starting in it.
+            head = memoryview(b"".join((carry, view[:max_size]))).toreadonly()
+            head_eof = eof and len(view) <= max_size
+            rest = yield from _final_chunks(chunker, head, head_eof, max_size)
+            start = len(head) - len(rest) - len(carry)
+            del head, rest
+        carry = yield from _final_chunks(chunker, view[start:], eof, max_size)
         del view  # the consumer's chunks may keep it alive; this generator must not
 
 
-def readinto_of(stream: Readable) -> Callable[[memoryview], int | None] | None:
-    """The stream's ``readinto`` if it really has one (``RawIOBase``'s default raises)."""
-    method = getattr(type(stream), "readinto", None)
-    if method is None or method is io.RawIOBase.readinto:
-        return None
-    bound: Callable[[memoryview], int | None] = getattr(stream, "readinto")  # noqa: B009
-    return bound
-
-
-def _fill_readinto(
-    readinto: Callable[[memoryview], int | None], carry: bytes | memoryview, target: int
-) -> tuple[memoryview, bool]:
-    """A fresh buffer holding ``carry`` then up to ``target`` bytes read in place.
-
-    Reading into a new buffer each round saves a copy of every byte, and since a
-    buffer is never written again once handed out, its read-only views are as
-    stable as ``bytes``.
-    """
-    buf = bytearray(len(carry) + target)
-    buf[: len(carry)] = carry
-    have = len(carry)
-    window = memoryview(buf)
-    eof = False
-    while have < len(buf):
-        n = readinto(window[have:])
-        if n is None:
-            raise InvalidInputError("iter_chunks needs a blocking stream; readinto() returned None")
-        if not n:
-            eof = True
-            break
-        have += n
-    window.release()
-    return memoryview(buf)[:have].toreadonly(), eof
-
-
-def _fill_read(stream: Readable, carry: bytes | memoryview, target: int) -> tuple[memoryview, bool]:
-    """Like :func:`_fill_readinto` for streams that only offer ``read``."""
-    parts: list[bytes | memoryview] = [carry] if len(carry) else []
+def _read_up_to(stream: Readable, target: int) -> tuple[memoryview, bool]:
+    """Up to ``target`` bytes from ``stream`` (fewer only at its end), and whether it ended."""
+    parts: list[bytes] = []
     have = 0
     eof = False
     while have < target:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vectors import load_json, read_bytes
 
-from artifactstore.chunking import ChunkerParams, chunk_spans, iter_chunks
+from artifactstore.chunking import ChunkerParams, chunk_spans, chunk_views, iter_chunks
 from artifactstore.digest import hash_bytes
 from artifactstore.errors import FormatError, InvalidInputError
 
@@ -335,3 +335,12 @@ def test_from_dict_refuses_missing_fields_and_non_maps() -> None:
         ChunkerParams.from_dict(fields)
     with pytest.raises(FormatError, match="map"):
         ChunkerParams.from_dict([("min_size", 1)])  # type: ignore[arg-type]
+
+
+@settings(max_examples=50, deadline=None)
+@given(length=st.integers(0, 12_000), seed=st.integers(0, 2**32))
+def test_chunk_views_of_a_buffer_equal_whole_buffer_cuts(length: int, seed: int) -> None:
+    data = random.Random(seed).randbytes(length)
+    views = list(chunk_views(data, SMALL))
+    assert [bytes(v) for v in views] == spans_as_bytes(data, chunk_spans(data, SMALL))
+    assert all(v.readonly for v in views)

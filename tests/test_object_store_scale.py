@@ -66,8 +66,10 @@ from pathlib import Path
 from artifactstore.backends import open_backend
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.store import ObjectStore
-from artifactstore.testing.data import RandomStream
-size, root = int(sys.argv[1]), Path(sys.argv[2])
+from artifactstore.testing.data import RandomStream, write_small_files
+size, root, mode = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+if mode == "small-files":
+    write_small_files(root / "files", size, 8192, 32768, seed=8)
 store = ObjectStore.open(open_backend(str(root / "store")), create=StoreConfig.new(),
                          cache_dir=root / "cache", concurrency=4)
 def hwm_kib():
@@ -76,18 +78,23 @@ def hwm_kib():
             return int(line.split()[1])
 before = hwm_kib()
 with store:
-    ref = store.write_file(RandomStream(size, seed=5))
-    store.flush()
-    total = sum(len(chunk) for chunk in store.iter_file(ref))
-assert total == size
+    if mode == "small-files":
+        for path in sorted((root / "files").rglob("*.bin")):
+            with open(path, "rb") as f:
+                store.write_file(f)
+    else:
+        ref = store.write_file(RandomStream(size, seed=5))
+        store.flush()
+        total = sum(len(chunk) for chunk in store.iter_file(ref))
+        assert total == size
 print(json.dumps({"before_kib": before,
                   "peak_kib": hwm_kib()}))
 """
 
 
-def _peak_rss_kib(size: int, root: Path) -> int:
+def _peak_rss_kib(size: int, root: Path, mode: str = "one-file") -> int:
     root.mkdir()
-    done = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(size), str(root)],
+    done = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(size), str(root), mode],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     return int(json.loads(done.stdout)["peak_kib"])
@@ -103,3 +110,11 @@ def test_peak_memory_does_not_grow_with_file_size(tmp_path: Path) -> None:
     # (seen: +13 to +63 MiB, depending on how many uploads happen to be in flight).
     assert large <= small + 96 * 1024
     assert large < 400 * 1024
+
+
+def test_small_files_do_not_pin_large_buffers(tmp_path: Path) -> None:
+    # 3,000 files of 8-32 KiB (~60 MiB) go into a handful of 16 MiB packs; each
+    # file's buffer must be its own size, not a read-size buffer kept by the pack.
+    peak = _peak_rss_kib(3000, tmp_path / "small-files", mode="small-files")
+    print(f"\npeak RSS for 3,000 small files: {peak / 1024:.0f} MiB")
+    assert peak < 300 * 1024

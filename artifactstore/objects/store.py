@@ -20,14 +20,14 @@ import contextlib
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self
 
 from artifactstore.backends.base import Backend
-from artifactstore.chunking import iter_chunks, readinto_of
+from artifactstore.chunking import chunk_views, iter_chunks
 from artifactstore.digest import Digest, Hasher, hash_bytes
 from artifactstore.errors import ArtifactStoreError, IntegrityError, NotFoundError
 from artifactstore.objects import config as config_mod
@@ -161,47 +161,70 @@ class ObjectStore:
     def write_file(self, stream: BinaryIO) -> FileRef:
         """Chunk, deduplicate and store a stream of any size in bounded memory."""
         hasher = Hasher()
-        chunks: list[ChunkRef] = []
-        size = 0
         # The file digest is taken on the chunker's big reads, not per chunk:
         # fewer, larger BLAKE3 updates run multi-threaded and copy nothing.
-        sealer = AdaptiveSealer(self.config.compression)
-        for chunk in iter_chunks(_hashing_reader(stream, hasher), self.config.chunker):
-            size += len(chunk)
-            chunk_id = self._store(Kind.CHUNK, chunk, sealer)
-            chunks.append(ChunkRef(chunk_id, len(chunk)))
-        return FileRef(hasher.digest(), size, tuple(chunks))
+        chunks, size = self._store_chunks(
+            iter_chunks(_HashingReader(stream, hasher), self.config.chunker)
+        )
+        return FileRef(hasher.digest(), size, chunks)
 
-    def write_bytes(self, data: bytes) -> FileRef:
-        """``write_file`` for bytes already in memory."""
-        import io
+    def write_bytes(self, data: bytes | bytearray | memoryview) -> FileRef:
+        """``write_file`` for bytes already in memory, without copying ``bytes``.
 
-        return self.write_file(io.BytesIO(data))
+        Packs keep views of ``data`` until they are uploaded, so a mutable buffer
+        is copied first: changing it afterwards must not change what is stored.
+        """
+        if type(data) is not bytes:
+            data = bytes(data)
+        chunks, size = self._store_chunks(chunk_views(data, self.config.chunker))
+        # A one-chunk file's plain digest is its chunk id: no second hash.
+        if len(chunks) == 1:
+            return FileRef(chunks[0].id, size, chunks)
+        return FileRef(hash_bytes(data), size, chunks)
 
     def put_blob(self, kind: Kind, plaintext: bytes) -> Digest:
         """Store one structured blob (a tree node, a manifest root) and return its id."""
-        return self._store(kind, plaintext, None)
-
-    def _store(
-        self, kind: Kind, plaintext: bytes | memoryview, sealer: AdaptiveSealer | None
-    ) -> Digest:
         self._check_open()
         self._ensure_index()
+        return self._add(kind, plaintext, None)
+
+    def _store_chunks(
+        self, chunks: Iterable[memoryview]
+    ) -> tuple[tuple[ChunkRef, ...], int]:
+        self._check_open()
+        self._ensure_index()
+        sealer = AdaptiveSealer(self.config.compression)
+        refs = []
+        size = 0
+        add = self._add
+        for chunk in chunks:
+            length = len(chunk)
+            size += length
+            refs.append(ChunkRef(add(Kind.CHUNK, chunk, sealer), length))
+        return tuple(refs), size
+
+    def _add(
+        self, kind: Kind, plaintext: bytes | memoryview, sealer: AdaptiveSealer | None
+    ) -> Digest:
+        """Seal one blob into the open pack unless the store already has it (hot path)."""
         blob_id = self.blob_id(plaintext)
-        self.stats.bytes_in += len(plaintext)
+        stats = self.stats
+        length = len(plaintext)
+        stats.bytes_in += length
         if blob_id.raw in self._pending or blob_id in self._index:
-            self.stats.blobs_deduplicated += 1
+            stats.blobs_deduplicated += 1
             return blob_id
         if sealer is None:
             header, payload = seal_parts(kind, plaintext, self.config.compression)
         else:
             header, payload = sealer.seal_parts(kind, plaintext)
-        self._builder.add(blob_id, kind, header, payload, len(plaintext))
+        builder = self._builder
+        builder.add(blob_id, kind, header, payload, length)
         self._pending.add(blob_id.raw)
-        self.stats.blobs_new += 1
-        self.stats.bytes_new += len(plaintext)
-        self.stats.bytes_stored += len(header) + len(payload)
-        if self._builder.size >= self.config.pack_target:
+        stats.blobs_new += 1
+        stats.bytes_new += length
+        stats.bytes_stored += len(header) + len(payload)
+        if builder.size >= self.config.pack_target:
             self._close_pack()
         return blob_id
 
@@ -458,28 +481,6 @@ class _HashingReader:
         if data:
             self._hasher.update(data)
         return data
-
-
-class _HashingReaderInto(_HashingReader):
-    """The same for streams that can read into a caller's buffer (no copy)."""
-
-    def __init__(self, stream: BinaryIO, hasher: Hasher,
-                 readinto: Callable[[memoryview], int | None]) -> None:
-        super().__init__(stream, hasher)
-        self._readinto = readinto
-
-    def readinto(self, buffer: memoryview) -> int | None:
-        n = self._readinto(buffer)
-        if n:
-            self._hasher.update(buffer[:n])
-        return n
-
-
-def _hashing_reader(stream: BinaryIO, hasher: Hasher) -> _HashingReader:
-    readinto = readinto_of(stream)
-    if readinto is None:
-        return _HashingReader(stream, hasher)
-    return _HashingReaderInto(stream, hasher, readinto)
 
 
 def _upload_error(future: Future[FinishedPack]) -> ArtifactStoreError:
