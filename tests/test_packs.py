@@ -7,7 +7,7 @@ import pytest
 from artifactstore.digest import hash_bytes
 from artifactstore.errors import IntegrityError
 from artifactstore.objects.envelope import Kind, open_envelope, seal_parts
-from artifactstore.objects.packs import PackBuilder, assemble, read_trailer
+from artifactstore.objects.packs import PackBuilder, assemble, check_pack, read_trailer
 
 
 def _pack(blobs: list[bytes]) -> tuple[bytes, list[bytes]]:
@@ -15,7 +15,7 @@ def _pack(blobs: list[bytes]) -> tuple[bytes, list[bytes]]:
     for b in blobs:
         builder.add(hash_bytes(b), Kind.CHUNK, *seal_parts(Kind.CHUNK, b, None), len(b))
     pack = assemble(builder.take())
-    assert pack.id == hash_bytes(pack.data)
+    assert check_pack(pack.data, pack.id, what="p") == pack.entries
     assert len(builder) == 0
     assert builder.size == 0
     return pack.data, blobs
@@ -46,3 +46,36 @@ def test_damaged_magic_is_detected() -> None:
     data, _ = _pack([b"x" * 100])
     with pytest.raises(IntegrityError, match="trailer"):
         read_trailer(data[:-1] + b"!", what="p")
+
+
+def _blobs_verify(data: bytes) -> bool:
+    for e in read_trailer(data, what="p"):
+        _, plain = open_envelope(data[e.offset : e.offset + e.length], expected_kind=e.kind,
+                                 raw_length=e.raw_length, what="b")
+        if hash_bytes(plain) != e.id:
+            return False
+    return True
+
+
+def test_every_flipped_byte_is_caught_by_pack_or_blob_checks() -> None:
+    builder = PackBuilder()
+    for b in (b"alpha" * 30, b"beta" * 50, b"gamma"):
+        builder.add(hash_bytes(b), Kind.CHUNK, *seal_parts(Kind.CHUNK, b, None), len(b))
+    pack = assemble(builder.take())
+    for pos in range(len(pack.data)):
+        damaged = bytearray(pack.data)
+        damaged[pos] ^= 0x10
+        try:
+            check_pack(bytes(damaged), pack.id, what="p")
+            intact = _blobs_verify(bytes(damaged))
+        except IntegrityError:
+            continue
+        assert not intact, f"flip at {pos} went unnoticed"
+
+
+def test_unlisted_bytes_before_the_trailer_are_caught() -> None:
+    builder = PackBuilder()
+    builder.add(hash_bytes(b"x"), Kind.CHUNK, *seal_parts(Kind.CHUNK, b"x", None), 1)
+    pack = assemble(builder.take())
+    with pytest.raises(IntegrityError, match="unlisted"):
+        check_pack(b"junk" + pack.data, pack.id, what="p")

@@ -48,7 +48,7 @@ from artifactstore.objects.packs import (
     PackBuilder,
     PendingPack,
     assemble,
-    read_trailer,
+    check_pack,
 )
 
 __all__ = ["ObjectStore", "default_cache_dir"]
@@ -449,11 +449,7 @@ class ObjectStore:
         """Read a whole pack, check it against its id and every blob in it."""
         key = pack_key(self.domain, pack_id)
         data = self.backend.get(key)
-        if hash_bytes(data) != pack_id:
-            raise IntegrityError(
-                f"pack {key} does not match its id: it is damaged; restore it from a backup"
-            )
-        entries = read_trailer(data, what=f"pack {key}")
+        entries = check_pack(data, pack_id, what=f"pack {key}")
         for e in entries:
             loc = BlobLocation(pack_id, e.kind, e.offset, e.length, e.raw_length)
             self._verified(e.id, loc, data[e.offset : e.offset + e.length])
