@@ -19,7 +19,7 @@ from artifactstore.digest import Digest
 from artifactstore.errors import ArtifactStoreError
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.layout import pack_prefix, parse_id_key
-from artifactstore.objects.store import ObjectStore
+from artifactstore.objects.store import ObjectStore, Progress
 
 __all__ = ["VerifyReport", "default_store_url", "open_objects", "resolve_url", "verify_objects"]
 
@@ -76,7 +76,7 @@ class VerifyReport:
         return not self.damaged
 
 
-def verify_objects(store: ObjectStore) -> VerifyReport:
+def verify_objects(store: ObjectStore, progress: Progress | None = None) -> VerifyReport:
     """Read every pack, check it and each blob in it against their ids.
 
     Damage is collected rather than raised so one report names every bad pack.
@@ -102,7 +102,10 @@ def verify_objects(store: ObjectStore) -> VerifyReport:
         except ArtifactStoreError as exc:
             report.damaged.append(str(exc))
             continue
+        checked = sum(e.length for e in entries)
         report.packs_checked += 1
         report.blobs_checked += len(entries)
-        report.bytes_checked += sum(e.length for e in entries)
+        report.bytes_checked += checked
+        if progress is not None:
+            progress(checked)
     return report

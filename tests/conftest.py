@@ -1,4 +1,4 @@
-"""Shared fixtures: isolated cloud settings, S3 and GCS servers, fresh stores.
+"""Shared fixtures: isolated settings, S3 and GCS servers, fresh stores.
 
 The environment is pinned before anything imports boto or gcsfs (and is
 inherited by spawned worker processes): no real AWS config, credentials or
@@ -9,6 +9,8 @@ which makes every emulator call take 50-80 s, is off.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 
@@ -31,6 +33,12 @@ os.environ["AWS_CONFIG_FILE"] = os.devnull
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+# Caches, the default store and the user's store URL: never the real user's.
+_home = tempfile.mkdtemp(prefix="artifactstore-tests-")
+os.environ["ARTIFACTSTORE_CACHE_DIR"] = os.path.join(_home, "cache")
+os.environ["XDG_CACHE_HOME"] = os.path.join(_home, "xdg-cache")
+os.environ["XDG_DATA_HOME"] = os.path.join(_home, "xdg-data")
+os.environ.pop("ARTIFACTSTORE_URL", None)
 
 from artifactstore.testing import (  # noqa: E402 - after the environment is pinned
     BackendSpec,
@@ -39,6 +47,12 @@ from artifactstore.testing import (  # noqa: E402 - after the environment is pin
     fake_gcs_server,
     moto_s3_server,
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_home() -> Iterator[None]:
+    yield
+    shutil.rmtree(_home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from artifactstore.cli.progress import Progress
 from artifactstore.demo import DemoStep, run_demo
 from artifactstore.errors import IntegrityError
 from artifactstore.repository import open_objects, resolve_url, verify_objects
@@ -43,7 +44,8 @@ def info(args: argparse.Namespace) -> dict[str, Any]:
 
 def verify(args: argparse.Namespace) -> dict[str, Any]:
     store = open_objects(args.store)
-    report = verify_objects(store)
+    with Progress("verify", None, enabled=not args.quiet and not args.json) as bar:
+        report = verify_objects(store, progress=bar.advance)
     store.close()
     result = {"ok": report.ok, "packs": report.packs_checked, "blobs": report.blobs_checked,
               "bytes": report.bytes_checked, "unindexed_packs": report.unindexed_packs,

@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -51,7 +51,10 @@ from artifactstore.objects.packs import (
     check_pack,
 )
 
-__all__ = ["ObjectStore", "default_cache_dir"]
+__all__ = ["ObjectStore", "Progress", "default_cache_dir"]
+
+Progress = Callable[[int], None]
+"""Called with a byte count as work advances (to drive a progress bar)."""
 
 # Adjacent blobs of one pack are fetched in one range request when the gap
 # between them is small; a request never spans more than this many bytes.
@@ -158,17 +161,22 @@ class ObjectStore:
         """The id of ``plaintext`` in this domain."""
         return hash_bytes(plaintext)
 
-    def write_file(self, stream: BinaryIO) -> FileRef:
-        """Chunk, deduplicate and store a stream of any size in bounded memory."""
+    def write_file(self, stream: BinaryIO, progress: Progress | None = None) -> FileRef:
+        """Chunk, deduplicate and store a stream of any size in bounded memory.
+
+        ``progress`` is called with the byte count of each chunk as it is stored.
+        """
         hasher = Hasher()
         # The file digest is taken on the chunker's big reads, not per chunk:
         # fewer, larger BLAKE3 updates run multi-threaded and copy nothing.
         chunks, size = self._store_chunks(
-            iter_chunks(_HashingReader(stream, hasher), self.config.chunker)
+            iter_chunks(_HashingReader(stream, hasher), self.config.chunker), progress
         )
         return FileRef(hasher.digest(), size, chunks)
 
-    def write_bytes(self, data: bytes | bytearray | memoryview) -> FileRef:
+    def write_bytes(
+        self, data: bytes | bytearray | memoryview, progress: Progress | None = None
+    ) -> FileRef:
         """``write_file`` for bytes already in memory, without copying ``bytes``.
 
         Packs keep views of ``data`` until they are uploaded, so a mutable buffer
@@ -176,7 +184,7 @@ class ObjectStore:
         """
         if type(data) is not bytes:
             data = bytes(data)
-        chunks, size = self._store_chunks(chunk_views(data, self.config.chunker))
+        chunks, size = self._store_chunks(chunk_views(data, self.config.chunker), progress)
         # A one-chunk file's plain digest is its chunk id: no second hash.
         if len(chunks) == 1:
             return FileRef(chunks[0].id, size, chunks)
@@ -189,7 +197,7 @@ class ObjectStore:
         return self._add(kind, plaintext, None)
 
     def _store_chunks(
-        self, chunks: Iterable[memoryview]
+        self, chunks: Iterable[memoryview], progress: Progress | None
     ) -> tuple[tuple[ChunkRef, ...], int]:
         self._check_open()
         self._ensure_index()
@@ -201,6 +209,8 @@ class ObjectStore:
             length = len(chunk)
             size += length
             refs.append(ChunkRef(add(Kind.CHUNK, chunk, sealer), length))
+            if progress is not None:
+                progress(length)
         return tuple(refs), size
 
     def _add(
