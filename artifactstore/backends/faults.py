@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
+from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.backends.base import Backend, ObjectInfo
 from artifactstore.errors import (
     BackendError,
@@ -37,7 +38,7 @@ OPERATIONS = frozenset(
 _WRITES = frozenset({"put", "put_if_absent", "delete"})
 
 
-class FaultInjectingBackend:
+class FaultInjectingBackend(BackendWrapper):
     """Wrap ``inner`` and fail chosen calls, reproducibly."""
 
     def __init__(
@@ -76,7 +77,7 @@ class FaultInjectingBackend:
         """
         if operation is not None and operation not in OPERATIONS:
             raise InvalidInputError(f"unknown operation {operation!r}; one of {sorted(OPERATIONS)}")
-        self._inner = inner
+        super().__init__(inner)
         self._fail_calls = frozenset(fail_calls)
         self._operation = operation
         self._error = error
@@ -95,33 +96,10 @@ class FaultInjectingBackend:
         self.faults: Counter[str] = Counter()
         self._writes = 0
 
-    def __repr__(self) -> str:
-        return f"FaultInjectingBackend({self._inner!r})"
-
-    @property
-    def inner(self) -> Backend:
-        """The wrapped backend."""
-        return self._inner
-
     @property
     def total_calls(self) -> int:
         """Calls made so far, all operations together."""
         return sum(self.calls.values())
-
-    @property
-    def url(self) -> str:
-        """The inner backend's url."""
-        return self._inner.url
-
-    @property
-    def supports_atomic_create(self) -> bool:
-        """As the inner backend."""
-        return self._inner.supports_atomic_create
-
-    @property
-    def supports_range(self) -> bool:
-        """As the inner backend."""
-        return self._inner.supports_range
 
     def get(self, key: str) -> bytes:
         """``inner.get``, or an injected fault."""
@@ -159,10 +137,6 @@ class FaultInjectingBackend:
         if self._fail_listings is not None and self.calls["list"] not in self._fail_listings:
             return keys
         return self._failing_listing(prefix, keys, self._fail_list_after)
-
-    def close(self) -> None:
-        """Close the inner backend (never fails)."""
-        self._inner.close()
 
     # -- helpers ---------------------------------------------------------
 

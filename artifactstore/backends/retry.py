@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.backends.base import Backend, ObjectInfo
 from artifactstore.errors import InvalidInputError, NotFoundError, TransientBackendError
 
@@ -33,7 +34,7 @@ __all__ = ["RetryingBackend"]
 T = TypeVar("T")
 
 
-class RetryingBackend:
+class RetryingBackend(BackendWrapper):
     """Wrap ``inner`` and retry its transient failures."""
 
     def __init__(
@@ -54,7 +55,7 @@ class RetryingBackend:
         """
         if attempts < 1:
             raise InvalidInputError(f"attempts must be >= 1, not {attempts}")
-        self._inner = inner
+        super().__init__(inner)
         self._attempts = attempts
         self._base_delay = base_delay
         self._max_delay = max_delay
@@ -63,26 +64,6 @@ class RetryingBackend:
 
     def __repr__(self) -> str:
         return f"RetryingBackend({self._inner!r}, attempts={self._attempts})"
-
-    @property
-    def inner(self) -> Backend:
-        """The wrapped backend."""
-        return self._inner
-
-    @property
-    def url(self) -> str:
-        """The inner backend's url."""
-        return self._inner.url
-
-    @property
-    def supports_atomic_create(self) -> bool:
-        """As the inner backend."""
-        return self._inner.supports_atomic_create
-
-    @property
-    def supports_range(self) -> bool:
-        """As the inner backend."""
-        return self._inner.supports_range
 
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""
@@ -144,10 +125,6 @@ class RetryingBackend:
         """
         first = self._call("list", prefix, lambda: iter(self._inner.list(prefix)))
         return self._resuming(prefix, first)
-
-    def close(self) -> None:
-        """Close the inner backend."""
-        self._inner.close()
 
     def _resuming(self, prefix: str, keys: Iterator[str]) -> Iterator[str]:
         last: str | None = None

@@ -1,0 +1,71 @@
+"""The delegating base of backend wrappers (read-only, retry, fault injection).
+
+A wrapper holds an inner ``Backend`` and passes every call through unless it
+overrides it; it only adds behaviour, so wrappers compose in any order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from artifactstore.backends.base import Backend, ObjectInfo
+
+__all__ = ["BackendWrapper"]
+
+
+class BackendWrapper:
+    """Passes every ``Backend`` call to ``inner``; subclasses override what they change."""
+
+    def __init__(self, inner: Backend) -> None:
+        self._inner = inner
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._inner!r})"
+
+    @property
+    def inner(self) -> Backend:
+        """The wrapped backend."""
+        return self._inner
+
+    @property
+    def url(self) -> str:
+        """The inner backend's url."""
+        return self._inner.url
+
+    @property
+    def supports_atomic_create(self) -> bool:
+        """As the inner backend."""
+        return self._inner.supports_atomic_create
+
+    @property
+    def supports_range(self) -> bool:
+        """As the inner backend."""
+        return self._inner.supports_range
+
+    def get(self, key: str) -> bytes:
+        return self._inner.get(key)
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        return self._inner.get_range(key, start, length)
+
+    def put(self, key: str, data: bytes) -> None:
+        self._inner.put(key, data)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self._inner.put_if_absent(key, data)
+
+    def exists(self, key: str) -> bool:
+        return self._inner.exists(key)
+
+    def delete(self, key: str) -> None:
+        self._inner.delete(key)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        return self._inner.list(prefix)
+
+    def stat(self, key: str) -> ObjectInfo:
+        return self._inner.stat(key)
+
+    def close(self) -> None:
+        """Close the inner backend."""
+        self._inner.close()
