@@ -73,23 +73,6 @@ def test_credentials_in_url_are_refused() -> None:
         open_backend("gs://user:pw@b/p", token="anon")
 
 
-def test_listing_cache_is_off(gcs_spec: BackendSpec) -> None:
-    """gcsfs caches listings and answers ``info`` from them by default; we must not."""
-    reader, writer = gcs_spec.open(), gcs_spec.open()
-    try:
-        assert list(reader.list("d/")) == []
-        assert not reader.exists("d/k")
-        writer.put("d/k", b"v")
-        assert reader.exists("d/k")
-        assert reader.stat("d/k").size == 1
-        assert list(reader.list("d/")) == ["d/k"]
-        writer.delete("d/k")
-        assert list(reader.list()) == []
-    finally:
-        reader.close()
-        writer.close()
-
-
 @pytest.mark.slow
 def test_unreachable_endpoint_with_a_deadline() -> None:
     """gcsfs retries refused connections for ~35 s; the timeout option bounds a call."""

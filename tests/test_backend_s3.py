@@ -131,23 +131,6 @@ def test_get_range_is_a_ranged_request(s3_server: MotoS3Server, s3_spec: Backend
         backend.close()
 
 
-def test_listing_cache_is_off(s3_spec: BackendSpec) -> None:
-    """s3fs caches listings by default; a second client must see writes at once."""
-    reader, writer = s3_spec.open(), s3_spec.open()
-    try:
-        assert list(reader.list("d/")) == []
-        assert not reader.exists("d/k")
-        writer.put("d/k", b"v")
-        assert reader.exists("d/k")
-        assert reader.stat("d/k").size == 1
-        assert list(reader.list("d/")) == ["d/k"]
-        writer.delete("d/k")
-        assert list(reader.list()) == []
-    finally:
-        reader.close()
-        writer.close()
-
-
 def test_request_count_and_reset(s3_server: MotoS3Server) -> None:
     s3_server.reset_count()
     assert s3_server.request_count == 0

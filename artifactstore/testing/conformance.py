@@ -426,6 +426,7 @@ class BackendConformance:
         assert not other_client.exists("c/k")
         backend.put("c/k", b"v1")
         assert other_client.exists("c/k")
+        assert other_client.stat("c/k").size == 2
         assert list(other_client.list("c/")) == ["c/k"]
         assert list(other_client.list()) == ["c/k"]
         assert other_client.get("c/k") == b"v1"
