@@ -59,7 +59,7 @@ def verify(args: argparse.Namespace) -> dict[str, Any]:
 
 def demo(args: argparse.Namespace) -> dict[str, Any]:
     def show(step: DemoStep) -> None:
-        saved = 1 - step.stored / step.size if step.size else 0.0
+        saved = max(0.0, 1 - step.stored / step.size) if step.size else 0.0
         _say(args, f"  {step.what:32} {step.size / MiB:7.1f} MiB -> stored "
                    f"{step.stored / MiB:6.1f} MiB ({saved:5.1%} saved) "
                    f"in {step.seconds:5.2f} s  blake3 {step.digest[:16]}")
