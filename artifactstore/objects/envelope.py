@@ -42,6 +42,8 @@ class Kind(enum.IntEnum):
     PACK_TRAILER = 0x10
     INDEX = 0x11
     CONFIG = 0x12
+    VERSION = 0x20
+    ALIAS_EVENT = 0x21
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""The data model: manifests as trees of directory nodes, version records and aliases."""
