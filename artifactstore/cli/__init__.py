@@ -3,7 +3,7 @@
 Each command calls the library and prints either text for people or, with
 ``--json``, one JSON document for scripts. One handler turns every
 ``ArtifactStoreError`` into a one-line message on stderr and its exit code
-(docs/design.md §8); ``--debug`` shows the traceback instead.
+(docs/design.md §9); ``--debug`` shows the traceback instead.
 """
 
 from artifactstore.cli.main import main
