@@ -1,7 +1,16 @@
-"""artifactstore: content-addressed artifact versioning for ML datasets and models."""
+"""artifactstore: content-addressed artifact versioning for ML datasets and models.
 
+``artifactstore.open(url)`` returns a :class:`Store`; ``artifactstore.use("model:latest")``
+reads a version from the discovered store in one line.
+"""
+
+from artifactstore.artifact import Artifact
 from artifactstore.errors import ArtifactStoreError
+from artifactstore.store import Store, open, use
+from artifactstore.version import ArtifactVersion
 
 __version__ = "0.1.0"
 
-__all__ = ["ArtifactStoreError", "__version__"]
+__all__ = [
+    "Artifact", "ArtifactStoreError", "ArtifactVersion", "Store", "__version__", "open", "use",
+]  # fmt: skip

@@ -1,8 +1,8 @@
-"""The demo the README runs first: the storage engine on real-sized data.
+"""The demo the README runs first: the whole artifact workflow on a local store.
 
-It writes a tabular dataset and a model file into a local store, rewrites 5%
-of the model as fine-tuning would, stores it again and shows what
-deduplication and compression saved, then reads both back verified.
+It logs a tabular dataset and a model file, fine-tunes the model (rewrites 5% of
+it) and logs v1, moves the ``production`` alias, gets ``model:latest`` back,
+verifies it against the manifest and shows what deduplication saved.
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from artifactstore.digest import hash_bytes
-from artifactstore.errors import IntegrityError
-from artifactstore.objects.store import ObjectStore
-from artifactstore.repository import open_objects, verify_objects
+import artifactstore
 from artifactstore.synthetic import csv_rows, edit_scattered, random_bytes
 
 __all__ = ["DemoStep", "run_demo"]
@@ -30,7 +27,7 @@ class DemoStep:
     size: int
     stored: int
     seconds: float
-    digest: str
+    detail: str
 
 
 def run_demo(
@@ -42,36 +39,60 @@ def run_demo(
 ) -> dict[str, object]:
     """Run the demo against ``url`` (a fresh temporary store when None)."""
     with tempfile.TemporaryDirectory(prefix="artifactstore-demo-") as tmp:
-        where = url or str(Path(tmp) / "store")
-        store = open_objects(where, create=True, cache_dir=Path(tmp) / "cache")
-        dataset = csv_rows(dataset_mib * MiB, seed=1)
-        model = bytearray(random_bytes(model_mib * MiB, seed=2))
-        steps = [_write(store, "dataset.csv (v0)", dataset, report),
-                 _write(store, "model.bin (v0)", bytes(model), report)]
-        edit_scattered(model, 0.05, 64 << 10, seed=3)
-        steps.append(_write(store, "model.bin (v1, 5% fine-tuned)", bytes(model), report))
-        verified = verify_objects(store)
-        store.close()
-        if not verified.ok:
-            raise IntegrityError("; ".join(verified.damaged))
+        work = Path(tmp)
+        where = url or str(work / "store")
+        steps: list[DemoStep] = []
+        with artifactstore.open(where, create=True, cache_dir=work / "cache") as store:
+
+            def step(what: str, action: Callable[[], str], size: int) -> None:
+                before = store.objects.stats.bytes_stored
+                start = time.perf_counter()
+                detail = action()
+                done = DemoStep(what, size, store.objects.stats.bytes_stored - before,
+                                time.perf_counter() - start, detail)
+                steps.append(done)
+                report(done)
+
+            data_dir = work / "dataset"
+            data_dir.mkdir()
+            (data_dir / "train.csv").write_bytes(csv_rows(dataset_mib * MiB * 3 // 4, seed=1))
+            (data_dir / "test.csv").write_bytes(csv_rows(dataset_mib * MiB // 4, seed=2))
+            model = bytearray(random_bytes(model_mib * MiB, seed=3))
+            weights = work / "model.safetensors"
+            weights.write_bytes(model)
+
+            def log(path: Path, name: str, kind: str, aliases: tuple[str, ...] = ()) -> str:
+                version = store.log_artifact(path, name=name, type=kind, aliases=aliases)
+                return f"{version.ref} digest {version.digest[:16]}"
+
+            step("log dataset", lambda: log(data_dir, "dataset", "dataset"), dataset_mib * MiB)
+            step("log model", lambda: log(weights, "model", "model", ("production",)),
+                 len(model))
+            edit_scattered(model, 0.05, 64 << 10, seed=4)
+            weights.write_bytes(model)
+            step("log model after fine-tuning 5%", lambda: log(weights, "model", "model"),
+                 len(model))
+
+            def promote() -> str:
+                store.set_alias("model:v1", "production")
+                moves = store.alias_history("model", "production")
+                return " -> ".join(f"v{e.target}" for e in moves)
+
+            step("move alias production", promote, 0)
+
+            def fetch() -> str:
+                latest = store.artifact("model:latest")
+                target = latest.download(work / "download")
+                checked = latest.verify(target)
+                return f"{latest.ref} -> {target.name}/, {checked} file(s) verified"
+
+            step("get model:latest and verify", fetch, len(model))
+            versions = {name: [v.version for v in store.versions(name)]
+                        for name in store.artifacts()}
         return {
             "store": where if url else "(temporary, removed after the demo)",
             "steps": [asdict(s) for s in steps],
-            "logical_bytes": sum(s.size for s in steps),
+            "versions": versions,
+            "logical_bytes": (dataset_mib + 2 * model_mib) * MiB,
             "stored_bytes": sum(s.stored for s in steps),
-            "verified_blobs": verified.blobs_checked,
         }
-
-
-def _write(store: ObjectStore, what: str, data: bytes,
-           report: Callable[[DemoStep], None]) -> DemoStep:
-    before = store.stats.bytes_stored
-    start = time.perf_counter()
-    ref = store.write_bytes(data)
-    store.flush()
-    seconds = time.perf_counter() - start
-    if store.read_file(ref) != data or ref.digest != hash_bytes(data):
-        raise IntegrityError(f"{what} did not read back identical")
-    step = DemoStep(what, len(data), store.stats.bytes_stored - before, seconds, ref.digest.hex)
-    report(step)
-    return step

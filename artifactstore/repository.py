@@ -1,13 +1,12 @@
 """Opening stores by URL and whole-store maintenance over the object store.
 
 Vocabulary: the *store URL* names where a store lives (a local path,
-``s3://bucket/prefix``, ``gs://…``, ``memory://…``). When no URL is given, the
-one in ``ARTIFACTSTORE_URL`` is used, else the per-user default local store.
+``s3://bucket/prefix``, ``gs://…``, ``memory://…``). When no URL is given, it
+is discovered (:mod:`artifactstore.discovery`).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,24 +15,18 @@ from artifactstore.backends import open_backend
 from artifactstore.backends.retry import RetryingBackend
 from artifactstore.chunking import ChunkerParams
 from artifactstore.digest import Digest
+from artifactstore.discovery import discover
 from artifactstore.errors import ArtifactStoreError
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.layout import pack_prefix, parse_id_key
 from artifactstore.objects.store import ObjectStore, Progress
 
-__all__ = ["VerifyReport", "default_store_url", "open_objects", "resolve_url", "verify_objects"]
-
-
-def default_store_url() -> str:
-    """The per-user default local store (``$XDG_DATA_HOME/artifactstore/store``)."""
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
-    return str(base / "artifactstore" / "store")
+__all__ = ["VerifyReport", "open_objects", "resolve_url", "verify_objects"]
 
 
 def resolve_url(url: str | None) -> str:
-    """Explicit URL, else ``ARTIFACTSTORE_URL``, else the per-user default."""
-    return url or os.environ.get("ARTIFACTSTORE_URL") or default_store_url()
+    """Explicit URL, else discovery (environment, config file, per-user default)."""
+    return discover(url).url
 
 
 def open_objects(

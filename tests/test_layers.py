@@ -30,6 +30,10 @@ import pytest
 PACKAGE = "artifactstore"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / PACKAGE
 
+API_MODULES = (
+    "repository", "api", "store", "demo", "discovery", "artifact", "version", "download",
+)  # fmt: skip
+
 # (layer, exact module names, name prefixes): a module is in a layer if its
 # name is listed, or is a prefix plus ".submodule", or (cli only) starts with "cli".
 LAYERS: list[tuple[str, set[str], set[str]]] = [
@@ -46,7 +50,7 @@ LAYERS: list[tuple[str, set[str], set[str]]] = [
     ("model", {f"{PACKAGE}.model"}, {f"{PACKAGE}.model"}),
     (
         "api",
-        {PACKAGE} | {f"{PACKAGE}.{name}" for name in ("repository", "api", "store", "demo")},
+        {PACKAGE} | {f"{PACKAGE}.{name}" for name in API_MODULES},
         {f"{PACKAGE}.{name}" for name in ("repository", "api", "store")},
     ),
     ("cli", {f"{PACKAGE}.__main__"}, set()),

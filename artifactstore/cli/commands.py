@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from artifactstore.cli import artifacts
 from artifactstore.cli.progress import Progress
 from artifactstore.demo import DemoStep, run_demo
 from artifactstore.errors import IntegrityError
@@ -43,6 +44,8 @@ def info(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def verify(args: argparse.Namespace) -> dict[str, Any]:
+    if args.ref is not None:
+        return artifacts.verify_version(args)
     store = open_objects(args.store)
     with Progress("verify", None, enabled=not args.quiet and not args.json) as bar:
         report = verify_objects(store, progress=bar.advance)
@@ -59,15 +62,15 @@ def verify(args: argparse.Namespace) -> dict[str, Any]:
 
 def demo(args: argparse.Namespace) -> dict[str, Any]:
     def show(step: DemoStep) -> None:
-        saved = max(0.0, 1 - step.stored / step.size) if step.size else 0.0
-        _say(args, f"  {step.what:32} {step.size / MiB:7.1f} MiB -> stored "
-                   f"{step.stored / MiB:6.1f} MiB ({saved:5.1%} saved) "
-                   f"in {step.seconds:5.2f} s  blake3 {step.digest[:16]}")
+        stored = f"stored {step.stored / MiB:6.1f} MiB" if step.size else " " * 18
+        _say(args, f"  {step.what:32} {stored}  {step.seconds:5.2f} s  {step.detail}")
 
-    _say(args, "artifactstore demo: chunk, deduplicate, compress, verify")
+    _say(args, "artifactstore demo: log, version, alias, get, verify")
     result = run_demo(args.store, dataset_mib=args.dataset_mib, model_mib=args.model_mib,
                       report=show)
-    _say(args, f"  total {result['logical_bytes'] / MiB:.0f} MiB logged, "  # type: ignore[operator]
-               f"{result['stored_bytes'] / MiB:.1f} MiB stored; "  # type: ignore[operator]
-               f"{result['verified_blobs']} blobs re-read and verified")
+    logical = int(result["logical_bytes"])  # type: ignore[call-overload]
+    stored = int(result["stored_bytes"])  # type: ignore[call-overload]
+    _say(args, f"  versions: {result['versions']}")
+    _say(args, f"  {logical / MiB:.0f} MiB logged, {stored / MiB:.1f} MiB stored "
+               f"(deduplication and compression saved {1 - stored / logical:.0%})")
     return result

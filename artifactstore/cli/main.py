@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from artifactstore import __version__
-from artifactstore.cli import commands
+from artifactstore.cli import artifacts, commands
 from artifactstore.errors import ArtifactStoreError
 
 __all__ = ["main"]
@@ -21,6 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--store", metavar="URL", default=argparse.SUPPRESS,
                         help="store URL (default: $ARTIFACTSTORE_URL, else the per-user store)")
+    common.add_argument("--project", metavar="P", default=argparse.SUPPRESS,
+                        help="project inside the store (default: 'default')")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print one JSON document for scripts")
     common.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
@@ -33,15 +35,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"artifactstore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+    def add(name: str, handler: Handler | None, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
-        p.set_defaults(handler=handler)
+        if handler is not None:
+            p.set_defaults(handler=handler)
         return p
 
     p = add("init", commands.init, "create a store (or show the existing one)")
     p.add_argument("url", nargs="?", help="where to create it (default: --store or the default)")
     add("info", commands.info, "show a store's format, chunking and size")
-    add("verify", commands.verify, "read every pack and check every blob against its id")
+    p = add("verify", commands.verify,
+            "check a version (REF), or read every pack and blob of the store (no REF)")
+    p.add_argument("ref", nargs="?")
+    p.add_argument("--dir", help="check a downloaded copy of REF in this folder instead")
+    artifacts.register(add, common)
     p = add("demo", commands.demo, "store a dataset and a model, edit and re-store, verify")
     p.add_argument("--dataset-mib", type=int, default=32)
     p.add_argument("--model-mib", type=int, default=64)
@@ -50,9 +57,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    for flag in ("store", "json", "quiet", "debug"):
+    for flag in ("store", "project", "json", "quiet", "debug"):
         if not hasattr(args, flag):
-            setattr(args, flag, None if flag == "store" else False)
+            setattr(args, flag, None if flag in ("store", "project") else False)
     try:
         result = args.handler(args)
     except ArtifactStoreError as exc:

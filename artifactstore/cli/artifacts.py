@@ -1,0 +1,183 @@
+"""Commands over artifacts: log, get, ls, show, diff, alias."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import artifactstore
+from artifactstore.artifact import Artifact
+from artifactstore.errors import InvalidInputError
+from artifactstore.model.refs import AliasEvent
+from artifactstore.version import ArtifactVersion
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.json and not args.quiet:
+        print(text)
+
+
+def _open(args: argparse.Namespace) -> artifactstore.Store:
+    return artifactstore.open(args.store, args.project)
+
+
+def _describe(version: ArtifactVersion) -> dict[str, Any]:
+    return {
+        "ref": version.ref, "name": version.name, "version": version.version,
+        "type": version.type, "digest": version.digest, "size": version.size,
+        "aliases": version.aliases, "created_at": version.created_at,
+        "created_by": version.created_by, "description": version.description,
+        "metadata": dict(version.metadata),
+    }
+
+
+def _metadata(pairs: list[str]) -> dict[str, str]:
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"--metadata {pair!r}: use KEY=VALUE")
+        result[key] = value
+    return result
+
+
+def log(args: argparse.Namespace) -> dict[str, Any]:
+    artifact = Artifact(args.name, args.type, args.description, _metadata(args.metadata))
+    for path in args.paths:
+        p = Path(path)
+        if p.is_dir():
+            artifact.add_dir(p, name=None if len(args.paths) == 1 else p.name)
+        else:
+            artifact.add_file(p)
+    with _open(args) as store:
+        version = store.log_artifact(artifact, aliases=args.alias)
+        result = {**_describe(version), "created": version.created}
+    if version.created:
+        _say(args, f"logged {version.ref} ({version.size} bytes, digest {version.digest[:16]})")
+    else:
+        _say(args, f"unchanged: same content as {version.ref}; no new version")
+    return result
+
+
+def get(args: argparse.Namespace) -> dict[str, Any]:
+    with _open(args) as store:
+        version = store.artifact(args.ref)
+        target = version.download(args.dir)
+        result = {**_describe(version), "path": str(target)}
+    _say(args, f"{version.ref} -> {target}")
+    return result
+
+
+def ls(args: argparse.Namespace) -> dict[str, Any]:
+    with _open(args) as store:
+        if args.name is None:
+            names = store.artifacts()
+            _say(args, "\n".join(names) if names else "no artifacts yet: log one with "
+                 "'artifactstore log NAME PATH --type TYPE'")
+            return {"artifacts": names}
+        versions = [_describe(v) for v in store.versions(args.name)]
+    for v in versions:
+        aliases = ",".join(v["aliases"])
+        _say(args, f"{v['ref']:30} {v['type']:12} {v['size']:>12}  {v['created_at']}  {aliases}")
+    return {"versions": versions}
+
+
+def show(args: argparse.Namespace) -> dict[str, Any]:
+    with _open(args) as store:
+        version = store.artifact(args.ref)
+        files = [{"path": e.path, "size": e.size, "digest": e.digest.hex if e.digest else None}
+                 for e in version.files()]
+        result = {**_describe(version), "files": files}
+    _say(args, "\n".join(f"{k:12} {v}" for k, v in result.items() if k != "files"))
+    for f in files:
+        _say(args, f"  {f['size']:>12}  {f['path']}")
+    return result
+
+
+def diff(args: argparse.Namespace) -> dict[str, Any]:
+    with _open(args) as store:
+        old, new = store.artifact(args.old), store.artifact(args.new)
+        changes = [{"path": c.path, "change": c.kind} for c in new.diff(old)]
+    marks = {"added": "+", "removed": "-", "modified": "~"}
+    for c in changes:
+        _say(args, f"{marks[c['change']]} {c['path']}")
+    if not changes:
+        _say(args, "no differences")
+    return {"old": old.ref, "new": new.ref, "changes": changes}
+
+
+def _event(e: AliasEvent) -> dict[str, Any]:
+    return {"alias": e.alias, "seq": e.seq, "target": e.target, "previous": e.previous,
+            "protected": e.protected, "at": e.at, "by": e.by, "forced": e.forced}
+
+
+def alias_set(args: argparse.Namespace) -> dict[str, Any]:
+    with _open(args) as store:
+        event = store.set_alias(args.ref, args.alias, force=args.force,
+                                protect=True if args.protect else None)
+    _say(args, f"{args.alias} -> v{event.target}")
+    return _event(event)
+
+
+def alias_rm(args: argparse.Namespace) -> dict[str, Any]:
+    with _open(args) as store:
+        event = store.remove_alias(args.name, args.alias, force=args.force)
+    _say(args, f"removed {args.name}:{args.alias}")
+    return _event(event)
+
+
+def alias_history(args: argparse.Namespace) -> dict[str, Any]:
+    with _open(args) as store:
+        events = [_event(e) for e in store.alias_history(args.name, args.alias)]
+    for e in events:
+        _say(args, f"{e['seq']:>4}  {e['at']}  {e['by']:20} v{e['previous']} -> v{e['target']}")
+    return {"history": events}
+
+
+def verify_version(args: argparse.Namespace) -> dict[str, Any]:
+    with _open(args) as store:
+        version = store.artifact(args.ref)
+        checked = version.verify(args.dir)
+    where = args.dir or "the store"
+    _say(args, f"ok: {checked} files of {version.ref} verified in {where}")
+    return {"ref": version.ref, "files": checked, "ok": True}
+
+
+def register(add: Any, common: argparse.ArgumentParser) -> None:
+    """Add these commands; ``add(name, handler, help)`` returns a subparser and
+    ``common`` holds the global options every subcommand accepts."""
+    p = add("log", log, "log files or folders as a new version of NAME")
+    p.add_argument("name")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--type", default="dataset")
+    p.add_argument("--alias", action="append", default=[])
+    p.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--description")
+    p = add("get", get, "download a version (NAME[:vN|:ALIAS])")
+    p.add_argument("ref")
+    p.add_argument("--dir", help="target folder (default ./artifacts/NAME-vN)")
+    p = add("ls", ls, "list artifacts, or the versions of NAME")
+    p.add_argument("name", nargs="?")
+    p = add("show", show, "show a version and its files")
+    p.add_argument("ref")
+    p = add("diff", diff, "what changed between two versions")
+    p.add_argument("old")
+    p.add_argument("new")
+    p = add("alias", None, "set, remove or show the history of an alias")
+    alias = p.add_subparsers(dest="alias_command", required=True, metavar="ACTION")
+    a = alias.add_parser("set", parents=[common], help="point ALIAS at REF")
+    a.set_defaults(handler=alias_set)
+    a.add_argument("ref")
+    a.add_argument("alias")
+    a.add_argument("--force", action="store_true", help="move a protected alias")
+    a.add_argument("--protect", action="store_true", help="protect the alias from moves")
+    a = alias.add_parser("rm", parents=[common], help="remove ALIAS from NAME")
+    a.set_defaults(handler=alias_rm)
+    a.add_argument("name")
+    a.add_argument("alias")
+    a.add_argument("--force", action="store_true")
+    a = alias.add_parser("history", parents=[common], help="every move of ALIAS")
+    a.set_defaults(handler=alias_history)
+    a.add_argument("name")
+    a.add_argument("alias")

@@ -1,0 +1,208 @@
+"""Manifests as trees: a set of entries as content-addressed directory nodes, and back.
+
+Implements docs/design.md, "Trees". Vocabulary (see also ``_nodes``): a tree
+is built bottom-up from entries, one ``TREE`` blob per directory, so identical
+subtrees get identical ids and an unchanged directory of a new version writes
+nothing new. A directory with more than :data:`SPLIT_THRESHOLD` entries is
+*split*: its entries are cut into *fragments* at content-defined boundaries (a
+name ends a fragment when the first 8 bytes of BLAKE3(u32le(level) || name),
+little endian, are 0 modulo ``threshold // 8``, or when the fragment is full),
+under a *split node* listing each fragment's first name, id, size and file
+count; split nodes with too many children are split again the same way, one
+level up. A boundary depends on its name only, so changing a file rewrites one
+node per level on its path, and adding or removing one name in a 100,000-entry
+directory rewrites one or two fragments and one or two nodes per split level
+above them, not every fragment.
+
+*Path order* is the order of paths compared segment by segment as UTF-8 bytes
+(``a/b`` before ``a-c``): the order of a depth-first walk of sorted nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from artifactstore.digest import Digest, hash_bytes
+from artifactstore.encoding import pack
+from artifactstore.errors import InvalidInputError, NotFoundError
+from artifactstore.model._nodes import DirItem, find, walk_dir
+from artifactstore.model.entries import (
+    DEFAULT_MEDIA_TYPE,
+    Entry,
+    FileEntry,
+    GetBlob,
+    PutBlob,
+    ReferenceEntry,
+    encode_entry,
+)
+from artifactstore.model.paths import validate_path
+from artifactstore.model.treediff import Change, diff_trees
+from artifactstore.objects.envelope import Kind
+
+__all__ = [
+    "DEFAULT_MEDIA_TYPE", "SPLIT_THRESHOLD", "Change", "Entry", "FileEntry", "ReferenceEntry",
+    "TreeSummary", "build_tree", "diff_trees", "iter_entries", "lookup", "path_key",
+]  # fmt: skip
+
+SPLIT_THRESHOLD: Final = 2048
+"""Directories with more entries than this are split; no node lists more."""
+
+
+@dataclass(frozen=True, slots=True)
+class TreeSummary:
+    """What building a tree returns: the root node's id and totals."""
+
+    id: Digest
+    size: int  # bytes of all files, and of references whose size is known
+    files: int  # entries: files and references
+
+
+def path_key(path: str) -> list[str]:
+    """Sort key of path order (str order of segments is their UTF-8 byte order)."""
+    return path.split("/")
+
+
+# -- building ---------------------------------------------------------------------------
+
+# (name or first name, record or child row, size, files) of one item of a node.
+_Row = tuple[str, Any, int, int]
+
+
+def build_tree(
+    entries: Iterable[Entry],
+    put_blob: PutBlob,
+    *,
+    split_threshold: int | None = None,
+) -> TreeSummary:
+    """Store ``entries`` as a tree with ``put_blob(Kind.TREE, bytes)``; returns the root.
+
+    Paths are validated; duplicates and file/directory conflicts (``a`` and
+    ``a/b``) are InvalidInputError. No entries give a valid, empty root node.
+    ``split_threshold`` defaults to :data:`SPLIT_THRESHOLD` (read at call time).
+    """
+    threshold = SPLIT_THRESHOLD if split_threshold is None else split_threshold
+    if threshold < 2:
+        raise InvalidInputError(f"split threshold must be at least 2, got {threshold}")
+    keyed = []
+    for entry in entries:
+        if not isinstance(entry, FileEntry | ReferenceEntry):
+            raise InvalidInputError(
+                f"a tree holds FileEntry and ReferenceEntry values, not {type(entry).__name__}"
+            )
+        keyed.append((path_key(validate_path(entry.path)), entry))
+    keyed.sort(key=_first)
+    writer = _NodeWriter(put_blob, threshold)
+    # open directories from the root down: (names so far, rows of each)
+    names: list[str] = []
+    open_rows: list[list[_Row]] = [[]]
+    previous: list[str] | None = None
+    for key, entry in keyed:
+        if previous is not None and key[: len(previous)] == previous:
+            what = "twice" if key == previous else f"as a file and as a directory ({entry.path!r})"
+            raise InvalidInputError(f"path {'/'.join(previous)!r} is in the artifact {what}")
+        previous = key
+        common = 0
+        dirs = key[:-1]
+        while common < min(len(names), len(dirs)) and names[common] == dirs[common]:
+            common += 1
+        while len(names) > common:
+            writer.close_dir(names.pop(), open_rows)
+        for name in dirs[common:]:
+            names.append(name)
+            open_rows.append([])
+        record = encode_entry(key[-1], entry, put_blob)
+        size = entry.size if entry.size is not None else 0
+        open_rows[-1].append((key[-1], record, size, 1))
+    while names:
+        writer.close_dir(names.pop(), open_rows)
+    root, size, files = writer.write_dir(open_rows[0])
+    return TreeSummary(root, size, files)
+
+
+def _first(pair: tuple[list[str], Entry]) -> list[str]:
+    return pair[0]
+
+
+class _NodeWriter:
+    """Encodes and stores directory nodes, splitting large ones."""
+
+    def __init__(self, put_blob: PutBlob, threshold: int) -> None:
+        self._put = put_blob
+        self._threshold = threshold
+        self._modulus = max(2, threshold // 8)
+
+    def close_dir(self, name: str, open_rows: list[list[_Row]]) -> None:
+        node_id, size, files = self.write_dir(open_rows.pop())
+        record = {"n": name, "t": "d", "id": node_id.raw, "size": size, "files": files}
+        open_rows[-1].append((name, record, size, files))
+
+    def write_dir(self, rows: list[_Row]) -> tuple[Digest, int, int]:
+        """Store one directory; returns (node id, size, files)."""
+        level = 0
+        body_key = "entries"
+        while len(rows) > self._threshold:
+            groups = list(self._groups(rows, level))
+            if len(groups) == len(rows):  # every row a boundary: rare, but progress is a must
+                t = self._threshold
+                groups = [rows[i : i + t] for i in range(0, len(rows), t)]
+            rows = [self._store(body_key, group)[1] for group in groups]
+            level += 1
+            body_key = "split"
+        node_id, _ = self._store(body_key, rows)
+        return node_id, sum(r[2] for r in rows), sum(r[3] for r in rows)
+
+    def _store(self, body_key: str, rows: Sequence[_Row]) -> tuple[Digest, _Row]:
+        """Store one node; returns its id and its row in a split parent."""
+        node_id = self._put(Kind.TREE, pack({"version": 1, body_key: [r[1] for r in rows]}))
+        size = sum(r[2] for r in rows)
+        files = sum(r[3] for r in rows)
+        first = rows[0][0] if rows else ""
+        return node_id, (first, [first, node_id.raw, size, files], size, files)
+
+    def _groups(self, rows: list[_Row], level: int) -> Iterator[list[_Row]]:
+        # A row ends its group when a hash of its name (salted by level) says so, or
+        # when the group is full: boundaries move only where names change.
+        salt = level.to_bytes(4, "little")
+        start = 0
+        for i, row in enumerate(rows):
+            h = int.from_bytes(hash_bytes(salt + row[0].encode()).raw[:8], "little")
+            if h % self._modulus == 0 or i + 1 - start >= self._threshold:
+                yield rows[start : i + 1]
+                start = i + 1
+        if start < len(rows):
+            yield rows[start:]
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def iter_entries(root: Digest, get_blob: GetBlob, prefix: str = "") -> Iterator[Entry]:
+    """Every entry under ``root`` (or under directory ``prefix``) in path order, streamed.
+
+    Paths are full paths from the root. A ``prefix`` naming a file yields that
+    entry; one naming nothing raises NotFoundError. Nodes are checked as they
+    are read (IntegrityError naming the node on damaged or hostile content).
+    """
+    if not prefix:
+        yield from walk_dir("", root, None, get_blob)
+        return
+    directory = prefix[:-1] if prefix.endswith("/") else prefix
+    item = find(root, path_key(validate_path(directory)), get_blob)
+    if item is None:
+        raise NotFoundError(f"{directory!r} is not in the artifact (tree {root.hex})")
+    if isinstance(item, DirItem):
+        yield from walk_dir(directory, item.id, (item.size, item.files), get_blob)
+    else:
+        yield item.entry(directory, get_blob)
+
+
+def lookup(root: Digest, path: str, get_blob: GetBlob) -> Entry:
+    """The entry at ``path``: NotFoundError if absent or a directory."""
+    item = find(root, path_key(validate_path(path)), get_blob)
+    if item is None:
+        raise NotFoundError(f"{path!r} is not in the artifact (tree {root.hex})")
+    if isinstance(item, DirItem):
+        raise NotFoundError(f"{path!r} is a directory in the artifact, not a file")
+    return item.entry(path, get_blob)

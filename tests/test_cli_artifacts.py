@@ -1,0 +1,124 @@
+"""The artifact commands: log, ls, show, get, diff, alias, verify; errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import artifactstore
+from artifactstore import encoding
+from artifactstore.cli import main
+from artifactstore.digest import hash_bytes
+from artifactstore.model.entries import encode_entry
+from artifactstore.model.tree import FileEntry
+from artifactstore.objects.envelope import Kind
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return str(tmp_path / "store")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, object], str]:
+    code = main([*argv, "--json"])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out) if captured.out.strip() else {}, captured.err
+
+
+def test_log_ls_show_get_diff_verify(url: str, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("x,y\n1,2\n")
+    code, logged, _ = run(capsys, "log", "ds", str(data), "--type", "dataset", "--store", url,
+                          "--metadata", "source=test", "--alias", "raw")
+    assert code == 0
+    assert logged["ref"] == "ds:v0"
+    assert logged["metadata"] == {"source": "test"}
+    assert logged["aliases"] == ["latest", "raw"]
+    code, again, _ = run(capsys, "log", "ds", str(data), "--store", url)
+    assert (code, again["created"], again["ref"]) == (0, False, "ds:v0")
+    (data / "b.csv").write_text("z\n")
+    assert run(capsys, "log", "ds", str(data), "--store", url)[0] == 0
+    assert run(capsys, "ls", "--store", url)[1] == {"artifacts": ["ds"]}
+    versions = run(capsys, "ls", "ds", "--store", url)[1]["versions"]
+    assert [v["ref"] for v in versions] == ["ds:v0", "ds:v1"]  # type: ignore[index]
+    shown = run(capsys, "show", "ds:v1", "--store", url)[1]
+    assert [f["path"] for f in shown["files"]] == ["a.csv", "b.csv"]  # type: ignore[index]
+    changes = run(capsys, "diff", "ds:v0", "ds:v1", "--store", url)[1]["changes"]
+    assert changes == [{"path": "b.csv", "change": "added"}]
+    out = tmp_path / "out"
+    code, got, _ = run(capsys, "get", "ds:raw", "--dir", str(out), "--store", url)
+    assert code == 0
+    assert got["path"] == str(out)
+    assert (out / "a.csv").read_text() == "x,y\n1,2\n"
+    assert not (out / "b.csv").exists()
+    assert run(capsys, "verify", "ds:v0", "--dir", str(out), "--store", url)[0] == 0
+    assert run(capsys, "verify", "ds:latest", "--store", url)[0] == 0
+
+
+def test_alias_commands(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "m.bin"
+    for content in (b"1", b"2"):
+        f.write_bytes(content)
+        assert run(capsys, "log", "m", str(f), "--type", "model", "--store", url)[0] == 0
+    assert run(capsys, "alias", "set", "m:v0", "prod", "--protect", "--store", url)[0] == 0
+    code, _, err = run(capsys, "alias", "set", "m:v1", "prod", "--store", url)
+    assert code == 10
+    assert "force" in err
+    assert run(capsys, "alias", "set", "m:v1", "prod", "--force", "--store", url)[0] == 0
+    history = run(capsys, "alias", "history", "m", "prod", "--store", url)[1]["history"]
+    assert [(e["previous"], e["target"], e["forced"]) for e in history] == [  # type: ignore[index]
+        (None, 0, False), (0, 1, True)]
+    assert run(capsys, "alias", "rm", "m", "prod", "--force", "--store", url)[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "words"),
+    [
+        (["get", "nothing:latest"], 3, "nothing"),
+        (["log", "bad name", "."], 2, "bad name"),
+        (["log", "ok", "/no/such/path"], 3, "no such"),
+        (["get", "ok:v01"], 2, "leading zeros"),
+        (["alias", "set", "x:v0", "v9"], 2, "v9"),
+    ],
+)
+def test_bad_input_is_one_line_and_an_exit_code(
+    url: str, capsys: pytest.CaptureFixture[str], argv: list[str], code: int, words: str
+) -> None:
+    before = sorted(p.name for p in Path(url).rglob("*")) if Path(url).exists() else []
+    got, _, err = run(capsys, *argv, "--store", url)
+    assert got == code
+    assert err.count("\n") == 1
+    assert words in err
+    after = sorted(p.name for p in Path(url).rglob("*")) if Path(url).exists() else []
+    assert [n for n in after if n not in before and n != "config"] == []
+
+
+def test_unknown_scheme_names_the_supported_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "ls", "--store", "ftp://host/x")
+    assert code == 9
+    assert "s3" in err
+
+
+def test_hostile_manifest_path_is_refused_at_download(url: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # A store written by someone else: a tree node naming a file '..'. The writer
+    # never produces it; the reader must refuse it rather than write outside --dir.
+    with artifactstore.open(url) as store:
+        ref = store.objects.write_bytes(b"pwned")
+        entry = FileEntry.from_ref("x", ref)
+        record = encode_entry("..", entry, store.objects.put_blob)
+        node = store.objects.put_blob(Kind.TREE, encoding.pack({"version": 1,
+                                                                 "entries": [record]}))
+        store.objects.flush()
+        store.refs.commit_version("evil", type="dataset", manifest=node, digest=node,
+                                  size=5, files=1)
+    out = tmp_path / "deep" / "out"
+    code, _, err = run(capsys, "get", "evil", "--dir", str(out), "--store", url)
+    assert code == 5
+    assert err.count("\n") == 1
+    assert not (tmp_path / "deep" / "x").exists()
+    assert hash_bytes(b"pwned") == ref.digest
