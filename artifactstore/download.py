@@ -49,6 +49,7 @@ def materialize(
     """Write ``entries`` under ``root``; returns how many files were (re)written."""
     root.mkdir(parents=True, exist_ok=True)
     written = 0
+    swept: set[Path] = set()
     for entry in entries:
         # Paths are checked again here, not only when logged: a manifest from a
         # damaged or hostile store must not write outside the download folder.
@@ -58,14 +59,42 @@ def materialize(
                 progress(entry.size)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in swept:
+            _remove_abandoned_temps(target.parent)
+            swept.add(target.parent)
         _write_verified(objects, entry, target, progress)
         written += 1
     return written
 
 
+def _remove_abandoned_temps(folder: Path) -> None:
+    """Delete temp files left by a download that was killed (its process is gone).
+
+    Temp names carry the writer's pid, so a download still running in another
+    process keeps its file.
+    """
+    for temp in folder.glob(f"{TEMP_MARK}*"):
+        pid_text = temp.name[len(TEMP_MARK):].split("-", 1)[0]
+        if pid_text.isdigit() and not _alive(int(pid_text)):
+            with contextlib.suppress(OSError):
+                temp.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
 def _write_verified(objects: ObjectStore, entry: FileEntry, target: Path,
                     progress: Callable[[int], None] | None) -> None:
-    temp = target.with_name(f"{TEMP_MARK}{secrets.token_hex(6)}-{target.name}"[:255])
+    temp = target.with_name(
+        f"{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}-{target.name}"[:255]
+    )
     try:
         hasher = Hasher()
         with open(temp, "wb") as f:

@@ -169,7 +169,7 @@ class Store:
 
 
 def open(url: str | None = None, project: str | None = None, *, create: bool | None = None,
-         concurrency: int = 8, cache_dir: Path | None = None,
+         concurrency: int = 8, cache_dir: str | os.PathLike[str] | None = None,
          **backend_options: Any) -> Store:
     """Open a project of the store at ``url`` (discovered when None).
 

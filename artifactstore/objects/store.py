@@ -81,7 +81,7 @@ class ObjectStore:
         config: StoreConfig,
         *,
         domain: str = PLAIN_DOMAIN,
-        cache_dir: Path | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
         concurrency: int = 8,
     ) -> None:
         if concurrency < 1:
@@ -91,7 +91,7 @@ class ObjectStore:
         self.domain = domain
         self.stats = WriteStats()
         self._concurrency = concurrency
-        cache_root = cache_dir if cache_dir is not None else default_cache_dir()
+        cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         # The cache is named by store id and location, so two stores never share one.
         where = hashlib.sha256(backend.url.encode()).hexdigest()[:16]
         self._index = MergedIndex(
@@ -116,7 +116,7 @@ class ObjectStore:
         *,
         create: StoreConfig | None = None,
         domain: str = PLAIN_DOMAIN,
-        cache_dir: Path | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
         concurrency: int = 8,
     ) -> ObjectStore:
         """Open the store at ``backend``; with ``create``, initialise it if absent."""

@@ -1,0 +1,60 @@
+"""Commands over the local file cache: cache info, cache clean."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from artifactstore.filecache import CacheInfo, FileCache, parse_size
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.json and not args.quiet:
+        print(text)
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _describe(info: CacheInfo) -> dict[str, Any]:
+    return {"root": str(info.root), "entries": info.entries, "bytes": info.bytes,
+            "max_bytes": info.max_bytes}
+
+
+def cache_info(args: argparse.Namespace) -> dict[str, Any]:
+    info = FileCache().info()
+    _say(args, f"{info.root}: {info.entries} files, {_human(info.bytes)} "
+               f"of {_human(info.max_bytes)}")
+    return _describe(info)
+
+
+def cache_clean(args: argparse.Namespace) -> dict[str, Any]:
+    keep = getattr(args, "keep", None) or 0
+    cache = FileCache()
+    before = cache.info()
+    after = cache.clean(keep_bytes=keep)
+    # Other processes may insert meanwhile; never report negative removals.
+    removed, freed = max(0, before.entries - after.entries), max(0, before.bytes - after.bytes)
+    _say(args, f"removed {removed} files ({_human(freed)}); {after.entries} files, "
+               f"{_human(after.bytes)} remain in {after.root}")
+    return {**_describe(after), "removed_entries": removed, "removed_bytes": freed}
+
+
+def register(add: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``cache`` command; ``add(name, handler, help)`` returns a subparser and
+    ``common`` holds the global options every subcommand accepts."""
+    p = add("cache", None, "show or shrink the local cache of downloaded files")
+    cache = p.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    a = cache.add_parser("info", parents=[common], help="where the cache is and what it holds")
+    a.set_defaults(handler=cache_info)
+    a = cache.add_parser("clean", parents=[common],
+                         help="remove least-recently-used files until at most --keep remain")
+    a.set_defaults(handler=cache_clean)
+    a.add_argument("--keep", type=parse_size, default=None, metavar="BYTES",
+                   help="bytes to keep, e.g. 2G (default 0: empty the cache)")
