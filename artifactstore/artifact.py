@@ -57,6 +57,16 @@ class Artifact:
     def entries(self) -> tuple[Staged, ...]:
         return tuple(self._staged[p] for p in sorted(self._staged))
 
+    def staged_bytes(self) -> int:
+        """Total size of the staged files as they are on disk now (for progress bars)."""
+        total = 0
+        for entry in self._staged.values():
+            try:
+                total += entry.source.stat().st_size
+            except OSError:
+                continue  # reported when logging reads it
+        return total
+
     def add_file(self, path: str | os.PathLike[str], name: str | None = None) -> str:
         """Stage the local file ``path`` as ``name`` (default: its file name)."""
         source = Path(path)

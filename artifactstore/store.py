@@ -28,7 +28,7 @@ from artifactstore.model.refs import AliasEvent, Refs, VersionRecord
 from artifactstore.model.tree import FileEntry, build_tree
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind
-from artifactstore.objects.store import ObjectStore
+from artifactstore.objects.store import ObjectStore, Progress
 from artifactstore.version import ArtifactVersion
 
 __all__ = ["Store", "open", "use"]
@@ -68,6 +68,7 @@ class Store:
         aliases: Iterable[str] = (),
         metadata: Mapping[str, Any] | None = None,
         description: str | None = None,
+        progress: Progress | None = None,
     ) -> ArtifactVersion:
         """Store a new version; identical content to the latest version makes none.
 
@@ -77,7 +78,8 @@ class Store:
         artifact = self._as_artifact(artifact_or_path, name, type, metadata, description)
         wanted_aliases = [validate_alias(a) for a in aliases]
         encoding.pack(artifact.metadata)  # refuse unencodable metadata before any upload
-        entries = [self._store_file(staged.path, staged.source) for staged in artifact.entries]
+        entries = [self._store_file(staged.path, staged.source, progress)
+                   for staged in artifact.entries]
         summary = build_tree(entries, self.objects.put_blob)
         manifest = self.objects.put_blob(Kind.MANIFEST, encoding.pack({
             "version": 1, "tree": summary.id.raw, "size": summary.size, "files": summary.files,
@@ -112,12 +114,12 @@ class Store:
             raise NotFoundError(f"cannot log {path}: no such file or folder (check the path)")
         return artifact
 
-    def _store_file(self, path: str, source: Path) -> FileEntry:
+    def _store_file(self, path: str, source: Path, progress: Progress | None) -> FileEntry:
         try:
             # ``open`` in this module is artifactstore.open: use the builtin.
             with builtins.open(source, "rb") as f:
                 mode = os.fstat(f.fileno()).st_mode & 0o777
-                ref = self.objects.write_file(f)
+                ref = self.objects.write_file(f, progress)
         except PermissionError:
             raise InvalidInputError(
                 f"cannot read {source}: permission denied (check its permissions)"

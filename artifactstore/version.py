@@ -20,7 +20,7 @@ from artifactstore.model.paths import validate_path
 from artifactstore.model.refs import VersionRecord
 from artifactstore.model.tree import Change, Entry, FileEntry, diff_trees, iter_entries, lookup
 from artifactstore.objects.blobrefs import FileRef
-from artifactstore.objects.store import ObjectStore
+from artifactstore.objects.store import ObjectStore, Progress
 
 if TYPE_CHECKING:
     from artifactstore.store import Store
@@ -115,14 +115,15 @@ class ArtifactVersion:
     def entry(self, path: str) -> Entry:
         return lookup(self._record.digest, validate_path(path), self._objects.read_blob)
 
-    def download(self, root: str | os.PathLike[str] | None = None) -> Path:
+    def download(self, root: str | os.PathLike[str] | None = None,
+                 progress: Progress | None = None) -> Path:
         """Write every file under ``root`` (default ``./artifacts/<name>-<version>``).
 
         Only paths the manifest names are written; files already present with
         the right bytes are skipped, so an interrupted download resumes.
         """
         target = self._target(root)
-        materialize(self._objects, self._file_entries(), target)
+        materialize(self._objects, self._file_entries(), target, progress)
         return target
 
     def get_path(self, path: str, root: str | os.PathLike[str] | None = None) -> Path:

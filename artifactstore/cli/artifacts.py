@@ -8,6 +8,7 @@ from typing import Any
 
 import artifactstore
 from artifactstore.artifact import Artifact
+from artifactstore.cli.progress import Progress
 from artifactstore.errors import InvalidInputError
 from artifactstore.model.refs import AliasEvent
 from artifactstore.version import ArtifactVersion
@@ -16,6 +17,10 @@ from artifactstore.version import ArtifactVersion
 def _say(args: argparse.Namespace, text: str) -> None:
     if not args.json and not args.quiet:
         print(text)
+
+
+def _bar(args: argparse.Namespace, label: str, total: int) -> Progress:
+    return Progress(label, total, enabled=not args.quiet and not args.json)
 
 
 def _open(args: argparse.Namespace) -> artifactstore.Store:
@@ -50,8 +55,8 @@ def log(args: argparse.Namespace) -> dict[str, Any]:
             artifact.add_dir(p, name=None if len(args.paths) == 1 else p.name)
         else:
             artifact.add_file(p)
-    with _open(args) as store:
-        version = store.log_artifact(artifact, aliases=args.alias)
+    with _open(args) as store, _bar(args, f"log {args.name}", artifact.staged_bytes()) as bar:
+        version = store.log_artifact(artifact, aliases=args.alias, progress=bar.advance)
         result = {**_describe(version), "created": version.created}
     if version.created:
         _say(args, f"logged {version.ref} ({version.size} bytes, digest {version.digest[:16]})")
@@ -63,7 +68,8 @@ def log(args: argparse.Namespace) -> dict[str, Any]:
 def get(args: argparse.Namespace) -> dict[str, Any]:
     with _open(args) as store:
         version = store.artifact(args.ref)
-        target = version.download(args.dir)
+        with _bar(args, f"get {version.ref}", version.size) as bar:
+            target = version.download(args.dir, progress=bar.advance)
         result = {**_describe(version), "path": str(target)}
     _say(args, f"{version.ref} -> {target}")
     return result
