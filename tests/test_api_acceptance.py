@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import signal
 import stat
 import subprocess
@@ -18,6 +17,7 @@ from artifactstore.digest import Hasher
 from artifactstore.download import TEMP_MARK
 from artifactstore.synthetic import RandomStream, random_bytes
 from artifactstore.testing.conformance import BackendSpec
+from artifactstore.testing.processes import run_workers
 
 MiB = 1 << 20
 
@@ -92,33 +92,27 @@ def test_round_trip_gcs_300mib(gcs_spec: BackendSpec, tmp_path: Path) -> None:
     _round_trip(gcs_spec, tmp_path, big_mib=300)
 
 
-def _log_five(url: str, cache: str, worker: int, start: Any, results: Any) -> None:
-    start.wait(timeout=60)
-    store = artifactstore.open(url, cache_dir=Path(cache) / str(worker))
-    refs = []
-    for i in range(5):
-        f = Path(cache) / f"w{worker}-{i}.bin"
-        f.write_bytes(f"worker {worker} version {i}".encode())
-        refs.append(store.log_artifact(f, name="shared", type="model").version)
-    store.close()
-    results.put((worker, refs))
+def _log_five(worker: int, barrier: Any, results: Any, url: str, cache: str) -> None:
+    try:
+        store = artifactstore.open(url, cache_dir=Path(cache) / str(worker))
+        refs = []
+        for i in range(5):
+            f = Path(cache) / f"w{worker}-{i}.bin"
+            f.write_bytes(f"worker {worker} version {i}".encode())
+            barrier.wait(60)  # every round contested: all eight commit at once
+            refs.append(store.log_artifact(f, name="shared", type="model").version)
+        store.close()
+        results.put((worker, refs, None))
+    except BaseException as exc:
+        barrier.abort()
+        results.put((worker, None, f"{type(exc).__name__}: {exc}"))
 
 
 @pytest.mark.slow
 def test_eight_processes_log_forty_versions(tmp_path: Path) -> None:
     url = str(tmp_path / "store")
     artifactstore.open(url).close()
-    ctx = multiprocessing.get_context("spawn")
-    start, results = ctx.Event(), ctx.Queue()
-    workers = [ctx.Process(target=_log_five, args=(url, str(tmp_path), w, start, results))
-               for w in range(8)]
-    for w in workers:
-        w.start()
-    start.set()
-    got = dict(results.get(timeout=120) for _ in workers)
-    for w in workers:
-        w.join(timeout=60)
-        assert w.exitcode == 0
+    got = run_workers(_log_five, (url, str(tmp_path)), workers=8, timeout=180)
     claimed = sorted(v for refs in got.values() for v in refs)
     assert claimed == sorted(f"v{n}" for n in range(40))
     with artifactstore.open(url, cache_dir=tmp_path / "check") as store:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import time
 from collections.abc import Callable, Iterator
-from queue import Empty
 from typing import Any, cast
 
 import pytest
@@ -31,6 +28,7 @@ from artifactstore.model.refs import AliasEvent, ProtectedAliasError, Refs, Vers
 from artifactstore.model.versions import version_key
 from artifactstore.objects.envelope import Kind, open_envelope, seal
 from artifactstore.testing import BackendSpec
+from artifactstore.testing.processes import run_workers
 
 PROJECT = "proj"
 
@@ -474,40 +472,8 @@ TIMEOUT = 180.0
 def _run_workers(
     target: Callable[..., None], spec: BackendSpec, args: tuple[Any, ...]
 ) -> dict[int, Any]:
-    """Run ``target(spec, worker, barrier, results, *args)`` in WORKERS spawned processes."""
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(WORKERS)
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(target=target, args=(spec, w, barrier, results, *args), daemon=True)
-        for w in range(WORKERS)
-    ]
-    for proc in procs:
-        proc.start()
-    outcomes: dict[int, Any] = {}
-    errors: list[str] = []
-    deadline = time.monotonic() + TIMEOUT
-    try:
-        for _ in range(WORKERS):
-            try:
-                worker, value, error = results.get(timeout=max(0.1, deadline - time.monotonic()))
-            except Empty:
-                errors.append("timed out waiting for workers")
-                break
-            if error:
-                errors.append(f"worker {worker}: {error}")
-            outcomes[worker] = value
-    finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join()
-            proc.close()
-        results.close()
-        results.join_thread()
-    assert not errors, "; ".join(errors)
-    return outcomes
+    """Run ``target(worker, barrier, results, spec, *args)`` in WORKERS spawned processes."""
+    return run_workers(target, (spec, *args), workers=WORKERS, timeout=TIMEOUT)
 
 
 class _CountingCreates:
@@ -527,7 +493,7 @@ class _CountingCreates:
 
 
 def _commit_worker(
-    spec: BackendSpec, worker: int, barrier: Any, results: Any, count: int, same: bool
+    worker: int, barrier: Any, results: Any, spec: BackendSpec, count: int, same: bool
 ) -> None:
     try:
         backend = _CountingCreates(spec.open())
@@ -579,7 +545,7 @@ def _check_concurrent_commits(spec: BackendSpec) -> None:
     assert lost > 0, "the writers never collided: the test did not exercise the race"
 
 
-def _alias_worker(spec: BackendSpec, worker: int, barrier: Any, results: Any, moves: int) -> None:
+def _alias_worker(worker: int, barrier: Any, results: Any, spec: BackendSpec, moves: int) -> None:
     try:
         backend = _CountingCreates(spec.open())
         try:

@@ -17,19 +17,17 @@ A subclass may also override the ``backend`` fixture (e.g. to wrap it).
 
 from __future__ import annotations
 
-import multiprocessing
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from queue import Empty
 from typing import Any, ClassVar
 
 import pytest
 
 from artifactstore.backends import Backend, ObjectInfo, open_backend
 from artifactstore.errors import InvalidInputError, NotFoundError
+from artifactstore.testing.processes import run_workers
 
 __all__ = ["BackendConformance", "BackendSpec", "race_put_if_absent"]
 
@@ -54,11 +52,11 @@ def _payload(worker: int, key: str) -> bytes:
 
 
 def _race_worker(
-    spec: BackendSpec,
-    keys: Sequence[str],
     worker: int,
     barrier: Any,
     results: Any,
+    spec: BackendSpec,
+    keys: Sequence[str],
     timeout: float,
 ) -> None:
     """Open the store, then ``put_if_absent`` each key once all workers are ready."""
@@ -94,46 +92,10 @@ def race_put_if_absent(
     """
     if not processes:
         return _race_threads(spec, keys, workers, timeout)
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(workers)
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(
-            target=_race_worker,
-            args=(spec, list(keys), worker, barrier, results, timeout),
-            name=f"race-{worker}",
-            daemon=True,
-        )
-        for worker in range(workers)
-    ]
-    for proc in procs:
-        proc.start()
-    outcomes: dict[int, list[bool]] = {}
-    errors: list[str] = []
-    deadline = time.monotonic() + timeout
-    try:
-        for _ in range(workers):
-            try:
-                worker, won, error = results.get(timeout=max(0.1, deadline - time.monotonic()))
-            except Empty:
-                errors.append("timed out waiting for race workers")
-                break
-            if error:
-                errors.append(f"worker {worker}: {error}")
-            else:
-                outcomes[worker] = won
-    finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join()
-            proc.close()
-        results.close()
-        results.join_thread()
-    if errors:
-        raise AssertionError("; ".join(errors))
-    return outcomes
+    result: dict[int, list[bool]] = run_workers(
+        _race_worker, (spec, list(keys), timeout), workers=workers, timeout=timeout
+    )
+    return result
 
 
 def _race_threads(
@@ -147,7 +109,7 @@ def _race_threads(
             collected.append(item)
 
     threads = [
-        threading.Thread(target=_race_worker, args=(spec, list(keys), w, barrier, _Sink(), timeout))
+        threading.Thread(target=_race_worker, args=(w, barrier, _Sink(), spec, list(keys), timeout))
         for w in range(workers)
     ]
     for thread in threads:
