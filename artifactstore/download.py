@@ -16,6 +16,7 @@ from pathlib import Path
 
 from artifactstore.digest import Hasher
 from artifactstore.errors import IntegrityError
+from artifactstore.filecache import FileCache
 from artifactstore.model.paths import join_under
 from artifactstore.model.tree import FileEntry
 from artifactstore.objects.store import ObjectStore
@@ -45,8 +46,13 @@ def materialize(
     entries: Iterable[FileEntry],
     root: Path,
     progress: Callable[[int], None] | None = None,
+    cache: FileCache | None = None,
 ) -> int:
-    """Write ``entries`` under ``root``; returns how many files were (re)written."""
+    """Write ``entries`` under ``root``; returns how many files were (re)written.
+
+    With a ``cache``, content already cached is copied (cloned where the file
+    system can) from it, and newly downloaded files are added to it.
+    """
     root.mkdir(parents=True, exist_ok=True)
     written = 0
     swept: set[Path] = set()
@@ -62,7 +68,11 @@ def materialize(
         if target.parent not in swept:
             _remove_abandoned_temps(target.parent)
             swept.add(target.parent)
-        _write_verified(objects, entry, target, progress)
+        if cache is not None and cache.materialize(entry.digest, entry.size, target, entry.mode):
+            if progress is not None:
+                progress(entry.size)
+        else:
+            _write_verified(objects, entry, target, progress, cache)
         written += 1
     return written
 
@@ -91,7 +101,7 @@ def _alive(pid: int) -> bool:
 
 
 def _write_verified(objects: ObjectStore, entry: FileEntry, target: Path,
-                    progress: Callable[[int], None] | None) -> None:
+                    progress: Callable[[int], None] | None, cache: FileCache | None) -> None:
     temp = target.with_name(
         f"{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}-{target.name}"[:255]
     )
@@ -109,6 +119,9 @@ def _write_verified(objects: ObjectStore, entry: FileEntry, target: Path,
                 "damaged; run 'artifactstore verify'"
             )
         os.chmod(temp, entry.mode & 0o777)
+        if cache is not None:
+            # From the verified temp file: the user cannot change these bytes in between.
+            cache.insert(temp, entry.digest)
         if target.is_dir() and not target.is_symlink():
             raise IntegrityError(f"cannot write {target}: a folder is in the way")
         os.replace(temp, target)

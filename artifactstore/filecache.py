@@ -68,7 +68,8 @@ MAX_BYTES_ENV: Final = "ARTIFACTSTORE_CACHE_MAX_BYTES"
 # linux/fs.h: _IOW(0x94, 9, int). Python's fcntl names it only from 3.12 on.
 FICLONE: Final[int] = getattr(fcntl, "FICLONE", 0x40049409)
 
-# Same mark as download.TEMP_MARK, so a leftover temp looks alike wherever it is.
+# Same mark and naming as download.TEMP_MARK (mark, pid, random, name), so its sweep
+# of abandoned temps also removes those of a killed materialize.
 _TEMP_MARK = ".artifactstore-tmp-"
 _TEMP_DIR = "tmp"
 _LOCK_NAME = ".lock"
@@ -217,7 +218,9 @@ class FileCache:
             src = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return False
-        temp = target.with_name(f"{_TEMP_MARK}{secrets.token_hex(6)}-{target.name}"[:255])
+        # download.py's naming: its sweep removes temps whose writer pid is dead.
+        temp = target.with_name(
+            f"{_TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}-{target.name}"[:255])
         made: Path | None = None
         try:
             st = os.fstat(src)

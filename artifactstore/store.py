@@ -23,6 +23,7 @@ from artifactstore.backends import open_backend
 from artifactstore.backends.retry import RetryingBackend
 from artifactstore.discovery import discover
 from artifactstore.errors import InvalidInputError, NotFoundError
+from artifactstore.filecache import FileCache
 from artifactstore.model.names import parse_ref, validate_alias, validate_project_name
 from artifactstore.model.refs import AliasEvent, Refs, VersionRecord
 from artifactstore.model.tree import FileEntry, build_tree
@@ -39,11 +40,14 @@ _LOCAL_SCHEMES = ("", "file", "memory")
 class Store:
     """One project of a store: log artifacts, read versions, move aliases."""
 
-    def __init__(self, objects: ObjectStore, refs: Refs, *, url: str, project: str) -> None:
+    def __init__(self, objects: ObjectStore, refs: Refs, *, url: str, project: str,
+                 file_cache: FileCache | None = None) -> None:
         self.objects = objects
         self.refs = refs
         self.url = url
         self.project = project
+        #: downloaded files by content, shared by every store on this machine
+        self.file_cache = file_cache
 
     def __repr__(self) -> str:
         return f"<Store {self.url} project={self.project}>"
@@ -172,7 +176,7 @@ class Store:
 
 def open(url: str | None = None, project: str | None = None, *, create: bool | None = None,
          concurrency: int = 8, cache_dir: str | os.PathLike[str] | None = None,
-         **backend_options: Any) -> Store:
+         file_cache: bool = True, **backend_options: Any) -> Store:
     """Open a project of the store at ``url`` (discovered when None).
 
     Local and memory stores are created on first use unless ``create=False``;
@@ -187,7 +191,11 @@ def open(url: str | None = None, project: str | None = None, *, create: bool | N
         create = scheme in _LOCAL_SCHEMES
     objects = ObjectStore.open(backend, create=StoreConfig.new() if create else None,
                                concurrency=concurrency, cache_dir=cache_dir)
-    return Store(objects, Refs(backend, project_name), url=location.url, project=project_name)
+    files = None
+    if file_cache:
+        files = FileCache(Path(cache_dir) / "files" if cache_dir is not None else None)
+    return Store(objects, Refs(backend, project_name), url=location.url, project=project_name,
+                 file_cache=files)
 
 
 _default_lock = threading.Lock()

@@ -123,14 +123,15 @@ class ArtifactVersion:
         the right bytes are skipped, so an interrupted download resumes.
         """
         target = self._target(root)
-        materialize(self._objects, self._file_entries(), target, progress)
+        materialize(self._objects, self._file_entries(), target, progress,
+                    self._store.file_cache)
         return target
 
     def get_path(self, path: str, root: str | os.PathLike[str] | None = None) -> Path:
         """Download one file and return where it is."""
         entry = self._file_entry(path)
         target = self._target(root)
-        materialize(self._objects, [entry], target)
+        materialize(self._objects, [entry], target, cache=self._store.file_cache)
         return target / entry.path
 
     def open(self, path: str) -> io.BufferedReader:

@@ -261,3 +261,26 @@ def test_diff_between_versions(store: artifactstore.Store, tmp_path: Path) -> No
     changes = {(c.path, c.kind) for c in v1.diff(v0)}
     assert changes == {("nested/new.txt", "added"), ("empty.txt", "removed"),
                        ("run.sh", "modified")}
+
+
+def test_second_download_comes_from_the_local_cache(tmp_path: Path) -> None:
+    url = str(tmp_path / "store")
+    (tmp_path / "w.bin").write_bytes(random_bytes(2 * MiB, seed=77))
+    with artifactstore.open(url, cache_dir=tmp_path / "cache") as store:
+        version = store.log_artifact(tmp_path / "w.bin", name="m", type="model")
+        first = version.download(tmp_path / "one")
+        (first / "w.bin").write_bytes(b"edited by the user")  # must not reach the cache
+        assert store.file_cache is not None
+        assert store.file_cache.info().entries == 1
+    # Damage the file's chunks in the store (they come first in the pack, before
+    # the tree nodes): from now on only the cache can produce the right bytes.
+    (pack,) = (tmp_path / "store").rglob("packs/*/*")
+    raw = bytearray(pack.read_bytes())
+    raw[100] ^= 0xFF
+    pack.write_bytes(bytes(raw))
+    with artifactstore.open(url, cache_dir=tmp_path / "cache") as store:
+        again = store.artifact("m:v0").download(tmp_path / "two")
+        assert (again / "w.bin").read_bytes() == random_bytes(2 * MiB, seed=77)
+    uncached = artifactstore.open(url, cache_dir=tmp_path / "cache", file_cache=False)
+    with uncached, pytest.raises(IntegrityError):
+        uncached.artifact("m:v0").download(tmp_path / "three")

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from artifactstore import __version__
-from artifactstore.cli import artifacts, commands
+from artifactstore.cli import artifacts, cache, commands
 from artifactstore.errors import ArtifactStoreError
 
 __all__ = ["main"]
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("ref", nargs="?")
     p.add_argument("--dir", help="check a downloaded copy of REF in this folder instead")
     artifacts.register(add, common)
+    cache.register(add, common)
     p = add("demo", commands.demo, "store a dataset and a model, edit and re-store, verify")
     p.add_argument("--dataset-mib", type=int, default=32)
     p.add_argument("--model-mib", type=int, default=64)
