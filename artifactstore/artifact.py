@@ -1,7 +1,7 @@
 """``Artifact``: the builder a user fills before logging a new version.
 
 Vocabulary: the builder *stages* entries (a local file, every file of a local
-folder, or a file written through ``new_file``) under
+folder, a remote reference, or a file written through ``new_file``) under
 artifact paths; nothing is read or uploaded until the store logs it, so staging
 is cheap and a staging mistake costs nothing. Staging validates names and paths
 at once, so errors point at the call that caused them.
@@ -22,7 +22,7 @@ from artifactstore.errors import InvalidInputError, NotFoundError
 from artifactstore.model.names import validate_artifact_name
 from artifactstore.model.paths import validate_path
 
-__all__ = ["Artifact", "StagedFile", "use"]
+__all__ = ["Artifact", "StagedFile", "StagedReference", "use"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,16 @@ class StagedFile:
     source: Path
 
 
-Staged = StagedFile
+@dataclass(frozen=True, slots=True)
+class StagedReference:
+    """A remote object to record by reference under ``path``."""
+
+    path: str
+    uri: str
+    checksum: bool
+
+
+Staged = StagedFile | StagedReference
 
 
 class Artifact:
@@ -61,6 +70,8 @@ class Artifact:
         """Total size of the staged files as they are on disk now (for progress bars)."""
         total = 0
         for entry in self._staged.values():
+            if isinstance(entry, StagedReference):
+                continue
             try:
                 total += entry.source.stat().st_size
             except OSError:
@@ -93,6 +104,18 @@ class Artifact:
                 relative = source.relative_to(root).as_posix()
                 added.append(self._stage(StagedFile(validate_path(prefix + relative), source)))
         return added
+
+    def add_reference(self, uri: str, name: str | None = None, checksum: bool = True) -> str:
+        """Record ``uri`` (s3://, gs://, file://) without copying its bytes into the store.
+
+        Logging records its size and ETag/generation; with ``checksum`` it also
+        reads it once for its BLAKE3 digest. Downloads fetch it from the source
+        and refuse it if it changed since.
+        """
+        if "://" not in uri:
+            raise InvalidInputError(f"reference {uri!r} is not a URI: use s3://, gs:// or file://")
+        default = uri.rstrip("/").rsplit("/", 1)[-1]
+        return self._stage(StagedReference(validate_path(name or default), uri, checksum))
 
     @contextmanager
     def new_file(self, name: str, mode: str = "w") -> Iterator[IO[Any]]:

@@ -13,13 +13,15 @@ import os
 import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
-from artifactstore.digest import Hasher
+from artifactstore.digest import Digest, Hasher
 from artifactstore.errors import IntegrityError
 from artifactstore.filecache import FileCache
 from artifactstore.model.paths import join_under
-from artifactstore.model.tree import FileEntry
+from artifactstore.model.tree import Entry, ReferenceEntry
 from artifactstore.objects.store import ObjectStore
+from artifactstore.references import fetch_reference
 
 __all__ = ["TEMP_MARK", "file_matches", "materialize"]
 
@@ -27,31 +29,37 @@ TEMP_MARK = ".artifactstore-tmp-"
 _BLOCK = 8 << 20
 
 
-def file_matches(path: Path, entry: FileEntry) -> bool:
-    """Whether ``path`` already holds exactly ``entry``'s bytes (size, then digest)."""
+def file_matches(path: Path, entry: Entry) -> bool:
+    """Whether ``path`` already holds ``entry``'s bytes (size, then digest when known)."""
+    digest = entry.digest
     try:
         if not path.is_file() or path.is_symlink() or path.stat().st_size != entry.size:
             return False
+        if digest is None:
+            return False  # a reference logged without checksum: always fetch again
         hasher = Hasher()
         with open(path, "rb") as f:
             while block := f.read(_BLOCK):
                 hasher.update(block)
     except OSError:
         return False
-    return hasher.digest() == entry.digest
+    return hasher.digest() == digest
 
 
 def materialize(
     objects: ObjectStore,
-    entries: Iterable[FileEntry],
+    entries: Iterable[Entry],
     root: Path,
     progress: Callable[[int], None] | None = None,
     cache: FileCache | None = None,
+    reference_options: dict[str, Any] | None = None,
 ) -> int:
     """Write ``entries`` under ``root``; returns how many files were (re)written.
 
-    With a ``cache``, content already cached is copied (cloned where the file
-    system can) from it, and newly downloaded files are added to it.
+    Stored files come from ``objects``; references from their source, checked
+    against what was recorded when they were logged. With a ``cache``, content
+    already cached is copied (cloned where the file system can) from it, and
+    newly downloaded files are added to it.
     """
     root.mkdir(parents=True, exist_ok=True)
     written = 0
@@ -62,17 +70,23 @@ def materialize(
         target = join_under(root, entry.path)
         if file_matches(target, entry):
             if progress is not None:
-                progress(entry.size)
+                progress(entry.size or 0)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.parent not in swept:
             _remove_abandoned_temps(target.parent)
             swept.add(target.parent)
-        if cache is not None and cache.materialize(entry.digest, entry.size, target, entry.mode):
+        if isinstance(entry, ReferenceEntry):
+            blocks = fetch_reference(entry, reference_options or {})
+            _write_verified(blocks, entry.path, entry.digest, 0o644, target, progress, None)
+        elif cache is not None and cache.materialize(entry.digest, entry.size, target,
+                                                     entry.mode):
             if progress is not None:
-                progress(entry.size)
+                progress(entry.size or 0)
         else:
-            _write_verified(objects, entry, target, progress, cache)
+            blocks = objects.iter_file(entry.file_ref())
+            _write_verified(blocks, entry.path, entry.digest, entry.mode, target, progress,
+                            cache)
         written += 1
     return written
 
@@ -100,28 +114,29 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _write_verified(objects: ObjectStore, entry: FileEntry, target: Path,
-                    progress: Callable[[int], None] | None, cache: FileCache | None) -> None:
+def _write_verified(blocks: Iterable[bytes], path: str, digest: Digest | None, mode: int,
+                    target: Path, progress: Callable[[int], None] | None,
+                    cache: FileCache | None) -> None:
     temp = target.with_name(
         f"{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}-{target.name}"[:255]
     )
     try:
         hasher = Hasher()
         with open(temp, "wb") as f:
-            for data in objects.iter_file(entry.file_ref()):
+            for data in blocks:
                 hasher.update(data)
                 f.write(data)
                 if progress is not None:
                     progress(len(data))
-        if hasher.digest() != entry.digest:
+        if digest is not None and hasher.digest() != digest:
             raise IntegrityError(
-                f"{entry.path} does not match its digest {entry.digest.hex}: the store is "
+                f"{path} does not match its digest {digest.hex}: the store is "
                 "damaged; run 'artifactstore verify'"
             )
-        os.chmod(temp, entry.mode & 0o777)
-        if cache is not None:
+        os.chmod(temp, mode & 0o777)
+        if cache is not None and digest is not None:
             # From the verified temp file: the user cannot change these bytes in between.
-            cache.insert(temp, entry.digest)
+            cache.insert(temp, digest)
         if target.is_dir() and not target.is_symlink():
             raise IntegrityError(f"cannot write {target}: a folder is in the way")
         os.replace(temp, target)

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from artifactstore import encoding
-from artifactstore.artifact import Artifact
+from artifactstore.artifact import Artifact, StagedReference
 from artifactstore.backends import open_backend
 from artifactstore.backends.retry import RetryingBackend
 from artifactstore.discovery import discover
@@ -26,10 +26,11 @@ from artifactstore.errors import InvalidInputError, NotFoundError
 from artifactstore.filecache import FileCache
 from artifactstore.model.names import parse_ref, validate_alias, validate_project_name
 from artifactstore.model.refs import AliasEvent, Refs, VersionRecord
-from artifactstore.model.tree import FileEntry, build_tree
+from artifactstore.model.tree import Entry, FileEntry, build_tree
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore, Progress
+from artifactstore.references import describe_reference
 from artifactstore.version import ArtifactVersion
 
 __all__ = ["Store", "open", "use"]
@@ -41,7 +42,11 @@ class Store:
     """One project of a store: log artifacts, read versions, move aliases."""
 
     def __init__(self, objects: ObjectStore, refs: Refs, *, url: str, project: str,
-                 file_cache: FileCache | None = None) -> None:
+                 file_cache: FileCache | None = None,
+                 backend_options: dict[str, Any] | None = None) -> None:
+        #: options the store was opened with; references to the same kind of
+        #: location (s3://, gs://) use them too (endpoint, credentials)
+        self.backend_options = dict(backend_options or {})
         self.objects = objects
         self.refs = refs
         self.url = url
@@ -82,8 +87,14 @@ class Store:
         artifact = self._as_artifact(artifact_or_path, name, type, metadata, description)
         wanted_aliases = [validate_alias(a) for a in aliases]
         encoding.pack(artifact.metadata)  # refuse unencodable metadata before any upload
-        entries = [self._store_file(staged.path, staged.source, progress)
-                   for staged in artifact.entries]
+        entries: list[Entry] = []
+        for staged in artifact.entries:
+            if isinstance(staged, StagedReference):
+                entries.append(describe_reference(staged.path, staged.uri,
+                                                  checksum=staged.checksum,
+                                                  options=self.backend_options))
+            else:
+                entries.append(self._store_file(staged.path, staged.source, progress))
         summary = build_tree(entries, self.objects.put_blob)
         manifest = self.objects.put_blob(Kind.MANIFEST, encoding.pack({
             "version": 1, "tree": summary.id.raw, "size": summary.size, "files": summary.files,
@@ -195,7 +206,7 @@ def open(url: str | None = None, project: str | None = None, *, create: bool | N
     if file_cache:
         files = FileCache(Path(cache_dir) / "files" if cache_dir is not None else None)
     return Store(objects, Refs(backend, project_name), url=location.url, project=project_name,
-                 file_cache=files)
+                 file_cache=files, backend_options=backend_options)
 
 
 _default_lock = threading.Lock()

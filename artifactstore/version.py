@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import io
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +18,18 @@ from artifactstore.download import file_matches, materialize
 from artifactstore.errors import IntegrityError, InvalidInputError
 from artifactstore.model.paths import validate_path
 from artifactstore.model.refs import VersionRecord
-from artifactstore.model.tree import Change, Entry, FileEntry, diff_trees, iter_entries, lookup
+from artifactstore.model.tree import (
+    Change,
+    Entry,
+    FileEntry,
+    ReferenceEntry,
+    diff_trees,
+    iter_entries,
+    lookup,
+)
 from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.store import ObjectStore, Progress
+from artifactstore.references import fetch_reference
 
 if TYPE_CHECKING:
     from artifactstore.store import Store
@@ -123,15 +132,16 @@ class ArtifactVersion:
         the right bytes are skipped, so an interrupted download resumes.
         """
         target = self._target(root)
-        materialize(self._objects, self._file_entries(), target, progress,
-                    self._store.file_cache)
+        materialize(self._objects, iter_entries(self._record.digest, self._objects.read_blob),
+                    target, progress, self._store.file_cache, self._store.backend_options)
         return target
 
     def get_path(self, path: str, root: str | os.PathLike[str] | None = None) -> Path:
         """Download one file and return where it is."""
-        entry = self._file_entry(path)
+        entry = self.entry(path)
         target = self._target(root)
-        materialize(self._objects, [entry], target, cache=self._store.file_cache)
+        materialize(self._objects, [entry], target, cache=self._store.file_cache,
+                    reference_options=self._store.backend_options)
         return target / entry.path
 
     def open(self, path: str) -> io.BufferedReader:
@@ -147,7 +157,18 @@ class ArtifactVersion:
         ``IntegrityError`` naming the file.
         """
         count = 0
-        for entry in self._file_entries():
+        for entry in iter_entries(self._record.digest, self._objects.read_blob):
+            if isinstance(entry, ReferenceEntry):
+                if root is not None and not file_matches(Path(root) / entry.path, entry):
+                    raise IntegrityError(
+                        f"{Path(root) / entry.path} is missing or differs from "
+                        f"{self.ref}:{entry.path}: download again"
+                    )
+                if root is None:  # fetches it: a changed source raises
+                    for _ in fetch_reference(entry, dict(self._store.backend_options)):
+                        pass
+                count += 1
+                continue
             if root is not None:
                 if not file_matches(Path(root) / entry.path, entry):
                     raise IntegrityError(
@@ -175,11 +196,6 @@ class ArtifactVersion:
         if root is not None:
             return Path(root)
         return Path("artifacts") / f"{self.name}-{self.version}"
-
-    def _file_entries(self) -> Iterator[FileEntry]:
-        for entry in iter_entries(self._record.digest, self._objects.read_blob):
-            if isinstance(entry, FileEntry):
-                yield entry
 
     def _file_entry(self, path: str) -> FileEntry:
         entry = self.entry(path)

@@ -32,7 +32,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / PACKAGE
 
 API_MODULES = (
     "repository", "api", "store", "demo", "discovery", "artifact", "version", "download",
-    "filecache",
+    "filecache", "references",
 )  # fmt: skip
 
 # (layer, exact module names, name prefixes): a module is in a layer if its

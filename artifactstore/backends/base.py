@@ -22,10 +22,17 @@ __all__ = ["Backend", "ObjectInfo", "check_key"]
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
-    """What a backend knows about one stored object."""
+    """What a backend knows about one stored object.
+
+    ``etag`` changes whenever the object's content is replaced (an S3 ETag, a
+    GCS generation, a local file's mtime and size); ``version_id`` is the
+    store's object version where it keeps versions. Either may be None.
+    """
 
     key: str
     size: int
+    etag: str | None = None
+    version_id: str | None = None
 
 
 @runtime_checkable

@@ -124,8 +124,17 @@ class FsspecBackend:
             return bool(info.get("type") == "file")
 
     def stat(self, key: str) -> ObjectInfo:
-        """Size of the object. Raises ``NotFoundError`` if absent."""
-        return ObjectInfo(key=key, size=self._info("stat", key))
+        """Size, ETag (S3) or generation (GCS), and version id. ``NotFoundError`` if absent."""
+        path = self._path(key)
+        with mapped_errors("stat", key, self._url):
+            info = self._live().info(path, **self._call_kw)
+        if info.get("type") != "file":
+            raise NotFoundError(f"stat {key!r} on {self._url}: no such object; check the key")
+        etag = info.get("ETag") or info.get("etag") or info.get("generation")
+        version = info.get("VersionId") or info.get("generation")
+        return ObjectInfo(key=key, size=int(info["size"]),
+                          etag=str(etag).strip('"') if etag else None,
+                          version_id=str(version) if version and version != "null" else None)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         """Yield keys starting with ``prefix``, sorted, from an uncached listing.

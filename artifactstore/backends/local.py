@@ -136,7 +136,10 @@ class LocalBackend:
                 st = None
             if st is None or not stat_module.S_ISREG(st.st_mode):
                 raise self._not_found("stat", key)
-            return ObjectInfo(key=key, size=st.st_size)
+            # No content hash on a plain file system: a replaced file gets a new
+            # inode, an edited one a new mtime (and usually size).
+            return ObjectInfo(key=key, size=st.st_size,
+                              etag=f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}")
 
     def list(self, prefix: str = "") -> Iterator[str]:
         """Yield the keys starting with ``prefix``, sorted; temp files excluded.
