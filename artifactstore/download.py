@@ -85,8 +85,13 @@ def materialize(
                 progress(entry.size or 0)
         else:
             blocks = objects.iter_file(entry.file_ref())
-            _write_verified(blocks, entry.path, entry.digest, entry.mode, target, progress,
-                            cache)
+            try:
+                _write_verified(blocks, entry.path, entry.digest, entry.mode, target,
+                                progress, cache)
+            except IntegrityError as exc:
+                if entry.path in str(exc):
+                    raise
+                raise IntegrityError(f"{entry.path}: {exc}") from None
         written += 1
     return written
 

@@ -218,7 +218,7 @@ def test_tampered_blob_fails_download_and_verify(store: artifactstore.Store,
     again = reopened.artifact("m:v0")
     with pytest.raises(IntegrityError, match=r"f\.bin"):
         again.verify()
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError, match=r"^f\.bin: "):
         again.download(tmp_path / "out")
     assert not (tmp_path / "out" / "f.bin").exists()
     reopened.close()
