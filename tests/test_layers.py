@@ -32,7 +32,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / PACKAGE
 
 API_MODULES = (
     "repository", "api", "store", "demo", "discovery", "artifact", "version", "download",
-    "filecache", "references",
+    "filecache", "references", "demo_model", "demo_data",
 )  # fmt: skip
 
 # (layer, exact module names, name prefixes): a module is in a layer if its

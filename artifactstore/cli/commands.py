@@ -63,7 +63,7 @@ def verify(args: argparse.Namespace) -> dict[str, Any]:
 def demo(args: argparse.Namespace) -> dict[str, Any]:
     def show(step: DemoStep) -> None:
         stored = f"stored {step.stored / MiB:6.1f} MiB" if step.size else " " * 18
-        _say(args, f"  {step.what:32} {stored}  {step.seconds:5.2f} s  {step.detail}")
+        _say(args, f"  {step.what:38} {stored}  {step.seconds:5.2f} s  {step.detail}")
 
     _say(args, "artifactstore demo: log, version, alias, get, verify")
     result = run_demo(args.store, dataset_mib=args.dataset_mib, model_mib=args.model_mib,
