@@ -168,18 +168,21 @@ class Hasher:
     :data:`PARALLEL_MIN` bytes. Not safe for concurrent use from several threads.
     """
 
-    __slots__ = ("_inner", "_key")
+    __slots__ = ("_inner", "_key", "_parallel")
 
-    def __init__(self, key: Buffer | None = None) -> None:
+    def __init__(self, key: Buffer | None = None, *, parallel: bool = True) -> None:
+        """``parallel=False`` keeps hashing on one core, for callers that keep the
+        other cores busy themselves (the ingest pipeline's I/O pool)."""
         if key is not None:
             _check_key(key)
         self._key = None if key is None else bytes(key)
+        self._parallel = parallel
         self._inner: blake3.blake3 | None = None
 
     def update(self, data: Buffer) -> None:
         """Append ``data`` to the hashed stream."""
         if self._inner is None:
-            large = memoryview(data).nbytes >= PARALLEL_MIN
+            large = self._parallel and memoryview(data).nbytes >= PARALLEL_MIN
             self._inner = _new(self._key, blake3.blake3.AUTO if large else 1)
         self._inner.update(data)
 
