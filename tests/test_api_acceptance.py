@@ -71,8 +71,9 @@ def _round_trip(spec: BackendSpec, tmp_path: Path, big_mib: int) -> None:
     del version
 
 
-def test_round_trip_memory(memory_spec: BackendSpec, tmp_path: Path) -> None:
-    _round_trip(memory_spec, tmp_path, big_mib=20)
+@pytest.mark.slow
+def test_round_trip_memory_300mib(memory_spec: BackendSpec, tmp_path: Path) -> None:
+    _round_trip(memory_spec, tmp_path, big_mib=300)
 
 
 @pytest.mark.slow

@@ -81,6 +81,7 @@ def test_alias_commands(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[
         (["get", "nothing:latest"], 3, "nothing"),
         (["log", "bad name", "."], 2, "bad name"),
         (["log", "ok", "/no/such/path"], 3, "no such"),
+        (["log", "ok", "/proc/self/mem"], 2, "cannot read"),  # read fails with EIO
         (["get", "ok:v01"], 2, "leading zeros"),
         (["alias", "set", "x:v0", "v9"], 2, "v9"),
     ],
