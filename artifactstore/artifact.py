@@ -106,14 +106,16 @@ class Artifact:
         return added
 
     def add_reference(self, uri: str, name: str | None = None, checksum: bool = True) -> str:
-        """Record ``uri`` (s3://, gs://, file://) without copying its bytes into the store.
+        """Record ``uri`` (s3://, gs://, https://, file://) without copying its bytes.
 
         Logging records its size and ETag/generation; with ``checksum`` it also
         reads it once for its BLAKE3 digest. Downloads fetch it from the source
         and refuse it if it changed since.
         """
         if "://" not in uri:
-            raise InvalidInputError(f"reference {uri!r} is not a URI: use s3://, gs:// or file://")
+            raise InvalidInputError(
+                f"reference {uri!r} is not a URI: use s3://, gs://, https:// or file://"
+            )
         default = uri.rstrip("/").rsplit("/", 1)[-1]
         return self._stage(StagedReference(validate_path(name or default), uri, checksum))
 

@@ -6,9 +6,10 @@ generation (GCS) or mtime-based tag (local files), its version id, and with
 from its source and checked against that description, so a source that changed
 since logging is an error that says so, never silently different data.
 
-Supported: ``s3://``, ``gs://``, ``file://`` and ``memory://`` URIs, through the
-same backends as stores (credentials and endpoints come from the options the
-store was opened with).
+Supported: ``s3://``, ``gs://``, ``https://``, ``file://`` and ``memory://`` URIs,
+through the same backends as stores (credentials and endpoints of S3/GCS
+references come from the options the store was opened with; plain ``http://`` only
+on loopback unless ``allow_insecure_http``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from artifactstore.model.tree import ReferenceEntry
 
 __all__ = ["describe_reference", "fetch_reference"]
 
-_SCHEMES = ("s3", "gs", "gcs", "file", "memory")
+_SCHEMES = ("s3", "gs", "gcs", "https", "http", "file", "memory")
 _BLOCK = 8 << 20
 
 
@@ -32,13 +33,17 @@ def _open(uri: str, options: dict[str, Any]) -> tuple[Backend, str]:
     scheme, sep, rest = uri.partition("://")
     if not sep or scheme not in _SCHEMES:
         raise ConfigurationError(
-            f"reference {uri!r}: supported schemes are s3://, gs://, file:// and memory://"
+            f"reference {uri!r}: supported schemes are s3://, gs://, https://, file:// "
+            "and memory://"
         )
     base, _, key = rest.rstrip("/").rpartition("/")
-    if not key or (scheme in ("s3", "gs", "gcs") and not base):
+    if not key or (scheme not in ("file", "memory") and not base):
         raise InvalidInputError(f"reference {uri!r} does not name an object")
     if scheme == "file":
         return open_backend("/" + base.lstrip("/"), create=False), key
+    if scheme in ("https", "http"):
+        web = {k: v for k, v in options.items() if k == "allow_insecure_http"}
+        return open_backend(f"{scheme}://{base}", **web), key
     cloud = scheme in ("s3", "gs", "gcs")
     return open_backend(f"{scheme}://{base}", **(options if cloud else {})), key
 

@@ -12,6 +12,7 @@ from artifactstore.digest import hash_bytes
 from artifactstore.errors import ConfigurationError, IntegrityError
 from artifactstore.model.tree import ReferenceEntry
 from artifactstore.testing.conformance import BackendSpec
+from artifactstore.testing.webserver import static_web_server
 
 
 def _log(
@@ -76,3 +77,28 @@ def test_unsupported_scheme_is_clear(tmp_path: Path) -> None:
     store = artifactstore.open(str(tmp_path / "store"), cache_dir=tmp_path / "c")
     with store, pytest.raises(ConfigurationError, match="supported schemes"):
         _log(store, "ftp://example.org/x.csv")
+
+
+def test_https_reference_on_a_local_web_server(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "files").mkdir(parents=True)
+    (site / "files" / "labels.csv").write_bytes(b"id,label\n1,cat\n")
+    with static_web_server(site) as base, artifactstore.open(
+        str(tmp_path / "store"), cache_dir=tmp_path / "c"
+    ) as store:
+        version = _log(store, f"{base}/files/labels.csv")
+        (entry,) = version.files()
+        assert isinstance(entry, ReferenceEntry)
+        assert entry.etag is not None
+        assert entry.digest == hash_bytes(b"id,label\n1,cat\n")
+        out = version.download(tmp_path / "out")
+        assert (out / "remote" / "data.csv").read_bytes() == b"id,label\n1,cat\n"
+        (site / "files" / "labels.csv").write_bytes(b"id,label\n1,dog\n")
+        with pytest.raises(IntegrityError, match="changed since it was logged"):
+            version.download(tmp_path / "again")
+
+
+def test_plain_http_off_loopback_is_refused(tmp_path: Path) -> None:
+    store = artifactstore.open(str(tmp_path / "store"), cache_dir=tmp_path / "c")
+    with store, pytest.raises(ConfigurationError, match="http"):
+        _log(store, "http://example.org/data.csv")

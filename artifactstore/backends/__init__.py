@@ -77,9 +77,13 @@ def open_backend(url: str, **options: Any) -> Backend:
         from artifactstore.backends._gcs import open_gcs
 
         return open_gcs(url, options)
+    if scheme in ("https", "http"):
+        from artifactstore.backends._http import open_http
+
+        return open_http(url, options)
     raise ConfigurationError(
         f"unknown store URL scheme {scheme!r} in {redact_url(url)!r}; supported: "
-        "a local path, file://, memory://, s3://, gs:// (or gcs://)"
+        "a local path, file://, memory://, s3://, gs:// (or gcs://), https:// (read-only)"
     )
 
 

@@ -1,0 +1,73 @@
+"""A static web server on 127.0.0.1 with Range and ETag support, for reference tests.
+
+Python's ``http.server`` answers neither ``Range`` nor ``If-*`` and sends no
+ETag; real object servers do, and references rely on both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.server
+import threading
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+__all__ = ["static_web_server"]
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep test output clean
+
+    def _target(self) -> Path | None:
+        path = Path(self.translate_path(self.path))
+        return path if path.is_file() else None
+
+    def do_HEAD(self) -> None:
+        self._serve(head=True)
+
+    def do_GET(self) -> None:
+        self._serve(head=False)
+
+    def _serve(self, *, head: bool) -> None:
+        target = self._target()
+        if target is None:
+            self.send_error(404)
+            return
+        data = target.read_bytes()
+        etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+        start, end, status = 0, len(data), 200
+        wanted = self.headers.get("Range")
+        if wanted and wanted.startswith("bytes="):
+            first, _, last = wanted[6:].partition("-")
+            start = int(first or 0)
+            end = min(len(data), int(last) + 1 if last else len(data))
+            status = 206
+        body = data[start:end]
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", etag)
+        self.send_header("Accept-Ranges", "bytes")
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+
+@contextlib.contextmanager
+def static_web_server(root: Path) -> Iterator[str]:
+    """Serve ``root`` on 127.0.0.1 (a free port) until the block ends; yields the base URL."""
+    handler = partial(_Handler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
