@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,3 +127,18 @@ def test_hostile_manifest_path_is_refused_at_download(url: str, tmp_path: Path,
     assert err.count("\n") == 1
     assert not (tmp_path / "deep" / "x").exists()
     assert hash_bytes(b"pwned") == ref.digest
+
+
+def test_unreachable_backend_is_one_line_and_exit_7(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",
+           "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
+    done = subprocess.run(
+        [sys.executable, "-m", "artifactstore", "ls", "--store", "s3://bucket/prefix"],
+        capture_output=True, text=True, env=env, check=False, timeout=120,
+    )
+    assert done.returncode == 7, done.stderr
+    assert done.stderr.count("\n") == 1
+    assert "127.0.0.1" in done.stderr or "reach" in done.stderr
