@@ -79,9 +79,13 @@ def run_demo(
                 return f"{version.ref} digest {version.digest[:16]}"
 
             size = sum(p.stat().st_size for p in data_dir.rglob("*") if p.is_file())
-            step("log dataset (3 real + 1 synthetic)",
+            step("log dataset v0 (3 real + 1 synthetic)",
                  lambda: log(data_dir, "dataset", "dataset"), size)
-            step(f"log model (iris accuracy {classifier.accuracy:.1%})",
+            (data_dir / "splits.json").write_text(
+                '{"iris": {"train": 120, "test": 30}, "seed": 7}\n')
+            step("log dataset v1 (adds splits.json)",
+                 lambda: log(data_dir, "dataset", "dataset"), size)
+            step(f"log model v0 (iris accuracy {classifier.accuracy:.1%})",
                  lambda: log(model_dir, "model", "model", ("production",),
                              {"epochs": classifier.epochs, "accuracy": classifier.accuracy}),
                  len(embeddings))
@@ -89,7 +93,7 @@ def run_demo(
             (model_dir / "classifier.json").write_text(tuned.to_json())
             edit_scattered(embeddings, 0.05, 64 << 10, seed=4)
             (model_dir / "embeddings-synthetic.bin").write_bytes(embeddings)
-            step(f"log model after fine-tuning ({tuned.accuracy:.1%})",
+            step(f"log model v1, fine-tuned ({tuned.accuracy:.1%})",
                  lambda: log(model_dir, "model", "model", (),
                              {"epochs": tuned.epochs, "accuracy": tuned.accuracy}),
                  len(embeddings))

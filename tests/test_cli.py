@@ -110,6 +110,6 @@ def test_demo_runs_as_a_console_script(tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "log model after fine-tuning" in done.stdout
+    assert "log model v1, fine-tuned" in done.stdout
     assert "verified" in done.stdout
     assert done.stderr == ""  # not a TTY: no progress bars
