@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -72,6 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "exit_code": exc.exit_code}))
         print(f"artifactstore: error: {message}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # The reader went away (`artifactstore ls | head`): stop quietly, like Unix tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("artifactstore: interrupted; nothing partial was committed", file=sys.stderr)
         return 130
