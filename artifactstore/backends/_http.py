@@ -33,7 +33,7 @@ def open_http(url: str, options: Mapping[str, Any]) -> ReadOnlyBackend:
         from fsspec.implementations.http import HTTPFileSystem
     except ImportError as exc:  # aiohttp missing
         raise MissingExtraError(
-            "https:// references need aiohttp: pip install 'artifactstore[s3]' (or aiohttp)"
+            "https:// locations need aiohttp: pip install 'artifactstore[http]'"
         ) from exc
     with configuring(url):
         fs = HTTPFileSystem(skip_instance_cache=True, use_listings_cache=False)
