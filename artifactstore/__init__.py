@@ -5,12 +5,15 @@ reads a version from the discovered store in one line.
 """
 
 from artifactstore.artifact import Artifact
+from artifactstore.catalog import RunInfo
 from artifactstore.errors import ArtifactStoreError
-from artifactstore.store import Store, open, use
+from artifactstore.run import Run
+from artifactstore.store import Store, init_run, open, use
 from artifactstore.version import ArtifactVersion
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Artifact", "ArtifactStoreError", "ArtifactVersion", "Store", "__version__", "open", "use",
+    "Artifact", "ArtifactStoreError", "ArtifactVersion", "Run", "RunInfo", "Store", "__version__",
+    "init_run", "open", "use",
 ]  # fmt: skip

@@ -10,30 +10,43 @@ never a partial version.
 from __future__ import annotations
 
 import builtins
+import hashlib
 import os
+import platform
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
+
+import networkx as nx
 
 from artifactstore import encoding
 from artifactstore.artifact import Artifact, StagedReference
 from artifactstore.backends import open_backend
 from artifactstore.backends.retry import RetryingBackend
+from artifactstore.catalog import Catalog, RunInfo
+from artifactstore.digest import Digest
 from artifactstore.discovery import discover
 from artifactstore.errors import InvalidInputError, NotFoundError
 from artifactstore.filecache import FileCache
+from artifactstore.lineage import FileUse, build_graph, neighbourhood, run_node, version_node
 from artifactstore.model.names import parse_ref, validate_alias, validate_project_name
 from artifactstore.model.refs import AliasEvent, Refs, VersionRecord
-from artifactstore.model.tree import Entry, FileEntry, build_tree
+from artifactstore.model.runs import STATUSES, MetricsRow, RunLog, parse_time, validate_run_id
+from artifactstore.model.tree import Entry, FileEntry, build_tree, iter_entries
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind
-from artifactstore.objects.store import ObjectStore, Progress
+from artifactstore.objects.store import ObjectStore, Progress, default_cache_dir
 from artifactstore.references import describe_reference
 from artifactstore.version import ArtifactVersion
 
-__all__ = ["Store", "open", "use"]
+if TYPE_CHECKING:
+    from artifactstore.audit import AuditReport
+    from artifactstore.run import Run
+
+__all__ = ["Store", "init_run", "open", "use"]
 
 _LOCAL_SCHEMES = ("", "file", "memory")
 
@@ -41,9 +54,17 @@ _LOCAL_SCHEMES = ("", "file", "memory")
 class Store:
     """One project of a store: log artifacts, read versions, move aliases."""
 
-    def __init__(self, objects: ObjectStore, refs: Refs, *, url: str, project: str,
-                 file_cache: FileCache | None = None,
-                 backend_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        objects: ObjectStore,
+        refs: Refs,
+        *,
+        url: str,
+        project: str,
+        file_cache: FileCache | None = None,
+        backend_options: dict[str, Any] | None = None,
+        catalog_path: Path | None = None,
+    ) -> None:
         #: options the store was opened with; references to the same kind of
         #: location (s3://, gs://) use them too (endpoint, credentials)
         self.backend_options = dict(backend_options or {})
@@ -53,6 +74,9 @@ class Store:
         self.project = project
         #: downloaded files by content, shared by every store on this machine
         self.file_cache = file_cache
+        #: the local catalog of versions, aliases and runs that lineage queries read
+        self.catalog = Catalog(objects.backend, project, catalog_path)
+        self._graph: tuple[int, nx.DiGraph] | None = None
 
     def __repr__(self) -> str:
         return f"<Store {self.url} project={self.project}>"
@@ -60,12 +84,21 @@ class Store:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def close(self) -> None:
         self.objects.close()
+        self.catalog.close()
+
+    def same_location(self, other: Store) -> bool:
+        """Both objects are the same project of the same store."""
+        return (self.url, self.project) == (other.url, other.project)
 
     # -- logging -------------------------------------------------------------------
 
@@ -78,41 +111,77 @@ class Store:
         metadata: Mapping[str, Any] | None = None,
         description: str | None = None,
         progress: Progress | None = None,
+        *,
+        run: Run | None = None,
+        role: str | None = None,
     ) -> ArtifactVersion:
         """Store a new version; identical content to the latest version makes none.
 
         Returns the new version (``created`` True), or the latest one when the
         content is unchanged (``created`` False). Aliases are set either way.
+        The version is recorded as an output of ``run``, by default of this
+        store's active run (see :func:`artifactstore.run.active_run`).
         """
+        from artifactstore.run import active_run  # run imports this module
+
+        run = run if run is not None else active_run(self)
         artifact = self._as_artifact(artifact_or_path, name, type, metadata, description)
         wanted_aliases = [validate_alias(a) for a in aliases]
         encoding.pack(artifact.metadata)  # refuse unencodable metadata before any upload
         entries: list[Entry] = []
         for staged in artifact.entries:
             if isinstance(staged, StagedReference):
-                entries.append(describe_reference(staged.path, staged.uri,
-                                                  checksum=staged.checksum,
-                                                  options=self.backend_options))
+                entries.append(
+                    describe_reference(
+                        staged.path,
+                        staged.uri,
+                        checksum=staged.checksum,
+                        options=self.backend_options,
+                    )
+                )
             else:
                 entries.append(self._store_file(staged.path, staged.source, progress))
         summary = build_tree(entries, self.objects.put_blob)
-        manifest = self.objects.put_blob(Kind.MANIFEST, encoding.pack({
-            "version": 1, "tree": summary.id.raw, "size": summary.size, "files": summary.files,
-        }))
+        manifest = self.objects.put_blob(
+            Kind.MANIFEST,
+            encoding.pack(
+                {
+                    "version": 1,
+                    "tree": summary.id.raw,
+                    "size": summary.size,
+                    "files": summary.files,
+                }
+            ),
+        )
         self.objects.flush()  # packs and index land before the version record names them
         record, created = self.refs.commit_version(
-            artifact.name, type=artifact.type, manifest=manifest, digest=summary.id,
-            size=summary.size, files=summary.files, description=artifact.description,
+            artifact.name,
+            type=artifact.type,
+            manifest=manifest,
+            digest=summary.id,
+            size=summary.size,
+            files=summary.files,
+            description=artifact.description,
             metadata=artifact.metadata,
+            run=None if run is None else run.id,
         )
+        self.catalog.invalidate()
+        version = ArtifactVersion(self, record, created=created)
+        if run is not None:
+            run.record_output(version, role)
         for alias in wanted_aliases:
             self.refs.set_alias(record.artifact, alias, record.number)
         artifact.cleanup()
-        return ArtifactVersion(self, record, created=created)
+        return version
 
-    def _as_artifact(self, value: Artifact | str | os.PathLike[str], name: str | None,
-                     type: str | None, metadata: Mapping[str, Any] | None,
-                     description: str | None) -> Artifact:
+    def _as_artifact(
+        self,
+        value: Artifact | str | os.PathLike[str],
+        name: str | None,
+        type: str | None,
+        metadata: Mapping[str, Any] | None,
+        description: str | None,
+    ) -> Artifact:
         if isinstance(value, Artifact):
             if metadata:
                 value.metadata.update(metadata)
@@ -164,30 +233,272 @@ class Store:
 
     # -- aliases -------------------------------------------------------------------
 
-    def set_alias(self, ref: str, alias: str, force: bool = False,
-                  protect: bool | None = None) -> AliasEvent:
+    def set_alias(
+        self, ref: str, alias: str, force: bool = False, protect: bool | None = None
+    ) -> AliasEvent:
         alias = validate_alias(alias)  # a bad alias is reported before any lookup
         version = self.artifact(ref)
-        return self.refs.set_alias(version.name, alias, version.number,
-                                   force=force, protect=protect)
+        self.catalog.invalidate()
+        return self.refs.set_alias(
+            version.name, alias, version.number, force=force, protect=protect
+        )
 
     def remove_alias(self, name: str, alias: str, force: bool = False) -> AliasEvent:
+        self.catalog.invalidate()
         return self.refs.remove_alias(name, validate_alias(alias), force=force)
 
     def alias_history(self, name: str, alias: str) -> list[AliasEvent]:
         return self.refs.alias_history(name, validate_alias(alias))
 
+    # -- runs ----------------------------------------------------------------------
+
+    def run(
+        self,
+        name: str | None = None,
+        job_type: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        save_code: bool = False,
+        tags: Sequence[str] = (),
+        *,
+        capture_code: bool = True,
+        packages: bool = False,
+        heartbeat: float | None = None,
+    ) -> Run:
+        """Start a run: ``with store.run(job_type="train", config=cfg) as run:``.
+
+        The run records its environment and git state now (``capture_code``),
+        installed packages when ``packages`` is True, and with ``save_code``
+        a ``code`` artifact holding the diff against HEAD and the entry script.
+        """
+        from artifactstore.run import DEFAULT_HEARTBEAT, Run
+
+        return Run(
+            self,
+            name=name,
+            job_type=job_type,
+            config=config,
+            tags=tags,
+            save_code=save_code,
+            capture_code=capture_code,
+            packages=packages,
+            heartbeat=DEFAULT_HEARTBEAT if heartbeat is None else heartbeat,
+        )
+
+    def sync(self) -> None:
+        """Bring the local catalog up to date with the store now."""
+        self.catalog.sync()
+
+    def runs(
+        self,
+        *,
+        job_type: str | None = None,
+        status: str | None = None,
+        tag: str | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        sync: bool | None = None,
+    ) -> list[RunInfo]:
+        """The project's runs, oldest first, filtered by job type, status, tag and start time."""
+        if status is not None and status not in STATUSES:
+            raise InvalidInputError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+        low = _as_time("since", since)
+        high = _as_time("until", until)
+        self.catalog.ensure_fresh(sync)
+        found = []
+        for run in self.catalog.runs(host=platform.node() or "localhost"):
+            started = parse_time(run.started_at)
+            if (
+                (job_type is None or run.job_type == job_type)
+                and (status is None or run.status == status)
+                and (tag is None or tag in run.tags)
+                and (low is None or started >= low)
+                and (high is None or started < high)
+            ):
+                found.append(run)
+        return found
+
+    def get_run(self, run_id: str, *, sync: bool | None = None) -> RunInfo:
+        """One run by id (a unique prefix of the id is enough)."""
+        matches = [r for r in self.runs(sync=sync) if r.run_id.startswith(run_id)]
+        exact = [r for r in matches if r.run_id == run_id]
+        if exact or len(matches) == 1:
+            return (exact or matches)[0]
+        if not matches:
+            validate_run_id(run_id) if len(run_id) >= 31 else None
+            raise NotFoundError(
+                f"run {run_id!r} not found in project {self.project!r}; "
+                "run 'artifactstore runs ls' to see the runs"
+            )
+        raise InvalidInputError(
+            f"run id prefix {run_id!r} matches {len(matches)} runs; give more characters"
+        )
+
+    def run_history(self, run_id: str) -> Iterator[MetricsRow]:
+        """The metrics rows of a run in order, streamed segment by segment."""
+        log = RunLog(self.objects.backend, self.project)
+        run_id = self.get_run(run_id).run_id
+        for seq in log.seqs(run_id, "metrics"):
+            yield from log.read_metrics(run_id, seq)
+
+    # -- lineage -------------------------------------------------------------------
+
+    def lineage(self, *, sync: bool | None = None) -> nx.DiGraph:
+        """The project's lineage graph (a copy; see :mod:`artifactstore.lineage`)."""
+        self.catalog.ensure_fresh(sync)
+        graph = self._lineage_graph()
+        copied: nx.DiGraph = graph.copy()
+        return copied
+
+    def _lineage_graph(self) -> nx.DiGraph:
+        cached = self._graph
+        if cached is None or cached[0] != self.catalog.generation:
+            runs = self.catalog.runs(host=platform.node() or "localhost")
+            cached = self._graph = (self.catalog.generation, build_graph(self.catalog, runs))
+        return cached[1]
+
+    def _node(self, ref: str, sync: bool | None) -> tuple[nx.DiGraph, str]:
+        self.catalog.ensure_fresh(sync)
+        if ref.startswith("run:"):
+            node = run_node(self.get_run(ref[4:], sync=False).run_id)
+        else:
+            version = self.artifact(ref)
+            node = version_node(version.name, version.number)
+        graph = self._lineage_graph()
+        if node not in graph:  # committed after our last sync
+            self.catalog.sync()
+            graph = self._lineage_graph()
+        return graph, node
+
+    def upstream(
+        self, ref: str, depth: int | None = None, *, sync: bool | None = None
+    ) -> nx.DiGraph:
+        """``ref`` and everything it was made from: runs, their inputs, and so on."""
+        graph, node = self._node(ref, sync)
+        return neighbourhood(graph, node, upstream=True, depth=_depth(depth))
+
+    def downstream(
+        self, ref: str, depth: int | None = None, *, sync: bool | None = None
+    ) -> nx.DiGraph:
+        """``ref`` and everything made from it."""
+        graph, node = self._node(ref, sync)
+        return neighbourhood(graph, node, upstream=False, depth=_depth(depth))
+
+    def impact(self, ref: str, *, sync: bool | None = None) -> list[str]:
+        """Every version derived from ``ref``, transitively (what a takedown must consider)."""
+        sub = self.downstream(ref, sync=sync)
+        _, node = self._node(ref, False)
+        return sorted(
+            (n for n, data in sub.nodes(data=True) if data["kind"] == "version" and n != node),
+            key=_ref_order,
+        )
+
+    def where_used(self, file_digest: str | Digest, *, sync: bool | None = None) -> FileUse:
+        """Versions that hold a file with this content (plain BLAKE3) and runs that used them."""
+        digest = file_digest if isinstance(file_digest, Digest) else Digest.from_hex(file_digest)
+        self.catalog.ensure_fresh(sync)
+        self._index_files()
+        holders = self.catalog.files_with(digest.raw)
+        versions = tuple(
+            sorted(
+                ((version_node(a, n), p) for a, n, p in holders),
+                key=lambda vp: (_ref_order(vp[0]), vp[1]),
+            )
+        )
+        held = {(a, n) for a, n, _ in holders}
+        runs = sorted(
+            {
+                run_id
+                for run_id, direction, a, n, _ in self.catalog.edges()
+                if direction == "use" and (a, n) in held
+            }
+        )
+        return FileUse(digest.hex, versions, tuple(runs))
+
+    def _index_files(self) -> None:
+        """Index the files of versions not indexed yet (a version with known content is copied)."""
+        by_digest: dict[bytes, tuple[str, int]] = {}
+        for artifact, number, raw in self.catalog.unindexed():
+            earlier = by_digest.get(raw)
+            if earlier is None:
+                found = self.catalog.query(
+                    "SELECT v.artifact, v.number FROM versions v JOIN indexed i "
+                    "ON v.artifact=i.artifact AND v.number=i.number WHERE v.digest=? LIMIT 1",
+                    (raw,),
+                )
+                earlier = found[0] if found else None
+            if earlier is not None and self.catalog.copy_index_from(artifact, number, earlier):
+                continue
+            record = self.catalog_record(artifact, number)
+            files = (
+                (e.path, e.digest.raw)
+                for e in iter_entries(record.digest, self.objects.read_blob)
+                if isinstance(e, FileEntry)
+            )
+            self.catalog.index_files(artifact, number, files)
+            by_digest[raw] = (artifact, number)
+
+    def catalog_record(self, artifact: str, number: int) -> VersionRecord:
+        return self.refs.version(artifact, number)
+
+    def audit(
+        self, ref: str, *, sample: float | None = None, sync: bool | None = None
+    ) -> AuditReport:
+        """Provenance, alias history and integrity of a version (see ``artifactstore.audit``)."""
+        from artifactstore.audit import audit
+
+        return audit(self, ref, sample=sample, sync=sync)
+
     def _aliases_of(self, record: VersionRecord) -> list[str]:
-        names = sorted(a for a, n in self.refs.aliases(record.artifact).items()
-                       if n == record.number)
+        names = sorted(
+            a for a, n in self.refs.aliases(record.artifact).items() if n == record.number
+        )
         if self.refs.latest(record.artifact).number == record.number:
             names.insert(0, "latest")
         return names
 
 
-def open(url: str | None = None, project: str | None = None, *, create: bool | None = None,
-         concurrency: int = 8, cache_dir: str | os.PathLike[str] | None = None,
-         file_cache: bool = True, **backend_options: Any) -> Store:
+def _depth(depth: int | None) -> int | None:
+    if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool) or depth < 0):
+        raise InvalidInputError(f"depth must be an int >= 0 or None, got {depth!r:.40}")
+    return depth
+
+
+def _ref_order(ref: str) -> tuple[str, int]:
+    name, _, label = ref.rpartition(":v")
+    return name, int(label)
+
+
+def _as_time(what: str, value: str | datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value) if isinstance(value, str) else parse_time(value.isoformat())
+    except ValueError:
+        raise InvalidInputError(
+            f"{what} {value!r:.40} is not a time: use ISO-8601, e.g. 2026-11-26T12:00"
+        ) from None
+
+
+def _catalog_path(
+    objects: ObjectStore, url: str, project: str, cache_dir: str | os.PathLike[str] | None
+) -> Path | None:
+    if url.startswith("memory://"):
+        return None  # the store lives in this process: so does its catalog
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    where = hashlib.sha256(objects.backend.url.encode()).hexdigest()[:16]
+    return root / "catalog" / f"{objects.config.store_id}-{where}" / f"{project}.sqlite"
+
+
+def open(
+    url: str | None = None,
+    project: str | None = None,
+    *,
+    create: bool | None = None,
+    concurrency: int = 8,
+    cache_dir: str | os.PathLike[str] | None = None,
+    file_cache: bool = True,
+    **backend_options: Any,
+) -> Store:
     """Open a project of the store at ``url`` (discovered when None).
 
     Local and memory stores are created on first use unless ``create=False``;
@@ -200,27 +511,70 @@ def open(url: str | None = None, project: str | None = None, *, create: bool | N
     if create is None:
         scheme = location.url.split("://", 1)[0] if "://" in location.url else ""
         create = scheme in _LOCAL_SCHEMES
-    objects = ObjectStore.open(backend, create=StoreConfig.new() if create else None,
-                               concurrency=concurrency, cache_dir=cache_dir)
+    objects = ObjectStore.open(
+        backend,
+        create=StoreConfig.new() if create else None,
+        concurrency=concurrency,
+        cache_dir=cache_dir,
+    )
     files = None
     if file_cache:
         files = FileCache(Path(cache_dir) / "files" if cache_dir is not None else None)
-    return Store(objects, Refs(backend, project_name), url=location.url, project=project_name,
-                 file_cache=files, backend_options=backend_options)
+    return Store(
+        objects,
+        Refs(backend, project_name),
+        url=location.url,
+        project=project_name,
+        file_cache=files,
+        backend_options=backend_options,
+        catalog_path=_catalog_path(objects, location.url, project_name, cache_dir),
+    )
 
 
 _default_lock = threading.Lock()
 _default_stores: dict[tuple[str | None, str | None, str], Store] = {}
 
 
-def use(ref: str, *, url: str | None = None, project: str | None = None) -> ArtifactVersion:
-    """The version ``ref`` from the discovered (or given) store, for scripts.
-
-    The store is opened once per process and location.
-    """
+def _default_store(url: str | None, project: str | None) -> Store:
+    """The store of ``url``/``project`` (discovered), opened once per process."""
     key = (url, project, discover(url).url)
     with _default_lock:
         store = _default_stores.get(key)
         if store is None:
             store = _default_stores[key] = open(url, project)
-    return store.artifact(ref)
+    return store
+
+
+def use(ref: str, *, url: str | None = None, project: str | None = None) -> ArtifactVersion:
+    """The version ``ref`` from the discovered (or given) store, for scripts.
+
+    Inside an active run of that store (``init_run`` or ``store.run``), the
+    version is recorded as an input of the run.
+    """
+    from artifactstore.run import active_run
+
+    store = _default_store(url, project)
+    version = store.artifact(ref)
+    run = active_run(store)
+    if run is not None:
+        run.record_use(version, ref)
+    return version
+
+
+def init_run(
+    name: str | None = None,
+    job_type: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    save_code: bool = False,
+    tags: Sequence[str] = (),
+    *,
+    url: str | None = None,
+    project: str | None = None,
+    **options: Any,
+) -> Run:
+    """Start a run in the discovered store, for scripts without a ``with`` block.
+
+    Finish it with ``run.finish()``; a run still active at interpreter exit is
+    finished then (``failed`` after an uncaught exception).
+    """
+    return _default_store(url, project).run(name, job_type, config, save_code, tags, **options)

@@ -171,6 +171,21 @@ class Fields:
             raise self._bad(name, "map with str keys")
         return value
 
+    def opt_mapping(self, name: str) -> dict[str, Any] | None:
+        return None if self._body.get(name) is None else self.mapping(name)
+
+    def items(self, name: str) -> list[Any]:
+        value = self._body.get(name)
+        if type(value) is not list:
+            raise self._bad(name, "array")
+        return value
+
+    def number(self, name: str) -> float:
+        value = self._body.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self._bad(name, "number")
+        return float(value)
+
     def expect(self, name: str, value: object) -> None:
         """The field must equal ``value``: the record must describe the key it is stored at.
 

@@ -44,6 +44,10 @@ class Kind(enum.IntEnum):
     CONFIG = 0x12
     VERSION = 0x20
     ALIAS_EVENT = 0x21
+    RUN = 0x22
+    RUN_EVENT = 0x23
+    RUN_METRICS = 0x24
+    HEARTBEAT = 0x25
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,316 @@
+"""Audits: where a version came from, who moved its aliases, and whether its bytes hold.
+
+Vocabulary:
+
+- **provenance**: the version's upstream lineage as a tree: the run(s) that
+  produced it, the versions those runs used, the runs that produced those, and
+  so on. A node reached twice is shown once and referred to afterwards.
+- **flag**: a finding that weakens reproducibility or integrity: a crashed,
+  failed or still-running run, a dirty working tree or no code state, an
+  ancestor whose record is gone, a missing or corrupt blob.
+- **integrity check**: every blob reachable from the version (manifest, tree
+  nodes, chunk lists, chunks) must be in the index; chunks are read and
+  re-hashed, all of them or a deterministic sample (``sample`` = fraction: a
+  chunk is read when the first 8 bytes of its id, as an integer, fall in the
+  lowest ``sample`` share of the range, so repeated audits check the same ones).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import networkx as nx
+
+from artifactstore.catalog import RunInfo
+from artifactstore.digest import Digest
+from artifactstore.errors import ArtifactStoreError, InvalidInputError, NotFoundError
+from artifactstore.lineage import run_node, version_node
+from artifactstore.model.aliases import AliasEvent
+from artifactstore.model.names import version_label
+from artifactstore.model.tree import FileEntry, ReferenceEntry, iter_entries
+
+if TYPE_CHECKING:
+    from artifactstore.store import Store
+
+__all__ = ["AuditFlag", "AuditReport", "Integrity", "audit"]
+
+Severity = Literal["error", "warning"]
+_RANGE: Final = 1 << 64
+_BATCH: Final = 256
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFlag:
+    severity: Severity
+    code: str  # stable, for scripts: run-crashed, run-failed, dirty-tree, missing-blob, …
+    subject: str  # the version ref, run node or blob the finding is about
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"severity": self.severity, "code": self.code, "subject": self.subject,
+                "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Integrity:
+    blobs: int  # reachable blobs (manifest, nodes, chunk lists, chunks)
+    chunks: int
+    chunks_read: int  # chunks re-hashed (all, or the sample)
+    bytes_read: int
+    references: int  # reference entries: outside the store, not checked
+    sample: float | None
+    problems: tuple[tuple[str, str, str], ...]  # (blob id, path or "", what)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"blobs": self.blobs, "chunks": self.chunks, "chunks_read": self.chunks_read,
+                "bytes_read": self.bytes_read, "references": self.references,
+                "sample": self.sample,
+                "problems": [{"blob": b, "path": p, "problem": w} for b, p, w in self.problems]}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """The result of :func:`audit`; render with ``to_text``, ``to_markdown``, ``to_json``."""
+
+    ref: str
+    version: dict[str, Any] = field(hash=False)
+    graph: nx.DiGraph = field(hash=False, compare=False)
+    runs: dict[str, RunInfo] = field(hash=False)
+    alias_history: dict[str, list[AliasEvent]] = field(hash=False)
+    integrity: Integrity
+    flags: tuple[AuditFlag, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.flags
+
+    def provenance(self) -> dict[str, Any]:
+        """The upstream tree as nested dicts (shared ancestors appear once, then by name)."""
+        shown: set[str] = set()
+
+        def visit(node: str) -> dict[str, Any]:
+            data = dict(self.graph.nodes[node])
+            if node in shown:
+                return {"node": node, "see_above": True}
+            shown.add(node)
+            if data["kind"] == "run":
+                run = self.runs.get(data["run_id"])
+                item: dict[str, Any] = {"node": node, "kind": "run",
+                                        **(run.as_dict() if run else {})}
+                item.pop("env", None)
+                item.pop("outputs", None)
+                item.pop("inputs", None)
+            else:
+                item = {"node": node, "kind": "version", "digest": data.get("digest"),
+                        "aliases": data.get("aliases", []), "created_at": data.get("created_at"),
+                        "missing": data.get("missing", False)}
+            parents = sorted(self.graph.predecessors(node))
+            if parents:
+                item["from"] = [visit(p) for p in parents]
+            return item
+
+        return visit(self.ref)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref, "ok": self.ok, "version": self.version,
+            "provenance": self.provenance(),
+            "alias_history": {alias: [_event(e) for e in events]
+                              for alias, events in self.alias_history.items()},
+            "integrity": self.integrity.as_dict(),
+            "flags": [f.as_dict() for f in self.flags],
+        }  # fmt: skip
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2, sort_keys=True, default=_jsonable)
+
+    def to_text(self) -> str:
+        return "\n".join(self._lines(markdown=False)) + "\n"
+
+    def to_markdown(self) -> str:
+        return "\n".join(self._lines(markdown=True)) + "\n"
+
+    def _lines(self, *, markdown: bool) -> list[str]:
+        v = self.version
+        head = f"Audit of {self.ref}: " + ("OK" if self.ok else f"{len(self.flags)} finding(s)")
+        lines = [f"# {head}" if markdown else head, ""]
+        lines.append(f"- digest {v['digest']}, {v['files']} files, {v['size']} bytes, "
+                     f"type {v['type']}")
+        lines.append(f"- created {v['created_at']} by {v['created_by']}; "
+                     f"aliases: {', '.join(v['aliases']) or '-'}")
+        lines += ["", "## Findings" if markdown else "Findings:"]
+        lines += [f"- {f.severity.upper()} {f.code} {f.subject}: {f.message}"
+                  for f in self.flags] or ["- none"]
+        lines += ["", "## Provenance" if markdown else "Provenance:"]
+        if markdown:
+            lines.append("```")
+        lines += self._tree(self.provenance(), "")
+        if markdown:
+            lines.append("```")
+        lines += ["", "## Alias history" if markdown else "Alias history:"]
+        if not self.alias_history:
+            lines.append("- none")
+        for alias, events in sorted(self.alias_history.items()):
+            for e in events:
+                target = "removed" if e.target is None else version_label(e.target)
+                before = "-" if e.previous is None else version_label(e.previous)
+                extra = (" (forced)" if e.forced else "") + (" [protected]" if e.protected else "")
+                lines.append(f"- {alias} #{e.seq}: {before} -> {target} at {e.at} "
+                             f"by {e.by}{extra}")
+        i = self.integrity
+        lines += ["", "## Integrity" if markdown else "Integrity:"]
+        scope = "all chunks" if i.sample is None else f"sample {i.sample:.0%}"
+        lines.append(f"- {i.blobs} blobs reachable, {i.chunks_read} of {i.chunks} chunks "
+                     f"re-hashed ({scope}, {i.bytes_read} bytes), {len(i.problems)} problem(s)")
+        lines += [f"- {w}: blob {b} {p}".rstrip() for b, p, w in i.problems]
+        return lines
+
+    def _tree(self, item: dict[str, Any], indent: str) -> list[str]:
+        if item.get("see_above"):
+            line = f"{item['node']} (see above)"
+        elif item["kind"] == "run":
+            code = item.get("code") or {}
+            commit = (code.get("commit") or "no git")[:12]
+            dirty = " dirty" if code.get("dirty") else ""
+            line = (f"run {item['run_id']} {item.get('name') or item.get('job_type') or ''} "
+                    f"[{item['status']}] {item['started_at']} -> {item.get('ended_at') or '?'} "
+                    f"code {commit}{dirty} config {_short(item.get('config'))} "
+                    f"summary {_short(item.get('summary'))}")
+            if item.get("error"):
+                line += f" error {item['error']!r}"
+        else:
+            aliases = ",".join(item.get("aliases") or [])
+            digest = (item.get("digest") or "")[:16]
+            gone = " MISSING" if item.get("missing") else ""
+            line = f"{item['node']} {digest} {aliases}".rstrip() + gone
+        lines = [indent + line]
+        for child in item.get("from", []):
+            lines += self._tree(child, indent + "  ")
+        return lines
+
+
+def audit(store: Store, ref: str, *, sample: float | None = None,
+          sync: bool | None = None) -> AuditReport:
+    """Audit version ``ref`` of ``store`` (see the module docstring)."""
+    if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int | float)
+                               or not 0 < sample <= 1):
+        raise InvalidInputError(f"sample must be a fraction in (0, 1], got {sample!r:.40}")
+    version = store.artifact(ref)
+    graph = store.upstream(ref, sync=sync)
+    node = version_node(version.name, version.number)
+    runs = {r.run_id: r for r in store.runs(sync=False)
+            if run_node(r.run_id) in graph}
+    flags: list[AuditFlag] = []
+    for name, data in sorted(graph.nodes(data=True)):
+        if data["kind"] == "version" and (data.get("missing") or data.get("deleted")):
+            flags.append(AuditFlag("error", "missing-ancestor", name,
+                                   "an ancestor version's record is gone from the store"))
+    for run in sorted(runs.values(), key=lambda r: r.run_id):
+        flags += _run_flags(run)
+    history = {alias: events for alias, events in _alias_histories(store, version.name).items()
+               if any(e.target == version.number for e in events)}
+    integrity = _check_integrity(store, version.record.manifest, version.record.digest, sample)
+    for blob, path, what in integrity.problems:
+        code = "missing-blob" if what.startswith("missing") else "corrupt-blob"
+        flags.append(AuditFlag("error", code, blob, f"{what} {path}".rstrip()))
+    attrs = graph.nodes[node]
+    facts = {"ref": node, "digest": version.digest, "type": version.type, "size": version.size,
+             "files": version.record.files, "created_at": version.created_at,
+             "created_by": version.created_by, "aliases": list(attrs.get("aliases", [])),
+             "run": version.record.run}
+    return AuditReport(node, facts, graph, runs, history, integrity, tuple(flags))
+
+
+def _run_flags(run: RunInfo) -> list[AuditFlag]:
+    subject = run_node(run.run_id)
+    found = []
+    if run.status == "crashed":
+        found.append(AuditFlag("error", "run-crashed", subject,
+                               "the run stopped without finishing (heartbeat lost)"))
+    elif run.status == "failed":
+        found.append(AuditFlag("error", "run-failed", subject, f"the run failed: {run.error}"))
+    elif run.status == "running":
+        found.append(AuditFlag("warning", "run-running", subject, "the run has not finished"))
+    if run.code is None or run.code.get("commit") is None:
+        found.append(AuditFlag("warning", "no-code-state", subject,
+                               "no git commit was recorded for the run's code"))
+    elif run.code.get("dirty"):
+        found.append(AuditFlag("warning", "dirty-tree", subject,
+                               f"the working tree had uncommitted changes on top of "
+                               f"{str(run.code.get('commit'))[:12]}"))
+    return found
+
+
+def _alias_histories(store: Store, artifact: str) -> dict[str, list[AliasEvent]]:
+    histories: dict[str, list[AliasEvent]] = {}
+    for event in store.catalog.alias_events(artifact):
+        histories.setdefault(event.alias, []).append(event)
+    return histories
+
+
+def _sampled(blob: Digest, sample: float | None) -> bool:
+    return sample is None or int.from_bytes(blob.raw[:8], "little") < sample * _RANGE
+
+
+def _check_integrity(store: Store, manifest: Digest, root: Digest,
+                     sample: float | None) -> Integrity:
+    objects = store.objects
+    problems: list[tuple[str, str, str]] = []
+    blobs = chunks = read = nbytes = refs = 0
+    metadata_ids: list[Digest] = [manifest]
+    to_read: list[tuple[Digest, str]] = []
+
+    def note_node(blob: Digest) -> bytes:
+        metadata_ids.append(blob)
+        return objects.read_blob(blob)  # verified: a damaged node raises IntegrityError
+
+    try:
+        objects.read_blob(manifest)
+        entries = list(iter_entries(root, note_node))
+    except NotFoundError as exc:
+        return Integrity(len(metadata_ids), 0, 0, 0, 0, sample,
+                         ((metadata_ids[-1].hex, "", f"missing tree node: {exc}"),))
+    except ArtifactStoreError as exc:
+        return Integrity(len(metadata_ids), 0, 0, 0, 0, sample,
+                         ((metadata_ids[-1].hex, "", f"corrupt tree node: {exc}"),))
+    blobs = len(metadata_ids)
+    for entry in entries:
+        if isinstance(entry, ReferenceEntry):
+            refs += 1
+            continue
+        assert isinstance(entry, FileEntry)
+        for chunk in entry.chunks:
+            chunks += 1
+            blobs += 1
+            if not objects.has_blob(chunk.id):
+                problems.append((chunk.id.hex, entry.path, "missing chunk"))
+            elif _sampled(chunk.id, sample):
+                to_read.append((chunk.id, entry.path))
+    for start in range(0, len(to_read), _BATCH):
+        for blob, path in to_read[start:start + _BATCH]:
+            try:
+                nbytes += len(objects.read_blob(blob))
+                read += 1
+            except ArtifactStoreError as exc:
+                problems.append((blob.hex, path, f"corrupt chunk: {exc}"))
+    return Integrity(blobs, chunks, read, nbytes, refs, sample, tuple(problems))
+
+
+def _event(e: AliasEvent) -> dict[str, Any]:
+    return {"seq": e.seq, "target": e.target, "previous": e.previous, "at": e.at, "by": e.by,
+            "forced": e.forced, "protected": e.protected}
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = json.dumps(value, sort_keys=True, default=_jsonable)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, AliasEvent):
+        return _event(value)
+    return str(value)

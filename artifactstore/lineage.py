@@ -1,0 +1,141 @@
+"""The lineage graph: artifact versions and runs, and who used or produced what.
+
+Vocabulary:
+
+- **node**: a version (id ``"name:vN"``) or a run (id ``"run:<run id>"``); the
+  attributes are listed in :mod:`artifactstore.lineage_formats`.
+- **edge**: ``version -> run`` (the run used the version) or ``run -> version``
+  (the run produced it), from the runs' ``use``/``output`` events and the
+  version records' ``run`` field.
+- **upstream / downstream**: every node a version comes from / feeds, as a
+  subgraph; ``depth`` counts generations of versions (one generation is a run
+  and the versions on its other side).
+- **impact**: every version derived from a version, transitively.
+
+The graph is built from the local catalog (:mod:`artifactstore.catalog`), never
+by listing the store per query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import networkx as nx
+
+from artifactstore.catalog import Catalog, RunInfo
+from artifactstore.model.names import version_label
+
+__all__ = ["FileUse", "build_graph", "neighbourhood", "run_node", "version_node"]
+
+
+def version_node(artifact: str, number: int) -> str:
+    return f"{artifact}:{version_label(number)}"
+
+
+def run_node(run_id: str) -> str:
+    return f"run:{run_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileUse:
+    """Where a file content appears: versions holding it and runs that read them."""
+
+    digest: str
+    versions: tuple[tuple[str, str], ...]  # (version ref, path), sorted
+    runs: tuple[str, ...]  # run ids that used one of those versions, sorted
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "digest": self.digest,
+            "versions": [{"version": v, "path": p} for v, p in self.versions],
+            "runs": list(self.runs),
+        }
+
+
+def build_graph(catalog: Catalog, runs: list[RunInfo]) -> nx.DiGraph:
+    """The whole project's lineage graph from the catalog."""
+    graph = nx.DiGraph()
+    aliases = catalog.current_aliases()
+    latest: dict[str, int] = {}
+    for record, gone in catalog.versions():
+        if not gone:
+            latest[record.artifact] = max(record.number, latest.get(record.artifact, -1))
+    producers: list[tuple[str, str]] = []
+    for record, gone in catalog.versions():
+        names = list(aliases.get((record.artifact, record.number), []))
+        if latest.get(record.artifact) == record.number:
+            names.insert(0, "latest")
+        node = version_node(record.artifact, record.number)
+        graph.add_node(
+            node,
+            kind="version",
+            artifact=record.artifact,
+            number=record.number,
+            type=record.type,
+            digest=record.digest.hex,
+            created_at=record.created_at,
+            aliases=names,
+            missing=gone,
+            deleted=False,
+        )
+        if record.run is not None:
+            producers.append((run_node(record.run), node))
+    for run in runs:
+        graph.add_node(
+            run_node(run.run_id),
+            kind="run",
+            run_id=run.run_id,
+            name=run.name,
+            job_type=run.job_type,
+            status=run.status,
+            started_at=run.started_at,
+            ended_at=run.ended_at,
+            git_commit=run.git_commit,
+            git_dirty=run.git_dirty,
+        )
+    for run_id, direction, artifact, number, _role in catalog.edges():
+        vnode, rnode = version_node(artifact, number), run_node(run_id)
+        if vnode not in graph:  # the run names a version whose record is gone
+            graph.add_node(
+                vnode,
+                kind="version",
+                artifact=artifact,
+                number=number,
+                type=None,
+                digest=None,
+                created_at=None,
+                aliases=[],
+                missing=True,
+                deleted=False,
+            )
+        if direction == "use":
+            graph.add_edge(vnode, rnode, kind="used")
+        else:
+            graph.add_edge(rnode, vnode, kind="produced")
+    for rnode, vnode in producers:
+        if rnode in graph:
+            graph.add_edge(rnode, vnode, kind="produced")
+    return graph
+
+
+def neighbourhood(
+    graph: nx.DiGraph, start: str, *, upstream: bool, depth: int | None = None
+) -> nx.DiGraph:
+    """The subgraph of ``start`` and what it comes from (upstream) or feeds."""
+    step: Callable[[str], Iterable[str]] = graph.predecessors if upstream else graph.successors
+    hops = None if depth is None else 2 * depth
+    seen = {start}
+    frontier = [start]
+    level = 0
+    while frontier and (hops is None or level < hops):
+        following = []
+        for node in frontier:
+            for other in step(node):
+                if other not in seen:
+                    seen.add(other)
+                    following.append(other)
+        frontier = following
+        level += 1
+    sub: nx.DiGraph = graph.subgraph(seen).copy()
+    return sub
