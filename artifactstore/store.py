@@ -505,7 +505,7 @@ def open(
     cloud stores need ``create=True`` (or ``artifactstore init``) so that a
     mistyped bucket prefix fails instead of starting an empty store.
     """
-    location = discover(url)
+    location = discover(None if url is None else os.fspath(url))
     project_name = validate_project_name(project or location.project or "default")
     backend = RetryingBackend(open_backend(location.url, **backend_options))
     if create is None:
