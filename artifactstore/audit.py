@@ -293,6 +293,8 @@ def _check_integrity(store: Store, manifest: Digest, root: Digest,
             try:
                 nbytes += len(objects.read_blob(blob))
                 read += 1
+            except NotFoundError as exc:  # indexed, but its pack is gone
+                problems.append((blob.hex, path, f"missing chunk: {exc}"))
             except ArtifactStoreError as exc:
                 problems.append((blob.hex, path, f"corrupt chunk: {exc}"))
     return Integrity(blobs, chunks, read, nbytes, refs, sample, tuple(problems))

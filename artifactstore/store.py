@@ -32,7 +32,12 @@ from artifactstore.discovery import discover
 from artifactstore.errors import InvalidInputError, NotFoundError
 from artifactstore.filecache import FileCache
 from artifactstore.lineage import FileUse, build_graph, neighbourhood, run_node, version_node
-from artifactstore.model.names import parse_ref, validate_alias, validate_project_name
+from artifactstore.model.names import (
+    parse_ref,
+    parse_version_label,
+    validate_alias,
+    validate_project_name,
+)
 from artifactstore.model.refs import AliasEvent, Refs, VersionRecord
 from artifactstore.model.runs import STATUSES, MetricsRow, RunLog, parse_time, validate_run_id
 from artifactstore.model.tree import Entry, FileEntry, build_tree, iter_entries
@@ -358,16 +363,33 @@ class Store:
 
     def _node(self, ref: str, sync: bool | None) -> tuple[nx.DiGraph, str]:
         self.catalog.ensure_fresh(sync)
+        graph = self._lineage_graph()
         if ref.startswith("run:"):
             node = run_node(self.get_run(ref[4:], sync=False).run_id)
         else:
-            version = self.artifact(ref)
-            node = version_node(version.name, version.number)
-        graph = self._lineage_graph()
+            node = self._resolve_in_graph(graph, ref) or self._resolve_in_store(ref)
         if node not in graph:  # committed after our last sync
             self.catalog.sync()
             graph = self._lineage_graph()
         return graph, node
+
+    @staticmethod
+    def _resolve_in_graph(graph: nx.DiGraph, ref: str) -> str | None:
+        """The node ``ref`` names, from the catalog alone (no request to the store)."""
+        name, selector = parse_ref(ref)
+        number = parse_version_label(selector)
+        if number is not None:
+            node = version_node(name, number)
+            return node if node in graph and not graph.nodes[node]["missing"] else None
+        for node, data in graph.nodes(data=True):
+            if (data["kind"] == "version" and data["artifact"] == name
+                    and selector in data["aliases"]):
+                return str(node)
+        return None
+
+    def _resolve_in_store(self, ref: str) -> str:
+        version = self.artifact(ref)
+        return version_node(version.name, version.number)
 
     def upstream(
         self, ref: str, depth: int | None = None, *, sync: bool | None = None
