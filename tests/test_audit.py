@@ -75,20 +75,26 @@ def test_a_clean_version_audits_ok_in_every_format(store: Store, repo: Path) -> 
     assert report.ref == "model:v0"
     tree = report.provenance()
     (run,) = tree["from"]
-    assert run["run_id"] == train and run["status"] == "finished"
+    assert run["run_id"] == train
+    assert run["status"] == "finished"
     assert run["code"]["commit"] == git(repo, "rev-parse", "HEAD")
     assert run["code"]["dirty"] is False
-    assert run["config"] == {"lr": 0.1} and run["summary"] == {"loss": 0.25}
+    assert run["config"] == {"lr": 0.1}
+    assert run["summary"] == {"loss": 0.25}
     (clean,) = run["from"]
-    assert clean["node"] == "clean:v0" and len(clean["digest"]) == 64
+    assert clean["node"] == "clean:v0"
+    assert len(clean["digest"]) == 64
     assert clean["from"][0]["run_id"] == prep
     assert clean["from"][0]["from"][0]["node"] == "raw:v0"
     assert report.integrity.chunks == report.integrity.chunks_read > 0
     assert report.integrity.problems == ()
     as_json = json.loads(report.to_json())
-    assert as_json["ok"] is True and as_json["provenance"]["node"] == "model:v0"
+    assert as_json["ok"] is True
+    assert as_json["provenance"]["node"] == "model:v0"
     text = report.to_text()
-    assert text.startswith("Audit of model:v0: OK") and train in text and prep in text
+    assert text.startswith("Audit of model:v0: OK")
+    assert train in text
+    assert prep in text
     assert report.to_markdown().startswith("# Audit of model:v0: OK")
 
 
@@ -135,7 +141,8 @@ def test_a_deleted_ancestor_is_flagged(store: Store, repo: Path, tmp_path: Path)
     (tmp_path / "store" / version_key("default", "raw", 0)).unlink()
     report = store.audit("model:v0", sync=True)
     assert [(f.code, f.subject) for f in report.flags] == [("missing-ancestor", "raw:v0")]
-    assert "raw:v0" in report.to_text() and "MISSING" in report.to_text()
+    assert "raw:v0" in report.to_text()
+    assert "MISSING" in report.to_text()
 
 
 def test_tampered_and_missing_chunks_are_named(store: Store, repo: Path,
