@@ -115,10 +115,10 @@ def test_failed_dirty_and_crashed_runs_are_flagged(store: Store, repo: Path,
                                                    tmp_path: Path) -> None:
     pipeline(store, repo / "work")
     (repo / "train.py").write_text("print(2)\n")  # uncommitted change
-    with pytest.raises(RuntimeError), store.run(job_type="finetune") as run:
-        run.use("model:v0")
-        run.log_artifact(repo / "train.py", name="tuned", type="model")
-        raise RuntimeError("diverged")
+    run = store.run(job_type="finetune")
+    run.use("model:v0")
+    run.log_artifact(repo / "train.py", name="tuned", type="model")
+    run.finish(error=RuntimeError("diverged"))
     codes = {(f.code, f.subject) for f in store.audit("tuned:v0").flags}
     assert codes == {("run-failed", f"run:{run.id}"), ("dirty-tree", f"run:{run.id}")}
     script = tmp_path / "crash.py"
