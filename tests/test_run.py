@@ -139,3 +139,21 @@ def test_queries_do_not_list_the_store_when_the_catalog_is_fresh(store: Store) -
         backend.list = original  # type: ignore[method-assign]
     assert listings == []
     assert store.catalog.generation == before
+
+
+def test_environment_is_recorded_and_packages_only_when_asked(store: Store) -> None:
+    import platform
+    import sys
+
+    with store.run(capture_code=False) as plain:
+        pass
+    with store.run(capture_code=False, packages=True) as detailed:
+        pass
+    env = store.get_run(plain.id).env
+    assert env["python"] == platform.python_version()
+    assert env["host"] == (platform.node() or "localhost")
+    assert env["argv"] == sys.argv
+    assert env["packages"] is None
+    packages = dict(store.get_run(detailed.id).env["packages"])
+    assert packages["artifactstore"] == artifactstore.__version__
+    assert "networkx" in packages
