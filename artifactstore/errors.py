@@ -25,12 +25,14 @@ code  class                      meaning
 9     ConfigurationError         bad configuration, unknown scheme, missing extra
 10    ConflictError              a concurrent writer won a race; retry
 11    StorageFullError           the backend is out of space
+12    AccessDeniedError          no key of this identity opens the project
 ====  =========================  =============================================
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AccessDeniedError",
     "AlreadyExistsError",
     "ArtifactStoreError",
     "BackendError",
@@ -127,3 +129,9 @@ class StorageFullError(BackendError):
     """The backend has no space left."""
 
     exit_code = 11
+
+
+class AccessDeniedError(ArtifactStoreError, PermissionError):
+    """The project is private and this identity holds none of its keys (or a wrong passphrase)."""
+
+    exit_code = 12
