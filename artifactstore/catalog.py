@@ -20,6 +20,7 @@ file is rebuilt.
 from __future__ import annotations
 
 import contextlib
+import re
 import functools
 import sqlite3
 import threading
@@ -51,6 +52,7 @@ from artifactstore.model.versions import VersionLog, VersionRecord, artifacts_pr
 __all__ = ["Catalog", "RunInfo", "SyncStats"]
 
 SCHEMA: Final = 1
+_ID_PREFIX: Final = re.compile(r"[0-9A-Za-z-]*")
 _FETCH_WORKERS: Final = 16
 #: heartbeats of runs silent for longer than this are not fetched again
 _HEARTBEAT_GIVE_UP: Final = timedelta(days=1)
@@ -134,6 +136,7 @@ class RunInfo:
             "started_at": self.started_at, "ended_at": self.ended_at, "by": self.by,
             "config": self.config, "summary": self.summary, "code": self.code,
             "env": self.env, "inputs": list(self.inputs), "outputs": list(self.outputs),
+            "last_heartbeat": self.last_heartbeat,
         }  # fmt: skip
 
 
@@ -468,23 +471,35 @@ class Catalog:
             for r in rows
         ]
 
-    def edges(self) -> list[tuple[str, str, str, int, str | None]]:
-        """``(run_id, direction, artifact, number, role)`` of every recorded edge."""
+    def edges(self, prefix: str = "") -> list[tuple[str, str, str, int, str | None, bool]]:
+        """``(run_id, direction, artifact, number, role, created)`` of recorded edges.
+
+        Only runs whose id starts with ``prefix``; ``created`` is False for an
+        output whose content equalled the latest version (nothing new was made).
+        """
+        if not _ID_PREFIX.fullmatch(prefix):
+            return []
         return [
-            tuple(r)
+            (r[0], r[1], r[2], r[3], r[4], r[5] is None or bool(r[5]))
             for r in self.query(
-                "SELECT run_id, direction, artifact, number, role FROM run_edges "
-                "ORDER BY run_id, seq"
+                "SELECT run_id, direction, artifact, number, role, created FROM run_edges "
+                "WHERE run_id LIKE ? ORDER BY run_id, seq", (prefix + "%",)
             )
         ]
 
-    def runs(self, host: str | None = None) -> list[RunInfo]:
-        """Every known run, oldest first; ``host`` enables the same-host crash check."""
-        ends = {r[0]: r for r in self.query("SELECT * FROM run_ends")}
-        beats = dict(self.query("SELECT run_id, at FROM heartbeats"))
+    def runs(self, host: str | None = None, *, prefix: str = "") -> list[RunInfo]:
+        """Known runs whose id starts with ``prefix``, oldest first.
+
+        ``host`` enables the same-host crash check (see ``derive_status``).
+        """
+        if not _ID_PREFIX.fullmatch(prefix):
+            return []  # not the start of any run id (and no LIKE wildcards get through)
+        like = (prefix + "%",)
+        ends = {r[0]: r for r in self.query("SELECT * FROM run_ends WHERE run_id LIKE ?", like)}
+        beats = dict(self.query("SELECT run_id, at FROM heartbeats WHERE run_id LIKE ?", like))
         inputs: dict[str, list[str]] = {}
         outputs: dict[str, list[str]] = {}
-        for run_id, direction, artifact, number, _ in self.edges():
+        for run_id, direction, artifact, number, _, _ in self.edges(prefix):
             bucket = inputs if direction == "use" else outputs
             refs = bucket.setdefault(run_id, [])
             ref = f"{artifact}:v{number}"
@@ -492,7 +507,7 @@ class Catalog:
                 refs.append(ref)
         result = []
         now_ = datetime.now(UTC)
-        for r in self.query("SELECT * FROM runs ORDER BY run_id"):
+        for r in self.query("SELECT * FROM runs WHERE run_id LIKE ? ORDER BY run_id", like):
             start = RunStart(
                 project=self._project,
                 run_id=r[0],

@@ -94,7 +94,14 @@ def build_graph(catalog: Catalog, runs: list[RunInfo]) -> nx.DiGraph:
             git_commit=run.git_commit,
             git_dirty=run.git_dirty,
         )
-    for run_id, direction, artifact, number, _role in catalog.edges():
+    edges = catalog.edges()
+    used = {(run_id, artifact, number) for run_id, d, artifact, number, _, _ in edges
+            if d == "use"}
+    for run_id, direction, artifact, number, _role, created in edges:
+        if direction == "output" and not created and (run_id, artifact, number) in used:
+            # The run logged back content it had read: it did not make that version,
+            # and an edge would close a loop (version -> run -> same version).
+            continue
         vnode, rnode = version_node(artifact, number), run_node(run_id)
         if vnode not in graph:  # the run names a version whose record is gone
             graph.add_node(

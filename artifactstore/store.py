@@ -310,7 +310,7 @@ class Store:
         high = _as_time("until", until)
         self.catalog.ensure_fresh(sync)
         found = []
-        for run in self.catalog.runs(host=platform.node() or "localhost"):
+        for run in self.catalog.runs(host=_this_host()):
             started = parse_time(run.started_at)
             if (
                 (job_type is None or run.job_type == job_type)
@@ -324,7 +324,10 @@ class Store:
 
     def get_run(self, run_id: str, *, sync: bool | None = None) -> RunInfo:
         """One run by id (a unique prefix of the id is enough)."""
-        matches = [r for r in self.runs(sync=sync) if r.run_id.startswith(run_id)]
+        if not isinstance(run_id, str):
+            raise InvalidInputError(f"a run id is a str, got {type(run_id).__name__}")
+        self.catalog.ensure_fresh(sync)
+        matches = self.catalog.runs(host=_this_host(), prefix=run_id)
         exact = [r for r in matches if r.run_id == run_id]
         if exact or len(matches) == 1:
             return (exact or matches)[0]
@@ -338,10 +341,10 @@ class Store:
             f"run id prefix {run_id!r} matches {len(matches)} runs; give more characters"
         )
 
-    def run_history(self, run_id: str) -> Iterator[MetricsRow]:
+    def run_history(self, run_id: str, *, sync: bool | None = None) -> Iterator[MetricsRow]:
         """The metrics rows of a run in order, streamed segment by segment."""
         log = RunLog(self.objects.backend, self.project)
-        run_id = self.get_run(run_id).run_id
+        run_id = self.get_run(run_id, sync=sync).run_id
         for seq in log.seqs(run_id, "metrics"):
             yield from log.read_metrics(run_id, seq)
 
@@ -357,7 +360,7 @@ class Store:
     def _lineage_graph(self) -> nx.DiGraph:
         cached = self._graph
         if cached is None or cached[0] != self.catalog.generation:
-            runs = self.catalog.runs(host=platform.node() or "localhost")
+            runs = self.catalog.runs(host=_this_host())
             cached = self._graph = (self.catalog.generation, build_graph(self.catalog, runs))
         return cached[1]
 
@@ -407,8 +410,8 @@ class Store:
 
     def impact(self, ref: str, *, sync: bool | None = None) -> list[str]:
         """Every version derived from ``ref``, transitively (what a takedown must consider)."""
-        sub = self.downstream(ref, sync=sync)
-        _, node = self._node(ref, False)
+        graph, node = self._node(ref, sync)
+        sub = neighbourhood(graph, node, upstream=False)
         return sorted(
             (n for n, data in sub.nodes(data=True) if data["kind"] == "version" and n != node),
             key=_ref_order,
@@ -430,7 +433,7 @@ class Store:
         runs = sorted(
             {
                 run_id
-                for run_id, direction, a, n, _ in self.catalog.edges()
+                for run_id, direction, a, n, _, _ in self.catalog.edges()
                 if direction == "use" and (a, n) in held
             }
         )
@@ -477,6 +480,10 @@ class Store:
         if self.refs.latest(record.artifact).number == record.number:
             names.insert(0, "latest")
         return names
+
+
+def _this_host() -> str:
+    return platform.node() or "localhost"
 
 
 def _depth(depth: int | None) -> int | None:

@@ -157,3 +157,25 @@ def test_environment_is_recorded_and_packages_only_when_asked(store: Store) -> N
     packages = dict(store.get_run(detailed.id).env["packages"])
     assert packages["artifactstore"] == artifactstore.__version__
     assert "networkx" in packages
+
+
+def test_logging_back_unchanged_input_closes_no_loop(store: Store, tmp_path: Path) -> None:
+    import networkx as nx
+
+    (tmp_path / "f").write_text("x")
+    store.log_artifact(tmp_path / "f", name="ds", type="dataset")
+    with store.run(capture_code=False) as run:
+        run.use("ds:v0")
+        assert run.log_artifact(tmp_path / "f", name="ds", type="dataset").created is False
+    graph = store.lineage()
+    assert nx.is_directed_acyclic_graph(graph)
+    assert list(graph.edges) == [("ds:v0", f"run:{run.id}")]
+    assert store.impact("ds:v0") == []
+
+
+@pytest.mark.parametrize("prefix", ["%", "_", "2026%", "'; DROP TABLE runs; --"])
+def test_run_id_prefixes_are_literal(store: Store, prefix: str) -> None:
+    with store.run(capture_code=False):
+        pass
+    with pytest.raises(NotFoundError, match="not found"):
+        store.get_run(prefix)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from artifactstore import __version__
-from artifactstore.cli import artifacts, cache, commands
+from artifactstore.cli import artifacts, cache, commands, identity, lineage, runs
 from artifactstore.errors import ArtifactStoreError
 
 __all__ = ["main"]
@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", help="check a downloaded copy of REF in this folder instead")
     artifacts.register(add, common)
     cache.register(add, common)
+    runs.register(add, common)
+    lineage.register(add, common)
+    identity.register(add, common)
     p = add("demo", commands.demo, "store a dataset and a model, edit and re-store, verify")
     p.add_argument("--dataset-mib", type=int, default=32)
     p.add_argument("--model-mib", type=int, default=64)
@@ -81,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("artifactstore: interrupted; nothing partial was committed", file=sys.stderr)
         return 130
+    if isinstance(result, int):  # the command printed its own output; this is its exit code
+        return result
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True, default=str))
     return 0

@@ -1,0 +1,217 @@
+"""Commands over lineage: lineage, impact, where-used, audit.
+
+Vocabulary: a **ref** is a version (``name``, ``name:vN``, ``name:ALIAS``) or a
+run (``run:<run id or unique prefix>``); its **node** is the graph id it
+resolves to (``name:vN`` or ``run:<run id>``), resolved once so that the
+graph and the tree drawn from it name the same node.
+
+Exit codes of ``audit`` (:func:`audit_exit_code`): 5 (``IntegrityError``'s)
+when a blob of the version is missing or corrupt; 1 for any other error-level
+finding (a failed or crashed run, a missing ancestor), and with ``--strict``
+also for warnings (a running run, a dirty or unknown code state); else 0.
+Errors keep their own codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any, Final
+
+import networkx as nx
+
+import artifactstore
+from artifactstore.audit import AuditReport
+from artifactstore.cli.runs import open_output
+from artifactstore.errors import ArtifactStoreError, IntegrityError, InvalidInputError
+from artifactstore.lineage import run_node, version_node
+from artifactstore.lineage_formats import FORMATS, export_graph
+
+#: flag codes about the version's own bytes (``artifactstore.audit``)
+INTEGRITY_FLAGS: Final = frozenset({"missing-blob", "corrupt-blob"})
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.json and not args.quiet:
+        print(text)
+
+
+def _open(args: argparse.Namespace) -> artifactstore.Store:
+    return artifactstore.open(args.store, args.project)
+
+
+def _node(store: artifactstore.Store, ref: str) -> str:
+    if ref.startswith("run:"):
+        return run_node(store.get_run(ref[4:], sync=True).run_id)
+    version = store.artifact(ref)
+    return version_node(version.name, version.number)
+
+
+def _depth(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        depth = int(text)
+    except ValueError:
+        depth = -1
+    if depth < 0:
+        raise InvalidInputError(f"--depth {text!r:.40}: use a whole number >= 0 "
+                                "(generations of versions)")
+    return depth
+
+
+def _sample(text: str | None) -> float | None:
+    if text is None:
+        return None
+    raw = text.strip()
+    try:
+        value = float(raw.removesuffix("%")) / (100 if raw.endswith("%") else 1)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1:  # NaN fails too
+        raise InvalidInputError(f"--sample {text!r:.40}: use a fraction in (0, 1] such as 0.1, "
+                                "or a percentage such as 10%")
+    return value
+
+
+def _format(args: argparse.Namespace, default: str) -> str:
+    """--format, else json with --json, else ``default``; --json owns stdout without -o."""
+    fmt: str = args.format or ("json" if args.json else default)
+    if args.json and fmt != "json" and args.output is None:
+        raise InvalidInputError(f"--json prints JSON: drop --format {fmt}, "
+                                "or write it to a file with --output")
+    return fmt
+
+
+def _label(node: str, attrs: dict[str, Any]) -> str:
+    if attrs.get("kind") == "run":
+        parts = (node, attrs.get("name"), attrs.get("job_type"), f"[{attrs.get('status')}]")
+        return " ".join(str(part) for part in parts if part)
+    aliases = ",".join(attrs.get("aliases") or [])
+    gone = " MISSING" if attrs.get("missing") or attrs.get("deleted") else ""
+    return f"{node} ({attrs.get('type') or '?'}) {aliases}".rstrip() + gone
+
+
+def tree(graph: nx.DiGraph, start: str, *, upstream: bool) -> str:
+    """An indented tree from ``start``; a node reached again is named, not repeated."""
+    arrow = "<- " if upstream else "-> "
+    lines: list[str] = []
+    shown: set[str] = set()
+    stack = [(start, 0)]
+    while stack:  # a loop, not recursion: lineage chains can be deep
+        node, level = stack.pop()
+        indent = "  " * level + (arrow if level else "")
+        if node in shown:
+            lines.append(f"{indent}{node} (see above)")
+            continue
+        shown.add(node)
+        lines.append(indent + _label(node, graph.nodes[node]))
+        following = graph.predecessors(node) if upstream else graph.successors(node)
+        stack += [(other, level + 1) for other in sorted(following, reverse=True)]
+    return "\n".join(lines) + "\n"
+
+
+def lineage(args: argparse.Namespace) -> int | dict[str, Any]:
+    fmt, depth = _format(args, "text"), _depth(args.depth)
+    with _open(args) as store:
+        node = _node(store, args.ref)
+        query = store.downstream if args.downstream else store.upstream
+        graph = query(node, depth, sync=True)
+    text = tree(graph, node, upstream=not args.downstream) if fmt == "text" else (
+        export_graph(graph, fmt))
+    with open_output(args.output) as out:
+        out.write(text)
+    if args.output is None:
+        return 0
+    direction = "downstream" if args.downstream else "upstream"
+    _say(args, f"wrote the {direction} lineage of {node} ({graph.number_of_nodes()} nodes) "
+               f"as {fmt} to {args.output}")
+    return {"ref": node, "direction": direction, "format": fmt, "output": args.output,
+            "nodes": graph.number_of_nodes(), "edges": graph.number_of_edges()}
+
+
+def impact(args: argparse.Namespace) -> dict[str, Any]:
+    with _open(args) as store:
+        node = _node(store, args.ref)
+        derived = store.impact(node, sync=True)
+    _say(args, "\n".join(derived) if derived else f"nothing is derived from {node}")
+    return {"ref": node, "derived": derived}
+
+
+def where_used(args: argparse.Namespace) -> dict[str, Any]:
+    with _open(args) as store:
+        found = store.where_used(args.digest, sync=True)
+    if not found.versions:
+        _say(args, f"no version holds a file with content {found.digest}")
+    for version, path in found.versions:
+        _say(args, f"{version:30} {path}")
+    if found.runs:
+        _say(args, f"used by {len(found.runs)} run(s): {', '.join(found.runs)}")
+    return found.as_dict()
+
+
+def audit_exit_code(report: AuditReport, *, strict: bool = False) -> int:
+    """5 when the version's bytes are damaged, 1 for other findings that count, else 0."""
+    if any(flag.code in INTEGRITY_FLAGS for flag in report.flags):
+        return IntegrityError.exit_code
+    if any(flag.severity == "error" or strict for flag in report.flags):
+        return ArtifactStoreError.exit_code
+    return 0
+
+
+def audit(args: argparse.Namespace) -> int:
+    fmt, sample = _format(args, "text"), _sample(args.sample)
+    with _open(args) as store:
+        report = store.audit(args.ref, sample=sample, sync=True)
+    render = {"text": report.to_text, "markdown": report.to_markdown, "json": report.to_json}
+    text = render[fmt]()
+    code = audit_exit_code(report, strict=args.strict)
+    with open_output(args.output) as out:
+        out.write(text if text.endswith("\n") else text + "\n")
+    if args.output is not None and args.json:
+        print(json.dumps({"ref": report.ref, "ok": report.ok, "exit_code": code,
+                          "flags": [f.as_dict() for f in report.flags], "format": fmt,
+                          "output": args.output}, indent=2, sort_keys=True))
+    elif args.output is not None:
+        _say(args, f"audit of {report.ref}: " + ("OK" if report.ok else
+                   f"{len(report.flags)} finding(s)") + f"; report in {args.output}")
+    return code
+
+
+def register(add: Any, common: argparse.ArgumentParser) -> None:
+    """Add these commands; ``add(name, handler, help)`` returns a subparser and
+    ``common`` holds the global options every subcommand accepts."""
+    ref_help = "NAME[:vN|:ALIAS] or run:RUN_ID (a unique prefix is enough)"
+    p = add("lineage", lineage, "what a version or run comes from (or feeds, --downstream)")
+    p.add_argument("ref", metavar="REF", help=ref_help)
+    way = p.add_mutually_exclusive_group()
+    way.add_argument("--upstream", dest="downstream", action="store_false", default=False,
+                     help="what REF was made from (the default)")
+    way.add_argument("--downstream", dest="downstream", action="store_true",
+                     help="what was made from REF")
+    p.add_argument("--depth", metavar="N", help="at most N generations of versions")
+    p.add_argument("--format", choices=("text", *FORMATS), default=None,
+                   help="text (an indented tree; the default) or an export format "
+                        "(--json is --format json)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    p = add("impact", impact, "every version derived from REF, transitively")
+    p.add_argument("ref", metavar="REF", help=ref_help)
+    p = add("where-used", where_used,
+            "the versions holding a file with this content, and the runs that used them")
+    p.add_argument("digest", metavar="DIGEST", help="the file's BLAKE3 digest (64 hex)")
+    p = add("audit", audit, "provenance, alias history and integrity of a version")
+    p.epilog = ("exit status: 5 when a blob of the version is missing or corrupt; 1 for "
+                "another error-level finding (a failed or crashed run, a missing ancestor) "
+                "and, with --strict, for warnings too (a running run, a dirty or unknown "
+                "code state); otherwise 0; errors such as an unknown REF keep their usual "
+                "codes (3 not found, 2 bad input)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 on warnings as well (for release gates)")
+    p.add_argument("ref", metavar="REF", help="NAME[:vN|:ALIAS]")
+    p.add_argument("--sample", metavar="FRACTION|PERCENT%",
+                   help="re-hash only this share of the chunks, e.g. 0.1 or 10%% "
+                        "(deterministic; default: all)")
+    p.add_argument("--format", choices=("text", "markdown", "json"), default=None,
+                   help="report format (--json is --format json)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the report here")

@@ -1,0 +1,281 @@
+"""Commands over runs: runs ls, runs show, runs export.
+
+Vocabulary: a **run** as read back is a :class:`~artifactstore.catalog.RunInfo`;
+its **record** is ``RunInfo.as_dict()`` plus ``last_heartbeat``; its **history**
+is its metrics rows (``step``, ``at``, ``values``) in order. Export formats:
+
+- ``jsonl``: one record per line; with ``--history`` each also holds
+  ``"history"``, a list of ``{step, at, values}``, written row by row.
+- ``csv``: one row per run: :data:`RUN_COLUMNS`, then ``config.<dotted key>``
+  and ``summary.<dotted key>`` for the union of keys over the runs. With
+  ``--history``, one row per (run, step) instead: ``run_id, step, at`` and
+  ``metrics.<key>`` for the union of metric keys (join on ``run_id``).
+
+A cell holds text as it is, ``true``/``false``, numbers, nothing for None, and
+JSON for lists. The ``--output`` file appears complete or not at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+import artifactstore
+from artifactstore.catalog import RunInfo
+from artifactstore.errors import ArtifactStoreError, InvalidInputError, NotFoundError
+from artifactstore.model.runs import STATUSES, parse_time
+
+RUN_COLUMNS: Final = (
+    "run_id", "name", "job_type", "status", "started_at", "ended_at", "by", "tags",
+    "git_commit", "git_branch", "git_dirty", "inputs", "outputs", "error",
+)  # fmt: skip
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.json and not args.quiet:
+        print(text)
+
+
+def _open(args: argparse.Namespace) -> artifactstore.Store:
+    return artifactstore.open(args.store, args.project)
+
+
+def _select(store: artifactstore.Store, args: argparse.Namespace) -> list[RunInfo]:
+    # A CLI process is one-shot: always read the store's current state.
+    return store.runs(job_type=args.job_type, status=args.status, tag=args.tag,
+                      since=args.since, until=args.until, sync=True)
+
+
+def _record(run: RunInfo) -> dict[str, Any]:
+    return {**run.as_dict(), "last_heartbeat": run.last_heartbeat}
+
+
+def _duration(run: RunInfo) -> str:
+    if run.ended_at is None:
+        return "-"
+    seconds = (parse_time(run.ended_at) - parse_time(run.started_at)).total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _flatten(value: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """Nested mappings as ``prefix + dotted key``; an empty mapping stays one value."""
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, Mapping) and item:
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = item
+    return flat
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+@contextlib.contextmanager
+def open_output(path: str | None) -> Iterator[TextIO]:
+    """stdout, or a temporary file renamed to ``path`` only when the block succeeds."""
+    if path is None:
+        yield sys.stdout
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise InvalidInputError(f"--output {path} is a folder: name a file")
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        stream = temp.open("w", encoding="utf-8", newline="")
+    except FileNotFoundError:
+        raise NotFoundError(f"cannot write {path}: folder {target.parent} does not exist") from None
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with stream:
+            yield stream
+        os.replace(temp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, ArtifactStoreError):
+            raise InvalidInputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                     for row in rows)
+
+
+def ls(args: argparse.Namespace) -> list[dict[str, Any]]:
+    with _open(args) as store:
+        runs = _select(store, args)
+    if not runs:
+        filtered = any(getattr(args, f) for f in ("job_type", "status", "tag", "since", "until"))
+        _say(args, "no runs match these filters" if filtered else
+             "no runs yet: record one with 'with store.run(job_type=...) as run:' in Python")
+    else:
+        rows = [("ID", "NAME", "JOB TYPE", "STATUS", "STARTED (UTC)", "DURATION",
+                 "INPUTS -> OUTPUTS")]
+        rows += [(r.run_id, r.name or "-", r.job_type or "-", r.status,
+                  f"{parse_time(r.started_at).astimezone(UTC):%Y-%m-%d %H:%M:%S}", _duration(r),
+                  f"{','.join(r.inputs) or '-'} -> {','.join(r.outputs) or '-'}") for r in runs]
+        _say(args, _table(rows))
+    return [_record(r) for r in runs]
+
+
+def show(args: argparse.Namespace) -> dict[str, Any]:
+    with _open(args) as store:
+        run = store.get_run(args.run_id, sync=True)
+    lines = [f"{key:15} {_cell(value) or '-'}" for key, value in (
+        ("run_id", run.run_id), ("name", run.name), ("job_type", run.job_type),
+        ("status", run.status), ("error", run.error), ("started_at", run.started_at),
+        ("ended_at", run.ended_at), ("duration", _duration(run)),
+        ("last_heartbeat", run.last_heartbeat), ("by", run.by), ("tags", ", ".join(run.tags)),
+        ("inputs", ", ".join(run.inputs)), ("outputs", ", ".join(run.outputs)))]
+    env = dict(run.env)
+    if isinstance(env.get("packages"), list):
+        env["packages"] = f"{len(env['packages'])} packages (see --json)"
+    for title, values in (("code", run.code), ("config", run.config),
+                          ("summary", run.summary), ("env", env)):
+        flat = _flatten(values or {}, "")
+        lines.append(f"{title}:" + ("" if flat else " -"))
+        lines += [f"  {k} = {json.dumps(v, default=str)}" for k, v in flat.items()]
+    _say(args, "\n".join(lines))
+    return _record(run)
+
+
+def _write_jsonl(store: artifactstore.Store, runs: list[RunInfo], out: TextIO,
+                 history: bool) -> int:
+    for run in runs:
+        line = json.dumps(_record(run), sort_keys=True, default=str)
+        if not history:
+            out.write(line + "\n")
+            continue
+        # Rows go out one by one: a long history is never held in memory.
+        out.write(line[:-1] + ', "history": [')
+        for i, row in enumerate(store.run_history(run.run_id)):
+            body = {"step": row.step, "at": row.at, "values": dict(row.values)}
+            out.write((", " if i else "") + json.dumps(body, sort_keys=True, default=str))
+        out.write("]}\n")
+    return len(runs)
+
+
+def _csv_row(run: RunInfo) -> dict[str, Any]:
+    code = run.code or {}
+    return {
+        "run_id": run.run_id, "name": run.name, "job_type": run.job_type,
+        "status": run.status, "started_at": run.started_at, "ended_at": run.ended_at,
+        "by": run.by, "tags": ";".join(run.tags), "git_commit": code.get("commit"),
+        "git_branch": code.get("branch"), "git_dirty": code.get("dirty"),
+        "inputs": ";".join(run.inputs), "outputs": ";".join(run.outputs), "error": run.error,
+        **_flatten(run.config, "config."), **_flatten(run.summary, "summary."),
+    }  # fmt: skip
+
+
+def _write_csv(runs: list[RunInfo], out: TextIO) -> int:
+    config: set[str] = set()
+    summary: set[str] = set()
+    for run in runs:
+        config.update(_flatten(run.config, "config."))
+        summary.update(_flatten(run.summary, "summary."))
+    columns = [*RUN_COLUMNS, *sorted(config), *sorted(summary)]
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    for run in runs:
+        row = _csv_row(run)
+        writer.writerow({c: _cell(row.get(c)) for c in columns})
+    return len(runs)
+
+
+def _write_csv_history(store: artifactstore.Store, runs: list[RunInfo], out: TextIO) -> int:
+    # Two passes, so that no history is held: the first finds the metric columns.
+    keys: dict[str, None] = {}
+    for run in runs:
+        for row in store.run_history(run.run_id):
+            keys.update(dict.fromkeys(row.values))
+    columns = ["run_id", "step", "at", *(f"metrics.{k}" for k in keys)]
+    # A running run may log new metric names between the passes: those are left out.
+    writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    count = 0
+    for run in runs:
+        for row in store.run_history(run.run_id):
+            writer.writerow({"run_id": run.run_id, "step": row.step, "at": row.at,
+                             **{f"metrics.{k}": _cell(v) for k, v in row.values.items()}})
+            count += 1
+    return count
+
+
+def export(args: argparse.Namespace) -> int | dict[str, Any]:
+    with _open(args) as store:
+        runs = _select(store, args)
+        with open_output(args.output) as out:
+            if args.format == "jsonl":
+                rows = _write_jsonl(store, runs, out, args.history)
+            elif args.history:
+                rows = _write_csv_history(store, runs, out)
+            else:
+                rows = _write_csv(runs, out)
+    if args.output is None:
+        return 0  # the data went to stdout: nothing else may be printed there
+    _say(args, f"wrote {len(runs)} runs ({rows} {args.format} rows) to {args.output}")
+    return {"output": args.output, "format": args.format, "history": args.history,
+            "runs": len(runs), "rows": rows}
+
+
+def _filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--job-type", metavar="T", help="only runs of this job type")
+    p.add_argument("--status", metavar="S", help=f"only runs in this state: {', '.join(STATUSES)}")
+    p.add_argument("--tag", metavar="T", help="only runs with this tag")
+    p.add_argument("--since", metavar="ISO", help="only runs started at or after this time")
+    p.add_argument("--until", metavar="ISO", help="only runs started before this time")
+
+
+def register(add: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``runs`` command; ``add(name, handler, help)`` returns a subparser and
+    ``common`` holds the global options every subcommand accepts."""
+    p = add("runs", None, "list, show or export the runs of the project")
+    runs = p.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    a = runs.add_parser("ls", parents=[common], help="the runs, oldest first",
+                        description="List the runs, oldest first; --json prints their records.")
+    a.set_defaults(handler=ls)
+    _filters(a)
+    a = runs.add_parser("show", parents=[common], help="every field of one run",
+                        description="Every field of one run: config, summary, code state, env, "
+                                    "inputs, outputs and error.")
+    a.set_defaults(handler=show)
+    a.add_argument("run_id", metavar="RUN_ID", help="a run id or a unique prefix of one")
+    a = runs.add_parser(
+        "export", parents=[common], help="the runs as JSON Lines or CSV",
+        description="Write the runs as JSON Lines (one record per run; with --history each "
+                    "has a 'history' list of {step, at, values}) or CSV (one row per run: "
+                    f"{', '.join(RUN_COLUMNS)} (tags, inputs and outputs joined with ';'), "
+                    "then config.<dotted key> and summary.<dotted key> for the union of keys; "
+                    "with --history one row per run and step instead: run_id, step, at and "
+                    "metrics.<key>, to join with the run table on run_id). Writes to stdout "
+                    "unless --output is given; the file appears only once complete.")
+    a.set_defaults(handler=export)
+    a.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
+                   help="JSON Lines (the default) or CSV")
+    a.add_argument("--output", "-o", metavar="FILE",
+                   help="write here instead of stdout; --json then prints a summary")
+    a.add_argument("--history", action="store_true", help="include the metrics history")
+    _filters(a)
