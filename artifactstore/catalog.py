@@ -20,8 +20,8 @@ file is rebuilt.
 from __future__ import annotations
 
 import contextlib
-import re
 import functools
+import re
 import sqlite3
 import threading
 import time
