@@ -38,6 +38,9 @@ _home = tempfile.mkdtemp(prefix="artifactstore-tests-")
 os.environ["ARTIFACTSTORE_CACHE_DIR"] = os.path.join(_home, "cache")
 os.environ["XDG_CACHE_HOME"] = os.path.join(_home, "xdg-cache")
 os.environ["XDG_DATA_HOME"] = os.path.join(_home, "xdg-data")
+os.environ["XDG_CONFIG_HOME"] = os.path.join(_home, "xdg-config")
+os.environ.pop("ARTIFACTSTORE_CONFIG_DIR", None)
+os.environ.pop("ARTIFACTSTORE_PASSPHRASE", None)
 os.environ.pop("ARTIFACTSTORE_URL", None)
 
 from artifactstore.testing import (  # noqa: E402 - after the environment is pinned

@@ -1,0 +1,121 @@
+"""Commands over the user's identity: identity create, show, check.
+
+Passphrases come from ``--passphrase-stdin``, a terminal prompt (getpass, never
+echoed), or ``$ARTIFACTSTORE_PASSPHRASE`` (check); they are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from typing import Any
+
+from artifactstore.errors import InvalidInputError
+from artifactstore.identity import (
+    PASSPHRASE_ENV,
+    Identity,
+    IdentityInfo,
+    create_identity,
+    ensure_absent,
+    identity_backups,
+    identity_info,
+    identity_path,
+    load_identity,
+)
+
+
+def _interactive() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _note(args: argparse.Namespace, text: str) -> None:
+    if not args.json and not args.quiet:
+        print(text, file=sys.stderr)
+
+
+def _describe(info: IdentityInfo | Identity, path: str) -> dict[str, Any]:
+    return {"name": info.public.name, "fingerprint": info.public.fingerprint,
+            "public": info.public.to_line(), "path": path, "protected": info.protected}
+
+
+def _new_passphrase(args: argparse.Namespace) -> str | None:
+    if args.no_passphrase:
+        return None
+    if args.passphrase_stdin:
+        passphrase = sys.stdin.readline().rstrip("\r\n")
+        if not passphrase:
+            raise InvalidInputError("no passphrase on stdin: pipe one non-empty line, or use "
+                                    "--no-passphrase")
+        return passphrase
+    if not _interactive():
+        # Said even with --quiet: the user should know the private keys are not sealed.
+        print("artifactstore: stdin is not a terminal, so the identity gets no passphrase "
+              "(use --passphrase-stdin to set one)", file=sys.stderr)
+        return None
+    first = getpass.getpass("Passphrase for the new identity (empty for none): ")
+    if first != getpass.getpass("The same passphrase again: "):
+        raise InvalidInputError("the two passphrases differ; run the command again")
+    return first or None
+
+
+def identity_create(args: argparse.Namespace) -> dict[str, Any]:
+    path = identity_path()
+    if not args.force:
+        ensure_absent(path=path)  # before asking for a passphrase
+    before = set(identity_backups(path=path))
+    identity = create_identity(args.name, _new_passphrase(args), path=path, force=args.force)
+    if not args.json:
+        print(identity.public.to_line())
+    how = "protected by a passphrase" if identity.protected else "without a passphrase"
+    _note(args, f"created identity {identity.public.fingerprint} at {path}, {how}; "
+                "give the line above to teammates")
+    for backup in sorted(set(identity_backups(path=path)) - before):
+        _note(args, f"the old identity was kept as {backup}")
+    return _describe(identity, str(path))
+
+
+def identity_show(args: argparse.Namespace) -> dict[str, Any]:
+    info = identity_info()
+    if not args.json:
+        print(info.public.to_line())
+    return _describe(info, str(info.path))
+
+
+def identity_check(args: argparse.Namespace) -> dict[str, Any]:
+    info = identity_info()
+    passphrase = None
+    if info.protected and not os.environ.get(PASSPHRASE_ENV) and _interactive():
+        passphrase = getpass.getpass(f"Passphrase for {info.path}: ")
+    identity = load_identity(passphrase, path=info.path)
+    if not args.json:
+        print(f"{info.path}: intact, its private keys match {identity.public.fingerprint}"
+              + (" and the passphrase opens them" if identity.protected else ""))
+    return {**_describe(identity, str(info.path)), "ok": True}
+
+
+def register(add: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``identity`` command; ``add(name, handler, help)`` returns a subparser and
+    ``common`` holds the global options every subcommand accepts."""
+    p = add("identity", None, "your keys for private projects: create, show or check them")
+    sub = p.add_subparsers(dest="identity_command", required=True, metavar="ACTION")
+    a = sub.add_parser("create", parents=[common],
+                       help="make your X25519 and Ed25519 key pairs and print your public line")
+    a.set_defaults(handler=identity_create)
+    a.add_argument("--name", help="display name shown to teammates (default: user@host)")
+    secret = a.add_mutually_exclusive_group()
+    secret.add_argument("--no-passphrase", action="store_true",
+                        help="store the private keys unprotected (file mode 0600)")
+    secret.add_argument("--passphrase-stdin", action="store_true",
+                        help="read the passphrase from the first line of stdin")
+    a.add_argument("--force", action="store_true",
+                   help="replace an existing identity (kept as a backup; its projects will "
+                        "no longer open)")
+    a = sub.add_parser("show", parents=[common],
+                       help="print your public identity as one line to give to teammates")
+    a.set_defaults(handler=identity_show)
+    a = sub.add_parser("check", parents=[common],
+                       help=f"check that the identity is intact and the passphrase (from "
+                            f"${PASSPHRASE_ENV} or a prompt) opens it")
+    a.set_defaults(handler=identity_check)
