@@ -6,14 +6,13 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import networkx as nx
 import pytest
+from cli_calls import cli, cli_json
 
 import artifactstore
 from artifactstore.backends import open_backend
-from artifactstore.cli import main
 from artifactstore.digest import hash_bytes
 from artifactstore.model.tree import FileEntry, iter_entries
 from artifactstore.objects.layout import pack_key
@@ -21,15 +20,6 @@ from artifactstore.objects.layout import pack_key
 RAW = b"a,b\n1,2\n"
 
 
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
-    code, out, _ = cli(capsys, *argv, "--json")
-    return code, json.loads(out)
 
 
 def _git(repo: Path, *argv: str) -> None:

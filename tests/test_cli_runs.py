@@ -6,26 +6,16 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
+from cli_calls import cli, cli_json
 
 import artifactstore
-from artifactstore.cli import main
 from artifactstore.model.runs import SEGMENT_ROWS
 
 PREP_ROWS = SEGMENT_ROWS + 2  # the history spans two metrics segments
 
 
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
-    code, out, _ = cli(capsys, *argv, "--json")
-    return code, json.loads(out)
 
 
 @pytest.fixture
