@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -11,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from git_repos import committed_repo, git, isolate_git
 
 import artifactstore
 from artifactstore import Store
@@ -20,26 +20,11 @@ from artifactstore.objects.layout import pack_prefix
 from artifactstore.synthetic import random_bytes
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A clean git repository as the working directory, so runs record a clean tree."""
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for var in ("GIT_AUTHOR", "GIT_COMMITTER"):
-        monkeypatch.setenv(f"{var}_NAME", "t")
-        monkeypatch.setenv(f"{var}_EMAIL", "t@example.com")
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / ".gitignore").write_text("work/\n")
-    (repo / "train.py").write_text("print(1)\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "c")
+    isolate_git(monkeypatch)
+    repo = committed_repo(tmp_path / "repo", {".gitignore": "work/\n", "train.py": "print(1)\n"})
     (repo / "work").mkdir()
     monkeypatch.chdir(repo)
     return repo

@@ -10,6 +10,7 @@ from pathlib import Path
 import networkx as nx
 import pytest
 from cli_calls import cli, cli_json
+from git_repos import committed_repo, isolate_git
 
 import artifactstore
 from artifactstore.backends import open_backend
@@ -22,25 +23,12 @@ RAW = b"a,b\n1,2\n"
 
 
 
-def _git(repo: Path, *argv: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *argv],
-                   cwd=repo, check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture
 def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """raw:v0 (no run); a finished run "prep" (raw -> clean:v0) and a failed run
     "train" (clean -> model:v0), both from a clean git commit."""
-    if shutil.which("git") is None:
-        pytest.skip("git not installed (Debian package git)")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    repo = tmp_path / "code"
-    repo.mkdir()
-    (repo / "train.py").write_text("print('train')\n")
-    _git(repo, "init", "-q")
-    _git(repo, "add", "train.py")
-    _git(repo, "commit", "-q", "-m", "code")
+    isolate_git(monkeypatch)
+    repo = committed_repo(tmp_path / "code", {"train.py": "print('train')\n"})
     monkeypatch.chdir(repo)  # the runs record this commit, with a clean tree
     url = str(tmp_path / "store")
     files = tmp_path / "files"

@@ -15,6 +15,7 @@ from pathlib import Path
 import blake3
 import networkx as nx
 import pytest
+from git_repos import committed_repo, git, isolate_git
 
 import artifactstore
 from artifactstore.errors import InvalidInputError
@@ -153,26 +154,11 @@ def test_failed_runs_keep_the_message(tmp_path: Path,
         assert failed.error == "RuntimeError: out of memory on step 7"
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for var, value in (("GIT_AUTHOR_NAME", "t"), ("GIT_AUTHOR_EMAIL", "t@example.com"),
-                       ("GIT_COMMITTER_NAME", "t"), ("GIT_COMMITTER_EMAIL", "t@example.com")):
-        monkeypatch.setenv(var, value)
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "train.py").write_text("print('train')\n")
-    (repo / "lib").mkdir()
-    (repo / "lib" / "util.py").write_text("X = 1\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "first")
+    isolate_git(monkeypatch)
+    repo = committed_repo(tmp_path / "repo", {"train.py": "print('train')\n",
+                                              "lib/util.py": "X = 1\n"})
     monkeypatch.chdir(repo)
     return repo
 
