@@ -3,19 +3,31 @@
 Vocabulary: an *envelope* is the 8-byte header (magic, version, kind, flags,
 reserved) followed by the *payload*: the plaintext, possibly zstd-compressed.
 *Sealing* turns plaintext into envelope bytes; *opening* checks the header and
-returns the plaintext. Encryption (flag bit 1) is added by the privacy work.
+returns the plaintext.
+
+In an encrypted domain (flag bit 1, design §13.3) the payload is
+``key_id || [salt] || AEAD(compressed plaintext)``. Content-addressed kinds
+(chunks, chunk lists, tree nodes, manifests) use ``kind || blob id`` as the salt
+and do not store it; every other kind stores 32 random bytes. The associated
+data is ``header || key_id || binding``, where the binding is the blob id or the
+object's key: a valid object moved to another id or key fails to open.
 """
 
 from __future__ import annotations
 
 import enum
+import os
 import struct
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import zstandard
 
-from artifactstore.errors import IntegrityError, InvalidInputError
+from artifactstore.errors import AccessDeniedError, IntegrityError, InvalidInputError
+
+if TYPE_CHECKING:
+    from artifactstore.objects.domainkeys import DomainKeys
 
 __all__ = [
     "HEADER_SIZE", "MAGIC", "AdaptiveSealer", "Compression", "Kind", "open_envelope", "seal",
@@ -29,7 +41,8 @@ _HEADER = struct.Struct("<4sBBBB")
 
 FLAG_ZSTD = 0x01
 FLAG_ENCRYPTED = 0x02
-_KNOWN_FLAGS = FLAG_ZSTD
+_KNOWN_FLAGS = FLAG_ZSTD | FLAG_ENCRYPTED
+_SALT_SIZE = 32
 
 
 class Kind(enum.IntEnum):
@@ -48,6 +61,10 @@ class Kind(enum.IntEnum):
     RUN_EVENT = 0x23
     RUN_METRICS = 0x24
     HEARTBEAT = 0x25
+
+
+#: kinds named by the hash of their plaintext: their salt is derived, not stored
+CONTENT_KINDS = frozenset({Kind.CHUNK, Kind.CHUNKLIST, Kind.TREE, Kind.MANIFEST})
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,19 +109,22 @@ def _decompressor() -> zstandard.ZstdDecompressor:
 
 
 def seal(
-    kind: Kind, plaintext: bytes | memoryview, compression: Compression | None = None
+    kind: Kind, plaintext: bytes | memoryview, compression: Compression | None = None,
+    *, keys: DomainKeys | None = None, binding: bytes = b"",
 ) -> bytes:
-    """Wrap ``plaintext`` in an envelope, compressed when it pays."""
-    header, payload = seal_parts(kind, plaintext, compression)
+    """Wrap ``plaintext`` in an envelope, compressed when it pays, encrypted with ``keys``."""
+    header, payload = seal_parts(kind, plaintext, compression, keys=keys, binding=binding)
     return header + payload
 
 
 def seal_parts(
-    kind: Kind, plaintext: bytes | memoryview, compression: Compression | None = None
+    kind: Kind, plaintext: bytes | memoryview, compression: Compression | None = None,
+    *, keys: DomainKeys | None = None, binding: bytes = b"",
 ) -> tuple[bytes, bytes | memoryview]:
     """``seal`` as ``(header, payload)``, so a pack can append them without a copy.
 
-    An uncompressed payload is ``plaintext`` itself, not a copy.
+    An uncompressed, unencrypted payload is ``plaintext`` itself, not a copy.
+    ``binding`` is the blob id (content kinds) or the object's key (others).
     """
     flags = 0
     payload: bytes | memoryview = plaintext
@@ -113,7 +133,15 @@ def seal_parts(
         if len(packed) <= len(plaintext) * (1.0 - compression.min_saving):
             payload = packed
             flags |= FLAG_ZSTD
-    return _HEADER.pack(MAGIC, VERSION, int(kind), flags, 0), payload
+    if keys is None:
+        return _HEADER.pack(MAGIC, VERSION, int(kind), flags, 0), payload
+    header = _HEADER.pack(MAGIC, VERSION, int(kind), flags | FLAG_ENCRYPTED, 0)
+    if kind in CONTENT_KINDS:
+        stored, salt = b"", bytes([kind]) + binding
+    else:
+        stored = salt = os.urandom(_SALT_SIZE)
+    sealed = keys.cipher.seal(salt, bytes(payload), header + keys.key_id + binding)
+    return header, keys.key_id + stored + sealed
 
 
 class AdaptiveSealer:
@@ -134,12 +162,14 @@ class AdaptiveSealer:
         self._skip = 0
 
     def seal_parts(
-        self, kind: Kind, plaintext: bytes | memoryview
+        self, kind: Kind, plaintext: bytes | memoryview, *, keys: DomainKeys | None = None,
+        binding: bytes = b"",
     ) -> tuple[bytes, bytes | memoryview]:
         if self._skip > 0:
             self._skip -= 1
-            return seal_parts(kind, plaintext, None)
-        header, payload = seal_parts(kind, plaintext, self._compression)
+            return seal_parts(kind, plaintext, None, keys=keys, binding=binding)
+        header, payload = seal_parts(kind, plaintext, self._compression, keys=keys,
+                                     binding=binding)
         if header[6] & FLAG_ZSTD:
             self._misses = 0
         else:
@@ -150,12 +180,15 @@ class AdaptiveSealer:
 
 
 def open_envelope(
-    data: bytes | memoryview, *, expected_kind: Kind | None, raw_length: int | None, what: str
+    data: bytes | memoryview, *, expected_kind: Kind | None, raw_length: int | None, what: str,
+    keys: DomainKeys | None = None, binding: bytes = b"",
 ) -> tuple[Kind, bytes]:
     """Check the header and return ``(kind, plaintext)``.
 
     ``raw_length`` bounds decompression (a hostile object cannot expand without
     limit) and is checked exactly when given. ``what`` names the object in errors.
+    With ``keys`` the object must be encrypted under them and bound to
+    ``binding``; without, it must not be encrypted.
     """
     if len(data) < HEADER_SIZE:
         raise IntegrityError(f"{what} is truncated ({len(data)} bytes): run 'artifactstore verify'")
@@ -169,6 +202,8 @@ def open_envelope(
     if expected_kind is not None and kind != expected_kind:
         raise IntegrityError(f"{what} holds a {kind.name}, expected {expected_kind.name}")
     payload = memoryview(data)[HEADER_SIZE:]
+    if flags & FLAG_ENCRYPTED or keys is not None:
+        payload = memoryview(_decrypt(data, kind, flags, keys, binding, what))
     if flags & FLAG_ZSTD:
         limit = raw_length if raw_length is not None else 1 << 31
         try:
@@ -187,3 +222,34 @@ def open_envelope(
             f"{what} has {len(plaintext)} bytes of content, the index says {raw_length}"
         )
     return kind, plaintext
+
+
+def _decrypt(data: bytes | memoryview, kind: Kind, flags: int, keys: DomainKeys | None,
+             binding: bytes, what: str) -> bytes:
+    if keys is None:
+        raise AccessDeniedError(
+            f"{what} is encrypted; open its project with an identity that holds the key"
+        )
+    if not flags & FLAG_ENCRYPTED:
+        # Why: an attacker with write access could otherwise plant plaintext objects
+        # (a forged version record) in a private project.
+        raise IntegrityError(f"{what} is not encrypted in an encrypted domain: it was planted")
+    view = memoryview(data)[HEADER_SIZE:]
+    key_id_size = len(keys.key_id)
+    if bytes(view[:key_id_size]) != keys.key_id:
+        if kind in CONTENT_KINDS or kind in (Kind.PACK_TRAILER, Kind.INDEX):
+            # These live in the folder named by their key id: another id is damage.
+            raise IntegrityError(f"{what} names another key id: it is damaged")
+        raise AccessDeniedError(
+            f"{what} is encrypted under another key (key id {bytes(view[:key_id_size]).hex()}); "
+            "it belongs to another project or key epoch"
+        )
+    rest = view[key_id_size:]
+    if kind in CONTENT_KINDS:
+        salt = bytes([kind]) + binding
+    else:
+        if len(rest) < _SALT_SIZE:
+            raise IntegrityError(f"{what} is truncated")
+        salt, rest = bytes(rest[:_SALT_SIZE]), rest[_SALT_SIZE:]
+    header = bytes(memoryview(data)[:HEADER_SIZE])
+    return keys.cipher.open(salt, bytes(rest), header + keys.key_id + binding, what=what)

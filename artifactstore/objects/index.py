@@ -14,12 +14,19 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from artifactstore import encoding
 from artifactstore.digest import Digest, hash_bytes
 from artifactstore.errors import ArtifactStoreError, IntegrityError
 from artifactstore.objects.envelope import Compression, Kind, open_envelope, seal
 from artifactstore.objects.packs import BlobEntry, decode_records, encode_records
+
+if TYPE_CHECKING:
+    from artifactstore.objects.domainkeys import DomainKeys
+
+#: what an encrypted index object is bound to (design §13.3)
+INDEX_BINDING = b"index"
 
 __all__ = [
     "MAX_ENTRIES_PER_INDEX",
@@ -47,7 +54,8 @@ class BlobLocation:
 
 
 def encode_indexes(
-    packs: Iterable[tuple[Digest, tuple[BlobEntry, ...]]], compression: Compression
+    packs: Iterable[tuple[Digest, tuple[BlobEntry, ...]]], compression: Compression,
+    keys: DomainKeys | None = None,
 ) -> Iterator[tuple[Digest, bytes]]:
     """Index objects ``(id, bytes)`` for ``packs``, none listing more than the maximum."""
     batch: list[list[bytes]] = []
@@ -55,7 +63,7 @@ def encode_indexes(
 
     def emit() -> tuple[Digest, bytes]:
         data = seal(Kind.INDEX, encoding.pack({"version": _INDEX_VERSION, "packs": batch}),
-                    compression)
+                    compression, keys=keys, binding=INDEX_BINDING)
         return hash_bytes(data), data
 
     for pack_id, all_entries in packs:
@@ -72,12 +80,14 @@ def encode_indexes(
         yield emit()
 
 
-def decode_index(index_id: Digest, data: bytes) -> list[tuple[Digest, list[BlobEntry]]]:
+def decode_index(index_id: Digest, data: bytes,
+                 keys: DomainKeys | None = None) -> list[tuple[Digest, list[BlobEntry]]]:
     """Verify an index object against its id and return its packs and entries."""
     what = f"index object {index_id.hex}"
     if hash_bytes(data) != index_id:
         raise IntegrityError(f"{what} does not match its id: the store is damaged")
-    _, plaintext = open_envelope(data, expected_kind=Kind.INDEX, raw_length=None, what=what)
+    _, plaintext = open_envelope(data, expected_kind=Kind.INDEX, raw_length=None, what=what,
+                                 keys=keys, binding=INDEX_BINDING)
     body = encoding.unpack(plaintext, what=what)
     if not isinstance(body, dict) or body.get("version") != _INDEX_VERSION:
         raise IntegrityError(f"{what} has an unknown layout")
@@ -98,7 +108,9 @@ class MergedIndex:
     gone (gc rewrote the index).
     """
 
-    def __init__(self, cache_path: Path | None) -> None:
+    def __init__(self, cache_path: Path | None, keys: DomainKeys | None = None) -> None:
+        #: the domain's keys: index objects of an encrypted domain are encrypted
+        self.keys = keys
         self._cache_path = cache_path
         self._clear()
         if cache_path is not None:
@@ -151,7 +163,7 @@ class MergedIndex:
             self._clear()
         missing = sorted(listed_set - self._merged)
         for index_id, data in fetch_many(missing):
-            for pack_id, entries in decode_index(index_id, data):
+            for pack_id, entries in decode_index(index_id, data, self.keys):
                 self.add_pack(pack_id, entries)
             self._merged.add(index_id)
         if missing:

@@ -15,11 +15,18 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from artifactstore import encoding
 from artifactstore.digest import Digest, hash_bytes
 from artifactstore.errors import IntegrityError
 from artifactstore.objects.envelope import Kind, open_envelope, seal
+
+if TYPE_CHECKING:
+    from artifactstore.objects.domainkeys import DomainKeys
+
+#: what an encrypted trailer is bound to (design §13.3)
+TRAILER_BINDING = b"pack trailer"
 
 __all__ = [
     "PACK_MAGIC",
@@ -120,7 +127,7 @@ class PackBuilder:
         return pending
 
 
-def assemble(pending: PendingPack) -> FinishedPack:
+def assemble(pending: PendingPack, keys: DomainKeys | None = None) -> FinishedPack:
     """Join the blobs, append the trailer, and name the pack by its trailer's hash.
 
     The trailer lists every blob's id, offset and length, so its hash commits to
@@ -129,7 +136,7 @@ def assemble(pending: PendingPack) -> FinishedPack:
     """
     trailer = seal(Kind.PACK_TRAILER, encoding.pack(
         {"version": 1, "blobs": encode_records(pending.entries)}
-    ))
+    ), keys=keys, binding=TRAILER_BINDING)
     data = b"".join((*pending.parts, trailer, _TAIL.pack(len(trailer), PACK_MAGIC)))
     return FinishedPack(hash_bytes(trailer), data, pending.entries)
 
@@ -144,7 +151,8 @@ def _trailer_span(data: bytes, *, what: str) -> tuple[int, int]:
     return trailer_end - trailer_length, trailer_end
 
 
-def check_pack(data: bytes, pack_id: Digest, *, what: str) -> tuple[BlobEntry, ...]:
+def check_pack(data: bytes, pack_id: Digest, *, what: str,
+               keys: DomainKeys | None = None) -> tuple[BlobEntry, ...]:
     """The blob list of a whole pack whose trailer matches ``pack_id``.
 
     Also checks that the blobs tile the data region exactly, so every byte of
@@ -155,7 +163,7 @@ def check_pack(data: bytes, pack_id: Digest, *, what: str) -> tuple[BlobEntry, .
         raise IntegrityError(
             f"{what} does not match its id: it is damaged; restore it from a backup"
         )
-    entries = read_trailer(data, what=what)
+    entries = read_trailer(data, what=what, keys=keys)
     offset = 0
     for e in entries:
         if e.offset != offset:
@@ -166,13 +174,15 @@ def check_pack(data: bytes, pack_id: Digest, *, what: str) -> tuple[BlobEntry, .
     return entries
 
 
-def read_trailer(data: bytes, *, what: str) -> tuple[BlobEntry, ...]:
+def read_trailer(data: bytes, *, what: str,
+                 keys: DomainKeys | None = None) -> tuple[BlobEntry, ...]:
     """The blob list of a whole pack, checked against the pack's size."""
     start, trailer_end = _trailer_span(data, what=what)
     trailer_length = trailer_end - start
     _, body = open_envelope(
         memoryview(data)[start:trailer_end],
         expected_kind=Kind.PACK_TRAILER, raw_length=None, what=f"trailer of {what}",
+        keys=keys, binding=TRAILER_BINDING,
     )
     decoded = encoding.unpack(body, what=f"trailer of {what}")
     if not isinstance(decoded, dict) or decoded.get("version") != 1:

@@ -33,6 +33,7 @@ from artifactstore.errors import ArtifactStoreError, IntegrityError, NotFoundErr
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.blobrefs import ChunkRef, FileRef, WriteStats
 from artifactstore.objects.config import StoreConfig
+from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import AdaptiveSealer, Kind, open_envelope, seal_parts
 from artifactstore.objects.index import BlobLocation, MergedIndex, encode_indexes
 from artifactstore.objects.layout import (
@@ -83,19 +84,22 @@ class ObjectStore:
         domain: str = PLAIN_DOMAIN,
         cache_dir: str | os.PathLike[str] | None = None,
         concurrency: int = 8,
+        keys: DomainKeys | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.backend = backend
         self.config = config
-        self.domain = domain
+        #: an encrypted domain's keys (design §13.3); None for the plain domain
+        self.keys = keys
+        self.domain = domain if keys is None else keys.domain
         self.stats = WriteStats()
         self._concurrency = concurrency
         cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         # The cache is named by store id and location, so two stores never share one.
         where = hashlib.sha256(backend.url.encode()).hexdigest()[:16]
         self._index = MergedIndex(
-            cache_root / "index" / f"{config.store_id}-{where}" / f"{domain}.idx"
+            cache_root / "index" / f"{config.store_id}-{where}" / f"{self.domain}.idx", keys
         )
         self._index_loaded = False
         self._pool = ThreadPoolExecutor(max_workers=concurrency,
@@ -118,14 +122,18 @@ class ObjectStore:
         domain: str = PLAIN_DOMAIN,
         cache_dir: str | os.PathLike[str] | None = None,
         concurrency: int = 8,
+        keys: DomainKeys | None = None,
     ) -> ObjectStore:
-        """Open the store at ``backend``; with ``create``, initialise it if absent."""
+        """Open the store at ``backend``; with ``create``, initialise it if absent.
+
+        With ``keys`` the store reads and writes that encrypted domain (§13.3).
+        """
         if create is not None:
             config, _ = config_mod.create_or_load(backend, create)
         else:
             config = config_mod.load(backend)
         return cls(backend, config, domain=domain, cache_dir=cache_dir,
-                   concurrency=concurrency)
+                   concurrency=concurrency, keys=keys)
 
     def __enter__(self) -> Self:
         return self
@@ -158,8 +166,8 @@ class ObjectStore:
     # -- writing -----------------------------------------------------------------
 
     def blob_id(self, plaintext: bytes | memoryview) -> Digest:
-        """The id of ``plaintext`` in this domain."""
-        return hash_bytes(plaintext)
+        """The id of ``plaintext`` in this domain: keyed BLAKE3 when it is encrypted."""
+        return hash_bytes(plaintext, key=None if self.keys is None else self.keys.id_key)
 
     def write_file(self, stream: BinaryIO, progress: Progress | None = None) -> FileRef:
         """Chunk, deduplicate and store a stream of any size in bounded memory.
@@ -187,7 +195,7 @@ class ObjectStore:
             data = bytes(data)
         chunks, size = self._store_chunks(chunk_views(data, self.config.chunker), progress)
         # A one-chunk file's plain digest is its chunk id: no second hash.
-        if len(chunks) == 1:
+        if len(chunks) == 1 and self.keys is None:
             return FileRef(chunks[0].id, size, chunks)
         return FileRef(hash_bytes(data), size, chunks)
 
@@ -225,10 +233,12 @@ class ObjectStore:
         if blob_id.raw in self._pending or blob_id in self._index:
             stats.blobs_deduplicated += 1
             return blob_id
+        keys = self.keys
         if sealer is None:
-            header, payload = seal_parts(kind, plaintext, self.config.compression)
+            header, payload = seal_parts(kind, plaintext, self.config.compression, keys=keys,
+                                         binding=blob_id.raw)
         else:
-            header, payload = sealer.seal_parts(kind, plaintext)
+            header, payload = sealer.seal_parts(kind, plaintext, keys=keys, binding=blob_id.raw)
         builder = self._builder
         builder.add(blob_id, kind, header, payload, length)
         self._pending.add(blob_id.raw)
@@ -255,7 +265,7 @@ class ObjectStore:
 
     def _upload_pack(self, pending: PendingPack) -> FinishedPack:
         # Joining and hashing here, in the I/O pool, overlaps them with chunking.
-        pack = assemble(pending)
+        pack = assemble(pending, self.keys)
         del pending
         self.backend.put(pack_key(self.domain, pack.id), pack.data)
         return FinishedPack(pack.id, b"", pack.entries)  # free the bytes early
@@ -290,7 +300,7 @@ class ObjectStore:
         written: list[Digest] = []
         try:
             for index_id, data in encode_indexes(
-                ((p.id, p.entries) for p in finished), self.config.compression
+                ((p.id, p.entries) for p in finished), self.config.compression, self.keys
             ):
                 self.backend.put(index_key(self.domain, index_id), data)
                 written.append(index_id)
@@ -375,7 +385,8 @@ class ObjectStore:
                 f"{location.offset}): the pack is damaged; run 'artifactstore verify'"
             )
         _, plaintext = open_envelope(
-            data, expected_kind=location.kind, raw_length=location.raw_length, what=what
+            data, expected_kind=location.kind, raw_length=location.raw_length, what=what,
+            keys=self.keys, binding=blob_id.raw,
         )
         if self.blob_id(plaintext) != blob_id:
             raise IntegrityError(
@@ -460,7 +471,7 @@ class ObjectStore:
         """Read a whole pack, check it against its id and every blob in it."""
         key = pack_key(self.domain, pack_id)
         data = self.backend.get(key)
-        entries = check_pack(data, pack_id, what=f"pack {key}")
+        entries = check_pack(data, pack_id, what=f"pack {key}", keys=self.keys)
         for e in entries:
             loc = BlobLocation(pack_id, e.kind, e.offset, e.length, e.raw_length)
             self._verified(e.id, loc, data[e.offset : e.offset + e.length])
