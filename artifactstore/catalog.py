@@ -37,6 +37,7 @@ from artifactstore.backends import Backend
 from artifactstore.digest import Digest
 from artifactstore.errors import NotFoundError
 from artifactstore.model.aliases import AliasEvent, AliasLog
+from artifactstore.model.records import PLAIN, RecordCodec
 from artifactstore.model.runs import (
     RunEdge,
     RunEnd,
@@ -152,15 +153,16 @@ class Catalog:
     """The SQLite catalog of one project; every method is thread-safe."""
 
     def __init__(
-        self, backend: Backend, project: str, path: Path | None, *, max_age: float = 10.0
+        self, backend: Backend, project: str, path: Path | None, *, max_age: float = 10.0,
+        codec: RecordCodec = PLAIN,
     ) -> None:
         self._backend = backend
         self._project = project
         self._path = path
         self.max_age = max_age
-        self._versions = VersionLog(backend, project)
-        self._aliases = AliasLog(backend, project)
-        self._runs = RunLog(backend, project)
+        self._versions = VersionLog(backend, project, codec)
+        self._aliases = AliasLog(backend, project, codec)
+        self._runs = RunLog(backend, project, codec)
         self._lock = threading.RLock()
         self._dirty = True
         self._synced_at = 0.0
@@ -228,7 +230,7 @@ class Catalog:
         with self._lock:
             seen = {row[0] for row in self._db.execute("SELECT key FROM seen")}
         jobs: list[tuple[str, Callable[[], Any]]] = []
-        version_keys: set[tuple[str, int]] = set()
+        version_keys: set[str] = set()
         heartbeat_keys: set[str] = set()
         for key in listed:
             job = self._job(key, art_prefix, run_prefix, version_keys, heartbeat_keys)
@@ -252,7 +254,7 @@ class Catalog:
         key: str,
         art_prefix: str,
         run_prefix: str,
-        version_keys: set[tuple[str, int]],
+        version_keys: set[str],
         heartbeat_keys: set[str],
     ) -> Callable[[], Any] | None:
         if key.startswith(run_prefix):
@@ -268,20 +270,17 @@ class Catalog:
             if section == "heartbeat":
                 heartbeat_keys.add(run_id)
             return None
-        name, _, rest = key[len(art_prefix) :].partition("/")
+        _, _, rest = key[len(art_prefix) :].partition("/")
         section, _, tail = rest.partition("/")
         if section == "versions":
-            number = seq_of(tail)
-            if number is None:
+            if seq_of(tail) is None:
                 return None
-            version_keys.add((name, number))
-            return lambda: self._versions.read(name, number)
+            version_keys.add(key)
+            return lambda: self._versions.read_key(key)
         if section == "aliases":
-            alias, _, last = tail.partition("/")
-            seq = seq_of(last)
-            if seq is None:
+            if seq_of(tail.partition("/")[2]) is None:
                 return None
-            return lambda: self._aliases.read(name, alias, seq)
+            return lambda: self._aliases.read_key(key)
         return None
 
     def _heartbeat_jobs(self, run_ids: set[str]) -> list[tuple[str, Callable[[], Any]]]:
@@ -396,14 +395,14 @@ class Catalog:
         elif isinstance(value, tuple) and value[2] is not None:
             db.execute("INSERT OR REPLACE INTO heartbeats VALUES (?,?)", (value[1], value[2]))
 
-    def _mark_gone(self, listed: set[tuple[str, int]]) -> int:
+    def _mark_gone(self, listed_keys: set[str]) -> int:
         """Versions whose record vanished from the store (deleted behind our back)."""
-        known = set(self._db.execute("SELECT artifact, number FROM versions WHERE gone=0"))
+        rows = self._db.execute("SELECT artifact, number, gone FROM versions").fetchall()
+        listed = {(a, n) for a, n, _ in rows if self._versions.key(a, n) in listed_keys}
+        known = {(a, n) for a, n, g in rows if not g}
         gone = known - listed
         self._db.executemany("UPDATE versions SET gone=1 WHERE artifact=? AND number=?", gone)
-        returning = listed & set(
-            self._db.execute("SELECT artifact, number FROM versions WHERE gone=1")
-        )
+        returning = listed & {(a, n) for a, n, g in rows if g}
         self._db.executemany("UPDATE versions SET gone=0 WHERE artifact=? AND number=?", returning)
         return len(gone) + len(returning)
 

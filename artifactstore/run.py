@@ -105,7 +105,7 @@ class Run:
         self.summary: dict[str, Any] = {}
         self.status = "running"
         self.code: CodeState | None = capture_code_state() if capture_code else None
-        self._log = RunLog(store.objects.backend, store.project)
+        self._log = RunLog(store.objects.backend, store.project, store.refs.codec)
         self._lock = threading.RLock()
         self._seq = 0
         self._metrics_seq = 0

@@ -80,7 +80,7 @@ class Store:
         #: downloaded files by content, shared by every store on this machine
         self.file_cache = file_cache
         #: the local catalog of versions, aliases and runs that lineage queries read
-        self.catalog = Catalog(objects.backend, project, catalog_path)
+        self.catalog = Catalog(objects.backend, project, catalog_path, codec=refs.codec)
         self._graph: tuple[int, nx.DiGraph] | None = None
 
     def __repr__(self) -> str:
@@ -343,7 +343,7 @@ class Store:
 
     def run_history(self, run_id: str, *, sync: bool | None = None) -> Iterator[MetricsRow]:
         """The metrics rows of a run in order, streamed segment by segment."""
-        log = RunLog(self.objects.backend, self.project)
+        log = RunLog(self.objects.backend, self.project, self.refs.codec)
         run_id = self.get_run(run_id, sync=sync).run_id
         for seq in log.seqs(run_id, "metrics"):
             yield from log.read_metrics(run_id, seq)

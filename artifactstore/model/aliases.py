@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
-from artifactstore import encoding
 from artifactstore.backends import Backend
-from artifactstore.errors import ConflictError
+from artifactstore.errors import ConflictError, IntegrityError
+from artifactstore.model.records import PLAIN, UNSIGNED, RecordCodec, Signature
 from artifactstore.model.versions import (
     NONCE_SIZE,
     artifact_prefix,
@@ -36,7 +36,7 @@ from artifactstore.model.versions import (
     require_atomic_create,
     seq_of,
 )
-from artifactstore.objects.envelope import Kind, seal
+from artifactstore.objects.envelope import Kind
 
 __all__ = ["AliasEvent", "AliasLog", "ProtectedAliasError", "alias_event_key"]
 
@@ -63,6 +63,7 @@ class AliasEvent:
     at: str
     by: str
     forced: bool
+    signature: Signature = field(default=UNSIGNED, compare=False)
 
 
 def aliases_prefix(project: str, artifact: str) -> str:
@@ -75,7 +76,8 @@ def alias_event_key(project: str, artifact: str, alias: str, seq: int) -> str:
     return f"{aliases_prefix(project, artifact)}{alias}/{seq:010d}"
 
 
-def encode_event(project: str, event: AliasEvent, nonce: bytes) -> bytes:
+def encode_event(project: str, event: AliasEvent, nonce: bytes, key: str,
+                 codec: RecordCodec = PLAIN) -> bytes:
     """The envelope bytes of ``event`` (``nonce`` as for version records)."""
     body = {
         "project": project,
@@ -90,7 +92,7 @@ def encode_event(project: str, event: AliasEvent, nonce: bytes) -> bytes:
         "forced": event.forced,
         "nonce": nonce,
     }
-    return seal(Kind.ALIAS_EVENT, encoding.pack(body))
+    return codec.seal(Kind.ALIAS_EVENT, key, body)
 
 
 #: Decides the next event from the current last one (None: the alias has no
@@ -101,36 +103,71 @@ Decision = Callable[[AliasEvent | None], tuple[int | None, bool, bool] | None]
 class AliasLog:
     """The alias events of one project: read (cached) and append."""
 
-    def __init__(self, backend: Backend, project: str) -> None:
+    def __init__(self, backend: Backend, project: str, codec: RecordCodec = PLAIN) -> None:
         self._backend = backend
         self._project = project
+        self._codec = codec
         self._cache: dict[tuple[str, str, int], AliasEvent] = {}
+
+    def key(self, artifact: str, alias: str, seq: int) -> str:
+        seg = self._codec.segment
+        return alias_event_key(self._project, seg(artifact), seg(alias), seq)
 
     def seqs(self, artifact: str, alias: str) -> list[int]:
         """Event numbers of ``alias``, ascending (a fresh listing)."""
-        prefix = f"{aliases_prefix(self._project, artifact)}{alias}/"
+        seg = self._codec.segment
+        prefix = f"{aliases_prefix(self._project, seg(artifact))}{seg(alias)}/"
         found = (seq_of(key[len(prefix) :]) for key in self._backend.list(prefix))
         return [s for s in found if s is not None]
 
     def last_seqs(self, artifact: str) -> dict[str, int]:
         """Alias -> number of its last event, for every alias of ``artifact`` (one listing)."""
-        prefix = aliases_prefix(self._project, artifact)
+        prefix = aliases_prefix(self._project, self._codec.segment(artifact))
         last: dict[str, int] = {}
         for key in self._backend.list(prefix):
             alias, _, name = key[len(prefix) :].partition("/")
             seq = seq_of(name)
             if seq is not None:
                 last[alias] = max(seq, last.get(alias, seq))
-        return last
+        if not self._codec.encrypted:
+            return last
+        # Keys hold tags: the alias names are in the (encrypted) events.
+        named = {}
+        for segment, seq in last.items():
+            event = self.read_key(f"{prefix}{segment}/{seq:010d}", artifact)
+            named[event.alias] = seq
+        return named
 
     def read(self, artifact: str, alias: str, seq: int) -> AliasEvent:
         """Event ``seq`` of ``alias``; NotFoundError (from the backend) if absent."""
         cached = self._cache.get((artifact, alias, seq))
         if cached is not None:
             return cached
-        key = alias_event_key(self._project, artifact, alias, seq)
-        f = read_ref(self._backend, key, Kind.ALIAS_EVENT)
+        event = self._decode(self.key(artifact, alias, seq), artifact, alias, seq)
+        self._cache[(artifact, alias, seq)] = event
+        return event
+
+    def read_key(self, key: str, artifact: str | None = None) -> AliasEvent:
+        """The event stored at ``key`` (a listed key), checked against it."""
+        seq = seq_of(key.rpartition("/")[2])
+        if seq is None:
+            raise IntegrityError(f"{key} is not an alias event key")
+        event = self._decode(key, artifact, None, seq)
+        self._cache.setdefault((event.artifact, event.alias, seq), event)
+        return event
+
+    def _decode(self, key: str, artifact: str | None, alias: str | None,
+                seq: int) -> AliasEvent:
+        f = read_ref(self._backend, key, Kind.ALIAS_EVENT, self._codec)
         f.expect("project", self._project)
+        if artifact is None:
+            artifact = f.text("artifact")
+        if alias is None:
+            alias = f.text("alias")
+        seg = self._codec.segment
+        if key != alias_event_key(self._project, seg(artifact), seg(alias), seq):
+            raise IntegrityError(f"ref {key} is misplaced: it names another artifact or alias; "
+                                 "run 'artifactstore verify'")
         f.expect("artifact", artifact)
         f.expect("alias", alias)
         f.expect("seq", seq)
@@ -144,8 +181,8 @@ class AliasLog:
             at=f.text("at"),
             by=f.text("by"),
             forced=f.flag("forced"),
+            signature=f.signature,
         )
-        self._cache[(artifact, alias, seq)] = event
         return event
 
     def history(self, artifact: str, alias: str) -> list[AliasEvent]:
@@ -188,10 +225,11 @@ class AliasLog:
                 at=now(),
                 by=by,
                 forced=forced,
+                signature=self._codec.own_signature,
             )
             # Computed once per seq: a retried create compares these bytes.
-            data = encode_event(self._project, event, nonce)
-            key = alias_event_key(self._project, artifact, alias, seq)
+            key = self.key(artifact, alias, seq)
+            data = encode_event(self._project, event, nonce, key, self._codec)
             if self._backend.put_if_absent(key, data):
                 self._cache[(artifact, alias, seq)] = event
                 return event

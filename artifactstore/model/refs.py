@@ -26,6 +26,7 @@ from artifactstore.model.names import (
     validate_selector,
     version_label,
 )
+from artifactstore.model.records import PLAIN, RecordCodec
 from artifactstore.model.versions import VersionLog, VersionRecord, default_writer
 
 __all__ = ["AliasEvent", "ProtectedAliasError", "Refs", "VersionRecord"]
@@ -38,11 +39,13 @@ class Refs:
     not, so versions and alias moves by other writers are always seen.
     """
 
-    def __init__(self, backend: Backend, project: str) -> None:
+    def __init__(self, backend: Backend, project: str, codec: RecordCodec = PLAIN) -> None:
         self._backend = backend
         self._project = validate_project_name(project)
-        self._versions = VersionLog(backend, project)
-        self._aliases = AliasLog(backend, project)
+        #: how this project's refs are signed and sealed (records.py)
+        self.codec = codec
+        self._versions = VersionLog(backend, project, codec)
+        self._aliases = AliasLog(backend, project, codec)
 
     @property
     def project(self) -> str:

@@ -33,6 +33,7 @@ from artifactstore.backends import Backend
 from artifactstore.digest import Digest
 from artifactstore.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
 from artifactstore.model.names import NAME_RE, validate_project_name, version_label
+from artifactstore.model.records import PLAIN, RecordCodec
 from artifactstore.model.versions import (
     NONCE_SIZE,
     Fields,
@@ -41,7 +42,7 @@ from artifactstore.model.versions import (
     require_atomic_create,
     seq_of,
 )
-from artifactstore.objects.envelope import Kind, seal
+from artifactstore.objects.envelope import Kind
 
 __all__ = [
     "MetricsRow",
@@ -281,9 +282,10 @@ def check_job_type(job_type: str | None) -> str | None:
 class RunLog:
     """Run records of one project: write (by the run's process) and read."""
 
-    def __init__(self, backend: Backend, project: str) -> None:
+    def __init__(self, backend: Backend, project: str, codec: RecordCodec = PLAIN) -> None:
         self._backend = backend
         self._project = validate_project_name(project)
+        self._codec = codec
 
     @property
     def project(self) -> str:
@@ -312,7 +314,7 @@ class RunLog:
             "nonce": os.urandom(NONCE_SIZE),
         }
         key = start_key(self._project, start.run_id)
-        if not self._backend.put_if_absent(key, seal(Kind.RUN, encoding.pack(body))):
+        if not self._backend.put_if_absent(key, self._codec.seal(Kind.RUN, key, body)):
             raise ConflictError(f"run {start.run_id} already exists; start a new run")
 
     def append_event(self, run_id: str, seq: int, body: Mapping[str, Any]) -> str:
@@ -320,7 +322,7 @@ class RunLog:
         at = now()
         payload = {"project": self._project, "run": run_id, "seq": seq, "at": at, **body}
         key = event_key(self._project, run_id, seq)
-        if not self._backend.put_if_absent(key, seal(Kind.RUN_EVENT, encoding.pack(payload))):
+        if not self._backend.put_if_absent(key, self._codec.seal(Kind.RUN_EVENT, key, payload)):
             raise ConflictError(
                 f"run {run_id} event {seq} was written by another process; "
                 "a run must be recorded by one process"
@@ -333,7 +335,7 @@ class RunLog:
             "rows": [[row.step, row.at, dict(row.values)] for row in rows],
         }  # fmt: skip
         key = metrics_key(self._project, run_id, seq)
-        if not self._backend.put_if_absent(key, seal(Kind.RUN_METRICS, encoding.pack(payload))):
+        if not self._backend.put_if_absent(key, self._codec.seal(Kind.RUN_METRICS, key, payload)):
             raise ConflictError(
                 f"run {run_id} metrics segment {seq} was written by another process; "
                 "a run must be recorded by one process"
@@ -341,9 +343,8 @@ class RunLog:
 
     def beat(self, run_id: str) -> None:
         payload = {"project": self._project, "run": run_id, "at": now()}
-        self._backend.put(
-            heartbeat_key(self._project, run_id), seal(Kind.HEARTBEAT, encoding.pack(payload))
-        )
+        key = heartbeat_key(self._project, run_id)
+        self._backend.put(key, self._codec.seal(Kind.HEARTBEAT, key, payload))
 
     # -- reading --------------------------------------------------------------------
 
@@ -363,7 +364,7 @@ class RunLog:
     def read_start(self, run_id: str) -> RunStart:
         key = start_key(self._project, validate_run_id(run_id))
         try:
-            f = read_ref(self._backend, key, Kind.RUN)
+            f = read_ref(self._backend, key, Kind.RUN, self._codec)
         except NotFoundError:
             raise NotFoundError(
                 f"run {run_id} not found in project {self._project!r}; "
@@ -373,13 +374,12 @@ class RunLog:
 
     def read_event(self, run_id: str, seq: int) -> RunEvent:
         key = event_key(self._project, run_id, seq)
-        return decode_event(
-            read_ref(self._backend, key, Kind.RUN_EVENT), self._project, run_id, seq, key
-        )
+        f = read_ref(self._backend, key, Kind.RUN_EVENT, self._codec)
+        return decode_event(f, self._project, run_id, seq, key)
 
     def read_metrics(self, run_id: str, seq: int) -> list[MetricsRow]:
         key = metrics_key(self._project, run_id, seq)
-        f = read_ref(self._backend, key, Kind.RUN_METRICS)
+        f = read_ref(self._backend, key, Kind.RUN_METRICS, self._codec)
         f.expect("project", self._project)
         f.expect("run", run_id)
         f.expect("seq", seq)
@@ -388,7 +388,7 @@ class RunLog:
     def read_heartbeat(self, run_id: str) -> str | None:
         key = heartbeat_key(self._project, run_id)
         try:
-            f = read_ref(self._backend, key, Kind.HEARTBEAT)
+            f = read_ref(self._backend, key, Kind.HEARTBEAT, self._codec)
         except NotFoundError:
             return None
         f.expect("project", self._project)

@@ -47,7 +47,8 @@ from artifactstore.model.names import (
     validate_project_name,
     version_label,
 )
-from artifactstore.objects.envelope import Kind, open_envelope, seal
+from artifactstore.model.records import PLAIN, UNSIGNED, RecordCodec, Signature
+from artifactstore.objects.envelope import Kind
 
 __all__ = ["VersionLog", "VersionRecord", "artifact_prefix", "version_key"]
 
@@ -115,11 +116,13 @@ def require_atomic_create(backend: Backend) -> None:
 class Fields:
     """Typed reads from a decoded map; any mismatch is an IntegrityError naming the key."""
 
-    def __init__(self, body: object, key: str) -> None:
+    def __init__(self, body: object, key: str, signature: Signature = UNSIGNED) -> None:
         if type(body) is not dict:
             raise IntegrityError(f"ref {key} is malformed: its payload is not a map")
         self._body: dict[Any, Any] = body
         self._key = key
+        #: who signed the record, and whether it verified (records.py)
+        self.signature = signature
 
     def _bad(self, name: str, expected: str) -> IntegrityError:
         if name not in self._body:
@@ -186,6 +189,14 @@ class Fields:
             raise self._bad(name, "number")
         return float(value)
 
+    def expect_segment(self, segment: str, key: str) -> None:
+        """The key must hold ``segment`` (the tag of the record's own name)."""
+        if f"/{segment}/" not in key:
+            raise IntegrityError(
+                f"ref {key} is misplaced: it names another artifact or alias; "
+                "run 'artifactstore verify'"
+            )
+
     def expect(self, name: str, value: object) -> None:
         """The field must equal ``value``: the record must describe the key it is stored at.
 
@@ -199,11 +210,10 @@ class Fields:
             )
 
 
-def read_ref(backend: Backend, key: str, kind: Kind) -> Fields:
+def read_ref(backend: Backend, key: str, kind: Kind, codec: RecordCodec = PLAIN) -> Fields:
     """Get, open and decode the ref at ``key`` (NotFoundError if absent)."""
-    data = backend.get(key)
-    _, plaintext = open_envelope(data, expected_kind=kind, raw_length=None, what=f"ref {key}")
-    return Fields(encoding.unpack(plaintext, what=f"ref {key}"), key)
+    body, signature = codec.open(kind, key, backend.get(key))
+    return Fields(body, key, signature)
 
 
 # -- version records -------------------------------------------------------------------
@@ -229,6 +239,7 @@ class VersionRecord:
     description: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict, hash=False)
     run: str | None = None
+    signature: Signature = field(default=UNSIGNED, hash=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -241,7 +252,8 @@ class VersionRecord:
         return f"{self.artifact}:{self.label}"
 
 
-def encode_version(record: VersionRecord, nonce: bytes) -> bytes:
+def encode_version(record: VersionRecord, nonce: bytes, key: str,
+                   codec: RecordCodec = PLAIN) -> bytes:
     """The envelope bytes of ``record``.
 
     ``nonce`` (random, per commit) makes every record's bytes unique, so a
@@ -264,15 +276,23 @@ def encode_version(record: VersionRecord, nonce: bytes) -> bytes:
         "run": record.run,
         "nonce": nonce,
     }
-    return seal(Kind.VERSION, encoding.pack(body))
+    return codec.seal(Kind.VERSION, key, body)
 
 
 def decode_version(
-    backend: Backend, key: str, project: str, artifact: str, number: int
+    backend: Backend, key: str, project: str, artifact: str | None, number: int,
+    codec: RecordCodec = PLAIN,
 ) -> VersionRecord:
-    """Read and check the record at ``key``; it must name ``project/artifact:v<number>``."""
-    f = read_ref(backend, key, Kind.VERSION)
+    """Read and check the record at ``key``; it must name ``project/artifact:v<number>``.
+
+    With ``artifact`` None (a private project's key holds a tag, not the name),
+    the record's name must be the one the key's segment stands for.
+    """
+    f = read_ref(backend, key, Kind.VERSION, codec)
     f.expect("project", project)
+    if artifact is None:
+        artifact = f.text("artifact")
+        f.expect_segment(codec.segment(artifact), key)
     f.expect("artifact", artifact)
     f.expect("number", number)
     kind = f.text("type")
@@ -292,6 +312,7 @@ def decode_version(
         description=f.opt_text("description"),
         metadata=types.MappingProxyType(f.mapping("metadata")),
         run=f.opt_text("run"),
+        signature=f.signature,
     )
 
 
@@ -304,35 +325,57 @@ def _check_count(name: str, value: int) -> int:
 class VersionLog:
     """The version records of one project: list, read (cached) and commit."""
 
-    def __init__(self, backend: Backend, project: str) -> None:
+    def __init__(self, backend: Backend, project: str, codec: RecordCodec = PLAIN) -> None:
         self._backend = backend
         self._project = validate_project_name(project)
+        self._codec = codec
         self._cache: dict[tuple[str, int], VersionRecord] = {}
+
+    def key(self, artifact: str, number: int) -> str:
+        """The key of ``artifact:v<number>``'s record (a tag instead of the name if private)."""
+        return version_key(self._project, self._codec.segment(artifact), number)
 
     def numbers(self, artifact: str) -> list[int]:
         """Version numbers with a record, ascending (a fresh listing, never cached)."""
-        prefix = f"{artifact_prefix(self._project, artifact)}versions/"
+        prefix = f"{artifact_prefix(self._project, self._codec.segment(artifact))}versions/"
         found = (seq_of(key[len(prefix) :]) for key in self._backend.list(prefix))
         return [n for n in found if n is not None]
 
     def artifacts(self) -> list[str]:
         """Names of artifacts with at least one version record, sorted."""
         prefix = artifacts_prefix(self._project)
-        names: set[str] = set()
+        first: dict[str, int] = {}
         for key in self._backend.list(prefix):
-            name, _, rest = key[len(prefix) :].partition("/")
+            segment, _, rest = key[len(prefix) :].partition("/")
             section, _, last = rest.partition("/")
-            if section == "versions" and seq_of(last) is not None:
-                names.add(name)
-        return sorted(names)
+            number = seq_of(last)
+            if section == "versions" and number is not None:
+                first[segment] = min(number, first.get(segment, number))
+        if not self._codec.encrypted:
+            return sorted(first)
+        # Keys hold tags: the names are in the (encrypted) records.
+        return sorted(self.read_key(version_key(self._project, segment, number)).artifact
+                      for segment, number in first.items())
+
+    def read_key(self, key: str) -> VersionRecord:
+        """The record stored at ``key`` (a listed key), checked against it."""
+        rest = key[len(artifacts_prefix(self._project)):]
+        _, _, tail = rest.partition("/versions/")
+        number = seq_of(tail)
+        if number is None:
+            raise IntegrityError(f"{key} is not a version record key")
+        record = decode_version(self._backend, key, self._project, None, number, self._codec)
+        self._cache.setdefault((record.artifact, number), record)
+        return record
 
     def read(self, artifact: str, number: int) -> VersionRecord:
         """The record of ``artifact:v<number>``; NotFoundError (from the backend) if absent."""
         cached = self._cache.get((artifact, number))
         if cached is not None:
             return cached
-        key = version_key(self._project, artifact, number)
-        record = decode_version(self._backend, key, self._project, artifact, number)
+        key = self.key(artifact, number)
+        record = decode_version(self._backend, key, self._project, artifact, number,
+                                self._codec)
         self._cache[(artifact, number)] = record
         return record
 
@@ -406,10 +449,12 @@ class VersionLog:
                 description=description,
                 metadata=types.MappingProxyType(meta),
                 run=run,
+                signature=self._codec.own_signature,
             )
             # The bytes are computed once per number: a retried create compares them.
-            data = encode_version(record, nonce)
-            if self._backend.put_if_absent(version_key(self._project, artifact, number), data):
+            key = self.key(artifact, number)
+            data = encode_version(record, nonce, key, self._codec)
+            if self._backend.put_if_absent(key, data):
                 self._cache[(artifact, number)] = record
                 return record, True
             # Another writer took this number: its record is the new head.

@@ -1,0 +1,143 @@
+"""How refs are sealed: signed, and encrypted in private projects (docs/design.md §13.3).
+
+Vocabulary:
+
+- **record codec**: turns a ref's body (a map) into the bytes stored at its key
+  and back. The plain codec stores the canonical msgpack body as before; with a
+  **signer** the payload is ``{"body": bytes, "signer": ed25519 public, "sig"}``
+  where the signature covers the kind, the key and the body (a signed record
+  moved to another key no longer verifies); with a **key ring** the envelope is
+  encrypted under the ring's current epoch and bound to the key.
+- **key ring**: the epoch keys of a private project this identity can open, by
+  key id, plus the project's **name key**.
+- **segment**: what stands for an artifact or alias name in keys: the name
+  itself, or in a private project ``n-`` and 32 hex of its keyed BLAKE3, so keys
+  do not reveal names (readers take names from the decrypted records).
+- **signature state**: ``valid``, ``invalid`` (present but wrong) or
+  ``unsigned``; reads return it and audits judge it (who may sign is a project
+  question, not a codec one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from artifactstore import encoding
+from artifactstore.crypto import SigningKey, verify_signature
+from artifactstore.digest import hash_bytes
+from artifactstore.errors import AccessDeniedError, IntegrityError
+from artifactstore.objects.domainkeys import KEY_ID_SIZE, DomainKeys
+from artifactstore.objects.envelope import FLAG_ENCRYPTED, HEADER_SIZE, Kind, open_envelope, seal
+
+__all__ = ["PLAIN", "KeyRing", "RecordCodec", "Signature"]
+
+SignatureState = Literal["valid", "invalid", "unsigned"]
+_SIGNED_KEYS: Final = frozenset({"body", "signer", "sig"})
+_TAG_BYTES: Final = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """Who signed a record, and whether the signature verifies."""
+
+    state: SignatureState
+    signer: bytes | None = None  # Ed25519 public key
+
+    @property
+    def signer_hex(self) -> str | None:
+        return None if self.signer is None else self.signer.hex()
+
+
+UNSIGNED: Final = Signature("unsigned")
+
+
+class KeyRing:
+    """The epoch keys of one private project that this identity holds."""
+
+    def __init__(self, epochs: Mapping[int, DomainKeys], name_key: bytes) -> None:
+        if not epochs:
+            raise AccessDeniedError("no key epoch of this project can be opened")
+        self._epochs = dict(epochs)
+        self._by_id = {keys.key_id: keys for keys in self._epochs.values()}
+        self.name_key = name_key
+
+    @property
+    def current(self) -> DomainKeys:
+        """The newest epoch: new data is encrypted under it."""
+        return self._epochs[max(self._epochs)]
+
+    @property
+    def epochs(self) -> dict[int, DomainKeys]:
+        return dict(self._epochs)
+
+    def for_key_id(self, key_id: bytes) -> DomainKeys | None:
+        return self._by_id.get(key_id)
+
+
+class RecordCodec:
+    """Seals and opens refs; see the module docstring."""
+
+    def __init__(self, *, signer: SigningKey | None = None, ring: KeyRing | None = None) -> None:
+        self.signer = signer
+        self.ring = ring
+
+    @property
+    def encrypted(self) -> bool:
+        return self.ring is not None
+
+    @property
+    def own_signature(self) -> Signature:
+        """The signature state of records this codec writes."""
+        if self.signer is None:
+            return UNSIGNED
+        return Signature("valid", self.signer.public_bytes)
+
+    def segment(self, name: str) -> str:
+        """The key segment standing for artifact or alias ``name``."""
+        if self.ring is None:
+            return name
+        return "n-" + hash_bytes(name.encode(), key=self.ring.name_key).raw[:_TAG_BYTES].hex()
+
+    def seal(self, kind: Kind, key: str, body: Mapping[str, Any]) -> bytes:
+        payload = encoding.pack(dict(body))
+        if self.signer is not None:
+            payload = encoding.pack({
+                "body": payload, "signer": self.signer.public_bytes,
+                "sig": self.signer.sign(_purpose(kind, key), payload),
+            })  # fmt: skip
+        keys = None if self.ring is None else self.ring.current
+        return seal(kind, payload, keys=keys, binding=key.encode())
+
+    def open(self, kind: Kind, key: str, data: bytes) -> tuple[Any, Signature]:
+        """The decoded body and its signature state; errors name ``key``."""
+        what = f"ref {key}"
+        keys = None
+        if self.ring is not None:
+            keys = self.ring.current  # a plaintext record is then refused as planted
+            if len(data) > HEADER_SIZE + KEY_ID_SIZE and data[6] & FLAG_ENCRYPTED:
+                found = self.ring.for_key_id(bytes(data[HEADER_SIZE:HEADER_SIZE + KEY_ID_SIZE]))
+                if found is None:
+                    raise AccessDeniedError(
+                        f"{what} is encrypted under a key epoch this identity does not hold; "
+                        "ask a project member to run 'artifactstore project members add'"
+                    )
+                keys = found
+        _, plaintext = open_envelope(data, expected_kind=kind, raw_length=None, what=what,
+                                     keys=keys, binding=key.encode())
+        decoded = encoding.unpack(plaintext, what=what)
+        if not (isinstance(decoded, dict) and decoded.keys() == _SIGNED_KEYS):
+            return decoded, UNSIGNED
+        body, signer, sig = decoded["body"], decoded["signer"], decoded["sig"]
+        if not all(isinstance(v, bytes) for v in (body, signer, sig)):
+            raise IntegrityError(f"{what} is malformed: bad signature fields")
+        ok = verify_signature(signer, _purpose(kind, key), body, sig)
+        return encoding.unpack(body, what=what), Signature("valid" if ok else "invalid", signer)
+
+
+def _purpose(kind: Kind, key: str) -> bytes:
+    return f"{kind.name}\x00{key}".encode()
+
+
+PLAIN: Final = RecordCodec()
