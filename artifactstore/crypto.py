@@ -34,12 +34,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from artifactstore.digest import KEY_SIZE, derive_key
+from artifactstore.digest import KEY_SIZE, derive_key, hash_bytes
 from artifactstore.errors import IntegrityError, InvalidInputError
 
 __all__ = [
     "KEY_SIZE", "TAG_SIZE", "ObjectCipher", "ScryptParams", "SigningKey", "WrappedKey",
-    "aead_decrypt", "aead_encrypt", "generate_key", "sign", "unwrap_key",
+    "aead_decrypt", "aead_encrypt", "generate_key", "identity_fingerprint", "sign", "unwrap_key",
     "unwrap_with_passphrase", "verify_signature", "wrap_key", "wrap_with_passphrase",
     "x25519_keypair",
 ]  # fmt: skip
@@ -52,6 +52,11 @@ _ZERO_NONCE: Final = bytes(NONCE_SIZE)
 _SUBKEY_CONTEXT: Final = "artifactstore 2026-11-26 object subkey v1"
 _WRAP_INFO: Final = b"artifactstore 2026-11-26 x25519 key wrap v1"
 _SIGN_DOMAIN: Final = b"artifactstore signature v1\x00"
+
+
+def identity_fingerprint(x25519_public: bytes, ed25519_public: bytes) -> str:
+    """32 hex chars naming an identity's two public keys (its key slots are filed under it)."""
+    return hash_bytes(b"artifactstore identity v1" + x25519_public + ed25519_public).raw[:16].hex()
 
 
 def generate_key() -> bytes:

@@ -51,6 +51,7 @@ from artifactstore.crypto import (
     ScryptParams,
     SigningKey,
     generate_key,
+    identity_fingerprint,
     unwrap_key,
     unwrap_with_passphrase,
     wrap_key,
@@ -84,7 +85,6 @@ _VERSION: Final = 1
 _KEY: Final = 32
 _CHECKSUM: Final = 4
 _LINE_CHARS: Final = 109  # ceil((32 + 32 + 4) * 8 / 5)
-_FINGERPRINT_DOMAIN: Final = b"artifactstore identity v1"
 _SCRYPT_MAX_MEMORY: Final = 1 << 30  # refuse absurd costs from a damaged file
 _ASK: Final = "ask your teammate to run 'artifactstore identity show' and paste the whole line"
 _O_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
@@ -122,7 +122,7 @@ class PublicIdentity:
     @property
     def fingerprint(self) -> str:
         """32 hex characters naming this identity (its key slots in projects)."""
-        return hash_bytes(_FINGERPRINT_DOMAIN + self.x25519 + self.ed25519).raw[:16].hex()
+        return identity_fingerprint(self.x25519, self.ed25519)
 
     def __repr__(self) -> str:
         return f"PublicIdentity(name={self.name!r}, fingerprint={self.fingerprint!r})"

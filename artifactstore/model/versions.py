@@ -174,6 +174,12 @@ class Fields:
             raise self._bad(name, "map with str keys")
         return value
 
+    def raw_bytes(self, name: str) -> bytes:
+        value = self._body.get(name)
+        if type(value) is not bytes:
+            raise self._bad(name, "bin")
+        return value
+
     def opt_mapping(self, name: str) -> dict[str, Any] | None:
         return None if self._body.get(name) is None else self.mapping(name)
 

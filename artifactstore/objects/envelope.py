@@ -61,6 +61,10 @@ class Kind(enum.IntEnum):
     RUN_EVENT = 0x23
     RUN_METRICS = 0x24
     HEARTBEAT = 0x25
+    PROJECT = 0x26
+    MEMBER_EVENT = 0x27
+    KEY_EPOCH = 0x28
+    KEY_SLOT = 0x29
 
 
 #: kinds named by the hash of their plaintext: their salt is derived, not stored

@@ -1,0 +1,372 @@
+"""Projects: visibility, members and key epochs (docs/design.md §13.1-13.2).
+
+Vocabulary:
+
+- **project record** (``projects/<p>/project``): the visibility (public, private,
+  team) and the creator, written once. A project without one is public (every
+  store made before it).
+- **member**: an identity's two public keys (X25519 to receive keys, Ed25519 to
+  sign), named by its **fingerprint**. Membership is the replay of the **member
+  events** ``projects/<p>/members/<seq>`` (add or remove), each signed by a
+  member of the state before it (the creator for event 0).
+- **key epoch** (``projects/<p>/keys/<epoch>/info``): a random 32-byte epoch key
+  of a private or team project, named by its key id; the newest epoch encrypts
+  new data. Removing a member starts a new epoch whose key the removed member
+  never receives (rotation: it does not take back what they already read).
+- **slot** (``…/keys/<epoch>/slots/<fingerprint>`` or ``…/slots/passphrase``):
+  the epoch key wrapped for one member, or under a passphrase (scrypt).
+- **name key**: derived from epoch 0's key; it makes the tags that stand for
+  names in keys (records.py), the same in every epoch.
+
+Everything here is created with ``put_if_absent`` and signed; these objects are
+plaintext (a storage admin sees the visibility, the members' public keys and the
+epoch count, not names or contents; docs/security.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from artifactstore.backends import Backend
+from artifactstore.crypto import (
+    ScryptParams,
+    SigningKey,
+    WrappedKey,
+    generate_key,
+    identity_fingerprint,
+    unwrap_key,
+    unwrap_with_passphrase,
+    wrap_key,
+    wrap_with_passphrase,
+)
+from artifactstore.digest import derive_key
+from artifactstore.errors import (
+    AccessDeniedError,
+    AlreadyExistsError,
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+)
+from artifactstore.model.names import validate_project_name
+from artifactstore.model.records import KeyRing, RecordCodec, Signature
+from artifactstore.model.versions import NONCE_SIZE, Fields, now, read_ref, seq_of
+from artifactstore.objects.domainkeys import DomainKeys
+from artifactstore.objects.envelope import Kind
+
+__all__ = ["Member", "ProjectInfo", "ProjectKeys", "Visibility"]
+
+Visibility = Literal["public", "private", "team"]
+VISIBILITIES: Final = ("public", "private", "team")
+_NAME_KEY: Final = "artifactstore 2026-11-26 name key v1"
+PASSPHRASE_SLOT: Final = "passphrase"
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A member's public keys."""
+
+    x25519: bytes
+    ed25519: bytes
+
+    @property
+    def fingerprint(self) -> str:
+        return identity_fingerprint(self.x25519, self.ed25519)
+
+    def as_body(self) -> dict[str, bytes]:
+        return {"x25519": self.x25519, "ed25519": self.ed25519}
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectInfo:
+    project: str
+    visibility: Visibility
+    created_at: str
+    creator: Member
+    signature: Signature
+
+    @property
+    def encrypted(self) -> bool:
+        return self.visibility != "public"
+
+
+def _member(value: object, key: str) -> Member:
+    if (not isinstance(value, dict) or type(value.get("x25519")) is not bytes
+            or type(value.get("ed25519")) is not bytes
+            or len(value["x25519"]) != 32 or len(value["ed25519"]) != 32):
+        raise IntegrityError(f"ref {key} is malformed: bad member keys")
+    return Member(value["x25519"], value["ed25519"])
+
+
+class ProjectKeys:
+    """The project record, members and key epochs of one project."""
+
+    def __init__(self, backend: Backend, project: str, signer: SigningKey | None) -> None:
+        self._backend = backend
+        self._project = validate_project_name(project)
+        self._signer = signer
+        self._codec = RecordCodec(signer=signer)
+        self._prefix = f"projects/{self._project}/"
+
+    # -- keys of the objects -----------------------------------------------------------
+
+    def _record_key(self) -> str:
+        return f"{self._prefix}project"
+
+    def _member_key(self, seq: int) -> str:
+        return f"{self._prefix}members/{seq:010d}"
+
+    def _epoch_key(self, epoch: int) -> str:
+        return f"{self._prefix}keys/{epoch:010d}/info"
+
+    def _slot_key(self, epoch: int, slot: str) -> str:
+        return f"{self._prefix}keys/{epoch:010d}/slots/{slot}"
+
+    def _create(self, kind: Kind, key: str, body: Mapping[str, Any]) -> bool:
+        payload = {"project": self._project, **body, "nonce": os.urandom(NONCE_SIZE)}
+        return self._backend.put_if_absent(key, self._codec.seal(kind, key, payload))
+
+    def _read(self, kind: Kind, key: str) -> Fields:
+        f = read_ref(self._backend, key, kind, self._codec)
+        f.expect("project", self._project)
+        return f
+
+    # -- the project record ---------------------------------------------------------------
+
+    def info(self) -> ProjectInfo | None:
+        """The project record, or None for a project made before records (public)."""
+        key = self._record_key()
+        try:
+            f = self._read(Kind.PROJECT, key)
+        except NotFoundError:
+            return None
+        visibility = f.text("visibility")
+        if visibility not in VISIBILITIES:
+            raise IntegrityError(f"ref {key} is malformed: unknown visibility {visibility!r:.20}")
+        creator = _member(f.mapping("creator"), key)
+        if f.signature.state != "valid" or f.signature.signer != creator.ed25519:
+            raise IntegrityError(f"ref {key} is not signed by its creator: it was tampered with")
+        return ProjectInfo(self._project, visibility,  # type: ignore[arg-type]
+                           f.text("created_at"), creator, f.signature)
+
+    def create(self, visibility: str, creator: Member, *, passphrase: str | None = None,
+               scrypt: ScryptParams | None = None) -> dict[int, bytes]:
+        """Write the project record; for private/team, epoch 0 and the creator's slot.
+
+        Returns the epoch keys ({} for a public project). AlreadyExistsError if the
+        project has a record.
+        """
+        if visibility not in VISIBILITIES:
+            raise InvalidInputError(f"unknown visibility {visibility!r}: use "
+                                    "public, private or team")
+        if self._signer is None or self._signer.public_bytes != creator.ed25519:
+            raise InvalidInputError("the creator must sign with its own identity")
+        if passphrase is not None and visibility == "public":
+            raise InvalidInputError("a public project has no key to protect with a passphrase")
+        key = self._record_key()
+        if not self._create(Kind.PROJECT, key, {"visibility": visibility, "created_at": now(),
+                                                "creator": creator.as_body()}):
+            raise AlreadyExistsError(f"project {self._project!r} already exists; "
+                                     "see 'artifactstore project show'")
+        self._append_member("add", creator, epoch=None if visibility == "public" else 0)
+        if visibility == "public":
+            return {}
+        epoch_key = generate_key()
+        self._write_epoch(0, epoch_key, [creator], passphrase=passphrase, scrypt=scrypt)
+        return {0: epoch_key}
+
+    # -- members ----------------------------------------------------------------------
+
+    def member_events(self) -> list[tuple[int, str, Member, int | None, Signature]]:
+        """``(seq, action, member, epoch, signature)`` in order."""
+        prefix = f"{self._prefix}members/"
+        seqs = sorted(s for s in (seq_of(k[len(prefix):]) for k in self._backend.list(prefix))
+                      if s is not None)
+        events = []
+        for seq in seqs:
+            key = self._member_key(seq)
+            f = self._read(Kind.MEMBER_EVENT, key)
+            f.expect("seq", seq)
+            action = f.text("action")
+            if action not in ("add", "remove"):
+                raise IntegrityError(f"ref {key} is malformed: unknown action {action!r:.20}")
+            events.append((seq, action, _member(f.mapping("member"), key),
+                           f.opt_count("epoch"), f.signature))
+        return events
+
+    def members(self) -> list[Member]:
+        """Current members, in the order they joined; events signed by a non-member
+        (or not at all) are ignored, so a forged event cannot add anyone."""
+        return self._replay()[0]
+
+    def _replay(self) -> tuple[list[Member], set[bytes]]:
+        """``(current members, signing keys of everyone validly added at some point)``."""
+        info = self.info()
+        if info is None:
+            return [], set()
+        current: list[Member] = []
+        trusted = {info.creator.ed25519}
+        for seq, action, member, _, signature in self.member_events():
+            signers = [info.creator] if seq == 0 else current
+            if signature.state != "valid" or all(m.ed25519 != signature.signer for m in signers):
+                continue
+            if action == "add" and member not in current:
+                current.append(member)
+                trusted.add(member.ed25519)
+            elif action == "remove" and member in current:
+                current.remove(member)
+        return current, trusted
+
+    def _append_member(self, action: str, member: Member, *, epoch: int | None) -> None:
+        prefix = f"{self._prefix}members/"
+        seqs = [s for s in (seq_of(k[len(prefix):]) for k in self._backend.list(prefix))
+                if s is not None]
+        seq = max(seqs) + 1 if seqs else 0
+        body = {"seq": seq, "action": action, "member": member.as_body(), "epoch": epoch,
+                "at": now()}
+        if not self._create(Kind.MEMBER_EVENT, self._member_key(seq), body):
+            raise ConflictError("another member changed the project at the same time; retry")
+
+    # -- key epochs -------------------------------------------------------------------
+
+    def epochs(self) -> list[int]:
+        prefix = f"{self._prefix}keys/"
+        found = {seq_of(k[len(prefix):].partition("/")[0]) for k in self._backend.list(prefix)
+                 if k.endswith("/info")}
+        return sorted(e for e in found if e is not None)
+
+    def _write_epoch(self, epoch: int, epoch_key: bytes, recipients: list[Member], *,
+                     passphrase: str | None, scrypt: ScryptParams | None) -> None:
+        keys = DomainKeys.from_epoch_key(epoch_key)
+        if not self._create(Kind.KEY_EPOCH, self._epoch_key(epoch),
+                            {"epoch": epoch, "key_id": keys.key_id, "created_at": now()}):
+            raise ConflictError("another member rotated the project key at the same time; "
+                                "retry")
+        for member in recipients:
+            self._write_slot(epoch, epoch_key, member)
+        if passphrase is not None:
+            params, salt, sealed = wrap_with_passphrase(passphrase, epoch_key, scrypt)
+            self._create(Kind.KEY_SLOT, self._slot_key(epoch, PASSPHRASE_SLOT), {
+                "epoch": epoch, "scrypt": {"log_n": params.log_n, "r": params.r, "p": params.p},
+                "salt": salt, "sealed": sealed,
+            })
+
+    def _write_slot(self, epoch: int, epoch_key: bytes, member: Member) -> None:
+        wrapped = wrap_key(member.x25519, epoch_key)
+        self._create(Kind.KEY_SLOT, self._slot_key(epoch, member.fingerprint), {
+            "epoch": epoch, "recipient": member.fingerprint, "ephemeral": wrapped.ephemeral,
+            "sealed": wrapped.sealed,
+        })
+
+    def _key_id(self, epoch: int) -> bytes:
+        key = self._epoch_key(epoch)
+        f = self._read(Kind.KEY_EPOCH, key)
+        f.expect("epoch", epoch)
+        # Why: anyone who can write to the bucket could add an epoch whose key they
+        # know; members would then encrypt new data for them.
+        if f.signature.state != "valid" or f.signature.signer not in self._trusted_signers():
+            raise IntegrityError(f"ref {key} is not signed by a project member: a key epoch "
+                                 "was planted; do not write to this project, run "
+                                 "'artifactstore verify'")
+        return f.raw_bytes("key_id")
+
+    def _trusted_signers(self) -> set[bytes]:
+        return self._replay()[1]
+
+    def _checked(self, epoch: int, epoch_key: bytes | None) -> bytes | None:
+        """``epoch_key`` if it is the key epoch ``epoch`` names (slots are not trusted)."""
+        if epoch_key is None:
+            return None
+        if DomainKeys.from_epoch_key(epoch_key).key_id != self._key_id(epoch):
+            raise IntegrityError(f"the key slot of epoch {epoch} holds another key: "
+                                 "it was swapped or tampered with")
+        return epoch_key
+
+    def unlock(self, x25519_private: bytes, me: Member) -> dict[int, bytes]:
+        """The epoch keys ``me`` holds a slot for; AccessDeniedError if none."""
+        found: dict[int, bytes] = {}
+        for epoch in self.epochs():
+            key = self._slot_key(epoch, me.fingerprint)
+            try:
+                f = self._read(Kind.KEY_SLOT, key)
+            except NotFoundError:
+                continue
+            wrapped = WrappedKey(f.raw_bytes("ephemeral"), f.raw_bytes("sealed"))
+            epoch_key = self._checked(epoch, unwrap_key(x25519_private, wrapped))
+            if epoch_key is not None:
+                found[epoch] = epoch_key
+        if not found:
+            raise AccessDeniedError(
+                f"project {self._project!r} is private and identity {me.fingerprint} is not a "
+                "member; ask a member to run 'artifactstore project members add'"
+            )
+        return found
+
+    def unlock_with_passphrase(self, passphrase: str) -> dict[int, bytes]:
+        found: dict[int, bytes] = {}
+        for epoch in self.epochs():
+            try:
+                f = self._read(Kind.KEY_SLOT, self._slot_key(epoch, PASSPHRASE_SLOT))
+            except NotFoundError:
+                continue
+            s = f.mapping("scrypt")
+            params = ScryptParams(log_n=int(s["log_n"]), r=int(s["r"]), p=int(s["p"]))
+            key = unwrap_with_passphrase(passphrase, params, f.raw_bytes("salt"),
+                                         f.raw_bytes("sealed"))
+            if key is None:
+                raise AccessDeniedError(f"wrong passphrase for project {self._project!r}")
+            found[epoch] = self._checked(epoch, key) or key
+        if not found:
+            raise AccessDeniedError(f"project {self._project!r} has no passphrase slot")
+        return found
+
+    def ring(self, epoch_keys: Mapping[int, bytes]) -> KeyRing:
+        """The key ring the record codec and object stores use."""
+        if 0 not in epoch_keys:
+            raise AccessDeniedError("the first key epoch is needed to read names; "
+                                    "ask a member to add you again")
+        name_key = derive_key(_NAME_KEY, epoch_keys[0])
+        return KeyRing({e: DomainKeys.from_epoch_key(k) for e, k in epoch_keys.items()},
+                       name_key)
+
+    # -- changing membership --------------------------------------------------------------
+
+    def add_member(self, member: Member, epoch_keys: Mapping[int, bytes]) -> None:
+        """Give ``member`` every epoch key (it can read the history) and record the event."""
+        if member in self.members():
+            raise AlreadyExistsError(f"{member.fingerprint} is already a member")
+        info = self.info()
+        encrypted = info is not None and info.encrypted
+        if encrypted:
+            missing = set(self.epochs()) - set(epoch_keys)
+            if missing:
+                raise AccessDeniedError(f"you do not hold key epochs {sorted(missing)}; "
+                                        "a member who does must add this identity")
+            for epoch, epoch_key in sorted(epoch_keys.items()):
+                self._write_slot(epoch, epoch_key, member)
+        epochs = self.epochs()
+        self._append_member("add", member, epoch=max(epochs) if epochs else None)
+
+    def remove_member(self, member: Member) -> int | None:
+        """Remove ``member``; for an encrypted project start a new epoch without it.
+
+        Returns the new epoch number (None for a public project). Data logged
+        before stays readable to whoever kept its keys (see docs/security.md).
+        """
+        current = self.members()
+        if member not in current:
+            raise NotFoundError(f"{member.fingerprint} is not a member of {self._project!r}")
+        remaining = [m for m in current if m != member]
+        if not remaining:
+            raise InvalidInputError("cannot remove the last member: nobody could read the "
+                                    "project any more")
+        info = self.info()
+        new_epoch = None
+        if info is not None and info.encrypted:
+            new_epoch = max(self.epochs()) + 1
+            self._write_epoch(new_epoch, generate_key(), remaining, passphrase=None, scrypt=None)
+        self._append_member("remove", member, epoch=new_epoch)
+        return new_epoch
