@@ -30,6 +30,7 @@ from artifactstore.lineage import run_node, version_node
 from artifactstore.model.aliases import AliasEvent
 from artifactstore.model.names import version_label
 from artifactstore.model.tree import FileEntry, ReferenceEntry, iter_entries
+from artifactstore.objects.store import ObjectStore
 
 if TYPE_CHECKING:
     from artifactstore.store import Store
@@ -211,7 +212,8 @@ def audit(store: Store, ref: str, *, sample: float | None = None,
         flags += _run_flags(run)
     history = {alias: events for alias, events in _alias_histories(store, version.name).items()
                if any(e.target == version.number for e in events)}
-    integrity = _check_integrity(store, version.record.manifest, version.record.digest, sample)
+    integrity = _check_integrity(store.objects_for(version.record), version.record.manifest,
+                                 version.record.digest, sample)
     for blob, path, what in integrity.problems:
         code = "missing-blob" if what.startswith("missing") else "corrupt-blob"
         flags.append(AuditFlag("error", code, blob, f"{what} {path}".rstrip()))
@@ -254,9 +256,8 @@ def _sampled(blob: Digest, sample: float | None) -> bool:
     return sample is None or int.from_bytes(blob.raw[:8], "little") < sample * _RANGE
 
 
-def _check_integrity(store: Store, manifest: Digest, root: Digest,
+def _check_integrity(objects: ObjectStore, manifest: Digest, root: Digest,
                      sample: float | None) -> Integrity:
-    objects = store.objects
     problems: list[tuple[str, str, str]] = []
     blobs = chunks = read = nbytes = refs = 0
     metadata_ids: list[Digest] = [manifest]

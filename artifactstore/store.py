@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any, Self
 import networkx as nx
 
 from artifactstore import encoding
+from artifactstore.access import PRIVATE_BY_DEFAULT, project_access
 from artifactstore.artifact import Artifact, StagedReference
 from artifactstore.backends import open_backend
 from artifactstore.backends.retry import RetryingBackend
 from artifactstore.catalog import Catalog, RunInfo
 from artifactstore.digest import Digest
 from artifactstore.discovery import discover
-from artifactstore.errors import InvalidInputError, NotFoundError
+from artifactstore.errors import AccessDeniedError, InvalidInputError, NotFoundError
 from artifactstore.filecache import FileCache
 from artifactstore.lineage import FileUse, build_graph, neighbourhood, run_node, version_node
 from artifactstore.model.names import (
@@ -69,6 +70,7 @@ class Store:
         file_cache: FileCache | None = None,
         backend_options: dict[str, Any] | None = None,
         catalog_path: Path | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         #: options the store was opened with; references to the same kind of
         #: location (s3://, gs://) use them too (endpoint, credentials)
@@ -82,6 +84,9 @@ class Store:
         #: the local catalog of versions, aliases and runs that lineage queries read
         self.catalog = Catalog(objects.backend, project, catalog_path, codec=refs.codec)
         self._graph: tuple[int, nx.DiGraph] | None = None
+        self._cache_dir = cache_dir
+        self._epoch_objects: dict[bytes, ObjectStore] = {}
+        self._epoch_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<Store {self.url} project={self.project}>"
@@ -99,7 +104,31 @@ class Store:
 
     def close(self) -> None:
         self.objects.close()
+        for objects in self._epoch_objects.values():
+            objects.close()
         self.catalog.close()
+
+    def objects_for(self, record: VersionRecord) -> ObjectStore:
+        """The object store holding ``record``'s blobs: that of the key epoch it was
+        written under (the current one for new data, an older one after rotation)."""
+        key_id = record.signature.key_id
+        current = self.objects.keys
+        if key_id is None or current is None or key_id == current.key_id:
+            return self.objects
+        with self._epoch_lock:
+            found = self._epoch_objects.get(key_id)
+            if found is None:
+                ring = self.refs.codec.ring
+                keys = None if ring is None else ring.for_key_id(key_id)
+                if keys is None:
+                    raise AccessDeniedError(
+                        f"version {record.ref} is encrypted under a key epoch this identity "
+                        "does not hold; ask a project member to add you"
+                    )
+                found = self._epoch_objects[key_id] = ObjectStore(
+                    self.objects.backend, self.objects.config, keys=keys,
+                    cache_dir=self._cache_dir)
+            return found
 
     def same_location(self, other: Store) -> bool:
         """Both objects are the same project of the same store."""
@@ -456,7 +485,7 @@ class Store:
             record = self.catalog_record(artifact, number)
             files = (
                 (e.path, e.digest.raw)
-                for e in iter_entries(record.digest, self.objects.read_blob)
+                for e in iter_entries(record.digest, self.objects_for(record).read_blob)
                 if isinstance(e, FileEntry)
             )
             self.catalog.index_files(artifact, number, files)
@@ -526,13 +555,16 @@ def open(
     concurrency: int = 8,
     cache_dir: str | os.PathLike[str] | None = None,
     file_cache: bool = True,
+    passphrase: str | None = None,
     **backend_options: Any,
 ) -> Store:
     """Open a project of the store at ``url`` (discovered when None).
 
     Local and memory stores are created on first use unless ``create=False``;
     cloud stores need ``create=True`` (or ``artifactstore init``) so that a
-    mistyped bucket prefix fails instead of starting an empty store.
+    mistyped bucket prefix fails instead of starting an empty store. A private
+    project opens with the user's identity, or with its ``passphrase`` slot
+    (see :mod:`artifactstore.access`).
     """
     location = discover(None if url is None else os.fspath(url))
     project_name = validate_project_name(project or location.project or "default")
@@ -546,17 +578,27 @@ def open(
         concurrency=concurrency,
         cache_dir=cache_dir,
     )
+    access = project_access(
+        backend, project_name,
+        private_by_default=PRIVATE_BY_DEFAULT in objects.config.optional_features,
+        may_create=backend.supports_atomic_create, passphrase=passphrase,
+    )
+    if access.ring is not None:  # a private project: its blobs live in its key domain
+        objects.close()
+        objects = ObjectStore(backend, objects.config, keys=access.ring.current,
+                              concurrency=concurrency, cache_dir=cache_dir)
     files = None
     if file_cache:
         files = FileCache(Path(cache_dir) / "files" if cache_dir is not None else None)
     return Store(
         objects,
-        Refs(backend, project_name),
+        Refs(backend, project_name, access.codec),
         url=location.url,
         project=project_name,
         file_cache=files,
         backend_options=backend_options,
         catalog_path=_catalog_path(objects, location.url, project_name, cache_dir),
+        cache_dir=cache_dir,
     )
 
 

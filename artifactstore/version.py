@@ -115,7 +115,7 @@ class ArtifactVersion:
 
     @property
     def _objects(self) -> ObjectStore:
-        return self._store.objects
+        return self._store.objects_for(self._record)
 
     def files(self) -> list[Entry]:
         """Every entry of the version, in path order."""

@@ -44,6 +44,9 @@ class Signature:
 
     state: SignatureState
     signer: bytes | None = None  # Ed25519 public key
+    #: the key id the record was encrypted under (None: plaintext); tells readers
+    #: which key domain holds the version's blobs
+    key_id: bytes | None = None
 
     @property
     def signer_hex(self) -> str | None:
@@ -90,9 +93,10 @@ class RecordCodec:
     @property
     def own_signature(self) -> Signature:
         """The signature state of records this codec writes."""
+        key_id = None if self.ring is None else self.ring.current.key_id
         if self.signer is None:
-            return UNSIGNED
-        return Signature("valid", self.signer.public_bytes)
+            return Signature("unsigned", None, key_id)
+        return Signature("valid", self.signer.public_bytes, key_id)
 
     def segment(self, name: str) -> str:
         """The key segment standing for artifact or alias ``name``."""
@@ -127,13 +131,15 @@ class RecordCodec:
         _, plaintext = open_envelope(data, expected_kind=kind, raw_length=None, what=what,
                                      keys=keys, binding=key.encode())
         decoded = encoding.unpack(plaintext, what=what)
+        key_id = None if keys is None else keys.key_id
         if not (isinstance(decoded, dict) and decoded.keys() == _SIGNED_KEYS):
-            return decoded, UNSIGNED
+            return decoded, Signature("unsigned", None, key_id)
         body, signer, sig = decoded["body"], decoded["signer"], decoded["sig"]
         if not all(isinstance(v, bytes) for v in (body, signer, sig)):
             raise IntegrityError(f"{what} is malformed: bad signature fields")
         ok = verify_signature(signer, _purpose(kind, key), body, sig)
-        return encoding.unpack(body, what=what), Signature("valid" if ok else "invalid", signer)
+        state: SignatureState = "valid" if ok else "invalid"
+        return encoding.unpack(body, what=what), Signature(state, signer, key_id)
 
 
 def _purpose(kind: Kind, key: str) -> bytes:
