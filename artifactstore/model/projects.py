@@ -198,8 +198,8 @@ class ProjectKeys:
         return events
 
     def members(self) -> list[Member]:
-        """Current members, in the order they joined; events signed by a non-member
-        (or not at all) are ignored, so a forged event cannot add anyone."""
+        """Current members, in the order they joined; an event not signed by a member
+        of the state before it is an IntegrityError (a forged event adds nobody)."""
         return self._replay()[0]
 
     def _replay(self) -> tuple[list[Member], set[bytes]]:
@@ -212,7 +212,11 @@ class ProjectKeys:
         for seq, action, member, _, signature in self.member_events():
             signers = [info.creator] if seq == 0 else current
             if signature.state != "valid" or all(m.ed25519 != signature.signer for m in signers):
-                continue
+                # Why: a bucket writer could otherwise add themselves (or drop a member).
+                raise IntegrityError(
+                    f"member event {seq} of project {self._project!r} is not signed by a "
+                    "member: it was planted or tampered with; run 'artifactstore verify'"
+                )
             if action == "add" and member not in current:
                 current.append(member)
                 trusted.add(member.ed25519)

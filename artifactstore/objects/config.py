@@ -55,6 +55,7 @@ class StoreConfig:
         chunker: ChunkerParams | None = None,
         pack_target: int = DEFAULT_PACK_TARGET,
         compression: Compression | None = None,
+        optional_features: tuple[str, ...] = (),
     ) -> StoreConfig:
         return cls(
             store_id=secrets.token_hex(16),
@@ -62,6 +63,7 @@ class StoreConfig:
             chunker=chunker or ChunkerParams(),
             pack_target=pack_target,
             compression=compression or Compression(),
+            optional_features=optional_features,
         )
 
     def to_bytes(self) -> bytes:

@@ -1,0 +1,130 @@
+"""Creating projects and managing their members (DESIGN.md §5, docs/design.md §13).
+
+Vocabulary: see :mod:`artifactstore.model.projects`. These functions act as the
+user's identity (``artifactstore identity``): creating a private or team project
+makes its first key epoch and wraps it for the creator (and for each ``member``
+and an optional recovery ``passphrase``); adding a member wraps every epoch key
+for them; removing one starts a new epoch they never receive.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from artifactstore.access import member_of
+from artifactstore.backends import Backend, open_backend
+from artifactstore.backends.retry import RetryingBackend
+from artifactstore.crypto import ScryptParams
+from artifactstore.discovery import discover
+from artifactstore.errors import AccessDeniedError, InvalidInputError, NotFoundError
+from artifactstore.identity import Identity, PublicIdentity, load_identity, load_or_create_identity
+from artifactstore.model.names import validate_project_name
+from artifactstore.model.projects import Member, ProjectInfo, ProjectKeys
+from artifactstore.objects import config as config_mod
+
+__all__ = ["ProjectSummary", "add_member", "create_project", "remove_member", "show_project"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectSummary:
+    project: str
+    visibility: str
+    created_at: str | None
+    members: tuple[str, ...]  # fingerprints
+    epochs: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"project": self.project, "visibility": self.visibility,
+                "created_at": self.created_at, "members": list(self.members),
+                "epochs": self.epochs}
+
+
+def _backend(url: str | os.PathLike[str] | None, project: str | None,
+             options: dict[str, Any]) -> tuple[Backend, str]:
+    location = discover(None if url is None else os.fspath(url))
+    name = validate_project_name(project or location.project or "default")
+    backend = RetryingBackend(open_backend(location.url, **options))
+    config_mod.load(backend)  # a clear error when there is no store
+    return backend, name
+
+
+def _as_member(who: PublicIdentity | str) -> Member:
+    public = PublicIdentity.parse(who) if isinstance(who, str) else who
+    return Member(public.x25519, public.ed25519)
+
+
+def _my_keys(keys: ProjectKeys, me: Identity, info: ProjectInfo) -> dict[int, bytes]:
+    return keys.unlock(me.x25519_private, member_of(me)) if info.encrypted else {}
+
+
+def create_project(name: str, url: str | os.PathLike[str] | None = None, *,
+                   visibility: str = "private", members: Iterable[PublicIdentity | str] = (),
+                   passphrase: str | None = None, scrypt: ScryptParams | None = None,
+                   **backend_options: Any) -> ProjectSummary:
+    """Create project ``name``, owned by the user's identity (created if needed)."""
+    backend, name = _backend(url, name, backend_options)
+    me = load_or_create_identity()
+    keys = ProjectKeys(backend, name, me.signing_key)
+    extra = [_as_member(m) for m in members]
+    epoch_keys = keys.create(visibility, member_of(me), passphrase=passphrase, scrypt=scrypt)
+    for member in extra:
+        if member != member_of(me):
+            keys.add_member(member, epoch_keys)
+    return show_project(name, url, **backend_options)
+
+
+def show_project(name: str | None = None, url: str | os.PathLike[str] | None = None,
+                 **backend_options: Any) -> ProjectSummary:
+    backend, name = _backend(url, name, backend_options)
+    keys = ProjectKeys(backend, name, None)
+    info = keys.info()
+    if info is None:
+        return ProjectSummary(name, "public", None, (), 0)
+    return ProjectSummary(name, info.visibility, info.created_at,
+                          tuple(m.fingerprint for m in keys.members()), len(keys.epochs()))
+
+
+def add_member(name: str | None, who: PublicIdentity | str,
+               url: str | os.PathLike[str] | None = None,
+               **backend_options: Any) -> ProjectSummary:
+    """Give ``who`` (a public identity or its one-line form) access to every epoch."""
+    backend, name = _backend(url, name, backend_options)
+    me = load_identity()
+    keys = ProjectKeys(backend, name, me.signing_key)
+    info = _require_member(keys, me, name)
+    keys.add_member(_as_member(who), _my_keys(keys, me, info))
+    return show_project(name, url, **backend_options)
+
+
+def remove_member(name: str | None, who: PublicIdentity | str,
+                  url: str | os.PathLike[str] | None = None,
+                  **backend_options: Any) -> ProjectSummary:
+    """Remove ``who`` (public line or fingerprint); encrypted projects rotate their key."""
+    backend, name = _backend(url, name, backend_options)
+    me = load_identity()
+    keys = ProjectKeys(backend, name, me.signing_key)
+    _require_member(keys, me, name)
+    if isinstance(who, str) and len(who.strip()) == 32:
+        found = [m for m in keys.members() if m.fingerprint == who.strip().lower()]
+        if not found:
+            raise NotFoundError(f"{who.strip()} is not a member of {name!r}; "
+                                "see 'artifactstore project show'")
+        member = found[0]
+    else:
+        member = _as_member(who)
+    keys.remove_member(member)
+    return show_project(name, url, **backend_options)
+
+
+def _require_member(keys: ProjectKeys, me: Identity, name: str) -> ProjectInfo:
+    info = keys.info()
+    if info is None:
+        raise InvalidInputError(f"project {name!r} has no record (a public project made "
+                                "before projects had members); nothing to manage")
+    if member_of(me) not in keys.members():
+        raise AccessDeniedError(f"identity {me.public.fingerprint} is not a member of "
+                                f"{name!r}; only members can change its members")
+    return info
