@@ -29,6 +29,7 @@ from artifactstore.errors import ArtifactStoreError, InvalidInputError, NotFound
 from artifactstore.lineage import run_node, version_node
 from artifactstore.model.aliases import AliasEvent
 from artifactstore.model.names import version_label
+from artifactstore.model.records import Signature
 from artifactstore.model.tree import FileEntry, ReferenceEntry, iter_entries
 from artifactstore.objects.store import ObjectStore
 
@@ -141,6 +142,7 @@ class AuditReport:
                      f"type {v['type']}")
         lines.append(f"- created {v['created_at']} by {v['created_by']}; "
                      f"aliases: {', '.join(v['aliases']) or '-'}")
+        lines.append(f"- signed by {v.get('signed_by') or 'nobody (unsigned)'}")
         lines += ["", "## Findings" if markdown else "Findings:"]
         lines += [f"- {f.severity.upper()} {f.code} {f.subject}: {f.message}"
                   for f in self.flags] or ["- none"]
@@ -158,8 +160,9 @@ class AuditReport:
                 target = "removed" if e.target is None else version_label(e.target)
                 before = "-" if e.previous is None else version_label(e.previous)
                 extra = (" (forced)" if e.forced else "") + (" [protected]" if e.protected else "")
+                signer = v.get("alias_signers", {}).get(f"{alias}#{e.seq}") or "unsigned"
                 lines.append(f"- {alias} #{e.seq}: {before} -> {target} at {e.at} "
-                             f"by {e.by}{extra}")
+                             f"by {e.by}{extra}, signed by {signer}")
         i = self.integrity
         lines += ["", "## Integrity" if markdown else "Integrity:"]
         scope = "all chunks" if i.sample is None else f"sample {i.sample:.0%}"
@@ -212,6 +215,23 @@ def audit(store: Store, ref: str, *, sample: float | None = None,
         flags += _run_flags(run)
     history = {alias: events for alias, events in _alias_histories(store, version.name).items()
                if any(e.target == version.number for e in events)}
+    signers = store.signers()
+    signed_by: dict[str, str | None] = {}
+    for name, data in sorted(graph.nodes(data=True)):
+        if data["kind"] != "version" or data.get("missing"):
+            continue
+        signature = store.refs.version(data["artifact"], data["number"]).signature
+        signed_by[name] = _signer_name(signature, signers)
+        flags += _signature_flags(name, signature, signers)
+    # The catalog keeps no signatures: read each event (cached) from the store.
+    history = {alias: [store.refs.alias_event(version.name, alias, e.seq) for e in events]
+               for alias, events in history.items()}
+    alias_signers: dict[tuple[str, int], str | None] = {}
+    for alias, events in sorted(history.items()):
+        for event in events:
+            alias_signers[(alias, event.seq)] = _signer_name(event.signature, signers)
+            flags += _signature_flags(f"{version.name}:{alias}#{event.seq}", event.signature,
+                                      signers)
     integrity = _check_integrity(store.objects_for(version.record), version.record.manifest,
                                  version.record.digest, sample)
     for blob, path, what in integrity.problems:
@@ -221,8 +241,33 @@ def audit(store: Store, ref: str, *, sample: float | None = None,
     facts = {"ref": node, "digest": version.digest, "type": version.type, "size": version.size,
              "files": version.record.files, "created_at": version.created_at,
              "created_by": version.created_by, "aliases": list(attrs.get("aliases", [])),
-             "run": version.record.run}
+             "run": version.record.run, "signed_by": signed_by.get(node)}
+    facts["alias_signers"] = {f"{a}#{s}": who for (a, s), who in alias_signers.items()}
     return AuditReport(node, facts, graph, runs, history, integrity, tuple(flags))
+
+
+def _signer_name(signature: Signature, signers: dict[bytes, str]) -> str | None:
+    if signature.signer is None:
+        return None
+    return signers.get(signature.signer, f"unknown key {signature.signer.hex()[:16]}")
+
+
+def _signature_flags(subject: str, signature: Signature,
+                     signers: dict[bytes, str]) -> list[AuditFlag]:
+    """A bad signature is an error; a signer who never was a member too; a missing
+    signature only matters in a project with members (every writer signs there)."""
+    if signature.state == "invalid":
+        return [AuditFlag("error", "bad-signature", subject,
+                          "the record's signature does not verify: it was altered or forged")]
+    if signature.state == "unsigned":
+        if not signers:
+            return []
+        return [AuditFlag("warning", "unsigned", subject, "the record is not signed")]
+    if signers and signature.signer not in signers:
+        return [AuditFlag("error", "signer-not-member", subject,
+                          f"signed by {_signer_name(signature, signers)}, who was never a "
+                          "member of the project")]
+    return []
 
 
 def _run_flags(run: RunInfo) -> list[AuditFlag]:

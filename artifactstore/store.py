@@ -39,6 +39,7 @@ from artifactstore.model.names import (
     validate_alias,
     validate_project_name,
 )
+from artifactstore.model.projects import ProjectKeys
 from artifactstore.model.refs import AliasEvent, Refs, VersionRecord
 from artifactstore.model.runs import STATUSES, MetricsRow, RunLog, parse_time, validate_run_id
 from artifactstore.model.tree import Entry, FileEntry, build_tree, iter_entries
@@ -129,6 +130,11 @@ class Store:
                     self.objects.backend, self.objects.config, keys=keys,
                     cache_dir=self._cache_dir)
             return found
+
+    def signers(self) -> dict[bytes, str]:
+        """Ed25519 key -> member fingerprint of everyone who may have signed this
+        project's records (empty for a project without a record)."""
+        return ProjectKeys(self.objects.backend, self.project, None).signers()
 
     def same_location(self, other: Store) -> bool:
         """Both objects are the same project of the same store."""

@@ -202,6 +202,19 @@ class ProjectKeys:
         of the state before it is an IntegrityError (a forged event adds nobody)."""
         return self._replay()[0]
 
+    def signers(self) -> dict[bytes, str]:
+        """Ed25519 key -> fingerprint of everyone who was validly a member at some point
+        (they may have signed records); empty for a project without a record."""
+        info = self.info()
+        if info is None:
+            return {}
+        found = {info.creator.ed25519: info.creator.fingerprint}
+        for _, action, member, _, _ in self.member_events():
+            if action == "add":
+                found.setdefault(member.ed25519, member.fingerprint)
+        self._replay()  # raises if an event is forged
+        return found
+
     def _replay(self) -> tuple[list[Member], set[bytes]]:
         """``(current members, signing keys of everyone validly added at some point)``."""
         info = self.info()

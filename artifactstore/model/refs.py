@@ -210,6 +210,10 @@ class Refs:
             )
         return history
 
+    def alias_event(self, artifact: str, alias: str, seq: int) -> AliasEvent:
+        """Event ``seq`` of ``alias`` (with its signature)."""
+        return self._aliases.read(validate_artifact_name(artifact), validate_alias(alias), seq)
+
     def aliases(self, artifact: str) -> dict[str, int]:
         """Current alias -> version number; removed aliases are absent."""
         validate_artifact_name(artifact)
