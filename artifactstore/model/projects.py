@@ -132,6 +132,11 @@ class ProjectKeys:
     def _read(self, kind: Kind, key: str) -> Fields:
         f = read_ref(self._backend, key, kind, self._codec)
         f.expect("project", self._project)
+        if f.signature.state != "valid":
+            # Everything here is signed by the member who wrote it (who is checked by
+            # the callers): a missing or broken signature means tampering.
+            raise IntegrityError(f"ref {key} has a {f.signature.state} signature: it was "
+                                 "tampered with; run 'artifactstore verify'")
         return f
 
     # -- the project record ---------------------------------------------------------------
@@ -311,6 +316,9 @@ class ProjectKeys:
                 f = self._read(Kind.KEY_SLOT, key)
             except NotFoundError:
                 continue
+            if f.signature.signer not in self._trusted_signers():
+                raise IntegrityError(f"ref {key} is not signed by a project member: it was "
+                                     "planted; run 'artifactstore verify'")
             wrapped = WrappedKey(f.raw_bytes("ephemeral"), f.raw_bytes("sealed"))
             epoch_key = self._checked(epoch, unwrap_key(x25519_private, wrapped))
             if epoch_key is not None:
