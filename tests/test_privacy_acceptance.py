@@ -207,12 +207,13 @@ def test_audit_flags_forged_and_outsider_signatures(tmp_path: Path,
             assert report.ok, report.flags
             assert report.version["signed_by"] == store.signers()[
                 store.refs.codec.signer.public_bytes]  # type: ignore[union-attr]
-    with person(monkeypatch, tmp_path, "mallory"):  # can write to the bucket, not a member
-        with artifactstore.open(url, project="open-lab", cache_dir=tmp_path / "m") as store:
-            (tmp_path / "f.txt").write_text("planted")
-            store.log_artifact(tmp_path / "f.txt", name="notes", type="text")
-            flags = {(f.code, f.subject) for f in store.audit("notes:v1").flags}
-            assert ("signer-not-member", "notes:v1") in flags
+    # Mallory can write to the bucket but is not a member.
+    with person(monkeypatch, tmp_path, "mallory"), \
+            artifactstore.open(url, project="open-lab", cache_dir=tmp_path / "m") as store:
+        (tmp_path / "f.txt").write_text("planted")
+        store.log_artifact(tmp_path / "f.txt", name="notes", type="text")
+        flags = {(f.code, f.subject) for f in store.audit("notes:v1").flags}
+        assert ("signer-not-member", "notes:v1") in flags
     # Forge: keep Alice's signature, change the body of v0.
     backend = open_backend(url)
     key = version_key("open-lab", "notes", 0)
