@@ -72,7 +72,9 @@ def project_access(backend: Backend, project: str, *, private_by_default: bool,
         return ProjectAccess(info, RecordCodec(signer=signer), identity)
     passphrase = passphrase or os.environ.get(PROJECT_PASSPHRASE_ENV) or None
     if passphrase is not None:
-        epoch_keys = keys.unlock_with_passphrase(passphrase)
+        recovery = keys.recovery(passphrase)
+        epoch_keys = keys.unlock(recovery.x25519_private, recovery.member)
+        signer = signer or recovery.signer  # writes are signed by the recovery member
     elif identity is None:
         raise AccessDeniedError(
             f"project {project!r} is private and this user has no identity that opens it; "

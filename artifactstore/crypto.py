@@ -41,7 +41,7 @@ __all__ = [
     "KEY_SIZE", "TAG_SIZE", "ObjectCipher", "ScryptParams", "SigningKey", "WrappedKey",
     "aead_decrypt", "aead_encrypt", "generate_key", "identity_fingerprint", "sign", "unwrap_key",
     "unwrap_with_passphrase", "verify_signature", "wrap_key", "wrap_with_passphrase",
-    "x25519_keypair",
+    "x25519_keypair", "x25519_public",
 ]  # fmt: skip
 
 Algorithm = Literal["aes-256-gcm", "aes-gcm", "chacha20-poly1305"]
@@ -138,6 +138,11 @@ def x25519_keypair() -> tuple[bytes, bytes]:
     """``(private, public)`` raw 32-byte X25519 keys."""
     private = X25519PrivateKey.generate()
     return _raw_private(private), private.public_key().public_bytes_raw()
+
+
+def x25519_public(private: bytes) -> bytes:
+    """The public key of a raw 32-byte X25519 private key."""
+    return X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
 
 
 def _raw_private(key: X25519PrivateKey | Ed25519PrivateKey) -> bytes:

@@ -88,10 +88,22 @@ def show_project(name: str | None = None, url: str | os.PathLike[str] | None = N
 
 
 def add_member(name: str | None, who: PublicIdentity | str,
-               url: str | os.PathLike[str] | None = None,
+               url: str | os.PathLike[str] | None = None, *,
+               recovery_passphrase: str | None = None,
                **backend_options: Any) -> ProjectSummary:
-    """Give ``who`` (a public identity or its one-line form) access to every epoch."""
+    """Give ``who`` (a public identity or its one-line form) access to every epoch.
+
+    With ``recovery_passphrase`` the project's recovery member acts, not the
+    user's identity: the way back in after every member identity is lost.
+    """
     backend, name = _backend(url, name, backend_options)
+    if recovery_passphrase is not None:
+        keys = ProjectKeys(backend, name, None)
+        recovery = keys.recovery(recovery_passphrase)
+        keys = ProjectKeys(backend, name, recovery.signer)
+        epoch_keys = keys.unlock(recovery.x25519_private, recovery.member)
+        keys.add_member(_as_member(who), epoch_keys)
+        return show_project(name, url, **backend_options)
     me = load_identity()
     keys = ProjectKeys(backend, name, me.signing_key)
     info = _require_member(keys, me, name)

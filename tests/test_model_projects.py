@@ -100,13 +100,23 @@ def test_data_logged_after_removal_is_unreadable_to_the_removed(
         Refs(backend, "p", RecordCodec(ring=bob_ring)).version("after", 0)
 
 
-def test_passphrase_slot_recovers_the_key(backend: MemoryBackend) -> None:
-    alice = Person.new()
+def test_the_recovery_passphrase_reads_and_can_add_a_new_identity(
+        backend: MemoryBackend) -> None:
+    alice, newcomer = Person.new(), Person.new()
     keys = alice.projects(backend).create("private", alice.member, passphrase="horse",
                                           scrypt=CHEAP_SCRYPT)
     assert alice.projects(backend).unlock_with_passphrase("horse") == keys
     with pytest.raises(AccessDeniedError, match="wrong passphrase"):
         alice.projects(backend).unlock_with_passphrase("pony")
+    # Alice's identity is lost; whoever knows the passphrase lets a new identity in.
+    recovery = ProjectKeys(backend, "p", None).recovery("horse")
+    as_recovery = ProjectKeys(backend, "p", recovery.signer)
+    as_recovery.add_member(newcomer.member,
+                           as_recovery.unlock(recovery.x25519_private, recovery.member))
+    assert newcomer.projects(backend).unlock(newcomer.x25519_private, newcomer.member) == keys
+    # The recovery member survives rotations.
+    alice.projects(backend).remove_member(newcomer.member)
+    assert set(alice.projects(backend).unlock_with_passphrase("horse")) == {0, 1}
 
 
 def test_forged_member_events_are_refused(backend: MemoryBackend) -> None:
@@ -122,8 +132,7 @@ def test_a_planted_key_epoch_is_refused(backend: MemoryBackend) -> None:
     alice, mallory = Person.new(), Person.new()
     alice.projects(backend).create("private", alice.member)
     # Mallory adds epoch 1 with a key she knows, wrapped for Alice.
-    mallory.projects(backend)._write_epoch(1, generate_key(), [alice.member],
-                                           passphrase=None, scrypt=None)
+    mallory.projects(backend)._write_epoch(1, generate_key(), [alice.member])
     with pytest.raises(IntegrityError, match="not signed by a project member"):
         alice.projects(backend).unlock(alice.x25519_private, alice.member)
 

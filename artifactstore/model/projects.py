@@ -13,8 +13,13 @@ Vocabulary:
   of a private or team project, named by its key id; the newest epoch encrypts
   new data. Removing a member starts a new epoch whose key the removed member
   never receives (rotation: it does not take back what they already read).
-- **slot** (``…/keys/<epoch>/slots/<fingerprint>`` or ``…/slots/passphrase``):
-  the epoch key wrapped for one member, or under a passphrase (scrypt).
+- **slot** (``…/keys/<epoch>/slots/<fingerprint>``): the epoch key wrapped for
+  one member.
+- **recovery member**: with a passphrase at creation, a member whose two key
+  pairs are derived from the passphrase (scrypt, parameters and salt in
+  ``projects/<p>/recovery``). It holds slots like any member, survives
+  rotations, and can sign: whoever knows the passphrase can read the project and
+  add a new identity after every member identity is lost.
 - **name key**: derived from epoch 0's key; it makes the tags that stand for
   names in keys (records.py), the same in every epoch.
 
@@ -38,9 +43,8 @@ from artifactstore.crypto import (
     generate_key,
     identity_fingerprint,
     unwrap_key,
-    unwrap_with_passphrase,
     wrap_key,
-    wrap_with_passphrase,
+    x25519_public,
 )
 from artifactstore.digest import derive_key
 from artifactstore.errors import (
@@ -62,7 +66,24 @@ __all__ = ["Member", "ProjectInfo", "ProjectKeys", "Visibility"]
 Visibility = Literal["public", "private", "team"]
 VISIBILITIES: Final = ("public", "private", "team")
 _NAME_KEY: Final = "artifactstore 2026-11-26 name key v1"
-PASSPHRASE_SLOT: Final = "passphrase"
+_RECOVERY_X25519: Final = "artifactstore 2026-11-26 recovery x25519 v1"
+_RECOVERY_ED25519: Final = "artifactstore 2026-11-26 recovery ed25519 v1"
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryKeys:
+    """The recovery member's private keys, derived from the passphrase."""
+
+    x25519_private: bytes
+    signer: SigningKey
+    member: Member
+
+
+def recovery_keys(passphrase: str, params: ScryptParams, salt: bytes) -> RecoveryKeys:
+    seed = params.derive(passphrase, salt)
+    x_private = derive_key(_RECOVERY_X25519, seed)
+    signer = SigningKey(derive_key(_RECOVERY_ED25519, seed))
+    return RecoveryKeys(x_private, signer, Member(x25519_public(x_private), signer.public_bytes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +143,9 @@ class ProjectKeys:
     def _epoch_key(self, epoch: int) -> str:
         return f"{self._prefix}keys/{epoch:010d}/info"
 
+    def _recovery_key(self) -> str:
+        return f"{self._prefix}recovery"
+
     def _slot_key(self, epoch: int, slot: str) -> str:
         return f"{self._prefix}keys/{epoch:010d}/slots/{slot}"
 
@@ -180,7 +204,17 @@ class ProjectKeys:
         if visibility == "public":
             return {}
         epoch_key = generate_key()
-        self._write_epoch(0, epoch_key, [creator], passphrase=passphrase, scrypt=scrypt)
+        members = [creator]
+        if passphrase is not None:
+            params, salt = scrypt or ScryptParams(), os.urandom(32)
+            recovery = recovery_keys(passphrase, params, salt).member
+            self._create(Kind.KEY_SLOT, self._recovery_key(), {
+                "scrypt": {"log_n": params.log_n, "r": params.r, "p": params.p},
+                "salt": salt, "member": recovery.as_body(),
+            })
+            self._append_member("add", recovery, epoch=0)
+            members.append(recovery)
+        self._write_epoch(0, epoch_key, members)
         return {0: epoch_key}
 
     # -- members ----------------------------------------------------------------------
@@ -260,8 +294,7 @@ class ProjectKeys:
                  if k.endswith("/info")}
         return sorted(e for e in found if e is not None)
 
-    def _write_epoch(self, epoch: int, epoch_key: bytes, recipients: list[Member], *,
-                     passphrase: str | None, scrypt: ScryptParams | None) -> None:
+    def _write_epoch(self, epoch: int, epoch_key: bytes, recipients: list[Member]) -> None:
         keys = DomainKeys.from_epoch_key(epoch_key)
         if not self._create(Kind.KEY_EPOCH, self._epoch_key(epoch),
                             {"epoch": epoch, "key_id": keys.key_id, "created_at": now()}):
@@ -269,12 +302,6 @@ class ProjectKeys:
                                 "retry")
         for member in recipients:
             self._write_slot(epoch, epoch_key, member)
-        if passphrase is not None:
-            params, salt, sealed = wrap_with_passphrase(passphrase, epoch_key, scrypt)
-            self._create(Kind.KEY_SLOT, self._slot_key(epoch, PASSPHRASE_SLOT), {
-                "epoch": epoch, "scrypt": {"log_n": params.log_n, "r": params.r, "p": params.p},
-                "salt": salt, "sealed": sealed,
-            })
 
     def _write_slot(self, epoch: int, epoch_key: bytes, member: Member) -> None:
         wrapped = wrap_key(member.x25519, epoch_key)
@@ -330,23 +357,32 @@ class ProjectKeys:
             )
         return found
 
-    def unlock_with_passphrase(self, passphrase: str) -> dict[int, bytes]:
-        found: dict[int, bytes] = {}
-        for epoch in self.epochs():
-            try:
-                f = self._read(Kind.KEY_SLOT, self._slot_key(epoch, PASSPHRASE_SLOT))
-            except NotFoundError:
-                continue
-            s = f.mapping("scrypt")
-            params = ScryptParams(log_n=int(s["log_n"]), r=int(s["r"]), p=int(s["p"]))
-            key = unwrap_with_passphrase(passphrase, params, f.raw_bytes("salt"),
-                                         f.raw_bytes("sealed"))
-            if key is None:
-                raise AccessDeniedError(f"wrong passphrase for project {self._project!r}")
-            found[epoch] = self._checked(epoch, key) or key
-        if not found:
-            raise AccessDeniedError(f"project {self._project!r} has no passphrase slot")
+    def recovery(self, passphrase: str) -> RecoveryKeys:
+        """The recovery member's keys; AccessDeniedError for a wrong passphrase."""
+        key = self._recovery_key()
+        try:
+            f = self._read(Kind.KEY_SLOT, key)
+        except NotFoundError:
+            raise AccessDeniedError(
+                f"project {self._project!r} has no recovery passphrase"
+            ) from None
+        info = self.info()
+        if info is None or f.signature.signer != info.creator.ed25519:
+            raise IntegrityError(f"ref {key} is not signed by the project's creator: it was "
+                                 "planted; run 'artifactstore verify'")
+        s = f.mapping("scrypt")
+        if any(type(s.get(k)) is not int for k in ("log_n", "r", "p")) or s["log_n"] > 22:
+            raise IntegrityError(f"ref {key} is malformed: bad scrypt parameters")
+        found = recovery_keys(passphrase, ScryptParams(s["log_n"], s["r"], s["p"]),
+                              f.raw_bytes("salt"))
+        if found.member != _member(f.mapping("member"), key):
+            raise AccessDeniedError(f"wrong passphrase for project {self._project!r}")
         return found
+
+    def unlock_with_passphrase(self, passphrase: str) -> dict[int, bytes]:
+        """The epoch keys the recovery member holds (all, unless it was removed)."""
+        found = self.recovery(passphrase)
+        return self.unlock(found.x25519_private, found.member)
 
     def ring(self, epoch_keys: Mapping[int, bytes]) -> KeyRing:
         """The key ring the record codec and object stores use."""
@@ -392,6 +428,6 @@ class ProjectKeys:
         new_epoch = None
         if info is not None and info.encrypted:
             new_epoch = max(self.epochs()) + 1
-            self._write_epoch(new_epoch, generate_key(), remaining, passphrase=None, scrypt=None)
+            self._write_epoch(new_epoch, generate_key(), remaining)
         self._append_member("remove", member, epoch=new_epoch)
         return new_epoch
