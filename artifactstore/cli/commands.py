@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from artifactstore.access import PRIVATE_BY_DEFAULT
+from artifactstore.backends import open_backend
+from artifactstore.backends.retry import RetryingBackend
 from artifactstore.cli import artifacts
 from artifactstore.cli.progress import Progress
 from artifactstore.demo import DemoStep, run_demo
 from artifactstore.errors import IntegrityError
+from artifactstore.objects.config import StoreConfig, create_or_load
 from artifactstore.repository import open_objects, resolve_url, verify_objects
 
 MiB = 1 << 20
@@ -21,11 +25,19 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 def init(args: argparse.Namespace) -> dict[str, Any]:
     url = resolve_url(args.url or args.store)
-    store = open_objects(url, create=True)
-    store.close()
-    c = store.config
-    _say(args, f"store {url}\n  id {c.store_id}, format {c.format}, created {c.created_at}")
-    return {"url": url, "store_id": c.store_id, "format": c.format}
+    features = () if args.public else (PRIVATE_BY_DEFAULT,)
+    backend = RetryingBackend(open_backend(url))
+    try:
+        c, created = create_or_load(backend, StoreConfig.new(optional_features=features))
+    finally:
+        backend.close()
+    private = PRIVATE_BY_DEFAULT in c.optional_features
+    mode = ("new projects are private (encrypted) by default" if private
+            else "new projects are public by default")
+    _say(args, f"{'created' if created else 'existing (not changed):'} store {url}\n"
+               f"  id {c.store_id}, format {c.format}, created {c.created_at}\n  {mode}")
+    return {"url": url, "store_id": c.store_id, "format": c.format, "created": created,
+            "private_by_default": private}
 
 
 def info(args: argparse.Namespace) -> dict[str, Any]:
@@ -36,10 +48,12 @@ def info(args: argparse.Namespace) -> dict[str, Any]:
     result = {
         "url": url, "store_id": c.store_id, "format": c.format, "created_at": c.created_at,
         "chunker": c.chunker.to_dict(), "pack_target": c.pack_target,
-        "compression": c.compression.to_dict(), "packs": len(index.packs), "blobs": len(index),
+        "compression": c.compression.to_dict(),
+        "private_by_default": PRIVATE_BY_DEFAULT in c.optional_features,
+        "packs": len(index.packs), "blobs": len(index),
     }
     store.close()
-    _say(args, "\n".join(f"{k:12} {v}" for k, v in result.items()))
+    _say(args, "\n".join(f"{k:18} {v}" for k, v in result.items()))
     return result
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from artifactstore import __version__
-from artifactstore.cli import artifacts, cache, commands, identity, lineage, runs
+from artifactstore.cli import artifacts, cache, commands, identity, lineage, project, runs
 from artifactstore.errors import ArtifactStoreError
 
 __all__ = ["main"]
@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("init", commands.init, "create a store (or show the existing one)")
     p.add_argument("url", nargs="?", help="where to create it (default: --store or the default)")
+    p.add_argument("--public", action="store_true",
+                   help="new projects are public (readable by anyone with the bucket) "
+                        "instead of private and encrypted")
     add("info", commands.info, "show a store's format, chunking and size")
     p = add("verify", commands.verify,
             "check a version (REF), or read every pack and blob of the store (no REF)")
@@ -54,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     runs.register(add, common)
     lineage.register(add, common)
     identity.register(add, common)
+    project.register(add, common)
     p = add("demo", commands.demo, "store a dataset and a model, edit and re-store, verify")
     p.add_argument("--dataset-mib", type=int, default=32)
     p.add_argument("--model-mib", type=int, default=64)

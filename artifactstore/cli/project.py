@@ -1,0 +1,144 @@
+"""Commands over projects: project create, show, members add, members rm.
+
+Vocabulary: see :mod:`artifactstore.projects`. A member is named by their
+**public line** (``asid1… name``, from ``artifactstore identity show``; pass it
+quoted as one argument, or the ``asid1…`` part alone) or, for ``members rm``,
+by their **fingerprint** (32 hex characters, as ``project show`` lists them).
+The recovery passphrase of ``project create --passphrase-stdin`` is the first
+line of stdin; it is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from artifactstore.errors import ArtifactStoreError, InvalidInputError
+from artifactstore.identity import LINE_PREFIX, PublicIdentity, identity_info
+from artifactstore.projects import (
+    ProjectSummary,
+    add_member,
+    create_project,
+    remove_member,
+    show_project,
+)
+
+VISIBILITIES = ("private", "team", "public")
+_FINGERPRINT_CHARS = 32
+
+
+def _my_fingerprint() -> str | None:
+    """The user's fingerprint, to mark them in member lists; None without a usable identity
+    (reading a project's members needs no identity, so this must not fail the command)."""
+    try:
+        return identity_info().public.fingerprint
+    except ArtifactStoreError:
+        return None
+
+
+def _show(args: argparse.Namespace, summary: ProjectSummary, *,
+          changed: bool = True) -> dict[str, Any]:
+    """Print ``summary`` for people (a change's confirmation is silent with --quiet)."""
+    if not args.json and not (changed and args.quiet):
+        if summary.created_at is None:
+            print(f"project {summary.project}: public (no record)")
+        else:
+            me = _my_fingerprint()
+            print(f"project {summary.project}: {summary.visibility}, created "
+                  f"{summary.created_at}, {summary.epochs} key epoch(s)")
+            print(f"  members ({len(summary.members)}):")
+            for fingerprint in summary.members:
+                print(f"    {fingerprint}" + (" (you)" if fingerprint == me else ""))
+    return summary.as_dict()
+
+
+def _passphrase(args: argparse.Namespace) -> str | None:
+    if not args.passphrase_stdin:
+        return None
+    passphrase = sys.stdin.readline().rstrip("\r\n")
+    if not passphrase:
+        raise InvalidInputError("no passphrase on stdin: pipe one non-empty line, or leave "
+                                "out --passphrase-stdin")
+    return passphrase
+
+
+def _member_ref(text: str) -> str:
+    """A public line or a fingerprint, checked enough to give a clear one-line error."""
+    text = text.strip()
+    if text[:len(LINE_PREFIX)].lower() == LINE_PREFIX:
+        PublicIdentity.parse(text)  # a damaged line: say so before touching the project
+        return text
+    if len(text) != _FINGERPRINT_CHARS or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise InvalidInputError(
+            f"{text[:40]!r} is neither a public identity line ('{LINE_PREFIX}…', from "
+            f"'artifactstore identity show') nor a fingerprint ({_FINGERPRINT_CHARS} hex "
+            "characters, from 'artifactstore project show')"
+        )
+    return text.lower()
+
+
+def project_create(args: argparse.Namespace) -> dict[str, Any]:
+    # Parsed first: a bad line is refused before the project (or an identity) is made;
+    # deduplicated because the library refuses a repeated member after creating the project.
+    members = list({m.fingerprint: m for m in map(PublicIdentity.parse, args.member)}.values())
+    summary = create_project(args.name, args.store, visibility=args.visibility,
+                             members=members, passphrase=_passphrase(args))
+    return _show(args, summary)
+
+
+def project_show(args: argparse.Namespace) -> dict[str, Any]:
+    return _show(args, show_project(args.name or args.project, args.store), changed=False)
+
+
+def members_add(args: argparse.Namespace) -> dict[str, Any]:
+    who = PublicIdentity.parse(args.who)
+    return _show(args, add_member(args.project, who, args.store))
+
+
+def members_rm(args: argparse.Namespace) -> dict[str, Any]:
+    summary = remove_member(args.project, _member_ref(args.who), args.store)
+    result = _show(args, summary)
+    rotated = summary.visibility != "public"  # encrypted projects always start a new epoch
+    if rotated and not args.json and not args.quiet:
+        print(f"started key epoch {summary.epochs - 1}: new data is encrypted for the remaining "
+              "members only; data already shared stays readable to whoever kept it "
+              "(see docs/security.md)")
+    return {**result, "new_epoch": summary.epochs - 1 if rotated else None}
+
+
+def register(add: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``project`` command; ``add(name, handler, help)`` returns a subparser and
+    ``common`` holds the global options every subcommand accepts."""
+    p = add("project", None, "a project's visibility and members: create, show, members")
+    sub = p.add_subparsers(dest="project_command", required=True, metavar="ACTION")
+    a = sub.add_parser("create", parents=[common],
+                       help="create project NAME owned by your identity (made if needed)")
+    a.set_defaults(handler=project_create)
+    a.add_argument("name", metavar="NAME", help="the project (wins over --project)")
+    a.add_argument("--visibility", choices=VISIBILITIES, default="private",
+                   help="private and team projects are encrypted; public ones are readable "
+                        "by anyone with the bucket (default: private)")
+    a.add_argument("--member", action="append", default=[], metavar="PUBLIC_LINE",
+                   help="also give this identity access (its quoted 'asid1… name' line, or "
+                        "the asid1… part); repeat for more")
+    a.add_argument("--passphrase-stdin", action="store_true",
+                   help="also let the first line of stdin open the project (a recovery "
+                        "passphrase, for readers without an identity)")
+    a = sub.add_parser("show", parents=[common],
+                       help="visibility, members (fingerprints) and key epochs of a project")
+    a.set_defaults(handler=project_show)
+    a.add_argument("name", metavar="NAME", nargs="?",
+                   help="the project (default: --project, else 'default')")
+    a = sub.add_parser("members", parents=[common], help="add or remove a member")
+    members = a.add_subparsers(dest="members_command", required=True, metavar="ACTION")
+    m = members.add_parser("add", parents=[common],
+                           help="give an identity every key of the project (--project P)")
+    m.set_defaults(handler=members_add)
+    m.add_argument("who", metavar="PUBLIC_LINE",
+                   help="their quoted 'asid1… name' line, or the asid1… part")
+    m = members.add_parser("rm", parents=[common],
+                           help="remove a member; an encrypted project starts a new key epoch "
+                                "(--project P)")
+    m.set_defaults(handler=members_rm)
+    m.add_argument("who", metavar="PUBLIC_LINE|FINGERPRINT")
