@@ -83,4 +83,10 @@ def project_access(backend: Backend, project: str, *, private_by_default: bool,
         )
     else:
         epoch_keys = keys.unlock(identity.x25519_private, member_of(identity))
-    return ProjectAccess(info, RecordCodec(signer=signer, ring=keys.ring(epoch_keys)), identity)
+    ring = keys.ring(epoch_keys)
+    newest = max(keys.epochs())
+    if newest not in epoch_keys:
+        # Removed from the project: reading what was shared is still possible, but
+        # writing under an old epoch would hand new data to everyone who held it.
+        ring = KeyRing(ring.epochs, ring.name_key, writable=False)
+    return ProjectAccess(info, RecordCodec(signer=signer, ring=ring), identity)

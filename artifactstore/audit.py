@@ -216,13 +216,14 @@ def audit(store: Store, ref: str, *, sample: float | None = None,
     history = {alias: events for alias, events in _alias_histories(store, version.name).items()
                if any(e.target == version.number for e in events)}
     signers = store.signers()
+    current = {m.ed25519 for m in store.members()} if signers else None
     signed_by: dict[str, str | None] = {}
     for name, data in sorted(graph.nodes(data=True)):
         if data["kind"] != "version" or data.get("missing"):
             continue
         signature = store.refs.version(data["artifact"], data["number"]).signature
         signed_by[name] = _signer_name(signature, signers)
-        flags += _signature_flags(name, signature, signers)
+        flags += _signature_flags(name, signature, signers, current)
     # The catalog keeps no signatures: read each event (cached) from the store.
     history = {alias: [store.refs.alias_event(version.name, alias, e.seq) for e in events]
                for alias, events in history.items()}
@@ -231,7 +232,7 @@ def audit(store: Store, ref: str, *, sample: float | None = None,
         for event in events:
             alias_signers[(alias, event.seq)] = _signer_name(event.signature, signers)
             flags += _signature_flags(f"{version.name}:{alias}#{event.seq}", event.signature,
-                                      signers)
+                                      signers, current)
     integrity = _check_integrity(store.objects_for(version.record), version.record.manifest,
                                  version.record.digest, sample)
     for blob, path, what in integrity.problems:
@@ -252,8 +253,8 @@ def _signer_name(signature: Signature, signers: dict[bytes, str]) -> str | None:
     return signers.get(signature.signer, f"unknown key {signature.signer.hex()[:16]}")
 
 
-def _signature_flags(subject: str, signature: Signature,
-                     signers: dict[bytes, str]) -> list[AuditFlag]:
+def _signature_flags(subject: str, signature: Signature, signers: dict[bytes, str],
+                     current: set[bytes] | None = None) -> list[AuditFlag]:
     """A bad signature is an error; a signer who never was a member too; a missing
     signature only matters in a project with members (every writer signs there)."""
     if signature.state == "invalid":
@@ -267,6 +268,10 @@ def _signature_flags(subject: str, signature: Signature,
         return [AuditFlag("error", "signer-not-member", subject,
                           f"signed by {_signer_name(signature, signers)}, who was never a "
                           "member of the project")]
+    if current is not None and signature.signer not in current:
+        return [AuditFlag("warning", "signer-former-member", subject,
+                          f"signed by {_signer_name(signature, signers)}, who is no longer a "
+                          "member (written before the removal, or with an old key)")]
     return []
 
 

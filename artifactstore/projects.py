@@ -65,10 +65,10 @@ def create_project(name: str, url: str | os.PathLike[str] | None = None, *,
                    passphrase: str | None = None, scrypt: ScryptParams | None = None,
                    **backend_options: Any) -> ProjectSummary:
     """Create project ``name``, owned by the user's identity (created if needed)."""
+    extra = list(dict.fromkeys(_as_member(m) for m in members))  # bad lines fail first
     backend, name = _backend(url, name, backend_options)
     me = load_or_create_identity()
     keys = ProjectKeys(backend, name, me.signing_key)
-    extra = [_as_member(m) for m in members]
     epoch_keys = keys.create(visibility, member_of(me), passphrase=passphrase, scrypt=scrypt)
     for member in extra:
         if member != member_of(me):

@@ -39,7 +39,7 @@ from artifactstore.model.names import (
     validate_alias,
     validate_project_name,
 )
-from artifactstore.model.projects import ProjectKeys
+from artifactstore.model.projects import Member, ProjectKeys
 from artifactstore.model.refs import AliasEvent, Refs, VersionRecord
 from artifactstore.model.runs import STATUSES, MetricsRow, RunLog, parse_time, validate_run_id
 from artifactstore.model.tree import Entry, FileEntry, build_tree, iter_entries
@@ -136,6 +136,10 @@ class Store:
         project's records (empty for a project without a record)."""
         return ProjectKeys(self.objects.backend, self.project, None).signers()
 
+    def members(self) -> list[Member]:
+        """The project's current members (empty for a project without a record)."""
+        return ProjectKeys(self.objects.backend, self.project, None).members()
+
     def same_location(self, other: Store) -> bool:
         """Both objects are the same project of the same store."""
         return (self.url, self.project) == (other.url, other.project)
@@ -164,6 +168,12 @@ class Store:
         """
         from artifactstore.run import active_run  # run imports this module
 
+        ring = self.refs.codec.ring
+        if ring is not None and not ring.writable:  # refuse before uploading anything
+            raise AccessDeniedError(
+                f"this identity was removed from project {self.project!r}: it can read what "
+                "was shared before, not log; ask a member to add it again"
+            )
         run = run if run is not None else active_run(self)
         artifact = self._as_artifact(artifact_or_path, name, type, metadata, description)
         wanted_aliases = [validate_alias(a) for a in aliases]

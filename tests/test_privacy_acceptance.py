@@ -131,6 +131,9 @@ def test_only_members_read_and_removal_locks_out_new_data(
         assert store.artifact("notes:v0").open("v0.txt").read() == b"before"
         with pytest.raises(AccessDeniedError):
             store.artifact("notes:v1").files()
+        # Nor can Bob write under the old key any more (new data would reach old holders).
+        with pytest.raises(AccessDeniedError, match="removed"):
+            store.log_artifact(tmp_path / "v0.txt", name="bobs", type="text")
 
 
 def read_everything(url: str, cache: Path, out: Path) -> None:

@@ -59,9 +59,12 @@ UNSIGNED: Final = Signature("unsigned")
 class KeyRing:
     """The epoch keys of one private project that this identity holds."""
 
-    def __init__(self, epochs: Mapping[int, DomainKeys], name_key: bytes) -> None:
+    def __init__(self, epochs: Mapping[int, DomainKeys], name_key: bytes, *,
+                 writable: bool = True) -> None:
         if not epochs:
             raise AccessDeniedError("no key epoch of this project can be opened")
+        #: False when this identity lacks the newest epoch (it was removed)
+        self.writable = writable
         self._epochs = dict(epochs)
         self._by_id = {keys.key_id: keys for keys in self._epochs.values()}
         self.name_key = name_key
@@ -111,7 +114,14 @@ class RecordCodec:
                 "body": payload, "signer": self.signer.public_bytes,
                 "sig": self.signer.sign(_purpose(kind, key), payload),
             })  # fmt: skip
-        keys = None if self.ring is None else self.ring.current
+        keys = None
+        if self.ring is not None:
+            if not self.ring.writable:
+                raise AccessDeniedError(
+                    "this identity was removed from the project: it can read what was "
+                    "shared before, not write; ask a member to add it again"
+                )
+            keys = self.ring.current
         return seal(kind, payload, keys=keys, binding=key.encode())
 
     def open(self, kind: Kind, key: str, data: bytes) -> tuple[Any, Signature]:
