@@ -109,7 +109,7 @@ class ObjectCipher:
     def _subkey(self, salt: bytes) -> AESGCM:
         return AESGCM(derive_key(_SUBKEY_CONTEXT, self._key + salt))
 
-    def seal(self, salt: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    def seal(self, salt: bytes, plaintext: bytes | memoryview, aad: bytes) -> bytes:
         """``ciphertext || tag`` under the subkey for ``salt``; one plaintext per salt."""
         return self._subkey(salt).encrypt(_ZERO_NONCE, plaintext, aad)
 

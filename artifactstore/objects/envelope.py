@@ -144,8 +144,10 @@ def seal_parts(
         stored, salt = b"", bytes([kind]) + binding
     else:
         stored = salt = os.urandom(_SALT_SIZE)
-    sealed = keys.cipher.seal(salt, bytes(payload), header + keys.key_id + binding)
-    return header, keys.key_id + stored + sealed
+    # No copy of the payload: the prefix goes with the header part, so a pack
+    # appends the ciphertext as it came out of the cipher.
+    sealed = keys.cipher.seal(salt, payload, header + keys.key_id + binding)
+    return header + keys.key_id + stored, sealed
 
 
 class AdaptiveSealer:
