@@ -173,6 +173,7 @@ def test_read_only_refuses_writes(memory: MemoryBackend) -> None:
     for call in (
         lambda: view.put("k", b"x"),
         lambda: view.put_if_absent("new", b"x"),
+        lambda: view.put_parts("k", [b"x"]),
         lambda: view.delete("k"),
     ):
         with pytest.raises(ReadOnlyError, match="read-only") as info:

@@ -359,7 +359,7 @@ class _RendezvousBackend:
 def test_pack_uploads_run_concurrently(open_store: OpenStore) -> None:
     inner = open_backend("memory://concurrent-uploads")
     open_store(inner).close()
-    with open_store(_RendezvousBackend(inner, "put", 4), concurrency=4) as store:  # type: ignore[arg-type]
+    with open_store(_RendezvousBackend(inner, "put_parts", 4), concurrency=4) as store:  # type: ignore[arg-type]
         for i in range(8):
             store.write_bytes(random_bytes(70_000, seed=5000 + i))
     assert len(_keys(inner, pack_prefix("plain"))) >= 4

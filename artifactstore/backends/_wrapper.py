@@ -6,7 +6,7 @@ overrides it; it only adds behaviour, so wrappers compose in any order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from artifactstore.backends.base import Backend, ObjectInfo
 
@@ -50,6 +50,9 @@ class BackendWrapper:
 
     def put(self, key: str, data: bytes) -> None:
         self._inner.put(key, data)
+
+    def put_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
+        self._inner.put_parts(key, parts)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         return self._inner.put_if_absent(key, data)

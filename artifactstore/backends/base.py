@@ -11,7 +11,7 @@ only :mod:`artifactstore.errors` classes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -76,6 +76,15 @@ class Backend(Protocol):
 
         Atomic: a concurrent reader sees either the old object, nothing, or all
         of ``data``, never a prefix.
+        """
+        ...
+
+    def put_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
+        """``put`` of the concatenation of ``parts``, with the same atomicity.
+
+        Why: packs are built from thousands of sealed blobs; a backend that can
+        write pieces without joining them (local files, ``os.writev``) saves a
+        copy of every pack. Others join them.
         """
         ...
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from artifactstore.backends._wrapper import BackendWrapper
@@ -124,6 +124,10 @@ class FaultInjectingBackend(BackendWrapper):
     def put(self, key: str, data: bytes) -> None:
         """``inner.put``, truncated or failed as configured."""
         self._write("put", key, data, self._inner.put)
+
+    def put_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
+        """``put`` of the joined parts, truncated or failed as configured."""
+        self._write("put", key, b"".join(parts), self._inner.put)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """``inner.put_if_absent``, truncated or failed as configured."""

@@ -16,7 +16,7 @@ or the new one, never a prefix.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from artifactstore.backends._errors import (
@@ -161,6 +161,10 @@ class FsspecBackend:
         path = self._path(key)
         with mapped_errors("put", key, self._url):
             self._live().pipe_file(path, _as_bytes(data), **self._call_kw)
+
+    def put_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
+        """``put`` of the joined parts: an upload needs one buffer."""
+        self.put(key, b"".join(parts))
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """Create ``key`` with a conditional upload; False if it already exists.

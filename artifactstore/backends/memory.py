@@ -10,7 +10,7 @@ operation, and in particular ``put_if_absent``, atomic between threads.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from artifactstore.backends._keys import check_prefix, check_range
 from artifactstore.backends.base import ObjectInfo, check_key
@@ -99,6 +99,10 @@ class MemoryBackend:
         value = bytes(data)
         with self._store.lock:
             self._store.objects[key] = value
+
+    def put_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
+        """``put`` of the joined parts (one copy either way)."""
+        self.put(key, b"".join(parts))
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """Create ``key`` unless it exists, under the store lock."""

@@ -7,6 +7,8 @@ would allow.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.backends.base import check_key
 from artifactstore.errors import ReadOnlyError
@@ -18,6 +20,10 @@ class ReadOnlyBackend(BackendWrapper):
     """Wrap ``inner``; refuse ``put``, ``put_if_absent`` and ``delete``."""
 
     def put(self, key: str, data: bytes) -> None:
+        """Always raises ``ReadOnlyError``."""
+        raise self._refuse("put", key)
+
+    def put_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
         """Always raises ``ReadOnlyError``."""
         raise self._refuse("put", key)
 

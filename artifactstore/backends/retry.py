@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from artifactstore.backends._wrapper import BackendWrapper
@@ -83,6 +83,10 @@ class RetryingBackend(BackendWrapper):
     def put(self, key: str, data: bytes) -> None:
         """``inner.put`` with retries (a repeated overwrite is harmless)."""
         self._call("put", key, lambda: self._inner.put(key, data))
+
+    def put_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
+        """``inner.put_parts`` with retries (a repeated overwrite is harmless)."""
+        self._call("put", key, lambda: self._inner.put_parts(key, parts))
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """``inner.put_if_absent`` with retries and lost-response detection."""

@@ -127,6 +127,20 @@ class PackBuilder:
         return pending
 
 
+def pack_parts(
+    pending: PendingPack, keys: DomainKeys | None = None
+) -> tuple[Digest, tuple[bytes | memoryview, ...]]:
+    """The pack's id and its bytes as parts (blobs, trailer, tail), not joined.
+
+    See :func:`assemble` for the layout; a backend writes the parts without a copy.
+    """
+    trailer = seal(Kind.PACK_TRAILER, encoding.pack(
+        {"version": 1, "blobs": encode_records(pending.entries)}
+    ), keys=keys, binding=TRAILER_BINDING)
+    tail = _TAIL.pack(len(trailer), PACK_MAGIC)
+    return hash_bytes(trailer), (*pending.parts, trailer, tail)
+
+
 def assemble(pending: PendingPack, keys: DomainKeys | None = None) -> FinishedPack:
     """Join the blobs, append the trailer, and name the pack by its trailer's hash.
 
@@ -134,11 +148,8 @@ def assemble(pending: PendingPack, keys: DomainKeys | None = None) -> FinishedPa
     the pack's content without hashing all of it again (every blob is verified
     against its own id on read): one BLAKE3 pass over the data instead of two.
     """
-    trailer = seal(Kind.PACK_TRAILER, encoding.pack(
-        {"version": 1, "blobs": encode_records(pending.entries)}
-    ), keys=keys, binding=TRAILER_BINDING)
-    data = b"".join((*pending.parts, trailer, _TAIL.pack(len(trailer), PACK_MAGIC)))
-    return FinishedPack(hash_bytes(trailer), data, pending.entries)
+    pack_id, parts = pack_parts(pending, keys)
+    return FinishedPack(pack_id, b"".join(parts), pending.entries)
 
 
 def _trailer_span(data: bytes, *, what: str) -> tuple[int, int]:

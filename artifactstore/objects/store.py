@@ -48,8 +48,8 @@ from artifactstore.objects.packs import (
     FinishedPack,
     PackBuilder,
     PendingPack,
-    assemble,
     check_pack,
+    pack_parts,
 )
 
 __all__ = ["ObjectStore", "Progress", "default_cache_dir"]
@@ -265,10 +265,11 @@ class ObjectStore:
 
     def _upload_pack(self, pending: PendingPack) -> FinishedPack:
         # Joining and hashing here, in the I/O pool, overlaps them with chunking.
-        pack = assemble(pending, self.keys)
+        pack_id, parts = pack_parts(pending, self.keys)
+        entries = pending.entries
         del pending
-        self.backend.put(pack_key(self.domain, pack.id), pack.data)
-        return FinishedPack(pack.id, b"", pack.entries)  # free the bytes early
+        self.backend.put_parts(pack_key(self.domain, pack_id), parts)
+        return FinishedPack(pack_id, b"", entries)  # the parts are freed on return
 
     def _raise_failed_upload(self) -> None:
         for future in self._uploads:

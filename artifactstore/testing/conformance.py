@@ -192,6 +192,22 @@ class BackendConformance:
         assert backend.stat("big/object").size == len(data)
         assert backend.get_range("big/object", 2**20, 4096) == data[2**20 : 2**20 + 4096]
 
+    def test_put_parts_writes_the_concatenation(self, backend: Backend) -> None:
+        rng = random.Random(11)
+        # More parts than one writev call takes, empty parts, views and bytes mixed.
+        parts: list[bytes | memoryview] = []
+        for i in range(2500):
+            piece = rng.randbytes(rng.randrange(0, 300))
+            parts.append(memoryview(piece) if i % 3 else piece)
+        expected = b"".join(parts)
+        backend.put_parts("packs/p1", parts)
+        assert backend.get("packs/p1") == expected
+        backend.put_parts("packs/p1", [b"replaced"])
+        assert backend.get("packs/p1") == b"replaced"
+        backend.put_parts("packs/empty", [])
+        assert backend.get("packs/empty") == b""
+        assert sorted(backend.list("packs/")) == ["packs/empty", "packs/p1"]
+
     def test_put_overwrites(self, backend: Backend) -> None:
         backend.put("k", b"first version")
         backend.put("k", b"second")
