@@ -163,25 +163,18 @@ class LocalBackend:
 
     def put(self, key: str, data: bytes) -> None:
         """Atomically store ``data`` under ``key``, replacing any object."""
+        self._replace(key, data)
+
+    def put_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
+        """``put`` without joining ``parts``: they go to the file with ``os.writev``."""
+        self._replace(key, parts)
+
+    def _replace(self, key: str, data: bytes | Sequence[bytes | memoryview]) -> None:
         path = self._path(key)
         with mapped_errors("put", key, self._url):
             directory = os.path.dirname(path)
             self._makedirs(directory)
             tmp = self._write_temp(directory, data)
-            try:
-                os.replace(tmp, path)
-            except BaseException:
-                _unlink_quietly(tmp)
-                raise
-            self._sync_dir(directory)
-
-    def put_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
-        """``put`` without joining ``parts``: they go to the file with ``os.writev``."""
-        path = self._path(key)
-        with mapped_errors("put", key, self._url):
-            directory = os.path.dirname(path)
-            self._makedirs(directory)
-            tmp = self._write_temp(directory, parts)
             try:
                 os.replace(tmp, path)
             except BaseException:
