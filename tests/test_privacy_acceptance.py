@@ -254,3 +254,26 @@ def test_private_projects_do_not_share_blobs_public_ones_do(
     encrypted = sum(p.stat().st_size for p in (tmp_path / "store" / "objects").rglob("*")
                     if p.is_file() and "/packs/" in p.as_posix()) - plain
     assert encrypted > 2 * len(data)  # the two private projects: one copy each
+
+
+def test_a_public_project_reads_over_http_read_only(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from artifactstore.testing.webserver import static_web_server
+
+    url = str(tmp_path / "store")
+    with person(monkeypatch, tmp_path, "alice"):
+        artifactstore.open(url).close()
+        create_project("open-lab", url, visibility="public")
+        with artifactstore.open(url, project="open-lab", cache_dir=tmp_path / "c") as store:
+            (tmp_path / "f.txt").write_text("for everyone")
+            store.log_artifact(tmp_path / "f.txt", name="notes", type="text")
+    # A reader with no identity, through a web server with directory indexes (loopback
+    # http here; https:// in real use).
+    with person(monkeypatch, tmp_path, "anyone"), \
+            static_web_server(tmp_path / "store", listings=True) as base, \
+            artifactstore.open(base, project="open-lab", cache_dir=tmp_path / "r") as store:
+        version = store.artifact("notes:latest")
+        assert version.open("f.txt").read() == b"for everyone"
+        assert version.record.signature.state == "valid"
+        with pytest.raises(ArtifactStoreError, match="read-only|atomic create"):
+            store.log_artifact(tmp_path / "f.txt", name="other", type="text")

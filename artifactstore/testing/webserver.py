@@ -19,6 +19,9 @@ __all__ = ["static_web_server"]
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
+    #: answer folder URLs with an HTML index, like nginx ``autoindex on``
+    listings = False
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean
 
@@ -30,6 +33,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         self._serve(head=True)
 
     def do_GET(self) -> None:
+        if self.listings and Path(self.translate_path(self.path)).is_dir():
+            super().do_GET()  # the standard library's directory index
+            return
         self._serve(head=False)
 
     def _serve(self, *, head: bool) -> None:
@@ -59,9 +65,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def static_web_server(root: Path) -> Iterator[str]:
-    """Serve ``root`` on 127.0.0.1 (a free port) until the block ends; yields the base URL."""
-    handler = partial(_Handler, directory=str(root))
+def static_web_server(root: Path, *, listings: bool = False) -> Iterator[str]:
+    """Serve ``root`` on 127.0.0.1 (a free port) until the block ends; yields the base URL.
+
+    With ``listings`` folders are answered with an HTML index of their entries, as
+    web servers with directory indexes do (what reading a store over HTTP needs).
+    """
+    handler_class = type("_ListingHandler", (_Handler,), {"listings": True}) if listings else _Handler
+    handler = partial(handler_class, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
