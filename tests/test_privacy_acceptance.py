@@ -275,5 +275,5 @@ def test_a_public_project_reads_over_http_read_only(tmp_path: Path,
         version = store.artifact("notes:latest")
         assert version.open("f.txt").read() == b"for everyone"
         assert version.record.signature.state == "valid"
-        with pytest.raises(ArtifactStoreError, match="read-only|atomic create"):
+        with pytest.raises(ArtifactStoreError, match=r"read-only|atomic create"):
             store.log_artifact(tmp_path / "f.txt", name="other", type="text")

@@ -64,6 +64,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.wfile.write(body)
 
 
+class _ListingHandler(_Handler):
+    listings = True
+
+
 @contextlib.contextmanager
 def static_web_server(root: Path, *, listings: bool = False) -> Iterator[str]:
     """Serve ``root`` on 127.0.0.1 (a free port) until the block ends; yields the base URL.
@@ -71,8 +75,7 @@ def static_web_server(root: Path, *, listings: bool = False) -> Iterator[str]:
     With ``listings`` folders are answered with an HTML index of their entries, as
     web servers with directory indexes do (what reading a store over HTTP needs).
     """
-    handler_class = type("_ListingHandler", (_Handler,), {"listings": True}) if listings else _Handler
-    handler = partial(handler_class, directory=str(root))
+    handler = partial(_ListingHandler if listings else _Handler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
