@@ -215,8 +215,8 @@ def audit(store: Store, ref: str, *, sample: float | None = None,
         flags += _run_flags(run)
     history = {alias: events for alias, events in _alias_histories(store, version.name).items()
                if any(e.target == version.number for e in events)}
-    signers = store.signers()
-    current = {m.ed25519 for m in store.members()} if signers else None
+    signers, members = store.membership()
+    current = {m.ed25519 for m in members} if signers else None
     signed_by: dict[str, str | None] = {}
     for name, data in sorted(graph.nodes(data=True)):
         if data["kind"] != "version" or data.get("missing"):

@@ -134,11 +134,16 @@ class Store:
     def signers(self) -> dict[bytes, str]:
         """Ed25519 key -> member fingerprint of everyone who may have signed this
         project's records (empty for a project without a record)."""
-        return ProjectKeys(self.objects.backend, self.project, None).signers()
+        return self.membership()[0]
 
     def members(self) -> list[Member]:
         """The project's current members (empty for a project without a record)."""
-        return ProjectKeys(self.objects.backend, self.project, None).members()
+        return self.membership()[1]
+
+    def membership(self) -> tuple[dict[bytes, str], list[Member]]:
+        """``(signers, current members)`` from one read of the member events."""
+        keys = ProjectKeys(self.objects.backend, self.project, None)
+        return keys.signers(), keys.members()
 
     def same_location(self, other: Store) -> bool:
         """Both objects are the same project of the same store."""

@@ -131,6 +131,7 @@ class ProjectKeys:
         self._signer = signer
         self._codec = RecordCodec(signer=signer)
         self._prefix = f"projects/{self._project}/"
+        self._replayed: tuple[list[Member], dict[bytes, str]] | None = None
 
     # -- keys of the objects -----------------------------------------------------------
 
@@ -244,23 +245,21 @@ class ProjectKeys:
     def signers(self) -> dict[bytes, str]:
         """Ed25519 key -> fingerprint of everyone who was validly a member at some point
         (they may have signed records); empty for a project without a record."""
-        info = self.info()
-        if info is None:
-            return {}
-        found = {info.creator.ed25519: info.creator.fingerprint}
-        for _, action, member, _, _ in self.member_events():
-            if action == "add":
-                found.setdefault(member.ed25519, member.fingerprint)
-        self._replay()  # raises if an event is forged
-        return found
+        return dict(self._replay()[1])
 
-    def _replay(self) -> tuple[list[Member], set[bytes]]:
-        """``(current members, signing keys of everyone validly added at some point)``."""
+    def _replay(self) -> tuple[list[Member], dict[bytes, str]]:
+        """``(current members, signing key -> fingerprint of everyone validly added at
+        some point)``; read once per object (opening a project asks several times)."""
+        if self._replayed is None:
+            self._replayed = self._read_membership()
+        return self._replayed
+
+    def _read_membership(self) -> tuple[list[Member], dict[bytes, str]]:
         info = self.info()
         if info is None:
-            return [], set()
+            return [], {}
         current: list[Member] = []
-        trusted = {info.creator.ed25519}
+        trusted = {info.creator.ed25519: info.creator.fingerprint}
         for seq, action, member, _, signature in self.member_events():
             signers = [info.creator] if seq == 0 else current
             if signature.state != "valid" or all(m.ed25519 != signature.signer for m in signers):
@@ -271,7 +270,7 @@ class ProjectKeys:
                 )
             if action == "add" and member not in current:
                 current.append(member)
-                trusted.add(member.ed25519)
+                trusted.setdefault(member.ed25519, member.fingerprint)
             elif action == "remove" and member in current:
                 current.remove(member)
         return current, trusted
@@ -283,6 +282,7 @@ class ProjectKeys:
         seq = max(seqs) + 1 if seqs else 0
         body = {"seq": seq, "action": action, "member": member.as_body(), "epoch": epoch,
                 "at": now()}
+        self._replayed = None
         if not self._create(Kind.MEMBER_EVENT, self._member_key(seq), body):
             raise ConflictError("another member changed the project at the same time; retry")
 
@@ -323,7 +323,7 @@ class ProjectKeys:
         return f.raw_bytes("key_id")
 
     def _trusted_signers(self) -> set[bytes]:
-        return self._replay()[1]
+        return set(self._replay()[1])
 
     def _checked(self, epoch: int, epoch_key: bytes | None) -> bytes | None:
         """``epoch_key`` if it is the key epoch ``epoch`` names (slots are not trusted)."""
