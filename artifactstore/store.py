@@ -382,7 +382,8 @@ class Store:
         if exact or len(matches) == 1:
             return (exact or matches)[0]
         if not matches:
-            validate_run_id(run_id) if len(run_id) >= 31 else None
+            if len(run_id) >= 31:  # a whole id: say so if it is malformed, not just absent
+                validate_run_id(run_id)
             raise NotFoundError(
                 f"run {run_id!r} not found in project {self.project!r}; "
                 "run 'artifactstore runs ls' to see the runs"
