@@ -1,0 +1,111 @@
+"""artifactstore, DVC, restic and borg on the same workloads, side by side (issue 7).
+
+For each workload (``bench/suite/workloads.py``) and each installed tool: a fresh repo,
+add every version (timed, repository size after each), restore v1 into an empty folder
+(timed) and verify it byte for byte; peak RSS of each step's processes. Medians over
+``--reps``; a Markdown table with ratios against the best other tool, and raw JSON.
+
+    python bench/run.py --scale 0.05 --reps 1        # quick look
+    python bench/run.py --json r.json --markdown r.md
+
+Tools that are not installed are skipped and named in the output. Results go to
+``bench/results/`` unless ``--json``/``--markdown`` say otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.suite import report, runner, workloads
+from bench.suite.tools import TOOLS
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python bench/run.py",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--scale", type=float, default=1.0, help="size/count factor (default 1)")
+    p.add_argument("--workloads", default=",".join(workloads.NAMES))
+    p.add_argument("--tools", default=",".join(TOOLS))
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--markdown", type=Path, default=None)
+    p.add_argument("--out", type=Path, default=None,
+                   help="work dir to keep (and reuse) the generated data")
+    args = p.parse_args(argv)
+    args.workloads = [w for w in args.workloads.split(",") if w]
+    args.tools = [t for t in args.tools.split(",") if t]
+    for t in args.tools:
+        if t not in TOOLS:
+            p.error(f"unknown tool {t!r}; choose from {', '.join(TOOLS)}")
+    for w in args.workloads:
+        if w not in workloads.NAMES:
+            p.error(f"unknown workload {w!r}; choose from {', '.join(workloads.NAMES)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    work = args.out or Path(tempfile.mkdtemp(prefix="bench-suite-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        return run(args, work)
+    finally:
+        if args.out is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, work: Path) -> int:
+    started = datetime.datetime.now(datetime.UTC)
+    tools = [TOOLS[name]() for name in args.tools]
+    present = [t for t in tools if t.available()]
+    missing = [t.name for t in tools if not t.available()]
+    versions = {t.name: t.version() for t in present}
+    print(f"work dir {work}; tools: {', '.join(f'{n} {v}' for n, v in versions.items())}"
+          + (f"; not installed (skipped): {', '.join(missing)}" if missing else ""), flush=True)
+    load_before, t0 = os.getloadavg(), time.perf_counter()
+    results = {}
+    for name in args.workloads:
+        print(f"generating {name} at scale {args.scale} ...", flush=True)
+        w = workloads.generate(name, work / "data", args.scale)
+        results[name] = runner.run_workload(present, w, work / "scratch", args.reps,
+                                            log=lambda m: print(m, flush=True))
+    doc = {
+        "date": started.isoformat(timespec="seconds"),
+        "machine": report.machine(work),
+        "settings": {"scale": args.scale, "reps": args.reps, "seed": workloads.SEED,
+                     "workloads": args.workloads, "page_cache": "warm: each version read "
+                     "just before its add", "mib": 1 << 20},
+        "tools": versions,
+        "missing": missing,
+        "load_average": {"before": load_before, "after": os.getloadavg()},
+        "total_s": time.perf_counter() - t0,
+        "workloads": results,
+    }
+    text = report.markdown(doc)
+    print()
+    print(text)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    json_path = args.json or RESULTS / f"suite-{stamp}.json"
+    md_path = args.markdown or RESULTS / f"suite-{stamp}.md"
+    for path in (json_path, md_path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(doc, indent=2) + "\n")
+    md_path.write_text(text)
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

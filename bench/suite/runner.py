@@ -1,0 +1,131 @@
+"""Runs every tool on every workload: add each version, restore v1, verify it.
+
+One repetition of a tool on a workload: a fresh repo; for each version ``os.sync()``,
+read the version folder once (untimed, so the page cache is warm for every tool
+alike), then the timed add and the repo's size; then restore v1 into an empty folder
+(timed) and compare it with the generated v1 byte for byte, raising
+:class:`VerifyError` on any difference. Repetitions of one workload rotate the tool
+order, so no tool always runs first.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import statistics
+from pathlib import Path
+from typing import Any
+
+from bench.suite.tools import Tool
+from bench.suite.workloads import Workload, files_of
+
+
+class VerifyError(AssertionError):
+    """A restore differs from the version it restored."""
+
+
+def verify(expected: Path, got: Path) -> int:
+    """Raise unless ``got`` holds exactly the files of ``expected``, byte for byte."""
+    want, have = files_of(expected), files_of(got)
+    if want != have:
+        missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+        raise VerifyError(f"restore of {expected} into {got}: missing {missing[:5]}, "
+                          f"extra {extra[:5]}")
+    for rel in want:
+        if not filecmp.cmp(expected / rel, got / rel, shallow=False):
+            raise VerifyError(f"restore of {expected}: {rel} differs")
+    return len(want)
+
+
+def _warm(root: Path) -> None:
+    for rel in files_of(root):
+        with open(root / rel, "rb", buffering=0) as f:
+            while f.read(8 << 20):
+                pass
+
+
+def run_once(tool: Tool, workload: Workload, scratch: Path) -> dict[str, Any]:
+    repo, out = scratch / tool.name, scratch / f"{tool.name}-restore"
+    for p in (repo, out):
+        shutil.rmtree(p, ignore_errors=True)
+    try:
+        tool.init(repo)
+        adds = []
+        for label, folder in zip(workload.labels, workload.versions, strict=True):
+            os.sync()
+            _warm(folder)
+            tool.add(folder, label)
+            adds.append({"version": label, "seconds": tool.last.seconds,
+                         "max_rss": tool.last.max_rss, "stored_bytes": tool.stored_bytes()})
+        out.mkdir()
+        os.sync()
+        tool.restore(workload.labels[0], out)
+        restore = {"version": workload.labels[0], "seconds": tool.last.seconds,
+                   "max_rss": tool.last.max_rss}
+        restore["files_verified"] = verify(workload.versions[0], out)
+    finally:
+        tool.cleanup()
+        for p in (repo, out):
+            shutil.rmtree(p, ignore_errors=True)
+    return {"adds": adds, "restore": restore, "verified": True}
+
+
+def summarize(reps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over repetitions, per version and for the restore."""
+    med = statistics.median
+    n = len(reps[0]["adds"])
+    add_s = [med(r["adds"][i]["seconds"] for r in reps) for i in range(n)]
+    return {
+        "versions": [a["version"] for a in reps[0]["adds"]],
+        "add_s": add_s,
+        "add_total_s": med(sum(a["seconds"] for a in r["adds"]) for r in reps),
+        "stored_bytes": [med(r["adds"][i]["stored_bytes"] for r in reps) for i in range(n)],
+        "restore_s": med(r["restore"]["seconds"] for r in reps),
+        "peak_rss": med(max([a["max_rss"] for a in r["adds"]] + [r["restore"]["max_rss"]])
+                        for r in reps),
+        "add_peak_rss": med(max(a["max_rss"] for a in r["adds"]) for r in reps),
+        "restore_peak_rss": med(r["restore"]["max_rss"] for r in reps),
+        "verified": all(r["verified"] for r in reps),
+        "reps": len(reps),
+    }
+
+
+# Metrics compared across tools: lower is better for all of them.
+METRICS = ("add_total_s", "restore_s", "final_stored_bytes", "peak_rss")
+
+
+def ratios(by_tool: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Each tool's value over the best (lowest) value among the other tools."""
+    def value(summary: dict[str, Any], metric: str) -> float:
+        if metric == "final_stored_bytes":
+            return float(summary["stored_bytes"][-1])
+        return float(summary[metric])
+
+    out: dict[str, dict[str, float | None]] = {}
+    for name, summary in by_tool.items():
+        others = [s for n, s in by_tool.items() if n != name]
+        out[name] = {}
+        for metric in METRICS:
+            best = min((value(s, metric) for s in others), default=None)
+            out[name][metric] = value(summary, metric) / best if best else None
+    return out
+
+
+def run_workload(tools: list[Tool], workload: Workload, scratch: Path,
+                 reps: int, log: Any = print) -> dict[str, Any]:
+    raw: dict[str, list[dict[str, Any]]] = {t.name: [] for t in tools}
+    for i in range(reps):
+        shift = i % len(tools)
+        for tool in tools[shift:] + tools[:shift]:
+            log(f"  {workload.name} rep {i + 1}/{reps}: {tool.name} ...")
+            raw[tool.name].append(run_once(tool, workload, scratch))
+    summaries = {name: summarize(r) for name, r in raw.items()}
+    return {
+        "versions": list(workload.labels),
+        "nbytes": list(workload.nbytes),
+        "files": list(workload.files),
+        "tools": summaries,
+        "ratios_vs_best_other": ratios(summaries),
+        "raw": raw,
+    }

@@ -1,0 +1,84 @@
+"""bench/run.py end to end at a tiny scale: a smoke test of the suite; nothing is timed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.suite import runner, workloads  # noqa: E402
+from bench.suite.tools import TOOLS  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def test_workloads_are_deterministic_and_shaped(tmp_path: Path) -> None:
+    a = workloads.generate("table", tmp_path / "a", 0.002)
+    b = workloads.generate("table", tmp_path / "b", 0.002)
+    assert a.labels == ("v1", "v2", "v3", "v4")
+    for va, vb in zip(a.versions, b.versions, strict=True):
+        assert (va / "table.csv").read_bytes() == (vb / "table.csv").read_bytes()
+    assert a.nbytes[0] < a.nbytes[1] < a.nbytes[2] == a.nbytes[3]
+    model = workloads.generate("model", tmp_path / "a", 0.002)
+    assert model.nbytes[0] == model.nbytes[1] < model.nbytes[2]
+    assert model.nbytes[0] % 4 == 0
+    images = workloads.generate("images", tmp_path / "a", 0.01)
+    assert images.files == (200, 209)  # 200 + 10 added - 1 deleted
+    assert len({p.parent for p in workloads.files_of(images.versions[0])}) == 100
+
+
+def test_verify_catches_a_changed_byte(tmp_path: Path) -> None:
+    w = workloads.generate("images", tmp_path, 0.001)
+    copy = tmp_path / "copy"
+    shutil.copytree(w.versions[0], copy)
+    assert runner.verify(w.versions[0], copy) == w.files[0]
+    victim = copy / workloads.files_of(copy)[0]
+    data = bytearray(victim.read_bytes())
+    data[100] ^= 1
+    victim.write_bytes(bytes(data))
+    with pytest.raises(runner.VerifyError, match="differs"):
+        runner.verify(w.versions[0], copy)
+
+
+def _run_suite(tmp_path: Path, tools: list[str], names: list[str]) -> dict[str, Any]:
+    out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--scale", "0.01", "--reps", "1",
+         "--tools", ",".join(tools), "--workloads", ",".join(names), "--json", str(out_json),
+         "--markdown", str(out_md), "--out", str(tmp_path / "work")],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc: dict[str, Any] = json.loads(out_json.read_text())
+    assert set(doc["tools"]) == set(tools)
+    assert doc["missing"] == []
+    assert set(doc["workloads"]) == set(names)
+    for w in doc["workloads"].values():
+        assert set(w["tools"]) == set(tools)
+        for s in w["tools"].values():
+            assert s["verified"]
+            assert len(s["add_s"]) == len(s["stored_bytes"]) == len(w["versions"])
+            assert all(b > 0 for b in s["stored_bytes"])
+            assert s["peak_rss"] > 0
+        assert set(w["ratios_vs_best_other"]["artifactstore"]) == set(runner.METRICS)
+    assert "| artifactstore |" in out_md.read_text()
+    return doc
+
+
+def test_suite_runs_artifactstore_on_every_workload(tmp_path: Path) -> None:
+    _run_suite(tmp_path, ["artifactstore"], list(workloads.NAMES))
+
+
+def test_suite_runs_every_installed_tool(tmp_path: Path) -> None:
+    # Every tool installed here, on the smallest workload (each step is a process
+    # start, so all tools on all workloads would take too long for a smoke test).
+    others = [n for n, t in TOOLS.items() if n != "artifactstore" and t().available()]
+    doc = _run_suite(tmp_path, ["artifactstore", *others], ["images"])
+    print("tools run:", ", ".join(doc["tools"]))
