@@ -16,12 +16,15 @@ from artifactstore.backends.retry import RetryingBackend
 from artifactstore.chunking import ChunkerParams
 from artifactstore.digest import Digest
 from artifactstore.discovery import discover
-from artifactstore.errors import ArtifactStoreError
+from artifactstore.errors import AccessDeniedError, ArtifactStoreError
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.layout import pack_prefix, parse_id_key
 from artifactstore.objects.store import ObjectStore, Progress
 
-__all__ = ["VerifyReport", "open_objects", "resolve_url", "verify_objects"]
+__all__ = [
+    "StoreVerifyReport", "VerifyReport", "open_objects", "resolve_url", "verify_objects",
+    "verify_store",
+]
 
 
 def resolve_url(url: str | None) -> str:
@@ -101,4 +104,59 @@ def verify_objects(store: ObjectStore, progress: Progress | None = None) -> Veri
         report.bytes_checked += checked
         if progress is not None:
             progress(checked)
+    return report
+
+
+@dataclass
+class StoreVerifyReport:
+    """``verify_objects`` over every key domain this user can open."""
+
+    domains: dict[str, VerifyReport] = field(default_factory=dict)
+    #: encrypted domains of other projects (or epochs this identity lacks): not read
+    skipped_domains: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.domains.values())
+
+    @property
+    def damaged(self) -> list[str]:
+        return [d for r in self.domains.values() for d in r.damaged]
+
+    def total(self, attribute: str) -> int:
+        return sum(int(getattr(r, attribute)) for r in self.domains.values())
+
+
+def verify_store(url: str | None = None, project: str | None = None,
+                 progress: Progress | None = None, **backend_options: Any) -> StoreVerifyReport:
+    """Verify the plain domain and, when ``project`` is private, its key domains.
+
+    Encrypted domains cannot be re-hashed without their keys; those of other
+    projects are listed as skipped, so a clean report never hides them.
+    """
+    import artifactstore.store  # the API opens the project with the user's identity
+
+    report = StoreVerifyReport()
+    plain = open_objects(url, **backend_options)
+    try:
+        report.domains[plain.domain] = verify_objects(plain, progress)
+        try:
+            store = artifactstore.store.open(url, project, create=False, file_cache=False,
+                                             **backend_options)
+        except AccessDeniedError:
+            store = None  # not a member: its domains are reported as skipped
+        if store is not None:
+            with store:
+                ring = store.refs.codec.ring
+                epochs = [] if ring is None else list(ring.epochs.values())
+                for keys in sorted(epochs, key=lambda k: k.domain):
+                    objects = ObjectStore(plain.backend, plain.config, keys=keys)
+                    try:
+                        report.domains[keys.domain] = verify_objects(objects, progress)
+                    finally:
+                        objects.close()
+        present = {key.split("/")[1] for key in plain.backend.list("objects/")}
+        report.skipped_domains = sorted(present - set(report.domains))
+    finally:
+        plain.close()
     return report

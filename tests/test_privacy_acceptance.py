@@ -277,3 +277,35 @@ def test_a_public_project_reads_over_http_read_only(tmp_path: Path,
         assert version.record.signature.state == "valid"
         with pytest.raises(ArtifactStoreError, match=r"read-only|atomic create"):
             store.log_artifact(tmp_path / "f.txt", name="other", type="text")
+
+
+def test_verify_reads_the_key_domains_a_member_holds(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from artifactstore.objects.layout import pack_prefix
+    from artifactstore.repository import verify_store
+
+    url = str(tmp_path / "store")
+    with person(monkeypatch, tmp_path, "alice"):
+        artifactstore.open(url).close()
+        create_project("lab", url)
+        with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c") as store:
+            log_secrets(store, tmp_path)
+            domain = store.objects.domain
+        report = verify_store(url, "lab")
+        assert report.ok
+        assert domain in report.domains
+        assert report.domains[domain].blobs_checked > 0
+        assert report.skipped_domains == []
+    with person(monkeypatch, tmp_path, "outsider"):
+        report = verify_store(url, "lab")  # not a member: plain domain only, the rest named
+        assert report.ok
+        assert report.skipped_domains == [domain]
+    backend = open_backend(url)
+    (pack,) = backend.list(pack_prefix(domain))
+    damaged = bytearray(backend.get(pack))
+    damaged[100] ^= 0x01
+    backend.put(pack, bytes(damaged))
+    with person(monkeypatch, tmp_path, "alice"):
+        report = verify_store(url, "lab")
+        assert not report.ok
+        assert any(pack in d for d in report.damaged)
