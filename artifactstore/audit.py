@@ -21,8 +21,6 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-import networkx as nx
-
 from artifactstore.catalog import RunInfo
 from artifactstore.digest import Digest
 from artifactstore.errors import ArtifactStoreError, InvalidInputError, NotFoundError
@@ -34,6 +32,8 @@ from artifactstore.model.tree import FileEntry, ReferenceEntry, iter_entries
 from artifactstore.objects.store import ObjectStore
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from artifactstore.store import Store
 
 __all__ = ["AuditFlag", "AuditReport", "Integrity", "audit"]

@@ -45,6 +45,7 @@ from typing import Any, Final
 import networkx as nx
 
 from artifactstore.errors import InvalidInputError
+from artifactstore.lineage import EXPORT_FORMATS
 
 __all__ = [
     "FORMATS",
@@ -56,7 +57,7 @@ __all__ = [
     "to_node_link",
 ]
 
-FORMATS: Final = ("json", "graphml", "dot", "mermaid")
+FORMATS: Final = EXPORT_FORMATS
 
 _SCALARS: Final = (str, int, float, bool)
 # Characters XML 1.0 cannot hold, not even as character references.

@@ -20,8 +20,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-import networkx as nx
-
 from artifactstore import encoding
 from artifactstore.access import PRIVATE_BY_DEFAULT, project_access
 from artifactstore.artifact import Artifact, StagedReference
@@ -50,6 +48,8 @@ from artifactstore.references import describe_reference
 from artifactstore.version import ArtifactVersion
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from artifactstore.audit import AuditReport
     from artifactstore.run import Run
 

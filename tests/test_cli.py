@@ -113,3 +113,12 @@ def test_demo_runs_as_a_console_script(tmp_path: Path) -> None:
     assert "log model v1, fine-tuned" in done.stdout
     assert "verified" in done.stdout
     assert done.stderr == ""  # not a TTY: no progress bars
+
+
+def test_the_cli_starts_without_importing_networkx() -> None:
+    # networkx takes ~0.2 s to import; only lineage commands need it.
+    import subprocess
+    import sys
+
+    code = "import sys, artifactstore.cli.main; sys.exit('networkx' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -17,16 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from typing import Any, Final
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, Final
 
 import artifactstore
 from artifactstore.audit import AuditReport
 from artifactstore.cli.runs import open_output
 from artifactstore.errors import ArtifactStoreError, IntegrityError, InvalidInputError
+from artifactstore.lineage import EXPORT_FORMATS as FORMATS
 from artifactstore.lineage import run_node, version_node
-from artifactstore.lineage_formats import FORMATS, export_graph
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 #: flag codes about the version's own bytes (``artifactstore.audit``)
 INTEGRITY_FLAGS: Final = frozenset({"missing-blob", "corrupt-blob"})
@@ -119,7 +120,7 @@ def lineage(args: argparse.Namespace) -> int | dict[str, Any]:
         query = store.downstream if args.downstream else store.upstream
         graph = query(node, depth, sync=True)
     text = tree(graph, node, upstream=not args.downstream) if fmt == "text" else (
-        export_graph(graph, fmt))
+        _export(graph, fmt))
     with open_output(args.output) as out:
         out.write(text)
     if args.output is None:
@@ -215,3 +216,9 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("text", "markdown", "json"), default=None,
                    help="report format (--json is --format json)")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report here")
+
+
+def _export(graph: nx.DiGraph, fmt: str) -> str:
+    from artifactstore.lineage_formats import export_graph  # imports networkx
+
+    return export_graph(graph, fmt)
