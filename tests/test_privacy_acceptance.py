@@ -35,6 +35,12 @@ def person(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str) -> Iterat
         yield load_or_create_identity().public.to_line()
 
 
+def new_project(url: str, name: str, visibility: str = "private") -> None:
+    """Make the store at ``url`` (if needed) and project ``name``, as the current person."""
+    artifactstore.open(url).close()
+    create_project(name, url, visibility=visibility)
+
+
 def secret_folder(tmp_path: Path) -> tuple[Path, list[bytes]]:
     folder = tmp_path / f"data-{MARKER}"
     (folder / f"sub-{MARKER}").mkdir(parents=True)
@@ -75,8 +81,7 @@ def test_a_private_project_leaks_nothing_locally(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     url = str(tmp_path / "store")
     with person(monkeypatch, tmp_path, "alice"):
-        artifactstore.open(url).close()  # make the store
-        create_project("lab", url)
+        new_project(url, "lab")
         with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c") as store:
             assert store.refs.codec.encrypted
             contents = log_secrets(store, tmp_path)
@@ -106,8 +111,7 @@ def test_only_members_read_and_removal_locks_out_new_data(
     with person(monkeypatch, tmp_path, "bob") as bob:
         pass
     with person(monkeypatch, tmp_path, "alice"):
-        artifactstore.open(url).close()
-        create_project("lab", url)
+        new_project(url, "lab")
         with artifactstore.open(url, project="lab", cache_dir=tmp_path / "a") as store:
             (tmp_path / "v0.txt").write_text("before")
             store.log_artifact(tmp_path / "v0.txt", name="notes", type="text")
@@ -153,8 +157,7 @@ def test_every_stored_object_of_a_private_project_is_authenticated(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = str(tmp_path / "store")
     with person(monkeypatch, tmp_path, "alice"):
-        artifactstore.open(url).close()
-        create_project("lab", url)
+        new_project(url, "lab")
         with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c") as store:
             log_secrets(store, tmp_path)
         read_everything(url, tmp_path / "c0", tmp_path / "o0")
@@ -180,8 +183,7 @@ def test_swapped_version_records_are_detected(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     url = str(tmp_path / "store")
     with person(monkeypatch, tmp_path, "alice"):
-        artifactstore.open(url).close()
-        create_project("lab", url)
+        new_project(url, "lab")
         with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c") as store:
             for text in ("one", "two"):
                 (tmp_path / "f.txt").write_text(text)
@@ -201,8 +203,7 @@ def test_audit_flags_forged_and_outsider_signatures(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     url = str(tmp_path / "store")
     with person(monkeypatch, tmp_path, "alice"):
-        artifactstore.open(url).close()
-        create_project("open-lab", url, visibility="public")
+        new_project(url, "open-lab", "public")
         with artifactstore.open(url, project="open-lab", cache_dir=tmp_path / "c") as store:
             (tmp_path / "f.txt").write_text("data")
             store.log_artifact(tmp_path / "f.txt", name="notes", type="text")
@@ -237,10 +238,9 @@ def test_private_projects_do_not_share_blobs_public_ones_do(
     data = os.urandom(300_000)
     (tmp_path / "big.bin").write_bytes(data)
     with person(monkeypatch, tmp_path, "alice"):
-        artifactstore.open(url).close()
         for name, visibility in (("priv-a", "private"), ("priv-b", "private"),
                                  ("pub-a", "public"), ("pub-b", "public")):
-            create_project(name, url, visibility=visibility)
+            new_project(url, name, visibility)
             with artifactstore.open(url, project=name, cache_dir=tmp_path / name) as store:
                 store.log_artifact(tmp_path / "big.bin", name="model", type="model")
 
@@ -262,8 +262,7 @@ def test_a_public_project_reads_over_http_read_only(tmp_path: Path,
 
     url = str(tmp_path / "store")
     with person(monkeypatch, tmp_path, "alice"):
-        artifactstore.open(url).close()
-        create_project("open-lab", url, visibility="public")
+        new_project(url, "open-lab", "public")
         with artifactstore.open(url, project="open-lab", cache_dir=tmp_path / "c") as store:
             (tmp_path / "f.txt").write_text("for everyone")
             store.log_artifact(tmp_path / "f.txt", name="notes", type="text")
@@ -286,8 +285,7 @@ def test_verify_reads_the_key_domains_a_member_holds(tmp_path: Path,
 
     url = str(tmp_path / "store")
     with person(monkeypatch, tmp_path, "alice"):
-        artifactstore.open(url).close()
-        create_project("lab", url)
+        new_project(url, "lab")
         with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c") as store:
             log_secrets(store, tmp_path)
             domain = store.objects.domain
