@@ -30,7 +30,22 @@ from artifactstore.digest import Digest
 from artifactstore.discovery import discover
 from artifactstore.errors import AccessDeniedError, InvalidInputError, NotFoundError
 from artifactstore.filecache import FileCache
+from artifactstore.gc import (
+    DEFAULT_GRACE,
+    DEFAULT_REPACK_THRESHOLD,
+    GcReport,
+    collect_garbage,
+)
+from artifactstore.lifecycle import (
+    PurgeReport,
+    delete_versions,
+    drop_path,
+    parse_duration,
+    purge_version,
+    restore_version,
+)
 from artifactstore.lineage import FileUse, build_graph, neighbourhood, run_node, version_node
+from artifactstore.model.lifecycle import LifecycleEvent
 from artifactstore.model.names import (
     parse_ref,
     parse_version_label,
@@ -41,6 +56,7 @@ from artifactstore.model.projects import Member, ProjectKeys
 from artifactstore.model.refs import AliasEvent, Refs, VersionRecord
 from artifactstore.model.runs import STATUSES, MetricsRow, RunLog, parse_time, validate_run_id
 from artifactstore.model.tree import Entry, FileEntry, build_tree, iter_entries
+from artifactstore.model.versions import default_writer
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore, Progress, default_cache_dir
@@ -116,6 +132,19 @@ class Store:
         current = self.objects.keys
         if key_id is None or current is None or key_id == current.key_id:
             return self.objects
+        try:
+            return self.domain_objects(key_id)
+        except AccessDeniedError:
+            raise AccessDeniedError(
+                f"version {record.ref} is encrypted under a key epoch this identity "
+                "does not hold; ask a project member to add you"
+            ) from None
+
+    def domain_objects(self, key_id: bytes) -> ObjectStore:
+        """The object store of this project's key epoch ``key_id`` (opened once)."""
+        current = self.objects.keys
+        if current is not None and key_id == current.key_id:
+            return self.objects
         with self._epoch_lock:
             found = self._epoch_objects.get(key_id)
             if found is None:
@@ -123,8 +152,8 @@ class Store:
                 keys = None if ring is None else ring.for_key_id(key_id)
                 if keys is None:
                     raise AccessDeniedError(
-                        f"version {record.ref} is encrypted under a key epoch this identity "
-                        "does not hold; ask a project member to add you"
+                        f"key epoch {key_id.hex()} of project {self.project!r} is not held "
+                        "by this identity; ask a project member to add you"
                     )
                 found = self._epoch_objects[key_id] = ObjectStore(
                     self.objects.backend, self.objects.config, keys=keys,
@@ -183,6 +212,24 @@ class Store:
         artifact = self._as_artifact(artifact_or_path, name, type, metadata, description)
         wanted_aliases = [validate_alias(a) for a in aliases]
         encoding.pack(artifact.metadata)  # refuse unencodable metadata before any upload
+        self.objects.begin_session()
+        try:
+            record, created = self._write_version(artifact, run, progress)
+        finally:
+            self.objects.end_session()
+        self.catalog.invalidate()
+        version = ArtifactVersion(self, record, created=created)
+        if run is not None:
+            run.record_output(version, role)
+        for alias in wanted_aliases:
+            self.refs.set_alias(record.artifact, alias, record.number)
+        artifact.cleanup()
+        return version
+
+    def _write_version(
+        self, artifact: Artifact, run: Run | None, progress: Progress | None
+    ) -> tuple[VersionRecord, bool]:
+        """Store the files and trees, then commit the record (design §7 and §15)."""
         entries: list[Entry] = []
         for staged in artifact.entries:
             if isinstance(staged, StagedReference):
@@ -196,6 +243,22 @@ class Store:
                 )
             else:
                 entries.append(self._store_file(staged.path, staged.source, progress))
+        return self.commit_entries(
+            artifact.name, artifact.type, entries, description=artifact.description,
+            metadata=artifact.metadata, run_id=None if run is None else run.id,
+        )
+
+    def commit_entries(
+        self, name: str, type: str, entries: Iterable[Entry], *,
+        description: str | None = None, metadata: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> tuple[VersionRecord, bool]:
+        """Store the tree of ``entries`` (whose files are stored) and commit the record.
+
+        Call inside a commit session (``objects.begin_session``): the guard checks,
+        right before the commit point, that gc has not condemned or removed any blob
+        the version names (only when there is a commit to make).
+        """
         summary = build_tree(entries, self.objects.put_blob)
         manifest = self.objects.put_blob(
             Kind.MANIFEST,
@@ -209,25 +272,18 @@ class Store:
             ),
         )
         self.objects.flush()  # packs and index land before the version record names them
-        record, created = self.refs.commit_version(
-            artifact.name,
-            type=artifact.type,
+        return self.refs.commit_version(
+            name,
+            type=type,
             manifest=manifest,
             digest=summary.id,
             size=summary.size,
             files=summary.files,
-            description=artifact.description,
-            metadata=artifact.metadata,
-            run=None if run is None else run.id,
+            description=description,
+            metadata=metadata,
+            run=run_id,
+            guard=self.objects.commit_guard,
         )
-        self.catalog.invalidate()
-        version = ArtifactVersion(self, record, created=created)
-        if run is not None:
-            run.record_output(version, role)
-        for alias in wanted_aliases:
-            self.refs.set_alias(record.artifact, alias, record.number)
-        artifact.cleanup()
-        return version
 
     def _as_artifact(
         self,
@@ -305,6 +361,90 @@ class Store:
     def alias_history(self, name: str, alias: str) -> list[AliasEvent]:
         return self.refs.alias_history(name, validate_alias(alias))
 
+    # -- lifecycle (lifecycle.py, gc.py) ------------------------------------------
+
+    def delete(self, ref: str, *, force: bool = False, reason: str | None = None) -> LifecycleEvent:
+        """Soft-delete one version (``name:vN`` or an alias); ``restore`` undoes it."""
+        version = self.artifact(ref)
+        return delete_versions(self, version.name, [version.number], force=force,
+                               reason=reason)
+
+    def delete_artifact(self, name: str, *, force: bool = False,
+                        reason: str | None = None) -> LifecycleEvent:
+        """Soft-delete every live version of ``name``."""
+        numbers = [r.number for r in self.refs.versions(name)]
+        return delete_versions(self, name, numbers, force=force, reason=reason)
+
+    def delete_run(self, run_id: str, *, with_artifacts: bool = False, force: bool = False,
+                   reason: str | None = None) -> list[LifecycleEvent]:
+        """Soft-delete a run, and with ``with_artifacts`` the versions it produced."""
+        run = self.get_run(run_id, sync=True)
+        events = []
+        produced: dict[str, list[int]] = {}
+        if with_artifacts:
+            for output in run.outputs:
+                artifact, _, label = output.rpartition(":v")
+                produced.setdefault(artifact, []).append(int(label))
+        gone = self.refs.lifecycle_state()
+        for artifact, numbers in sorted(produced.items()):
+            live = [n for n in numbers if gone.tombstone(artifact, n) is None]
+            if live:
+                events.append(delete_versions(self, artifact, live, force=force,
+                                              reason=reason))
+        events.append(self.refs.lifecycle.append(
+            "delete", by=default_writer(), runs=[run.run_id], reason=reason))
+        self.catalog.invalidate()
+        return events
+
+    def delete_project(self, *, force: bool = False,
+                       reason: str | None = None) -> list[LifecycleEvent]:
+        """Soft-delete every version and run of the project."""
+        events = [delete_versions(self, name, [r.number for r in self.refs.versions(name)],
+                                  force=force, reason=reason)
+                  for name in self.refs.artifacts()]
+        runs = [r.run_id for r in self.runs(sync=True)]
+        if runs:
+            events.append(self.refs.lifecycle.append(
+                "delete", by=default_writer(), runs=runs, reason=reason))
+        return events
+
+    def restore(self, ref: str) -> LifecycleEvent:
+        """Undo the deletion of ``name:vN`` (before gc reclaimed it)."""
+        return restore_version(self, ref)
+
+    def deleted_versions(self) -> list[tuple[str, int, LifecycleEvent]]:
+        """``(artifact, number, tombstone)`` of every deleted version, by name and number."""
+        state = self.refs.lifecycle_state()
+        return sorted((a, n, e) for a, by in state.deleted.items() for n, e in by.items())
+
+    def set_retention(self, ttl: str | float | None, artifact: str | None = None
+                      ) -> LifecycleEvent:
+        """Keep unaliased versions of ``artifact`` (default: of every artifact) for ``ttl``
+        (``"30d"``, seconds; None removes it); gc deletes older ones."""
+        seconds = None if ttl is None else parse_duration(ttl)
+        return self.refs.lifecycle.append("retention", by=default_writer(), artifact=artifact,
+                                          ttl=seconds)
+
+    def gc(self, grace: float | str = DEFAULT_GRACE, dry_run: bool = False, *,
+           repack_threshold: float = DEFAULT_REPACK_THRESHOLD,
+           progress: Progress | None = None) -> GcReport:
+        """Reclaim the space of deleted versions (two phases; see ``artifactstore.gc``)."""
+        report = collect_garbage(self, grace=parse_duration(grace), dry_run=dry_run,
+                                 repack_threshold=repack_threshold, progress=progress)
+        self.catalog.invalidate()
+        return report
+
+    def purge(self, ref: str, *, reason: str, path: str | None = None,
+              wait: bool = True) -> PurgeReport:
+        """Takedown: delete ``ref`` and wipe every blob no live version needs, provably.
+
+        With ``path``, a new version without that file is logged first and the
+        old version is purged.
+        """
+        if path is not None:
+            drop_path(self, ref, path)
+        return purge_version(self, ref, reason=reason, wait=wait)
+
     # -- runs ----------------------------------------------------------------------
 
     def run(
@@ -352,15 +492,22 @@ class Store:
         since: str | datetime | None = None,
         until: str | datetime | None = None,
         sync: bool | None = None,
+        include_deleted: bool = False,
     ) -> list[RunInfo]:
-        """The project's runs, oldest first, filtered by job type, status, tag and start time."""
+        """The project's runs, oldest first, filtered by job type, status, tag and start time.
+
+        Deleted runs are left out unless ``include_deleted``.
+        """
         if status is not None and status not in STATUSES:
             raise InvalidInputError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
         low = _as_time("since", since)
         high = _as_time("until", until)
         self.catalog.ensure_fresh(sync)
+        deleted = {} if include_deleted else self.refs.lifecycle_state().deleted_runs
         found = []
         for run in self.catalog.runs(host=_this_host()):
+            if run.run_id in deleted:
+                continue
             started = parse_time(run.started_at)
             if (
                 (job_type is None or run.job_type == job_type)

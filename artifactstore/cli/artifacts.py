@@ -77,6 +77,15 @@ def get(args: argparse.Namespace) -> dict[str, Any]:
 
 def ls(args: argparse.Namespace) -> dict[str, Any]:
     with _open(args) as store:
+        if args.deleted:
+            rows = [{"ref": f"{a}:v{n}", "deleted_at": e.at, "by": e.by, "reason": e.reason,
+                     "purged": e.action == "purge"}
+                    for a, n, e in store.deleted_versions()
+                    if args.name is None or a == args.name]
+            for r in rows:
+                _say(args, f"{r['ref']:30} {'purged' if r['purged'] else 'deleted'} "
+                           f"{r['deleted_at']}  {r['by']}  {r['reason'] or ''}")
+            return {"deleted": rows}
         if args.name is None:
             names = store.artifacts()
             _say(args, "\n".join(names) if names else "no artifacts yet: log one with "
@@ -165,6 +174,8 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", help="target folder (default ./artifacts/NAME-vN)")
     p = add("ls", ls, "list artifacts, or the versions of NAME")
     p.add_argument("name", nargs="?")
+    p.add_argument("--deleted", action="store_true",
+                   help="list the deleted versions instead (restorable until gc)")
     p = add("show", show, "show a version and its files")
     p.add_argument("ref")
     p = add("diff", diff, "what changed between two versions")

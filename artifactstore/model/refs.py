@@ -10,13 +10,14 @@ create (``supports_atomic_create``), otherwise ``ConfigurationError``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from artifactstore.backends import Backend
 from artifactstore.digest import Digest
 from artifactstore.errors import InvalidInputError, NotFoundError
 from artifactstore.model.aliases import AliasEvent, AliasLog, ProtectedAliasError
+from artifactstore.model.lifecycle import LifecycleLog, LifecycleState
 from artifactstore.model.names import (
     LATEST,
     parse_version_label,
@@ -46,6 +47,8 @@ class Refs:
         self.codec = codec
         self._versions = VersionLog(backend, project, codec)
         self._aliases = AliasLog(backend, project, codec)
+        #: deletions, restores, purges and retention (lifecycle.py)
+        self.lifecycle = LifecycleLog(backend, project, codec)
 
     @property
     def project(self) -> str:
@@ -67,6 +70,7 @@ class Refs:
         metadata: Mapping[str, Any] | None = None,
         run: str | None = None,
         created_by: str | None = None,
+        guard: Callable[[], None] | None = None,
     ) -> tuple[VersionRecord, bool]:
         """Commit a new version of ``artifact``; returns ``(record, created)``.
 
@@ -75,7 +79,10 @@ class Refs:
         commit idempotent. Otherwise the next free number is claimed with
         ``put_if_absent``; concurrent writers get distinct numbers. The
         ``type`` must equal that of the artifact's earlier versions
-        (InvalidInputError). ``created_by`` defaults to ``user@host``.
+        (InvalidInputError). ``created_by`` defaults to ``user@host``. Deleted
+        versions are skipped when finding the latest one, but keep their numbers.
+        ``guard`` is called right before the record is created (the commit point):
+        the object store's last check that every blob is still there (design §15).
         """
         return self._versions.commit(
             validate_artifact_name(artifact),
@@ -88,26 +95,58 @@ class Refs:
             metadata=metadata,
             run=run,
             created_by=default_writer() if created_by is None else created_by,
+            deleted=self.lifecycle.state().deleted_numbers(artifact),
+            guard=guard,
         )
 
-    def artifacts(self) -> list[str]:
-        """Names of the project's artifacts (those with a version), sorted."""
-        return self._versions.artifacts()
+    def artifacts(self, *, include_deleted: bool = False) -> list[str]:
+        """Names of the project's artifacts with a live version (or any), sorted."""
+        names = self._versions.artifacts()
+        if include_deleted:
+            return names
+        state = self.lifecycle.state()
+        if not state.deleted:
+            return names
+        return [n for n in names
+                if set(self._versions.numbers(n)) - state.deleted_numbers(n)]
 
-    def versions(self, artifact: str) -> list[VersionRecord]:
-        """Every version of ``artifact``, ascending by number."""
+    def versions(self, artifact: str, *, include_deleted: bool = False) -> list[VersionRecord]:
+        """Every live version of ``artifact`` (every one with ``include_deleted``), ascending."""
         numbers = self._versions.numbers(validate_artifact_name(artifact))
+        if not include_deleted:
+            gone = self.lifecycle.state().deleted_numbers(artifact)
+            numbers = [n for n in numbers if n not in gone] if numbers else numbers
+            if not numbers and gone:
+                raise self._all_deleted(artifact)
         if not numbers:
             raise self._versions.missing(artifact)
         return [self._versions.read(artifact, n) for n in numbers]
 
-    def version(self, artifact: str, number: int) -> VersionRecord:
-        """Version ``number`` of ``artifact``; NotFoundError naming ``artifact:vN``."""
+    def version(
+        self, artifact: str, number: int, *, include_deleted: bool = False
+    ) -> VersionRecord:
+        """Version ``number`` of ``artifact``; NotFoundError naming ``artifact:vN``.
+
+        A deleted version is NotFound too (the message says how to restore it)
+        unless ``include_deleted``.
+        """
         label = version_label(number)
         try:
-            return self._versions.read(validate_artifact_name(artifact), number)
+            record = self._versions.read(validate_artifact_name(artifact), number)
         except NotFoundError:
-            pass
+            record = None
+        if record is not None:
+            if include_deleted:
+                return record
+            tombstone = self.lifecycle.state().tombstone(artifact, number)
+            if tombstone is None:
+                return record
+            how = ("it was purged and cannot be restored" if tombstone.action == "purge"
+                   else f"restore it with 'artifactstore restore {artifact}:{label}'")
+            raise NotFoundError(
+                f"version {artifact}:{label} was deleted on {tombstone.at[:19]} by "
+                f"{tombstone.by}; {how}"
+            )
         numbers = self._versions.numbers(artifact)
         if not numbers:
             raise self._versions.missing(artifact) from None
@@ -117,11 +156,23 @@ class Refs:
         )
 
     def latest(self, artifact: str) -> VersionRecord:
-        """The newest version of ``artifact``."""
+        """The newest live version of ``artifact`` (deleted ones are skipped)."""
         numbers = self._versions.numbers(validate_artifact_name(artifact))
         if not numbers:
             raise self._versions.missing(artifact)
-        return self._versions.read(artifact, numbers[-1])
+        gone = self.lifecycle.state().deleted_numbers(artifact)
+        live = [n for n in numbers if n not in gone]
+        if not live:
+            raise self._all_deleted(artifact)
+        return self._versions.read(artifact, live[-1])
+
+    def lifecycle_state(self) -> LifecycleState:
+        """The replayed lifecycle log (a fresh listing)."""
+        return self.lifecycle.state()
+
+    def version_numbers(self, artifact: str) -> list[int]:
+        """Every version number with a record, deleted ones included (a fresh listing)."""
+        return self._versions.numbers(validate_artifact_name(artifact))
 
     def resolve(self, artifact: str, selector: str) -> VersionRecord:
         """The version ``selector`` names: ``latest``, ``vN`` or an alias."""
@@ -228,6 +279,13 @@ class Refs:
         return current
 
     # -- helpers ----------------------------------------------------------------------
+
+    def _all_deleted(self, artifact: str) -> NotFoundError:
+        return NotFoundError(
+            f"every version of {artifact!r} in project {self._project!r} was deleted; "
+            f"'artifactstore ls {artifact} --deleted' lists them, 'artifactstore restore' "
+            "brings one back"
+        )
 
     def _require_artifact(self, artifact: str) -> None:
         if not self._versions.numbers(artifact):

@@ -26,7 +26,7 @@ import os
 import platform
 import re
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -194,6 +194,9 @@ class Fields:
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise self._bad(name, "number")
         return float(value)
+
+    def opt_number(self, name: str) -> float | None:
+        return None if self._body.get(name) is None else self.number(name)
 
     def expect_segment(self, segment: str, key: str) -> None:
         """The key must hold ``segment`` (the tag of the record's own name)."""
@@ -398,8 +401,14 @@ class VersionLog:
         metadata: Mapping[str, Any] | None,
         run: str | None,
         created_by: str,
+        deleted: frozenset[int] = frozenset(),
+        guard: Callable[[], None] | None = None,
     ) -> tuple[VersionRecord, bool]:
-        """Create the next version unless the latest has the same content; see ``Refs``."""
+        """Create the next version unless the latest has the same content; see ``Refs``.
+
+        ``deleted`` numbers are not the latest version (their numbers stay taken);
+        ``guard`` runs right before each create.
+        """
         require_atomic_create(self._backend)
         validate_artifact_name(artifact)
         if not isinstance(type, str) or _TYPE.fullmatch(type) is None:
@@ -426,7 +435,12 @@ class VersionLog:
         nonce = os.urandom(NONCE_SIZE)
 
         numbers = self.numbers(artifact)
-        head = self.read(artifact, numbers[-1]) if numbers else None
+        live = [n for n in numbers if n not in deleted]
+        head = self.read(artifact, live[-1]) if live else None
+        if head is None and numbers:  # every version deleted: the type still binds
+            type_of = self.read(artifact, numbers[-1]).type
+            if type_of != type:
+                head = self.read(artifact, numbers[-1])
         number = numbers[-1] + 1 if numbers else 0
         while True:
             if head is not None:
@@ -460,6 +474,8 @@ class VersionLog:
             # The bytes are computed once per number: a retried create compares them.
             key = self.key(artifact, number)
             data = encode_version(record, nonce, key, self._codec)
+            if guard is not None:
+                guard()
             if self._backend.put_if_absent(key, data):
                 self._cache[(artifact, number)] = record
                 return record, True

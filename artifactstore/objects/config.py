@@ -26,6 +26,9 @@ FORMAT_VERSION = 1
 # Features this client implements; a store may require any of them.
 KNOWN_FEATURES: frozenset[str] = frozenset()
 DEFAULT_PACK_TARGET = 16 << 20
+#: seconds; a writer commits within half of it after checking its blobs, and gc
+#: deletes condemned blobs no sooner than this after condemning them (design §15)
+DEFAULT_COMMIT_WINDOW = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +43,17 @@ class StoreConfig:
     mandatory_features: tuple[str, ...] = ()
     optional_features: tuple[str, ...] = ()
     format: int = FORMAT_VERSION
+    commit_window: float = DEFAULT_COMMIT_WINDOW
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if not 4096 <= self.pack_target <= 1 << 30:
             raise InvalidInputError(
                 f"pack target {self.pack_target} out of range: use 4 KiB .. 1 GiB"
+            )
+        if not 0 < self.commit_window <= 86400:
+            raise InvalidInputError(
+                f"commit window {self.commit_window} s out of range: use 0 < s <= 86400"
             )
 
     @classmethod
@@ -56,6 +64,7 @@ class StoreConfig:
         pack_target: int = DEFAULT_PACK_TARGET,
         compression: Compression | None = None,
         optional_features: tuple[str, ...] = (),
+        commit_window: float = DEFAULT_COMMIT_WINDOW,
     ) -> StoreConfig:
         return cls(
             store_id=secrets.token_hex(16),
@@ -64,6 +73,7 @@ class StoreConfig:
             pack_target=pack_target,
             compression=compression or Compression(),
             optional_features=optional_features,
+            commit_window=float(commit_window),
         )
 
     def to_bytes(self) -> bytes:
@@ -74,6 +84,7 @@ class StoreConfig:
             "created_at": self.created_at,
             "chunker": self.chunker.to_dict(),
             "pack_target": self.pack_target,
+            "commit_window": float(self.commit_window),
             "compression": self.compression.to_dict(),
             "features": {
                 "mandatory": list(self.mandatory_features),
@@ -105,7 +116,7 @@ class StoreConfig:
                 f"{', '.join(unknown)}; upgrade artifactstore to open it"
             )
         known = {"format", "store_id", "created_at", "chunker", "pack_target",
-                 "compression", "features"}
+                 "compression", "features", "commit_window"}
         try:
             return cls(
                 store_id=str(body["store_id"]),
@@ -115,9 +126,10 @@ class StoreConfig:
                 compression=Compression(**body["compression"]),
                 mandatory_features=mandatory,
                 optional_features=tuple(features.get("optional") or ()),
+                commit_window=float(body.get("commit_window", DEFAULT_COMMIT_WINDOW)),
                 extra={k: v for k, v in body.items() if k not in known},
             )
-        except (KeyError, TypeError, InvalidInputError) as exc:
+        except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
             raise FormatError(f"config of {where} is damaged or incomplete: {exc}") from None
 
 

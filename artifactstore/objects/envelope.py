@@ -65,6 +65,8 @@ class Kind(enum.IntEnum):
     MEMBER_EVENT = 0x27
     KEY_EPOCH = 0x28
     KEY_SLOT = 0x29
+    LIFECYCLE = 0x2A
+    GC_RECORD = 0x2B
 
 
 #: kinds named by the hash of their plaintext: their salt is derived, not stored

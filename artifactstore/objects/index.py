@@ -143,14 +143,22 @@ class MergedIndex:
         pack_no, kind, offset, length, raw_length = row
         return BlobLocation(self._packs[pack_no], Kind(kind), offset, length, raw_length)
 
-    def add_pack(self, pack_id: Digest, entries: Iterable[BlobEntry]) -> None:
+    def add_pack(
+        self, pack_id: Digest, entries: Iterable[BlobEntry], *, prefer: bool = False
+    ) -> None:
+        """Add a pack's blobs; a blob already located elsewhere keeps its location
+        unless ``prefer`` (a pack this client just wrote: it is the freshest copy)."""
         pack_no = self._pack_no.get(pack_id)
         if pack_no is None:
             pack_no = self._pack_no[pack_id] = len(self._packs)
             self._packs.append(pack_id)
         blobs = self._blobs
         for e in entries:
-            blobs.setdefault(e.id.raw, (pack_no, int(e.kind), e.offset, e.length, e.raw_length))
+            row = (pack_no, int(e.kind), e.offset, e.length, e.raw_length)
+            if prefer:
+                blobs[e.id.raw] = row
+            else:
+                blobs.setdefault(e.id.raw, row)
 
     def refresh(
         self,

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -29,12 +30,19 @@ from typing import BinaryIO, Self
 from artifactstore.backends.base import Backend
 from artifactstore.chunking import chunk_views, iter_chunks
 from artifactstore.digest import Digest, Hasher, hash_bytes
-from artifactstore.errors import ArtifactStoreError, IntegrityError, NotFoundError
+from artifactstore.errors import ArtifactStoreError, ConflictError, IntegrityError, NotFoundError
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.blobrefs import ChunkRef, FileRef, WriteStats
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.domainkeys import DomainKeys
-from artifactstore.objects.envelope import AdaptiveSealer, Kind, open_envelope, seal_parts
+from artifactstore.objects.envelope import (
+    HEADER_SIZE,
+    AdaptiveSealer,
+    Kind,
+    open_envelope,
+    seal_parts,
+)
+from artifactstore.objects.gcrecords import CondemnationCache
 from artifactstore.objects.index import BlobLocation, MergedIndex, encode_indexes
 from artifactstore.objects.layout import (
     PLAIN_DOMAIN,
@@ -115,6 +123,12 @@ class ObjectStore:
         self._pending: set[bytes] = set()
         self._uploads: list[Future[FinishedPack]] = []
         self._closed = False
+        # Commit sessions (design §15): blobs gc has condemned are not deduplicated
+        # against, and every blob a version names is checked before its commit point.
+        self._condemnations = CondemnationCache(backend, self.domain)
+        self._avoid: frozenset[bytes] = frozenset()
+        self._session: set[bytes] | None = None
+        self._checked_at: float | None = None
 
     # -- opening -----------------------------------------------------------------
 
@@ -239,7 +253,12 @@ class ObjectStore:
         stats = self.stats
         length = len(plaintext)
         stats.bytes_in += length
-        if blob_id.raw in self._pending or blob_id in self._index:
+        session = self._session
+        if session is not None:
+            session.add(blob_id.raw)
+        if blob_id.raw in self._pending or (
+            blob_id in self._index and blob_id.raw not in self._avoid
+        ):
             stats.blobs_deduplicated += 1
             return blob_id
         keys = self.keys
@@ -318,7 +337,7 @@ class ObjectStore:
             self.abort()
             raise
         for pack in finished:
-            self._index.add_pack(pack.id, pack.entries)
+            self._index.add_pack(pack.id, pack.entries, prefer=True)
             self.stats.packs_written += 1
         for index_id in written:
             self._index.note_written(index_id)
@@ -337,6 +356,104 @@ class ObjectStore:
         self._uploads = []
         self._builder = PackBuilder()
         self._pending.clear()
+
+    # -- commit sessions (design §15) -----------------------------------------------
+
+    def begin_session(self) -> None:
+        """Start writing blobs for one commit: refresh the index and learn which
+        blobs gc has condemned, so they are written anew instead of deduplicated."""
+        self._check_open()
+        self.refresh_index()
+        self._avoid = frozenset(self._condemned_blobs())
+        self._session = set()
+        self._checked_at = None
+
+    def end_session(self) -> None:
+        self._session = None
+        self._avoid = frozenset()
+        self._checked_at = None
+
+    def note_session_blobs(self, ids: Iterable[bytes]) -> None:
+        """Blobs a commit names without writing them (entries reused from a version)."""
+        if self._session is not None:
+            self._session.update(ids)
+
+    def session_blobs(self) -> frozenset[bytes]:
+        """Every blob id written or deduplicated since :meth:`begin_session`."""
+        return frozenset(self._session or ())
+
+    def _condemned_blobs(self) -> set[bytes]:
+        found: set[bytes] = set()
+        for record in self._condemnations.current():
+            for blobs in record.packs.values():
+                found |= blobs
+        return found
+
+    def prepare_commit(self, blob_ids: Iterable[bytes] | None = None) -> int:
+        """Check, right before a commit point, that every blob it names is still stored.
+
+        ``blob_ids`` default to the session's. A blob in a pack gc has condemned
+        is copied into a new pack (*rescued*) unless it is being purged; a blob
+        no index lists any more, or a purged one, is a ConflictError: the
+        version cannot be committed, log it again. Returns how many blobs were
+        rescued. The commit point must follow within half the store's commit
+        window (:meth:`commit_guard`).
+        """
+        self._check_open()
+        ids = self.session_blobs() if blob_ids is None else frozenset(blob_ids)
+        started = time.monotonic()
+        records = self._condemnations.current()
+        self.refresh_index()
+        rescued = 0
+        for raw in ids:
+            if raw in self._pending:
+                continue
+            blob_id = Digest(raw)
+            location = self._index.lookup(blob_id)
+            if location is None:
+                raise ConflictError(
+                    f"blob {blob_id.hex} was garbage-collected while this version was being "
+                    "written; nothing was committed: log it again"
+                )
+            doomed = [r for r in records if r.condemns(location.pack, raw)]
+            if not doomed:
+                continue
+            if any(r.purge for r in doomed):
+                raise ConflictError(
+                    f"blob {blob_id.hex} is being purged from the store; nothing was "
+                    "committed: log the files again (they will be stored anew)"
+                )
+            try:
+                self.copy_blob(blob_id, location)
+            except NotFoundError:
+                raise ConflictError(
+                    f"blob {blob_id.hex} was garbage-collected while this version was being "
+                    "written; nothing was committed: log it again"
+                ) from None
+            rescued += 1
+        if rescued:
+            self.flush()
+        self._checked_at = started
+        return rescued
+
+    def commit_guard(self) -> None:
+        """Call right before the commit point: re-checks when the last check is too old."""
+        window = self.config.commit_window / 2
+        if self._checked_at is None or time.monotonic() - self._checked_at > window:
+            self.prepare_commit()
+
+    def copy_blob(self, blob_id: Digest, location: BlobLocation) -> None:
+        """Copy one verified blob's envelope as is into the open pack (rescue, repack)."""
+        data = self.backend.get_range(
+            pack_key(self.domain, location.pack), location.offset, location.length
+        )
+        self._verified(blob_id, location, data)
+        self._builder.add(blob_id, location.kind, data[:HEADER_SIZE], data[HEADER_SIZE:],
+                          location.raw_length)
+        self._pending.add(blob_id.raw)
+        self.stats.bytes_stored += len(data)
+        if self._builder.size >= self.config.pack_target:
+            self._close_pack()
 
     # -- reading -----------------------------------------------------------------
 
@@ -380,11 +497,22 @@ class ObjectStore:
         return location
 
     def read_blob(self, blob_id: Digest) -> bytes:
-        """The verified plaintext of one blob."""
+        """The verified plaintext of one blob.
+
+        A pack that vanished (gc repacked it) makes the index refresh once and
+        the read retry from the blob's new pack.
+        """
         location = self.locate(blob_id)
-        data = self.backend.get_range(
-            pack_key(self.domain, location.pack), location.offset, location.length
-        )
+        try:
+            data = self.backend.get_range(
+                pack_key(self.domain, location.pack), location.offset, location.length
+            )
+        except NotFoundError:
+            self.refresh_index()
+            location = self.locate(blob_id)
+            data = self.backend.get_range(
+                pack_key(self.domain, location.pack), location.offset, location.length
+            )
         return self._verified(blob_id, location, data)
 
     def _verified(self, blob_id: Digest, location: BlobLocation, data: bytes) -> bytes:
@@ -410,13 +538,23 @@ class ObjectStore:
         Neighbouring blobs of one pack are read with one range request; at most
         ``concurrency`` requests are in flight, so memory stays bounded.
         """
-        window: list[Future[list[tuple[Digest, bytes]]]] = []
+        window: list[tuple[list[tuple[Digest, BlobLocation]],
+                           Future[list[tuple[Digest, bytes]]]]] = []
         for group in self._coalesce(ids):
-            window.append(self._pool.submit(self._read_group, group))
+            window.append((group, self._pool.submit(self._read_group, group)))
             if len(window) >= self._concurrency:
-                yield from window.pop(0).result()
-        for future in window:
-            yield from future.result()
+                yield from self._group_result(*window.pop(0))
+        for group, future in window:
+            yield from self._group_result(group, future)
+
+    def _group_result(
+        self, group: list[tuple[Digest, BlobLocation]],
+        future: Future[list[tuple[Digest, bytes]]],
+    ) -> list[tuple[Digest, bytes]]:
+        try:
+            return future.result()
+        except NotFoundError:  # the pack was repacked by gc: read from the new one
+            return [(blob_id, self.read_blob(blob_id)) for blob_id, _ in group]
 
     def _coalesce(
         self, ids: Iterable[Digest]

@@ -1,0 +1,174 @@
+"""Commands that delete and reclaim: delete, restore, gc, purge, retention."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from typing import Any
+
+import artifactstore
+from artifactstore.cli.progress import Progress
+from artifactstore.errors import InvalidInputError
+from artifactstore.gc import DEFAULT_REPACK_THRESHOLD, GcReport
+from artifactstore.model.lifecycle import LifecycleEvent
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.json and not args.quiet:
+        print(text)
+
+
+def _open(args: argparse.Namespace) -> artifactstore.Store:
+    return artifactstore.open(args.store, args.project, create=False)
+
+
+def _event(event: LifecycleEvent) -> dict[str, Any]:
+    return {"seq": event.seq, "action": event.action, "artifact": event.artifact,
+            "versions": [f"v{n}" for n in event.numbers], "runs": list(event.runs),
+            "reason": event.reason, "ttl": event.ttl, "at": event.at, "by": event.by}
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{n} B"
+        value /= 1024
+    return f"{n} B"
+
+
+def delete(args: argparse.Namespace) -> dict[str, Any]:
+    chosen = sum(bool(x) for x in (args.artifact, args.run, args.whole_project))
+    if chosen > 1:
+        raise InvalidInputError("use one of --artifact, --run, --whole-project")
+    if args.whole_project and args.target:
+        raise InvalidInputError("--whole-project takes no REF")
+    if not args.whole_project and not args.target:
+        raise InvalidInputError("say what to delete: REF (name:vN), or NAME --artifact, "
+                                "or RUN_ID --run, or --whole-project")
+    with _open(args) as store:
+        if args.whole_project:
+            events = store.delete_project(force=args.force, reason=args.reason)
+        elif args.run:
+            events = store.delete_run(args.target, with_artifacts=args.with_artifacts,
+                                      force=args.force, reason=args.reason)
+        elif args.artifact:
+            events = [store.delete_artifact(args.target, force=args.force, reason=args.reason)]
+        else:
+            events = [store.delete(args.target, force=args.force, reason=args.reason)]
+    for e in events:
+        what = ", ".join([f"{e.artifact}:v{n}" for n in e.numbers] + [f"run {r}" for r in e.runs])
+        _say(args, f"deleted {what} (restore with 'artifactstore restore'; gc reclaims "
+                   "the space)")
+    return {"events": [_event(e) for e in events]}
+
+
+def restore(args: argparse.Namespace) -> dict[str, Any]:
+    with _open(args) as store:
+        event = store.restore(args.ref)
+    _say(args, f"restored {args.ref}")
+    return _event(event)
+
+
+def gc_report(report: GcReport) -> dict[str, Any]:
+    return {
+        "dry_run": report.dry_run, "grace": report.grace, "expired": report.expired,
+        "bytes_freed": report.bytes_freed, "packs_deleted": report.packs_deleted,
+        "domains": {
+            name: {
+                "live_blobs": d.live_blobs, "condemned_blobs": d.condemned_blobs,
+                "condemned_bytes": d.condemned_bytes, "orphan_packs": d.orphan_packs,
+                "waiting_condemnations": d.waiting,
+                "packs_deleted": d.swept.packs_deleted, "packs_repacked": d.swept.packs_repacked,
+                "blobs_deleted": d.swept.blobs_deleted, "bytes_freed": d.swept.bytes_freed,
+                "index_objects_rewritten": d.swept.index_objects_rewritten,
+            }
+            for name, d in report.domains.items()
+        },
+    }
+
+
+def gc(args: argparse.Namespace) -> dict[str, Any]:
+    with _open(args) as store, Progress("gc", None, enabled=not args.quiet and not args.json
+                                        and not args.dry_run) as bar:
+        report = store.gc(args.grace, dry_run=args.dry_run,
+                          repack_threshold=args.repack_threshold, progress=bar.advance)
+    result = gc_report(report)
+    for ref in report.expired:
+        _say(args, f"{'would expire' if report.dry_run else 'expired'} {ref} (retention)")
+    if report.dry_run:
+        _say(args, f"dry run: {_size(report.bytes_freed)} are unreferenced and would be freed")
+    else:
+        condemned = sum(d.condemned_bytes for d in report.domains.values())
+        _say(args, f"freed {_size(report.bytes_freed)} ({report.packs_deleted} packs removed)")
+        if condemned:
+            _say(args, f"condemned {_size(condemned)} unreferenced; a gc after the grace "
+                       f"period ({report.grace:g} s) deletes what is still unreferenced")
+    return result
+
+
+def purge(args: argparse.Namespace) -> dict[str, Any]:
+    with _open(args) as store:
+        if not args.quiet and not args.json and not args.no_wait:
+            window = store.objects.config.commit_window
+            print(f"purging {args.ref}: waiting up to {window:g} s for in-flight commits",
+                  flush=True)
+        report = store.purge(args.ref, reason=args.reason, path=args.path,
+                             wait=not args.no_wait)
+    _say(args, f"purged {report.ref}: wiped {report.blobs_wiped} blobs "
+               f"({_size(report.bytes_wiped)}), rewrote {report.packs_rewritten} packs; "
+               f"checked {report.indexes_checked} index objects and {report.packs_checked} "
+               f"packs: {'none holds them' if report.absent else 'SOME STILL DO'}")
+    if report.shared_files:
+        _say(args, f"kept (also in live versions): {', '.join(report.shared_files)}")
+    if report.downstream_versions or report.downstream_runs:
+        _say(args, "consumed downstream by: " + ", ".join(
+            report.downstream_versions + [f"run {r}" for r in report.downstream_runs]))
+    return asdict(report)
+
+
+def retention(args: argparse.Namespace) -> dict[str, Any]:
+    ttl = None if args.ttl.lower() in ("none", "off") else args.ttl
+    with _open(args) as store:
+        event = store.set_retention(ttl, artifact=args.artifact)
+    scope = args.artifact or "every artifact"
+    _say(args, f"retention of {scope}: " + ("off" if ttl is None else
+              f"unaliased versions older than {event.ttl:g} s are deleted by gc"))
+    return _event(event)
+
+
+def register(add: Any, common: argparse.ArgumentParser) -> None:
+    """Add the commands; ``add(name, handler, help)`` returns a subparser."""
+    p = add("delete", delete, "soft-delete a version, an artifact, a run or the project "
+                              "(restorable until gc)")
+    p.add_argument("target", nargs="?", metavar="REF",
+                   help="name:vN or name:alias (with --artifact: a name; with --run: a run id)")
+    p.add_argument("--artifact", action="store_true", help="delete every version of NAME")
+    p.add_argument("--run", action="store_true", help="delete the run RUN_ID")
+    p.add_argument("--with-artifacts", action="store_true",
+                   help="with --run: also delete the versions the run produced")
+    p.add_argument("--whole-project", action="store_true",
+                   help="delete every version and run of the project")
+    p.add_argument("--force", action="store_true",
+                   help="also remove the aliases pointing at what is deleted")
+    p.add_argument("--reason", help="why (recorded)")
+    p = add("restore", restore, "bring back a deleted version (before gc reclaimed it)")
+    p.add_argument("ref", metavar="NAME:vN")
+    p = add("gc", gc, "reclaim the space of deleted versions: condemn, then delete after "
+                      "the grace period")
+    p.add_argument("--grace", default="1h",
+                   help="keep unreferenced data this long before deleting it (default 1h; "
+                        "0 frees it in this run after the store's commit window)")
+    p.add_argument("--dry-run", action="store_true", help="only report what would be freed")
+    p.add_argument("--repack-threshold", type=float, default=DEFAULT_REPACK_THRESHOLD,
+                   help="rewrite a pack once this fraction of it is dead (default 0.3)")
+    p = add("purge", purge, "takedown: delete a version and wipe its data from the store now")
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("--reason", required=True, help="why (recorded in the purge record)")
+    p.add_argument("--path", help="purge only this file or folder: a new version without it "
+                                  "is logged and the old version purged")
+    p.add_argument("--no-wait", action="store_true",
+                   help="do not wait for in-flight commits (unsafe with concurrent writers)")
+    p = add("retention", retention, "delete unaliased versions older than a TTL at each gc")
+    p.add_argument("ttl", metavar="TTL", help="e.g. 30d, 12h, 0 (or 'none' to remove it)")
+    p.add_argument("--artifact", metavar="NAME", help="only this artifact (default: all)")

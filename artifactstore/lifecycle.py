@@ -1,0 +1,282 @@
+"""Deleting, restoring and purging versions, runs and projects (docs/design.md §14, §16).
+
+Vocabulary: a **delete** is soft (a tombstone; ``restore`` undoes it until gc
+reclaims the blobs); a **purge** is a takedown: tombstone, immediate removal of
+every blob no live version needs (packs shared with live data are rewritten),
+removal from this machine's file cache, a purge record, and a proof that the
+blobs are gone (:class:`PurgeReport`). Aliases on a deleted version must be
+removed first or forced; protected aliases always refuse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from artifactstore.digest import Digest
+from artifactstore.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from artifactstore.gc import mark, version_blobs
+from artifactstore.model.aliases import ProtectedAliasError
+from artifactstore.model.entries import FileEntry
+from artifactstore.model.lifecycle import LifecycleEvent
+from artifactstore.model.names import parse_ref, parse_version_label, version_label
+from artifactstore.model.refs import VersionRecord
+from artifactstore.model.tree import iter_entries
+from artifactstore.model.versions import default_writer
+from artifactstore.objects.gcrecords import GcLock
+from artifactstore.objects.layout import pack_key
+from artifactstore.objects.packs import read_trailer
+from artifactstore.objects.store import ObjectStore
+from artifactstore.objects.sweep import condemn, read_layout, sweep
+
+if TYPE_CHECKING:
+    from artifactstore.store import Store
+
+__all__ = [
+    "PurgeReport", "delete_versions", "drop_path", "parse_duration", "purge_version",
+    "restore_version",
+]
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+
+
+def parse_duration(value: str | float | int) -> float:
+    """Seconds from ``30d``, ``12h``, ``90m``, ``45s``, ``2w`` or a number of seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip().lower()
+        unit = _UNITS.get(text[-1])
+        try:
+            seconds = float(text[:-1]) * unit if unit is not None else float(text)
+        except ValueError:
+            seconds = -1.0
+    else:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise InvalidInputError(
+            f"{value!r:.40} is not a duration: use a number of seconds or e.g. 30d, 12h, 90m"
+        )
+    return seconds
+
+
+def _clear_aliases(store: Store, artifact: str, numbers: Iterable[int], force: bool) -> list[str]:
+    """Remove the aliases on ``numbers`` (force) or refuse; protected ones always refuse."""
+    wanted = set(numbers)
+    on = {a: n for a, n in store.refs.aliases(artifact).items() if n in wanted}
+    for alias, number in sorted(on.items()):
+        last = store.refs.alias_history(artifact, alias)[-1]
+        if last.protected:
+            raise ProtectedAliasError(
+                f"alias {artifact}:{alias} is protected and points at "
+                f"{artifact}:{version_label(number)}; unprotect it first "
+                f"('artifactstore alias set {artifact}:{version_label(number)} {alias} "
+                "--unprotect --force')"
+            )
+    if on and not force:
+        names = ", ".join(f"{artifact}:{a} -> {version_label(n)}" for a, n in sorted(on.items()))
+        raise ConflictError(
+            f"aliases point at what you are deleting ({names}); remove them first or "
+            "pass --force to remove them too"
+        )
+    for alias in sorted(on):
+        store.refs.remove_alias(artifact, alias)
+    return sorted(on)
+
+
+def delete_versions(
+    store: Store, artifact: str, numbers: Iterable[int], *, force: bool = False,
+    reason: str | None = None, runs: Iterable[str] = (),
+) -> LifecycleEvent:
+    """Tombstone versions ``numbers`` of ``artifact`` (and ``runs``) in one event."""
+    numbers = sorted(set(numbers))
+    _clear_aliases(store, artifact, numbers, force)
+    event = store.refs.lifecycle.append("delete", by=default_writer(), artifact=artifact,
+                                        numbers=numbers, runs=tuple(runs), reason=reason)
+    store.catalog.invalidate()
+    return event
+
+
+def restore_version(store: Store, ref: str) -> LifecycleEvent:
+    """Bring a deleted version back, if gc has not reclaimed its blobs."""
+    record, tombstone = deleted_record(store, ref)
+    if tombstone is None:
+        raise InvalidInputError(f"{record.ref} is not deleted; nothing to restore")
+    if tombstone.action == "purge":
+        raise InvalidInputError(f"{record.ref} was purged; a purge cannot be undone")
+    objects = store.objects_for(record)
+    try:
+        blobs = set(version_blobs(record, objects))
+    except NotFoundError:
+        raise NotFoundError(
+            f"{record.ref} cannot be restored: gc has reclaimed some of its data"
+        ) from None
+    objects.prepare_commit(blobs)  # like a commit: nothing it names may be condemned
+    objects.commit_guard()
+    event = store.refs.lifecycle.append("restore", by=default_writer(),
+                                        artifact=record.artifact, numbers=[record.number])
+    store.catalog.invalidate()
+    return event
+
+
+def deleted_record(store: Store, ref: str) -> tuple[VersionRecord, LifecycleEvent | None]:
+    """The record ``ref`` (``name:vN``) names, deleted or not, and its tombstone."""
+    name, selector = parse_ref(ref)
+    number = parse_version_label(selector)
+    if number is None:
+        record = store.refs.resolve(name, selector)
+        return record, None
+    record = store.refs.version(name, number, include_deleted=True)
+    return record, store.refs.lifecycle_state().tombstone(name, number)
+
+
+def drop_path(store: Store, ref: str, path: str) -> VersionRecord:
+    """Log a new version of ``ref``'s artifact without ``path`` (a file or folder)."""
+    version = store.artifact(ref)
+    record = version.record
+    objects = store.objects_for(record)
+    if objects is not store.objects:
+        raise InvalidInputError(
+            f"{record.ref} was written under an older key epoch: download it, remove "
+            f"{path!r} and log it again, then purge {record.ref}"
+        )
+    prefix = path.rstrip("/")
+    entries = list(iter_entries(record.digest, objects.read_blob))
+    kept = [e for e in entries if e.path != prefix and not e.path.startswith(prefix + "/")]
+    if len(kept) == len(entries):
+        raise NotFoundError(f"{path!r} is not in {record.ref}; nothing to purge")
+    objects.begin_session()
+    try:
+        objects.note_session_blobs(c.id.raw for e in kept if isinstance(e, FileEntry)
+                                   for c in e.chunks)
+        new, _ = store.commit_entries(
+            record.artifact, record.type, kept, description=record.description,
+            metadata=record.metadata, run_id=record.run,
+        )
+    finally:
+        objects.end_session()
+    for alias in sorted(a for a, n in store.refs.aliases(record.artifact).items()
+                        if n == record.number):
+        store.refs.set_alias(record.artifact, alias, new.number, force=True)
+    store.catalog.invalidate()
+    return new
+
+
+# -- purge -------------------------------------------------------------------------------
+
+
+@dataclass
+class PurgeReport:
+    """What a purge wiped and the proof that it is gone."""
+
+    ref: str
+    reason: str
+    at: str = ""
+    by: str = ""
+    blobs_wiped: int = 0
+    bytes_wiped: int = 0
+    packs_rewritten: int = 0
+    #: files of the purged version still held by a live version (kept)
+    shared_files: list[str] = field(default_factory=list)
+    cache_entries_removed: int = 0
+    #: the proof: no index object or pack of the domain lists a wiped blob
+    indexes_checked: int = 0
+    packs_checked: int = 0
+    absent: bool = False
+    downstream_versions: list[str] = field(default_factory=list)
+    downstream_runs: list[str] = field(default_factory=list)
+
+
+def purge_version(store: Store, ref: str, *, reason: str, wait: bool = True) -> PurgeReport:
+    """Takedown of one version; see the module docstring and design §16."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInputError("a purge needs a reason (--reason \"...\"): it is recorded")
+    record, tombstone = deleted_record(store, ref)
+    if tombstone is not None and tombstone.action == "purge":
+        raise InvalidInputError(f"{record.ref} was already purged")
+    report = PurgeReport(ref=record.ref, reason=reason)
+    _downstream(store, record, report)
+    if tombstone is None:
+        delete_versions(store, record.artifact, [record.number], force=True,
+                        reason=f"purge: {reason}")
+    objects = store.objects_for(record)
+    mine = set(version_blobs(record, objects))
+    files = [e for e in iter_entries(record.digest, objects.read_blob)
+             if isinstance(e, FileEntry)]
+    lock = GcLock(objects.backend)
+    lock.acquire()
+    try:
+        live = mark(store)[objects.domain][1]
+        found = condemn(objects, live, [], only=frozenset(mine - live), purge=True)
+        if found.record is not None:
+            if wait:  # writers that checked before the record commit within the window
+                time.sleep(max(0.0, found.record.at + objects.config.commit_window
+                               - time.time()))
+            live = mark(store)[objects.domain][1]
+            swept = sweep(objects, live, [found.record])
+            report.blobs_wiped = swept.blobs_deleted
+            report.bytes_wiped = swept.bytes_freed
+            report.packs_rewritten = swept.packs_deleted
+        wiped = mine - live
+        _prove(objects, wiped, report)
+    finally:
+        lock.release()
+    shared = {e.digest for e in files if {c.id.raw for c in e.chunks} <= live}
+    report.shared_files = sorted(e.path for e in files if e.digest in shared)
+    report.cache_entries_removed = _forget_cached(store, [e.digest for e in files
+                                                          if e.digest not in shared])
+    event = store.refs.lifecycle.append(
+        "purge", by=default_writer(), artifact=record.artifact, numbers=[record.number],
+        reason=f"{reason} (wiped {report.blobs_wiped} blobs, {report.bytes_wiped} bytes)",
+    )
+    report.at, report.by = event.at, event.by
+    store.catalog.invalidate()
+    return report
+
+
+def _downstream(store: Store, record: VersionRecord, report: PurgeReport) -> None:
+    """Versions and runs that consumed the data (from lineage), before it is hidden."""
+    with contextlib.suppress(NotFoundError):
+        graph = store.downstream(f"{record.artifact}:{version_label(record.number)}", sync=True)
+        me = f"{record.artifact}:{version_label(record.number)}"
+        for node, data in graph.nodes(data=True):
+            if data.get("kind") == "version" and node != me:
+                report.downstream_versions.append(str(node))
+            elif data.get("kind") == "run":
+                report.downstream_runs.append(str(node).removeprefix("run:"))
+    report.downstream_versions.sort()
+    report.downstream_runs.sort()
+
+
+def _prove(objects: ObjectStore, wiped: set[bytes], report: PurgeReport) -> None:
+    layout = read_layout(objects)
+    report.indexes_checked = len(layout.indexes)
+    listed = {e.id.raw for entries in layout.packs.values() for e in entries}
+    found = listed & wiped
+    for pack_id in layout.orphans:  # packs no index lists: read their own blob lists
+        key = pack_key(objects.domain, pack_id)
+        entries = read_trailer(objects.backend.get(key), what=f"pack {key}", keys=objects.keys)
+        found |= {e.id.raw for e in entries} & wiped
+    report.packs_checked = len(layout.listed)
+    report.absent = not found
+    if found:
+        raise IntegrityError(
+            f"purge of {report.ref} left {len(found)} blobs on the backend; run "
+            "'artifactstore purge' again"
+        )
+
+
+def _forget_cached(store: Store, digests: list[Digest]) -> int:
+    cache = store.file_cache
+    if cache is None:
+        return 0
+    removed = 0
+    for digest in digests:
+        path = cache.path_for(digest)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed
