@@ -94,7 +94,7 @@ def test_verify_reports_a_damaged_pack(tmp_path: Path,
     raw[100] ^= 0xFF
     backend.put(key, bytes(raw))
     capsys.readouterr()
-    code, report = _json(capsys, "verify", "--store", url)
+    code, report = _json(capsys, "verify", "--store", url, "--read-data")
     assert code == 5
     assert report["error"] == "IntegrityError"
     assert key in str(report["message"])

@@ -8,12 +8,9 @@ from typing import Any
 from artifactstore.access import PRIVATE_BY_DEFAULT
 from artifactstore.backends import open_backend
 from artifactstore.backends.retry import RetryingBackend
-from artifactstore.cli import artifacts
-from artifactstore.cli.progress import Progress
 from artifactstore.demo import DemoStep, run_demo
-from artifactstore.errors import IntegrityError
 from artifactstore.objects.config import StoreConfig, create_or_load
-from artifactstore.repository import open_objects, resolve_url, verify_store
+from artifactstore.repository import open_objects, resolve_url
 
 MiB = 1 << 20
 
@@ -54,26 +51,6 @@ def info(args: argparse.Namespace) -> dict[str, Any]:
     }
     store.close()
     _say(args, "\n".join(f"{k:18} {v}" for k, v in result.items()))
-    return result
-
-
-def verify(args: argparse.Namespace) -> dict[str, Any]:
-    if args.ref is not None:
-        return artifacts.verify_version(args)
-    with Progress("verify", None, enabled=not args.quiet and not args.json) as bar:
-        report = verify_store(resolve_url(args.store), args.project, progress=bar.advance)
-    packs, blobs = report.total("packs_checked"), report.total("blobs_checked")
-    nbytes = report.total("bytes_checked")
-    result = {"ok": report.ok, "packs": packs, "blobs": blobs, "bytes": nbytes,
-              "unindexed_packs": [p for r in report.domains.values() for p in r.unindexed_packs],
-              "damaged": report.damaged, "domains": sorted(report.domains),
-              "skipped_domains": report.skipped_domains}
-    if not report.ok:
-        raise IntegrityError(f"{len(report.damaged)} damaged object(s): {report.damaged[0]}")
-    _say(args, f"ok: {packs} packs, {blobs} blobs, {nbytes / MiB:.1f} MiB verified"
-               + (f"; {len(report.skipped_domains)} encrypted key domain(s) of other projects "
-                  "not read (verify with --project NAME as a member)"
-                  if report.skipped_domains else ""))
     return result
 
 

@@ -4,7 +4,8 @@ Vocabulary: a *pack* holds blob envelopes back to back, then a *trailer* (an
 envelope listing every blob with its offset), the trailer's length and a magic.
 A :class:`PackBuilder` collects sealed blobs until the pack target is reached;
 :func:`assemble` joins them into the pack's bytes (off the caller's thread if
-it likes); :func:`read_trailer` recovers the blob list from a pack alone.
+it likes); :func:`read_trailer` recovers the blob list from a pack alone, and
+:func:`read_tail` from its last bytes only (what an index rebuild reads).
 
 Blob lists (in trailers and index objects) are *records*: fixed 49-byte rows
 ``id:32s kind:u8 offset:u64 length:u32 raw_length:u32``, little-endian.
@@ -30,6 +31,7 @@ TRAILER_BINDING = b"pack trailer"
 
 __all__ = [
     "PACK_MAGIC",
+    "TAIL_SIZE",
     "BlobEntry",
     "FinishedPack",
     "PackBuilder",
@@ -38,11 +40,15 @@ __all__ = [
     "check_pack",
     "decode_records",
     "encode_records",
+    "read_tail",
     "read_trailer",
+    "trailer_length",
 ]
 
 PACK_MAGIC = b"ASP1"
 _TAIL = struct.Struct("<I4s")
+TAIL_SIZE = _TAIL.size
+"""Bytes after the trailer: its length (u32) and the magic."""
 RECORD = struct.Struct("<32sBQII")
 
 
@@ -152,14 +158,29 @@ def assemble(pending: PendingPack, keys: DomainKeys | None = None) -> FinishedPa
     return FinishedPack(pack_id, b"".join(parts), pending.entries)
 
 
-def _trailer_span(data: bytes, *, what: str) -> tuple[int, int]:
-    if len(data) < _TAIL.size:
+def trailer_length(tail: bytes, pack_size: int, *, what: str) -> int:
+    """The trailer's length, from the pack's last bytes (at least :data:`TAIL_SIZE`)."""
+    if len(tail) < _TAIL.size or pack_size < _TAIL.size:
         raise IntegrityError(f"{what} is truncated: no pack trailer")
-    trailer_length, magic = _TAIL.unpack_from(data, len(data) - _TAIL.size)
-    trailer_end = len(data) - _TAIL.size
-    if magic != PACK_MAGIC or trailer_length > trailer_end:
+    length, magic = _TAIL.unpack_from(tail, len(tail) - _TAIL.size)
+    if magic != PACK_MAGIC or length > pack_size - _TAIL.size:
         raise IntegrityError(f"{what} has a damaged pack trailer")
-    return trailer_end - trailer_length, trailer_end
+    return int(length)
+
+
+def _trailer_span(data: bytes, *, what: str) -> tuple[int, int]:
+    trailer_end = len(data) - _TAIL.size
+    return trailer_end - trailer_length(data, len(data), what=what), trailer_end
+
+
+def _check_tiling(entries: tuple[BlobEntry, ...], data_end: int, *, what: str) -> None:
+    offset = 0
+    for e in entries:
+        if e.offset != offset:
+            raise IntegrityError(f"{what} has a gap or overlap at offset {offset}")
+        offset += e.length
+    if offset != data_end:
+        raise IntegrityError(f"{what} has {data_end - offset} unlisted bytes before its trailer")
 
 
 def check_pack(data: bytes, pack_id: Digest, *, what: str,
@@ -175,13 +196,7 @@ def check_pack(data: bytes, pack_id: Digest, *, what: str,
             f"{what} does not match its id: it is damaged; restore it from a backup"
         )
     entries = read_trailer(data, what=what, keys=keys)
-    offset = 0
-    for e in entries:
-        if e.offset != offset:
-            raise IntegrityError(f"{what} has a gap or overlap at offset {offset}")
-        offset += e.length
-    if offset != start:
-        raise IntegrityError(f"{what} has {start - offset} unlisted bytes before its trailer")
+    _check_tiling(entries, start, what=what)
     return entries
 
 
@@ -189,10 +204,35 @@ def read_trailer(data: bytes, *, what: str,
                  keys: DomainKeys | None = None) -> tuple[BlobEntry, ...]:
     """The blob list of a whole pack, checked against the pack's size."""
     start, trailer_end = _trailer_span(data, what=what)
-    trailer_length = trailer_end - start
+    return _decode_trailer(memoryview(data)[start:trailer_end], start, what=what, keys=keys)
+
+
+def read_tail(tail: bytes, pack_id: Digest, pack_size: int, *, what: str,
+              keys: DomainKeys | None = None) -> tuple[BlobEntry, ...]:
+    """The blob list of a pack from its last bytes, checked against ``pack_id``.
+
+    ``tail`` must hold the trailer and the fixed tail (:func:`trailer_length`
+    says how much that is). The blobs are not read, but they must tile the data
+    region exactly, as :func:`check_pack` requires of a whole pack.
+    """
+    length = trailer_length(tail, pack_size, what=what)
+    if len(tail) < length + _TAIL.size:
+        raise IntegrityError(f"{what}: the tail read holds only part of the trailer")
+    envelope = memoryview(tail)[len(tail) - _TAIL.size - length : len(tail) - _TAIL.size]
+    if hash_bytes(envelope) != pack_id:
+        raise IntegrityError(
+            f"{what} does not match its id: its trailer is damaged; restore it from a backup"
+        )
+    data_end = pack_size - _TAIL.size - length
+    entries = _decode_trailer(envelope, data_end, what=what, keys=keys)
+    _check_tiling(entries, data_end, what=what)
+    return entries
+
+
+def _decode_trailer(envelope: memoryview, data_end: int, *, what: str,
+                    keys: DomainKeys | None) -> tuple[BlobEntry, ...]:
     _, body = open_envelope(
-        memoryview(data)[start:trailer_end],
-        expected_kind=Kind.PACK_TRAILER, raw_length=None, what=f"trailer of {what}",
+        envelope, expected_kind=Kind.PACK_TRAILER, raw_length=None, what=f"trailer of {what}",
         keys=keys, binding=TRAILER_BINDING,
     )
     decoded = encoding.unpack(body, what=f"trailer of {what}")
@@ -200,6 +240,6 @@ def read_trailer(data: bytes, *, what: str,
         raise IntegrityError(f"trailer of {what} has an unknown layout")
     entries = tuple(decode_records(decoded.get("blobs", b""), what=f"trailer of {what}"))
     for e in entries:
-        if e.offset + e.length > trailer_end - trailer_length:
+        if e.offset + e.length > data_end:
             raise IntegrityError(f"{what} lists blob {e.id.hex} beyond its data")
     return entries

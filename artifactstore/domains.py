@@ -1,0 +1,71 @@
+"""The key domains of a store that one user can read, for whole-store maintenance.
+
+Vocabulary: the *plain* domain holds public projects' blobs; a private project's
+blobs live in one domain per key epoch (docs/design.md §13.3). A member of
+``project`` reads the plain domain and that project's domains. Encrypted
+domains of other projects (or epochs this identity lacks) are *skipped*:
+named in reports, never read, so a clean report never hides them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import artifactstore.store
+from artifactstore.backends import Backend, open_backend
+from artifactstore.backends.retry import RetryingBackend
+from artifactstore.discovery import discover
+from artifactstore.errors import AccessDeniedError
+from artifactstore.objects import config as config_mod
+from artifactstore.objects.config import StoreConfig
+from artifactstore.objects.domainkeys import DomainKeys
+from artifactstore.objects.layout import PLAIN_DOMAIN
+
+__all__ = ["Domains", "open_domains"]
+
+
+@dataclass
+class Domains:
+    """What a maintenance pass over one store and project works on."""
+
+    backend: Backend
+    config: StoreConfig
+    #: the project, or None when this identity may not open it
+    store: artifactstore.store.Store | None
+    #: readable domains: name -> keys (None for the plain domain), plain first
+    keys: dict[str, DomainKeys | None] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def open_domains(url: str | None = None, project: str | None = None, *,
+                 cache_dir: str | os.PathLike[str] | None = None,
+                 **backend_options: Any) -> Iterator[Domains]:
+    """Open the store at ``url`` and ``project`` in it; close both afterwards."""
+    backend = RetryingBackend(open_backend(discover(url).url, **backend_options))
+    store = None
+    try:
+        config = config_mod.load(backend)
+        with contextlib.suppress(AccessDeniedError):  # not a member: its domains are skipped
+            store = artifactstore.store.open(url, project, create=False, file_cache=False,
+                                             cache_dir=cache_dir, **backend_options)
+        found = Domains(backend, config, store, {PLAIN_DOMAIN: None})
+        ring = None if store is None else store.refs.codec.ring
+        for keys in sorted(() if ring is None else ring.epochs.values(), key=_domain):
+            found.keys[keys.domain] = keys
+        present = {key.split("/")[1] for key in backend.list("objects/")}
+        found.skipped = sorted(present - set(found.keys))
+        yield found
+    finally:
+        if store is not None:
+            store.close()
+        backend.close()
+
+
+def _domain(keys: DomainKeys) -> str:
+    return keys.domain
