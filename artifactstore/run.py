@@ -31,7 +31,9 @@ from typing import TYPE_CHECKING, Any, Self
 
 from artifactstore.artifact import Artifact
 from artifactstore.codestate import CodeState, capture_code_patch, capture_code_state
+from artifactstore.digest import Digest
 from artifactstore.errors import ArtifactStoreError, InvalidInputError
+from artifactstore.model.names import validate_artifact_name
 from artifactstore.model.runs import (
     SEGMENT_ROWS,
     MetricsRow,
@@ -81,10 +83,12 @@ class Run:
         config: Mapping[str, Any] | None = None,
         tags: Sequence[str] = (),
         save_code: bool = False,
-        capture_code: bool = True,
+        capture_code: bool | CodeState = True,
         packages: bool = False,
         heartbeat: float = DEFAULT_HEARTBEAT,
     ) -> None:
+        """``capture_code``: True records the git state now, False none, and a
+        ``CodeState`` that one (a run restored from an export stands for another)."""
         if name is not None and (
             not isinstance(name, str) or not name.isprintable() or not 0 < len(name) <= 256
         ):
@@ -104,7 +108,10 @@ class Run:
         #: final metrics: the last logged value of each key unless set explicitly
         self.summary: dict[str, Any] = {}
         self.status = "running"
-        self.code: CodeState | None = capture_code_state() if capture_code else None
+        self.code: CodeState | None = (
+            capture_code if isinstance(capture_code, CodeState)
+            else capture_code_state() if capture_code else None
+        )
         self._log = RunLog(store.objects.backend, store.project, store.refs.codec)
         self._lock = threading.RLock()
         self._seq = 0
@@ -162,13 +169,20 @@ class Run:
         return version
 
     def record_use(self, version: ArtifactVersion, ref: str | None = None) -> None:
+        self.record_use_of(version.name, version.number, version.record.digest, ref or version.ref)
+
+    def record_use_of(self, artifact: str, number: int, digest: Digest, ref: str) -> None:
+        """An input known by name, number and content digest only: a version this
+        store may not hold (an imported run's input), shown as missing by lineage."""
+        if type(number) is not int or number < 0:
+            raise InvalidInputError(f"a version number is an int >= 0, got {number!r:.40}")
         self._append(
             {
                 "type": "use",
-                "artifact": version.name,
-                "number": version.number,
-                "digest": version.record.digest.raw,
-                "ref": ref or version.ref,
+                "artifact": validate_artifact_name(artifact),
+                "number": number,
+                "digest": digest.raw,
+                "ref": ref,
             }
         )
 

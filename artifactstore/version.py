@@ -32,6 +32,7 @@ from artifactstore.objects.store import ObjectStore, Progress
 from artifactstore.references import fetch_reference
 
 if TYPE_CHECKING:
+    from artifactstore.model.exports import ExportManifest
     from artifactstore.store import Store
 
 __all__ = ["ArtifactVersion"]
@@ -186,6 +187,18 @@ class ArtifactVersion:
                     raise IntegrityError(f"{self.ref}:{entry.path} does not match its digest")
             count += 1
         return count
+
+    def export(self, path: str | os.PathLike[str], *, force: bool = False,
+               progress: Progress | None = None) -> ExportManifest:
+        """Write this version's files and a portable manifest (docs/export-format.md)
+        to the folder ``path``, or to a tar file when it ends in .tar, .tar.gz or .tgz.
+
+        An existing non-empty folder or file is refused (AlreadyExistsError)
+        unless ``force``. Returns the manifest written.
+        """
+        from artifactstore.exporting import export_version  # it imports this module
+
+        return export_version(self._store, self, path, force=force, progress=progress)
 
     def diff(self, other: ArtifactVersion) -> list[Change]:
         """What changed from ``other`` to this version (identical subtrees skipped)."""

@@ -1,0 +1,97 @@
+"""Commands that move a version between stores as plain files: export, import.
+
+The format (``artifactstore-export.json`` next to ``files/``) is in
+docs/export-format.md; the work is in :mod:`artifactstore.exporting` and
+:mod:`artifactstore.importing`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import artifactstore
+from artifactstore.cli.progress import Progress
+
+# The export modules are imported by the commands that use them: every other command
+# would pay ~20 ms of start-up for them (see test_the_cli_starts_without_importing_networkx).
+MANIFEST_NAME = "artifactstore-export.json"  # model.exports.MANIFEST_NAME (a test checks)
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.json and not args.quiet:
+        print(text)
+
+
+def _bar(args: argparse.Namespace, label: str, total: int | None) -> Progress:
+    return Progress(label, total, enabled=not args.quiet and not args.json)
+
+
+def _open(args: argparse.Namespace) -> artifactstore.Store:
+    return artifactstore.open(args.store, args.project)
+
+
+def export(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.exporting import export_kind
+
+    with _open(args) as store:
+        version = store.artifact(args.ref)
+        with _bar(args, f"export {version.ref}", version.size) as bar:
+            manifest = version.export(args.target, force=args.force, progress=bar.advance)
+    run = manifest.run
+    result = {
+        "ref": manifest.ref, "target": args.target, "kind": export_kind(args.target),
+        "manifest": MANIFEST_NAME, "digest": manifest.digest, "files": len(manifest.files),
+        "bytes": manifest.file_bytes, "references": len(manifest.references),
+        "run_id": manifest.run_id, "inputs": [] if run is None else [i.ref for i in run.inputs],
+    }  # fmt: skip
+    made = "" if manifest.run_id is None else f", made by run {manifest.run_id}"
+    _say(args, f"exported {manifest.ref} to {args.target}: {len(manifest.files)} files, "
+               f"{manifest.file_bytes} bytes, {len(manifest.references)} references{made}")
+    return result
+
+
+def import_version(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.importing import import_export
+
+    with _open(args) as store, _bar(args, f"import {args.source}", None) as bar:
+        report = import_export(store, args.source, args.name, aliases=args.aliases,
+                               references=not args.skip_references, progress=bar.advance)
+        result = report.as_dict()
+    version = report.version
+    if report.created:
+        _say(args, f"imported {report.source_ref} as {version.ref} ({version.size} bytes, "
+                   f"digest {version.digest[:16]})")
+    else:
+        _say(args, f"unchanged: {report.source_ref} has the same content as {version.ref}; "
+                   "no new version")
+    if report.run_id is not None:
+        _say(args, f"run {report.run_id} stands for run {report.original_run_id}")
+    for i in report.inputs:
+        how = f"-> {i.linked} (same {i.matched_by})" if i.linked else "missing in this store"
+        _say(args, f"  input {i.ref} {how}")
+    for path in report.skipped_references:
+        _say(args, f"  reference {path} left out (--skip-references)")
+    return result
+
+
+def register(add: Any, common: argparse.ArgumentParser) -> None:
+    """Add these commands; ``add(name, handler, help)`` returns a subparser and
+    ``common`` holds the global options every subcommand accepts."""
+    p = add("export", export,
+            f"write a version's files and a portable manifest ({MANIFEST_NAME}) to a "
+            "folder or a tar file")
+    p.add_argument("ref", metavar="REF", help="the version, NAME[:vN|:ALIAS]")
+    p.add_argument("target", metavar="DIR|FILE.tar",
+                   help="a new or empty folder, or a file ending in .tar, .tar.gz or .tgz")
+    p.add_argument("--force", action="store_true",
+                   help="replace the export in a non-empty folder, or an existing file")
+    p = add("import", import_version,
+            "log an export (folder or tar file) as a new version, with a run standing "
+            "for the run that made it")
+    p.add_argument("source", metavar="DIR|FILE.tar")
+    p.add_argument("--name", help="import as this artifact (default: the exported name)")
+    p.add_argument("--aliases", action="store_true",
+                   help="also set the aliases the export lists")
+    p.add_argument("--skip-references", action="store_true",
+                   help="leave reference entries out instead of checking their sources")
