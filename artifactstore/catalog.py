@@ -168,6 +168,8 @@ class Catalog:
         self._synced_at = 0.0
         #: bumped whenever a sync stored something: lets callers cache derived graphs
         self.generation = 0
+        #: how many syncs ran: state derived from other listings may be reused until it grows
+        self.syncs = 0
         self._db = self._connect()
 
     # -- the file ----------------------------------------------------------------------
@@ -247,6 +249,7 @@ class Catalog:
             if results or gone:
                 self.generation += 1
         self._synced_at = time.monotonic()
+        self.syncs += 1
         return SyncStats(len(listed), len(results), time.perf_counter() - began)
 
     def _job(

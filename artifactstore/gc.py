@@ -37,7 +37,7 @@ from artifactstore.model.tree import iter_entries
 from artifactstore.objects.gcrecords import Condemnation, GcLock, condemnations
 from artifactstore.objects.layout import PLAIN_DOMAIN
 from artifactstore.objects.store import ObjectStore
-from artifactstore.objects.sweep import SweepResult, condemn, read_layout, sweep
+from artifactstore.objects.sweep import IndexCache, SweepResult, condemn, read_layout, sweep
 
 if TYPE_CHECKING:
     from artifactstore.store import Store
@@ -199,21 +199,25 @@ def collect_garbage(
         due = {d: [r for r in records if now - r.at >= max(grace, window)]
                for d, records in domains.items()}
         marked = mark(store)  # after choosing what is due: the mark postdates every due record
+        caches: dict[str, IndexCache] = {}
         for domain, (objects, live) in sorted(marked.items()):
             result = report.domains[domain] = DomainGc(domain, live_blobs=len(live))
             records = domains.get(domain, [])
+            cache = caches.setdefault(domain, {})
             if not dry_run:
                 result.swept = sweep(objects, live, due.get(domain, []),
-                                     repack_threshold=repack_threshold, progress=progress)
+                                     repack_threshold=repack_threshold, progress=progress,
+                                     cache=cache)
             still = [r for r in records if r not in due.get(domain, [])]
-            found = condemn(objects, live, [] if dry_run else still, dry_run=dry_run)
+            found = condemn(objects, live, [] if dry_run else still, dry_run=dry_run,
+                            cache=cache)
             result.condemned_blobs, result.condemned_bytes = found.blobs, found.bytes
             result.orphan_packs = found.orphan_packs
             result.waiting = len(still) + (found.record is not None)
             if dry_run:
                 result.swept.bytes_freed = found.bytes
         if grace == 0 and not dry_run and any(d.waiting for d in report.domains.values()):
-            _sweep_now(store, report, window, repack_threshold, progress)
+            _sweep_now(store, report, window, repack_threshold, progress, caches)
     finally:
         lock.release()
     return report
@@ -227,7 +231,7 @@ def _domains(store: Store) -> dict[str, list[Condemnation]]:
 
 
 def _sweep_now(store: Store, report: GcReport, window: float, threshold: float,
-               progress: Progress | None) -> None:
+               progress: Progress | None, caches: dict[str, IndexCache]) -> None:
     """grace 0: wait out the commit window, re-mark, and sweep what was condemned."""
     records = _domains(store)
     newest = max((r.at for rs in records.values() for r in rs), default=0.0)
@@ -235,7 +239,7 @@ def _sweep_now(store: Store, report: GcReport, window: float, threshold: float,
     marked = mark(store)
     for domain, (objects, live) in marked.items():
         done = sweep(objects, live, records.get(domain, []), repack_threshold=threshold,
-                     progress=progress)
+                     progress=progress, cache=caches.get(domain))
         swept = report.domains[domain].swept
         swept.packs_deleted += done.packs_deleted
         swept.packs_repacked += done.packs_repacked

@@ -104,6 +104,7 @@ class Store:
         self._cache_dir = cache_dir
         self._epoch_objects: dict[bytes, ObjectStore] = {}
         self._epoch_lock = threading.Lock()
+        self._deleted_runs_cache: tuple[int, frozenset[str]] | None = None
 
     def __repr__(self) -> str:
         return f"<Store {self.url} project={self.project}>"
@@ -480,8 +481,9 @@ class Store:
         )
 
     def sync(self) -> None:
-        """Bring the local catalog up to date with the store now."""
+        """Bring the local catalog (and what is deleted) up to date with the store now."""
         self.catalog.sync()
+        self._deleted_runs()
 
     def runs(
         self,
@@ -503,7 +505,7 @@ class Store:
         low = _as_time("since", since)
         high = _as_time("until", until)
         self.catalog.ensure_fresh(sync)
-        deleted = {} if include_deleted else self.refs.lifecycle_state().deleted_runs
+        deleted = set() if include_deleted else self._deleted_runs()
         found = []
         for run in self.catalog.runs(host=_this_host()):
             if run.run_id in deleted:
@@ -518,6 +520,14 @@ class Store:
             ):
                 found.append(run)
         return found
+
+    def _deleted_runs(self) -> frozenset[str]:
+        """Deleted run ids, read again only when the catalog synced (same freshness)."""
+        cached = self._deleted_runs_cache
+        if cached is None or cached[0] != self.catalog.syncs:
+            runs = frozenset(self.refs.lifecycle_state().deleted_runs)
+            cached = self._deleted_runs_cache = (self.catalog.syncs, runs)
+        return cached[1]
 
     def get_run(self, run_id: str, *, sync: bool | None = None) -> RunInfo:
         """One run by id (a unique prefix of the id is enough)."""

@@ -34,6 +34,9 @@ API_MODULES = (
     "repository", "api", "store", "demo", "discovery", "artifact", "version", "download",
     "filecache", "references", "demo_model", "demo_data", "lineage_formats", "codestate",
     "catalog", "run", "lineage", "audit", "access", "projects", "identity",
+    "verify", "repair", "domains",
+    "sync", "relog", "gc", "lifecycle",
+    "exporting", "exportreader", "importing",
 )  # fmt: skip
 
 # (layer, exact module names, name prefixes): a module is in a layer if its

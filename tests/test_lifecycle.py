@@ -45,7 +45,7 @@ def test_delete_hides_a_version_and_latest_moves_back(store: artifactstore.Store
     store.delete("d:v2", reason="bad labels")
     assert [v.version for v in store.versions("d")] == ["v0", "v1"]
     assert store.artifact("d").version == "v1"
-    with pytest.raises(NotFoundError, match="was deleted .*restore it"):
+    with pytest.raises(NotFoundError, match=r"was deleted .*restore it"):
         store.artifact("d:v2")
     assert [(a, n, e.reason) for a, n, e in store.deleted_versions()] == [("d", 2, "bad labels")]
     # numbers are never reused, and the content of a deleted version is not "unchanged"
@@ -122,9 +122,11 @@ def test_gc_with_a_grace_period_condemns_first_and_deletes_later(
     log(store, tmp_path, "d", os.urandom(100_000))
     store.delete("d:v0")
     dry = store.gc(grace=0, dry_run=True)
-    assert dry.bytes_freed >= 100_000 and condemnations(store.objects.backend, "plain") == []
+    assert dry.bytes_freed >= 100_000
+    assert condemnations(store.objects.backend, "plain") == []
     first = store.gc(grace=3600)
-    assert first.bytes_freed == 0 and first.domains["plain"].condemned_bytes >= 100_000
+    assert first.bytes_freed == 0
+    assert first.domains["plain"].condemned_bytes >= 100_000
     # still restorable: the blobs are condemned, not deleted; the restore rescues them
     store.restore("d:v0")
     second = store.gc(grace=0)
@@ -166,7 +168,9 @@ def test_purge_wipes_bytes_and_keeps_shared_files(store: artifactstore.Store,
     log(store, tmp_path, "d", os.urandom(50_000))
     log(store, tmp_path, "d", marker)
     report = store.purge("d:v1", reason="DMCA 123")
-    assert report.absent and report.blobs_wiped >= 1 and report.shared_files == ["shared.txt"]
+    assert report.absent
+    assert report.blobs_wiped >= 1
+    assert report.shared_files == ["shared.txt"]
     for key in store.objects.backend.list(""):
         assert b"takedown-marker-" not in store.objects.backend.get(key), key
     store.artifact("d:v0").verify()
@@ -175,7 +179,8 @@ def test_purge_wipes_bytes_and_keeps_shared_files(store: artifactstore.Store,
     with pytest.raises(InvalidInputError, match="purge cannot be undone"):
         store.restore("d:v1")
     events = store.refs.lifecycle.events()
-    assert events[-1].action == "purge" and "DMCA 123" in (events[-1].reason or "")
+    assert events[-1].action == "purge"
+    assert "DMCA 123" in (events[-1].reason or "")
 
 
 def test_purge_of_one_path_logs_a_version_without_it(store: artifactstore.Store,
@@ -183,7 +188,8 @@ def test_purge_of_one_path_logs_a_version_without_it(store: artifactstore.Store,
     log(store, tmp_path, "d", b"secret-marker " * 3000, aliases=["production"])
     store.purge("d:v0", reason="leaked file", path="unique.bin")
     now = store.artifact("d:production")
-    assert now.version == "v1" and [e.path for e in now.files()] == ["shared.txt"]
+    assert now.version == "v1"
+    assert [e.path for e in now.files()] == ["shared.txt"]
     for key in store.objects.backend.list(""):
         assert b"secret-marker" not in store.objects.backend.get(key), key
 
@@ -203,7 +209,7 @@ def test_a_reader_with_a_stale_index_follows_a_repack(store: artifactstore.Store
     reader.close()
 
 
-@pytest.mark.parametrize("text, seconds", [("30d", 30 * 86400), ("12h", 43200), ("0", 0),
+@pytest.mark.parametrize(("text", "seconds"), [("30d", 30 * 86400), ("12h", 43200), ("0", 0),
                                            ("90m", 5400), (15, 15)])
 def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == seconds

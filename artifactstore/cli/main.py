@@ -10,7 +10,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from artifactstore import __version__
-from artifactstore.cli import artifacts, cache, commands, identity, lineage, project, runs
+from artifactstore.cli import (
+    artifacts,
+    cache,
+    commands,
+    identity,
+    lifecycle,
+    lineage,
+    maintenance,
+    project,
+    runs,
+    sync,
+    transfer,
+)
 from artifactstore.errors import ArtifactStoreError
 
 __all__ = ["main"]
@@ -48,16 +60,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="new projects are public (readable by anyone with the bucket) "
                         "instead of private and encrypted")
     add("info", commands.info, "show a store's format, chunking and size")
-    p = add("verify", commands.verify,
-            "check a version (REF), or read every pack and blob of the store (no REF)")
-    p.add_argument("ref", nargs="?")
-    p.add_argument("--dir", help="check a downloaded copy of REF in this folder instead")
+    maintenance.register(add, common)  # verify, repair
     artifacts.register(add, common)
     cache.register(add, common)
     runs.register(add, common)
     lineage.register(add, common)
     identity.register(add, common)
     project.register(add, common)
+    lifecycle.register(add, common)
+    sync.register(add, common)
+    transfer.register(add, common)
     p = add("demo", commands.demo, "store a dataset and a model, edit and re-store, verify")
     p.add_argument("--dataset-mib", type=int, default=32)
     p.add_argument("--model-mib", type=int, default=64)

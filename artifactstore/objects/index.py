@@ -38,8 +38,8 @@ __all__ = [
 
 MAX_ENTRIES_PER_INDEX = 65536
 _INDEX_VERSION = 1
-_CACHE_VERSION = 1
-_RECORD = struct.Struct("<32sIQIIB")
+_CACHE_VERSION = 2
+_RECORD = struct.Struct("<32sIQIIBI")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +104,10 @@ class MergedIndex:
     """The union of index objects, with an on-disk cache.
 
     ``refresh`` takes the current listing of index ids and a fetch function; it
-    merges only ids it has not seen, and starts over when an id it merged is
-    gone (gc rewrote the index).
+    merges the ids it has not seen and forgets exactly what the ids that
+    vanished (a gc sweep replaced them) listed: every row remembers the index
+    object it came from, and a blob listed by several objects keeps its other
+    rows, so a sweep never forces a client to fetch every index object again.
     """
 
     def __init__(self, cache_path: Path | None, keys: DomainKeys | None = None) -> None:
@@ -117,10 +119,15 @@ class MergedIndex:
             self._load_cache(cache_path)
 
     def _clear(self) -> None:
-        self._merged: set[Digest] = set()
         self._packs: list[Digest] = []
         self._pack_no: dict[Digest, int] = {}
-        self._blobs: dict[bytes, tuple[int, int, int, int, int]] = {}
+        self._indexes: list[Digest] = []
+        self._index_no: dict[Digest, int] = {}
+        self._merged: set[Digest] = set()
+        # blob -> (pack_no, kind, offset, length, raw_length, index_no)
+        self._blobs: dict[bytes, tuple[int, int, int, int, int, int]] = {}
+        #: further rows of blobs listed by more than one index object (rare)
+        self._more: dict[bytes, list[tuple[int, int, int, int, int, int]]] = {}
 
     def __len__(self) -> int:
         return len(self._blobs)
@@ -134,49 +141,88 @@ class MergedIndex:
 
     @property
     def packs(self) -> tuple[Digest, ...]:
-        return tuple(self._packs)
+        """Packs some merged index object lists."""
+        used = {row[0] for row in self._blobs.values()}
+        return tuple(p for n, p in enumerate(self._packs) if n in used)
 
     def lookup(self, blob_id: Digest) -> BlobLocation | None:
         row = self._blobs.get(blob_id.raw)
         if row is None:
             return None
-        pack_no, kind, offset, length, raw_length = row
+        pack_no, kind, offset, length, raw_length, _ = row
         return BlobLocation(self._packs[pack_no], Kind(kind), offset, length, raw_length)
 
     def add_pack(
-        self, pack_id: Digest, entries: Iterable[BlobEntry], *, prefer: bool = False
+        self, pack_id: Digest, entries: Iterable[BlobEntry], *, index_id: Digest,
+        prefer: bool = False,
     ) -> None:
-        """Add a pack's blobs; a blob already located elsewhere keeps its location
-        unless ``prefer`` (a pack this client just wrote: it is the freshest copy)."""
+        """Add a pack's blobs as listed by ``index_id``; a blob already located keeps
+        its location unless ``prefer`` (a pack this client just wrote: the freshest)."""
         pack_no = self._pack_no.get(pack_id)
         if pack_no is None:
             pack_no = self._pack_no[pack_id] = len(self._packs)
             self._packs.append(pack_id)
-        blobs = self._blobs
+        index_no = self._index_no.get(index_id)
+        if index_no is None:
+            index_no = self._index_no[index_id] = len(self._indexes)
+            self._indexes.append(index_id)
+        blobs, more = self._blobs, self._more
         for e in entries:
-            row = (pack_no, int(e.kind), e.offset, e.length, e.raw_length)
-            if prefer:
+            row = (pack_no, int(e.kind), e.offset, e.length, e.raw_length, index_no)
+            old = blobs.get(e.id.raw)
+            if old is None:
                 blobs[e.id.raw] = row
-            else:
-                blobs.setdefault(e.id.raw, row)
+            elif old != row:
+                if prefer:
+                    blobs[e.id.raw] = row
+                    row = old
+                more.setdefault(e.id.raw, []).append(row)
 
     def refresh(
         self,
         listed: Iterable[Digest],
-        fetch_many: Callable[[list[Digest]], Iterable[tuple[Digest, bytes]]],
-    ) -> int:
-        """Merge index objects not seen yet; returns how many were fetched."""
+        fetch_many: Callable[[list[Digest]], Iterable[tuple[Digest, bytes | None]]],
+    ) -> tuple[int, int]:
+        """Merge index objects not seen yet and forget vanished ones.
+
+        ``fetch_many`` yields ``None`` for an object that vanished after the
+        listing. Returns ``(fetched, vanished while fetching)``.
+        """
         listed_set = set(listed)
-        if not self._merged <= listed_set:
-            self._clear()
+        gone = self._merged - listed_set
+        if gone:
+            self._forget(gone)
         missing = sorted(listed_set - self._merged)
+        skipped = 0
         for index_id, data in fetch_many(missing):
+            if data is None:
+                skipped += 1
+                continue
             for pack_id, entries in decode_index(index_id, data, self.keys):
-                self.add_pack(pack_id, entries)
+                self.add_pack(pack_id, entries, index_id=index_id)
             self._merged.add(index_id)
-        if missing:
+        if missing or gone:
             self._save_cache()
-        return len(missing)
+        return len(missing) - skipped, skipped
+
+    def _forget(self, gone: set[Digest]) -> None:
+        numbers = {self._index_no[i] for i in gone if i in self._index_no}
+        blobs, more = self._blobs, self._more
+        for raw in [b for b, row in blobs.items() if row[5] in numbers]:
+            others = [r for r in more.pop(raw, ()) if r[5] not in numbers]
+            if others:
+                blobs[raw] = others.pop(0)
+                if others:
+                    more[raw] = others
+            else:
+                del blobs[raw]
+        for raw in [b for b, rows in more.items() if any(r[5] in numbers for r in rows)]:
+            kept = [r for r in more[raw] if r[5] not in numbers]
+            if kept:
+                more[raw] = kept
+            else:
+                del more[raw]
+        self._merged -= gone
 
     def note_written(self, index_id: Digest) -> None:
         """Record an index object this client wrote (its packs are already added)."""
@@ -192,32 +238,44 @@ class MergedIndex:
             if body.get("version") != _CACHE_VERSION:
                 return
             packs = [Digest(bytes(p)) for p in body["packs"]]
-            blobs: dict[bytes, tuple[int, int, int, int, int]] = {}
-            for raw, pack_no, offset, length, raw_length, kind in _RECORD.iter_unpack(
+            indexes = [Digest(bytes(i)) for i in body["indexes"]]
+            blobs: dict[bytes, tuple[int, int, int, int, int, int]] = {}
+            more: dict[bytes, list[tuple[int, int, int, int, int, int]]] = {}
+            for raw, pack_no, offset, length, raw_length, kind, index_no in _RECORD.iter_unpack(
                 body["records"]
             ):
-                if pack_no >= len(packs):
+                if pack_no >= len(packs) or index_no >= len(indexes):
                     return
-                blobs[raw] = (pack_no, kind, offset, length, raw_length)
-            merged = {Digest(bytes(i)) for i in body["indexes"]}
+                row = (pack_no, kind, offset, length, raw_length, index_no)
+                if raw in blobs:
+                    more.setdefault(raw, []).append(row)
+                else:
+                    blobs[raw] = row
+            merged = {indexes[n] for n in body["merged"]}
         except (OSError, ArtifactStoreError, KeyError, TypeError, ValueError, struct.error,
-                AttributeError):
+                AttributeError, IndexError):
             return
         self._packs = packs
         self._pack_no = {p: n for n, p in enumerate(packs)}
+        self._indexes = indexes
+        self._index_no = {i: n for n, i in enumerate(indexes)}
         self._blobs = blobs
+        self._more = more
         self._merged = merged
 
     def _save_cache(self) -> None:
         if self._cache_path is None:
             return
+        rows = [(raw, row) for raw, row in self._blobs.items()]
+        rows += [(raw, row) for raw, extra in self._more.items() for row in extra]
         records = b"".join(
-            _RECORD.pack(raw, pack_no, offset, length, raw_length, kind)
-            for raw, (pack_no, kind, offset, length, raw_length) in self._blobs.items()
+            _RECORD.pack(raw, pack_no, offset, length, raw_length, kind, index_no)
+            for raw, (pack_no, kind, offset, length, raw_length, index_no) in rows
         )
         body = encoding.pack({
             "version": _CACHE_VERSION,
-            "indexes": sorted(i.raw for i in self._merged),
+            "indexes": [i.raw for i in self._indexes],
+            "merged": sorted(self._index_no[i] for i in self._merged),
             "packs": [p.raw for p in self._packs],
             "records": records,
         })

@@ -43,7 +43,7 @@ from artifactstore.objects.envelope import (
     seal_parts,
 )
 from artifactstore.objects.gcrecords import CondemnationCache
-from artifactstore.objects.index import BlobLocation, MergedIndex, encode_indexes
+from artifactstore.objects.index import BlobLocation, MergedIndex, decode_index, encode_indexes
 from artifactstore.objects.layout import (
     PLAIN_DOMAIN,
     index_key,
@@ -71,6 +71,8 @@ _COALESCE_GAP = 256 << 10
 #: reads at least this large are hashed for the file digest on a second thread
 _BACKGROUND_HASH_MIN = 1 << 20
 _COALESCE_MAX = 16 << 20
+#: listings an index refresh tries when gc replaces index objects under it
+_REFRESH_ATTEMPTS = 5
 
 
 def default_cache_dir() -> Path:
@@ -326,20 +328,20 @@ class ObjectStore:
             raise _as_store_error(first_error)
         if not finished:
             return
-        written: list[Digest] = []
+        written: list[tuple[Digest, bytes]] = []
         try:
             for index_id, data in encode_indexes(
                 ((p.id, p.entries) for p in finished), self.config.compression, self.keys
             ):
                 self.backend.put(index_key(self.domain, index_id), data)
-                written.append(index_id)
+                written.append((index_id, data))
         except BaseException:
             self.abort()
             raise
-        for pack in finished:
-            self._index.add_pack(pack.id, pack.entries, prefer=True)
-            self.stats.packs_written += 1
-        for index_id in written:
+        self.stats.packs_written += len(finished)
+        for index_id, data in written:  # each row remembers the object that lists it
+            for pack_id, entries in decode_index(index_id, data, self.keys):
+                self._index.add_pack(pack_id, entries, index_id=index_id, prefer=True)
             self._index.note_written(index_id)
             self.stats.indexes_written += 1
         self._pending.clear()
@@ -443,7 +445,13 @@ class ObjectStore:
             self.prepare_commit()
 
     def copy_blob(self, blob_id: Digest, location: BlobLocation) -> None:
-        """Copy one verified blob's envelope as is into the open pack (rescue, repack)."""
+        """Copy one verified blob's envelope as is into the open pack (rescue, repack).
+
+        A blob already copied since the last flush is not copied twice (a repack
+        of several packs holding the same blob keeps one copy).
+        """
+        if blob_id.raw in self._pending:
+            return
         data = self.backend.get_range(
             pack_key(self.domain, location.pack), location.offset, location.length
         )
@@ -458,19 +466,34 @@ class ObjectStore:
     # -- reading -----------------------------------------------------------------
 
     def refresh_index(self) -> int:
-        """Merge index objects written by others since the last look; returns how many."""
-        listed = []
-        for key in self.backend.list(index_prefix(self.domain)):
-            index_id = parse_id_key(key)
-            if index_id is not None:
-                listed.append(index_id)
-        fetched = self._index.refresh(listed, self._fetch_indexes)
+        """Merge index objects written by others since the last look; returns how many.
+
+        An index object that vanishes between the listing and its read was
+        replaced by a gc sweep (design §15): list again and merge its successors.
+        """
+        fetched = 0
+        for _ in range(_REFRESH_ATTEMPTS):
+            listed = []
+            for key in self.backend.list(index_prefix(self.domain)):
+                index_id = parse_id_key(key)
+                if index_id is not None:
+                    listed.append(index_id)
+            merged, vanished = self._index.refresh(listed, self._fetch_indexes)
+            fetched += merged
+            if not vanished:
+                break
         self._index_loaded = True
         return fetched
 
-    def _fetch_indexes(self, ids: list[Digest]) -> Iterator[tuple[Digest, bytes]]:
+    def _fetch_indexes(self, ids: list[Digest]) -> Iterator[tuple[Digest, bytes | None]]:
         keys = [index_key(self.domain, i) for i in ids]
-        yield from zip(ids, self._pool.map(self.backend.get, keys), strict=True)
+        yield from zip(ids, self._pool.map(self._get_if_present, keys), strict=True)
+
+    def _get_if_present(self, key: str) -> bytes | None:
+        try:
+            return self.backend.get(key)
+        except NotFoundError:
+            return None
 
     def _ensure_index(self) -> None:
         if not self._index_loaded:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from artifactstore.backends.base import Backend
 from artifactstore.digest import Digest
 from artifactstore.errors import NotFoundError
 from artifactstore.objects.gcrecords import Condemnation, write_condemnation
@@ -33,7 +35,7 @@ from artifactstore.objects.layout import (
 from artifactstore.objects.packs import BlobEntry
 from artifactstore.objects.store import ObjectStore
 
-__all__ = ["DomainLayout", "SweepResult", "condemn", "read_layout", "sweep"]
+__all__ = ["DomainLayout", "IndexCache", "SweepResult", "condemn", "read_layout", "sweep"]
 
 Progress = Callable[[int], None]
 
@@ -55,17 +57,27 @@ class DomainLayout:
         return self.listed - set(self.packs)
 
 
-def read_layout(objects: ObjectStore) -> DomainLayout:
+IndexCache = dict[Digest, list[tuple[Digest, list[BlobEntry]]]]
+
+
+def read_layout(objects: ObjectStore, cache: IndexCache | None = None) -> DomainLayout:
+    """The domain as listed now; index objects already in ``cache`` are not fetched
+    again (they are immutable), new ones are added to it."""
     backend = objects.backend
     layout = DomainLayout()
+    cache = {} if cache is None else cache
     ids = [i for i in map(parse_id_key, backend.list(index_prefix(objects.domain)))
            if i is not None]
+    missing = [i for i in ids if i not in cache]
+    keys = [index_key(objects.domain, i) for i in missing]
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="artifactstore-gc") as pool:
+        for index_id, data in zip(missing, pool.map(_get_or_none(backend), keys), strict=True):
+            if data is not None:  # None: rewritten by a sweep that just finished
+                cache[index_id] = decode_index(index_id, data, objects.keys)
     for index_id in ids:
-        try:
-            data = backend.get(index_key(objects.domain, index_id))
-        except NotFoundError:  # rewritten by a sweep that just finished
+        packs = cache.get(index_id)
+        if packs is None:
             continue
-        packs = decode_index(index_id, data, objects.keys)
         layout.indexes[index_id] = packs
         for pack_id, entries in packs:
             known = layout.packs.setdefault(pack_id, [])
@@ -87,9 +99,10 @@ class CondemnResult:
 def condemn(
     objects: ObjectStore, live: frozenset[bytes] | set[bytes], pending: Iterable[Condemnation],
     *, dry_run: bool = False, only: frozenset[bytes] | None = None, purge: bool = False,
+    cache: IndexCache | None = None,
 ) -> CondemnResult:
     """Condemn every blob outside ``live`` not condemned yet (with ``only``: just those)."""
-    layout = read_layout(objects)
+    layout = read_layout(objects, cache)
     earlier = list(pending)
     found: dict[Digest, frozenset[bytes]] = {}
     result = CondemnResult()
@@ -127,12 +140,13 @@ class SweepResult:
 def sweep(
     objects: ObjectStore, live: frozenset[bytes] | set[bytes], records: list[Condemnation],
     *, repack_threshold: float = 0.3, progress: Progress | None = None,
+    cache: IndexCache | None = None,
 ) -> SweepResult:
     """Drop what ``records`` condemned and ``live`` still does not name (see the module)."""
     result = SweepResult()
     if not records:
         return result
-    layout = read_layout(objects)
+    layout = read_layout(objects, cache)
     purge = any(r.purge for r in records)
     threshold = 0.0 if purge else repack_threshold
     drop: set[Digest] = set()
@@ -183,6 +197,15 @@ def sweep(
         _delete(objects, record.key)
     objects.refresh_index()
     return result
+
+
+def _get_or_none(backend: Backend) -> Callable[[str], bytes | None]:
+    def get(key: str) -> bytes | None:
+        try:
+            return backend.get(key)
+        except NotFoundError:
+            return None
+    return get
 
 
 def _delete(objects: ObjectStore, key: str) -> None:

@@ -1,0 +1,94 @@
+"""The delete, restore, gc, purge and retention commands: output, JSON and exit codes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from cli_calls import cli, cli_json
+
+from artifactstore.testing.stores import init_quick_store
+
+
+@pytest.fixture
+def url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    store = str(tmp_path / "store")
+    init_quick_store(store)
+    for i in range(3):
+        f = tmp_path / f"data-{i}.bin"
+        f.write_bytes(os.urandom(60_000))
+        assert cli(capsys, "log", "d", str(f), "--type", "dataset", "--store", store)[0] == 0
+    return store
+
+
+def test_delete_ls_deleted_and_restore(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = cli_json(capsys, "delete", "d:v2", "--reason", "bad", "--store", url)
+    assert code == 0
+    assert out["events"][0]["versions"] == ["v2"]
+    code, out = cli_json(capsys, "ls", "d", "--store", url)
+    assert [v["version"] for v in out["versions"]] == ["v0", "v1"]
+    code, out = cli_json(capsys, "ls", "--deleted", "--store", url)
+    rows = [(r["ref"], r["reason"], r["purged"]) for r in out["deleted"]]
+    assert rows == [("d:v2", "bad", False)]
+    code, _, err = cli(capsys, "get", "d:v2", "--store", url)
+    assert code == 3
+    assert "restore" in err
+    assert cli(capsys, "restore", "d:v2", "--store", url)[0] == 0
+    code, out = cli_json(capsys, "show", "d", "--store", url)
+    assert out["version"] == "v2"
+
+
+def test_delete_refuses_aliased_versions_unless_forced(url: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(capsys, "alias", "set", "d:v1", "staging", "--store", url)[0] == 0
+    code, _, err = cli(capsys, "delete", "d:v1", "--store", url)
+    assert code == 10
+    assert "staging" in err
+    assert "--force" in err
+    assert len(err.strip().splitlines()) == 1
+    assert cli(capsys, "delete", "d:v1", "--force", "--store", url)[0] == 0
+    code, _, err = cli(capsys, "delete", "d:v9", "--store", url)
+    assert code == 3
+    code, _, err = cli(capsys, "delete", "--store", url)
+    assert code == 2
+
+
+def test_gc_dry_run_then_gc(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(capsys, "delete", "d:v0", "--store", url)[0] == 0
+    code, dry = cli_json(capsys, "gc", "--dry-run", "--grace", "0", "--store", url)
+    assert code == 0
+    assert dry["dry_run"]
+    assert dry["bytes_freed"] >= 60_000
+    code, done = cli_json(capsys, "gc", "--grace", "0", "--store", url)
+    assert code == 0
+    assert done["bytes_freed"] >= 60_000
+    assert done["domains"]["plain"]["packs_deleted"] >= 1
+    code, out, _ = cli(capsys, "gc", "--grace", "0", "--store", url)
+    assert code == 0
+    assert "freed 0 B" in out
+    code, _, err = cli(capsys, "gc", "--grace", "soon", "--store", url)
+    assert code == 2
+    assert "not a duration" in err
+
+
+def test_purge_and_retention(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = cli_json(capsys, "purge", "d:v1", "--reason", "takedown", "--store", url)
+    assert code == 0
+    assert out["absent"]
+    assert out["blobs_wiped"] >= 1
+    assert out["reason"] == "takedown"
+    code, _, err = cli(capsys, "restore", "d:v1", "--store", url)
+    assert code == 2
+    assert "purge" in err
+    with pytest.raises(SystemExit) as exited:  # --reason is required (argparse)
+        cli(capsys, "purge", "d:v0", "--store", url)
+    assert exited.value.code == 2
+    assert cli(capsys, "alias", "set", "d:v0", "keep", "--store", url)[0] == 0
+    code, out = cli_json(capsys, "retention", "0", "--artifact", "d", "--store", url)
+    assert code == 0
+    assert out["ttl"] == 0.0
+    code, out = cli_json(capsys, "gc", "--grace", "0", "--store", url)
+    assert out["expired"] == ["d:v2"]
+    code, out = cli_json(capsys, "ls", "d", "--store", url)
+    assert [v["version"] for v in out["versions"]] == ["v0"]
