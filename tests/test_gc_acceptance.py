@@ -174,3 +174,44 @@ def test_purge_wipes_the_bytes_on_s3(tmp_path: Path, s3_server: MotoS3Server) ->
     options = s3_server.backend_options()
     init_quick_store(url, **options)
     _purge_with_lineage(url, options, tmp_path)
+
+
+@pytest.mark.slow
+def test_gc_and_purge_in_a_private_project_across_key_epochs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gc marks each key epoch's domain from the versions written under it."""
+    from test_privacy_acceptance import person
+
+    from artifactstore.projects import create_project, remove_member
+
+    url = str(tmp_path / "store")
+    init_quick_store(url)
+    with person(monkeypatch, tmp_path, "bob") as bob:
+        pass
+    with person(monkeypatch, tmp_path, "alice"):
+        create_project("lab", url, members=[bob])
+        old_data, new_data = os.urandom(200_000), os.urandom(200_000)
+        with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c") as store:
+            for data in (old_data, os.urandom(200_000)):
+                f = tmp_path / "f.bin"
+                f.write_bytes(data)
+                store.log_artifact(f, name="m", type="model")
+        remove_member("lab", bob, url)  # epoch 1: new data in a new domain
+        with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c2") as store:
+            f = tmp_path / "f.bin"
+            f.write_bytes(new_data)
+            store.log_artifact(f, name="m", type="model")
+            f.write_bytes(os.urandom(100_000))
+            store.log_artifact(f, name="m", type="model")
+            store.delete("m:v1")
+            report = store.gc(grace=0)
+            assert len(report.domains) == 2  # both epochs' domains, none plain
+            assert report.bytes_freed >= 200_000
+            assert store.artifact("m:v0").open("f.bin").read() == old_data
+            assert store.artifact("m:v2").open("f.bin").read() == new_data
+            purged = store.purge("m:v3", reason="test")  # content is encrypted: the proof
+            assert purged.absent                              # reads index and packs by id
+            assert purged.blobs_wiped >= 1
+            for name in store.artifacts():
+                for version in store.versions(name):
+                    version.verify()
