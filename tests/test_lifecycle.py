@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import artifactstore
+from artifactstore.cli import main
 from artifactstore.errors import (
     ConflictError,
     InvalidInputError,
@@ -113,6 +114,7 @@ def test_gc_frees_what_only_deleted_versions_referenced(store: artifactstore.Sto
     for version in store.versions("d"):
         version.verify()
     assert verify_objects(store.objects).ok
+    assert main(["verify", "--read-data", "--store", store.url, "--quiet"]) == 0
     assert condemnations(store.objects.backend, "plain") == []
 
 
