@@ -181,8 +181,13 @@ def expire(store: Store, *, dry_run: bool, now: float | None = None) -> list[str
 def collect_garbage(
     store: Store, *, grace: float = DEFAULT_GRACE, dry_run: bool = False,
     repack_threshold: float = DEFAULT_REPACK_THRESHOLD, progress: Progress | None = None,
+    domains: Iterable[str] | None = None,
 ) -> GcReport:
-    """Expire, sweep old condemnations, condemn what is unreferenced; see the module."""
+    """Expire, sweep old condemnations, condemn what is unreferenced; see the module.
+
+    ``domains`` limits the work to those key domains (default: every one the
+    project may collect).
+    """
     if not isinstance(grace, int | float) or isinstance(grace, bool) or grace < 0:
         raise InvalidInputError(f"grace must be a number of seconds >= 0, got {grace!r:.40}")
     if not 0 <= repack_threshold <= 1:
@@ -194,15 +199,18 @@ def collect_garbage(
     if not dry_run:
         lock.acquire()
     try:
-        domains = _domains(store)
+        only = None if domains is None else set(domains)
+        pending = _domains(store)
         now = time.time()
         due = {d: [r for r in records if now - r.at >= max(grace, window)]
-               for d, records in domains.items()}
+               for d, records in pending.items()}
         marked = mark(store)  # after choosing what is due: the mark postdates every due record
+        if only is not None:
+            marked = {d: m for d, m in marked.items() if d in only}
         caches: dict[str, IndexCache] = {}
         for domain, (objects, live) in sorted(marked.items()):
             result = report.domains[domain] = DomainGc(domain, live_blobs=len(live))
-            records = domains.get(domain, [])
+            records = pending.get(domain, [])
             cache = caches.setdefault(domain, {})
             if not dry_run:
                 result.swept = sweep(objects, live, due.get(domain, []),
@@ -217,7 +225,7 @@ def collect_garbage(
             if dry_run:
                 result.swept.bytes_freed = found.bytes
         if grace == 0 and not dry_run and any(d.waiting for d in report.domains.values()):
-            _sweep_now(store, report, window, repack_threshold, progress, caches)
+            _sweep_now(store, report, window, repack_threshold, progress, caches, only)
     finally:
         lock.release()
     return report
@@ -231,13 +239,16 @@ def _domains(store: Store) -> dict[str, list[Condemnation]]:
 
 
 def _sweep_now(store: Store, report: GcReport, window: float, threshold: float,
-               progress: Progress | None, caches: dict[str, IndexCache]) -> None:
+               progress: Progress | None, caches: dict[str, IndexCache],
+               only: set[str] | None) -> None:
     """grace 0: wait out the commit window, re-mark, and sweep what was condemned."""
     records = _domains(store)
     newest = max((r.at for rs in records.values() for r in rs), default=0.0)
     time.sleep(max(0.0, newest + window - time.time()))
     marked = mark(store)
     for domain, (objects, live) in marked.items():
+        if only is not None and domain not in only:
+            continue
         done = sweep(objects, live, records.get(domain, []), repack_threshold=threshold,
                      progress=progress, cache=caches.get(domain))
         swept = report.domains[domain].swept

@@ -10,7 +10,7 @@ for them; removing one starts a new epoch they never receive.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from artifactstore.identity import Identity, PublicIdentity, load_identity, load
 from artifactstore.model.names import validate_project_name
 from artifactstore.model.projects import Member, ProjectInfo, ProjectKeys
 from artifactstore.objects import config as config_mod
+from artifactstore.reencrypt import ReencryptReport, reencrypt_project
 
 __all__ = ["ProjectSummary", "add_member", "create_project", "remove_member", "show_project"]
 
@@ -129,6 +130,27 @@ def remove_member(name: str | None, who: PublicIdentity | str,
         member = _as_member(who)
     keys.remove_member(member)
     return show_project(name, url, **backend_options)
+
+
+def rekey_project(name: str | None, url: str | os.PathLike[str] | None = None, *,
+                  reencrypt: bool = False, progress: Callable[[int], None] | None = None,
+                  **backend_options: Any) -> tuple[int, ReencryptReport | None]:
+    """Start a new key epoch for the current members; with ``reencrypt`` also move
+    every older version and ref into it and empty the old epochs' domains, so old
+    keys open nothing left in the bucket. Returns the epoch and the report."""
+    import artifactstore.store  # the API opens the project with the user's identity
+
+    backend, name = _backend(url, name, backend_options)
+    me = load_identity()
+    keys = ProjectKeys(backend, name, me.signing_key)
+    _require_member(keys, me, name)
+    epoch = keys.rotate()
+    if not reencrypt:
+        return epoch, None
+    with artifactstore.store.open(None if url is None else os.fspath(url), project=name,
+                                  create=False, file_cache=False,
+                                  **backend_options) as store:
+        return epoch, reencrypt_project(store, progress)
 
 
 def _require_member(keys: ProjectKeys, me: Identity, name: str) -> ProjectInfo:

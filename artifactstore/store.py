@@ -428,10 +428,11 @@ class Store:
 
     def gc(self, grace: float | str = DEFAULT_GRACE, dry_run: bool = False, *,
            repack_threshold: float = DEFAULT_REPACK_THRESHOLD,
-           progress: Progress | None = None) -> GcReport:
+           progress: Progress | None = None, domains: Iterable[str] | None = None) -> GcReport:
         """Reclaim the space of deleted versions (two phases; see ``artifactstore.gc``)."""
         report = collect_garbage(self, grace=parse_duration(grace), dry_run=dry_run,
-                                 repack_threshold=repack_threshold, progress=progress)
+                                 repack_threshold=repack_threshold, progress=progress,
+                                 domains=domains)
         self.catalog.invalidate()
         return report
 

@@ -14,12 +14,14 @@ import argparse
 import sys
 from typing import Any
 
+from artifactstore.cli.progress import Progress
 from artifactstore.errors import ArtifactStoreError, InvalidInputError
 from artifactstore.identity import LINE_PREFIX, PublicIdentity, identity_info
 from artifactstore.projects import (
     ProjectSummary,
     add_member,
     create_project,
+    rekey_project,
     remove_member,
     show_project,
 )
@@ -107,6 +109,32 @@ def members_rm(args: argparse.Namespace) -> dict[str, Any]:
     return {**result, "new_epoch": summary.epochs - 1 if rotated else None}
 
 
+def rekey(args: argparse.Namespace) -> dict[str, Any]:
+    name = args.name or args.project
+    with Progress("re-encrypt", None, enabled=args.reencrypt and not args.quiet
+                  and not args.json) as bar:
+        epoch, report = rekey_project(name, args.store, reencrypt=args.reencrypt,
+                                      progress=bar.advance)
+    result: dict[str, Any] = {"project": name or "default", "epoch": epoch,
+                              "reencrypted": report is not None}
+    if report is not None:
+        result.update(versions_rewritten=report.versions_rewritten,
+                      records_resealed=report.records_resealed,
+                      bytes_copied=report.bytes_copied, old_domains=report.old_domains,
+                      left_behind=report.left_behind)
+    if not args.json and not args.quiet:
+        print(f"started key epoch {epoch}")
+        if report is not None:
+            emptied = sum(report.old_domains.values())
+            print(f"re-encrypted {report.versions_rewritten} versions and re-sealed "
+                  f"{report.records_resealed} records; emptied {emptied} of "
+                  f"{len(report.old_domains)} old key domains")
+            if report.left_behind:
+                print(f"{len(report.left_behind)} records were written under an old key "
+                      "while this ran: run 'artifactstore project rekey --reencrypt' again")
+    return result
+
+
 def register(add: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``project`` command; ``add(name, handler, help)`` returns a subparser and
     ``common`` holds the global options every subcommand accepts."""
@@ -142,3 +170,11 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
                                 "(--project P)")
     m.set_defaults(handler=members_rm)
     m.add_argument("who", metavar="PUBLIC_LINE|FINGERPRINT")
+    a = sub.add_parser("rekey", parents=[common],
+                       help="start a new key epoch; --reencrypt also re-encrypts every "
+                            "older version so old keys open nothing left in the bucket")
+    a.set_defaults(handler=rekey)
+    a.add_argument("name", metavar="NAME", nargs="?",
+                   help="the project (default: --project, else 'default')")
+    a.add_argument("--reencrypt", action="store_true",
+                   help="rewrite old data under the new key and delete the old ciphertext")

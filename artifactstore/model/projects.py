@@ -411,6 +411,16 @@ class ProjectKeys:
         epochs = self.epochs()
         self._append_member("add", member, epoch=max(epochs) if epochs else None)
 
+    def rotate(self) -> int:
+        """Start a new key epoch for the current members; returns its number."""
+        info = self.info()
+        if info is None or not info.encrypted:
+            raise InvalidInputError(f"project {self._project!r} is public: it has no key "
+                                    "to rotate")
+        epoch = max(self.epochs()) + 1
+        self._write_epoch(epoch, generate_key(), self.members())
+        return epoch
+
     def remove_member(self, member: Member) -> int | None:
         """Remove ``member``; for an encrypted project start a new epoch without it.
 

@@ -31,7 +31,7 @@ from artifactstore.errors import AccessDeniedError, IntegrityError
 from artifactstore.objects.domainkeys import KEY_ID_SIZE, DomainKeys
 from artifactstore.objects.envelope import FLAG_ENCRYPTED, HEADER_SIZE, Kind, open_envelope, seal
 
-__all__ = ["PLAIN", "KeyRing", "RecordCodec", "Signature"]
+__all__ = ["PLAIN", "KeyRing", "RecordCodec", "Signature", "reseal"]
 
 SignatureState = Literal["valid", "invalid", "unsigned"]
 _SIGNED_KEYS: Final = frozenset({"body", "signer", "sig"})
@@ -150,6 +150,26 @@ class RecordCodec:
         ok = verify_signature(signer, _purpose(kind, key), body, sig)
         state: SignatureState = "valid" if ok else "invalid"
         return encoding.unpack(body, what=what), Signature(state, signer, key_id)
+
+
+def reseal(codec: RecordCodec, key: str, data: bytes) -> bytes | None:
+    """``data`` (a ref stored at ``key``) encrypted under ``codec``'s current epoch with
+    its payload unchanged, so its signature still verifies; None when it already is
+    (or is a plaintext ref). For ``project rekey --reencrypt`` (design §13.4)."""
+    ring = codec.ring
+    if ring is None or len(data) <= HEADER_SIZE + KEY_ID_SIZE or not data[6] & FLAG_ENCRYPTED:
+        return None
+    key_id = bytes(data[HEADER_SIZE:HEADER_SIZE + KEY_ID_SIZE])
+    if key_id == ring.current.key_id:
+        return None
+    keys = ring.for_key_id(key_id)
+    if keys is None:
+        raise AccessDeniedError(f"ref {key} is encrypted under a key epoch this identity "
+                                "does not hold; a member holding every epoch must rekey")
+    kind = Kind(data[5])
+    _, payload = open_envelope(data, expected_kind=kind, raw_length=None, what=f"ref {key}",
+                               keys=keys, binding=key.encode())
+    return seal(kind, payload, keys=ring.current, binding=key.encode())
 
 
 def _purpose(kind: Kind, key: str) -> bytes:

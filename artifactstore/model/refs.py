@@ -166,6 +166,11 @@ class Refs:
             raise self._all_deleted(artifact)
         return self._versions.read(artifact, live[-1])
 
+    def reencrypt_version(self, record: VersionRecord, manifest: Digest,
+                          digest: Digest) -> VersionRecord:
+        """Overwrite ``record`` under the current key epoch (``project rekey --reencrypt``)."""
+        return self._versions.reencrypt(record, manifest, digest, default_writer())
+
     def lifecycle_state(self) -> LifecycleState:
         """The replayed lifecycle log (a fresh listing)."""
         return self.lifecycle.state()

@@ -269,7 +269,11 @@ def encode_version(record: VersionRecord, nonce: bytes, key: str,
     retried create that finds the key taken can tell its own record (the
     response was lost) from another writer's with the same fields.
     """
-    body = {
+    return codec.seal(Kind.VERSION, key, _version_body(record, nonce))
+
+
+def _version_body(record: VersionRecord, nonce: bytes) -> dict[str, Any]:
+    return {
         "project": record.project,
         "artifact": record.artifact,
         "number": record.number,
@@ -285,7 +289,6 @@ def encode_version(record: VersionRecord, nonce: bytes, key: str,
         "run": record.run,
         "nonce": nonce,
     }
-    return codec.seal(Kind.VERSION, key, body)
 
 
 def decode_version(
@@ -482,6 +485,25 @@ class VersionLog:
             # Another writer took this number: its record is the new head.
             head = self.read(artifact, number)
             number += 1
+
+    def reencrypt(self, record: VersionRecord, manifest: Digest, digest: Digest,
+                  by: str) -> VersionRecord:
+        """Overwrite ``record`` in place, sealed under the codec's current epoch and
+        naming the re-encrypted ``manifest`` and tree ``digest`` (design §13.4).
+
+        The one exception to create-only refs: ``project rekey --reencrypt`` runs it
+        under the gc lock. The record is signed by the rekeying member; ``reencrypted``
+        keeps who signed the original and when it moved.
+        """
+        key = self.key(record.artifact, record.number)
+        body = _version_body(record, os.urandom(NONCE_SIZE))
+        body.update(manifest=manifest.raw, digest=digest.raw, reencrypted={
+            "at": now(), "by": by, "from_key_id": record.signature.key_id,
+            "original_signer": record.signature.signer,
+        })
+        self._backend.put(key, self._codec.seal(Kind.VERSION, key, body))
+        self._cache.pop((record.artifact, record.number), None)
+        return self.read(record.artifact, record.number)
 
     def missing(self, artifact: str) -> NotFoundError:
         """The error for an artifact without versions."""

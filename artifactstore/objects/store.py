@@ -224,6 +224,12 @@ class ObjectStore:
             return FileRef(chunks[0].id, size, chunks)
         return FileRef(hash_bytes(data), size, chunks)
 
+    def write_chunks(self, chunks: Iterable[bytes | memoryview],
+                     progress: Progress | None = None) -> tuple[ChunkRef, ...]:
+        """Store a file's chunks as they are (no re-chunking): moving a file between
+        key domains keeps its cut points."""
+        return self._store_chunks((memoryview(c) for c in chunks), progress)[0]
+
     def put_blob(self, kind: Kind, plaintext: bytes) -> Digest:
         """Store one structured blob (a tree node, a manifest root) and return its id."""
         self._check_open()
