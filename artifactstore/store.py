@@ -61,6 +61,7 @@ from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore, Progress, default_cache_dir
 from artifactstore.references import describe_reference
+from artifactstore.statcache import StatCache
 from artifactstore.version import ArtifactVersion
 
 if TYPE_CHECKING:
@@ -105,6 +106,9 @@ class Store:
         self._epoch_objects: dict[bytes, ObjectStore] = {}
         self._epoch_lock = threading.Lock()
         self._deleted_runs_cache: tuple[int, frozenset[str]] | None = None
+        #: unchanged local files are re-logged without reading them (statcache.py)
+        self._stat_cache = StatCache(_local_cache_path(objects, url, cache_dir, "stat",
+                                                       f"{objects.domain}.sqlite"))
 
     def __repr__(self) -> str:
         return f"<Store {self.url} project={self.project}>"
@@ -121,6 +125,7 @@ class Store:
         self.close()
 
     def close(self) -> None:
+        self._stat_cache.close()
         self.objects.close()
         for objects in self._epoch_objects.values():
             objects.close()
@@ -218,6 +223,7 @@ class Store:
             record, created = self._write_version(artifact, run, progress)
         finally:
             self.objects.end_session()
+        self._stat_cache.save()
         self.catalog.invalidate()
         version = ArtifactVersion(self, record, created=created)
         if run is not None:
@@ -311,11 +317,18 @@ class Store:
         return artifact
 
     def _store_file(self, path: str, source: Path, progress: Progress | None) -> FileEntry:
+        where = Path(os.path.abspath(source))
         try:
             # ``open`` in this module is artifactstore.open: use the builtin.
+            st = os.stat(source)
+            cached = self._stat_cache.lookup(where, st)
+            if cached is not None and self.objects.reuse(cached, progress):
+                return FileEntry.from_ref(path, cached, mode=st.st_mode & 0o777)
             with builtins.open(source, "rb") as f:
-                mode = os.fstat(f.fileno()).st_mode & 0o777
+                st = os.fstat(f.fileno())
+                mode = st.st_mode & 0o777
                 ref = self.objects.write_file(f, progress)
+            self._stat_cache.remember(where, st, ref)
         except PermissionError:
             raise InvalidInputError(
                 f"cannot read {source}: permission denied (check its permissions)"
@@ -720,11 +733,17 @@ def _as_time(what: str, value: str | datetime | None) -> datetime | None:
 def _catalog_path(
     objects: ObjectStore, url: str, project: str, cache_dir: str | os.PathLike[str] | None
 ) -> Path | None:
+    return _local_cache_path(objects, url, cache_dir, "catalog", f"{project}.sqlite")
+
+
+def _local_cache_path(objects: ObjectStore, url: str, cache_dir: str | os.PathLike[str] | None,
+                      kind: str, name: str) -> Path | None:
+    """``<cache>/<kind>/<store id>-<location hash>/<name>``; None for a memory store."""
     if url.startswith("memory://"):
-        return None  # the store lives in this process: so does its catalog
+        return None  # the store lives in this process: so do its caches
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     where = hashlib.sha256(objects.backend.url.encode()).hexdigest()[:16]
-    return root / "catalog" / f"{objects.config.store_id}-{where}" / f"{project}.sqlite"
+    return root / kind / f"{objects.config.store_id}-{where}" / name
 
 
 def open(

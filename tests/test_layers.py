@@ -35,7 +35,7 @@ API_MODULES = (
     "filecache", "references", "demo_model", "demo_data", "lineage_formats", "codestate",
     "catalog", "run", "lineage", "audit", "access", "projects", "identity",
     "verify", "repair", "domains",
-    "sync", "relog", "gc", "lifecycle", "reencrypt",
+    "sync", "relog", "gc", "lifecycle", "reencrypt", "statcache",
     "exporting", "exportreader", "importing",
 )  # fmt: skip
 

@@ -224,6 +224,24 @@ class ObjectStore:
             return FileRef(chunks[0].id, size, chunks)
         return FileRef(hash_bytes(data), size, chunks)
 
+    def reuse(self, ref: FileRef, progress: Progress | None = None) -> bool:
+        """Take a file's chunks as stored, without reading the file (a stat-cache hit),
+        if every one is still indexed and not condemned; False: read it instead."""
+        self._check_open()
+        self._ensure_index()
+        index, avoid, pending = self._index, self._avoid, self._pending
+        for chunk in ref.chunks:
+            raw = chunk.id.raw
+            if raw not in pending and (chunk.id not in index or raw in avoid):
+                return False
+        if self._session is not None:
+            self._session.update(c.id.raw for c in ref.chunks)
+        self.stats.bytes_in += ref.size
+        self.stats.blobs_deduplicated += len(ref.chunks)
+        if progress is not None:
+            progress(ref.size)
+        return True
+
     def write_chunks(self, chunks: Iterable[bytes | memoryview],
                      progress: Progress | None = None) -> tuple[ChunkRef, ...]:
         """Store a file's chunks as they are (no re-chunking): moving a file between

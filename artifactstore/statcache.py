@@ -1,0 +1,108 @@
+"""The stat cache: re-logging an unchanged file without reading it (like git's index).
+
+Vocabulary: an **entry** maps a local file, identified by its absolute path and
+its ``stat`` (device, inode, size, mtime and ctime in nanoseconds), to what
+storing it produced in one key domain of one store: its digest and chunk list.
+A file whose ``stat`` still matches is taken from the entry; the object store
+then only checks that every chunk is still stored (gc may have reclaimed it)
+before the version names them (design §15).
+
+A file modified within :data:`RACY_NS` of being cached is not cached: a write
+in the same timestamp tick would leave its ``stat`` unchanged ("racily clean"
+in git's words). The cache is an accelerator only: any error disables it for
+the call and the file is read as usual. It lives in this user's cache folder
+and holds local paths and plaintext digests, like the other local caches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import struct
+import time
+from pathlib import Path
+
+from artifactstore.digest import Digest
+from artifactstore.errors import ArtifactStoreError
+from artifactstore.objects.blobrefs import ChunkRef, FileRef
+
+__all__ = ["RACY_NS", "StatCache"]
+
+RACY_NS = 1_000_000_000
+_CHUNK = struct.Struct("<32sI")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER, mtime INTEGER,
+    ctime INTEGER, digest BLOB, chunks BLOB
+)
+"""
+
+Stat = tuple[int, int, int, int, int]
+
+
+def stat_key(st: os.stat_result) -> Stat:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class StatCache:
+    """Entries of one key domain of one store, in a SQLite file (None: no cache)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._db: sqlite3.Connection | None = None
+        self._pending: list[tuple[object, ...]] = []
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._db is None and self._path is not None:
+            try:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self._path, timeout=5, check_same_thread=False)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(_SCHEMA)
+                self._db = db
+            except (OSError, sqlite3.Error):
+                self._path = None  # unusable: read files as usual
+        return self._db
+
+    def lookup(self, source: Path, st: os.stat_result) -> FileRef | None:
+        """The stored form of ``source`` if its ``stat`` is unchanged since it was cached."""
+        db = self._connect()
+        if db is None:
+            return None
+        try:
+            row = db.execute("SELECT dev, ino, size, mtime, ctime, digest, chunks FROM files "
+                             "WHERE path = ?", (str(source),)).fetchone()
+        except sqlite3.Error:
+            return None
+        if row is None or tuple(row[:5]) != stat_key(st):
+            return None
+        try:
+            chunks = tuple(ChunkRef(Digest(raw), length)
+                           for raw, length in _CHUNK.iter_unpack(row[6]))
+            return FileRef(Digest(row[5]), st.st_size, chunks)
+        except (ArtifactStoreError, struct.error, TypeError, ValueError):
+            return None  # a damaged row is a miss, never an error
+
+    def remember(self, source: Path, st: os.stat_result, ref: FileRef) -> None:
+        """Queue an entry (written by :meth:`save`), unless the file changed too recently."""
+        if self._path is None or time.time_ns() - st.st_mtime_ns < RACY_NS:
+            return
+        chunks = b"".join(_CHUNK.pack(c.id.raw, c.length) for c in ref.chunks)
+        self._pending.append((str(source), *stat_key(st), ref.digest.raw, chunks))
+
+    def save(self) -> None:
+        """Write queued entries (after the version that names them was committed)."""
+        pending, self._pending = self._pending, []
+        db = self._connect()
+        if db is None or not pending:
+            return
+        with contextlib.suppress(sqlite3.Error), db:
+            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           pending)
+
+    def close(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None

@@ -1,0 +1,94 @@
+"""Re-logging unchanged files without reading them, and reading them when they changed
+or when gc reclaimed their chunks."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+import artifactstore
+from artifactstore.digest import hash_bytes
+from artifactstore.objects.blobrefs import ChunkRef, FileRef
+from artifactstore.objects.store import ObjectStore
+from artifactstore.statcache import StatCache
+from artifactstore.testing.stores import init_quick_store
+
+
+def _folder(tmp_path: Path, files: int = 5) -> Path:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    past = time.time() - 60  # not "racily clean": cached
+    for i in range(files):
+        p = folder / f"f{i}.bin"
+        p.write_bytes(os.urandom(20_000 + i))
+        os.utime(p, (past, past))
+    return folder
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many files the object store read (a spy: the real method still runs)."""
+    count: list[int] = []
+    real = ObjectStore.write_file
+
+    def spy(self: ObjectStore, stream, progress=None):  # type: ignore[no-untyped-def]
+        count.append(1)
+        return real(self, stream, progress)
+
+    monkeypatch.setattr(ObjectStore, "write_file", spy)
+    return count
+
+
+def test_unchanged_files_are_not_read_again(tmp_path: Path, reads: list[int]) -> None:
+    url = str(tmp_path / "store")
+    folder = _folder(tmp_path)
+    with artifactstore.open(url, cache_dir=tmp_path / "c") as store:
+        first = store.log_artifact(folder, name="d", type="dataset")
+    assert len(reads) == 5
+    with artifactstore.open(url, cache_dir=tmp_path / "c") as store:
+        again = store.log_artifact(folder, name="d", type="dataset")
+        assert not again.created
+        assert again.digest == first.digest
+        (folder / "f1.bin").write_bytes(os.urandom(20_001))  # same size, new mtime
+        changed = store.log_artifact(folder, name="d", type="dataset")
+        assert changed.created
+        changed.verify()
+    assert len(reads) == 6  # only the changed file was read
+
+
+def test_a_file_changed_just_now_is_not_trusted(tmp_path: Path) -> None:
+    cache = StatCache(tmp_path / "stat.sqlite")
+    fresh, old = tmp_path / "fresh.bin", tmp_path / "old.bin"
+    for p in (fresh, old):
+        p.write_bytes(os.urandom(100))
+    past = time.time() - 60
+    os.utime(old, (past, past))
+    for p in (fresh, old):
+        cache.remember(p, os.stat(p), _ref(p))
+    cache.save()
+    assert cache.lookup(fresh, os.stat(fresh)) is None  # a write in the same tick: unsafe
+    assert cache.lookup(old, os.stat(old)) == _ref(old)
+    os.utime(old, (past + 1, past + 1))
+    assert cache.lookup(old, os.stat(old)) is None  # its stat changed
+    cache.close()
+
+
+def _ref(p: Path) -> FileRef:
+    data = p.read_bytes()
+    return FileRef(hash_bytes(data), len(data), (ChunkRef(hash_bytes(data), len(data)),))
+
+
+def test_cached_chunks_reclaimed_by_gc_are_stored_again(tmp_path: Path, reads: list[int]) -> None:
+    url = str(tmp_path / "store")
+    init_quick_store(url)
+    folder = _folder(tmp_path, files=2)
+    with artifactstore.open(url, cache_dir=tmp_path / "c") as store:
+        store.log_artifact(folder, name="d", type="dataset")
+        store.delete_artifact("d")
+        store.gc(grace=0)
+        back = store.log_artifact(folder, name="d", type="dataset")
+        back.verify()
+    assert len(reads) == 4  # read again: the cache named chunks gc had removed
