@@ -753,7 +753,7 @@ def open(
     create: bool | None = None,
     concurrency: int = 8,
     cache_dir: str | os.PathLike[str] | None = None,
-    file_cache: bool = True,
+    file_cache: bool | None = None,
     passphrase: str | None = None,
     **backend_options: Any,
 ) -> Store:
@@ -763,14 +763,14 @@ def open(
     cloud stores need ``create=True`` (or ``artifactstore init``) so that a
     mistyped bucket prefix fails instead of starting an empty store. A private
     project opens with the user's identity, or with its ``passphrase`` slot
-    (see :mod:`artifactstore.access`).
+    (see :mod:`artifactstore.access`). Downloads go through the per-user file
+    cache for remote stores (``file_cache=None``); True or False forces it.
     """
     location = discover(None if url is None else os.fspath(url))
     project_name = validate_project_name(project or location.project or "default")
     backend = RetryingBackend(open_backend(location.url, **backend_options))
     if create is None:
-        scheme = location.url.split("://", 1)[0] if "://" in location.url else ""
-        create = scheme in _LOCAL_SCHEMES
+        create = scheme_of(location.url) in _LOCAL_SCHEMES
     objects = ObjectStore.open(
         backend,
         create=StoreConfig.new() if create else None,
@@ -787,6 +787,8 @@ def open(
         objects = ObjectStore(backend, objects.config, keys=access.ring.current,
                               concurrency=concurrency, cache_dir=cache_dir)
     files = None
+    if file_cache is None:  # a local store is its own cache: copying twice only costs
+        file_cache = scheme_of(location.url) not in _LOCAL_SCHEMES
     if file_cache:
         files = FileCache(Path(cache_dir) / "files" if cache_dir is not None else None)
     return Store(
@@ -803,6 +805,11 @@ def open(
 
 _default_lock = threading.Lock()
 _default_stores: dict[tuple[str | None, str | None, str], Store] = {}
+
+
+def scheme_of(url: str) -> str:
+    """``s3``, ``gs``, ``https``, … or ``""`` for a local path."""
+    return url.split("://", 1)[0] if "://" in url else ""
 
 
 def _default_store(url: str | None, project: str | None) -> Store:

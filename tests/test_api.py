@@ -266,7 +266,9 @@ def test_diff_between_versions(store: artifactstore.Store, tmp_path: Path) -> No
 def test_second_download_comes_from_the_local_cache(tmp_path: Path) -> None:
     url = str(tmp_path / "store")
     (tmp_path / "w.bin").write_bytes(random_bytes(2 * MiB, seed=77))
-    with artifactstore.open(url, cache_dir=tmp_path / "cache") as store:
+    with artifactstore.open(url, cache_dir=tmp_path / "cache") as local:
+        assert local.file_cache is None  # a local store is its own cache (by default)
+    with artifactstore.open(url, cache_dir=tmp_path / "cache", file_cache=True) as store:
         version = store.log_artifact(tmp_path / "w.bin", name="m", type="model")
         first = version.download(tmp_path / "one")
         (first / "w.bin").write_bytes(b"edited by the user")  # must not reach the cache
@@ -278,7 +280,7 @@ def test_second_download_comes_from_the_local_cache(tmp_path: Path) -> None:
     raw = bytearray(pack.read_bytes())
     raw[100] ^= 0xFF
     pack.write_bytes(bytes(raw))
-    with artifactstore.open(url, cache_dir=tmp_path / "cache") as store:
+    with artifactstore.open(url, cache_dir=tmp_path / "cache", file_cache=True) as store:
         again = store.artifact("m:v0").download(tmp_path / "two")
         assert (again / "w.bin").read_bytes() == random_bytes(2 * MiB, seed=77)
     uncached = artifactstore.open(url, cache_dir=tmp_path / "cache", file_cache=False)

@@ -132,13 +132,15 @@ def _scan(url: str, options: dict[str, Any], needle: bytes) -> list[str]:
 def _purge_with_lineage(url: str, options: dict[str, Any], tmp_path: Path) -> None:
     marker = b"PURGE-ME-marker-" * 5000
     cache = tmp_path / "cache"
-    with artifactstore.open(url, cache_dir=cache, **options) as store:
+    with artifactstore.open(url, cache_dir=cache, file_cache=True, **options) as store:
         data = tmp_path / "dataset"
         data.mkdir()
         (data / "shared.csv").write_bytes(b"id,value\n" + b"1,2\n" * 20000)
         (data / "secret.txt").write_bytes(marker)
         dataset = store.log_artifact(data, name="dataset", type="dataset")
         dataset.download(tmp_path / "downloaded")  # fills this machine's file cache
+        assert store.file_cache is not None
+        assert store.file_cache.info().entries == 2
         (data / "secret.txt").unlink()
         (data / "other.txt").write_bytes(os.urandom(10_000))
         store.log_artifact(data, name="dataset", type="dataset")  # v1 shares shared.csv

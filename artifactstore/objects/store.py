@@ -21,7 +21,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -71,6 +71,8 @@ _COALESCE_GAP = 256 << 10
 #: reads at least this large are hashed for the file digest on a second thread
 _BACKGROUND_HASH_MIN = 1 << 20
 _COALESCE_MAX = 16 << 20
+#: bytes of range reads in flight at most (peak memory of a restore)
+_WINDOW_BYTES = 48 << 20
 #: listings an index refresh tries when gc replaces index objects under it
 _REFRESH_ATTEMPTS = 5
 
@@ -587,10 +589,14 @@ class ObjectStore:
         """
         window: list[tuple[list[tuple[Digest, BlobLocation]],
                            Future[list[tuple[Digest, bytes]]]]] = []
+        in_flight = 0
         for group in self._coalesce(ids):
             window.append((group, self._pool.submit(self._read_group, group)))
-            if len(window) >= self._concurrency:
-                yield from self._group_result(*window.pop(0))
+            in_flight += _span(group)
+            while window and (len(window) >= self._concurrency or in_flight > _WINDOW_BYTES):
+                done = window.pop(0)
+                in_flight -= _span(done[0])
+                yield from self._group_result(*done)
         for group, future in window:
             yield from self._group_result(group, future)
 
@@ -645,6 +651,31 @@ class ObjectStore:
         for chunk_ref, (_, data) in zip(
             ref.chunks, self.read_blobs(c.id for c in ref.chunks), strict=True
         ):
+            if len(data) != chunk_ref.length:
+                raise IntegrityError(
+                    f"chunk {chunk_ref.id.hex} has {len(data)} bytes, the file lists "
+                    f"{chunk_ref.length}"
+                )
+            size += len(data)
+            yield data
+        if size != ref.size:
+            raise IntegrityError(f"file {ref.digest.hex} read {size} bytes, expected {ref.size}")
+
+    def iter_files(self, refs: Sequence[FileRef]) -> Iterator[Iterator[bytes]]:
+        """For each file in order, an iterator of its verified chunks; the chunks of all
+        files are read as one stream, so neighbouring files share range requests.
+
+        Each file's iterator must be consumed before the next is taken.
+        """
+        blobs = self.read_blobs(c.id for ref in refs for c in ref.chunks)
+        for ref in refs:
+            yield self._take_file(ref, blobs)
+
+    def _take_file(self, ref: FileRef,
+                   blobs: Iterator[tuple[Digest, bytes]]) -> Iterator[bytes]:
+        size = 0
+        for chunk_ref in ref.chunks:
+            _, data = next(blobs)
             if len(data) != chunk_ref.length:
                 raise IntegrityError(
                     f"chunk {chunk_ref.id.hex} has {len(data)} bytes, the file lists "
@@ -722,6 +753,11 @@ class _HashingReader:
             with contextlib.suppress(Exception):
                 self._pending.result()
             self._pending = None
+
+
+def _span(group: list[tuple[Digest, BlobLocation]]) -> int:
+    first, last = group[0][1], group[-1][1]
+    return last.offset + last.length - first.offset
 
 
 def _upload_error(future: Future[FinishedPack]) -> ArtifactStoreError:
