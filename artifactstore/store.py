@@ -426,6 +426,25 @@ class Store:
         """Undo the deletion of ``name:vN`` (before gc reclaimed it)."""
         return restore_version(self, ref)
 
+    def restore_artifact(self, name: str) -> list[LifecycleEvent]:
+        """Undo the deletion of every deleted (not purged) version of ``name``."""
+        state = self.refs.lifecycle_state()
+        numbers = sorted(n for n, e in state.deleted.get(name, {}).items()
+                         if e.action != "purge")
+        if not numbers:
+            raise NotFoundError(f"artifact {name!r} has no deleted version to restore")
+        return [restore_version(self, f"{name}:v{n}") for n in numbers]
+
+    def restore_run(self, run_id: str) -> LifecycleEvent:
+        """Undo the deletion of a run (the versions it produced are restored separately)."""
+        run = self.get_run(run_id, sync=True)
+        if run.run_id not in self.refs.lifecycle_state().deleted_runs:
+            raise InvalidInputError(f"run {run.run_id} is not deleted; nothing to restore")
+        event = self.refs.lifecycle.append("restore", by=default_writer(), runs=[run.run_id])
+        self._deleted_runs_cache = None
+        self.catalog.invalidate()
+        return event
+
     def deleted_versions(self) -> list[tuple[str, int, LifecycleEvent]]:
         """``(artifact, number, tombstone)`` of every deleted version, by name and number."""
         state = self.refs.lifecycle_state()

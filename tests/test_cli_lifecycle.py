@@ -34,7 +34,9 @@ def test_delete_ls_deleted_and_restore(url: str, capsys: pytest.CaptureFixture[s
     code, _, err = cli(capsys, "get", "d:v2", "--store", url)
     assert code == 3
     assert "restore" in err
-    assert cli(capsys, "restore", "d:v2", "--store", url)[0] == 0
+    code, out = cli_json(capsys, "restore", "d:v2", "--store", url)
+    assert code == 0
+    assert out["events"][0]["action"] == "restore"
     code, out = cli_json(capsys, "show", "d", "--store", url)
     assert out["version"] == "v2"
 

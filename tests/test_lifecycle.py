@@ -93,6 +93,12 @@ def test_delete_a_whole_artifact_and_a_run_with_its_outputs(store: artifactstore
     assert out.ref == "clean:v0"
     store.delete_artifact("raw")
     assert store.artifacts() == []
+    store.restore_run(run.id)
+    assert run.id in [r.run_id for r in store.runs(sync=True)]
+    store.restore_artifact("clean")
+    assert store.artifact("clean").version == "v0"
+    with pytest.raises(InvalidInputError, match="not deleted"):
+        store.restore_run(run.id)
 
 
 def test_gc_frees_what_only_deleted_versions_referenced(store: artifactstore.Store,

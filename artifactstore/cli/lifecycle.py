@@ -64,10 +64,17 @@ def delete(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def restore(args: argparse.Namespace) -> dict[str, Any]:
+    if args.artifact and args.run:
+        raise InvalidInputError("use one of --artifact, --run")
     with _open(args) as store:
-        event = store.restore(args.ref)
+        if args.artifact:
+            events = store.restore_artifact(args.ref)
+        elif args.run:
+            events = [store.restore_run(args.ref)]
+        else:
+            events = [store.restore(args.ref)]
     _say(args, f"restored {args.ref}")
-    return _event(event)
+    return {"events": [_event(e) for e in events]}
 
 
 def gc_report(report: GcReport) -> dict[str, Any]:
@@ -152,8 +159,12 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="also remove the aliases pointing at what is deleted")
     p.add_argument("--reason", help="why (recorded)")
-    p = add("restore", restore, "bring back a deleted version (before gc reclaimed it)")
-    p.add_argument("ref", metavar="NAME:vN")
+    p = add("restore", restore, "bring back a deleted version, artifact or run (before gc "
+                                "reclaimed it)")
+    p.add_argument("ref", metavar="REF", help="name:vN (with --artifact: a name; with --run: "
+                                              "a run id)")
+    p.add_argument("--artifact", action="store_true", help="every deleted version of NAME")
+    p.add_argument("--run", action="store_true", help="the deleted run RUN_ID")
     p = add("gc", gc, "reclaim the space of deleted versions: condemn, then delete after "
                       "the grace period")
     p.add_argument("--grace", default="1h",
