@@ -647,19 +647,7 @@ class ObjectStore:
 
     def iter_file(self, ref: FileRef) -> Iterator[bytes]:
         """The file's bytes chunk by chunk, every chunk verified against its id."""
-        size = 0
-        for chunk_ref, (_, data) in zip(
-            ref.chunks, self.read_blobs(c.id for c in ref.chunks), strict=True
-        ):
-            if len(data) != chunk_ref.length:
-                raise IntegrityError(
-                    f"chunk {chunk_ref.id.hex} has {len(data)} bytes, the file lists "
-                    f"{chunk_ref.length}"
-                )
-            size += len(data)
-            yield data
-        if size != ref.size:
-            raise IntegrityError(f"file {ref.digest.hex} read {size} bytes, expected {ref.size}")
+        return self._take_file(ref, self.read_blobs(c.id for c in ref.chunks))
 
     def iter_files(self, refs: Sequence[FileRef]) -> Iterator[Iterator[bytes]]:
         """For each file in order, an iterator of its verified chunks; the chunks of all

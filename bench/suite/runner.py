@@ -38,7 +38,8 @@ def verify(expected: Path, got: Path) -> int:
     return len(want)
 
 
-def _warm(root: Path) -> None:
+def warm(root: Path) -> None:
+    """Read every file under ``root`` once, so the page cache holds it for the next step."""
     for rel in files_of(root):
         with open(root / rel, "rb", buffering=0) as f:
             while f.read(8 << 20):
@@ -54,7 +55,7 @@ def run_once(tool: Tool, workload: Workload, scratch: Path) -> dict[str, Any]:
         adds = []
         for label, folder in zip(workload.labels, workload.versions, strict=True):
             os.sync()
-            _warm(folder)
+            warm(folder)
             tool.add(folder, label)
             adds.append({"version": label, "seconds": tool.last.seconds,
                          "max_rss": tool.last.max_rss, "stored_bytes": tool.stored_bytes()})

@@ -311,9 +311,13 @@ class Dvc(SubprocessTool):
             self._setup_workspace(ws)
         self._begin()
         self._run(["add", "-q", data_dir.name], ws)
+        self._upload(ws, data_dir.name)
         self._end()
         shutil.copyfile(ws / f"{data_dir.name}.dvc", self.repo_dir / f"{version_label}.dvc")
         self.names[version_label] = data_dir.name
+
+    def _upload(self, ws: Path, name: str) -> None:
+        """Part of a timed add after ``dvc add NAME``: nothing locally (a push to a remote)."""
 
     def restore(self, version_label: str, out_dir: Path) -> None:
         ws = self.repo_dir / f"restore-{version_label}"
