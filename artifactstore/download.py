@@ -18,6 +18,7 @@ from typing import Any
 from artifactstore.digest import Digest, Hasher
 from artifactstore.errors import IntegrityError
 from artifactstore.filecache import FileCache
+from artifactstore.localproc import process_exists
 from artifactstore.model.paths import join_under
 from artifactstore.model.tree import Entry, FileEntry, ReferenceEntry
 from artifactstore.objects.store import ObjectStore
@@ -122,19 +123,9 @@ def _remove_abandoned_temps(folder: Path) -> None:
     """
     for temp in folder.glob(f"{TEMP_MARK}*"):
         pid_text = temp.name[len(TEMP_MARK):].split("-", 1)[0]
-        if pid_text.isdigit() and not _alive(int(pid_text)):
+        if pid_text.isdigit() and not process_exists(int(pid_text)):
             with contextlib.suppress(OSError):
                 temp.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 def _write_verified(blocks: Iterable[bytes], path: str, digest: Digest | None, mode: int,

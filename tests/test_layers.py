@@ -46,7 +46,8 @@ LAYERS: list[tuple[str, set[str], set[str]]] = [
         "foundations",
         {
             f"{PACKAGE}.{name}"
-            for name in ("errors", "digest", "chunking", "encoding", "crypto", "synthetic")
+            for name in ("errors", "digest", "chunking", "encoding", "crypto", "synthetic",
+                         "localproc")
         },
         set(),
     ),

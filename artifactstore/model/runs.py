@@ -32,6 +32,7 @@ from artifactstore import encoding
 from artifactstore.backends import Backend
 from artifactstore.digest import Digest
 from artifactstore.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from artifactstore.localproc import process_exists
 from artifactstore.model.names import NAME_RE, validate_project_name, version_label
 from artifactstore.model.records import PLAIN, RecordCodec
 from artifactstore.model.versions import (
@@ -223,18 +224,11 @@ def derive_status(
     if (current - last).total_seconds() > 3 * start.heartbeat + STALE_GRACE:
         return "crashed"
     on_its_host = host is not None and host == start.host and start.pid is not None
-    if on_its_host and start.pid is not None and not _process_exists(start.pid):
+    if on_its_host and start.pid is not None and not process_exists(start.pid):
         return "crashed"
     return "running"
 
 
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
     return True
 
 

@@ -31,6 +31,7 @@ from artifactstore import encoding
 from artifactstore.backends.base import Backend
 from artifactstore.digest import Digest
 from artifactstore.errors import ConflictError, IntegrityError, NotFoundError
+from artifactstore.localproc import process_exists
 from artifactstore.objects.envelope import Kind, open_envelope, seal
 
 __all__ = [
@@ -184,15 +185,8 @@ def _stale(holder: dict[str, object]) -> bool:
         return True
     pid = holder.get("pid")
     if holder.get("host") == platform.node() and isinstance(pid, int):
-        return not _alive(pid)
+        return not process_exists(pid)
     return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
