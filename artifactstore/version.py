@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from artifactstore.digest import Hasher
 from artifactstore.download import file_matches, materialize
 from artifactstore.errors import IntegrityError, InvalidInputError
+from artifactstore.model.entries import GetBlob
 from artifactstore.model.paths import validate_path
 from artifactstore.model.refs import VersionRecord
 from artifactstore.model.tree import (
@@ -26,6 +27,7 @@ from artifactstore.model.tree import (
     diff_trees,
     iter_entries,
     lookup,
+    prefetching_reader,
 )
 from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.store import ObjectStore, Progress
@@ -120,7 +122,12 @@ class ArtifactVersion:
 
     def files(self) -> list[Entry]:
         """Every entry of the version, in path order."""
-        return list(iter_entries(self._record.digest, self._objects.read_blob))
+        return list(iter_entries(self._record.digest, self._tree_reader()))
+
+    def _tree_reader(self) -> GetBlob:
+        """Reads the version's tree nodes level by level (few requests for a big tree)."""
+        objects = self._objects
+        return prefetching_reader(self._record.digest, objects.read_many, objects.read_blob)
 
     def entry(self, path: str) -> Entry:
         return lookup(self._record.digest, validate_path(path), self._objects.read_blob)
@@ -133,7 +140,7 @@ class ArtifactVersion:
         the right bytes are skipped, so an interrupted download resumes.
         """
         target = self._target(root)
-        materialize(self._objects, iter_entries(self._record.digest, self._objects.read_blob),
+        materialize(self._objects, iter_entries(self._record.digest, self._tree_reader()),
                     target, progress, self._store.file_cache, self._store.backend_options)
         return target
 
@@ -158,7 +165,7 @@ class ArtifactVersion:
         ``IntegrityError`` naming the file.
         """
         count = 0
-        for entry in iter_entries(self._record.digest, self._objects.read_blob):
+        for entry in iter_entries(self._record.digest, self._tree_reader()):
             if isinstance(entry, ReferenceEntry):
                 if root is not None and not file_matches(Path(root) / entry.path, entry):
                     raise IntegrityError(

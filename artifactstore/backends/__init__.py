@@ -10,6 +10,7 @@ URL                            backend
 ``memory://name``              :class:`MemoryBackend` (process-wide registry)
 ``s3://bucket/prefix``         S3 via s3fs (see :mod:`._s3` for options)
 ``gs://bucket/prefix``         GCS via gcsfs (``gcs://`` too; :mod:`._gcs`)
+``https://host/path``          read-only web server or bucket endpoint (:mod:`._http`)
 =============================  ===========================================
 
 Wrappers compose around any backend: :class:`RetryingBackend`,

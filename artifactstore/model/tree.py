@@ -20,14 +20,14 @@ above them, not every fragment.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from artifactstore.digest import Digest, hash_bytes
 from artifactstore.encoding import pack
-from artifactstore.errors import InvalidInputError, NotFoundError
-from artifactstore.model._nodes import DirItem, find, walk_dir
+from artifactstore.errors import ArtifactStoreError, InvalidInputError, NotFoundError
+from artifactstore.model._nodes import Child, DirItem, decode_node, find, walk_dir
 from artifactstore.model.entries import (
     DEFAULT_MEDIA_TYPE,
     Entry,
@@ -44,6 +44,7 @@ from artifactstore.objects.envelope import Kind
 __all__ = [
     "DEFAULT_MEDIA_TYPE", "SPLIT_THRESHOLD", "Change", "Entry", "FileEntry", "ReferenceEntry",
     "TreeSummary", "build_tree", "diff_trees", "iter_entries", "lookup", "path_key",
+    "prefetching_reader",
 ]  # fmt: skip
 
 SPLIT_THRESHOLD: Final = 2048
@@ -196,6 +197,45 @@ def iter_entries(root: Digest, get_blob: GetBlob, prefix: str = "") -> Iterator[
         yield from walk_dir(directory, item.id, (item.size, item.files), get_blob)
     else:
         yield item.entry(directory, get_blob)
+
+
+#: bytes of tree nodes :func:`prefetching_reader` holds at most
+PREFETCH_BUDGET: Final = 64 << 20
+
+
+def prefetching_reader(
+    root: Digest,
+    get_many: Callable[[list[Digest]], Iterable[tuple[Digest, bytes]]],
+    get_one: GetBlob,
+    budget: int = PREFETCH_BUDGET,
+) -> GetBlob:
+    """A ``get_blob`` for walking the tree under ``root`` that has read its nodes level
+    by level with ``get_many`` (one batched read per level instead of one per node).
+
+    Nodes past ``budget`` bytes, and chunk lists, are read with ``get_one`` when the
+    walk reaches them; every node is still checked by the walk itself.
+    """
+    held: dict[bytes, bytes] = {}
+    used = 0
+    level = [root]
+    try:
+        while level and used < budget:
+            following: dict[bytes, Digest] = {}
+            for node_id, data in get_many(level):
+                held[node_id.raw] = data
+                used += len(data)
+                for item in decode_node(node_id, data, None):
+                    if isinstance(item, DirItem | Child) and item.id.raw not in held:
+                        following[item.id.raw] = item.id
+            level = list(following.values())
+    except ArtifactStoreError:
+        pass  # damage: the walk reads that node itself and reports it with its path
+
+    def get_blob(blob_id: Digest) -> bytes:
+        data = held.get(blob_id.raw)
+        return get_one(blob_id) if data is None else data
+
+    return get_blob
 
 
 def lookup(root: Digest, path: str, get_blob: GetBlob) -> Entry:

@@ -70,7 +70,7 @@ Progress = Callable[[int], None]
 _COALESCE_GAP = 256 << 10
 #: reads at least this large are hashed for the file digest on a second thread
 _BACKGROUND_HASH_MIN = 1 << 20
-_COALESCE_MAX = 16 << 20
+_COALESCE_MAX = 24 << 20  # a whole default pack (16 MiB and its last blob) in one read
 #: bytes of range reads in flight at most (peak memory of a restore)
 _WINDOW_BYTES = 48 << 20
 #: listings an index refresh tries when gc replaces index objects under it
@@ -644,6 +644,12 @@ class ObjectStore:
             ))
             for blob_id, loc in group
         ]
+
+    def read_many(self, ids: Iterable[Digest]) -> Iterator[tuple[Digest, bytes]]:
+        """Verified blobs in storage order (pack, offset), so neighbours share reads."""
+        located = sorted(((self.locate(i), i) for i in dict.fromkeys(ids)),
+                         key=lambda li: (li[0].pack.raw, li[0].offset))
+        return self.read_blobs(i for _, i in located)
 
     def iter_file(self, ref: FileRef) -> Iterator[bytes]:
         """The file's bytes chunk by chunk, every chunk verified against its id."""
