@@ -24,6 +24,7 @@ from artifactstore import encoding
 from artifactstore.access import PRIVATE_BY_DEFAULT, project_access
 from artifactstore.artifact import Artifact, StagedReference
 from artifactstore.backends import open_backend
+from artifactstore.backends.immutable_cache import ImmutableCacheBackend
 from artifactstore.backends.retry import RetryingBackend
 from artifactstore.catalog import Catalog, RunInfo
 from artifactstore.digest import Digest
@@ -52,7 +53,7 @@ from artifactstore.model.names import (
     validate_alias,
     validate_project_name,
 )
-from artifactstore.model.projects import Member, ProjectKeys
+from artifactstore.model.projects import Member, ProjectKeys, immutable_project_key
 from artifactstore.model.refs import AliasEvent, Refs, VersionRecord
 from artifactstore.model.runs import STATUSES, MetricsRow, RunLog, parse_time, validate_run_id
 from artifactstore.model.tree import Entry, FileEntry, build_tree, iter_entries
@@ -218,7 +219,7 @@ class Store:
         artifact = self._as_artifact(artifact_or_path, name, type, metadata, description)
         wanted_aliases = [validate_alias(a) for a in aliases]
         encoding.pack(artifact.metadata)  # refuse unencodable metadata before any upload
-        self.objects.begin_session()
+        self.objects.begin_session(refresh=not self._all_cached(artifact))
         try:
             record, created = self._write_version(artifact, run, progress)
         finally:
@@ -315,6 +316,19 @@ class Store:
         else:
             raise NotFoundError(f"cannot log {path}: no such file or folder (check the path)")
         return artifact
+
+    def _all_cached(self, artifact: Artifact) -> bool:
+        """Whether the stat cache knows every staged file as it is now."""
+        for staged in artifact.entries:
+            if isinstance(staged, StagedReference):
+                return False
+            try:
+                st = os.stat(staged.source)
+            except OSError:
+                return False
+            if self._stat_cache.lookup(Path(os.path.abspath(staged.source)), st) is None:
+                return False
+        return True
 
     def _store_file(self, path: str, source: Path, progress: Progress | None) -> FileEntry:
         where = Path(os.path.abspath(source))
@@ -796,8 +810,11 @@ def open(
         concurrency=concurrency,
         cache_dir=cache_dir,
     )
+    # Project records, member events, key epochs and slots are create-only: read once.
+    refs_cache = _local_cache_path(objects, location.url, cache_dir, "refs", "")
     access = project_access(
-        backend, project_name,
+        backend if refs_cache is None else ImmutableCacheBackend(
+            backend, refs_cache, immutable_project_key), project_name,
         private_by_default=PRIVATE_BY_DEFAULT in objects.config.optional_features,
         may_create=backend.supports_atomic_create, passphrase=passphrase,
     )

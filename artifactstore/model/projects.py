@@ -31,6 +31,7 @@ epoch count, not names or contents; docs/security.md).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -61,7 +62,7 @@ from artifactstore.model.versions import NONCE_SIZE, Fields, now, read_ref, seq_
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import Kind
 
-__all__ = ["Member", "ProjectInfo", "ProjectKeys", "Visibility"]
+__all__ = ["Member", "ProjectInfo", "ProjectKeys", "Visibility", "immutable_project_key"]
 
 Visibility = Literal["public", "private", "team"]
 VISIBILITIES: Final = ("public", "private", "team")
@@ -114,6 +115,18 @@ class ProjectInfo:
         return self.visibility != "public"
 
 
+#: keys of a project that are created once and never change (a local copy is as good)
+_IMMUTABLE = re.compile(
+    r"projects/[^/]+/(project|recovery|members/[0-9]{10}|keys/[0-9]{10}/(info|slots/[^/]+))"
+)
+
+
+def immutable_project_key(key: str) -> bool:
+    """Whether ``key`` is a create-only project object (record, member event, key epoch,
+    key slot), so a reader may keep a local copy of it."""
+    return _IMMUTABLE.fullmatch(key) is not None
+
+
 def _member(value: object, key: str) -> Member:
     if (not isinstance(value, dict) or type(value.get("x25519")) is not bytes
             or type(value.get("ed25519")) is not bytes
@@ -132,6 +145,7 @@ class ProjectKeys:
         self._codec = RecordCodec(signer=signer)
         self._prefix = f"projects/{self._project}/"
         self._replayed: tuple[list[Member], dict[bytes, str]] | None = None
+        self._listed_epochs: list[int] | None = None
 
     # -- keys of the objects -----------------------------------------------------------
 
@@ -289,13 +303,17 @@ class ProjectKeys:
     # -- key epochs -------------------------------------------------------------------
 
     def epochs(self) -> list[int]:
-        prefix = f"{self._prefix}keys/"
-        found = {seq_of(k[len(prefix):].partition("/")[0]) for k in self._backend.list(prefix)
-                 if k.endswith("/info")}
-        return sorted(e for e in found if e is not None)
+        """The key epochs (listed once per instance; a rotation by this instance adds)."""
+        if self._listed_epochs is None:
+            prefix = f"{self._prefix}keys/"
+            found = {seq_of(k[len(prefix):].partition("/")[0])
+                     for k in self._backend.list(prefix) if k.endswith("/info")}
+            self._listed_epochs = sorted(e for e in found if e is not None)
+        return list(self._listed_epochs)
 
     def _write_epoch(self, epoch: int, epoch_key: bytes, recipients: list[Member]) -> None:
         keys = DomainKeys.from_epoch_key(epoch_key)
+        self._listed_epochs = None
         if not self._create(Kind.KEY_EPOCH, self._epoch_key(epoch),
                             {"epoch": epoch, "key_id": keys.key_id, "created_at": now()}):
             raise ConflictError("another member rotated the project key at the same time; "

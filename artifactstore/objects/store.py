@@ -133,6 +133,8 @@ class ObjectStore:
         self._avoid: frozenset[bytes] = frozenset()
         self._session: set[bytes] | None = None
         self._checked_at: float | None = None
+        #: a session that has not looked at the store yet (begin_session(refresh=False))
+        self._lazy = False
 
     # -- opening -----------------------------------------------------------------
 
@@ -231,11 +233,14 @@ class ObjectStore:
         if every one is still indexed and not condemned; False: read it instead."""
         self._check_open()
         self._ensure_index()
-        index, avoid, pending = self._index, self._avoid, self._pending
+        index, pending = self._index, self._pending
         for chunk in ref.chunks:
             raw = chunk.id.raw
-            if raw not in pending and (chunk.id not in index or raw in avoid):
-                return False
+            if raw not in pending and (chunk.id not in index or raw in self._avoid):
+                if not self._lazy:
+                    return False
+                self._start_reads()  # the local index may be behind: look, then decide
+                return self.reuse(ref, progress)
         if self._session is not None:
             self._session.update(c.id.raw for c in ref.chunks)
         self.stats.bytes_in += ref.size
@@ -289,6 +294,10 @@ class ObjectStore:
         ):
             stats.blobs_deduplicated += 1
             return blob_id
+        if self._lazy:  # about to write: look at the store now (and ask again)
+            self._start_reads()
+            stats.bytes_in -= length
+            return self._add(kind, plaintext, sealer)
         keys = self.keys
         if sealer is None:
             header, payload = seal_parts(kind, plaintext, self.config.compression, keys=keys,
@@ -387,19 +396,35 @@ class ObjectStore:
 
     # -- commit sessions (design §15) -----------------------------------------------
 
-    def begin_session(self) -> None:
+    def begin_session(self, *, refresh: bool = True) -> None:
         """Start writing blobs for one commit: refresh the index and learn which
-        blobs gc has condemned, so they are written anew instead of deduplicated."""
+        blobs gc has condemned, so they are written anew instead of deduplicated.
+
+        ``refresh=False`` (every file is known from the stat cache, so most likely
+        nothing new is written) skips both listings; the check before the commit
+        point still refreshes, so a stale decision can only fail the commit.
+        """
         self._check_open()
-        self.refresh_index()
-        self._avoid = frozenset(self._condemned_blobs())
+        self._lazy = not refresh and len(self._index) > 0
+        if self._lazy:
+            self._index_loaded = True  # the local copy of the index, until a write needs more
+            self._avoid = frozenset()
+        else:
+            self._start_reads()
         self._session = set()
         self._checked_at = None
+
+    def _start_reads(self) -> None:
+        """The session's fresh look at the index and the condemnations."""
+        self._lazy = False
+        self.refresh_index()
+        self._avoid = frozenset(self._condemned_blobs())
 
     def end_session(self) -> None:
         self._session = None
         self._avoid = frozenset()
         self._checked_at = None
+        self._lazy = False
 
     def note_session_blobs(self, ids: Iterable[bytes]) -> None:
         """Blobs a commit names without writing them (entries reused from a version)."""
@@ -430,6 +455,7 @@ class ObjectStore:
         self._check_open()
         ids = self.session_blobs() if blob_ids is None else frozenset(blob_ids)
         started = time.monotonic()
+        self._lazy = False
         records = self._condemnations.current()
         self.refresh_index()
         rescued = 0

@@ -1,0 +1,47 @@
+"""A local copy of create-only objects: read once from the backend, then from disk.
+
+Wraps a backend; ``get`` of a key the caller marks *immutable* (created once with
+``put_if_absent`` and never changed, such as a project's record, member events,
+key epochs and key slots) is answered from ``<folder>/<key>`` after the first
+read. The copy is an accelerator only, and what it returns is checked by the
+reader exactly like the original (those objects are signed): a damaged or
+planted file is no worse than a damaged object. Every other call passes through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from artifactstore.backends._wrapper import BackendWrapper
+from artifactstore.backends.base import Backend, check_key
+
+__all__ = ["ImmutableCacheBackend"]
+
+
+class ImmutableCacheBackend(BackendWrapper):
+    """See the module docstring."""
+
+    def __init__(self, inner: Backend, folder: Path, immutable: Callable[[str], bool]) -> None:
+        super().__init__(inner)
+        self._folder = folder
+        self._immutable = immutable
+
+    def get(self, key: str) -> bytes:
+        check_key(key)
+        if not self._immutable(key):
+            return super().get(key)
+        path = self._folder / key
+        with contextlib.suppress(OSError):
+            return path.read_bytes()
+        data = super().get(key)
+        with contextlib.suppress(OSError):  # cannot cache: read it again next time
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        return data
