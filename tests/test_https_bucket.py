@@ -135,6 +135,8 @@ def test_a_public_project_reads_over_the_bucket_endpoint(
         (tmp_path / "f.txt").write_text("new data")
         with pytest.raises(ReadOnlyError, match="read-only"):
             store.log_artifact(tmp_path / "f.txt", name="other", type="text")
+        with pytest.raises(ReadOnlyError, match="read-only"):  # a ref write, no blob
+            store.set_alias("dataset:v0", "mine")
 
 
 @pytest.mark.s3

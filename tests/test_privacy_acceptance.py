@@ -15,7 +15,12 @@ import pytest
 import artifactstore
 from artifactstore import encoding
 from artifactstore.backends import open_backend
-from artifactstore.errors import AccessDeniedError, ArtifactStoreError, IntegrityError
+from artifactstore.errors import (
+    AccessDeniedError,
+    ArtifactStoreError,
+    IntegrityError,
+    ReadOnlyError,
+)
 from artifactstore.identity import load_or_create_identity
 from artifactstore.model.versions import version_key
 from artifactstore.objects.envelope import Kind, seal
@@ -274,8 +279,10 @@ def test_a_public_project_reads_over_http_read_only(tmp_path: Path,
         version = store.artifact("notes:latest")
         assert version.open("f.txt").read() == b"for everyone"
         assert version.record.signature.state == "valid"
-        with pytest.raises(ArtifactStoreError, match=r"read-only|atomic create"):
+        with pytest.raises(ReadOnlyError, match="read-only"):
             store.log_artifact(tmp_path / "f.txt", name="other", type="text")
+        with pytest.raises(ReadOnlyError, match="read-only"):
+            store.set_alias("notes:latest", "mine")
 
 
 def test_verify_reads_the_key_domains_a_member_holds(tmp_path: Path,

@@ -42,6 +42,11 @@ class BackendWrapper:
         """As the inner backend."""
         return self._inner.supports_range
 
+    @property
+    def read_only(self) -> bool:
+        """Whether writes are refused somewhere down the chain of wrappers."""
+        return bool(getattr(self._inner, "read_only", False))
+
     def get(self, key: str) -> bytes:
         return self._inner.get(key)
 

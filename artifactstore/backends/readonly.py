@@ -19,6 +19,11 @@ __all__ = ["ReadOnlyBackend"]
 class ReadOnlyBackend(BackendWrapper):
     """Wrap ``inner``; refuse ``put``, ``put_if_absent`` and ``delete``."""
 
+    @property
+    def read_only(self) -> bool:
+        """Always True."""
+        return True
+
     def put(self, key: str, data: bytes) -> None:
         """Always raises ``ReadOnlyError``."""
         raise self._refuse("put", key)

@@ -39,6 +39,7 @@ from artifactstore.errors import (
     IntegrityError,
     InvalidInputError,
     NotFoundError,
+    ReadOnlyError,
 )
 from artifactstore.model.names import (
     MAX_VERSION,
@@ -105,6 +106,11 @@ def require_atomic_create(backend: Backend) -> None:
     ``put_if_absent``; without an atomic create two writers could both "win" the
     same number and one version or alias move would be silently lost.
     """
+    if getattr(backend, "read_only", False):
+        raise ReadOnlyError(
+            f"the store at {backend.url} is opened read-only (a web location, or "
+            "read-only by request); open it writable (s3://, gs://, a folder) to change it"
+        )
     if not backend.supports_atomic_create:
         raise ConfigurationError(
             f"the backend at {backend.url} has no atomic create (put-if-absent), so "
