@@ -145,12 +145,17 @@ class FsspecBackend:
         (directory markers ending in ``/`` made by other tools) are skipped.
         """
         check_prefix(prefix)
-        head, rest = split_prefix(prefix)
+        # The listing starts one segment up, with the last segment (and the partial
+        # rest) as the name filter: s3fs probes a path whose listing comes back empty
+        # (a HEAD and a second LIST) unless a filter is given, and an empty listing
+        # (no condemnations, no deletions yet) is the common case.
+        head, _ = split_prefix(prefix.rstrip("/"))
         base = f"{self._root}/{head}" if head else self._root
+        stem = prefix[len(head) + 1:] if head else prefix
         strip = self._root + "/"
         wanted = strip + prefix
         with mapped_errors("list", prefix, self._url):
-            names = self._live().find(base, prefix=rest, **self._call_kw)
+            names = self._live().find(base, prefix=stem, **self._call_kw)
         keys = [name[len(strip) :] for name in names if name.startswith(wanted)]
         return iter(sorted(key for key in keys if _is_key(key)))
 
