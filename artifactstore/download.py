@@ -41,8 +41,8 @@ def file_matches(path: Path, entry: Entry) -> bool:
         if digest is None:
             return False  # a reference logged without checksum: always fetch again
         hasher = Hasher()
-        with open(path, "rb") as f:
-            while block := f.read(_BLOCK):
+        with open(path, "rb", buffering=0) as f:  # reads sized to the file: see filecache
+            while block := f.read(max(1, min(_BLOCK, entry.size + 1))):
                 hasher.update(block)
     except OSError:
         return False

@@ -368,7 +368,8 @@ def _copy(src: int, dst: int, *, reflink: bool) -> bool:
         return False
     except OSError:
         _rewind(src, dst)  # copy_file_range unsupported here (ENOSYS, EXDEV, EINVAL)
-    while block := os.read(src, _BLOCK):
+    step = max(1, min(_BLOCK, os.fstat(src).st_size + 1))  # sized to the file (heap)
+    while block := os.read(src, step):
         view = memoryview(block)
         while view:
             view = view[os.write(dst, view):]
@@ -384,7 +385,10 @@ def _rewind(src: int, dst: int) -> None:
 def _digest_of(fd: int) -> Digest:
     hasher = Hasher()
     offset = 0
-    while block := os.pread(fd, _BLOCK, offset):
+    size = os.fstat(fd).st_size
+    # Reads no bigger than the file: an 8 MiB read buffer per small file fragments
+    # the heap of a process that copies thousands of them.
+    while block := os.pread(fd, max(1, min(_BLOCK, size - offset + 1)), offset):
         hasher.update(block)
         offset += len(block)
     return hasher.digest()

@@ -341,7 +341,7 @@ class Store:
             with builtins.open(source, "rb") as f:
                 st = os.fstat(f.fileno())
                 mode = st.st_mode & 0o777
-                ref = self.objects.write_file(f, progress)
+                ref = self.objects.write_file(f, progress, size_hint=st.st_size)
             self._stat_cache.remember(where, st, ref)
         except PermissionError:
             raise InvalidInputError(

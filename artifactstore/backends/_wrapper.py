@@ -43,6 +43,11 @@ class BackendWrapper:
         return self._inner.supports_range
 
     @property
+    def supports_vectored_put(self) -> bool:
+        """As the inner backend (False when it does not say)."""
+        return bool(getattr(self._inner, "supports_vectored_put", False))
+
+    @property
     def read_only(self) -> bool:
         """Whether writes are refused somewhere down the chain of wrappers."""
         return bool(getattr(self._inner, "read_only", False))

@@ -96,6 +96,11 @@ class LocalBackend:
         return True
 
     @property
+    def supports_vectored_put(self) -> bool:
+        """``put_parts`` writes the pieces with ``os.writev``, without joining them."""
+        return True
+
+    @property
     def supports_range(self) -> bool:
         """True: ``get_range`` seeks and reads only the requested bytes."""
         return True

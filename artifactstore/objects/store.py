@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Self
+from typing import Any, BinaryIO, Self
 
 from artifactstore.backends.base import Backend
 from artifactstore.chunking import chunk_views, iter_chunks
@@ -70,9 +70,8 @@ Progress = Callable[[int], None]
 _COALESCE_GAP = 256 << 10
 #: reads at least this large are hashed for the file digest on a second thread
 _BACKGROUND_HASH_MIN = 1 << 20
-_COALESCE_MAX = 24 << 20  # a whole default pack (16 MiB and its last blob) in one read
-#: bytes of range reads in flight at most (peak memory of a restore)
-_WINDOW_BYTES = 48 << 20
+#: packs uploading at once through a backend that joins them (S3, GCS, memory)
+_JOINED_UPLOADS = 1
 #: listings an index refresh tries when gc replaces index objects under it
 _REFRESH_ATTEMPTS = 5
 
@@ -121,14 +120,23 @@ class ObjectStore:
         #: one thread for file digests, so they run in order beside the chunking
         self._digest_pool = ThreadPoolExecutor(max_workers=1,
                                                thread_name_prefix="artifactstore-digest")
-        # Bounds memory: at most this many finished packs wait for upload.
-        self._upload_slots = threading.BoundedSemaphore(concurrency)
+        # Bounds memory: at most this many finished packs wait for upload. A backend
+        # that must join a pack into one buffer to send it (S3, GCS) holds two copies
+        # while it uploads, so fewer are in flight there (peak RSS, not throughput).
+        self._vectored = bool(getattr(backend, "supports_vectored_put", False))
+        self._upload_slots = threading.BoundedSemaphore(
+            concurrency if self._vectored else min(concurrency, _JOINED_UPLOADS))
         self._builder = PackBuilder()
         self._pending: set[bytes] = set()
         self._uploads: list[Future[FinishedPack]] = []
         self._closed = False
         # Commit sessions (design §15): blobs gc has condemned are not deduplicated
         # against, and every blob a version names is checked before its commit point.
+        # One range read covers at most a whole pack (its target, the blob that filled
+        # it, and the envelope overhead), and one more read is in flight while the
+        # caller consumes the last: peak memory of a restore is about four packs
+        # (each read's bytes, the blobs opened from it, and the HTTP client's copy).
+        self._read_window = config.pack_target + config.chunker.max_size + (64 << 10)
         self._condemnations = CondemnationCache(backend, self.domain)
         self._avoid: frozenset[bytes] = frozenset()
         self._session: set[bytes] | None = None
@@ -195,16 +203,18 @@ class ObjectStore:
         """The id of ``plaintext`` in this domain: keyed BLAKE3 when it is encrypted."""
         return hash_bytes(plaintext, key=None if self.keys is None else self.keys.id_key)
 
-    def write_file(self, stream: BinaryIO, progress: Progress | None = None) -> FileRef:
+    def write_file(self, stream: BinaryIO, progress: Progress | None = None,
+                   size_hint: int | None = None) -> FileRef:
         """Chunk, deduplicate and store a stream of any size in bounded memory.
 
         ``progress`` is called with the byte count of each chunk as it is stored.
+        ``size_hint`` (the file's size, when known) keeps reads of small files small.
         """
         # The file digest is taken on the chunker's big reads, not per chunk (fewer
         # calls, no copies), by one thread beside the chunking: BLAKE3's own
         # multi-threading competes with the I/O pool for the second core and made
         # 512 MiB ingests ~15% slower here; one background thread made them faster.
-        reader = _HashingReader(stream, Hasher(parallel=False), self._digest_pool)
+        reader = _HashingReader(stream, Hasher(parallel=False), self._digest_pool, size_hint)
         try:
             chunks, size = self._store_chunks(iter_chunks(reader, self.config.chunker), progress)
         except BaseException:
@@ -318,22 +328,32 @@ class ObjectStore:
         if not len(self._builder):
             return
         self._raise_failed_upload()
-        pack = self._builder.take()
+        # The job gets the pack in a box it empties: the pool's work item would
+        # otherwise keep the pack's parts (and the read buffers they pin) alive
+        # for the whole upload.
+        box = [self._builder.take()]
         self._upload_slots.acquire()
         try:
-            future = self._pool.submit(self._upload_pack, pack)
+            future = self._pool.submit(self._upload_pack, box)
         except BaseException:
             self._upload_slots.release()
             raise
         future.add_done_callback(lambda _: self._upload_slots.release())
         self._uploads.append(future)
 
-    def _upload_pack(self, pending: PendingPack) -> FinishedPack:
+    def _upload_pack(self, box: list[PendingPack]) -> FinishedPack:
         # Joining and hashing here, in the I/O pool, overlaps them with chunking.
+        pending = box.pop()
         pack_id, parts = pack_parts(pending, self.keys)
         entries = pending.entries
         del pending
-        self.backend.put_parts(pack_key(self.domain, pack_id), parts)
+        key = pack_key(self.domain, pack_id)
+        if self._vectored:
+            self.backend.put_parts(key, parts)
+        else:  # one buffer, and the read buffers the parts pinned are released now
+            data = b"".join(parts)
+            del parts
+            self.backend.put(key, data)
         return FinishedPack(pack_id, b"", entries)  # the parts are freed on return
 
     def _raise_failed_upload(self) -> None:
@@ -590,7 +610,8 @@ class ObjectStore:
             )
         return self._verified(blob_id, location, data)
 
-    def _verified(self, blob_id: Digest, location: BlobLocation, data: bytes) -> bytes:
+    def _verified(self, blob_id: Digest, location: BlobLocation,
+                  data: bytes | memoryview) -> bytes:
         what = f"blob {blob_id.hex} in pack {pack_key(self.domain, location.pack)}"
         if len(data) != location.length:
             raise IntegrityError(
@@ -610,16 +631,20 @@ class ObjectStore:
     def read_blobs(self, ids: Iterable[Digest]) -> Iterator[tuple[Digest, bytes]]:
         """Verified blobs in the order asked, fetched concurrently.
 
-        Neighbouring blobs of one pack are read with one range request; at most
-        ``concurrency`` requests are in flight, so memory stays bounded.
+        Neighbouring blobs of one pack are read with one range request (up to a
+        whole pack); while the caller consumes one read, the next is in flight.
+        A local store's blobs are opened in the I/O threads (the second core
+        decrypts and verifies); a remote store's one by one as they are consumed,
+        so a read's bytes and its opened blobs are never both held (peak RSS).
         """
-        window: list[tuple[list[tuple[Digest, BlobLocation]],
-                           Future[list[tuple[Digest, bytes]]]]] = []
+        window: list[tuple[list[tuple[Digest, BlobLocation]], Future[Any]]] = []
         in_flight = 0
+        job = self._read_and_open if self._vectored else self._read_group
         for group in self._coalesce(ids):
-            window.append((group, self._pool.submit(self._read_group, group)))
+            window.append((group, self._pool.submit(job, group)))
             in_flight += _span(group)
-            while window and (len(window) >= self._concurrency or in_flight > _WINDOW_BYTES):
+            while window and (len(window) >= self._concurrency
+                              or in_flight > self._read_window):
                 done = window.pop(0)
                 in_flight -= _span(done[0])
                 yield from self._group_result(*done)
@@ -627,13 +652,15 @@ class ObjectStore:
             yield from self._group_result(group, future)
 
     def _group_result(
-        self, group: list[tuple[Digest, BlobLocation]],
-        future: Future[list[tuple[Digest, bytes]]],
-    ) -> list[tuple[Digest, bytes]]:
+        self, group: list[tuple[Digest, BlobLocation]], future: Future[Any],
+    ) -> Iterator[tuple[Digest, bytes]]:
         try:
-            return future.result()
+            result = future.result()
         except NotFoundError:  # the pack was repacked by gc: read from the new one
-            return [(blob_id, self.read_blob(blob_id)) for blob_id, _ in group]
+            result = [(blob_id, self.read_blob(blob_id)) for blob_id, _ in group]
+        if isinstance(result, list):
+            return iter(result)
+        return self._opened_group(group, result)
 
     def _coalesce(
         self, ids: Iterable[Digest]
@@ -647,7 +674,7 @@ class ObjectStore:
                 if (
                     loc.pack != last.pack
                     or not end <= loc.offset <= end + _COALESCE_GAP
-                    or loc.offset + loc.length - first.offset > _COALESCE_MAX
+                    or loc.offset + loc.length - first.offset > self._read_window
                 ):
                     yield group
                     group = []
@@ -655,21 +682,28 @@ class ObjectStore:
         if group:
             yield group
 
-    def _read_group(
-        self, group: list[tuple[Digest, BlobLocation]]
-    ) -> list[tuple[Digest, bytes]]:
+    def _read_group(self, group: list[tuple[Digest, BlobLocation]]) -> bytes:
+        """The bytes of one coalesced range read."""
         first, last = group[0][1], group[-1][1]
         start = first.offset
-        data = self.backend.get_range(
+        return self.backend.get_range(
             pack_key(self.domain, first.pack), start, last.offset + last.length - start
         )
-        view = memoryview(data)
-        return [
-            (blob_id, self._verified(
-                blob_id, loc, bytes(view[loc.offset - start : loc.offset - start + loc.length])
-            ))
-            for blob_id, loc in group
-        ]
+
+    def _read_and_open(
+        self, group: list[tuple[Digest, BlobLocation]]
+    ) -> list[tuple[Digest, bytes]]:
+        return list(self._opened_group(group, self._read_group(group)))
+
+    def _opened_group(
+        self, group: list[tuple[Digest, BlobLocation]], data: bytes
+    ) -> Iterator[tuple[Digest, bytes]]:
+        start = group[0][1].offset
+        view = memoryview(data)  # slices, not copies: each blob is opened in place
+        for blob_id, loc in group:
+            yield blob_id, self._verified(
+                blob_id, loc, view[loc.offset - start : loc.offset - start + loc.length]
+            )
 
     def read_many(self, ids: Iterable[Digest]) -> Iterator[tuple[Digest, bytes]]:
         """Verified blobs in storage order (pack, offset), so neighbours share reads."""
@@ -742,14 +776,24 @@ class _HashingReader:
     wait for the hasher, so memory stays bounded. Call :meth:`digest` at the end.
     """
 
-    def __init__(self, stream: BinaryIO, hasher: Hasher, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, stream: BinaryIO, hasher: Hasher, pool: ThreadPoolExecutor,
+                 size_hint: int | None = None) -> None:
         self._stream = stream
         self._hasher = hasher
         self._pool = pool
         self._pending: Future[None] | None = None
+        #: bytes still expected: a read asks for no more than that (plus one, to see
+        #: the end), because asking for 8 MiB allocates 8 MiB however small the file,
+        #: and thousands of such allocations fragment the heap (peak RSS)
+        self._left = size_hint
 
     def read(self, size: int = -1) -> bytes:
+        left = self._left
+        if left is not None and size > left + 1:
+            size = left + 1
         data = self._stream.read(size)
+        if left is not None:
+            self._left = left - len(data) if len(data) <= left else None
         if len(data) >= _BACKGROUND_HASH_MIN:
             self._wait()
             self._pending = self._pool.submit(self._hasher.update, data)
