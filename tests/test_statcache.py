@@ -34,9 +34,9 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     count: list[int] = []
     real = ObjectStore.write_file
 
-    def spy(self: ObjectStore, stream, progress=None):  # type: ignore[no-untyped-def]
+    def spy(self: ObjectStore, stream, progress=None, **options):  # type: ignore[no-untyped-def]
         count.append(1)
-        return real(self, stream, progress)
+        return real(self, stream, progress, **options)
 
     monkeypatch.setattr(ObjectStore, "write_file", spy)
     return count

@@ -38,10 +38,21 @@ class ImmutableCacheBackend(BackendWrapper):
         with contextlib.suppress(OSError):
             return path.read_bytes()
         data = super().get(key)
+        self._keep(path, data)
+        return data
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create ``key``; when this call created it, keep the local copy too."""
+        created = super().put_if_absent(key, data)
+        if created and self._immutable(key):
+            self._keep(self._folder / key, data)
+        return created
+
+    @staticmethod
+    def _keep(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):  # cannot cache: read it again next time
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, path)
-        return data

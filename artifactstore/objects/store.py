@@ -425,20 +425,29 @@ class ObjectStore:
         point still refreshes, so a stale decision can only fail the commit.
         """
         self._check_open()
+        self._session = set()
+        self._checked_at = None
         self._lazy = not refresh and len(self._index) > 0
         if self._lazy:
             self._index_loaded = True  # the local copy of the index, until a write needs more
             self._avoid = frozenset()
         else:
-            self._start_reads()
-        self._session = set()
-        self._checked_at = None
+            self._start_reads(counts_as_check=True)
 
-    def _start_reads(self) -> None:
-        """The session's fresh look at the index and the condemnations."""
+    def _start_reads(self, *, counts_as_check: bool = False) -> None:
+        """The session's fresh look at the index and the condemnations (in this order:
+        a sweep deletes its condemnation last, so a blob it is removing is either
+        gone from the index or still listed as condemned)."""
         self._lazy = False
+        started = time.monotonic()
         self.refresh_index()
         self._avoid = frozenset(self._condemned_blobs())
+        # A look before anything was deduplicated is the pre-commit check if the
+        # commit point follows within half the commit window (design §15): nothing
+        # condemned is deduplicated, and what gc condemns from now on is swept only
+        # a whole window later. (A lazy session looked late: it checks again.)
+        if counts_as_check:
+            self._checked_at = started
 
     def end_session(self) -> None:
         self._session = None
