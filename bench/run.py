@@ -4,9 +4,12 @@ For each workload (``bench/suite/workloads.py``) and each installed tool: a fres
 add every version (timed, repository size after each), restore v1 into an empty folder
 (timed) and verify it byte for byte; peak RSS of each step's processes. Medians over
 ``--reps``; a Markdown table with ratios against the best other tool, and raw JSON.
+With ``--s3``, the S3 case instead (``bench/suite/s3.py``): push, unchanged re-push and
+restore of v1 against a moto server on 127.0.0.1 that counts the HTTP requests.
 
-    python bench/run.py --scale 0.05 --reps 1        # quick look
-    python bench/run.py --json r.json --markdown r.md
+    python -m bench --scale 0.05 --reps 1            # quick look (or python bench/run.py)
+    python -m bench --json r.json --markdown r.md
+    python -m bench --s3 --scale 0.05 --reps 1       # the S3 case (images, model)
 
 Tools that are not installed are skipped and named in the output. Results go to
 ``bench/results/`` unless ``--json``/``--markdown`` say otherwise.
@@ -26,25 +29,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.suite import report, runner, workloads
+from bench.suite import report, runner, s3, workloads
 from bench.suite.tools import TOOLS
 
 RESULTS = Path(__file__).resolve().parent / "results"
+S3_WORKLOADS = ("images", "model")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python bench/run.py",
+    p = argparse.ArgumentParser(prog="python -m bench",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", type=float, default=1.0, help="size/count factor (default 1)")
-    p.add_argument("--workloads", default=",".join(workloads.NAMES))
+    p.add_argument("--workloads", default=None,
+                   help=f"default: {','.join(workloads.NAMES)}; "
+                        f"with --s3 (alone): {','.join(S3_WORKLOADS)}")
     p.add_argument("--tools", default=",".join(TOOLS))
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--markdown", type=Path, default=None)
     p.add_argument("--out", type=Path, default=None,
                    help="work dir to keep (and reuse) the generated data")
+    p.add_argument("--s3", action="store_true",
+                   help="run the S3 case (request counts against a moto server on 127.0.0.1 "
+                        "that the suite starts and stops) instead of the local one")
+    p.add_argument("--local", action="store_true", help="with --s3: run the local case too")
     args = p.parse_args(argv)
-    args.workloads = [w for w in args.workloads.split(",") if w]
+    default = S3_WORKLOADS if args.s3 and not args.local else workloads.NAMES
+    args.workloads = [w for w in (args.workloads or ",".join(default)).split(",") if w]
     args.tools = [t for t in args.tools.split(",") if t]
     for t in args.tools:
         if t not in TOOLS:
@@ -75,16 +86,23 @@ def run(args: argparse.Namespace, work: Path) -> int:
     print(f"work dir {work}; tools: {', '.join(f'{n} {v}' for n, v in versions.items())}"
           + (f"; not installed (skipped): {', '.join(missing)}" if missing else ""), flush=True)
     load_before, t0 = os.getloadavg(), time.perf_counter()
-    results = {}
+    results, generated = {}, []
     for name in args.workloads:
         print(f"generating {name} at scale {args.scale} ...", flush=True)
         w = workloads.generate(name, work / "data", args.scale)
-        results[name] = runner.run_workload(present, w, work / "scratch", args.reps,
-                                            log=lambda m: print(m, flush=True))
+        generated.append(w)
+        if args.local or not args.s3:
+            results[name] = runner.run_workload(present, w, work / "scratch", args.reps,
+                                                log=lambda m: print(m, flush=True))
+    s3_doc = None
+    if args.s3:
+        s3_doc = s3.run(args.tools, generated, work / "scratch", args.reps,
+                        log=lambda m: print(m, flush=True))
     doc = {
         "date": started.isoformat(timespec="seconds"),
         "machine": report.machine(work),
         "settings": {"scale": args.scale, "reps": args.reps, "seed": workloads.SEED,
+                     "cases": ["local"] * bool(results) + ["s3"] * bool(args.s3),
                      "workloads": args.workloads, "page_cache": "warm: each version read "
                      "just before its add", "mib": 1 << 20},
         "tools": versions,
@@ -92,11 +110,12 @@ def run(args: argparse.Namespace, work: Path) -> int:
         "load_average": {"before": load_before, "after": os.getloadavg()},
         "total_s": time.perf_counter() - t0,
         "workloads": results,
+        "s3": s3_doc,
     }
     text = report.markdown(doc)
     print()
     print(text)
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    stamp = started.strftime("%Y%m%dT%H%M%SZ") + ("-s3" if args.s3 else "")
     json_path = args.json or RESULTS / f"suite-{stamp}.json"
     md_path = args.markdown or RESULTS / f"suite-{stamp}.md"
     for path in (json_path, md_path):

@@ -82,3 +82,61 @@ def test_suite_runs_every_installed_tool(tmp_path: Path) -> None:
     others = [n for n, t in TOOLS.items() if n != "artifactstore" and t().available()]
     doc = _run_suite(tmp_path, ["artifactstore", *others], ["images"])
     print("tools run:", ", ".join(doc["tools"]))
+
+
+def test_request_kinds_and_shapes() -> None:
+    from bench.suite.s3server import request_kind, request_shape
+
+    assert request_kind("get", "/b", "list-type=2&prefix=p%2F&delimiter=%2F") == "LIST"
+    assert request_kind("GET", "/b/", "") == "LIST"  # ListObjects v1 without parameters
+    assert request_kind("GET", "/b", "location") == "GET"
+    assert request_kind("GET", "/b/p/key", "") == "GET"
+    assert request_kind("HEAD", "/b/p/key", "") == "HEAD"
+    assert request_shape("PUT", "/b/p/packs/6e/6e2a24cbe98026d67ce4a279", "") == "PUT p/packs/*/*"
+    assert request_shape("LIST", "/b", "list-type=2&prefix=p%2Fidx%2F") == "LIST p/idx/ (deep)"
+
+
+def test_launcher_reports_the_commands_rss_not_the_parents(tmp_path: Path) -> None:
+    # A child started directly from a large process inherits its peak RSS as ru_maxrss.
+    ballast = bytearray(256 << 20)
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    report = tmp_path / "measured"
+    launcher = ROOT / "bench" / "suite" / "launch.py"
+    subprocess.run([sys.executable, "-I", "-S", str(launcher), str(report), sys.executable,
+                    "-c", "pass"], check=True, timeout=60)
+    max_rss, seconds = report.read_text().split()
+    assert 0 < int(max_rss) < 100 << 20
+    assert float(seconds) > 0
+    del ballast
+
+
+@pytest.mark.slow
+@pytest.mark.s3
+def test_s3_case_counts_artifactstore_requests(tmp_path: Path) -> None:
+    pytest.importorskip("moto")
+    out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--s3", "--scale", "0.002", "--reps", "1",
+         "--tools", "artifactstore,borg", "--workloads", "images", "--json", str(out_json),
+         "--markdown", str(out_md), "--out", str(tmp_path / "work")],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc: dict[str, Any] = json.loads(out_json.read_text())
+    assert doc["workloads"] == {}  # --s3 alone: no local case
+    s3 = doc["s3"]
+    assert s3["not_applicable"] == {"borg": "no S3 backend"}
+    steps = s3["workloads"]["images"]["tools"]["artifactstore"]["steps"]
+    for name in ("init", "push", "repush", "restore"):
+        step = steps[name]
+        assert step["requests"] > 0, name
+        assert sum(step["by_kind"].values()) == step["requests"], name
+        assert sum(step["by_shape"].values()) == step["requests"], name
+        assert step["max_rss"] > 0, name
+    assert steps["repush"]["requests"] < steps["push"]["requests"]
+    assert steps["push"]["bytes_in"] > 0
+    assert steps["restore"]["bytes_out"] > 0
+    assert steps["restore"]["files_verified"] == s3["workloads"]["images"]["files"]
+    text = out_md.read_text()
+    assert "| artifactstore | push v1 |" in text
+    assert "| borg | n/a: no S3 backend |" in text

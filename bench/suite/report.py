@@ -46,12 +46,15 @@ def markdown(doc: dict[str, Any]) -> str:
         f"seed {doc['settings']['seed']}. MiB = 2^20 bytes. Tools: "
         + ", ".join(f"{n} ({v})" for n, v in doc["tools"].items())
         + (f"; not installed: {', '.join(doc['missing'])}" if doc["missing"] else "") + ".",
-        "",
-        "Columns: time to add each version (each a full folder), its sum, time to restore v1 "
-        "into an empty folder (verified byte for byte), repository size after each version, "
-        "peak RSS of the tool's processes over all steps; `x best other` divides by the best "
-        "(lowest) value among the other tools.",
     ]
+    if doc["workloads"]:
+        lines += [
+            "",
+            "Columns: time to add each version (each a full folder), its sum, time to restore "
+            "v1 into an empty folder (verified byte for byte), repository size after each "
+            "version, peak RSS of the tool's processes over all steps; `x best other` divides "
+            "by the best (lowest) value among the other tools.",
+        ]
     for name, w in doc["workloads"].items():
         sizes = " / ".join(f"{b / MIB:.1f}" for b in w["nbytes"])
         files = " / ".join(str(f) for f in w["files"])
@@ -69,4 +72,98 @@ def markdown(doc: dict[str, Any]) -> str:
                 + " / ".join(_ratio(r[m]) for m in ("add_total_s", "restore_s",
                                                      "final_stored_bytes", "peak_rss"))
                 + " |")
+    if doc.get("s3") is not None:
+        lines += s3_markdown(doc["s3"], doc["settings"]["scale"])
     return "\n".join(lines) + "\n"
+
+
+_STEP_NAMES = {"init": "init", "push": "push v1", "repush": "re-push v1 (unchanged)",
+               "restore": "restore v1 (cold cache)"}
+
+
+def _judged(value: float, target: float | None, scale: float) -> str:
+    """`` ✗`` over the target; `` ✓`` within it at full scale; nothing below full scale.
+
+    Why not judged below scale 1: the targets are for the full workload, and requests
+    and memory grow with the data, so only a miss at a small scale tells something.
+    """
+    if target is None:
+        return ""
+    if value > target:
+        return " ✗"
+    return " ✓" if scale >= 1 else ""
+
+
+def s3_markdown(s3: dict[str, Any], scale: float) -> list[str]:
+    """The S3 section: per workload, one row per tool and step."""
+    targets, rss_target = s3["targets"]["requests"], s3["targets"]["peak_rss"]
+    quotes = s3["issue_quotes"]
+    lines = [
+        "", f"## S3 ({s3['server']}; moto {s3['moto']})", "",
+        "Per step: HTTP requests the server received while it ran (by kind; LIST = a GET "
+        "listing a bucket's keys), body MiB uploaded / downloaded, wall time, peak RSS of the "
+        "tool's processes. push v1 = first upload of v1 into a new repository (created by "
+        "init); re-push = the same v1 again with the client caches of the push; restore = v1 "
+        "into an empty folder with an empty client cache (keys and config kept), verified "
+        "byte for byte. artifactstore runs through its API (`open` + `log_artifact`, "
+        "`artifact(ref).download`); DVC's push is `dvc add` + `dvc push`, its restore "
+        "`dvc pull`. Targets (issue 7, for scale 1): images push v1 at most "
+        f"{targets['images']['push']} requests (issue: restic "
+        f"{quotes['restic images push requests']:,}, DVC {quotes['dvc images push requests']:,})"
+        f", unchanged re-push at most {targets['images']['repush']}, restore at most "
+        f"{targets['images']['restore']}; peak RSS at most {rss_target / MIB:.0f} MiB "
+        f"(issue: DVC's model push {quotes['dvc model push peak RSS MiB']} MiB). ✗ = over its "
+        "target; ✓ = within it (judged at scale 1 only). `x best other` divides the requests "
+        "by the fewest among the other tools.",
+    ]
+    if s3["missing"]:
+        lines.append(f"Not run (no S3 support installed): {', '.join(s3['missing'])}.")
+    for name, w in s3["workloads"].items():
+        wt = targets.get(name, {})
+        lines += ["", f"### S3 {name}: {w['version']} = {w['nbytes'] / MIB:.1f} MiB, "
+                  f"{w['files']} files", "",
+                  "| tool | step | requests | GET / PUT / POST / HEAD / DELETE / LIST | "
+                  "MiB up / down | s | peak RSS MiB | stored MiB (objects) | x best other |",
+                  "| --- | --- | ---: | --- | --- | ---: | ---: | --- | ---: |"]
+        for tool, s in w["tools"].items():
+            r = w["ratios_vs_best_other"][tool]
+            for step in ("init", "push", "repush", "restore"):
+                st = s["steps"][step]
+                kinds = " / ".join(f"{st['by_kind'].get(k, 0):g}" for k in
+                                   ("GET", "PUT", "POST", "HEAD", "DELETE", "LIST"))
+                other = {k: n for k, n in st["by_kind"].items()
+                         if k not in ("GET", "PUT", "POST", "HEAD", "DELETE", "LIST") and n}
+                kinds += "".join(f", {k} {n:g}" for k, n in other.items())
+                spread = sorted(set(st["requests_each_rep"]))
+                count = f"{st['requests']:,.0f}" + _judged(st["requests"], wt.get(step), scale)
+                if len(spread) > 1:
+                    count += f" ({spread[0]:,}-{spread[-1]:,})"
+                if st["max_rss"] == 0:  # no measured command: local set-up only
+                    seconds = rss = "local only"
+                else:
+                    seconds = f"{st['seconds']:.2f}"
+                    rss = f"{st['max_rss'] / MIB:.0f}" + _judged(st["max_rss"], rss_target, scale)
+                stored = (f"{st['stored_bytes'] / MIB:.1f} ({st['stored_objects']:,.0f})"
+                          if "stored_bytes" in st else "")
+                ratio = _ratio(r.get(f"{step}_requests"))
+                lines.append(
+                    f"| {tool} | {_STEP_NAMES[step]} | {count} | {kinds} | "
+                    f"{st['bytes_in'] / MIB:.1f} / {st['bytes_out'] / MIB:.1f} | {seconds} | "
+                    f"{rss} | {stored} | {ratio} |")
+        for tool, why in s3["not_applicable"].items():
+            lines.append(f"| {tool} | n/a: {why} | | | | | | | |")
+        if "artifactstore" in w["tools"]:
+            lines += ["", f"artifactstore's requests on {name} by path (ids as `*`; a listing "
+                      "shows its prefix, `(deep)` when it has no delimiter):", ""]
+            for step in ("init", "push", "repush", "restore"):
+                shapes = w["tools"]["artifactstore"]["steps"][step]["by_shape"]
+                lines.append(f"- {_STEP_NAMES[step]}: " + ", ".join(
+                    f"`{shape}` {n:g}" for shape, n in shapes.items() if n))
+        lines += ["", "Peak RSS over all steps, MiB (x best other): " + ", ".join(
+            f"{tool} {s['peak_rss'] / MIB:.0f}{_judged(s['peak_rss'], rss_target, scale)} "
+            f"({_ratio(w['ratios_vs_best_other'][tool]['peak_rss']) or '-'})"
+            for tool, s in w["tools"].items())
+            + ". init + push v1 requests: " + ", ".join(
+            f"{tool} {s['steps']['init']['requests'] + s['steps']['push']['requests']:,.0f}"
+            for tool, s in w["tools"].items()) + "."]
+    return lines

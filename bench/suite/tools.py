@@ -1,10 +1,11 @@
 """The tools under comparison, behind one small protocol, each step in subprocesses.
 
-Every tool command runs as a child process that this module waits for with
-``os.wait4``, so a step's peak RSS is the largest ``ru_maxrss`` of its commands (which
-covers the command's own waited-for children too), never this Python process. A step's
-wall time is the sum of its timed commands; set-up commands (``timed=False``) are
-not counted.
+Every tool command runs as a child of a small launcher process (``launch.py``) that
+waits for it with ``os.wait4``, so a step's peak RSS is the largest ``ru_maxrss`` of its
+commands (which covers the command's own waited-for children too), never this Python
+process's (which a child started directly from here would inherit as its floor; the
+launcher's floor is about 8 MiB). A step's wall time is the sum of its timed commands,
+each from its spawn to its exit; set-up commands (``timed=False``) are not counted.
 
 Each tool gets its own ``HOME`` and XDG folders under its repo folder, so caches and
 config never leak between tools or repetitions; they are kept between the steps of one
@@ -19,11 +20,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+LAUNCHER = Path(__file__).resolve().parent / "launch.py"
 
 
 class ToolError(RuntimeError):
@@ -116,20 +118,20 @@ class SubprocessTool:
             raise ToolError(f"{self.name}: init() first")  # logs live in the repo folder
         logs = self.repo_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        out_path, err_path = logs / "stdout", logs / "stderr"
+        out_path, err_path, report = logs / "stdout", logs / "stderr", logs / "measured"
+        report.unlink(missing_ok=True)
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            t0 = time.perf_counter()
-            proc = subprocess.Popen([exe, *args], cwd=cwd, env=self._env(), stdout=out,
-                                    stderr=err, stdin=subprocess.DEVNULL)
-            _, status, usage = os.wait4(proc.pid, 0)
-            seconds = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if timed:
-            self._seconds += seconds
-            self._rss = max(self._rss, usage.ru_maxrss * 1024)  # KiB on Linux
-        if proc.returncode != 0:
+            # through the launcher, so the RSS is the command's, not this process's peak
+            returncode = subprocess.call(
+                [sys.executable, "-I", "-S", str(LAUNCHER), str(report), exe, *args], cwd=cwd,
+                env=self._env(), stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        if returncode != 0 or not report.exists():
             tail = err_path.read_text(errors="replace")[-2000:]
-            raise ToolError(f"{self.name} {' '.join(args[:2])} exited {proc.returncode}: {tail}")
+            raise ToolError(f"{self.name} {' '.join(args[:2])} exited {returncode}: {tail}")
+        max_rss, seconds = report.read_text().split()
+        if timed:
+            self._seconds += float(seconds)
+            self._rss = max(self._rss, int(max_rss))
         return out_path.read_text(errors="replace")
 
     def _query(self, args: list[str]) -> str:

@@ -1,0 +1,1 @@
+"""Benchmarks of artifactstore; ``python -m bench`` runs the side-by-side suite (issue 7)."""
