@@ -19,7 +19,7 @@ from artifactstore.digest import Digest, Hasher
 from artifactstore.errors import IntegrityError
 from artifactstore.filecache import FileCache
 from artifactstore.localproc import process_exists
-from artifactstore.model.paths import join_under
+from artifactstore.model.paths import PathGuard
 from artifactstore.model.tree import Entry, FileEntry, ReferenceEntry
 from artifactstore.objects.store import ObjectStore
 from artifactstore.references import fetch_reference
@@ -69,16 +69,19 @@ def materialize(
     written = 0
     swept: set[Path] = set()
     batch: list[tuple[FileEntry, Path]] = []
+    guard = PathGuard(root)
     for entry in entries:
         # Paths are checked again here, not only when logged: a manifest from a
         # damaged or hostile store must not write outside the download folder.
-        target = join_under(root, entry.path)
+        target = guard.join(entry.path)
         if file_matches(target, entry):
             if progress is not None:
                 progress(entry.size or 0)
             continue
         if target.parent not in swept:
             target.parent.mkdir(parents=True, exist_ok=True)
+            guard.forget(target.parent)  # it exists now: check what it resolves to
+            target = guard.join(entry.path)
             _remove_abandoned_temps(target.parent)
             swept.add(target.parent)
         if isinstance(entry, ReferenceEntry):

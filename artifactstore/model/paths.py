@@ -9,12 +9,15 @@ it, and a backslash or NUL means different things to different filesystems.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Final
 
 from artifactstore.errors import InvalidInputError
 
-__all__ = ["MAX_NAME_BYTES", "MAX_PATH_BYTES", "join_under", "name_problem", "validate_path"]
+__all__ = [
+    "MAX_NAME_BYTES", "MAX_PATH_BYTES", "PathGuard", "join_under", "name_problem", "validate_path",
+]
 
 MAX_PATH_BYTES: Final = 4096
 """Longest path, in UTF-8 bytes (Linux PATH_MAX)."""
@@ -82,6 +85,39 @@ def validate_path(path: str) -> str:
             f"path {_shown(path)} is {size} bytes of UTF-8, over the {MAX_PATH_BYTES}-byte limit"
         )
     return path
+
+
+class PathGuard:
+    """:func:`join_under` for many paths under one ``root``: the root and each parent
+    folder are resolved once (a restore of 20,000 files in 100 folders resolves 100
+    folders, not 20,000 paths)."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._base = root.resolve()
+        self._checked: set[Path] = set()
+
+    def join(self, path: str) -> Path:
+        validate_path(path)
+        target = self._root / path
+        parent = target.parent
+        if parent not in self._checked:
+            if not parent.resolve().is_relative_to(self._base):
+                raise InvalidInputError(
+                    f"path {_shown(path)} leads outside {str(self._root)!r} through a "
+                    "symbolic link on disk: remove the link or download to another folder"
+                )
+            self._checked.add(parent)
+        if os.path.islink(target) and not target.resolve().is_relative_to(self._base):
+            raise InvalidInputError(
+                f"{str(target)!r} is a symbolic link to outside {str(self._root)!r}: "
+                "remove the link or download to another folder"
+            )
+        return target
+
+    def forget(self, folder: Path) -> None:
+        """``folder`` was just created (or changed): resolve it again next time."""
+        self._checked.discard(folder)
 
 
 def join_under(root: Path, path: str) -> Path:
