@@ -449,6 +449,21 @@ class Store:
             raise NotFoundError(f"artifact {name!r} has no deleted version to restore")
         return [restore_version(self, f"{name}:v{n}") for n in numbers]
 
+    def restore_project(self) -> list[LifecycleEvent]:
+        """Undo the deletion of every deleted (not purged) version and run."""
+        state = self.refs.lifecycle_state()
+        events = [restore_version(self, f"{name}:v{n}")
+                  for name, by in sorted(state.deleted.items())
+                  for n, e in sorted(by.items()) if e.action != "purge"]
+        if state.deleted_runs:
+            events.append(self.refs.lifecycle.append(
+                "restore", by=default_writer(), runs=sorted(state.deleted_runs)))
+            self._deleted_runs_cache = None
+        if not events:
+            raise NotFoundError(f"project {self.project!r} has nothing deleted to restore")
+        self.catalog.invalidate()
+        return events
+
     def restore_run(self, run_id: str) -> LifecycleEvent:
         """Undo the deletion of a run (the versions it produced are restored separately)."""
         run = self.get_run(run_id, sync=True)

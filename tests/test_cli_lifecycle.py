@@ -39,6 +39,11 @@ def test_delete_ls_deleted_and_restore(url: str, capsys: pytest.CaptureFixture[s
     assert out["events"][0]["action"] == "restore"
     code, out = cli_json(capsys, "show", "d", "--store", url)
     assert out["version"] == "v2"
+    assert cli(capsys, "delete", "--whole-project", "--store", url)[0] == 0
+    code, out = cli_json(capsys, "restore", "--whole-project", "--store", url)
+    assert code == 0
+    assert len(out["events"]) == 3
+    assert cli(capsys, "restore", "--store", url)[0] == 2
 
 
 def test_delete_refuses_aliased_versions_unless_forced(url: str,

@@ -99,6 +99,12 @@ def test_delete_a_whole_artifact_and_a_run_with_its_outputs(store: artifactstore
     assert store.artifact("clean").version == "v0"
     with pytest.raises(InvalidInputError, match="not deleted"):
         store.restore_run(run.id)
+    store.delete_project(force=True)
+    assert store.artifacts() == []
+    assert store.runs(sync=True) == []
+    store.restore_project()
+    assert store.artifacts() == ["clean", "raw"]
+    assert [r.run_id for r in store.runs(sync=True)] == [run.id]
 
 
 def test_gc_frees_what_only_deleted_versions_referenced(store: artifactstore.Store,

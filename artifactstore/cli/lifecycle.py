@@ -64,16 +64,21 @@ def delete(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def restore(args: argparse.Namespace) -> dict[str, Any]:
-    if args.artifact and args.run:
-        raise InvalidInputError("use one of --artifact, --run")
+    if sum(bool(x) for x in (args.artifact, args.run, args.whole_project)) > 1:
+        raise InvalidInputError("use one of --artifact, --run, --whole-project")
+    if (args.ref is None) != bool(args.whole_project):
+        raise InvalidInputError("say what to restore: REF (name:vN), NAME --artifact, "
+                                "RUN_ID --run, or --whole-project")
     with _open(args) as store:
-        if args.artifact:
+        if args.whole_project:
+            events = store.restore_project()
+        elif args.artifact:
             events = store.restore_artifact(args.ref)
         elif args.run:
             events = [store.restore_run(args.ref)]
         else:
             events = [store.restore(args.ref)]
-    _say(args, f"restored {args.ref}")
+    _say(args, f"restored {args.ref or 'the project'} ({len(events)} events)")
     return {"events": [_event(e) for e in events]}
 
 
@@ -161,10 +166,12 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--reason", help="why (recorded)")
     p = add("restore", restore, "bring back a deleted version, artifact or run (before gc "
                                 "reclaimed it)")
-    p.add_argument("ref", metavar="REF", help="name:vN (with --artifact: a name; with --run: "
-                                              "a run id)")
+    p.add_argument("ref", metavar="REF", nargs="?",
+                   help="name:vN (with --artifact: a name; with --run: a run id)")
     p.add_argument("--artifact", action="store_true", help="every deleted version of NAME")
     p.add_argument("--run", action="store_true", help="the deleted run RUN_ID")
+    p.add_argument("--whole-project", action="store_true",
+                   help="every deleted version and run of the project")
     p = add("gc", gc, "reclaim the space of deleted versions: condemn, then delete after "
                       "the grace period")
     p.add_argument("--grace", default="1h",
