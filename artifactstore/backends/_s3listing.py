@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit
 
 from artifactstore.backends._endpoints import redact_url
-from artifactstore.backends.base import check_key
-from artifactstore.errors import BackendError, ConfigurationError, InvalidInputError
+from artifactstore.backends.base import is_key
+from artifactstore.errors import BackendError, ConfigurationError
 
 __all__ = [
     "BucketRoot",
@@ -184,7 +184,7 @@ def list_keys(fetch: Fetch, root: BucketRoot, prefix: str, shown: str) -> list[s
         page = parse_page(body, redact_url(url))
         keys.update(
             name[len(root.key_prefix) :] for name in page.names
-            if name.startswith(wanted) and _is_key(name[len(root.key_prefix) :])
+            if name.startswith(wanted) and is_key(name[len(root.key_prefix) :])
         )
         if page.next_token is None:
             return sorted(keys)
@@ -284,11 +284,3 @@ def _refused(prefix: str, shown: str, status: int, code: str | None) -> BackendE
 def _local(tag: str) -> str:
     """``{namespace}Name`` -> ``Name``: S3 and GCS use different namespaces."""
     return tag.rpartition("}")[2]
-
-
-def _is_key(name: str) -> bool:
-    try:
-        check_key(name)
-    except InvalidInputError:
-        return False
-    return True

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from artifactstore.errors import InvalidInputError
 
-__all__ = ["Backend", "ObjectInfo", "check_key"]
+__all__ = ["Backend", "ObjectInfo", "check_key", "is_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +136,12 @@ def check_key(key: str) -> str:
                 f"invalid storage key {key!r}: empty, '.' or '..' segments are not allowed"
             )
     return key
+
+
+def is_key(name: str) -> bool:
+    """Whether ``name`` is a valid key (listings skip names other tools made)."""
+    try:
+        check_key(name)
+    except InvalidInputError:
+        return False
+    return True

@@ -26,7 +26,7 @@ from artifactstore.backends._errors import (
     mapped_errors,
 )
 from artifactstore.backends._keys import check_prefix, check_range, split_prefix
-from artifactstore.backends.base import ObjectInfo, check_key
+from artifactstore.backends.base import ObjectInfo, check_key, is_key
 from artifactstore.errors import BackendError, InvalidInputError, NotFoundError
 
 __all__ = ["FsspecBackend"]
@@ -157,7 +157,7 @@ class FsspecBackend:
         with mapped_errors("list", prefix, self._url):
             names = self._live().find(base, prefix=stem, **self._call_kw)
         keys = [name[len(strip) :] for name in names if name.startswith(wanted)]
-        return iter(sorted(key for key in keys if _is_key(key)))
+        return iter(sorted(key for key in keys if is_key(key)))
 
     # -- writes ----------------------------------------------------------
 
@@ -232,11 +232,3 @@ def _as_bytes(data: bytes) -> bytes:
         return bytes(data)
     except TypeError as exc:
         raise InvalidInputError(f"object data must be bytes, not {type(data).__name__}") from exc
-
-
-def _is_key(name: str) -> bool:
-    try:
-        check_key(name)
-    except InvalidInputError:
-        return False
-    return True
