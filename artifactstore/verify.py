@@ -33,7 +33,7 @@ from artifactstore.errors import (
 )
 from artifactstore.model.refs import VersionRecord
 from artifactstore.model.tree import FileEntry, iter_entries
-from artifactstore.objects.check import Damage, DomainReport, check_domain
+from artifactstore.objects.check import Damage, DamageSummary, DomainReport, check_domain
 from artifactstore.objects.scan import DomainScan, scan_domain
 from artifactstore.store import Store
 
@@ -116,7 +116,7 @@ class Affected:
 
 
 @dataclass
-class StoreReport:
+class StoreReport(DamageSummary):
     """What :func:`verify_store` found."""
 
     project: str | None = None
@@ -132,18 +132,9 @@ class StoreReport:
     found: list[Damage] = field(default_factory=list)
     affected: list[Affected] = field(default_factory=list)
 
-    @property
-    def damage(self) -> list[Damage]:
+    @property  # derived here, a field in DomainReport
+    def damage(self) -> list[Damage]:  # type: ignore[override]
         return [d for r in self.domains.values() for d in r.damage] + self.found
-
-    @property
-    def ok(self) -> bool:
-        return not self.damage
-
-    @property
-    def damaged(self) -> list[str]:
-        """One line per broken object."""
-        return [str(d) for d in self.damage]
 
     def total(self, attribute: str) -> int:
         return sum(int(getattr(r, attribute)) for r in self.domains.values())

@@ -182,14 +182,13 @@ def test_purge_wipes_the_bytes_on_s3(tmp_path: Path, s3_server: MotoS3Server) ->
 def test_gc_and_purge_in_a_private_project_across_key_epochs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """gc marks each key epoch's domain from the versions written under it."""
-    from test_privacy_acceptance import person
+    from test_privacy_acceptance import identity_line, person
 
     from artifactstore.projects import create_project, remove_member
 
     url = str(tmp_path / "store")
     init_quick_store(url)
-    with person(monkeypatch, tmp_path, "bob") as bob:
-        pass
+    bob = identity_line(monkeypatch, tmp_path, "bob")
     with person(monkeypatch, tmp_path, "alice"):
         create_project("lab", url, members=[bob])
         old_data, new_data = os.urandom(200_000), os.urandom(200_000)

@@ -40,6 +40,12 @@ def person(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str) -> Iterat
         yield load_or_create_identity().public.to_line()
 
 
+def identity_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str) -> str:
+    """Make ``name``'s identity (their own config folder) and return its public line."""
+    with person(monkeypatch, tmp_path, name) as line:
+        return line
+
+
 def new_project(url: str, name: str, visibility: str = "private") -> None:
     """Make the store at ``url`` (if needed) and project ``name``, as the current person."""
     artifactstore.open(url).close()
@@ -113,8 +119,7 @@ def test_a_private_project_leaks_nothing_on_s3(tmp_path: Path, monkeypatch: pyte
 def test_only_members_read_and_removal_locks_out_new_data(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = str(tmp_path / "store")
-    with person(monkeypatch, tmp_path, "bob") as bob:
-        pass
+    bob = identity_line(monkeypatch, tmp_path, "bob")
     with person(monkeypatch, tmp_path, "alice"):
         new_project(url, "lab")
         with artifactstore.open(url, project="lab", cache_dir=tmp_path / "a") as store:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from cli_calls import cli_json
-from test_privacy_acceptance import person
+from test_privacy_acceptance import identity_line, person
 
 import artifactstore
 from artifactstore.access import member_of
@@ -38,8 +38,7 @@ def test_rekey_reencrypt_leaves_nothing_old_keys_open(
         capsys: pytest.CaptureFixture[str]) -> None:
     url = str(tmp_path / "store")
     init_quick_store(url)
-    with person(monkeypatch, tmp_path, "bob") as bob_line:
-        pass
+    bob_line = identity_line(monkeypatch, tmp_path, "bob")
     with person(monkeypatch, tmp_path, "alice"):
         create_project("lab", url, members=[bob_line])
     with person(monkeypatch, tmp_path, "bob"):  # bob keeps the key of epoch 0

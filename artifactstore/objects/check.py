@@ -41,8 +41,23 @@ class Damage:
                 "domain": self.domain, "blobs": len(self.blobs)}
 
 
+class DamageSummary:
+    """``ok`` and ``damaged`` for a report with a ``damage`` list."""
+
+    damage: list[Damage]
+
+    @property
+    def ok(self) -> bool:
+        return not self.damage
+
+    @property
+    def damaged(self) -> list[str]:
+        """One line per broken object."""
+        return [str(d) for d in self.damage]
+
+
 @dataclass
-class DomainReport:
+class DomainReport(DamageSummary):
     """What checking one domain found."""
 
     domain: str
@@ -55,15 +70,6 @@ class DomainReport:
     #: packs no index object lists: an interrupted write's garbage, not damage
     unindexed_packs: list[str] = field(default_factory=list)
     damage: list[Damage] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.damage
-
-    @property
-    def damaged(self) -> list[str]:
-        """One line per broken object."""
-        return [str(d) for d in self.damage]
 
 
 def check_domain(scan: DomainScan, read: Collection[Digest] = (),
