@@ -356,13 +356,41 @@ class _RendezvousBackend:
         return rendezvous
 
 
-def test_pack_uploads_run_concurrently(open_store: OpenStore) -> None:
-    inner = open_backend("memory://concurrent-uploads")
+def test_pack_uploads_run_concurrently(open_store: OpenStore, tmp_path: Path) -> None:
+    # A local store seals and writes two packs at once beside the chunking (a
+    # backend that joins packs, one); the barrier only opens for two in flight.
+    inner = open_backend(str(tmp_path / "concurrent-uploads"))
+    assert inner.supports_vectored_put
     open_store(inner).close()
-    with open_store(_RendezvousBackend(inner, "put_parts", 4), concurrency=4) as store:  # type: ignore[arg-type]
+    with open_store(_RendezvousBackend(inner, "put_parts", 2), concurrency=4) as store:  # type: ignore[arg-type]
         for i in range(8):
             store.write_bytes(random_bytes(70_000, seed=5000 + i))
     assert len(_keys(inner, pack_prefix("plain"))) >= 4
+
+
+def test_packs_close_on_plaintext_and_compressible_packs_are_smaller(
+    backend: Backend, open_store: OpenStore
+) -> None:
+    # Sealing happens in the I/O pool, after the pack is closed: the target counts
+    # what went in, so no pack's plaintext exceeds target + one chunk and the
+    # compressed packs come out well under it.
+    text = b"".join(b"row %08d,label,0.5\n" % i for i in range(40_000))
+    with open_store(backend) as writer:
+        ref = writer.write_bytes(text)
+        target = writer.config.pack_target
+        chunk_max = writer.config.chunker.max_size
+    # counted once the packs are sealed and flushed
+    assert 0 < writer.stats.bytes_stored < len(text) // 2
+    with open_store(backend) as store:
+        assert store.read_file(ref) == text
+        stored = [backend.stat(k).size for k in _keys(backend, pack_prefix("plain"))]
+        raw_per_pack: dict[bytes, int] = {}
+        for chunk in ref.chunks:
+            loc = store.locate(chunk.id)
+            raw_per_pack[loc.pack.raw] = raw_per_pack.get(loc.pack.raw, 0) + loc.raw_length
+    assert len(stored) >= len(text) // (target + chunk_max)
+    assert max(raw_per_pack.values()) <= target + chunk_max
+    assert max(stored) < target // 2
 
 
 def test_reads_of_several_packs_run_concurrently(open_store: OpenStore) -> None:

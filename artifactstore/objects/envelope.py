@@ -79,7 +79,7 @@ class Compression:
 
     algorithm: str = "zstd"
     level: int = 3
-    min_saving: float = 0.05
+    min_saving: float = 0.10
 
     def __post_init__(self) -> None:
         if self.algorithm not in ("zstd", "none"):
@@ -153,7 +153,7 @@ def seal_parts(
 
 
 class AdaptiveSealer:
-    """Seals the blobs of one stream, giving up on compression where it never pays.
+    """Seals a run of blobs (a pack's), giving up on compression where it never pays.
 
     After ``give_up_after`` blobs in a row did not compress (model weights,
     JPEGs, archives), only every ``probe_every``-th blob is tried until one

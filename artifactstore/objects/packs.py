@@ -2,10 +2,12 @@
 
 Vocabulary: a *pack* holds blob envelopes back to back, then a *trailer* (an
 envelope listing every blob with its offset), the trailer's length and a magic.
-A :class:`PackBuilder` collects sealed blobs until the pack target is reached;
-:func:`assemble` joins them into the pack's bytes (off the caller's thread if
-it likes); :func:`read_trailer` recovers the blob list from a pack alone, and
-:func:`read_tail` from its last bytes only (what an index rebuild reads).
+A :class:`PackBatch` collects the blobs of the next pack as plaintext (or as
+envelopes copied from another pack) until the pack target is reached, and seals
+them later, off the writer's thread; a :class:`PackBuilder` appends sealed blobs;
+:func:`assemble` joins them into the pack's bytes; :func:`read_trailer` recovers
+the blob list from a pack alone, and :func:`read_tail` from its last bytes only
+(what an index rebuild reads).
 
 Blob lists (in trailers and index objects) are *records*: fixed 49-byte rows
 ``id:32s kind:u8 offset:u64 length:u32 raw_length:u32``, little-endian.
@@ -21,7 +23,14 @@ from typing import TYPE_CHECKING
 from artifactstore import encoding
 from artifactstore.digest import Digest, hash_bytes
 from artifactstore.errors import IntegrityError
-from artifactstore.objects.envelope import Kind, open_envelope, seal
+from artifactstore.objects.envelope import (
+    AdaptiveSealer,
+    Compression,
+    Kind,
+    open_envelope,
+    seal,
+    seal_parts,
+)
 
 if TYPE_CHECKING:
     from artifactstore.objects.domainkeys import DomainKeys
@@ -34,6 +43,7 @@ __all__ = [
     "TAIL_SIZE",
     "BlobEntry",
     "FinishedPack",
+    "PackBatch",
     "PackBuilder",
     "PendingPack",
     "assemble",
@@ -131,6 +141,86 @@ class PackBuilder:
         pending = PendingPack(tuple(self._parts), tuple(self._entries))
         self._parts, self._entries, self._size = [], [], 0
         return pending
+
+
+@dataclass(frozen=True, slots=True)
+class _ToSeal:
+    id: Digest
+    kind: Kind
+    plaintext: bytes | memoryview
+    adaptive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Sealed:
+    id: Digest
+    kind: Kind
+    header: bytes
+    body: bytes | memoryview
+    raw_length: int
+
+
+class PackBatch:
+    """The blobs of the next pack, in order, not sealed yet: sealing (zstd, AES) is
+    the costly step, so it runs where the pack is uploaded, beside the chunking.
+
+    ``size`` counts plaintext bytes (and copied envelopes): a pack is closed on what
+    went in, so a compressible pack is smaller than the target, never larger.
+    """
+
+    __slots__ = ("_items", "_size")
+
+    def __init__(self) -> None:
+        self._items: list[_ToSeal | _Sealed] = []
+        self._size = 0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, blob_id: Digest, kind: Kind, plaintext: bytes | memoryview, *,
+            adaptive: bool) -> None:
+        """A blob to seal; ``adaptive``: a file's chunk, whose compression is given up
+        where the chunks before it in the pack did not compress (:class:`AdaptiveSealer`)."""
+        self._items.append(_ToSeal(blob_id, kind, plaintext, adaptive))
+        self._size += len(plaintext)
+
+    def add_sealed(self, blob_id: Digest, kind: Kind, header: bytes,
+                   body: bytes | memoryview, raw_length: int) -> None:
+        """A blob's envelope as it is (a rescue or a repack copies it verbatim)."""
+        self._items.append(_Sealed(blob_id, kind, header, body, raw_length))
+        self._size += len(header) + len(body)
+
+    def take(self) -> PackBatch:
+        """This batch's blobs as a new batch; this one is left empty."""
+        taken = PackBatch()
+        taken._items, taken._size = self._items, self._size
+        self._items, self._size = [], 0
+        return taken
+
+    def seal(self, compression: Compression | None,
+             keys: DomainKeys | None = None) -> PendingPack:
+        """Seal every blob in order, each plaintext released once it is sealed."""
+        builder = PackBuilder()
+        sealer = AdaptiveSealer(compression)
+        items, self._items, self._size = self._items, [], 0
+        items.reverse()  # popped from the end, in order
+        while items:
+            item = items.pop()
+            if isinstance(item, _Sealed):
+                builder.add(item.id, item.kind, item.header, item.body, item.raw_length)
+                continue
+            if item.adaptive:
+                header, payload = sealer.seal_parts(item.kind, item.plaintext, keys=keys,
+                                                    binding=item.id.raw)
+            else:
+                header, payload = seal_parts(item.kind, item.plaintext, compression,
+                                             keys=keys, binding=item.id.raw)
+            builder.add(item.id, item.kind, header, payload, len(item.plaintext))
+        return builder.take()
 
 
 def pack_parts(

@@ -37,10 +37,8 @@ from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import (
     HEADER_SIZE,
-    AdaptiveSealer,
     Kind,
     open_envelope,
-    seal_parts,
 )
 from artifactstore.objects.gcrecords import CondemnationCache
 from artifactstore.objects.index import BlobLocation, MergedIndex, decode_index, encode_indexes
@@ -54,8 +52,7 @@ from artifactstore.objects.layout import (
 from artifactstore.objects.packs import (
     BlobEntry,
     FinishedPack,
-    PackBuilder,
-    PendingPack,
+    PackBatch,
     check_pack,
     pack_parts,
 )
@@ -72,6 +69,9 @@ _COALESCE_GAP = 256 << 10
 _BACKGROUND_HASH_MIN = 1 << 20
 #: packs uploading at once through a backend that joins them (S3, GCS, memory)
 _JOINED_UPLOADS = 1
+#: packs being sealed and written at once through one that does not (local): the
+#: writer's thread chunks and hashes while these use the other core
+_VECTORED_UPLOADS = 2
 #: listings an index refresh tries when gc replaces index objects under it
 _REFRESH_ATTEMPTS = 5
 
@@ -120,13 +120,14 @@ class ObjectStore:
         #: one thread for file digests, so they run in order beside the chunking
         self._digest_pool = ThreadPoolExecutor(max_workers=1,
                                                thread_name_prefix="artifactstore-digest")
-        # Bounds memory: at most this many finished packs wait for upload. A backend
-        # that must join a pack into one buffer to send it (S3, GCS) holds two copies
-        # while it uploads, so fewer are in flight there (peak RSS, not throughput).
+        # Bounds memory: at most this many closed packs are sealed and uploaded at
+        # once, each holding its plaintext and its sealed copy. A backend that must
+        # join a pack into one buffer to send it (S3, GCS) holds one more copy while
+        # it uploads, so fewer are in flight there (peak RSS, not throughput).
         self._vectored = bool(getattr(backend, "supports_vectored_put", False))
         self._upload_slots = threading.BoundedSemaphore(
-            concurrency if self._vectored else min(concurrency, _JOINED_UPLOADS))
-        self._builder = PackBuilder()
+            min(concurrency, _VECTORED_UPLOADS if self._vectored else _JOINED_UPLOADS))
+        self._batch = PackBatch()
         self._pending: set[bytes] = set()
         self._uploads: list[Future[FinishedPack]] = []
         self._closed = False
@@ -269,29 +270,27 @@ class ObjectStore:
         """Store one structured blob (a tree node, a manifest root) and return its id."""
         self._check_open()
         self._ensure_index()
-        return self._add(kind, plaintext, None)
+        return self._add(kind, plaintext, False)
 
     def _store_chunks(
         self, chunks: Iterable[memoryview], progress: Progress | None
     ) -> tuple[tuple[ChunkRef, ...], int]:
         self._check_open()
         self._ensure_index()
-        sealer = AdaptiveSealer(self.config.compression)
         refs = []
         size = 0
         add = self._add
         for chunk in chunks:
             length = len(chunk)
             size += length
-            refs.append(ChunkRef(add(Kind.CHUNK, chunk, sealer), length))
+            refs.append(ChunkRef(add(Kind.CHUNK, chunk, True), length))
             if progress is not None:
                 progress(length)
         return tuple(refs), size
 
-    def _add(
-        self, kind: Kind, plaintext: bytes | memoryview, sealer: AdaptiveSealer | None
-    ) -> Digest:
-        """Seal one blob into the open pack unless the store already has it (hot path)."""
+    def _add(self, kind: Kind, plaintext: bytes | memoryview, adaptive: bool) -> Digest:
+        """Put one blob into the open pack unless the store already has it (hot path);
+        it is sealed with the pack, in the I/O pool."""
         blob_id = self.blob_id(plaintext)
         stats = self.stats
         length = len(plaintext)
@@ -307,31 +306,24 @@ class ObjectStore:
         if self._lazy:  # about to write: look at the store now (and ask again)
             self._start_reads()
             stats.bytes_in -= length
-            return self._add(kind, plaintext, sealer)
-        keys = self.keys
-        if sealer is None:
-            header, payload = seal_parts(kind, plaintext, self.config.compression, keys=keys,
-                                         binding=blob_id.raw)
-        else:
-            header, payload = sealer.seal_parts(kind, plaintext, keys=keys, binding=blob_id.raw)
-        builder = self._builder
-        builder.add(blob_id, kind, header, payload, length)
+            return self._add(kind, plaintext, adaptive)
+        batch = self._batch
+        batch.add(blob_id, kind, plaintext, adaptive=adaptive)
         self._pending.add(blob_id.raw)
         stats.blobs_new += 1
         stats.bytes_new += length
-        stats.bytes_stored += len(header) + len(payload)
-        if builder.size >= self.config.pack_target:
+        if batch.size >= self.config.pack_target:
             self._close_pack()
         return blob_id
 
     def _close_pack(self) -> None:
-        if not len(self._builder):
+        if not len(self._batch):
             return
         self._raise_failed_upload()
         # The job gets the pack in a box it empties: the pool's work item would
-        # otherwise keep the pack's parts (and the read buffers they pin) alive
+        # otherwise keep the pack's blobs (and the read buffers they pin) alive
         # for the whole upload.
-        box = [self._builder.take()]
+        box = [self._batch.take()]
         self._upload_slots.acquire()
         try:
             future = self._pool.submit(self._upload_pack, box)
@@ -341,9 +333,10 @@ class ObjectStore:
         future.add_done_callback(lambda _: self._upload_slots.release())
         self._uploads.append(future)
 
-    def _upload_pack(self, box: list[PendingPack]) -> FinishedPack:
-        # Joining and hashing here, in the I/O pool, overlaps them with chunking.
-        pending = box.pop()
+    def _upload_pack(self, box: list[PackBatch]) -> FinishedPack:
+        # Sealing, joining and hashing here, in the I/O pool, overlaps them with
+        # chunking (zstd, AES and BLAKE3 release the GIL: both cores work).
+        pending = box.pop().seal(self.config.compression, self.keys)
         pack_id, parts = pack_parts(pending, self.keys)
         entries = pending.entries
         del pending
@@ -394,6 +387,7 @@ class ObjectStore:
             self.abort()
             raise
         self.stats.packs_written += len(finished)
+        self.stats.bytes_stored += sum(e.length for p in finished for e in p.entries)
         for index_id, data in written:  # each row remembers the object that lists it
             for pack_id, entries in decode_index(index_id, data, self.keys):
                 self._index.add_pack(pack_id, entries, index_id=index_id, prefer=True)
@@ -411,7 +405,7 @@ class ObjectStore:
                 with contextlib.suppress(BaseException):
                     future.result()
         self._uploads = []
-        self._builder = PackBuilder()
+        self._batch = PackBatch()
         self._pending.clear()
 
     # -- commit sessions (design §15) -----------------------------------------------
@@ -537,11 +531,10 @@ class ObjectStore:
             pack_key(self.domain, location.pack), location.offset, location.length
         )
         self._verified(blob_id, location, data)
-        self._builder.add(blob_id, location.kind, data[:HEADER_SIZE], data[HEADER_SIZE:],
-                          location.raw_length)
+        self._batch.add_sealed(blob_id, location.kind, data[:HEADER_SIZE],
+                               data[HEADER_SIZE:], location.raw_length)
         self._pending.add(blob_id.raw)
-        self.stats.bytes_stored += len(data)
-        if self._builder.size >= self.config.pack_target:
+        if self._batch.size >= self.config.pack_target:
             self._close_pack()
 
     # -- reading -----------------------------------------------------------------
