@@ -1,9 +1,15 @@
 """Materializing files of a version on local disk, verified and resumable.
 
-Every file is streamed into a temp name in its target folder, hashed as it is
-written, and renamed over the final name only when its BLAKE3 digest matches
-the manifest: an interrupted download leaves no half file under a final name,
-and a rerun skips files that are already present and verified.
+Into a folder that already holds files, every file is streamed into a temp name
+in its target folder, hashed as it is written, and renamed over the final name
+only when its BLAKE3 digest matches the manifest. A whole version downloaded
+into a new (or empty) folder is written into a staging folder beside it,
+``.artifactstore-tmp-<pid>-<rand>-<name>``, each file straight under its name
+there and checked the same way, and the staging folder is renamed to the target
+at the end: one directory update per file instead of two, and the target appears
+complete or not at all. Either way an interrupted download leaves no half file
+under a final name, and a rerun skips files already present and verified (it
+takes over the staging folder a killed download left).
 """
 
 from __future__ import annotations
@@ -11,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from artifactstore.digest import Digest, Hasher
-from artifactstore.errors import IntegrityError
+from artifactstore.errors import ConflictError, IntegrityError
 from artifactstore.filecache import FileCache
 from artifactstore.localproc import process_exists
 from artifactstore.model.paths import PathGuard
@@ -30,6 +37,9 @@ TEMP_MARK = ".artifactstore-tmp-"
 _BLOCK = 8 << 20
 #: stored files written per read stream (bounds the list, not memory: reads are windowed)
 _BATCH_FILES = 4096
+#: staging folders this process is writing (others of its pid were left by a failure)
+_ACTIVE_STAGES: set[Path] = set()
+_STAGES_LOCK = threading.Lock()
 
 
 def file_matches(path: Path, entry: Entry) -> bool:
@@ -56,6 +66,8 @@ def materialize(
     progress: Callable[[int], None] | None = None,
     cache: FileCache | None = None,
     reference_options: dict[str, Any] | None = None,
+    *,
+    whole_tree: bool = False,
 ) -> int:
     """Write ``entries`` under ``root``; returns how many files were (re)written.
 
@@ -63,9 +75,38 @@ def materialize(
     neighbouring small files share one range request (few requests, few syscalls);
     references from their source, checked against what was recorded when they were
     logged. With a ``cache``, content already cached is copied (cloned where the file
-    system can) from it, and newly downloaded files are added to it.
+    system can) from it, and newly downloaded files are added to it. With
+    ``whole_tree`` (``entries`` are all of a version) a new or empty ``root`` is
+    written through a staging folder (module docstring).
     """
-    root.mkdir(parents=True, exist_ok=True)
+    stage = _staging_folder(root) if whole_tree else None
+    if stage is None:
+        root.mkdir(parents=True, exist_ok=True)
+        return _write_entries(objects, entries, root, progress, cache, reference_options,
+                              fresh=False)
+    folder, fresh = stage
+    try:
+        written = _write_entries(objects, entries, folder, progress, cache,
+                                 reference_options, fresh=fresh)
+        _publish(folder, root)
+    finally:  # on failure the folder stays, for the next try to take over
+        with _STAGES_LOCK:
+            _ACTIVE_STAGES.discard(folder)
+    return written
+
+
+def _write_entries(
+    objects: ObjectStore,
+    entries: Iterable[Entry],
+    root: Path,
+    progress: Callable[[int], None] | None,
+    cache: FileCache | None,
+    reference_options: dict[str, Any] | None,
+    *,
+    fresh: bool,
+) -> int:
+    """``fresh``: ``root`` is a staging folder this process made, empty, so files go
+    straight under their names with no look at what is there (O_EXCL refuses any)."""
     written = 0
     swept: set[Path] = set()
     batch: list[tuple[FileEntry, Path]] = []
@@ -74,7 +115,7 @@ def materialize(
         # Paths are checked again here, not only when logged: a manifest from a
         # damaged or hostile store must not write outside the download folder.
         target = guard.join(entry.path)
-        if file_matches(target, entry):
+        if not fresh and file_matches(target, entry):
             if progress is not None:
                 progress(entry.size or 0)
             continue
@@ -82,11 +123,13 @@ def materialize(
             target.parent.mkdir(parents=True, exist_ok=True)
             guard.forget(target.parent)  # it exists now: check what it resolves to
             target = guard.join(entry.path)
-            _remove_abandoned_temps(target.parent)
+            if not fresh:
+                _remove_abandoned_temps(target.parent)
             swept.add(target.parent)
         if isinstance(entry, ReferenceEntry):
             blocks = fetch_reference(entry, reference_options or {})
-            _write_verified(blocks, entry.path, entry.digest, 0o644, target, progress, None)
+            _write_verified(blocks, entry.path, entry.digest, 0o644, target, progress, None,
+                            in_place=fresh)
         elif cache is not None and cache.materialize(entry.digest, entry.size, target,
                                                      entry.mode):
             if progress is not None:
@@ -94,15 +137,77 @@ def materialize(
         else:
             batch.append((entry, target))
             if len(batch) >= _BATCH_FILES:
-                _write_batch(objects, batch, progress, cache)
+                _write_batch(objects, batch, progress, cache, in_place=fresh)
                 batch = []
         written += 1
-    _write_batch(objects, batch, progress, cache)
+    _write_batch(objects, batch, progress, cache, in_place=fresh)
     return written
 
 
+def _staging_folder(root: Path) -> tuple[Path, bool] | None:
+    """A staging folder for a whole download into ``root`` and whether it is fresh
+    (empty, ours); None where ``root`` holds files (write in place, file by file).
+
+    A staging folder a killed or failed download left for the same ``root`` (its
+    process is gone, or it is this one and no longer uses it) is taken over, not
+    fresh: its files are checked like those of a folder in place.
+    """
+    if os.path.islink(root) or (root.exists() and (not root.is_dir() or any(root.iterdir()))):
+        return None
+    parent = root.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if root.exists() and (os.path.ismount(root)
+                          or root.stat().st_dev != parent.stat().st_dev):
+        return None  # an empty mount point: a rename cannot replace it
+    stage = parent / f"{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}-{root.name}"
+    if len(stage.name) > 255:
+        return None
+    with _STAGES_LOCK:
+        for left in parent.glob(f"{TEMP_MARK}*"):
+            if _abandoned_stage(left, root.name):
+                try:
+                    left.rename(stage)
+                except OSError:
+                    continue  # another download took it over first
+                _ACTIVE_STAGES.add(stage)
+                return stage, False
+        try:
+            stage.mkdir()
+        except OSError:
+            return None  # no write access beside ``root``: write in place
+        _ACTIVE_STAGES.add(stage)
+    return stage, True
+
+
+def _abandoned_stage(folder: Path, name: str) -> bool:
+    pid_text, _, rest = folder.name[len(TEMP_MARK):].partition("-")
+    if rest.partition("-")[2] != name or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        if folder in _ACTIVE_STAGES:
+            return False
+    elif process_exists(pid):
+        return False
+    return folder.is_dir() and not folder.is_symlink()
+
+
+def _publish(stage: Path, root: Path) -> None:
+    """Rename the finished staging folder to ``root`` (which is absent or empty)."""
+    with contextlib.suppress(OSError):
+        stage.chmod(root.stat().st_mode & 0o7777)  # an empty root the user made
+    try:
+        os.rename(stage, root)
+    except OSError as exc:
+        raise ConflictError(
+            f"{root} was filled by someone else during the download ({exc.strerror}); "
+            f"the downloaded files are in {stage}: move them or download again"
+        ) from None
+
+
 def _write_batch(objects: ObjectStore, batch: list[tuple[FileEntry, Path]],
-                 progress: Callable[[int], None] | None, cache: FileCache | None) -> None:
+                 progress: Callable[[int], None] | None, cache: FileCache | None,
+                 *, in_place: bool) -> None:
     """Write stored files whose chunks are read as one stream (coalesced across files)."""
     if not batch:
         return
@@ -111,7 +216,7 @@ def _write_batch(objects: ObjectStore, batch: list[tuple[FileEntry, Path]],
     ):
         try:
             _write_verified(blocks, entry.path, entry.digest, entry.mode, target,
-                            progress, cache)
+                            progress, cache, in_place=in_place)
         except IntegrityError as exc:
             if entry.path in str(exc):
                 raise
@@ -133,13 +238,22 @@ def _remove_abandoned_temps(folder: Path) -> None:
 
 def _write_verified(blocks: Iterable[bytes], path: str, digest: Digest | None, mode: int,
                     target: Path, progress: Callable[[int], None] | None,
-                    cache: FileCache | None) -> None:
-    temp = target.with_name(
+                    cache: FileCache | None, *, in_place: bool = False) -> None:
+    """Write ``blocks`` to ``target`` through a temp name, renamed once verified; with
+    ``in_place`` (a fresh staging folder), straight to ``target``, which must not exist."""
+    temp = target if in_place else target.with_name(
         f"{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}-{target.name}"[:255]
     )
     try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        if not in_place:
+            raise
+        # not ours to remove: the file written under this name first
+        raise IntegrityError(f"{path} collides with another path of the manifest: the "
+                             "store is damaged; run 'artifactstore verify'") from None
+    try:
         hasher = Hasher()
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             for data in blocks:
                 hasher.update(data)
@@ -159,6 +273,8 @@ def _write_verified(blocks: Iterable[bytes], path: str, digest: Digest | None, m
         if cache is not None and digest is not None:
             # From the verified temp file: the user cannot change these bytes in between.
             cache.insert(temp, digest)
+        if in_place:
+            return
         if target.is_dir() and not target.is_symlink():
             raise IntegrityError(f"cannot write {target}: a folder is in the way")
         os.replace(temp, target)

@@ -141,7 +141,8 @@ class ArtifactVersion:
         """
         target = self._target(root)
         materialize(self._objects, iter_entries(self._record.digest, self._tree_reader()),
-                    target, progress, self._store.file_cache, self._store.backend_options)
+                    target, progress, self._store.file_cache, self._store.backend_options,
+                    whole_tree=True)
         return target
 
     def get_path(self, path: str, root: str | os.PathLike[str] | None = None) -> Path:

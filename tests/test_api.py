@@ -225,6 +225,48 @@ def test_tampered_blob_fails_download_and_verify(store: artifactstore.Store,
     del version
 
 
+def test_download_into_a_new_folder_is_staged_and_renamed_whole(
+        store: artifactstore.Store, tmp_path: Path) -> None:
+    source = _tree(tmp_path / "d")
+    version = store.log_artifact(source, name="ds", type="dataset")
+    work = tmp_path / "work"
+    version.download(work / "new")  # absent: staged beside it, renamed at the end
+    empty = work / "empty"
+    empty.mkdir(mode=0o750)
+    empty.chmod(0o750)
+    version.download(empty)  # empty: the same, keeping the folder's mode
+    for out in (work / "new", empty):
+        assert _snapshot(out) == _snapshot(source)
+    assert stat.S_IMODE(empty.stat().st_mode) == 0o750
+    assert sorted(p.name for p in work.iterdir()) == ["empty", "new"]
+
+
+def test_failed_staged_download_leaves_no_target_and_a_retry_takes_over(
+        store: artifactstore.Store, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    for i in range(3):
+        (tmp_path / "src" / f"f{i}.bin").write_bytes(random_bytes(100_000, seed=20 + i))
+    store.log_artifact(tmp_path / "src", name="m", type="model")
+    store.close()
+    packs = [p for p in (tmp_path / "store" / pack_prefix("plain")).rglob("*") if p.is_file()]
+    biggest = max(packs, key=lambda p: p.stat().st_size)
+    good = biggest.read_bytes()
+    damaged = bytearray(good)
+    damaged[len(good) // 2] ^= 0xFF
+    biggest.write_bytes(bytes(damaged))
+    work = tmp_path / "work"
+    with artifactstore.open(str(tmp_path / "store"), cache_dir=tmp_path / "c2") as reopened:
+        with pytest.raises(IntegrityError):
+            reopened.artifact("m:v0").download(work / "out")
+        assert not (work / "out").exists()  # complete or not at all
+        [stage] = work.iterdir()  # what was written and verified stays, for a retry
+        assert stage.name.startswith(".artifactstore-tmp-")
+        biggest.write_bytes(good)  # repaired
+        reopened.artifact("m:v0").download(work / "out")  # same process: takes it over
+    assert [p.name for p in work.iterdir()] == ["out"]
+    assert _snapshot(work / "out") == _snapshot(tmp_path / "src")
+
+
 def test_use_from_environment_and_config_file(tmp_path: Path) -> None:
     url = str(tmp_path / "store")
     with artifactstore.open(url, cache_dir=tmp_path / "cache") as s:

@@ -156,8 +156,20 @@ store.artifact("many:latest").download(sys.argv[2])
 """
 
 
+def _in_progress(folder: Path) -> Path | None:
+    """The temp file or staging folder a download is writing in ``folder``, if any."""
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if p.name.startswith(TEMP_MARK) and (p.is_file() or any(p.iterdir())):
+                return p
+    return None
+
+
 @pytest.mark.slow
-def test_killed_download_resumes_with_no_leftovers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("into", ["new folder", "folder with files"])
+def test_killed_download_resumes_with_no_leftovers(tmp_path: Path, into: str) -> None:
+    # Into a new folder the download writes a staging folder beside it and renames
+    # it at the end; into one holding files, a temp file per file (download.py).
     url = str(tmp_path / "store")
     source = tmp_path / "src"
     source.mkdir()
@@ -165,23 +177,35 @@ def test_killed_download_resumes_with_no_leftovers(tmp_path: Path) -> None:
         (source / f"f{i:03d}.bin").write_bytes(random_bytes(4 * MiB, seed=i))
     with artifactstore.open(url, cache_dir=tmp_path / "c") as store:
         store.log_artifact(source, name="many", type="dataset")
-    out = tmp_path / "out"
+    work = tmp_path / "work"
+    out = work / "out"
+    if into == "folder with files":
+        out.mkdir(parents=True)
+        (out / "notes.txt").write_text("mine")
+    watched = work if into == "new folder" else out
     with subprocess.Popen([sys.executable, "-c", _DOWNLOADER, url, str(out),
                            str(tmp_path / "c2")]) as proc:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
-            if out.is_dir() and any(p.name.startswith(TEMP_MARK) for p in out.iterdir()):
+            if _in_progress(watched) is not None:
                 break  # mid-way: a file is being written
             time.sleep(0.001)  # polling a condition with a deadline
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the download finished before the kill"
-    assert len(list(out.glob("f*.bin"))) < 120
+    if into == "new folder":
+        assert not out.exists()  # the target appears complete or not at all
+        assert _in_progress(work) is not None
+    else:
+        assert len(list(out.glob("f*.bin"))) < 120
     with artifactstore.open(url, cache_dir=tmp_path / "c3") as store:
         store.artifact("many:latest").download(out)
         assert store.artifact("many:latest").verify(out) == 120
-    assert [p.name for p in out.iterdir() if p.name.startswith(TEMP_MARK)] == []
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in source.iterdir())
+    assert [p.name for p in work.rglob("*") if p.name.startswith(TEMP_MARK)] == []
+    expected = {p.name for p in source.iterdir()}
+    if into == "folder with files":
+        expected.add("notes.txt")
+    assert {p.name for p in out.iterdir()} == expected
 
 
 def test_missing_extra_names_the_install_command(tmp_path: Path) -> None:
