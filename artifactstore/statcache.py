@@ -22,6 +22,7 @@ import sqlite3
 import struct
 import time
 from pathlib import Path
+from typing import Any
 
 from artifactstore.digest import Digest
 from artifactstore.errors import ArtifactStoreError
@@ -30,6 +31,8 @@ from artifactstore.objects.blobrefs import ChunkRef, FileRef
 __all__ = ["RACY_NS", "StatCache"]
 
 RACY_NS = 1_000_000_000
+#: a folder's entries are read in one query (:meth:`StatCache.preload`) up to this many
+PRELOAD_MAX = 200_000
 _CHUNK = struct.Struct("<32sI")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -52,6 +55,9 @@ class StatCache:
         self._path = path
         self._db: sqlite3.Connection | None = None
         self._pending: list[tuple[object, ...]] = []
+        #: folders whose entries are all in ``_rows`` (their paths end with a "/")
+        self._preloaded: tuple[str, ...] = ()
+        self._rows: dict[str, tuple[Any, ...]] = {}
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is None and self._path is not None:
@@ -65,16 +71,41 @@ class StatCache:
                 self._path = None  # unusable: read files as usual
         return self._db
 
-    def lookup(self, source: Path, st: os.stat_result) -> FileRef | None:
-        """The stored form of ``source`` if its ``stat`` is unchanged since it was cached."""
+    def preload(self, folder: Path) -> None:
+        """Read the entries of files under ``folder`` (absolute) in one query, if there
+        are at most :data:`PRELOAD_MAX`: lookups there answer from memory until
+        :meth:`save`, where a query per file costs ~25 us (0.5 s for 20,000 files)."""
         db = self._connect()
         if db is None:
-            return None
+            return
+        low = str(folder).rstrip("/") + "/"
+        high = low[:-1] + chr(ord("/") + 1)  # every path starting with ``low``
         try:
-            row = db.execute("SELECT dev, ino, size, mtime, ctime, digest, chunks FROM files "
-                             "WHERE path = ?", (str(source),)).fetchone()
+            count = db.execute("SELECT COUNT(*) FROM files WHERE path >= ? AND path < ?",
+                               (low, high)).fetchone()[0]
+            if count > PRELOAD_MAX:
+                return
+            rows = db.execute("SELECT path, dev, ino, size, mtime, ctime, digest, chunks "
+                              "FROM files WHERE path >= ? AND path < ?", (low, high))
+            self._rows.update((row[0], row[1:]) for row in rows)
         except sqlite3.Error:
-            return None
+            return
+        self._preloaded += (low,)
+
+    def lookup(self, source: str | Path, st: os.stat_result) -> FileRef | None:
+        """The stored form of ``source`` if its ``stat`` is unchanged since it was cached."""
+        key = str(source)
+        if key.startswith(self._preloaded):
+            row = self._rows.get(key)
+        else:
+            db = self._connect()
+            if db is None:
+                return None
+            try:
+                row = db.execute("SELECT dev, ino, size, mtime, ctime, digest, chunks FROM "
+                                 "files WHERE path = ?", (key,)).fetchone()
+            except sqlite3.Error:
+                return None
         if row is None or tuple(row[:5]) != stat_key(st):
             return None
         try:
@@ -84,7 +115,7 @@ class StatCache:
         except (ArtifactStoreError, struct.error, TypeError, ValueError):
             return None  # a damaged row is a miss, never an error
 
-    def remember(self, source: Path, st: os.stat_result, ref: FileRef) -> None:
+    def remember(self, source: str | Path, st: os.stat_result, ref: FileRef) -> None:
         """Queue an entry (written by :meth:`save`), unless the file changed too recently."""
         if self._path is None or time.time_ns() - st.st_mtime_ns < RACY_NS:
             return
@@ -92,7 +123,9 @@ class StatCache:
         self._pending.append((str(source), *stat_key(st), ref.digest.raw, chunks))
 
     def save(self) -> None:
-        """Write queued entries (after the version that names them was committed)."""
+        """Write queued entries (after the version that names them was committed) and
+        forget preloaded ones."""
+        self._preloaded, self._rows = (), {}
         pending, self._pending = self._pending, []
         db = self._connect()
         if db is None or not pending:

@@ -219,6 +219,7 @@ class Store:
         artifact = self._as_artifact(artifact_or_path, name, type, metadata, description)
         wanted_aliases = [validate_alias(a) for a in aliases]
         encoding.pack(artifact.metadata)  # refuse unencodable metadata before any upload
+        self._preload_stat_cache(artifact)
         self.objects.begin_session(refresh=not self._all_cached(artifact))
         try:
             record, created = self._write_version(artifact, run, progress)
@@ -317,6 +318,13 @@ class Store:
             raise NotFoundError(f"cannot log {path}: no such file or folder (check the path)")
         return artifact
 
+    def _preload_stat_cache(self, artifact: Artifact) -> None:
+        """One stat-cache query for the folder holding the staged files (a folder's)."""
+        sources = [os.path.abspath(s.source) for s in artifact.entries
+                   if not isinstance(s, StagedReference)]
+        if len(sources) > 1:
+            self._stat_cache.preload(Path(os.path.commonpath(sources)))
+
     def _all_cached(self, artifact: Artifact) -> bool:
         """Whether the stat cache knows every staged file as it is now."""
         for staged in artifact.entries:
@@ -326,12 +334,12 @@ class Store:
                 st = os.stat(staged.source)
             except OSError:
                 return False
-            if self._stat_cache.lookup(Path(os.path.abspath(staged.source)), st) is None:
+            if self._stat_cache.lookup(os.path.abspath(staged.source), st) is None:
                 return False
         return True
 
     def _store_file(self, path: str, source: Path, progress: Progress | None) -> FileEntry:
-        where = Path(os.path.abspath(source))
+        where = os.path.abspath(source)
         try:
             # ``open`` in this module is artifactstore.open: use the builtin.
             st = os.stat(source)

@@ -92,3 +92,60 @@ def test_cached_chunks_reclaimed_by_gc_are_stored_again(tmp_path: Path, reads: l
         back = store.log_artifact(folder, name="d", type="dataset")
         back.verify()
     assert len(reads) == 4  # read again: the cache named chunks gc had removed
+
+
+def _cache_with(tmp_path: Path, folders: dict[str, int]) -> tuple[Path, dict[str, Path]]:
+    """A stat cache file knowing ``count`` files in each named folder."""
+    db, files = tmp_path / "stat.sqlite", {}
+    cache = StatCache(db)
+    past = time.time() - 60
+    for name, count in folders.items():
+        (tmp_path / name).mkdir()
+        for i in range(count):
+            p = tmp_path / name / f"f{i}"
+            p.write_bytes(b"x" * (i + 1))
+            os.utime(p, (past, past))
+            digest = hash_bytes(p.read_bytes())
+            cache.remember(str(p), p.stat(), FileRef(digest, i + 1, (ChunkRef(digest, i + 1),)))
+            files[f"{name}/f{i}"] = p
+    cache.save()
+    cache.close()
+    return db, files
+
+
+def test_a_preloaded_folder_answers_from_one_query(tmp_path: Path) -> None:
+    import sqlite3
+
+    db, files = _cache_with(tmp_path, {"a": 3, "b": 1})
+    cache = StatCache(db)
+    cache.preload(tmp_path / "a")
+    with sqlite3.connect(db) as other:  # rows gone from the file: only memory can answer
+        other.execute("DELETE FROM files")
+    for i in range(3):
+        p = files[f"a/f{i}"]
+        hit = cache.lookup(str(p), p.stat())
+        assert hit is not None
+        assert hit.digest == hash_bytes(p.read_bytes())
+    assert cache.lookup(str(files["b/f0"]), files["b/f0"].stat()) is None  # not preloaded
+    changed = files["a/f1"]
+    changed.write_bytes(b"yy")  # a changed stat is a miss, preloaded or not
+    assert cache.lookup(str(changed), changed.stat()) is None
+    cache.save()  # the log is done: preloaded rows are forgotten
+    assert cache.lookup(str(files["a/f0"]), files["a/f0"].stat()) is None
+    cache.close()
+
+
+def test_a_folder_with_too_many_entries_is_not_preloaded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from artifactstore import statcache
+
+    db, files = _cache_with(tmp_path, {"a": 3})
+    monkeypatch.setattr(statcache, "PRELOAD_MAX", 2)
+    cache = StatCache(db)
+    cache.preload(tmp_path / "a")
+    with sqlite3.connect(db) as other:
+        other.execute("DELETE FROM files")
+    assert cache.lookup(str(files["a/f0"]), files["a/f0"].stat()) is None  # asked the file
+    cache.close()
