@@ -53,7 +53,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="run the S3 case (request counts against a moto server on 127.0.0.1 "
                         "that the suite starts and stops) instead of the local one")
     p.add_argument("--local", action="store_true", help="with --s3: run the local case too")
+    p.add_argument("--settle", type=float, default=None, metavar="S",
+                   help="seconds to wait after deleting a workload's trees, so freed inodes "
+                        f"do not slow the next tool's file creation (default "
+                        f"{runner.SETTLE_S:.0f} at scale >= 0.5, else 0)")
     args = p.parse_args(argv)
+    if args.settle is None:
+        args.settle = runner.SETTLE_S if args.scale >= 0.5 else 0.0
     default = S3_WORKLOADS if args.s3 and not args.local else workloads.NAMES
     args.workloads = [w for w in (args.workloads or ",".join(default)).split(",") if w]
     args.tools = [t for t in args.tools.split(",") if t]
@@ -86,6 +92,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     print(f"work dir {work}; tools: {', '.join(f'{n} {v}' for n, v in versions.items())}"
           + (f"; not installed (skipped): {', '.join(missing)}" if missing else ""), flush=True)
     load_before, t0 = os.getloadavg(), time.perf_counter()
+    runner.settle(args.settle, log=lambda m: print(m, flush=True))  # earlier deletions
     results, generated = {}, []
     for name in args.workloads:
         print(f"generating {name} at scale {args.scale} ...", flush=True)
@@ -93,7 +100,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
         generated.append(w)
         if args.local or not args.s3:
             results[name] = runner.run_workload(present, w, work / "scratch", args.reps,
-                                                log=lambda m: print(m, flush=True))
+                                                log=lambda m: print(m, flush=True),
+                                                settle_s=args.settle)
     s3_doc = None
     if args.s3:
         s3_doc = s3.run(args.tools, generated, work / "scratch", args.reps,
@@ -104,7 +112,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         "settings": {"scale": args.scale, "reps": args.reps, "seed": workloads.SEED,
                      "cases": ["local"] * bool(results) + ["s3"] * bool(args.s3),
                      "workloads": args.workloads, "page_cache": "warm: each version read "
-                     "just before its add", "mib": 1 << 20},
+                     "just before its add", "mib": 1 << 20, "settle_s": args.settle},
         "tools": versions,
         "missing": missing,
         "load_average": {"before": load_before, "after": os.getloadavg()},
