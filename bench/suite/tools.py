@@ -184,6 +184,11 @@ class ArtifactStore(SubprocessTool):
         self.repo_dir = repo_dir
         self.refs.clear()
         repo_dir.mkdir(parents=True)
+        # ``pip install`` byte-compiles a package; an editable install under
+        # PYTHONDONTWRITEBYTECODE=1 (this machine's) never does, and would pay ~0.1 s
+        # of compiling per command that no installed tool pays (DVC is pip-installed).
+        import artifactstore
+        self._query(["-m", "compileall", "-q", str(Path(artifactstore.__file__).parent)])
         self._begin()
         self._run(["init", str(repo_dir / "repo"), "-q"])
         self._end()
