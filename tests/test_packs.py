@@ -79,3 +79,28 @@ def test_unlisted_bytes_before_the_trailer_are_caught() -> None:
     pack = assemble(builder.take())
     with pytest.raises(IntegrityError, match="unlisted"):
         check_pack(b"junk" + pack.data, pack.id, what="p")
+
+
+def test_a_pack_keeps_at_most_three_read_buffers_alive() -> None:
+    # New chunks scattered through a big file come from many read buffers; views of
+    # the first three are kept, later ones are copied so their buffers can go.
+    import array
+    import gc
+    import weakref
+
+    from artifactstore.objects.packs import PINNED_BUFFERS, PackBatch
+
+    batch = PackBatch()
+    alive = []
+    for i in range(6):
+        buffer = array.array("B", bytes([i]) * 100_000)
+        alive.append(weakref.ref(buffer))
+        view = memoryview(buffer)[1000:2000]
+        batch.add(hash_bytes(view), Kind.CHUNK, view, adaptive=True)
+        del buffer, view
+    gc.collect()
+    assert [ref() is not None for ref in alive] == [True] * PINNED_BUFFERS + [False] * 3
+    pack = assemble(batch.seal(None))
+    assert [e.raw_length for e in read_trailer(pack.data, what="p")] == [1000] * 6
+    gc.collect()
+    assert all(ref() is None for ref in alive)  # sealed: nothing pinned any more
