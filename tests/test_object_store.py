@@ -368,13 +368,17 @@ def test_pack_uploads_run_concurrently(open_store: OpenStore, tmp_path: Path) ->
     assert len(_keys(inner, pack_prefix("plain"))) >= 4
 
 
-def test_packs_close_on_plaintext_and_compressible_packs_are_smaller(
+def test_packs_close_on_plaintext_locally_and_on_sealed_bytes_remotely(
     backend: Backend, open_store: OpenStore
 ) -> None:
-    # Sealing happens in the I/O pool, after the pack is closed: the target counts
-    # what went in, so no pack's plaintext exceeds target + one chunk and the
-    # compressed packs come out well under it.
-    text = b"".join(b"row %08d,label,0.5\n" % i for i in range(40_000))
+    # A local store seals a pack in the I/O pool, after it is closed: the target
+    # counts what went in, so compressible packs come out well under it. A backend
+    # that joins packs (memory, S3, GCS) seals blobs as they are added and closes a
+    # pack on its sealed size (PackBatch): fewer, fuller packs, one copy less held.
+    import random
+
+    rng = random.Random(7)
+    text = b"".join(b"row %08d,label,%d\n" % (i, rng.randrange(1000)) for i in range(40_000))
     with open_store(backend) as writer:
         ref = writer.write_bytes(text)
         target = writer.config.pack_target
@@ -383,14 +387,18 @@ def test_packs_close_on_plaintext_and_compressible_packs_are_smaller(
     assert 0 < writer.stats.bytes_stored < len(text) // 2
     with open_store(backend) as store:
         assert store.read_file(ref) == text
-        stored = [backend.stat(k).size for k in _keys(backend, pack_prefix("plain"))]
+        stored = sorted(backend.stat(k).size for k in _keys(backend, pack_prefix("plain")))
         raw_per_pack: dict[bytes, int] = {}
         for chunk in ref.chunks:
             loc = store.locate(chunk.id)
             raw_per_pack[loc.pack.raw] = raw_per_pack.get(loc.pack.raw, 0) + loc.raw_length
-    assert len(stored) >= len(text) // (target + chunk_max)
-    assert max(raw_per_pack.values()) <= target + chunk_max
-    assert max(stored) < target // 2
+    if getattr(backend, "supports_vectored_put", False):
+        assert len(stored) >= len(text) // (target + chunk_max)
+        assert max(raw_per_pack.values()) <= target + chunk_max
+        assert max(stored) < target // 2
+    else:
+        assert stored[-2] >= target  # all but the last pack reached the target sealed
+        assert max(stored) <= target + chunk_max + 4096
 
 
 def test_reads_of_several_packs_run_concurrently(open_store: OpenStore) -> None:

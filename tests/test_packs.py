@@ -90,7 +90,7 @@ def test_a_pack_keeps_at_most_three_read_buffers_alive() -> None:
 
     from artifactstore.objects.packs import PINNED_BUFFERS, PackBatch
 
-    batch = PackBatch()
+    batch = PackBatch(None)
     alive = []
     for i in range(6):
         buffer = array.array("B", bytes([i]) * 100_000)
@@ -100,7 +100,7 @@ def test_a_pack_keeps_at_most_three_read_buffers_alive() -> None:
         del buffer, view
     gc.collect()
     assert [ref() is not None for ref in alive] == [True] * PINNED_BUFFERS + [False] * 3
-    pack = assemble(batch.seal(None))
+    pack = assemble(batch.seal())
     assert [e.raw_length for e in read_trailer(pack.data, what="p")] == [1000] * 6
     gc.collect()
     assert all(ref() is None for ref in alive)  # sealed: nothing pinned any more

@@ -164,20 +164,29 @@ class _Sealed:
 
 
 class PackBatch:
-    """The blobs of the next pack, in order, not sealed yet: sealing (zstd, AES) is
-    the costly step, so it runs where the pack is uploaded, beside the chunking.
+    """The blobs of the next pack, in order, sealed (zstd, AES) when the pack is: the
+    costly step then runs where the pack is uploaded, beside the chunking.
 
     ``size`` counts plaintext bytes (and copied envelopes): a pack is closed on what
-    went in, so a compressible pack is smaller than the target, never larger.
+    went in, so a compressible pack is smaller than the target, never larger. An
+    ``eager`` batch seals each blob as it is added and counts sealed bytes, as a
+    writer does for a backend that joins a pack into one buffer to send it (S3,
+    GCS): there the network sets the pace, and a pack in flight already costs two
+    copies, so holding a third (its plaintext) is not worth it.
     """
 
-    __slots__ = ("_items", "_pinned", "_size")
+    __slots__ = ("_compression", "_eager", "_items", "_keys", "_pinned", "_sealer", "_size")
 
-    def __init__(self) -> None:
+    def __init__(self, compression: Compression | None, keys: DomainKeys | None = None, *,
+                 eager: bool = False) -> None:
+        self._compression = compression
+        self._keys = keys
+        self._eager = eager
         self._items: list[_ToSeal | _Sealed] = []
         self._size = 0
         #: read buffers this batch's views keep alive (until the pack is sealed)
         self._pinned: list[object] = []
+        self._sealer = AdaptiveSealer(compression)
 
     @property
     def size(self) -> int:
@@ -195,6 +204,10 @@ class PackBatch:
         sealed: new chunks scattered through a big file (a 5% rewrite) would pin
         every buffer read. Past :data:`PINNED_BUFFERS` buffers a view is copied.
         """
+        if self._eager:
+            header, payload = self._seal_one(_ToSeal(blob_id, kind, plaintext, adaptive))
+            self.add_sealed(blob_id, kind, header, payload, len(plaintext))
+            return
         if isinstance(plaintext, memoryview):
             base = plaintext.obj
             if not any(b is base for b in self._pinned):
@@ -213,31 +226,31 @@ class PackBatch:
 
     def take(self) -> PackBatch:
         """This batch's blobs as a new batch; this one is left empty."""
-        taken = PackBatch()
+        taken = PackBatch(self._compression, self._keys, eager=self._eager)
         taken._items, taken._size, taken._pinned = self._items, self._size, self._pinned
+        taken._sealer, self._sealer = self._sealer, AdaptiveSealer(self._compression)
         self._items, self._size, self._pinned = [], 0, []
         return taken
 
-    def seal(self, compression: Compression | None,
-             keys: DomainKeys | None = None) -> PendingPack:
+    def seal(self) -> PendingPack:
         """Seal every blob in order, each plaintext released once it is sealed."""
         builder = PackBuilder()
-        sealer = AdaptiveSealer(compression)
         items, self._items, self._size, self._pinned = self._items, [], 0, []
         items.reverse()  # popped from the end, in order
         while items:
             item = items.pop()
             if isinstance(item, _Sealed):
                 builder.add(item.id, item.kind, item.header, item.body, item.raw_length)
-                continue
-            if item.adaptive:
-                header, payload = sealer.seal_parts(item.kind, item.plaintext, keys=keys,
-                                                    binding=item.id.raw)
             else:
-                header, payload = seal_parts(item.kind, item.plaintext, compression,
-                                             keys=keys, binding=item.id.raw)
-            builder.add(item.id, item.kind, header, payload, len(item.plaintext))
+                builder.add(item.id, item.kind, *self._seal_one(item), len(item.plaintext))
         return builder.take()
+
+    def _seal_one(self, item: _ToSeal) -> tuple[bytes, bytes | memoryview]:
+        if item.adaptive:
+            return self._sealer.seal_parts(item.kind, item.plaintext, keys=self._keys,
+                                           binding=item.id.raw)
+        return seal_parts(item.kind, item.plaintext, self._compression, keys=self._keys,
+                          binding=item.id.raw)
 
 
 def pack_parts(

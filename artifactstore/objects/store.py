@@ -127,7 +127,7 @@ class ObjectStore:
         self._vectored = bool(getattr(backend, "supports_vectored_put", False))
         self._upload_slots = threading.BoundedSemaphore(
             min(concurrency, _VECTORED_UPLOADS if self._vectored else _JOINED_UPLOADS))
-        self._batch = PackBatch()
+        self._batch = self._new_batch()
         self._pending: set[bytes] = set()
         self._uploads: list[Future[FinishedPack]] = []
         self._closed = False
@@ -316,6 +316,11 @@ class ObjectStore:
             self._close_pack()
         return blob_id
 
+    def _new_batch(self) -> PackBatch:
+        # Sealed in the I/O pool where packs are written without joining (local);
+        # for the others as blobs are added (PackBatch: memory, not speed, decides).
+        return PackBatch(self.config.compression, self.keys, eager=not self._vectored)
+
     def _close_pack(self) -> None:
         if not len(self._batch):
             return
@@ -336,7 +341,7 @@ class ObjectStore:
     def _upload_pack(self, box: list[PackBatch]) -> FinishedPack:
         # Sealing, joining and hashing here, in the I/O pool, overlaps them with
         # chunking (zstd, AES and BLAKE3 release the GIL: both cores work).
-        pending = box.pop().seal(self.config.compression, self.keys)
+        pending = box.pop().seal()
         pack_id, parts = pack_parts(pending, self.keys)
         entries = pending.entries
         del pending
@@ -405,7 +410,7 @@ class ObjectStore:
                 with contextlib.suppress(BaseException):
                     future.result()
         self._uploads = []
-        self._batch = PackBatch()
+        self._batch = self._new_batch()
         self._pending.clear()
 
     # -- commit sessions (design §15) -----------------------------------------------
