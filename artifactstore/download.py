@@ -114,7 +114,7 @@ def _write_entries(
     for entry in entries:
         # Paths are checked again here, not only when logged: a manifest from a
         # damaged or hostile store must not write outside the download folder.
-        target = guard.join(entry.path)
+        target = guard.join(entry.path, created_here=fresh)
         if not fresh and file_matches(target, entry):
             if progress is not None:
                 progress(entry.size or 0)
@@ -122,7 +122,7 @@ def _write_entries(
         if target.parent not in swept:
             target.parent.mkdir(parents=True, exist_ok=True)
             guard.forget(target.parent)  # it exists now: check what it resolves to
-            target = guard.join(entry.path)
+            target = guard.join(entry.path, created_here=fresh)
             if not fresh:
                 _remove_abandoned_temps(target.parent)
             swept.add(target.parent)

@@ -97,7 +97,10 @@ class PathGuard:
         self._base = root.resolve()
         self._checked: set[Path] = set()
 
-    def join(self, path: str) -> Path:
+    def join(self, path: str, *, created_here: bool = False) -> Path:
+        """``root / path``, checked; ``created_here``: every folder under the root was
+        made by the caller, which opens files with O_EXCL|O_NOFOLLOW, so no link can
+        be in the way and the target itself needs no look."""
         validate_path(path)
         target = self._root / path
         parent = target.parent
@@ -108,6 +111,8 @@ class PathGuard:
                     "symbolic link on disk: remove the link or download to another folder"
                 )
             self._checked.add(parent)
+        if created_here:
+            return target
         if os.path.islink(target) and not target.resolve().is_relative_to(self._base):
             raise InvalidInputError(
                 f"{str(target)!r} is a symbolic link to outside {str(self._root)!r}: "
