@@ -290,7 +290,7 @@ class ObjectStore:
 
     def _add(self, kind: Kind, plaintext: bytes | memoryview, adaptive: bool) -> Digest:
         """Put one blob into the open pack unless the store already has it (hot path);
-        it is sealed with the pack, in the I/O pool."""
+        the pack's :class:`PackBatch` seals it (in the I/O pool on a local store)."""
         blob_id = self.blob_id(plaintext)
         stats = self.stats
         length = len(plaintext)
