@@ -154,11 +154,17 @@ def _staging_folder(root: Path) -> tuple[Path, bool] | None:
     """
     if os.path.islink(root) or (root.exists() and (not root.is_dir() or any(root.iterdir()))):
         return None
+    root = root.resolve()
     parent = root.parent
+    if root == parent:
+        return None  # the file system's root
     parent.mkdir(parents=True, exist_ok=True)
-    if root.exists() and (os.path.ismount(root)
-                          or root.stat().st_dev != parent.stat().st_dev):
-        return None  # an empty mount point: a rename cannot replace it
+    if root.exists():
+        cwd = Path.cwd().resolve()
+        if root == cwd or root in cwd.parents:
+            return None  # replacing the working folder would strand its users
+        if os.path.ismount(root) or root.stat().st_dev != parent.stat().st_dev:
+            return None  # an empty mount point: a rename cannot replace it
     stage = parent / f"{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}-{root.name}"
     if len(stage.name) > 255:
         return None

@@ -257,6 +257,21 @@ def test_download_into_a_new_folder_is_staged_and_renamed_whole(
     assert sorted(p.name for p in work.iterdir()) == ["empty", "new"]
 
 
+def test_download_into_the_empty_working_folder_writes_in_place(
+        store: artifactstore.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = _tree(tmp_path / "d")
+    version = store.log_artifact(source, name="ds", type="dataset")
+    work = tmp_path / "work"
+    work.mkdir()
+    before = work.stat().st_ino
+    monkeypatch.chdir(work)
+    version.download(".")  # staging would replace the folder the process stands in
+    assert work.stat().st_ino == before
+    assert Path.cwd().resolve() == work.resolve()
+    assert _snapshot(work) == _snapshot(source)
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".artifactstore-tmp-")] == []
+
+
 def test_failed_staged_download_leaves_no_target_and_a_retry_takes_over(
         store: artifactstore.Store, tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
