@@ -134,6 +134,10 @@ class StatCache:
             db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            pending)
 
+    def discard(self) -> None:
+        """Drop queued and preloaded entries (the log they were for failed)."""
+        self._preloaded, self._rows, self._pending = (), {}, []
+
     def close(self) -> None:
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):

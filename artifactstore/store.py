@@ -220,11 +220,15 @@ class Store:
         wanted_aliases = [validate_alias(a) for a in aliases]
         encoding.pack(artifact.metadata)  # refuse unencodable metadata before any upload
         self._preload_stat_cache(artifact)
-        self.objects.begin_session(refresh=not self._all_cached(artifact))
         try:
-            record, created = self._write_version(artifact, run, progress)
-        finally:
-            self.objects.end_session()
+            self.objects.begin_session(refresh=not self._all_cached(artifact))
+            try:
+                record, created = self._write_version(artifact, run, progress)
+            finally:
+                self.objects.end_session()
+        except BaseException:
+            self._stat_cache.discard()  # nothing committed: nothing to remember
+            raise
         self._stat_cache.save()
         self.catalog.invalidate()
         version = ArtifactVersion(self, record, created=created)

@@ -149,3 +149,24 @@ def test_a_folder_with_too_many_entries_is_not_preloaded(
         other.execute("DELETE FROM files")
     assert cache.lookup(str(files["a/f0"]), files["a/f0"].stat()) is None  # asked the file
     cache.close()
+
+
+def test_a_failed_log_remembers_nothing(tmp_path: Path) -> None:
+    # f0 and f1 are stored before f2 turns out missing: no version names them, so the
+    # cache must not keep them for the next successful log to save.
+    folder = _folder(tmp_path, files=3)
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"other")
+    with artifactstore.open(str(tmp_path / "store"), cache_dir=tmp_path / "c") as store:
+        art = artifactstore.Artifact("d", type="dataset")
+        art.add_dir(folder)
+        (folder / "f2.bin").unlink()
+        with pytest.raises(artifactstore.errors.NotFoundError):
+            store.log_artifact(art)
+        store.log_artifact(other, name="o", type="dataset")  # saves what is queued
+    [db] = (tmp_path / "c" / "stat").rglob("*.sqlite")
+    cache = StatCache(db)
+    for name in ("f0.bin", "f1.bin"):
+        p = folder / name
+        assert cache.lookup(str(p), p.stat()) is None
+    cache.close()
