@@ -54,10 +54,11 @@ from artifactstore.model.names import (
     validate_project_name,
 )
 from artifactstore.model.projects import Member, ProjectKeys, immutable_project_key
+from artifactstore.model.records import sealed_as_current
 from artifactstore.model.refs import AliasEvent, Refs, VersionRecord
 from artifactstore.model.runs import STATUSES, MetricsRow, RunLog, parse_time, validate_run_id
 from artifactstore.model.tree import Entry, FileEntry, build_tree, iter_entries
-from artifactstore.model.versions import default_writer
+from artifactstore.model.versions import default_writer, is_version_key
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore, Progress, default_cache_dir
@@ -854,9 +855,15 @@ def open(
         file_cache = scheme_of(location.url) not in _LOCAL_SCHEMES
     if file_cache:
         files = FileCache(Path(cache_dir) / "files" if cache_dir is not None else None)
+    codec = access.codec
+    # Version records too, while sealed as the project seals now (re-encryption
+    # rewrites only those sealed under an older epoch): a re-log of unchanged
+    # content then reads its head version from disk.
+    refs_backend = backend if refs_cache is None else ImmutableCacheBackend(
+        backend, refs_cache, is_version_key, lambda _, data: sealed_as_current(codec, data))
     return Store(
         objects,
-        Refs(backend, project_name, access.codec),
+        Refs(refs_backend, project_name, codec),
         url=location.url,
         project=project_name,
         file_cache=files,

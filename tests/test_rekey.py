@@ -69,9 +69,11 @@ def test_rekey_reencrypt_leaves_nothing_old_keys_open(
         assert out["versions_rewritten"] == 3
         assert out["left_behind"] == []
         assert all(out["old_domains"].values())  # epochs 0 and 1 emptied
-        with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c2") as store:
+        # c0 keeps local copies of v0 and v1 as first sealed: they must be read again.
+        with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c0") as store:
             current = store.refs.codec.ring.current.key_id
             for i, version in enumerate(store.versions("model")):
+                assert version.record.signature.key_id == current
                 assert version.verify() == 1
                 assert version.open(version.files()[0].path).read() \
                     == files[i]

@@ -31,7 +31,7 @@ from artifactstore.errors import AccessDeniedError, IntegrityError
 from artifactstore.objects.domainkeys import KEY_ID_SIZE, DomainKeys
 from artifactstore.objects.envelope import FLAG_ENCRYPTED, HEADER_SIZE, Kind, open_envelope, seal
 
-__all__ = ["PLAIN", "KeyRing", "RecordCodec", "Signature", "reseal"]
+__all__ = ["PLAIN", "KeyRing", "RecordCodec", "Signature", "reseal", "sealed_as_current"]
 
 SignatureState = Literal["valid", "invalid", "unsigned"]
 _SIGNED_KEYS: Final = frozenset({"body", "signer", "sig"})
@@ -170,6 +170,17 @@ def reseal(codec: RecordCodec, key: str, data: bytes) -> bytes | None:
     _, payload = open_envelope(data, expected_kind=kind, raw_length=None, what=f"ref {key}",
                                keys=keys, binding=key.encode())
     return seal(kind, payload, keys=ring.current, binding=key.encode())
+
+
+def sealed_as_current(codec: RecordCodec, data: bytes) -> bool:
+    """Whether ``data`` (a stored ref) is sealed the way ``codec`` seals now: in plain
+    for a public project, else under the current key epoch. Such a ref is not
+    rewritten until a new epoch exists (re-encryption rewrites only the others)."""
+    encrypted = len(data) > HEADER_SIZE + KEY_ID_SIZE and bool(data[6] & FLAG_ENCRYPTED)
+    if codec.ring is None:
+        return not encrypted
+    return encrypted and bytes(data[HEADER_SIZE:HEADER_SIZE + KEY_ID_SIZE]) == \
+        codec.ring.current.key_id
 
 
 def _purpose(kind: Kind, key: str) -> bytes:

@@ -76,6 +76,14 @@ def version_key(project: str, artifact: str, number: int) -> str:
     return f"{artifact_prefix(project, artifact)}versions/{number:010d}"
 
 
+_VERSION_KEY: Final = re.compile(r"projects/[^/]+/artifacts/[^/]+/versions/[0-9]{10}")
+
+
+def is_version_key(key: str) -> bool:
+    """Whether ``key`` names a version record (create-only; re-encryption aside)."""
+    return _VERSION_KEY.fullmatch(key) is not None
+
+
 def seq_of(name: str) -> int | None:
     """The number a 10-digit key segment holds, or None for a foreign name.
 

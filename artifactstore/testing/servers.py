@@ -60,10 +60,16 @@ class _CountingApp:
         self._count_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self.count = 0
+        #: "METHOD path?query" of each request counted
+        self.seen: list[str] = []
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        query = environ.get("QUERY_STRING")
+        line = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}" + \
+            (f"?{query}" if query else "")
         with self._count_lock:
             self.count += 1
+            self.seen.append(line)
 
         def respond(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
             # moto sends "Server: amazon.com" and werkzeug adds its own; strict
@@ -106,6 +112,14 @@ class MotoS3Server:
         assert self._app is not None
         with self._app._count_lock:
             self._app.count = 0
+            self._app.seen.clear()
+
+    @property
+    def requests(self) -> list[str]:
+        """``"METHOD path?query"`` of the requests counted by ``request_count``."""
+        assert self._app is not None
+        with self._app._count_lock:
+            return list(self._app.seen)
 
     def create_bucket(self, name: str) -> None:
         """Create bucket ``name`` (no error if it exists)."""

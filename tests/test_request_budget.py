@@ -1,0 +1,57 @@
+"""Issue 7: the request budget of logging unchanged content again on S3 (moto server).
+
+A re-log that finds nothing new reads what a writer must see fresh (store config, key
+epochs, members, deletions, the version listing) and nothing else: the head version's
+record is read from the local copy the first log kept.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from test_privacy_acceptance import person
+
+import artifactstore
+from artifactstore.projects import create_project
+from artifactstore.testing.servers import MotoS3Server
+
+
+def _folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for i in range(20):
+        path = folder / f"f{i}.bin"
+        path.write_bytes(os.urandom(5_000 + i))
+        os.utime(path, (1.7e9, 1.7e9))  # not just written: the stat cache may trust it
+    return folder
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize(("visibility", "budget"), [("private", 5), ("public", 3)])
+def test_an_unchanged_relog_reads_no_version_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_server: MotoS3Server,
+        visibility: str, budget: int) -> None:
+    url = f"s3://{s3_server.bucket}/budget-{os.urandom(4).hex()}"
+    options = s3_server.backend_options()
+    folder = _folder(tmp_path)
+    with person(monkeypatch, tmp_path, "alice"):
+        artifactstore.open(url, create=True, **options).close()
+        create_project("lab", url, visibility=visibility, **options)
+        with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c",
+                                **options) as store:
+            first = store.log_artifact(folder, "data")
+        s3_server.reset_count()
+        with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c",
+                                **options) as store:
+            again = store.log_artifact(folder, "data")
+        assert again.ref == first.ref == "data:v0"
+        assert s3_server.request_count <= budget, s3_server.requests
+
+        # Another client (no local copies) reads the record and finds it the same.
+        s3_server.reset_count()
+        with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c2",
+                                **options) as store:
+            assert store.log_artifact(folder, "data").ref == "data:v0"
+        assert s3_server.request_count > budget
