@@ -31,6 +31,7 @@ from artifactstore.backends.base import Backend
 from artifactstore.chunking import chunk_views, iter_chunks
 from artifactstore.digest import Digest, Hasher, hash_bytes
 from artifactstore.errors import ArtifactStoreError, ConflictError, IntegrityError, NotFoundError
+from artifactstore.heap import trim_heap
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.blobrefs import ChunkRef, FileRef, WriteStats
 from artifactstore.objects.config import StoreConfig
@@ -352,6 +353,8 @@ class ObjectStore:
             data = b"".join(parts)
             del parts
             self.backend.put(key, data)
+            del data
+            trim_heap()  # glibc would keep the freed pack buffers mapped (heap.py)
         return FinishedPack(pack_id, b"", entries)  # the parts are freed on return
 
     def _raise_failed_upload(self) -> None:
