@@ -351,10 +351,18 @@ class Store:
             cached = self._stat_cache.lookup(where, st)
             if cached is not None and self.objects.reuse(cached, progress):
                 return FileEntry.from_ref(path, cached, mode=st.st_mode & 0o777)
-            with builtins.open(source, "rb") as f:
-                st = os.fstat(f.fileno())
+            fd = os.open(source, _READ_FLAGS)
+            try:
+                st = os.fstat(fd)
                 mode = st.st_mode & 0o777
-                ref = self.objects.write_file(f, progress, size_hint=st.st_size)
+                if st.st_size <= _SMALL_FILE:
+                    # One read, chunked in memory: no file object, no reader pipeline.
+                    ref = self.objects.write_bytes(_read_whole(fd, st.st_size), progress)
+                else:
+                    with builtins.open(fd, "rb", closefd=False) as f:
+                        ref = self.objects.write_file(f, progress, size_hint=st.st_size)
+            finally:
+                os.close(fd)
             self._stat_cache.remember(where, st, ref)
         except PermissionError:
             raise InvalidInputError(
@@ -763,6 +771,22 @@ class Store:
         if self.refs.latest(record.artifact).number == record.number:
             names.insert(0, "latest")
         return names
+
+
+#: files up to this size are read with one call and chunked in memory
+_SMALL_FILE = 1 << 20
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _read_whole(fd: int, size: int) -> bytes:
+    """The file's bytes: ``size`` of them as ``fstat`` said, more if it grew since."""
+    data = os.read(fd, size + 1)
+    if len(data) == size:
+        return data
+    parts = [data]  # it grew, or a short read (some network file systems): read on
+    while block := os.read(fd, 1 << 20):
+        parts.append(block)
+    return b"".join(parts)
 
 
 def _this_host() -> str:

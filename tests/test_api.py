@@ -178,6 +178,17 @@ def test_unreadable_file_fails_cleanly_and_logs_nothing(store: artifactstore.Sto
         store.artifact("broken")
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/version"), reason="needs Linux /proc")
+def test_a_file_is_read_to_its_end_whatever_its_stat_size(store: artifactstore.Store,
+                                                          tmp_path: Path) -> None:
+    # /proc/version says size 0, as a file that grew after its fstat would say too little.
+    assert os.stat("/proc/version").st_size == 0
+    expected = Path("/proc/version").read_bytes()
+    version = store.log_artifact("/proc/version", name="kernel", type="dataset")
+    assert version.size == len(expected) > 0
+    assert version.open("version").read() == expected
+
+
 def test_file_replaced_by_a_folder_after_staging(store: artifactstore.Store,
                                                  tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")

@@ -30,15 +30,17 @@ def _folder(tmp_path: Path, files: int = 5) -> Path:
 
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many files the object store read (a spy: the real method still runs)."""
+    """How many files the object store read (a spy: the real methods still run); small
+    files are read whole and stored with ``write_bytes``, others streamed."""
     count: list[int] = []
-    real = ObjectStore.write_file
+    for name in ("write_file", "write_bytes"):
+        real = getattr(ObjectStore, name)
 
-    def spy(self: ObjectStore, stream, progress=None, **options):  # type: ignore[no-untyped-def]
-        count.append(1)
-        return real(self, stream, progress, **options)
+        def spy(self: ObjectStore, *args, _real=real, **options):  # type: ignore[no-untyped-def]
+            count.append(1)
+            return _real(self, *args, **options)
 
-    monkeypatch.setattr(ObjectStore, "write_file", spy)
+        monkeypatch.setattr(ObjectStore, name, spy)
     return count
 
 

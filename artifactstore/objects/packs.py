@@ -210,7 +210,9 @@ class PackBatch:
             return
         if isinstance(plaintext, memoryview):
             base = plaintext.obj
-            if not any(b is base for b in self._pinned):
+            if type(base) is bytes and len(base) == plaintext.nbytes:
+                plaintext = base  # the whole buffer (a small file): it pins nothing more
+            elif not any(b is base for b in self._pinned):
                 if len(self._pinned) < PINNED_BUFFERS:
                     self._pinned.append(base)
                 else:
