@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import atexit
 import getpass
-import importlib.metadata
 import os
 import platform
 import sys
@@ -373,6 +372,8 @@ def _environment(packages: bool) -> dict[str, Any]:
         "packages": None,
     }
     if packages:
+        import importlib.metadata  # here: only runs that record packages pay for it
+
         found = {(d.metadata["Name"] or "?", d.version) for d in importlib.metadata.distributions()}
         env["packages"] = [list(p) for p in sorted(found, key=lambda p: p[0].lower())]
     return env

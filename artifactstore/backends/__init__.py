@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 from typing import Any
 from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 from artifactstore.backends._endpoints import redact_url, take_options
 from artifactstore.backends.base import Backend, ObjectInfo, check_key
@@ -96,4 +95,6 @@ def _file_path(url: str) -> str:
         )
     if not parts.path:
         raise ConfigurationError(f"file URL {url!r} has no path; expected file:///absolute/path")
+    from urllib.request import url2pathname  # here: urllib.request costs ~20 ms to import
+
     return url2pathname(parts.path)
