@@ -765,12 +765,7 @@ class Store:
         return audit(self, ref, sample=sample, sync=sync)
 
     def _aliases_of(self, record: VersionRecord) -> list[str]:
-        names = sorted(
-            a for a, n in self.refs.aliases(record.artifact).items() if n == record.number
-        )
-        if self.refs.latest(record.artifact).number == record.number:
-            names.insert(0, "latest")
-        return names
+        return self.refs.aliases_of(record)
 
 
 #: files up to this size are read with one call and chunked in memory

@@ -55,3 +55,22 @@ def test_an_unchanged_relog_reads_no_version_record(
                                 **options) as store:
             assert store.log_artifact(folder, "data").ref == "data:v0"
         assert s3_server.request_count > budget
+
+
+@pytest.mark.s3
+def test_the_aliases_of_a_version_cost_three_listings(
+        tmp_path: Path, s3_server: MotoS3Server) -> None:
+    url = f"s3://{s3_server.bucket}/aliases-{os.urandom(4).hex()}"
+    options = s3_server.backend_options()
+    folder = _folder(tmp_path)
+    with artifactstore.open(url, create=True, cache_dir=tmp_path / "c", **options) as store:
+        first = store.log_artifact(folder, "data")
+        s3_server.reset_count()
+        assert first.aliases == ["latest"]
+        assert s3_server.request_count <= 3, s3_server.requests  # aliases, versions, deletions
+        (folder / "new.bin").write_bytes(b"more")
+        second = store.log_artifact(folder, "data", aliases=["candidate"])
+        s3_server.reset_count()
+        assert first.aliases == []
+        assert second.aliases == ["latest", "candidate"]
+        assert s3_server.request_count <= 6, s3_server.requests

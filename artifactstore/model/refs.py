@@ -276,6 +276,18 @@ class Refs:
         last_seqs = self._aliases.last_seqs(artifact)
         if not last_seqs:
             self._require_artifact(artifact)
+        return self._targets(artifact, last_seqs)
+
+    def aliases_of(self, record: VersionRecord) -> list[str]:
+        """The aliases pointing at ``record`` now, sorted, with ``latest`` first when it
+        is the newest live version (three listings: aliases, versions, lifecycle)."""
+        current = self._targets(record.artifact, self._aliases.last_seqs(record.artifact))
+        names = sorted(a for a, n in current.items() if n == record.number)
+        if self.latest(record.artifact).number == record.number:
+            names.insert(0, LATEST)
+        return names
+
+    def _targets(self, artifact: str, last_seqs: Mapping[str, int]) -> dict[str, int]:
         current: dict[str, int] = {}
         for alias, seq in sorted(last_seqs.items()):
             target = self._aliases.read(artifact, alias, seq).target
