@@ -45,12 +45,11 @@ class ImmutableCacheBackend(BackendWrapper):
             return super().get(key)
         path = self._folder / key
         try:
-            data = path.read_bytes()
-        except OSError:
-            pass
-        else:
-            if self._usable is None or self._usable(key, data):
-                return data
+            copy: bytes | None = path.read_bytes()
+        except OSError:  # no copy (or an unreadable one): read the object
+            copy = None
+        if copy is not None and (self._usable is None or self._usable(key, copy)):
+            return copy
         data = super().get(key)
         self._keep(path, data)
         return data
