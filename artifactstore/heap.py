@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 __all__ = ["trim_heap"]
 
+
 @functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux"):

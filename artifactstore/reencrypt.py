@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING
 from artifactstore import encoding
 from artifactstore.errors import AccessDeniedError, IntegrityError
 from artifactstore.model.entries import Entry, FileEntry
-from artifactstore.model.records import reseal
+from artifactstore.model.records import reseal, sealing_key_id
 from artifactstore.model.tree import build_tree, iter_entries
 from artifactstore.model.versions import VersionRecord
-from artifactstore.objects.envelope import HEADER_SIZE, Kind
+from artifactstore.objects.envelope import Kind
 from artifactstore.objects.gcrecords import GcLock
 from artifactstore.objects.layout import pack_prefix
 
@@ -86,9 +86,8 @@ def reencrypt_project(store: Store, progress: Progress | None = None) -> Reencry
     for domain in old:
         report.old_domains[domain] = not any(True for _ in backend.list(pack_prefix(domain)))
     for key in backend.list(f"projects/{store.project}/"):
-        data = backend.get(key)
-        if len(data) > HEADER_SIZE + 16 and data[6] & 2 and \
-                data[HEADER_SIZE:HEADER_SIZE + 16] != current.key_id:
+        sealed_by = sealing_key_id(backend.get(key))
+        if sealed_by is not None and sealed_by != current.key_id:
             report.left_behind.append(key)
     store.catalog.invalidate()
     return report

@@ -764,9 +764,6 @@ class Store:
 
         return audit(self, ref, sample=sample, sync=sync)
 
-    def _aliases_of(self, record: VersionRecord) -> list[str]:
-        return self.refs.aliases_of(record)
-
 
 #: files up to this size are read with one call and chunked in memory
 _SMALL_FILE = 1 << 20

@@ -108,7 +108,7 @@ class ArtifactVersion:
     @property
     def aliases(self) -> list[str]:
         """Aliases pointing at this version now (``latest`` included when it is the newest)."""
-        return self._store._aliases_of(self._record)
+        return self._store.refs.aliases_of(self._record)
 
     @property
     def record(self) -> VersionRecord:

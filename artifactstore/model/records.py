@@ -31,7 +31,8 @@ from artifactstore.errors import AccessDeniedError, IntegrityError
 from artifactstore.objects.domainkeys import KEY_ID_SIZE, DomainKeys
 from artifactstore.objects.envelope import FLAG_ENCRYPTED, HEADER_SIZE, Kind, open_envelope, seal
 
-__all__ = ["PLAIN", "KeyRing", "RecordCodec", "Signature", "reseal", "sealed_as_current"]
+__all__ = ["PLAIN", "KeyRing", "RecordCodec", "Signature", "reseal", "sealed_as_current",
+           "sealing_key_id"]
 
 SignatureState = Literal["valid", "invalid", "unsigned"]
 _SIGNED_KEYS: Final = frozenset({"body", "signer", "sig"})
@@ -130,8 +131,9 @@ class RecordCodec:
         keys = None
         if self.ring is not None:
             keys = self.ring.current  # a plaintext record is then refused as planted
-            if len(data) > HEADER_SIZE + KEY_ID_SIZE and data[6] & FLAG_ENCRYPTED:
-                found = self.ring.for_key_id(bytes(data[HEADER_SIZE:HEADER_SIZE + KEY_ID_SIZE]))
+            sealed_by = sealing_key_id(data)
+            if sealed_by is not None:
+                found = self.ring.for_key_id(sealed_by)
                 if found is None:
                     raise AccessDeniedError(
                         f"{what} is encrypted under a key epoch this identity does not hold; "
@@ -157,9 +159,9 @@ def reseal(codec: RecordCodec, key: str, data: bytes) -> bytes | None:
     its payload unchanged, so its signature still verifies; None when it already is
     (or is a plaintext ref). For ``project rekey --reencrypt`` (design §13.4)."""
     ring = codec.ring
-    if ring is None or len(data) <= HEADER_SIZE + KEY_ID_SIZE or not data[6] & FLAG_ENCRYPTED:
+    key_id = sealing_key_id(data)
+    if ring is None or key_id is None:
         return None
-    key_id = bytes(data[HEADER_SIZE:HEADER_SIZE + KEY_ID_SIZE])
     if key_id == ring.current.key_id:
         return None
     keys = ring.for_key_id(key_id)
@@ -176,11 +178,17 @@ def sealed_as_current(codec: RecordCodec, data: bytes) -> bool:
     """Whether ``data`` (a stored ref) is sealed the way ``codec`` seals now: in plain
     for a public project, else under the current key epoch. Such a ref is not
     rewritten until a new epoch exists (re-encryption rewrites only the others)."""
-    encrypted = len(data) > HEADER_SIZE + KEY_ID_SIZE and bool(data[6] & FLAG_ENCRYPTED)
+    key_id = sealing_key_id(data)
     if codec.ring is None:
-        return not encrypted
-    return encrypted and bytes(data[HEADER_SIZE:HEADER_SIZE + KEY_ID_SIZE]) == \
-        codec.ring.current.key_id
+        return key_id is None
+    return key_id == codec.ring.current.key_id
+
+
+def sealing_key_id(data: bytes) -> bytes | None:
+    """The id of the key epoch that encrypted ``data`` (a stored ref); None in plain."""
+    if len(data) <= HEADER_SIZE + KEY_ID_SIZE or not data[6] & FLAG_ENCRYPTED:
+        return None
+    return bytes(data[HEADER_SIZE:HEADER_SIZE + KEY_ID_SIZE])
 
 
 def _purpose(kind: Kind, key: str) -> bytes:
