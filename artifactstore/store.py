@@ -133,6 +133,14 @@ class Store:
             objects.close()
         self.catalog.close()
 
+    def _ensure_writable(self) -> None:
+        """Make this project ready for a write, or raise why this process may not write.
+
+        Every write entry point (log, alias, delete/restore, retention, gc, purge, runs,
+        imports into it) calls it before it uploads or records anything.
+        """
+        self.refs.codec.check_writable()
+
     def objects_for(self, record: VersionRecord) -> ObjectStore:
         """The object store holding ``record``'s blobs: that of the key epoch it was
         written under (the current one for new data, an older one after rotation)."""
@@ -210,12 +218,7 @@ class Store:
         """
         from artifactstore.run import active_run  # run imports this module
 
-        ring = self.refs.codec.ring
-        if ring is not None and not ring.writable:  # refuse before uploading anything
-            raise AccessDeniedError(
-                f"this identity was removed from project {self.project!r}: it can read what "
-                "was shared before, not log; ask a member to add it again"
-            )
+        self._ensure_writable()  # refuse before uploading anything
         run = run if run is not None else active_run(self)
         artifact = self._as_artifact(artifact_or_path, name, type, metadata, description)
         wanted_aliases = [validate_alias(a) for a in aliases]

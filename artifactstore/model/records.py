@@ -27,7 +27,7 @@ from typing import Any, Final, Literal
 from artifactstore import encoding
 from artifactstore.crypto import SigningKey, verify_signature
 from artifactstore.digest import hash_bytes
-from artifactstore.errors import AccessDeniedError, IntegrityError
+from artifactstore.errors import AccessDeniedError, ArtifactStoreError, IntegrityError
 from artifactstore.objects.domainkeys import KEY_ID_SIZE, DomainKeys
 from artifactstore.objects.envelope import FLAG_ENCRYPTED, HEADER_SIZE, Kind, open_envelope, seal
 
@@ -86,9 +86,27 @@ class KeyRing:
 class RecordCodec:
     """Seals and opens refs; see the module docstring."""
 
-    def __init__(self, *, signer: SigningKey | None = None, ring: KeyRing | None = None) -> None:
+    def __init__(self, *, signer: SigningKey | None = None, ring: KeyRing | None = None,
+                 refusal: ArtifactStoreError | None = None) -> None:
         self.signer = signer
         self.ring = ring
+        #: why this process must not write into the project (not a member, a record
+        #: that contradicts the rest, ...); every seal raises it (docs/security.md)
+        self.refusal = refusal
+
+    def check_writable(self) -> None:
+        """Raise why this process may not write into the project, if it may not.
+
+        Writers call it before uploading anything, so a refused write leaves no bytes
+        in the store; :meth:`seal` calls it again as the last line of defence.
+        """
+        if self.refusal is not None:
+            raise self.refusal
+        if self.ring is not None and not self.ring.writable:
+            raise AccessDeniedError(
+                "this identity was removed from the project: it can read what was "
+                "shared before, not write; ask a member to add it again"
+            )
 
     @property
     def encrypted(self) -> bool:
@@ -115,14 +133,8 @@ class RecordCodec:
                 "body": payload, "signer": self.signer.public_bytes,
                 "sig": self.signer.sign(_purpose(kind, key), payload),
             })  # fmt: skip
-        keys = None
-        if self.ring is not None:
-            if not self.ring.writable:
-                raise AccessDeniedError(
-                    "this identity was removed from the project: it can read what was "
-                    "shared before, not write; ask a member to add it again"
-                )
-            keys = self.ring.current
+        self.check_writable()
+        keys = None if self.ring is None else self.ring.current
         return seal(kind, payload, keys=keys, binding=key.encode())
 
     def open(self, kind: Kind, key: str, data: bytes) -> tuple[Any, Signature]:
