@@ -16,7 +16,7 @@ Implements ``docs/design.md``, "Chunking". Vocabulary:
   other values give other cut points and so lose deduplication.
 
 Cut points are those of ``nlfiedler/fastcdc-rs`` v2020 (checked against the
-vectors in ``shared/vectors/fastcdc_sekien.json``); the compiled ``pyfastcdc``
+vectors in ``tests/data/vectors/fastcdc_sekien.json``); the compiled ``pyfastcdc``
 package computes them. Two constraints beyond pyfastcdc's own: ``min_size`` must
 be even (the scan starts at ``min_size`` rounded down to even, so an odd minimum
 could yield a chunk one byte short of it) and ``seed`` must be below 2**63

@@ -1,7 +1,8 @@
-"""Locate and load the external test vectors in ``<repo>/../shared/vectors``.
+"""Load the external test vectors kept in ``tests/data/vectors``.
 
-The repository is cloned next to ``shared/``. A missing or modified vector file
-fails the test that needs it (never a skip): these vectors are what ties our
+They are copies of published reference data (origins in its README.md, licences in
+LICENSES.md), checked against SHA256SUMS on every read. A missing or modified vector
+file fails the test that needs it (never a skip): these vectors are what ties our
 formats to results nobody on the team produced.
 """
 
@@ -16,15 +17,15 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-VECTORS_DIR = REPO_ROOT.parent / "shared" / "vectors"
+VECTORS_DIR = REPO_ROOT / "tests" / "data" / "vectors"
 
 
 def vectors_dir() -> Path:
     """Return the vectors folder, failing the test if it is missing."""
     if not (VECTORS_DIR / "SHA256SUMS").is_file():
         pytest.fail(
-            f"external test vectors not found at {VECTORS_DIR}: clone the repository next to "
-            "the team's shared/ folder (<parent>/shared/vectors/SHA256SUMS must exist)"
+            f"external test vectors not found at {VECTORS_DIR}: the checkout is incomplete "
+            "(tests/data/vectors/SHA256SUMS must exist)"
         )
     return VECTORS_DIR
 
