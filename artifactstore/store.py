@@ -10,6 +10,7 @@ never a partial version.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import os
 import platform
@@ -62,6 +63,7 @@ from artifactstore.model.versions import default_writer, is_version_key
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore, Progress, default_cache_dir
+from artifactstore.privatefiles import private_folder
 from artifactstore.references import describe_reference
 from artifactstore.statcache import StatCache
 from artifactstore.version import ArtifactVersion
@@ -823,7 +825,10 @@ def _local_cache_path(objects: ObjectStore, url: str, cache_dir: str | os.PathLi
         return None  # the store lives in this process: so do its caches
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     where = hashlib.sha256(objects.backend.url.encode()).hexdigest()[:16]
-    return root / kind / f"{objects.config.store_id}-{where}" / name
+    folder = root / kind / f"{objects.config.store_id}-{where}"
+    with contextlib.suppress(OSError):  # an unusable cache is met (and reported) by its user
+        private_folder(folder, root=root)
+    return folder / name
 
 
 def open(

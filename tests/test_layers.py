@@ -47,7 +47,7 @@ LAYERS: list[tuple[str, set[str], set[str]]] = [
         {
             f"{PACKAGE}.{name}"
             for name in ("errors", "digest", "chunking", "encoding", "crypto", "synthetic",
-                         "localproc", "heap")
+                         "localproc", "heap", "privatefiles")
         },
         set(),
     ),
