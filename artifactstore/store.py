@@ -60,6 +60,7 @@ from artifactstore.model.refs import AliasEvent, Refs, VersionRecord
 from artifactstore.model.runs import STATUSES, MetricsRow, RunLog, parse_time, validate_run_id
 from artifactstore.model.tree import Entry, FileEntry, build_tree, iter_entries
 from artifactstore.model.versions import default_writer, is_version_key
+from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore, Progress, default_cache_dir
@@ -210,6 +211,8 @@ class Store:
         *,
         run: Run | None = None,
         role: str | None = None,
+        follow_outside_links: bool = False,
+        skip_unreadable: bool = False,
     ) -> ArtifactVersion:
         """Store a new version; identical content to the latest version makes none.
 
@@ -217,12 +220,17 @@ class Store:
         content is unchanged (``created`` False). Aliases are set either way.
         The version is recorded as an output of ``run``, by default of this
         store's active run (see :func:`artifactstore.run.active_run`).
+        A folder is walked under the link policy of :meth:`Artifact.add_dir`
+        (``follow_outside_links``, ``skip_unreadable``).
         """
         from artifactstore.run import active_run  # run imports this module
 
+        # Staging first: a folder the link policy refuses leaves the store unchanged.
+        artifact = self._as_artifact(artifact_or_path, name, type, metadata, description,
+                                     follow_outside_links=follow_outside_links,
+                                     skip_unreadable=skip_unreadable)
         self._ensure_writable()  # refuse before uploading anything
         run = run if run is not None else active_run(self)
-        artifact = self._as_artifact(artifact_or_path, name, type, metadata, description)
         wanted_aliases = [validate_alias(a) for a in aliases]
         encoding.pack(artifact.metadata)  # refuse unencodable metadata before any upload
         self._preload_stat_cache(artifact)
@@ -311,6 +319,9 @@ class Store:
         type: str | None,
         metadata: Mapping[str, Any] | None,
         description: str | None,
+        *,
+        follow_outside_links: bool = False,
+        skip_unreadable: bool = False,
     ) -> Artifact:
         if isinstance(value, Artifact):
             if metadata:
@@ -321,7 +332,8 @@ class Store:
         path = Path(value)
         artifact = Artifact(name or path.name, type or "unspecified", description, metadata)
         if path.is_dir():
-            artifact.add_dir(path)
+            artifact.add_dir(path, follow_outside_links=follow_outside_links,
+                             skip_unreadable=skip_unreadable)
         elif path.is_file():
             artifact.add_file(path)
         else:
@@ -356,18 +368,16 @@ class Store:
             cached = self._stat_cache.lookup(where, st)
             if cached is not None and self.objects.reuse(cached, progress):
                 return FileEntry.from_ref(path, cached, mode=st.st_mode & 0o777)
-            fd = os.open(source, _READ_FLAGS)
-            try:
-                st = os.fstat(fd)
-                mode = st.st_mode & 0o777
-                if st.st_size <= _SMALL_FILE:
-                    # One read, chunked in memory: no file object, no reader pipeline.
-                    ref = self.objects.write_bytes(_read_whole(fd, st.st_size), progress)
-                else:
-                    with builtins.open(fd, "rb", closefd=False) as f:
-                        ref = self.objects.write_file(f, progress, size_hint=st.st_size)
-            finally:
-                os.close(fd)
+            for _ in range(_READ_TRIES):
+                ref, st, steady = self._read_file(source, progress)
+                if steady:
+                    break
+            else:
+                raise InvalidInputError(
+                    f"file {source} changed while it was read ({_READ_TRIES} tries); stop "
+                    "what writes it or retry"
+                )
+            mode = st.st_mode & 0o777
             self._stat_cache.remember(where, st, ref)
         except PermissionError:
             raise InvalidInputError(
@@ -382,6 +392,29 @@ class Store:
                 f"cannot read {source}: {exc.strerror or exc}; nothing was logged"
             ) from None
         return FileEntry.from_ref(path, ref, mode=mode)
+
+    def _read_file(self, source: Path, progress: Progress | None
+                   ) -> tuple[FileRef, os.stat_result, bool]:
+        """Store the bytes of ``source``; also its ``stat`` and whether it held still.
+
+        Why the second look: a file rewritten while it is read would be stored as a
+        mix of old and new bytes that never existed on disk. Size, mtime, ctime and
+        inode (of the open file and of the name, which a rename-over moves) must be
+        the same after the read as before it.
+        """
+        fd = os.open(source, _READ_FLAGS)
+        try:
+            st = os.fstat(fd)
+            if st.st_size <= _SMALL_FILE:
+                # One read, chunked in memory: no file object, no reader pipeline.
+                ref = self.objects.write_bytes(_read_whole(fd, st.st_size), progress)
+            else:
+                with builtins.open(fd, "rb", closefd=False) as f:
+                    ref = self.objects.write_file(f, progress, size_hint=st.st_size)
+            steady = _still(st, os.fstat(fd)) and _still(st, os.stat(source))
+        finally:
+            os.close(fd)
+        return ref, st, steady
 
     # -- reading -------------------------------------------------------------------
 
@@ -773,6 +806,16 @@ class Store:
 #: files up to this size are read with one call and chunked in memory
 _SMALL_FILE = 1 << 20
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+#: reads of a file that keeps changing before logging refuses it
+_READ_TRIES = 3
+
+
+def _still(before: os.stat_result, after: os.stat_result) -> bool:
+    return ((before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns,
+             before.st_ctime_ns) == (after.st_dev, after.st_ino, after.st_size,
+                                     after.st_mtime_ns, after.st_ctime_ns))
 
 
 def _read_whole(fd: int, size: int) -> bytes:
