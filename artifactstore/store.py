@@ -242,6 +242,7 @@ class Store:
                 self.objects.end_session()
         except BaseException:
             self._stat_cache.discard()  # nothing committed: nothing to remember
+            self.objects.abort()  # nor to upload: a refused log leaves the store as it was
             raise
         self._stat_cache.save()
         self.catalog.invalidate()
