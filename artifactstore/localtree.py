@@ -56,7 +56,9 @@ def walk_folder(root: Path, *, follow_outside_links: bool = False,
                 skip_unreadable: bool = False) -> FolderFiles:
     """The files under ``root`` by their path relative to it ("a/b.txt"), per the policy."""
     walk = _Walk(root, follow_outside_links, skip_unreadable)
-    walk.folder(root, "", os.stat(root))
+    walk.todo.append((root, "", os.stat(root)))
+    while walk.todo:  # a stack, not recursion: folders may nest deeper than Python's limit
+        walk.folder(*walk.todo.pop())
     walk.check()
     return walk.found
 
@@ -71,6 +73,7 @@ class _Walk:
         self.outside: list[Path] = []
         self.unreadable: list[Skipped] = []
         self.seen: set[tuple[int, int]] = set()
+        self.todo: list[tuple[Path, str, os.stat_result]] = []
 
     def folder(self, folder: Path, under: str, st: os.stat_result) -> None:
         # Why the walk remembers folders: a followed link to an ancestor would
@@ -92,7 +95,7 @@ class _Walk:
                 if entry.is_symlink():
                     self.link(path, name)
                 elif entry.is_dir(follow_symlinks=False):
-                    self.folder(path, name + "/", entry.stat(follow_symlinks=False))
+                    self.todo.append((path, name + "/", entry.stat(follow_symlinks=False)))
                 elif entry.is_file(follow_symlinks=False):
                     self.file(path, name)
                 else:
@@ -132,7 +135,7 @@ class _Walk:
             where = real.relative_to(self.real_root)
             self.found.skipped.append(Skipped(path, f"link to a folder inside ({where})"))
         else:
-            self.folder(path, name + "/", st)
+            self.todo.append((path, name + "/", st))
 
     def check(self) -> None:
         if self.outside:
