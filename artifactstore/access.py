@@ -21,7 +21,12 @@ from dataclasses import dataclass
 
 from artifactstore.backends import Backend
 from artifactstore.errors import AccessDeniedError, NotFoundError
-from artifactstore.identity import Identity, load_identity, load_or_create_identity
+from artifactstore.identity import (
+    PASSPHRASE_ENV,
+    Identity,
+    load_identity,
+    load_or_create_identity,
+)
 from artifactstore.model.projects import Member, ProjectInfo, ProjectKeys
 from artifactstore.model.records import KeyRing, RecordCodec
 
@@ -48,10 +53,18 @@ def member_of(identity: Identity) -> Member:
 
 
 def _quiet_identity() -> Identity | None:
-    """The user's identity if it opens without asking anything, else None."""
+    """The user's identity if it opens without asking anything, else None.
+
+    A passphrase that was given and is wrong is an error, not "no identity": the
+    user must hear that the passphrase is wrong, not that they should create one.
+    """
     try:
         return load_identity()
-    except (NotFoundError, AccessDeniedError):
+    except NotFoundError:
+        return None
+    except AccessDeniedError:
+        if os.environ.get(PASSPHRASE_ENV):
+            raise
         return None
 
 

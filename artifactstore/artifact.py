@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from artifactstore.errors import InvalidInputError, NotFoundError
+from artifactstore.localtree import Skipped, walk_folder
 from artifactstore.model.names import validate_artifact_name
 from artifactstore.model.paths import validate_path
 
-__all__ = ["Artifact", "StagedFile", "StagedReference", "use"]
+__all__ = ["Artifact", "Skipped", "StagedFile", "StagedReference", "use"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,9 @@ class Artifact:
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._staged: dict[str, Staged] = {}
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        #: local entries ``add_dir`` left out (special files, folder links, and with
+        #: ``skip_unreadable`` what it could not read), for the user to see
+        self.skipped: list[Skipped] = []
 
     def __repr__(self) -> str:
         return f"Artifact({self.name!r}, type={self.type!r}, {len(self._staged)} entries)"
@@ -85,39 +89,27 @@ class Artifact:
             raise NotFoundError(f"cannot add {source}: no such file (check the path)")
         return self._stage(StagedFile(validate_path(name or source.name), source))
 
-    def add_dir(self, path: str | os.PathLike[str], name: str | None = None) -> list[str]:
+    def add_dir(self, path: str | os.PathLike[str], name: str | None = None, *,
+                follow_outside_links: bool = False, skip_unreadable: bool = False) -> list[str]:
         """Stage every file under the folder ``path``, below ``name`` if given.
 
-        Symbolic links to files are followed; links to folders are not (no loops).
+        Symbolic links follow the policy of :mod:`artifactstore.localtree`: links to
+        files inside are followed, links that leave the folder are refused unless
+        ``follow_outside_links``; dangling links, loops and unreadable entries are
+        refused unless ``skip_unreadable``. Nothing is staged when it refuses.
+        What was left out is added to :attr:`skipped`.
         """
         root = Path(path)
         if not root.is_dir():
             raise NotFoundError(f"cannot add {root}: no such folder (check the path)")
         prefix = validate_path(name) + "/" if name else ""
-        added: list[str] = []
-        self._add_tree(root, prefix, added)
+        found = walk_folder(root, follow_outside_links=follow_outside_links,
+                            skip_unreadable=skip_unreadable)
+        staged = [StagedFile(validate_path(prefix + rel), source) for rel, source in found.files]
+        added = [self._stage(entry) for entry in staged]
+        self.skipped.extend(found.skipped)
         added.sort()
         return added
-
-    def _add_tree(self, root: Path, prefix: str, added: list[str]) -> None:
-        # scandir's entry types need no stat per file (20,000 files: 0.3 s less than
-        # os.walk plus Path.is_file and relative_to).
-        todo = [(root, prefix)]
-        while todo:
-            folder, under = todo.pop()
-            try:
-                with os.scandir(folder) as it:
-                    listed = list(it)
-            except OSError as exc:
-                raise InvalidInputError(
-                    f"cannot list {folder}: {exc.strerror} (check its permissions)"
-                ) from None
-            for entry in listed:
-                if entry.is_dir(follow_symlinks=False):
-                    todo.append((folder / entry.name, under + entry.name + "/"))
-                elif entry.is_file():  # follows links; broken ones, sockets, fifos: skipped
-                    path = validate_path(under + entry.name)
-                    added.append(self._stage(StagedFile(path, folder / entry.name)))
 
     def add_reference(self, uri: str, name: str | None = None, checksum: bool = True) -> str:
         """Record ``uri`` (s3://, gs://, https://, file://) without copying its bytes.

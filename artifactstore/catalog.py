@@ -49,6 +49,7 @@ from artifactstore.model.runs import (
     parse_time,
 )
 from artifactstore.model.versions import VersionLog, VersionRecord, artifacts_prefix, seq_of
+from artifactstore.privatefiles import private_file, private_folder
 
 __all__ = ["Catalog", "RunInfo", "SyncStats"]
 
@@ -177,7 +178,8 @@ class Catalog:
     def _connect(self) -> sqlite3.Connection:
         if self._path is None:
             return self._init(sqlite3.connect(":memory:", check_same_thread=False))
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(self._path.parent)
+        private_file(self._path)  # SQLite gives -wal and -shm the database file's mode
         try:
             return self._init(sqlite3.connect(self._path, check_same_thread=False, timeout=30))
         except sqlite3.DatabaseError:
@@ -185,6 +187,7 @@ class Catalog:
             for suffix in ("", "-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     Path(f"{self._path}{suffix}").unlink()
+            private_file(self._path)
             return self._init(sqlite3.connect(self._path, check_same_thread=False, timeout=30))
 
     @staticmethod

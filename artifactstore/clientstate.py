@@ -12,8 +12,9 @@ id (the config object is the storage admin's to replace). Folders are 0700 and f
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
+
+from artifactstore.privatefiles import private_folder
 
 __all__ = ["known_dir"]
 
@@ -24,7 +25,4 @@ def known_dir(cache_root: Path, url: str) -> Path | None:
     if url.startswith("memory://"):
         return None
     where = hashlib.sha256(url.encode()).hexdigest()[:16]
-    path = cache_root / "known" / where
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-    return path
+    return private_folder(cache_root / "known" / where, root=cache_root)

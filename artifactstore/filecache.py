@@ -59,6 +59,7 @@ from artifactstore.errors import (
     StorageFullError,
 )
 from artifactstore.objects.store import default_cache_dir
+from artifactstore.privatefiles import FILE_MODE, private_folder, tighten
 
 __all__ = ["DEFAULT_MAX_BYTES", "MAX_BYTES_ENV", "CacheInfo", "FileCache", "parse_size"]
 
@@ -73,6 +74,9 @@ FICLONE: Final[int] = getattr(fcntl, "FICLONE", 0x40049409)
 _TEMP_MARK = ".artifactstore-tmp-"
 _TEMP_DIR = "tmp"
 _LOCK_NAME = ".lock"
+#: cache entries: read-only (never changed in place) and the user's alone
+_ENTRY_MODE = 0o400
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 _STALE_TEMP_SECONDS = 3600.0
 # An insert rescans the cache when its running estimate would pass the cap or is
 # older than this; other processes' inserts are seen within that time.
@@ -131,6 +135,7 @@ class FileCache:
         ``reflink=False`` always makes plain copies; ``verify=False`` skips re-hashing
         in :meth:`materialize` (trusting entries as inserted)."""
         self.root = Path(root) if root is not None else default_cache_dir() / "files"
+        tighten(self.root)  # made by an older version (0755): private from now on
         self.max_bytes = _max_bytes_from_env() if max_bytes is None else max_bytes
         if self.max_bytes < 0:
             raise InvalidInputError(f"a cache size cap is >= 0 bytes, got {self.max_bytes}")
@@ -182,17 +187,17 @@ class FileCache:
                     return final
                 if size > self.max_bytes:
                     return source  # it would flush everything else and still not fit
-                final.parent.mkdir(parents=True, exist_ok=True)
-                temp_dir = self.root / _TEMP_DIR
-                temp_dir.mkdir(exist_ok=True)
+                private_folder(final.parent, root=self.root)
+                temp_dir = private_folder(self.root / _TEMP_DIR)
                 temp = temp_dir / f"{_TEMP_MARK}{secrets.token_hex(8)}"
-                with open(temp, "xb") as dst:
+                # 0600 from the start, then 0400: entries are read-only and private.
+                with open(os.open(temp, _NEW_FILE, FILE_MODE), "wb") as dst:
                     try:
                         _copy(src.fileno(), dst.fileno(), reflink=self._reflink)
                         if os.fstat(dst.fileno()).st_size != size:
                             _discard(temp)
                             return source
-                        os.fchmod(dst.fileno(), 0o444)
+                        os.fchmod(dst.fileno(), _ENTRY_MODE)
                         dst.close()
                         os.replace(temp, final)
                     except BaseException:
@@ -314,8 +319,8 @@ class FileCache:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / _LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        private_folder(self.root, root=self.root)
+        fd = os.open(self.root / _LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

@@ -14,6 +14,8 @@ Vocabulary:
   condemned, so one call frees the space.
 - **retention**: before marking, versions older than their artifact's TTL that
   no alias points at are deleted (tombstoned) by gc.
+- **stale temp files**: what interrupted local writes left (``.tmp-*``), older
+  than the commit window; gc removes them (:mod:`artifactstore.backends.temps`).
 - **purge**: tombstone plus immediate removal of the blobs no live version
   needs, then a proof that they are gone (:class:`PurgeReport`).
 """
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from artifactstore.backends.temps import remove_stale_temps, stale_temps
 from artifactstore.digest import Digest
 from artifactstore.errors import InvalidInputError
 from artifactstore.model.entries import FileEntry
@@ -70,6 +73,9 @@ class GcReport:
     grace: float
     domains: dict[str, DomainGc] = field(default_factory=dict)
     expired: list[str] = field(default_factory=list)
+    #: temp files of interrupted writes older than the commit window: removed (or,
+    #: in a dry run, that would be)
+    stale_temps: int = 0
 
     @property
     def bytes_freed(self) -> int:
@@ -226,6 +232,9 @@ def collect_garbage(
                 result.swept.bytes_freed = found.bytes
         if grace == 0 and not dry_run and any(d.waiting for d in report.domains.values()):
             _sweep_now(store, report, window, repack_threshold, progress, caches, only)
+        backend = store.objects.backend
+        report.stale_temps = len(stale_temps(backend, window) if dry_run
+                                 else remove_stale_temps(backend, window))
     finally:
         lock.release()
     return report

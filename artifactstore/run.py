@@ -194,10 +194,14 @@ class Run:
         metadata: Mapping[str, Any] | None = None,
         description: str | None = None,
         progress: Progress | None = None,
+        *,
+        follow_outside_links: bool = False,
+        skip_unreadable: bool = False,
     ) -> ArtifactVersion:
         """Log a version as an output of this run (see ``Store.log_artifact``)."""
         return self.store.log_artifact(
-            artifact_or_path, name, type, aliases, metadata, description, progress, run=self
+            artifact_or_path, name, type, aliases, metadata, description, progress, run=self,
+            follow_outside_links=follow_outside_links, skip_unreadable=skip_unreadable
         )
 
     def record_output(self, version: ArtifactVersion, role: str | None = None) -> None:

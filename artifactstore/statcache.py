@@ -27,6 +27,7 @@ from typing import Any
 from artifactstore.digest import Digest
 from artifactstore.errors import ArtifactStoreError
 from artifactstore.objects.blobrefs import ChunkRef, FileRef
+from artifactstore.privatefiles import private_file, private_folder
 
 __all__ = ["RACY_NS", "StatCache"]
 
@@ -62,7 +63,8 @@ class StatCache:
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is None and self._path is not None:
             try:
-                self._path.parent.mkdir(parents=True, exist_ok=True)
+                private_folder(self._path.parent)
+                private_file(self._path)  # SQLite gives -wal and -shm the file's mode
                 db = sqlite3.connect(self._path, timeout=5, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(_SCHEMA)

@@ -10,6 +10,7 @@ never a partial version.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import os
 import platform
@@ -59,9 +60,11 @@ from artifactstore.model.refs import AliasEvent, Refs, VersionRecord
 from artifactstore.model.runs import STATUSES, MetricsRow, RunLog, parse_time, validate_run_id
 from artifactstore.model.tree import Entry, FileEntry, build_tree, iter_entries
 from artifactstore.model.versions import default_writer, is_version_key
+from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore, Progress, default_cache_dir
+from artifactstore.privatefiles import private_folder
 from artifactstore.references import describe_reference
 from artifactstore.statcache import StatCache
 from artifactstore.version import ArtifactVersion
@@ -208,6 +211,8 @@ class Store:
         *,
         run: Run | None = None,
         role: str | None = None,
+        follow_outside_links: bool = False,
+        skip_unreadable: bool = False,
     ) -> ArtifactVersion:
         """Store a new version; identical content to the latest version makes none.
 
@@ -215,12 +220,17 @@ class Store:
         content is unchanged (``created`` False). Aliases are set either way.
         The version is recorded as an output of ``run``, by default of this
         store's active run (see :func:`artifactstore.run.active_run`).
+        A folder is walked under the link policy of :meth:`Artifact.add_dir`
+        (``follow_outside_links``, ``skip_unreadable``).
         """
         from artifactstore.run import active_run  # run imports this module
 
+        # Staging first: a folder the link policy refuses leaves the store unchanged.
+        artifact = self._as_artifact(artifact_or_path, name, type, metadata, description,
+                                     follow_outside_links=follow_outside_links,
+                                     skip_unreadable=skip_unreadable)
         self._ensure_writable()  # refuse before uploading anything
         run = run if run is not None else active_run(self)
-        artifact = self._as_artifact(artifact_or_path, name, type, metadata, description)
         wanted_aliases = [validate_alias(a) for a in aliases]
         encoding.pack(artifact.metadata)  # refuse unencodable metadata before any upload
         self._preload_stat_cache(artifact)
@@ -232,6 +242,7 @@ class Store:
                 self.objects.end_session()
         except BaseException:
             self._stat_cache.discard()  # nothing committed: nothing to remember
+            self.objects.abort()  # nor to upload: a refused log leaves the store as it was
             raise
         self._stat_cache.save()
         self.catalog.invalidate()
@@ -309,6 +320,9 @@ class Store:
         type: str | None,
         metadata: Mapping[str, Any] | None,
         description: str | None,
+        *,
+        follow_outside_links: bool = False,
+        skip_unreadable: bool = False,
     ) -> Artifact:
         if isinstance(value, Artifact):
             if metadata:
@@ -319,7 +333,8 @@ class Store:
         path = Path(value)
         artifact = Artifact(name or path.name, type or "unspecified", description, metadata)
         if path.is_dir():
-            artifact.add_dir(path)
+            artifact.add_dir(path, follow_outside_links=follow_outside_links,
+                             skip_unreadable=skip_unreadable)
         elif path.is_file():
             artifact.add_file(path)
         else:
@@ -354,18 +369,16 @@ class Store:
             cached = self._stat_cache.lookup(where, st)
             if cached is not None and self.objects.reuse(cached, progress):
                 return FileEntry.from_ref(path, cached, mode=st.st_mode & 0o777)
-            fd = os.open(source, _READ_FLAGS)
-            try:
-                st = os.fstat(fd)
-                mode = st.st_mode & 0o777
-                if st.st_size <= _SMALL_FILE:
-                    # One read, chunked in memory: no file object, no reader pipeline.
-                    ref = self.objects.write_bytes(_read_whole(fd, st.st_size), progress)
-                else:
-                    with builtins.open(fd, "rb", closefd=False) as f:
-                        ref = self.objects.write_file(f, progress, size_hint=st.st_size)
-            finally:
-                os.close(fd)
+            for _ in range(_READ_TRIES):
+                ref, st, steady = self._read_file(source, progress)
+                if steady:
+                    break
+            else:
+                raise InvalidInputError(
+                    f"file {source} changed while it was read ({_READ_TRIES} tries); stop "
+                    "what writes it or retry"
+                )
+            mode = st.st_mode & 0o777
             self._stat_cache.remember(where, st, ref)
         except PermissionError:
             raise InvalidInputError(
@@ -380,6 +393,29 @@ class Store:
                 f"cannot read {source}: {exc.strerror or exc}; nothing was logged"
             ) from None
         return FileEntry.from_ref(path, ref, mode=mode)
+
+    def _read_file(self, source: Path, progress: Progress | None
+                   ) -> tuple[FileRef, os.stat_result, bool]:
+        """Store the bytes of ``source``; also its ``stat`` and whether it held still.
+
+        Why the second look: a file rewritten while it is read would be stored as a
+        mix of old and new bytes that never existed on disk. Size, mtime, ctime and
+        inode (of the open file and of the name, which a rename-over moves) must be
+        the same after the read as before it.
+        """
+        fd = os.open(source, _READ_FLAGS)
+        try:
+            st = os.fstat(fd)
+            if st.st_size <= _SMALL_FILE:
+                # One read, chunked in memory: no file object, no reader pipeline.
+                ref = self.objects.write_bytes(_read_whole(fd, st.st_size), progress)
+            else:
+                with builtins.open(fd, "rb", closefd=False) as f:
+                    ref = self.objects.write_file(f, progress, size_hint=st.st_size)
+            steady = _still(st, os.fstat(fd)) and _still(st, os.stat(source))
+        finally:
+            os.close(fd)
+        return ref, st, steady
 
     # -- reading -------------------------------------------------------------------
 
@@ -773,6 +809,16 @@ _SMALL_FILE = 1 << 20
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
+#: reads of a file that keeps changing before logging refuses it
+_READ_TRIES = 3
+
+
+def _still(before: os.stat_result, after: os.stat_result) -> bool:
+    return ((before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns,
+             before.st_ctime_ns) == (after.st_dev, after.st_ino, after.st_size,
+                                     after.st_mtime_ns, after.st_ctime_ns))
+
+
 def _read_whole(fd: int, size: int) -> bytes:
     """The file's bytes: ``size`` of them as ``fstat`` said, more if it grew since."""
     data = os.read(fd, size + 1)
@@ -823,7 +869,10 @@ def _local_cache_path(objects: ObjectStore, url: str, cache_dir: str | os.PathLi
         return None  # the store lives in this process: so do its caches
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     where = hashlib.sha256(objects.backend.url.encode()).hexdigest()[:16]
-    return root / kind / f"{objects.config.store_id}-{where}" / name
+    folder = root / kind / f"{objects.config.store_id}-{where}"
+    with contextlib.suppress(OSError):  # an unusable cache is met (and reported) by its user
+        private_folder(folder, root=root)
+    return folder / name
 
 
 def open(

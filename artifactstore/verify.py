@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from artifactstore import encoding
+from artifactstore.backends.temps import stale_temps
 from artifactstore.digest import Digest, hash_bytes
 from artifactstore.domains import open_domains
 from artifactstore.errors import (
@@ -131,6 +132,9 @@ class StoreReport(DamageSummary):
     #: damage found while walking versions (missing blobs, damaged structure blobs)
     found: list[Damage] = field(default_factory=list)
     affected: list[Affected] = field(default_factory=list)
+    #: temp files of interrupted writes older than the commit window (gc removes
+    #: them): counted, not damage
+    stale_temps: int = 0
 
     @property  # derived here, a field in DomainReport
     def damage(self) -> list[Damage]:  # type: ignore[override]
@@ -173,6 +177,7 @@ class StoreReport(DamageSummary):
             "damaged": [d.as_dict() for d in self.damage],
             "affected": [{"ref": a.ref, "path": a.path, "object": a.object}
                          for a in self.affected],
+            "stale_temps": self.stale_temps,
         }
 
 
@@ -199,6 +204,7 @@ def verify_store(url: str | None = None, project: str | None = None,
             report.domains[domain] = check_domain(scan, read, progress)
         if found.store is not None:
             _Walk(scans, report).project(found.store)
+        report.stale_temps = len(stale_temps(found.backend, found.config.commit_window))
     return report
 
 

@@ -185,6 +185,26 @@ def test_check_wrong_passphrase_is_exit_12(monkeypatch: pytest.MonkeyPatch,
     assert json.loads(capsys.readouterr().out)["exit_code"] == 12
 
 
+@pytest.mark.parametrize("command", ["ls", "log", "get"])
+def test_a_wrong_passphrase_opening_a_private_project_says_so(
+        config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], command: str) -> None:
+    create_identity("ana", "right", scrypt=CHEAP_SCRYPT)
+    store = str(tmp_path / "store")
+    (tmp_path / "a.txt").write_text("a")
+    monkeypatch.setenv(PASSPHRASE_ENV, "right")
+    assert main(["init", store]) == 0
+    assert main(["log", "d", str(tmp_path / "a.txt"), "--store", store]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv(PASSPHRASE_ENV, "hunter2")
+    argv = {"ls": ["ls"], "log": ["log", "d", str(tmp_path / "a.txt")],
+            "get": ["get", "d:v0", "--dir", str(tmp_path / "out")]}[command]
+    assert main([*argv, "--store", store]) == 12
+    err = capsys.readouterr().err
+    assert err == (f"artifactstore: error: wrong passphrase for identity "
+                   f"{config / 'identity.json'}; check ARTIFACTSTORE_PASSPHRASE\n")
+
+
 def test_check_without_a_passphrase_is_exit_12(capsys: pytest.CaptureFixture[str]) -> None:
     create_identity("ana", "right", scrypt=CHEAP_SCRYPT)
     assert main(["identity", "check"]) == 12

@@ -38,7 +38,7 @@ def test_insert_lookup_materialize_round_trip(tmp_path: Path, reflink: bool) -> 
 
     entry = cache.insert(source, digest)
     assert entry == tmp_path / "cache" / digest.hex[:2] / digest.hex
-    assert stat.S_IMODE(entry.stat().st_mode) == 0o444
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o400  # read-only and private (privatefiles.py)
     assert cache.lookup(digest, len(data)) == entry
     assert cache.info().entries == 1
     assert cache.info().bytes == len(data)

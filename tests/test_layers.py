@@ -33,7 +33,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / PACKAGE
 API_MODULES = (
     "repository", "api", "store", "demo", "discovery", "artifact", "version", "download",
     "filecache", "references", "demo_model", "demo_data", "lineage_formats", "codestate",
-    "catalog", "run", "lineage", "audit", "access", "projects", "identity",
+    "catalog", "run", "lineage", "audit", "access", "projects", "identity", "localtree",
     "verify", "repair", "domains",
     "sync", "relog", "gc", "lifecycle", "reencrypt", "statcache",
     "exporting", "exportreader", "importing",
@@ -47,7 +47,7 @@ LAYERS: list[tuple[str, set[str], set[str]]] = [
         {
             f"{PACKAGE}.{name}"
             for name in ("errors", "digest", "chunking", "encoding", "crypto", "synthetic",
-                         "localproc", "heap")
+                         "localproc", "heap", "privatefiles")
         },
         set(),
     ),

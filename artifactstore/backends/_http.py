@@ -17,10 +17,18 @@ Listing depends on the server (option ``listing``):
   candidate answers with a ``ListBucketResult``, folder indexes are used.
 
 Reads of single objects (references) never probe.
+
+Ranged reads check the answer: a server that ignores ``Range`` (``python -m
+http.server``) answers 200 with the whole object, which fsspec would hand back as
+if it were the range (and the pack would look damaged). :class:`RangeCheckingBackend`
+sends its own ranged GET, takes a 206 whose ``Content-Range`` starts where asked,
+and from a 200 reads the object's first ``start + length`` bytes (no more) and
+keeps the slice, saying once per store that this server makes reads slower.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -28,7 +36,7 @@ from urllib.parse import urlsplit
 
 from artifactstore.backends._endpoints import check_endpoint, redact_url, take_options
 from artifactstore.backends._errors import configuring, mapped_errors
-from artifactstore.backends._keys import check_prefix
+from artifactstore.backends._keys import check_prefix, check_range
 from artifactstore.backends._s3listing import (
     BucketRoot,
     Fetch,
@@ -37,12 +45,17 @@ from artifactstore.backends._s3listing import (
     list_keys,
 )
 from artifactstore.backends._wrapper import BackendWrapper
-from artifactstore.backends.base import Backend
+from artifactstore.backends.base import Backend, check_key
 from artifactstore.backends.fsspec_backend import FsspecBackend
 from artifactstore.backends.readonly import ReadOnlyBackend
 from artifactstore.errors import BackendError, ConfigurationError, MissingExtraError
 
-__all__ = ["HTTP_OPTIONS", "LISTINGS", "BucketListingBackend", "open_http"]
+__all__ = ["HTTP_OPTIONS", "LISTINGS", "BucketListingBackend", "RangeCheckingBackend",
+           "open_http"]
+
+_log = logging.getLogger(__name__)
+#: reads that end past this many bytes tell the user the server ignores Range
+_SAY_SLOW_FROM = 1 << 20
 
 HTTP_OPTIONS = frozenset({"allow_insecure_http", "timeout", "listing", "bucket_root"})
 LISTINGS = ("auto", "s3", "index")
@@ -84,6 +97,7 @@ def open_http(url: str, options: Mapping[str, Any]) -> ReadOnlyBackend:
     timeout = opts.get("timeout")
     inner: Backend = FsspecBackend(fs, root, url=redact_url(root), atomic_create=False,
                                    timeout=timeout)
+    inner = RangeCheckingBackend(inner, fs=fs, root_url=root, timeout=timeout)
     if listing != "index":
         inner = BucketListingBackend(inner, fetch=_fetcher(fs, timeout), root_url=root,
                                      bucket=bucket, required=listing == "s3")
@@ -138,6 +152,77 @@ class BucketListingBackend(BackendWrapper):
                     )
                 self._bucket, self._decided = found, True
             return self._bucket
+
+
+class RangeCheckingBackend(BackendWrapper):
+    """``get_range`` that reads the right bytes from servers that ignore ``Range``."""
+
+    def __init__(self, inner: Backend, *, fs: Any, root_url: str,
+                 timeout: float | None) -> None:
+        super().__init__(inner)
+        self._fs = fs
+        self._root_url = root_url
+        self._timeout = timeout
+        self._warned = False
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``start`` (``b""`` past the end), whatever the
+        server does with ``Range``."""
+        check_key(key)
+        check_range(start, length)
+        if length == 0:
+            return self._inner.get_range(key, start, length)
+        from fsspec.asyn import sync
+
+        url = f"{self._root_url}/{key}"
+        with mapped_errors("get_range", key, self.url):
+            answer: tuple[int, bytes] = sync(self._fs.loop, self._ranged_get, url, start,
+                                             length)
+        status, data = answer
+        if status == 416:  # past the end, or a missing object: the inner read tells
+            return self._inner.get_range(key, start, length)
+        if status == 200 and start + length > _SAY_SLOW_FROM and not self._warned:
+            self._warned = True
+            _log.warning("%s ignores HTTP Range requests: each read downloads an object "
+                         "from its start (slower); serve the store with a server that "
+                         "supports Range (nginx, a bucket endpoint)", self.url)
+        return data
+
+    async def _ranged_get(self, url: str, start: int, length: int) -> tuple[int, bytes]:
+        import aiohttp
+
+        extra: dict[str, Any] = (
+            {"timeout": aiohttp.ClientTimeout(total=self._timeout)} if self._timeout else {})
+        session = await self._fs.set_session()
+        headers = {"Range": f"bytes={start}-{start + length - 1}"}
+        async with session.get(self._fs.encode_url(url), headers=headers, **extra) as response:
+            if response.status == 416:
+                return 416, b""
+            self._fs._raise_not_found_for_status(response, url)
+            skip = start  # a 200 is the whole object: drop what comes before the range
+            if response.status == 206:
+                # Why the check: bytes from another offset would be taken for the range.
+                first = _range_start(response.headers.get("Content-Range", ""))
+                if first is None or first > start:
+                    raise BackendError(
+                        f"get_range {url}: the server answered a range with Content-Range "
+                        f"{response.headers.get('Content-Range')!r}; check the server"
+                    )
+                skip = start - first
+            body = bytearray()
+            while len(body) < skip + length:
+                block = await response.content.read(skip + length - len(body))
+                if not block:
+                    break
+                body += block
+            return response.status, bytes(body[skip:skip + length])
+
+
+def _range_start(content_range: str) -> int | None:
+    """The first byte of ``bytes FIRST-LAST/SIZE``; None if it is not that."""
+    unit, _, span = content_range.strip().partition(" ")
+    first = span.partition("-")[0]
+    return int(first) if unit == "bytes" and first.isdigit() else None
 
 
 def _fetcher(fs: Any, timeout: float | None) -> Fetch:

@@ -6,9 +6,11 @@ overrides it; it only adds behaviour, so wrappers compose in any order.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Sequence
 
 from artifactstore.backends.base import Backend, ObjectInfo
+from artifactstore.backends.temps import TempFile
 
 __all__ = ["BackendWrapper"]
 
@@ -78,6 +80,14 @@ class BackendWrapper:
 
     def stat(self, key: str) -> ObjectInfo:
         return self._inner.stat(key)
+
+    def temp_files(self) -> builtins.list[TempFile]:
+        """As the inner backend; none if it keeps no temp files (see temps.py)."""
+        finder = getattr(self._inner, "temp_files", None)
+        return [] if finder is None else list(finder())
+
+    def remove_temp(self, temp: TempFile, older_than: float) -> None:
+        self._inner.remove_temp(temp, older_than)  # type: ignore[attr-defined]
 
     def close(self) -> None:
         """Close the inner backend."""

@@ -18,13 +18,12 @@ re-encryption, after a new epoch, rewrites one). A copy it refuses is read again
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.backends.base import Backend, check_key
+from artifactstore.privatefiles import write_private_file
 
 __all__ = ["ImmutableCacheBackend"]
 
@@ -51,7 +50,7 @@ class ImmutableCacheBackend(BackendWrapper):
         if copy is not None and (self._usable is None or self._usable(key, copy)):
             return copy
         data = super().get(key)
-        self._keep(path, data)
+        self._keep(path, data, self._folder)
         return data
 
     def put(self, key: str, data: bytes) -> None:
@@ -70,7 +69,7 @@ class ImmutableCacheBackend(BackendWrapper):
         """Create ``key``; when this call created it, keep the local copy too."""
         created = super().put_if_absent(key, data)
         if created and self._immutable(key):
-            self._keep(self._folder / key, data)
+            self._keep(self._folder / key, data, self._folder)
         return created
 
     def _drop(self, key: str) -> None:
@@ -80,10 +79,6 @@ class ImmutableCacheBackend(BackendWrapper):
                 (self._folder / key).unlink()
 
     @staticmethod
-    def _keep(path: Path, data: bytes) -> None:
+    def _keep(path: Path, data: bytes, root: Path) -> None:
         with contextlib.suppress(OSError):  # cannot cache: read it again next time
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
+            write_private_file(path, data, root=root)

@@ -34,6 +34,7 @@ import contextlib
 import os
 import secrets
 import stat as stat_module
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -41,6 +42,7 @@ from typing import BinaryIO
 from artifactstore.backends._errors import mapped_errors
 from artifactstore.backends._keys import check_prefix, check_range, split_prefix
 from artifactstore.backends.base import ObjectInfo, check_key
+from artifactstore.backends.temps import TempFile
 from artifactstore.errors import BackendUnavailableError, InvalidInputError, NotFoundError
 
 __all__ = ["TEMP_PREFIX", "LocalBackend"]
@@ -220,6 +222,39 @@ class LocalBackend:
 
     def close(self) -> None:
         """Nothing to release; idempotent."""
+
+    # -- temp files left by interrupted writes (temps.py) -------------------
+
+    def temp_files(self) -> builtins.list[TempFile]:
+        """Every temp file under the root, with its last write time."""
+        found: builtins.list[TempFile] = []
+        with mapped_errors("list", "", self._url):
+            for directory, dirs, files in os.walk(self._root):
+                dirs[:] = [d for d in dirs if not d.startswith(TEMP_PREFIX)]
+                for name in files:
+                    if name.startswith(TEMP_PREFIX):
+                        path = os.path.join(directory, name)
+                        with contextlib.suppress(FileNotFoundError):  # renamed meanwhile
+                            st = os.stat(path, follow_symlinks=False)
+                            found.append(TempFile(os.path.relpath(path, self._root),
+                                                  st.st_mtime, st.st_size))
+        return found
+
+    def remove_temp(self, temp: TempFile, older_than: float) -> None:
+        """Remove ``temp`` if it is still a temp file not written for ``older_than`` s."""
+        path = os.path.join(self._root, temp.path)
+        # Why the checks again: only ever a temp file inside the root, and one that no
+        # writer touched since it was found (a live writer keeps its mtime fresh).
+        inside = os.path.commonpath([self._root, os.path.abspath(path)]) == self._root
+        if not inside or not os.path.basename(path).startswith(TEMP_PREFIX):
+            raise InvalidInputError(f"{temp.path!r} is not a temp file of {self._url}")
+        with mapped_errors("delete", temp.path.replace(os.sep, "/"), self._url):
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                return
+            if stat_module.S_ISREG(st.st_mode) and time.time() - st.st_mtime > older_than:
+                _unlink_quietly(path)
 
     # -- helpers ---------------------------------------------------------
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.backends.base import check_key
+from artifactstore.backends.temps import TempFile
 from artifactstore.errors import ReadOnlyError
 
 __all__ = ["ReadOnlyBackend"]
@@ -39,6 +40,13 @@ class ReadOnlyBackend(BackendWrapper):
     def delete(self, key: str) -> None:
         """Always raises ``ReadOnlyError``."""
         raise self._refuse("delete", key)
+
+    def remove_temp(self, temp: TempFile, older_than: float) -> None:
+        """Always raises ``ReadOnlyError``."""
+        raise ReadOnlyError(
+            f"delete {temp.path!r} on {self.url}: the store is opened read-only; "
+            "open it writable to change it"
+        )
 
     def _refuse(self, op: str, key: str) -> ReadOnlyError:
         check_key(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +53,18 @@ def log(args: argparse.Namespace) -> dict[str, Any]:
     for path in args.paths:
         p = Path(path)
         if p.is_dir():
-            artifact.add_dir(p, name=None if len(args.paths) == 1 else p.name)
+            artifact.add_dir(p, name=None if len(args.paths) == 1 else p.name,
+                             follow_outside_links=args.follow_links,
+                             skip_unreadable=args.skip_unreadable)
         else:
             artifact.add_file(p)
+    skipped = [{"path": str(s.path), "reason": s.reason} for s in artifact.skipped]
+    for s in skipped:  # stderr even with --json: what was left out must not go unseen
+        if not args.quiet:
+            print(f"artifactstore: skipped {s['path']}: {s['reason']}", file=sys.stderr)
     with _open(args) as store, _bar(args, f"log {args.name}", artifact.staged_bytes()) as bar:
         version = store.log_artifact(artifact, aliases=args.alias, progress=bar.advance)
-        result = {**_describe(version), "created": version.created}
+        result = {**_describe(version), "created": version.created, "skipped": skipped}
     if version.created:
         _say(args, f"logged {version.ref} ({version.size} bytes, digest {version.digest[:16]})")
     else:
@@ -169,6 +176,12 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--alias", action="append", default=[])
     p.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--description")
+    p.add_argument("--follow-links", action="store_true",
+                   help="log what symbolic links that leave a folder point to "
+                        "(refused by default: a planted link must not upload /etc/passwd)")
+    p.add_argument("--skip-unreadable", action="store_true",
+                   help="skip dangling or looping links and unreadable entries of a folder, "
+                        "listing them on stderr (default: refuse the whole log)")
     p = add("get", get, "download a version (NAME[:vN|:ALIAS])")
     p.add_argument("ref")
     p.add_argument("--dir", help="target folder (default ./artifacts/NAME-vN)")

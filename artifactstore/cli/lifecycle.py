@@ -86,6 +86,7 @@ def gc_report(report: GcReport) -> dict[str, Any]:
     return {
         "dry_run": report.dry_run, "grace": report.grace, "expired": report.expired,
         "bytes_freed": report.bytes_freed, "packs_deleted": report.packs_deleted,
+        "stale_temps": report.stale_temps,
         "domains": {
             name: {
                 "live_blobs": d.live_blobs, "condemned_blobs": d.condemned_blobs,
@@ -116,6 +117,9 @@ def gc(args: argparse.Namespace) -> dict[str, Any]:
         if condemned:
             _say(args, f"condemned {_size(condemned)} unreferenced; a gc after the grace "
                        f"period ({report.grace:g} s) deletes what is still unreferenced")
+    if report.stale_temps:
+        _say(args, f"{'would remove' if report.dry_run else 'removed'} {report.stale_temps} "
+                   "temp file(s) that interrupted writes left behind")
     return result
 
 

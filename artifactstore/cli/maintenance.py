@@ -56,6 +56,9 @@ def verify(args: argparse.Namespace) -> dict[str, Any] | int:
                + (f"; {len(report.skipped_domains)} encrypted key domain(s) of other projects "
                   "not read (verify with --project NAME as a member)"
                   if report.skipped_domains else ""))
+    if report.stale_temps:
+        _say(args, f"{report.stale_temps} temp file(s) that interrupted writes left behind "
+                   "(not damage; 'artifactstore gc' removes them)")
     return result
 
 

@@ -8,9 +8,7 @@ opening a store only fetches index objects it has not merged yet.
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from artifactstore.digest import Digest, hash_bytes
 from artifactstore.errors import ArtifactStoreError, IntegrityError
 from artifactstore.objects.envelope import Compression, Kind, open_envelope, seal
 from artifactstore.objects.packs import BlobEntry, decode_records, encode_records
+from artifactstore.privatefiles import write_private_file
 
 if TYPE_CHECKING:
     from artifactstore.objects.domainkeys import DomainKeys
@@ -110,10 +109,12 @@ class MergedIndex:
     rows, so a sweep never forces a client to fetch every index object again.
     """
 
-    def __init__(self, cache_path: Path | None, keys: DomainKeys | None = None) -> None:
+    def __init__(self, cache_path: Path | None, keys: DomainKeys | None = None, *,
+                 cache_root: Path | None = None) -> None:
         #: the domain's keys: index objects of an encrypted domain are encrypted
         self.keys = keys
         self._cache_path = cache_path
+        self._cache_root = cache_root  # the user's cache folder: private from there down
         self._clear()
         if cache_path is not None:
             self._load_cache(cache_path)
@@ -281,11 +282,7 @@ class MergedIndex:
         })
         path = self._cache_path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(body)
-            os.replace(tmp, path)
+            write_private_file(path, body, root=self._cache_root)
         except OSError:
             # A cache that cannot be written only costs refetching next time.
             return

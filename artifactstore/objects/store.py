@@ -57,6 +57,7 @@ from artifactstore.objects.packs import (
     check_pack,
     pack_parts,
 )
+from artifactstore.privatefiles import tighten
 
 __all__ = ["ObjectStore", "Progress", "default_cache_dir"]
 
@@ -112,8 +113,12 @@ class ObjectStore:
         cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         # The cache is named by store id and location, so two stores never share one.
         where = hashlib.sha256(backend.url.encode()).hexdigest()[:16]
+        index_folder = cache_root / "index" / f"{config.store_id}-{where}"
+        for folder in (cache_root, index_folder.parent, index_folder):
+            tighten(folder)  # made by an older version (0755): private from now on
         self._index = MergedIndex(
-            cache_root / "index" / f"{config.store_id}-{where}" / f"{self.domain}.idx", keys
+            index_folder / f"{self.domain}.idx", keys,
+            cache_root=cache_root,
         )
         self._index_loaded = False
         self._pool = ThreadPoolExecutor(max_workers=concurrency,
