@@ -1043,8 +1043,9 @@ def _announce_default_store(url: str) -> None:
 
     print(
         f"artifactstore: created your default store at {url} (private: projects are "
-        f"encrypted); back up your identity {identity_path()} ('artifactstore identity "
-        "show' prints it), without it nothing in the store can be read",
+        f"encrypted for your identity); copy your identity file {identity_path()} to a "
+        "safe place, without it nothing in this store can be read "
+        "('artifactstore identity show --json' names it)",
         file=sys.stderr,
     )
 

@@ -499,7 +499,7 @@ def test_private_projects_export_plaintext_and_link_inputs_by_name(
     urls = {}
     for side in ("a", "b"):
         urls[side] = str(tmp_path / side)
-        artifactstore.open(urls[side]).close()
+        artifactstore.open(urls[side], create=True).close()
         create_project("p", urls[side], visibility="private")
     (tmp_path / "raw.csv").write_bytes(b"a,b\n1,2\n")
     (tmp_path / "train.csv").write_bytes(b"A,B\n1,2\n")
