@@ -15,10 +15,14 @@ from pathlib import Path
 
 from artifactstore.errors import ConfigurationError
 
-__all__ = ["CONFIG_FILE", "LOCAL_DIR", "Location", "default_store_url", "discover"]
+__all__ = [
+    "CONFIG_FILE", "DEFAULT_SOURCE", "LOCAL_DIR", "Location", "default_store_url", "discover",
+]
 
 CONFIG_FILE = "artifactstore.toml"
 LOCAL_DIR = ".artifactstore"
+#: ``Location.source`` of the per-user default store (created private on first write)
+DEFAULT_SOURCE = "per-user default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +54,7 @@ def discover(url: str | None = None, *, cwd: Path | None = None) -> Location:
             return _from_config(config)
         if (folder / LOCAL_DIR).is_dir():
             return Location(str(folder / LOCAL_DIR), None, str(folder / LOCAL_DIR))
-    return Location(default_store_url(), None, "per-user default")
+    return Location(default_store_url(), None, DEFAULT_SOURCE)
 
 
 def _from_config(path: Path) -> Location:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import artifactstore.store
-from artifactstore.backends import Backend, open_backend
+from artifactstore.backends import Backend, open_store_backend, redact_url
 from artifactstore.backends.retry import RetryingBackend
 from artifactstore.discovery import discover
 from artifactstore.errors import AccessDeniedError
@@ -47,10 +47,11 @@ def open_domains(url: str | None = None, project: str | None = None, *,
                  cache_dir: str | os.PathLike[str] | None = None,
                  **backend_options: Any) -> Iterator[Domains]:
     """Open the store at ``url`` and ``project`` in it; close both afterwards."""
-    backend = RetryingBackend(open_backend(discover(url).url, **backend_options))
+    where = discover(url).url
+    backend = RetryingBackend(open_store_backend(where, **backend_options))  # creates nothing
     store = None
     try:
-        config = config_mod.load(backend)
+        config = config_mod.load(backend, redact_url(where))
         with contextlib.suppress(AccessDeniedError):  # not a member: its domains are skipped
             store = artifactstore.store.open(url, project, create=False, file_cache=False,
                                              cache_dir=cache_dir, **backend_options)

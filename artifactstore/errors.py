@@ -26,6 +26,7 @@ code  class                      meaning
 10    ConflictError              a concurrent writer won a race; retry
 11    StorageFullError           the backend is out of space
 12    AccessDeniedError          no key of this identity opens the project
+13    StoreNotFoundError         no store at the URL (nothing was created there)
 ====  =========================  =============================================
 """
 
@@ -46,6 +47,7 @@ __all__ = [
     "NotFoundError",
     "ReadOnlyError",
     "StorageFullError",
+    "StoreNotFoundError",
     "TransientBackendError",
 ]
 
@@ -66,6 +68,17 @@ class NotFoundError(ArtifactStoreError, FileNotFoundError):
     """The requested object, artifact, alias or path does not exist."""
 
     exit_code = 3
+
+
+class StoreNotFoundError(NotFoundError):
+    """No store at the URL: reading never creates one (``artifactstore init`` does)."""
+
+    exit_code = 13
+
+    @classmethod
+    def at(cls, url: str) -> StoreNotFoundError:
+        """The one-line error for a missing store at ``url`` (credentials stripped)."""
+        return cls(f"no store at {url}; create it with 'artifactstore init {url}'")
 
 
 class AlreadyExistsError(ArtifactStoreError, FileExistsError):

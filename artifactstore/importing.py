@@ -127,6 +127,9 @@ def import_export(
         for r in m.references if references else ():
             _check_reference(store, r)
             artifact.add_reference(r.uri, r.path, checksum=r.blake3 is not None)
+        # A write entry point: creates a pending store or project (so the reads below
+        # see it) or refuses, after the export was checked and before anything is written.
+        store._ensure_writable()
         latest = _latest(store, artifact.name)
         if latest is not None and latest.type != m.type:
             raise InvalidInputError(

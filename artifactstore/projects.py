@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from artifactstore.access import member_of
-from artifactstore.backends import Backend, open_backend
+from artifactstore.backends import Backend, open_store_backend, redact_url
 from artifactstore.backends.retry import RetryingBackend
 from artifactstore.crypto import ScryptParams
 from artifactstore.discovery import discover
@@ -47,8 +47,8 @@ def _backend(url: str | os.PathLike[str] | None, project: str | None,
              options: dict[str, Any]) -> tuple[Backend, str]:
     location = discover(None if url is None else os.fspath(url))
     name = validate_project_name(project or location.project or "default")
-    backend = RetryingBackend(open_backend(location.url, **options))
-    config_mod.load(backend)  # a clear error when there is no store
+    backend = RetryingBackend(open_store_backend(location.url, **options))  # creates nothing
+    config_mod.load(backend, redact_url(location.url))  # a clear error when there is no store
     return backend, name
 
 

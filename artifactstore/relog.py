@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from artifactstore import encoding
 from artifactstore.artifact import Artifact
-from artifactstore.backends import open_backend
+from artifactstore.backends import open_store_backend
 from artifactstore.digest import Hasher
 from artifactstore.download import materialize
 from artifactstore.errors import ConflictError, InvalidInputError, NotFoundError
@@ -132,7 +132,7 @@ def relog(
 
 def _require_project(url: str, project: str, options: Mapping[str, Any]) -> None:
     """Refuse a source project that does not exist (opening it could create it)."""
-    backend = open_backend(url, **options)
+    backend = open_store_backend(url, **options)  # a missing source store makes no folder
     try:
         if next(iter(backend.list(f"projects/{project}/")), None) is None:
             raise NotFoundError(f"project {project!r} is not in the store at {backend.url}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from artifactstore.backends import open_backend
+from artifactstore.backends import open_store_backend
 from artifactstore.backends.retry import RetryingBackend
 from artifactstore.chunking import ChunkerParams
 from artifactstore.discovery import discover
@@ -47,7 +47,9 @@ def open_objects(
 
     Transient backend failures are retried with backoff.
     """
-    backend = RetryingBackend(open_backend(resolve_url(url), **backend_options))
+    # Opening never makes a folder; without create, a missing store raises StoreNotFoundError.
+    backend = RetryingBackend(
+        open_store_backend(resolve_url(url), create=create, **backend_options))
     wanted = None
     if create:
         options: dict[str, Any] = {"chunker": chunker}

@@ -98,6 +98,7 @@ class Run:
             raise InvalidInputError(
                 f"heartbeat must be a positive number of seconds, got {heartbeat!r}"
             )
+        store._ensure_writable()  # creates a pending store/project; refuses before writing
         self.store = store
         self.id = new_run_id()
         self.name = name

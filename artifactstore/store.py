@@ -14,8 +14,10 @@ import contextlib
 import hashlib
 import os
 import platform
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -24,13 +26,24 @@ from typing import TYPE_CHECKING, Any, Self
 from artifactstore import encoding
 from artifactstore.access import PRIVATE_BY_DEFAULT, project_access
 from artifactstore.artifact import Artifact, StagedReference
-from artifactstore.backends import open_backend
+from artifactstore.backends import (
+    AbsentBackend,
+    Backend,
+    ReadOnlyBackend,
+    open_store_backend,
+    redact_url,
+)
 from artifactstore.backends.immutable_cache import ImmutableCacheBackend
 from artifactstore.backends.retry import RetryingBackend
 from artifactstore.catalog import Catalog, RunInfo
 from artifactstore.digest import Digest
-from artifactstore.discovery import discover
-from artifactstore.errors import AccessDeniedError, InvalidInputError, NotFoundError
+from artifactstore.discovery import DEFAULT_SOURCE, discover
+from artifactstore.errors import (
+    AccessDeniedError,
+    InvalidInputError,
+    NotFoundError,
+    StoreNotFoundError,
+)
 from artifactstore.filecache import FileCache
 from artifactstore.gc import (
     DEFAULT_GRACE,
@@ -55,13 +68,14 @@ from artifactstore.model.names import (
     validate_project_name,
 )
 from artifactstore.model.projects import Member, ProjectKeys, immutable_project_key
-from artifactstore.model.records import sealed_as_current
+from artifactstore.model.records import RecordCodec, sealed_as_current
 from artifactstore.model.refs import AliasEvent, Refs, VersionRecord
 from artifactstore.model.runs import STATUSES, MetricsRow, RunLog, parse_time, validate_run_id
 from artifactstore.model.tree import Entry, FileEntry, build_tree, iter_entries
 from artifactstore.model.versions import default_writer, is_version_key
 from artifactstore.objects.blobrefs import FileRef
-from artifactstore.objects.config import StoreConfig
+from artifactstore.objects.config import StoreConfig, create_or_load
+from artifactstore.objects.config import load as load_config
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore, Progress, default_cache_dir
 from artifactstore.privatefiles import private_folder
@@ -94,7 +108,11 @@ class Store:
         backend_options: dict[str, Any] | None = None,
         catalog_path: Path | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        pending: _Opening | None = None,
+        absent: bool = False,
     ) -> None:
+        """Usually made by :func:`open`. ``pending``: the store (``absent``) or the
+        project is not created yet; the first write creates it from these arguments."""
         #: options the store was opened with; references to the same kind of
         #: location (s3://, gs://) use them too (endpoint, credentials)
         self.backend_options = dict(backend_options or {})
@@ -112,8 +130,10 @@ class Store:
         self._epoch_lock = threading.Lock()
         self._deleted_runs_cache: tuple[int, frozenset[str]] | None = None
         #: unchanged local files are re-logged without reading them (statcache.py)
-        self._stat_cache = StatCache(_local_cache_path(objects, url, cache_dir, "stat",
-                                                       f"{objects.domain}.sqlite"))
+        self._stat_cache = StatCache(None if absent else _local_cache_path(
+            objects, url, cache_dir, "stat", f"{objects.domain}.sqlite"))
+        self._pending = pending
+        self._pending_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<Store {self.url} project={self.project}>"
@@ -140,9 +160,36 @@ class Store:
         """Make this project ready for a write, or raise why this process may not write.
 
         Every write entry point (log, alias, delete/restore, retention, gc, purge, runs,
-        imports into it) calls it before it uploads or records anything.
+        imports into it) calls it before it uploads or records anything. A pending store
+        or project (``open`` created nothing) is created here, by opening it again with
+        creation and taking over the new components (design §3, "Creating a store").
         """
+        if self._pending is not None:
+            with self._pending_lock:
+                how = self._pending
+                if how is not None:
+                    self._create(how)
         self.refs.codec.check_writable()
+
+    def _create(self, how: _Opening) -> None:
+        if how.create is False and not any(
+                True for _ in self.objects.backend.list(f"projects/{self.project}/")):
+            raise NotFoundError(
+                f"project {self.project!r} does not exist in {redact_url(self.url)}; create "
+                f"it with 'artifactstore project create {self.project}' (or log into it)")
+        opened, created = _open(how, create=True)
+        old: list[ObjectStore | Catalog | StatCache] = [
+            self.objects, self.catalog, self._stat_cache, *self._epoch_objects.values()]
+        for name in ("objects", "refs", "catalog", "file_cache", "_stat_cache",
+                     "_epoch_objects"):
+            setattr(self, name, getattr(opened, name))
+        self._graph = None
+        self._deleted_runs_cache = None
+        self._pending = None
+        for component in old:
+            component.close()
+        if created and how.default_store:
+            _announce_default_store(redact_url(how.url))
 
     def objects_for(self, record: VersionRecord) -> ObjectStore:
         """The object store holding ``record``'s blobs: that of the key epoch it was
@@ -437,14 +484,17 @@ class Store:
     ) -> AliasEvent:
         alias = validate_alias(alias)  # a bad alias is reported before any lookup
         version = self.artifact(ref)
+        self._ensure_writable()
         self.catalog.invalidate()
         return self.refs.set_alias(
             version.name, alias, version.number, force=force, protect=protect
         )
 
     def remove_alias(self, name: str, alias: str, force: bool = False) -> AliasEvent:
+        alias = validate_alias(alias)
+        self._ensure_writable()
         self.catalog.invalidate()
-        return self.refs.remove_alias(name, validate_alias(alias), force=force)
+        return self.refs.remove_alias(name, alias, force=force)
 
     def alias_history(self, name: str, alias: str) -> list[AliasEvent]:
         return self.refs.alias_history(name, validate_alias(alias))
@@ -454,6 +504,7 @@ class Store:
     def delete(self, ref: str, *, force: bool = False, reason: str | None = None) -> LifecycleEvent:
         """Soft-delete one version (``name:vN`` or an alias); ``restore`` undoes it."""
         version = self.artifact(ref)
+        self._ensure_writable()
         return delete_versions(self, version.name, [version.number], force=force,
                                reason=reason)
 
@@ -461,12 +512,14 @@ class Store:
                         reason: str | None = None) -> LifecycleEvent:
         """Soft-delete every live version of ``name``."""
         numbers = [r.number for r in self.refs.versions(name)]
+        self._ensure_writable()
         return delete_versions(self, name, numbers, force=force, reason=reason)
 
     def delete_run(self, run_id: str, *, with_artifacts: bool = False, force: bool = False,
                    reason: str | None = None) -> list[LifecycleEvent]:
         """Soft-delete a run, and with ``with_artifacts`` the versions it produced."""
         run = self.get_run(run_id, sync=True)
+        self._ensure_writable()
         events = []
         produced: dict[str, list[int]] = {}
         if with_artifacts:
@@ -487,6 +540,7 @@ class Store:
     def delete_project(self, *, force: bool = False,
                        reason: str | None = None) -> list[LifecycleEvent]:
         """Soft-delete every version and run of the project."""
+        self._ensure_writable()
         events = [delete_versions(self, name, [r.number for r in self.refs.versions(name)],
                                   force=force, reason=reason)
                   for name in self.refs.artifacts()]
@@ -498,10 +552,12 @@ class Store:
 
     def restore(self, ref: str) -> LifecycleEvent:
         """Undo the deletion of ``name:vN`` (before gc reclaimed it)."""
+        self._ensure_writable()
         return restore_version(self, ref)
 
     def restore_artifact(self, name: str) -> list[LifecycleEvent]:
         """Undo the deletion of every deleted (not purged) version of ``name``."""
+        self._ensure_writable()
         state = self.refs.lifecycle_state()
         numbers = sorted(n for n, e in state.deleted.get(name, {}).items()
                          if e.action != "purge")
@@ -511,6 +567,7 @@ class Store:
 
     def restore_project(self) -> list[LifecycleEvent]:
         """Undo the deletion of every deleted (not purged) version and run."""
+        self._ensure_writable()
         state = self.refs.lifecycle_state()
         events = [restore_version(self, f"{name}:v{n}")
                   for name, by in sorted(state.deleted.items())
@@ -529,6 +586,7 @@ class Store:
         run = self.get_run(run_id, sync=True)
         if run.run_id not in self.refs.lifecycle_state().deleted_runs:
             raise InvalidInputError(f"run {run.run_id} is not deleted; nothing to restore")
+        self._ensure_writable()
         event = self.refs.lifecycle.append("restore", by=default_writer(), runs=[run.run_id])
         self._deleted_runs_cache = None
         self.catalog.invalidate()
@@ -544,6 +602,7 @@ class Store:
         """Keep unaliased versions of ``artifact`` (default: of every artifact) for ``ttl``
         (``"30d"``, seconds; None removes it); gc deletes older ones."""
         seconds = None if ttl is None else parse_duration(ttl)
+        self._ensure_writable()
         return self.refs.lifecycle.append("retention", by=default_writer(), artifact=artifact,
                                           ttl=seconds)
 
@@ -551,6 +610,8 @@ class Store:
            repack_threshold: float = DEFAULT_REPACK_THRESHOLD,
            progress: Progress | None = None, domains: Iterable[str] | None = None) -> GcReport:
         """Reclaim the space of deleted versions (two phases; see ``artifactstore.gc``)."""
+        if not dry_run:
+            self._ensure_writable()
         report = collect_garbage(self, grace=parse_duration(grace), dry_run=dry_run,
                                  repack_threshold=repack_threshold, progress=progress,
                                  domains=domains)
@@ -564,6 +625,7 @@ class Store:
         With ``path``, a new version without that file is logged first and the
         old version is purged.
         """
+        self._ensure_writable()
         if path is not None:
             drop_path(self, ref, path)
         return purge_version(self, ref, reason=reason, wait=wait)
@@ -875,6 +937,35 @@ def _local_cache_path(objects: ObjectStore, url: str, cache_dir: str | os.PathLi
     return folder / name
 
 
+@dataclass(frozen=True, slots=True)
+class _Opening:
+    """What :func:`open` was asked for: enough to open the project again, with creation,
+    on its first write (design §3, "Creating a store")."""
+
+    url: str
+    project: str
+    #: as given to ``open``: None creates on the first write, False never
+    create: bool | None
+    #: the per-user default store (discovery's last resort): created private
+    default_store: bool
+    concurrency: int
+    cache_dir: str | os.PathLike[str] | None
+    file_cache: bool | None
+    passphrase: str | None
+    backend_options: dict[str, Any]
+
+    @property
+    def lazy(self) -> bool:
+        """Whether a missing store is created on the first write instead of refused."""
+        return self.create is None and scheme_of(self.url) in _LOCAL_SCHEMES
+
+    def new_config(self) -> StoreConfig:
+        # The per-user default store holds what a user logs without choosing a store:
+        # private like 'artifactstore init', so nothing leaves the machine in plaintext.
+        return StoreConfig.new(optional_features=(PRIVATE_BY_DEFAULT,) if self.default_store
+                               else ())
+
+
 def open(
     url: str | None = None,
     project: str | None = None,
@@ -888,61 +979,128 @@ def open(
 ) -> Store:
     """Open a project of the store at ``url`` (discovered when None).
 
-    Local and memory stores are created on first use unless ``create=False``;
-    cloud stores need ``create=True`` (or ``artifactstore init``) so that a
-    mistyped bucket prefix fails instead of starting an empty store. A private
-    project opens with the user's identity, or with its ``passphrase`` slot
-    (see :mod:`artifactstore.access`). Downloads go through the per-user file
-    cache for remote stores (``file_cache=None``); True or False forces it.
+    Opening writes nothing to the store. ``create=True`` creates the store and the
+    project now (any backend). With ``create=None`` (the default) a missing local or
+    memory store, or a missing project, is created by the first write (log, alias,
+    run, ...): until then reads raise ``StoreNotFoundError`` (a missing store) or
+    find nothing (a missing project). ``create=False`` creates nothing: a missing
+    store raises ``StoreNotFoundError`` here, a missing project refuses writes.
+    Cloud stores are never created lazily (``create=True`` or ``artifactstore
+    init``), so a mistyped bucket prefix fails. The per-user default store is
+    created private. A private project opens with the user's identity, or with its
+    ``passphrase`` slot (see :mod:`artifactstore.access`). Downloads go through the
+    per-user file cache for remote stores (``file_cache=None``); True or False forces it.
     """
     location = discover(None if url is None else os.fspath(url))
-    project_name = validate_project_name(project or location.project or "default")
-    backend = RetryingBackend(open_backend(location.url, **backend_options))
-    if create is None:
-        create = scheme_of(location.url) in _LOCAL_SCHEMES
-    objects = ObjectStore.open(
-        backend,
-        create=StoreConfig.new() if create else None,
-        concurrency=concurrency,
-        cache_dir=cache_dir,
+    opening = _Opening(
+        url=location.url,
+        project=validate_project_name(project or location.project or "default"),
+        create=create, default_store=location.source == DEFAULT_SOURCE,
+        concurrency=concurrency, cache_dir=cache_dir, file_cache=file_cache,
+        passphrase=passphrase, backend_options=dict(backend_options),
     )
+    return _open(opening, create=create is True)[0]
+
+
+def _open(how: _Opening, *, create: bool) -> tuple[Store, bool]:
+    """The opened project, and whether this call created the store's config."""
+    try:
+        backend: Backend = RetryingBackend(
+            open_store_backend(how.url, create=create, **how.backend_options))
+    except StoreNotFoundError:
+        if not how.lazy:
+            raise
+        return _absent_store(how), False
+    try:
+        if create:
+            config, created = create_or_load(backend, how.new_config())
+        else:
+            config, created = load_config(backend, redact_url(how.url)), False
+    except StoreNotFoundError:
+        backend.close()
+        if not how.lazy:
+            raise
+        return _absent_store(how), False
+    except BaseException:
+        backend.close()
+        raise
+    objects = ObjectStore(backend, config, concurrency=how.concurrency, cache_dir=how.cache_dir)
     # Project records, member events, key epochs and slots are create-only: read once.
-    refs_cache = _local_cache_path(objects, location.url, cache_dir, "refs", "")
+    refs_cache = _local_cache_path(objects, how.url, how.cache_dir, "refs", "")
     access = project_access(
         backend if refs_cache is None else ImmutableCacheBackend(
-            backend, refs_cache, immutable_project_key), project_name,
-        private_by_default=PRIVATE_BY_DEFAULT in objects.config.optional_features,
-        may_create=backend.supports_atomic_create, passphrase=passphrase,
+            backend, refs_cache, immutable_project_key), how.project,
+        private_by_default=PRIVATE_BY_DEFAULT in config.optional_features,
+        # Opening never creates a project (read-only media, read commands): the first
+        # write opens again with creation (Store._ensure_writable).
+        may_create=create and backend.supports_atomic_create, passphrase=how.passphrase,
     )
-    if access.ring is not None:  # a private project: its blobs live in its key domain
+    pending = None if create or access.info is not None else how
+    if pending is not None:
+        # Safety net: a write that skipped _ensure_writable must not land in a project
+        # that is not created yet (it would be plaintext in a private-by-default store).
+        backend = ReadOnlyBackend(backend, reason=(
+            f"project {how.project!r} is not created yet; this write skipped the step "
+            "that creates it (a bug: please report it)"))
+    if access.ring is not None or pending is not None:
         objects.close()
-        objects = ObjectStore(backend, objects.config, keys=access.ring.current,
-                              concurrency=concurrency, cache_dir=cache_dir)
+        objects = ObjectStore(
+            backend, config, keys=None if access.ring is None else access.ring.current,
+            concurrency=how.concurrency, cache_dir=how.cache_dir)
     files = None
+    file_cache = how.file_cache
     if file_cache is None:  # a local store is its own cache: copying twice only costs
-        file_cache = scheme_of(location.url) not in _LOCAL_SCHEMES
+        file_cache = scheme_of(how.url) not in _LOCAL_SCHEMES
     if file_cache:
-        files = FileCache(Path(cache_dir) / "files" if cache_dir is not None else None)
+        files = FileCache(Path(how.cache_dir) / "files" if how.cache_dir is not None else None)
     codec = access.codec
     # Version records too, while sealed as the project seals now (re-encryption
     # rewrites only those sealed under an older epoch): a re-log of unchanged
     # content then reads its head version from disk.
     refs_backend = backend if refs_cache is None else ImmutableCacheBackend(
         backend, refs_cache, is_version_key, lambda _, data: sealed_as_current(codec, data))
-    return Store(
+    store = Store(
         objects,
-        Refs(refs_backend, project_name, codec),
-        url=location.url,
-        project=project_name,
+        Refs(refs_backend, how.project, codec),
+        url=how.url,
+        project=how.project,
         file_cache=files,
-        backend_options=backend_options,
-        catalog_path=_catalog_path(objects, location.url, project_name, cache_dir),
-        cache_dir=cache_dir,
+        backend_options=how.backend_options,
+        catalog_path=_catalog_path(objects, how.url, how.project, how.cache_dir),
+        cache_dir=how.cache_dir,
+        pending=pending,
+    )
+    return store, created
+
+
+def _absent_store(how: _Opening) -> Store:
+    """A pending store where none exists yet: reads raise ``StoreNotFoundError``; the
+    first write creates it (nothing, not even a folder, is made before)."""
+    backend = AbsentBackend(redact_url(how.url))
+    return Store(
+        ObjectStore(backend, StoreConfig.new(), concurrency=1, cache_dir=how.cache_dir),
+        Refs(backend, how.project, RecordCodec()),
+        url=how.url, project=how.project, backend_options=how.backend_options,
+        catalog_path=None, cache_dir=how.cache_dir, pending=how, absent=True,
+    )
+
+
+def _announce_default_store(url: str) -> None:
+    """Tell the user once, when the per-user default store is created, where it is and
+    that its private projects open only with the identity (which to back up)."""
+    from artifactstore.identity import identity_path
+
+    print(
+        f"artifactstore: created your default store at {url} (private: projects are "
+        f"encrypted for your identity); copy your identity file {identity_path()} to a "
+        "safe place, without it nothing in this store can be read "
+        "('artifactstore identity show --json' names it)",
+        file=sys.stderr,
     )
 
 
 _default_lock = threading.Lock()
-_default_stores: dict[tuple[str | None, str | None, str], Store] = {}
+_default_stores: dict[tuple[str | None, str | None, str, bool | None], Store] = {}
 
 
 def scheme_of(url: str) -> str:
@@ -950,13 +1108,13 @@ def scheme_of(url: str) -> str:
     return url.split("://", 1)[0] if "://" in url else ""
 
 
-def _default_store(url: str | None, project: str | None) -> Store:
-    """The store of ``url``/``project`` (discovered), opened once per process."""
-    key = (url, project, discover(url).url)
+def _default_store(url: str | None, project: str | None, *, create: bool | None) -> Store:
+    """The store of ``url``/``project`` (discovered), opened once per process and mode."""
+    key = (url, project, discover(url).url, create)
     with _default_lock:
         store = _default_stores.get(key)
         if store is None:
-            store = _default_stores[key] = open(url, project)
+            store = _default_stores[key] = open(url, project, create=create)
     return store
 
 
@@ -968,7 +1126,7 @@ def use(ref: str, *, url: str | None = None, project: str | None = None) -> Arti
     """
     from artifactstore.run import active_run
 
-    store = _default_store(url, project)
+    store = _default_store(url, project, create=False)  # reading creates nothing
     version = store.artifact(ref)
     run = active_run(store)
     if run is not None:
@@ -992,4 +1150,6 @@ def init_run(
     Finish it with ``run.finish()``; a run still active at interpreter exit is
     finished then (``failed`` after an uncaught exception).
     """
-    return _default_store(url, project).run(name, job_type, config, save_code, tags, **options)
+    # A run writes: the store and project are created by its start record if missing.
+    store = _default_store(url, project, create=None)
+    return store.run(name, job_type, config, save_code, tags, **options)

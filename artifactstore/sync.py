@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
-from artifactstore.backends import open_backend
+from artifactstore.backends import open_store_backend
 from artifactstore.backends.base import Backend
 from artifactstore.backends.readonly import ReadOnlyBackend
 from artifactstore.backends.retry import RetryingBackend
@@ -180,9 +180,11 @@ def sync(
     """
     if project is not None:
         validate_project_name(project)
-    src_inner = open_backend(src_url, **{**backend_options, **(src_options or {})})
+    # The source is never written, not even a folder; the destination is created if empty.
+    src_inner = open_store_backend(src_url, **{**backend_options, **(src_options or {})})
     try:
-        dst_inner = open_backend(dst_url, **{**backend_options, **(dst_options or {})})
+        dst_inner = open_store_backend(dst_url, create=True,
+                                       **{**backend_options, **(dst_options or {})})
     except BaseException:
         src_inner.close()
         raise

@@ -112,7 +112,7 @@ def _log_five(worker: int, barrier: Any, results: Any, url: str, cache: str) -> 
 @pytest.mark.slow
 def test_eight_processes_log_forty_versions(tmp_path: Path) -> None:
     url = str(tmp_path / "store")
-    artifactstore.open(url).close()
+    artifactstore.open(url, create=True).close()
     got = run_workers(_log_five, (url, str(tmp_path)), workers=8, timeout=180)
     claimed = sorted(v for refs in got.values() for v in refs)
     assert claimed == sorted(f"v{n}" for n in range(40))

@@ -61,9 +61,10 @@ def test_missing_store_is_a_one_line_error(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["info", "--store", str(tmp_path / "nothing-here")])
     err = capsys.readouterr().err
-    assert code == 3
+    assert code == 13  # StoreNotFoundError: distinct from a missing artifact (3)
     assert err.count("\n") == 1
     assert "artifactstore init" in err
+    assert not (tmp_path / "nothing-here").exists()
 
 
 def test_unknown_scheme_is_a_configuration_error(capsys: pytest.CaptureFixture[str]) -> None:

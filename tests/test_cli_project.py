@@ -86,7 +86,7 @@ def test_init_makes_new_projects_private(url: str, become: Become,
     assert code == 0
     assert info["private_by_default"] is True
     alice = _person(become, "alice")
-    with artifactstore.open(url, "first") as store:
+    with artifactstore.open(url, "first", create=True) as store:
         assert store.refs.codec.encrypted
     summary = show_project("first", url)
     assert (summary.visibility, summary.members) == ("private", (alice.fingerprint,))
@@ -100,7 +100,7 @@ def test_init_public_keeps_projects_public(tmp_path: Path, become: Become,
     assert created["created"] is True
     assert created["private_by_default"] is False
     become("alice")
-    with artifactstore.open(url, "first") as store:
+    with artifactstore.open(url, "first", create=True) as store:
         assert not store.refs.codec.encrypted
     assert cli_json(capsys, "info", "--store", url)[1]["private_by_default"] is False
 
@@ -120,7 +120,7 @@ def test_init_shows_an_existing_store_without_changing_it(
     assert "private (encrypted) by default" in out
     # A store the library made on first use is the library's default: public.
     plain = str(tmp_path / "plain")
-    artifactstore.open(plain).close()
+    artifactstore.open(plain, create=True).close()
     code, shown = cli_json(capsys, "init", plain)
     assert (shown["created"], shown["private_by_default"]) == (False, False)
 

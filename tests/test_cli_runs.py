@@ -86,6 +86,7 @@ def test_ls_lists_and_filters(url: str, capsys: pytest.CaptureFixture[str]) -> N
 
 def test_ls_of_a_store_without_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = str(tmp_path / "empty")
+    artifactstore.open(url, create=True).close()
     assert cli_json(capsys, "runs", "ls", "--store", url) == (0, [])
     code, out, _ = cli(capsys, "runs", "ls", "--store", url)
     assert code == 0

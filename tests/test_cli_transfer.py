@@ -132,8 +132,8 @@ def test_tampered_export_is_refused_and_nothing_is_logged(
     b = str(tmp_path / "b")
     code, out = cli_json(capsys, "import", str(tmp_path / "e"), "--store", b)
     assert (code, out["error"], out["exit_code"]) == (exit_code, error, exit_code)
-    assert cli_json(capsys, "ls", "--store", b) == (0, {"artifacts": []})
-    assert cli_json(capsys, "runs", "ls", "--store", b) == (0, [])
+    assert not Path(b).exists()  # refused before the store was created: nothing at all
+    assert cli_json(capsys, "ls", "--store", b)[0] == 13
 
 
 def test_import_of_a_missing_source_exits_3(tmp_path: Path,

@@ -48,7 +48,7 @@ def identity_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str) ->
 
 def new_project(url: str, name: str, visibility: str = "private") -> None:
     """Make the store at ``url`` (if needed) and project ``name``, as the current person."""
-    artifactstore.open(url).close()
+    artifactstore.open(url, create=True).close()
     create_project(name, url, visibility=visibility)
 
 

@@ -262,7 +262,7 @@ def test_exports_load_back_and_render(tmp_path: Path) -> None:
 
 def test_second_process_sees_a_new_run_after_its_next_sync(tmp_path: Path) -> None:
     url = str(tmp_path / "store")
-    with artifactstore.open(url, cache_dir=tmp_path / "c1") as writer, \
+    with artifactstore.open(url, cache_dir=tmp_path / "c1", create=True) as writer, \
             artifactstore.open(url, cache_dir=tmp_path / "c2") as reader:
         assert reader.runs(sync=True) == []
         with writer.run(job_type="train") as run:

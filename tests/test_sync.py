@@ -127,14 +127,14 @@ class Recording(BackendWrapper):
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[Recording]:
     """Every backend ``sync`` opens, recording its calls."""
     opened: list[Recording] = []
-    real = sync_module.open_backend
+    real = sync_module.open_store_backend
 
     def recording(url: str, **options: Any) -> Backend:
         backend = Recording(real(url, **options))
         opened.append(backend)
         return backend
 
-    monkeypatch.setattr(sync_module, "open_backend", recording)
+    monkeypatch.setattr(sync_module, "open_store_backend", recording)
     return opened
 
 
@@ -184,7 +184,7 @@ def test_private_project_syncs_for_its_members_and_still_verifies(
     with person(monkeypatch, tmp_path, "bob"):
         pass
     with person(monkeypatch, tmp_path, "alice"):
-        artifactstore.open(src_url).close()
+        artifactstore.open(src_url, create=True).close()
         create_project("lab", src_url, passphrase="recovery words", scrypt=CHEAP_SCRYPT)
         create_project("other", src_url, visibility="public")
         with artifactstore.open(src_url, "other", cache_dir=tmp_path / "c0") as other:
@@ -294,7 +294,7 @@ def test_another_project_of_the_same_name_is_a_conflict(
     (tmp_path / "f.txt").write_text("data")
     for url, who in ((src_url, "alice"), (dst_url, "bob")):
         with person(monkeypatch, tmp_path, who):
-            artifactstore.open(url).close()
+            artifactstore.open(url, create=True).close()
             create_project("lab", url)
             with artifactstore.open(url, "lab", cache_dir=tmp_path / who) as store:
                 store.log_artifact(tmp_path / "f.txt", name="notes", type="text")
@@ -391,7 +391,7 @@ def test_record_tiers_follow_what_records_name() -> None:
 
 def test_destination_with_other_chunking_is_refused(tmp_path: Path) -> None:
     src_url, dst_url = str(tmp_path / "src"), str(tmp_path / "dst")
-    artifactstore.open(src_url).close()
+    artifactstore.open(src_url, create=True).close()
     open_objects(dst_url, create=True, chunker=ChunkerParams(min_size=8192, avg_size=32768,
                                                              max_size=131072)).close()
     with pytest.raises(ConfigurationError, match="chunks with"):
@@ -424,7 +424,7 @@ def test_relog_publishes_a_private_project_into_a_public_one(
         capsys: pytest.CaptureFixture[str]) -> None:
     src_url, dst_url = str(tmp_path / "src"), str(tmp_path / "dst")
     with person(monkeypatch, tmp_path, "alice"):
-        artifactstore.open(src_url).close()
+        artifactstore.open(src_url, create=True).close()
         create_project("lab", src_url)
         with artifactstore.open(src_url, "lab", cache_dir=tmp_path / "c1") as src:
             fill(src, tmp_path)

@@ -309,7 +309,7 @@ def test_repair_index_of_a_private_project(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     url = str(tmp_path / "s")
     load_or_create_identity()
-    artifactstore.open(url, cache_dir=tmp_path / "cache").close()
+    artifactstore.open(url, cache_dir=tmp_path / "cache", create=True).close()
     create_project("lab", url)
     with opened(url, tmp_path, "lab") as store:
         assert store.refs.codec.encrypted

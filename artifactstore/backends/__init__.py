@@ -19,21 +19,24 @@ Wrappers compose around any backend: :class:`RetryingBackend`,
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from artifactstore.backends._endpoints import redact_url, take_options
+from artifactstore.backends.absent import AbsentBackend
 from artifactstore.backends.base import Backend, ObjectInfo, check_key
 from artifactstore.backends.faults import FaultInjectingBackend
 from artifactstore.backends.local import LocalBackend
 from artifactstore.backends.memory import MemoryBackend, drop_memory_store
 from artifactstore.backends.readonly import ReadOnlyBackend
 from artifactstore.backends.retry import RetryingBackend
-from artifactstore.errors import ConfigurationError
+from artifactstore.errors import ConfigurationError, StoreNotFoundError
 
 __all__ = [
     "SUPPORTED_SCHEMES",
+    "AbsentBackend",
     "Backend",
     "FaultInjectingBackend",
     "LocalBackend",
@@ -44,6 +47,8 @@ __all__ = [
     "check_key",
     "drop_memory_store",
     "open_backend",
+    "open_store_backend",
+    "redact_url",
 ]
 
 #: URL schemes ``open_backend`` understands (a plain path needs none).
@@ -85,6 +90,23 @@ def open_backend(url: str, **options: Any) -> Backend:
         f"unknown store URL scheme {scheme!r} in {redact_url(url)!r}; supported: "
         "a local path, file://, memory://, s3://, gs:// (or gcs://), https:// (read-only)"
     )
+
+
+def open_store_backend(url: str, *, create: bool = False, **options: Any) -> Backend:
+    """``open_backend`` for the root of a store: opening never makes a folder.
+
+    Why: ``ls --store /typo`` must not leave a ``/typo`` behind. A local root is
+    made only with ``create``; without it a missing one raises
+    ``StoreNotFoundError`` (exit 13). Other schemes have no folder to make.
+    """
+    match = _SCHEME.match(url)
+    scheme = "" if match is None else match.group(1).lower()
+    if scheme in ("", "file"):
+        root = url if scheme == "" else _file_path(url)
+        if not create and not os.path.lexists(root):
+            raise StoreNotFoundError.at(url)
+        options = {**options, "create": create}
+    return open_backend(url, **options)
 
 
 def _file_path(url: str) -> str:

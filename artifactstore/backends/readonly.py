@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from artifactstore.backends._wrapper import BackendWrapper
-from artifactstore.backends.base import check_key
+from artifactstore.backends.base import Backend, check_key
 from artifactstore.backends.temps import TempFile
 from artifactstore.errors import ReadOnlyError
 
@@ -18,7 +18,15 @@ __all__ = ["ReadOnlyBackend"]
 
 
 class ReadOnlyBackend(BackendWrapper):
-    """Wrap ``inner``; refuse ``put``, ``put_if_absent`` and ``delete``."""
+    """Wrap ``inner``; refuse ``put``, ``put_if_absent`` and ``delete``.
+
+    ``reason`` replaces the end of the refusal message: why this view is read-only
+    and what to do (a project not created yet says how to create it).
+    """
+
+    def __init__(self, inner: Backend, *, reason: str | None = None) -> None:
+        super().__init__(inner)
+        self._reason = reason or "the store is opened read-only; open it writable to change it"
 
     @property
     def read_only(self) -> bool:
@@ -43,14 +51,8 @@ class ReadOnlyBackend(BackendWrapper):
 
     def remove_temp(self, temp: TempFile, older_than: float) -> None:
         """Always raises ``ReadOnlyError``."""
-        raise ReadOnlyError(
-            f"delete {temp.path!r} on {self.url}: the store is opened read-only; "
-            "open it writable to change it"
-        )
+        raise ReadOnlyError(f"delete {temp.path!r} on {self.url}: {self._reason}")
 
     def _refuse(self, op: str, key: str) -> ReadOnlyError:
         check_key(key)
-        return ReadOnlyError(
-            f"{op} {key!r} on {self.url}: the store is opened read-only; "
-            "open it writable to change it"
-        )
+        return ReadOnlyError(f"{op} {key!r} on {self.url}: {self._reason}")

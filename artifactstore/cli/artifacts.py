@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import artifactstore
 from artifactstore.artifact import Artifact
 from artifactstore.cli.progress import Progress
+from artifactstore.cli.stores import open_existing, open_to_add
 from artifactstore.errors import InvalidInputError
 from artifactstore.model.refs import AliasEvent
 from artifactstore.version import ArtifactVersion
@@ -22,10 +22,6 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 def _bar(args: argparse.Namespace, label: str, total: int) -> Progress:
     return Progress(label, total, enabled=not args.quiet and not args.json)
-
-
-def _open(args: argparse.Namespace) -> artifactstore.Store:
-    return artifactstore.open(args.store, args.project)
 
 
 def _describe(version: ArtifactVersion) -> dict[str, Any]:
@@ -62,7 +58,7 @@ def log(args: argparse.Namespace) -> dict[str, Any]:
     for s in skipped:  # stderr even with --json: what was left out must not go unseen
         if not args.quiet:
             print(f"artifactstore: skipped {s['path']}: {s['reason']}", file=sys.stderr)
-    with _open(args) as store, _bar(args, f"log {args.name}", artifact.staged_bytes()) as bar:
+    with open_to_add(args) as store, _bar(args, f"log {args.name}", artifact.staged_bytes()) as bar:
         version = store.log_artifact(artifact, aliases=args.alias, progress=bar.advance)
         result = {**_describe(version), "created": version.created, "skipped": skipped}
     if version.created:
@@ -73,7 +69,7 @@ def log(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def get(args: argparse.Namespace) -> dict[str, Any]:
-    with _open(args) as store:
+    with open_existing(args) as store:
         version = store.artifact(args.ref)
         with _bar(args, f"get {version.ref}", version.size) as bar:
             target = version.download(args.dir, progress=bar.advance)
@@ -83,7 +79,7 @@ def get(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def ls(args: argparse.Namespace) -> dict[str, Any]:
-    with _open(args) as store:
+    with open_existing(args) as store:
         if args.deleted:
             rows = [{"ref": f"{a}:v{n}", "deleted_at": e.at, "by": e.by, "reason": e.reason,
                      "purged": e.action == "purge"}
@@ -106,7 +102,7 @@ def ls(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def show(args: argparse.Namespace) -> dict[str, Any]:
-    with _open(args) as store:
+    with open_existing(args) as store:
         version = store.artifact(args.ref)
         files = [{"path": e.path, "size": e.size, "digest": e.digest.hex if e.digest else None}
                  for e in version.files()]
@@ -118,7 +114,7 @@ def show(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def diff(args: argparse.Namespace) -> dict[str, Any]:
-    with _open(args) as store:
+    with open_existing(args) as store:
         old, new = store.artifact(args.old), store.artifact(args.new)
         changes = [{"path": c.path, "change": c.kind} for c in new.diff(old)]
     marks = {"added": "+", "removed": "-", "modified": "~"}
@@ -135,7 +131,7 @@ def _event(e: AliasEvent) -> dict[str, Any]:
 
 
 def alias_set(args: argparse.Namespace) -> dict[str, Any]:
-    with _open(args) as store:
+    with open_to_add(args) as store:
         event = store.set_alias(args.ref, args.alias, force=args.force,
                                 protect=True if args.protect else None)
     _say(args, f"{args.alias} -> v{event.target}")
@@ -143,14 +139,14 @@ def alias_set(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def alias_rm(args: argparse.Namespace) -> dict[str, Any]:
-    with _open(args) as store:
+    with open_to_add(args) as store:
         event = store.remove_alias(args.name, args.alias, force=args.force)
     _say(args, f"removed {args.name}:{args.alias}")
     return _event(event)
 
 
 def alias_history(args: argparse.Namespace) -> dict[str, Any]:
-    with _open(args) as store:
+    with open_existing(args) as store:
         events = [_event(e) for e in store.alias_history(args.name, args.alias)]
     for e in events:
         _say(args, f"{e['seq']:>4}  {e['at']}  {e['by']:20} v{e['previous']} -> v{e['target']}")
@@ -158,7 +154,7 @@ def alias_history(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def verify_version(args: argparse.Namespace) -> dict[str, Any]:
-    with _open(args) as store:
+    with open_existing(args) as store:
         version = store.artifact(args.ref)
         checked = version.verify(args.dir)
     where = args.dir or "the store"

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from artifactstore.access import PRIVATE_BY_DEFAULT
-from artifactstore.backends import open_backend
+from artifactstore.backends import open_store_backend
 from artifactstore.backends.retry import RetryingBackend
 from artifactstore.demo import DemoStep, run_demo
 from artifactstore.objects.config import StoreConfig, create_or_load
@@ -23,7 +23,7 @@ def _say(args: argparse.Namespace, text: str) -> None:
 def init(args: argparse.Namespace) -> dict[str, Any]:
     url = resolve_url(args.url or args.store)
     features = () if args.public else (PRIVATE_BY_DEFAULT,)
-    backend = RetryingBackend(open_backend(url))
+    backend = RetryingBackend(open_store_backend(url, create=True))
     try:
         c, created = create_or_load(backend, StoreConfig.new(optional_features=features))
     finally:

@@ -6,8 +6,8 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
-import artifactstore
 from artifactstore.cli.progress import Progress
+from artifactstore.cli.stores import open_existing
 from artifactstore.errors import InvalidInputError
 from artifactstore.gc import DEFAULT_REPACK_THRESHOLD, GcReport
 from artifactstore.model.lifecycle import LifecycleEvent
@@ -16,10 +16,6 @@ from artifactstore.model.lifecycle import LifecycleEvent
 def _say(args: argparse.Namespace, text: str) -> None:
     if not args.json and not args.quiet:
         print(text)
-
-
-def _open(args: argparse.Namespace) -> artifactstore.Store:
-    return artifactstore.open(args.store, args.project, create=False)
 
 
 def _event(event: LifecycleEvent) -> dict[str, Any]:
@@ -46,7 +42,7 @@ def delete(args: argparse.Namespace) -> dict[str, Any]:
     if not args.whole_project and not args.target:
         raise InvalidInputError("say what to delete: REF (name:vN), or NAME --artifact, "
                                 "or RUN_ID --run, or --whole-project")
-    with _open(args) as store:
+    with open_existing(args) as store:
         if args.whole_project:
             events = store.delete_project(force=args.force, reason=args.reason)
         elif args.run:
@@ -69,7 +65,7 @@ def restore(args: argparse.Namespace) -> dict[str, Any]:
     if (args.ref is None) != bool(args.whole_project):
         raise InvalidInputError("say what to restore: REF (name:vN), NAME --artifact, "
                                 "RUN_ID --run, or --whole-project")
-    with _open(args) as store:
+    with open_existing(args) as store:
         if args.whole_project:
             events = store.restore_project()
         elif args.artifact:
@@ -102,7 +98,7 @@ def gc_report(report: GcReport) -> dict[str, Any]:
 
 
 def gc(args: argparse.Namespace) -> dict[str, Any]:
-    with _open(args) as store, Progress("gc", None, enabled=not args.quiet and not args.json
+    with open_existing(args) as store, Progress("gc", None, enabled=not args.quiet and not args.json
                                         and not args.dry_run) as bar:
         report = store.gc(args.grace, dry_run=args.dry_run,
                           repack_threshold=args.repack_threshold, progress=bar.advance)
@@ -124,7 +120,7 @@ def gc(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def purge(args: argparse.Namespace) -> dict[str, Any]:
-    with _open(args) as store:
+    with open_existing(args) as store:
         if not args.quiet and not args.json and not args.no_wait:
             window = store.objects.config.commit_window
             print(f"purging {args.ref}: waiting up to {window:g} s for in-flight commits",
@@ -145,7 +141,7 @@ def purge(args: argparse.Namespace) -> dict[str, Any]:
 
 def retention(args: argparse.Namespace) -> dict[str, Any]:
     ttl = None if args.ttl.lower() in ("none", "off") else args.ttl
-    with _open(args) as store:
+    with open_existing(args) as store:
         event = store.set_retention(ttl, artifact=args.artifact)
     scope = args.artifact or "every artifact"
     _say(args, f"retention of {scope}: " + ("off" if ttl is None else

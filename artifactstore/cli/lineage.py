@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 import artifactstore
 from artifactstore.audit import AuditReport
 from artifactstore.cli.runs import open_output
+from artifactstore.cli.stores import open_existing
 from artifactstore.errors import ArtifactStoreError, IntegrityError, InvalidInputError
 from artifactstore.lineage import EXPORT_FORMATS as FORMATS
 from artifactstore.lineage import run_node, version_node
@@ -36,10 +37,6 @@ INTEGRITY_FLAGS: Final = frozenset({"missing-blob", "corrupt-blob"})
 def _say(args: argparse.Namespace, text: str) -> None:
     if not args.json and not args.quiet:
         print(text)
-
-
-def _open(args: argparse.Namespace) -> artifactstore.Store:
-    return artifactstore.open(args.store, args.project)
 
 
 def _node(store: artifactstore.Store, ref: str) -> str:
@@ -115,7 +112,7 @@ def tree(graph: nx.DiGraph, start: str, *, upstream: bool) -> str:
 
 def lineage(args: argparse.Namespace) -> int | dict[str, Any]:
     fmt, depth = _format(args, "text"), _depth(args.depth)
-    with _open(args) as store:
+    with open_existing(args) as store:
         node = _node(store, args.ref)
         query = store.downstream if args.downstream else store.upstream
         graph = query(node, depth, sync=True)
@@ -133,7 +130,7 @@ def lineage(args: argparse.Namespace) -> int | dict[str, Any]:
 
 
 def impact(args: argparse.Namespace) -> dict[str, Any]:
-    with _open(args) as store:
+    with open_existing(args) as store:
         node = _node(store, args.ref)
         derived = store.impact(node, sync=True)
     _say(args, "\n".join(derived) if derived else f"nothing is derived from {node}")
@@ -141,7 +138,7 @@ def impact(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def where_used(args: argparse.Namespace) -> dict[str, Any]:
-    with _open(args) as store:
+    with open_existing(args) as store:
         found = store.where_used(args.digest, sync=True)
     if not found.versions:
         _say(args, f"no version holds a file with content {found.digest}")
@@ -163,7 +160,7 @@ def audit_exit_code(report: AuditReport, *, strict: bool = False) -> int:
 
 def audit(args: argparse.Namespace) -> int:
     fmt, sample = _format(args, "text"), _sample(args.sample)
-    with _open(args) as store:
+    with open_existing(args) as store:
         report = store.audit(args.ref, sample=sample, sync=True)
     render = {"text": report.to_text, "markdown": report.to_markdown, "json": report.to_json}
     text = render[fmt]()

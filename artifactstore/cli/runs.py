@@ -30,6 +30,7 @@ from typing import Any, Final, TextIO
 
 import artifactstore
 from artifactstore.catalog import RunInfo
+from artifactstore.cli.stores import open_existing
 from artifactstore.errors import ArtifactStoreError, InvalidInputError, NotFoundError
 from artifactstore.model.runs import STATUSES, parse_time
 
@@ -42,10 +43,6 @@ RUN_COLUMNS: Final = (
 def _say(args: argparse.Namespace, text: str) -> None:
     if not args.json and not args.quiet:
         print(text)
-
-
-def _open(args: argparse.Namespace) -> artifactstore.Store:
-    return artifactstore.open(args.store, args.project)
 
 
 def _select(store: artifactstore.Store, args: argparse.Namespace) -> list[RunInfo]:
@@ -125,7 +122,7 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 
 
 def ls(args: argparse.Namespace) -> list[dict[str, Any]]:
-    with _open(args) as store:
+    with open_existing(args) as store:
         runs = _select(store, args)
     if not runs:
         filtered = any(getattr(args, f) for f in ("job_type", "status", "tag", "since", "until"))
@@ -142,7 +139,7 @@ def ls(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def show(args: argparse.Namespace) -> dict[str, Any]:
-    with _open(args) as store:
+    with open_existing(args) as store:
         run = store.get_run(args.run_id, sync=True)
     lines = [f"{key:15} {_cell(value) or '-'}" for key, value in (
         ("run_id", run.run_id), ("name", run.name), ("job_type", run.job_type),
@@ -225,7 +222,7 @@ def _write_csv_history(store: artifactstore.Store, runs: list[RunInfo], out: Tex
 
 
 def export(args: argparse.Namespace) -> int | dict[str, Any]:
-    with _open(args) as store:
+    with open_existing(args) as store:
         runs = _select(store, args)
         with open_output(args.output) as out:
             if args.format == "jsonl":

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import artifactstore
 from artifactstore.cli.progress import Progress
+from artifactstore.cli.stores import open_existing, open_to_add
 
 # The export modules are imported by the commands that use them: every other command
 # would pay ~20 ms of start-up for them (see test_the_cli_starts_without_importing_networkx).
@@ -27,14 +27,10 @@ def _bar(args: argparse.Namespace, label: str, total: int | None) -> Progress:
     return Progress(label, total, enabled=not args.quiet and not args.json)
 
 
-def _open(args: argparse.Namespace) -> artifactstore.Store:
-    return artifactstore.open(args.store, args.project)
-
-
 def export(args: argparse.Namespace) -> dict[str, Any]:
     from artifactstore.exporting import export_kind
 
-    with _open(args) as store:
+    with open_existing(args) as store:
         version = store.artifact(args.ref)
         with _bar(args, f"export {version.ref}", version.size) as bar:
             manifest = version.export(args.target, force=args.force, progress=bar.advance)
@@ -54,7 +50,7 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
 def import_version(args: argparse.Namespace) -> dict[str, Any]:
     from artifactstore.importing import import_export
 
-    with _open(args) as store, _bar(args, f"import {args.source}", None) as bar:
+    with open_to_add(args) as store, _bar(args, f"import {args.source}", None) as bar:
         report = import_export(store, args.source, args.name, aliases=args.aliases,
                                references=not args.skip_references, progress=bar.advance)
         result = report.as_dict()

@@ -16,7 +16,7 @@ from typing import Any
 from artifactstore import encoding
 from artifactstore.backends.base import Backend
 from artifactstore.chunking import ChunkerParams
-from artifactstore.errors import FormatError, InvalidInputError, NotFoundError
+from artifactstore.errors import FormatError, InvalidInputError, NotFoundError, StoreNotFoundError
 from artifactstore.objects.envelope import Compression, Kind, open_envelope, seal
 from artifactstore.objects.layout import CONFIG_KEY
 
@@ -133,23 +133,27 @@ class StoreConfig:
             raise FormatError(f"config of {where} is damaged or incomplete: {exc}") from None
 
 
-def load(backend: Backend) -> StoreConfig:
-    """Read the config; ``NotFoundError`` says how to create a store."""
+def load(backend: Backend, url: str | None = None) -> StoreConfig:
+    """Read the config; ``StoreNotFoundError`` says how to create a store at ``url``
+    (default: the backend's URL)."""
     try:
         data = backend.get(CONFIG_KEY)
     except NotFoundError:
-        raise NotFoundError(
-            f"no artifactstore at {backend.url}: create one with 'artifactstore init'"
-        ) from None
+        raise StoreNotFoundError.at(url or backend.url) from None
     return StoreConfig.from_bytes(data, where=backend.url)
 
 
 def create_or_load(backend: Backend, wanted: StoreConfig) -> tuple[StoreConfig, bool]:
     """Create the config if the store has none; returns ``(config, created)``.
 
-    Two clients initialising at once: one wins ``put_if_absent``, the other
-    reads and uses the winner's config.
+    An existing config is read first, so opening a store on read-only media with
+    ``create`` writes nothing. Two clients initialising at once: one wins
+    ``put_if_absent``, the other reads and uses the winner's config.
     """
+    try:
+        return load(backend), False
+    except StoreNotFoundError:
+        pass
     if backend.put_if_absent(CONFIG_KEY, wanted.to_bytes()):
         return wanted, True
     return load(backend), False

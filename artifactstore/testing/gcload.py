@@ -76,6 +76,7 @@ def _collect(url: str, options: dict[str, Any], cache: Path, seconds: float) -> 
     runs = freed = deleted = 0
     deadline = time.monotonic() + seconds
     with artifactstore.open(url, cache_dir=cache, **options) as store:
+        store._ensure_writable()  # it appends lifecycle events itself: create the project
         while time.monotonic() < deadline:
             for name in store.artifacts():
                 old = [v.number for v in store.versions(name)][:-1]

@@ -1,0 +1,35 @@
+"""How each command opens its store: the one place that decides who may create one.
+
+Reading never writes (docs/guide.md, "Which commands create a store"):
+
+* commands that read (ls, show, get, diff, verify, lineage, audit, export, runs,
+  alias history, project show, ...) open with ``create=False``: a missing store
+  exits 13 and nothing is made, not even a folder;
+* commands that add to a project (log, alias set/rm, import) open lazily
+  (``create=None``): a missing local store, or a missing project, is created by
+  their first write (the per-user default store private); a cloud store needs
+  ``artifactstore init``;
+* commands that change what exists (delete, restore, gc, purge, retention) open
+  with ``create=False``: there is nothing to change in a store that is not there.
+
+``init`` creates explicitly; ``project create`` and ``sync`` (its destination) are
+the other creators, through their own library calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import artifactstore
+
+__all__ = ["open_existing", "open_to_add"]
+
+
+def open_existing(args: argparse.Namespace) -> artifactstore.Store:
+    """The project of ``--store``/``--project`` for a command that reads or changes it."""
+    return artifactstore.open(args.store, args.project, create=False)
+
+
+def open_to_add(args: argparse.Namespace) -> artifactstore.Store:
+    """The project for a command that adds to it: created by the first write if missing."""
+    return artifactstore.open(args.store, args.project)
