@@ -27,6 +27,7 @@ from artifactstore.backends import open_backend
 from artifactstore.backends.immutable_cache import ImmutableCacheBackend
 from artifactstore.backends.retry import RetryingBackend
 from artifactstore.catalog import Catalog, RunInfo
+from artifactstore.clientstate import known_dir
 from artifactstore.digest import Digest
 from artifactstore.discovery import discover
 from artifactstore.errors import AccessDeniedError, InvalidInputError, NotFoundError
@@ -62,6 +63,7 @@ from artifactstore.model.versions import default_writer, is_version_key
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore, Progress, default_cache_dir
+from artifactstore.pins import PinBook
 from artifactstore.references import describe_reference
 from artifactstore.statcache import StatCache
 from artifactstore.version import ArtifactVersion
@@ -826,6 +828,13 @@ def _local_cache_path(objects: ObjectStore, url: str, cache_dir: str | os.PathLi
     return root / kind / f"{objects.config.store_id}-{where}" / name
 
 
+def _pins(url: str, project: str, objects: ObjectStore,
+          cache_dir: str | os.PathLike[str] | None) -> PinBook | None:
+    """This machine's pin of ``project`` (pins.py); None for a memory store."""
+    known = known_dir(Path(cache_dir) if cache_dir is not None else default_cache_dir(), url)
+    return None if known is None else PinBook(known, project, objects.config.store_id)
+
+
 def open(
     url: str | None = None,
     project: str | None = None,
@@ -864,6 +873,7 @@ def open(
             backend, refs_cache, immutable_project_key), project_name,
         private_by_default=PRIVATE_BY_DEFAULT in objects.config.optional_features,
         may_create=backend.supports_atomic_create, passphrase=passphrase,
+        pins=_pins(backend.url, project_name, objects, cache_dir),
     )
     if access.ring is not None:  # a private project: its blobs live in its key domain
         objects.close()

@@ -36,7 +36,7 @@ API_MODULES = (
     "catalog", "run", "lineage", "audit", "access", "projects", "identity",
     "verify", "repair", "domains",
     "sync", "relog", "gc", "lifecycle", "reencrypt", "statcache",
-    "exporting", "exportreader", "importing",
+    "exporting", "exportreader", "importing", "clientstate", "pins",
 )  # fmt: skip
 
 # (layer, exact module names, name prefixes): a module is in a layer if its
