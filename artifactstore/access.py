@@ -180,6 +180,10 @@ def _membership_refusal(keys: ProjectKeys, info: ProjectInfo, identity: Identity
         return exc  # a planted or tampered member event: nobody writes until it is fixed
     if identity is not None and member_of(identity) in members:
         return None
+    if identity is not None and identity.public.ed25519 in keys.signers():
+        return AccessDeniedError(
+            f"identity {identity.public.fingerprint} was removed from project {project!r}: it "
+            "can read what was shared before, not write; ask a member to add it again")
     if identity is None:
         return AccessDeniedError(
             f"project {project!r}: only members write and this user has no identity; run "

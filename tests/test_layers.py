@@ -86,7 +86,7 @@ def layer_of(module: str) -> str | None:
     """The layer of an artifactstore module, "testing", or None if unassigned."""
     if module == TESTING or module.startswith(TESTING + "."):
         return "testing"
-    if module.startswith(f"{PACKAGE}.cli"):
+    if module.startswith(f"{PACKAGE}.cli") and module != f"{PACKAGE}.clientstate":
         return "cli"
     for name, exact, prefixes in LAYERS:
         if module in exact or any(module.startswith(p + ".") for p in prefixes):

@@ -52,6 +52,13 @@ def _show(args: argparse.Namespace, summary: ProjectSummary, *,
             print(f"  members ({len(summary.members)}):")
             for fingerprint in summary.members:
                 print(f"    {fingerprint}" + (" (you)" if fingerprint == me else ""))
+            if not summary.pinned:
+                print("  pin: none on this machine yet (the first open pins it)")
+            elif summary.pin_matches:
+                print("  pin: matches what this machine pinned")
+            else:
+                print(f"  pin: DIFFERS: {'; '.join(summary.pin_changes)}; if a member did "
+                      f"this on purpose, run 'artifactstore project trust {summary.project}'")
     return summary.as_dict()
 
 
