@@ -305,9 +305,9 @@ def test_a_public_project_reads_over_http_read_only(tmp_path: Path,
         assert version.open("f.txt").read() == b"for everyone"
         assert version.record.signature.state == "valid"
         # Read-only, and not a member either (only members write): either refusal stands.
-        with pytest.raises((ReadOnlyError, AccessDeniedError), match="read-only|not a member"):
+        with pytest.raises((ReadOnlyError, AccessDeniedError), match=r"read-only|not a member"):
             store.log_artifact(tmp_path / "f.txt", name="other", type="text")
-        with pytest.raises((ReadOnlyError, AccessDeniedError), match="read-only|not a member"):
+        with pytest.raises((ReadOnlyError, AccessDeniedError), match=r"read-only|not a member"):
             store.set_alias("notes:latest", "mine")
 
 
