@@ -109,11 +109,18 @@ def project_access(backend: Backend, project: str, *, private_by_default: bool,
     signer = None if identity is None else identity.signing_key
     if info is None:
         return ProjectAccess(None, RecordCodec(signer=signer, refusal=refusal), identity)
-    if refusal is None:
+    me = None if identity is None else identity.public.fingerprint
+    if not info.encrypted and pin is not None and refusal is None and pin.writer == me:
+        pass  # judged a member when pinned; a pinned public project costs no listing
+    elif refusal is None:
         refusal = _membership_refusal(keys, info, identity, project)
     if not info.encrypted:
-        _pin(pins, pin, info, -1, refusal)
+        _pin(pins, pin, info, -1, refusal, None if refusal is not None else me)
         return ProjectAccess(info, RecordCodec(signer=signer, refusal=refusal), identity)
+    if pins is not None and pin is not None:
+        # Before unlocking: a project showing fewer key epochs than pinned is refused
+        # with the pin's message, whatever the slots say (the listing is made anyway).
+        pins.check(info, max(keys.epochs(), default=-1))
     passphrase = passphrase or os.environ.get(PROJECT_PASSPHRASE_ENV) or None
     if passphrase is not None:
         recovery = keys.recovery(passphrase)
@@ -140,15 +147,18 @@ def project_access(backend: Backend, project: str, *, private_by_default: bool,
 
 
 def _pin(pins: PinBook | None, pin: Pin | None, info: ProjectInfo, epoch: int,
-         refusal: ArtifactStoreError | None) -> None:
+         refusal: ArtifactStoreError | None, writer: str | None = None) -> None:
     """Check the epochs against the pin, or pin a project seen for the first time that
-    passed the checks (one refused for a contradiction is not pinned)."""
+    passed the checks (one refused for a contradiction is not pinned); ``writer``: the
+    identity just found a member of a public project."""
     if pins is None:
         return
     if pin is not None:
-        pins.check(info, epoch)
+        pin = pins.check(info, epoch)
+        if pin is not None and pin.writer != writer and writer is not None:
+            pins.save(info, epoch, pin.first_seen, writer)
     elif not isinstance(refusal, IntegrityError):
-        pins.save(info, epoch)
+        pins.save(info, epoch, writer=writer)
 
 
 def _create_or_join(backend: Backend, project: str, identity: Identity, listed: list[str],

@@ -48,6 +48,9 @@ class Pin:
     store_id: str
     epoch: int  # highest key epoch seen; -1 for a public project
     first_seen: str
+    #: the identity found a member when last checked (public projects skip listing the
+    #: member events for it: design §13.5 says what that leaves unnoticed)
+    writer: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,9 +76,11 @@ class PinBook:
                                  "damaged; check the project, then run 'artifactstore "
                                  f"project trust {self.project}'") from None
 
-    def save(self, info: ProjectInfo, epoch: int, first_seen: str | None = None) -> Pin:
+    def save(self, info: ProjectInfo, epoch: int, first_seen: str | None = None,
+             writer: str | None = None) -> Pin:
         pin = Pin(info.digest, info.visibility, info.creator.fingerprint, self.store_id,
-                  epoch, first_seen or datetime.now(UTC).isoformat(timespec="seconds"))
+                  epoch, first_seen or datetime.now(UTC).isoformat(timespec="seconds"),
+                  writer)
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-pin-", dir=self.folder)
         try:
@@ -126,5 +131,5 @@ class PinBook:
                 f"{pin.first_seen}: {'; '.join(changed)}; if a member did this on purpose, "
                 f"run 'artifactstore project trust {self.project}'")
         if info is not None and epoch is not None and epoch > pin.epoch:
-            return self.save(info, epoch, pin.first_seen)
+            return self.save(info, epoch, pin.first_seen, pin.writer)
         return pin
