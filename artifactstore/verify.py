@@ -234,7 +234,13 @@ class _Walk:
         self._cached = 0
 
     def project(self, store: Store) -> None:
-        for name in store.refs.artifacts():
+        try:
+            names = list(store.refs.artifacts())
+        except AccessDeniedError as exc:  # e.g. a key epoch's info is missing: named below
+            names = []
+            self._note(Damage("project", store.project, "has records this identity cannot "
+                              "open", str(exc)))
+        for name in names:
             try:
                 records = store.refs.versions(name)
             except NotFoundError:

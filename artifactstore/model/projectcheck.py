@@ -106,6 +106,9 @@ class _Check:
         self.prefix = f"projects/{project}/"
         self.keys = ProjectKeys(backend, project, None)
         self.findings: list[Finding] = []
+        #: fingerprints of everyone validly added at some point (removed ones included)
+        self.ever: set[str] = set()
+        self.next_seq = 0
 
     def note(self, key: str, problem: str, affects: str) -> None:
         self.findings.append(Finding(key, problem, affects))
@@ -129,10 +132,12 @@ class _Check:
         """Replay the member events, noting each gap and each event signed by a non-member."""
         genesis = info.genesis
         current = [] if genesis is None else list(genesis.members)
+        self.ever = {m.fingerprint for m in current}
         trusted = {m.ed25519 for m in [info.creator, *current]}
         named: set[int] = {0} if genesis is not None and genesis.key_id is not None else set()
         seqs = self.keys.member_seqs()
         first = 0 if genesis is None else 1
+        self.next_seq = max(seqs, default=first - 1) + 1
         for missing in sorted(set(range(first, max(seqs, default=first - 1) + 1)) - set(seqs)):
             self.note(f"{self.prefix}members/{missing:010d}", "is missing",
                       f"the member events after it ({len(seqs)} present) replay without it: "
@@ -156,6 +161,7 @@ class _Check:
             if action == "add" and member not in current:
                 current.append(member)
                 trusted.add(member.ed25519)
+                self.ever.add(member.fingerprint)
             elif action == "remove" and member in current:
                 current.remove(member)
         return trusted, current, named
@@ -205,6 +211,15 @@ class _Check:
             if recovery in listed:
                 self._signed(recovery, Kind.KEY_SLOT, {info.creator.ed25519},
                              "a passphrase its author chose; delete it")
+        ever = {m.fingerprint for m in [info.creator, *current]} | self.ever
+        orphans = sorted({f for fingerprints in slots.values() for f in fingerprints} - ever)
+        if orphans:
+            # Slots for someone no member event adds: the newest event was deleted (which
+            # leaves no gap to see), or the slots were planted.
+            self.note(f"{self.prefix}members/{self.next_seq:010d}", "is missing (or slots "
+                      "were planted)", f"key slots exist for {', '.join(orphans)}, whom no "
+                      "member event adds; restore the event from a backup, or delete the "
+                      "slots")
         holders = list(dict.fromkeys([*current, info.creator]))
         for epoch in sorted(infos):
             for member in holders:
