@@ -112,8 +112,8 @@ def test_the_downgrade_is_refused_and_writes_nothing(
     # A machine that pinned the project, once its local copy of the record is gone.
     shutil.rmtree(tmp_path / "pinned" / "refs")
     with person(monkeypatch, tmp_path, "alice"), \
-            pytest.raises(IntegrityError, match="not the one this machine pinned.*project "
-                                                "trust lab"):
+            pytest.raises(IntegrityError, match=r"not the one this machine pinned.*project "
+                                                r"trust lab"):
         _log_new(url, options, tmp_path / "pinned", tmp_path)
     _assert_nothing_new(backend)
 
@@ -302,7 +302,7 @@ def test_verify_and_audit_name_a_deleted_project_record(
         assert key in [d["object"] for d in report["damaged"]], report["damaged"]
         if lost == "members/0000000000":
             # Nobody is a member any more: key epochs cannot be judged, nothing opens.
-            with pytest.raises(IntegrityError, match="member event 1 .* not signed"):
+            with pytest.raises(IntegrityError, match=r"member event 1 .* not signed"):
                 artifactstore.open(url, project="lab", cache_dir=tmp_path / "c3")
             return
         with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c3") as store:
