@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass
 
 from artifactstore.backends import Backend
+from artifactstore.crypto import SigningKey
 from artifactstore.errors import (
     AccessDeniedError,
     AlreadyExistsError,
@@ -32,6 +33,7 @@ from artifactstore.identity import Identity, load_identity, load_or_create_ident
 from artifactstore.model.projectcheck import contradictions
 from artifactstore.model.projects import Member, ProjectInfo, ProjectKeys
 from artifactstore.model.records import KeyRing, RecordCodec
+from artifactstore.model.versions import require_atomic_create
 from artifactstore.pins import Pin, PinBook
 
 __all__ = ["PRIVATE_BY_DEFAULT", "ProjectAccess", "member_of", "project_access"]
@@ -81,7 +83,7 @@ def project_access(backend: Backend, project: str, *, private_by_default: bool,
     info = keys.info()
     pin = None if pins is None else pins.load()
     if pins is not None and pin is not None:
-        pins.check(info, None)  # a record that vanished or changed since pinned: refused
+        pin = pins.check(info, None)  # a record that vanished or changed: refused
     refusal: ArtifactStoreError | None = None
     if info is None:
         listed = list(backend.list(f"projects/{project}/"))
@@ -93,10 +95,17 @@ def project_access(backend: Backend, project: str, *, private_by_default: bool,
         found = contradictions(project, None, listed)
         if found:
             refusal = IntegrityError(str(found[0]))
-        elif may_create:
+        elif may_create and private_by_default:
             identity = identity or load_or_create_identity()
             keys = _create_or_join(backend, project, identity, listed, private_by_default)
             info = keys.info()
+        elif may_create:
+            # A public project is created by its first write, not by opening: its codec
+            # needs no key, so nothing else changes once it exists.
+            return ProjectAccess(None, RecordCodec(
+                signer=None if identity is None else identity.signing_key,
+                refusal=_backend_refusal(backend),
+                create=lambda: _create_public(backend, project, listed)), identity)
         else:
             refusal = NotFoundError(f"project {project!r} has no project record yet: the "
                                     "first write creates it, or run 'artifactstore project "
@@ -113,7 +122,8 @@ def project_access(backend: Backend, project: str, *, private_by_default: bool,
     if not info.encrypted and pin is not None and refusal is None and pin.writer == me:
         pass  # judged a member when pinned; a pinned public project costs no listing
     elif refusal is None:
-        refusal = _membership_refusal(keys, info, identity, project)
+        refusal = _backend_refusal(backend) or _membership_refusal(keys, info, identity,
+                                                                   project)
     if not info.encrypted:
         _pin(pins, pin, info, -1, refusal, None if refusal is not None else me)
         return ProjectAccess(info, RecordCodec(signer=signer, refusal=refusal), identity)
@@ -181,6 +191,29 @@ def _create_or_join(backend: Backend, project: str, identity: Identity, listed: 
     return ProjectKeys(backend, project, identity.signing_key)
 
 
+def _backend_refusal(backend: Backend) -> ArtifactStoreError | None:
+    """Why nothing can be written through ``backend`` (read-only, no atomic create):
+    said first, since membership would not help."""
+    try:
+        require_atomic_create(backend)
+    except ArtifactStoreError as exc:
+        return exc
+    return None
+
+
+def _create_public(backend: Backend, project: str, listed: list[str]) -> SigningKey:
+    """Create (or join) public ``project`` with the user's identity as creator, on the
+    first write; the signer that writes. AccessDeniedError when a concurrent creator
+    with another identity won (only members write)."""
+    identity = load_or_create_identity()
+    keys = _create_or_join(backend, project, identity, listed, False)
+    info = keys.info()
+    refusal = None if info is None else _membership_refusal(keys, info, identity, project)
+    if refusal is not None:
+        raise refusal
+    return identity.signing_key
+
+
 def _membership_refusal(keys: ProjectKeys, info: ProjectInfo, identity: Identity | None,
                         project: str) -> ArtifactStoreError | None:
     """Why ``identity`` may not write into ``project`` (None: it is a member)."""
@@ -196,8 +229,9 @@ def _membership_refusal(keys: ProjectKeys, info: ProjectInfo, identity: Identity
             "can read what was shared before, not write; ask a member to add it again")
     if identity is None:
         return AccessDeniedError(
-            f"project {project!r}: only members write and this user has no identity; run "
-            "'artifactstore identity create' and ask a member to add you")
+            f"project {project!r}: only members write and this user has no identity that "
+            "opens without a prompt; set ARTIFACTSTORE_PASSPHRASE, or run 'artifactstore "
+            "identity create' and ask a member to add you")
     return AccessDeniedError(
         f"identity {identity.public.fingerprint} is not a member of project {project!r}: only "
         f"members write; a member adds you with 'artifactstore project members add "

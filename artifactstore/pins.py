@@ -122,6 +122,12 @@ class PinBook:
         pin = self.load()
         if pin is None:
             return None
+        if info is None and pin.store_id != self.store_id:
+            # The store at this URL was deleted and made again (a new config, no project
+            # yet): the pin described another store. Whoever creates the project now
+            # goes through the first-contact checks (claim rules, design §13.1).
+            self.forget()
+            return None
         changed = self.changes(pin, info, epoch)
         if changed:
             # Why: a silent change of the record is how a storage admin would downgrade a

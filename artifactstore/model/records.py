@@ -20,7 +20,8 @@ Vocabulary:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -87,12 +88,17 @@ class RecordCodec:
     """Seals and opens refs; see the module docstring."""
 
     def __init__(self, *, signer: SigningKey | None = None, ring: KeyRing | None = None,
-                 refusal: ArtifactStoreError | None = None) -> None:
+                 refusal: ArtifactStoreError | None = None,
+                 create: Callable[[], SigningKey] | None = None) -> None:
         self.signer = signer
         self.ring = ring
         #: why this process must not write into the project (not a member, a record
         #: that contradicts the rest, ...); every seal raises it (docs/security.md)
         self.refusal = refusal
+        #: creates the (public) project on the first write and returns the signer
+        #: of the writer, now its creator (design §13.1); None once done
+        self._create = create
+        self._create_lock = threading.Lock()
 
     def check_writable(self) -> None:
         """Raise why this process may not write into the project, if it may not.
@@ -127,13 +133,20 @@ class RecordCodec:
         return "n-" + hash_bytes(name.encode(), key=self.ring.name_key).raw[:_TAG_BYTES].hex()
 
     def seal(self, kind: Kind, key: str, body: Mapping[str, Any]) -> bytes:
+        self.check_writable()
+        if self._create is not None:
+            # The project is created by its first record (a failed write before it,
+            # such as unreadable input, leaves no project behind).
+            with self._create_lock:
+                if self._create is not None:
+                    self.signer = self._create()
+                    self._create = None
         payload = encoding.pack(dict(body))
         if self.signer is not None:
             payload = encoding.pack({
                 "body": payload, "signer": self.signer.public_bytes,
                 "sig": self.signer.sign(_purpose(kind, key), payload),
             })  # fmt: skip
-        self.check_writable()
         keys = None if self.ring is None else self.ring.current
         return seal(kind, payload, keys=keys, binding=key.encode())
 
