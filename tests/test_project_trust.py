@@ -377,3 +377,29 @@ def test_a_pin_is_private_to_the_user(tmp_path: Path, monkeypatch: pytest.Monkey
     assert len(pins) == 1
     assert pins[0].stat().st_mode & 0o777 == 0o600
     assert pins[0].parent.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_project_without_record_is_claimed_only_without_another_past(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = str(tmp_path / "store")
+    (tmp_path / "f.txt").write_text("legacy")
+    with person(monkeypatch, tmp_path, "alice"):
+        with artifactstore.open(url, create=True, cache_dir=tmp_path / "c") as store:
+            store.log_artifact(tmp_path / "f.txt", name="old", type="text")
+        backend = open_backend(url)
+        # Made before project records: only its artifacts are there.
+        backend.delete("projects/default/project")
+        with artifactstore.open(url, cache_dir=tmp_path / "c2") as store:
+            store.log_artifact(tmp_path / "f.txt", name="again", type="text")  # claims it
+        info = ProjectKeys(backend, "default", None).info()
+        assert info is not None
+        assert info.visibility == "public"
+        assert info.creator == member_of(load_identity())
+        # A project whose record was deleted while member events remain is not claimed.
+        create_project("lab", url, visibility="public")
+        add_member("lab", identity_line(monkeypatch, tmp_path, "bob"), url)
+        backend.delete("projects/lab/project")
+        with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c3") as store, \
+                pytest.raises(IntegrityError, match="record was deleted"):
+            store.log_artifact(tmp_path / "f.txt", name="mine", type="text")
+        assert not backend.exists("projects/lab/project")
