@@ -23,10 +23,16 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from artifactstore.catalog import RunInfo
 from artifactstore.digest import Digest
-from artifactstore.errors import ArtifactStoreError, InvalidInputError, NotFoundError
+from artifactstore.errors import (
+    ArtifactStoreError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+)
 from artifactstore.lineage import run_node, version_node
 from artifactstore.model.aliases import AliasEvent
 from artifactstore.model.names import version_label
+from artifactstore.model.projectcheck import check_project
 from artifactstore.model.records import Signature
 from artifactstore.model.tree import FileEntry, ReferenceEntry, iter_entries
 from artifactstore.objects.store import ObjectStore
@@ -215,7 +221,15 @@ def audit(store: Store, ref: str, *, sample: float | None = None,
         flags += _run_flags(run)
     history = {alias: events for alias, events in _alias_histories(store, version.name).items()
                if any(e.target == version.number for e in events)}
-    signers, members = store.membership()
+    # Forged, planted, contradictory or missing project records (projectcheck.py): who
+    # signed what below means nothing while the membership itself cannot be trusted.
+    for finding in check_project(store.objects.backend, store.project):
+        flags.append(AuditFlag("error", "project-record", finding.key,
+                               f"{finding.problem}; {finding.affects}"))
+    try:
+        signers, members = store.membership()
+    except IntegrityError:
+        signers, members = {}, []  # flagged just above
     current = {m.ed25519 for m in members} if signers else None
     signed_by: dict[str, str | None] = {}
     for name, data in sorted(graph.nodes(data=True)):

@@ -9,7 +9,6 @@ named in reports, never read, so a clean report never hides them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ import artifactstore.store
 from artifactstore.backends import Backend, open_store_backend, redact_url
 from artifactstore.backends.retry import RetryingBackend
 from artifactstore.discovery import discover
-from artifactstore.errors import AccessDeniedError
+from artifactstore.errors import AccessDeniedError, IntegrityError
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.domainkeys import DomainKeys
@@ -40,6 +39,9 @@ class Domains:
     #: readable domains: name -> keys (None for the plain domain), plain first
     keys: dict[str, DomainKeys | None] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    #: why the project could not be opened as trusted (its records contradict each
+    #: other, or differ from this machine's pin); None when it opened or is not ours
+    refused: IntegrityError | None = None
 
 
 @contextmanager
@@ -52,10 +54,15 @@ def open_domains(url: str | None = None, project: str | None = None, *,
     store = None
     try:
         config = config_mod.load(backend, redact_url(where))
-        with contextlib.suppress(AccessDeniedError):  # not a member: its domains are skipped
+        refused = None
+        try:
             store = artifactstore.store.open(url, project, create=False, file_cache=False,
                                              cache_dir=cache_dir, **backend_options)
-        found = Domains(backend, config, store, {PLAIN_DOMAIN: None})
+        except AccessDeniedError:
+            pass  # not a member: its domains are skipped
+        except IntegrityError as exc:
+            refused = exc  # the maintenance pass reports it (and checks the project records)
+        found = Domains(backend, config, store, {PLAIN_DOMAIN: None}, refused=refused)
         ring = None if store is None else store.refs.codec.ring
         for keys in sorted(() if ring is None else ring.epochs.values(), key=_domain):
             found.keys[keys.domain] = keys

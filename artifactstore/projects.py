@@ -9,24 +9,38 @@ for them; removing one starts a new epoch they never receive.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from artifactstore.access import member_of
 from artifactstore.backends import Backend, open_store_backend, redact_url
 from artifactstore.backends.retry import RetryingBackend
+from artifactstore.clientstate import known_dir
 from artifactstore.crypto import ScryptParams
 from artifactstore.discovery import discover
-from artifactstore.errors import AccessDeniedError, InvalidInputError, NotFoundError
+from artifactstore.errors import (
+    AccessDeniedError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+)
 from artifactstore.identity import Identity, PublicIdentity, load_identity, load_or_create_identity
 from artifactstore.model.names import validate_project_name
+from artifactstore.model.projectcheck import contradictions
 from artifactstore.model.projects import Member, ProjectInfo, ProjectKeys
 from artifactstore.objects import config as config_mod
+from artifactstore.objects.store import default_cache_dir
+from artifactstore.pins import Pin, PinBook
 from artifactstore.reencrypt import ReencryptReport, reencrypt_project
 
-__all__ = ["ProjectSummary", "add_member", "create_project", "remove_member", "show_project"]
+__all__ = ["ProjectSummary", "add_member", "create_project", "remove_member", "show_project",
+           "trust_project"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +50,16 @@ class ProjectSummary:
     created_at: str | None
     members: tuple[str, ...]  # fingerprints
     epochs: int
+    #: whether this machine pinned the project (pins.py), and whether the pin matches
+    pinned: bool = False
+    pin_matches: bool = True
+    pin_changes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {"project": self.project, "visibility": self.visibility,
                 "created_at": self.created_at, "members": list(self.members),
-                "epochs": self.epochs}
+                "epochs": self.epochs, "pinned": self.pinned,
+                "pin_matches": self.pin_matches, "pin_changes": list(self.pin_changes)}
 
 
 def _backend(url: str | os.PathLike[str] | None, project: str | None,
@@ -70,22 +89,82 @@ def create_project(name: str, url: str | os.PathLike[str] | None = None, *,
     backend, name = _backend(url, name, backend_options)
     me = load_or_create_identity()
     keys = ProjectKeys(backend, name, me.signing_key)
-    epoch_keys = keys.create(visibility, member_of(me), passphrase=passphrase, scrypt=scrypt)
-    for member in extra:
-        if member != member_of(me):
-            keys.add_member(member, epoch_keys)
+    if keys.info() is None:
+        # Why: a project without a record but with members or keys had its record
+        # deleted; a new record would hand it to whoever creates it (docs/security.md).
+        found = contradictions(name, None, backend.list(f"projects/{name}/"))
+        if found:
+            raise IntegrityError(str(found[0]))
+    keys.create(visibility, member_of(me), members=extra, passphrase=passphrase,
+                scrypt=scrypt)
     return show_project(name, url, **backend_options)
 
 
-def show_project(name: str | None = None, url: str | os.PathLike[str] | None = None,
+def show_project(name: str | None = None, url: str | os.PathLike[str] | None = None, *,
+                 cache_dir: str | os.PathLike[str] | None = None,
                  **backend_options: Any) -> ProjectSummary:
+    """The project as the store shows it, and whether this machine's pin matches."""
     backend, name = _backend(url, name, backend_options)
     keys = ProjectKeys(backend, name, None)
     info = keys.info()
+    pins = _pins(backend, name, cache_dir)
+    pin = None if pins is None else pins.load()
     if info is None:
-        return ProjectSummary(name, "public", None, (), 0)
+        return ProjectSummary(name, "public", None, (), 0,
+                              pinned=pin is not None, pin_matches=pin is None)
+    epochs = keys.epochs()
+    changes = None if pins is None or pin is None else pins.changes(
+        pin, info, max(epochs, default=-1) if info.encrypted else None)
     return ProjectSummary(name, info.visibility, info.created_at,
-                          tuple(m.fingerprint for m in keys.members()), len(keys.epochs()))
+                          tuple(m.fingerprint for m in keys.members()), len(epochs),
+                          pinned=pin is not None, pin_matches=not changes,
+                          pin_changes=tuple(changes or ()))
+
+
+def trust_project(name: str | None = None, url: str | os.PathLike[str] | None = None, *,
+                  cache_dir: str | os.PathLike[str] | None = None,
+                  **backend_options: Any) -> tuple[Pin | None, Pin]:
+    """Re-pin ``name`` as the store shows it now, after a human checked the change.
+
+    Forgets this machine's folder of the project (its pin AND its high-water marks,
+    on purpose: they described the project before the change) and its local copies
+    of the project's records, then pins the current record. Returns (old pin, new pin).
+    """
+    backend, name = _backend(url, name, backend_options)
+    pins = _pins(backend, name, cache_dir)
+    if pins is None:
+        raise InvalidInputError("a memory store keeps no pins: nothing to trust")
+    keys = ProjectKeys(backend, name, None)
+    info = keys.info()
+    if info is None:
+        raise NotFoundError(f"project {name!r} has no project record to trust; see "
+                            "'artifactstore project show'")
+    old = None
+    with contextlib.suppress(IntegrityError):  # a damaged pin is replaced all the same
+        old = pins.load()
+    epochs = keys.epochs() if info.encrypted else []
+    pins.forget()
+    _forget_copies(backend, name, cache_dir)
+    return old, pins.save(info, max(epochs, default=-1))
+
+
+def _pins(backend: Backend, name: str, cache_dir: str | os.PathLike[str] | None
+          ) -> PinBook | None:
+    known = known_dir(_cache_root(cache_dir), backend.url)
+    return None if known is None else PinBook(known, name, config_mod.load(backend).store_id)
+
+
+def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
+    return Path(cache_dir) if cache_dir is not None else default_cache_dir()
+
+
+def _forget_copies(backend: Backend, name: str,
+                   cache_dir: str | os.PathLike[str] | None) -> None:
+    """Drop this machine's local copies of ``name``'s create-only records (the refs
+    cache of store.open): they were read from the project before the change."""
+    where = hashlib.sha256(backend.url.encode()).hexdigest()[:16]
+    for folder in (_cache_root(cache_dir) / "refs").glob(f"*-{where}"):
+        shutil.rmtree(folder / "projects" / name, ignore_errors=True)
 
 
 def add_member(name: str | None, who: PublicIdentity | str,

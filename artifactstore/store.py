@@ -36,6 +36,7 @@ from artifactstore.backends import (
 from artifactstore.backends.immutable_cache import ImmutableCacheBackend
 from artifactstore.backends.retry import RetryingBackend
 from artifactstore.catalog import Catalog, RunInfo
+from artifactstore.clientstate import known_dir
 from artifactstore.digest import Digest
 from artifactstore.discovery import DEFAULT_SOURCE, discover
 from artifactstore.errors import (
@@ -78,6 +79,7 @@ from artifactstore.objects.config import StoreConfig, create_or_load
 from artifactstore.objects.config import load as load_config
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore, Progress, default_cache_dir
+from artifactstore.pins import PinBook
 from artifactstore.privatefiles import private_folder
 from artifactstore.references import describe_reference
 from artifactstore.statcache import StatCache
@@ -966,6 +968,13 @@ class _Opening:
                                else ())
 
 
+def _pins(url: str, project: str, objects: ObjectStore,
+          cache_dir: str | os.PathLike[str] | None) -> PinBook | None:
+    """This machine's pin of ``project`` (pins.py); None for a memory store."""
+    known = known_dir(Path(cache_dir) if cache_dir is not None else default_cache_dir(), url)
+    return None if known is None else PinBook(known, project, objects.config.store_id)
+
+
 def open(
     url: str | None = None,
     project: str | None = None,
@@ -1034,6 +1043,7 @@ def _open(how: _Opening, *, create: bool) -> tuple[Store, bool]:
         # Opening never creates a project (read-only media, read commands): the first
         # write opens again with creation (Store._ensure_writable).
         may_create=create and backend.supports_atomic_create, passphrase=how.passphrase,
+        pins=_pins(backend.url, how.project, objects, how.cache_dir),
     )
     pending = None if create or access.info is not None else how
     if pending is not None:

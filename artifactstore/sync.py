@@ -56,9 +56,8 @@ from artifactstore.errors import (
 from artifactstore.model.names import validate_project_name
 from artifactstore.model.projects import ProjectKeys
 from artifactstore.model.tree import FileEntry, iter_entries
-from artifactstore.model.versions import VersionLog, read_ref, require_atomic_create
+from artifactstore.model.versions import VersionLog, require_atomic_create
 from artifactstore.objects.config import StoreConfig
-from artifactstore.objects.envelope import Kind
 from artifactstore.objects.gcrecords import GcLock
 from artifactstore.objects.index import decode_index
 from artifactstore.objects.layout import CONFIG_KEY, PLAIN_DOMAIN, pack_prefix, parse_id_key
@@ -510,11 +509,7 @@ class _Syncer:
         only add a domain of SRC's bytes to the copy."""
         assert self.project is not None
         keys = ProjectKeys(self.src, self.project, None)
-        domains = []
-        for epoch in keys.epochs():
-            key = f"projects/{self.project}/keys/{epoch:010d}/info"
-            domains.append(read_ref(self.src, key, Kind.KEY_EPOCH).raw_bytes("key_id").hex())
-        return domains
+        return [key_id.hex() for _, key_id in sorted(keys.key_ids().items())]
 
     def _listed(self, prefixes: Iterable[str]) -> tuple[dict[str, _Domain], dict[str, set[str]]]:
         """Source domains (every pack and index key) and destination keys, by domain."""

@@ -24,7 +24,8 @@ from typing import Any
 from artifactstore import encoding
 from artifactstore.backends.temps import stale_temps
 from artifactstore.digest import Digest, hash_bytes
-from artifactstore.domains import open_domains
+from artifactstore.discovery import discover
+from artifactstore.domains import Domains, open_domains
 from artifactstore.errors import (
     AccessDeniedError,
     ArtifactStoreError,
@@ -32,6 +33,8 @@ from artifactstore.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from artifactstore.model.names import validate_project_name
+from artifactstore.model.projectcheck import check_project
 from artifactstore.model.refs import VersionRecord
 from artifactstore.model.tree import FileEntry, iter_entries
 from artifactstore.objects.check import Damage, DamageSummary, DomainReport, check_domain
@@ -156,7 +159,7 @@ class StoreReport(DamageSummary):
                 lines.append(f"{d}: affects " + ", ".join(
                     f"{ref} ({', '.join(paths[:3])}{', …' if len(paths) > 3 else ''})"
                     for ref, paths in refs.items()))
-            elif self.project is not None:
+            elif self.project is not None and d.kind not in ("project", "project record"):
                 lines.append(f"{d}: no version of project {self.project!r} uses it")
             else:
                 lines.append(str(d))
@@ -205,7 +208,21 @@ def verify_store(url: str | None = None, project: str | None = None,
         if found.store is not None:
             _Walk(scans, report).project(found.store)
         report.stale_temps = len(stale_temps(found.backend, found.config.commit_window))
+        report.found += _project_damage(found, project, url)
     return report
+
+
+def _project_damage(found: Domains, project: str | None, url: str | None) -> list[Damage]:
+    """The project's records that are forged, planted, contradictory or missing
+    (model/projectcheck.py), and why the project could not be opened as trusted."""
+    name = found.store.project if found.store is not None else validate_project_name(
+        project or discover(url).project or "default")
+    damage = [Damage("project record", f.key, f"{f.problem}; {f.affects}")
+              for f in check_project(found.backend, name)]
+    if found.refused is not None:
+        damage.append(Damage("project", name,
+                             f"cannot be opened as trusted: {found.refused}"))
+    return damage
 
 
 class _Walk:
@@ -223,7 +240,13 @@ class _Walk:
         self._cached = 0
 
     def project(self, store: Store) -> None:
-        for name in store.refs.artifacts():
+        try:
+            names = list(store.refs.artifacts())
+        except AccessDeniedError as exc:  # e.g. a key epoch's info is missing: named below
+            names = []
+            self._note(Damage("project", store.project, "has records this identity cannot "
+                              "open", str(exc)))
+        for name in names:
             try:
                 records = store.refs.versions(name)
             except NotFoundError:

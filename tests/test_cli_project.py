@@ -239,13 +239,15 @@ def test_show_names_and_defaults(url: str, become: Become,
     code, out, _ = cli(capsys, "project", "show", "--project", "named", "--store", url)
     assert code == 0
     assert out.splitlines()[0].startswith("project named: private, created ")
-    assert out.splitlines()[1:] == ["  members (1):", f"    {alice.fingerprint} (you)"]
+    assert out.splitlines()[1:] == ["  members (1):", f"    {alice.fingerprint} (you)",
+                                    "  pin: none on this machine yet (the first open pins it)"]
     assert cli_json(capsys, "project", "show", "named", "--project", "x",
                     "--store", url)[1]["project"] == "named"
     code, shown = cli_json(capsys, "project", "show", "--store", url)
     assert code == 0
     assert shown == {"project": "default", "visibility": "public", "created_at": None,
-                     "members": [], "epochs": 0}
+                     "members": [], "epochs": 0, "pinned": False, "pin_matches": True,
+                     "pin_changes": []}
     code, out, _ = cli(capsys, "project", "show", "nothing-yet", "--store", url)
     assert (code, out) == (0, "project nothing-yet: public (no record)\n")
 

@@ -36,7 +36,7 @@ API_MODULES = (
     "catalog", "run", "lineage", "audit", "access", "projects", "identity", "localtree",
     "verify", "repair", "domains",
     "sync", "relog", "gc", "lifecycle", "reencrypt", "statcache",
-    "exporting", "exportreader", "importing",
+    "exporting", "exportreader", "importing", "clientstate", "pins",
 )  # fmt: skip
 
 # (layer, exact module names, name prefixes): a module is in a layer if its
@@ -86,7 +86,7 @@ def layer_of(module: str) -> str | None:
     """The layer of an artifactstore module, "testing", or None if unassigned."""
     if module == TESTING or module.startswith(TESTING + "."):
         return "testing"
-    if module.startswith(f"{PACKAGE}.cli"):
+    if module.startswith(f"{PACKAGE}.cli") and module != f"{PACKAGE}.clientstate":
         return "cli"
     for name, exact, prefixes in LAYERS:
         if module in exact or any(module.startswith(p + ".") for p in prefixes):

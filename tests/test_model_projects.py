@@ -4,7 +4,9 @@ what a bucket writer who is not a member cannot do."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,7 @@ from artifactstore.model.records import RecordCodec
 from artifactstore.model.refs import Refs
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.testing.keys import CHEAP_SCRYPT
+from artifactstore.testing.oldlayout import create_old_layout
 
 DIGEST = Digest(bytes(range(32)))
 
@@ -48,13 +51,28 @@ def backend() -> MemoryBackend:
     return MemoryBackend(f"projects-{uuid.uuid4().hex}")
 
 
+Make = Callable[..., dict[int, bytes]]
+
+
+@pytest.fixture(params=["genesis", "old-layout"])
+def make(request: pytest.FixtureRequest) -> Make:
+    """Create a project as this version does (one genesis record) or as stores made
+    before it hold it (separate objects): both must keep working."""
+    def make(keys: ProjectKeys, visibility: str, creator: Member,
+             **options: Any) -> dict[int, bytes]:
+        if request.param == "old-layout":
+            return create_old_layout(keys, visibility, creator, **options)
+        return keys.create(visibility, creator, **options)
+    return make
+
+
 def test_a_project_without_record_is_public(backend: MemoryBackend) -> None:
     assert Person.new().projects(backend).info() is None
 
 
-def test_private_project_round_trip(backend: MemoryBackend) -> None:
+def test_private_project_round_trip(make: Make, backend: MemoryBackend) -> None:
     alice = Person.new()
-    keys = alice.projects(backend).create("private", alice.member)
+    keys = make(alice.projects(backend), "private", alice.member)
     info = alice.projects(backend).info()
     assert info is not None
     assert (info.visibility, info.creator, info.encrypted) == ("private", alice.member, True)
@@ -64,10 +82,10 @@ def test_private_project_round_trip(backend: MemoryBackend) -> None:
         alice.projects(backend).create("private", alice.member)
 
 
-def test_members_add_and_remove_rotate_the_key(backend: MemoryBackend) -> None:
+def test_members_add_and_remove_rotate_the_key(make: Make, backend: MemoryBackend) -> None:
     alice, bob = Person.new(), Person.new()
     projects = alice.projects(backend)
-    keys = projects.create("team", alice.member)
+    keys = make(projects, "team", alice.member)
     with pytest.raises(AccessDeniedError, match="not a member"):
         bob.projects(backend).unlock(bob.x25519_private, bob.member)
     projects.add_member(bob.member, keys)
@@ -86,10 +104,10 @@ def test_members_add_and_remove_rotate_the_key(backend: MemoryBackend) -> None:
 
 
 def test_data_logged_after_removal_is_unreadable_to_the_removed(
-        backend: MemoryBackend) -> None:
+        make: Make,         backend: MemoryBackend) -> None:
     alice, bob = Person.new(), Person.new()
     projects = alice.projects(backend)
-    keys = projects.create("team", alice.member)
+    keys = make(projects, "team", alice.member)
     projects.add_member(bob.member, keys)
     projects.remove_member(bob.member)
     ring = projects.ring(projects.unlock(alice.x25519_private, alice.member))
@@ -101,9 +119,9 @@ def test_data_logged_after_removal_is_unreadable_to_the_removed(
 
 
 def test_the_recovery_passphrase_reads_and_can_add_a_new_identity(
-        backend: MemoryBackend) -> None:
+        make: Make,         backend: MemoryBackend) -> None:
     alice, newcomer = Person.new(), Person.new()
-    keys = alice.projects(backend).create("private", alice.member, passphrase="horse",
+    keys = make(alice.projects(backend), "private", alice.member, passphrase="horse",
                                           scrypt=CHEAP_SCRYPT)
     assert alice.projects(backend).unlock_with_passphrase("horse") == keys
     with pytest.raises(AccessDeniedError, match="wrong passphrase"):
@@ -119,50 +137,52 @@ def test_the_recovery_passphrase_reads_and_can_add_a_new_identity(
     assert set(alice.projects(backend).unlock_with_passphrase("horse")) == {0, 1}
 
 
-def test_forged_member_events_are_refused(backend: MemoryBackend) -> None:
+def test_forged_member_events_are_refused(make: Make, backend: MemoryBackend) -> None:
     alice, mallory = Person.new(), Person.new()
-    alice.projects(backend).create("private", alice.member)
+    make(alice.projects(backend), "private", alice.member)
     # Mallory can write to the bucket and signs an "add me" event with her own key.
     mallory.projects(backend)._append_member("add", mallory.member, epoch=0)
     with pytest.raises(IntegrityError, match="not signed by a member"):
         alice.projects(backend).members()
 
 
-def test_a_planted_key_epoch_is_refused(backend: MemoryBackend) -> None:
+def test_a_planted_key_epoch_is_refused(make: Make, backend: MemoryBackend) -> None:
     alice, mallory = Person.new(), Person.new()
-    alice.projects(backend).create("private", alice.member)
+    make(alice.projects(backend), "private", alice.member)
     # Mallory adds epoch 1 with a key she knows, wrapped for Alice.
     mallory.projects(backend)._write_epoch(1, generate_key(), [alice.member])
     with pytest.raises(IntegrityError, match="not signed by a project member"):
         alice.projects(backend).unlock(alice.x25519_private, alice.member)
 
 
-def test_a_swapped_slot_is_refused(backend: MemoryBackend) -> None:
+def test_a_swapped_slot_is_refused(make: Make, backend: MemoryBackend) -> None:
     alice = Person.new()
     projects = alice.projects(backend)
-    projects.create("private", alice.member)
+    make(projects, "private", alice.member)
+    projects.rotate()
     other = MemoryBackend(f"projects-{uuid.uuid4().hex}")
-    alice.projects(other).create("private", alice.member)
-    slot = f"projects/p/keys/{0:010d}/slots/{alice.member.fingerprint}"
+    make(alice.projects(other), "private", alice.member)
+    alice.projects(other).rotate()
+    slot = f"projects/p/keys/{1:010d}/slots/{alice.member.fingerprint}"
     backend.put(slot, other.get(slot))  # a valid slot of another project, same person
     with pytest.raises(IntegrityError, match="holds another key"):
         projects.unlock(alice.x25519_private, alice.member)
 
 
-def test_public_projects_have_members_but_no_keys(backend: MemoryBackend) -> None:
+def test_public_projects_have_members_but_no_keys(make: Make, backend: MemoryBackend) -> None:
     alice, bob = Person.new(), Person.new()
     projects = alice.projects(backend)
-    assert projects.create("public", alice.member) == {}
+    assert make(projects, "public", alice.member) == {}
     projects.add_member(bob.member, {})
     assert projects.members() == [alice.member, bob.member]
     assert projects.epochs() == []
     assert projects.remove_member(bob.member) is None
 
 
-def test_the_ring_derives_names_from_epoch_zero(backend: MemoryBackend) -> None:
+def test_the_ring_derives_names_from_epoch_zero(make: Make, backend: MemoryBackend) -> None:
     alice = Person.new()
     projects = alice.projects(backend)
-    keys = projects.create("private", alice.member)
+    keys = make(projects, "private", alice.member)
     ring = projects.ring(keys)
     assert ring.current == DomainKeys.from_epoch_key(keys[0])
     with pytest.raises(AccessDeniedError, match="first key epoch"):

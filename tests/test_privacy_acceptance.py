@@ -21,10 +21,11 @@ from artifactstore.errors import (
     IntegrityError,
     ReadOnlyError,
 )
-from artifactstore.identity import load_or_create_identity
+from artifactstore.identity import load_identity, load_or_create_identity
+from artifactstore.model.records import RecordCodec
 from artifactstore.model.versions import version_key
 from artifactstore.objects.envelope import Kind, seal
-from artifactstore.projects import add_member, create_project, remove_member
+from artifactstore.projects import add_member, create_project, rekey_project, remove_member
 from artifactstore.repository import verify_objects
 from artifactstore.testing.servers import MotoS3Server
 
@@ -79,7 +80,7 @@ def assert_nothing_leaks(backend_url: str, options: dict[str, Any],
         digest = blake3.blake3(data).digest()
         needles += [digest, digest.hex().encode()]
     keys = list(backend.list(""))
-    assert len(keys) > 10
+    assert len(keys) > 8
     for key in keys:
         assert MARKER not in key, key
         stored = backend.get(key)
@@ -166,13 +167,20 @@ def read_everything(url: str, cache: Path, out: Path) -> None:
 def test_every_stored_object_of_a_private_project_is_authenticated(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = str(tmp_path / "store")
+    bob = identity_line(monkeypatch, tmp_path, "bob")
     with person(monkeypatch, tmp_path, "alice"):
         new_project(url, "lab")
+        # a member event, a key epoch and slots as objects (epoch 0 is in the genesis)
+        add_member("lab", bob, url)
+        rekey_project("lab", url)
         with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c") as store:
             log_secrets(store, tmp_path)
         read_everything(url, tmp_path / "c0", tmp_path / "o0")
         backend = open_backend(url)
-        keys = [k for k in backend.list("") if k != "config"]
+        me = load_identity().public.fingerprint  # Bob's slots are Bob's to read
+        keys = [k for k in backend.list("")
+                if k != "config" and not k.startswith("projects/default/")
+                and ("/slots/" not in k or k.endswith(me))]
         kinds_seen: set[int] = set()
         for n, key in enumerate(keys):
             original = backend.get(key)
@@ -221,11 +229,23 @@ def test_audit_flags_forged_and_outsider_signatures(tmp_path: Path,
             assert report.ok, report.flags
             assert report.version["signed_by"] == store.signers()[
                 store.refs.codec.signer.public_bytes]  # type: ignore[union-attr]
-    # Mallory can write to the bucket but is not a member.
+    # Mallory can write to the bucket but is not a member: the client refuses to write
+    # for her, so she plants a record signed by her own key herself.
     with person(monkeypatch, tmp_path, "mallory"), \
             artifactstore.open(url, project="open-lab", cache_dir=tmp_path / "m") as store:
         (tmp_path / "f.txt").write_text("planted")
-        store.log_artifact(tmp_path / "f.txt", name="notes", type="text")
+        with pytest.raises(AccessDeniedError, match="not a member"):
+            store.log_artifact(tmp_path / "f.txt", name="notes", type="text")
+    backend = open_backend(url)
+    body = encoding.unpack(encoding.unpack(
+        backend.get(version_key("open-lab", "notes", 0))[8:])["body"])
+    body["number"] = 1
+    with person(monkeypatch, tmp_path, "mallory"):
+        v1 = version_key("open-lab", "notes", 1)
+        backend.put(v1, RecordCodec(signer=load_identity().signing_key).seal(
+            Kind.VERSION, v1, body))
+    with person(monkeypatch, tmp_path, "mallory"), \
+            artifactstore.open(url, project="open-lab", cache_dir=tmp_path / "m2") as store:
         flags = {(f.code, f.subject) for f in store.audit("notes:v1").flags}
         assert ("signer-not-member", "notes:v1") in flags
     # Forge: keep Alice's signature, change the body of v0.
@@ -284,9 +304,10 @@ def test_a_public_project_reads_over_http_read_only(tmp_path: Path,
         version = store.artifact("notes:latest")
         assert version.open("f.txt").read() == b"for everyone"
         assert version.record.signature.state == "valid"
-        with pytest.raises(ReadOnlyError, match="read-only"):
+        # Read-only, and not a member either (only members write): either refusal stands.
+        with pytest.raises((ReadOnlyError, AccessDeniedError), match=r"read-only|not a member"):
             store.log_artifact(tmp_path / "f.txt", name="other", type="text")
-        with pytest.raises(ReadOnlyError, match="read-only"):
+        with pytest.raises((ReadOnlyError, AccessDeniedError), match=r"read-only|not a member"):
             store.set_alias("notes:latest", "mine")
 
 

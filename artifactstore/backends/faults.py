@@ -13,7 +13,10 @@ injected are public for assertions.
 
 from __future__ import annotations
 
+import os
 import random
+import re
+import signal
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -56,6 +59,7 @@ class FaultInjectingBackend(BackendWrapper):
         fail_list_after: int | None = None,
         fail_listings: Iterable[int] | None = None,
         lost_response: bool = False,
+        kill_after: str | None = None,
     ) -> None:
         """Configure the faults (all off by default).
 
@@ -74,6 +78,9 @@ class FaultInjectingBackend(BackendWrapper):
           in ``fail_listings`` when it is given, else every listing.
         * ``lost_response``: injected failures of writes and deletes happen
           *after* the inner call succeeded (the response was lost).
+        * ``kill_after``: a regular expression; right after the first write whose
+          key it matches in full reaches the inner backend, the process SIGKILLs
+          itself (a crash at exactly that point, for tests run in a subprocess).
         """
         if operation is not None and operation not in OPERATIONS:
             raise InvalidInputError(f"unknown operation {operation!r}; one of {sorted(OPERATIONS)}")
@@ -89,6 +96,7 @@ class FaultInjectingBackend(BackendWrapper):
         self._fail_list_after = fail_list_after
         self._fail_listings = None if fail_listings is None else frozenset(fail_listings)
         self._lost_response = lost_response
+        self._kill_after = None if kill_after is None else re.compile(kill_after)
         self._lock = threading.Lock()
         #: calls made, per operation
         self.calls: Counter[str] = Counter()
@@ -185,7 +193,10 @@ class FaultInjectingBackend(BackendWrapper):
             self._writes += 1
             truncate = self._writes in self._truncate_writes
         if not truncate:
-            return self._run(op, key, lambda: fn(key, data))
+            result = self._run(op, key, lambda: fn(key, data))
+            if self._kill_after is not None and self._kill_after.fullmatch(key):
+                os.kill(os.getpid(), signal.SIGKILL)  # the crash under test
+            return result
         self._decide(op)
         keep = len(data) // 2 if self._truncate_to is None else self._truncate_to
         fn(key, data[:keep])

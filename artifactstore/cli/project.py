@@ -1,4 +1,4 @@
-"""Commands over projects: project create, show, members add, members rm.
+"""Commands over projects: project create, show, trust, members add, members rm.
 
 Vocabulary: see :mod:`artifactstore.projects`. A member is named by their
 **public line** (``asid1… name``, from ``artifactstore identity show``; pass it
@@ -24,6 +24,7 @@ from artifactstore.projects import (
     rekey_project,
     remove_member,
     show_project,
+    trust_project,
 )
 
 VISIBILITIES = ("private", "team", "public")
@@ -52,6 +53,13 @@ def _show(args: argparse.Namespace, summary: ProjectSummary, *,
             print(f"  members ({len(summary.members)}):")
             for fingerprint in summary.members:
                 print(f"    {fingerprint}" + (" (you)" if fingerprint == me else ""))
+            if not summary.pinned:
+                print("  pin: none on this machine yet (the first open pins it)")
+            elif summary.pin_matches:
+                print("  pin: matches what this machine pinned")
+            else:
+                print(f"  pin: DIFFERS: {'; '.join(summary.pin_changes)}; if a member did "
+                      f"this on purpose, run 'artifactstore project trust {summary.project}'")
     return summary.as_dict()
 
 
@@ -91,6 +99,24 @@ def project_create(args: argparse.Namespace) -> dict[str, Any]:
 
 def project_show(args: argparse.Namespace) -> dict[str, Any]:
     return _show(args, show_project(args.name or args.project, args.store), changed=False)
+
+
+def project_trust(args: argparse.Namespace) -> dict[str, Any]:
+    name = args.name or args.project or "default"
+    before = show_project(name, args.store)
+    old, new = trust_project(name, args.store)
+    if not args.json and not args.quiet:
+        if old is None:
+            print(f"project {name}: no pin on this machine before")
+        else:
+            print(f"project {name}: pinned {old.first_seen}: {old.visibility}, creator "
+                  f"{old.creator}, key epochs up to {old.epoch}")
+            for change in before.pin_changes:
+                print(f"  changed: {change}")
+        print(f"now pinned: {new.visibility}, creator {new.creator}, key epochs up to "
+              f"{new.epoch} (high-water marks of this project forgotten)")
+    return {"project": name, "before": None if old is None else old.as_dict(),
+            "changes": list(before.pin_changes), "pin": new.as_dict()}
 
 
 def members_add(args: argparse.Namespace) -> dict[str, Any]:
@@ -158,6 +184,14 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     a.set_defaults(handler=project_show)
     a.add_argument("name", metavar="NAME", nargs="?",
                    help="the project (default: --project, else 'default')")
+    a = sub.add_parser("trust", parents=[common],
+                       help="after checking a deliberate change (a member re-created the "
+                            "project, restored it from a backup): show what this machine "
+                            "pinned and what the store says now, forget the pin and the "
+                            "high-water marks, and pin the project as it is now")
+    a.set_defaults(handler=project_trust)
+    a.add_argument("name", metavar="NAME", nargs="?",
+                   help="the project (default: --project, else 'default')")
     a = sub.add_parser("members", parents=[common], help="add or remove a member")
     members = a.add_subparsers(dest="members_command", required=True, metavar="ACTION")
     m = members.add_parser("add", parents=[common],
@@ -169,7 +203,8 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
                            help="remove a member; an encrypted project starts a new key epoch "
                                 "(--project P)")
     m.set_defaults(handler=members_rm)
-    m.add_argument("who", metavar="PUBLIC_LINE|FINGERPRINT")
+    m.add_argument("who", metavar="PUBLIC_LINE|FINGERPRINT",
+                   help="their public line, or their fingerprint as 'project show' lists it")
     a = sub.add_parser("rekey", parents=[common],
                        help="start a new key epoch; --reencrypt also re-encrypts every "
                             "older version so old keys open nothing left in the bucket")

@@ -5,6 +5,12 @@ Vocabulary:
 - **project record** (``projects/<p>/project``): the visibility (public, private,
   team) and the creator, written once. A project without one is public (every
   store made before it).
+- **genesis**: what a project record written since issue 14 also holds, so that
+  creating a project is ONE ``put_if_absent`` (no crash point between objects):
+  the initial members (member event 0), and for private/team projects key epoch
+  0's key id, the slots of every initial member and the recovery parameters. A
+  record without it is the **old layout** (those lived in separate objects), which
+  keeps reading; nothing new is written that way.
 - **member**: an identity's two public keys (X25519 to receive keys, Ed25519 to
   sign), named by its **fingerprint**. Membership is the replay of the **member
   events** ``projects/<p>/members/<seq>`` (add or remove), each signed by a
@@ -32,7 +38,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -47,7 +53,7 @@ from artifactstore.crypto import (
     wrap_key,
     x25519_public,
 )
-from artifactstore.digest import derive_key
+from artifactstore.digest import derive_key, hash_bytes
 from artifactstore.errors import (
     AccessDeniedError,
     AlreadyExistsError,
@@ -62,7 +68,7 @@ from artifactstore.model.versions import NONCE_SIZE, Fields, now, read_ref, seq_
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import Kind
 
-__all__ = ["Member", "ProjectInfo", "ProjectKeys", "Visibility", "immutable_project_key"]
+__all__ = ["Genesis", "Member", "ProjectInfo", "ProjectKeys", "Visibility", "immutable_project_key"]
 
 Visibility = Literal["public", "private", "team"]
 VISIBILITIES: Final = ("public", "private", "team")
@@ -103,12 +109,29 @@ class Member:
 
 
 @dataclass(frozen=True, slots=True)
+class Genesis:
+    """The first state of a project, inside its record (design §13.1)."""
+
+    members: tuple[Member, ...]
+    #: epoch 0's key id (None for a public project)
+    key_id: bytes | None
+    #: fingerprint -> epoch 0's key wrapped for that initial member
+    slots: Mapping[str, WrappedKey]
+    #: the recovery body (scrypt, salt, member) with a passphrase, else None
+    recovery: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
 class ProjectInfo:
     project: str
     visibility: Visibility
     created_at: str
     creator: Member
     signature: Signature
+    #: None for a record of the old layout (members/0, keys/0/info... as objects)
+    genesis: Genesis | None = None
+    #: BLAKE3 of the stored record's bytes, what a client pins (pins.py)
+    digest: str = ""
 
     @property
     def encrypted(self) -> bool:
@@ -125,6 +148,32 @@ def immutable_project_key(key: str) -> bool:
     """Whether ``key`` is a create-only project object (record, member event, key epoch,
     key slot), so a reader may keep a local copy of it."""
     return _IMMUTABLE.fullmatch(key) is not None
+
+
+def _genesis(value: object, key: str, visibility: str) -> Genesis:
+    if not isinstance(value, dict):
+        raise IntegrityError(f"ref {key} is malformed: bad genesis")
+    members = value.get("members")
+    if not isinstance(members, list) or not members:
+        raise IntegrityError(f"ref {key} is malformed: a genesis without members")
+    key_id, slots, recovery = value.get("key_id"), value.get("slots"), value.get("recovery")
+    if not isinstance(slots, dict) or (recovery is not None and not isinstance(recovery, dict)):
+        raise IntegrityError(f"ref {key} is malformed: bad genesis slots")
+    # Why: a "public" genesis that carries a key (or an encrypted one without) contradicts
+    # itself; readers would otherwise pick whichever half suits an attacker.
+    if (visibility == "public") != (key_id is None) or (key_id is None and (slots or recovery)):
+        raise IntegrityError(f"ref {key} contradicts itself: a {visibility} project "
+                             f"{'with' if key_id is not None else 'without'} a key epoch")
+    if key_id is not None and (type(key_id) is not bytes or len(key_id) != 16):
+        raise IntegrityError(f"ref {key} is malformed: bad genesis key id")
+    wrapped = {}
+    for fingerprint, slot in slots.items():
+        if (not isinstance(fingerprint, str) or not isinstance(slot, dict)
+                or type(slot.get("ephemeral")) is not bytes
+                or type(slot.get("sealed")) is not bytes):
+            raise IntegrityError(f"ref {key} is malformed: bad genesis slot")
+        wrapped[fingerprint] = WrappedKey(slot["ephemeral"], slot["sealed"])
+    return Genesis(tuple(_member(m, key) for m in members), key_id, wrapped, recovery)
 
 
 def _member(value: object, key: str) -> Member:
@@ -146,6 +195,11 @@ class ProjectKeys:
         self._prefix = f"projects/{self._project}/"
         self._replayed: tuple[list[Member], dict[bytes, str]] | None = None
         self._listed_epochs: list[int] | None = None
+        self._info: tuple[ProjectInfo | None] | None = None
+
+    @property
+    def signer(self) -> SigningKey | None:
+        return self._signer
 
     # -- keys of the objects -----------------------------------------------------------
 
@@ -169,7 +223,11 @@ class ProjectKeys:
         return self._backend.put_if_absent(key, self._codec.seal(kind, key, payload))
 
     def _read(self, kind: Kind, key: str) -> Fields:
-        f = read_ref(self._backend, key, kind, self._codec)
+        return self._decode(kind, key, self._backend.get(key))
+
+    def _decode(self, kind: Kind, key: str, data: bytes) -> Fields:
+        body, signature = self._codec.open(kind, key, data)
+        f = Fields(body, key, signature)
         f.expect("project", self._project)
         if f.signature.state != "valid":
             # Everything here is signed by the member who wrote it (who is checked by
@@ -182,26 +240,40 @@ class ProjectKeys:
 
     def info(self) -> ProjectInfo | None:
         """The project record, or None for a project made before records (public)."""
+        if self._info is None:
+            self._info = (self._read_info(),)
+        return self._info[0]
+
+    def _read_info(self) -> ProjectInfo | None:
         key = self._record_key()
         try:
-            f = self._read(Kind.PROJECT, key)
+            data = self._backend.get(key)
         except NotFoundError:
             return None
+        f = self._decode(Kind.PROJECT, key, data)
         visibility = f.text("visibility")
         if visibility not in VISIBILITIES:
             raise IntegrityError(f"ref {key} is malformed: unknown visibility {visibility!r:.20}")
         creator = _member(f.mapping("creator"), key)
         if f.signature.state != "valid" or f.signature.signer != creator.ed25519:
             raise IntegrityError(f"ref {key} is not signed by its creator: it was tampered with")
+        genesis = f.opt_mapping("genesis")
+        found = None if genesis is None else _genesis(genesis, key, visibility)
+        if found is not None and creator not in found.members:
+            raise IntegrityError(f"ref {key} is malformed: its creator is not a member")
         return ProjectInfo(self._project, visibility,  # type: ignore[arg-type]
-                           f.text("created_at"), creator, f.signature)
+                           f.text("created_at"), creator, f.signature, found,
+                           hash_bytes(data).raw.hex())
 
-    def create(self, visibility: str, creator: Member, *, passphrase: str | None = None,
+    def create(self, visibility: str, creator: Member, *, members: Iterable[Member] = (),
+               passphrase: str | None = None,
                scrypt: ScryptParams | None = None) -> dict[int, bytes]:
-        """Write the project record; for private/team, epoch 0 and the creator's slot.
+        """Write the project record with its genesis: ONE ``put_if_absent`` (design §13.1).
 
-        Returns the epoch keys ({} for a public project). AlreadyExistsError if the
-        project has a record.
+        The genesis holds the initial members (``creator``, the recovery member with a
+        ``passphrase``, ``members``) and, for private/team, epoch 0's key id and every
+        initial member's slot. Returns the epoch keys ({} for a public project).
+        AlreadyExistsError if the project has a record (another creator won).
         """
         if visibility not in VISIBILITIES:
             raise InvalidInputError(f"unknown visibility {visibility!r}: use "
@@ -210,46 +282,56 @@ class ProjectKeys:
             raise InvalidInputError("the creator must sign with its own identity")
         if passphrase is not None and visibility == "public":
             raise InvalidInputError("a public project has no key to protect with a passphrase")
-        key = self._record_key()
-        if not self._create(Kind.PROJECT, key, {"visibility": visibility, "created_at": now(),
-                                                "creator": creator.as_body()}):
-            raise AlreadyExistsError(f"project {self._project!r} already exists; "
-                                     "see 'artifactstore project show'")
-        self._append_member("add", creator, epoch=None if visibility == "public" else 0)
-        if visibility == "public":
-            return {}
-        epoch_key = generate_key()
-        members = [creator]
+        initial = list(dict.fromkeys([creator, *members]))
+        recovery_body = None
         if passphrase is not None:
             params, salt = scrypt or ScryptParams(), os.urandom(32)
             recovery = recovery_keys(passphrase, params, salt).member
-            self._create(Kind.KEY_SLOT, self._recovery_key(), {
-                "scrypt": {"log_n": params.log_n, "r": params.r, "p": params.p},
-                "salt": salt, "member": recovery.as_body(),
-            })
-            self._append_member("add", recovery, epoch=0)
-            members.append(recovery)
-        self._write_epoch(0, epoch_key, members)
-        return {0: epoch_key}
+            recovery_body = {"scrypt": {"log_n": params.log_n, "r": params.r, "p": params.p},
+                             "salt": salt, "member": recovery.as_body()}
+            initial.insert(1, recovery)
+        epoch_keys: dict[int, bytes] = {}
+        key_id = None
+        slots: dict[str, dict[str, bytes]] = {}
+        if visibility != "public":
+            epoch_keys[0] = generate_key()
+            key_id = DomainKeys.from_epoch_key(epoch_keys[0]).key_id
+            for member in initial:
+                wrapped = wrap_key(member.x25519, epoch_keys[0])
+                slots[member.fingerprint] = {"ephemeral": wrapped.ephemeral,
+                                             "sealed": wrapped.sealed}
+        genesis = {"members": [m.as_body() for m in initial], "key_id": key_id,
+                   "slots": slots, "recovery": recovery_body}
+        self._info = self._replayed = self._listed_epochs = None
+        if not self._create(Kind.PROJECT, self._record_key(), {
+                "visibility": visibility, "created_at": now(),
+                "creator": creator.as_body(), "genesis": genesis}):
+            raise AlreadyExistsError(f"project {self._project!r} already exists; "
+                                     "see 'artifactstore project show'")
+        return epoch_keys
 
     # -- members ----------------------------------------------------------------------
 
+    def member_seqs(self) -> list[int]:
+        """The seqs of the member events in the store (listed), in order."""
+        prefix = f"{self._prefix}members/"
+        return sorted(s for s in (seq_of(k[len(prefix):]) for k in self._backend.list(prefix))
+                      if s is not None)
+
+    def member_event(self, seq: int) -> tuple[int, str, Member, int | None, Signature]:
+        """``(seq, action, member, epoch, signature)`` of one event (signature checked,
+        signer not: that is the replay's job)."""
+        key = self._member_key(seq)
+        f = self._read(Kind.MEMBER_EVENT, key)
+        f.expect("seq", seq)
+        action = f.text("action")
+        if action not in ("add", "remove"):
+            raise IntegrityError(f"ref {key} is malformed: unknown action {action!r:.20}")
+        return seq, action, _member(f.mapping("member"), key), f.opt_count("epoch"), f.signature
+
     def member_events(self) -> list[tuple[int, str, Member, int | None, Signature]]:
         """``(seq, action, member, epoch, signature)`` in order."""
-        prefix = f"{self._prefix}members/"
-        seqs = sorted(s for s in (seq_of(k[len(prefix):]) for k in self._backend.list(prefix))
-                      if s is not None)
-        events = []
-        for seq in seqs:
-            key = self._member_key(seq)
-            f = self._read(Kind.MEMBER_EVENT, key)
-            f.expect("seq", seq)
-            action = f.text("action")
-            if action not in ("add", "remove"):
-                raise IntegrityError(f"ref {key} is malformed: unknown action {action!r:.20}")
-            events.append((seq, action, _member(f.mapping("member"), key),
-                           f.opt_count("epoch"), f.signature))
-        return events
+        return [self.member_event(seq) for seq in self.member_seqs()]
 
     def members(self) -> list[Member]:
         """Current members, in the order they joined; an event not signed by a member
@@ -272,9 +354,15 @@ class ProjectKeys:
         info = self.info()
         if info is None:
             return [], {}
-        current: list[Member] = []
-        trusted = {info.creator.ed25519: info.creator.fingerprint}
+        genesis = info.genesis
+        current: list[Member] = [] if genesis is None else list(genesis.members)
+        trusted = {m.ed25519: m.fingerprint for m in [info.creator, *current]}
         for seq, action, member, _, signature in self.member_events():
+            if genesis is not None and seq == 0:
+                # Why: the genesis is event 0; a second one can only have been planted.
+                raise IntegrityError(
+                    f"member event 0 of project {self._project!r} exists beside its genesis: "
+                    "it was planted; run 'artifactstore verify'")
             signers = [info.creator] if seq == 0 else current
             if signature.state != "valid" or all(m.ed25519 != signature.signer for m in signers):
                 # Why: a bucket writer could otherwise add themselves (or drop a member).
@@ -293,7 +381,9 @@ class ProjectKeys:
         prefix = f"{self._prefix}members/"
         seqs = [s for s in (seq_of(k[len(prefix):]) for k in self._backend.list(prefix))
                 if s is not None]
-        seq = max(seqs) + 1 if seqs else 0
+        info = self.info()
+        first = 1 if info is not None and info.genesis is not None else 0  # genesis = event 0
+        seq = max(seqs) + 1 if seqs else first
         body = {"seq": seq, "action": action, "member": member.as_body(), "epoch": epoch,
                 "at": now()}
         self._replayed = None
@@ -308,8 +398,23 @@ class ProjectKeys:
             prefix = f"{self._prefix}keys/"
             found = {seq_of(k[len(prefix):].partition("/")[0])
                      for k in self._backend.list(prefix) if k.endswith("/info")}
+            info = self.info()
+            if info is not None and info.genesis is not None and info.genesis.key_id:
+                found.add(0)  # epoch 0 lives in the genesis
             self._listed_epochs = sorted(e for e in found if e is not None)
         return list(self._listed_epochs)
+
+    def key_ids(self) -> dict[int, bytes]:
+        """Epoch -> key id as stored, NOT judged (sync copies domains; readers judge)."""
+        info = self.info()
+        found = {}
+        for epoch in self.epochs():
+            if epoch == 0 and info is not None and info.genesis is not None:
+                found[0] = info.genesis.key_id or b""
+            else:
+                f = read_ref(self._backend, self._epoch_key(epoch), Kind.KEY_EPOCH)
+                found[epoch] = f.raw_bytes("key_id")
+        return found
 
     def _write_epoch(self, epoch: int, epoch_key: bytes, recipients: list[Member]) -> None:
         keys = DomainKeys.from_epoch_key(epoch_key)
@@ -329,6 +434,11 @@ class ProjectKeys:
         })
 
     def _key_id(self, epoch: int) -> bytes:
+        info = self.info()
+        if epoch == 0 and info is not None and info.genesis is not None:
+            if info.genesis.key_id is None:
+                raise IntegrityError(f"project {self._project!r} is public: it has no key")
+            return info.genesis.key_id  # signed by the creator with the whole record
         key = self._epoch_key(epoch)
         f = self._read(Kind.KEY_EPOCH, key)
         f.expect("epoch", epoch)
@@ -355,7 +465,15 @@ class ProjectKeys:
     def unlock(self, x25519_private: bytes, me: Member) -> dict[int, bytes]:
         """The epoch keys ``me`` holds a slot for; AccessDeniedError if none."""
         found: dict[int, bytes] = {}
+        info = self.info()
+        genesis = None if info is None else info.genesis
         for epoch in self.epochs():
+            if epoch == 0 and genesis is not None and me.fingerprint in genesis.slots:
+                epoch_key = self._checked(0, unwrap_key(x25519_private,
+                                                        genesis.slots[me.fingerprint]))
+                if epoch_key is not None:
+                    found[0] = epoch_key
+                continue
             key = self._slot_key(epoch, me.fingerprint)
             try:
                 f = self._read(Kind.KEY_SLOT, key)
@@ -377,17 +495,23 @@ class ProjectKeys:
 
     def recovery(self, passphrase: str) -> RecoveryKeys:
         """The recovery member's keys; AccessDeniedError for a wrong passphrase."""
-        key = self._recovery_key()
-        try:
-            f = self._read(Kind.KEY_SLOT, key)
-        except NotFoundError:
-            raise AccessDeniedError(
-                f"project {self._project!r} has no recovery passphrase"
-            ) from None
         info = self.info()
-        if info is None or f.signature.signer != info.creator.ed25519:
-            raise IntegrityError(f"ref {key} is not signed by the project's creator: it was "
-                                 "planted; run 'artifactstore verify'")
+        key = self._recovery_key()
+        if info is not None and info.genesis is not None:
+            if info.genesis.recovery is None:
+                raise AccessDeniedError(f"project {self._project!r} has no recovery passphrase")
+            key = self._record_key()  # the genesis holds it, signed with the record
+            f = Fields(dict(info.genesis.recovery), key)
+        else:
+            try:
+                f = self._read(Kind.KEY_SLOT, key)
+            except NotFoundError:
+                raise AccessDeniedError(
+                    f"project {self._project!r} has no recovery passphrase"
+                ) from None
+            if info is None or f.signature.signer != info.creator.ed25519:
+                raise IntegrityError(f"ref {key} is not signed by the project's creator: it "
+                                     "was planted; run 'artifactstore verify'")
         s = f.mapping("scrypt")
         if any(type(s.get(k)) is not int for k in ("log_n", "r", "p")) or s["log_n"] > 22:
             raise IntegrityError(f"ref {key} is malformed: bad scrypt parameters")

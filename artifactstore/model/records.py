@@ -127,13 +127,13 @@ class RecordCodec:
         return "n-" + hash_bytes(name.encode(), key=self.ring.name_key).raw[:_TAG_BYTES].hex()
 
     def seal(self, kind: Kind, key: str, body: Mapping[str, Any]) -> bytes:
+        self.check_writable()
         payload = encoding.pack(dict(body))
         if self.signer is not None:
             payload = encoding.pack({
                 "body": payload, "signer": self.signer.public_bytes,
                 "sig": self.signer.sign(_purpose(kind, key), payload),
             })  # fmt: skip
-        self.check_writable()
         keys = None if self.ring is None else self.ring.current
         return seal(kind, payload, keys=keys, binding=key.encode())
 
