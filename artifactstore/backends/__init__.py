@@ -43,6 +43,7 @@ __all__ = [
     "RetryingBackend",
     "check_key",
     "drop_memory_store",
+    "local_folder",
     "open_backend",
 ]
 
@@ -85,6 +86,12 @@ def open_backend(url: str, **options: Any) -> Backend:
         f"unknown store URL scheme {scheme!r} in {redact_url(url)!r}; supported: "
         "a local path, file://, memory://, s3://, gs:// (or gcs://), https:// (read-only)"
     )
+
+
+def local_folder(backend: Backend) -> str | None:
+    """The folder a local backend (wrapped or not) keeps its objects in, else None."""
+    url = backend.url
+    return _file_path(url) if url.lower().startswith("file://") else None
 
 
 def _file_path(url: str) -> str:

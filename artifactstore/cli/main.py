@@ -87,11 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
-        if args.json:
-            print(json.dumps({"error": type(exc).__name__, "message": message,
-                              "exit_code": exc.exit_code}))
-        print(f"artifactstore: error: {message}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(args, type(exc).__name__, f"error: {message}", exc.exit_code)
     except BrokenPipeError:
         # The reader went away (`artifactstore ls | head`): stop quietly, like Unix tools.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -100,11 +96,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("artifactstore: interrupted; nothing partial was committed", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # A bug: the library maps every failure it knows (OSError included) to an
+        # ArtifactStoreError at its source. Still one line, never a traceback.
+        if args.debug:
+            raise
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+        return _fail(args, "InternalError", f"internal error: {detail[:300]} (run with "
+                     "--debug for the traceback; please report it)",
+                     ArtifactStoreError.exit_code)
     if isinstance(result, int):  # the command printed its own output; this is its exit code
         return result
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True, default=str))
     return 0
+
+
+def _fail(args: argparse.Namespace, name: str, line: str, code: int) -> int:
+    """Say ``line`` on stderr (and as JSON on stdout with --json); return ``code``."""
+    if args.json:
+        message = line.partition(": ")[2]
+        print(json.dumps({"error": name, "message": message, "exit_code": code}))
+    print(f"artifactstore: {line}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":
