@@ -180,6 +180,8 @@ def sync(
     """
     if project is not None:
         validate_project_name(project)
+    if concurrency < 1:  # before opening: opening a local destination creates it
+        raise InvalidInputError(f"concurrency must be at least 1, not {concurrency}")
     src_inner = open_backend(src_url, **{**backend_options, **(src_options or {})})
     try:
         dst_inner = open_backend(dst_url, **{**backend_options, **(dst_options or {})})

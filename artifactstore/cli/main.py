@@ -71,9 +71,22 @@ def _parser() -> argparse.ArgumentParser:
     sync.register(add, common)
     transfer.register(add, common)
     p = add("demo", commands.demo, "store a dataset and a model, edit and re-store, verify")
-    p.add_argument("--dataset-mib", type=int, default=32)
-    p.add_argument("--model-mib", type=int, default=64)
+    p.add_argument("--dataset-mib", type=_mib, default=32, metavar="N",
+                   help="size of the synthetic part of the dataset in MiB (default 32)")
+    p.add_argument("--model-mib", type=_mib, default=64, metavar="N",
+                   help="size of the model's embeddings in MiB (default 64)")
     return parser
+
+
+def _mib(text: str) -> int:
+    """A whole number of MiB >= 1 (else argparse's usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"use a whole number of MiB >= 1, not {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
