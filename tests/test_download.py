@@ -108,6 +108,17 @@ def test_api_download_onto_a_full_disk(url: str, small_disk: Path, tmp_path: Pat
     assert _listing(small_disk) == []
 
 
+@pytest.mark.parametrize("target", ["out", "new/out", "empty", "out.tar", "out.tar.gz"])
+def test_cli_export_onto_a_full_disk(url: str, small_disk: Path, target: str,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    (small_disk / "empty").mkdir()
+    before = _listing(small_disk)
+    code, _, err = cli(capsys, "export", "ds:v0", str(small_disk / target), "--store", url)
+    assert code == 11
+    assert "no space left" in _one_line(err)
+    assert _listing(small_disk) == before  # no partial files/, temp file or folder
+
+
 def test_download_when_the_caches_are_on_a_full_disk(url: str, small_disk: Path,
                                                      tmp_path: Path) -> None:
     """Caches (files, catalog) are an optimisation: a full cache disk must not fail the
