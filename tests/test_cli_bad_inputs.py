@@ -328,6 +328,19 @@ def test_store_is_a_file(command: Command, world: World,
 
 
 @pytest.mark.parametrize("command", STORE_COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("option", [("--store", "nosuch://x"), ("--store", "file://host/x"),
+                                    ("--project", "bad/name"), ("--project", "")],
+                         ids=" ".join)
+def test_bad_store_url_or_project_name(command: Command, option: tuple[str, str], world: World,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    before = _snapshot(world.store)
+    code, out, err = _call(capsys, [*world.argv(command, VALID[command]),
+                                    "--store", str(world.store), *option])
+    _check_failure(code, out, err)
+    assert _snapshot(world.store) == before
+
+
+@pytest.mark.parametrize("command", STORE_COMMANDS, ids=" ".join)
 def test_empty_store(command: Command, world: World,
                      capsys: pytest.CaptureFixture[str]) -> None:
     empty = world.tmp / "empty-store"

@@ -24,6 +24,7 @@ from artifactstore.cli import (
     transfer,
 )
 from artifactstore.errors import ArtifactStoreError
+from artifactstore.model.names import validate_project_name
 
 __all__ = ["main"]
 
@@ -95,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not hasattr(args, flag):
             setattr(args, flag, None if flag in ("store", "project") else False)
     try:
+        if args.project is not None:
+            # "" would silently mean the default project (the API's None) and write there
+            validate_project_name(args.project)
         result = args.handler(args)
     except ArtifactStoreError as exc:
         if args.debug:
