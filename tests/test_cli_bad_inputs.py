@@ -170,13 +170,20 @@ BAD: dict[Command, list[Any]] = {
 }
 
 
-def _leaves(parser: argparse.ArgumentParser, path: Command = ()) -> Iterator[Command]:
-    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if not subs:
-        yield path
-    for action in subs:
-        for name, sub in action.choices.items():
-            yield from _leaves(sub, (*path, name))
+def _parsers(parser: argparse.ArgumentParser, path: Command = ()
+             ) -> Iterator[tuple[Command, argparse.ArgumentParser]]:
+    """Every (sub)parser: the command's words and the parser."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def _leaves(parser: argparse.ArgumentParser) -> Iterator[Command]:
+    for path, sub in _parsers(parser):
+        if not any(isinstance(a, argparse._SubParsersAction) for a in sub._actions):
+            yield path
 
 
 COMMANDS = sorted(_leaves(_parser()))
@@ -189,6 +196,18 @@ def test_every_command_has_cases() -> None:
     assert set(COMMANDS) == set(BAD)
     assert set(COMMANDS) >= NO_STORE
     assert set(COMMANDS) >= READS
+
+
+def test_every_argument_has_help_and_every_command_json() -> None:
+    """House rule: help text on every argument, --json on every command."""
+    missing = []
+    for path, parser in _parsers(_parser()):
+        for action in parser._actions:
+            if not action.help and not isinstance(action, argparse._SubParsersAction):
+                missing.append(f"{' '.join(path)} {'/'.join(action.option_strings) or action.dest}")
+        if path in COMMANDS:
+            assert "--json" in parser._option_string_actions, path
+    assert missing == []
 
 
 # -- the world each call runs in ---------------------------------------------------

@@ -170,7 +170,8 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
                            help="remove a member; an encrypted project starts a new key epoch "
                                 "(--project P)")
     m.set_defaults(handler=members_rm)
-    m.add_argument("who", metavar="PUBLIC_LINE|FINGERPRINT")
+    m.add_argument("who", metavar="PUBLIC_LINE|FINGERPRINT",
+                   help="their public line, or their fingerprint as 'project show' lists it")
     a = sub.add_parser("rekey", parents=[common],
                        help="start a new key epoch; --reencrypt also re-encrypts every "
                             "older version so old keys open nothing left in the bucket")
