@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -101,7 +102,8 @@ BAD: dict[Command, list[Any]] = {
                   ("--read-data-subset", "200%"), ("--read-data-subset", "0"),
                   ("--read-data-subset", "-1/2"), ("--seed", "x")],
     ("repair", "index"): [],
-    ("log",): [("ds", "{missing}"), ("ds", "{dangling}"), ("", "{data}"), ("bad/name", "{data}"),
+    ("log",): [("ds", "{missing}"), ("ds", "{dangling}"), ("ds", "{fifo}"), ("", "{data}"),
+               ("bad/name", "{data}"),
                ("..", "{data}"), ("ds:v3", "{data}"), ("ds", "{data}", "--metadata", "novalue"),
                ("ds", "{data}", "--alias", "v7"), ("ds", "{data}", "--alias", ""),
                ("ds", "{data}", "--alias", "bad alias"), ("ds", "{data}", "--type", "")],
@@ -436,3 +438,25 @@ def test_bad_inputs_in_real_processes(argv: tuple[str, ...], world: World) -> No
         cwd=world.tmp, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     _check_failure(done.returncode, done.stdout, done.stderr)
     assert _snapshot(world.store) == before
+
+
+def test_the_last_resort_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """What the tests above prove unreachable still prints one line, exit 1 (and the
+    traceback with --debug). The fault is injected at the CLI boundary: no library
+    error is left unmapped to trigger it with."""
+    from artifactstore.cli import commands
+
+    def broken(args: argparse.Namespace) -> None:
+        raise RuntimeError("a bug\nover two lines")
+
+    monkeypatch.setattr(commands, "info", broken)
+    code, out, err = _call(capsys, ["info"])
+    assert code == 1
+    assert out == ""
+    assert err == ("artifactstore: internal error: RuntimeError: a bug over two lines (run "
+                   "with --debug for the traceback; please report it)\n")
+    code, out, _ = _call(capsys, ["info", "--json"])
+    assert (code, json.loads(out)["error"]) == (1, "InternalError")
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["info", "--debug"])
