@@ -243,12 +243,20 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for argv in calls:
             code = main([*argv, "-q", *(["--store", store] if argv[0] == "log" else [])])
             assert code == 0, argv
+        # a private store, and the identity (passphrase "secret") of its only member
+        mp.setenv("ARTIFACTSTORE_CONFIG_DIR", str(root / "config-private"))
+        mp.setenv("ARTIFACTSTORE_PASSPHRASE", "secret")
+        mp.setattr(sys, "stdin", io.StringIO("secret\n"))
+        private = str(root / "private-store")
+        for argv in (["identity", "create", "--passphrase-stdin"], ["init", private],
+                     ["log", "ds", str(data), "--store", private]):
+            assert main([*argv, "-q"]) == 0, argv
     return root
 
 
 @pytest.fixture
 def world(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
-    for name in ("store", "empty-store", "data", "config"):
+    for name in ("store", "empty-store", "data", "config", "private-store", "config-private"):
         if (template / name).exists():
             shutil.copytree(template / name, tmp_path / name, symlinks=True)
     (tmp_path / "config").mkdir(exist_ok=True)
@@ -359,6 +367,23 @@ def test_bad_store_url_or_project_name(command: Command, option: tuple[str, str]
                                     "--store", str(world.store), *option])
     _check_failure(code, out, err)
     assert _snapshot(world.store) == before
+
+
+@pytest.mark.parametrize("command", STORE_COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("who", ["no identity", "wrong passphrase"])
+def test_private_store_without_the_key(command: Command, who: str, world: World,
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    private = world.tmp / "private-store"
+    if who == "wrong passphrase":
+        monkeypatch.setenv("ARTIFACTSTORE_CONFIG_DIR", str(world.tmp / "config-private"))
+        monkeypatch.setenv("ARTIFACTSTORE_PASSPHRASE", "wrong")
+    before = _snapshot(private)
+    code, out, err = _call(capsys, [*world.argv(command, VALID[command]),
+                                    "--store", str(private)])
+    _check_outcome(code, out, err)
+    if command in READS or code != 0:
+        assert _snapshot(private) == before
 
 
 @pytest.mark.parametrize("command", STORE_COMMANDS, ids=" ".join)
