@@ -10,6 +10,11 @@ at the end: one directory update per file instead of two, and the target appears
 complete or not at all. Either way an interrupted download leaves no half file
 under a final name, and a rerun skips files already present and verified (it
 takes over the staging folder a killed download left).
+
+The target is checked before anything is written (:func:`check_target`). A failure
+of the local disk (full, read-only, forbidden) is mapped here, by
+``errors.local_write_error``, and removes the staging folder and the folders the
+download made: the target is as it was (docs/design.md §8).
 """
 
 from __future__ import annotations

@@ -167,6 +167,9 @@ class ArtifactVersion:
         Returns the number of files checked; the first mismatch raises
         ``IntegrityError`` naming the file.
         """
+        if root is not None and not Path(root).is_dir():
+            raise InvalidInputError(f"{root} is not a folder: name the folder {self.ref} "
+                                    "was downloaded to")
         count = 0
         for entry in iter_entries(self._record.digest, self._tree_reader()):
             if isinstance(entry, ReferenceEntry):

@@ -431,7 +431,7 @@ CREATE_MISSING_STORE: frozenset[Command] = frozenset({
 
 @pytest.mark.parametrize("command", [
     pytest.param(c, id=" ".join(c), marks=pytest.mark.xfail(
-        strict=True, reason="needs OPEN's lazy creation: read commands create a missing store"))
+        strict=True, reason="needs OPEN's lazy creation: opening a missing store creates it"))
     if c in CREATE_MISSING_STORE else pytest.param(c, id=" ".join(c))
     for c in STORE_COMMANDS
 ])
