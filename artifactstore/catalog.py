@@ -178,17 +178,35 @@ class Catalog:
     def _connect(self) -> sqlite3.Connection:
         if self._path is None:
             return self._init(sqlite3.connect(":memory:", check_same_thread=False))
-        private_folder(self._path.parent)
-        private_file(self._path)  # SQLite gives -wal and -shm the database file's mode
         try:
-            return self._init(sqlite3.connect(self._path, check_same_thread=False, timeout=30))
-        except sqlite3.DatabaseError:
+            return self._connect_file(self._path)
+        except (OSError, sqlite3.Error):
+            # A cache on a full, read-only or unwritable disk: this process keeps it in
+            # memory (rebuilt from the store) rather than failing a read of the store.
+            return self._init(sqlite3.connect(":memory:", check_same_thread=False))
+
+    def _connect_file(self, path: Path) -> sqlite3.Connection:
+        private_folder(path.parent)
+        private_file(path)  # SQLite gives -wal and -shm the database file's mode
+        try:
+            return self._open_file(path)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise  # the disk, not the file (full, read-only, locked)
             # A cache: a damaged file is dropped and rebuilt from the store.
             for suffix in ("", "-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
-                    Path(f"{self._path}{suffix}").unlink()
-            private_file(self._path)
-            return self._init(sqlite3.connect(self._path, check_same_thread=False, timeout=30))
+                    Path(f"{path}{suffix}").unlink()
+            private_file(path)
+            return self._open_file(path)
+
+    def _open_file(self, path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        try:
+            return self._init(db)
+        except BaseException:
+            db.close()  # no open file left behind (the folder may be unmounted next)
+            raise
 
     @staticmethod
     def _init(db: sqlite3.Connection) -> sqlite3.Connection:

@@ -10,6 +10,11 @@ at the end: one directory update per file instead of two, and the target appears
 complete or not at all. Either way an interrupted download leaves no half file
 under a final name, and a rerun skips files already present and verified (it
 takes over the staging folder a killed download left).
+
+The target is checked before anything is written (:func:`check_target`). A failure
+of the local disk (full, read-only, forbidden) is mapped here, by
+``errors.local_write_error``, and removes the staging folder and the folders the
+download made: the target is as it was (docs/design.md §8).
 """
 
 from __future__ import annotations
@@ -17,13 +22,20 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from artifactstore.digest import Digest, Hasher
-from artifactstore.errors import ConflictError, IntegrityError
+from artifactstore.errors import (
+    ArtifactStoreError,
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    local_write_error,
+)
 from artifactstore.filecache import FileCache
 from artifactstore.localproc import process_exists
 from artifactstore.model.paths import PathGuard
@@ -31,7 +43,7 @@ from artifactstore.model.tree import Entry, FileEntry, ReferenceEntry
 from artifactstore.objects.store import ObjectStore
 from artifactstore.references import fetch_reference
 
-__all__ = ["TEMP_MARK", "file_matches", "materialize"]
+__all__ = ["TEMP_MARK", "check_target", "file_matches", "materialize"]
 
 TEMP_MARK = ".artifactstore-tmp-"
 _BLOCK = 8 << 20
@@ -68,6 +80,8 @@ def materialize(
     reference_options: dict[str, Any] | None = None,
     *,
     whole_tree: bool = False,
+    size: int | None = None,
+    store_root: Path | None = None,
 ) -> int:
     """Write ``entries`` under ``root``; returns how many files were (re)written.
 
@@ -78,21 +92,99 @@ def materialize(
     system can) from it, and newly downloaded files are added to it. With
     ``whole_tree`` (``entries`` are all of a version) a new or empty ``root`` is
     written through a staging folder (module docstring).
+
+    ``root`` must be a folder or a new name (InvalidInputError otherwise, nothing
+    written), and not inside ``store_root``, the folder of a local store. A failure
+    of the local disk (full, read-only, no permission) is one :mod:`errors` class
+    naming ``root`` and ``size`` (the bytes asked for), and leaves no staging folder,
+    temp file or folder this call made: ``root`` is as it was, except that files
+    already completed in a folder written in place stay (each verified; a rerun
+    skips them). A failure on the store's side keeps the staging folder for the
+    next try to take over.
     """
-    stage = _staging_folder(root) if whole_tree else None
-    if stage is None:
-        root.mkdir(parents=True, exist_ok=True)
-        return _write_entries(objects, entries, root, progress, cache, reference_options,
-                              fresh=False)
-    folder, fresh = stage
+    check_target(root, store_root)
+    created: list[Path] = []
+    stage: tuple[Path, bool] | None = None
     try:
+        created = _make_folders(root.parent)
+        stage = _staging_folder(root) if whole_tree else None
+        if stage is None:
+            created += _make_folders(root)
+            return _write_entries(objects, entries, root, progress, cache, reference_options,
+                                  fresh=False)
+        folder, fresh = stage
         written = _write_entries(objects, entries, folder, progress, cache,
                                  reference_options, fresh=fresh)
         _publish(folder, root)
-    finally:  # on failure the folder stays, for the next try to take over
-        with _STAGES_LOCK:
-            _ACTIVE_STAGES.discard(folder)
-    return written
+        return written
+    except OSError as exc:
+        if isinstance(exc, ArtifactStoreError):
+            raise
+        # The local disk failed: a retry into the same disk state cannot do better, so
+        # nothing is kept for one (a full disk gets its space back).
+        if stage is not None:
+            shutil.rmtree(stage[0], ignore_errors=True)
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when still empty
+        what = "" if size is None else f" {_human(size)}"
+        raise local_write_error(exc, f"cannot download{what} into {root}",
+                                "download elsewhere") from None
+    finally:  # on a store-side failure the staging folder stays, for the next try
+        if stage is not None:
+            with _STAGES_LOCK:
+                _ACTIVE_STAGES.discard(stage[0])
+
+
+def check_target(root: Path, store_root: Path | None = None) -> None:
+    """Refuse a download target that cannot become a folder of files, before writing.
+
+    ``root`` (or the first of its parents that exists) must be a folder; ``store_root``
+    is a local store's folder, which a download must not write into: its files would
+    sit among the store's objects (and a hostile manifest could name them).
+    """
+    if os.path.lexists(root) and not root.is_dir():
+        what = "a broken symbolic link" if not root.exists() else "a file, not a folder"
+        raise InvalidInputError(f"cannot download into {root}: it is {what}; name a new "
+                                "or empty folder")
+    for parent in root.absolute().parents:
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise InvalidInputError(f"cannot download into {root}: {parent} is not a "
+                                        "folder; name a folder")
+            break
+    if store_root is not None:
+        target, store = root.resolve(), store_root.resolve()
+        if target == store or target.is_relative_to(store):
+            raise InvalidInputError(f"cannot download into {root}: it is inside the store "
+                                    f"{store}; download elsewhere")
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it made, outermost first."""
+    missing = []
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    made = []
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if not path.is_dir():
+                raise
+            continue  # a concurrent download made it
+        made.append(path)
+    return made
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
 
 
 def _write_entries(

@@ -32,6 +32,8 @@ code  class                      meaning
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "AccessDeniedError",
     "AlreadyExistsError",
@@ -49,6 +51,7 @@ __all__ = [
     "StorageFullError",
     "StoreNotFoundError",
     "TransientBackendError",
+    "local_write_error",
 ]
 
 
@@ -148,3 +151,24 @@ class AccessDeniedError(ArtifactStoreError, PermissionError):
     """The project is private and this identity holds none of its keys (or a wrong passphrase)."""
 
     exit_code = 12
+
+
+def local_write_error(exc: OSError, what: str, instead: str) -> ArtifactStoreError:
+    """The error for ``exc``, met while writing the user's own files (a download, an
+    export): ``what`` says what failed ("cannot download into /x"), ``instead`` what
+    else the user can do ("download elsewhere"). The store's backend maps its own
+    errors (``backends/_errors.py``); this is the same boundary for local targets."""
+    if isinstance(exc, ArtifactStoreError):
+        return exc
+    code = exc.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullError(f"{what}: no space left on the device; free some space "
+                                f"or {instead}")
+    if code == errno.EROFS:
+        return ReadOnlyError(f"{what}: the file system is read-only; {instead}")
+    if code == errno.EIO:
+        return BackendError(f"{what}: the disk reported an I/O error; check it or {instead}")
+    # The target is the user's choice: a folder that is a file, no permission, a name
+    # too long are all bad input, to be fixed by choosing another target.
+    where = f" ({exc.filename})" if exc.filename else ""
+    return InvalidInputError(f"{what}: {exc.strerror or type(exc).__name__}{where}; {instead}")

@@ -20,7 +20,6 @@ and is re-exported here.
 from __future__ import annotations
 
 import contextlib
-import errno
 import gzip
 import io
 import os
@@ -35,9 +34,8 @@ from artifactstore.errors import (
     AlreadyExistsError,
     ArtifactStoreError,
     IntegrityError,
-    InvalidInputError,
     NotFoundError,
-    StorageFullError,
+    local_write_error,
 )
 from artifactstore.importing import ImportReport, import_export
 from artifactstore.model.exports import (
@@ -152,19 +150,40 @@ def export_version(
     kind = export_kind(path)
     entries = [e for e in every if isinstance(e, FileEntry)]
     read = _reader(store, version, progress)
+    made = _outermost_missing(path) if kind == "dir" else None
     try:
         if kind == "dir":
             _write_dir(path, data, entries, read, force)
         else:
             _write_tar(path, kind, data, manifest, entries, read, force)
-    except OSError as exc:
-        if isinstance(exc, ArtifactStoreError):
+    except BaseException as exc:
+        if kind == "dir" and not isinstance(exc, AlreadyExistsError):
+            _remove_partial(path, made)  # a full disk gets its space back
+        if not isinstance(exc, OSError) or isinstance(exc, ArtifactStoreError):
             raise
-        if exc.errno == errno.ENOSPC:
-            raise StorageFullError(f"no space left to export to {path}: free some, or "
-                                   "export elsewhere") from None
-        raise InvalidInputError(f"cannot export to {path}: {exc.strerror or exc}") from None
+        raise local_write_error(exc, f"cannot export to {path}", "export elsewhere") from None
     return manifest
+
+
+def _outermost_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (None: it exists)."""
+    missing = None
+    while not os.path.lexists(path) and path != path.parent:
+        missing, path = path, path.parent
+    return missing
+
+
+def _remove_partial(root: Path, made: Path | None) -> None:
+    """After a failed export into the folder ``root``: remove what it wrote (``files/``
+    and the manifest's temp file; the folders it made), never what was there before."""
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
+        return
+    files = root / FILES_DIR
+    if files.is_dir() and not files.is_symlink():
+        shutil.rmtree(files, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        (root / f".{MANIFEST_NAME}.{os.getpid()}.tmp").unlink()
 
 
 Read = Callable[[FileEntry], Iterator[bytes]]
@@ -257,7 +276,7 @@ def _create(path: Path) -> Iterator[IO[bytes]]:
     except FileExistsError:
         raise AlreadyExistsError(f"{path} already exists: export to a new folder") from None
     except OSError as exc:
-        raise InvalidInputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise local_write_error(exc, f"cannot write {path}", "export elsewhere") from None
     with out:
         yield out
 

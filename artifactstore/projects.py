@@ -65,7 +65,9 @@ class ProjectSummary:
 def _backend(url: str | os.PathLike[str] | None, project: str | None,
              options: dict[str, Any]) -> tuple[Backend, str]:
     location = discover(None if url is None else os.fspath(url))
-    name = validate_project_name(project or location.project or "default")
+    # "" is a bad name, not "the default project" (it would write into another project)
+    name = validate_project_name(project if project is not None
+                                 else location.project or "default")
     backend = RetryingBackend(open_store_backend(location.url, **options))  # creates nothing
     config_mod.load(backend, redact_url(location.url))  # a clear error when there is no store
     return backend, name

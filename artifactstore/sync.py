@@ -179,6 +179,8 @@ def sync(
     """
     if project is not None:
         validate_project_name(project)
+    if concurrency < 1:  # before opening: opening a local destination creates it
+        raise InvalidInputError(f"concurrency must be at least 1, not {concurrency}")
     # The source is never written, not even a folder; the destination is created if empty.
     src_inner = open_store_backend(src_url, **{**backend_options, **(src_options or {})})
     try:

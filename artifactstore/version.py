@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from artifactstore.backends import local_folder
 from artifactstore.digest import Hasher
 from artifactstore.download import file_matches, materialize
 from artifactstore.errors import IntegrityError, InvalidInputError
@@ -142,7 +143,7 @@ class ArtifactVersion:
         target = self._target(root)
         materialize(self._objects, iter_entries(self._record.digest, self._tree_reader()),
                     target, progress, self._store.file_cache, self._store.backend_options,
-                    whole_tree=True)
+                    whole_tree=True, size=self.size, store_root=self._store_folder())
         return target
 
     def get_path(self, path: str, root: str | os.PathLike[str] | None = None) -> Path:
@@ -150,7 +151,8 @@ class ArtifactVersion:
         entry = self.entry(path)
         target = self._target(root)
         materialize(self._objects, [entry], target, cache=self._store.file_cache,
-                    reference_options=self._store.backend_options)
+                    reference_options=self._store.backend_options, size=entry.size,
+                    store_root=self._store_folder())
         return target / entry.path
 
     def open(self, path: str) -> io.BufferedReader:
@@ -165,6 +167,9 @@ class ArtifactVersion:
         Returns the number of files checked; the first mismatch raises
         ``IntegrityError`` naming the file.
         """
+        if root is not None and not Path(root).is_dir():
+            raise InvalidInputError(f"{root} is not a folder: name the folder {self.ref} "
+                                    "was downloaded to")
         count = 0
         for entry in iter_entries(self._record.digest, self._tree_reader()):
             if isinstance(entry, ReferenceEntry):
@@ -217,6 +222,11 @@ class ArtifactVersion:
         if root is not None:
             return Path(root)
         return Path("artifacts") / f"{self.name}-{self.version}"
+
+    def _store_folder(self) -> Path | None:
+        """A local store's folder, which downloads must stay out of (None for others)."""
+        folder = local_folder(self._store.objects.backend)
+        return None if folder is None else Path(folder)
 
     def _file_entry(self, path: str) -> FileEntry:
         entry = self.entry(path)

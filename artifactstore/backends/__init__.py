@@ -46,6 +46,7 @@ __all__ = [
     "RetryingBackend",
     "check_key",
     "drop_memory_store",
+    "local_folder",
     "open_backend",
     "open_store_backend",
     "redact_url",
@@ -107,6 +108,12 @@ def open_store_backend(url: str, *, create: bool = False, **options: Any) -> Bac
             raise StoreNotFoundError.at(url)
         options = {**options, "create": create}
     return open_backend(url, **options)
+
+
+def local_folder(backend: Backend) -> str | None:
+    """The folder a local backend (wrapped or not) keeps its objects in, else None."""
+    url = backend.url
+    return _file_path(url) if url.lower().startswith("file://") else None
 
 
 def _file_path(url: str) -> str:

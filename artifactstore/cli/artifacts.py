@@ -162,16 +162,22 @@ def verify_version(args: argparse.Namespace) -> dict[str, Any]:
     return {"ref": version.ref, "files": checked, "ok": True}
 
 
+_REF_HELP = "NAME, NAME:vN or NAME:ALIAS (NAME alone: the latest version)"
+
+
 def register(add: Any, common: argparse.ArgumentParser) -> None:
     """Add these commands; ``add(name, handler, help)`` returns a subparser and
     ``common`` holds the global options every subcommand accepts."""
     p = add("log", log, "log files or folders as a new version of NAME")
-    p.add_argument("name")
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--type", default="dataset")
-    p.add_argument("--alias", action="append", default=[])
-    p.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--description")
+    p.add_argument("name", metavar="NAME", help="the artifact, e.g. imagenet-subset")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="a file or folder to log (several: each folder under its name)")
+    p.add_argument("--type", default="dataset", help="dataset, model, ... (default dataset)")
+    p.add_argument("--alias", action="append", default=[],
+                   help="also point this alias at the new version; repeat for more")
+    p.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
+                   help="a metadata field of the version; repeat for more")
+    p.add_argument("--description", help="a line saying what this version is")
     p.add_argument("--follow-links", action="store_true",
                    help="log what symbolic links that leave a folder point to "
                         "(refused by default: a planted link must not upload /etc/passwd)")
@@ -179,31 +185,31 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
                    help="skip dangling or looping links and unreadable entries of a folder, "
                         "listing them on stderr (default: refuse the whole log)")
     p = add("get", get, "download a version (NAME[:vN|:ALIAS])")
-    p.add_argument("ref")
-    p.add_argument("--dir", help="target folder (default ./artifacts/NAME-vN)")
+    p.add_argument("ref", metavar="REF", help=_REF_HELP)
+    p.add_argument("--dir", help="target folder, new or empty (default ./artifacts/NAME-vN)")
     p = add("ls", ls, "list artifacts, or the versions of NAME")
-    p.add_argument("name", nargs="?")
+    p.add_argument("name", nargs="?", metavar="NAME", help="list the versions of this artifact")
     p.add_argument("--deleted", action="store_true",
                    help="list the deleted versions instead (restorable until gc)")
     p = add("show", show, "show a version and its files")
-    p.add_argument("ref")
+    p.add_argument("ref", metavar="REF", help=_REF_HELP)
     p = add("diff", diff, "what changed between two versions")
-    p.add_argument("old")
-    p.add_argument("new")
+    p.add_argument("old", metavar="OLD", help="the version to compare from, " + _REF_HELP)
+    p.add_argument("new", metavar="NEW", help="the version to compare to, " + _REF_HELP)
     p = add("alias", None, "set, remove or show the history of an alias")
     alias = p.add_subparsers(dest="alias_command", required=True, metavar="ACTION")
     a = alias.add_parser("set", parents=[common], help="point ALIAS at REF")
     a.set_defaults(handler=alias_set)
-    a.add_argument("ref")
-    a.add_argument("alias")
+    a.add_argument("ref", metavar="REF", help=_REF_HELP)
+    a.add_argument("alias", metavar="ALIAS", help="the alias, e.g. production")
     a.add_argument("--force", action="store_true", help="move a protected alias")
     a.add_argument("--protect", action="store_true", help="protect the alias from moves")
     a = alias.add_parser("rm", parents=[common], help="remove ALIAS from NAME")
     a.set_defaults(handler=alias_rm)
-    a.add_argument("name")
-    a.add_argument("alias")
-    a.add_argument("--force", action="store_true")
+    a.add_argument("name", metavar="NAME", help="the artifact")
+    a.add_argument("alias", metavar="ALIAS", help="the alias to remove")
+    a.add_argument("--force", action="store_true", help="remove a protected alias")
     a = alias.add_parser("history", parents=[common], help="every move of ALIAS")
     a.set_defaults(handler=alias_history)
-    a.add_argument("name")
-    a.add_argument("alias")
+    a.add_argument("name", metavar="NAME", help="the artifact")
+    a.add_argument("alias", metavar="ALIAS", help="the alias")

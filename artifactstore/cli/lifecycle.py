@@ -181,7 +181,7 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--repack-threshold", type=float, default=DEFAULT_REPACK_THRESHOLD,
                    help="rewrite a pack once this fraction of it is dead (default 0.3)")
     p = add("purge", purge, "takedown: delete a version and wipe its data from the store now")
-    p.add_argument("ref", metavar="REF")
+    p.add_argument("ref", metavar="REF", help="the version to purge, NAME:vN or NAME:ALIAS")
     p.add_argument("--reason", required=True, help="why (recorded in the purge record)")
     p.add_argument("--path", help="purge only this file or folder: a new version without it "
                                   "is logged and the old version purged")

@@ -24,6 +24,7 @@ from artifactstore.cli import (
     transfer,
 )
 from artifactstore.errors import ArtifactStoreError
+from artifactstore.model.names import validate_project_name
 
 __all__ = ["main"]
 
@@ -71,9 +72,22 @@ def _parser() -> argparse.ArgumentParser:
     sync.register(add, common)
     transfer.register(add, common)
     p = add("demo", commands.demo, "store a dataset and a model, edit and re-store, verify")
-    p.add_argument("--dataset-mib", type=int, default=32)
-    p.add_argument("--model-mib", type=int, default=64)
+    p.add_argument("--dataset-mib", type=_mib, default=32, metavar="N",
+                   help="size of the synthetic part of the dataset in MiB (default 32)")
+    p.add_argument("--model-mib", type=_mib, default=64, metavar="N",
+                   help="size of the model's embeddings in MiB (default 64)")
     return parser
+
+
+def _mib(text: str) -> int:
+    """A whole number of MiB >= 1 (else argparse's usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"use a whole number of MiB >= 1, not {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,16 +96,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not hasattr(args, flag):
             setattr(args, flag, None if flag in ("store", "project") else False)
     try:
+        if args.project is not None:
+            # "" would silently mean the default project (the API's None) and write there
+            validate_project_name(args.project)
         result = args.handler(args)
     except ArtifactStoreError as exc:
         if args.debug:
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
-        if args.json:
-            print(json.dumps({"error": type(exc).__name__, "message": message,
-                              "exit_code": exc.exit_code}))
-        print(f"artifactstore: error: {message}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(args, type(exc).__name__, f"error: {message}", exc.exit_code)
     except BrokenPipeError:
         # The reader went away (`artifactstore ls | head`): stop quietly, like Unix tools.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -100,11 +113,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("artifactstore: interrupted; nothing partial was committed", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # A bug: the library maps every failure it knows (OSError included) to an
+        # ArtifactStoreError at its source. Still one line, never a traceback.
+        if args.debug:
+            raise
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+        return _fail(args, "InternalError", f"internal error: {detail[:300]} (run with "
+                     "--debug for the traceback; please report it)",
+                     ArtifactStoreError.exit_code)
     if isinstance(result, int):  # the command printed its own output; this is its exit code
         return result
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True, default=str))
     return 0
+
+
+def _fail(args: argparse.Namespace, name: str, line: str, code: int) -> int:
+    """Say ``line`` on stderr (and as JSON on stdout with --json); return ``code``."""
+    if args.json:
+        message = line.partition(": ")[2]
+        print(json.dumps({"error": name, "message": message, "exit_code": code}))
+    print(f"artifactstore: {line}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

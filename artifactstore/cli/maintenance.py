@@ -84,7 +84,8 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     """Add ``verify`` and ``repair``; ``add(name, handler, help)`` returns a subparser."""
     p = add("verify", verify, "check that every version of the store holds together (no REF; "
                               "--read-data also re-hashes the packs), or one version REF")
-    p.add_argument("ref", nargs="?")
+    p.add_argument("ref", nargs="?", metavar="REF",
+                   help="check only this version (NAME[:vN|:ALIAS]), every chunk read")
     p.add_argument("--dir", help="check a downloaded copy of REF in this folder instead")
     data = p.add_mutually_exclusive_group()
     data.add_argument("--read-data", action="store_true",

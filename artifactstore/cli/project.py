@@ -98,7 +98,8 @@ def project_create(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def project_show(args: argparse.Namespace) -> dict[str, Any]:
-    return _show(args, show_project(args.name or args.project, args.store), changed=False)
+    name = args.name if args.name is not None else args.project
+    return _show(args, show_project(name, args.store), changed=False)
 
 
 def project_trust(args: argparse.Namespace) -> dict[str, Any]:
@@ -136,7 +137,7 @@ def members_rm(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def rekey(args: argparse.Namespace) -> dict[str, Any]:
-    name = args.name or args.project
+    name = args.name if args.name is not None else args.project
     with Progress("re-encrypt", None, enabled=args.reencrypt and not args.quiet
                   and not args.json) as bar:
         epoch, report = rekey_project(name, args.store, reencrypt=args.reencrypt,

@@ -85,7 +85,8 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p = add("import", import_version,
             "log an export (folder or tar file) as a new version, with a run standing "
             "for the run that made it")
-    p.add_argument("source", metavar="DIR|FILE.tar")
+    p.add_argument("source", metavar="DIR|FILE.tar",
+                   help="an export folder, or a tar file written by 'artifactstore export'")
     p.add_argument("--name", help="import as this artifact (default: the exported name)")
     p.add_argument("--aliases", action="store_true",
                    help="also set the aliases the export lists")
