@@ -140,6 +140,12 @@ class Store:
     def __repr__(self) -> str:
         return f"<Store {self.url} project={self.project}>"
 
+    @property
+    def exists(self) -> bool:
+        """Whether the store exists: False for a pending store over a missing location
+        until its first write creates it (``open`` with ``create=None``)."""
+        return not isinstance(self.objects.backend, AbsentBackend)
+
     def __enter__(self) -> Self:
         return self
 

@@ -153,10 +153,7 @@ BAD: dict[Command, list[Any]] = {
                  ("ds:v0", "--reason", "x", "--path", "nosuch", "--no-wait"),
                  ("ds:v0", "--reason", "x", "--path", "../x", "--no-wait"), ("ds:v0",)],
     ("retention",): [("abc",), ("-5d",), ("",), ("1x",), ("30d", "--artifact", "bad/name")],
-    ("sync",): [pytest.param(
-        ("{missing}", "{out}"), marks=pytest.mark.xfail(
-            strict=True, reason="needs OPEN's lazy creation: opening SRC and DST creates them")),
-                ("{file}", "{out}"), ("{store}", "{file}"),
+    ("sync",): [("{missing}", "{out}"), ("{file}", "{out}"), ("{store}", "{file}"),
                 ("{store}", "{store}"), ("{store}", "{out}", "--to-project", "q"),
                 ("{store}", "{out}", "--concurrency", "0"),
                 ("{store}", "{out}", "--concurrency", "-3"),
@@ -417,27 +414,9 @@ def test_missing_store_is_one_line(command: Command, world: World,
     _check_outcome(code, out, err)
 
 
-#: commands that create a missing store today (or answer from it with exit 0): the OPEN
-#: helper's change makes them fail with one line, creating nothing
-CREATE_MISSING_STORE: frozenset[Command] = frozenset({
-    ("alias", "history"), ("alias", "rm"), ("alias", "set"), ("audit",), ("delete",), ("diff",),
-    ("export",), ("gc",), ("get",), ("impact",), ("import",), ("info",), ("lineage",), ("log",),
-    ("ls",), ("project", "create"), ("project", "members", "rm"), ("project", "rekey"),
-    ("project", "show"), ("purge",), ("repair", "index"), ("restore",), ("retention",),
-    ("runs", "export"), ("runs", "ls"), ("runs", "show"), ("show",), ("verify",),
-    ("where-used",),
-})
-
-
-@pytest.mark.parametrize("command", [
-    pytest.param(c, id=" ".join(c), marks=pytest.mark.xfail(
-        strict=True, reason="needs OPEN's lazy creation: opening a missing store creates it"))
-    if c in CREATE_MISSING_STORE else pytest.param(c, id=" ".join(c))
-    for c in STORE_COMMANDS
-])
+@pytest.mark.parametrize("command", STORE_COMMANDS, ids=" ".join)
 def test_missing_store_creates_nothing(command: Command, world: World,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    # needs OPEN's lazy creation (the commands in CREATE_MISSING_STORE)
     code, out, err = _call(capsys, [*world.argv(command, VALID[command]),
                                     "--store", world.values["missing"]])
     _check_failure(code, out, err)
