@@ -65,6 +65,7 @@ from artifactstore.objects.store import ObjectStore, Progress, default_cache_dir
 from artifactstore.references import describe_reference
 from artifactstore.statcache import StatCache
 from artifactstore.version import ArtifactVersion
+from artifactstore.watermarks import with_marks
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -880,9 +881,10 @@ def open(
     # content then reads its head version from disk.
     refs_backend = backend if refs_cache is None else ImmutableCacheBackend(
         backend, refs_cache, is_version_key, lambda _, data: sealed_as_current(codec, data))
+    # A store that shows less than this client saw is refused, not believed (watermarks.py).
     return Store(
         objects,
-        Refs(refs_backend, project_name, codec),
+        Refs(with_marks(refs_backend, project_name, cache_dir, codec), project_name, codec),
         url=location.url,
         project=project_name,
         file_cache=files,

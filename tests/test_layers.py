@@ -37,6 +37,7 @@ API_MODULES = (
     "verify", "repair", "domains",
     "sync", "relog", "gc", "lifecycle", "reencrypt", "statcache",
     "exporting", "exportreader", "importing",
+    "watermarks", "losses",
 )  # fmt: skip
 
 # (layer, exact module names, name prefixes): a module is in a layer if its
