@@ -152,8 +152,8 @@ class _Finder:
             self._name(record.artifact)
             if gone:
                 self._uses[record.artifact][record.number].insert(
-                    0, f"this client read it before: its {record.files} files "
-                       f"({record.size} bytes) can no longer be read")
+                    0, f"this client read it before: its files ({record.files}, "
+                       f"{record.size} bytes) can no longer be read")
         for artifact, alias, seq, target, previous in catalog.query(
                 "SELECT artifact, alias, seq, target, previous FROM alias_events "
                 "ORDER BY artifact, alias, seq"):

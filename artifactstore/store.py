@@ -514,11 +514,15 @@ class Store:
 
     def gc(self, grace: float | str = DEFAULT_GRACE, dry_run: bool = False, *,
            repack_threshold: float = DEFAULT_REPACK_THRESHOLD,
-           progress: Progress | None = None, domains: Iterable[str] | None = None) -> GcReport:
-        """Reclaim the space of deleted versions (two phases; see ``artifactstore.gc``)."""
+           progress: Progress | None = None, domains: Iterable[str] | None = None,
+           accept_missing_records: bool = False) -> GcReport:
+        """Reclaim the space of deleted versions (two phases; see ``artifactstore.gc``).
+
+        Refused while records are missing (their data would be freed) unless
+        ``accept_missing_records``."""
         report = collect_garbage(self, grace=parse_duration(grace), dry_run=dry_run,
                                  repack_threshold=repack_threshold, progress=progress,
-                                 domains=domains)
+                                 domains=domains, accept_missing_records=accept_missing_records)
         self.catalog.invalidate()
         return report
 

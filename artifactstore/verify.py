@@ -31,6 +31,7 @@ from artifactstore.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from artifactstore.losses import MissingRecord, missing_records
 from artifactstore.model.refs import VersionRecord
 from artifactstore.model.tree import FileEntry, iter_entries
 from artifactstore.objects.check import Damage, DamageSummary, DomainReport, check_domain
@@ -131,6 +132,12 @@ class StoreReport(DamageSummary):
     #: damage found while walking versions (missing blobs, damaged structure blobs)
     found: list[Damage] = field(default_factory=list)
     affected: list[Affected] = field(default_factory=list)
+    #: records the project's other records show are missing (losses.py)
+    missing: list[MissingRecord] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.damage and not self.missing
 
     @property  # derived here, a field in DomainReport
     def damage(self) -> list[Damage]:  # type: ignore[override]
@@ -158,6 +165,10 @@ class StoreReport(DamageSummary):
                 lines.append(str(d))
         if len(damage) > limit:
             lines.append(f"… and {len(damage) - limit} more damaged objects (--json lists all)")
+        lines += [str(m) for m in self.missing[:limit]]
+        if len(self.missing) > limit:
+            lines.append(f"… and {len(self.missing) - limit} more missing records "
+                         "(--json lists all)")
         return lines
 
     def as_dict(self) -> dict[str, Any]:
@@ -173,6 +184,7 @@ class StoreReport(DamageSummary):
             "damaged": [d.as_dict() for d in self.damage],
             "affected": [{"ref": a.ref, "path": a.path, "object": a.object}
                          for a in self.affected],
+            "missing": [m.as_dict() for m in self.missing],
         }
 
 
@@ -198,6 +210,8 @@ def verify_store(url: str | None = None, project: str | None = None,
                 p for p in scan.entries if p in scan.packs)
             report.domains[domain] = check_domain(scan, read, progress)
         if found.store is not None:
+            report.missing = missing_records(found.backend, found.store.refs,
+                                             found.store.catalog)
             _Walk(scans, report).project(found.store)
     return report
 
