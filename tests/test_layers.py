@@ -37,7 +37,7 @@ API_MODULES = (
     "verify", "repair", "domains",
     "sync", "relog", "gc", "lifecycle", "reencrypt", "statcache",
     "exporting", "exportreader", "importing",
-    "watermarks", "losses",
+    "clientstate", "watermarks", "losses",
 )  # fmt: skip
 
 # (layer, exact module names, name prefixes): a module is in a layer if its
@@ -87,11 +87,11 @@ def layer_of(module: str) -> str | None:
     """The layer of an artifactstore module, "testing", or None if unassigned."""
     if module == TESTING or module.startswith(TESTING + "."):
         return "testing"
-    if module.startswith(f"{PACKAGE}.cli"):
-        return "cli"
-    for name, exact, prefixes in LAYERS:
+    for name, exact, prefixes in LAYERS:  # listed first: "clientstate" is no cli module
         if module in exact or any(module.startswith(p + ".") for p in prefixes):
             return name
+    if module.startswith(f"{PACKAGE}.cli"):
+        return "cli"
     return None
 
 
