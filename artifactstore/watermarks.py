@@ -104,8 +104,8 @@ def marks_for(cache_root: Path, url: str, project: str) -> Marks | None:
 class MarkedBackend(BackendWrapper):
     """Checks every listing of ``project``'s logs against the marks and raises them.
 
-    Wraps the backend a project's refs are read through; creates of log records through
-    it raise the marks too (a version this client made is a version it saw).
+    Wraps the backend a project's refs are read through; records read or created
+    through it raise the marks too (a version this client made is a version it saw).
     """
 
     def __init__(self, inner: Backend, project: str, marks: Marks,
@@ -115,13 +115,18 @@ class MarkedBackend(BackendWrapper):
         self._project = project
         self._codec = codec
         self.marks = marks
+        #: log -> the number this process last raised its mark to (skips rewrites)
+        self._raised: dict[str, int] = {}
 
     def _covers_logs(self, prefix: str) -> bool:
         """Whether a listing of ``prefix`` may show (part of) a log of the project."""
         if self._folder.startswith(prefix):
             return True
-        rest = prefix[len(self._folder):] if prefix.startswith(self._folder) else None
-        return rest is not None and rest.startswith(("artifacts/", "lifecycle/"))
+        if not prefix.startswith(self._folder):
+            return False
+        rest = prefix[len(self._folder):]
+        return any(root.startswith(rest) or rest.startswith(root)
+                   for root in ("artifacts/", "lifecycle/"))
 
     def list(self, prefix: str = "") -> Iterator[str]:
         if not self._covers_logs(prefix):
@@ -144,16 +149,28 @@ class MarkedBackend(BackendWrapper):
         grown = {log: n for log, n in shown.items() if n > marks.get(log, (-1, ""))[0]}
         with contextlib.suppress(sqlite3.Error, OSError):  # a read-only cache: no new marks
             self.marks.raise_to(grown)
+        self._raised.update(shown)
         return iter(keys)
+
+    def get(self, key: str) -> bytes:
+        data = super().get(key)
+        self._saw(key)  # a record read is a record seen, as one listed
+        return data
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         created = super().put_if_absent(key, data)
+        if created:
+            self._saw(key)
+        return created
+
+    def _saw(self, key: str) -> None:
         found = split_log_key(key[len(self._folder):]) if key.startswith(self._folder) \
             else None
-        if created and found is not None:
-            with contextlib.suppress(sqlite3.Error, OSError):
-                self.marks.raise_to({found[0]: found[1]})
-        return created
+        if found is None or found[1] <= self._raised.get(found[0], -1):
+            return
+        with contextlib.suppress(sqlite3.Error, OSError):  # a read-only cache: no new marks
+            self.marks.raise_to({found[0]: found[1]})
+            self._raised[found[0]] = found[1]
 
     def _withheld(self, less: Sequence[tuple[str, int, str]],
                   shown: Mapping[str, int]) -> IntegrityError:

@@ -121,7 +121,7 @@ def test_a_client_that_saw_more_refuses_a_rollback_a_fresh_one_cannot_know(
     backend.close()
 
 
-def test_created_records_raise_the_marks_and_other_listings_cost_nothing(tmp_path: Path) -> None:
+def test_records_created_or_read_raise_the_marks_other_listings_pass(tmp_path: Path) -> None:
     inner = LocalBackend(tmp_path / "store", create=True)
     marks = Marks(tmp_path / "known" / "p" / "marks.sqlite")
     backend = MarkedBackend(inner, "p", marks)
@@ -132,11 +132,14 @@ def test_created_records_raise_the_marks_and_other_listings_cost_nothing(tmp_pat
     assert {log: seq for log, (seq, _) in marks.read().items()} == {
         "artifacts/d/versions/": 3, "lifecycle/": 0}
     assert oct(marks.path.stat().st_mode & 0o777) == "0o600"
+    inner.put("projects/p/artifacts/e/versions/0000000007", b"x")
+    assert backend.get("projects/p/artifacts/e/versions/0000000007") == b"x"  # read: seen
+    assert marks.read()["artifacts/e/versions/"][0] == 7
     inner.delete("projects/p/artifacts/d/versions/0000000003")
     assert list(backend.list("objects/")) == []  # not a log: passes through
     assert list(backend.list("projects/q/")) == ["projects/q/lifecycle/0000000009"]
-    for prefix in ("projects/p/artifacts/d/versions/", "projects/p/artifacts/", "projects/",
-                   ""):
+    for prefix in ("projects/p/artifacts/d/versions/", "projects/p/artifacts/",
+                   "projects/p/arti", "projects/", ""):
         with pytest.raises(IntegrityError, match="saw d:v3"):
             list(backend.list(prefix))
     assert list(backend.list("projects/p/lifecycle/")) == ["projects/p/lifecycle/0000000000"]
