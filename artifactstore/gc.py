@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 
 from artifactstore.backends.temps import remove_stale_temps, stale_temps
 from artifactstore.digest import Digest
-from artifactstore.errors import InvalidInputError
+from artifactstore.errors import IntegrityError, InvalidInputError
+from artifactstore.losses import missing_records
 from artifactstore.model.entries import FileEntry
 from artifactstore.model.projects import ProjectKeys
 from artifactstore.model.records import RecordCodec
@@ -76,6 +77,8 @@ class GcReport:
     #: temp files of interrupted writes older than the commit window: removed (or,
     #: in a dry run, that would be)
     stale_temps: int = 0
+    #: missing records gc went ahead despite (``accept_missing_records``)
+    missing: list[str] = field(default_factory=list)
 
     @property
     def bytes_freed(self) -> int:
@@ -187,18 +190,20 @@ def expire(store: Store, *, dry_run: bool, now: float | None = None) -> list[str
 def collect_garbage(
     store: Store, *, grace: float = DEFAULT_GRACE, dry_run: bool = False,
     repack_threshold: float = DEFAULT_REPACK_THRESHOLD, progress: Progress | None = None,
-    domains: Iterable[str] | None = None,
+    domains: Iterable[str] | None = None, accept_missing_records: bool = False,
 ) -> GcReport:
     """Expire, sweep old condemnations, condemn what is unreferenced; see the module.
 
     ``domains`` limits the work to those key domains (default: every one the
-    project may collect).
+    project may collect). While records of the projects marked are missing
+    (losses.py), gc refuses (IntegrityError) unless ``accept_missing_records``.
     """
     if not isinstance(grace, int | float) or isinstance(grace, bool) or grace < 0:
         raise InvalidInputError(f"grace must be a number of seconds >= 0, got {grace!r:.40}")
     if not 0 <= repack_threshold <= 1:
         raise InvalidInputError("repack_threshold is a fraction between 0 and 1")
     report = GcReport(dry_run=dry_run, grace=float(grace))
+    report.missing = _check_losses(store, accept_missing_records)
     report.expired = expire(store, dry_run=dry_run)
     window = store.objects.config.commit_window
     lock = GcLock(store.objects.backend)
@@ -238,6 +243,27 @@ def collect_garbage(
     finally:
         lock.release()
     return report
+
+
+def _check_losses(store: Store, accept: bool) -> list[str]:
+    """The missing records of the projects gc marks; IntegrityError unless ``accept``.
+
+    Why: a version whose record is lost is not in the live set, so its blobs would
+    be condemned and freed, making a loss a backup could still undo permanent.
+    """
+    refs_list = [store.refs] if store.refs.codec.ring is not None else _public_refs(store)
+    missing = []
+    for refs in refs_list:
+        catalog = store.catalog if refs is store.refs else None
+        found = missing_records(store.objects.backend, refs, catalog)
+        if found and not accept:
+            raise IntegrityError(
+                f"gc refused: {len(found)} record(s) of project {refs.project!r} are missing "
+                f"(the first: {found[0].what}), and their versions' data would be freed; "
+                "restore them from a backup ('artifactstore verify' lists them), or run "
+                "'artifactstore gc --accept-missing-records' to free it anyway")
+        missing += [str(m) for m in found]
+    return missing
 
 
 def _domains(store: Store) -> dict[str, list[Condemnation]]:

@@ -84,6 +84,7 @@ from artifactstore.privatefiles import private_folder
 from artifactstore.references import describe_reference
 from artifactstore.statcache import StatCache
 from artifactstore.version import ArtifactVersion
+from artifactstore.watermarks import with_marks
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -616,13 +617,17 @@ class Store:
 
     def gc(self, grace: float | str = DEFAULT_GRACE, dry_run: bool = False, *,
            repack_threshold: float = DEFAULT_REPACK_THRESHOLD,
-           progress: Progress | None = None, domains: Iterable[str] | None = None) -> GcReport:
-        """Reclaim the space of deleted versions (two phases; see ``artifactstore.gc``)."""
+           progress: Progress | None = None, domains: Iterable[str] | None = None,
+           accept_missing_records: bool = False) -> GcReport:
+        """Reclaim the space of deleted versions (two phases; see ``artifactstore.gc``).
+
+        Refused while records are missing (their data would be freed) unless
+        ``accept_missing_records``."""
         if not dry_run:
             self._ensure_writable()
         report = collect_garbage(self, grace=parse_duration(grace), dry_run=dry_run,
                                  repack_threshold=repack_threshold, progress=progress,
-                                 domains=domains)
+                                 domains=domains, accept_missing_records=accept_missing_records)
         self.catalog.invalidate()
         return report
 
@@ -1075,9 +1080,10 @@ def _open(how: _Opening, *, create: bool) -> tuple[Store, bool]:
     # content then reads its head version from disk.
     refs_backend = backend if refs_cache is None else ImmutableCacheBackend(
         backend, refs_cache, is_version_key, lambda _, data: sealed_as_current(codec, data))
+    # A store that shows less than this client saw is refused, not believed (watermarks.py).
     store = Store(
         objects,
-        Refs(refs_backend, how.project, codec),
+        Refs(with_marks(refs_backend, how.project, how.cache_dir, codec), how.project, codec),
         url=how.url,
         project=how.project,
         file_cache=files,

@@ -33,6 +33,7 @@ from artifactstore.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from artifactstore.losses import MissingRecord, missing_records
 from artifactstore.model.names import validate_project_name
 from artifactstore.model.projectcheck import check_project
 from artifactstore.model.refs import VersionRecord
@@ -138,6 +139,12 @@ class StoreReport(DamageSummary):
     #: temp files of interrupted writes older than the commit window (gc removes
     #: them): counted, not damage
     stale_temps: int = 0
+    #: records the project's other records show are missing (losses.py)
+    missing: list[MissingRecord] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.damage and not self.missing
 
     @property  # derived here, a field in DomainReport
     def damage(self) -> list[Damage]:  # type: ignore[override]
@@ -165,6 +172,10 @@ class StoreReport(DamageSummary):
                 lines.append(str(d))
         if len(damage) > limit:
             lines.append(f"… and {len(damage) - limit} more damaged objects (--json lists all)")
+        lines += [str(m) for m in self.missing[:limit]]
+        if len(self.missing) > limit:
+            lines.append(f"… and {len(self.missing) - limit} more missing records "
+                         "(--json lists all)")
         return lines
 
     def as_dict(self) -> dict[str, Any]:
@@ -181,6 +192,7 @@ class StoreReport(DamageSummary):
             "affected": [{"ref": a.ref, "path": a.path, "object": a.object}
                          for a in self.affected],
             "stale_temps": self.stale_temps,
+            "missing": [m.as_dict() for m in self.missing],
         }
 
 
@@ -206,6 +218,8 @@ def verify_store(url: str | None = None, project: str | None = None,
                 p for p in scan.entries if p in scan.packs)
             report.domains[domain] = check_domain(scan, read, progress)
         if found.store is not None:
+            report.missing = missing_records(found.backend, found.store.refs,
+                                             found.store.catalog)
             _Walk(scans, report).project(found.store)
         report.stale_temps = len(stale_temps(found.backend, found.config.commit_window))
         report.found += _project_damage(found, project, url)

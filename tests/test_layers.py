@@ -36,7 +36,8 @@ API_MODULES = (
     "catalog", "run", "lineage", "audit", "access", "projects", "identity", "localtree",
     "verify", "repair", "domains",
     "sync", "relog", "gc", "lifecycle", "reencrypt", "statcache",
-    "exporting", "exportreader", "importing", "clientstate", "pins",
+    "exporting", "exportreader", "importing",
+    "clientstate", "pins", "watermarks", "losses",
 )  # fmt: skip
 
 # (layer, exact module names, name prefixes): a module is in a layer if its
@@ -86,11 +87,11 @@ def layer_of(module: str) -> str | None:
     """The layer of an artifactstore module, "testing", or None if unassigned."""
     if module == TESTING or module.startswith(TESTING + "."):
         return "testing"
-    if module.startswith(f"{PACKAGE}.cli") and module != f"{PACKAGE}.clientstate":
-        return "cli"
-    for name, exact, prefixes in LAYERS:
+    for name, exact, prefixes in LAYERS:  # listed first: "clientstate" is no cli module
         if module in exact or any(module.startswith(p + ".") for p in prefixes):
             return name
+    if module.startswith(f"{PACKAGE}.cli"):
+        return "cli"
     return None
 
 

@@ -81,6 +81,7 @@ def restore(args: argparse.Namespace) -> dict[str, Any]:
 def gc_report(report: GcReport) -> dict[str, Any]:
     return {
         "dry_run": report.dry_run, "grace": report.grace, "expired": report.expired,
+        "missing_records": report.missing,
         "bytes_freed": report.bytes_freed, "packs_deleted": report.packs_deleted,
         "stale_temps": report.stale_temps,
         "domains": {
@@ -101,8 +102,11 @@ def gc(args: argparse.Namespace) -> dict[str, Any]:
     with open_existing(args) as store, Progress("gc", None, enabled=not args.quiet and not args.json
                                         and not args.dry_run) as bar:
         report = store.gc(args.grace, dry_run=args.dry_run,
-                          repack_threshold=args.repack_threshold, progress=bar.advance)
+                          repack_threshold=args.repack_threshold, progress=bar.advance,
+                          accept_missing_records=args.accept_missing_records)
     result = gc_report(report)
+    for line in report.missing:
+        _say(args, f"accepted as lost: {line}")
     for ref in report.expired:
         _say(args, f"{'would expire' if report.dry_run else 'expired'} {ref} (retention)")
     if report.dry_run:
@@ -180,6 +184,9 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="only report what would be freed")
     p.add_argument("--repack-threshold", type=float, default=DEFAULT_REPACK_THRESHOLD,
                    help="rewrite a pack once this fraction of it is dead (default 0.3)")
+    p.add_argument("--accept-missing-records", action="store_true",
+                   help="collect although records are missing ('artifactstore verify' lists "
+                        "them): the data only they named is freed for good")
     p = add("purge", purge, "takedown: delete a version and wipe its data from the store now")
     p.add_argument("ref", metavar="REF", help="the version to purge, NAME:vN or NAME:ALIAS")
     p.add_argument("--reason", required=True, help="why (recorded in the purge record)")

@@ -40,7 +40,9 @@ def verify(args: argparse.Namespace) -> dict[str, Any] | int:
                               read_data=subset)
     result = report.as_dict()
     if not report.ok:
-        message = f"{len(report.damage)} damaged object(s), the first: {report.damage[0]}"
+        message = (f"{len(report.damage)} damaged object(s), the first: {report.damage[0]}"
+                   if report.damage else f"{len(report.missing)} missing record(s), the "
+                   f"first: {report.missing[0]}; restore them from a backup of the store")
         if args.json:
             print(json.dumps({**result, "error": "IntegrityError", "message": message,
                               "exit_code": IntegrityError.exit_code}, indent=2, sort_keys=True))
