@@ -281,14 +281,15 @@ class Store:
         """
         from artifactstore.run import active_run  # run imports this module
 
-        # Staging first: a folder the link policy refuses leaves the store unchanged.
+        # Every input is checked first: a refused one leaves the store (or the store
+        # that a first write would create) unchanged; the link policy is staging's.
+        wanted_aliases = [validate_alias(a) for a in aliases]
         artifact = self._as_artifact(artifact_or_path, name, type, metadata, description,
                                      follow_outside_links=follow_outside_links,
                                      skip_unreadable=skip_unreadable)
+        encoding.pack(artifact.metadata)  # unencodable metadata
         self._ensure_writable()  # refuse before uploading anything
         run = run if run is not None else active_run(self)
-        wanted_aliases = [validate_alias(a) for a in aliases]
-        encoding.pack(artifact.metadata)  # refuse unencodable metadata before any upload
         self._preload_stat_cache(artifact)
         try:
             self.objects.begin_session(refresh=not self._all_cached(artifact))

@@ -261,6 +261,8 @@ def world(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Wo
     (tmp_path / "config").mkdir(exist_ok=True)
     monkeypatch.setenv("ARTIFACTSTORE_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("ARTIFACTSTORE_CACHE_DIR", str(tmp_path / "cache"))
+    # The per-user default store of this test only: a bad input must not create it
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.delenv("ARTIFACTSTORE_URL", raising=False)
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # --passphrase-stdin reads nothing
     monkeypatch.chdir(tmp_path)
@@ -343,6 +345,7 @@ def test_bad_input(command: Command, args: tuple[str, ...], world: World,
     assert _snapshot(world.store) == before
     assert _temp_files(world.tmp) == []
     assert not (world.tmp / "out").exists()
+    assert not (world.tmp / "xdg-data").exists()  # a failed command created no default store
 
 
 @pytest.mark.parametrize("command", STORE_COMMANDS, ids=" ".join)

@@ -131,7 +131,7 @@ def _event(e: AliasEvent) -> dict[str, Any]:
 
 
 def alias_set(args: argparse.Namespace) -> dict[str, Any]:
-    with open_to_add(args) as store:
+    with open_existing(args) as store:  # an alias names a version: the project exists
         event = store.set_alias(args.ref, args.alias, force=args.force,
                                 protect=True if args.protect else None)
     _say(args, f"{args.alias} -> v{event.target}")
@@ -139,7 +139,7 @@ def alias_set(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def alias_rm(args: argparse.Namespace) -> dict[str, Any]:
-    with open_to_add(args) as store:
+    with open_existing(args) as store:
         event = store.remove_alias(args.name, args.alias, force=args.force)
     _say(args, f"removed {args.name}:{args.alias}")
     return _event(event)

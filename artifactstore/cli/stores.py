@@ -5,13 +5,13 @@ Reading never writes (docs/guide.md, "Which commands create a store"):
 * commands that read (ls, show, get, diff, verify, lineage, audit, export, runs,
   alias history, project show, ...) open with ``create=False``: a missing store
   exits 13 and nothing is made, not even a folder;
-* commands that add to a project (log, alias set/rm, import) open lazily
+* commands that add to a project (log, import) open lazily
   (``create=None``): a missing project is created by their first write, and so is
   the per-user default store (private) when no store is named; a store named by
   ``--store``, ``$ARTIFACTSTORE_URL`` or a config file must exist (exit 13 otherwise:
   a mistyped path must not start a new store; ``artifactstore init`` makes one);
-* commands that change what exists (delete, restore, gc, purge, retention) open
-  with ``create=False``: there is nothing to change in a store that is not there.
+* commands that change what exists (alias set/rm, delete, restore, gc, purge,
+  retention) open with ``create=False``: there is nothing to change in a store that is not there.
 
 ``init`` creates explicitly; ``project create`` and ``sync`` (its destination) are
 the other creators, through their own library calls.
