@@ -112,6 +112,13 @@ def show_project(name: str | None = None, url: str | os.PathLike[str] | None = N
     pins = _pins(backend, name, cache_dir)
     pin = None if pins is None else pins.load()
     if info is None:
+        if not any(True for _ in backend.list(f"projects/{name}/")):
+            # Why: "public" would be a guess (a private-by-default store makes it private).
+            where = redact_url(discover(None if url is None else os.fspath(url)).url)
+            raise NotFoundError(f"project {name!r} does not exist in {where}; the first "
+                                "write into it creates "
+                                f"it, or run 'artifactstore project create {name}'")
+        # Records without a project record: made before projects had records (public).
         return ProjectSummary(name, "public", None, (), 0,
                               pinned=pin is not None, pin_matches=pin is None)
     epochs = keys.epochs()

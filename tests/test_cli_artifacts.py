@@ -22,6 +22,8 @@ from artifactstore.objects.envelope import Kind
 
 @pytest.fixture
 def url(tmp_path: Path) -> str:
+    """An empty public store: the CLI writes only into a store that exists."""
+    assert main(["init", str(tmp_path / "store"), "--public", "--quiet"]) == 0
     return str(tmp_path / "store")
 
 

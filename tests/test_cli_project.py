@@ -15,7 +15,7 @@ import pytest
 from cli_calls import cli, cli_json
 
 import artifactstore
-from artifactstore.errors import AccessDeniedError
+from artifactstore.errors import AccessDeniedError, NotFoundError
 from artifactstore.identity import (
     CONFIG_DIR_ENV,
     PASSPHRASE_ENV,
@@ -244,12 +244,12 @@ def test_show_names_and_defaults(url: str, become: Become,
     assert cli_json(capsys, "project", "show", "named", "--project", "x",
                     "--store", url)[1]["project"] == "named"
     code, shown = cli_json(capsys, "project", "show", "--store", url)
-    assert code == 0
-    assert shown == {"project": "default", "visibility": "public", "created_at": None,
-                     "members": [], "epochs": 0, "pinned": False, "pin_matches": True,
-                     "pin_changes": []}
-    code, out, _ = cli(capsys, "project", "show", "nothing-yet", "--store", url)
-    assert (code, out) == (0, "project nothing-yet: public (no record)\n")
+    assert (code, shown["error"]) == (3, "NotFoundError")  # nothing was written to it yet
+    code, out, err = cli(capsys, "project", "show", "nothing-yet", "--store", url)
+    assert (code, out) == (3, "")
+    assert err == ("artifactstore: error: project 'nothing-yet' does not exist in "
+                   f"{url}; the first write into it creates it, or run 'artifactstore "
+                   "project create nothing-yet'\n")
 
 
 def test_quiet_create_prints_nothing(url: str, become: Become,
@@ -278,7 +278,8 @@ def test_a_bad_member_line_is_refused_before_anything_is_made(
                           "--member", cut)
     assert "was it cut?" in err
     assert not identity_path().exists()
-    assert show_project("vision", url).created_at is None
+    with pytest.raises(NotFoundError):  # nothing was made
+        show_project("vision", url)
     err = _one_line_error(capsys, 2, "project", "create", "vision", "--store", url,
                           "--member", bob.fingerprint)
     assert "(that is a fingerprint)" in err
@@ -318,7 +319,8 @@ def test_passphrase_stdin_must_not_be_empty(url: str, become: Become,
     err = _one_line_error(capsys, 2, "project", "create", "vault", "--passphrase-stdin",
                           "--store", url)
     assert "no passphrase on stdin" in err
-    assert show_project("vault", url).created_at is None
+    with pytest.raises(NotFoundError):  # nothing was made
+        show_project("vault", url)
 
 
 def test_unknown_visibility_is_a_usage_error(url: str,

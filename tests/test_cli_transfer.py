@@ -30,9 +30,15 @@ def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return url
 
 
+def _new_store(capsys: pytest.CaptureFixture[str], path: Path) -> str:
+    """An empty public store at ``path``: import writes only into a store that exists."""
+    assert cli(capsys, "init", str(path), "--public", "--quiet")[0] == 0
+    return str(path)
+
+
 def test_export_and_import_json(url: str, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
-    b = str(tmp_path / "b")
+    b = _new_store(capsys, tmp_path / "b")
     for target, kind in (("e", "dir"), ("e.tar", "tar"), ("e.tar.gz", "tar.gz")):
         code, out = cli_json(capsys, "export", "dataset:production", str(tmp_path / target),
                              "--store", url)
@@ -66,15 +72,15 @@ def test_human_output(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[st
     code, out, err = cli(capsys, "export", "dataset", str(tmp_path / "e"), "--store", url)
     assert (code, err) == (0, "")
     assert out.startswith(f"exported dataset:v0 to {tmp_path / 'e'}: 1 files, 8 bytes")
-    code, out, err = cli(capsys, "import", str(tmp_path / "e"), "--store", str(tmp_path / "b"))
+    b = _new_store(capsys, tmp_path / "b")
+    code, out, err = cli(capsys, "import", str(tmp_path / "e"), "--store", b)
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[0].startswith("imported dataset:v0 as dataset:v0 (8 bytes, digest ")
     assert lines[1].startswith("run ")
     assert " stands for run " in lines[1]
     assert lines[2] == "  input raw:v0 missing in this store"
-    code, out, _ = cli(capsys, "import", str(tmp_path / "e"), "--store", str(tmp_path / "b"),
-                       "--quiet")
+    code, out, _ = cli(capsys, "import", str(tmp_path / "e"), "--store", b, "--quiet")
     assert (code, out) == (0, "")
 
 
@@ -129,17 +135,17 @@ def test_tampered_export_is_refused_and_nothing_is_logged(
         exit_code: int, error: str) -> None:
     assert cli(capsys, "export", "dataset", str(tmp_path / "e"), "--store", url)[0] == 0
     tamper(tmp_path / "e", how)
-    b = str(tmp_path / "b")
+    b = _new_store(capsys, tmp_path / "b")
     code, out = cli_json(capsys, "import", str(tmp_path / "e"), "--store", b)
     assert (code, out["error"], out["exit_code"]) == (exit_code, error, exit_code)
-    assert not Path(b).exists()  # refused before the store was created: nothing at all
-    assert cli_json(capsys, "ls", "--store", b)[0] == 13
+    # refused before the project was created: the store holds its config alone
+    assert [p.name for p in Path(b).rglob("*")] == ["config"]
 
 
 def test_import_of_a_missing_source_exits_3(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = cli(capsys, "import", str(tmp_path / "nothing.tar"),
-                       "--store", str(tmp_path / "b"))
+                       "--store", _new_store(capsys, tmp_path / "b"))
     assert code == 3
     assert "does not exist" in err
 

@@ -184,8 +184,8 @@ import artifactstore.store
 from artifactstore.backends.faults import FaultInjectingBackend
 
 pattern, url, path = sys.argv[1:4]
-real = artifactstore.store.open_backend
-artifactstore.store.open_backend = lambda u, **o: FaultInjectingBackend(
+real = artifactstore.store.open_store_backend
+artifactstore.store.open_store_backend = lambda u, **o: FaultInjectingBackend(
     real(u, **o), kill_after=pattern)
 with artifactstore.open(url, project="lab") as store:
     store.log_artifact(path, name="data", type="dataset")

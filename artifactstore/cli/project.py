@@ -45,7 +45,8 @@ def _show(args: argparse.Namespace, summary: ProjectSummary, *,
     """Print ``summary`` for people (a change's confirmation is silent with --quiet)."""
     if not args.json and not (changed and args.quiet):
         if summary.created_at is None:
-            print(f"project {summary.project}: public (no record)")
+            print(f"project {summary.project}: public (made before project records; "
+                  "its first writer with this version becomes its creator)")
         else:
             me = _my_fingerprint()
             print(f"project {summary.project}: {summary.visibility}, created "
