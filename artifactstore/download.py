@@ -42,6 +42,7 @@ from artifactstore.model.paths import PathGuard
 from artifactstore.model.tree import Entry, FileEntry, ReferenceEntry
 from artifactstore.objects.store import ObjectStore
 from artifactstore.references import fetch_reference
+from artifactstore.sizes import human_size
 
 __all__ = ["TEMP_MARK", "check_target", "file_matches", "materialize"]
 
@@ -127,7 +128,7 @@ def materialize(
         for folder in reversed(created):
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when still empty
-        what = "" if size is None else f" {_human(size)}"
+        what = "" if size is None else f" {human_size(size)}"
         raise local_write_error(exc, f"cannot download{what} into {root}",
                                 "download elsewhere") from None
     finally:  # on a store-side failure the staging folder stays, for the next try
@@ -176,15 +177,6 @@ def _make_folders(folder: Path) -> list[Path]:
             continue  # a concurrent download made it
         made.append(path)
     return made
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def _write_entries(

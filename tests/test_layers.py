@@ -48,7 +48,7 @@ LAYERS: list[tuple[str, set[str], set[str]]] = [
         {
             f"{PACKAGE}.{name}"
             for name in ("errors", "digest", "chunking", "encoding", "crypto", "synthetic",
-                         "localproc", "heap", "privatefiles")
+                         "localproc", "heap", "privatefiles", "sizes")
         },
         set(),
     ),

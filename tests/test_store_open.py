@@ -148,9 +148,11 @@ def test_a_missing_project_is_created_by_its_first_write_not_by_reads(
     where = tmp_path / "private-store"
     assert cli(capsys, "init", str(where))[0] == 0
     (tmp_path / "f.txt").write_bytes(b"secret content")
-    for argv in (("ls",), ("runs", "ls"), ("project", "show"), ("ls", "--deleted")):
+    for argv in (("ls",), ("runs", "ls"), ("ls", "--deleted")):
         code, _, err = cli(capsys, *argv, "--store", str(where), "--project", "p")
         assert code == 0, err
+    code, _, err = cli(capsys, "project", "show", "--store", str(where), "--project", "p")
+    assert code == 3, err  # it does not exist yet (it is not "public")
     with artifactstore.open(str(where), "p") as store:
         assert store.artifacts() == []
     assert not (where / "projects").exists()  # reads created no project

@@ -6,20 +6,12 @@ import argparse
 from typing import Any
 
 from artifactstore.filecache import CacheInfo, FileCache, parse_size
+from artifactstore.sizes import human_size
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
     if not args.json and not args.quiet:
         print(text)
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def _describe(info: CacheInfo) -> dict[str, Any]:
@@ -29,8 +21,8 @@ def _describe(info: CacheInfo) -> dict[str, Any]:
 
 def cache_info(args: argparse.Namespace) -> dict[str, Any]:
     info = FileCache().info()
-    _say(args, f"{info.root}: {info.entries} files, {_human(info.bytes)} "
-               f"of {_human(info.max_bytes)}")
+    _say(args, f"{info.root}: {info.entries} files, {human_size(info.bytes)} "
+               f"of {human_size(info.max_bytes)}")
     return _describe(info)
 
 
@@ -41,8 +33,8 @@ def cache_clean(args: argparse.Namespace) -> dict[str, Any]:
     after = cache.clean(keep_bytes=keep)
     # Other processes may insert meanwhile; never report negative removals.
     removed, freed = max(0, before.entries - after.entries), max(0, before.bytes - after.bytes)
-    _say(args, f"removed {removed} files ({_human(freed)}); {after.entries} files, "
-               f"{_human(after.bytes)} remain in {after.root}")
+    _say(args, f"removed {removed} files ({human_size(freed)}); {after.entries} files, "
+               f"{human_size(after.bytes)} remain in {after.root}")
     return {**_describe(after), "removed_entries": removed, "removed_bytes": freed}
 
 

@@ -11,6 +11,7 @@ from artifactstore.cli.stores import open_existing
 from artifactstore.errors import InvalidInputError
 from artifactstore.gc import DEFAULT_REPACK_THRESHOLD, GcReport
 from artifactstore.model.lifecycle import LifecycleEvent
+from artifactstore.sizes import human_size
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -22,15 +23,6 @@ def _event(event: LifecycleEvent) -> dict[str, Any]:
     return {"seq": event.seq, "action": event.action, "artifact": event.artifact,
             "versions": [f"v{n}" for n in event.numbers], "runs": list(event.runs),
             "reason": event.reason, "ttl": event.ttl, "at": event.at, "by": event.by}
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.1f} {unit}" if unit != "B" else f"{n} B"
-        value /= 1024
-    return f"{n} B"
 
 
 def delete(args: argparse.Namespace) -> dict[str, Any]:
@@ -110,12 +102,12 @@ def gc(args: argparse.Namespace) -> dict[str, Any]:
     for ref in report.expired:
         _say(args, f"{'would expire' if report.dry_run else 'expired'} {ref} (retention)")
     if report.dry_run:
-        _say(args, f"dry run: {_size(report.bytes_freed)} are unreferenced and would be freed")
+        _say(args, f"dry run: {human_size(report.bytes_freed)} are unreferenced and would be freed")
     else:
         condemned = sum(d.condemned_bytes for d in report.domains.values())
-        _say(args, f"freed {_size(report.bytes_freed)} ({report.packs_deleted} packs removed)")
+        _say(args, f"freed {human_size(report.bytes_freed)} ({report.packs_deleted} packs removed)")
         if condemned:
-            _say(args, f"condemned {_size(condemned)} unreferenced; a gc after the grace "
+            _say(args, f"condemned {human_size(condemned)} unreferenced; a gc after the grace "
                        f"period ({report.grace:g} s) deletes what is still unreferenced")
     if report.stale_temps:
         _say(args, f"{'would remove' if report.dry_run else 'removed'} {report.stale_temps} "
@@ -132,7 +124,7 @@ def purge(args: argparse.Namespace) -> dict[str, Any]:
         report = store.purge(args.ref, reason=args.reason, path=args.path,
                              wait=not args.no_wait)
     _say(args, f"purged {report.ref}: wiped {report.blobs_wiped} blobs "
-               f"({_size(report.bytes_wiped)}), rewrote {report.packs_rewritten} packs; "
+               f"({human_size(report.bytes_wiped)}), rewrote {report.packs_rewritten} packs; "
                f"checked {report.indexes_checked} index objects and {report.packs_checked} "
                f"packs: {'none holds them' if report.absent else 'SOME STILL DO'}")
     if report.shared_files:
