@@ -130,6 +130,11 @@ class RunInfo:
     last_heartbeat: str | None
     inputs: tuple[str, ...]  # "name:vN" refs, in call order, without repeats
     outputs: tuple[str, ...]
+    #: "live" or "deleted" (a lifecycle event, design §14), and when, by whom, why
+    state: str = "live"
+    state_at: str | None = None
+    state_by: str | None = None
+    state_reason: str | None = None
 
     @property
     def label(self) -> str:
@@ -151,8 +156,17 @@ class RunInfo:
             "started_at": self.started_at, "ended_at": self.ended_at, "by": self.by,
             "config": self.config, "summary": self.summary, "code": self.code,
             "env": self.env, "inputs": list(self.inputs), "outputs": list(self.outputs),
-            "last_heartbeat": self.last_heartbeat,
+            "last_heartbeat": self.last_heartbeat, "state": self.state,
+            "state_at": self.state_at, "state_by": self.state_by,
+            "state_reason": self.state_reason,
         }  # fmt: skip
+
+
+def _run_state(event: LifecycleEvent | None) -> dict[str, Any]:
+    if event is None:
+        return {}
+    return {"state": "deleted", "state_at": event.at, "state_by": event.by,
+            "state_reason": event.reason}
 
 
 def _pack(value: object) -> bytes:
@@ -568,6 +582,7 @@ class Catalog:
                 refs.append(ref)
         result = []
         now_ = datetime.now(UTC)
+        deleted = self.lifecycle_state().deleted_runs
         for r in self.query("SELECT * FROM runs WHERE run_id LIKE ? ORDER BY run_id", like):
             start = RunStart(
                 project=self._project,
@@ -614,6 +629,7 @@ class Catalog:
                     last_heartbeat=beat,
                     inputs=tuple(inputs.get(start.run_id, ())),
                     outputs=tuple(outputs.get(start.run_id, ())),
+                    **_run_state(deleted.get(start.run_id)),
                 )
             )
         return result
