@@ -258,6 +258,7 @@ def audit(store: Store, ref: str, *, sample: float | None = None,
         signers, members = {}, []  # flagged just above
     current = {m.ed25519 for m in members} if signers else None
     signed_by: dict[str, str | None] = {}
+    checked: set[str] = set()
     for name, data in sorted(graph.nodes(data=True)):
         if data["kind"] != "version" or data.get("missing"):
             continue
@@ -265,6 +266,20 @@ def audit(store: Store, ref: str, *, sample: float | None = None,
                                        include_deleted=True).signature
         signed_by[name] = _signer_name(signature, signers)
         flags += _signature_flags(name, signature, signers, current)
+    # Who deleted or purged an ancestor is only as true as the event's signature: a
+    # bucket writer could plant a tombstone that rewrites the record of a takedown.
+    tombstones = store.catalog.lifecycle_state()
+    for _, data in sorted(graph.nodes(data=True)):
+        if not data.get("deleted"):
+            continue
+        tombstone = (tombstones.deleted_runs.get(data["run_id"]) if data["kind"] == "run"
+                     else tombstones.tombstone(data["artifact"], data["number"]))
+        if tombstone is None or f"lifecycle#{tombstone.seq}" in checked:
+            continue
+        subject = f"lifecycle#{tombstone.seq}"
+        checked.add(subject)
+        flags += _signature_flags(subject, store.refs.lifecycle.read(tombstone.seq).signature,
+                                  signers, current)
     # The catalog keeps no signatures: read each event (cached) from the store.
     history = {alias: [store.refs.alias_event(record.artifact, alias, e.seq) for e in events]
                for alias, events in history.items()}

@@ -12,7 +12,11 @@ import pytest
 from cli_calls import cli, cli_json
 
 import artifactstore
+from artifactstore import encoding
+from artifactstore.backends import open_backend
 from artifactstore.digest import hash_bytes
+from artifactstore.model.lifecycle import lifecycle_prefix
+from artifactstore.objects.envelope import Kind, seal
 from artifactstore.projects import create_project
 from artifactstore.testing.stores import init_quick_store
 
@@ -216,3 +220,34 @@ def test_a_version_deleted_before_it_was_indexed_still_answers(
                                              "state": "deleted"}])
     code, used = pipeline.json(capsys, "where-used", hash_bytes(b"purged later\n").hex)
     assert (code, used["versions"]) == (0, [])
+
+
+def test_a_forged_tombstone_is_flagged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Someone with write access to the bucket rewrites the reason of a delete event and
+    keeps its signature: the audit still shows the state, and flags the forgery (exit 1)."""
+    url = str(tmp_path / "store")
+    init_quick_store(url)
+    create_project("lab", url, visibility="public")
+    (tmp_path / "b.csv").write_bytes(B)
+    with artifactstore.open(url, "lab") as store:
+        store.log_artifact(tmp_path / "b.csv", name="b", type="dataset")
+        with store.run(job_type="prep", capture_code=False) as run:
+            run.use("b:v0")
+            run.log_artifact(tmp_path / "b.csv", name="c", type="dataset")
+        event = store.delete("b:v0", reason="bad labels")
+    honest = Pipeline(url, "lab", run.id)
+    code, report = honest.json(capsys, "audit", "c:v0")
+    assert code == 0
+    assert not [f for f in report["flags"] if f["code"] == "bad-signature"]
+    backend = open_backend(url)
+    key = f"{lifecycle_prefix('lab')}{event.seq:010d}"
+    wrapper = encoding.unpack(backend.get(key)[8:])
+    body = encoding.unpack(wrapper["body"])
+    body["reason"] = "routine cleanup"
+    wrapper["body"] = encoding.pack(body)
+    backend.put(key, seal(Kind.LIFECYCLE, encoding.pack(wrapper)))
+    # a fresh cache: this client never read the honest event
+    with artifactstore.open(url, "lab", cache_dir=tmp_path / "other-cache") as store:
+        flags = {(f.code, f.subject) for f in store.audit("c:v0", sync=True).flags}
+    assert ("bad-signature", f"lifecycle#{event.seq}") in flags
+    assert ("deleted-ancestor", "b:v0") in flags
