@@ -134,7 +134,7 @@ def impact(args: argparse.Namespace) -> dict[str, Any]:
     with open_existing(args) as store:
         node = _node(store, args.ref)
         derived = store.impact(node, sync=True)
-        graph = store.lineage(sync=False)
+        graph = store.downstream(node, sync=False)  # holds node and derived, with states
     states = {n: _state(graph.nodes[n]) for n in (node, *derived)}
     said = describe_state(node, graph.nodes[node])
     if said:
