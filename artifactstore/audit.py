@@ -7,7 +7,13 @@ Vocabulary:
   so on. A node reached twice is shown once and referred to afterwards.
 - **flag**: a finding that weakens reproducibility or integrity: a crashed,
   failed or still-running run, a dirty working tree or no code state, an
-  ancestor whose record is gone, a missing or corrupt blob.
+  ancestor whose record is gone (``missing-ancestor``, an error: nobody deleted it),
+  a missing or corrupt blob. A **deleted or purged** ancestor or run
+  (``deleted-ancestor``, ``purged-ancestor``, ``deleted-run``) is a warning that
+  names when, by whom and why: the history stays answerable after a takedown, and
+  release gates (``--strict``) refuse it. Auditing a deleted version itself works
+  too (``name:vN``): it is flagged the same way, and a purged one's bytes are not
+  checked (their absence is the purge's proof, not damage).
 - **integrity check**: every blob reachable from the version (manifest, tree
   nodes, chunk lists, chunks) must be in the index; chunks are read and
   re-hashed, all of them or a deterministic sample (``sample`` = fraction: a
@@ -29,13 +35,14 @@ from artifactstore.errors import (
     InvalidInputError,
     NotFoundError,
 )
-from artifactstore.lineage import run_node, version_node
+from artifactstore.lineage import describe_state, run_node
 from artifactstore.model.aliases import AliasEvent
 from artifactstore.model.names import version_label
 from artifactstore.model.projectcheck import check_project
 from artifactstore.model.records import Signature
 from artifactstore.model.tree import FileEntry, ReferenceEntry, iter_entries
 from artifactstore.objects.store import ObjectStore
+from artifactstore.version import ArtifactVersion
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -114,6 +121,8 @@ class AuditReport:
                 item = {"node": node, "kind": "version", "digest": data.get("digest"),
                         "aliases": data.get("aliases", []), "created_at": data.get("created_at"),
                         "missing": data.get("missing", False)}
+            item.update(state=data.get("state", "live"), state_at=data.get("state_at"),
+                        state_by=data.get("state_by"), state_reason=data.get("state_reason"))
             parents = sorted(self.graph.predecessors(node))
             if parents:
                 item["from"] = [visit(p) for p in parents]
@@ -149,6 +158,8 @@ class AuditReport:
         lines.append(f"- created {v['created_at']} by {v['created_by']}; "
                      f"aliases: {', '.join(v['aliases']) or '-'}")
         lines.append(f"- signed by {v.get('signed_by') or 'nobody (unsigned)'}")
+        if v.get("state", "live") != "live":
+            lines.append(f"- {describe_state(self.ref, v)}")
         lines += ["", "## Findings" if markdown else "Findings:"]
         lines += [f"- {f.severity.upper()} {f.code} {f.subject}: {f.message}"
                   for f in self.flags] or ["- none"]
@@ -193,8 +204,13 @@ class AuditReport:
         else:
             aliases = ",".join(item.get("aliases") or [])
             digest = (item.get("digest") or "")[:16]
-            gone = " MISSING" if item.get("missing") else ""
-            line = f"{item['node']} {digest} {aliases}".rstrip() + gone
+            line = f"{item['node']} {digest} {aliases}".rstrip()
+        state = item.get("state", "live")
+        if state != "live":
+            line += f" {state.upper()}"
+            if item.get("state_at"):
+                line += (f" {str(item['state_at'])[:19]} by {item.get('state_by')}"
+                         f" ({item.get('state_reason') or 'no reason given'})")
         lines = [indent + line]
         for child in item.get("from", []):
             lines += self._tree(child, indent + "  ")
@@ -207,20 +223,30 @@ def audit(store: Store, ref: str, *, sample: float | None = None,
     if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int | float)
                                or not 0 < sample <= 1):
         raise InvalidInputError(f"sample must be a fraction in (0, 1], got {sample!r:.40}")
-    version = store.artifact(ref)
-    graph = store.upstream(ref, sync=sync)
-    node = version_node(version.name, version.number)
-    runs = {r.run_id: r for r in store.runs(sync=False)
+    if ref.startswith("run:"):
+        raise InvalidInputError(f"audit takes a version, not a run ({ref!r:.60}); use "
+                                "'artifactstore lineage' or 'artifactstore runs show'")
+    node = store.lineage_node(ref, sync=sync)
+    graph = store.upstream(node, sync=False)
+    attrs = graph.nodes[node]
+    record = store.refs.version(attrs["artifact"], attrs["number"], include_deleted=True)
+    version = ArtifactVersion(store, record)  # deleted ones too: the audit answers for them
+    runs = {r.run_id: r for r in store.runs(sync=False, include_deleted=True)
             if run_node(r.run_id) in graph}
     flags: list[AuditFlag] = []
     for name, data in sorted(graph.nodes(data=True)):
-        if data["kind"] == "version" and (data.get("missing") or data.get("deleted")):
+        state = data.get("state", "live")
+        if data["kind"] == "version" and state == "missing":
             flags.append(AuditFlag("error", "missing-ancestor", name,
                                    "an ancestor version's record is gone from the store"))
+        elif state != "live":
+            # Deleted on purpose, by a recorded event: a finding, not damage.
+            code = "deleted-run" if data["kind"] == "run" else f"{state}-ancestor"
+            flags.append(AuditFlag("warning", code, name, describe_state(name, data) or ""))
     for run in sorted(runs.values(), key=lambda r: r.run_id):
         flags += _run_flags(run)
-    history = {alias: events for alias, events in _alias_histories(store, version.name).items()
-               if any(e.target == version.number for e in events)}
+    history = {alias: events for alias, events in _alias_histories(store, record.artifact).items()
+               if any(e.target == record.number for e in events)}
     # Forged, planted, contradictory or missing project records (projectcheck.py): who
     # signed what below means nothing while the membership itself cannot be trusted.
     for finding in check_project(store.objects.backend, store.project):
@@ -232,31 +258,51 @@ def audit(store: Store, ref: str, *, sample: float | None = None,
         signers, members = {}, []  # flagged just above
     current = {m.ed25519 for m in members} if signers else None
     signed_by: dict[str, str | None] = {}
+    checked: set[str] = set()
     for name, data in sorted(graph.nodes(data=True)):
         if data["kind"] != "version" or data.get("missing"):
             continue
-        signature = store.refs.version(data["artifact"], data["number"]).signature
+        signature = store.refs.version(data["artifact"], data["number"],
+                                       include_deleted=True).signature
         signed_by[name] = _signer_name(signature, signers)
         flags += _signature_flags(name, signature, signers, current)
+    # Who deleted or purged an ancestor is only as true as the event's signature: a
+    # bucket writer could plant a tombstone that rewrites the record of a takedown.
+    tombstones = store.catalog.lifecycle_state()
+    for _, data in sorted(graph.nodes(data=True)):
+        if not data.get("deleted"):
+            continue
+        tombstone = (tombstones.deleted_runs.get(data["run_id"]) if data["kind"] == "run"
+                     else tombstones.tombstone(data["artifact"], data["number"]))
+        if tombstone is None or f"lifecycle#{tombstone.seq}" in checked:
+            continue
+        subject = f"lifecycle#{tombstone.seq}"
+        checked.add(subject)
+        flags += _signature_flags(subject, store.refs.lifecycle.read(tombstone.seq).signature,
+                                  signers, current)
     # The catalog keeps no signatures: read each event (cached) from the store.
-    history = {alias: [store.refs.alias_event(version.name, alias, e.seq) for e in events]
+    history = {alias: [store.refs.alias_event(record.artifact, alias, e.seq) for e in events]
                for alias, events in history.items()}
     alias_signers: dict[tuple[str, int], str | None] = {}
     for alias, events in sorted(history.items()):
         for event in events:
             alias_signers[(alias, event.seq)] = _signer_name(event.signature, signers)
-            flags += _signature_flags(f"{version.name}:{alias}#{event.seq}", event.signature,
-                                      signers, current)
-    integrity = _check_integrity(store.objects_for(version.record), version.record.manifest,
-                                 version.record.digest, sample)
+            flags += _signature_flags(f"{record.artifact}:{alias}#{event.seq}",
+                                      event.signature, signers, current)
+    if attrs.get("state") == "purged":  # wiped on purpose: nothing left to re-hash
+        integrity = Integrity(0, 0, 0, 0, 0, sample, ())
+    else:
+        integrity = _check_integrity(store.objects_for(record), record.manifest,
+                                     record.digest, sample)
     for blob, path, what in integrity.problems:
         code = "missing-blob" if what.startswith("missing") else "corrupt-blob"
         flags.append(AuditFlag("error", code, blob, f"{what} {path}".rstrip()))
-    attrs = graph.nodes[node]
-    facts = {"ref": node, "digest": version.digest, "type": version.type, "size": version.size,
-             "files": version.record.files, "created_at": version.created_at,
+    facts = {"ref": node, "digest": version.digest, "type": version.type,
+             "size": version.size, "files": record.files, "created_at": version.created_at,
              "created_by": version.created_by, "aliases": list(attrs.get("aliases", [])),
-             "run": version.record.run, "signed_by": signed_by.get(node)}
+             "run": record.run, "signed_by": signed_by.get(node),
+             "state": attrs.get("state", "live"), "state_at": attrs.get("state_at"),
+             "state_by": attrs.get("state_by"), "state_reason": attrs.get("state_reason")}
     facts["alias_signers"] = {f"{a}#{s}": who for (a, s), who in alias_signers.items()}
     return AuditReport(node, facts, graph, runs, history, integrity, tuple(flags))
 

@@ -9,6 +9,10 @@ Vocabulary:
   the records not read before (the catalog remembers every key it has read;
   records never change), and the heartbeats of runs still running. Lineage
   queries then read SQLite, not the backend.
+- **lifecycle**: the project's delete / restore / purge events (design §14) are
+  records like the others, synced from ``lifecycle/``; :meth:`Catalog.lifecycle_state`
+  replays them, so the lineage graph knows which versions and runs are deleted or
+  purged (when, by whom, why) without a listing per query.
 - **stale**: the catalog is synced again before a query when this process
   wrote something since the last sync, or when the last sync is older than
   ``max_age`` seconds; ``sync()`` forces one.
@@ -37,6 +41,12 @@ from artifactstore.backends import Backend
 from artifactstore.digest import Digest
 from artifactstore.errors import NotFoundError
 from artifactstore.model.aliases import AliasEvent, AliasLog
+from artifactstore.model.lifecycle import (
+    LifecycleEvent,
+    LifecycleLog,
+    LifecycleState,
+    lifecycle_prefix,
+)
 from artifactstore.model.records import PLAIN, RecordCodec
 from artifactstore.model.runs import (
     RunEdge,
@@ -53,7 +63,7 @@ from artifactstore.privatefiles import private_file, private_folder
 
 __all__ = ["Catalog", "RunInfo", "SyncStats"]
 
-SCHEMA: Final = 1
+SCHEMA: Final = 2  # 2: the lifecycle table
 _ID_PREFIX: Final = re.compile(r"[0-9A-Za-z-]*")
 _FETCH_WORKERS: Final = 16
 #: heartbeats of runs silent for longer than this are not fetched again
@@ -85,6 +95,9 @@ CREATE TABLE IF NOT EXISTS heartbeats(run_id TEXT PRIMARY KEY, at TEXT);
 CREATE TABLE IF NOT EXISTS files(artifact TEXT, number INTEGER, path TEXT, digest BLOB);
 CREATE INDEX IF NOT EXISTS files_digest ON files(digest);
 CREATE TABLE IF NOT EXISTS indexed(artifact TEXT, number INTEGER, PRIMARY KEY(artifact, number));
+CREATE TABLE IF NOT EXISTS lifecycle(
+    seq INTEGER PRIMARY KEY, action TEXT, artifact TEXT, numbers BLOB, runs BLOB,
+    reason TEXT, ttl REAL, at TEXT, by TEXT);
 """
 
 
@@ -117,6 +130,11 @@ class RunInfo:
     last_heartbeat: str | None
     inputs: tuple[str, ...]  # "name:vN" refs, in call order, without repeats
     outputs: tuple[str, ...]
+    #: "live" or "deleted" (a lifecycle event, design §14), and when, by whom, why
+    state: str = "live"
+    state_at: str | None = None
+    state_by: str | None = None
+    state_reason: str | None = None
 
     @property
     def label(self) -> str:
@@ -138,8 +156,17 @@ class RunInfo:
             "started_at": self.started_at, "ended_at": self.ended_at, "by": self.by,
             "config": self.config, "summary": self.summary, "code": self.code,
             "env": self.env, "inputs": list(self.inputs), "outputs": list(self.outputs),
-            "last_heartbeat": self.last_heartbeat,
+            "last_heartbeat": self.last_heartbeat, "state": self.state,
+            "state_at": self.state_at, "state_by": self.state_by,
+            "state_reason": self.state_reason,
         }  # fmt: skip
+
+
+def _run_state(event: LifecycleEvent | None) -> dict[str, Any]:
+    if event is None:
+        return {}
+    return {"state": "deleted", "state_at": event.at, "state_by": event.by,
+            "state_reason": event.reason}
 
 
 def _pack(value: object) -> bytes:
@@ -164,6 +191,7 @@ class Catalog:
         self._versions = VersionLog(backend, project, codec)
         self._aliases = AliasLog(backend, project, codec)
         self._runs = RunLog(backend, project, codec)
+        self._lifecycle = LifecycleLog(backend, project, codec)
         self._lock = threading.RLock()
         self._dirty = True
         self._synced_at = 0.0
@@ -249,7 +277,8 @@ class Catalog:
         self._dirty = False
         art_prefix = artifacts_prefix(self._project)
         run_prefix = self._runs.prefix
-        listed = list(self._backend.list(art_prefix)) + list(self._backend.list(run_prefix))
+        listed = [*self._backend.list(art_prefix), *self._backend.list(run_prefix),
+                  *self._backend.list(lifecycle_prefix(self._project))]
         with self._lock:
             seen = {row[0] for row in self._db.execute("SELECT key FROM seen")}
         jobs: list[tuple[str, Callable[[], Any]]] = []
@@ -281,6 +310,12 @@ class Catalog:
         version_keys: set[str],
         heartbeat_keys: set[str],
     ) -> Callable[[], Any] | None:
+        life_prefix = lifecycle_prefix(self._project)
+        if key.startswith(life_prefix):
+            life_seq = seq_of(key[len(life_prefix):])
+            if life_seq is None:
+                return None
+            return lambda: self._lifecycle.read(life_seq)
         if key.startswith(run_prefix):
             parsed = parse_run_key(run_prefix, key)
             if parsed is None:
@@ -416,6 +451,12 @@ class Catalog:
                     value.ended_at,
                 ),
             )
+        elif isinstance(value, LifecycleEvent):
+            db.execute(
+                "INSERT OR REPLACE INTO lifecycle VALUES (?,?,?,?,?,?,?,?,?)",
+                (value.seq, value.action, value.artifact, _pack(list(value.numbers)),
+                 _pack(list(value.runs)), value.reason, value.ttl, value.at, value.by),
+            )
         elif isinstance(value, tuple) and value[2] is not None:
             db.execute("INSERT OR REPLACE INTO heartbeats VALUES (?,?)", (value[1], value[2]))
 
@@ -462,6 +503,17 @@ class Catalog:
             )
             for r in rows
         ]
+
+    def lifecycle_state(self) -> LifecycleState:
+        """The replayed lifecycle log as of the last sync (deleted and purged versions
+        and runs, each with the event that did it)."""
+        state = LifecycleState()
+        for r in self.query("SELECT * FROM lifecycle ORDER BY seq"):
+            state.apply(LifecycleEvent(
+                seq=r[0], action=r[1], artifact=r[2], numbers=tuple(_unpack(r[3])),
+                runs=tuple(_unpack(r[4])), reason=r[5], ttl=r[6], at=r[7], by=r[8],
+            ))  # fmt: skip
+        return state
 
     def current_aliases(self) -> dict[tuple[str, int], list[str]]:
         """``(artifact, number)`` -> the aliases that point at it now (sorted)."""
@@ -530,6 +582,7 @@ class Catalog:
                 refs.append(ref)
         result = []
         now_ = datetime.now(UTC)
+        deleted = self.lifecycle_state().deleted_runs
         for r in self.query("SELECT * FROM runs WHERE run_id LIKE ? ORDER BY run_id", like):
             start = RunStart(
                 project=self._project,
@@ -576,6 +629,7 @@ class Catalog:
                     last_heartbeat=beat,
                     inputs=tuple(inputs.get(start.run_id, ())),
                     outputs=tuple(outputs.get(start.run_id, ())),
+                    **_run_state(deleted.get(start.run_id)),
                 )
             )
         return result

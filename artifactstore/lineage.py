@@ -11,6 +11,11 @@ Vocabulary:
   subgraph; ``depth`` counts generations of versions (one generation is a run
   and the versions on its other side).
 - **impact**: every version derived from a version, transitively.
+- **state** of a node: ``live``; ``deleted`` or ``purged`` (a lifecycle event, design
+  §14, tombstoned it: the node keeps its place and edges, with ``state_at``,
+  ``state_by`` and ``state_reason`` from that event); ``missing`` (a run names a
+  version whose record is gone from the store). Only live versions carry aliases or
+  ``latest``: a deleted version is never shown as an alias target.
 
 The graph is built from the local catalog (:mod:`artifactstore.catalog`), never
 by listing the store per query.
@@ -18,23 +23,27 @@ by listing the store per query.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from artifactstore.catalog import Catalog, RunInfo
+from artifactstore.model.lifecycle import LifecycleEvent
 from artifactstore.model.names import version_label
 
 if TYPE_CHECKING:
     import networkx as nx
 
 __all__ = [
-    "EXPORT_FORMATS", "FileUse", "build_graph", "neighbourhood", "run_node", "version_node",
+    "EXPORT_FORMATS", "STATES", "FileUse", "build_graph", "describe_state", "neighbourhood",
+    "run_node", "version_node",
 ]  # fmt: skip
 
 #: the formats of :mod:`artifactstore.lineage_formats` (here so that listing them, as
 #: the CLI's parser does, does not import networkx: ~0.2 s on every command)
 EXPORT_FORMATS: Final = ("json", "graphml", "dot", "mermaid")
+#: the values of a node's ``state`` attribute (see the module docstring)
+STATES: Final = ("live", "deleted", "purged", "missing")
 
 
 def version_node(artifact: str, number: int) -> str:
@@ -52,13 +61,41 @@ class FileUse:
     digest: str
     versions: tuple[tuple[str, str], ...]  # (version ref, path), sorted
     runs: tuple[str, ...]  # run ids that used one of those versions, sorted
+    #: (version ref, state) of the versions above that are not live (deleted, purged)
+    states: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, object]:
+        states = dict(self.states)
         return {
             "digest": self.digest,
-            "versions": [{"version": v, "path": p} for v, p in self.versions],
+            "versions": [{"version": v, "path": p, "state": states.get(v, "live")}
+                         for v, p in self.versions],
             "runs": list(self.runs),
         }
+
+
+def _state_attrs(event: LifecycleEvent | None, *, missing: bool = False) -> dict[str, object]:
+    """A node's ``state`` attributes from its tombstone (None: live, or missing)."""
+    if event is None:
+        state = "missing" if missing else "live"
+        return {"state": state, "state_at": None, "state_by": None, "state_reason": None,
+                "missing": missing, "deleted": False}
+    state = "purged" if event.action == "purge" else "deleted"
+    return {"state": state, "state_at": event.at, "state_by": event.by,
+            "state_reason": event.reason, "missing": missing, "deleted": True}
+
+
+def describe_state(node: str, attrs: Mapping[str, Any]) -> str | None:
+    """One line on a node that is not live (None when it is): what, when, who, why."""
+    state = attrs.get("state", "live")
+    if state == "live":
+        return None
+    if state == "missing":
+        return f"{node}: its record is gone from the store"
+    when = str(attrs.get("state_at") or "?")[:19]
+    why = attrs.get("state_reason")
+    return (f"{node} was {state} on {when} by {attrs.get('state_by') or '?'}"
+            + (f": {why}" if why else " (no reason given)"))
 
 
 def build_graph(catalog: Catalog, runs: list[RunInfo]) -> nx.DiGraph:
@@ -67,13 +104,17 @@ def build_graph(catalog: Catalog, runs: list[RunInfo]) -> nx.DiGraph:
 
     graph = nx.DiGraph()
     aliases = catalog.current_aliases()
+    lifecycle = catalog.lifecycle_state()
+    versions = catalog.versions()
     latest: dict[str, int] = {}
-    for record, gone in catalog.versions():
-        if not gone:
+    for record, gone in versions:
+        if not gone and lifecycle.tombstone(record.artifact, record.number) is None:
             latest[record.artifact] = max(record.number, latest.get(record.artifact, -1))
     producers: list[tuple[str, str]] = []
-    for record, gone in catalog.versions():
-        names = list(aliases.get((record.artifact, record.number), []))
+    for record, gone in versions:
+        tombstone = lifecycle.tombstone(record.artifact, record.number)
+        # A deleted or purged version is nobody's target, whatever an alias event says.
+        names = [] if tombstone else list(aliases.get((record.artifact, record.number), []))
         if latest.get(record.artifact) == record.number:
             names.insert(0, "latest")
         node = version_node(record.artifact, record.number)
@@ -86,8 +127,7 @@ def build_graph(catalog: Catalog, runs: list[RunInfo]) -> nx.DiGraph:
             digest=record.digest.hex,
             created_at=record.created_at,
             aliases=names,
-            missing=gone,
-            deleted=False,
+            **_state_attrs(tombstone, missing=gone),
         )
         if record.run is not None:
             producers.append((run_node(record.run), node))
@@ -103,6 +143,7 @@ def build_graph(catalog: Catalog, runs: list[RunInfo]) -> nx.DiGraph:
             ended_at=run.ended_at,
             git_commit=run.git_commit,
             git_dirty=run.git_dirty,
+            **_state_attrs(lifecycle.deleted_runs.get(run.run_id)),
         )
     edges = catalog.edges()
     used = {(run_id, artifact, number) for run_id, d, artifact, number, _, _ in edges
@@ -123,8 +164,7 @@ def build_graph(catalog: Catalog, runs: list[RunInfo]) -> nx.DiGraph:
                 digest=None,
                 created_at=None,
                 aliases=[],
-                missing=True,
-                deleted=False,
+                **_state_attrs(lifecycle.tombstone(artifact, number), missing=True),
             )
         if direction == "use":
             graph.add_edge(vnode, rnode, kind="used")

@@ -7,14 +7,22 @@ Version nodes
     id ``"<artifact>:v<N>"`` (e.g. ``"dataset:v0"``); attributes ``kind="version"``,
     ``artifact`` str, ``number`` int, ``type`` str, ``digest`` str (64 hex; ``type``
     and ``digest`` may be None when ``missing``), ``created_at`` str|None,
-    ``aliases`` list[str] (may be empty), ``missing`` bool (a run references the
-    version but its record is gone),
-    ``deleted`` bool.
+    ``aliases`` list[str] (empty unless the version is live), ``missing`` bool (a run
+    references the version but its record is gone), ``deleted`` bool (deleted or
+    purged), and the state attributes below.
 Run nodes
     id ``"run:<run_id>"``; attributes ``kind="run"``, ``run_id`` str, ``name``
     str|None, ``job_type`` str|None, ``status`` str (``running``, ``finished``,
     ``failed``, ``crashed``), ``started_at`` str, ``ended_at`` str|None,
-    ``git_commit`` str|None, ``git_dirty`` bool|None.
+    ``git_commit`` str|None, ``git_dirty`` bool|None, ``missing`` and ``deleted``
+    bool, and the state attributes below.
+State attributes (every node)
+    ``state`` str: ``live``, ``deleted``, ``purged`` or ``missing``
+    (:data:`artifactstore.lineage.STATES`); ``state_at``, ``state_by``,
+    ``state_reason`` str|None: when, by whom and why it was deleted or purged (None
+    while live). Every format carries them: JSON and GraphML as attributes (GraphML
+    drops the None ones), DOT and Mermaid as a ``(deleted)`` / ``(purged)`` /
+    ``(missing)`` line in the label and a dashed grey style.
 Edges
     version -> run with ``kind="used"``; run -> version with ``kind="produced"``.
 
@@ -159,7 +167,9 @@ def to_mermaid(graph: nx.DiGraph) -> str:
             css = "failed" if status in _FAILED else "running" if status == "running" else ""
         else:
             shape = f'("{label}")'
-            css = "unavailable" if attrs.get("missing") or attrs.get("deleted") else ""
+            css = ""
+        if _state(attrs) != "live":  # never drawn like a live node
+            css = "unavailable"
         lines.append(f"    {node_id}{shape}" + (f":::{css}" if css else ""))
     for source, target in _sorted_edges(graph):
         kind = graph.edges[source, target].get("kind")
@@ -239,8 +249,10 @@ def _label_lines(node: object, attrs: Mapping[str, Any]) -> list[str]:
         lines = [str(attrs.get("name") or attrs.get("run_id") or node)] + ([job] if job else [])
     else:
         aliases = attrs.get("aliases") or []
-        state = [f"({word})" for word in ("missing", "deleted") if attrs.get(word)]
-        lines = [str(node)] + ([", ".join(str(a) for a in aliases)] if aliases else []) + state
+        lines = [str(node)] + ([", ".join(str(a) for a in aliases)] if aliases else [])
+    state = _state(attrs)
+    if state != "live":
+        lines.append(f"({state})")
     # User text may hold line breaks of its own; each becomes a line of the label.
     return [part for line in lines for part in (line.splitlines() or [""])]
 
@@ -276,7 +288,18 @@ def _mermaid_escape(text: str) -> str:
     )
 
 
+def _state(attrs: Mapping[str, Any]) -> str:
+    """``state``; graphs from before it existed (e.g. read back) say missing/deleted."""
+    state = attrs.get("state")
+    if isinstance(state, str):
+        return state
+    return "missing" if attrs.get("missing") else "deleted" if attrs.get("deleted") else "live"
+
+
 def _dot_style(attrs: Mapping[str, Any]) -> str:
+    if _state(attrs) != "live":
+        shape = "ellipse" if attrs.get("kind") == "run" else "box"
+        return f'shape={shape}, style="rounded,dashed", color="#777777", fontcolor="#777777"'
     if attrs.get("kind") == "run":
         status = attrs.get("status")
         if status in _FAILED:
@@ -284,6 +307,4 @@ def _dot_style(attrs: Mapping[str, Any]) -> str:
         if status == "running":
             return 'shape=ellipse, style=filled, fillcolor="#ffeedd", color="#ee8800"'
         return "shape=ellipse"
-    if attrs.get("missing") or attrs.get("deleted"):
-        return 'shape=box, style="rounded,dashed", color="#777777", fontcolor="#777777"'
     return 'shape=box, style="rounded"'

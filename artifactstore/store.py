@@ -770,6 +770,11 @@ class Store:
             cached = self._graph = (self.catalog.generation, build_graph(self.catalog, runs))
         return cached[1]
 
+    def lineage_node(self, ref: str, *, sync: bool | None = None) -> str:
+        """The graph id ``ref`` names (``name:vN`` or ``run:<id>``): deleted and purged
+        versions and runs included, as lineage and audits must answer for them."""
+        return self._node(ref, sync)[1]
+
     def _node(self, ref: str, sync: bool | None) -> tuple[nx.DiGraph, str]:
         self.catalog.ensure_fresh(sync)
         graph = self._lineage_graph()
@@ -843,11 +848,17 @@ class Store:
                 if direction == "use" and (a, n) in held
             }
         )
-        return FileUse(digest.hex, versions, tuple(runs))
+        gone = self.catalog.lifecycle_state()
+        states = tuple(sorted(
+            (version_node(a, n), "purged" if event.action == "purge" else "deleted")
+            for a, n in held if (event := gone.tombstone(a, n)) is not None
+        ))  # fmt: skip
+        return FileUse(digest.hex, versions, tuple(runs), states)
 
     def _index_files(self) -> None:
         """Index the files of versions not indexed yet (a version with known content is copied)."""
         by_digest: dict[bytes, tuple[str, int]] = {}
+        gone = self.catalog.lifecycle_state()
         for artifact, number, raw in self.catalog.unindexed():
             earlier = by_digest.get(raw)
             if earlier is None:
@@ -859,13 +870,19 @@ class Store:
                 earlier = found[0] if found else None
             if earlier is not None and self.catalog.copy_index_from(artifact, number, earlier):
                 continue
-            record = self.catalog_record(artifact, number)
-            files = (
-                (e.path, e.digest.raw)
-                for e in iter_entries(record.digest, self.objects_for(record).read_blob)
-                if isinstance(e, FileEntry)
-            )
-            self.catalog.index_files(artifact, number, files)
+            tombstone = gone.tombstone(artifact, number)
+            record = self.refs.version(artifact, number, include_deleted=True)
+            try:
+                files = [
+                    (e.path, e.digest.raw)
+                    for e in iter_entries(record.digest, self.objects_for(record).read_blob)
+                    if isinstance(e, FileEntry)
+                ]
+            except NotFoundError:
+                if tombstone is None:
+                    raise  # a live version lost data: verify/repair's business, not ours
+                files = []  # purged, or reclaimed by gc: no file of it is anywhere now
+            self.catalog.index_files(artifact, number, iter(files))
             by_digest[raw] = (artifact, number)
 
     def catalog_record(self, artifact: str, number: int) -> VersionRecord:

@@ -124,13 +124,17 @@ def test_lineage_to_a_file(url: str, tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_impact_and_where_used(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, found = cli_json(capsys, "impact", "raw", "--store", url)
-    assert (code, found) == (0, {"ref": "raw:v0", "derived": ["clean:v0", "model:v0"]})
+    assert (code, found) == (0, {
+        "ref": "raw:v0", "derived": ["clean:v0", "model:v0"],
+        "state": {"state": "live", "at": None, "by": None, "reason": None},
+        "derived_states": {"clean:v0": "live", "model:v0": "live"}})
     code, out, _ = cli(capsys, "impact", "model:v0", "--store", url)
     assert (code, out) == (0, "nothing is derived from model:v0\n")
     digest = hash_bytes(RAW).hex
     code, used = cli_json(capsys, "where-used", digest, "--store", url)
     assert code == 0
-    assert used == {"digest": digest, "versions": [{"version": "raw:v0", "path": "raw.csv"}],
+    assert used == {"digest": digest,
+                    "versions": [{"version": "raw:v0", "path": "raw.csv", "state": "live"}],
                     "runs": [run_id(url, "prep")]}
     code, out, _ = cli(capsys, "where-used", hash_bytes(b"elsewhere").hex, "--store", url)
     assert code == 0

@@ -7,9 +7,12 @@ graph and the tree drawn from it name the same node.
 
 Exit codes of ``audit`` (:func:`audit_exit_code`): 5 (``IntegrityError``'s)
 when a blob of the version is missing or corrupt; 1 for any other error-level
-finding (a failed or crashed run, a missing ancestor), and with ``--strict``
-also for warnings (a running run, a dirty or unknown code state); else 0.
-Errors keep their own codes.
+finding (a failed or crashed run, an ancestor whose record vanished), and with
+``--strict`` also for warnings (a deleted or purged ancestor or run, a running
+run, a dirty or unknown code state); else 0. Errors keep their own codes.
+
+Deleted and purged versions and runs answer every command here: they keep their
+place in the graph with their state (see :mod:`artifactstore.lineage`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from artifactstore.cli.runs import open_output
 from artifactstore.cli.stores import open_existing
 from artifactstore.errors import ArtifactStoreError, IntegrityError, InvalidInputError
 from artifactstore.lineage import EXPORT_FORMATS as FORMATS
-from artifactstore.lineage import run_node, version_node
+from artifactstore.lineage import describe_state
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -40,10 +43,7 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 
 def _node(store: artifactstore.Store, ref: str) -> str:
-    if ref.startswith("run:"):
-        return run_node(store.get_run(ref[4:], sync=True).run_id)
-    version = store.artifact(ref)
-    return version_node(version.name, version.number)
+    return store.lineage_node(ref, sync=True)
 
 
 def _depth(text: str | None) -> int | None:
@@ -83,11 +83,12 @@ def _format(args: argparse.Namespace, default: str) -> str:
 
 
 def _label(node: str, attrs: dict[str, Any]) -> str:
+    state = attrs.get("state", "live")
+    gone = "" if state == "live" else f" {state.upper()}"
     if attrs.get("kind") == "run":
         parts = (node, attrs.get("name"), attrs.get("job_type"), f"[{attrs.get('status')}]")
-        return " ".join(str(part) for part in parts if part)
+        return " ".join(str(part) for part in parts if part) + gone
     aliases = ",".join(attrs.get("aliases") or [])
-    gone = " MISSING" if attrs.get("missing") or attrs.get("deleted") else ""
     return f"{node} ({attrs.get('type') or '?'}) {aliases}".rstrip() + gone
 
 
@@ -133,8 +134,23 @@ def impact(args: argparse.Namespace) -> dict[str, Any]:
     with open_existing(args) as store:
         node = _node(store, args.ref)
         derived = store.impact(node, sync=True)
-    _say(args, "\n".join(derived) if derived else f"nothing is derived from {node}")
-    return {"ref": node, "derived": derived}
+        graph = store.downstream(node, sync=False)  # holds node and derived, with states
+    states = {n: _state(graph.nodes[n]) for n in (node, *derived)}
+    said = describe_state(node, graph.nodes[node])
+    if said:
+        _say(args, said)
+    for other in derived:
+        gone = states[other]["state"]
+        _say(args, other + ("" if gone == "live" else f" ({gone})"))
+    if not derived:
+        _say(args, f"nothing is derived from {node}")
+    return {"ref": node, "state": states[node], "derived": derived,
+            "derived_states": {n: states[n]["state"] for n in derived}}
+
+
+def _state(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {"state": attrs.get("state", "live"), "at": attrs.get("state_at"),
+            "by": attrs.get("state_by"), "reason": attrs.get("state_reason")}
 
 
 def where_used(args: argparse.Namespace) -> dict[str, Any]:
@@ -142,8 +158,10 @@ def where_used(args: argparse.Namespace) -> dict[str, Any]:
         found = store.where_used(args.digest, sync=True)
     if not found.versions:
         _say(args, f"no version holds a file with content {found.digest}")
+    states = dict(found.states)
     for version, path in found.versions:
-        _say(args, f"{version:30} {path}")
+        gone = f" ({states[version]})" if version in states else ""
+        _say(args, f"{version + gone:30} {path}")
     if found.runs:
         _say(args, f"used by {len(found.runs)} run(s): {', '.join(found.runs)}")
     return found.as_dict()
@@ -200,12 +218,14 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("digest", metavar="DIGEST", help="the file's BLAKE3 digest (64 hex)")
     p = add("audit", audit, "provenance, alias history and integrity of a version")
     p.epilog = ("exit status: 5 when a blob of the version is missing or corrupt; 1 for "
-                "another error-level finding (a failed or crashed run, a missing ancestor) "
-                "and, with --strict, for warnings too (a running run, a dirty or unknown "
-                "code state); otherwise 0; errors such as an unknown REF keep their usual "
-                "codes (3 not found, 2 bad input)")
+                "another error-level finding (a failed or crashed run, an ancestor whose "
+                "record vanished) and, with --strict, for warnings too (a deleted or purged "
+                "ancestor or run, a running run, a dirty or unknown code state); otherwise "
+                "0; errors such as an unknown REF keep their usual codes (3 not found, 2 "
+                "bad input)")
     p.add_argument("--strict", action="store_true",
-                   help="exit 1 on warnings as well (for release gates)")
+                   help="exit 1 on warnings as well, a deleted or purged ancestor among "
+                        "them (for release gates)")
     p.add_argument("ref", metavar="REF", help="NAME[:vN|:ALIAS]")
     p.add_argument("--sample", metavar="FRACTION|PERCENT%",
                    help="re-hash only this share of the chunks, e.g. 0.1 or 10%% "

@@ -143,7 +143,11 @@ def show(args: argparse.Namespace) -> dict[str, Any]:
         run = store.get_run(args.run_id, sync=True)
     lines = [f"{key:15} {_cell(value) or '-'}" for key, value in (
         ("run_id", run.run_id), ("name", run.name), ("job_type", run.job_type),
-        ("status", run.status), ("error", run.error), ("started_at", run.started_at),
+        ("status", run.status), ("error", run.error),
+        ("state", run.state if run.state_at is None else
+         f"{run.state} on {run.state_at[:19]} by {run.state_by}: "
+         f"{run.state_reason or 'no reason given'}"),
+        ("started_at", run.started_at),
         ("ended_at", run.ended_at), ("duration", _duration(run)),
         ("last_heartbeat", run.last_heartbeat), ("by", run.by), ("tags", ", ".join(run.tags)),
         ("inputs", ", ".join(run.inputs)), ("outputs", ", ".join(run.outputs)))]
