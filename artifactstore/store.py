@@ -54,6 +54,7 @@ from artifactstore.gc import (
 )
 from artifactstore.lifecycle import (
     PurgeReport,
+    delete_all,
     delete_versions,
     drop_path,
     parse_duration,
@@ -506,6 +507,21 @@ class Store:
         self.catalog.invalidate()
         return self.refs.remove_alias(name, alias, force=force)
 
+    def protect_alias(self, name: str, alias: str) -> AliasEvent:
+        """Protect ``name:alias`` where it points now: moving, removing or deleting
+        its target then refuses without ``force`` (unprotect with :meth:`unprotect_alias`)."""
+        return self._set_protection(name, alias, True)
+
+    def unprotect_alias(self, name: str, alias: str) -> AliasEvent:
+        """Lift the protection of ``name:alias`` (recorded as a forced event)."""
+        return self._set_protection(name, alias, False)
+
+    def _set_protection(self, name: str, alias: str, protect: bool) -> AliasEvent:
+        alias = validate_alias(alias)
+        self._ensure_writable()
+        self.catalog.invalidate()
+        return self.refs.set_protection(name, alias, protect)
+
     def alias_history(self, name: str, alias: str) -> list[AliasEvent]:
         return self.refs.alias_history(name, validate_alias(alias))
 
@@ -527,38 +543,31 @@ class Store:
 
     def delete_run(self, run_id: str, *, with_artifacts: bool = False, force: bool = False,
                    reason: str | None = None) -> list[LifecycleEvent]:
-        """Soft-delete a run, and with ``with_artifacts`` the versions it produced."""
+        """Soft-delete a run, and with ``with_artifacts`` the versions it produced.
+
+        All or nothing: an alias in the way refuses before anything is deleted."""
         run = self.get_run(run_id, sync=True)
         self._ensure_writable()
-        events = []
         produced: dict[str, list[int]] = {}
         if with_artifacts:
+            gone = self.refs.lifecycle_state()
             for output in run.outputs:
                 artifact, _, label = output.rpartition(":v")
-                produced.setdefault(artifact, []).append(int(label))
-        gone = self.refs.lifecycle_state()
-        for artifact, numbers in sorted(produced.items()):
-            live = [n for n in numbers if gone.tombstone(artifact, n) is None]
-            if live:
-                events.append(delete_versions(self, artifact, live, force=force,
-                                              reason=reason))
-        events.append(self.refs.lifecycle.append(
-            "delete", by=default_writer(), runs=[run.run_id], reason=reason))
-        self.catalog.invalidate()
-        return events
+                if gone.tombstone(artifact, int(label)) is None:
+                    produced.setdefault(artifact, []).append(int(label))
+        return delete_all(self, produced, force=force, reason=reason, runs=[run.run_id])
 
     def delete_project(self, *, force: bool = False,
                        reason: str | None = None) -> list[LifecycleEvent]:
-        """Soft-delete every version and run of the project."""
+        """Soft-delete every version and run of the project.
+
+        All or nothing: every alias in the way (protected, or any without ``force``)
+        refuses before the first artifact is deleted."""
         self._ensure_writable()
-        events = [delete_versions(self, name, [r.number for r in self.refs.versions(name)],
-                                  force=force, reason=reason)
-                  for name in self.refs.artifacts()]
-        runs = [r.run_id for r in self.runs(sync=True)]
-        if runs:
-            events.append(self.refs.lifecycle.append(
-                "delete", by=default_writer(), runs=runs, reason=reason))
-        return events
+        live = {name: [r.number for r in self.refs.versions(name)]
+                for name in self.refs.artifacts()}
+        return delete_all(self, live, force=force, reason=reason,
+                          runs=[r.run_id for r in self.runs(sync=True)])
 
     def restore(self, ref: str) -> LifecycleEvent:
         """Undo the deletion of ``name:vN`` (before gc reclaimed it)."""

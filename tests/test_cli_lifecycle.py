@@ -99,3 +99,44 @@ def test_purge_and_retention(url: str, capsys: pytest.CaptureFixture[str]) -> No
     assert out["expired"] == ["d:v2"]
     code, out = cli_json(capsys, "ls", "d", "--store", url)
     assert [v["version"] for v in out["versions"]] == ["v0"]
+
+
+def _log(capsys: pytest.CaptureFixture[str], url: str, tmp_path: Path, name: str) -> None:
+    f = tmp_path / f"{name}.bin"
+    f.write_bytes(os.urandom(1000))
+    assert cli(capsys, "log", name, str(f), "--store", url)[0] == 0
+
+
+def _state(capsys: pytest.CaptureFixture[str], url: str) -> tuple[object, ...]:
+    """Everything a delete may change: live versions, aliases, deleted versions."""
+    names = cli_json(capsys, "ls", "--store", url)[1]["artifacts"]
+    versions = {n: [(v["version"], v["aliases"]) for v in
+                    cli_json(capsys, "ls", n, "--store", url)[1]["versions"]] for n in names}
+    return versions, cli_json(capsys, "ls", "--deleted", "--store", url)[1]["deleted"]
+
+
+@pytest.mark.parametrize("what", [("--whole-project",), ("d", "--artifact")])
+def test_a_delete_with_one_protected_alias_deletes_nothing(
+        url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], what: tuple[str, ...]
+) -> None:
+    """Issue 15, point 3: every refusal is checked before the first change. The
+    artifacts sorted before the protected one (a, and d's own aliased v0) and the
+    alias --force would remove stay as they were."""
+    _log(capsys, url, tmp_path, "a")
+    _log(capsys, url, tmp_path, "z")
+    for ref, alias in (("a:v0", "best"), ("d:v0", "raw"), ("z:v0", "prod")):
+        assert cli(capsys, "alias", "set", ref, alias, "--store", url)[0] == 0
+    prod = "z:prod" if what[0] == "--whole-project" else "d:staging"
+    if prod == "d:staging":
+        assert cli(capsys, "alias", "set", "d:v2", "staging", "--store", url)[0] == 0
+    assert cli(capsys, "alias", "protect", prod, "--store", url)[0] == 0
+    before = _state(capsys, url)
+    code, _, err = cli(capsys, "delete", *what, "--force", "--store", url)
+    assert code == 10
+    assert "nothing was deleted" in err
+    assert f"'artifactstore alias unprotect {prod}'" in err
+    assert len(err.strip().splitlines()) == 1
+    assert _state(capsys, url) == before
+    assert cli(capsys, "alias", "unprotect", prod, "--store", url)[0] == 0
+    assert cli(capsys, "delete", *what, "--force", "--store", url)[0] == 0
+    assert _state(capsys, url) != before

@@ -232,6 +232,32 @@ class Refs:
 
         return self._aliases.append(artifact, alias, self._by(by), decide)
 
+    def set_protection(
+        self, artifact: str, alias: str, protect: bool, *, by: str | None = None
+    ) -> AliasEvent:
+        """Protect (``protect`` True) or unprotect ``alias`` where it points now.
+
+        Asking for it is the explicit act ``force`` stands for elsewhere, so an
+        unprotect is recorded as forced. The target is the one of the last event
+        (re-read on a lost race), so a concurrent move is never undone. NotFoundError
+        if the alias is not set; the state it already has writes nothing.
+        """
+        validate_artifact_name(artifact)
+        validate_alias(alias)
+
+        def decide(last: AliasEvent | None) -> tuple[int | None, bool, bool] | None:
+            if last is None or last.target is None:
+                self._require_artifact(artifact)
+                raise NotFoundError(
+                    f"alias {artifact}:{alias} is not set in project {self._project!r}; "
+                    f"set it first with 'artifactstore alias set {artifact}:vN {alias}'"
+                )
+            if last.protected == protect:
+                return None
+            return last.target, protect, last.protected
+
+        return self._aliases.append(artifact, alias, self._by(by), decide)
+
     def remove_alias(
         self, artifact: str, alias: str, *, force: bool = False, by: str | None = None
     ) -> AliasEvent:
@@ -314,7 +340,8 @@ class Refs:
         where = "" if target is None else f" (it points at {version_label(target)})"
         return ProtectedAliasError(
             f"alias {artifact}:{alias} is protected{where}; pass force=True "
-            f"(--force) to {action} it"
+            f"(--force) to {action} it, or unprotect it first with "
+            f"'artifactstore alias unprotect {artifact}:{alias}'"
         )
 
     @staticmethod
