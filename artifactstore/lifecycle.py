@@ -11,7 +11,6 @@ removed first or forced; protected aliases always refuse.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -31,6 +30,7 @@ from artifactstore.objects.layout import pack_key
 from artifactstore.objects.packs import read_trailer
 from artifactstore.objects.store import ObjectStore
 from artifactstore.objects.sweep import condemn, read_layout, sweep
+from artifactstore.objects.window import WaitCallback, wait_until
 
 if TYPE_CHECKING:
     from artifactstore.store import Store
@@ -222,8 +222,16 @@ class PurgeReport:
     downstream_runs: list[str] = field(default_factory=list)
 
 
-def purge_version(store: Store, ref: str, *, reason: str, wait: bool = True) -> PurgeReport:
-    """Takedown of one version; see the module docstring and design §16."""
+def purge_version(store: Store, ref: str, *, reason: str, wait: bool = True,
+                  on_wait: WaitCallback | None = None) -> PurgeReport:
+    """Takedown of one version; see the module docstring and design §16.
+
+    ``wait`` (default) waits out the commit window after condemning the blobs
+    (``on_wait`` is told the seconds left): a writer that found them present just
+    before commits or fails first, so no version committed around the purge names
+    a wiped blob. ``wait=False`` wipes at once: only safe when nobody else writes
+    to the store, else such a version can be left naming wiped data.
+    """
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInputError("a purge needs a reason (--reason \"...\"): it is recorded")
     record, tombstone = deleted_record(store, ref)
@@ -245,8 +253,7 @@ def purge_version(store: Store, ref: str, *, reason: str, wait: bool = True) -> 
         found = condemn(objects, live, [], only=frozenset(mine - live), purge=True)
         if found.record is not None:
             if wait:  # writers that checked before the record commit within the window
-                time.sleep(max(0.0, found.record.at + objects.config.commit_window
-                               - time.time()))
+                wait_until(found.record.at + objects.config.commit_window, on_wait)
             live = mark(store)[objects.domain][1]
             swept = sweep(objects, live, [found.record])
             report.blobs_wiped = swept.blobs_deleted

@@ -80,6 +80,7 @@ from artifactstore.objects.config import StoreConfig, create_or_load
 from artifactstore.objects.config import load as load_config
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore, Progress, default_cache_dir
+from artifactstore.objects.window import WaitCallback
 from artifactstore.pins import PinBook
 from artifactstore.privatefiles import private_folder
 from artifactstore.references import describe_reference
@@ -628,30 +629,43 @@ class Store:
     def gc(self, grace: float | str = DEFAULT_GRACE, dry_run: bool = False, *,
            repack_threshold: float = DEFAULT_REPACK_THRESHOLD,
            progress: Progress | None = None, domains: Iterable[str] | None = None,
-           accept_missing_records: bool = False) -> GcReport:
+           accept_missing_records: bool = False, wait: bool = True,
+           on_wait: WaitCallback | None = None) -> GcReport:
         """Reclaim the space of deleted versions (two phases; see ``artifactstore.gc``).
 
         Refused while records are missing (their data would be freed) unless
-        ``accept_missing_records``."""
+        ``accept_missing_records``. With ``grace=0`` the call waits out the store's
+        commit window (default 120 s) and frees the space before it returns;
+        ``on_wait(seconds_left)`` is called about once a second meanwhile.
+        ``wait=False`` returns after condemning instead: nothing is freed until a gc
+        runs once the commit window has passed."""
         if not dry_run:
             self._ensure_writable()
         report = collect_garbage(self, grace=parse_duration(grace), dry_run=dry_run,
                                  repack_threshold=repack_threshold, progress=progress,
-                                 domains=domains, accept_missing_records=accept_missing_records)
+                                 domains=domains, accept_missing_records=accept_missing_records,
+                                 wait=wait, on_wait=on_wait)
         self.catalog.invalidate()
         return report
 
     def purge(self, ref: str, *, reason: str, path: str | None = None,
-              wait: bool = True) -> PurgeReport:
+              wait: bool = True, on_wait: WaitCallback | None = None) -> PurgeReport:
         """Takedown: delete ``ref`` and wipe every blob no live version needs, provably.
 
         With ``path``, a new version without that file is logged first and the
         old version is purged.
+
+        By default the purge waits out the store's commit window (default 120 s)
+        between condemning the blobs and wiping them, so that a writer who found
+        them present just before commits (or fails) first and no version is left
+        naming wiped data; ``on_wait(seconds_left)`` is called about once a second
+        meanwhile (e.g. to show a countdown). ``wait=False`` wipes at once: only
+        safe when nobody else writes to the store during the purge.
         """
         self._ensure_writable()
         if path is not None:
             drop_path(self, ref, path)
-        return purge_version(self, ref, reason=reason, wait=wait)
+        return purge_version(self, ref, reason=reason, wait=wait, on_wait=on_wait)
 
     # -- runs ----------------------------------------------------------------------
 
