@@ -270,3 +270,23 @@ def test_gc_grace_0_without_waiting_only_condemns(store: artifactstore.Store,
     assert first.bytes_freed == 0
     assert sum(d.waiting for d in first.domains.values()) > 0
     assert store.gc(0).bytes_freed > 0
+
+
+def test_a_run_delete_with_its_outputs_is_all_or_nothing(store: artifactstore.Store,
+                                                         tmp_path: Path) -> None:
+    """Issue 15, point 3: the refusal on the last output comes before the first change."""
+    with store.run(job_type="train", capture_code=False) as run:
+        log(store, tmp_path, "a-metrics", os.urandom(1000), run=run, aliases=["best"])
+        log(store, tmp_path, "z-model", os.urandom(1000), run=run, aliases=["prod"])
+    store.protect_alias("z-model", "prod")
+    with pytest.raises(ProtectedAliasError, match=r"nothing was deleted.*z-model:prod -> v0"):
+        store.delete_run(run.id, with_artifacts=True, force=True)
+    assert store.artifacts() == ["a-metrics", "z-model"]
+    assert store.refs.aliases("a-metrics") == {"best": 0}
+    assert [r.run_id for r in store.runs(sync=True)] == [run.id]
+    assert store.deleted_versions() == []
+    store.unprotect_alias("z-model", "prod")
+    events = store.delete_run(run.id, with_artifacts=True, force=True)
+    assert [(e.artifact, e.numbers, e.runs) for e in events] == [
+        ("a-metrics", (0,), ()), ("z-model", (0,), ()), (None, (), (run.id,))]
+    assert store.artifacts() == []

@@ -227,7 +227,8 @@ class Refs:
             if current == number and protected == guarded:
                 return None
             if guarded and not force:
-                raise self._protected(artifact, alias, current, "move or unprotect")
+                raise self._protected(artifact, alias, current,
+                                      "move" if current != number else "unprotect")
             return number, protected, guarded
 
         return self._aliases.append(artifact, alias, self._by(by), decide)
@@ -340,7 +341,7 @@ class Refs:
         where = "" if target is None else f" (it points at {version_label(target)})"
         return ProtectedAliasError(
             f"alias {artifact}:{alias} is protected{where}; pass force=True "
-            f"(--force) to {action} it, or unprotect it first with "
+            f"(--force) to {action} it, or lift the protection first with "
             f"'artifactstore alias unprotect {artifact}:{alias}'"
         )
 
