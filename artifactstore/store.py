@@ -509,8 +509,9 @@ class Store:
         return self.refs.remove_alias(name, alias, force=force)
 
     def protect_alias(self, name: str, alias: str) -> AliasEvent:
-        """Protect ``name:alias`` where it points now: moving, removing or deleting
-        its target then refuses without ``force`` (unprotect with :meth:`unprotect_alias`)."""
+        """Protect ``name:alias`` where it points now: moving or removing it then needs
+        ``force``, and deleting the version it points at refuses even forced, until
+        :meth:`unprotect_alias`."""
         return self._set_protection(name, alias, True)
 
     def unprotect_alias(self, name: str, alias: str) -> AliasEvent:
@@ -518,7 +519,7 @@ class Store:
         return self._set_protection(name, alias, False)
 
     def _set_protection(self, name: str, alias: str, protect: bool) -> AliasEvent:
-        alias = validate_alias(alias)
+        self.refs.alias_history(name, validate_alias(alias))  # a bad name creates nothing
         self._ensure_writable()
         self.catalog.invalidate()
         return self.refs.set_protection(name, alias, protect)

@@ -157,8 +157,8 @@ def alias_protect(args: argparse.Namespace) -> dict[str, Any]:
     name, alias = _alias_of(args.alias)
     with open_existing(args) as store:
         event = store.protect_alias(name, alias)
-    _say(args, f"{name}:{alias} -> v{event.target} is protected: moving or removing it, or "
-               "deleting its version, now needs --force")
+    _say(args, f"{name}:{alias} -> v{event.target} is protected: moving or removing it needs "
+               f"--force, and deleting v{event.target} refuses until it is unprotected")
     return _event(event)
 
 
@@ -235,8 +235,8 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     a.add_argument("alias", metavar="ALIAS", help="the alias to remove")
     a.add_argument("--force", action="store_true", help="remove a protected alias")
     for action, handler, what in (
-        ("protect", alias_protect, "protect ALIAS where it points now: moving or removing it, "
-                                   "or deleting its version, then needs --force"),
+        ("protect", alias_protect, "protect ALIAS where it points now: moving or removing it "
+                                   "needs --force, deleting its version refuses"),
         ("unprotect", alias_unprotect, "lift the protection of ALIAS (recorded in its history)"),
     ):
         a = alias.add_parser(action, parents=[common], help=what)
