@@ -289,7 +289,8 @@ class Refs:
         if not history:
             self._require_artifact(artifact)
             raise NotFoundError(
-                f"alias {artifact}:{alias} has never been set in project {self._project!r}"
+                f"alias {artifact}:{alias} has never been set in project {self._project!r}; "
+                f"set it with 'artifactstore alias set {artifact}:vN {alias}'"
             )
         return history
 
