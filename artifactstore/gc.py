@@ -42,6 +42,7 @@ from artifactstore.objects.gcrecords import Condemnation, GcLock, condemnations
 from artifactstore.objects.layout import PLAIN_DOMAIN
 from artifactstore.objects.store import ObjectStore
 from artifactstore.objects.sweep import IndexCache, SweepResult, condemn, read_layout, sweep
+from artifactstore.objects.window import WaitCallback, wait_until
 
 if TYPE_CHECKING:
     from artifactstore.store import Store
@@ -191,12 +192,17 @@ def collect_garbage(
     store: Store, *, grace: float = DEFAULT_GRACE, dry_run: bool = False,
     repack_threshold: float = DEFAULT_REPACK_THRESHOLD, progress: Progress | None = None,
     domains: Iterable[str] | None = None, accept_missing_records: bool = False,
+    wait: bool = True, on_wait: WaitCallback | None = None,
 ) -> GcReport:
     """Expire, sweep old condemnations, condemn what is unreferenced; see the module.
 
     ``domains`` limits the work to those key domains (default: every one the
     project may collect). While records of the projects marked are missing
     (losses.py), gc refuses (IntegrityError) unless ``accept_missing_records``.
+    With grace 0, ``wait`` (default) waits out the commit window after condemning
+    (``on_wait`` is told the seconds left) and frees the space in this call;
+    ``wait=False`` returns after condemning, and a gc run once the commit window
+    has passed frees it (the report's ``waiting`` counts what is left for it).
     """
     if not isinstance(grace, int | float) or isinstance(grace, bool) or grace < 0:
         raise InvalidInputError(f"grace must be a number of seconds >= 0, got {grace!r:.40}")
@@ -235,8 +241,10 @@ def collect_garbage(
             result.waiting = len(still) + (found.record is not None)
             if dry_run:
                 result.swept.bytes_freed = found.bytes
-        if grace == 0 and not dry_run and any(d.waiting for d in report.domains.values()):
-            _sweep_now(store, report, window, repack_threshold, progress, caches, only)
+        if (grace == 0 and wait and not dry_run
+                and any(d.waiting for d in report.domains.values())):
+            _sweep_now(store, report, window, repack_threshold, progress, caches, only,
+                       on_wait)
         backend = store.objects.backend
         report.stale_temps = len(stale_temps(backend, window) if dry_run
                                  else remove_stale_temps(backend, window))
@@ -275,11 +283,11 @@ def _domains(store: Store) -> dict[str, list[Condemnation]]:
 
 def _sweep_now(store: Store, report: GcReport, window: float, threshold: float,
                progress: Progress | None, caches: dict[str, IndexCache],
-               only: set[str] | None) -> None:
+               only: set[str] | None, on_wait: WaitCallback | None) -> None:
     """grace 0: wait out the commit window, re-mark, and sweep what was condemned."""
     records = _domains(store)
     newest = max((r.at for rs in records.values() for r in rs), default=0.0)
-    time.sleep(max(0.0, newest + window - time.time()))
+    wait_until(newest + window, on_wait)
     marked = mark(store)
     for domain, (objects, live) in marked.items():
         if only is not None and domain not in only:

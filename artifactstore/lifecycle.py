@@ -11,8 +11,7 @@ removed first or forced; protected aliases always refuse.
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,12 +30,13 @@ from artifactstore.objects.layout import pack_key
 from artifactstore.objects.packs import read_trailer
 from artifactstore.objects.store import ObjectStore
 from artifactstore.objects.sweep import condemn, read_layout, sweep
+from artifactstore.objects.window import WaitCallback, wait_until
 
 if TYPE_CHECKING:
     from artifactstore.store import Store
 
 __all__ = [
-    "PurgeReport", "delete_versions", "drop_path", "parse_duration", "purge_version",
+    "PurgeReport", "delete_all", "delete_versions", "drop_path", "parse_duration", "purge_version",
     "restore_version",
 ]
 
@@ -63,41 +63,73 @@ def parse_duration(value: str | float | int) -> float:
     return seconds
 
 
-def _clear_aliases(store: Store, artifact: str, numbers: Iterable[int], force: bool) -> list[str]:
-    """Remove the aliases on ``numbers`` (force) or refuse; protected ones always refuse."""
-    wanted = set(numbers)
-    on = {a: n for a, n in store.refs.aliases(artifact).items() if n in wanted}
-    for alias, number in sorted(on.items()):
-        last = store.refs.alias_history(artifact, alias)[-1]
-        if last.protected:
-            raise ProtectedAliasError(
-                f"alias {artifact}:{alias} is protected and points at "
-                f"{artifact}:{version_label(number)}; unprotect it first "
-                f"('artifactstore alias set {artifact}:{version_label(number)} {alias} "
-                "--unprotect --force')"
-            )
-    if on and not force:
-        names = ", ".join(f"{artifact}:{a} -> {version_label(n)}" for a, n in sorted(on.items()))
-        raise ConflictError(
-            f"aliases point at what you are deleting ({names}); remove them first or "
-            "pass --force to remove them too"
+def _aliases_to_clear(store: Store, targets: Mapping[str, list[int]],
+                      force: bool) -> dict[str, list[str]]:
+    """The aliases on ``targets`` (artifact -> numbers) that a delete must remove.
+
+    Checks every refusal of the whole delete before anything changes, so a
+    multi-object delete is all or nothing: any protected alias refuses (even
+    with force: protection exists so that a bulk delete cannot take a
+    production version by accident), and any alias at all refuses without
+    ``force``. Each error names every alias in its way, not only the first.
+    """
+    on: dict[str, dict[str, int]] = {}
+    protected: list[str] = []
+    for artifact, numbers in sorted(targets.items()):
+        wanted = set(numbers)
+        on[artifact] = {a: n for a, n in store.refs.aliases(artifact).items() if n in wanted}
+        for alias, number in sorted(on[artifact].items()):
+            if store.refs.alias_history(artifact, alias)[-1].protected:
+                protected.append(f"{artifact}:{alias} -> {version_label(number)}")
+    if protected:
+        first = protected[0].partition(" ")[0]
+        raise ProtectedAliasError(
+            f"nothing was deleted: protected aliases point at what you are deleting "
+            f"({', '.join(protected)}); unprotect each first, e.g. "
+            f"'artifactstore alias unprotect {first}'"
         )
-    for alias in sorted(on):
-        store.refs.remove_alias(artifact, alias)
-    return sorted(on)
+    held = [f"{a}:{alias} -> {version_label(n)}"
+            for a, by in sorted(on.items()) for alias, n in sorted(by.items())]
+    if held and not force:
+        raise ConflictError(
+            f"nothing was deleted: aliases point at what you are deleting ({', '.join(held)}); "
+            "remove them first or pass --force to remove them too"
+        )
+    return {a: sorted(by) for a, by in on.items() if by}
 
 
 def delete_versions(
     store: Store, artifact: str, numbers: Iterable[int], *, force: bool = False,
-    reason: str | None = None, runs: Iterable[str] = (),
+    reason: str | None = None,
 ) -> LifecycleEvent:
-    """Tombstone versions ``numbers`` of ``artifact`` (and ``runs``) in one event."""
-    numbers = sorted(set(numbers))
-    _clear_aliases(store, artifact, numbers, force)
-    event = store.refs.lifecycle.append("delete", by=default_writer(), artifact=artifact,
-                                        numbers=numbers, runs=tuple(runs), reason=reason)
+    """Tombstone versions ``numbers`` of ``artifact`` in one event."""
+    return delete_all(store, {artifact: numbers}, force=force, reason=reason)[0]
+
+
+def delete_all(
+    store: Store, targets: Mapping[str, Iterable[int]], *, force: bool = False,
+    reason: str | None = None, runs: Iterable[str] = (),
+) -> list[LifecycleEvent]:
+    """Tombstone versions of several artifacts (artifact -> numbers) and ``runs``.
+
+    All or nothing as far as refusals go: every one is checked
+    (:func:`_aliases_to_clear`) before the first alias is removed or the first
+    tombstone written. One event per artifact, then one for the runs.
+    """
+    plan = {a: sorted(set(numbers)) for a, numbers in targets.items()}
+    plan = {a: numbers for a, numbers in sorted(plan.items()) if numbers}
+    for artifact, aliases in _aliases_to_clear(store, plan, force).items():
+        for alias in aliases:
+            store.refs.remove_alias(artifact, alias)
+    by = default_writer()
+    events = [store.refs.lifecycle.append("delete", by=by, artifact=artifact, numbers=numbers,
+                                          reason=reason)
+              for artifact, numbers in plan.items()]
+    runs = sorted(set(runs))
+    if runs:
+        events.append(store.refs.lifecycle.append("delete", by=by, runs=runs, reason=reason))
     store.catalog.invalidate()
-    return event
+    return events
 
 
 def restore_version(store: Store, ref: str) -> LifecycleEvent:
@@ -190,8 +222,16 @@ class PurgeReport:
     downstream_runs: list[str] = field(default_factory=list)
 
 
-def purge_version(store: Store, ref: str, *, reason: str, wait: bool = True) -> PurgeReport:
-    """Takedown of one version; see the module docstring and design §16."""
+def purge_version(store: Store, ref: str, *, reason: str, wait: bool = True,
+                  on_wait: WaitCallback | None = None) -> PurgeReport:
+    """Takedown of one version; see the module docstring and design §16.
+
+    ``wait`` (default) waits out the commit window after condemning the blobs
+    (``on_wait`` is told the seconds left): a writer that found them present just
+    before commits or fails first, so no version committed around the purge names
+    a wiped blob. ``wait=False`` wipes at once: only safe when nobody else writes
+    to the store, else such a version can be left naming wiped data.
+    """
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInputError("a purge needs a reason (--reason \"...\"): it is recorded")
     record, tombstone = deleted_record(store, ref)
@@ -213,8 +253,7 @@ def purge_version(store: Store, ref: str, *, reason: str, wait: bool = True) -> 
         found = condemn(objects, live, [], only=frozenset(mine - live), purge=True)
         if found.record is not None:
             if wait:  # writers that checked before the record commit within the window
-                time.sleep(max(0.0, found.record.at + objects.config.commit_window
-                               - time.time()))
+                wait_until(found.record.at + objects.config.commit_window, on_wait)
             live = mark(store)[objects.domain][1]
             swept = sweep(objects, live, [found.record])
             report.blobs_wiped = swept.blobs_deleted

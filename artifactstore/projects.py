@@ -36,6 +36,7 @@ from artifactstore.model.projectcheck import contradictions
 from artifactstore.model.projects import Member, ProjectInfo, ProjectKeys
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.store import default_cache_dir
+from artifactstore.objects.window import WaitCallback
 from artifactstore.pins import Pin, PinBook
 from artifactstore.reencrypt import ReencryptReport, reencrypt_project
 
@@ -222,10 +223,15 @@ def remove_member(name: str | None, who: PublicIdentity | str,
 
 def rekey_project(name: str | None, url: str | os.PathLike[str] | None = None, *,
                   reencrypt: bool = False, progress: Callable[[int], None] | None = None,
+                  on_wait: WaitCallback | None = None,
                   **backend_options: Any) -> tuple[int, ReencryptReport | None]:
     """Start a new key epoch for the current members; with ``reencrypt`` also move
     every older version and ref into it and empty the old epochs' domains, so old
-    keys open nothing left in the bucket. Returns the epoch and the report."""
+    keys open nothing left in the bucket. Returns the epoch and the report.
+
+    Emptying the old domains waits out the store's commit window (default 120 s),
+    like ``gc(grace=0)``; ``on_wait(seconds_left)`` is called about once a second
+    meanwhile."""
     import artifactstore.store  # the API opens the project with the user's identity
 
     backend, name = _backend(url, name, backend_options)
@@ -238,7 +244,7 @@ def rekey_project(name: str | None, url: str | os.PathLike[str] | None = None, *
     with artifactstore.store.open(None if url is None else os.fspath(url), project=name,
                                   create=False, file_cache=False,
                                   **backend_options) as store:
-        return epoch, reencrypt_project(store, progress)
+        return epoch, reencrypt_project(store, progress, on_wait=on_wait)
 
 
 def _require_member(keys: ProjectKeys, me: Identity, name: str) -> ProjectInfo:

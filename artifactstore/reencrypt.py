@@ -31,6 +31,7 @@ from artifactstore.model.versions import VersionRecord
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.gcrecords import GcLock
 from artifactstore.objects.layout import pack_prefix
+from artifactstore.objects.window import WaitCallback
 
 if TYPE_CHECKING:
     from artifactstore.store import Store
@@ -51,8 +52,11 @@ class ReencryptReport:
     left_behind: list[str] = field(default_factory=list)
 
 
-def reencrypt_project(store: Store, progress: Progress | None = None) -> ReencryptReport:
-    """Move ``store``'s project entirely under its current epoch; see the module."""
+def reencrypt_project(store: Store, progress: Progress | None = None, *,
+                      on_wait: WaitCallback | None = None) -> ReencryptReport:
+    """Move ``store``'s project entirely under its current epoch; see the module.
+
+    The final gc waits out the commit window; ``on_wait`` is told the seconds left."""
     ring = store.refs.codec.ring
     if ring is None:
         raise AccessDeniedError(f"project {store.project!r} is not encrypted: nothing to "
@@ -81,7 +85,8 @@ def reencrypt_project(store: Store, progress: Progress | None = None) -> Reencry
                 report.records_resealed += 1
     finally:
         lock.release()
-    store.gc(grace=0, domains=old)  # nothing live names the old domains any more
+    # nothing live names the old domains any more
+    store.gc(grace=0, domains=old, on_wait=on_wait)
     backend = store.objects.backend
     for domain in old:
         report.old_domains[domain] = not any(True for _ in backend.list(pack_prefix(domain)))

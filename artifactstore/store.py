@@ -54,6 +54,7 @@ from artifactstore.gc import (
 )
 from artifactstore.lifecycle import (
     PurgeReport,
+    delete_all,
     delete_versions,
     drop_path,
     parse_duration,
@@ -79,6 +80,7 @@ from artifactstore.objects.config import StoreConfig, create_or_load
 from artifactstore.objects.config import load as load_config
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore, Progress, default_cache_dir
+from artifactstore.objects.window import WaitCallback
 from artifactstore.pins import PinBook
 from artifactstore.privatefiles import private_folder
 from artifactstore.references import describe_reference
@@ -506,6 +508,22 @@ class Store:
         self.catalog.invalidate()
         return self.refs.remove_alias(name, alias, force=force)
 
+    def protect_alias(self, name: str, alias: str) -> AliasEvent:
+        """Protect ``name:alias`` where it points now: moving or removing it then needs
+        ``force``, and deleting the version it points at refuses even forced, until
+        :meth:`unprotect_alias`."""
+        return self._set_protection(name, alias, True)
+
+    def unprotect_alias(self, name: str, alias: str) -> AliasEvent:
+        """Lift the protection of ``name:alias`` (recorded as a forced event)."""
+        return self._set_protection(name, alias, False)
+
+    def _set_protection(self, name: str, alias: str, protect: bool) -> AliasEvent:
+        self.refs.alias_history(name, validate_alias(alias))  # a bad name creates nothing
+        self._ensure_writable()
+        self.catalog.invalidate()
+        return self.refs.set_protection(name, alias, protect)
+
     def alias_history(self, name: str, alias: str) -> list[AliasEvent]:
         return self.refs.alias_history(name, validate_alias(alias))
 
@@ -527,38 +545,31 @@ class Store:
 
     def delete_run(self, run_id: str, *, with_artifacts: bool = False, force: bool = False,
                    reason: str | None = None) -> list[LifecycleEvent]:
-        """Soft-delete a run, and with ``with_artifacts`` the versions it produced."""
+        """Soft-delete a run, and with ``with_artifacts`` the versions it produced.
+
+        All or nothing: an alias in the way refuses before anything is deleted."""
         run = self.get_run(run_id, sync=True)
         self._ensure_writable()
-        events = []
         produced: dict[str, list[int]] = {}
         if with_artifacts:
+            gone = self.refs.lifecycle_state()
             for output in run.outputs:
                 artifact, _, label = output.rpartition(":v")
-                produced.setdefault(artifact, []).append(int(label))
-        gone = self.refs.lifecycle_state()
-        for artifact, numbers in sorted(produced.items()):
-            live = [n for n in numbers if gone.tombstone(artifact, n) is None]
-            if live:
-                events.append(delete_versions(self, artifact, live, force=force,
-                                              reason=reason))
-        events.append(self.refs.lifecycle.append(
-            "delete", by=default_writer(), runs=[run.run_id], reason=reason))
-        self.catalog.invalidate()
-        return events
+                if gone.tombstone(artifact, int(label)) is None:
+                    produced.setdefault(artifact, []).append(int(label))
+        return delete_all(self, produced, force=force, reason=reason, runs=[run.run_id])
 
     def delete_project(self, *, force: bool = False,
                        reason: str | None = None) -> list[LifecycleEvent]:
-        """Soft-delete every version and run of the project."""
+        """Soft-delete every version and run of the project.
+
+        All or nothing: every alias in the way (protected, or any without ``force``)
+        refuses before the first artifact is deleted."""
         self._ensure_writable()
-        events = [delete_versions(self, name, [r.number for r in self.refs.versions(name)],
-                                  force=force, reason=reason)
-                  for name in self.refs.artifacts()]
-        runs = [r.run_id for r in self.runs(sync=True)]
-        if runs:
-            events.append(self.refs.lifecycle.append(
-                "delete", by=default_writer(), runs=runs, reason=reason))
-        return events
+        live = {name: [r.number for r in self.refs.versions(name)]
+                for name in self.refs.artifacts()}
+        return delete_all(self, live, force=force, reason=reason,
+                          runs=[r.run_id for r in self.runs(sync=True)])
 
     def restore(self, ref: str) -> LifecycleEvent:
         """Undo the deletion of ``name:vN`` (before gc reclaimed it)."""
@@ -619,30 +630,43 @@ class Store:
     def gc(self, grace: float | str = DEFAULT_GRACE, dry_run: bool = False, *,
            repack_threshold: float = DEFAULT_REPACK_THRESHOLD,
            progress: Progress | None = None, domains: Iterable[str] | None = None,
-           accept_missing_records: bool = False) -> GcReport:
+           accept_missing_records: bool = False, wait: bool = True,
+           on_wait: WaitCallback | None = None) -> GcReport:
         """Reclaim the space of deleted versions (two phases; see ``artifactstore.gc``).
 
         Refused while records are missing (their data would be freed) unless
-        ``accept_missing_records``."""
+        ``accept_missing_records``. With ``grace=0`` the call waits out the store's
+        commit window (default 120 s) and frees the space before it returns;
+        ``on_wait(seconds_left)`` is called about once a second meanwhile.
+        ``wait=False`` returns after condemning instead: nothing is freed until a gc
+        runs once the commit window has passed."""
         if not dry_run:
             self._ensure_writable()
         report = collect_garbage(self, grace=parse_duration(grace), dry_run=dry_run,
                                  repack_threshold=repack_threshold, progress=progress,
-                                 domains=domains, accept_missing_records=accept_missing_records)
+                                 domains=domains, accept_missing_records=accept_missing_records,
+                                 wait=wait, on_wait=on_wait)
         self.catalog.invalidate()
         return report
 
     def purge(self, ref: str, *, reason: str, path: str | None = None,
-              wait: bool = True) -> PurgeReport:
+              wait: bool = True, on_wait: WaitCallback | None = None) -> PurgeReport:
         """Takedown: delete ``ref`` and wipe every blob no live version needs, provably.
 
         With ``path``, a new version without that file is logged first and the
         old version is purged.
+
+        By default the purge waits out the store's commit window (default 120 s)
+        between condemning the blobs and wiping them, so that a writer who found
+        them present just before commits (or fails) first and no version is left
+        naming wiped data; ``on_wait(seconds_left)`` is called about once a second
+        meanwhile (e.g. to show a countdown). ``wait=False`` wipes at once: only
+        safe when nobody else writes to the store during the purge.
         """
         self._ensure_writable()
         if path is not None:
             drop_path(self, ref, path)
-        return purge_version(self, ref, reason=reason, wait=wait)
+        return purge_version(self, ref, reason=reason, wait=wait, on_wait=on_wait)
 
     # -- runs ----------------------------------------------------------------------
 

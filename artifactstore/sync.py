@@ -439,8 +439,11 @@ class _Syncer:
                 else:
                     p.dst.add(rest)
         if self.project is not None and self.project not in projects:
+            # there is no command that lists projects: name them here
+            held = ", ".join(sorted({k[len("projects/"):].partition("/")[0]
+                                     for k in self.src.list("projects/")})) or "none"
             raise NotFoundError(f"project {self.project!r} is not in the store at "
-                                f"{self.src.url}; see 'artifactstore project ls'")
+                                f"{self.src.url}; pass one it holds ({held})")
         return projects
 
     # Present keys are otherwise trusted unread (create-only keys hold the same bytes

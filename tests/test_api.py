@@ -369,3 +369,16 @@ def test_second_download_comes_from_the_local_cache(tmp_path: Path) -> None:
     uncached = artifactstore.open(url, cache_dir=tmp_path / "cache", file_cache=False)
     with uncached, pytest.raises(IntegrityError):
         uncached.artifact("m:v0").download(tmp_path / "three")
+
+
+@pytest.mark.parametrize("protect", [True, False])
+def test_protecting_an_alias_that_is_not_set_creates_nothing(tmp_path: Path,
+                                                             protect: bool) -> None:
+    """A protection change is a write: its lookup comes before the first write creates
+    the store (issue 14), so a mistyped alias leaves no store behind."""
+    url = tmp_path / "store"
+    with artifactstore.open(str(url)) as store:
+        change = store.protect_alias if protect else store.unprotect_alias
+        with pytest.raises(NotFoundError):
+            change("model", "prod")
+    assert not url.exists()

@@ -144,3 +144,34 @@ def test_unreachable_backend_is_one_line_and_exit_7(tmp_path: Path) -> None:
     assert done.returncode == 7, done.stderr
     assert done.stderr.count("\n") == 1
     assert "127.0.0.1" in done.stderr or "reach" in done.stderr
+
+
+def test_alias_protect_and_unprotect(url: str, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 15, point 4: protection is set and lifted from the CLI, and recorded."""
+    f = tmp_path / "m.bin"
+    for content in (b"1", b"2"):
+        f.write_bytes(content)
+        assert run(capsys, "log", "m", str(f), "--type", "model", "--store", url)[0] == 0
+    assert run(capsys, "alias", "set", "m:v0", "prod", "--store", url)[0] == 0
+    code, event, _ = run(capsys, "alias", "protect", "m:prod", "--store", url)
+    assert (code, event["target"], event["protected"]) == (0, 0, True)
+    code, _, err = run(capsys, "alias", "set", "m:v1", "prod", "--store", url)
+    assert code == 10
+    assert "'artifactstore alias unprotect m:prod'" in err
+    code, _, err = run(capsys, "alias", "rm", "m", "prod", "--store", url)
+    assert code == 10
+    code, event, _ = run(capsys, "alias", "unprotect", "m:prod", "--store", url)
+    assert (code, event["target"], event["protected"], event["forced"]) == (0, 0, False, True)
+    assert run(capsys, "alias", "set", "m:v1", "prod", "--store", url)[0] == 0
+    code, event, _ = run(capsys, "alias", "protect", "m:prod", "--store", url)
+    assert (code, event["target"], event["protected"]) == (0, 1, True)  # where it points now
+    assert run(capsys, "alias", "protect", "m:prod", "--store", url)[1]["seq"] == event["seq"]
+    assert run(capsys, "alias", "set", "m:v0", "prod", "--store", url)[0] == 10
+    history = run(capsys, "alias", "history", "m", "prod", "--store", url)[1]["history"]
+    assert [(e["target"], e["protected"]) for e in history] == [  # type: ignore[index]
+        (0, False), (0, True), (0, False), (1, False), (1, True)]
+    code, _, err = run(capsys, "alias", "unprotect", "m:nosuch", "--store", url)
+    assert code == 3
+    assert "'artifactstore alias set m:vN nosuch'" in err
+    assert run(capsys, "alias", "protect", "m", "--store", url)[0] == 2

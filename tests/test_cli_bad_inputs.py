@@ -53,6 +53,8 @@ VALID: dict[Command, tuple[str, ...]] = {
     ("alias", "set"): ("ds:v0", "best"),
     ("alias", "rm"): ("ds", "raw"),
     ("alias", "history"): ("ds", "raw"),
+    ("alias", "protect"): ("ds:raw",),
+    ("alias", "unprotect"): ("ds:raw",),
     ("cache", "info"): (),
     ("cache", "clean"): (),
     ("runs", "ls"): (),
@@ -93,6 +95,9 @@ READS = frozenset({("info",), ("verify",), ("get",), ("ls",), ("show",), ("diff"
 
 BAD_REFS = ("nope", "ds:v99", "ds:", ":v1", "ds:nosuchalias", "ds:v-1", "../x", "", "ds:v0:x",
             "a" * 300, "ds:v99999999999999999999")
+#: NAME:ALIAS arguments that name no alias that is set
+BAD_ALIASES = [("ds",), ("ds:nosuch",), ("nope:raw",), ("ds:",), (":raw",), ("",),
+               ("ds:latest",), ("ds:v3",), ("ds:raw:x",), ("bad/name:raw",)]
 
 #: the bad inputs of each command (a pytest.param where a marker is needed)
 BAD: dict[Command, list[Any]] = {
@@ -119,6 +124,8 @@ BAD: dict[Command, list[Any]] = {
                        ("ds:v0", "bad alias"), ("ds:v0", "a/b"), ("ds:v0", "latest")],
     ("alias", "rm"): [("ds", "nosuch"), ("nope", "raw"), ("ds", ""), ("ds", "latest")],
     ("alias", "history"): [("ds", "nosuch"), ("nope", "raw"), ("", "")],
+    ("alias", "protect"): [*BAD_ALIASES],
+    ("alias", "unprotect"): [*BAD_ALIASES],
     ("cache", "info"): [],
     ("cache", "clean"): [("--keep", "abc"), ("--keep", "-1"), ("--keep", "")],
     ("runs", "ls"): [("--since", "yesterday"), ("--until", "2020-13-45"), ("--status", "bogus")],

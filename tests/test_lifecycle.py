@@ -238,3 +238,55 @@ def test_bad_durations(text: str) -> None:
 def _stored_bytes(store: artifactstore.Store) -> int:
     backend = store.objects.backend
     return sum(backend.stat(k).size for k in backend.list("objects/"))
+
+
+def test_purge_and_gc_tell_the_wait_callback_the_seconds_left(store: artifactstore.Store,
+                                                              tmp_path: Path) -> None:
+    """Issue 15, point 5: the commit-window wait is reported, counting down to 0."""
+    window = store.objects.config.commit_window
+    for _ in range(2):
+        log(store, tmp_path, "d", os.urandom(50_000))
+    seen: list[float] = []
+    assert store.purge("d:v0", reason="test", on_wait=seen.append).absent
+    assert seen[-1] == 0.0
+    assert 0 < seen[0] <= window
+    assert seen == sorted(seen, reverse=True)
+    store.delete("d:v1")
+    seen.clear()
+    assert store.gc(0, on_wait=seen.append).bytes_freed > 0
+    assert seen[-1] == 0.0
+    assert 0 < seen[0] <= window
+
+
+def test_gc_grace_0_without_waiting_only_condemns(store: artifactstore.Store,
+                                                  tmp_path: Path) -> None:
+    """``wait=False``: returns without waiting or freeing; a later gc frees the space."""
+    for _ in range(2):
+        log(store, tmp_path, "d", os.urandom(50_000))
+    store.delete("d:v1")
+    seen: list[float] = []
+    first = store.gc(0, wait=False, on_wait=seen.append)
+    assert seen == []
+    assert first.bytes_freed == 0
+    assert sum(d.waiting for d in first.domains.values()) > 0
+    assert store.gc(0).bytes_freed > 0
+
+
+def test_a_run_delete_with_its_outputs_is_all_or_nothing(store: artifactstore.Store,
+                                                         tmp_path: Path) -> None:
+    """Issue 15, point 3: the refusal on the last output comes before the first change."""
+    with store.run(job_type="train", capture_code=False) as run:
+        log(store, tmp_path, "a-metrics", os.urandom(1000), run=run, aliases=["best"])
+        log(store, tmp_path, "z-model", os.urandom(1000), run=run, aliases=["prod"])
+    store.protect_alias("z-model", "prod")
+    with pytest.raises(ProtectedAliasError, match=r"nothing was deleted.*z-model:prod -> v0"):
+        store.delete_run(run.id, with_artifacts=True, force=True)
+    assert store.artifacts() == ["a-metrics", "z-model"]
+    assert store.refs.aliases("a-metrics") == {"best": 0}
+    assert [r.run_id for r in store.runs(sync=True)] == [run.id]
+    assert store.deleted_versions() == []
+    store.unprotect_alias("z-model", "prod")
+    events = store.delete_run(run.id, with_artifacts=True, force=True)
+    assert [(e.artifact, e.numbers, e.runs) for e in events] == [
+        ("a-metrics", (0,), ()), ("z-model", (0,), ()), (None, (), (run.id,))]
+    assert store.artifacts() == []

@@ -103,3 +103,24 @@ def test_rekey_without_reencrypt_only_rotates(tmp_path: Path,
             store.artifact("a:v0").verify()
             assert store.refs.codec.ring.current.key_id != \
                 store.artifact("a:v0").record.signature.key_id
+
+
+def test_rekey_reencrypt_tells_the_wait_callback_the_seconds_left(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15, point 5: emptying the old domains waits out the commit window, and
+    says so (the CLI turns this into a countdown on a terminal)."""
+    url = str(tmp_path / "store")
+    init_quick_store(url, commit_window=1.5)
+    with person(monkeypatch, tmp_path, "alice"):
+        create_project("lab", url)
+        with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c") as store:
+            f = tmp_path / "w.bin"
+            f.write_bytes(os.urandom(50_000))
+            store.log_artifact(f, name="model", type="model")
+        seen: list[float] = []
+        _, report = rekey_project("lab", url, reencrypt=True, on_wait=seen.append)
+    assert report is not None
+    assert all(report.old_domains.values())
+    assert seen[-1] == 0.0
+    assert 0 < seen[0] <= 1.5
+    assert len(seen) >= 3  # about once a second, not one call for the whole wait

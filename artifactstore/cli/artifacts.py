@@ -1,4 +1,5 @@
-"""Commands over artifacts: log, get, ls, show, diff, alias."""
+"""Commands over artifacts: log, get, ls, show, diff, alias (set, rm, protect, unprotect,
+history)."""
 
 from __future__ import annotations
 
@@ -145,6 +146,30 @@ def alias_rm(args: argparse.Namespace) -> dict[str, Any]:
     return _event(event)
 
 
+def _alias_of(text: str) -> tuple[str, str]:
+    name, sep, alias = text.partition(":")
+    if not sep or not name or not alias:
+        raise InvalidInputError(f"{text!r:.60} is not NAME:ALIAS: write e.g. model:production")
+    return name, alias
+
+
+def alias_protect(args: argparse.Namespace) -> dict[str, Any]:
+    name, alias = _alias_of(args.alias)
+    with open_existing(args) as store:
+        event = store.protect_alias(name, alias)
+    _say(args, f"{name}:{alias} -> v{event.target} is protected: moving or removing it needs "
+               f"--force, and deleting v{event.target} refuses until it is unprotected")
+    return _event(event)
+
+
+def alias_unprotect(args: argparse.Namespace) -> dict[str, Any]:
+    name, alias = _alias_of(args.alias)
+    with open_existing(args) as store:
+        event = store.unprotect_alias(name, alias)
+    _say(args, f"{name}:{alias} -> v{event.target} is no longer protected")
+    return _event(event)
+
+
 def alias_history(args: argparse.Namespace) -> dict[str, Any]:
     with open_existing(args) as store:
         events = [_event(e) for e in store.alias_history(args.name, args.alias)]
@@ -196,7 +221,7 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p = add("diff", diff, "what changed between two versions")
     p.add_argument("old", metavar="OLD", help="the version to compare from, " + _REF_HELP)
     p.add_argument("new", metavar="NEW", help="the version to compare to, " + _REF_HELP)
-    p = add("alias", None, "set, remove or show the history of an alias")
+    p = add("alias", None, "set, remove, protect, unprotect or show the history of an alias")
     alias = p.add_subparsers(dest="alias_command", required=True, metavar="ACTION")
     a = alias.add_parser("set", parents=[common], help="point ALIAS at REF")
     a.set_defaults(handler=alias_set)
@@ -209,6 +234,15 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     a.add_argument("name", metavar="NAME", help="the artifact")
     a.add_argument("alias", metavar="ALIAS", help="the alias to remove")
     a.add_argument("--force", action="store_true", help="remove a protected alias")
+    for action, handler, what in (
+        ("protect", alias_protect, "protect ALIAS where it points now: moving or removing it "
+                                   "needs --force, deleting its version refuses"),
+        ("unprotect", alias_unprotect, "lift the protection of ALIAS (recorded in its history)"),
+    ):
+        a = alias.add_parser(action, parents=[common], help=what)
+        a.set_defaults(handler=handler)
+        a.add_argument("alias", metavar="NAME:ALIAS",
+                       help="the artifact and its alias, e.g. model:production")
     a = alias.add_parser("history", parents=[common], help="every move of ALIAS")
     a.set_defaults(handler=alias_history)
     a.add_argument("name", metavar="NAME", help="the artifact")

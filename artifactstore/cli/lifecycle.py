@@ -95,7 +95,8 @@ def gc(args: argparse.Namespace) -> dict[str, Any]:
                                         and not args.dry_run) as bar:
         report = store.gc(args.grace, dry_run=args.dry_run,
                           repack_threshold=args.repack_threshold, progress=bar.advance,
-                          accept_missing_records=args.accept_missing_records)
+                          accept_missing_records=args.accept_missing_records,
+                          on_wait=bar.wait)
     result = gc_report(report)
     for line in report.missing:
         _say(args, f"accepted as lost: {line}")
@@ -116,13 +117,11 @@ def gc(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def purge(args: argparse.Namespace) -> dict[str, Any]:
-    with open_existing(args) as store:
-        if not args.quiet and not args.json and not args.no_wait:
-            window = store.objects.config.commit_window
-            print(f"purging {args.ref}: waiting up to {window:g} s for in-flight commits",
-                  flush=True)
+    with open_existing(args) as store, Progress(f"purge {args.ref}", None,
+                                                enabled=not args.quiet and not args.json
+                                                ) as countdown:
         report = store.purge(args.ref, reason=args.reason, path=args.path,
-                             wait=not args.no_wait)
+                             wait=not args.no_wait, on_wait=countdown.wait)
     _say(args, f"purged {report.ref}: wiped {report.blobs_wiped} blobs "
                f"({human_size(report.bytes_wiped)}), rewrote {report.packs_rewritten} packs; "
                f"checked {report.indexes_checked} index objects and {report.packs_checked} "
@@ -172,7 +171,8 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
                       "the grace period")
     p.add_argument("--grace", default="1h",
                    help="keep unreferenced data this long before deleting it (default 1h; "
-                        "0 frees it in this run after the store's commit window)")
+                        "0 frees it in this run after waiting out the store's commit window, "
+                        "counted down on a terminal)")
     p.add_argument("--dry-run", action="store_true", help="only report what would be freed")
     p.add_argument("--repack-threshold", type=float, default=DEFAULT_REPACK_THRESHOLD,
                    help="rewrite a pack once this fraction of it is dead (default 0.3)")
@@ -185,7 +185,9 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--path", help="purge only this file or folder: a new version without it "
                                   "is logged and the old version purged")
     p.add_argument("--no-wait", action="store_true",
-                   help="do not wait for in-flight commits (unsafe with concurrent writers)")
+                   help="wipe at once instead of waiting out the store's commit window "
+                        "(default 120 s, counted down on a terminal): only safe when "
+                        "nobody else writes to the store meanwhile")
     p = add("retention", retention, "delete unaliased versions older than a TTL at each gc")
     p.add_argument("ttl", metavar="TTL", help="e.g. 30d, 12h, 0 (or 'none' to remove it)")
     p.add_argument("--artifact", metavar="NAME", help="only this artifact (default: all)")

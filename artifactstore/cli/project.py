@@ -142,7 +142,7 @@ def rekey(args: argparse.Namespace) -> dict[str, Any]:
     with Progress("re-encrypt", None, enabled=args.reencrypt and not args.quiet
                   and not args.json) as bar:
         epoch, report = rekey_project(name, args.store, reencrypt=args.reencrypt,
-                                      progress=bar.advance)
+                                      progress=bar.advance, on_wait=bar.wait)
     result: dict[str, Any] = {"project": name or "default", "epoch": epoch,
                               "reencrypted": report is not None}
     if report is not None:

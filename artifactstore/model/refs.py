@@ -227,8 +227,35 @@ class Refs:
             if current == number and protected == guarded:
                 return None
             if guarded and not force:
-                raise self._protected(artifact, alias, current, "move or unprotect")
+                raise self._protected(artifact, alias, current,
+                                      "move" if current != number else "unprotect")
             return number, protected, guarded
+
+        return self._aliases.append(artifact, alias, self._by(by), decide)
+
+    def set_protection(
+        self, artifact: str, alias: str, protect: bool, *, by: str | None = None
+    ) -> AliasEvent:
+        """Protect (``protect`` True) or unprotect ``alias`` where it points now.
+
+        Asking for it is the explicit act ``force`` stands for elsewhere, so an
+        unprotect is recorded as forced. The target is the one of the last event
+        (re-read on a lost race), so a concurrent move is never undone. NotFoundError
+        if the alias is not set; the state it already has writes nothing.
+        """
+        validate_artifact_name(artifact)
+        validate_alias(alias)
+
+        def decide(last: AliasEvent | None) -> tuple[int | None, bool, bool] | None:
+            if last is None or last.target is None:
+                self._require_artifact(artifact)
+                raise NotFoundError(
+                    f"alias {artifact}:{alias} is not set in project {self._project!r}; "
+                    f"set it first with 'artifactstore alias set {artifact}:vN {alias}'"
+                )
+            if last.protected == protect:
+                return None
+            return last.target, protect, last.protected
 
         return self._aliases.append(artifact, alias, self._by(by), decide)
 
@@ -262,7 +289,8 @@ class Refs:
         if not history:
             self._require_artifact(artifact)
             raise NotFoundError(
-                f"alias {artifact}:{alias} has never been set in project {self._project!r}"
+                f"alias {artifact}:{alias} has never been set in project {self._project!r}; "
+                f"set it with 'artifactstore alias set {artifact}:vN {alias}'"
             )
         return history
 
@@ -314,7 +342,8 @@ class Refs:
         where = "" if target is None else f" (it points at {version_label(target)})"
         return ProtectedAliasError(
             f"alias {artifact}:{alias} is protected{where}; pass force=True "
-            f"(--force) to {action} it"
+            f"(--force) to {action} it, or lift the protection first with "
+            f"'artifactstore alias unprotect {artifact}:{alias}'"
         )
 
     @staticmethod
