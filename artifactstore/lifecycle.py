@@ -26,7 +26,7 @@ from artifactstore.model.names import parse_ref, parse_version_label, version_la
 from artifactstore.model.refs import VersionRecord
 from artifactstore.model.tree import iter_entries
 from artifactstore.model.versions import default_writer
-from artifactstore.objects.gcrecords import GcLock
+from artifactstore.objects.gcrecords import GcLock, condemnations
 from artifactstore.objects.layout import pack_key
 from artifactstore.objects.packs import read_trailer
 from artifactstore.objects.store import ObjectStore
@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from artifactstore.store import Store
 
 __all__ = [
-    "PurgeReport", "delete_versions", "drop_path", "parse_duration", "purge_version",
-    "restore_version",
+    "PurgeReport", "delete_versions", "drop_path", "forget_cached", "parse_duration",
+    "purge_version", "restore_version", "wipe_blobs",
 ]
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
@@ -206,27 +206,10 @@ def purge_version(store: Store, ref: str, *, reason: str, wait: bool = True) -> 
     mine = set(version_blobs(record, objects))
     files = [e for e in iter_entries(record.digest, objects.read_blob)
              if isinstance(e, FileEntry)]
-    lock = GcLock(objects.backend)
-    lock.acquire()
-    try:
-        live = mark(store)[objects.domain][1]
-        found = condemn(objects, live, [], only=frozenset(mine - live), purge=True)
-        if found.record is not None:
-            if wait:  # writers that checked before the record commit within the window
-                time.sleep(max(0.0, found.record.at + objects.config.commit_window
-                               - time.time()))
-            live = mark(store)[objects.domain][1]
-            swept = sweep(objects, live, [found.record])
-            report.blobs_wiped = swept.blobs_deleted
-            report.bytes_wiped = swept.bytes_freed
-            report.packs_rewritten = swept.packs_deleted
-        wiped = mine - live
-        _prove(objects, wiped, report)
-    finally:
-        lock.release()
+    live = wipe_blobs(store, objects, mine, report, wait=wait)
     shared = {e.digest for e in files if {c.id.raw for c in e.chunks} <= live}
     report.shared_files = sorted(e.path for e in files if e.digest in shared)
-    report.cache_entries_removed = _forget_cached(store, [e.digest for e in files
+    report.cache_entries_removed = forget_cached(store, [e.digest for e in files
                                                           if e.digest not in shared])
     event = store.refs.lifecycle.append(
         "purge", by=default_writer(), artifact=record.artifact, numbers=[record.number],
@@ -235,6 +218,37 @@ def purge_version(store: Store, ref: str, *, reason: str, wait: bool = True) -> 
     report.at, report.by = event.at, event.by
     store.catalog.invalidate()
     return report
+
+
+def wipe_blobs(store: Store, objects: ObjectStore, mine: set[bytes], report: PurgeReport,
+               *, wait: bool = True) -> set[bytes]:
+    """Steps 3 and 4 of §16 for ``mine`` in the domain of ``objects``: condemn what no
+    live version needs, wait the commit window, sweep, prove; returns the live set.
+
+    Purge condemnations already pending in the domain (a wipe that was interrupted
+    before its sweep) are swept too, so a second try finishes what the first began.
+    Counts are added to ``report``; a blob still present is ``IntegrityError``."""
+    lock = GcLock(objects.backend)
+    lock.acquire()
+    try:
+        live = mark(store)[objects.domain][1]
+        pending = [r for r in condemnations(objects.backend, objects.domain) if r.purge]
+        found = condemn(objects, live, [], only=frozenset(mine - live), purge=True)
+        records = pending + ([found.record] if found.record is not None else [])
+        if records:
+            if wait:  # writers that checked before the record commit within the window
+                due = max(r.at for r in records) + objects.config.commit_window
+                time.sleep(max(0.0, due - time.time()))
+            live = mark(store)[objects.domain][1]
+            swept = sweep(objects, live, records)
+            report.blobs_wiped += swept.blobs_deleted
+            report.bytes_wiped += swept.bytes_freed
+            report.packs_rewritten += swept.packs_deleted
+        wiped = (mine | {b for r in pending for blobs in r.packs.values() for b in blobs}) - live
+        _prove(objects, wiped, report)
+    finally:
+        lock.release()
+    return live
 
 
 def _downstream(store: Store, record: VersionRecord, report: PurgeReport) -> None:
@@ -269,7 +283,7 @@ def _prove(objects: ObjectStore, wiped: set[bytes], report: PurgeReport) -> None
         )
 
 
-def _forget_cached(store: Store, digests: list[Digest]) -> int:
+def forget_cached(store: Store, digests: list[Digest]) -> int:
     cache = store.file_cache
     if cache is None:
         return 0

@@ -1,0 +1,195 @@
+"""Issue 15.2: a takedown reaches the copies (docs/design.md §16, §17 "Purges").
+
+Store A is synced to B (local and S3), a version is purged in A, and the next sync
+wipes it in B with the purge's own proof; a destination that cannot be wiped is
+reported as not wiped with a non-zero exit; a file cache that meets the purge
+tombstone drops the purged content."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import artifactstore
+from artifactstore.backends import open_backend
+from artifactstore.cli.main import main
+from artifactstore.gc import version_blobs
+from artifactstore.objects.sweep import read_layout
+from artifactstore.projects import create_project
+from artifactstore.sync import sync
+from artifactstore.testing.keys import CHEAP_SCRYPT
+from artifactstore.testing.servers import MotoS3Server
+from artifactstore.testing.stores import init_quick_store
+from artifactstore.verify import verify_store
+
+#: the file to take down: random, so no other file shares a chunk and compression keeps it
+SECRET = os.urandom(300_000)
+#: 64-byte windows of it; each one found anywhere means its bytes are still stored
+NEEDLES = [SECRET[i:i + 64] for i in range(0, len(SECRET) - 64, 4096)]
+
+
+def scan(url: str, options: dict[str, Any]) -> list[str]:
+    """Every key of the store at ``url`` holding any piece of SECRET."""
+    backend = open_backend(url, **options)
+    try:
+        found = []
+        for key in backend.list(""):
+            data = backend.get(key)
+            if any(n in data for n in NEEDLES):
+                found.append(key)
+        return found
+    finally:
+        backend.close()
+
+
+def fill(store: artifactstore.Store, tmp_path: Path) -> None:
+    """data:v0 holds the secret and a shared file; data:v1 only the shared one; and
+    another artifact that must survive untouched."""
+    folder = tmp_path / "data"
+    folder.mkdir(exist_ok=True)
+    (folder / "shared.csv").write_bytes(b"id,value\n" + b"1,2\n" * 20000)
+    (folder / "secret.bin").write_bytes(SECRET)
+    store.log_artifact(folder, name="data", type="dataset")
+    (folder / "secret.bin").unlink()
+    (folder / "new.bin").write_bytes(os.urandom(50_000))
+    store.log_artifact(folder, name="data", type="dataset", aliases=["prod"])
+    (tmp_path / "model.bin").write_bytes(os.urandom(80_000))
+    store.log_artifact(tmp_path / "model.bin", name="model", type="model")
+
+
+def takedown_roundtrip(a_url: str, b_url: str, a_opts: dict[str, Any],
+                       b_opts: dict[str, Any], tmp_path: Path) -> None:
+    init_quick_store(a_url, **a_opts)
+    with artifactstore.open(a_url, cache_dir=tmp_path / "ca", **a_opts) as a:
+        fill(a, tmp_path)
+    first = sync(a_url, b_url, src_options=a_opts, dst_options=b_opts,
+                 cache_dir=tmp_path / "cs")
+    assert first.ok and not first.takedowns
+    assert scan(b_url, b_opts)  # the copy holds the secret before the takedown
+    with artifactstore.open(a_url, create=False, cache_dir=tmp_path / "ca", **a_opts) as a:
+        purged = a.purge("data:v0", reason="takedown request #7")
+        assert purged.absent
+    assert scan(a_url, a_opts) == []
+    assert scan(b_url, b_opts)  # the source's purge alone leaves the copy holding it
+
+    second = sync(a_url, b_url, src_options=a_opts, dst_options=b_opts,
+                  cache_dir=tmp_path / "cs")
+    assert second.ok, second.as_dict()
+    [done] = second.takedowns
+    assert done.versions == ["data:v0"]
+    assert done.wiped and done.absent
+    assert done.blobs_wiped >= 2 and done.bytes_wiped >= len(SECRET)
+    assert done.indexes_checked >= 1 and done.packs_checked >= 1
+    assert scan(a_url, a_opts) == []
+    assert scan(b_url, b_opts) == []
+    checked = verify_store(b_url, read_data=True, cache_dir=tmp_path / "cv", **b_opts)
+    assert checked.ok, checked.damage_lines()
+    assert checked.versions >= 2
+    with artifactstore.open(b_url, create=False, cache_dir=tmp_path / "cb", **b_opts) as b:
+        assert b.artifact("data:prod").open("shared.csv").read().startswith(b"id,value")
+        assert b.artifact("model:latest").verify() == 1
+        assert b.artifact("data:v1").verify() == 2
+    # a third sync has nothing left to wipe, and says so by listing nothing
+    third = sync(a_url, b_url, src_options=a_opts, dst_options=b_opts,
+                 cache_dir=tmp_path / "cs")
+    assert third.ok and not third.takedowns and third.objects_copied == 0
+
+
+def test_a_purge_reaches_a_local_copy(tmp_path: Path) -> None:
+    takedown_roundtrip(str(tmp_path / "a"), str(tmp_path / "b"), {}, {}, tmp_path)
+
+
+@pytest.mark.s3
+def test_a_purge_reaches_an_s3_copy(tmp_path: Path, s3_server: MotoS3Server) -> None:
+    b_url = f"s3://{s3_server.bucket}/takedown-{os.urandom(4).hex()}"
+    takedown_roundtrip(str(tmp_path / "a"), b_url, {}, s3_server.backend_options(), tmp_path)
+
+
+@contextmanager
+def person(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str) -> Iterator[None]:
+    with monkeypatch.context() as m:
+        m.setenv("ARTIFACTSTORE_CONFIG_DIR", str(tmp_path / f"person-{name}"))
+        yield
+
+
+def test_a_purge_reaches_the_copy_of_a_private_project(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Encrypted: no plaintext to scan for, so the evidence is by id: the packs that held
+    the purged blobs at B are gone and no index object or pack of B lists a purged blob."""
+    a_url, b_url = str(tmp_path / "a"), str(tmp_path / "b")
+    init_quick_store(a_url)
+    with person(monkeypatch, tmp_path, "alice"):
+        create_project("lab", a_url, passphrase="words", scrypt=CHEAP_SCRYPT)
+        with artifactstore.open(a_url, "lab", create=False, cache_dir=tmp_path / "ca") as a:
+            fill(a, tmp_path)
+            v0, v1 = a.artifact("data:v0").record, a.artifact("data:v1").record
+            objects = a.objects_for(v0)
+            gone = set(version_blobs(v0, objects)) - set(version_blobs(v1, objects))
+            domain = objects.domain
+        assert sync(a_url, b_url, project="lab", cache_dir=tmp_path / "cs").ok
+        with artifactstore.open(b_url, "lab", create=False, cache_dir=tmp_path / "cb") as b:
+            layout = read_layout(b.objects_for(v0))
+            held = {p for p, entries in layout.packs.items()
+                    if any(e.id.raw in gone for e in entries)}
+            assert held and len(gone) >= 3
+        with artifactstore.open(a_url, "lab", create=False, cache_dir=tmp_path / "ca") as a:
+            a.purge("data:v0", reason="consent withdrawn")
+        report = sync(a_url, b_url, project="lab", cache_dir=tmp_path / "cs")
+        assert report.ok, report.as_dict()
+        assert [t.versions for t in report.takedowns] == [["data:v0"]]
+        assert report.takedowns[0].absent
+        with artifactstore.open(b_url, "lab", create=False, cache_dir=tmp_path / "cb") as b:
+            objects = b.objects_for(v0)
+            assert objects.domain == domain
+            layout = read_layout(objects)
+            assert not held & layout.listed  # every pack that held one is rewritten
+            assert not {e.id.raw for es in layout.packs.values() for e in es} & gone
+            assert b.artifact("data:v1").verify() == 2
+            assert b.artifact("model:latest").verify() == 1
+        checked = verify_store(b_url, "lab", read_data=True, cache_dir=tmp_path / "cv")
+        assert checked.ok, checked.damage_lines()
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """``path`` read-only for everyone, root included: a bind mount remounted ro."""
+    subprocess.run(["mount", "--bind", str(path), str(path)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def test_a_read_only_copy_is_reported_not_wiped_and_a_later_sync_wipes_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a_url, b = str(tmp_path / "a"), tmp_path / "b"
+    init_quick_store(a_url)
+    with artifactstore.open(a_url, cache_dir=tmp_path / "ca") as a:
+        fill(a, tmp_path)
+    assert main(["sync", a_url, str(b), "--quiet"]) == 0
+    with artifactstore.open(a_url, create=False, cache_dir=tmp_path / "ca") as a:
+        a.purge("data:v0", reason="takedown request #8")
+    capsys.readouterr()
+    with read_only(b):
+        code = main(["sync", a_url, str(b), "--json"])
+        out, err = capsys.readouterr()
+    assert code != 0
+    result = json.loads(out)
+    [left] = result["takedowns"]
+    assert left["versions"] == ["data:v0"] and left["wiped"] is False and left["error"]
+    assert result["exit_code"] == code
+    assert "NOT WIPED" in err and "data:v0" in err
+    assert scan(str(b), {})  # still there: reported, not hidden
+    # writable again: the next sync carries the purge, with its proof on the terminal
+    assert main(["sync", a_url, str(b)]) == 0
+    out, _ = capsys.readouterr()
+    assert "wiped here: default/data:v0" in out and "none holds a wiped blob" in out
+    assert scan(str(b), {}) == []
