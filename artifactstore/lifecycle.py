@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from artifactstore.store import Store
 
 __all__ = [
-    "PurgeReport", "delete_versions", "drop_path", "forget_cached", "parse_duration",
+    "PurgeReport", "delete_versions", "drop_path", "forget_cached", "forget_purged",
+    "parse_duration",
     "purge_version", "restore_version", "wipe_blobs",
 ]
 
@@ -216,6 +217,7 @@ def purge_version(store: Store, ref: str, *, reason: str, wait: bool = True) -> 
         reason=f"{reason} (wiped {report.blobs_wiped} blobs, {report.bytes_wiped} bytes)",
     )
     report.at, report.by = event.at, event.by
+    report.cache_entries_removed += forget_purged(store)
     store.catalog.invalidate()
     return report
 
@@ -281,6 +283,25 @@ def _prove(objects: ObjectStore, wiped: set[bytes], report: PurgeReport) -> None
             f"purge of {report.ref} left {len(found)} blobs on the backend; run "
             "'artifactstore purge' again"
         )
+
+
+def forget_purged(store: Store) -> int:
+    """This machine's file cache meets the purge tombstones of the project: entries that
+    came from a purged version (noted when it was downloaded) and that no other noted
+    version holds are removed; returns how many. Cheap when nothing was purged: one
+    listing of the lifecycle log, one ``stat`` per purged version."""
+    cache = store.file_cache
+    if cache is None:
+        return 0
+    store_id = store.objects.config.store_id
+    removed = 0
+    for artifact, numbers in store.refs.lifecycle_state().deleted.items():
+        for number, event in numbers.items():
+            if event.action == "purge":
+                name = cache.version_name(store_id, store.project,
+                                          f"{artifact}:{version_label(number)}")
+                removed += cache.drop_version(name)
+    return removed
 
 
 def forget_cached(store: Store, digests: list[Digest]) -> int:

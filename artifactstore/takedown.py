@@ -28,7 +28,7 @@ import artifactstore.store as store_module
 from artifactstore.digest import Digest
 from artifactstore.errors import ArtifactStoreError, ConflictError, NotFoundError
 from artifactstore.gc import version_blobs
-from artifactstore.lifecycle import PurgeReport, forget_cached, wipe_blobs
+from artifactstore.lifecycle import PurgeReport, forget_cached, forget_purged, wipe_blobs
 from artifactstore.model.entries import FileEntry
 from artifactstore.model.names import version_label
 from artifactstore.model.refs import VersionRecord
@@ -167,7 +167,7 @@ def _wipe(dst: Store, project: str, objects: ObjectStore, records: list[VersionR
         setattr(result, name, getattr(proof, name))
     dropped: list[Digest] = [e.digest for e in files
                              if not {c.id.raw for c in e.chunks} <= live]
-    result.cache_entries_removed = forget_cached(dst, dropped)
+    result.cache_entries_removed = forget_cached(dst, dropped) + forget_purged(dst)
     return result
 
 

@@ -71,7 +71,8 @@ def takedown_roundtrip(a_url: str, b_url: str, a_opts: dict[str, Any],
         fill(a, tmp_path)
     first = sync(a_url, b_url, src_options=a_opts, dst_options=b_opts,
                  cache_dir=tmp_path / "cs")
-    assert first.ok and not first.takedowns
+    assert first.ok
+    assert not first.takedowns
     assert scan(b_url, b_opts)  # the copy holds the secret before the takedown
     with artifactstore.open(a_url, create=False, cache_dir=tmp_path / "ca", **a_opts) as a:
         purged = a.purge("data:v0", reason="takedown request #7")
@@ -84,9 +85,12 @@ def takedown_roundtrip(a_url: str, b_url: str, a_opts: dict[str, Any],
     assert second.ok, second.as_dict()
     [done] = second.takedowns
     assert done.versions == ["data:v0"]
-    assert done.wiped and done.absent
-    assert done.blobs_wiped >= 2 and done.bytes_wiped >= len(SECRET)
-    assert done.indexes_checked >= 1 and done.packs_checked >= 1
+    assert done.wiped
+    assert done.absent
+    assert done.blobs_wiped >= 2
+    assert done.bytes_wiped >= len(SECRET)
+    assert done.indexes_checked >= 1
+    assert done.packs_checked >= 1
     assert scan(a_url, a_opts) == []
     assert scan(b_url, b_opts) == []
     checked = verify_store(b_url, read_data=True, cache_dir=tmp_path / "cv", **b_opts)
@@ -99,7 +103,9 @@ def takedown_roundtrip(a_url: str, b_url: str, a_opts: dict[str, Any],
     # a third sync has nothing left to wipe, and says so by listing nothing
     third = sync(a_url, b_url, src_options=a_opts, dst_options=b_opts,
                  cache_dir=tmp_path / "cs")
-    assert third.ok and not third.takedowns and third.objects_copied == 0
+    assert third.ok
+    assert not third.takedowns
+    assert third.objects_copied == 0
 
 
 def test_a_purge_reaches_a_local_copy(tmp_path: Path) -> None:
@@ -138,7 +144,8 @@ def test_a_purge_reaches_the_copy_of_a_private_project(
             layout = read_layout(b.objects_for(v0))
             held = {p for p, entries in layout.packs.items()
                     if any(e.id.raw in gone for e in entries)}
-            assert held and len(gone) >= 3
+            assert held
+            assert len(gone) >= 3
         with artifactstore.open(a_url, "lab", create=False, cache_dir=tmp_path / "ca") as a:
             a.purge("data:v0", reason="consent withdrawn")
         report = sync(a_url, b_url, project="lab", cache_dir=tmp_path / "cs")
@@ -184,12 +191,49 @@ def test_a_read_only_copy_is_reported_not_wiped_and_a_later_sync_wipes_it(
     assert code != 0
     result = json.loads(out)
     [left] = result["takedowns"]
-    assert left["versions"] == ["data:v0"] and left["wiped"] is False and left["error"]
+    assert left["versions"] == ["data:v0"]
+    assert left["wiped"] is False
+    assert left["error"]
     assert result["exit_code"] == code
-    assert "NOT WIPED" in err and "data:v0" in err
+    assert "NOT WIPED" in err
+    assert "data:v0" in err
     assert scan(str(b), {})  # still there: reported, not hidden
     # writable again: the next sync carries the purge, with its proof on the terminal
     assert main(["sync", a_url, str(b)]) == 0
     out, _ = capsys.readouterr()
-    assert "wiped here: default/data:v0" in out and "none holds a wiped blob" in out
+    assert "wiped here: default/data:v0" in out
+    assert "none holds a wiped blob" in out
     assert scan(str(b), {}) == []
+
+
+def cached_secret(cache: Path) -> list[Path]:
+    return [p for p in cache.rglob("*") if p.is_file() and any(n in p.read_bytes()
+                                                                for n in NEEDLES)]
+
+
+def test_a_file_cache_that_meets_the_purge_tombstone_drops_the_purged_content(
+        tmp_path: Path) -> None:
+    """Another machine (its own cache folder) downloaded data:v0 from the copy B; once
+    the purge reached B, its next download from B drops the purged files; the live
+    version's files it shares come back from the store."""
+    a_url, b_url = str(tmp_path / "a"), str(tmp_path / "b")
+    init_quick_store(a_url)
+    with artifactstore.open(a_url, cache_dir=tmp_path / "ca") as a:
+        fill(a, tmp_path)
+    assert sync(a_url, b_url, cache_dir=tmp_path / "cs").ok
+    other = tmp_path / "other-machine"
+    with artifactstore.open(b_url, create=False, cache_dir=other, file_cache=True) as b:
+        b.artifact("data:v0").download(tmp_path / "got-v0")
+        assert b.file_cache is not None
+        assert b.file_cache.info().entries == 2
+    assert cached_secret(other)
+    with artifactstore.open(a_url, create=False, cache_dir=tmp_path / "ca") as a:
+        a.purge("data:v0", reason="takedown request #9")
+    assert sync(a_url, b_url, cache_dir=tmp_path / "cs").ok
+    assert cached_secret(other)  # nothing on that machine has looked yet
+    with artifactstore.open(b_url, create=False, cache_dir=other, file_cache=True) as b:
+        target = b.artifact("data:v1").download(tmp_path / "got-v1")
+        assert (target / "shared.csv").read_bytes().startswith(b"id,value")
+        assert b.file_cache is not None
+        assert b.file_cache.info().entries == 2  # v1's two files, cached anew
+    assert cached_secret(other) == []
