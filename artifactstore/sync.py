@@ -419,10 +419,11 @@ class _Syncer:
             raise NotFoundError(f"no artifactstore at {self.src.url}: nothing to sync") from None
         # Records are listed before objects: a record listed now was written after
         # the blobs it names, so those are in the object listings that follow.
-        projects = self._list_projects()
+        projects = self._list_projects("src")
         self.report.with_lifecycle = sorted(
             p.name for p in projects.values() if any(r.startswith("lifecycle/") for r in p.src))
-        try:
+        try:  # from the first look at DST on: an unreachable one still gets its report
+            self._list_projects("dst", projects)
             self._copy(config_bytes, projects)
         except ArtifactStoreError as exc:
             self.report.failure = exc  # the caller raises it, after the takedowns
@@ -478,25 +479,27 @@ class _Syncer:
 
     # -- planning ------------------------------------------------------------------
 
-    def _list_projects(self) -> dict[str, _Project]:
+    def _list_projects(self, side: str,
+                       projects: dict[str, _Project] | None = None) -> dict[str, _Project]:
+        """The project keys of one side (the source's first, then the destination's)."""
         prefix = "projects/" if self.project is None else f"projects/{self.project}/"
-        projects: dict[str, _Project] = {}
-        for side, backend in (("src", self.src), ("dst", self.dst)):
-            for key in backend.list(prefix):
-                name, _, rest = key[len("projects/"):].partition("/")
-                if not rest or rest.split("/")[0] in SKIPPED_SEGMENTS:
-                    self.report.ignored += side == "src"
-                    continue
-                p = projects.get(name)
-                if p is None:
-                    if side == "dst":
-                        continue  # only at the destination: nothing to copy
-                    p = projects[name] = _Project(name)
-                if side == "src":
-                    p.src.append(rest)
-                else:
-                    p.dst.add(rest)
-        if self.project is not None and self.project not in projects:
+        projects = {} if projects is None else projects
+        backend = self.src if side == "src" else self.dst
+        for key in backend.list(prefix):
+            name, _, rest = key[len("projects/"):].partition("/")
+            if not rest or rest.split("/")[0] in SKIPPED_SEGMENTS:
+                self.report.ignored += side == "src"
+                continue
+            p = projects.get(name)
+            if p is None:
+                if side == "dst":
+                    continue  # only at the destination: nothing to copy
+                p = projects[name] = _Project(name)
+            if side == "src":
+                p.src.append(rest)
+            else:
+                p.dst.add(rest)
+        if side == "src" and self.project is not None and self.project not in projects:
             raise NotFoundError(f"project {self.project!r} is not in the store at "
                                 f"{self.src.url}; see 'artifactstore project ls'")
         return projects

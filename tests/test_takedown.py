@@ -237,3 +237,51 @@ def test_a_file_cache_that_meets_the_purge_tombstone_drops_the_purged_content(
         assert b.file_cache is not None
         assert b.file_cache.info().entries == 2  # v1's two files, cached anew
     assert cached_secret(other) == []
+
+
+def test_a_diverged_copy_is_reported_not_wiped_with_the_conflict(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """B's lifecycle log took its own event: A's purge record cannot be appended there,
+    so B has no tombstone to wipe on; the sync says so and exits 10."""
+    a_url, b_url = str(tmp_path / "a"), str(tmp_path / "b")
+    init_quick_store(a_url)
+    with artifactstore.open(a_url, cache_dir=tmp_path / "ca") as a:
+        fill(a, tmp_path)
+    assert sync(a_url, b_url, cache_dir=tmp_path / "cs").ok
+    with artifactstore.open(b_url, create=False, cache_dir=tmp_path / "cb") as b:
+        b.delete("model:v0", reason="someone cleaned up the backup")
+    with artifactstore.open(a_url, create=False, cache_dir=tmp_path / "ca") as a:
+        a.purge("data:v0", reason="takedown request #10")
+    capsys.readouterr()
+    code = main(["sync", a_url, b_url, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 10
+    result = json.loads(out)
+    assert result["conflicts"]
+    [left] = result["takedowns"]
+    assert left["versions"] == ["data:v0"]
+    assert left["wiped"] is False
+    assert "has not reached the destination" in left["error"]
+    assert "NOT WIPED" in err
+    assert scan(b_url, {})
+
+
+@pytest.mark.s3
+def test_an_unreachable_copy_is_reported_not_wiped(
+        tmp_path: Path, s3_server: MotoS3Server) -> None:
+    a_url = str(tmp_path / "a")
+    init_quick_store(a_url)
+    with artifactstore.open(a_url, cache_dir=tmp_path / "ca") as a:
+        fill(a, tmp_path)
+        a.purge("data:v0", reason="takedown request #11")
+    # nothing listens on port 9: every request is refused
+    down = {**s3_server.backend_options(), "endpoint_url": "http://127.0.0.1:9",
+            "max_attempts": 1, "connect_timeout": 1}
+    report = sync(a_url, f"s3://{s3_server.bucket}/gone", dst_options=down,
+                  cache_dir=tmp_path / "cs", check=False)
+    assert report.failure is not None
+    [left] = report.takedowns
+    assert left.versions == ["data:v0"]
+    assert not left.wiped
+    assert left.exit_code == report.failure.exit_code == 7
+    assert not report.ok
