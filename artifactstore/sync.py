@@ -178,7 +178,8 @@ class SyncReport:
                           for c in self.conflicts],
             "incomplete": list(self.incomplete), "ignored": self.ignored,
             "takedowns": [t.as_dict() for t in self.takedowns],
-            "error": None if self.failure is None else str(self.failure),
+            "error": None if self.failure is None else type(self.failure).__name__,
+            "message": None if self.failure is None else str(self.failure),
             "exit_code": self.exit_code,
         }  # fmt: skip
 

@@ -127,6 +127,7 @@ def _wipe_in(dst: Store, project: str, purged: list[tuple[str, int]],
     state = dst.refs.lifecycle_state()
     # key domain -> (its object store, pending records)
     batches: dict[str, tuple[ObjectStore, list[VersionRecord]]] = {}
+    interrupted: dict[str, bool] = {}  # domain -> a purge condemnation is pending there
     for artifact, number in purged:
         try:
             record = dst.refs.version(artifact, number, include_deleted=True)
@@ -142,7 +143,10 @@ def _wipe_in(dst: Store, project: str, purged: list[tuple[str, int]],
                     "or errors above); sync again once they are resolved"),
                     exit_code=ConflictError.exit_code)
             continue
-        if held or any(r.purge for r in condemnations(objects.backend, objects.domain)):
+        if objects.domain not in interrupted:
+            interrupted[objects.domain] = any(
+                r.purge for r in condemnations(objects.backend, objects.domain))
+        if held or interrupted[objects.domain]:
             batches.setdefault(objects.domain, (objects, []))[1].append(record)
     for objects, records in batches.values():
         yield _wipe(dst, project, objects, records, wait)
