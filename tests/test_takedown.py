@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -285,3 +288,45 @@ def test_an_unreachable_copy_is_reported_not_wiped(
     assert not left.wiped
     assert left.exit_code == report.failure.exit_code == 7
     assert not report.ok
+
+
+_SYNC_SCRIPT = """
+import sys
+from artifactstore.sync import sync
+sync(sys.argv[1], sys.argv[2], cache_dir=sys.argv[3])
+"""
+
+
+def test_a_sync_killed_during_its_wipe_is_finished_by_the_next_one(tmp_path: Path) -> None:
+    """B waits 60 s before it sweeps; the sync is SIGKILLed once its purge condemnation
+    is in B. The next sync breaks the dead process's lock, sweeps the pending
+    condemnation with its own, and proves the bytes gone."""
+    a_url, b_url = str(tmp_path / "a"), str(tmp_path / "b")
+    init_quick_store(a_url)
+    init_quick_store(b_url, commit_window=60.0)  # same chunker: a sync target
+    with artifactstore.open(a_url, cache_dir=tmp_path / "ca") as a:
+        fill(a, tmp_path)
+    assert sync(a_url, b_url, cache_dir=tmp_path / "cs").ok
+    with artifactstore.open(a_url, create=False, cache_dir=tmp_path / "ca") as a:
+        a.purge("data:v0", reason="takedown request #12")
+    proc = subprocess.Popen([sys.executable, "-c", _SYNC_SCRIPT, a_url, b_url,
+                             str(tmp_path / "cs")])
+    condemned = tmp_path / "b" / "gc"
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.is_file() and "condemned" in p.parts for p in condemned.rglob("*")):
+            assert proc.poll() is None, "the sync ended before it condemned anything"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)  # polling for a file, not hoping for a timing
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert scan(b_url, {})  # killed in the commit window: nothing swept yet
+    report = sync(a_url, b_url, cache_dir=tmp_path / "cs", wait=False)  # no writer at B
+    assert report.ok, report.as_dict()
+    [done] = report.takedowns
+    assert done.absent
+    assert scan(b_url, {}) == []
+    assert not [p for p in condemned.rglob("*") if p.is_file() and "condemned" in p.parts]
+    checked = verify_store(b_url, read_data=True, cache_dir=tmp_path / "cv")
+    assert checked.ok, checked.damage_lines()
