@@ -10,6 +10,12 @@ Vocabulary:
   :meth:`FileCache.lookup` set it to now with ``os.utime``. We do not use atime:
   ``noatime`` mounts never update it and ``relatime`` only lazily, while nothing but
   this module changes an entry's mtime, so mtime is a reliable last-use record.
+- **version note**: ``<root>/versions/<id>``, one per version downloaded through
+  the cache, listing (one hex digest a line, appended) the entries that came from
+  it; ``<id>`` is a hash of the store id, project and version, so the folder
+  names nothing. It is how a purge met later (a tombstone this machine reads,
+  perhaps long after the download, when the version's tree is gone from the
+  store) finds what to drop: :meth:`FileCache.drop_version`.
 - **eviction**: deleting least-recently-used entries until the total size is under a
   limit. It runs under an exclusive ``flock`` on ``<root>/.lock``, so evictions and
   :meth:`FileCache.clean` of several processes never interleave.
@@ -45,12 +51,12 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from artifactstore.digest import Digest, Hasher
+from artifactstore.digest import Digest, Hasher, hash_bytes
 from artifactstore.errors import (
     BackendError,
     ConfigurationError,
@@ -74,6 +80,7 @@ FICLONE: Final[int] = getattr(fcntl, "FICLONE", 0x40049409)
 _TEMP_MARK = ".artifactstore-tmp-"
 _TEMP_DIR = "tmp"
 _LOCK_NAME = ".lock"
+_VERSIONS_DIR = "versions"
 #: cache entries: read-only (never changed in place) and the user's alone
 _ENTRY_MODE = 0o400
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
@@ -259,6 +266,50 @@ class FileCache:
             if made is not None:
                 _discard(made)
 
+    @staticmethod
+    def version_name(store_id: str, project: str, ref: str) -> str:
+        """The name :meth:`note_version` takes: the same for every copy a sync made."""
+        return f"{store_id}/{project}/{ref}"
+
+    def note_version(self, version: str, digests: Iterable[Digest]) -> None:
+        """Remember that the entries ``digests`` came from ``version`` (a stable name:
+        store id, project, ``artifact:vN``). Best effort, like :meth:`insert`."""
+        lines = "".join(f"{d.hex}\n" for d in digests)
+        if not lines:
+            return
+        with contextlib.suppress(OSError):
+            folder = private_folder(self.root / _VERSIONS_DIR, root=self.root)
+            # O_APPEND: two processes noting the same version both keep their lines
+            fd = os.open(folder / _note_name(version),
+                         os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
+            try:
+                os.write(fd, lines.encode())
+            finally:
+                os.close(fd)
+
+    def drop_version(self, version: str) -> int:
+        """Remove the entries that came from ``version`` (purged) and that no other
+        noted version holds; returns how many were removed. A version never noted
+        here removes nothing."""
+        note = self.root / _VERSIONS_DIR / _note_name(version)
+        if not note.is_file():
+            return 0
+        try:
+            with self._locked():
+                mine = _read_note(note)
+                note.unlink()
+                kept: set[str] = set()
+                for other in (self.root / _VERSIONS_DIR).iterdir():
+                    kept |= _read_note(other)
+                removed = 0
+                for hex_digest in sorted(mine - kept):
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.root / hex_digest[:2] / hex_digest).unlink()
+                        removed += 1
+                return removed
+        except OSError as exc:
+            raise _mapped(exc, self.root) from exc
+
     def info(self) -> CacheInfo:
         """Count the entries and bytes cached now (an empty result if there is no cache)."""
         entries = self._scan()
@@ -356,6 +407,18 @@ class FileCache:
                 with contextlib.suppress(OSError):
                     if item.stat(follow_symlinks=False).st_mtime < cutoff:
                         os.unlink(item.path)
+
+
+def _note_name(version: str) -> str:
+    return hash_bytes(version.encode()).hex
+
+
+def _read_note(path: Path) -> set[str]:
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        return set()
+    return {line for line in text.split() if _HEX_NAME.fullmatch(line)}
 
 
 def _copy(src: int, dst: int, *, reflink: bool) -> bool:

@@ -25,7 +25,7 @@ from artifactstore.model.names import parse_ref, parse_version_label, version_la
 from artifactstore.model.refs import VersionRecord
 from artifactstore.model.tree import iter_entries
 from artifactstore.model.versions import default_writer
-from artifactstore.objects.gcrecords import GcLock
+from artifactstore.objects.gcrecords import GcLock, condemnations
 from artifactstore.objects.layout import pack_key
 from artifactstore.objects.packs import read_trailer
 from artifactstore.objects.store import ObjectStore
@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from artifactstore.store import Store
 
 __all__ = [
-    "PurgeReport", "delete_all", "delete_versions", "drop_path", "parse_duration", "purge_version",
-    "restore_version",
+    "PurgeReport", "delete_all", "delete_versions", "drop_path", "forget_cached",
+    "forget_purged", "parse_duration", "purge_version", "restore_version", "wipe_blobs",
 ]
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
@@ -246,34 +246,50 @@ def purge_version(store: Store, ref: str, *, reason: str, wait: bool = True,
     mine = set(version_blobs(record, objects))
     files = [e for e in iter_entries(record.digest, objects.read_blob)
              if isinstance(e, FileEntry)]
-    lock = GcLock(objects.backend)
-    lock.acquire()
-    try:
-        live = mark(store)[objects.domain][1]
-        found = condemn(objects, live, [], only=frozenset(mine - live), purge=True)
-        if found.record is not None:
-            if wait:  # writers that checked before the record commit within the window
-                wait_until(found.record.at + objects.config.commit_window, on_wait)
-            live = mark(store)[objects.domain][1]
-            swept = sweep(objects, live, [found.record])
-            report.blobs_wiped = swept.blobs_deleted
-            report.bytes_wiped = swept.bytes_freed
-            report.packs_rewritten = swept.packs_deleted
-        wiped = mine - live
-        _prove(objects, wiped, report)
-    finally:
-        lock.release()
+    live = wipe_blobs(store, objects, mine, report, wait=wait, on_wait=on_wait)
     shared = {e.digest for e in files if {c.id.raw for c in e.chunks} <= live}
     report.shared_files = sorted(e.path for e in files if e.digest in shared)
-    report.cache_entries_removed = _forget_cached(store, [e.digest for e in files
+    report.cache_entries_removed = forget_cached(store, [e.digest for e in files
                                                           if e.digest not in shared])
     event = store.refs.lifecycle.append(
         "purge", by=default_writer(), artifact=record.artifact, numbers=[record.number],
         reason=f"{reason} (wiped {report.blobs_wiped} blobs, {report.bytes_wiped} bytes)",
     )
     report.at, report.by = event.at, event.by
+    report.cache_entries_removed += forget_purged(store)
     store.catalog.invalidate()
     return report
+
+
+def wipe_blobs(store: Store, objects: ObjectStore, mine: set[bytes], report: PurgeReport,
+               *, wait: bool = True, on_wait: WaitCallback | None = None) -> set[bytes]:
+    """Steps 3 and 4 of §16 for ``mine`` in the domain of ``objects``: condemn what no
+    live version needs, wait the commit window, sweep, prove; returns the live set.
+
+    Purge condemnations already pending in the domain (a wipe that was interrupted
+    before its sweep) are swept too, so a second try finishes what the first began.
+    Counts are added to ``report``; a blob still present is ``IntegrityError``.
+    ``on_wait`` is told the seconds left of the commit window (objects/window.py)."""
+    lock = GcLock(objects.backend)
+    lock.acquire()
+    try:
+        live = mark(store)[objects.domain][1]
+        pending = [r for r in condemnations(objects.backend, objects.domain) if r.purge]
+        found = condemn(objects, live, [], only=frozenset(mine - live), purge=True)
+        records = pending + ([found.record] if found.record is not None else [])
+        if records:
+            if wait:  # writers that checked before the record commit within the window
+                wait_until(max(r.at for r in records) + objects.config.commit_window, on_wait)
+            live = mark(store)[objects.domain][1]
+            swept = sweep(objects, live, records)
+            report.blobs_wiped += swept.blobs_deleted
+            report.bytes_wiped += swept.bytes_freed
+            report.packs_rewritten += swept.packs_deleted
+        wiped = (mine | {b for r in pending for blobs in r.packs.values() for b in blobs}) - live
+        _prove(objects, wiped, report)
+    finally:
+        lock.release()
+    return live
 
 
 def _downstream(store: Store, record: VersionRecord, report: PurgeReport) -> None:
@@ -308,7 +324,26 @@ def _prove(objects: ObjectStore, wiped: set[bytes], report: PurgeReport) -> None
         )
 
 
-def _forget_cached(store: Store, digests: list[Digest]) -> int:
+def forget_purged(store: Store) -> int:
+    """This machine's file cache meets the purge tombstones of the project: entries that
+    came from a purged version (noted when it was downloaded) and that no other noted
+    version holds are removed; returns how many. Cheap when nothing was purged: one
+    listing of the lifecycle log, one ``stat`` per purged version."""
+    cache = store.file_cache
+    if cache is None:
+        return 0
+    store_id = store.objects.config.store_id
+    removed = 0
+    for artifact, numbers in store.refs.lifecycle_state().deleted.items():
+        for number, event in numbers.items():
+            if event.action == "purge":
+                name = cache.version_name(store_id, store.project,
+                                          f"{artifact}:{version_label(number)}")
+                removed += cache.drop_version(name)
+    return removed
+
+
+def forget_cached(store: Store, digests: list[Digest]) -> int:
     cache = store.file_cache
     if cache is None:
         return 0

@@ -47,6 +47,7 @@ from artifactstore.backends.readonly import ReadOnlyBackend
 from artifactstore.backends.retry import RetryingBackend
 from artifactstore.digest import Digest, hash_bytes
 from artifactstore.errors import (
+    ArtifactStoreError,
     ConfigurationError,
     ConflictError,
     IntegrityError,
@@ -63,6 +64,7 @@ from artifactstore.objects.index import decode_index
 from artifactstore.objects.layout import CONFIG_KEY, PLAIN_DOMAIN, pack_prefix, parse_id_key
 from artifactstore.objects.packs import TAIL_SIZE, trailer_length
 from artifactstore.objects.store import ObjectStore
+from artifactstore.takedown import Takedown, carry_purges
 
 __all__ = ["Conflict", "SyncReport", "Transfer", "record_tier", "sync", "sync_backends"]
 
@@ -120,6 +122,12 @@ class SyncReport:
     incomplete: list[str] = field(default_factory=list)
     #: keys under objects/ and projects/ that are not part of the format (gc, locks)
     ignored: int = 0
+    #: purges of the source carried to the destination, wiped or not (§17 "Purges")
+    takedowns: list[Takedown] = field(default_factory=list)
+    #: projects whose source has lifecycle events (purges to look for)
+    with_lifecycle: list[str] = field(default_factory=list)
+    #: the error that stopped the copy, kept so the purges can still be reported
+    failure: ArtifactStoreError | None = None
 
     @property
     def objects_copied(self) -> int:
@@ -131,8 +139,22 @@ class SyncReport:
         return self.packs.bytes + self.index.bytes + self.records.bytes
 
     @property
+    def not_wiped(self) -> list[Takedown]:
+        """Purged versions the destination still holds (or may hold)."""
+        return [t for t in self.takedowns if not t.wiped]
+
+    @property
     def ok(self) -> bool:
-        return not self.conflicts
+        return not self.conflicts and not self.not_wiped and self.failure is None
+
+    @property
+    def exit_code(self) -> int:
+        """0, or the code of what went wrong first: the copy, a conflict, a takedown."""
+        if self.failure is not None:
+            return self.failure.exit_code
+        if self.conflicts:
+            return ConflictError.exit_code
+        return next((t.exit_code or 1 for t in self.not_wiped), 0)
 
     def raise_for_conflicts(self) -> None:
         """``ConflictError`` (exit 10) naming the first conflict, if there is one."""
@@ -155,6 +177,10 @@ class SyncReport:
             "conflicts": [{"key": c.key, "reason": c.reason, "skipped": c.skipped}
                           for c in self.conflicts],
             "incomplete": list(self.incomplete), "ignored": self.ignored,
+            "takedowns": [t.as_dict() for t in self.takedowns],
+            "error": None if self.failure is None else type(self.failure).__name__,
+            "message": None if self.failure is None else str(self.failure),
+            "exit_code": self.exit_code,
         }  # fmt: skip
 
 
@@ -168,14 +194,24 @@ def sync(
     cache_dir: str | os.PathLike[str] | None = None,
     src_options: Mapping[str, Any] | None = None,
     dst_options: Mapping[str, Any] | None = None,
+    takedowns: bool = True,
+    wait: bool = True,
+    check: bool = True,
     **backend_options: Any,
 ) -> SyncReport:
-    """Copy everything the store at ``dst_url`` lacks from ``src_url``.
+    """Copy everything the store at ``dst_url`` lacks from ``src_url``, then wipe there
+    what the source purged.
 
     Without ``project``: every key domain and project (a whole-store backup).
     With it: that project's records and blobs. ``backend_options`` go to both
     backends, ``src_options``/``dst_options`` to one (e.g. an S3 endpoint).
-    Conflicts are in the report (see :meth:`SyncReport.raise_for_conflicts`).
+    Conflicts and takedowns are in the report (:attr:`SyncReport.not_wiped`,
+    :attr:`SyncReport.ok`); ``takedowns=False`` copies only (a purge the source made
+    then stays readable at the destination until a later sync carries it).
+    A wipe waits out the destination's commit window like a purge
+    (``wait=False``: tests with a quiet store only). An error that stops the copy
+    is raised after the takedowns were tried; with ``check=False`` it is returned
+    in :attr:`SyncReport.failure` instead (the CLI prints the whole report).
     """
     if project is not None:
         validate_project_name(project)
@@ -192,11 +228,21 @@ def sync(
     src = ReadOnlyBackend(RetryingBackend(src_inner))
     dst = RetryingBackend(dst_inner)
     try:
-        return sync_backends(src, dst, project=project, progress=progress,
-                             concurrency=concurrency, cache_dir=cache_dir)
+        report = sync_backends(src, dst, project=project, progress=progress,
+                               concurrency=concurrency, cache_dir=cache_dir, check=False)
     finally:
         src.close()
         dst.close()
+    if takedowns and report.with_lifecycle:
+        # After the copy, which brought the purge records: the destination wipes on
+        # its own (signed) records, never on the source's say-so.
+        report.takedowns = carry_purges(
+            src_url, dst_url, report.with_lifecycle, cache_dir=cache_dir, wait=wait,
+            src_options={**backend_options, **(src_options or {})},
+            dst_options={**backend_options, **(dst_options or {})})
+    if check and report.failure is not None:
+        raise report.failure
+    return report
 
 
 def sync_backends(
@@ -207,8 +253,10 @@ def sync_backends(
     progress: Progress | None = None,
     concurrency: int = 8,
     cache_dir: str | os.PathLike[str] | None = None,
+    check: bool = True,
 ) -> SyncReport:
-    """:func:`sync` between two open backends (the caller closes them)."""
+    """:func:`sync` between two open backends (the caller closes them), the copy only:
+    purges are carried by :func:`sync`, which can open both stores."""
     if src.url == dst.url:
         raise InvalidInputError(f"source and destination are the same store ({src.url})")
     if concurrency < 1:
@@ -217,7 +265,10 @@ def sync_backends(
     # concurrent writer at the destination could be silently overwritten.
     require_atomic_create(dst)
     with _Syncer(src, dst, project, progress, concurrency, cache_dir) as syncer:
-        return syncer.run()
+        report = syncer.run()
+    if check and report.failure is not None:
+        raise report.failure
+    return report
 
 
 # -- keys ----------------------------------------------------------------------------
@@ -369,7 +420,17 @@ class _Syncer:
             raise NotFoundError(f"no artifactstore at {self.src.url}: nothing to sync") from None
         # Records are listed before objects: a record listed now was written after
         # the blobs it names, so those are in the object listings that follow.
-        projects = self._list_projects()
+        projects = self._list_projects("src")
+        self.report.with_lifecycle = sorted(
+            p.name for p in projects.values() if any(r.startswith("lifecycle/") for r in p.src))
+        try:  # from the first look at DST on: an unreachable one still gets its report
+            self._list_projects("dst", projects)
+            self._copy(config_bytes, projects)
+        except ArtifactStoreError as exc:
+            self.report.failure = exc  # the caller raises it, after the takedowns
+        return self.report
+
+    def _copy(self, config_bytes: bytes, projects: dict[str, _Project]) -> None:
         self.config = self._sync_config(config_bytes)
         # Memory: every worker holds one whole pack.
         biggest = self.config.pack_target + self.config.chunker.max_size + (1 << 20)
@@ -395,7 +456,6 @@ class _Syncer:
             lock.release()
         for moved in self._each(self._copy_heartbeat, heartbeats):
             self._count(moved)  # they name no blob: no lock needed
-        return self.report
 
     # -- config --------------------------------------------------------------------
 
@@ -420,25 +480,27 @@ class _Syncer:
 
     # -- planning ------------------------------------------------------------------
 
-    def _list_projects(self) -> dict[str, _Project]:
+    def _list_projects(self, side: str,
+                       projects: dict[str, _Project] | None = None) -> dict[str, _Project]:
+        """The project keys of one side (the source's first, then the destination's)."""
         prefix = "projects/" if self.project is None else f"projects/{self.project}/"
-        projects: dict[str, _Project] = {}
-        for side, backend in (("src", self.src), ("dst", self.dst)):
-            for key in backend.list(prefix):
-                name, _, rest = key[len("projects/"):].partition("/")
-                if not rest or rest.split("/")[0] in SKIPPED_SEGMENTS:
-                    self.report.ignored += side == "src"
-                    continue
-                p = projects.get(name)
-                if p is None:
-                    if side == "dst":
-                        continue  # only at the destination: nothing to copy
-                    p = projects[name] = _Project(name)
-                if side == "src":
-                    p.src.append(rest)
-                else:
-                    p.dst.add(rest)
-        if self.project is not None and self.project not in projects:
+        projects = {} if projects is None else projects
+        backend = self.src if side == "src" else self.dst
+        for key in backend.list(prefix):
+            name, _, rest = key[len("projects/"):].partition("/")
+            if not rest or rest.split("/")[0] in SKIPPED_SEGMENTS:
+                self.report.ignored += side == "src"
+                continue
+            p = projects.get(name)
+            if p is None:
+                if side == "dst":
+                    continue  # only at the destination: nothing to copy
+                p = projects[name] = _Project(name)
+            if side == "src":
+                p.src.append(rest)
+            else:
+                p.dst.add(rest)
+        if side == "src" and self.project is not None and self.project not in projects:
             # there is no command that lists projects: name them here
             held = ", ".join(sorted({k[len("projects/"):].partition("/")[0]
                                      for k in self.src.list("projects/")})) or "none"

@@ -9,14 +9,15 @@ from __future__ import annotations
 import bisect
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from artifactstore.backends import local_folder
-from artifactstore.digest import Hasher
+from artifactstore.digest import Digest, Hasher
 from artifactstore.download import file_matches, materialize
 from artifactstore.errors import IntegrityError, InvalidInputError
+from artifactstore.lifecycle import forget_purged
 from artifactstore.model.entries import GetBlob
 from artifactstore.model.paths import validate_path
 from artifactstore.model.refs import VersionRecord
@@ -141,19 +142,45 @@ class ArtifactVersion:
         the right bytes are skipped, so an interrupted download resumes.
         """
         target = self._target(root)
-        materialize(self._objects, iter_entries(self._record.digest, self._tree_reader()),
-                    target, progress, self._store.file_cache, self._store.backend_options,
-                    whole_tree=True, size=self.size, store_root=self._store_folder())
+        forget_purged(self._store)  # the cache meets the tombstones before it is used
+        noted: list[Digest] = []
+
+        def entries() -> Iterator[Entry]:
+            for entry in iter_entries(self._record.digest, self._tree_reader()):
+                if isinstance(entry, FileEntry):
+                    noted.append(entry.digest)
+                yield entry
+
+        try:
+            materialize(self._objects, entries(), target, progress, self._store.file_cache,
+                        self._store.backend_options, whole_tree=True, size=self.size,
+                        store_root=self._store_folder())
+        finally:
+            self._note_cached(noted)
         return target
 
     def get_path(self, path: str, root: str | os.PathLike[str] | None = None) -> Path:
         """Download one file and return where it is."""
         entry = self.entry(path)
         target = self._target(root)
-        materialize(self._objects, [entry], target, cache=self._store.file_cache,
-                    reference_options=self._store.backend_options, size=entry.size,
-                    store_root=self._store_folder())
+        forget_purged(self._store)
+        try:
+            materialize(self._objects, [entry], target, cache=self._store.file_cache,
+                        reference_options=self._store.backend_options, size=entry.size,
+                        store_root=self._store_folder())
+        finally:
+            if isinstance(entry, FileEntry):
+                self._note_cached([entry.digest])
         return target / entry.path
+
+    def _note_cached(self, digests: list[Digest]) -> None:
+        """Tell the file cache which entries came from this version, so that a purge
+        this machine meets later drops them (design §16, step 5)."""
+        cache = self._store.file_cache
+        if cache is not None:
+            name = cache.version_name(self._store.objects.config.store_id,
+                                      self._store.project, self._record.ref)
+            cache.note_version(name, digests)
 
     def open(self, path: str) -> io.BufferedReader:
         """A streamed, seekable binary file: reads only the chunks it needs."""

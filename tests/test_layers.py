@@ -35,7 +35,7 @@ API_MODULES = (
     "filecache", "references", "demo_model", "demo_data", "lineage_formats", "codestate",
     "catalog", "run", "lineage", "audit", "access", "projects", "identity", "localtree",
     "verify", "repair", "domains",
-    "sync", "relog", "gc", "lifecycle", "reencrypt", "statcache",
+    "sync", "relog", "gc", "lifecycle", "reencrypt", "statcache", "takedown",
     "exporting", "exportreader", "importing",
     "clientstate", "pins", "watermarks", "losses",
 )  # fmt: skip

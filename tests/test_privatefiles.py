@@ -69,10 +69,12 @@ def test_every_local_file_kind_is_private_under_umask_022(
     # the genesis holds epoch 0's slots: a private project's key slots are cached with it
     assert any(name.endswith("/projects/default/project") for name in modes)
     assert any(name.startswith("files/") and name.count("/") == 2 for name in modes)
+    assert any(name.startswith("files/versions/") for name in modes)  # the download's note
     wide = {}
     for name, mode in modes.items():
         path = cache / name if name != "." else cache
-        entry = name.startswith("files/") and name.count("/") == 2 and "/tmp/" not in name
+        entry = (name.startswith("files/") and name.count("/") == 2 and "/tmp/" not in name
+                 and not name.startswith("files/versions/"))  # notes: appended, 0600
         expected = 0o700 if path.is_dir() else (0o400 if entry else 0o600)
         if path.exists() and mode != expected:
             wide[name] = oct(mode)

@@ -2,8 +2,10 @@
 
 ``artifactstore sync SRC_URL DST_URL`` copies every project and key domain;
 ``--project P`` one project; ``--to-project Q`` re-logs P's versions into project
-Q of DST under Q's keys (:mod:`artifactstore.relog`). Exit 10 when the stores
-diverged (conflicts are listed; everything else was copied).
+Q of DST under Q's keys (:mod:`artifactstore.relog`). Versions the source purged
+are wiped at DST in the same run and reported. Exit 10 when the stores diverged
+(conflicts are listed; everything else was copied); a purge DST could not carry out
+is listed as NOT WIPED and exits with its error's code (never 0).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from artifactstore.cli.progress import Progress
 from artifactstore.errors import ConflictError, InvalidInputError
+from artifactstore.sizes import human_size
 
 MiB = 1 << 20
 
@@ -32,7 +35,7 @@ def run_sync(args: argparse.Namespace) -> int:
 
     with Progress("sync", None, enabled=not args.quiet and not args.json) as bar:
         report = sync(args.src, args.dst, args.project, progress=bar.advance,
-                      concurrency=args.concurrency)
+                      concurrency=args.concurrency, check=False)
     result = report.as_dict()
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
@@ -44,8 +47,22 @@ def run_sync(args: argparse.Namespace) -> int:
                    f"{t['present']} already there")
     for version in report.incomplete:
         _say(args, f"  incomplete at the source (blobs missing): {version}")
-    return _finish(report.conflicts and [f"{c.key}: {c.reason} ({c.skipped} not copied)"
+    for t in report.takedowns:
+        if t.wiped:
+            _say(args, f"  purged at the source, wiped here: {t.project}/"
+                       f"{', '.join(t.versions)}: {t.blobs_wiped} blobs, "
+                       f"{human_size(t.bytes_wiped)}, {t.packs_rewritten} packs rewritten; "
+                       f"proof: {t.indexes_checked} index objects and {t.packs_checked} packs "
+                       "read, none holds a wiped blob")
+    code = _finish(report.conflicts and [f"{c.key}: {c.reason} ({c.skipped} not copied)"
                                          for c in report.conflicts])
+    for t in report.not_wiped:
+        # Why: a takedown that stopped short must never look done (issue 15).
+        print(f"artifactstore: NOT WIPED at {report.destination}: {t.project}/"
+              f"{', '.join(t.versions)}: {t.error}", file=sys.stderr)
+    if report.failure is not None:
+        print(f"artifactstore: error: {report.failure}", file=sys.stderr)
+    return report.exit_code or code
 
 
 def _relog(args: argparse.Namespace) -> int:
