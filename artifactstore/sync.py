@@ -64,6 +64,7 @@ from artifactstore.objects.index import decode_index
 from artifactstore.objects.layout import CONFIG_KEY, PLAIN_DOMAIN, pack_prefix, parse_id_key
 from artifactstore.objects.packs import TAIL_SIZE, trailer_length
 from artifactstore.objects.store import ObjectStore
+from artifactstore.objects.window import WaitCallback
 from artifactstore.takedown import Takedown, carry_purges
 
 __all__ = ["Conflict", "SyncReport", "Transfer", "record_tier", "sync", "sync_backends"]
@@ -196,6 +197,7 @@ def sync(
     dst_options: Mapping[str, Any] | None = None,
     takedowns: bool = True,
     wait: bool = True,
+    on_wait: WaitCallback | None = None,
     check: bool = True,
     **backend_options: Any,
 ) -> SyncReport:
@@ -208,10 +210,11 @@ def sync(
     Conflicts and takedowns are in the report (:attr:`SyncReport.not_wiped`,
     :attr:`SyncReport.ok`); ``takedowns=False`` copies only (a purge the source made
     then stays readable at the destination until a later sync carries it).
-    A wipe waits out the destination's commit window like a purge
-    (``wait=False``: tests with a quiet store only). An error that stops the copy
-    is raised after the takedowns were tried; with ``check=False`` it is returned
-    in :attr:`SyncReport.failure` instead (the CLI prints the whole report).
+    A wipe waits out the destination's commit window like a purge, telling
+    ``on_wait`` the seconds left (``wait=False``: tests with a quiet store only).
+    An error that stops the copy is raised after the takedowns were tried; with
+    ``check=False`` it is returned in :attr:`SyncReport.failure` instead (the CLI
+    prints the whole report).
     """
     if project is not None:
         validate_project_name(project)
@@ -238,6 +241,7 @@ def sync(
         # its own (signed) records, never on the source's say-so.
         report.takedowns = carry_purges(
             src_url, dst_url, report.with_lifecycle, cache_dir=cache_dir, wait=wait,
+            on_wait=on_wait,
             src_options={**backend_options, **(src_options or {})},
             dst_options={**backend_options, **(dst_options or {})})
     if check and report.failure is not None:

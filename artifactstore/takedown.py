@@ -35,6 +35,7 @@ from artifactstore.model.refs import VersionRecord
 from artifactstore.model.tree import iter_entries
 from artifactstore.objects.gcrecords import condemnations
 from artifactstore.objects.store import ObjectStore
+from artifactstore.objects.window import WaitCallback
 from artifactstore.store import Store
 
 __all__ = ["Takedown", "carry_purges"]
@@ -75,12 +76,14 @@ def carry_purges(
     src_options: Mapping[str, Any] | None = None,
     dst_options: Mapping[str, Any] | None = None,
     wait: bool = True,
+    on_wait: WaitCallback | None = None,
 ) -> list[Takedown]:
     """Wipe at ``dst_url`` the versions of ``projects`` that ``src_url`` purged.
 
     Only what needs doing is reported: a version already wiped at DST (or never
     copied there) is not listed. Errors are caught per project and reported as
-    not wiped, so one project's failure still lets the others be wiped.
+    not wiped, so one project's failure still lets the others be wiped. ``wait`` and
+    ``on_wait`` are those of :func:`artifactstore.lifecycle.wipe_blobs`.
     """
     found: list[Takedown] = []
     for project in projects:
@@ -93,7 +96,7 @@ def carry_purges(
             continue
         if purged:
             found.extend(_wipe_project(dst_url, project, purged, cache_dir,
-                                       dst_options or {}, wait))
+                                       dst_options or {}, wait, on_wait))
     return found
 
 
@@ -108,7 +111,7 @@ def _purged_at_source(src_url: str, project: str, cache_dir: str | os.PathLike[s
 
 def _wipe_project(dst_url: str, project: str, purged: list[tuple[str, int]],
                   cache_dir: str | os.PathLike[str] | None, options: Mapping[str, Any],
-                  wait: bool) -> list[Takedown]:
+                  wait: bool, on_wait: WaitCallback | None) -> list[Takedown]:
     labels = [f"{a}:{version_label(n)}" for a, n in purged]
     try:
         dst = store_module.open(dst_url, project, create=False, cache_dir=cache_dir, **options)
@@ -117,13 +120,13 @@ def _wipe_project(dst_url: str, project: str, purged: list[tuple[str, int]],
                          exit_code=exc.exit_code)]
     with dst:
         try:
-            return list(_wipe_in(dst, project, purged, wait))
+            return list(_wipe_in(dst, project, purged, wait, on_wait))
         except ArtifactStoreError as exc:
             return [Takedown(project, labels, error=str(exc), exit_code=exc.exit_code)]
 
 
 def _wipe_in(dst: Store, project: str, purged: list[tuple[str, int]],
-             wait: bool) -> Iterator[Takedown]:
+             wait: bool, on_wait: WaitCallback | None) -> Iterator[Takedown]:
     state = dst.refs.lifecycle_state()
     # key domain -> (its object store, pending records)
     batches: dict[str, tuple[ObjectStore, list[VersionRecord]]] = {}
@@ -149,11 +152,11 @@ def _wipe_in(dst: Store, project: str, purged: list[tuple[str, int]],
         if held or interrupted[objects.domain]:
             batches.setdefault(objects.domain, (objects, []))[1].append(record)
     for objects, records in batches.values():
-        yield _wipe(dst, project, objects, records, wait)
+        yield _wipe(dst, project, objects, records, wait, on_wait)
 
 
 def _wipe(dst: Store, project: str, objects: ObjectStore, records: list[VersionRecord],
-          wait: bool) -> Takedown:
+          wait: bool, on_wait: WaitCallback | None) -> Takedown:
     result = Takedown(project, [r.ref for r in records])
     mine: set[bytes] = set()
     files: list[FileEntry] = []
@@ -161,7 +164,7 @@ def _wipe(dst: Store, project: str, objects: ObjectStore, records: list[VersionR
         mine |= _what_is_left(record, objects, files)
     proof = PurgeReport(ref=", ".join(result.versions), reason="")
     try:
-        live = wipe_blobs(dst, objects, mine, proof, wait=wait)
+        live = wipe_blobs(dst, objects, mine, proof, wait=wait, on_wait=on_wait)
     except ArtifactStoreError as exc:
         result.error, result.exit_code = str(exc), exc.exit_code
         return result

@@ -83,9 +83,11 @@ def takedown_roundtrip(a_url: str, b_url: str, a_opts: dict[str, Any],
     assert scan(a_url, a_opts) == []
     assert scan(b_url, b_opts)  # the source's purge alone leaves the copy holding it
 
+    waits: list[float] = []
     second = sync(a_url, b_url, src_options=a_opts, dst_options=b_opts,
-                  cache_dir=tmp_path / "cs")
+                  cache_dir=tmp_path / "cs", on_wait=waits.append)
     assert second.ok, second.as_dict()
+    assert waits[-1:] == [0.0]  # the wipe's commit-window wait was told, to its end
     [done] = second.takedowns
     assert done.versions == ["data:v0"]
     assert done.wiped

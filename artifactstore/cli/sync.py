@@ -35,7 +35,7 @@ def run_sync(args: argparse.Namespace) -> int:
 
     with Progress("sync", None, enabled=not args.quiet and not args.json) as bar:
         report = sync(args.src, args.dst, args.project, progress=bar.advance,
-                      concurrency=args.concurrency, check=False)
+                      on_wait=bar.wait, concurrency=args.concurrency, check=False)
     result = report.as_dict()
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
