@@ -114,11 +114,11 @@ def test_open_with_create_false_on_a_missing_store_raises(tmp_path: Path) -> Non
 
 
 _FIRST_WRITER = """
-import os, sys, pathlib, artifactstore
+import os, sys, pathlib, time, artifactstore
 where, me, data = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
 pathlib.Path(where + ".ready-" + me).touch()
 while not os.path.exists(where + ".go"):  # start together: wait for the parent's signal
-    pass
+    time.sleep(0.001)  # a poll, not a spin: two cores run both writers and the parent
 with artifactstore.open(where) as store:
     store.log_artifact(data, name="data-" + me)
 """

@@ -8,6 +8,7 @@ never changes.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -150,10 +151,8 @@ def create_or_load(backend: Backend, wanted: StoreConfig) -> tuple[StoreConfig, 
     ``create`` writes nothing. Two clients initialising at once: one wins
     ``put_if_absent``, the other reads and uses the winner's config.
     """
-    try:
+    with contextlib.suppress(StoreNotFoundError):  # absent: created below
         return load(backend), False
-    except StoreNotFoundError:
-        pass
     if backend.put_if_absent(CONFIG_KEY, wanted.to_bytes()):
         return wanted, True
     return load(backend), False
