@@ -103,3 +103,18 @@ def memory_spec() -> Iterator[BackendSpec]:
 def local_spec(tmp_path: os.PathLike[str]) -> BackendSpec:
     """An empty local store in the test's temp directory (fsync on, the default)."""
     return BackendSpec(os.path.join(os.fspath(tmp_path), "store"))
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def local_or_s3_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str],
+                    monkeypatch: pytest.MonkeyPatch) -> str:
+    """A store URL not created yet: a local folder, then an S3 prefix on the moto server
+    whose endpoint and keys are in the environment, as a user's shell would have them."""
+    monkeypatch.delenv("ARTIFACTSTORE_URL", raising=False)
+    if request.param == "local":
+        return os.path.join(os.fspath(tmp_path), "store")
+    server: MotoS3Server = request.getfixturevalue("s3_server")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", server.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret_key)
+    return f"s3://{server.bucket}/{_fresh_prefix()}"

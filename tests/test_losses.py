@@ -16,23 +16,14 @@ from cli_calls import cli, cli_json
 
 from artifactstore.backends import Backend, open_backend
 from artifactstore.projects import create_project
-from artifactstore.testing.servers import MotoS3Server
 from artifactstore.testing.stores import init_quick_store
 
 
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
-def url(request: pytest.FixtureRequest, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> str:
+@pytest.fixture
+def url(local_or_s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("ARTIFACTSTORE_CACHE_DIR", str(tmp_path / "writer-cache"))
     monkeypatch.setenv("ARTIFACTSTORE_CONFIG_DIR", str(tmp_path / "me"))
-    monkeypatch.delenv("ARTIFACTSTORE_URL", raising=False)
-    if request.param == "local":
-        return str(tmp_path / "store")
-    server: MotoS3Server = request.getfixturevalue("s3_server")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", server.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret_key)
-    return f"s3://{server.bucket}/losses-{os.urandom(4).hex()}"
+    return local_or_s3_url
 
 
 def _history(url: str, visibility: str, tmp_path: Path,
