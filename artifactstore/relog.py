@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,7 @@ from artifactstore.model.versions import VersionRecord
 if TYPE_CHECKING:
     from artifactstore.store import Store
 
-__all__ = ["RelogReport", "content_key", "relog"]
+__all__ = ["RelogReport", "content_key", "materialized", "relog"]
 
 Progress = Callable[[int], None]
 
@@ -180,6 +181,16 @@ def _key_of(store: Store, record: VersionRecord) -> bytes:
 def _log_copy(src: Store, dst: Store, record: VersionRecord,
               progress: Progress | None) -> int:
     """Log one source version into the target; returns the target's number."""
+    with materialized(src, record) as artifact:
+        version = dst.log_artifact(artifact, progress=progress)
+    return version.number
+
+
+@contextmanager
+def materialized(src: Store, record: VersionRecord) -> Iterator[Artifact]:
+    """An :class:`Artifact` of ``record``'s type, description, metadata and entries,
+    its files read from ``src`` (each verified against its digest) into a temporary
+    folder that lives until the block ends (disk use: one version)."""
     objects = src.objects_for(record)
     artifact = Artifact(record.artifact, record.type, record.description,
                         dict(record.metadata))
@@ -193,5 +204,4 @@ def _log_copy(src: Store, dst: Store, record: VersionRecord,
                 artifact.add_file(path, entry.path)
             else:
                 artifact.add_reference(entry.uri, entry.path, checksum=entry.digest is not None)
-        version = dst.log_artifact(artifact, progress=progress)
-    return version.number
+        yield artifact

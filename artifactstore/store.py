@@ -92,6 +92,7 @@ if TYPE_CHECKING:
     import networkx as nx
 
     from artifactstore.audit import AuditReport
+    from artifactstore.publish import PublishReport
     from artifactstore.run import Run
 
 __all__ = ["Store", "init_run", "open", "use"]
@@ -475,6 +476,17 @@ class Store:
         finally:
             os.close(fd)
         return ref, st, steady
+
+    def publish(self, ref: str, to: str | os.PathLike[str], project: str | None = None, *,
+                with_lineage: bool = False,
+                progress: Progress | None = None) -> PublishReport:
+        """Copy version ``ref`` into public ``project`` (default: this project's name) of
+        the existing store at ``to``, re-logged there in plaintext and signed by you;
+        ``with_lineage`` also restores the run that made it (config, metrics, inputs).
+        Nothing else of this project is written there (see :mod:`artifactstore.publish`)."""
+        from artifactstore.publish import publish
+
+        return publish(self, ref, to, project, with_lineage=with_lineage, progress=progress)
 
     # -- reading -------------------------------------------------------------------
 

@@ -81,6 +81,7 @@ VALID: dict[Command, tuple[str, ...]] = {
     ("sync",): ("{store}", "{out}"),
     ("export",): ("ds:v1", "{out}"),
     ("import",): ("{data}",),
+    ("publish",): ("ds:v1", "--to", "{store}", "--to-project", "pub", "--with-lineage"),
     ("demo",): ("--dataset-mib", "1", "--model-mib", "1", "--store", "{out}"),
 }
 
@@ -173,6 +174,12 @@ BAD: dict[Command, list[Any]] = {
                   ("ds:v0", "{fifo}")],
     ("import",): [("{missing}",), ("{file}",), ("{dangling}",), ("{empty}",),
                   ("{data}", "--name", "bad/name"), ("{missing}.tar",)],
+    ("publish",): [("nope", "--to", "{store}", "--to-project", "pub"),
+                   ("ds:v99", "--to", "{store}", "--to-project", "pub"), ("ds:v0",),
+                   ("ds:v0", "--to", "{missing}"), ("ds:v0", "--to", "{file}"),
+                   ("ds:v0", "--to", "{store}"), ("ds:v0", "--to", "nosuch://x"),
+                   ("ds:v0", "--to", "{store}", "--to-project", "a/b"),
+                   ("ds:v0", "--to", "{store}", "--to-project", "")],
     ("demo",): [("--store", "{file}"), ("--dataset-mib", "-1", "--store", "{out}"),
                 ("--model-mib", "0", "--store", "{out}"), ("--dataset-mib", "x")],
 }

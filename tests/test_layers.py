@@ -36,7 +36,7 @@ API_MODULES = (
     "catalog", "run", "lineage", "audit", "access", "projects", "identity", "localtree",
     "verify", "repair", "domains",
     "sync", "relog", "gc", "lifecycle", "reencrypt", "statcache", "takedown",
-    "exporting", "exportreader", "importing",
+    "exporting", "exportreader", "importing", "publish",
     "clientstate", "pins", "watermarks", "losses",
 )  # fmt: skip
 

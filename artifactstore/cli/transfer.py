@@ -1,4 +1,5 @@
-"""Commands that move a version between stores as plain files: export, import.
+"""Commands that move a version between stores: export, import (as plain files) and
+publish (into a public project).
 
 The format (``artifactstore-export.json`` next to ``files/``) is in
 docs/export-format.md; the work is in :mod:`artifactstore.exporting` and
@@ -92,3 +93,37 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
                    help="also set the aliases the export lists")
     p.add_argument("--skip-references", action="store_true",
                    help="leave reference entries out instead of checking their sources")
+    register_publish(add)
+
+
+def publish(args: argparse.Namespace) -> dict[str, Any]:
+    with open_existing(args) as store:
+        version = store.artifact(args.ref)
+        with _bar(args, f"publish {version.ref}", version.size) as bar:
+            report = store.publish(args.ref, args.to, args.to_project,
+                                   with_lineage=args.with_lineage, progress=bar.advance)
+    made = "new project, " if report.created_project else ""
+    _say(args, f"published {report.source} as {report.ref} in public project "
+               f"{report.project} of {report.destination} ({made}digest {report.digest[:16]})")
+    if report.run_id is not None:
+        _say(args, f"run {report.run_id} stands for run {report.original_run_id}")
+    for i in report.inputs:
+        how = f"-> {i.linked} (same {i.matched_by})" if i.linked else "recorded as not published"
+        _say(args, f"  input {i.ref} {how}")
+    return report.as_dict()
+
+
+def register_publish(add: Any) -> None:
+    """Add the ``publish`` command."""
+    p = add("publish", publish,
+            "copy ONE version into a public project of an existing store (re-logged in "
+            "plaintext, signed by you); nothing else of this project goes there")
+    p.add_argument("ref", metavar="REF", help="the version to publish, NAME[:vN|:ALIAS]")
+    p.add_argument("--to", required=True, metavar="URL",
+                   help="the store to publish into (it must exist: 'artifactstore init')")
+    p.add_argument("--to-project", metavar="Q", default=None,
+                   help="the public project there (default: this project's name; created "
+                        "public if missing, refused if it is private)")
+    p.add_argument("--with-lineage", action="store_true",
+                   help="also publish the run that made it: its config, metrics, code state "
+                        "and the names and digests of its inputs")
