@@ -140,3 +140,24 @@ def test_record_without_content_gets_it_from_its_tree(tmp_path: Path) -> None:
         version = store.artifact("old:v0")
         assert version.record.content is None
         assert version.digest == expected_digest(folder)
+
+
+def test_verify_names_a_record_whose_content_digest_its_files_do_not_have(
+        tmp_path: Path) -> None:
+    """A writer (a member, signed) records a content digest its files do not have."""
+    from artifactstore.digest import Digest
+    from artifactstore.verify import verify_store
+
+    folder = make_folder(tmp_path)
+    url = str(tmp_path / "store")
+    init(url, "--public")
+    with artifactstore.open(url) as store:
+        new = store.log_artifact(folder, name="ds", type="dataset").record
+        store.refs.commit_version(
+            "liar", type="dataset", manifest=new.manifest, digest=new.digest,
+            size=new.size, files=new.files, content=Digest(bytes(32)))
+    report = verify_store(url, read_data=False, cache_dir=tmp_path / "cache")
+    assert not report.ok
+    assert [(d.object, d.problem) for d in report.damage] == [
+        ("liar:v0", "names a content digest its files do not have")]
+    assert [a.ref for a in report.affected] == ["liar:v0"]
