@@ -63,7 +63,7 @@ from artifactstore.privatefiles import private_file, private_folder
 
 __all__ = ["Catalog", "RunInfo", "SyncStats"]
 
-SCHEMA: Final = 2  # 2: the lifecycle table
+SCHEMA: Final = 3  # 2: the lifecycle table; 3: versions.content (design §11.1)
 _ID_PREFIX: Final = re.compile(r"[0-9A-Za-z-]*")
 _FETCH_WORKERS: Final = 16
 #: heartbeats of runs silent for longer than this are not fetched again
@@ -75,7 +75,7 @@ CREATE TABLE IF NOT EXISTS seen(key TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS versions(
     artifact TEXT, number INTEGER, type TEXT, digest BLOB, manifest BLOB, size INTEGER,
     files INTEGER, created_at TEXT, created_by TEXT, run TEXT, description TEXT,
-    metadata BLOB, gone INTEGER DEFAULT 0, PRIMARY KEY(artifact, number));
+    metadata BLOB, content BLOB, gone INTEGER DEFAULT 0, PRIMARY KEY(artifact, number));
 CREATE INDEX IF NOT EXISTS versions_run ON versions(run);
 CREATE INDEX IF NOT EXISTS versions_digest ON versions(digest);
 CREATE TABLE IF NOT EXISTS alias_events(
@@ -376,7 +376,7 @@ class Catalog:
         db = self._db
         if isinstance(value, VersionRecord):
             db.execute(
-                "INSERT OR REPLACE INTO versions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,0)",
+                "INSERT OR REPLACE INTO versions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
                 (
                     value.artifact,
                     value.number,
@@ -390,6 +390,7 @@ class Catalog:
                     value.run,
                     value.description,
                     _pack(dict(value.metadata)),
+                    None if value.content is None else value.content.raw,
                 ),
             )
         elif isinstance(value, AliasEvent):
@@ -498,8 +499,9 @@ class Catalog:
                     run=r[9],
                     description=r[10],
                     metadata=types.MappingProxyType(_unpack(r[11])),
+                    content=None if r[12] is None else Digest(r[12]),
                 ),
-                bool(r[12]),
+                bool(r[13]),
             )
             for r in rows
         ]

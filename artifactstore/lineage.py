@@ -124,7 +124,9 @@ def build_graph(catalog: Catalog, runs: list[RunInfo]) -> nx.DiGraph:
             artifact=record.artifact,
             number=record.number,
             type=record.type,
-            digest=record.digest.hex,
+            # The content digest (design §11.1); a record older than it shows its tree
+            # digest here (computing it would read the tree of every old version).
+            digest=(record.content or record.digest).hex,
             created_at=record.created_at,
             aliases=names,
             **_state_attrs(tombstone, missing=gone),

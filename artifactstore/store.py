@@ -62,6 +62,7 @@ from artifactstore.lifecycle import (
     restore_version,
 )
 from artifactstore.lineage import FileUse, build_graph, neighbourhood, run_node, version_node
+from artifactstore.model.contentid import content_digest
 from artifactstore.model.lifecycle import LifecycleEvent
 from artifactstore.model.names import (
     parse_ref,
@@ -347,6 +348,7 @@ class Store:
         right before the commit point, that gc has not condemned or removed any blob
         the version names (only when there is a commit to make).
         """
+        entries = list(entries)
         summary = build_tree(entries, self.objects.put_blob)
         manifest = self.objects.put_blob(
             Kind.MANIFEST,
@@ -371,6 +373,7 @@ class Store:
             metadata=metadata,
             run=run_id,
             guard=self.objects.commit_guard,
+            content=content_digest(entries),
         )
 
     def _as_artifact(

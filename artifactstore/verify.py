@@ -34,10 +34,11 @@ from artifactstore.errors import (
     NotFoundError,
 )
 from artifactstore.losses import MissingRecord, missing_records
+from artifactstore.model.contentid import content_digest
 from artifactstore.model.names import validate_project_name
 from artifactstore.model.projectcheck import check_project
 from artifactstore.model.refs import VersionRecord
-from artifactstore.model.tree import FileEntry, iter_entries
+from artifactstore.model.tree import Entry, FileEntry, iter_entries
 from artifactstore.objects.check import Damage, DamageSummary, DomainReport, check_domain
 from artifactstore.objects.scan import DomainScan, scan_domain
 from artifactstore.store import Store
@@ -291,13 +292,22 @@ class _Walk:
 
         try:
             _check_manifest(record, read(record.manifest))
+            listed: list[Entry] = []
             for entry in iter_entries(record.digest, read):
                 self._report.files += 1
+                listed.append(entry)
                 if isinstance(entry, FileEntry):
                     for chunk in entry.chunks:
                         damage = self._culprit(scan, chunk.id, None)
                         if damage is not None:
                             self._affect(record.ref, entry.path, damage)
+            # Why: the content digest is what users compare across stores; a writer
+            # could record one that its files do not have (design §11.1).
+            if record.content is not None and content_digest(listed) != record.content:
+                self._affect(record.ref, None, self._note(Damage(
+                    "version", record.ref, "names a content digest its files do not have",
+                    f"recorded {record.content.hex}, files give {content_digest(listed).hex}",
+                    scan.domain)))
         except ArtifactStoreError as exc:
             culprit = self._culprit(scan, failed[-1], exc) if failed else None
             if culprit is None:

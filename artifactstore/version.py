@@ -18,6 +18,7 @@ from artifactstore.digest import Digest, Hasher
 from artifactstore.download import file_matches, materialize
 from artifactstore.errors import IntegrityError, InvalidInputError
 from artifactstore.lifecycle import forget_purged
+from artifactstore.model.contentid import content_digest
 from artifactstore.model.entries import GetBlob
 from artifactstore.model.paths import validate_path
 from artifactstore.model.refs import VersionRecord
@@ -48,6 +49,7 @@ class ArtifactVersion:
     def __init__(self, store: Store, record: VersionRecord, *, created: bool = False) -> None:
         self._store = store
         self._record = record
+        self._content: Digest | None = None
         #: True when this object came from a ``log_artifact`` that made a new version;
         #: False when the content equalled the latest version, which is returned instead.
         self.created = created
@@ -81,7 +83,13 @@ class ArtifactVersion:
 
     @property
     def digest(self) -> str:
-        return self._record.digest.hex
+        """The content digest (design §11.1): the same files give the same digest in any
+        store, project or visibility. A record written before it carried none; then it
+        is computed from the version's tree (once per object), which reads its nodes.
+        """
+        if self._content is None:
+            self._content = self._record.content or content_digest(self.files())
+        return self._content.hex
 
     @property
     def type(self) -> str:

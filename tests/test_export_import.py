@@ -490,7 +490,7 @@ def test_input_of_the_imported_artifact_itself_is_reported_not_recorded(
         assert set(graph.edges) == {(f"run:{report.run_id}", "dataset:v0")}  # no loop
 
 
-def test_private_projects_export_plaintext_and_link_inputs_by_name(
+def test_private_projects_export_plaintext_and_link_inputs_by_digest(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from artifactstore.identity import load_or_create_identity
     from artifactstore.projects import create_project
@@ -518,6 +518,8 @@ def test_private_projects_export_plaintext_and_link_inputs_by_name(
         assert contents(report.version) == {"train.csv": b"A,B\n1,2\n"}
         assert entries(report.version)["train.csv"][0] == \
             blake3.blake3(b"A,B\n1,2\n").hexdigest()
-        assert not report.same_digest  # tree ids are keyed per project
+        # The version digest is a content identity (design §11.1), though tree ids are
+        # keyed per project: the copy has the same digest, and the input links by it.
+        assert report.same_digest
         [used] = report.inputs
-        assert (used.linked, used.matched_by) == ("raw:v0", "name")
+        assert (used.linked, used.matched_by) == ("raw:v0", "digest")

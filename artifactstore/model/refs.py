@@ -71,6 +71,7 @@ class Refs:
         run: str | None = None,
         created_by: str | None = None,
         guard: Callable[[], None] | None = None,
+        content: Digest | None = None,
     ) -> tuple[VersionRecord, bool]:
         """Commit a new version of ``artifact``; returns ``(record, created)``.
 
@@ -83,6 +84,7 @@ class Refs:
         versions are skipped when finding the latest one, but keep their numbers.
         ``guard`` is called right before the record is created (the commit point):
         the object store's last check that every blob is still there (design §15).
+        ``content`` is the content digest the record carries (design §11.1).
         """
         return self._versions.commit(
             validate_artifact_name(artifact),
@@ -97,6 +99,7 @@ class Refs:
             created_by=default_writer() if created_by is None else created_by,
             deleted=self.lifecycle.state().deleted_numbers(artifact),
             guard=guard,
+            content=content,
         )
 
     def artifacts(self, *, include_deleted: bool = False) -> list[str]:

@@ -6,8 +6,11 @@ Vocabulary:
   is manifest M with content digest D", stored once under
   ``projects/<P>/artifacts/<A>/versions/<N, 10 digits>`` with ``put_if_absent``
   and never overwritten. Writing it is the commit point of a version.
-- **content digest**: the id of the version's root tree; two versions with the
-  same content digest hold identical files.
+- **tree digest** (the record's ``digest`` field): the id of the version's root
+  tree; two versions of one project with the same tree digest hold identical files.
+- **content digest** (``content``): the version's identity from its files alone,
+  equal in every store, project and visibility (design §11.1, ``contentid``).
+  Records written before it have none (``None``); readers compute it from the tree.
 - **version log**: the records of one artifact, in number order.
 
 A writer lists the log and creates number N+1; if another writer created it
@@ -182,6 +185,9 @@ class Fields:
             raise self._bad(name, "32-byte bin")
         return Digest(value)
 
+    def opt_digest(self, name: str) -> Digest | None:
+        return None if self._body.get(name) is None else self.digest(name)
+
     def mapping(self, name: str) -> dict[str, Any]:
         value = self._body.get(name)
         if type(value) is not dict or any(type(k) is not str for k in value):
@@ -263,6 +269,8 @@ class VersionRecord:
     metadata: Mapping[str, Any] = field(default_factory=dict, hash=False)
     run: str | None = None
     signature: Signature = field(default=UNSIGNED, hash=False, compare=False)
+    #: the content digest (design §11.1); None in records written before it
+    content: Digest | None = None
 
     @property
     def label(self) -> str:
@@ -302,7 +310,7 @@ def _version_body(record: VersionRecord, nonce: bytes) -> dict[str, Any]:
         "metadata": dict(record.metadata),
         "run": record.run,
         "nonce": nonce,
-    }
+    } | ({} if record.content is None else {"content": record.content.raw})
 
 
 def decode_version(
@@ -339,6 +347,7 @@ def decode_version(
         metadata=types.MappingProxyType(f.mapping("metadata")),
         run=f.opt_text("run"),
         signature=f.signature,
+        content=f.opt_digest("content"),
     )
 
 
@@ -418,6 +427,7 @@ class VersionLog:
         metadata: Mapping[str, Any] | None,
         run: str | None,
         created_by: str,
+        content: Digest | None = None,
         deleted: frozenset[int] = frozenset(),
         guard: Callable[[], None] | None = None,
     ) -> tuple[VersionRecord, bool]:
@@ -433,8 +443,8 @@ class VersionLog:
                 f"invalid artifact type {type!r:.60}: use 1-128 of A-Z a-z 0-9 . _ -, "
                 "starting with a letter or digit (for example 'dataset')"
             )
-        for name, value in (("manifest", manifest), ("digest", digest)):
-            if not isinstance(value, Digest):
+        for name, value in (("manifest", manifest), ("digest", digest), ("content", content)):
+            if not isinstance(value, Digest) and (name != "content" or value is not None):
                 raise InvalidInputError(f"{name} must be a Digest, got {value!r:.60}")
         for name, text in (("description", description), ("run", run)):
             if text is not None and not isinstance(text, str):
@@ -487,6 +497,7 @@ class VersionLog:
                 metadata=types.MappingProxyType(meta),
                 run=run,
                 signature=self._codec.own_signature,
+                content=content,
             )
             # The bytes are computed once per number: a retried create compares them.
             key = self.key(artifact, number)
