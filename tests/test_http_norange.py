@@ -6,12 +6,7 @@ answers every ranged GET with 200 and the whole file.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +16,7 @@ import pytest
 import artifactstore
 from artifactstore.cli import main
 from artifactstore.testing.data import random_bytes
+from artifactstore.testing.webserver import stdlib_http_server
 
 
 @pytest.fixture
@@ -34,29 +30,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     assert main(["init", str(store), "--public"]) == 0
     with artifactstore.open(str(store), cache_dir=tmp_path / "cache") as opened:
         opened.log_artifact(data, "d", type="dataset")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-         "--directory", str(store)], stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:  # until it answers (a condition, not a guess at how long it takes)
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/config", timeout=5) as answer:
-                    assert answer.status == 200
-                break
-            assert server.poll() is None, "http.server did not start"
-            assert time.monotonic() < deadline, "http.server did not answer"
-            time.sleep(0.05)
+    with stdlib_http_server(store, tmp_path / "server.log") as url:
         yield url, data
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 def test_the_server_really_ignores_range(served: tuple[str, Path]) -> None:

@@ -12,12 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +21,7 @@ import artifactstore
 from artifactstore.cli import main
 from artifactstore.identity import load_or_create_identity
 from artifactstore.projects import create_project, show_project
+from artifactstore.testing.webserver import stdlib_http_server
 
 SECRET_NAME = "confidential-cohort-2026"  # an artifact name that must not be published
 CONFIG = {"lr": 0.01, "epochs": 3}
@@ -64,31 +59,9 @@ def public_url(tmp_path: Path) -> str:
     return url
 
 
-@contextlib.contextmanager
-def served(folder: str, log_path: Path) -> Iterator[str]:
+def served(folder: str, log_path: Path) -> contextlib.AbstractContextManager[str]:
     """``folder`` served read-only by the standard library's web server on 127.0.0.1."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-             "--directory", folder], stdout=log, stderr=log)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:  # until it answers (a condition, not a guess at how long it takes)
-                with contextlib.suppress(OSError):
-                    with urllib.request.urlopen(f"{url}/config", timeout=5) as answer:
-                        assert answer.status == 200
-                    break
-                assert server.poll() is None, "http.server did not start"
-                assert time.monotonic() < deadline, "http.server did not answer"
-                time.sleep(0.05)
-            yield url
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    return stdlib_http_server(Path(folder), log_path)
 
 
 def every_object(root: str) -> bytes:

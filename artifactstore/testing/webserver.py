@@ -1,7 +1,9 @@
-"""A static web server on 127.0.0.1 with Range and ETag support, for reference tests.
+"""Web servers on 127.0.0.1 for tests.
 
-Python's ``http.server`` answers neither ``Range`` nor ``If-*`` and sends no
-ETag; real object servers do, and references rely on both.
+:func:`static_web_server` answers ``Range`` and sends ETags, as real object servers
+do (references rely on both). :func:`stdlib_http_server` is ``python -m http.server``
+itself, a real subprocess, which answers neither ``Range`` nor ``If-*``: what a user
+may well serve a public store with.
 """
 
 from __future__ import annotations
@@ -9,13 +11,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.server
+import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-__all__ = ["static_web_server"]
+__all__ = ["static_web_server", "stdlib_http_server"]
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -85,3 +92,36 @@ def static_web_server(root: Path, *, listings: bool = False) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextlib.contextmanager
+def stdlib_http_server(folder: Path, log_path: Path, *,
+                       ready_path: str = "config") -> Iterator[str]:
+    """``python -m http.server`` serving ``folder`` on 127.0.0.1 (a free port) until the
+    block ends, its output in ``log_path``; yields the base URL once ``ready_path``
+    answers (a condition, not a guess at how long starting takes)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+             "--directory", str(folder)], stdout=log, stderr=log)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                with contextlib.suppress(OSError):
+                    with urllib.request.urlopen(f"{url}/{ready_path}", timeout=5) as answer:
+                        if answer.status != 200:
+                            raise AssertionError(f"http.server answered {answer.status}")
+                    break
+                if server.poll() is not None:
+                    raise AssertionError("http.server did not start; see " + str(log_path))
+                if time.monotonic() > deadline:
+                    raise AssertionError("http.server did not answer within 30 s")
+                time.sleep(0.05)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
