@@ -14,8 +14,11 @@ config, summary (metrics) and code state, its tags plus
 ``imported_from=<run id>`` and ``published_from=<project>/<name:vN>``, and its
 inputs as versions known by name, number, type and digest (linked to a target
 version with the same digest when there is one, else shown as missing by
-lineage). Nothing else of the source project is written: no other version,
-artifact, alias, run or key.
+lineage). With **ancestors** (which implies lineage), every version upstream of
+it (the inputs of its run, their runs' inputs, and so on) is published first the
+same way, so the published inputs link to published copies by content digest.
+Nothing else of the source project is written: no other version, artifact, alias,
+run or key.
 """
 
 from __future__ import annotations
@@ -69,14 +72,25 @@ class PublishReport:
 
 
 def publish(src: Store, ref: str, to: str | os.PathLike[str], project: str | None = None, *,
-            with_lineage: bool = False, progress: Progress | None = None,
+            with_lineage: bool = False, with_ancestors: bool = False,
+            progress: Progress | None = None,
             cache_dir: str | os.PathLike[str] | None = None,
             **backend_options: Any) -> PublishReport:
     """Copy version ``ref`` of ``src`` into public ``project`` of the store at ``to``.
 
     ``with_lineage`` also restores the run that made it (config, metrics, code,
-    inputs). ``progress`` counts the bytes logged into the target.
+    inputs); ``with_ancestors`` also publishes, first, every version upstream of it,
+    each with its run. ``progress`` counts the bytes logged into the target.
+    Returns the report of ``ref``'s copy (its ancestors' copies are its inputs).
     """
+    if with_ancestors:
+        done: set[str] = set()
+        for ancestor in _ancestors(src, ref):
+            if ancestor not in done:
+                done.add(ancestor)
+                publish(src, ancestor, to, project, with_lineage=True, progress=progress,
+                        cache_dir=cache_dir, **backend_options)
+        with_lineage = True
     import artifactstore.store  # the API layer above the object store
 
     url = os.fspath(to)
@@ -90,7 +104,7 @@ def publish(src: Store, ref: str, to: str | os.PathLike[str], project: str | Non
         if (probe.url, target) == (src.url, src.project):
             raise InvalidInputError(f"{source} is already in project {target} of "
                                     f"{redact_url(url)}; publish into another project "
-                                    "with --project")
+                                    "with --to-project")
     created_project = _ensure_public(url, target, options)
     manifest = build_manifest(src, version)
     if not with_lineage:
@@ -111,6 +125,23 @@ def publish(src: Store, ref: str, to: str | os.PathLike[str], project: str | Non
                          manifest.run_id, inputs)
 
 
+def _ancestors(src: Store, ref: str) -> list[str]:
+    """The live versions upstream of ``ref`` in ``src``, each after its own inputs
+    (a purged or deleted ancestor is not published: its run names it as missing)."""
+    graph = src.upstream(ref, sync=True)
+    me = src.lineage_node(ref)
+    order = [n for n in _topological(graph) if n != me]
+    return [str(n) for n in order
+            if graph.nodes[n].get("kind") == "version"
+            and graph.nodes[n].get("state", "live") == "live"]
+
+
+def _topological(graph: Any) -> list[Any]:
+    import networkx as nx  # the lineage graph's library
+
+    return list(nx.topological_sort(graph))
+
+
 def _ensure_public(url: str, project: str, options: dict[str, Any]) -> bool:
     """Create ``project`` public if missing (True), refuse it unless public."""
     try:
@@ -123,5 +154,6 @@ def _ensure_public(url: str, project: str, options: dict[str, Any]) -> bool:
         # project is 'sync --to-project', not a publication.
         raise InvalidInputError(
             f"project {project!r} at {redact_url(url)} is {summary.visibility}, not public: "
-            "publish into a public project with --project, or copy with 'sync --to-project'")
+            "publish into a public project with --to-project, or copy with "
+            "'sync --to-project'")
     return False

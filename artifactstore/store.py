@@ -481,15 +481,17 @@ class Store:
         return ref, st, steady
 
     def publish(self, ref: str, to: str | os.PathLike[str], project: str | None = None, *,
-                with_lineage: bool = False,
+                with_lineage: bool = False, with_ancestors: bool = False,
                 progress: Progress | None = None) -> PublishReport:
         """Copy version ``ref`` into public ``project`` (default: this project's name) of
         the existing store at ``to``, re-logged there in plaintext and signed by you;
-        ``with_lineage`` also restores the run that made it (config, metrics, inputs).
+        ``with_lineage`` also restores the run that made it (config, metrics, inputs);
+        ``with_ancestors`` also publishes every version upstream of it, with its run.
         Nothing else of this project is written there (see :mod:`artifactstore.publish`)."""
         from artifactstore.publish import publish
 
-        return publish(self, ref, to, project, with_lineage=with_lineage, progress=progress)
+        return publish(self, ref, to, project, with_lineage=with_lineage,
+                       with_ancestors=with_ancestors, progress=progress)
 
     # -- reading -------------------------------------------------------------------
 

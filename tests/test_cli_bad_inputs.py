@@ -179,6 +179,7 @@ BAD: dict[Command, list[Any]] = {
                    ("ds:v0", "--to", "{missing}"), ("ds:v0", "--to", "{file}"),
                    ("ds:v0", "--to", "{store}"), ("ds:v0", "--to", "nosuch://x"),
                    ("ds:v0", "--to", "{store}", "--to-project", "a/b"),
+                   ("nope", "--to", "{store}", "--to-project", "pub", "--with-ancestors"),
                    ("ds:v0", "--to", "{store}", "--to-project", "")],
     ("demo",): [("--store", "{file}"), ("--dataset-mib", "-1", "--store", "{out}"),
                 ("--model-mib", "0", "--store", "{out}"), ("--dataset-mib", "x")],

@@ -136,6 +136,28 @@ def test_publish_without_lineage_writes_no_run(
     assert not holds(blob, private_store["raw"])
 
 
+def test_publish_with_ancestors_publishes_what_it_was_made_from(
+        private_store: dict[str, bytes | str], public_url: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """model:v0 was made from raw:v0: both are published, raw first, and the published
+    run's input links to the published raw by content digest; nothing else goes."""
+    code, out = cli_json(capsys, "publish", "model:v0", "--store", str(private_store["url"]),
+                         "--project", "lab", "--to", public_url, "--with-ancestors")
+    assert code == 0, out
+    assert out["run_id"] is not None  # --with-ancestors implies --with-lineage
+    assert [(i["ref"], i["linked"]) for i in out["inputs"]] == [("raw:v0", "raw:v0")]
+    with artifactstore.open(public_url, "lab") as public:
+        assert public.artifacts() == ["model", "raw"]
+        assert public.artifact("raw:v0").metadata == {"rows": 3}  # its metadata travels
+        assert public.upstream("model:v0").has_node("raw:v0")  # the lineage holds
+    blob = every_object(public_url)
+    assert holds(blob, private_store["model0"])
+    assert holds(blob, private_store["raw"])
+    assert not holds(blob, private_store["model1"])
+    assert not holds(blob, private_store["secret"])
+    assert SECRET_NAME.encode() not in blob
+
+
 def test_publish_refuses_a_private_target_and_a_missing_store(
         private_store: dict[str, bytes | str], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:

@@ -101,7 +101,8 @@ def publish(args: argparse.Namespace) -> dict[str, Any]:
         version = store.artifact(args.ref)
         with _bar(args, f"publish {version.ref}", version.size) as bar:
             report = store.publish(args.ref, args.to, args.to_project,
-                                   with_lineage=args.with_lineage, progress=bar.advance)
+                                   with_lineage=args.with_lineage,
+                                   with_ancestors=args.with_ancestors, progress=bar.advance)
     made = "new project, " if report.created_project else ""
     _say(args, f"published {report.source} as {report.ref} in public project "
                f"{report.project} of {report.destination} ({made}digest {report.digest[:16]})")
@@ -127,3 +128,6 @@ def register_publish(add: Any) -> None:
     p.add_argument("--with-lineage", action="store_true",
                    help="also publish the run that made it: its config, metrics, code state "
                         "and the names and digests of its inputs")
+    p.add_argument("--with-ancestors", action="store_true",
+                   help="also publish, first, every version upstream of it (the inputs of "
+                        "its run, theirs, ...) with their runs; implies --with-lineage")
