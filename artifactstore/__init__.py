@@ -1,19 +1,19 @@
 """artifactstore: content-addressed artifact versioning for ML datasets and models.
 
 ``artifactstore.open(url)`` returns a :class:`Store`; ``artifactstore.use("model:latest")``
-reads a version from the discovered store in one line.
+reads a version from the discovered store in one line. The package's layers, one
+folder each, are described in docs/architecture.md.
 """
 
-from artifactstore.artifact import Artifact
-from artifactstore.catalog import RunInfo
-from artifactstore.errors import ArtifactStoreError
-from artifactstore.run import Run
-from artifactstore.store import Store, init_run, open, use
-from artifactstore.version import ArtifactVersion
-
-__version__ = "0.1.0"
+from artifactstore.api import Store, artifact, init_run, open, use
+from artifactstore.core.about import __version__
+from artifactstore.core.errors import ArtifactStoreError
+from artifactstore.local.catalog import RunInfo
+from artifactstore.repository.artifact import Artifact
+from artifactstore.repository.version import ArtifactVersion
+from artifactstore.runs.run import Run
 
 __all__ = [
     "Artifact", "ArtifactStoreError", "ArtifactVersion", "Run", "RunInfo", "Store", "__version__",
-    "init_run", "open", "use",
+    "artifact", "init_run", "open", "use",
 ]  # fmt: skip

@@ -9,7 +9,7 @@ import pytest
 
 from artifactstore.backends import LocalBackend, MemoryBackend, drop_memory_store, open_backend
 from artifactstore.backends._endpoints import is_loopback_host, redact_url
-from artifactstore.errors import ConfigurationError, MissingExtraError
+from artifactstore.core.errors import ConfigurationError, MissingExtraError
 
 
 def test_plain_path_and_file_url(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from artifactstore import encoding
 from artifactstore.backends import open_backend
 from artifactstore.cli import main
+from artifactstore.core import encoding
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind, seal
 from artifactstore.objects.layout import CONFIG_KEY, pack_prefix

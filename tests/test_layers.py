@@ -1,21 +1,23 @@
-"""Imports point down only (DESIGN.md section 2), checked on the source with ``ast``.
+"""Imports point down only, one layer per folder, checked on the source with ``ast``.
 
-Layers, lowest first; a module may import its own layer and lower layers:
+Layers, lowest first (docs/architecture.md); a module may import its own layer and
+lower layers, and the modules of one layer import each other without a cycle:
 
-1. foundations: errors, digest, chunking, encoding, crypto. No I/O: besides the
-   standard library (without its network and process modules) they import only
-   :data:`FOUNDATION_THIRD_PARTY`.
-2. backends: ``artifactstore.backends.*``. Also knows nothing of hashing, crypto
-   or msgpack (DESIGN.md: backends hold keys and bytes only).
-3. objects: ``artifactstore.objects.*``.
-4. model: ``artifactstore.model.*``.
-5. api: the package ``artifactstore`` itself, ``repository``, ``api``, ``store``.
-6. cli: ``artifactstore.cli*`` and ``artifactstore.__main__``.
+1. core: ``artifactstore.core.*`` (errors, digest, chunking, encoding, crypto, ...).
+   No network or process I/O: besides the standard library (without its network and
+   process modules) they import only :data:`FOUNDATION_THIRD_PARTY`.
+2. backends: ``artifactstore.backends.*``. Also knows nothing of hashing, crypto or
+   msgpack (backends hold keys and bytes only).
+3. objects, 4. model, 5. records, 6. local, 7. repository, 8. runs, 9. lineage,
+10. maintenance, 11. transfer: ``artifactstore.<folder>.*``.
+12. api: the package ``artifactstore`` itself and ``artifactstore.api.*``.
+13. demo: ``artifactstore.demo.*`` (the demo drives the API like a user).
+14. cli: ``artifactstore.cli.*`` and ``artifactstore.__main__``.
 
-``artifactstore.testing.*`` may import any layer but cli, and nothing else may
-import it. Every module must belong to a layer: a new module fails this test
-until it is added to :data:`LAYERS`. Every ``import`` counts, including those
-inside functions and ``if TYPE_CHECKING:`` blocks.
+``artifactstore.testing.*`` may import any layer but cli, and nothing else may import
+it. Every module must belong to a layer: a module outside these folders fails this
+test. Every ``import`` counts, including those inside functions and
+``if TYPE_CHECKING:`` blocks.
 """
 
 from __future__ import annotations
@@ -30,38 +32,20 @@ import pytest
 PACKAGE = "artifactstore"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / PACKAGE
 
-API_MODULES = (
-    "repository", "api", "store", "demo", "discovery", "artifact", "version", "download",
-    "filecache", "references", "demo_model", "demo_data", "lineage_formats", "codestate",
-    "catalog", "run", "lineage", "audit", "access", "projects", "identity", "localtree",
-    "verify", "repair", "domains",
-    "sync", "relog", "gc", "lifecycle", "reencrypt", "statcache", "takedown",
-    "exporting", "exportreader", "importing", "publish",
-    "clientstate", "pins", "watermarks", "losses",
-)  # fmt: skip
+#: the layer folders, lowest first
+FOLDERS = ("core", "backends", "objects", "model", "records", "local", "repository", "runs",
+           "lineage", "maintenance", "transfer", "api", "demo", "cli")
 
-# (layer, exact module names, name prefixes): a module is in a layer if its
-# name is listed, or is a prefix plus ".submodule", or (cli only) starts with "cli".
+# (layer, exact module names, name prefixes): a module is in a layer if its name is
+# listed, or is a prefix plus ".submodule".
 LAYERS: list[tuple[str, set[str], set[str]]] = [
-    (
-        "foundations",
-        {
-            f"{PACKAGE}.{name}"
-            for name in ("errors", "digest", "chunking", "encoding", "crypto", "synthetic",
-                         "localproc", "heap", "privatefiles", "sizes")
-        },
-        set(),
-    ),
-    ("backends", {f"{PACKAGE}.backends"}, {f"{PACKAGE}.backends"}),
-    ("objects", {f"{PACKAGE}.objects"}, {f"{PACKAGE}.objects"}),
-    ("model", {f"{PACKAGE}.model"}, {f"{PACKAGE}.model"}),
-    (
-        "api",
-        {PACKAGE} | {f"{PACKAGE}.{name}" for name in API_MODULES},
-        {f"{PACKAGE}.{name}" for name in ("repository", "api", "store")},
-    ),
-    ("cli", {f"{PACKAGE}.__main__"}, set()),
+    (folder, {f"{PACKAGE}.{folder}"}, {f"{PACKAGE}.{folder}"}) for folder in FOLDERS
 ]
+LAYERS[FOLDERS.index("api")][1].add(PACKAGE)
+LAYERS[FOLDERS.index("cli")][1].add(f"{PACKAGE}.__main__")
+FOUNDATIONS = "core"
+#: modules this long need a reason at their top (a docstring paragraph "Length: ...")
+LONG_MODULE = 500
 RANK = {name: rank for rank, (name, _, _) in enumerate(LAYERS)}
 TESTING = f"{PACKAGE}.testing"
 
@@ -71,7 +55,8 @@ STDLIB_IO = {
     "select", "selectors", "smtplib", "socket", "socketserver", "ssl", "subprocess", "urllib",
 }  # fmt: skip
 BACKEND_FORBIDDEN = {
-    f"{PACKAGE}.digest", f"{PACKAGE}.encoding", f"{PACKAGE}.crypto", f"{PACKAGE}.chunking",
+    f"{PACKAGE}.core.digest", f"{PACKAGE}.core.encoding", f"{PACKAGE}.core.crypto",
+    f"{PACKAGE}.core.chunking",
     "blake3", "msgpack", "cryptography", "pyfastcdc",
 }  # fmt: skip
 
@@ -87,11 +72,9 @@ def layer_of(module: str) -> str | None:
     """The layer of an artifactstore module, "testing", or None if unassigned."""
     if module == TESTING or module.startswith(TESTING + "."):
         return "testing"
-    for name, exact, prefixes in LAYERS:  # listed first: "clientstate" is no cli module
+    for name, exact, prefixes in LAYERS:
         if module in exact or any(module.startswith(p + ".") for p in prefixes):
             return name
-    if module.startswith(f"{PACKAGE}.cli"):
-        return "cli"
     return None
 
 
@@ -139,6 +122,10 @@ def imports_in(path: Path, root: Path) -> list[Import]:
 
 def check(root: Path) -> list[str]:
     """Return one message per layering violation in the package at ``root``."""
+    return _check_imports(root) + _check_cycles(root) + _check_lengths(root)
+
+
+def _check_imports(root: Path) -> list[str]:
     problems: list[str] = []
     for path in sorted(root.rglob("*.py")):
         module = module_name(path, root)
@@ -152,7 +139,7 @@ def check(root: Path) -> list[str]:
             at = f"{where}:{imp.line}: {module} ({layer})"
             if top == PACKAGE:
                 problems += _check_internal(at, layer, target)
-            elif layer == "foundations":
+            elif layer == FOUNDATIONS:
                 if top in STDLIB_IO:
                     problems.append(f"{at} imports {target}: foundations do no I/O")
                 elif top not in sys.stdlib_module_names and top not in FOUNDATION_THIRD_PARTY:
@@ -180,6 +167,55 @@ def _check_internal(at: str, layer: str, target: str) -> list[str]:
     return []
 
 
+def _check_cycles(root: Path) -> list[str]:
+    """One message per import cycle among the modules of one layer (lazy imports too)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        module = module_name(path, root)
+        layer = layer_of(module)
+        graph[module] = {
+            imp.target for imp in imports_in(path, root)
+            if imp.target != module and layer is not None and layer_of(imp.target) == layer
+            and not module.startswith(imp.target + ".")  # a package's own __init__
+        }
+    problems: list[str] = []
+    seen: set[frozenset[str]] = set()
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    path: list[str] = []
+
+    def visit(module: str) -> None:
+        state[module] = 1
+        path.append(module)
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == 1:
+                cycle = path[path.index(target):]
+                if frozenset(cycle) not in seen:
+                    seen.add(frozenset(cycle))
+                    problems.append(f"{PACKAGE}/ import cycle in layer {layer_of(module)}: "
+                                    + " -> ".join([*cycle, target]))
+            elif target not in state:
+                visit(target)
+        path.pop()
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+    return problems
+
+
+def _check_lengths(root: Path) -> list[str]:
+    """Modules over :data:`LONG_MODULE` lines say why at their top."""
+    problems = []
+    for path in sorted(root.rglob("*.py")):
+        lines = path.read_text().count("\n")
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        if lines > LONG_MODULE and "Length:" not in doc:
+            problems.append(f"{path.relative_to(root.parent)}: {lines} lines and no "
+                            "'Length:' paragraph at its top saying why it is one module")
+    return problems
+
+
 # --- the real package ----------------------------------------------------------------
 
 
@@ -189,9 +225,13 @@ def test_package_imports_point_down() -> None:
     assert not problems, "layering violations:\n" + "\n".join(problems)
 
 
-def test_foundation_modules_exist_and_are_checked() -> None:
+def test_every_layer_is_a_folder_and_nothing_sits_beside_them() -> None:
     checked = {module_name(p, PACKAGE_DIR) for p in PACKAGE_DIR.rglob("*.py")}
-    assert {f"{PACKAGE}.{m}" for m in ("errors", "digest", "chunking", "encoding")} <= checked
+    assert {f"{PACKAGE}.core.{m}" for m in ("errors", "digest", "chunking", "encoding")} <= checked
+    for folder in FOLDERS:
+        assert (PACKAGE_DIR / folder / "__init__.py").is_file(), folder
+    flat = sorted(p.name for p in PACKAGE_DIR.glob("*.py"))
+    assert flat == ["__init__.py", "__main__.py"], f"modules outside the layer folders: {flat}"
 
 
 # --- the checker itself, on a synthetic package --------------------------------------
@@ -207,21 +247,32 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
 
 
 CLEAN = {
-    "__init__.py": "from artifactstore.repository import Store\nimport artifactstore.errors\n",
-    "errors.py": "import os\nfrom typing import Final\n",
-    "digest.py": "import blake3\nfrom .errors import X\nfrom artifactstore import errors\n",
-    "encoding.py": "import msgpack\nfrom . import digest\n",
+    "__init__.py": "from artifactstore.api.store import Store\nimport artifactstore.core.errors\n",
+    "core/__init__.py": "",
+    "core/errors.py": "import os\nfrom typing import Final\n",
+    "core/digest.py": (
+        "import blake3\nfrom .errors import X\nfrom artifactstore.core import errors\n"
+    ),
+    "core/encoding.py": "import msgpack\nfrom . import digest\n",
     "backends/__init__.py": "",
-    "backends/base.py": "from ..errors import E\nfrom . import memory\n",
+    "backends/base.py": "from ..core.errors import E\nfrom . import memory\n",
     "backends/memory.py": "import threading\n",
     "objects/__init__.py": "",
-    "objects/packs.py": "from artifactstore.backends.base import B\nfrom ..encoding import pack\n",
-    "repository.py": "from artifactstore.objects import packs\nfrom .model import x\n",
+    "objects/packs.py": (
+        "from artifactstore.backends.base import B\nfrom ..core.encoding import pack\n"
+    ),
     "model/__init__.py": "def f():\n    from artifactstore.objects.packs import P\n",
-    "cli.py": "import artifactstore\nfrom artifactstore.repository import Store\n",
-    "cli_util.py": "from artifactstore.cli import main\n",
+    "repository/__init__.py": "",
+    "repository/project.py": "from artifactstore.objects import packs\nfrom ..model import x\n",
+    "repository/ingest.py": "from .project import Project\n",
+    "maintenance/__init__.py": "",
+    "maintenance/gc.py": "from artifactstore.repository.project import Project\n",
+    "api/__init__.py": "",
+    "api/store.py": "from artifactstore.maintenance import gc\n",
+    "cli/__init__.py": "import artifactstore\nfrom artifactstore.api.store import Store\n",
+    "cli/util.py": "from artifactstore.cli import main\n",
     "testing/__init__.py": (
-        "from artifactstore.repository import Store\nimport artifactstore.backends\n"
+        "from artifactstore.api.store import Store\nimport artifactstore.backends\n"
     ),
 }
 
@@ -233,37 +284,43 @@ def test_checker_accepts_a_clean_tree(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "source", "expected"),
     [
-        ("digest.py", "import fsspec\n", "fsspec: foundations import only"),
-        ("digest.py", "import boto3.session\n", "boto3.session: foundations import only"),
+        ("core/digest.py", "import fsspec\n", "fsspec: foundations import only"),
+        ("core/digest.py", "import boto3.session\n", "boto3.session: foundations import only"),
         (
-            "encoding.py",
+            "core/encoding.py",
             "from urllib.request import urlopen\n",
             "urllib.request: foundations do no I/O",
         ),
-        ("chunking.py", "import socket\n", "socket: foundations do no I/O"),
-        ("digest.py", "from artifactstore.backends.base import B\n", "must point down"),
-        ("digest.py", "import artifactstore\n", "imports artifactstore (api)"),
-        ("digest.py", "from artifactstore import __version__\n", "imports artifactstore (api)"),
+        ("core/chunking.py", "import socket\n", "socket: foundations do no I/O"),
+        ("core/digest.py", "from artifactstore.backends.base import B\n", "must point down"),
+        ("core/digest.py", "import artifactstore\n", "imports artifactstore (api)"),
+        ("core/digest.py", "from artifactstore import __version__\n", "artifactstore (api)"),
         (
             "backends/s3.py",
             "from ..objects import packs\n",
             "artifactstore.objects.packs (objects)",
         ),
         ("backends/s3.py", "import blake3\n", "backends know nothing of hashing"),
-        ("backends/s3.py", "from artifactstore.encoding import pack\n", "backends know nothing"),
-        ("objects/packs.py", "from artifactstore.repository import Store\n", "must point down"),
+        ("backends/s3.py", "from artifactstore.core.encoding import pack\n",
+         "backends know nothing"),
+        ("objects/packs.py", "from artifactstore.api.store import Store\n", "must point down"),
         ("objects/refs.py", "from .. import cli\n", "artifactstore.cli (cli)"),
         ("model/__init__.py", "def f():\n    import artifactstore.cli\n", "must point down"),
         (
-            "repository.py",
+            "repository/project.py",
             "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
             "    from artifactstore.cli import main\n",
             "must point down",
         ),
+        ("repository/project.py", "def f():\n    from artifactstore.maintenance import gc\n",
+         "(maintenance): imports must point down"),
+        ("repository/project.py", "def f():\n    from . import ingest\n",
+         "import cycle in layer repository"),
         ("objects/packs.py", "from artifactstore.testing import fake\n", "only tests use testing"),
         ("testing/__init__.py", "from artifactstore.cli import main\n", "must not import the cli"),
         ("helpers.py", "", "artifactstore.helpers has no layer"),
         ("objects/packs.py", "from artifactstore.helpers import h\n", "which has no layer"),
+        ("model/long.py", "x = 1\n" * 501, "501 lines and no 'Length:' paragraph"),
     ],
 )
 def test_checker_reports_violations(tmp_path: Path, name: str, source: str, expected: str) -> None:
@@ -271,3 +328,8 @@ def test_checker_reports_violations(tmp_path: Path, name: str, source: str, expe
     assert len(problems) == 1, problems
     assert expected in problems[0]
     assert problems[0].startswith(f"{PACKAGE}/")
+
+
+def test_a_long_module_with_its_reason_passes(tmp_path: Path) -> None:
+    source = '"""A long module.\n\nLength: one format, one reader."""\n' + "x = 1\n" * 600
+    assert check(write_tree(tmp_path, {**CLEAN, "model/long.py": source})) == []

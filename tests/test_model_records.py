@@ -7,17 +7,17 @@ import uuid
 
 import pytest
 
-from artifactstore import encoding
 from artifactstore.backends.memory import MemoryBackend
-from artifactstore.catalog import Catalog
-from artifactstore.crypto import SigningKey, generate_key
-from artifactstore.digest import Digest
-from artifactstore.errors import AccessDeniedError, IntegrityError
-from artifactstore.model.records import PLAIN, KeyRing, RecordCodec
-from artifactstore.model.refs import Refs
-from artifactstore.model.runs import RunLog, RunStart, new_run_id
+from artifactstore.core import encoding
+from artifactstore.core.crypto import SigningKey, generate_key
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import AccessDeniedError, IntegrityError
+from artifactstore.local.catalog import Catalog
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import Kind, seal
+from artifactstore.records.codec import PLAIN, KeyRing, RecordCodec
+from artifactstore.records.refs import Refs
+from artifactstore.records.runs import RunLog, RunStart, new_run_id
 
 SIGNER = SigningKey.generate()
 RING = KeyRing({0: DomainKeys.from_epoch_key(bytes(range(32)))}, name_key=bytes(32))

@@ -7,15 +7,15 @@ from typing import Any, cast
 
 import pytest
 
-from artifactstore import encoding
 from artifactstore.backends import (
     Backend,
     FaultInjectingBackend,
     MemoryBackend,
     RetryingBackend,
 )
-from artifactstore.digest import Digest, hash_bytes
-from artifactstore.errors import (
+from artifactstore.core import encoding
+from artifactstore.core.digest import Digest, hash_bytes
+from artifactstore.core.errors import (
     ConfigurationError,
     ConflictError,
     IntegrityError,
@@ -23,10 +23,10 @@ from artifactstore.errors import (
     NotFoundError,
     TransientBackendError,
 )
-from artifactstore.model.aliases import alias_event_key
-from artifactstore.model.refs import AliasEvent, ProtectedAliasError, Refs, VersionRecord
-from artifactstore.model.versions import version_key
 from artifactstore.objects.envelope import Kind, open_envelope, seal
+from artifactstore.records.aliases import alias_event_key
+from artifactstore.records.refs import AliasEvent, ProtectedAliasError, Refs, VersionRecord
+from artifactstore.records.versions import version_key
 from artifactstore.testing import BackendSpec
 from artifactstore.testing.processes import run_workers
 

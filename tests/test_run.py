@@ -9,9 +9,9 @@ import pytest
 
 import artifactstore
 from artifactstore import Store
-from artifactstore.errors import InvalidInputError, NotFoundError
-from artifactstore.model.runs import RunLog
-from artifactstore.run import active_run
+from artifactstore.core.errors import InvalidInputError, NotFoundError
+from artifactstore.records.runs import RunLog
+from artifactstore.runs.run import active_run
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ import pytest
 from cli_calls import cli
 
 import artifactstore
-from artifactstore.access import PRIVATE_BY_DEFAULT
 from artifactstore.backends import LocalBackend
-from artifactstore.errors import NotFoundError, ReadOnlyError, StoreNotFoundError
+from artifactstore.core.errors import NotFoundError, ReadOnlyError, StoreNotFoundError
 from artifactstore.objects.config import load
+from artifactstore.repository.access import PRIVATE_BY_DEFAULT
 
 READ_COMMANDS = [
     ("ls",),

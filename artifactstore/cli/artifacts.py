@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from artifactstore.artifact import Artifact
 from artifactstore.cli.progress import Progress
 from artifactstore.cli.stores import open_existing, open_to_add
-from artifactstore.errors import InvalidInputError
-from artifactstore.model.refs import AliasEvent
-from artifactstore.version import ArtifactVersion
+from artifactstore.core.errors import InvalidInputError
+from artifactstore.records.refs import AliasEvent
+from artifactstore.repository.artifact import Artifact
+from artifactstore.repository.version import ArtifactVersion
 
 
 def _say(args: argparse.Namespace, text: str) -> None:

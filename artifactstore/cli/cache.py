@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from artifactstore.filecache import CacheInfo, FileCache, parse_size
-from artifactstore.sizes import human_size
+from artifactstore.core.sizes import human_size
+from artifactstore.local.filecache import CacheInfo, FileCache, parse_size
 
 
 def _say(args: argparse.Namespace, text: str) -> None:

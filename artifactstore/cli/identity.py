@@ -12,8 +12,8 @@ import os
 import sys
 from typing import Any
 
-from artifactstore.errors import InvalidInputError
-from artifactstore.identity import (
+from artifactstore.core.errors import InvalidInputError
+from artifactstore.local.identity import (
     PASSPHRASE_ENV,
     Identity,
     IdentityInfo,

@@ -8,10 +8,10 @@ from typing import Any
 
 from artifactstore.cli.progress import Progress
 from artifactstore.cli.stores import open_existing
-from artifactstore.errors import InvalidInputError
-from artifactstore.gc import DEFAULT_REPACK_THRESHOLD, GcReport
-from artifactstore.model.lifecycle import LifecycleEvent
-from artifactstore.sizes import human_size
+from artifactstore.core.errors import InvalidInputError
+from artifactstore.core.sizes import human_size
+from artifactstore.maintenance.gc import DEFAULT_REPACK_THRESHOLD, GcReport
+from artifactstore.records.lifecycle import LifecycleEvent
 
 
 def _say(args: argparse.Namespace, text: str) -> None:

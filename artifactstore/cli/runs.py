@@ -1,6 +1,6 @@
 """Commands over runs: runs ls, runs show, runs export.
 
-Vocabulary: a **run** as read back is a :class:`~artifactstore.catalog.RunInfo`;
+Vocabulary: a **run** as read back is a :class:`~artifactstore.local.catalog.RunInfo`;
 its **record** is ``RunInfo.as_dict()`` plus ``last_heartbeat``; its **history**
 is its metrics rows (``step``, ``at``, ``values``) in order. Export formats:
 
@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 import artifactstore
-from artifactstore.catalog import RunInfo
 from artifactstore.cli.stores import open_existing
-from artifactstore.errors import ArtifactStoreError, InvalidInputError, NotFoundError
-from artifactstore.model.runs import STATUSES, parse_time
+from artifactstore.core.errors import ArtifactStoreError, InvalidInputError, NotFoundError
+from artifactstore.local.catalog import RunInfo
+from artifactstore.records.runs import STATUSES, parse_time
 
 RUN_COLUMNS: Final = (
     "run_id", "name", "job_type", "status", "started_at", "ended_at", "by", "tags",

@@ -23,8 +23,8 @@ import argparse
 
 import artifactstore
 from artifactstore.backends import redact_url
-from artifactstore.discovery import DEFAULT_SOURCE, discover
-from artifactstore.errors import StoreNotFoundError
+from artifactstore.core.errors import StoreNotFoundError
+from artifactstore.repository.discovery import DEFAULT_SOURCE, discover
 
 __all__ = ["open_existing", "open_to_add"]
 

@@ -2,8 +2,8 @@
 publish (into a public project).
 
 The format (``artifactstore-export.json`` next to ``files/``) is in
-docs/export-format.md; the work is in :mod:`artifactstore.exporting` and
-:mod:`artifactstore.importing`.
+docs/export-format.md; the work is in :mod:`artifactstore.transfer.exporting` and
+:mod:`artifactstore.transfer.importing`.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ def _bar(args: argparse.Namespace, label: str, total: int | None) -> Progress:
 
 
 def export(args: argparse.Namespace) -> dict[str, Any]:
-    from artifactstore.exporting import export_kind
+    from artifactstore.transfer.exporting import export_kind
 
     with open_existing(args) as store:
         version = store.artifact(args.ref)
         with _bar(args, f"export {version.ref}", version.size) as bar:
-            manifest = version.export(args.target, force=args.force, progress=bar.advance)
+            manifest = store.export(version.ref, args.target, force=args.force,
+                                    progress=bar.advance)
     run = manifest.run
     result = {
         "ref": manifest.ref, "target": args.target, "kind": export_kind(args.target),
@@ -49,11 +50,10 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def import_version(args: argparse.Namespace) -> dict[str, Any]:
-    from artifactstore.importing import import_export
-
     with open_to_add(args) as store, _bar(args, f"import {args.source}", None) as bar:
-        report = import_export(store, args.source, args.name, aliases=args.aliases,
-                               references=not args.skip_references, progress=bar.advance)
+        report = store.import_export(args.source, args.name, aliases=args.aliases,
+                                     references=not args.skip_references,
+                                     progress=bar.advance)
         result = report.as_dict()
     version = report.version
     if report.created:

@@ -12,6 +12,10 @@ Reading locates a blob in the merged index, range-reads its envelope out of the
 pack and verifies it against its id.
 
 An ``ObjectStore`` is used from one thread; its I/O concurrency is internal.
+
+Length: the object store's one class owns the write session (open packs, upload
+pool, commit guard) and the read path over the same index; the pack and index byte
+formats are already their own modules (packs.py, index.py).
 """
 
 from __future__ import annotations
@@ -28,10 +32,16 @@ from types import TracebackType
 from typing import Any, BinaryIO, Self
 
 from artifactstore.backends.base import Backend
-from artifactstore.chunking import chunk_views, iter_chunks
-from artifactstore.digest import Digest, Hasher, hash_bytes
-from artifactstore.errors import ArtifactStoreError, ConflictError, IntegrityError, NotFoundError
-from artifactstore.heap import trim_heap
+from artifactstore.core.chunking import chunk_views, iter_chunks
+from artifactstore.core.digest import Digest, Hasher, hash_bytes
+from artifactstore.core.errors import (
+    ArtifactStoreError,
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+)
+from artifactstore.core.heap import trim_heap
+from artifactstore.core.privatefiles import tighten
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.blobrefs import ChunkRef, FileRef, WriteStats
 from artifactstore.objects.config import StoreConfig
@@ -57,7 +67,6 @@ from artifactstore.objects.packs import (
     check_pack,
     pack_parts,
 )
-from artifactstore.privatefiles import tighten
 
 __all__ = ["ObjectStore", "Progress", "default_cache_dir"]
 

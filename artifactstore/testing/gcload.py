@@ -18,7 +18,7 @@ from typing import Any
 import blake3
 
 import artifactstore
-from artifactstore.errors import ConflictError
+from artifactstore.core.errors import ConflictError
 
 __all__ = ["BLOCK", "GC_WORKER", "load_worker", "pool_blocks"]
 
@@ -76,7 +76,7 @@ def _collect(url: str, options: dict[str, Any], cache: Path, seconds: float) -> 
     runs = freed = deleted = 0
     deadline = time.monotonic() + seconds
     with artifactstore.open(url, cache_dir=cache, **options) as store:
-        store._ensure_writable()  # it appends lifecycle events itself: create the project
+        store.context.ensure_writable()  # it appends lifecycle events itself: create the project
         while time.monotonic() < deadline:
             for name in store.artifacts():
                 old = [v.number for v in store.versions(name)][:-1]

@@ -1,0 +1,707 @@
+"""The local catalog (docs/design.md §12.6): a SQLite cache of a project's records.
+
+Vocabulary:
+
+- **catalog**: one SQLite file per store and project in the cache folder (in
+  memory for ``memory://`` stores) holding the decoded version records, alias
+  events, run start records and run events.
+- **sync**: list the project's ``artifacts/`` and ``runs/`` keys, fetch only
+  the records not read before (the catalog remembers every key it has read;
+  records never change), and the heartbeats of runs still running. Lineage
+  queries then read SQLite, not the backend.
+- **lifecycle**: the project's delete / restore / purge events (design §14) are
+  records like the others, synced from ``lifecycle/``; :meth:`Catalog.lifecycle_state`
+  replays them, so the lineage graph knows which versions and runs are deleted or
+  purged (when, by whom, why) without a listing per query.
+- **stale**: the catalog is synced again before a query when this process
+  wrote something since the last sync, or when the last sync is older than
+  ``max_age`` seconds; ``sync()`` forces one.
+
+The catalog is a cache: deleting it loses nothing; a damaged or older-schema
+file is rebuilt.
+
+Length: the catalog's schema and every query of it stay in this one module, so that
+all SQL of the local catalog lives in one place (docs/architecture.md); its record
+sync is the other half of the same tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from artifactstore.backends import Backend
+from artifactstore.core import encoding
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import NotFoundError
+from artifactstore.core.privatefiles import private_file, private_folder
+from artifactstore.records.aliases import AliasEvent, AliasLog
+from artifactstore.records.codec import PLAIN, RecordCodec
+from artifactstore.records.lifecycle import (
+    LifecycleEvent,
+    LifecycleLog,
+    LifecycleState,
+    lifecycle_prefix,
+)
+from artifactstore.records.runs import (
+    RunEdge,
+    RunEnd,
+    RunLog,
+    RunStart,
+    Status,
+    derive_status,
+    parse_run_key,
+    parse_time,
+)
+from artifactstore.records.versions import VersionLog, VersionRecord, artifacts_prefix, seq_of
+
+__all__ = ["Catalog", "RunInfo", "SyncStats"]
+
+SCHEMA: Final = 3  # 2: the lifecycle table; 3: versions.content (design §11.1)
+_ID_PREFIX: Final = re.compile(r"[0-9A-Za-z-]*")
+_FETCH_WORKERS: Final = 16
+#: heartbeats of runs silent for longer than this are not fetched again
+_HEARTBEAT_GIVE_UP: Final = timedelta(days=1)
+
+_TABLES: Final = """
+CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT);
+CREATE TABLE IF NOT EXISTS seen(key TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS versions(
+    artifact TEXT, number INTEGER, type TEXT, digest BLOB, manifest BLOB, size INTEGER,
+    files INTEGER, created_at TEXT, created_by TEXT, run TEXT, description TEXT,
+    metadata BLOB, content BLOB, gone INTEGER DEFAULT 0, PRIMARY KEY(artifact, number));
+CREATE INDEX IF NOT EXISTS versions_run ON versions(run);
+CREATE INDEX IF NOT EXISTS versions_digest ON versions(digest);
+CREATE TABLE IF NOT EXISTS alias_events(
+    artifact TEXT, alias TEXT, seq INTEGER, target INTEGER, previous INTEGER,
+    protected INTEGER, at TEXT, by TEXT, forced INTEGER, PRIMARY KEY(artifact, alias, seq));
+CREATE TABLE IF NOT EXISTS runs(
+    run_id TEXT PRIMARY KEY, name TEXT, job_type TEXT, tags BLOB, config BLOB,
+    started_at TEXT, by TEXT, env BLOB, code BLOB, heartbeat REAL);
+CREATE TABLE IF NOT EXISTS run_edges(
+    run_id TEXT, seq INTEGER, direction TEXT, artifact TEXT, number INTEGER, digest BLOB,
+    ref TEXT, created INTEGER, role TEXT, at TEXT, PRIMARY KEY(run_id, seq));
+CREATE INDEX IF NOT EXISTS run_edges_version ON run_edges(artifact, number);
+CREATE TABLE IF NOT EXISTS run_ends(
+    run_id TEXT PRIMARY KEY, seq INTEGER, status TEXT, error TEXT, summary BLOB,
+    ended_at TEXT);
+CREATE TABLE IF NOT EXISTS heartbeats(run_id TEXT PRIMARY KEY, at TEXT);
+CREATE TABLE IF NOT EXISTS files(artifact TEXT, number INTEGER, path TEXT, digest BLOB);
+CREATE INDEX IF NOT EXISTS files_digest ON files(digest);
+CREATE TABLE IF NOT EXISTS indexed(artifact TEXT, number INTEGER, PRIMARY KEY(artifact, number));
+CREATE TABLE IF NOT EXISTS lifecycle(
+    seq INTEGER PRIMARY KEY, action TEXT, artifact TEXT, numbers BLOB, runs BLOB,
+    reason TEXT, ttl REAL, at TEXT, by TEXT);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStats:
+    """What one sync fetched."""
+
+    listed: int
+    fetched: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A run as read back: its start record, status, edges and end."""
+
+    run_id: str
+    name: str | None
+    job_type: str | None
+    tags: tuple[str, ...]
+    config: dict[str, Any] = field(hash=False)
+    started_at: str
+    by: str
+    env: dict[str, Any] = field(hash=False)
+    code: dict[str, Any] | None = field(hash=False)
+    status: Status
+    error: str | None
+    summary: dict[str, Any] = field(hash=False)
+    ended_at: str | None
+    last_heartbeat: str | None
+    inputs: tuple[str, ...]  # "name:vN" refs, in call order, without repeats
+    outputs: tuple[str, ...]
+    #: "live" or "deleted" (a lifecycle event, design §14), and when, by whom, why
+    state: str = "live"
+    state_at: str | None = None
+    state_by: str | None = None
+    state_reason: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The name, else the job type, else the id: for tables and graphs."""
+        return self.name or self.job_type or self.run_id
+
+    @property
+    def git_commit(self) -> str | None:
+        return None if self.code is None else self.code.get("commit")
+
+    @property
+    def git_dirty(self) -> bool | None:
+        return None if self.code is None else self.code.get("dirty")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "name": self.name, "job_type": self.job_type,
+            "tags": list(self.tags), "status": self.status, "error": self.error,
+            "started_at": self.started_at, "ended_at": self.ended_at, "by": self.by,
+            "config": self.config, "summary": self.summary, "code": self.code,
+            "env": self.env, "inputs": list(self.inputs), "outputs": list(self.outputs),
+            "last_heartbeat": self.last_heartbeat, "state": self.state,
+            "state_at": self.state_at, "state_by": self.state_by,
+            "state_reason": self.state_reason,
+        }  # fmt: skip
+
+
+def _run_state(event: LifecycleEvent | None) -> dict[str, Any]:
+    if event is None:
+        return {}
+    return {"state": "deleted", "state_at": event.at, "state_by": event.by,
+            "state_reason": event.reason}
+
+
+def _pack(value: object) -> bytes:
+    return encoding.pack(value)
+
+
+def _unpack(data: bytes | None) -> Any:
+    return None if data is None else encoding.unpack(data, what="catalog")
+
+
+class Catalog:
+    """The SQLite catalog of one project; every method is thread-safe."""
+
+    def __init__(
+        self, backend: Backend, project: str, path: Path | None, *, max_age: float = 10.0,
+        codec: RecordCodec = PLAIN,
+    ) -> None:
+        self._backend = backend
+        self._project = project
+        self._path = path
+        self.max_age = max_age
+        self._versions = VersionLog(backend, project, codec)
+        self._aliases = AliasLog(backend, project, codec)
+        self._runs = RunLog(backend, project, codec)
+        self._lifecycle = LifecycleLog(backend, project, codec)
+        self._lock = threading.RLock()
+        self._dirty = True
+        self._synced_at = 0.0
+        #: bumped whenever a sync stored something: lets callers cache derived graphs
+        self.generation = 0
+        #: how many syncs ran: state derived from other listings may be reused until it grows
+        self.syncs = 0
+        self._db = self._connect()
+
+    # -- the file ----------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._path is None:
+            return self._init(sqlite3.connect(":memory:", check_same_thread=False))
+        try:
+            return self._connect_file(self._path)
+        except (OSError, sqlite3.Error):
+            # A cache on a full, read-only or unwritable disk: this process keeps it in
+            # memory (rebuilt from the store) rather than failing a read of the store.
+            return self._init(sqlite3.connect(":memory:", check_same_thread=False))
+
+    def _connect_file(self, path: Path) -> sqlite3.Connection:
+        private_folder(path.parent)
+        private_file(path)  # SQLite gives -wal and -shm the database file's mode
+        try:
+            return self._open_file(path)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise  # the disk, not the file (full, read-only, locked)
+            # A cache: a damaged file is dropped and rebuilt from the store.
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    Path(f"{path}{suffix}").unlink()
+            private_file(path)
+            return self._open_file(path)
+
+    def _open_file(self, path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        try:
+            return self._init(db)
+        except BaseException:
+            db.close()  # no open file left behind (the folder may be unmounted next)
+            raise
+
+    @staticmethod
+    def _init(db: sqlite3.Connection) -> sqlite3.Connection:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        row = None
+        with contextlib.suppress(sqlite3.OperationalError):
+            row = db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
+        if row is not None and row[0] != str(SCHEMA):
+            tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            for table in tables:
+                db.execute(f'DROP TABLE IF EXISTS "{table}"')
+        db.executescript(_TABLES)
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
+        db.commit()
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- freshness ---------------------------------------------------------------------
+
+    def invalidate(self) -> None:
+        """This process wrote a record: the next query syncs first."""
+        self._dirty = True
+
+    def ensure_fresh(self, sync: bool | None = None) -> None:
+        """Sync when asked (True), never (False), or when stale (None)."""
+        if sync is False:
+            return
+        if sync or self._dirty or time.monotonic() - self._synced_at > self.max_age:
+            self.sync()
+
+    # -- sync --------------------------------------------------------------------------
+
+    def sync(self) -> SyncStats:
+        """Fetch every record not read before; see the module docstring."""
+        began = time.perf_counter()
+        self._dirty = False
+        art_prefix = artifacts_prefix(self._project)
+        run_prefix = self._runs.prefix
+        listed = [*self._backend.list(art_prefix), *self._backend.list(run_prefix),
+                  *self._backend.list(lifecycle_prefix(self._project))]
+        with self._lock:
+            seen = {row[0] for row in self._db.execute("SELECT key FROM seen")}
+        jobs: list[tuple[str, Callable[[], Any]]] = []
+        version_keys: set[str] = set()
+        heartbeat_keys: set[str] = set()
+        for key in listed:
+            job = self._job(key, art_prefix, run_prefix, version_keys, heartbeat_keys)
+            if job is not None and key not in seen:
+                jobs.append((key, job))
+        jobs.extend(self._heartbeat_jobs(heartbeat_keys))
+        results = self._fetch(jobs)
+        with self._lock, self._db:
+            for key, value in results:
+                self._store(value)
+                if not isinstance(value, tuple):  # heartbeats change: never "seen"
+                    self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (key,))
+            gone = self._mark_gone(version_keys)
+            if results or gone:
+                self.generation += 1
+        self._synced_at = time.monotonic()
+        self.syncs += 1
+        return SyncStats(len(listed), len(results), time.perf_counter() - began)
+
+    def _job(
+        self,
+        key: str,
+        art_prefix: str,
+        run_prefix: str,
+        version_keys: set[str],
+        heartbeat_keys: set[str],
+    ) -> Callable[[], Any] | None:
+        life_prefix = lifecycle_prefix(self._project)
+        if key.startswith(life_prefix):
+            life_seq = seq_of(key[len(life_prefix):])
+            if life_seq is None:
+                return None
+            return lambda: self._lifecycle.read(life_seq)
+        if key.startswith(run_prefix):
+            parsed = parse_run_key(run_prefix, key)
+            if parsed is None:
+                return None
+            run_id, section, seq = parsed
+            if section == "start":
+                return lambda: self._runs.read_start(run_id)
+            if section == "events" and seq is not None:
+                event_seq = seq
+                return lambda: self._runs.read_event(run_id, event_seq)
+            if section == "heartbeat":
+                heartbeat_keys.add(run_id)
+            return None
+        _, _, rest = key[len(art_prefix) :].partition("/")
+        section, _, tail = rest.partition("/")
+        if section == "versions":
+            if seq_of(tail) is None:
+                return None
+            version_keys.add(key)
+            return lambda: self._versions.read_key(key)
+        if section == "aliases":
+            if seq_of(tail.partition("/")[2]) is None:
+                return None
+            return lambda: self._aliases.read_key(key)
+        return None
+
+    def _heartbeat_jobs(self, run_ids: set[str]) -> list[tuple[str, Callable[[], Any]]]:
+        """Heartbeats of runs that may still be running (no end, not silent for a day)."""
+        with self._lock:
+            ended = {r[0] for r in self._db.execute("SELECT run_id FROM run_ends")}
+            known = dict(self._db.execute("SELECT run_id, at FROM heartbeats").fetchall())
+        limit = datetime.now(UTC) - _HEARTBEAT_GIVE_UP
+        jobs: list[tuple[str, Callable[[], Any]]] = []
+        for run_id in sorted(run_ids - ended):
+            if run_id in known and parse_time(known[run_id]) < limit:
+                continue
+            jobs.append((f"heartbeat:{run_id}", functools.partial(self._heartbeat, run_id)))
+        return jobs
+
+    def _heartbeat(self, run_id: str) -> tuple[str, str, str | None]:
+        return ("heartbeat", run_id, self._runs.read_heartbeat(run_id))
+
+    def _fetch(self, jobs: list[tuple[str, Callable[[], Any]]]) -> list[tuple[str, Any]]:
+        def run(job: tuple[str, Callable[[], Any]]) -> tuple[str, Any] | None:
+            try:
+                return job[0], job[1]()
+            except NotFoundError:
+                return None  # deleted between list and get: gone, like never listed
+
+        if len(jobs) <= 1:
+            found = [run(j) for j in jobs]
+        else:
+            with ThreadPoolExecutor(min(_FETCH_WORKERS, len(jobs))) as pool:
+                found = list(pool.map(run, jobs))
+        return [f for f in found if f is not None]
+
+    def _store(self, value: object) -> None:
+        db = self._db
+        if isinstance(value, VersionRecord):
+            db.execute(
+                "INSERT OR REPLACE INTO versions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
+                (
+                    value.artifact,
+                    value.number,
+                    value.type,
+                    value.digest.raw,
+                    value.manifest.raw,
+                    value.size,
+                    value.files,
+                    value.created_at,
+                    value.created_by,
+                    value.run,
+                    value.description,
+                    _pack(dict(value.metadata)),
+                    None if value.content is None else value.content.raw,
+                ),
+            )
+        elif isinstance(value, AliasEvent):
+            db.execute(
+                "INSERT OR REPLACE INTO alias_events VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    value.artifact,
+                    value.alias,
+                    value.seq,
+                    value.target,
+                    value.previous,
+                    value.protected,
+                    value.at,
+                    value.by,
+                    value.forced,
+                ),
+            )
+        elif isinstance(value, RunStart):
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    value.run_id,
+                    value.name,
+                    value.job_type,
+                    _pack(list(value.tags)),
+                    _pack(dict(value.config)),
+                    value.started_at,
+                    value.by,
+                    _pack(dict(value.env)),
+                    None if value.code is None else _pack(dict(value.code)),
+                    value.heartbeat,
+                ),
+            )
+        elif isinstance(value, RunEdge):
+            db.execute(
+                "INSERT OR REPLACE INTO run_edges VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    value.run_id,
+                    value.seq,
+                    value.direction,
+                    value.artifact,
+                    value.number,
+                    value.digest.raw,
+                    value.ref,
+                    value.created,
+                    value.role,
+                    value.at,
+                ),
+            )
+        elif isinstance(value, RunEnd):
+            db.execute(
+                "INSERT OR REPLACE INTO run_ends VALUES (?,?,?,?,?,?)",
+                (
+                    value.run_id,
+                    value.seq,
+                    value.status,
+                    value.error,
+                    _pack(dict(value.summary)),
+                    value.ended_at,
+                ),
+            )
+        elif isinstance(value, LifecycleEvent):
+            db.execute(
+                "INSERT OR REPLACE INTO lifecycle VALUES (?,?,?,?,?,?,?,?,?)",
+                (value.seq, value.action, value.artifact, _pack(list(value.numbers)),
+                 _pack(list(value.runs)), value.reason, value.ttl, value.at, value.by),
+            )
+        elif isinstance(value, tuple) and value[2] is not None:
+            db.execute("INSERT OR REPLACE INTO heartbeats VALUES (?,?)", (value[1], value[2]))
+
+    def _mark_gone(self, listed_keys: set[str]) -> int:
+        """Versions whose record vanished from the store (deleted behind our back)."""
+        rows = self._db.execute("SELECT artifact, number, gone FROM versions").fetchall()
+        listed = {(a, n) for a, n, _ in rows if self._versions.key(a, n) in listed_keys}
+        known = {(a, n) for a, n, g in rows if not g}
+        gone = known - listed
+        self._db.executemany("UPDATE versions SET gone=1 WHERE artifact=? AND number=?", gone)
+        returning = listed & {(a, n) for a, n, g in rows if g}
+        self._db.executemany("UPDATE versions SET gone=0 WHERE artifact=? AND number=?", returning)
+        return len(gone) + len(returning)
+
+    # -- queries -----------------------------------------------------------------------
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def versions(self) -> list[tuple[VersionRecord, bool]]:
+        """Every known version record, with whether it has vanished from the store."""
+        import types  # local: only this query needs it
+
+        rows = self.query("SELECT * FROM versions ORDER BY artifact, number")
+        return [
+            (
+                VersionRecord(
+                    project=self._project,
+                    artifact=r[0],
+                    number=r[1],
+                    type=r[2],
+                    digest=Digest(r[3]),
+                    manifest=Digest(r[4]),
+                    size=r[5],
+                    files=r[6],
+                    created_at=r[7],
+                    created_by=r[8],
+                    run=r[9],
+                    description=r[10],
+                    metadata=types.MappingProxyType(_unpack(r[11])),
+                    content=None if r[12] is None else Digest(r[12]),
+                ),
+                bool(r[13]),
+            )
+            for r in rows
+        ]
+
+    def lifecycle_state(self) -> LifecycleState:
+        """The replayed lifecycle log as of the last sync (deleted and purged versions
+        and runs, each with the event that did it)."""
+        state = LifecycleState()
+        for r in self.query("SELECT * FROM lifecycle ORDER BY seq"):
+            state.apply(LifecycleEvent(
+                seq=r[0], action=r[1], artifact=r[2], numbers=tuple(_unpack(r[3])),
+                runs=tuple(_unpack(r[4])), reason=r[5], ttl=r[6], at=r[7], by=r[8],
+            ))  # fmt: skip
+        return state
+
+    def current_aliases(self) -> dict[tuple[str, int], list[str]]:
+        """``(artifact, number)`` -> the aliases that point at it now (sorted)."""
+        rows = self.query(
+            "SELECT artifact, alias, target FROM alias_events AS e WHERE seq = "
+            "(SELECT MAX(seq) FROM alias_events WHERE artifact=e.artifact AND alias=e.alias)"
+        )
+        found: dict[tuple[str, int], list[str]] = {}
+        for artifact, alias, target in rows:
+            if target is not None:
+                found.setdefault((artifact, target), []).append(alias)
+        return {k: sorted(v) for k, v in found.items()}
+
+    def alias_events(self, artifact: str) -> list[AliasEvent]:
+        rows = self.query(
+            "SELECT * FROM alias_events WHERE artifact=? ORDER BY alias, seq", (artifact,)
+        )
+        return [
+            AliasEvent(
+                artifact=r[0],
+                alias=r[1],
+                seq=r[2],
+                target=r[3],
+                previous=r[4],
+                protected=bool(r[5]),
+                at=r[6],
+                by=r[7],
+                forced=bool(r[8]),
+            )
+            for r in rows
+        ]
+
+    def edges(self, prefix: str = "") -> list[tuple[str, str, str, int, str | None, bool]]:
+        """``(run_id, direction, artifact, number, role, created)`` of recorded edges.
+
+        Only runs whose id starts with ``prefix``; ``created`` is False for an
+        output whose content equalled the latest version (nothing new was made).
+        """
+        if not _ID_PREFIX.fullmatch(prefix):
+            return []
+        return [
+            (r[0], r[1], r[2], r[3], r[4], r[5] is None or bool(r[5]))
+            for r in self.query(
+                "SELECT run_id, direction, artifact, number, role, created FROM run_edges "
+                "WHERE run_id LIKE ? ORDER BY run_id, seq", (prefix + "%",)
+            )
+        ]
+
+    def runs(self, host: str | None = None, *, prefix: str = "") -> list[RunInfo]:
+        """Known runs whose id starts with ``prefix``, oldest first.
+
+        ``host`` enables the same-host crash check (see ``derive_status``).
+        """
+        if not _ID_PREFIX.fullmatch(prefix):
+            return []  # not the start of any run id (and no LIKE wildcards get through)
+        like = (prefix + "%",)
+        ends = {r[0]: r for r in self.query("SELECT * FROM run_ends WHERE run_id LIKE ?", like)}
+        beats = dict(self.query("SELECT run_id, at FROM heartbeats WHERE run_id LIKE ?", like))
+        inputs: dict[str, list[str]] = {}
+        outputs: dict[str, list[str]] = {}
+        for run_id, direction, artifact, number, _, _ in self.edges(prefix):
+            bucket = inputs if direction == "use" else outputs
+            refs = bucket.setdefault(run_id, [])
+            ref = f"{artifact}:v{number}"
+            if ref not in refs:
+                refs.append(ref)
+        result = []
+        now_ = datetime.now(UTC)
+        deleted = self.lifecycle_state().deleted_runs
+        for r in self.query("SELECT * FROM runs WHERE run_id LIKE ? ORDER BY run_id", like):
+            start = RunStart(
+                project=self._project,
+                run_id=r[0],
+                name=r[1],
+                job_type=r[2],
+                tags=tuple(_unpack(r[3])),
+                config=_unpack(r[4]),
+                started_at=r[5],
+                by=r[6],
+                env=_unpack(r[7]),
+                code=_unpack(r[8]),
+                heartbeat=r[9],
+            )
+            end_row = ends.get(start.run_id)
+            end = None
+            if end_row is not None:
+                end = RunEnd(
+                    run_id=start.run_id,
+                    seq=end_row[1],
+                    at=end_row[5],
+                    status=end_row[2],
+                    error=end_row[3],
+                    summary=_unpack(end_row[4]),
+                    ended_at=end_row[5],
+                )
+            beat = beats.get(start.run_id)
+            status = derive_status(start, end, beat, now_=now_, host=host)
+            result.append(
+                RunInfo(
+                    run_id=start.run_id,
+                    name=start.name,
+                    job_type=start.job_type,
+                    tags=start.tags,
+                    config=dict(start.config),
+                    started_at=start.started_at,
+                    by=start.by,
+                    env=dict(start.env),
+                    code=None if start.code is None else dict(start.code),
+                    status=status,
+                    error=None if end is None else end.error,
+                    summary={} if end is None else dict(end.summary),
+                    ended_at=None if end is None else end.ended_at,
+                    last_heartbeat=beat,
+                    inputs=tuple(inputs.get(start.run_id, ())),
+                    outputs=tuple(outputs.get(start.run_id, ())),
+                    **_run_state(deleted.get(start.run_id)),
+                )
+            )
+        return result
+
+    def alias_moves(self) -> list[tuple[str, str, int, int | None, int | None]]:
+        """``(artifact, alias, seq, target, previous)`` of every alias event, in order."""
+        return [tuple(r) for r in self.query(
+            "SELECT artifact, alias, seq, target, previous FROM alias_events "
+            "ORDER BY artifact, alias, seq")]
+
+    def alias_previous(self, artifact: str, alias: str, seq: int) -> int | None:
+        """The version event ``seq`` of the alias says it pointed at before (if known)."""
+        rows = self.query(
+            "SELECT previous FROM alias_events WHERE artifact=? AND alias=? AND seq=?",
+            (artifact, alias, seq))
+        return rows[0][0] if rows else None
+
+    # -- file-level index ----------------------------------------------------------------
+
+    def unindexed(self) -> list[tuple[str, int, bytes]]:
+        """``(artifact, number, digest)`` of live versions whose files are not indexed yet."""
+        return [
+            tuple(r)
+            for r in self.query(
+                "SELECT v.artifact, v.number, v.digest FROM versions v LEFT JOIN indexed i "
+                "ON v.artifact=i.artifact AND v.number=i.number "
+                "WHERE i.artifact IS NULL AND v.gone=0"
+            )
+        ]
+
+    def index_files(self, artifact: str, number: int, files: Iterator[tuple[str, bytes]]) -> None:
+        rows = [(artifact, number, path, digest) for path, digest in files]
+        with self._lock, self._db:
+            self._db.executemany("INSERT INTO files VALUES (?,?,?,?)", rows)
+            self._db.execute("INSERT OR IGNORE INTO indexed VALUES (?,?)", (artifact, number))
+
+    def files_with(self, digest: bytes) -> list[tuple[str, int, str]]:
+        return [
+            tuple(r)
+            for r in self.query(
+                "SELECT artifact, number, path FROM files WHERE digest=? "
+                "ORDER BY artifact, number, path",
+                (digest,),
+            )
+        ]
+
+    def indexed_version_with(self, digest: bytes) -> tuple[str, int] | None:
+        """``(artifact, number)`` of an indexed version whose tree digest is ``digest``."""
+        found = self.query(
+            "SELECT v.artifact, v.number FROM versions v JOIN indexed i "
+            "ON v.artifact=i.artifact AND v.number=i.number WHERE v.digest=? LIMIT 1",
+            (digest,),
+        )
+        return (found[0][0], found[0][1]) if found else None
+
+    def copy_index_from(self, artifact: str, number: int, same_as: tuple[str, int]) -> bool:
+        """Index a version with the file list of an indexed one with the same content."""
+        with self._lock, self._db:
+            if not self._db.execute(
+                "SELECT 1 FROM indexed WHERE artifact=? AND number=?", same_as
+            ).fetchone():
+                return False
+            self._db.execute(
+                "INSERT INTO files SELECT ?, ?, path, digest FROM files "
+                "WHERE artifact=? AND number=?",
+                (artifact, number, *same_as),
+            )
+            self._db.execute("INSERT OR IGNORE INTO indexed VALUES (?,?)", (artifact, number))
+        return True

@@ -1,0 +1,374 @@
+"""Materializing files of a version on local disk, verified and resumable.
+
+Into a folder that already holds files, every file is streamed into a temp name
+in its target folder, hashed as it is written, and renamed over the final name
+only when its BLAKE3 digest matches the manifest. A whole version downloaded
+into a new (or empty) folder is written into a staging folder beside it,
+``.artifactstore-tmp-<pid>-<rand>-<name>``, each file straight under its name
+there and checked the same way, and the staging folder is renamed to the target
+at the end: one directory update per file instead of two, and the target appears
+complete or not at all. Either way an interrupted download leaves no half file
+under a final name, and a rerun skips files already present and verified (it
+takes over the staging folder a killed download left).
+
+The target is checked before anything is written (:func:`check_target`). A failure
+of the local disk (full, read-only, forbidden) is mapped here, by
+``errors.local_write_error``, and removes the staging folder and the folders the
+download made: the target is as it was (docs/design.md §8).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from artifactstore.core.digest import Digest, Hasher
+from artifactstore.core.errors import (
+    ArtifactStoreError,
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    local_write_error,
+)
+from artifactstore.core.localproc import process_exists
+from artifactstore.core.sizes import human_size
+from artifactstore.local.filecache import FileCache
+from artifactstore.model.paths import PathGuard
+from artifactstore.model.tree import Entry, FileEntry, ReferenceEntry
+from artifactstore.objects.store import ObjectStore
+from artifactstore.repository.references import fetch_reference
+
+__all__ = ["TEMP_MARK", "check_target", "file_matches", "materialize"]
+
+TEMP_MARK = ".artifactstore-tmp-"
+_BLOCK = 8 << 20
+#: stored files written per read stream (bounds the list, not memory: reads are windowed)
+_BATCH_FILES = 4096
+#: staging folders this process is writing (others of its pid were left by a failure)
+_ACTIVE_STAGES: set[Path] = set()
+_STAGES_LOCK = threading.Lock()
+
+
+def file_matches(path: Path, entry: Entry) -> bool:
+    """Whether ``path`` already holds ``entry``'s bytes (size, then digest when known)."""
+    digest = entry.digest
+    try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size != entry.size:
+            return False
+        if digest is None:
+            return False  # a reference logged without checksum: always fetch again
+        hasher = Hasher()
+        with open(path, "rb", buffering=0) as f:  # reads sized to the file: see filecache
+            while block := f.read(max(1, min(_BLOCK, entry.size + 1))):
+                hasher.update(block)
+    except OSError:
+        return False
+    return hasher.digest() == digest
+
+
+def materialize(
+    objects: ObjectStore,
+    entries: Iterable[Entry],
+    root: Path,
+    progress: Callable[[int], None] | None = None,
+    cache: FileCache | None = None,
+    reference_options: dict[str, Any] | None = None,
+    *,
+    whole_tree: bool = False,
+    size: int | None = None,
+    store_root: Path | None = None,
+) -> int:
+    """Write ``entries`` under ``root``; returns how many files were (re)written.
+
+    Stored files come from ``objects``, read in store order across files so that
+    neighbouring small files share one range request (few requests, few syscalls);
+    references from their source, checked against what was recorded when they were
+    logged. With a ``cache``, content already cached is copied (cloned where the file
+    system can) from it, and newly downloaded files are added to it. With
+    ``whole_tree`` (``entries`` are all of a version) a new or empty ``root`` is
+    written through a staging folder (module docstring).
+
+    ``root`` must be a folder or a new name (InvalidInputError otherwise, nothing
+    written), and not inside ``store_root``, the folder of a local store. A failure
+    of the local disk (full, read-only, no permission) is one :mod:`errors` class
+    naming ``root`` and ``size`` (the bytes asked for), and leaves no staging folder,
+    temp file or folder this call made: ``root`` is as it was, except that files
+    already completed in a folder written in place stay (each verified; a rerun
+    skips them). A failure on the store's side keeps the staging folder for the
+    next try to take over.
+    """
+    check_target(root, store_root)
+    created: list[Path] = []
+    stage: tuple[Path, bool] | None = None
+    try:
+        created = _make_folders(root.parent)
+        stage = _staging_folder(root) if whole_tree else None
+        if stage is None:
+            created += _make_folders(root)
+            return _write_entries(objects, entries, root, progress, cache, reference_options,
+                                  fresh=False)
+        folder, fresh = stage
+        written = _write_entries(objects, entries, folder, progress, cache,
+                                 reference_options, fresh=fresh)
+        _publish(folder, root)
+        return written
+    except OSError as exc:
+        if isinstance(exc, ArtifactStoreError):
+            raise
+        # The local disk failed: a retry into the same disk state cannot do better, so
+        # nothing is kept for one (a full disk gets its space back).
+        if stage is not None:
+            shutil.rmtree(stage[0], ignore_errors=True)
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when still empty
+        what = "" if size is None else f" {human_size(size)}"
+        raise local_write_error(exc, f"cannot download{what} into {root}",
+                                "download elsewhere") from None
+    finally:  # on a store-side failure the staging folder stays, for the next try
+        if stage is not None:
+            with _STAGES_LOCK:
+                _ACTIVE_STAGES.discard(stage[0])
+
+
+def check_target(root: Path, store_root: Path | None = None) -> None:
+    """Refuse a download target that cannot become a folder of files, before writing.
+
+    ``root`` (or the first of its parents that exists) must be a folder; ``store_root``
+    is a local store's folder, which a download must not write into: its files would
+    sit among the store's objects (and a hostile manifest could name them).
+    """
+    if os.path.lexists(root) and not root.is_dir():
+        what = "a broken symbolic link" if not root.exists() else "a file, not a folder"
+        raise InvalidInputError(f"cannot download into {root}: it is {what}; name a new "
+                                "or empty folder")
+    for parent in root.absolute().parents:
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise InvalidInputError(f"cannot download into {root}: {parent} is not a "
+                                        "folder; name a folder")
+            break
+    if store_root is not None:
+        target, store = root.resolve(), store_root.resolve()
+        if target == store or target.is_relative_to(store):
+            raise InvalidInputError(f"cannot download into {root}: it is inside the store "
+                                    f"{store}; download elsewhere")
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it made, outermost first."""
+    missing = []
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    made = []
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if not path.is_dir():
+                raise
+            continue  # a concurrent download made it
+        made.append(path)
+    return made
+
+
+def _write_entries(
+    objects: ObjectStore,
+    entries: Iterable[Entry],
+    root: Path,
+    progress: Callable[[int], None] | None,
+    cache: FileCache | None,
+    reference_options: dict[str, Any] | None,
+    *,
+    fresh: bool,
+) -> int:
+    """``fresh``: ``root`` is a staging folder this process made, empty, so files go
+    straight under their names with no look at what is there (O_EXCL refuses any)."""
+    written = 0
+    swept: set[Path] = set()
+    batch: list[tuple[FileEntry, Path]] = []
+    guard = PathGuard(root)
+    for entry in entries:
+        # Paths are checked again here, not only when logged: a manifest from a
+        # damaged or hostile store must not write outside the download folder.
+        target = guard.join(entry.path, created_here=fresh)
+        if not fresh and file_matches(target, entry):
+            if progress is not None:
+                progress(entry.size or 0)
+            continue
+        if target.parent not in swept:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            guard.forget(target.parent)  # it exists now: check what it resolves to
+            target = guard.join(entry.path, created_here=fresh)
+            if not fresh:
+                _remove_abandoned_temps(target.parent)
+            swept.add(target.parent)
+        if isinstance(entry, ReferenceEntry):
+            blocks = fetch_reference(entry, reference_options or {})
+            _write_verified(blocks, entry.path, entry.digest, 0o644, target, progress, None,
+                            in_place=fresh)
+        elif cache is not None and cache.materialize(entry.digest, entry.size, target,
+                                                     entry.mode):
+            if progress is not None:
+                progress(entry.size or 0)
+        else:
+            batch.append((entry, target))
+            if len(batch) >= _BATCH_FILES:
+                _write_batch(objects, batch, progress, cache, in_place=fresh)
+                batch = []
+        written += 1
+    _write_batch(objects, batch, progress, cache, in_place=fresh)
+    return written
+
+
+def _staging_folder(root: Path) -> tuple[Path, bool] | None:
+    """A staging folder for a whole download into ``root`` and whether it is fresh
+    (empty, ours); None where ``root`` holds files (write in place, file by file).
+
+    A staging folder a killed or failed download left for the same ``root`` (its
+    process is gone, or it is this one and no longer uses it) is taken over, not
+    fresh: its files are checked like those of a folder in place.
+    """
+    if os.path.islink(root) or (root.exists() and (not root.is_dir() or any(root.iterdir()))):
+        return None
+    root = root.resolve()
+    parent = root.parent
+    if root == parent:
+        return None  # the file system's root
+    parent.mkdir(parents=True, exist_ok=True)
+    if root.exists():
+        cwd = Path.cwd().resolve()
+        if root == cwd or root in cwd.parents:
+            return None  # replacing the working folder would strand its users
+        if os.path.ismount(root) or root.stat().st_dev != parent.stat().st_dev:
+            return None  # an empty mount point: a rename cannot replace it
+    stage = parent / f"{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}-{root.name}"
+    if len(stage.name) > 255:
+        return None
+    with _STAGES_LOCK:
+        for left in parent.glob(f"{TEMP_MARK}*"):
+            if _abandoned_stage(left, root.name):
+                try:
+                    left.rename(stage)
+                except OSError:
+                    continue  # another download took it over first
+                _ACTIVE_STAGES.add(stage)
+                return stage, False
+        try:
+            stage.mkdir()
+        except OSError:
+            return None  # no write access beside ``root``: write in place
+        _ACTIVE_STAGES.add(stage)
+    return stage, True
+
+
+def _abandoned_stage(folder: Path, name: str) -> bool:
+    pid_text, _, rest = folder.name[len(TEMP_MARK):].partition("-")
+    if rest.partition("-")[2] != name or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        if folder in _ACTIVE_STAGES:
+            return False
+    elif process_exists(pid):
+        return False
+    return folder.is_dir() and not folder.is_symlink()
+
+
+def _publish(stage: Path, root: Path) -> None:
+    """Rename the finished staging folder to ``root`` (which is absent or empty)."""
+    with contextlib.suppress(OSError):
+        stage.chmod(root.stat().st_mode & 0o7777)  # an empty root the user made
+    try:
+        os.rename(stage, root)
+    except OSError as exc:
+        raise ConflictError(
+            f"{root} was filled by someone else during the download ({exc.strerror}); "
+            f"the downloaded files are in {stage}: move them or download again"
+        ) from None
+
+
+def _write_batch(objects: ObjectStore, batch: list[tuple[FileEntry, Path]],
+                 progress: Callable[[int], None] | None, cache: FileCache | None,
+                 *, in_place: bool) -> None:
+    """Write stored files whose chunks are read as one stream (coalesced across files)."""
+    if not batch:
+        return
+    for (entry, target), blocks in zip(
+        batch, objects.iter_files([e.file_ref() for e, _ in batch]), strict=True
+    ):
+        try:
+            _write_verified(blocks, entry.path, entry.digest, entry.mode, target,
+                            progress, cache, in_place=in_place)
+        except IntegrityError as exc:
+            if entry.path in str(exc):
+                raise
+            raise IntegrityError(f"{entry.path}: {exc}") from None
+
+
+def _remove_abandoned_temps(folder: Path) -> None:
+    """Delete temp files left by a download that was killed (its process is gone).
+
+    Temp names carry the writer's pid, so a download still running in another
+    process keeps its file.
+    """
+    for temp in folder.glob(f"{TEMP_MARK}*"):
+        pid_text = temp.name[len(TEMP_MARK):].split("-", 1)[0]
+        if pid_text.isdigit() and not process_exists(int(pid_text)):
+            with contextlib.suppress(OSError):
+                temp.unlink()
+
+
+def _write_verified(blocks: Iterable[bytes], path: str, digest: Digest | None, mode: int,
+                    target: Path, progress: Callable[[int], None] | None,
+                    cache: FileCache | None, *, in_place: bool = False) -> None:
+    """Write ``blocks`` to ``target`` through a temp name, renamed once verified; with
+    ``in_place`` (a fresh staging folder), straight to ``target``, which must not exist."""
+    temp = target if in_place else target.with_name(
+        f"{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}-{target.name}"[:255]
+    )
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        if not in_place:
+            raise
+        # not ours to remove: the file written under this name first
+        raise IntegrityError(f"{path} collides with another path of the manifest: the "
+                             "store is damaged; run 'artifactstore verify'") from None
+    try:
+        hasher = Hasher()
+        try:
+            for data in blocks:
+                hasher.update(data)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                if progress is not None:
+                    progress(len(data))
+            os.fchmod(fd, mode & 0o777)
+        finally:
+            os.close(fd)
+        if digest is not None and hasher.digest() != digest:
+            raise IntegrityError(
+                f"{path} does not match its digest {digest.hex}: the store is "
+                "damaged; run 'artifactstore verify'"
+            )
+        if cache is not None and digest is not None:
+            # From the verified temp file: the user cannot change these bytes in between.
+            cache.insert(temp, digest)
+        if in_place:
+            return
+        if target.is_dir() and not target.is_symlink():
+            raise IntegrityError(f"cannot write {target}: a folder is in the way")
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise

@@ -1,0 +1,239 @@
+"""The write path: staged files become a version (design §7 and §15).
+
+Logging reads each staged file (or, when the stat cache knows it unchanged, reuses
+what it stored before), writes its chunks into packs, builds the tree and the
+manifest root, flushes packs and then their index, and only then creates the version
+record: the commit point (design §4). A crash before it leaves garbage, never a
+partial version. The caller says which run the version is an output of (``run_id``);
+recording that edge is the run's business (:mod:`artifactstore.runs.run`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from artifactstore.core import encoding
+from artifactstore.core.errors import InvalidInputError, NotFoundError
+from artifactstore.model.contentid import content_digest
+from artifactstore.model.manifest import Manifest
+from artifactstore.model.tree import Entry, FileEntry, build_tree
+from artifactstore.objects.blobrefs import FileRef
+from artifactstore.objects.envelope import Kind
+from artifactstore.objects.store import Progress
+from artifactstore.records.refs import VersionRecord
+from artifactstore.repository.artifact import Artifact, StagedReference
+from artifactstore.repository.project import Project
+from artifactstore.repository.references import describe_reference
+from artifactstore.repository.version import ArtifactVersion
+
+__all__ = ["as_artifact", "commit_entries", "log_version"]
+
+#: files up to this size are read with one call and chunked in memory
+_SMALL_FILE = 1 << 20
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+#: reads of a file that keeps changing before logging refuses it
+_READ_TRIES = 3
+
+
+def as_artifact(
+    value: Artifact | str | os.PathLike[str],
+    name: str | None = None,
+    type: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    *,
+    follow_outside_links: bool = False,
+    skip_unreadable: bool = False,
+) -> Artifact:
+    """``value`` staged: an :class:`Artifact` as given (``metadata`` and ``description``
+    added), or a file or folder walked under the link policy of :meth:`Artifact.add_dir`."""
+    if isinstance(value, Artifact):
+        if metadata:
+            value.metadata.update(metadata)
+        if description is not None:
+            value.description = description
+        return value
+    path = Path(value)
+    artifact = Artifact(name or path.name, type or "unspecified", description, metadata)
+    if path.is_dir():
+        artifact.add_dir(path, follow_outside_links=follow_outside_links,
+                         skip_unreadable=skip_unreadable)
+    elif path.is_file():
+        artifact.add_file(path)
+    else:
+        raise NotFoundError(f"cannot log {path}: no such file or folder (check the path)")
+    return artifact
+
+
+def log_version(
+    project: Project,
+    artifact: Artifact,
+    *,
+    aliases: Sequence[str] = (),
+    run_id: str | None = None,
+    progress: Progress | None = None,
+) -> ArtifactVersion:
+    """Store ``artifact`` as a new version of ``project``; identical content to the latest
+    version makes none (the latest is returned, ``created`` False). ``aliases`` (already
+    validated) are set either way."""
+    encoding.pack(artifact.metadata)  # unencodable metadata is refused before any upload
+    project.ensure_writable()
+    stat_cache = project.stat_cache
+    _preload_stat_cache(project, artifact)
+    try:
+        project.objects.begin_session(refresh=not _all_cached(project, artifact))
+        try:
+            record, created = _write_version(project, artifact, run_id, progress)
+        finally:
+            project.objects.end_session()
+    except BaseException:
+        stat_cache.discard()  # nothing committed: nothing to remember
+        project.objects.abort()  # nor to upload: a refused log leaves the store as it was
+        raise
+    stat_cache.save()
+    project.catalog.invalidate()
+    for alias in aliases:
+        project.refs.set_alias(record.artifact, alias, record.number)
+    artifact.cleanup()
+    return ArtifactVersion(project, record, created=created)
+
+
+def commit_entries(
+    project: Project, name: str, type: str, entries: Iterable[Entry], *,
+    description: str | None = None, metadata: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+) -> tuple[VersionRecord, bool]:
+    """Store the tree of ``entries`` (whose files are stored) and commit the record.
+
+    Call inside a commit session (``objects.begin_session``): the guard checks, right
+    before the commit point, that gc has not condemned or removed any blob the version
+    names (only when there is a commit to make).
+    """
+    entries = list(entries)
+    objects = project.objects
+    summary = build_tree(entries, objects.put_blob)
+    root = Manifest(tree=summary.id, size=summary.size, files=summary.files)
+    manifest = objects.put_blob(Kind.MANIFEST, root.encode())
+    objects.flush()  # packs and index land before the version record names them
+    return project.refs.commit_version(
+        name, type=type, manifest=manifest, digest=summary.id, size=summary.size,
+        files=summary.files, description=description, metadata=metadata, run=run_id,
+        guard=objects.commit_guard, content=content_digest(entries),
+    )
+
+
+def _write_version(project: Project, artifact: Artifact, run_id: str | None,
+                   progress: Progress | None) -> tuple[VersionRecord, bool]:
+    entries: list[Entry] = []
+    for staged in artifact.entries:
+        if isinstance(staged, StagedReference):
+            entries.append(describe_reference(staged.path, staged.uri,
+                                              checksum=staged.checksum,
+                                              options=project.backend_options))
+        else:
+            entries.append(_store_file(project, staged.path, staged.source, progress))
+    return commit_entries(project, artifact.name, artifact.type, entries,
+                          description=artifact.description, metadata=artifact.metadata,
+                          run_id=run_id)
+
+
+def _preload_stat_cache(project: Project, artifact: Artifact) -> None:
+    """One stat-cache query for the folder holding the staged files (a folder's)."""
+    sources = [os.path.abspath(s.source) for s in artifact.entries
+               if not isinstance(s, StagedReference)]
+    if len(sources) > 1:
+        project.stat_cache.preload(Path(os.path.commonpath(sources)))
+
+
+def _all_cached(project: Project, artifact: Artifact) -> bool:
+    """Whether the stat cache knows every staged file as it is now."""
+    for staged in artifact.entries:
+        if isinstance(staged, StagedReference):
+            return False
+        try:
+            st = os.stat(staged.source)
+        except OSError:
+            return False
+        if project.stat_cache.lookup(os.path.abspath(staged.source), st) is None:
+            return False
+    return True
+
+
+def _store_file(project: Project, path: str, source: Path,
+                progress: Progress | None) -> FileEntry:
+    where = os.path.abspath(source)
+    stat_cache = project.stat_cache
+    try:
+        st = os.stat(source)
+        cached = stat_cache.lookup(where, st)
+        if cached is not None and project.objects.reuse(cached, progress):
+            return FileEntry.from_ref(path, cached, mode=st.st_mode & 0o777)
+        for _ in range(_READ_TRIES):
+            ref, st, steady = _read_file(project, source, progress)
+            if steady:
+                break
+        else:
+            raise InvalidInputError(
+                f"file {source} changed while it was read ({_READ_TRIES} tries); stop "
+                "what writes it or retry"
+            )
+        mode = st.st_mode & 0o777
+        stat_cache.remember(where, st, ref)
+    except PermissionError:
+        raise InvalidInputError(
+            f"cannot read {source}: permission denied (check its permissions)"
+        ) from None
+    except FileNotFoundError:
+        raise NotFoundError(f"{source} disappeared while logging; log again") from None
+    except IsADirectoryError:
+        raise InvalidInputError(f"{source} is a folder, not a file") from None
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot read {source}: {exc.strerror or exc}; nothing was logged"
+        ) from None
+    return FileEntry.from_ref(path, ref, mode=mode)
+
+
+def _read_file(project: Project, source: Path, progress: Progress | None
+               ) -> tuple[FileRef, os.stat_result, bool]:
+    """Store the bytes of ``source``; also its ``stat`` and whether it held still.
+
+    Why the second look: a file rewritten while it is read would be stored as a mix of
+    old and new bytes that never existed on disk. Size, mtime, ctime and inode (of the
+    open file and of the name, which a rename-over moves) must be the same after the
+    read as before it.
+    """
+    fd = os.open(source, _READ_FLAGS)
+    try:
+        st = os.fstat(fd)
+        if st.st_size <= _SMALL_FILE:
+            # One read, chunked in memory: no file object, no reader pipeline.
+            ref = project.objects.write_bytes(_read_whole(fd, st.st_size), progress)
+        else:
+            with builtins.open(fd, "rb", closefd=False) as f:
+                ref = project.objects.write_file(f, progress, size_hint=st.st_size)
+        steady = _still(st, os.fstat(fd)) and _still(st, os.stat(source))
+    finally:
+        os.close(fd)
+    return ref, st, steady
+
+
+def _still(before: os.stat_result, after: os.stat_result) -> bool:
+    return ((before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns,
+             before.st_ctime_ns) == (after.st_dev, after.st_ino, after.st_size,
+                                     after.st_mtime_ns, after.st_ctime_ns))
+
+
+def _read_whole(fd: int, size: int) -> bytes:
+    """The file's bytes: ``size`` of them as ``fstat`` said, more if it grew since."""
+    data = os.read(fd, size + 1)
+    if len(data) == size:
+        return data
+    parts = [data]  # it grew, or a short read (some network file systems): read on
+    while block := os.read(fd, 1 << 20):
+        parts.append(block)
+    return b"".join(parts)

@@ -1,0 +1,425 @@
+"""``Run``: one execution of user code, recorded as it happens (docs/design.md §12).
+
+Vocabulary:
+
+- **active run**: a run started in this process and not finished yet. While one is
+  active, ``artifactstore.use()`` and ``store.log_artifact()`` on the same store
+  record their edges in it, as ``run.use()`` and ``run.log_artifact()`` do.
+- **edge**: an input (``use``) or output (``output``) event, written at the time
+  of the call, so a run that crashes afterwards keeps its lineage.
+
+A run writes its start record first, then events and metrics segments as they
+come, and an ``end`` event when it finishes. A background thread writes the
+heartbeat and flushes metrics that wait too long; a run whose heartbeat stops
+is read back as ``crashed``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import getpass
+import os
+import platform
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import ArtifactStoreError, InvalidInputError
+from artifactstore.model.names import validate_alias, validate_artifact_name
+from artifactstore.objects.store import Progress
+from artifactstore.records.runs import (
+    SEGMENT_ROWS,
+    MetricsRow,
+    RunLog,
+    RunStart,
+    check_encodable,
+    check_job_type,
+    check_tags,
+    new_run_id,
+)
+from artifactstore.records.versions import default_writer, now
+from artifactstore.repository.artifact import Artifact
+from artifactstore.repository.ingest import as_artifact, log_version
+from artifactstore.repository.project import Project
+from artifactstore.repository.version import ArtifactVersion, find_version
+from artifactstore.runs.codestate import CodeState, capture_code_patch, capture_code_state
+
+__all__ = ["Run", "active_run"]
+
+DEFAULT_HEARTBEAT = 30.0
+#: metrics rows wait at most this long before they are written
+METRICS_FLUSH_SECONDS = 30.0
+_METRIC_TYPES = (int, float, bool, str, type(None))
+
+_active_lock = threading.Lock()
+_active: list[Run] = []
+
+
+def active_run(project: Project | None = None) -> Run | None:
+    """The most recently started unfinished run of this process (of ``store``, if given)."""
+    with _active_lock:
+        for run in reversed(_active):
+            if project is None or run.project.same_location(project):
+                return run
+    return None
+
+
+class Run:
+    """A run being recorded. Use ``with store.run(...) as run:`` or ``finish()``."""
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        name: str | None = None,
+        job_type: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        tags: Sequence[str] = (),
+        save_code: bool = False,
+        capture_code: bool | CodeState = True,
+        packages: bool = False,
+        heartbeat: float = DEFAULT_HEARTBEAT,
+    ) -> None:
+        """``capture_code``: True records the git state now, False none, and a
+        ``CodeState`` that one (a run restored from an export stands for another)."""
+        if name is not None and (
+            not isinstance(name, str) or not name.isprintable() or not 0 < len(name) <= 256
+        ):
+            raise InvalidInputError(
+                f"invalid run name {name!r:.60}: use 1-256 printable characters"
+            )
+        if not isinstance(heartbeat, int | float) or heartbeat <= 0:
+            raise InvalidInputError(
+                f"heartbeat must be a positive number of seconds, got {heartbeat!r}"
+            )
+        project.ensure_writable()  # creates a pending store/project; refuses before writing
+        self.project = project
+        self.id = new_run_id()
+        self.name = name
+        self.job_type = check_job_type(job_type)
+        self.tags = check_tags(tags)
+        self.config: Mapping[str, Any] = check_encodable("config", config or {})
+        #: final metrics: the last logged value of each key unless set explicitly
+        self.summary: dict[str, Any] = {}
+        self.status = "running"
+        self.code: CodeState | None = (
+            capture_code if isinstance(capture_code, CodeState)
+            else capture_code_state() if capture_code else None
+        )
+        self._log = RunLog(project.objects.backend, project.name, project.refs.codec)
+        self._lock = threading.RLock()
+        self._seq = 0
+        self._metrics_seq = 0
+        self._rows: list[MetricsRow] = []
+        self._rows_since = time.monotonic()
+        self._step = -1
+        self._finished = False
+        self._stop = threading.Event()
+        start = RunStart(
+            project=project.name, run_id=self.id, name=name, job_type=self.job_type,
+            tags=self.tags, config=self.config, started_at=now(), by=default_writer(),
+            env=_environment(packages), heartbeat=float(heartbeat),
+            code=None if self.code is None else self.code.to_record(),
+        )  # fmt: skip
+        self.started_at = start.started_at
+        self._log.write_start(start)
+        project.catalog.invalidate()
+        with _active_lock:
+            _install_exit_hooks()
+            _active.append(self)
+        self._beater = threading.Thread(
+            target=self._beat_loop,
+            args=(float(heartbeat),),
+            name=f"artifactstore-run-{self.id}",
+            daemon=True,
+        )
+        self._beater.start()
+        if save_code:
+            self._save_code()
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} {self.name or self.job_type or ''} {self.status}>"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.finish()
+        else:
+            self.finish(error=exc)
+
+    # -- edges ---------------------------------------------------------------------
+
+    def use(self, ref: str) -> ArtifactVersion:
+        """The version ``ref``, recorded as an input of this run now."""
+        version = find_version(self.project, ref)
+        self.record_use(version, ref)
+        return version
+
+    def record_use(self, version: ArtifactVersion, ref: str | None = None) -> None:
+        self.record_use_of(version.name, version.number, version.record.digest, ref or version.ref)
+
+    def record_use_of(self, artifact: str, number: int, digest: Digest, ref: str) -> None:
+        """An input known by name, number and content digest only: a version this
+        store may not hold (an imported run's input), shown as missing by lineage."""
+        if type(number) is not int or number < 0:
+            raise InvalidInputError(f"a version number is an int >= 0, got {number!r:.40}")
+        self._append(
+            {
+                "type": "use",
+                "artifact": validate_artifact_name(artifact),
+                "number": number,
+                "digest": digest.raw,
+                "ref": ref,
+            }
+        )
+
+    def log_artifact(
+        self,
+        artifact_or_path: Artifact | str | os.PathLike[str],
+        name: str | None = None,
+        type: str | None = None,
+        aliases: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        progress: Progress | None = None,
+        *,
+        role: str | None = None,
+        follow_outside_links: bool = False,
+        skip_unreadable: bool = False,
+    ) -> ArtifactVersion:
+        """Log a version as an output of this run (see ``Store.log_artifact``); ``role``
+        names what it is to the run (``code``, ``checkpoint``...)."""
+        wanted_aliases = [validate_alias(a) for a in aliases]
+        artifact = as_artifact(artifact_or_path, name, type, metadata, description,
+                               follow_outside_links=follow_outside_links,
+                               skip_unreadable=skip_unreadable)
+        version = log_version(self.project, artifact, aliases=wanted_aliases, run_id=self.id,
+                              progress=progress)
+        self.record_output(version, role)
+        return version
+
+    def record_output(self, version: ArtifactVersion, role: str | None = None) -> None:
+        self._append(
+            {
+                "type": "output",
+                "artifact": version.name,
+                "number": version.number,
+                "digest": version.record.digest.raw,
+                "created": version.created,
+                "role": role,
+            }
+        )
+
+    # -- metrics -------------------------------------------------------------------
+
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Append one row of metrics; ``step`` defaults to the previous step + 1."""
+        self._check_open()
+        values = dict(metrics) if isinstance(metrics, Mapping) else None
+        if values is None or any(not isinstance(k, str) for k in values):
+            raise InvalidInputError("run.log() takes a mapping of str names to values")
+        for key, value in values.items():
+            if not isinstance(value, _METRIC_TYPES):
+                value = _as_scalar(key, value)
+                values[key] = value
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1 << 63:
+                raise InvalidInputError(f"metric {key!r} is out of the int64 range")
+        with self._lock:
+            if step is None:
+                step = self._step + 1
+            elif not isinstance(step, int) or isinstance(step, bool) or step < 0:
+                raise InvalidInputError(f"step must be an int >= 0, got {step!r:.40}")
+            self._step = max(self._step, step)
+            self._rows.append(MetricsRow(step, now(), values))
+            self.summary.update(values)
+            if len(self._rows) >= SEGMENT_ROWS:
+                self._flush_metrics()
+
+    def _flush_metrics(self) -> None:
+        with self._lock:
+            if not self._rows:
+                return
+            rows, self._rows = self._rows, []
+            self._log.append_metrics(self.id, self._metrics_seq, rows)
+            self._metrics_seq += 1
+            self._rows_since = time.monotonic()
+
+    # -- finishing -------------------------------------------------------------------
+
+    def finish(self, error: BaseException | str | None = None) -> None:
+        """Write the end event: ``finished``, or ``failed`` with ``error``'s message."""
+        with self._lock:
+            if self._finished:
+                return
+            self._stop.set()
+            try:
+                self._flush_metrics()
+            finally:
+                self._finished = True
+                with _active_lock:
+                    if self in _active:
+                        _active.remove(self)
+            status = "finished" if error is None else "failed"
+            message = _describe(error) if error is not None else None
+            summary = check_encodable("summary", self.summary)
+            self._append(
+                {
+                    "type": "end",
+                    "status": status,
+                    "error": message,
+                    "summary": summary,
+                    "ended_at": now(),
+                },
+                closing=True,
+            )
+            self.status = status
+        if self._beater is not threading.current_thread():
+            self._beater.join(timeout=5)
+
+    def _check_open(self) -> None:
+        if self._finished:
+            raise InvalidInputError(f"run {self.id} is finished; start a new run to record more")
+
+    def _append(self, body: Mapping[str, Any], *, closing: bool = False) -> None:
+        with self._lock:
+            if not closing:
+                self._check_open()
+            self._log.append_event(self.id, self._seq, body)
+            self._seq += 1
+        self.project.catalog.invalidate()
+
+    def _beat_loop(self, interval: float) -> None:
+        while not self._stop.wait(min(interval, METRICS_FLUSH_SECONDS)):
+            try:
+                self._log.beat(self.id)
+                if self._rows and time.monotonic() - self._rows_since >= METRICS_FLUSH_SECONDS:
+                    self._flush_metrics()
+            except ArtifactStoreError:
+                continue  # a missed beat is harmless; the next one may get through
+
+    def _save_code(self) -> None:
+        if self.code is None or not self.code.captured or self.code.root is None:
+            return
+        patch = capture_code_patch(self.code)
+        entry = _entry_script()
+        stem = entry.stem if entry is not None else "session"
+        artifact = Artifact(
+            _code_artifact_name(stem),
+            "code",
+            description=f"code of run {self.id}",
+            metadata={
+                **self.code.to_record(),
+                "untracked": list(patch.untracked) if patch else [],
+                "skipped": [list(s) for s in patch.skipped] if patch else [],
+            },
+        )
+        with artifact.new_file("diff.patch", mode="wb") as f:
+            f.write(patch.patch if patch else b"")
+        if entry is not None:
+            artifact.add_file(entry, f"entry/{entry.name}")
+        version = self.log_artifact(artifact, role="code")
+        self.code_artifact = version.ref
+
+
+def _code_artifact_name(stem: str) -> str:
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-" for c in stem)
+    return f"code-{safe.strip('-._') or 'session'}"[:128]
+
+
+def _entry_script() -> Path | None:
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if isinstance(path, str) and os.path.isfile(path):
+        return Path(path).resolve()
+    return None
+
+
+def _as_scalar(key: str, value: Any) -> int | float | bool | str:
+    """numpy/torch scalars (anything with ``item()`` or ``__float__``) as Python numbers."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        result = item()
+        if isinstance(result, int | float | bool | str):
+            return result
+    if hasattr(value, "__float__"):
+        return float(value)
+    raise InvalidInputError(
+        f"metric {key!r} is a {type(value).__name__}; log numbers, bools or strings"
+    )
+
+
+def _describe(error: BaseException | str) -> str:
+    if isinstance(error, str):
+        return error[:4096]
+    text = str(error)
+    return f"{type(error).__name__}: {text}"[:4096] if text else type(error).__name__
+
+
+def _environment(packages: bool) -> dict[str, Any]:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    env: dict[str, Any] = {
+        "host": platform.node() or "localhost",
+        "user": user,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "argv": [str(a) for a in sys.argv],
+        "pid": os.getpid(),
+        "packages": None,
+    }
+    if packages:
+        import importlib.metadata  # here: only runs that record packages pay for it
+
+        found = {(d.metadata["Name"] or "?", d.version) for d in importlib.metadata.distributions()}
+        env["packages"] = [list(p) for p in sorted(found, key=lambda p: p[0].lower())]
+    return env
+
+
+# -- runs that a script forgot to finish -----------------------------------------------
+
+_uncaught: list[BaseException] = []
+_hooks_installed = False
+
+
+def _install_exit_hooks() -> None:
+    """Once per process, when the first run starts (not on import)."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    previous = sys.excepthook
+
+    def excepthook(
+        kind: type[BaseException], value: BaseException, tb: TracebackType | None
+    ) -> None:
+        _uncaught.append(value)
+        previous(kind, value, tb)
+
+    sys.excepthook = excepthook
+    atexit.register(_finish_at_exit)
+
+
+def _finish_at_exit() -> None:
+    """Finish runs left active at interpreter exit: failed after an uncaught error."""
+    error = _uncaught[-1] if _uncaught else None
+    with _active_lock:
+        left = list(_active)
+    for run in reversed(left):
+        try:
+            run.finish(error=error)
+        except ArtifactStoreError as exc:
+            print(f"artifactstore: could not finish run {run.id}: {exc}", file=sys.stderr)
