@@ -1,4 +1,5 @@
-"""Tests for artifactstore.core.encoding: msgpack-test-suite vectors, canonical rules, hostile input."""
+"""Tests for artifactstore.core.encoding: msgpack-test-suite vectors, canonical rules,
+hostile input."""
 
 from __future__ import annotations
 

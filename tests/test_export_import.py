@@ -25,7 +25,7 @@ from artifactstore.core.errors import (
 )
 from artifactstore.model.exports import MANIFEST_NAME
 from artifactstore.runs.codestate import CodeState
-from artifactstore.transfer.exporting import export_kind, import_export
+from artifactstore.transfer.exporting import export_kind
 
 CONFIG = {"split": 0.8, "seed": 7, "layers": [64, 32], "salt": b"\x00\xff"}
 METADATA = {"rows": 2, "source": "raw:v0", "nested": {"a": [1, 2.5, None, True]},
@@ -47,7 +47,7 @@ def store_a(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     (tmp_path / "raw.csv").write_bytes(b"a,b\n1,2\n")
     with open_store(tmp_path / "a") as store:
         store.log_artifact(tmp_path / "raw.csv", name="raw", type="raw-data")
-        with Run(store, name="prep-1", job_type="prepare", config=CONFIG, tags=["nightly"],
+        with Run(store.context, name="prep-1", job_type="prepare", config=CONFIG, tags=["nightly"],
                  capture_code=CODE) as run:
             run.use("raw:v0")
             artifact = Artifact("dataset", "dataset", description="cleaned CSV",
@@ -95,13 +95,13 @@ def test_round_trip_keeps_content_and_restores_lineage(
         store_a: Store, tmp_path: Path, target: str) -> None:
     original = store_a.artifact("dataset:v0")
     made_by = store_a.get_run(original.record.run or "")
-    manifest = original.export(tmp_path / target)
+    manifest = store_a.export(original.ref, tmp_path / target)
     assert export_kind(tmp_path / target) == {"export": "dir", "export.tar": "tar",
                                               "export.tgz": "tar.gz"}[target]
     assert manifest.aliases == ("production",)
 
     with open_store(tmp_path / "b") as store_b:
-        report = import_export(store_b, tmp_path / target)
+        report = store_b.import_export(tmp_path / target)
         imported = report.version
         assert (imported.ref, report.created, report.source_ref) == ("dataset:v0", True,
                                                                      "dataset:v0")
@@ -138,15 +138,15 @@ def test_round_trip_keeps_content_and_restores_lineage(
 
 
 def test_present_input_is_linked_by_digest(store_a: Store, tmp_path: Path) -> None:
-    store_a.artifact("raw:v0").export(tmp_path / "raw")
-    store_a.artifact("dataset:v0").export(tmp_path / "dataset.tar")
+    store_a.export("raw:v0", tmp_path / "raw")
+    store_a.export("dataset:v0", tmp_path / "dataset.tar")
     with open_store(tmp_path / "b") as store_b:
         (tmp_path / "other.txt").write_text("other")
         store_b.log_artifact(tmp_path / "other.txt", name="other", type="raw-data")
-        raw = import_export(store_b, tmp_path / "raw", name="raw-copy")
+        raw = store_b.import_export(tmp_path / "raw", name="raw-copy")
         assert raw.run_id is None
         assert raw.inputs == ()
-        report = import_export(store_b, tmp_path / "dataset.tar")
+        report = store_b.import_export(tmp_path / "dataset.tar")
         [used] = report.inputs
         assert (used.ref, used.linked, used.matched_by) == ("raw:v0", "raw-copy:v0", "digest")
         graph = store_b.upstream("dataset:v0")
@@ -157,7 +157,7 @@ def test_present_input_is_linked_by_digest(store_a: Store, tmp_path: Path) -> No
 
 def test_manifest_is_plain_json_checkable_without_artifactstore(
         store_a: Store, tmp_path: Path) -> None:
-    store_a.artifact("dataset:v0").export(tmp_path / "e")
+    store_a.export("dataset:v0", tmp_path / "e")
     manifest = json.loads((tmp_path / "e" / MANIFEST_NAME).read_text("utf-8"))
     assert (manifest["format"], manifest["format_version"]) == ("artifactstore-export", 1)
     art = manifest["artifact"]
@@ -174,7 +174,7 @@ def test_manifest_is_plain_json_checkable_without_artifactstore(
     assert run["summary"]["nan_metric"] == {"$float": "NaN"}
     assert [(i["ref"], i["type"]) for i in run["inputs"]] == [("raw:v0", "raw-data")]
     assert len(run["inputs"][0]["digest"]) == 64
-    store_a.artifact("dataset:v0").export(tmp_path / "e.tar")
+    store_a.export("dataset:v0", tmp_path / "e.tar")
     with tarfile.open(tmp_path / "e.tar") as tar:
         names = tar.getnames()
     assert names[0] == MANIFEST_NAME
@@ -186,9 +186,9 @@ def test_executable_mode_is_kept(store_a: Store, tmp_path: Path) -> None:
     script.write_bytes(b"#!/bin/sh\n")
     script.chmod(0o755)
     version = store_a.log_artifact(script, name="tool", type="code")
-    version.export(tmp_path / "tool.tar")
+    store_a.export(version.ref, tmp_path / "tool.tar")
     with open_store(tmp_path / "b") as store_b:
-        imported = import_export(store_b, tmp_path / "tool.tar").version
+        imported = store_b.import_export(tmp_path / "tool.tar").version
         assert entries(imported)["tool.sh"][2] == 0o755
         assert imported.digest == version.digest
 
@@ -222,7 +222,7 @@ def edit_manifest(folder: Path, change: object) -> None:
 @pytest.fixture
 def exported(store_a: Store, tmp_path: Path) -> Path:
     folder = tmp_path / "export"
-    store_a.artifact("dataset:v0").export(folder)
+    store_a.export("dataset:v0", folder)
     return folder
 
 
@@ -260,7 +260,7 @@ def test_damaged_export_is_refused_and_nothing_is_logged(
     damage(exported)  # type: ignore[operator]
     source = tar_of(exported, tmp_path / "d.tar") if as_tar else exported
     with open_store(tmp_path / "b") as store_b, pytest.raises(IntegrityError) as info:
-        import_export(store_b, source)
+        store_b.import_export(source)
     assert info.value.exit_code == 5
     assert "export it again" in str(info.value)
     assert nothing_logged(tmp_path / "b")
@@ -273,7 +273,7 @@ def test_unsafe_path_in_the_manifest_is_refused(
         m["files"][0]["path"] = bad
     edit_manifest(exported, change)
     with open_store(tmp_path / "b") as store_b, pytest.raises(InvalidInputError) as info:
-        import_export(store_b, exported)
+        store_b.import_export(exported)
     assert info.value.exit_code == 2
     assert nothing_logged(tmp_path / "b")
 
@@ -285,7 +285,7 @@ def test_unsafe_tar_member_is_refused(exported: Path, tmp_path: Path) -> None:
         info.size = 1
         tar.addfile(info, io.BytesIO(b"x"))
     with open_store(tmp_path / "b") as store_b, pytest.raises(InvalidInputError):
-        import_export(store_b, source)
+        store_b.import_export(source)
     assert not (tmp_path.parent / "escaped.txt").exists()
     assert nothing_logged(tmp_path / "b")
 
@@ -297,7 +297,7 @@ def test_links_in_an_export_are_refused(exported: Path, tmp_path: Path) -> None:
     (exported / "files" / "train.csv").symlink_to(secret)
     with open_store(tmp_path / "b") as store_b, pytest.raises(InvalidInputError,
                                                               match="regular files"):
-        import_export(store_b, exported)
+        store_b.import_export(exported)
     source = tmp_path / "link.tar"
     with tarfile.open(source, "w") as tar:
         tar.add(exported / MANIFEST_NAME, MANIFEST_NAME)
@@ -306,37 +306,37 @@ def test_links_in_an_export_are_refused(exported: Path, tmp_path: Path) -> None:
         tar.addfile(link)
     with open_store(tmp_path / "b") as store_b, pytest.raises(InvalidInputError,
                                                               match="regular file"):
-        import_export(store_b, source)
+        store_b.import_export(source)
     assert nothing_logged(tmp_path / "b")
 
 
 def test_newer_format_and_non_exports_are_refused(exported: Path, tmp_path: Path) -> None:
     with open_store(tmp_path / "b") as store_b:
         with pytest.raises(NotFoundError):
-            import_export(store_b, tmp_path / "nowhere")
+            store_b.import_export(tmp_path / "nowhere")
         (tmp_path / "empty").mkdir()
         with pytest.raises(InvalidInputError, match="not an export"):
-            import_export(store_b, tmp_path / "empty")
+            store_b.import_export(tmp_path / "empty")
         (tmp_path / "junk.tar").write_bytes(b"not a tar file at all" * 100)
         with pytest.raises(InvalidInputError, match="neither a folder nor a tar"):
-            import_export(store_b, tmp_path / "junk.tar")
+            store_b.import_export(tmp_path / "junk.tar")
 
         def newer(m: dict) -> None:  # type: ignore[type-arg]
             m["format_version"] = 2
         edit_manifest(exported, newer)
         with pytest.raises(FormatError) as info:
-            import_export(store_b, exported)
+            store_b.import_export(exported)
         assert info.value.exit_code == 6
     assert nothing_logged(tmp_path / "b")
 
 
 def test_truncated_tar_is_damaged(store_a: Store, tmp_path: Path) -> None:
     target = tmp_path / "e.tar.gz"
-    store_a.artifact("dataset:v0").export(target)
+    store_a.export("dataset:v0", target)
     data = target.read_bytes()
     target.write_bytes(data[: len(data) // 2])
     with open_store(tmp_path / "b") as store_b, pytest.raises(IntegrityError, match="truncated"):
-        import_export(store_b, target)
+        store_b.import_export(target)
     assert nothing_logged(tmp_path / "b")
 
 
@@ -345,9 +345,9 @@ def test_type_conflict_is_refused_before_writing(exported: Path, tmp_path: Path)
     with open_store(tmp_path / "b") as store_b:
         store_b.log_artifact(tmp_path / "m.bin", name="dataset", type="model")
         with pytest.raises(InvalidInputError, match="--name"):
-            import_export(store_b, exported)
+            store_b.import_export(exported)
         assert store_b.runs(sync=True) == []
-        assert import_export(store_b, exported, name="dataset-imported").version.ref == \
+        assert store_b.import_export(exported, name="dataset-imported").version.ref == \
             "dataset-imported:v0"
 
 
@@ -356,8 +356,8 @@ def test_type_conflict_is_refused_before_writing(exported: Path, tmp_path: Path)
 
 def test_importing_twice_writes_nothing_new(exported: Path, tmp_path: Path) -> None:
     with open_store(tmp_path / "b") as store_b:
-        first = import_export(store_b, exported)
-        again = import_export(store_b, exported, aliases=True)
+        first = store_b.import_export(exported)
+        again = store_b.import_export(exported, aliases=True)
         assert (again.created, again.run_id, again.version.ref) == (False, None, "dataset:v0")
         assert len(store_b.runs(sync=True)) == 1
         assert first.run_id == store_b.runs()[0].run_id
@@ -366,7 +366,7 @@ def test_importing_twice_writes_nothing_new(exported: Path, tmp_path: Path) -> N
 
 def test_aliases_are_set_only_when_asked(exported: Path, tmp_path: Path) -> None:
     with open_store(tmp_path / "b") as store_b:
-        report = import_export(store_b, exported, aliases=True)
+        report = store_b.import_export(exported, aliases=True)
         assert report.aliases == ("production",)
         assert report.version.aliases == ["latest", "production"]
 
@@ -380,20 +380,20 @@ def test_references_are_listed_not_copied_and_checked_on_import(
     with artifact.new_file("local.txt") as f:
         f.write("local")
     version = store_a.log_artifact(artifact)
-    manifest = version.export(tmp_path / "mixed")
+    manifest = store_a.export(version.ref, tmp_path / "mixed")
     assert [r.path for r in manifest.references] == ["remote.bin"]
     assert manifest.references[0].blake3 == blake3.blake3(b"remote bytes").hexdigest()
     assert sorted(p.name for p in (tmp_path / "mixed" / "files").iterdir()) == ["local.txt"]
     with open_store(tmp_path / "b") as store_b:
-        imported = import_export(store_b, tmp_path / "mixed").version
+        imported = store_b.import_export(tmp_path / "mixed").version
         assert imported.digest == version.digest
         assert imported.entry("remote.bin").uri == source.as_uri()  # type: ignore[union-attr]
     source.write_bytes(b"changed bytes")
     with open_store(tmp_path / "c") as store_c:
         with pytest.raises(IntegrityError, match="--skip-references"):
-            import_export(store_c, tmp_path / "mixed")
+            store_c.import_export(tmp_path / "mixed")
         assert not (tmp_path / "c").exists()  # refused before anything was created
-        report = import_export(store_c, tmp_path / "mixed", references=False)
+        report = store_c.import_export(tmp_path / "mixed", references=False)
         assert report.skipped_references == ("remote.bin",)
         assert [e.path for e in report.version.files()] == ["local.txt"]
 
@@ -407,22 +407,22 @@ def test_export_refuses_a_non_empty_folder_or_existing_file_unless_forced(
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
     with pytest.raises(AlreadyExistsError) as info:
-        version.export(tmp_path / "full")
+        store_a.export(version.ref, tmp_path / "full")
     assert info.value.exit_code == 4
-    version.export(tmp_path / "full", force=True)
+    store_a.export(version.ref, tmp_path / "full", force=True)
     (tmp_path / "full" / "files" / "stale.txt").write_text("from before")
-    store_a.artifact("raw:v0").export(tmp_path / "full", force=True)
+    store_a.export("raw:v0", tmp_path / "full", force=True)
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
     assert sorted(p.name for p in (tmp_path / "full" / "files").iterdir()) == ["raw.csv"]
-    version.export(tmp_path / "e.tar")
+    store_a.export(version.ref, tmp_path / "e.tar")
     with pytest.raises(AlreadyExistsError):
-        version.export(tmp_path / "e.tar")
-    version.export(tmp_path / "e.tar", force=True)
+        store_a.export(version.ref, tmp_path / "e.tar")
+    store_a.export(version.ref, tmp_path / "e.tar", force=True)
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
 def test_version_logged_outside_a_run_has_no_lineage(store_a: Store, tmp_path: Path) -> None:
-    manifest = store_a.artifact("raw:v0").export(tmp_path / "raw.tgz")
+    manifest = store_a.export("raw:v0", tmp_path / "raw.tgz")
     assert (manifest.run_id, manifest.run) == (None, None)
 
 
@@ -436,7 +436,7 @@ def test_export_streams(store_a: Store, tmp_path: Path, target: str) -> None:
     version = store_a.log_artifact(big, name="big", type="blob")
     tracemalloc.start()
     try:
-        version.export(tmp_path / target)
+        store_a.export(version.ref, tmp_path / target)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -461,11 +461,11 @@ def test_failed_run_is_restored_as_failed_and_progress_counts_bytes(
     with pytest.raises(RuntimeError, match="diverged"):
         train_and_fail(store_a, tmp_path)
     counted: list[int] = []
-    store_a.artifact("model:v0").export(tmp_path / "model.tar", progress=counted.append)
+    store_a.export("model:v0", tmp_path / "model.tar", progress=counted.append)
     assert sum(counted) == len(b"weights")
     with open_store(tmp_path / "b") as store_b:
         counted.clear()
-        report = import_export(store_b, tmp_path / "model.tar", progress=counted.append)
+        report = store_b.import_export(tmp_path / "model.tar", progress=counted.append)
         assert sum(counted) >= len(b"weights")
         restored = store_b.get_run(report.run_id or "")
         assert (restored.job_type, restored.status, restored.error) == \
@@ -480,9 +480,9 @@ def test_input_of_the_imported_artifact_itself_is_reported_not_recorded(
         run.use("dataset:v0")
         (tmp_path / "better.csv").write_text("better")
         run.log_artifact(tmp_path / "better.csv", name="dataset", type="dataset")
-    store_a.artifact("dataset:v1").export(tmp_path / "v1")
+    store_a.export("dataset:v1", tmp_path / "v1")
     with open_store(tmp_path / "b") as store_b:
-        report = import_export(store_b, tmp_path / "v1")
+        report = store_b.import_export(tmp_path / "v1")
         assert report.version.ref == "dataset:v0"  # numbers are new here
         [used] = report.inputs
         assert (used.ref, used.linked, used.recorded) == ("dataset:v0", None, False)
@@ -510,11 +510,11 @@ def test_private_projects_export_plaintext_and_link_inputs_by_digest(
         with a.run(job_type="prepare", capture_code=False) as run:
             run.use("raw:v0")
             run.log_artifact(tmp_path / "train.csv", name="dataset", type="dataset")
-        a.artifact("raw:v0").export(tmp_path / "raw.tar")
-        a.artifact("dataset:v0").export(tmp_path / "dataset.tar")
+        a.export("raw:v0", tmp_path / "raw.tar")
+        a.export("dataset:v0", tmp_path / "dataset.tar")
     with artifactstore.open(urls["b"], "p") as b:
-        import_export(b, tmp_path / "raw.tar")
-        report = import_export(b, tmp_path / "dataset.tar")
+        b.import_export(tmp_path / "raw.tar")
+        report = b.import_export(tmp_path / "dataset.tar")
         assert contents(report.version) == {"train.csv": b"A,B\n1,2\n"}
         assert entries(report.version)["train.csv"][0] == \
             blake3.blake3(b"A,B\n1,2\n").hexdigest()

@@ -180,12 +180,12 @@ def test_a_non_member_cannot_write_to_a_public_project(
 _CHILD = """
 import sys
 import artifactstore
-import artifactstore.api.store
+import artifactstore.repository.opening
 from artifactstore.backends.faults import FaultInjectingBackend
 
 pattern, url, path = sys.argv[1:4]
-real = artifactstore.api.store.open_store_backend
-artifactstore.api.store.open_store_backend = lambda u, **o: FaultInjectingBackend(
+real = artifactstore.repository.opening.open_store_backend
+artifactstore.repository.opening.open_store_backend = lambda u, **o: FaultInjectingBackend(
     real(u, **o), kill_after=pattern)
 with artifactstore.open(url, project="lab") as store:
     store.log_artifact(path, name="data", type="dataset")

@@ -63,11 +63,11 @@ def test_use_and_log_artifact_record_edges_in_the_active_run(store: Store,
     (tmp_path / "f").write_text("x")
     store.log_artifact(tmp_path / "f", name="data", type="dataset")
     with store.run(capture_code=False) as run:
-        assert active_run(store) is run
+        assert active_run(store.context) is run
         store.log_artifact(tmp_path / "f", name="copy", type="dataset")
         same = store.log_artifact(tmp_path / "f", name="copy", type="dataset")
         assert same.created is False
-    assert active_run(store) is None
+    assert active_run(store.context) is None
     info = store.get_run(run.id)
     assert info.outputs == ("copy:v0",)  # logged twice, one version, one edge in the graph
     assert store.artifact("copy:v0").record.run == run.id

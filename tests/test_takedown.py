@@ -141,12 +141,12 @@ def test_a_purge_reaches_the_copy_of_a_private_project(
         with artifactstore.open(a_url, "lab", create=False, cache_dir=tmp_path / "ca") as a:
             fill(a, tmp_path)
             v0, v1 = a.artifact("data:v0").record, a.artifact("data:v1").record
-            objects = a.objects_for(v0)
+            objects = a.context.objects_for(v0)
             gone = set(version_blobs(v0, objects)) - set(version_blobs(v1, objects))
             domain = objects.domain
         assert sync(a_url, b_url, project="lab", cache_dir=tmp_path / "cs").ok
         with artifactstore.open(b_url, "lab", create=False, cache_dir=tmp_path / "cb") as b:
-            layout = read_layout(b.objects_for(v0))
+            layout = read_layout(b.context.objects_for(v0))
             held = {p for p, entries in layout.packs.items()
                     if any(e.id.raw in gone for e in entries)}
             assert held
@@ -158,7 +158,7 @@ def test_a_purge_reaches_the_copy_of_a_private_project(
         assert [t.versions for t in report.takedowns] == [["data:v0"]]
         assert report.takedowns[0].absent
         with artifactstore.open(b_url, "lab", create=False, cache_dir=tmp_path / "cb") as b:
-            objects = b.objects_for(v0)
+            objects = b.context.objects_for(v0)
             assert objects.domain == domain
             layout = read_layout(objects)
             assert not held & layout.listed  # every pack that held one is rewritten
