@@ -18,7 +18,6 @@ may leave records behind; the report counts them (run rekey again).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,15 +30,13 @@ from artifactstore.model.versions import VersionRecord
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.gcrecords import GcLock
 from artifactstore.objects.layout import pack_prefix
+from artifactstore.objects.store import Progress
 from artifactstore.objects.window import WaitCallback
 
 if TYPE_CHECKING:
     from artifactstore.store import Store
 
 __all__ = ["ReencryptReport", "reencrypt_project"]
-
-Progress = Callable[[int], None]
-
 
 @dataclass
 class ReencryptReport:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,14 +37,12 @@ from artifactstore.errors import ConflictError, InvalidInputError, NotFoundError
 from artifactstore.model.names import validate_project_name, version_label
 from artifactstore.model.tree import Entry, FileEntry, iter_entries
 from artifactstore.model.versions import VersionRecord
+from artifactstore.objects.store import Progress
 
 if TYPE_CHECKING:
     from artifactstore.store import Store
 
 __all__ = ["RelogReport", "content_key", "materialized", "relog"]
-
-Progress = Callable[[int], None]
-
 
 @dataclass
 class RelogReport:

@@ -63,7 +63,7 @@ from artifactstore.objects.gcrecords import GcLock
 from artifactstore.objects.index import decode_index
 from artifactstore.objects.layout import CONFIG_KEY, PLAIN_DOMAIN, pack_prefix, parse_id_key
 from artifactstore.objects.packs import TAIL_SIZE, trailer_length
-from artifactstore.objects.store import ObjectStore
+from artifactstore.objects.store import ObjectStore, Progress
 from artifactstore.objects.window import WaitCallback
 from artifactstore.takedown import Takedown, carry_purges
 
@@ -71,9 +71,6 @@ __all__ = ["Conflict", "SyncReport", "Transfer", "record_tier", "sync", "sync_ba
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-Progress = Callable[[int], None]
-"""Called with a byte count as objects are copied (drives a progress bar)."""
 
 #: first segments (of the store, or of a project) that are bookkeeping, not format
 SKIPPED_SEGMENTS: Final = frozenset({"gc", "locks"})
