@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from artifactstore.backends import open_store_backend
-from artifactstore.backends.retry import RetryingBackend
+from artifactstore.backends import open_backend_stack
 from artifactstore.chunking import ChunkerParams
 from artifactstore.discovery import discover
 from artifactstore.objects.check import DomainReport as VerifyReport
@@ -48,8 +47,7 @@ def open_objects(
     Transient backend failures are retried with backoff.
     """
     # Opening never makes a folder; without create, a missing store raises StoreNotFoundError.
-    backend = RetryingBackend(
-        open_store_backend(resolve_url(url), create=create, **backend_options))
+    backend = open_backend_stack(resolve_url(url), create=create, **backend_options)
     wanted = None
     if create:
         options: dict[str, Any] = {"chunker": chunker}

@@ -41,10 +41,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
-from artifactstore.backends import open_store_backend
+from artifactstore.backends import open_backend_stack
 from artifactstore.backends.base import Backend
 from artifactstore.backends.readonly import ReadOnlyBackend
-from artifactstore.backends.retry import RetryingBackend
 from artifactstore.digest import Digest, hash_bytes
 from artifactstore.errors import (
     ArtifactStoreError,
@@ -218,15 +217,14 @@ def sync(
     if concurrency < 1:  # before opening: opening a local destination creates it
         raise InvalidInputError(f"concurrency must be at least 1, not {concurrency}")
     # The source is never written, not even a folder; the destination is created if empty.
-    src_inner = open_store_backend(src_url, **{**backend_options, **(src_options or {})})
+    src = ReadOnlyBackend(
+        open_backend_stack(src_url, **{**backend_options, **(src_options or {})}))
     try:
-        dst_inner = open_store_backend(dst_url, create=True,
-                                       **{**backend_options, **(dst_options or {})})
+        dst = open_backend_stack(dst_url, create=True,
+                                 **{**backend_options, **(dst_options or {})})
     except BaseException:
-        src_inner.close()
+        src.close()
         raise
-    src = ReadOnlyBackend(RetryingBackend(src_inner))
-    dst = RetryingBackend(dst_inner)
     try:
         report = sync_backends(src, dst, project=project, progress=progress,
                                concurrency=concurrency, cache_dir=cache_dir, check=False)

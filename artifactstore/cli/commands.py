@@ -6,8 +6,7 @@ import argparse
 from typing import Any
 
 from artifactstore.access import PRIVATE_BY_DEFAULT
-from artifactstore.backends import open_store_backend
-from artifactstore.backends.retry import RetryingBackend
+from artifactstore.backends import open_backend_stack
 from artifactstore.cli._common import MiB, say
 from artifactstore.demo import DemoStep, run_demo
 from artifactstore.objects.config import StoreConfig, create_or_load
@@ -17,7 +16,7 @@ from artifactstore.repository import open_objects, resolve_url
 def init(args: argparse.Namespace) -> dict[str, Any]:
     url = resolve_url(args.url or args.store)
     features = () if args.public else (PRIVATE_BY_DEFAULT,)
-    backend = RetryingBackend(open_store_backend(url, create=True))
+    backend = open_backend_stack(url, create=True)
     try:
         c, created = create_or_load(backend, StoreConfig.new(optional_features=features))
     finally:
