@@ -72,7 +72,7 @@ from artifactstore.model.names import (
 )
 from artifactstore.model.projects import Member, ProjectKeys, immutable_project_key
 from artifactstore.model.records import RecordCodec, sealed_as_current
-from artifactstore.model.refs import AliasEvent, Refs, VersionRecord
+from artifactstore.model.refs import AliasEvent, NewVersion, Refs, VersionRecord
 from artifactstore.model.runs import STATUSES, MetricsRow, RunLog, parse_time, validate_run_id
 from artifactstore.model.tree import Entry, FileEntry, build_tree, iter_entries
 from artifactstore.model.versions import default_writer, is_version_key
@@ -362,19 +362,10 @@ class Store:
             ),
         )
         self.objects.flush()  # packs and index land before the version record names them
-        return self.refs.commit_version(
-            name,
-            type=type,
-            manifest=manifest,
-            digest=summary.id,
-            size=summary.size,
-            files=summary.files,
-            description=description,
-            metadata=metadata,
-            run=run_id,
-            guard=self.objects.commit_guard,
-            content=content_digest(entries),
-        )
+        new = NewVersion(name, type=type, manifest=manifest, digest=summary.id,
+                         size=summary.size, files=summary.files, description=description,
+                         metadata=metadata, run=run_id, content=content_digest(entries))
+        return self.refs.commit_version(new, guard=self.objects.commit_guard)
 
     def _as_artifact(
         self,

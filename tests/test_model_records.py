@@ -14,7 +14,7 @@ from artifactstore.crypto import SigningKey, generate_key
 from artifactstore.digest import Digest
 from artifactstore.errors import AccessDeniedError, IntegrityError
 from artifactstore.model.records import PLAIN, KeyRing, RecordCodec
-from artifactstore.model.refs import Refs
+from artifactstore.model.refs import NewVersion, Refs
 from artifactstore.model.runs import RunLog, RunStart, new_run_id
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import Kind, seal
@@ -29,8 +29,8 @@ def fresh_backend() -> MemoryBackend:
 
 
 def commit(refs: Refs, name: str = "secret-model") -> None:
-    refs.commit_version(name, type="model", manifest=DIGEST, digest=DIGEST, size=1, files=1,
-                        metadata={"note": "confidential"})
+    refs.commit_version(NewVersion(name, type="model", manifest=DIGEST, digest=DIGEST, size=1,
+                                   files=1, metadata={"note": "confidential"}))
 
 
 def test_signed_records_say_who_signed_them() -> None:
