@@ -4,12 +4,12 @@
 reads a version from the discovered store in one line.
 """
 
-from artifactstore.artifact import Artifact
-from artifactstore.catalog import RunInfo
-from artifactstore.errors import ArtifactStoreError
-from artifactstore.run import Run
-from artifactstore.store import Store, init_run, open, use
-from artifactstore.version import ArtifactVersion
+from artifactstore.repository.artifact import Artifact
+from artifactstore.local.catalog import RunInfo
+from artifactstore.core.errors import ArtifactStoreError
+from artifactstore.runs.run import Run
+from artifactstore.api.store import Store, init_run, open, use
+from artifactstore.repository.version import ArtifactVersion
 
 __version__ = "0.1.0"
 

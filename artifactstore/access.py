@@ -21,24 +21,24 @@ import os
 from dataclasses import dataclass
 
 from artifactstore.backends import Backend
-from artifactstore.errors import (
+from artifactstore.core.errors import (
     AccessDeniedError,
     AlreadyExistsError,
     ArtifactStoreError,
     IntegrityError,
     NotFoundError,
 )
-from artifactstore.identity import (
+from artifactstore.local.identity import (
     PASSPHRASE_ENV,
     Identity,
     load_identity,
     load_or_create_identity,
 )
-from artifactstore.model.projectcheck import contradictions
-from artifactstore.model.projects import Member, ProjectInfo, ProjectKeys
-from artifactstore.model.records import KeyRing, RecordCodec
-from artifactstore.model.versions import require_atomic_create
-from artifactstore.pins import Pin, PinBook
+from artifactstore.records.projectcheck import contradictions
+from artifactstore.records.projects import Member, ProjectInfo, ProjectKeys
+from artifactstore.records.codec import KeyRing, RecordCodec
+from artifactstore.records.versions import require_atomic_create
+from artifactstore.local.pins import Pin, PinBook
 
 __all__ = ["PRIVATE_BY_DEFAULT", "ProjectAccess", "member_of", "project_access"]
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from artifactstore.errors import InvalidInputError, NotFoundError
-from artifactstore.localtree import Skipped, walk_folder
+from artifactstore.core.errors import InvalidInputError, NotFoundError
+from artifactstore.local.localtree import Skipped, walk_folder
 from artifactstore.model.names import validate_artifact_name
 from artifactstore.model.paths import validate_path
 
@@ -93,7 +93,7 @@ class Artifact:
                 follow_outside_links: bool = False, skip_unreadable: bool = False) -> list[str]:
         """Stage every file under the folder ``path``, below ``name`` if given.
 
-        Symbolic links follow the policy of :mod:`artifactstore.localtree`: links to
+        Symbolic links follow the policy of :mod:`artifactstore.local.localtree`: links to
         files inside are followed, links that leave the folder are refused unless
         ``follow_outside_links``; dangling links, loops and unreadable entries are
         refused unless ``skip_unreadable``. Nothing is staged when it refuses.
@@ -162,6 +162,6 @@ class Artifact:
 
 def use(ref: str, *, url: str | None = None, project: str | None = None) -> Any:
     """``artifactstore.use``, for ``from artifactstore import artifact; artifact.use(...)``."""
-    from artifactstore.store import use as store_use  # the store module imports this one
+    from artifactstore.api.store import use as store_use  # the store module imports this one
 
     return store_use(ref, url=url, project=project)

@@ -27,27 +27,27 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from artifactstore.catalog import RunInfo
-from artifactstore.digest import Digest
-from artifactstore.errors import (
+from artifactstore.local.catalog import RunInfo
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import (
     ArtifactStoreError,
     IntegrityError,
     InvalidInputError,
     NotFoundError,
 )
-from artifactstore.lineage import describe_state, run_node
-from artifactstore.model.aliases import AliasEvent
+from artifactstore.lineage.graph import describe_state, run_node
+from artifactstore.records.aliases import AliasEvent
 from artifactstore.model.names import version_label
-from artifactstore.model.projectcheck import check_project
-from artifactstore.model.records import Signature
+from artifactstore.records.projectcheck import check_project
+from artifactstore.records.codec import Signature
 from artifactstore.model.tree import FileEntry, ReferenceEntry, iter_entries
 from artifactstore.objects.store import ObjectStore
-from artifactstore.version import ArtifactVersion
+from artifactstore.repository.version import ArtifactVersion
 
 if TYPE_CHECKING:
     import networkx as nx
 
-    from artifactstore.store import Store
+    from artifactstore.api.store import Store
 
 __all__ = ["AuditFlag", "AuditReport", "Integrity", "audit"]
 

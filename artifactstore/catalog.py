@@ -36,19 +36,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from artifactstore import encoding
+from artifactstore.core import encoding
 from artifactstore.backends import Backend
-from artifactstore.digest import Digest
-from artifactstore.errors import NotFoundError
-from artifactstore.model.aliases import AliasEvent, AliasLog
-from artifactstore.model.lifecycle import (
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import NotFoundError
+from artifactstore.records.aliases import AliasEvent, AliasLog
+from artifactstore.records.lifecycle import (
     LifecycleEvent,
     LifecycleLog,
     LifecycleState,
     lifecycle_prefix,
 )
-from artifactstore.model.records import PLAIN, RecordCodec
-from artifactstore.model.runs import (
+from artifactstore.records.codec import PLAIN, RecordCodec
+from artifactstore.records.runs import (
     RunEdge,
     RunEnd,
     RunLog,
@@ -58,8 +58,8 @@ from artifactstore.model.runs import (
     parse_run_key,
     parse_time,
 )
-from artifactstore.model.versions import VersionLog, VersionRecord, artifacts_prefix, seq_of
-from artifactstore.privatefiles import private_file, private_folder
+from artifactstore.records.versions import VersionLog, VersionRecord, artifacts_prefix, seq_of
+from artifactstore.core.privatefiles import private_file, private_folder
 
 __all__ = ["Catalog", "RunInfo", "SyncStats"]
 

@@ -32,7 +32,7 @@ from typing import Final, Protocol
 
 from pyfastcdc import FastCDC
 
-from artifactstore.errors import FormatError, InvalidInputError
+from artifactstore.core.errors import FormatError, InvalidInputError
 
 __all__ = [
     "ALGORITHMS",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from artifactstore.privatefiles import private_folder
+from artifactstore.core.privatefiles import private_folder
 
 __all__ = ["known_dir"]
 

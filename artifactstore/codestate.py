@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from artifactstore.errors import IntegrityError
+from artifactstore.core.errors import IntegrityError
 
 __all__ = ["CodePatch", "CodeState", "capture_code_patch", "capture_code_state"]
 

@@ -5,7 +5,7 @@ Vocabulary:
 - **AEAD**: authenticated encryption with associated data. Two are exposed for
   the reference vectors, ``aes-256-gcm`` (used for stored objects: AES-NI makes
   it the fastest here) and ``chacha20-poly1305`` (used to wrap keys).
-  Authentication failures are :class:`~artifactstore.errors.IntegrityError`.
+  Authentication failures are :class:`~artifactstore.core.errors.IntegrityError`.
 - **object cipher**: encrypts one stored object under a *subkey* derived from
   the project's data key and a per-object *salt* (the blob id and kind for
   content-addressed blobs, 32 random bytes otherwise). A subkey encrypts one
@@ -34,8 +34,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from artifactstore.digest import KEY_SIZE, derive_key, hash_bytes
-from artifactstore.errors import IntegrityError, InvalidInputError
+from artifactstore.core.digest import KEY_SIZE, derive_key, hash_bytes
+from artifactstore.core.errors import IntegrityError, InvalidInputError
 
 __all__ = [
     "KEY_SIZE", "TAG_SIZE", "ObjectCipher", "ScryptParams", "SigningKey", "WrappedKey",

@@ -19,8 +19,8 @@ from importlib import resources
 from pathlib import Path
 
 import artifactstore
-from artifactstore.demo_model import train
-from artifactstore.synthetic import csv_rows, edit_scattered, random_bytes
+from artifactstore.demo.model import train
+from artifactstore.core.synthetic import csv_rows, edit_scattered, random_bytes
 
 __all__ = ["DemoStep", "run_demo"]
 
@@ -63,7 +63,7 @@ def run_demo(
             (data_dir / "uci").mkdir(parents=True)
             for name in ("iris.csv", "wine.csv", "breast_cancer.csv"):
                 (data_dir / "uci" / name).write_bytes(
-                    resources.files("artifactstore.demo_data").joinpath(name).read_bytes())
+                    resources.files("artifactstore.demo.data").joinpath(name).read_bytes())
             (data_dir / "events-synthetic.csv").write_bytes(csv_rows(dataset_mib * MiB, seed=1))
             model_dir = work / "model"
             model_dir.mkdir()

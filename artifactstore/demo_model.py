@@ -31,7 +31,7 @@ class Model:
 
 def load_table(name: str) -> tuple[list[str], list[list[float]], list[int]]:
     """Class names, feature rows and labels of a bundled dataset (``iris.csv``, …)."""
-    text = resources.files("artifactstore.demo_data").joinpath(name).read_text()
+    text = resources.files("artifactstore.demo.data").joinpath(name).read_text()
     header, *rows = [line.split(",") for line in text.splitlines() if line]
     classes = header[2:]
     features = [[float(v) for v in row[:-1]] for row in rows]

@@ -35,7 +35,7 @@ from typing import Final
 
 import blake3
 
-from artifactstore.errors import InvalidInputError
+from artifactstore.core.errors import InvalidInputError
 
 __all__ = [
     "DIGEST_SIZE",

@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from artifactstore.errors import ConfigurationError
+from artifactstore.core.errors import ConfigurationError
 
 __all__ = [
     "CONFIG_FILE", "DEFAULT_SOURCE", "LOCAL_DIR", "Location", "default_store_url", "discover",

@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import artifactstore.store
+import artifactstore.api.store
 from artifactstore.backends import Backend, open_backend_stack, redact_url
-from artifactstore.discovery import discover
-from artifactstore.errors import AccessDeniedError, IntegrityError
+from artifactstore.repository.discovery import discover
+from artifactstore.core.errors import AccessDeniedError, IntegrityError
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.domainkeys import DomainKeys
@@ -34,7 +34,7 @@ class Domains:
     backend: Backend
     config: StoreConfig
     #: the project, or None when this identity may not open it
-    store: artifactstore.store.Store | None
+    store: artifactstore.api.store.Store | None
     #: readable domains: name -> keys (None for the plain domain), plain first
     keys: dict[str, DomainKeys | None] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
@@ -55,7 +55,7 @@ def open_domains(url: str | None = None, project: str | None = None, *,
         config = config_mod.load(backend, redact_url(where))
         refused = None
         try:
-            store = artifactstore.store.open(url, project, create=False, file_cache=False,
+            store = artifactstore.api.store.open(url, project, create=False, file_cache=False,
                                              cache_dir=cache_dir, **backend_options)
         except AccessDeniedError:
             pass  # not a member: its domains are skipped

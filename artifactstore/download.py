@@ -28,21 +28,21 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from artifactstore.digest import Digest, Hasher
-from artifactstore.errors import (
+from artifactstore.core.digest import Digest, Hasher
+from artifactstore.core.errors import (
     ArtifactStoreError,
     ConflictError,
     IntegrityError,
     InvalidInputError,
     local_write_error,
 )
-from artifactstore.filecache import FileCache
-from artifactstore.localproc import process_exists
+from artifactstore.local.filecache import FileCache
+from artifactstore.core.localproc import process_exists
 from artifactstore.model.paths import PathGuard
 from artifactstore.model.tree import Entry, FileEntry, ReferenceEntry
 from artifactstore.objects.store import ObjectStore
-from artifactstore.references import fetch_reference
-from artifactstore.sizes import human_size
+from artifactstore.repository.references import fetch_reference
+from artifactstore.core.sizes import human_size
 
 __all__ = ["TEMP_MARK", "check_target", "file_matches", "materialize"]
 

@@ -23,7 +23,7 @@ objects, config and refs are all encoded by :func:`pack` and decoded by
 encoder's output, or another encoder's) and returns lists and dicts. It refuses
 trailing bytes, truncated or malformed input, invalid UTF-8, map keys other than
 str and bytes, duplicate map keys, ext types and timestamps, and input larger
-than its ``max_size``, all as :class:`~artifactstore.errors.IntegrityError`:
+than its ``max_size``, all as :class:`~artifactstore.core.errors.IntegrityError`:
 bytes read from a store are untrusted.
 """
 
@@ -35,7 +35,7 @@ from typing import Any, Final
 
 import msgpack
 
-from artifactstore.errors import IntegrityError, InvalidInputError
+from artifactstore.core.errors import IntegrityError, InvalidInputError
 
 __all__ = ["MAX_DEPTH", "MAX_UNPACK_SIZE", "pack", "unpack"]
 

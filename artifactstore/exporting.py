@@ -13,7 +13,7 @@ when complete. File bytes are streamed from the store chunk by chunk, each chunk
 verified against its id and each file against its BLAKE3 digest, so memory does
 not grow with file size and a damaged store never yields a plausible export.
 
-:func:`import_export` (the other direction) lives in :mod:`artifactstore.importing`
+:func:`import_export` (the other direction) lives in :mod:`artifactstore.transfer.importing`
 and is re-exported here.
 """
 
@@ -29,15 +29,15 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
-from artifactstore.digest import Hasher
-from artifactstore.errors import (
+from artifactstore.core.digest import Hasher
+from artifactstore.core.errors import (
     AlreadyExistsError,
     ArtifactStoreError,
     IntegrityError,
     NotFoundError,
     local_write_error,
 )
-from artifactstore.importing import ImportReport, import_export
+from artifactstore.transfer.importing import ImportReport, import_export
 from artifactstore.model.exports import (
     FILES_DIR,
     MANIFEST_NAME,
@@ -48,15 +48,15 @@ from artifactstore.model.exports import (
     ExportManifest,
 )
 from artifactstore.model.paths import join_under
-from artifactstore.model.runs import parse_time
+from artifactstore.records.runs import parse_time
 from artifactstore.model.tree import Entry, FileEntry
-from artifactstore.model.versions import default_writer, now
+from artifactstore.records.versions import default_writer, now
 from artifactstore.objects.blobrefs import ChunkRef
 from artifactstore.objects.store import Progress
 
 if TYPE_CHECKING:
-    from artifactstore.store import Store
-    from artifactstore.version import ArtifactVersion
+    from artifactstore.api.store import Store
+    from artifactstore.repository.version import ArtifactVersion
 
 __all__ = ["ImportReport", "build_manifest", "export_kind", "export_version", "import_export"]
 

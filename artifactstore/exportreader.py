@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
-from artifactstore.digest import Hasher
-from artifactstore.errors import (
+from artifactstore.core.digest import Hasher
+from artifactstore.core.errors import (
     ArtifactStoreError,
     IntegrityError,
     InvalidInputError,

@@ -38,7 +38,7 @@ cannot be written (read-only or missing folder, full disk, permissions),
 :meth:`~FileCache.insert` returns the ``source`` path unchanged and
 :meth:`~FileCache.materialize` returns False, so the caller just downloads.
 Only :meth:`~FileCache.clean`, which a user asks for explicitly, reports failures,
-as :class:`~artifactstore.errors.ReadOnlyError` or ``BackendError``.
+as :class:`~artifactstore.core.errors.ReadOnlyError` or ``BackendError``.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from artifactstore.digest import Digest, Hasher, hash_bytes
-from artifactstore.errors import (
+from artifactstore.core.digest import Digest, Hasher, hash_bytes
+from artifactstore.core.errors import (
     BackendError,
     ConfigurationError,
     InvalidInputError,
@@ -65,7 +65,7 @@ from artifactstore.errors import (
     StorageFullError,
 )
 from artifactstore.objects.store import default_cache_dir
-from artifactstore.privatefiles import FILE_MODE, private_folder, tighten
+from artifactstore.core.privatefiles import FILE_MODE, private_folder, tighten
 
 __all__ = ["DEFAULT_MAX_BYTES", "MAX_BYTES_ENV", "CacheInfo", "FileCache", "parse_size"]
 

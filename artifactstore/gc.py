@@ -29,14 +29,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from artifactstore.backends.temps import remove_stale_temps, stale_temps
-from artifactstore.digest import Digest
-from artifactstore.errors import IntegrityError, InvalidInputError
-from artifactstore.losses import missing_records
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import IntegrityError, InvalidInputError
+from artifactstore.maintenance.losses import missing_records
 from artifactstore.model.entries import FileEntry
-from artifactstore.model.projects import ProjectKeys
-from artifactstore.model.records import RecordCodec
-from artifactstore.model.refs import Refs, VersionRecord
-from artifactstore.model.runs import parse_time
+from artifactstore.records.projects import ProjectKeys
+from artifactstore.records.codec import RecordCodec
+from artifactstore.records.refs import Refs, VersionRecord
+from artifactstore.records.runs import parse_time
 from artifactstore.model.tree import iter_entries
 from artifactstore.objects.gcrecords import Condemnation, GcLock, condemnations
 from artifactstore.objects.layout import PLAIN_DOMAIN
@@ -45,7 +45,7 @@ from artifactstore.objects.sweep import IndexCache, SweepResult, condemn, read_l
 from artifactstore.objects.window import WaitCallback, wait_until
 
 if TYPE_CHECKING:
-    from artifactstore.store import Store
+    from artifactstore.api.store import Store
 
 __all__ = ["DomainGc", "GcReport", "collect_garbage", "version_blobs"]
 

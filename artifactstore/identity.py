@@ -47,7 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from artifactstore.crypto import (
+from artifactstore.core.crypto import (
     ScryptParams,
     SigningKey,
     generate_key,
@@ -58,8 +58,8 @@ from artifactstore.crypto import (
     wrap_with_passphrase,
     x25519_keypair,
 )
-from artifactstore.digest import hash_bytes
-from artifactstore.errors import (
+from artifactstore.core.digest import hash_bytes
+from artifactstore.core.errors import (
     AccessDeniedError,
     AlreadyExistsError,
     ConfigurationError,

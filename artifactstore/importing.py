@@ -15,7 +15,7 @@ Vocabulary:
   except an input of the artifact being imported (its numbers here are new, so
   the edge could point at the imported version itself).
 
-Order: read and verify the whole export (:mod:`artifactstore.exportreader`),
+Order: read and verify the whole export (:mod:`artifactstore.transfer.exportreader`),
 check what can be checked here (names, type, aliases, references), and only then
 write: the run's start record, its input edges, the version, the end record. A
 damaged export writes nothing.
@@ -27,28 +27,28 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from artifactstore import encoding
-from artifactstore.artifact import Artifact
-from artifactstore.codestate import CodeState
-from artifactstore.digest import Digest
-from artifactstore.errors import (
+from artifactstore.core import encoding
+from artifactstore.repository.artifact import Artifact
+from artifactstore.runs.codestate import CodeState
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import (
     ArtifactStoreError,
     IntegrityError,
     InvalidInputError,
     NotFoundError,
 )
-from artifactstore.exportreader import read_export
+from artifactstore.transfer.exportreader import read_export
 from artifactstore.model.exports import ExportedInput, ExportedReference, ExportManifest
 from artifactstore.model.names import validate_alias, validate_artifact_name
 from artifactstore.objects.store import Progress
-from artifactstore.references import describe_reference
-from artifactstore.run import Run
+from artifactstore.repository.references import describe_reference
+from artifactstore.runs.run import Run
 
 if TYPE_CHECKING:
     import networkx as nx
 
-    from artifactstore.store import Store
-    from artifactstore.version import ArtifactVersion
+    from artifactstore.api.store import Store
+    from artifactstore.repository.version import ArtifactVersion
 
 __all__ = ["IMPORTED_FROM", "ImportReport", "ImportedInput", "import_export"]
 

@@ -15,16 +15,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from artifactstore.digest import Digest
-from artifactstore.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
-from artifactstore.gc import mark, version_blobs
-from artifactstore.model.aliases import ProtectedAliasError
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from artifactstore.maintenance.gc import mark, version_blobs
+from artifactstore.records.aliases import ProtectedAliasError
 from artifactstore.model.entries import FileEntry
-from artifactstore.model.lifecycle import LifecycleEvent
+from artifactstore.records.lifecycle import LifecycleEvent
 from artifactstore.model.names import parse_ref, parse_version_label, version_label
-from artifactstore.model.refs import VersionRecord
+from artifactstore.records.refs import VersionRecord
 from artifactstore.model.tree import iter_entries
-from artifactstore.model.versions import default_writer
+from artifactstore.records.versions import default_writer
 from artifactstore.objects.gcrecords import GcLock, condemnations
 from artifactstore.objects.layout import pack_key
 from artifactstore.objects.packs import read_trailer
@@ -33,7 +33,7 @@ from artifactstore.objects.sweep import condemn, read_layout, sweep
 from artifactstore.objects.window import WaitCallback, wait_until
 
 if TYPE_CHECKING:
-    from artifactstore.store import Store
+    from artifactstore.api.store import Store
 
 __all__ = [
     "PurgeReport", "delete_all", "delete_versions", "drop_path", "forget_cached",

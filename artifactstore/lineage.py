@@ -3,7 +3,7 @@
 Vocabulary:
 
 - **node**: a version (id ``"name:vN"``) or a run (id ``"run:<run id>"``); the
-  attributes are listed in :mod:`artifactstore.lineage_formats`.
+  attributes are listed in :mod:`artifactstore.lineage.formats`.
 - **edge**: ``version -> run`` (the run used the version) or ``run -> version``
   (the run produced it), from the runs' ``use``/``output`` events and the
   version records' ``run`` field.
@@ -17,7 +17,7 @@ Vocabulary:
   version whose record is gone from the store). Only live versions carry aliases or
   ``latest``: a deleted version is never shown as an alias target.
 
-The graph is built from the local catalog (:mod:`artifactstore.catalog`), never
+The graph is built from the local catalog (:mod:`artifactstore.local.catalog`), never
 by listing the store per query.
 """
 
@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from artifactstore.catalog import Catalog, RunInfo
-from artifactstore.model.lifecycle import LifecycleEvent
+from artifactstore.local.catalog import Catalog, RunInfo
+from artifactstore.records.lifecycle import LifecycleEvent
 from artifactstore.model.names import version_label
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ __all__ = [
     "run_node", "version_node",
 ]  # fmt: skip
 
-#: the formats of :mod:`artifactstore.lineage_formats` (here so that listing them, as
+#: the formats of :mod:`artifactstore.lineage.formats` (here so that listing them, as
 #: the CLI's parser does, does not import networkx: ~0.2 s on every command)
 EXPORT_FORMATS: Final = ("json", "graphml", "dot", "mermaid")
 #: the values of a node's ``state`` attribute (see the module docstring)

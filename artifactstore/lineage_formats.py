@@ -18,7 +18,7 @@ Run nodes
     bool, and the state attributes below.
 State attributes (every node)
     ``state`` str: ``live``, ``deleted``, ``purged`` or ``missing``
-    (:data:`artifactstore.lineage.STATES`); ``state_at``, ``state_by``,
+    (:data:`artifactstore.lineage.graph.STATES`); ``state_at``, ``state_by``,
     ``state_reason`` str|None: when, by whom and why it was deleted or purged (None
     while live). Every format carries them: JSON and GraphML as attributes (GraphML
     drops the None ones), DOT and Mermaid as a ``(deleted)`` / ``(purged)`` /
@@ -52,8 +52,8 @@ from typing import Any, Final
 # networkx ships no type information and the project has no stubs for it.
 import networkx as nx
 
-from artifactstore.errors import InvalidInputError
-from artifactstore.lineage import EXPORT_FORMATS
+from artifactstore.core.errors import InvalidInputError
+from artifactstore.lineage.graph import EXPORT_FORMATS
 
 __all__ = [
     "FORMATS",

@@ -28,7 +28,7 @@ from collections.abc import Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from artifactstore.errors import InvalidInputError
+from artifactstore.core.errors import InvalidInputError
 
 __all__ = ["FolderFiles", "Skipped", "walk_folder"]
 

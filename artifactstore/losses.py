@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from artifactstore.backends import Backend
-from artifactstore.catalog import Catalog
-from artifactstore.errors import ArtifactStoreError
-from artifactstore.model.aliases import alias_event_key
-from artifactstore.model.lifecycle import LifecycleEvent, lifecycle_prefix
-from artifactstore.model.refs import Refs
-from artifactstore.model.runs import event_key, parse_run_key, runs_prefix
-from artifactstore.model.versions import artifacts_prefix, version_key
+from artifactstore.local.catalog import Catalog
+from artifactstore.core.errors import ArtifactStoreError
+from artifactstore.records.aliases import alias_event_key
+from artifactstore.records.lifecycle import LifecycleEvent, lifecycle_prefix
+from artifactstore.records.refs import Refs
+from artifactstore.records.runs import event_key, parse_run_key, runs_prefix
+from artifactstore.records.versions import artifacts_prefix, version_key
 
 __all__ = ["MissingRecord", "missing_records"]
 

@@ -30,8 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from artifactstore.errors import IntegrityError
-from artifactstore.model.projects import ProjectInfo
+from artifactstore.core.errors import IntegrityError
+from artifactstore.records.projects import ProjectInfo
 
 __all__ = ["Pin", "PinBook"]
 

@@ -1,6 +1,6 @@
 """Creating projects and managing their members (DESIGN.md §5, docs/design.md §13).
 
-Vocabulary: see :mod:`artifactstore.model.projects`. These functions act as the
+Vocabulary: see :mod:`artifactstore.records.projects`. These functions act as the
 user's identity (``artifactstore identity``): creating a private or team project
 makes its first key epoch and wraps it for the creator (and for each ``member``
 and an optional recovery ``passphrase``); adding a member wraps every epoch key
@@ -18,26 +18,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from artifactstore.access import member_of
+from artifactstore.repository.access import member_of
 from artifactstore.backends import Backend, open_backend_stack, redact_url
-from artifactstore.clientstate import known_dir
-from artifactstore.crypto import ScryptParams
-from artifactstore.discovery import discover
-from artifactstore.errors import (
+from artifactstore.local.clientstate import known_dir
+from artifactstore.core.crypto import ScryptParams
+from artifactstore.repository.discovery import discover
+from artifactstore.core.errors import (
     AccessDeniedError,
     IntegrityError,
     InvalidInputError,
     NotFoundError,
 )
-from artifactstore.identity import Identity, PublicIdentity, load_identity, load_or_create_identity
+from artifactstore.local.identity import Identity, PublicIdentity, load_identity, load_or_create_identity
 from artifactstore.model.names import validate_project_name
-from artifactstore.model.projectcheck import contradictions
-from artifactstore.model.projects import Member, ProjectInfo, ProjectKeys
+from artifactstore.records.projectcheck import contradictions
+from artifactstore.records.projects import Member, ProjectInfo, ProjectKeys
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.store import default_cache_dir
 from artifactstore.objects.window import WaitCallback
-from artifactstore.pins import Pin, PinBook
-from artifactstore.reencrypt import ReencryptReport, reencrypt_project
+from artifactstore.local.pins import Pin, PinBook
+from artifactstore.maintenance.reencrypt import ReencryptReport, reencrypt_project
 
 __all__ = ["ProjectSummary", "add_member", "create_project", "remove_member", "show_project",
            "trust_project"]
@@ -231,7 +231,7 @@ def rekey_project(name: str | None, url: str | os.PathLike[str] | None = None, *
     Emptying the old domains waits out the store's commit window (default 120 s),
     like ``gc(grace=0)``; ``on_wait(seconds_left)`` is called about once a second
     meanwhile."""
-    import artifactstore.store  # the API opens the project with the user's identity
+    import artifactstore.api.store  # the API opens the project with the user's identity
 
     backend, name = _backend(url, name, backend_options)
     me = load_identity()
@@ -240,7 +240,7 @@ def rekey_project(name: str | None, url: str | os.PathLike[str] | None = None, *
     epoch = keys.rotate()
     if not reencrypt:
         return epoch, None
-    with artifactstore.store.open(None if url is None else os.fspath(url), project=name,
+    with artifactstore.api.store.open(None if url is None else os.fspath(url), project=name,
                                   create=False, file_cache=False,
                                   **backend_options) as store:
         return epoch, reencrypt_project(store, progress, on_wait=on_wait)

@@ -6,10 +6,10 @@ Vocabulary: the **source** is a version of the project a :class:`Store` has open
 the store itself must exist. The **published copy** is a new version of the
 target, re-logged there in plaintext and signed by the publisher (who must be
 allowed to write the target, as for any write), through the same path as
-re-logging (:func:`artifactstore.relog.materialized`).
+re-logging (:func:`artifactstore.transfer.relog.materialized`).
 
 With **lineage**, the run that made the source version is restored in the target
-as an import restores it (:mod:`artifactstore.importing`): its name, job type,
+as an import restores it (:mod:`artifactstore.transfer.importing`): its name, job type,
 config, summary (metrics) and code state, its tags plus
 ``imported_from=<run id>`` and ``published_from=<project>/<name:vN>``, and its
 inputs as versions known by name, number, type and digest (linked to a target
@@ -29,16 +29,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from artifactstore.backends import redact_url
-from artifactstore.errors import InvalidInputError, NotFoundError
-from artifactstore.exporting import build_manifest
-from artifactstore.importing import ImportedInput, _log, _match_inputs, _restored_run
+from artifactstore.core.errors import InvalidInputError, NotFoundError
+from artifactstore.transfer.exporting import build_manifest
+from artifactstore.transfer.importing import ImportedInput, _log, _match_inputs, _restored_run
 from artifactstore.model.names import validate_project_name
 from artifactstore.objects.store import Progress
-from artifactstore.projects import create_project, show_project
-from artifactstore.relog import materialized
+from artifactstore.maintenance.projects import create_project, show_project
+from artifactstore.transfer.relog import materialized
 
 if TYPE_CHECKING:
-    from artifactstore.store import Store
+    from artifactstore.api.store import Store
 
 __all__ = ["PUBLISHED_FROM", "PublishReport", "publish"]
 
@@ -91,7 +91,7 @@ def publish(src: Store, ref: str, to: str | os.PathLike[str], project: str | Non
                 publish(src, ancestor, to, project, with_lineage=True, progress=progress,
                         cache_dir=cache_dir, **backend_options)
         with_lineage = True
-    import artifactstore.store  # the API layer above the object store
+    import artifactstore.api.store  # the API layer above the object store
 
     url = os.fspath(to)
     target = validate_project_name(project or src.project)
@@ -99,7 +99,7 @@ def publish(src: Store, ref: str, to: str | os.PathLike[str], project: str | Non
     source = f"{src.project}/{version.ref}"
     options = {**src.backend_options, **backend_options}
     # create=False: the target store must exist (a mistyped URL makes nothing).
-    with artifactstore.store.open(url, target, create=False, file_cache=False,
+    with artifactstore.api.store.open(url, target, create=False, file_cache=False,
                                   cache_dir=cache_dir, **options) as probe:
         if (probe.url, target) == (src.url, src.project):
             raise InvalidInputError(f"{source} is already in project {target} of "
@@ -113,7 +113,7 @@ def publish(src: Store, ref: str, to: str | os.PathLike[str], project: str | Non
         mark = f"{PUBLISHED_FROM}={source}"
         manifest = dataclasses.replace(
             manifest, run=dataclasses.replace(manifest.run, tags=(*manifest.run.tags, mark)))
-    with artifactstore.store.open(url, target, file_cache=False, cache_dir=cache_dir,
+    with artifactstore.api.store.open(url, target, file_cache=False, cache_dir=cache_dir,
                                   **options) as dst, \
             materialized(src, version.record) as artifact:
         dst._ensure_writable()  # a write entry point of the target

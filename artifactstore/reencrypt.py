@@ -21,12 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from artifactstore import encoding
-from artifactstore.errors import AccessDeniedError, IntegrityError
+from artifactstore.core import encoding
+from artifactstore.core.errors import AccessDeniedError, IntegrityError
 from artifactstore.model.entries import Entry, FileEntry
-from artifactstore.model.records import reseal, sealing_key_id
+from artifactstore.records.codec import reseal, sealing_key_id
 from artifactstore.model.tree import build_tree, iter_entries
-from artifactstore.model.versions import VersionRecord
+from artifactstore.records.versions import VersionRecord
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.gcrecords import GcLock
 from artifactstore.objects.layout import pack_prefix
@@ -34,7 +34,7 @@ from artifactstore.objects.store import Progress
 from artifactstore.objects.window import WaitCallback
 
 if TYPE_CHECKING:
-    from artifactstore.store import Store
+    from artifactstore.api.store import Store
 
 __all__ = ["ReencryptReport", "reencrypt_project"]
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from artifactstore.backends import open_backend
 from artifactstore.backends.base import Backend, ObjectInfo
-from artifactstore.digest import Hasher
-from artifactstore.errors import ConfigurationError, IntegrityError, InvalidInputError
+from artifactstore.core.digest import Hasher
+from artifactstore.core.errors import ConfigurationError, IntegrityError, InvalidInputError
 from artifactstore.model.tree import ReferenceEntry
 
 __all__ = ["describe_reference", "fetch_reference"]

@@ -1,7 +1,7 @@
 """Re-logging: copy a project's versions into a project with other keys (docs/design.md,
 "Sync").
 
-Vocabulary: a verbatim sync (:mod:`artifactstore.sync`) keeps keys and bytes, so it
+Vocabulary: a verbatim sync (:mod:`artifactstore.transfer.sync`) keeps keys and bytes, so it
 can only copy a project into a project with the same keys. **Re-logging** moves
 versions across keys instead (a private project published into a public one,
 or into another private project): each version of the source project that the
@@ -28,19 +28,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from artifactstore import encoding
-from artifactstore.artifact import Artifact
+from artifactstore.core import encoding
+from artifactstore.repository.artifact import Artifact
 from artifactstore.backends import open_store_backend
-from artifactstore.digest import Hasher
-from artifactstore.download import materialize
-from artifactstore.errors import ConflictError, InvalidInputError, NotFoundError
+from artifactstore.core.digest import Hasher
+from artifactstore.repository.download import materialize
+from artifactstore.core.errors import ConflictError, InvalidInputError, NotFoundError
 from artifactstore.model.names import validate_project_name, version_label
 from artifactstore.model.tree import Entry, FileEntry, iter_entries
-from artifactstore.model.versions import VersionRecord
+from artifactstore.records.versions import VersionRecord
 from artifactstore.objects.store import Progress
 
 if TYPE_CHECKING:
-    from artifactstore.store import Store
+    from artifactstore.api.store import Store
 
 __all__ = ["RelogReport", "content_key", "materialized", "relog"]
 
@@ -107,7 +107,7 @@ def relog(
     Needs an identity that reads ``project`` and writes ``to_project``. Files pass
     through a temporary folder one version at a time (disk use: one version).
     """
-    import artifactstore.store  # the API layer above the object store
+    import artifactstore.api.store  # the API layer above the object store
 
     validate_project_name(project)
     validate_project_name(to_project)
@@ -117,9 +117,9 @@ def relog(
         raise InvalidInputError("re-logging a project into itself copies nothing")
     _require_project(src_url, project, src_opts)
     report = RelogReport(src_url, dst_url, project, to_project)
-    with artifactstore.store.open(src_url, project, create=False, file_cache=False,
+    with artifactstore.api.store.open(src_url, project, create=False, file_cache=False,
                                   cache_dir=cache_dir, **src_opts) as src, \
-            artifactstore.store.open(dst_url, to_project, create=True, file_cache=False,
+            artifactstore.api.store.open(dst_url, to_project, create=True, file_cache=False,
                                      cache_dir=cache_dir, **dst_opts) as dst:
         for name in src.artifacts():
             try:

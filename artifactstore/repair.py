@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from artifactstore.backends.base import Backend
-from artifactstore.digest import Digest
-from artifactstore.domains import open_domains
-from artifactstore.errors import IntegrityError, NotFoundError
+from artifactstore.core.digest import Digest
+from artifactstore.repository.domains import open_domains
+from artifactstore.core.errors import IntegrityError, NotFoundError
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.gcrecords import GcLock
 from artifactstore.objects.index import decode_index, encode_indexes

@@ -2,7 +2,7 @@
 
 Vocabulary: the *store URL* names where a store lives (a local path,
 ``s3://bucket/prefix``, ``gs://…``, ``memory://…``). When no URL is given, it
-is discovered (:mod:`artifactstore.discovery`).
+is discovered (:mod:`artifactstore.repository.discovery`).
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from artifactstore.backends import open_backend_stack
-from artifactstore.chunking import ChunkerParams
-from artifactstore.discovery import discover
+from artifactstore.core.chunking import ChunkerParams
+from artifactstore.repository.discovery import discover
 from artifactstore.objects.check import DomainReport as VerifyReport
 from artifactstore.objects.check import check_domain
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.scan import scan_domain
 from artifactstore.objects.store import ObjectStore, Progress
-from artifactstore.verify import StoreReport as StoreVerifyReport
-from artifactstore.verify import verify_store
+from artifactstore.maintenance.verify import StoreReport as StoreVerifyReport
+from artifactstore.maintenance.verify import verify_store
 
 __all__ = [
     "StoreVerifyReport", "VerifyReport", "open_objects", "resolve_url", "verify_objects",

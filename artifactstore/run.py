@@ -28,12 +28,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from artifactstore.artifact import Artifact
-from artifactstore.codestate import CodeState, capture_code_patch, capture_code_state
-from artifactstore.digest import Digest
-from artifactstore.errors import ArtifactStoreError, InvalidInputError
+from artifactstore.repository.artifact import Artifact
+from artifactstore.runs.codestate import CodeState, capture_code_patch, capture_code_state
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import ArtifactStoreError, InvalidInputError
 from artifactstore.model.names import validate_artifact_name
-from artifactstore.model.runs import (
+from artifactstore.records.runs import (
     SEGMENT_ROWS,
     MetricsRow,
     RunLog,
@@ -43,12 +43,12 @@ from artifactstore.model.runs import (
     check_tags,
     new_run_id,
 )
-from artifactstore.model.versions import default_writer, now
+from artifactstore.records.versions import default_writer, now
 from artifactstore.objects.store import Progress
-from artifactstore.version import ArtifactVersion
+from artifactstore.repository.version import ArtifactVersion
 
 if TYPE_CHECKING:
-    from artifactstore.store import Store
+    from artifactstore.api.store import Store
 
 __all__ = ["Run", "active_run"]
 

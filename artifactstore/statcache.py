@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from artifactstore.digest import Digest
-from artifactstore.errors import ArtifactStoreError
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import ArtifactStoreError
 from artifactstore.objects.blobrefs import ChunkRef, FileRef
-from artifactstore.privatefiles import private_file, private_folder
+from artifactstore.core.privatefiles import private_file, private_folder
 
 __all__ = ["RACY_NS", "StatCache"]
 

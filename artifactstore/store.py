@@ -23,9 +23,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from artifactstore import encoding
-from artifactstore.access import PRIVATE_BY_DEFAULT, project_access
-from artifactstore.artifact import Artifact, StagedReference
+from artifactstore.core import encoding
+from artifactstore.repository.access import PRIVATE_BY_DEFAULT, project_access
+from artifactstore.repository.artifact import Artifact, StagedReference
 from artifactstore.backends import (
     AbsentBackend,
     Backend,
@@ -35,24 +35,24 @@ from artifactstore.backends import (
 )
 from artifactstore.backends.immutable_cache import ImmutableCacheBackend
 from artifactstore.backends.retry import RetryingBackend
-from artifactstore.catalog import Catalog, RunInfo
-from artifactstore.clientstate import known_dir
-from artifactstore.digest import Digest
-from artifactstore.discovery import DEFAULT_SOURCE, discover
-from artifactstore.errors import (
+from artifactstore.local.catalog import Catalog, RunInfo
+from artifactstore.local.clientstate import known_dir
+from artifactstore.core.digest import Digest
+from artifactstore.repository.discovery import DEFAULT_SOURCE, discover
+from artifactstore.core.errors import (
     AccessDeniedError,
     InvalidInputError,
     NotFoundError,
     StoreNotFoundError,
 )
-from artifactstore.filecache import FileCache
-from artifactstore.gc import (
+from artifactstore.local.filecache import FileCache
+from artifactstore.maintenance.gc import (
     DEFAULT_GRACE,
     DEFAULT_REPACK_THRESHOLD,
     GcReport,
     collect_garbage,
 )
-from artifactstore.lifecycle import (
+from artifactstore.maintenance.lifecycle import (
     PurgeReport,
     delete_all,
     delete_versions,
@@ -61,40 +61,40 @@ from artifactstore.lifecycle import (
     purge_version,
     restore_version,
 )
-from artifactstore.lineage import FileUse, build_graph, neighbourhood, run_node, version_node
+from artifactstore.lineage.graph import FileUse, build_graph, neighbourhood, run_node, version_node
 from artifactstore.model.contentid import content_digest
-from artifactstore.model.lifecycle import LifecycleEvent
+from artifactstore.records.lifecycle import LifecycleEvent
 from artifactstore.model.names import (
     parse_ref,
     parse_version_label,
     validate_alias,
     validate_project_name,
 )
-from artifactstore.model.projects import Member, ProjectKeys, immutable_project_key
-from artifactstore.model.records import RecordCodec, sealed_as_current
-from artifactstore.model.refs import AliasEvent, NewVersion, Refs, VersionRecord
-from artifactstore.model.runs import STATUSES, MetricsRow, RunLog, parse_time, validate_run_id
+from artifactstore.records.projects import Member, ProjectKeys, immutable_project_key
+from artifactstore.records.codec import RecordCodec, sealed_as_current
+from artifactstore.records.refs import AliasEvent, NewVersion, Refs, VersionRecord
+from artifactstore.records.runs import STATUSES, MetricsRow, RunLog, parse_time, validate_run_id
 from artifactstore.model.tree import Entry, FileEntry, build_tree, iter_entries
-from artifactstore.model.versions import default_writer, is_version_key
+from artifactstore.records.versions import default_writer, is_version_key
 from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.config import StoreConfig, create_or_load
 from artifactstore.objects.config import load as load_config
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore, Progress, default_cache_dir
 from artifactstore.objects.window import WaitCallback
-from artifactstore.pins import PinBook
-from artifactstore.privatefiles import private_folder
-from artifactstore.references import describe_reference
-from artifactstore.statcache import StatCache
-from artifactstore.version import ArtifactVersion
-from artifactstore.watermarks import with_marks
+from artifactstore.local.pins import PinBook
+from artifactstore.core.privatefiles import private_folder
+from artifactstore.repository.references import describe_reference
+from artifactstore.local.statcache import StatCache
+from artifactstore.repository.version import ArtifactVersion
+from artifactstore.local.watermarks import with_marks
 
 if TYPE_CHECKING:
     import networkx as nx
 
-    from artifactstore.audit import AuditReport
-    from artifactstore.publish import PublishReport
-    from artifactstore.run import Run
+    from artifactstore.lineage.audit import AuditReport
+    from artifactstore.transfer.publish import PublishReport
+    from artifactstore.runs.run import Run
 
 __all__ = ["Store", "init_run", "open", "use"]
 
@@ -279,11 +279,11 @@ class Store:
         Returns the new version (``created`` True), or the latest one when the
         content is unchanged (``created`` False). Aliases are set either way.
         The version is recorded as an output of ``run``, by default of this
-        store's active run (see :func:`artifactstore.run.active_run`).
+        store's active run (see :func:`artifactstore.runs.run.active_run`).
         A folder is walked under the link policy of :meth:`Artifact.add_dir`
         (``follow_outside_links``, ``skip_unreadable``).
         """
-        from artifactstore.run import active_run  # run imports this module
+        from artifactstore.runs.run import active_run  # run imports this module
 
         # Every input is checked first: a refused one leaves the store (or the store
         # that a first write would create) unchanged; the link policy is staging's.
@@ -478,8 +478,8 @@ class Store:
         the existing store at ``to``, re-logged there in plaintext and signed by you;
         ``with_lineage`` also restores the run that made it (config, metrics, inputs);
         ``with_ancestors`` also publishes every version upstream of it, with its run.
-        Nothing else of this project is written there (see :mod:`artifactstore.publish`)."""
-        from artifactstore.publish import publish
+        Nothing else of this project is written there (see :mod:`artifactstore.transfer.publish`)."""
+        from artifactstore.transfer.publish import publish
 
         return publish(self, ref, to, project, with_lineage=with_lineage,
                        with_ancestors=with_ancestors, progress=progress)
@@ -640,7 +640,7 @@ class Store:
            progress: Progress | None = None, domains: Iterable[str] | None = None,
            accept_missing_records: bool = False, wait: bool = True,
            on_wait: WaitCallback | None = None) -> GcReport:
-        """Reclaim the space of deleted versions (two phases; see ``artifactstore.gc``).
+        """Reclaim the space of deleted versions (two phases; see ``artifactstore.maintenance.gc``).
 
         Refused while records are missing (their data would be freed) unless
         ``accept_missing_records``. With ``grace=0`` the call waits out the store's
@@ -696,7 +696,7 @@ class Store:
         installed packages when ``packages`` is True, and with ``save_code``
         a ``code`` artifact holding the diff against HEAD and the entry script.
         """
-        from artifactstore.run import DEFAULT_HEARTBEAT, Run
+        from artifactstore.runs.run import DEFAULT_HEARTBEAT, Run
 
         return Run(
             self,
@@ -789,7 +789,7 @@ class Store:
     # -- lineage -------------------------------------------------------------------
 
     def lineage(self, *, sync: bool | None = None) -> nx.DiGraph:
-        """The project's lineage graph (a copy; see :mod:`artifactstore.lineage`)."""
+        """The project's lineage graph (a copy; see :mod:`artifactstore.lineage.graph`)."""
         self.catalog.ensure_fresh(sync)
         graph = self._lineage_graph()
         copied: nx.DiGraph = graph.copy()
@@ -923,8 +923,8 @@ class Store:
     def audit(
         self, ref: str, *, sample: float | None = None, sync: bool | None = None
     ) -> AuditReport:
-        """Provenance, alias history and integrity of a version (see ``artifactstore.audit``)."""
-        from artifactstore.audit import audit
+        """Provenance, alias history and integrity of a version (see ``artifactstore.lineage.audit``)."""
+        from artifactstore.lineage.audit import audit
 
         return audit(self, ref, sample=sample, sync=sync)
 
@@ -1058,7 +1058,7 @@ def open(
     Cloud stores are never created lazily (``create=True`` or ``artifactstore
     init``), so a mistyped bucket prefix fails. The per-user default store is
     created private. A private project opens with the user's identity, or with its
-    ``passphrase`` slot (see :mod:`artifactstore.access`). Downloads go through the
+    ``passphrase`` slot (see :mod:`artifactstore.repository.access`). Downloads go through the
     per-user file cache for remote stores (``file_cache=None``); True or False forces it.
     """
     location = discover(None if url is None else os.fspath(url))
@@ -1160,7 +1160,7 @@ def _absent_store(how: _Opening) -> Store:
 def _announce_default_store(url: str) -> None:
     """Tell the user once, when the per-user default store is created, where it is and
     that its private projects open only with the identity (which to back up)."""
-    from artifactstore.identity import identity_path
+    from artifactstore.local.identity import identity_path
 
     print(
         f"artifactstore: created your default store at {url} (private: projects are "
@@ -1196,7 +1196,7 @@ def use(ref: str, *, url: str | None = None, project: str | None = None) -> Arti
     Inside an active run of that store (``init_run`` or ``store.run``), the
     version is recorded as an input of the run.
     """
-    from artifactstore.run import active_run
+    from artifactstore.runs.run import active_run
 
     store = _default_store(url, project, create=False)  # reading creates nothing
     version = store.artifact(ref)

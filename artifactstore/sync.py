@@ -9,7 +9,7 @@ Vocabulary:
 - **verbatim**: keys and bytes are copied unchanged, so signatures, encryption and
   content ids stay valid; the destination holds the same project under the same
   keys. (Moving versions into a project with other keys is re-logging:
-  :mod:`artifactstore.relog`.)
+  :mod:`artifactstore.transfer.relog`.)
 - **record**: any object under ``projects/<p>/`` (project record, members, key
   epochs, version records, alias events, runs, lifecycle events, ...). All are
   create-only except a run's **heartbeat**.
@@ -44,8 +44,8 @@ from typing import Any, Final, Self, TypeVar
 from artifactstore.backends import open_backend_stack
 from artifactstore.backends.base import Backend
 from artifactstore.backends.readonly import ReadOnlyBackend
-from artifactstore.digest import Digest, hash_bytes
-from artifactstore.errors import (
+from artifactstore.core.digest import Digest, hash_bytes
+from artifactstore.core.errors import (
     ArtifactStoreError,
     ConfigurationError,
     ConflictError,
@@ -54,9 +54,9 @@ from artifactstore.errors import (
     NotFoundError,
 )
 from artifactstore.model.names import validate_project_name
-from artifactstore.model.projects import ProjectKeys
+from artifactstore.records.projects import ProjectKeys
 from artifactstore.model.tree import FileEntry, iter_entries
-from artifactstore.model.versions import VersionLog, require_atomic_create
+from artifactstore.records.versions import VersionLog, require_atomic_create
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.gcrecords import GcLock
 from artifactstore.objects.index import decode_index
@@ -64,7 +64,7 @@ from artifactstore.objects.layout import CONFIG_KEY, PLAIN_DOMAIN, pack_prefix, 
 from artifactstore.objects.packs import TAIL_SIZE, trailer_length
 from artifactstore.objects.store import ObjectStore, Progress
 from artifactstore.objects.window import WaitCallback
-from artifactstore.takedown import Takedown, carry_purges
+from artifactstore.maintenance.takedown import Takedown, carry_purges
 
 __all__ = ["Conflict", "SyncReport", "Transfer", "record_tier", "sync", "sync_backends"]
 

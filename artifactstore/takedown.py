@@ -24,19 +24,19 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import artifactstore.store as store_module
-from artifactstore.digest import Digest
-from artifactstore.errors import ArtifactStoreError, ConflictError, NotFoundError
-from artifactstore.gc import version_blobs
-from artifactstore.lifecycle import PurgeReport, forget_cached, forget_purged, wipe_blobs
+import artifactstore.api.store as store_module
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import ArtifactStoreError, ConflictError, NotFoundError
+from artifactstore.maintenance.gc import version_blobs
+from artifactstore.maintenance.lifecycle import PurgeReport, forget_cached, forget_purged, wipe_blobs
 from artifactstore.model.entries import FileEntry
 from artifactstore.model.names import version_label
-from artifactstore.model.refs import VersionRecord
+from artifactstore.records.refs import VersionRecord
 from artifactstore.model.tree import iter_entries
 from artifactstore.objects.gcrecords import condemnations
 from artifactstore.objects.store import ObjectStore
 from artifactstore.objects.window import WaitCallback
-from artifactstore.store import Store
+from artifactstore.api.store import Store
 
 __all__ = ["Takedown", "carry_purges"]
 
@@ -83,7 +83,7 @@ def carry_purges(
     Only what needs doing is reported: a version already wiped at DST (or never
     copied there) is not listed. Errors are caught per project and reported as
     not wiped, so one project's failure still lets the others be wiped. ``wait`` and
-    ``on_wait`` are those of :func:`artifactstore.lifecycle.wipe_blobs`.
+    ``on_wait`` are those of :func:`artifactstore.maintenance.lifecycle.wipe_blobs`.
     """
     found: list[Takedown] = []
     for project in projects:

@@ -21,27 +21,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from artifactstore import encoding
+from artifactstore.core import encoding
 from artifactstore.backends.temps import stale_temps
-from artifactstore.digest import Digest, hash_bytes
-from artifactstore.discovery import discover
-from artifactstore.domains import Domains, open_domains
-from artifactstore.errors import (
+from artifactstore.core.digest import Digest, hash_bytes
+from artifactstore.repository.discovery import discover
+from artifactstore.repository.domains import Domains, open_domains
+from artifactstore.core.errors import (
     AccessDeniedError,
     ArtifactStoreError,
     IntegrityError,
     InvalidInputError,
     NotFoundError,
 )
-from artifactstore.losses import MissingRecord, missing_records
+from artifactstore.maintenance.losses import MissingRecord, missing_records
 from artifactstore.model.contentid import content_digest
 from artifactstore.model.names import validate_project_name
-from artifactstore.model.projectcheck import check_project
-from artifactstore.model.refs import VersionRecord
+from artifactstore.records.projectcheck import check_project
+from artifactstore.records.refs import VersionRecord
 from artifactstore.model.tree import Entry, FileEntry, iter_entries
 from artifactstore.objects.check import Damage, DamageSummary, DomainReport, check_domain
 from artifactstore.objects.scan import DomainScan, scan_domain
-from artifactstore.store import Store
+from artifactstore.api.store import Store
 
 __all__ = ["ALL_PACKS", "Affected", "StoreReport", "Subset", "verify_store"]
 

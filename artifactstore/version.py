@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from artifactstore.backends import local_folder
-from artifactstore.digest import Digest, Hasher
-from artifactstore.download import file_matches, materialize
-from artifactstore.errors import IntegrityError, InvalidInputError
-from artifactstore.lifecycle import forget_purged
+from artifactstore.core.digest import Digest, Hasher
+from artifactstore.repository.download import file_matches, materialize
+from artifactstore.core.errors import IntegrityError, InvalidInputError
+from artifactstore.maintenance.lifecycle import forget_purged
 from artifactstore.model.contentid import content_digest
 from artifactstore.model.entries import GetBlob
 from artifactstore.model.paths import validate_path
-from artifactstore.model.refs import VersionRecord
+from artifactstore.records.refs import VersionRecord
 from artifactstore.model.tree import (
     Change,
     Entry,
@@ -34,11 +34,11 @@ from artifactstore.model.tree import (
 )
 from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.store import ObjectStore, Progress
-from artifactstore.references import fetch_reference
+from artifactstore.repository.references import fetch_reference
 
 if TYPE_CHECKING:
     from artifactstore.model.exports import ExportManifest
-    from artifactstore.store import Store
+    from artifactstore.api.store import Store
 
 __all__ = ["ArtifactVersion"]
 
@@ -244,7 +244,7 @@ class ArtifactVersion:
         An existing non-empty folder or file is refused (AlreadyExistsError)
         unless ``force``. Returns the manifest written.
         """
-        from artifactstore.exporting import export_version  # it imports this module
+        from artifactstore.transfer.exporting import export_version  # it imports this module
 
         return export_version(self._store, self, path, force=force, progress=progress)
 

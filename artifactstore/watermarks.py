@@ -33,9 +33,9 @@ from typing import Final
 
 from artifactstore.backends import Backend
 from artifactstore.backends._wrapper import BackendWrapper
-from artifactstore.clientstate import known_dir
-from artifactstore.errors import ArtifactStoreError, IntegrityError
-from artifactstore.model.records import PLAIN, RecordCodec
+from artifactstore.local.clientstate import known_dir
+from artifactstore.core.errors import ArtifactStoreError, IntegrityError
+from artifactstore.records.codec import PLAIN, RecordCodec
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import default_cache_dir
 

@@ -13,14 +13,14 @@ import pytest
 
 import artifactstore
 from artifactstore import Artifact
-from artifactstore.digest import hash_bytes
-from artifactstore.errors import (
+from artifactstore.core.digest import hash_bytes
+from artifactstore.core.errors import (
     IntegrityError,
     InvalidInputError,
     NotFoundError,
 )
 from artifactstore.objects.layout import pack_prefix
-from artifactstore.synthetic import random_bytes
+from artifactstore.core.synthetic import random_bytes
 
 MiB = 1 << 20
 

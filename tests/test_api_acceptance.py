@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 import artifactstore
-from artifactstore.digest import Hasher
-from artifactstore.download import TEMP_MARK
-from artifactstore.synthetic import RandomStream, random_bytes
+from artifactstore.core.digest import Hasher
+from artifactstore.repository.download import TEMP_MARK
+from artifactstore.core.synthetic import RandomStream, random_bytes
 from artifactstore.testing.conformance import BackendSpec
 from artifactstore.testing.processes import run_workers
 

@@ -12,7 +12,7 @@ import pytest
 from artifactstore.backends import LocalBackend
 from artifactstore.backends._errors import map_error, mapped_errors
 from artifactstore.backends.local import TEMP_PREFIX
-from artifactstore.errors import (
+from artifactstore.core.errors import (
     ArtifactStoreError,
     BackendError,
     BackendUnavailableError,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from artifactstore.backends import open_backend
-from artifactstore.errors import (
+from artifactstore.core.errors import (
     BackendUnavailableError,
     ConfigurationError,
     TransientBackendError,

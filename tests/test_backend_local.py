@@ -10,7 +10,7 @@ import pytest
 
 from artifactstore.backends import LocalBackend, open_backend
 from artifactstore.backends.local import TEMP_PREFIX
-from artifactstore.errors import BackendUnavailableError, InvalidInputError
+from artifactstore.core.errors import BackendUnavailableError, InvalidInputError
 from artifactstore.testing import BackendConformance, BackendSpec
 
 

@@ -17,7 +17,7 @@ from artifactstore.backends import (
     open_backend_stack,
 )
 from artifactstore.backends._endpoints import is_loopback_host, redact_url
-from artifactstore.errors import ConfigurationError, MissingExtraError, StoreNotFoundError
+from artifactstore.core.errors import ConfigurationError, MissingExtraError, StoreNotFoundError
 
 
 def test_plain_path_and_file_url(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from artifactstore.backends import open_backend
-from artifactstore.errors import (
+from artifactstore.core.errors import (
     BackendUnavailableError,
     ConfigurationError,
     NotFoundError,

@@ -14,7 +14,7 @@ from artifactstore.backends import (
     RetryingBackend,
     drop_memory_store,
 )
-from artifactstore.errors import (
+from artifactstore.core.errors import (
     BackendError,
     BackendUnavailableError,
     InvalidInputError,

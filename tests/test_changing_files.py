@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import artifactstore
-from artifactstore.errors import InvalidInputError
+from artifactstore.core.errors import InvalidInputError
 from artifactstore.testing.data import random_bytes
 
 SIZE = 3 << 20  # above the one-read size: streamed in chunks

@@ -1,4 +1,4 @@
-"""Tests for artifactstore.chunking: reference cut points, streaming, locality, parameters."""
+"""Tests for artifactstore.core.chunking: reference cut points, streaming, locality, parameters."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vectors import load_json, read_bytes
 
-from artifactstore.chunking import ChunkerParams, chunk_spans, chunk_views, iter_chunks
-from artifactstore.digest import hash_bytes
-from artifactstore.errors import FormatError, InvalidInputError
+from artifactstore.core.chunking import ChunkerParams, chunk_spans, chunk_views, iter_chunks
+from artifactstore.core.digest import hash_bytes
+from artifactstore.core.errors import FormatError, InvalidInputError
 
 SEKIEN = load_json("fastcdc_sekien.json")
 FIXTURE = read_bytes(SEKIEN["fixture"]["file"])

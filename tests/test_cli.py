@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from artifactstore import encoding
+from artifactstore.core import encoding
 from artifactstore.backends import open_backend
 from artifactstore.cli import main
 from artifactstore.objects.config import StoreConfig

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 import artifactstore
-from artifactstore import encoding
+from artifactstore.core import encoding
 from artifactstore.cli import main
-from artifactstore.digest import hash_bytes
+from artifactstore.core.digest import hash_bytes
 from artifactstore.model.entries import encode_entry
 from artifactstore.model.tree import FileEntry
-from artifactstore.model.versions import NewVersion
+from artifactstore.records.versions import NewVersion
 from artifactstore.objects.envelope import Kind
 
 

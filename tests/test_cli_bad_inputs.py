@@ -4,7 +4,7 @@ The commands are enumerated from the argparse parser, so a new command fails
 :func:`test_every_command_has_cases` until it is given a valid call here, and then
 gets the store cases (missing store, a store that is a file, an empty store, a
 project that does not exist) automatically. Each call must end with an exit code
-of the documented set (``artifactstore.errors``), one line on stderr (the argparse
+of the documented set (``artifactstore.core.errors``), one line on stderr (the argparse
 usage for parse errors), no traceback and no "internal error" (the CLI's last
 resort for an exception the library failed to map), and the store unchanged.
 Most calls run in-process for speed; :func:`test_bad_inputs_in_real_processes`
@@ -31,7 +31,7 @@ from cli_calls import cli
 
 from artifactstore.cli import main
 from artifactstore.cli.main import _parser
-from artifactstore.download import TEMP_MARK
+from artifactstore.repository.download import TEMP_MARK
 
 #: documented exit codes of failures (errors.py; 13: a missing store, StoreNotFoundError)
 FAILURE_CODES = frozenset(range(1, 14))

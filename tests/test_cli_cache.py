@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from artifactstore.cli import cache as cache_cli
-from artifactstore.digest import hash_bytes
-from artifactstore.filecache import FileCache
+from artifactstore.core.digest import hash_bytes
+from artifactstore.local.filecache import FileCache
 
 
 def _parser() -> argparse.ArgumentParser:

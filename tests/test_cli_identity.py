@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from artifactstore.cli import main
-from artifactstore.identity import (
+from artifactstore.local.identity import (
     PASSPHRASE_ENV,
     PublicIdentity,
     create_identity,

@@ -14,7 +14,7 @@ from git_repos import committed_repo, isolate_git
 
 import artifactstore
 from artifactstore.backends import open_backend
-from artifactstore.digest import hash_bytes
+from artifactstore.core.digest import hash_bytes
 from artifactstore.model.tree import FileEntry, iter_entries
 from artifactstore.objects.layout import pack_key
 

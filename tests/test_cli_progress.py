@@ -9,7 +9,7 @@ from artifactstore.backends import open_backend
 from artifactstore.cli.progress import Progress
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.store import ObjectStore
-from artifactstore.synthetic import random_bytes
+from artifactstore.core.synthetic import random_bytes
 
 
 class _Terminal(io.StringIO):

@@ -15,15 +15,15 @@ import pytest
 from cli_calls import cli, cli_json
 
 import artifactstore
-from artifactstore.errors import AccessDeniedError, NotFoundError
-from artifactstore.identity import (
+from artifactstore.core.errors import AccessDeniedError, NotFoundError
+from artifactstore.local.identity import (
     CONFIG_DIR_ENV,
     PASSPHRASE_ENV,
     PublicIdentity,
     identity_path,
     load_or_create_identity,
 )
-from artifactstore.projects import show_project
+from artifactstore.maintenance.projects import show_project
 
 Become = Callable[..., PublicIdentity | None]
 

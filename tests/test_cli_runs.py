@@ -11,7 +11,7 @@ import pytest
 from cli_calls import cli, cli_json
 
 import artifactstore
-from artifactstore.model.runs import SEGMENT_ROWS
+from artifactstore.records.runs import SEGMENT_ROWS
 
 PREP_ROWS = SEGMENT_ROWS + 2  # the history spans two metrics segments
 

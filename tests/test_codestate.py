@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from artifactstore import codestate
-from artifactstore.codestate import (
+from artifactstore.runs import codestate
+from artifactstore.runs.codestate import (
     TRACKED_CHANGES,
     CodePatch,
     CodeState,
     capture_code_patch,
     capture_code_state,
 )
-from artifactstore.errors import IntegrityError
+from artifactstore.core.errors import IntegrityError
 
 NOTHING = CodeState(commit=None, branch=None, remote=None, dirty=None, root=None)
 BINARY = bytes(range(256)) * 4  # has NUL bytes, so git and we treat it as binary

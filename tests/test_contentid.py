@@ -19,7 +19,7 @@ from cli_calls import cli_json
 
 import artifactstore
 from artifactstore.cli import main
-from artifactstore.model.versions import NewVersion
+from artifactstore.records.versions import NewVersion
 
 DESIGN = Path(__file__).parent.parent / "docs" / "design.md"
 
@@ -146,8 +146,8 @@ def test_record_without_content_gets_it_from_its_tree(tmp_path: Path) -> None:
 def test_verify_names_a_record_whose_content_digest_its_files_do_not_have(
         tmp_path: Path) -> None:
     """A writer (a member, signed) records a content digest its files do not have."""
-    from artifactstore.digest import Digest
-    from artifactstore.verify import verify_store
+    from artifactstore.core.digest import Digest
+    from artifactstore.maintenance.verify import verify_store
 
     folder = make_folder(tmp_path)
     url = str(tmp_path / "store")

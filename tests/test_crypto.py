@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from vectors import load_json
 
-from artifactstore.crypto import (
+from artifactstore.core.crypto import (
     ObjectCipher,
     SigningKey,
     aead_decrypt,
@@ -22,7 +22,7 @@ from artifactstore.crypto import (
     wrap_with_passphrase,
     x25519_keypair,
 )
-from artifactstore.errors import IntegrityError, InvalidInputError
+from artifactstore.core.errors import IntegrityError, InvalidInputError
 from artifactstore.testing.keys import CHEAP_SCRYPT
 
 AEAD = load_json("aead_vectors.json")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from artifactstore.demo_model import load_table, train
+from artifactstore.demo.model import load_table, train
 
 
 def test_bundled_datasets_load() -> None:

@@ -1,4 +1,4 @@
-"""Tests for artifactstore.digest against the official BLAKE3 vectors and its own contracts."""
+"""Tests for artifactstore.core.digest against the official BLAKE3 vectors and its own contracts."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vectors import load_json
 
-from artifactstore import digest
-from artifactstore.digest import Digest, Hasher, derive_key, hash_bytes, xof
-from artifactstore.errors import InvalidInputError
+from artifactstore.core import digest
+from artifactstore.core.digest import Digest, Hasher, derive_key, hash_bytes, xof
+from artifactstore.core.errors import InvalidInputError
 
 VECTORS = load_json("blake3_test_vectors.json")
 KEY = VECTORS["key"].encode("ascii")

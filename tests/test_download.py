@@ -17,9 +17,9 @@ import pytest
 from cli_calls import cli
 
 import artifactstore
-from artifactstore.download import TEMP_MARK
-from artifactstore.errors import InvalidInputError, ReadOnlyError, StorageFullError
-from artifactstore.synthetic import random_bytes
+from artifactstore.repository.download import TEMP_MARK
+from artifactstore.core.errors import InvalidInputError, ReadOnlyError, StorageFullError
+from artifactstore.core.synthetic import random_bytes
 
 BIG = 3 << 20  # three times the small disk
 

@@ -1,4 +1,4 @@
-"""Tests for artifactstore.encoding: msgpack-test-suite vectors, canonical rules, hostile input."""
+"""Tests for artifactstore.core.encoding: msgpack-test-suite vectors, canonical rules, hostile input."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vectors import load_json
 
-from artifactstore.encoding import MAX_DEPTH, pack, unpack
-from artifactstore.errors import IntegrityError, InvalidInputError
+from artifactstore.core.encoding import MAX_DEPTH, pack, unpack
+from artifactstore.core.errors import IntegrityError, InvalidInputError
 
 SUITE: dict[str, list[dict[str, Any]]] = load_json("msgpack_test_suite.json")
 REFUSED_GROUPS = {"50.timestamp.yaml", "60.ext.yaml"}

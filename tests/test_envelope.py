@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from artifactstore.errors import IntegrityError
+from artifactstore.core.errors import IntegrityError
 from artifactstore.objects.envelope import (
     HEADER_SIZE,
     MAGIC,

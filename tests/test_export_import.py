@@ -16,15 +16,15 @@ import pytest
 
 import artifactstore
 from artifactstore import Artifact, ArtifactVersion, Run, Store
-from artifactstore.codestate import CodeState
-from artifactstore.errors import (
+from artifactstore.runs.codestate import CodeState
+from artifactstore.core.errors import (
     AlreadyExistsError,
     FormatError,
     IntegrityError,
     InvalidInputError,
     NotFoundError,
 )
-from artifactstore.exporting import export_kind, import_export
+from artifactstore.transfer.exporting import export_kind, import_export
 from artifactstore.model.exports import MANIFEST_NAME
 
 CONFIG = {"split": 0.8, "seed": 7, "layers": [64, 32], "salt": b"\x00\xff"}
@@ -492,8 +492,8 @@ def test_input_of_the_imported_artifact_itself_is_reported_not_recorded(
 
 def test_private_projects_export_plaintext_and_link_inputs_by_digest(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from artifactstore.identity import load_or_create_identity
-    from artifactstore.projects import create_project
+    from artifactstore.local.identity import load_or_create_identity
+    from artifactstore.maintenance.projects import create_project
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ARTIFACTSTORE_CONFIG_DIR", str(tmp_path / "me"))

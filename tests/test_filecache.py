@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from artifactstore import filecache
-from artifactstore.digest import Digest, hash_bytes
-from artifactstore.errors import ConfigurationError, InvalidInputError
-from artifactstore.filecache import DEFAULT_MAX_BYTES, FileCache, parse_size
-from artifactstore.synthetic import random_bytes
+from artifactstore.local import filecache
+from artifactstore.core.digest import Digest, hash_bytes
+from artifactstore.core.errors import ConfigurationError, InvalidInputError
+from artifactstore.local.filecache import DEFAULT_MAX_BYTES, FileCache, parse_size
+from artifactstore.core.synthetic import random_bytes
 
 TIMEOUT = 60.0
 

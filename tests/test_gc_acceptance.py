@@ -16,7 +16,7 @@ import pytest
 import artifactstore
 from artifactstore.backends import open_backend
 from artifactstore.model.names import parse_ref, parse_version_label
-from artifactstore.repository import verify_objects
+from artifactstore.repository.opening import verify_objects
 from artifactstore.testing.gcload import load_worker, pool_blocks
 from artifactstore.testing.processes import run_workers
 from artifactstore.testing.servers import MotoS3Server
@@ -184,7 +184,7 @@ def test_gc_and_purge_in_a_private_project_across_key_epochs(
     """gc marks each key epoch's domain from the versions written under it."""
     from test_privacy_acceptance import identity_line, person
 
-    from artifactstore.projects import create_project, remove_member
+    from artifactstore.maintenance.projects import create_project, remove_member
 
     url = str(tmp_path / "store")
     init_quick_store(url)

@@ -13,7 +13,7 @@ import pytest
 # buffers: how many MiB stay mapped once all are freed, before and after trim_heap()?
 _CHILD = """
 import os
-from artifactstore.heap import trim_heap
+from artifactstore.core.heap import trim_heap
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

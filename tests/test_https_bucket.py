@@ -26,14 +26,14 @@ from cli_calls import cli
 import artifactstore
 from artifactstore.backends import _s3listing, open_backend
 from artifactstore.backends._s3listing import BucketRoot, candidate_roots, explicit_bucket_root
-from artifactstore.errors import (
+from artifactstore.core.errors import (
     AccessDeniedError,
     BackendError,
     ConfigurationError,
     ReadOnlyError,
     TransientBackendError,
 )
-from artifactstore.projects import create_project
+from artifactstore.maintenance.projects import create_project
 from artifactstore.testing import MotoS3Server
 from artifactstore.testing.webserver import static_web_server
 

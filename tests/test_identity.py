@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from artifactstore.crypto import unwrap_key, verify_signature, wrap_key, x25519_keypair
-from artifactstore.errors import (
+from artifactstore.core.crypto import unwrap_key, verify_signature, wrap_key, x25519_keypair
+from artifactstore.core.errors import (
     AccessDeniedError,
     AlreadyExistsError,
     FormatError,
@@ -19,7 +19,7 @@ from artifactstore.errors import (
     InvalidInputError,
     NotFoundError,
 )
-from artifactstore.identity import (
+from artifactstore.local.identity import (
     PASSPHRASE_ENV,
     PublicIdentity,
     config_dir,

@@ -207,7 +207,7 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
 
 
 CLEAN = {
-    "__init__.py": "from artifactstore.repository import Store\nimport artifactstore.errors\n",
+    "__init__.py": "from artifactstore.repository.opening import Store\nimport artifactstore.core.errors\n",
     "errors.py": "import os\nfrom typing import Final\n",
     "digest.py": "import blake3\nfrom .errors import X\nfrom artifactstore import errors\n",
     "encoding.py": "import msgpack\nfrom . import digest\n",
@@ -218,10 +218,10 @@ CLEAN = {
     "objects/packs.py": "from artifactstore.backends.base import B\nfrom ..encoding import pack\n",
     "repository.py": "from artifactstore.objects import packs\nfrom .model import x\n",
     "model/__init__.py": "def f():\n    from artifactstore.objects.packs import P\n",
-    "cli.py": "import artifactstore\nfrom artifactstore.repository import Store\n",
+    "cli.py": "import artifactstore\nfrom artifactstore.repository.opening import Store\n",
     "cli_util.py": "from artifactstore.cli import main\n",
     "testing/__init__.py": (
-        "from artifactstore.repository import Store\nimport artifactstore.backends\n"
+        "from artifactstore.repository.opening import Store\nimport artifactstore.backends\n"
     ),
 }
 
@@ -250,8 +250,8 @@ def test_checker_accepts_a_clean_tree(tmp_path: Path) -> None:
             "artifactstore.objects.packs (objects)",
         ),
         ("backends/s3.py", "import blake3\n", "backends know nothing of hashing"),
-        ("backends/s3.py", "from artifactstore.encoding import pack\n", "backends know nothing"),
-        ("objects/packs.py", "from artifactstore.repository import Store\n", "must point down"),
+        ("backends/s3.py", "from artifactstore.core.encoding import pack\n", "backends know nothing"),
+        ("objects/packs.py", "from artifactstore.repository.opening import Store\n", "must point down"),
         ("objects/refs.py", "from .. import cli\n", "artifactstore.cli (cli)"),
         ("model/__init__.py", "def f():\n    import artifactstore.cli\n", "must point down"),
         (

@@ -9,16 +9,16 @@ import pytest
 
 import artifactstore
 from artifactstore.cli import main
-from artifactstore.errors import (
+from artifactstore.core.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
 )
-from artifactstore.lifecycle import parse_duration
-from artifactstore.model.aliases import ProtectedAliasError
+from artifactstore.maintenance.lifecycle import parse_duration
+from artifactstore.records.aliases import ProtectedAliasError
 from artifactstore.objects.gcrecords import condemnations
 from artifactstore.objects.sweep import read_layout
-from artifactstore.repository import verify_objects
+from artifactstore.repository.opening import verify_objects
 from artifactstore.testing.stores import init_quick_store
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import networkx as nx
 import pytest
 
-from artifactstore.errors import InvalidInputError
-from artifactstore.lineage_formats import (
+from artifactstore.core.errors import InvalidInputError
+from artifactstore.lineage.formats import (
     FORMATS,
     export_graph,
     from_graphml,

@@ -12,12 +12,12 @@ import pytest
 from cli_calls import cli, cli_json
 
 import artifactstore
-from artifactstore import encoding
+from artifactstore.core import encoding
 from artifactstore.backends import open_backend
-from artifactstore.digest import hash_bytes
-from artifactstore.model.lifecycle import lifecycle_prefix
+from artifactstore.core.digest import hash_bytes
+from artifactstore.records.lifecycle import lifecycle_prefix
 from artifactstore.objects.envelope import Kind, seal
-from artifactstore.projects import create_project
+from artifactstore.maintenance.projects import create_project
 from artifactstore.testing.stores import init_quick_store
 
 B = b"b-rows\n" * 300
@@ -177,7 +177,7 @@ def test_latest_and_aliases_name_live_versions_only(pipeline: Pipeline,
         assert not any(data.get("aliases") for _, data in graph.nodes(data=True)
                        if data.get("artifact") == "b")
         # every version of b is gone: "b" names nothing live, b:vN still has its node
-        with pytest.raises(artifactstore.errors.NotFoundError, match="deleted"):
+        with pytest.raises(artifactstore.core.errors.NotFoundError, match="deleted"):
             store.lineage_node("b")
         assert store.lineage_node("b:v0") == "b:v0"
     code, text, _ = pipeline.cli(capsys, "lineage", "b:v0", "--downstream")

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 import artifactstore
-from artifactstore.artifact import Artifact
+from artifactstore.repository.artifact import Artifact
 from artifactstore.cli import main
-from artifactstore.errors import InvalidInputError
+from artifactstore.core.errors import InvalidInputError
 
 
 @pytest.fixture

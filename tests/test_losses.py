@@ -15,7 +15,7 @@ import pytest
 from cli_calls import cli, cli_json
 
 from artifactstore.backends import Backend, open_backend
-from artifactstore.projects import create_project
+from artifactstore.maintenance.projects import create_project
 from artifactstore.testing.stores import init_quick_store
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from artifactstore.errors import FormatError, InvalidInputError
+from artifactstore.core.errors import FormatError, InvalidInputError
 from artifactstore.model.exports import (
     ExportedFile,
     ExportedInput,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from artifactstore.errors import InvalidInputError
+from artifactstore.core.errors import InvalidInputError
 from artifactstore.model.names import (
     MAX_VERSION,
     parse_ref,

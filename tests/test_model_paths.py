@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from artifactstore.errors import InvalidInputError
+from artifactstore.core.errors import InvalidInputError
 from artifactstore.model.paths import (
     MAX_NAME_BYTES,
     MAX_PATH_BYTES,

@@ -11,18 +11,18 @@ from typing import Any
 import pytest
 
 from artifactstore.backends.memory import MemoryBackend
-from artifactstore.crypto import SigningKey, generate_key, x25519_keypair
-from artifactstore.digest import Digest
-from artifactstore.errors import (
+from artifactstore.core.crypto import SigningKey, generate_key, x25519_keypair
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import (
     AccessDeniedError,
     AlreadyExistsError,
     IntegrityError,
     InvalidInputError,
     NotFoundError,
 )
-from artifactstore.model.projects import Member, ProjectKeys
-from artifactstore.model.records import RecordCodec
-from artifactstore.model.refs import NewVersion, Refs
+from artifactstore.records.projects import Member, ProjectKeys
+from artifactstore.records.codec import RecordCodec
+from artifactstore.records.refs import NewVersion, Refs
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.testing.keys import CHEAP_SCRYPT
 from artifactstore.testing.oldlayout import create_old_layout

@@ -7,15 +7,15 @@ import uuid
 
 import pytest
 
-from artifactstore import encoding
+from artifactstore.core import encoding
 from artifactstore.backends.memory import MemoryBackend
-from artifactstore.catalog import Catalog
-from artifactstore.crypto import SigningKey, generate_key
-from artifactstore.digest import Digest
-from artifactstore.errors import AccessDeniedError, IntegrityError
-from artifactstore.model.records import PLAIN, KeyRing, RecordCodec
-from artifactstore.model.refs import NewVersion, Refs
-from artifactstore.model.runs import RunLog, RunStart, new_run_id
+from artifactstore.local.catalog import Catalog
+from artifactstore.core.crypto import SigningKey, generate_key
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import AccessDeniedError, IntegrityError
+from artifactstore.records.codec import PLAIN, KeyRing, RecordCodec
+from artifactstore.records.refs import NewVersion, Refs
+from artifactstore.records.runs import RunLog, RunStart, new_run_id
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import Kind, seal
 

@@ -8,15 +8,15 @@ from typing import Any, cast
 
 import pytest
 
-from artifactstore import encoding
+from artifactstore.core import encoding
 from artifactstore.backends import (
     Backend,
     FaultInjectingBackend,
     MemoryBackend,
     RetryingBackend,
 )
-from artifactstore.digest import Digest, hash_bytes
-from artifactstore.errors import (
+from artifactstore.core.digest import Digest, hash_bytes
+from artifactstore.core.errors import (
     ConfigurationError,
     ConflictError,
     IntegrityError,
@@ -24,15 +24,15 @@ from artifactstore.errors import (
     NotFoundError,
     TransientBackendError,
 )
-from artifactstore.model.aliases import alias_event_key
-from artifactstore.model.refs import (
+from artifactstore.records.aliases import alias_event_key
+from artifactstore.records.refs import (
     AliasEvent,
     NewVersion,
     ProtectedAliasError,
     Refs,
     VersionRecord,
 )
-from artifactstore.model.versions import default_writer, version_key
+from artifactstore.records.versions import default_writer, version_key
 from artifactstore.objects.envelope import Kind, open_envelope, seal
 from artifactstore.testing import BackendSpec
 from artifactstore.testing.processes import run_workers

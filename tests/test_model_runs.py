@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from artifactstore import encoding
+from artifactstore.core import encoding
 from artifactstore.backends.memory import MemoryBackend
-from artifactstore.digest import Digest
-from artifactstore.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
-from artifactstore.model.runs import (
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from artifactstore.records.runs import (
     MetricsRow,
     RunEdge,
     RunEnd,
@@ -29,7 +29,7 @@ from artifactstore.model.runs import (
     start_key,
     validate_run_id,
 )
-from artifactstore.model.versions import now
+from artifactstore.records.versions import now
 from artifactstore.objects.envelope import Kind, seal
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

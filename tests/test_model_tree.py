@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from artifactstore.backends import open_backend
-from artifactstore.digest import Digest, hash_bytes
-from artifactstore.encoding import pack, unpack
-from artifactstore.errors import IntegrityError, InvalidInputError, NotFoundError
+from artifactstore.core.digest import Digest, hash_bytes
+from artifactstore.core.encoding import pack, unpack
+from artifactstore.core.errors import IntegrityError, InvalidInputError, NotFoundError
 from artifactstore.model import entries as entries_mod
 from artifactstore.model import tree as tree_mod
 from artifactstore.model.entries import INLINE_CHUNKS_MAX

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from artifactstore.digest import hash_bytes
+from artifactstore.core.digest import hash_bytes
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.store import ObjectStore
-from artifactstore.synthetic import random_bytes
+from artifactstore.core.synthetic import random_bytes
 from artifactstore.testing.conformance import BackendSpec
 from artifactstore.testing.servers import MotoS3Server
 

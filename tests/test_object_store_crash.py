@@ -13,8 +13,8 @@ from artifactstore.backends import open_backend
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.layout import pack_prefix
 from artifactstore.objects.store import ObjectStore
-from artifactstore.repository import verify_objects
-from artifactstore.synthetic import random_bytes
+from artifactstore.repository.opening import verify_objects
+from artifactstore.core.synthetic import random_bytes
 
 _WRITER = """
 import sys
@@ -22,7 +22,7 @@ from pathlib import Path
 from artifactstore.backends import open_backend
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.store import ObjectStore
-from artifactstore.synthetic import random_bytes
+from artifactstore.core.synthetic import random_bytes
 root = Path(sys.argv[1])
 store = ObjectStore.open(open_backend(str(root / "store")),
                          create=StoreConfig.new(pack_target=64 << 10),

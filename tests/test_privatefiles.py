@@ -11,9 +11,9 @@ import pytest
 
 import artifactstore
 from artifactstore.cli import main
-from artifactstore.clientstate import known_dir
-from artifactstore.identity import PASSPHRASE_ENV
-from artifactstore.privatefiles import private_folder, write_private_file
+from artifactstore.local.clientstate import known_dir
+from artifactstore.local.identity import PASSPHRASE_ENV
+from artifactstore.core.privatefiles import private_folder, write_private_file
 
 
 @pytest.fixture

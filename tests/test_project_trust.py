@@ -21,17 +21,17 @@ from cli_calls import cli, cli_json
 from test_privacy_acceptance import identity_line, person
 
 import artifactstore
-from artifactstore.access import member_of
+from artifactstore.repository.access import member_of
 from artifactstore.backends import Backend, open_backend
 from artifactstore.backends.memory import MemoryBackend
-from artifactstore.errors import AccessDeniedError, IntegrityError
-from artifactstore.identity import load_identity
-from artifactstore.model.projects import ProjectKeys
-from artifactstore.projects import add_member, create_project, rekey_project
+from artifactstore.core.errors import AccessDeniedError, IntegrityError
+from artifactstore.local.identity import load_identity
+from artifactstore.records.projects import ProjectKeys
+from artifactstore.maintenance.projects import add_member, create_project, rekey_project
 from artifactstore.testing.oldlayout import create_old_layout
 from artifactstore.testing.processes import run_workers
 from artifactstore.testing.servers import MotoS3Server
-from artifactstore.verify import verify_store
+from artifactstore.maintenance.verify import verify_store
 
 MARK = uuid.uuid4().hex[:12]
 NEW_CONTENT = f"new-content-{MARK}-".encode() * 50
@@ -180,12 +180,12 @@ def test_a_non_member_cannot_write_to_a_public_project(
 _CHILD = """
 import sys
 import artifactstore
-import artifactstore.store
+import artifactstore.api.store
 from artifactstore.backends.faults import FaultInjectingBackend
 
 pattern, url, path = sys.argv[1:4]
-real = artifactstore.store.open_store_backend
-artifactstore.store.open_store_backend = lambda u, **o: FaultInjectingBackend(
+real = artifactstore.api.store.open_store_backend
+artifactstore.api.store.open_store_backend = lambda u, **o: FaultInjectingBackend(
     real(u, **o), kill_after=pattern)
 with artifactstore.open(url, project="lab") as store:
     store.log_artifact(path, name="data", type="dataset")

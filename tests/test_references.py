@@ -8,8 +8,8 @@ import pytest
 
 import artifactstore
 from artifactstore import Artifact
-from artifactstore.digest import hash_bytes
-from artifactstore.errors import ConfigurationError, IntegrityError
+from artifactstore.core.digest import hash_bytes
+from artifactstore.core.errors import ConfigurationError, IntegrityError
 from artifactstore.model.tree import ReferenceEntry
 from artifactstore.testing.conformance import BackendSpec
 from artifactstore.testing.webserver import static_web_server

@@ -14,7 +14,7 @@ import pytest
 from test_privacy_acceptance import person
 
 import artifactstore
-from artifactstore.projects import create_project
+from artifactstore.maintenance.projects import create_project
 from artifactstore.testing.servers import MotoS3Server
 
 

@@ -10,10 +10,10 @@ import pytest
 
 import artifactstore
 from artifactstore import Store
-from artifactstore.catalog import RunInfo
-from artifactstore.errors import InvalidInputError, NotFoundError
-from artifactstore.model.runs import RunLog, RunStart
-from artifactstore.run import active_run
+from artifactstore.local.catalog import RunInfo
+from artifactstore.core.errors import InvalidInputError, NotFoundError
+from artifactstore.records.runs import RunLog, RunStart
+from artifactstore.runs.run import active_run
 
 
 @pytest.fixture

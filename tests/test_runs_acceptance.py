@@ -18,8 +18,8 @@ import pytest
 from git_repos import committed_repo, git, isolate_git
 
 import artifactstore
-from artifactstore.errors import InvalidInputError
-from artifactstore.lineage_formats import export_graph, from_graphml
+from artifactstore.core.errors import InvalidInputError
+from artifactstore.lineage.formats import export_graph, from_graphml
 
 PIPELINE = {
     "prepare": """

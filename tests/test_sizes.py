@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from artifactstore.sizes import human_size
+from artifactstore.core.sizes import human_size
 
 
 @pytest.mark.parametrize(("size", "text"), [

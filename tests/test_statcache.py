@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 import artifactstore
-from artifactstore.digest import hash_bytes
+from artifactstore.core.digest import hash_bytes
 from artifactstore.objects.blobrefs import ChunkRef, FileRef
 from artifactstore.objects.store import ObjectStore
-from artifactstore.statcache import StatCache
+from artifactstore.local.statcache import StatCache
 from artifactstore.testing.stores import init_quick_store
 
 
@@ -141,8 +141,7 @@ def test_a_folder_with_too_many_entries_is_not_preloaded(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlite3
 
-    from artifactstore import statcache
-
+    from artifactstore.local import statcache
     db, files = _cache_with(tmp_path, {"a": 3})
     monkeypatch.setattr(statcache, "PRELOAD_MAX", 2)
     cache = StatCache(db)
@@ -163,7 +162,7 @@ def test_a_failed_log_remembers_nothing(tmp_path: Path) -> None:
         art = artifactstore.Artifact("d", type="dataset")
         art.add_dir(folder)
         (folder / "f2.bin").unlink()
-        with pytest.raises(artifactstore.errors.NotFoundError):
+        with pytest.raises(artifactstore.core.errors.NotFoundError):
             store.log_artifact(art)
         store.log_artifact(other, name="o", type="dataset")  # saves what is queued
     [db] = (tmp_path / "c" / "stat").rglob("*.sqlite")

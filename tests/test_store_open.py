@@ -19,9 +19,9 @@ import pytest
 from cli_calls import cli
 
 import artifactstore
-from artifactstore.access import PRIVATE_BY_DEFAULT
+from artifactstore.repository.access import PRIVATE_BY_DEFAULT
 from artifactstore.backends import LocalBackend
-from artifactstore.errors import NotFoundError, ReadOnlyError, StoreNotFoundError
+from artifactstore.core.errors import NotFoundError, ReadOnlyError, StoreNotFoundError
 from artifactstore.objects.config import load
 
 READ_COMMANDS = [

@@ -23,14 +23,14 @@ import pytest
 import artifactstore
 from artifactstore.backends import open_backend
 from artifactstore.cli.main import main
-from artifactstore.gc import version_blobs
+from artifactstore.maintenance.gc import version_blobs
 from artifactstore.objects.sweep import read_layout
-from artifactstore.projects import create_project
-from artifactstore.sync import sync
+from artifactstore.maintenance.projects import create_project
+from artifactstore.transfer.sync import sync
 from artifactstore.testing.keys import CHEAP_SCRYPT
 from artifactstore.testing.servers import MotoS3Server
 from artifactstore.testing.stores import init_quick_store
-from artifactstore.verify import verify_store
+from artifactstore.maintenance.verify import verify_store
 
 #: the file to take down: random, so no other file shares a chunk and compression keeps it
 SECRET = os.urandom(300_000)
@@ -294,7 +294,7 @@ def test_an_unreachable_copy_is_reported_not_wiped(
 
 _SYNC_SCRIPT = """
 import sys
-from artifactstore.sync import sync
+from artifactstore.transfer.sync import sync
 sync(sys.argv[1], sys.argv[2], cache_dir=sys.argv[3])
 """
 

@@ -12,20 +12,20 @@ from cli_calls import cli, cli_json
 import artifactstore
 from artifactstore.backends import open_backend
 from artifactstore.backends.local import LocalBackend
-from artifactstore.digest import Digest
-from artifactstore.errors import IntegrityError, InvalidInputError
-from artifactstore.identity import load_or_create_identity
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import IntegrityError, InvalidInputError
+from artifactstore.local.identity import load_or_create_identity
 from artifactstore.model.tree import FileEntry
 from artifactstore.objects import index as index_mod
 from artifactstore.objects import scan as scan_mod
 from artifactstore.objects.envelope import Kind, seal
 from artifactstore.objects.layout import pack_key, pack_prefix
 from artifactstore.objects.packs import PackBuilder, assemble, check_pack, read_tail
-from artifactstore.projects import create_project
-from artifactstore.repair import rebuild_index, repair_index
-from artifactstore.repository import open_objects
-from artifactstore.synthetic import random_bytes
-from artifactstore.verify import Subset, verify_store
+from artifactstore.maintenance.projects import create_project
+from artifactstore.maintenance.repair import rebuild_index, repair_index
+from artifactstore.repository.opening import open_objects
+from artifactstore.core.synthetic import random_bytes
+from artifactstore.maintenance.verify import Subset, verify_store
 
 KiB = 1 << 10
 

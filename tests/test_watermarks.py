@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from artifactstore.backends import Backend, LocalBackend, open_backend
-from artifactstore.errors import IntegrityError
-from artifactstore.projects import create_project
+from artifactstore.core.errors import IntegrityError
+from artifactstore.maintenance.projects import create_project
 from artifactstore.testing.stores import init_quick_store
-from artifactstore.watermarks import MarkedBackend, Marks, marks_for, with_marks
+from artifactstore.local.watermarks import MarkedBackend, Marks, marks_for, with_marks
 
 
 @pytest.fixture
@@ -180,7 +180,7 @@ TestMarksMachine.settings = settings(max_examples=25, stateful_step_count=15, de
 _RACER = """
 import random, sys
 from pathlib import Path
-from artifactstore.watermarks import Marks
+from artifactstore.local.watermarks import Marks
 marks, seed = Marks(Path(sys.argv[1])), int(sys.argv[2])
 rng = random.Random(seed)
 numbers = list(range(300))

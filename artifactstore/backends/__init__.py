@@ -34,7 +34,7 @@ from artifactstore.backends.local import LocalBackend
 from artifactstore.backends.memory import MemoryBackend, drop_memory_store
 from artifactstore.backends.readonly import ReadOnlyBackend
 from artifactstore.backends.retry import RetryingBackend
-from artifactstore.errors import ConfigurationError, StoreNotFoundError
+from artifactstore.core.errors import ConfigurationError, StoreNotFoundError
 
 __all__ = [
     "SUPPORTED_SCHEMES",

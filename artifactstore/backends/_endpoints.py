@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from artifactstore.backends.base import check_key
-from artifactstore.errors import ConfigurationError, InvalidInputError
+from artifactstore.core.errors import ConfigurationError, InvalidInputError
 
 __all__ = [
     "BucketURL",

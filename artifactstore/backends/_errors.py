@@ -2,7 +2,7 @@
 
 Every exception an adapter meets (``OSError`` from the OS, botocore and s3fs,
 gcsfs ``HttpError``, aiohttp, fsspec timeouts) is turned into one
-:mod:`artifactstore.errors` class here, with a one-line message naming the
+:mod:`artifactstore.core.errors` class here, with a one-line message naming the
 operation, the key, the backend url and what to do. The vendor exception is
 kept as ``__cause__`` for ``--debug`` tracebacks and never reaches users raw.
 
@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from artifactstore.errors import (
+from artifactstore.core.errors import (
     ArtifactStoreError,
     BackendError,
     BackendUnavailableError,

@@ -42,7 +42,7 @@ from artifactstore.backends._endpoints import (
 )
 from artifactstore.backends._errors import configuring
 from artifactstore.backends.fsspec_backend import FsspecBackend
-from artifactstore.errors import ConfigurationError, MissingExtraError
+from artifactstore.core.errors import ConfigurationError, MissingExtraError
 
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 

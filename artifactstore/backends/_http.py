@@ -48,7 +48,7 @@ from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.backends.base import Backend, check_key
 from artifactstore.backends.fsspec_backend import FsspecBackend
 from artifactstore.backends.readonly import ReadOnlyBackend
-from artifactstore.errors import BackendError, ConfigurationError, MissingExtraError
+from artifactstore.core.errors import BackendError, ConfigurationError, MissingExtraError
 
 __all__ = ["HTTP_OPTIONS", "LISTINGS", "BucketListingBackend", "RangeCheckingBackend",
            "open_http"]

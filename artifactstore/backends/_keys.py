@@ -8,7 +8,7 @@ segment (``packs/ab`` matches ``packs/abc…``), and for byte ranges.
 from __future__ import annotations
 
 from artifactstore.backends.base import check_key
-from artifactstore.errors import InvalidInputError
+from artifactstore.core.errors import InvalidInputError
 
 __all__ = ["check_prefix", "check_range", "split_prefix"]
 

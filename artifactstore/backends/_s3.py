@@ -34,7 +34,7 @@ from typing import Any
 from artifactstore.backends._endpoints import check_endpoint, parse_bucket_url, take_options
 from artifactstore.backends._errors import configuring
 from artifactstore.backends.fsspec_backend import FsspecBackend
-from artifactstore.errors import MissingExtraError
+from artifactstore.core.errors import MissingExtraError
 
 __all__ = ["S3_OPTIONS", "open_s3"]
 

@@ -30,7 +30,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from artifactstore.backends._endpoints import redact_url
 from artifactstore.backends.base import is_key
-from artifactstore.errors import BackendError, ConfigurationError
+from artifactstore.core.errors import BackendError, ConfigurationError
 
 __all__ = [
     "BucketRoot",

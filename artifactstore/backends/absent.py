@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
 from artifactstore.backends.base import ObjectInfo
-from artifactstore.errors import StoreNotFoundError
+from artifactstore.core.errors import StoreNotFoundError
 
 __all__ = ["AbsentBackend"]
 

@@ -6,7 +6,7 @@ never start with ``/``, never contain empty segments, ``.`` or ``..``.
 
 The object store (``artifactstore.objects``) is the only caller. It never sees
 an fsspec, botocore or OS type: adapters translate everything here, and raise
-only :mod:`artifactstore.errors` classes.
+only :mod:`artifactstore.core.errors` classes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from artifactstore.errors import InvalidInputError
+from artifactstore.core.errors import InvalidInputError
 
 __all__ = ["Backend", "ObjectInfo", "check_key", "is_key"]
 

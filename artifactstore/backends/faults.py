@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.backends.base import Backend, ObjectInfo
-from artifactstore.errors import (
+from artifactstore.core.errors import (
     BackendError,
     BackendUnavailableError,
     InvalidInputError,

@@ -2,7 +2,7 @@
 
 Vocabulary: the *root* is ``bucket/prefix``; key ``a/b`` is the object
 ``<root>/a/b``. The filesystem object is private to this adapter: callers get
-bytes, ``str`` keys, :class:`ObjectInfo` and :mod:`artifactstore.errors`
+bytes, ``str`` keys, :class:`ObjectInfo` and :mod:`artifactstore.core.errors`
 exceptions only.
 
 The adapter relies on three properties of the filesystems built by
@@ -27,7 +27,7 @@ from artifactstore.backends._errors import (
 )
 from artifactstore.backends._keys import check_prefix, check_range, split_prefix
 from artifactstore.backends.base import ObjectInfo, check_key, is_key
-from artifactstore.errors import BackendError, InvalidInputError, NotFoundError
+from artifactstore.core.errors import BackendError, InvalidInputError, NotFoundError
 
 __all__ = ["FsspecBackend"]
 

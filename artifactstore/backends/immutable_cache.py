@@ -23,7 +23,7 @@ from pathlib import Path
 
 from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.backends.base import Backend, check_key
-from artifactstore.privatefiles import write_private_file
+from artifactstore.core.privatefiles import write_private_file
 
 __all__ = ["ImmutableCacheBackend"]
 

@@ -43,7 +43,7 @@ from artifactstore.backends._errors import mapped_errors
 from artifactstore.backends._keys import check_prefix, check_range, split_prefix
 from artifactstore.backends.base import ObjectInfo, check_key
 from artifactstore.backends.temps import TempFile
-from artifactstore.errors import BackendUnavailableError, InvalidInputError, NotFoundError
+from artifactstore.core.errors import BackendUnavailableError, InvalidInputError, NotFoundError
 
 __all__ = ["TEMP_PREFIX", "LocalBackend"]
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 
 from artifactstore.backends._keys import check_prefix, check_range
 from artifactstore.backends.base import ObjectInfo, check_key
-from artifactstore.errors import NotFoundError
+from artifactstore.core.errors import NotFoundError
 
 __all__ = ["MemoryBackend", "drop_memory_store"]
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.backends.base import Backend, check_key
 from artifactstore.backends.temps import TempFile
-from artifactstore.errors import ReadOnlyError
+from artifactstore.core.errors import ReadOnlyError
 
 __all__ = ["ReadOnlyBackend"]
 

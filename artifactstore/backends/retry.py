@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.backends.base import Backend, ObjectInfo
-from artifactstore.errors import InvalidInputError, NotFoundError, TransientBackendError
+from artifactstore.core.errors import InvalidInputError, NotFoundError, TransientBackendError
 
 __all__ = ["RetryingBackend"]
 

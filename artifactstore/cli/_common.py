@@ -37,8 +37,8 @@ from typing import Any, TextIO
 import artifactstore
 from artifactstore.backends import redact_url
 from artifactstore.cli.progress import Progress
-from artifactstore.discovery import DEFAULT_SOURCE, discover
-from artifactstore.errors import (
+from artifactstore.repository.discovery import DEFAULT_SOURCE, discover
+from artifactstore.core.errors import (
     ArtifactStoreError,
     InvalidInputError,
     NotFoundError,

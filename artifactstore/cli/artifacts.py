@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from artifactstore.artifact import Artifact
+from artifactstore.repository.artifact import Artifact
 from artifactstore.cli._common import add_action, open_existing, open_to_add, progress_bar, say
-from artifactstore.errors import InvalidInputError
-from artifactstore.model.refs import AliasEvent
-from artifactstore.version import ArtifactVersion
+from artifactstore.core.errors import InvalidInputError
+from artifactstore.records.refs import AliasEvent
+from artifactstore.repository.version import ArtifactVersion
 
 
 def _describe(version: ArtifactVersion) -> dict[str, Any]:

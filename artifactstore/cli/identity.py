@@ -13,8 +13,8 @@ import sys
 from typing import Any
 
 from artifactstore.cli._common import add_action, chatty, passphrase_from_stdin
-from artifactstore.errors import InvalidInputError
-from artifactstore.identity import (
+from artifactstore.core.errors import InvalidInputError
+from artifactstore.local.identity import (
     PASSPHRASE_ENV,
     Identity,
     IdentityInfo,

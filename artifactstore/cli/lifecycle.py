@@ -7,10 +7,10 @@ from dataclasses import asdict
 from typing import Any
 
 from artifactstore.cli._common import open_existing, progress_bar, say
-from artifactstore.errors import InvalidInputError
-from artifactstore.gc import DEFAULT_REPACK_THRESHOLD, GcReport
-from artifactstore.model.lifecycle import LifecycleEvent
-from artifactstore.sizes import human_size
+from artifactstore.core.errors import InvalidInputError
+from artifactstore.maintenance.gc import DEFAULT_REPACK_THRESHOLD, GcReport
+from artifactstore.records.lifecycle import LifecycleEvent
+from artifactstore.core.sizes import human_size
 
 
 def _event(event: LifecycleEvent) -> dict[str, Any]:

@@ -12,7 +12,7 @@ finding (a failed or crashed run, an ancestor whose record vanished), and with
 run, a dirty or unknown code state); else 0. Errors keep their own codes.
 
 Deleted and purged versions and runs answer every command here: they keep their
-place in the graph with their state (see :mod:`artifactstore.lineage`).
+place in the graph with their state (see :mod:`artifactstore.lineage.graph`).
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ import math
 from typing import TYPE_CHECKING, Any, Final
 
 import artifactstore
-from artifactstore.audit import AuditReport
+from artifactstore.lineage.audit import AuditReport
 from artifactstore.cli._common import open_existing, open_output, say
-from artifactstore.errors import ArtifactStoreError, IntegrityError, InvalidInputError
-from artifactstore.lineage import EXPORT_FORMATS as FORMATS
-from artifactstore.lineage import describe_state
+from artifactstore.core.errors import ArtifactStoreError, IntegrityError, InvalidInputError
+from artifactstore.lineage.graph import EXPORT_FORMATS as FORMATS
+from artifactstore.lineage.graph import describe_state
 
 if TYPE_CHECKING:
     import networkx as nx
 
-#: flag codes about the version's own bytes (``artifactstore.audit``)
+#: flag codes about the version's own bytes (``artifactstore.lineage.audit``)
 INTEGRITY_FLAGS: Final = frozenset({"missing-blob", "corrupt-blob"})
 
 
@@ -230,6 +230,6 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _export(graph: nx.DiGraph, fmt: str) -> str:
-    from artifactstore.lineage_formats import export_graph  # imports networkx
+    from artifactstore.lineage.formats import export_graph  # imports networkx
 
     return export_graph(graph, fmt)

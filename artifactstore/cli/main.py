@@ -23,7 +23,7 @@ from artifactstore.cli import (
     sync,
     transfer,
 )
-from artifactstore.errors import ArtifactStoreError
+from artifactstore.core.errors import ArtifactStoreError
 from artifactstore.model.names import validate_project_name
 
 __all__ = ["main"]

@@ -9,10 +9,10 @@ from typing import Any
 
 from artifactstore.cli import artifacts
 from artifactstore.cli._common import MiB, add_action, progress_bar, say
-from artifactstore.errors import IntegrityError, InvalidInputError
-from artifactstore.repair import repair_index as repair_store_index
-from artifactstore.repository import resolve_url
-from artifactstore.verify import ALL_PACKS, Subset, verify_store
+from artifactstore.core.errors import IntegrityError, InvalidInputError
+from artifactstore.maintenance.repair import repair_index as repair_store_index
+from artifactstore.repository.opening import resolve_url
+from artifactstore.maintenance.verify import ALL_PACKS, Subset, verify_store
 
 
 def verify(args: argparse.Namespace) -> dict[str, Any] | int:

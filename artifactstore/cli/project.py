@@ -1,6 +1,6 @@
 """Commands over projects: project create, show, trust, members add, members rm.
 
-Vocabulary: see :mod:`artifactstore.projects`. A member is named by their
+Vocabulary: see :mod:`artifactstore.maintenance.projects`. A member is named by their
 **public line** (``asid1… name``, from ``artifactstore identity show``; pass it
 quoted as one argument, or the ``asid1…`` part alone) or, for ``members rm``,
 by their **fingerprint** (32 hex characters, as ``project show`` lists them).
@@ -14,9 +14,9 @@ import argparse
 from typing import Any
 
 from artifactstore.cli._common import add_action, chatty, passphrase_from_stdin, progress_bar
-from artifactstore.errors import ArtifactStoreError, InvalidInputError
-from artifactstore.identity import LINE_PREFIX, PublicIdentity, identity_info
-from artifactstore.projects import (
+from artifactstore.core.errors import ArtifactStoreError, InvalidInputError
+from artifactstore.local.identity import LINE_PREFIX, PublicIdentity, identity_info
+from artifactstore.maintenance.projects import (
     ProjectSummary,
     add_member,
     create_project,

@@ -1,6 +1,6 @@
 """Commands over runs: runs ls, runs show, runs export.
 
-Vocabulary: a **run** as read back is a :class:`~artifactstore.catalog.RunInfo`;
+Vocabulary: a **run** as read back is a :class:`~artifactstore.local.catalog.RunInfo`;
 its **record** is ``RunInfo.as_dict()`` plus ``last_heartbeat``; its **history**
 is its metrics rows (``step``, ``at``, ``values``) in order. Export formats:
 
@@ -25,9 +25,9 @@ from datetime import UTC
 from typing import Any, Final, TextIO
 
 import artifactstore
-from artifactstore.catalog import RunInfo
+from artifactstore.local.catalog import RunInfo
 from artifactstore.cli._common import add_action, open_existing, open_output, say
-from artifactstore.model.runs import STATUSES, parse_time
+from artifactstore.records.runs import STATUSES, parse_time
 
 RUN_COLUMNS: Final = (
     "run_id", "name", "job_type", "status", "started_at", "ended_at", "by", "tags",

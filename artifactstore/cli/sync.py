@@ -2,7 +2,7 @@
 
 ``artifactstore sync SRC_URL DST_URL`` copies every project and key domain;
 ``--project P`` one project; ``--to-project Q`` re-logs P's versions into project
-Q of DST under Q's keys (:mod:`artifactstore.relog`). Versions the source purged
+Q of DST under Q's keys (:mod:`artifactstore.transfer.relog`). Versions the source purged
 are wiped at DST in the same run and reported. Exit 10 when the stores diverged
 (conflicts are listed; everything else was copied); a purge DST could not carry out
 is listed as NOT WIPED and exits with its error's code (never 0).
@@ -16,15 +16,15 @@ import sys
 from typing import Any
 
 from artifactstore.cli._common import MiB, progress_bar, say
-from artifactstore.errors import ConflictError, InvalidInputError
-from artifactstore.sizes import human_size
+from artifactstore.core.errors import ConflictError, InvalidInputError
+from artifactstore.core.sizes import human_size
 
 
 def run_sync(args: argparse.Namespace) -> int:
     """Sync SRC into DST; prints the report (JSON with --json) and returns the exit code."""
     if args.to_project is not None:
         return _relog(args)
-    from artifactstore.sync import sync
+    from artifactstore.transfer.sync import sync
 
     with progress_bar(args, "sync") as bar:
         report = sync(args.src, args.dst, args.project, progress=bar.advance,
@@ -59,7 +59,7 @@ def run_sync(args: argparse.Namespace) -> int:
 
 
 def _relog(args: argparse.Namespace) -> int:
-    from artifactstore.relog import relog
+    from artifactstore.transfer.relog import relog
 
     if args.project is None:
         raise InvalidInputError("--to-project needs --project: the project to re-log from")

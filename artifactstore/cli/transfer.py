@@ -2,8 +2,8 @@
 publish (into a public project).
 
 The format (``artifactstore-export.json`` next to ``files/``) is in
-docs/export-format.md; the work is in :mod:`artifactstore.exporting` and
-:mod:`artifactstore.importing`.
+docs/export-format.md; the work is in :mod:`artifactstore.transfer.exporting` and
+:mod:`artifactstore.transfer.importing`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ MANIFEST_NAME = "artifactstore-export.json"  # model.exports.MANIFEST_NAME (a te
 
 
 def export(args: argparse.Namespace) -> dict[str, Any]:
-    from artifactstore.exporting import export_kind
+    from artifactstore.transfer.exporting import export_kind
 
     with open_existing(args) as store:
         version = store.artifact(args.ref)
@@ -39,7 +39,7 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def import_version(args: argparse.Namespace) -> dict[str, Any]:
-    from artifactstore.importing import import_export
+    from artifactstore.transfer.importing import import_export
 
     with open_to_add(args) as store, progress_bar(args, f"import {args.source}") as bar:
         report = import_export(store, args.source, args.name, aliases=args.aliases,

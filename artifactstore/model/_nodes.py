@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from artifactstore.digest import Digest
-from artifactstore.encoding import unpack
-from artifactstore.errors import IntegrityError
+from artifactstore.core.digest import Digest
+from artifactstore.core.encoding import unpack
+from artifactstore.core.errors import IntegrityError
 from artifactstore.model.entries import Entry, GetBlob, decode_entry, digest_field, uint_field
 from artifactstore.model.paths import MAX_PATH_BYTES, name_problem
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from artifactstore.backends import Backend
-from artifactstore.errors import ConflictError, IntegrityError
-from artifactstore.model.records import PLAIN, UNSIGNED, RecordCodec, Signature
-from artifactstore.model.versions import (
+from artifactstore.core.errors import ConflictError, IntegrityError
+from artifactstore.records.codec import PLAIN, UNSIGNED, RecordCodec, Signature
+from artifactstore.records.versions import (
     NONCE_SIZE,
     artifact_prefix,
     now,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from artifactstore.digest import Digest, hash_bytes
+from artifactstore.core.digest import Digest, hash_bytes
 from artifactstore.model.entries import Entry, FileEntry, ReferenceEntry
 
 __all__ = ["HEADER", "content_digest", "listing"]

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from artifactstore.digest import DIGEST_SIZE, Digest
-from artifactstore.encoding import pack, unpack
-from artifactstore.errors import IntegrityError, InvalidInputError
+from artifactstore.core.digest import DIGEST_SIZE, Digest
+from artifactstore.core.encoding import pack, unpack
+from artifactstore.core.errors import IntegrityError, InvalidInputError
 from artifactstore.objects.blobrefs import ChunkRef, FileRef
 from artifactstore.objects.envelope import Kind
 

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from artifactstore.errors import FormatError, InvalidInputError
+from artifactstore.core.errors import FormatError, InvalidInputError
 from artifactstore.model.names import parse_version_label, validate_artifact_name
 from artifactstore.model.paths import validate_path
 from artifactstore.model.tree import path_key

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from artifactstore.backends import Backend
-from artifactstore.errors import ConflictError, IntegrityError, InvalidInputError
+from artifactstore.core.errors import ConflictError, IntegrityError, InvalidInputError
 from artifactstore.model.names import validate_artifact_name
-from artifactstore.model.records import PLAIN, UNSIGNED, RecordCodec, Signature
-from artifactstore.model.versions import (
+from artifactstore.records.codec import PLAIN, UNSIGNED, RecordCodec, Signature
+from artifactstore.records.versions import (
     NONCE_SIZE,
     now,
     read_ref,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from artifactstore.errors import InvalidInputError
+from artifactstore.core.errors import InvalidInputError
 
 __all__ = [
     "LATEST",

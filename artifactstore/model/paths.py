@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Final
 
-from artifactstore.errors import InvalidInputError
+from artifactstore.core.errors import InvalidInputError
 
 __all__ = [
     "MAX_NAME_BYTES", "MAX_PATH_BYTES", "PathGuard", "join_under", "name_problem", "validate_path",

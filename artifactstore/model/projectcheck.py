@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Final
 
 from artifactstore.backends import Backend
-from artifactstore.errors import ArtifactStoreError, NotFoundError
-from artifactstore.model.projects import Member, ProjectInfo, ProjectKeys
-from artifactstore.model.versions import read_ref, seq_of
+from artifactstore.core.errors import ArtifactStoreError, NotFoundError
+from artifactstore.records.projects import Member, ProjectInfo, ProjectKeys
+from artifactstore.records.versions import read_ref, seq_of
 from artifactstore.objects.envelope import Kind
 
 __all__ = ["Finding", "check_project", "contradictions"]

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from artifactstore.backends import Backend
-from artifactstore.crypto import (
+from artifactstore.core.crypto import (
     ScryptParams,
     SigningKey,
     WrappedKey,
@@ -53,8 +53,8 @@ from artifactstore.crypto import (
     wrap_key,
     x25519_public,
 )
-from artifactstore.digest import derive_key, hash_bytes
-from artifactstore.errors import (
+from artifactstore.core.digest import derive_key, hash_bytes
+from artifactstore.core.errors import (
     AccessDeniedError,
     AlreadyExistsError,
     ConflictError,
@@ -63,8 +63,8 @@ from artifactstore.errors import (
     NotFoundError,
 )
 from artifactstore.model.names import validate_project_name
-from artifactstore.model.records import KeyRing, RecordCodec, Signature
-from artifactstore.model.versions import NONCE_SIZE, Fields, now, read_ref, seq_of
+from artifactstore.records.codec import KeyRing, RecordCodec, Signature
+from artifactstore.records.versions import NONCE_SIZE, Fields, now, read_ref, seq_of
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import Kind
 

@@ -24,10 +24,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from artifactstore import encoding
-from artifactstore.crypto import SigningKey, verify_signature
-from artifactstore.digest import hash_bytes
-from artifactstore.errors import AccessDeniedError, ArtifactStoreError, IntegrityError
+from artifactstore.core import encoding
+from artifactstore.core.crypto import SigningKey, verify_signature
+from artifactstore.core.digest import hash_bytes
+from artifactstore.core.errors import AccessDeniedError, ArtifactStoreError, IntegrityError
 from artifactstore.objects.domainkeys import KEY_ID_SIZE, DomainKeys
 from artifactstore.objects.envelope import FLAG_ENCRYPTED, HEADER_SIZE, Kind, open_envelope, seal
 

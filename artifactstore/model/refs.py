@@ -14,10 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from artifactstore.backends import Backend
-from artifactstore.digest import Digest
-from artifactstore.errors import InvalidInputError, NotFoundError
-from artifactstore.model.aliases import AliasEvent, AliasLog, ProtectedAliasError
-from artifactstore.model.lifecycle import LifecycleLog, LifecycleState
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import InvalidInputError, NotFoundError
+from artifactstore.records.aliases import AliasEvent, AliasLog, ProtectedAliasError
+from artifactstore.records.lifecycle import LifecycleLog, LifecycleState
 from artifactstore.model.names import (
     LATEST,
     parse_version_label,
@@ -27,8 +27,8 @@ from artifactstore.model.names import (
     validate_selector,
     version_label,
 )
-from artifactstore.model.records import PLAIN, RecordCodec
-from artifactstore.model.versions import NewVersion, VersionLog, VersionRecord, default_writer
+from artifactstore.records.codec import PLAIN, RecordCodec
+from artifactstore.records.versions import NewVersion, VersionLog, VersionRecord, default_writer
 
 __all__ = ["AliasEvent", "NewVersion", "ProtectedAliasError", "Refs", "VersionRecord"]
 

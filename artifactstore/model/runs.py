@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from artifactstore import encoding
+from artifactstore.core import encoding
 from artifactstore.backends import Backend
-from artifactstore.digest import Digest
-from artifactstore.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
-from artifactstore.localproc import process_exists
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from artifactstore.core.localproc import process_exists
 from artifactstore.model.names import NAME_RE, validate_project_name, version_label
-from artifactstore.model.records import PLAIN, RecordCodec
-from artifactstore.model.versions import (
+from artifactstore.records.codec import PLAIN, RecordCodec
+from artifactstore.records.versions import (
     NONCE_SIZE,
     Fields,
     now,

@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from artifactstore.digest import Digest, hash_bytes
-from artifactstore.encoding import pack
-from artifactstore.errors import ArtifactStoreError, InvalidInputError, NotFoundError
+from artifactstore.core.digest import Digest, hash_bytes
+from artifactstore.core.encoding import pack
+from artifactstore.core.errors import ArtifactStoreError, InvalidInputError, NotFoundError
 from artifactstore.model._nodes import Child, DirItem, decode_node, find, walk_dir
 from artifactstore.model.entries import (
     DEFAULT_MEDIA_TYPE,

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from artifactstore.digest import Digest
+from artifactstore.core.digest import Digest
 from artifactstore.model._nodes import Child, DirCursor, DirItem, Item, RecordItem, join, walk_dir
 from artifactstore.model.entries import Entry, FileEntry, GetBlob
 

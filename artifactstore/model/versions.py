@@ -34,10 +34,10 @@ from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from artifactstore import encoding
+from artifactstore.core import encoding
 from artifactstore.backends import Backend
-from artifactstore.digest import Digest
-from artifactstore.errors import (
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import (
     ConfigurationError,
     IntegrityError,
     InvalidInputError,
@@ -51,7 +51,7 @@ from artifactstore.model.names import (
     validate_project_name,
     version_label,
 )
-from artifactstore.model.records import PLAIN, UNSIGNED, RecordCodec, Signature
+from artifactstore.records.codec import PLAIN, UNSIGNED, RecordCodec, Signature
 from artifactstore.objects.envelope import Kind
 
 __all__ = ["NewVersion", "VersionLog", "VersionRecord", "artifact_prefix", "version_key"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from artifactstore.digest import Digest
-from artifactstore.errors import InvalidInputError
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import InvalidInputError
 
 __all__ = ["ChunkRef", "FileRef", "WriteStats"]
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from artifactstore.digest import Digest
+from artifactstore.core.digest import Digest
 from artifactstore.objects.scan import DomainScan
 
 __all__ = ["Damage", "DomainReport", "check_domain"]

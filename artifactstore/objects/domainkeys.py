@@ -5,7 +5,7 @@ each other. A private project's epoch key (32 random bytes, §13.2) defines one:
 its **key id** names it (16 bytes, stored in every encrypted envelope and used
 as the domain's folder name), its **id key** makes blob ids keyed BLAKE3 (ids do
 not reveal plaintext hashes), and its **data key** encrypts objects
-(:class:`artifactstore.crypto.ObjectCipher`). All three are derived from the
+(:class:`artifactstore.core.crypto.ObjectCipher`). All three are derived from the
 epoch key with BLAKE3 ``derive_key``, one context string per purpose.
 """
 
@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from artifactstore.crypto import ObjectCipher
-from artifactstore.digest import KEY_SIZE, derive_key
-from artifactstore.errors import InvalidInputError
+from artifactstore.core.crypto import ObjectCipher
+from artifactstore.core.digest import KEY_SIZE, derive_key
+from artifactstore.core.errors import InvalidInputError
 
 __all__ = ["KEY_ID_SIZE", "DomainKeys"]
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import zstandard
 
-from artifactstore.errors import AccessDeniedError, IntegrityError, InvalidInputError
+from artifactstore.core.errors import AccessDeniedError, IntegrityError, InvalidInputError
 
 if TYPE_CHECKING:
     from artifactstore.objects.domainkeys import DomainKeys

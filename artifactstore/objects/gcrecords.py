@@ -27,11 +27,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from artifactstore import encoding
+from artifactstore.core import encoding
 from artifactstore.backends.base import Backend
-from artifactstore.digest import Digest
-from artifactstore.errors import ConflictError, IntegrityError, NotFoundError
-from artifactstore.localproc import process_exists
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import ConflictError, IntegrityError, NotFoundError
+from artifactstore.core.localproc import process_exists
 from artifactstore.objects.envelope import Kind, open_envelope, seal
 
 __all__ = [

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from artifactstore import encoding
-from artifactstore.digest import Digest, hash_bytes
-from artifactstore.errors import ArtifactStoreError, IntegrityError
+from artifactstore.core import encoding
+from artifactstore.core.digest import Digest, hash_bytes
+from artifactstore.core.errors import ArtifactStoreError, IntegrityError
 from artifactstore.objects.envelope import Compression, Kind, open_envelope, seal
 from artifactstore.objects.packs import BlobEntry, decode_records, encode_records
-from artifactstore.privatefiles import write_private_file
+from artifactstore.core.privatefiles import write_private_file
 
 if TYPE_CHECKING:
     from artifactstore.objects.domainkeys import DomainKeys

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from artifactstore.digest import Digest
-from artifactstore.errors import InvalidInputError
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import InvalidInputError
 
 __all__ = [
     "CONFIG_KEY",

@@ -20,9 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from artifactstore import encoding
-from artifactstore.digest import Digest, hash_bytes
-from artifactstore.errors import IntegrityError
+from artifactstore.core import encoding
+from artifactstore.core.digest import Digest, hash_bytes
+from artifactstore.core.errors import IntegrityError
 from artifactstore.objects.envelope import (
     AdaptiveSealer,
     Compression,

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from artifactstore.backends.base import Backend
-from artifactstore.digest import Digest, hash_bytes
-from artifactstore.errors import IntegrityError, NotFoundError
+from artifactstore.core.digest import Digest, hash_bytes
+from artifactstore.core.errors import IntegrityError, NotFoundError
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import open_envelope
 from artifactstore.objects.index import (

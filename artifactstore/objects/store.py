@@ -28,10 +28,10 @@ from types import TracebackType
 from typing import Any, BinaryIO, Self
 
 from artifactstore.backends.base import Backend
-from artifactstore.chunking import chunk_views, iter_chunks
-from artifactstore.digest import Digest, Hasher, hash_bytes
-from artifactstore.errors import ArtifactStoreError, ConflictError, IntegrityError, NotFoundError
-from artifactstore.heap import trim_heap
+from artifactstore.core.chunking import chunk_views, iter_chunks
+from artifactstore.core.digest import Digest, Hasher, hash_bytes
+from artifactstore.core.errors import ArtifactStoreError, ConflictError, IntegrityError, NotFoundError
+from artifactstore.core.heap import trim_heap
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.blobrefs import ChunkRef, FileRef, WriteStats
 from artifactstore.objects.config import StoreConfig
@@ -57,7 +57,7 @@ from artifactstore.objects.packs import (
     check_pack,
     pack_parts,
 )
-from artifactstore.privatefiles import tighten
+from artifactstore.core.privatefiles import tighten
 
 __all__ = ["ObjectStore", "Progress", "default_cache_dir"]
 

@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from artifactstore.backends.base import Backend
-from artifactstore.digest import Digest
-from artifactstore.errors import NotFoundError
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import NotFoundError
 from artifactstore.objects.gcrecords import Condemnation, write_condemnation
 from artifactstore.objects.index import BlobLocation, decode_index, encode_indexes
 from artifactstore.objects.layout import (

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import pytest
 
 from artifactstore.backends import Backend, open_backend
-from artifactstore.errors import InvalidInputError, NotFoundError
+from artifactstore.core.errors import InvalidInputError, NotFoundError
 from artifactstore.testing.processes import run_workers
 
 __all__ = ["BackendConformance", "BackendSpec", "race_put_if_absent"]

@@ -1,10 +1,10 @@
-"""Test data on disk: trees of small files (built on :mod:`artifactstore.synthetic`)."""
+"""Test data on disk: trees of small files (built on :mod:`artifactstore.core.synthetic`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from artifactstore.synthetic import RandomStream, csv_rows, edit_scattered, random_bytes
+from artifactstore.core.synthetic import RandomStream, csv_rows, edit_scattered, random_bytes
 
 __all__ = ["RandomStream", "csv_rows", "edit_scattered", "random_bytes", "write_small_files"]
 

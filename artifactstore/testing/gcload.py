@@ -18,7 +18,7 @@ from typing import Any
 import blake3
 
 import artifactstore
-from artifactstore.errors import ConflictError
+from artifactstore.core.errors import ConflictError
 
 __all__ = ["BLOCK", "GC_WORKER", "load_worker", "pool_blocks"]
 

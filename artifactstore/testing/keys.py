@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from artifactstore.crypto import ScryptParams
+from artifactstore.core.crypto import ScryptParams
 
 __all__ = ["CHEAP_SCRYPT"]
 

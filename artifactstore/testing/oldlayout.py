@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
-from artifactstore.crypto import ScryptParams, generate_key
-from artifactstore.model.projects import Member, ProjectKeys, recovery_keys
-from artifactstore.model.versions import now
+from artifactstore.core.crypto import ScryptParams, generate_key
+from artifactstore.records.projects import Member, ProjectKeys, recovery_keys
+from artifactstore.records.versions import now
 from artifactstore.objects.envelope import Kind
 
 __all__ = ["create_old_layout"]
