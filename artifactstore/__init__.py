@@ -4,12 +4,12 @@
 reads a version from the discovered store in one line.
 """
 
-from artifactstore.repository.artifact import Artifact
-from artifactstore.local.catalog import RunInfo
-from artifactstore.core.errors import ArtifactStoreError
-from artifactstore.runs.run import Run
 from artifactstore.api.store import Store, init_run, open, use
+from artifactstore.core.errors import ArtifactStoreError
+from artifactstore.local.catalog import RunInfo
+from artifactstore.repository.artifact import Artifact
 from artifactstore.repository.version import ArtifactVersion
+from artifactstore.runs.run import Run
 
 __version__ = "0.1.0"
 

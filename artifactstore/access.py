@@ -34,11 +34,11 @@ from artifactstore.local.identity import (
     load_identity,
     load_or_create_identity,
 )
+from artifactstore.local.pins import Pin, PinBook
+from artifactstore.records.codec import KeyRing, RecordCodec
 from artifactstore.records.projectcheck import contradictions
 from artifactstore.records.projects import Member, ProjectInfo, ProjectKeys
-from artifactstore.records.codec import KeyRing, RecordCodec
 from artifactstore.records.versions import require_atomic_create
-from artifactstore.local.pins import Pin, PinBook
 
 __all__ = ["PRIVATE_BY_DEFAULT", "ProjectAccess", "member_of", "project_access"]
 

@@ -27,7 +27,6 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from artifactstore.local.catalog import RunInfo
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import (
     ArtifactStoreError,
@@ -36,12 +35,13 @@ from artifactstore.core.errors import (
     NotFoundError,
 )
 from artifactstore.lineage.graph import describe_state, run_node
-from artifactstore.records.aliases import AliasEvent
+from artifactstore.local.catalog import RunInfo
 from artifactstore.model.names import version_label
-from artifactstore.records.projectcheck import check_project
-from artifactstore.records.codec import Signature
 from artifactstore.model.tree import FileEntry, ReferenceEntry, iter_entries
 from artifactstore.objects.store import ObjectStore
+from artifactstore.records.aliases import AliasEvent
+from artifactstore.records.codec import Signature
+from artifactstore.records.projectcheck import check_project
 from artifactstore.repository.version import ArtifactVersion
 
 if TYPE_CHECKING:

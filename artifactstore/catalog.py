@@ -36,18 +36,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from artifactstore.core import encoding
 from artifactstore.backends import Backend
+from artifactstore.core import encoding
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import NotFoundError
+from artifactstore.core.privatefiles import private_file, private_folder
 from artifactstore.records.aliases import AliasEvent, AliasLog
+from artifactstore.records.codec import PLAIN, RecordCodec
 from artifactstore.records.lifecycle import (
     LifecycleEvent,
     LifecycleLog,
     LifecycleState,
     lifecycle_prefix,
 )
-from artifactstore.records.codec import PLAIN, RecordCodec
 from artifactstore.records.runs import (
     RunEdge,
     RunEnd,
@@ -59,7 +60,6 @@ from artifactstore.records.runs import (
     parse_time,
 )
 from artifactstore.records.versions import VersionLog, VersionRecord, artifacts_prefix, seq_of
-from artifactstore.core.privatefiles import private_file, private_folder
 
 __all__ = ["Catalog", "RunInfo", "SyncStats"]
 

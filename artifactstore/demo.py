@@ -19,8 +19,8 @@ from importlib import resources
 from pathlib import Path
 
 import artifactstore
-from artifactstore.demo.model import train
 from artifactstore.core.synthetic import csv_rows, edit_scattered, random_bytes
+from artifactstore.demo.model import train
 
 __all__ = ["DemoStep", "run_demo"]
 

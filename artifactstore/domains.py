@@ -17,12 +17,12 @@ from typing import Any
 
 import artifactstore.api.store
 from artifactstore.backends import Backend, open_backend_stack, redact_url
-from artifactstore.repository.discovery import discover
 from artifactstore.core.errors import AccessDeniedError, IntegrityError
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.layout import PLAIN_DOMAIN
+from artifactstore.repository.discovery import discover
 
 __all__ = ["Domains", "open_domains"]
 

@@ -36,13 +36,13 @@ from artifactstore.core.errors import (
     InvalidInputError,
     local_write_error,
 )
-from artifactstore.local.filecache import FileCache
 from artifactstore.core.localproc import process_exists
+from artifactstore.core.sizes import human_size
+from artifactstore.local.filecache import FileCache
 from artifactstore.model.paths import PathGuard
 from artifactstore.model.tree import Entry, FileEntry, ReferenceEntry
 from artifactstore.objects.store import ObjectStore
 from artifactstore.repository.references import fetch_reference
-from artifactstore.core.sizes import human_size
 
 __all__ = ["TEMP_MARK", "check_target", "file_matches", "materialize"]
 

@@ -37,7 +37,6 @@ from artifactstore.core.errors import (
     NotFoundError,
     local_write_error,
 )
-from artifactstore.transfer.importing import ImportReport, import_export
 from artifactstore.model.exports import (
     FILES_DIR,
     MANIFEST_NAME,
@@ -48,11 +47,12 @@ from artifactstore.model.exports import (
     ExportManifest,
 )
 from artifactstore.model.paths import join_under
-from artifactstore.records.runs import parse_time
 from artifactstore.model.tree import Entry, FileEntry
-from artifactstore.records.versions import default_writer, now
 from artifactstore.objects.blobrefs import ChunkRef
 from artifactstore.objects.store import Progress
+from artifactstore.records.runs import parse_time
+from artifactstore.records.versions import default_writer, now
+from artifactstore.transfer.importing import ImportReport, import_export
 
 if TYPE_CHECKING:
     from artifactstore.api.store import Store

@@ -64,8 +64,8 @@ from artifactstore.core.errors import (
     ReadOnlyError,
     StorageFullError,
 )
-from artifactstore.objects.store import default_cache_dir
 from artifactstore.core.privatefiles import FILE_MODE, private_folder, tighten
+from artifactstore.objects.store import default_cache_dir
 
 __all__ = ["DEFAULT_MAX_BYTES", "MAX_BYTES_ENV", "CacheInfo", "FileCache", "parse_size"]
 

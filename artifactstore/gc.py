@@ -33,16 +33,16 @@ from artifactstore.core.digest import Digest
 from artifactstore.core.errors import IntegrityError, InvalidInputError
 from artifactstore.maintenance.losses import missing_records
 from artifactstore.model.entries import FileEntry
-from artifactstore.records.projects import ProjectKeys
-from artifactstore.records.codec import RecordCodec
-from artifactstore.records.refs import Refs, VersionRecord
-from artifactstore.records.runs import parse_time
 from artifactstore.model.tree import iter_entries
 from artifactstore.objects.gcrecords import Condemnation, GcLock, condemnations
 from artifactstore.objects.layout import PLAIN_DOMAIN
 from artifactstore.objects.store import ObjectStore, Progress
 from artifactstore.objects.sweep import IndexCache, SweepResult, condemn, read_layout, sweep
 from artifactstore.objects.window import WaitCallback, wait_until
+from artifactstore.records.codec import RecordCodec
+from artifactstore.records.projects import ProjectKeys
+from artifactstore.records.refs import Refs, VersionRecord
+from artifactstore.records.runs import parse_time
 
 if TYPE_CHECKING:
     from artifactstore.api.store import Store

@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from artifactstore.core import encoding
-from artifactstore.repository.artifact import Artifact
-from artifactstore.runs.codestate import CodeState
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import (
     ArtifactStoreError,
@@ -37,12 +35,14 @@ from artifactstore.core.errors import (
     InvalidInputError,
     NotFoundError,
 )
-from artifactstore.transfer.exportreader import read_export
 from artifactstore.model.exports import ExportedInput, ExportedReference, ExportManifest
 from artifactstore.model.names import validate_alias, validate_artifact_name
 from artifactstore.objects.store import Progress
+from artifactstore.repository.artifact import Artifact
 from artifactstore.repository.references import describe_reference
+from artifactstore.runs.codestate import CodeState
 from artifactstore.runs.run import Run
+from artifactstore.transfer.exportreader import read_export
 
 if TYPE_CHECKING:
     import networkx as nx

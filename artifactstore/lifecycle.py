@@ -16,21 +16,26 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from artifactstore.core.digest import Digest
-from artifactstore.core.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from artifactstore.core.errors import (
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+)
 from artifactstore.maintenance.gc import mark, version_blobs
-from artifactstore.records.aliases import ProtectedAliasError
 from artifactstore.model.entries import FileEntry
-from artifactstore.records.lifecycle import LifecycleEvent
 from artifactstore.model.names import parse_ref, parse_version_label, version_label
-from artifactstore.records.refs import VersionRecord
 from artifactstore.model.tree import iter_entries
-from artifactstore.records.versions import default_writer
 from artifactstore.objects.gcrecords import GcLock, condemnations
 from artifactstore.objects.layout import pack_key
 from artifactstore.objects.packs import read_trailer
 from artifactstore.objects.store import ObjectStore
 from artifactstore.objects.sweep import condemn, read_layout, sweep
 from artifactstore.objects.window import WaitCallback, wait_until
+from artifactstore.records.aliases import ProtectedAliasError
+from artifactstore.records.lifecycle import LifecycleEvent
+from artifactstore.records.refs import VersionRecord
+from artifactstore.records.versions import default_writer
 
 if TYPE_CHECKING:
     from artifactstore.api.store import Store

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from artifactstore.local.catalog import Catalog, RunInfo
-from artifactstore.records.lifecycle import LifecycleEvent
 from artifactstore.model.names import version_label
+from artifactstore.records.lifecycle import LifecycleEvent
 
 if TYPE_CHECKING:
     import networkx as nx

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from artifactstore.backends import Backend
-from artifactstore.local.catalog import Catalog
 from artifactstore.core.errors import ArtifactStoreError
+from artifactstore.local.catalog import Catalog
 from artifactstore.records.aliases import alias_event_key
 from artifactstore.records.lifecycle import LifecycleEvent, lifecycle_prefix
 from artifactstore.records.refs import Refs

@@ -18,26 +18,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from artifactstore.repository.access import member_of
 from artifactstore.backends import Backend, open_backend_stack, redact_url
-from artifactstore.local.clientstate import known_dir
 from artifactstore.core.crypto import ScryptParams
-from artifactstore.repository.discovery import discover
 from artifactstore.core.errors import (
     AccessDeniedError,
     IntegrityError,
     InvalidInputError,
     NotFoundError,
 )
-from artifactstore.local.identity import Identity, PublicIdentity, load_identity, load_or_create_identity
+from artifactstore.local.clientstate import known_dir
+from artifactstore.local.identity import (
+    Identity,
+    PublicIdentity,
+    load_identity,
+    load_or_create_identity,
+)
+from artifactstore.local.pins import Pin, PinBook
+from artifactstore.maintenance.reencrypt import ReencryptReport, reencrypt_project
 from artifactstore.model.names import validate_project_name
-from artifactstore.records.projectcheck import contradictions
-from artifactstore.records.projects import Member, ProjectInfo, ProjectKeys
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.store import default_cache_dir
 from artifactstore.objects.window import WaitCallback
-from artifactstore.local.pins import Pin, PinBook
-from artifactstore.maintenance.reencrypt import ReencryptReport, reencrypt_project
+from artifactstore.records.projectcheck import contradictions
+from artifactstore.records.projects import Member, ProjectInfo, ProjectKeys
+from artifactstore.repository.access import member_of
+from artifactstore.repository.discovery import discover
 
 __all__ = ["ProjectSummary", "add_member", "create_project", "remove_member", "show_project",
            "trust_project"]

@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 from artifactstore.backends import redact_url
 from artifactstore.core.errors import InvalidInputError, NotFoundError
-from artifactstore.transfer.exporting import build_manifest
-from artifactstore.transfer.importing import ImportedInput, _log, _match_inputs, _restored_run
+from artifactstore.maintenance.projects import create_project, show_project
 from artifactstore.model.names import validate_project_name
 from artifactstore.objects.store import Progress
-from artifactstore.maintenance.projects import create_project, show_project
+from artifactstore.transfer.exporting import build_manifest
+from artifactstore.transfer.importing import ImportedInput, _log, _match_inputs, _restored_run
 from artifactstore.transfer.relog import materialized
 
 if TYPE_CHECKING:

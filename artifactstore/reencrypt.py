@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING
 from artifactstore.core import encoding
 from artifactstore.core.errors import AccessDeniedError, IntegrityError
 from artifactstore.model.entries import Entry, FileEntry
-from artifactstore.records.codec import reseal, sealing_key_id
 from artifactstore.model.tree import build_tree, iter_entries
-from artifactstore.records.versions import VersionRecord
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.gcrecords import GcLock
 from artifactstore.objects.layout import pack_prefix
 from artifactstore.objects.store import Progress
 from artifactstore.objects.window import WaitCallback
+from artifactstore.records.codec import reseal, sealing_key_id
+from artifactstore.records.versions import VersionRecord
 
 if TYPE_CHECKING:
     from artifactstore.api.store import Store

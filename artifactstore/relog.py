@@ -28,16 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from artifactstore.core import encoding
-from artifactstore.repository.artifact import Artifact
 from artifactstore.backends import open_store_backend
+from artifactstore.core import encoding
 from artifactstore.core.digest import Hasher
-from artifactstore.repository.download import materialize
 from artifactstore.core.errors import ConflictError, InvalidInputError, NotFoundError
 from artifactstore.model.names import validate_project_name, version_label
 from artifactstore.model.tree import Entry, FileEntry, iter_entries
-from artifactstore.records.versions import VersionRecord
 from artifactstore.objects.store import Progress
+from artifactstore.records.versions import VersionRecord
+from artifactstore.repository.artifact import Artifact
+from artifactstore.repository.download import materialize
 
 if TYPE_CHECKING:
     from artifactstore.api.store import Store

@@ -19,7 +19,6 @@ from typing import Any
 
 from artifactstore.backends.base import Backend
 from artifactstore.core.digest import Digest
-from artifactstore.repository.domains import open_domains
 from artifactstore.core.errors import IntegrityError, NotFoundError
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.gcrecords import GcLock
@@ -28,6 +27,7 @@ from artifactstore.objects.layout import index_key
 from artifactstore.objects.packs import TAIL_SIZE, BlobEntry, read_tail, trailer_length
 from artifactstore.objects.scan import DomainScan, scan_domain
 from artifactstore.objects.store import ObjectStore
+from artifactstore.repository.domains import open_domains
 
 __all__ = ["RepairReport", "StoreRepairReport", "rebuild_index", "repair_index"]
 

@@ -12,14 +12,14 @@ from typing import Any
 
 from artifactstore.backends import open_backend_stack
 from artifactstore.core.chunking import ChunkerParams
-from artifactstore.repository.discovery import discover
+from artifactstore.maintenance.verify import StoreReport as StoreVerifyReport
+from artifactstore.maintenance.verify import verify_store
 from artifactstore.objects.check import DomainReport as VerifyReport
 from artifactstore.objects.check import check_domain
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.scan import scan_domain
 from artifactstore.objects.store import ObjectStore, Progress
-from artifactstore.maintenance.verify import StoreReport as StoreVerifyReport
-from artifactstore.maintenance.verify import verify_store
+from artifactstore.repository.discovery import discover
 
 __all__ = [
     "StoreVerifyReport", "VerifyReport", "open_objects", "resolve_url", "verify_objects",

@@ -28,11 +28,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from artifactstore.repository.artifact import Artifact
-from artifactstore.runs.codestate import CodeState, capture_code_patch, capture_code_state
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import ArtifactStoreError, InvalidInputError
 from artifactstore.model.names import validate_artifact_name
+from artifactstore.objects.store import Progress
 from artifactstore.records.runs import (
     SEGMENT_ROWS,
     MetricsRow,
@@ -44,8 +43,9 @@ from artifactstore.records.runs import (
     new_run_id,
 )
 from artifactstore.records.versions import default_writer, now
-from artifactstore.objects.store import Progress
+from artifactstore.repository.artifact import Artifact
 from artifactstore.repository.version import ArtifactVersion
+from artifactstore.runs.codestate import CodeState, capture_code_patch, capture_code_state
 
 if TYPE_CHECKING:
     from artifactstore.api.store import Store

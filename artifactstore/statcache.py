@@ -26,8 +26,8 @@ from typing import Any
 
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import ArtifactStoreError
-from artifactstore.objects.blobrefs import ChunkRef, FileRef
 from artifactstore.core.privatefiles import private_file, private_folder
+from artifactstore.objects.blobrefs import ChunkRef, FileRef
 
 __all__ = ["RACY_NS", "StatCache"]
 

@@ -23,9 +23,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from artifactstore.core import encoding
-from artifactstore.repository.access import PRIVATE_BY_DEFAULT, project_access
-from artifactstore.repository.artifact import Artifact, StagedReference
 from artifactstore.backends import (
     AbsentBackend,
     Backend,
@@ -35,17 +32,22 @@ from artifactstore.backends import (
 )
 from artifactstore.backends.immutable_cache import ImmutableCacheBackend
 from artifactstore.backends.retry import RetryingBackend
-from artifactstore.local.catalog import Catalog, RunInfo
-from artifactstore.local.clientstate import known_dir
+from artifactstore.core import encoding
 from artifactstore.core.digest import Digest
-from artifactstore.repository.discovery import DEFAULT_SOURCE, discover
 from artifactstore.core.errors import (
     AccessDeniedError,
     InvalidInputError,
     NotFoundError,
     StoreNotFoundError,
 )
+from artifactstore.core.privatefiles import private_folder
+from artifactstore.lineage.graph import FileUse, build_graph, neighbourhood, run_node, version_node
+from artifactstore.local.catalog import Catalog, RunInfo
+from artifactstore.local.clientstate import known_dir
 from artifactstore.local.filecache import FileCache
+from artifactstore.local.pins import PinBook
+from artifactstore.local.statcache import StatCache
+from artifactstore.local.watermarks import with_marks
 from artifactstore.maintenance.gc import (
     DEFAULT_GRACE,
     DEFAULT_REPACK_THRESHOLD,
@@ -61,40 +63,38 @@ from artifactstore.maintenance.lifecycle import (
     purge_version,
     restore_version,
 )
-from artifactstore.lineage.graph import FileUse, build_graph, neighbourhood, run_node, version_node
 from artifactstore.model.contentid import content_digest
-from artifactstore.records.lifecycle import LifecycleEvent
 from artifactstore.model.names import (
     parse_ref,
     parse_version_label,
     validate_alias,
     validate_project_name,
 )
-from artifactstore.records.projects import Member, ProjectKeys, immutable_project_key
-from artifactstore.records.codec import RecordCodec, sealed_as_current
-from artifactstore.records.refs import AliasEvent, NewVersion, Refs, VersionRecord
-from artifactstore.records.runs import STATUSES, MetricsRow, RunLog, parse_time, validate_run_id
 from artifactstore.model.tree import Entry, FileEntry, build_tree, iter_entries
-from artifactstore.records.versions import default_writer, is_version_key
 from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.config import StoreConfig, create_or_load
 from artifactstore.objects.config import load as load_config
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore, Progress, default_cache_dir
 from artifactstore.objects.window import WaitCallback
-from artifactstore.local.pins import PinBook
-from artifactstore.core.privatefiles import private_folder
+from artifactstore.records.codec import RecordCodec, sealed_as_current
+from artifactstore.records.lifecycle import LifecycleEvent
+from artifactstore.records.projects import Member, ProjectKeys, immutable_project_key
+from artifactstore.records.refs import AliasEvent, NewVersion, Refs, VersionRecord
+from artifactstore.records.runs import STATUSES, MetricsRow, RunLog, parse_time, validate_run_id
+from artifactstore.records.versions import default_writer, is_version_key
+from artifactstore.repository.access import PRIVATE_BY_DEFAULT, project_access
+from artifactstore.repository.artifact import Artifact, StagedReference
+from artifactstore.repository.discovery import DEFAULT_SOURCE, discover
 from artifactstore.repository.references import describe_reference
-from artifactstore.local.statcache import StatCache
 from artifactstore.repository.version import ArtifactVersion
-from artifactstore.local.watermarks import with_marks
 
 if TYPE_CHECKING:
     import networkx as nx
 
     from artifactstore.lineage.audit import AuditReport
-    from artifactstore.transfer.publish import PublishReport
     from artifactstore.runs.run import Run
+    from artifactstore.transfer.publish import PublishReport
 
 __all__ = ["Store", "init_run", "open", "use"]
 

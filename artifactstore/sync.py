@@ -53,10 +53,9 @@ from artifactstore.core.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from artifactstore.maintenance.takedown import Takedown, carry_purges
 from artifactstore.model.names import validate_project_name
-from artifactstore.records.projects import ProjectKeys
 from artifactstore.model.tree import FileEntry, iter_entries
-from artifactstore.records.versions import VersionLog, require_atomic_create
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.gcrecords import GcLock
 from artifactstore.objects.index import decode_index
@@ -64,7 +63,8 @@ from artifactstore.objects.layout import CONFIG_KEY, PLAIN_DOMAIN, pack_prefix, 
 from artifactstore.objects.packs import TAIL_SIZE, trailer_length
 from artifactstore.objects.store import ObjectStore, Progress
 from artifactstore.objects.window import WaitCallback
-from artifactstore.maintenance.takedown import Takedown, carry_purges
+from artifactstore.records.projects import ProjectKeys
+from artifactstore.records.versions import VersionLog, require_atomic_create
 
 __all__ = ["Conflict", "SyncReport", "Transfer", "record_tier", "sync", "sync_backends"]
 

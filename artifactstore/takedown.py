@@ -25,18 +25,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import artifactstore.api.store as store_module
+from artifactstore.api.store import Store
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import ArtifactStoreError, ConflictError, NotFoundError
 from artifactstore.maintenance.gc import version_blobs
-from artifactstore.maintenance.lifecycle import PurgeReport, forget_cached, forget_purged, wipe_blobs
+from artifactstore.maintenance.lifecycle import (
+    PurgeReport,
+    forget_cached,
+    forget_purged,
+    wipe_blobs,
+)
 from artifactstore.model.entries import FileEntry
 from artifactstore.model.names import version_label
-from artifactstore.records.refs import VersionRecord
 from artifactstore.model.tree import iter_entries
 from artifactstore.objects.gcrecords import condemnations
 from artifactstore.objects.store import ObjectStore
 from artifactstore.objects.window import WaitCallback
-from artifactstore.api.store import Store
+from artifactstore.records.refs import VersionRecord
 
 __all__ = ["Takedown", "carry_purges"]
 

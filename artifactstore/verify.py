@@ -21,11 +21,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from artifactstore.core import encoding
+from artifactstore.api.store import Store
 from artifactstore.backends.temps import stale_temps
+from artifactstore.core import encoding
 from artifactstore.core.digest import Digest, hash_bytes
-from artifactstore.repository.discovery import discover
-from artifactstore.repository.domains import Domains, open_domains
 from artifactstore.core.errors import (
     AccessDeniedError,
     ArtifactStoreError,
@@ -36,12 +35,13 @@ from artifactstore.core.errors import (
 from artifactstore.maintenance.losses import MissingRecord, missing_records
 from artifactstore.model.contentid import content_digest
 from artifactstore.model.names import validate_project_name
-from artifactstore.records.projectcheck import check_project
-from artifactstore.records.refs import VersionRecord
 from artifactstore.model.tree import Entry, FileEntry, iter_entries
 from artifactstore.objects.check import Damage, DamageSummary, DomainReport, check_domain
 from artifactstore.objects.scan import DomainScan, scan_domain
-from artifactstore.api.store import Store
+from artifactstore.records.projectcheck import check_project
+from artifactstore.records.refs import VersionRecord
+from artifactstore.repository.discovery import discover
+from artifactstore.repository.domains import Domains, open_domains
 
 __all__ = ["ALL_PACKS", "Affected", "StoreReport", "Subset", "verify_store"]
 

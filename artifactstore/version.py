@@ -15,13 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from artifactstore.backends import local_folder
 from artifactstore.core.digest import Digest, Hasher
-from artifactstore.repository.download import file_matches, materialize
 from artifactstore.core.errors import IntegrityError, InvalidInputError
 from artifactstore.maintenance.lifecycle import forget_purged
 from artifactstore.model.contentid import content_digest
 from artifactstore.model.entries import GetBlob
 from artifactstore.model.paths import validate_path
-from artifactstore.records.refs import VersionRecord
 from artifactstore.model.tree import (
     Change,
     Entry,
@@ -34,11 +32,13 @@ from artifactstore.model.tree import (
 )
 from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.store import ObjectStore, Progress
+from artifactstore.records.refs import VersionRecord
+from artifactstore.repository.download import file_matches, materialize
 from artifactstore.repository.references import fetch_reference
 
 if TYPE_CHECKING:
-    from artifactstore.model.exports import ExportManifest
     from artifactstore.api.store import Store
+    from artifactstore.model.exports import ExportManifest
 
 __all__ = ["ArtifactVersion"]
 

@@ -33,11 +33,11 @@ from typing import Final
 
 from artifactstore.backends import Backend
 from artifactstore.backends._wrapper import BackendWrapper
-from artifactstore.local.clientstate import known_dir
 from artifactstore.core.errors import ArtifactStoreError, IntegrityError
-from artifactstore.records.codec import PLAIN, RecordCodec
+from artifactstore.local.clientstate import known_dir
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import default_cache_dir
+from artifactstore.records.codec import PLAIN, RecordCodec
 
 __all__ = ["MarkedBackend", "Marks", "marks_for", "with_marks"]
 

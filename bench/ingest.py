@@ -66,17 +66,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import artifactstore
-from artifactstore.backends import RetryingBackend, open_backend
 from artifactstore.core.chunking import ChunkerParams, iter_chunks
 from artifactstore.core.crypto import generate_key
 from artifactstore.core.digest import Hasher, hash_bytes
+from artifactstore.core.synthetic import random_bytes
+from artifactstore.repository.opening import open_objects
+
+import artifactstore
+from artifactstore.backends import RetryingBackend, open_backend
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import Compression
 from artifactstore.objects.store import ObjectStore
-from artifactstore.repository.opening import open_objects
-from artifactstore.core.synthetic import random_bytes
 from artifactstore.testing.data import write_small_files
 
 # The targets. The DVC and borg times were measured by someone else on

@@ -10,17 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-import artifactstore
-from artifactstore import Artifact
 from artifactstore.core.digest import hash_bytes
 from artifactstore.core.errors import (
     IntegrityError,
     InvalidInputError,
     NotFoundError,
 )
-from artifactstore.objects.layout import pack_prefix
 from artifactstore.core.synthetic import random_bytes
+
+import artifactstore
+from artifactstore import Artifact
+from artifactstore.objects.layout import pack_prefix
 
 MiB = 1 << 20
 

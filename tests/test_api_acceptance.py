@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from artifactstore.core.digest import Hasher
+from artifactstore.core.synthetic import RandomStream, random_bytes
+from artifactstore.repository.download import TEMP_MARK
 
 import artifactstore
-from artifactstore.core.digest import Hasher
-from artifactstore.repository.download import TEMP_MARK
-from artifactstore.core.synthetic import RandomStream, random_bytes
 from artifactstore.testing.conformance import BackendSpec
 from artifactstore.testing.processes import run_workers
 

@@ -10,14 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from artifactstore.core.errors import InvalidInputError
+from artifactstore.core.synthetic import random_bytes
+from artifactstore.records.versions import version_key
 from git_repos import committed_repo, git, isolate_git
 
 import artifactstore
 from artifactstore import Store
-from artifactstore.core.errors import InvalidInputError
-from artifactstore.records.versions import version_key
 from artifactstore.objects.layout import pack_prefix
-from artifactstore.core.synthetic import random_bytes
 
 
 @pytest.fixture

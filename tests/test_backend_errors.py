@@ -8,10 +8,6 @@ import socket
 from pathlib import Path
 
 import pytest
-
-from artifactstore.backends import LocalBackend
-from artifactstore.backends._errors import map_error, mapped_errors
-from artifactstore.backends.local import TEMP_PREFIX
 from artifactstore.core.errors import (
     ArtifactStoreError,
     BackendError,
@@ -21,6 +17,10 @@ from artifactstore.core.errors import (
     StorageFullError,
     TransientBackendError,
 )
+
+from artifactstore.backends import LocalBackend
+from artifactstore.backends._errors import map_error, mapped_errors
+from artifactstore.backends.local import TEMP_PREFIX
 
 URL = "s3://bucket/prefix"
 

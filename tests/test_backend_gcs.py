@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
-
-from artifactstore.backends import open_backend
 from artifactstore.core.errors import (
     BackendUnavailableError,
     ConfigurationError,
     TransientBackendError,
 )
+
+from artifactstore.backends import open_backend
 from artifactstore.testing import (
     BackendConformance,
     BackendSpec,

@@ -7,10 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from artifactstore.core.errors import BackendUnavailableError, InvalidInputError
 
 from artifactstore.backends import LocalBackend, open_backend
 from artifactstore.backends.local import TEMP_PREFIX
-from artifactstore.core.errors import BackendUnavailableError, InvalidInputError
 from artifactstore.testing import BackendConformance, BackendSpec
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from artifactstore.core.errors import ConfigurationError, MissingExtraError, StoreNotFoundError
 
 from artifactstore.backends import (
     LocalBackend,
@@ -17,7 +18,6 @@ from artifactstore.backends import (
     open_backend_stack,
 )
 from artifactstore.backends._endpoints import is_loopback_host, redact_url
-from artifactstore.core.errors import ConfigurationError, MissingExtraError, StoreNotFoundError
 
 
 def test_plain_path_and_file_url(tmp_path: Path) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from artifactstore.backends import open_backend
 from artifactstore.core.errors import (
     BackendUnavailableError,
     ConfigurationError,
     NotFoundError,
 )
+
+from artifactstore.backends import open_backend
 from artifactstore.testing import BackendConformance, BackendSpec, MotoS3Server
 
 pytestmark = [pytest.mark.s3]

@@ -5,6 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from artifactstore.core.errors import (
+    BackendError,
+    BackendUnavailableError,
+    InvalidInputError,
+    NotFoundError,
+    ReadOnlyError,
+    TransientBackendError,
+)
 
 from artifactstore.backends import (
     Backend,
@@ -13,14 +21,6 @@ from artifactstore.backends import (
     ReadOnlyBackend,
     RetryingBackend,
     drop_memory_store,
-)
-from artifactstore.core.errors import (
-    BackendError,
-    BackendUnavailableError,
-    InvalidInputError,
-    NotFoundError,
-    ReadOnlyError,
-    TransientBackendError,
 )
 from artifactstore.testing import BackendConformance, BackendSpec
 

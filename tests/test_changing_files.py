@@ -12,9 +12,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from artifactstore.core.errors import InvalidInputError
 
 import artifactstore
-from artifactstore.core.errors import InvalidInputError
 from artifactstore.testing.data import random_bytes
 
 SIZE = 3 << 20  # above the one-read size: streamed in chunks

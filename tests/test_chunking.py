@@ -7,13 +7,12 @@ import random
 from collections import Counter
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from vectors import load_json, read_bytes
-
 from artifactstore.core.chunking import ChunkerParams, chunk_spans, chunk_views, iter_chunks
 from artifactstore.core.digest import hash_bytes
 from artifactstore.core.errors import FormatError, InvalidInputError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from vectors import load_json, read_bytes
 
 SEKIEN = load_json("fastcdc_sekien.json")
 FIXTURE = read_bytes(SEKIEN["fixture"]["file"])

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from artifactstore.core import encoding
+
 from artifactstore.backends import open_backend
 from artifactstore.cli import main
 from artifactstore.objects.config import StoreConfig

@@ -10,14 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from artifactstore.core import encoding
+from artifactstore.core.digest import hash_bytes
+from artifactstore.records.versions import NewVersion
 
 import artifactstore
-from artifactstore.core import encoding
 from artifactstore.cli import main
-from artifactstore.core.digest import hash_bytes
 from artifactstore.model.entries import encode_entry
 from artifactstore.model.tree import FileEntry
-from artifactstore.records.versions import NewVersion
 from artifactstore.objects.envelope import Kind
 
 

@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from artifactstore.repository.download import TEMP_MARK
 from cli_calls import cli
 
 from artifactstore.cli import main
 from artifactstore.cli.main import _parser
-from artifactstore.repository.download import TEMP_MARK
 
 #: documented exit codes of failures (errors.py; 13: a missing store, StoreNotFoundError)
 FAILURE_CODES = frozenset(range(1, 14))

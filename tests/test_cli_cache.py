@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from artifactstore.cli import cache as cache_cli
 from artifactstore.core.digest import hash_bytes
 from artifactstore.local.filecache import FileCache
+
+from artifactstore.cli import cache as cache_cli
 
 
 def _parser() -> argparse.ArgumentParser:

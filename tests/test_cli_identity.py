@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from artifactstore.cli import main
 from artifactstore.local.identity import (
     PASSPHRASE_ENV,
     PublicIdentity,
@@ -17,6 +15,8 @@ from artifactstore.local.identity import (
     identity_backups,
     load_identity,
 )
+
+from artifactstore.cli import main
 from artifactstore.testing.keys import CHEAP_SCRYPT
 
 

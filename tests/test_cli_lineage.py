@@ -9,12 +9,12 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
+from artifactstore.core.digest import hash_bytes
 from cli_calls import cli, cli_json
 from git_repos import committed_repo, isolate_git
 
 import artifactstore
 from artifactstore.backends import open_backend
-from artifactstore.core.digest import hash_bytes
 from artifactstore.model.tree import FileEntry, iter_entries
 from artifactstore.objects.layout import pack_key
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from artifactstore.core.synthetic import random_bytes
+
 from artifactstore.backends import open_backend
 from artifactstore.cli.progress import Progress
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.store import ObjectStore
-from artifactstore.core.synthetic import random_bytes
 
 
 class _Terminal(io.StringIO):

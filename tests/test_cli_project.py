@@ -12,9 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_calls import cli, cli_json
-
-import artifactstore
 from artifactstore.core.errors import AccessDeniedError, NotFoundError
 from artifactstore.local.identity import (
     CONFIG_DIR_ENV,
@@ -24,6 +21,9 @@ from artifactstore.local.identity import (
     load_or_create_identity,
 )
 from artifactstore.maintenance.projects import show_project
+from cli_calls import cli, cli_json
+
+import artifactstore
 
 Become = Callable[..., PublicIdentity | None]
 

@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
+from artifactstore.records.runs import SEGMENT_ROWS
 from cli_calls import cli, cli_json
 
 import artifactstore
-from artifactstore.records.runs import SEGMENT_ROWS
 
 PREP_ROWS = SEGMENT_ROWS + 2  # the history spans two metrics segments
 

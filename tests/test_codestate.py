@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
+from artifactstore.core.errors import IntegrityError
 from artifactstore.runs import codestate
 from artifactstore.runs.codestate import (
     TRACKED_CHANGES,
@@ -17,7 +17,6 @@ from artifactstore.runs.codestate import (
     capture_code_patch,
     capture_code_state,
 )
-from artifactstore.core.errors import IntegrityError
 
 NOTHING = CodeState(commit=None, branch=None, remote=None, dirty=None, root=None)
 BINARY = bytes(range(256)) * 4  # has NUL bytes, so git and we treat it as binary

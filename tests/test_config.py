@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
 from artifactstore.core import encoding
-from artifactstore.backends import open_backend
-from artifactstore.backends.base import Backend
 from artifactstore.core.chunking import ChunkerParams
 from artifactstore.core.errors import FormatError, NotFoundError
+
+from artifactstore.backends import open_backend
+from artifactstore.backends.base import Backend
 from artifactstore.objects.config import StoreConfig, create_or_load, load
 from artifactstore.objects.envelope import Kind, seal
 from artifactstore.objects.layout import CONFIG_KEY

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import blake3
 import pytest
+from artifactstore.records.versions import NewVersion
 from cli_calls import cli_json
 
 import artifactstore
 from artifactstore.cli import main
-from artifactstore.records.versions import NewVersion
 
 DESIGN = Path(__file__).parent.parent / "docs" / "design.md"
 

@@ -5,10 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from vectors import load_json
-
 from artifactstore.core.crypto import (
     ObjectCipher,
     SigningKey,
@@ -23,6 +19,10 @@ from artifactstore.core.crypto import (
     x25519_keypair,
 )
 from artifactstore.core.errors import IntegrityError, InvalidInputError
+from hypothesis import given
+from hypothesis import strategies as st
+from vectors import load_json
+
 from artifactstore.testing.keys import CHEAP_SCRYPT
 
 AEAD = load_json("aead_vectors.json")

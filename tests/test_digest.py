@@ -9,13 +9,12 @@ from unittest import mock
 
 import blake3
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from vectors import load_json
-
 from artifactstore.core import digest
 from artifactstore.core.digest import Digest, Hasher, derive_key, hash_bytes, xof
 from artifactstore.core.errors import InvalidInputError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from vectors import load_json
 
 VECTORS = load_json("blake3_test_vectors.json")
 KEY = VECTORS["key"].encode("ascii")

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from artifactstore.core.errors import InvalidInputError, ReadOnlyError, StorageFullError
+from artifactstore.core.synthetic import random_bytes
+from artifactstore.repository.download import TEMP_MARK
 from cli_calls import cli
 
 import artifactstore
-from artifactstore.repository.download import TEMP_MARK
-from artifactstore.core.errors import InvalidInputError, ReadOnlyError, StorageFullError
-from artifactstore.core.synthetic import random_bytes
 
 BIG = 3 << 20  # three times the small disk
 

@@ -13,12 +13,11 @@ from typing import Any
 
 import msgpack
 import pytest
+from artifactstore.core.encoding import MAX_DEPTH, pack, unpack
+from artifactstore.core.errors import IntegrityError, InvalidInputError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from vectors import load_json
-
-from artifactstore.core.encoding import MAX_DEPTH, pack, unpack
-from artifactstore.core.errors import IntegrityError, InvalidInputError
 
 SUITE: dict[str, list[dict[str, Any]]] = load_json("msgpack_test_suite.json")
 REFUSED_GROUPS = {"50.timestamp.yaml", "60.ext.yaml"}

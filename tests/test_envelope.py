@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from artifactstore.core.errors import IntegrityError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from artifactstore.core.errors import IntegrityError
 from artifactstore.objects.envelope import (
     HEADER_SIZE,
     MAGIC,

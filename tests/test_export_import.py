@@ -13,10 +13,6 @@ from pathlib import Path
 
 import blake3
 import pytest
-
-import artifactstore
-from artifactstore import Artifact, ArtifactVersion, Run, Store
-from artifactstore.runs.codestate import CodeState
 from artifactstore.core.errors import (
     AlreadyExistsError,
     FormatError,
@@ -24,7 +20,11 @@ from artifactstore.core.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from artifactstore.runs.codestate import CodeState
 from artifactstore.transfer.exporting import export_kind, import_export
+
+import artifactstore
+from artifactstore import Artifact, ArtifactVersion, Run, Store
 from artifactstore.model.exports import MANIFEST_NAME
 
 CONFIG = {"split": 0.8, "seed": 7, "layers": [64, 32], "salt": b"\x00\xff"}

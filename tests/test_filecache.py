@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from artifactstore.local import filecache
 from artifactstore.core.digest import Digest, hash_bytes
 from artifactstore.core.errors import ConfigurationError, InvalidInputError
-from artifactstore.local.filecache import DEFAULT_MAX_BYTES, FileCache, parse_size
 from artifactstore.core.synthetic import random_bytes
+from artifactstore.local import filecache
+from artifactstore.local.filecache import DEFAULT_MAX_BYTES, FileCache, parse_size
 
 TIMEOUT = 60.0
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from artifactstore.repository.opening import verify_objects
 
 import artifactstore
 from artifactstore.backends import open_backend
 from artifactstore.model.names import parse_ref, parse_version_label
-from artifactstore.repository.opening import verify_objects
 from artifactstore.testing.gcload import load_worker, pool_blocks
 from artifactstore.testing.processes import run_workers
 from artifactstore.testing.servers import MotoS3Server
@@ -182,9 +182,8 @@ def test_purge_wipes_the_bytes_on_s3(tmp_path: Path, s3_server: MotoS3Server) ->
 def test_gc_and_purge_in_a_private_project_across_key_epochs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """gc marks each key epoch's domain from the versions written under it."""
-    from test_privacy_acceptance import identity_line, person
-
     from artifactstore.maintenance.projects import create_project, remove_member
+    from test_privacy_acceptance import identity_line, person
 
     url = str(tmp_path / "store")
     init_quick_store(url)

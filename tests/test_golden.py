@@ -7,16 +7,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+from artifactstore.core.digest import Digest
+from artifactstore.core.synthetic import csv_rows, random_bytes
+from artifactstore.repository.opening import verify_objects
 
 from artifactstore.backends import open_backend
 from artifactstore.backends.readonly import ReadOnlyBackend
-from artifactstore.core.digest import Digest
 from artifactstore.objects.blobrefs import ChunkRef, FileRef
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.packs import read_trailer
 from artifactstore.objects.store import ObjectStore
-from artifactstore.repository.opening import verify_objects
-from artifactstore.core.synthetic import csv_rows, random_bytes
 
 DATA = Path(__file__).parent / "data"
 EXPECTED = {

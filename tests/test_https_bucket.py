@@ -21,11 +21,6 @@ from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape
 
 import pytest
-from cli_calls import cli
-
-import artifactstore
-from artifactstore.backends import _s3listing, open_backend
-from artifactstore.backends._s3listing import BucketRoot, candidate_roots, explicit_bucket_root
 from artifactstore.core.errors import (
     AccessDeniedError,
     BackendError,
@@ -34,6 +29,11 @@ from artifactstore.core.errors import (
     TransientBackendError,
 )
 from artifactstore.maintenance.projects import create_project
+from cli_calls import cli
+
+import artifactstore
+from artifactstore.backends import _s3listing, open_backend
+from artifactstore.backends._s3listing import BucketRoot, candidate_roots, explicit_bucket_root
 from artifactstore.testing import MotoS3Server
 from artifactstore.testing.webserver import static_web_server
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from artifactstore.core.crypto import unwrap_key, verify_signature, wrap_key, x25519_keypair
 from artifactstore.core.errors import (
     AccessDeniedError,
@@ -30,6 +29,7 @@ from artifactstore.local.identity import (
     load_identity,
     load_or_create_identity,
 )
+
 from artifactstore.testing.keys import CHEAP_SCRYPT
 from artifactstore.testing.processes import run_workers
 

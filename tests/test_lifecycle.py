@@ -6,9 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
-import artifactstore
-from artifactstore.cli import main
 from artifactstore.core.errors import (
     ConflictError,
     InvalidInputError,
@@ -16,9 +13,12 @@ from artifactstore.core.errors import (
 )
 from artifactstore.maintenance.lifecycle import parse_duration
 from artifactstore.records.aliases import ProtectedAliasError
+from artifactstore.repository.opening import verify_objects
+
+import artifactstore
+from artifactstore.cli import main
 from artifactstore.objects.gcrecords import condemnations
 from artifactstore.objects.sweep import read_layout
-from artifactstore.repository.opening import verify_objects
 from artifactstore.testing.stores import init_quick_store
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import networkx as nx
 import pytest
-
 from artifactstore.core.errors import InvalidInputError
 from artifactstore.lineage.formats import (
     FORMATS,

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
+from artifactstore.core import encoding
+from artifactstore.core.digest import hash_bytes
+from artifactstore.maintenance.projects import create_project
+from artifactstore.records.lifecycle import lifecycle_prefix
 from cli_calls import cli, cli_json
 
 import artifactstore
-from artifactstore.core import encoding
 from artifactstore.backends import open_backend
-from artifactstore.core.digest import hash_bytes
-from artifactstore.records.lifecycle import lifecycle_prefix
 from artifactstore.objects.envelope import Kind, seal
-from artifactstore.maintenance.projects import create_project
 from artifactstore.testing.stores import init_quick_store
 
 B = b"b-rows\n" * 300

@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from artifactstore.core.errors import InvalidInputError
+from artifactstore.repository.artifact import Artifact
 
 import artifactstore
-from artifactstore.repository.artifact import Artifact
 from artifactstore.cli import main
-from artifactstore.core.errors import InvalidInputError
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 
 import pytest
+from artifactstore.maintenance.projects import create_project
 from cli_calls import cli, cli_json
 
 from artifactstore.backends import Backend, open_backend
-from artifactstore.maintenance.projects import create_project
 from artifactstore.testing.stores import init_quick_store
 
 

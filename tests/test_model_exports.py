@@ -7,10 +7,10 @@ import math
 from typing import Any
 
 import pytest
+from artifactstore.core.errors import FormatError, InvalidInputError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from artifactstore.core.errors import FormatError, InvalidInputError
 from artifactstore.model.exports import (
     ExportedFile,
     ExportedInput,

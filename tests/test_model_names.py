@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from artifactstore.core.errors import InvalidInputError
+
 from artifactstore.model.names import (
     MAX_VERSION,
     parse_ref,

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from artifactstore.core.errors import InvalidInputError
+
 from artifactstore.model.paths import (
     MAX_NAME_BYTES,
     MAX_PATH_BYTES,

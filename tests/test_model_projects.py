@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
-from artifactstore.backends.memory import MemoryBackend
 from artifactstore.core.crypto import SigningKey, generate_key, x25519_keypair
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import (
@@ -20,9 +18,11 @@ from artifactstore.core.errors import (
     InvalidInputError,
     NotFoundError,
 )
-from artifactstore.records.projects import Member, ProjectKeys
 from artifactstore.records.codec import RecordCodec
+from artifactstore.records.projects import Member, ProjectKeys
 from artifactstore.records.refs import NewVersion, Refs
+
+from artifactstore.backends.memory import MemoryBackend
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.testing.keys import CHEAP_SCRYPT
 from artifactstore.testing.oldlayout import create_old_layout

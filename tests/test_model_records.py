@@ -6,16 +6,16 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from artifactstore.core import encoding
-from artifactstore.backends.memory import MemoryBackend
-from artifactstore.local.catalog import Catalog
 from artifactstore.core.crypto import SigningKey, generate_key
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import AccessDeniedError, IntegrityError
+from artifactstore.local.catalog import Catalog
 from artifactstore.records.codec import PLAIN, KeyRing, RecordCodec
 from artifactstore.records.refs import NewVersion, Refs
 from artifactstore.records.runs import RunLog, RunStart, new_run_id
+
+from artifactstore.backends.memory import MemoryBackend
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import Kind, seal
 

@@ -7,14 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
-
 from artifactstore.core import encoding
-from artifactstore.backends import (
-    Backend,
-    FaultInjectingBackend,
-    MemoryBackend,
-    RetryingBackend,
-)
 from artifactstore.core.digest import Digest, hash_bytes
 from artifactstore.core.errors import (
     ConfigurationError,
@@ -33,6 +26,13 @@ from artifactstore.records.refs import (
     VersionRecord,
 )
 from artifactstore.records.versions import default_writer, version_key
+
+from artifactstore.backends import (
+    Backend,
+    FaultInjectingBackend,
+    MemoryBackend,
+    RetryingBackend,
+)
 from artifactstore.objects.envelope import Kind, open_envelope, seal
 from artifactstore.testing import BackendSpec
 from artifactstore.testing.processes import run_workers

@@ -6,13 +6,14 @@ import types
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from artifactstore.core import encoding
-from artifactstore.backends.memory import MemoryBackend
 from artifactstore.core.digest import Digest
-from artifactstore.core.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from artifactstore.core.errors import (
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+)
 from artifactstore.records.runs import (
     MetricsRow,
     RunEdge,
@@ -30,6 +31,10 @@ from artifactstore.records.runs import (
     validate_run_id,
 )
 from artifactstore.records.versions import now
+from hypothesis import given
+from hypothesis import strategies as st
+
+from artifactstore.backends.memory import MemoryBackend
 from artifactstore.objects.envelope import Kind, seal
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from artifactstore.core.digest import Digest, hash_bytes
+from artifactstore.core.encoding import pack, unpack
+from artifactstore.core.errors import IntegrityError, InvalidInputError, NotFoundError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from artifactstore.backends import open_backend
-from artifactstore.core.digest import Digest, hash_bytes
-from artifactstore.core.encoding import pack, unpack
-from artifactstore.core.errors import IntegrityError, InvalidInputError, NotFoundError
 from artifactstore.model import entries as entries_mod
 from artifactstore.model import tree as tree_mod
 from artifactstore.model.entries import INLINE_CHUNKS_MAX

@@ -7,14 +7,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from artifactstore.core.chunking import ChunkerParams
+from artifactstore.core.digest import hash_bytes
+from artifactstore.core.errors import (
+    ArtifactStoreError,
+    BackendError,
+    IntegrityError,
+    NotFoundError,
+)
 
 from artifactstore.backends import open_backend
 from artifactstore.backends.base import Backend
 from artifactstore.backends.faults import FaultInjectingBackend
 from artifactstore.backends.retry import RetryingBackend
-from artifactstore.core.chunking import ChunkerParams
-from artifactstore.core.digest import hash_bytes
-from artifactstore.core.errors import ArtifactStoreError, BackendError, IntegrityError, NotFoundError
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.index import decode_index

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from artifactstore.core.digest import hash_bytes
+from artifactstore.core.synthetic import random_bytes
+
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.store import ObjectStore
-from artifactstore.core.synthetic import random_bytes
 from artifactstore.testing.conformance import BackendSpec
 from artifactstore.testing.servers import MotoS3Server
 

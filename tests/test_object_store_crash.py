@@ -9,12 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+from artifactstore.core.synthetic import random_bytes
+from artifactstore.repository.opening import verify_objects
+
 from artifactstore.backends import open_backend
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.layout import pack_prefix
 from artifactstore.objects.store import ObjectStore
-from artifactstore.repository.opening import verify_objects
-from artifactstore.core.synthetic import random_bytes
 
 _WRITER = """
 import sys

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from artifactstore.backends import open_backend
-from artifactstore.backends.base import Backend
 from artifactstore.core.chunking import ChunkerParams
 from artifactstore.core.crypto import generate_key
 from artifactstore.core.digest import hash_bytes
 from artifactstore.core.errors import AccessDeniedError, IntegrityError
+
+from artifactstore.backends import open_backend
+from artifactstore.backends.base import Backend
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import Kind, open_envelope, seal

@@ -12,17 +12,17 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from artifactstore.core.chunking import ChunkerParams
+from artifactstore.core.errors import NotFoundError
+from artifactstore.core.synthetic import random_bytes
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from artifactstore.backends import drop_memory_store, open_backend
-from artifactstore.core.chunking import ChunkerParams
-from artifactstore.core.errors import NotFoundError
 from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.store import ObjectStore
-from artifactstore.core.synthetic import random_bytes
 
 PARAMS = ChunkerParams(min_size=256, avg_size=1024, max_size=4096)
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from artifactstore.core.digest import hash_bytes
 from artifactstore.core.errors import IntegrityError
+
 from artifactstore.objects.envelope import Kind, open_envelope, seal_parts
 from artifactstore.objects.packs import PackBuilder, assemble, check_pack, read_trailer
 

@@ -11,10 +11,7 @@ from typing import Any
 
 import blake3
 import pytest
-
-import artifactstore
 from artifactstore.core import encoding
-from artifactstore.backends import open_backend
 from artifactstore.core.errors import (
     AccessDeniedError,
     ArtifactStoreError,
@@ -22,11 +19,19 @@ from artifactstore.core.errors import (
     ReadOnlyError,
 )
 from artifactstore.local.identity import load_identity, load_or_create_identity
+from artifactstore.maintenance.projects import (
+    add_member,
+    create_project,
+    rekey_project,
+    remove_member,
+)
 from artifactstore.records.codec import RecordCodec
 from artifactstore.records.versions import version_key
-from artifactstore.objects.envelope import Kind, seal
-from artifactstore.maintenance.projects import add_member, create_project, rekey_project, remove_member
 from artifactstore.repository.opening import verify_objects
+
+import artifactstore
+from artifactstore.backends import open_backend
+from artifactstore.objects.envelope import Kind, seal
 from artifactstore.testing.servers import MotoS3Server
 
 MARKER = "zebra7marker"
@@ -313,8 +318,9 @@ def test_a_public_project_reads_over_http_read_only(tmp_path: Path,
 
 def test_verify_reads_the_key_domains_a_member_holds(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from artifactstore.objects.layout import pack_prefix
     from artifactstore.repository.opening import verify_store
+
+    from artifactstore.objects.layout import pack_prefix
 
     url = str(tmp_path / "store")
     with person(monkeypatch, tmp_path, "alice"):

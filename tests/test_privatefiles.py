@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from artifactstore.core.privatefiles import private_folder, write_private_file
+from artifactstore.local.clientstate import known_dir
+from artifactstore.local.identity import PASSPHRASE_ENV
 
 import artifactstore
 from artifactstore.cli import main
-from artifactstore.local.clientstate import known_dir
-from artifactstore.local.identity import PASSPHRASE_ENV
-from artifactstore.core.privatefiles import private_folder, write_private_file
 
 
 @pytest.fixture

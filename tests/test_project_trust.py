@@ -17,21 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from artifactstore.core.errors import AccessDeniedError, IntegrityError
+from artifactstore.local.identity import load_identity
+from artifactstore.maintenance.projects import add_member, create_project, rekey_project
+from artifactstore.maintenance.verify import verify_store
+from artifactstore.records.projects import ProjectKeys
+from artifactstore.repository.access import member_of
 from cli_calls import cli, cli_json
 from test_privacy_acceptance import identity_line, person
 
 import artifactstore
-from artifactstore.repository.access import member_of
 from artifactstore.backends import Backend, open_backend
 from artifactstore.backends.memory import MemoryBackend
-from artifactstore.core.errors import AccessDeniedError, IntegrityError
-from artifactstore.local.identity import load_identity
-from artifactstore.records.projects import ProjectKeys
-from artifactstore.maintenance.projects import add_member, create_project, rekey_project
 from artifactstore.testing.oldlayout import create_old_layout
 from artifactstore.testing.processes import run_workers
 from artifactstore.testing.servers import MotoS3Server
-from artifactstore.maintenance.verify import verify_store
 
 MARK = uuid.uuid4().hex[:12]
 NEW_CONTENT = f"new-content-{MARK}-".encode() * 50

@@ -15,12 +15,12 @@ import os
 from pathlib import Path
 
 import pytest
+from artifactstore.local.identity import load_or_create_identity
+from artifactstore.maintenance.projects import create_project, show_project
 from cli_calls import cli, cli_json
 
 import artifactstore
 from artifactstore.cli import main
-from artifactstore.local.identity import load_or_create_identity
-from artifactstore.maintenance.projects import create_project, show_project
 from artifactstore.testing.webserver import stdlib_http_server
 
 SECRET_NAME = "confidential-cohort-2026"  # an artifact name that must not be published

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from artifactstore.core.digest import hash_bytes
+from artifactstore.core.errors import ConfigurationError, IntegrityError
 
 import artifactstore
 from artifactstore import Artifact
-from artifactstore.core.digest import hash_bytes
-from artifactstore.core.errors import ConfigurationError, IntegrityError
 from artifactstore.model.tree import ReferenceEntry
 from artifactstore.testing.conformance import BackendSpec
 from artifactstore.testing.webserver import static_web_server

@@ -7,18 +7,18 @@ import os
 from pathlib import Path
 
 import pytest
+from artifactstore.core.errors import AccessDeniedError
+from artifactstore.local.identity import load_identity
+from artifactstore.maintenance.projects import create_project, rekey_project, remove_member
+from artifactstore.records.projects import ProjectKeys
+from artifactstore.repository.access import member_of
 from cli_calls import cli_json
 from test_privacy_acceptance import identity_line, person
 
 import artifactstore
-from artifactstore.repository.access import member_of
 from artifactstore.backends import open_backend
-from artifactstore.core.errors import AccessDeniedError
-from artifactstore.local.identity import load_identity
-from artifactstore.records.projects import ProjectKeys
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import FLAG_ENCRYPTED, HEADER_SIZE
-from artifactstore.maintenance.projects import create_project, rekey_project, remove_member
 from artifactstore.testing.stores import init_quick_store
 
 

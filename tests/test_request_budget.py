@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 
 import pytest
+from artifactstore.maintenance.projects import create_project
 from test_privacy_acceptance import person
 
 import artifactstore
-from artifactstore.maintenance.projects import create_project
 from artifactstore.testing.servers import MotoS3Server
 
 

@@ -7,13 +7,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from artifactstore.core.errors import InvalidInputError, NotFoundError
+from artifactstore.local.catalog import RunInfo
+from artifactstore.records.runs import RunLog, RunStart
+from artifactstore.runs.run import active_run
 
 import artifactstore
 from artifactstore import Store
-from artifactstore.local.catalog import RunInfo
-from artifactstore.core.errors import InvalidInputError, NotFoundError
-from artifactstore.records.runs import RunLog, RunStart
-from artifactstore.runs.run import active_run
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from pathlib import Path
 import blake3
 import networkx as nx
 import pytest
+from artifactstore.core.errors import InvalidInputError
+from artifactstore.lineage.formats import export_graph, from_graphml
 from git_repos import committed_repo, git, isolate_git
 
 import artifactstore
-from artifactstore.core.errors import InvalidInputError
-from artifactstore.lineage.formats import export_graph, from_graphml
 
 PIPELINE = {
     "prepare": """

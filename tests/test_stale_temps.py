@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from artifactstore.core.errors import ReadOnlyError
 
 import artifactstore
 from artifactstore.backends.local import TEMP_PREFIX, LocalBackend
 from artifactstore.backends.readonly import ReadOnlyBackend
 from artifactstore.backends.temps import remove_stale_temps, stale_temps
 from artifactstore.cli import main
-from artifactstore.core.errors import ReadOnlyError
 
 # A writer stopped inside put_parts: its temp file is open, the object has no name yet.
 _WRITER = """

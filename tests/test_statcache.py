@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
+from artifactstore.core.digest import hash_bytes
+from artifactstore.local.statcache import StatCache
 
 import artifactstore
-from artifactstore.core.digest import hash_bytes
 from artifactstore.objects.blobrefs import ChunkRef, FileRef
 from artifactstore.objects.store import ObjectStore
-from artifactstore.local.statcache import StatCache
 from artifactstore.testing.stores import init_quick_store
 
 

@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from artifactstore.core.errors import NotFoundError, ReadOnlyError, StoreNotFoundError
+from artifactstore.repository.access import PRIVATE_BY_DEFAULT
 from cli_calls import cli
 
 import artifactstore
-from artifactstore.repository.access import PRIVATE_BY_DEFAULT
 from artifactstore.backends import LocalBackend
-from artifactstore.core.errors import NotFoundError, ReadOnlyError, StoreNotFoundError
 from artifactstore.objects.config import load
 
 READ_COMMANDS = [

@@ -11,25 +11,30 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import artifactstore.transfer.sync as sync_module
 import pytest
+from artifactstore.core.chunking import ChunkerParams
+from artifactstore.core.errors import (
+    AccessDeniedError,
+    BackendError,
+    ConfigurationError,
+    ConflictError,
+)
+from artifactstore.local.identity import load_or_create_identity
+from artifactstore.maintenance.projects import create_project
+from artifactstore.records.versions import version_key
+from artifactstore.repository.opening import open_objects, verify_store
+from artifactstore.transfer.relog import relog
+from artifactstore.transfer.sync import record_tier, sync, sync_backends
 
 import artifactstore
-import artifactstore.transfer.sync as sync_module
 from artifactstore.backends import FaultInjectingBackend, LocalBackend, open_backend
 from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.backends.base import Backend
 from artifactstore.backends.readonly import ReadOnlyBackend
-from artifactstore.core.chunking import ChunkerParams
 from artifactstore.cli.main import main
-from artifactstore.core.errors import AccessDeniedError, BackendError, ConfigurationError, ConflictError
-from artifactstore.local.identity import load_or_create_identity
 from artifactstore.model.tree import FileEntry
-from artifactstore.records.versions import version_key
 from artifactstore.objects.gcrecords import GcLock
-from artifactstore.maintenance.projects import create_project
-from artifactstore.transfer.relog import relog
-from artifactstore.repository.opening import open_objects, verify_store
-from artifactstore.transfer.sync import record_tier, sync, sync_backends
 from artifactstore.testing.keys import CHEAP_SCRYPT
 from artifactstore.testing.servers import MotoS3Server
 

@@ -19,18 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from artifactstore.maintenance.gc import version_blobs
+from artifactstore.maintenance.projects import create_project
+from artifactstore.maintenance.verify import verify_store
+from artifactstore.transfer.sync import sync
 
 import artifactstore
 from artifactstore.backends import open_backend
 from artifactstore.cli.main import main
-from artifactstore.maintenance.gc import version_blobs
 from artifactstore.objects.sweep import read_layout
-from artifactstore.maintenance.projects import create_project
-from artifactstore.transfer.sync import sync
 from artifactstore.testing.keys import CHEAP_SCRYPT
 from artifactstore.testing.servers import MotoS3Server
 from artifactstore.testing.stores import init_quick_store
-from artifactstore.maintenance.verify import verify_store
 
 #: the file to take down: random, so no other file shares a chunk and compression keeps it
 SECRET = os.urandom(300_000)

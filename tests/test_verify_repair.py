@@ -7,25 +7,25 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from artifactstore.core.digest import Digest
+from artifactstore.core.errors import IntegrityError, InvalidInputError
+from artifactstore.core.synthetic import random_bytes
+from artifactstore.local.identity import load_or_create_identity
+from artifactstore.maintenance.projects import create_project
+from artifactstore.maintenance.repair import rebuild_index, repair_index
+from artifactstore.maintenance.verify import Subset, verify_store
+from artifactstore.repository.opening import open_objects
 from cli_calls import cli, cli_json
 
 import artifactstore
 from artifactstore.backends import open_backend
 from artifactstore.backends.local import LocalBackend
-from artifactstore.core.digest import Digest
-from artifactstore.core.errors import IntegrityError, InvalidInputError
-from artifactstore.local.identity import load_or_create_identity
 from artifactstore.model.tree import FileEntry
 from artifactstore.objects import index as index_mod
 from artifactstore.objects import scan as scan_mod
 from artifactstore.objects.envelope import Kind, seal
 from artifactstore.objects.layout import pack_key, pack_prefix
 from artifactstore.objects.packs import PackBuilder, assemble, check_pack, read_tail
-from artifactstore.maintenance.projects import create_project
-from artifactstore.maintenance.repair import rebuild_index, repair_index
-from artifactstore.repository.opening import open_objects
-from artifactstore.core.synthetic import random_bytes
-from artifactstore.maintenance.verify import Subset, verify_store
 
 KiB = 1 << 10
 

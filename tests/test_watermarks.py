@@ -17,16 +17,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from artifactstore.core.errors import IntegrityError
+from artifactstore.local.watermarks import MarkedBackend, Marks, marks_for, with_marks
+from artifactstore.maintenance.projects import create_project
 from cli_calls import cli
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from artifactstore.backends import Backend, LocalBackend, open_backend
-from artifactstore.core.errors import IntegrityError
-from artifactstore.maintenance.projects import create_project
 from artifactstore.testing.stores import init_quick_store
-from artifactstore.local.watermarks import MarkedBackend, Marks, marks_for, with_marks
 
 
 @pytest.fixture

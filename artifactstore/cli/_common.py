@@ -37,13 +37,13 @@ from typing import Any, TextIO
 import artifactstore
 from artifactstore.backends import redact_url
 from artifactstore.cli.progress import Progress
-from artifactstore.repository.discovery import DEFAULT_SOURCE, discover
 from artifactstore.core.errors import (
     ArtifactStoreError,
     InvalidInputError,
     NotFoundError,
     StoreNotFoundError,
 )
+from artifactstore.repository.discovery import DEFAULT_SOURCE, discover
 
 __all__ = [
     "MiB",

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from artifactstore.repository.artifact import Artifact
 from artifactstore.cli._common import add_action, open_existing, open_to_add, progress_bar, say
 from artifactstore.core.errors import InvalidInputError
 from artifactstore.records.refs import AliasEvent
+from artifactstore.repository.artifact import Artifact
 from artifactstore.repository.version import ArtifactVersion
 
 

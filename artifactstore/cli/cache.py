@@ -6,8 +6,8 @@ import argparse
 from typing import Any
 
 from artifactstore.cli._common import add_action, say
-from artifactstore.local.filecache import CacheInfo, FileCache, parse_size
 from artifactstore.core.sizes import human_size
+from artifactstore.local.filecache import CacheInfo, FileCache, parse_size
 
 
 def _describe(info: CacheInfo) -> dict[str, Any]:

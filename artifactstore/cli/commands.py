@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from artifactstore.repository.access import PRIVATE_BY_DEFAULT
 from artifactstore.backends import open_backend_stack
 from artifactstore.cli._common import MiB, say
 from artifactstore.demo.tour import DemoStep, run_demo
 from artifactstore.objects.config import StoreConfig, create_or_load
+from artifactstore.repository.access import PRIVATE_BY_DEFAULT
 from artifactstore.repository.opening import open_objects, resolve_url
 
 

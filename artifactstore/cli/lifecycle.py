@@ -8,9 +8,9 @@ from typing import Any
 
 from artifactstore.cli._common import open_existing, progress_bar, say
 from artifactstore.core.errors import InvalidInputError
+from artifactstore.core.sizes import human_size
 from artifactstore.maintenance.gc import DEFAULT_REPACK_THRESHOLD, GcReport
 from artifactstore.records.lifecycle import LifecycleEvent
-from artifactstore.core.sizes import human_size
 
 
 def _event(event: LifecycleEvent) -> dict[str, Any]:

@@ -23,9 +23,9 @@ import math
 from typing import TYPE_CHECKING, Any, Final
 
 import artifactstore
-from artifactstore.lineage.audit import AuditReport
 from artifactstore.cli._common import open_existing, open_output, say
 from artifactstore.core.errors import ArtifactStoreError, IntegrityError, InvalidInputError
+from artifactstore.lineage.audit import AuditReport
 from artifactstore.lineage.graph import EXPORT_FORMATS as FORMATS
 from artifactstore.lineage.graph import describe_state
 

@@ -11,8 +11,8 @@ from artifactstore.cli import artifacts
 from artifactstore.cli._common import MiB, add_action, progress_bar, say
 from artifactstore.core.errors import IntegrityError, InvalidInputError
 from artifactstore.maintenance.repair import repair_index as repair_store_index
-from artifactstore.repository.opening import resolve_url
 from artifactstore.maintenance.verify import ALL_PACKS, Subset, verify_store
+from artifactstore.repository.opening import resolve_url
 
 
 def verify(args: argparse.Namespace) -> dict[str, Any] | int:

@@ -25,8 +25,8 @@ from datetime import UTC
 from typing import Any, Final, TextIO
 
 import artifactstore
-from artifactstore.local.catalog import RunInfo
 from artifactstore.cli._common import add_action, open_existing, open_output, say
+from artifactstore.local.catalog import RunInfo
 from artifactstore.records.runs import STATUSES, parse_time
 
 RUN_COLUMNS: Final = (

@@ -27,6 +27,7 @@ from typing import Final
 
 from artifactstore.backends import Backend
 from artifactstore.core.errors import ConflictError, IntegrityError
+from artifactstore.objects.envelope import Kind
 from artifactstore.records.codec import PLAIN, UNSIGNED, RecordCodec, Signature
 from artifactstore.records.versions import (
     NONCE_SIZE,
@@ -36,7 +37,6 @@ from artifactstore.records.versions import (
     require_atomic_create,
     seq_of,
 )
-from artifactstore.objects.envelope import Kind
 
 __all__ = ["AliasEvent", "AliasLog", "ProtectedAliasError", "alias_event_key"]
 

@@ -27,6 +27,7 @@ from typing import Any, Final, Literal
 from artifactstore.backends import Backend
 from artifactstore.core.errors import ConflictError, IntegrityError, InvalidInputError
 from artifactstore.model.names import validate_artifact_name
+from artifactstore.objects.envelope import Kind
 from artifactstore.records.codec import PLAIN, UNSIGNED, RecordCodec, Signature
 from artifactstore.records.versions import (
     NONCE_SIZE,
@@ -35,7 +36,6 @@ from artifactstore.records.versions import (
     require_atomic_create,
     seq_of,
 )
-from artifactstore.objects.envelope import Kind
 
 __all__ = [
     "ACTIONS", "LifecycleEvent", "LifecycleLog", "LifecycleState", "lifecycle_prefix",

@@ -22,9 +22,9 @@ from typing import Final
 
 from artifactstore.backends import Backend
 from artifactstore.core.errors import ArtifactStoreError, NotFoundError
+from artifactstore.objects.envelope import Kind
 from artifactstore.records.projects import Member, ProjectInfo, ProjectKeys
 from artifactstore.records.versions import read_ref, seq_of
-from artifactstore.objects.envelope import Kind
 
 __all__ = ["Finding", "check_project", "contradictions"]
 

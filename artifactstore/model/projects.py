@@ -63,10 +63,10 @@ from artifactstore.core.errors import (
     NotFoundError,
 )
 from artifactstore.model.names import validate_project_name
-from artifactstore.records.codec import KeyRing, RecordCodec, Signature
-from artifactstore.records.versions import NONCE_SIZE, Fields, now, read_ref, seq_of
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import Kind
+from artifactstore.records.codec import KeyRing, RecordCodec, Signature
+from artifactstore.records.versions import NONCE_SIZE, Fields, now, read_ref, seq_of
 
 __all__ = ["Genesis", "Member", "ProjectInfo", "ProjectKeys", "Visibility", "immutable_project_key"]
 

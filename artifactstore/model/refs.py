@@ -16,8 +16,6 @@ from dataclasses import replace
 from artifactstore.backends import Backend
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import InvalidInputError, NotFoundError
-from artifactstore.records.aliases import AliasEvent, AliasLog, ProtectedAliasError
-from artifactstore.records.lifecycle import LifecycleLog, LifecycleState
 from artifactstore.model.names import (
     LATEST,
     parse_version_label,
@@ -27,7 +25,9 @@ from artifactstore.model.names import (
     validate_selector,
     version_label,
 )
+from artifactstore.records.aliases import AliasEvent, AliasLog, ProtectedAliasError
 from artifactstore.records.codec import PLAIN, RecordCodec
+from artifactstore.records.lifecycle import LifecycleLog, LifecycleState
 from artifactstore.records.versions import NewVersion, VersionLog, VersionRecord, default_writer
 
 __all__ = ["AliasEvent", "NewVersion", "ProtectedAliasError", "Refs", "VersionRecord"]

@@ -28,12 +28,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from artifactstore.core import encoding
 from artifactstore.backends import Backend
+from artifactstore.core import encoding
 from artifactstore.core.digest import Digest
-from artifactstore.core.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from artifactstore.core.errors import (
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+)
 from artifactstore.core.localproc import process_exists
 from artifactstore.model.names import NAME_RE, validate_project_name, version_label
+from artifactstore.objects.envelope import Kind
 from artifactstore.records.codec import PLAIN, RecordCodec
 from artifactstore.records.versions import (
     NONCE_SIZE,
@@ -43,7 +49,6 @@ from artifactstore.records.versions import (
     require_atomic_create,
     seq_of,
 )
-from artifactstore.objects.envelope import Kind
 
 __all__ = [
     "MetricsRow",

@@ -34,8 +34,8 @@ from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from artifactstore.core import encoding
 from artifactstore.backends import Backend
+from artifactstore.core import encoding
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import (
     ConfigurationError,
@@ -51,8 +51,8 @@ from artifactstore.model.names import (
     validate_project_name,
     version_label,
 )
-from artifactstore.records.codec import PLAIN, UNSIGNED, RecordCodec, Signature
 from artifactstore.objects.envelope import Kind
+from artifactstore.records.codec import PLAIN, UNSIGNED, RecordCodec, Signature
 
 __all__ = ["NewVersion", "VersionLog", "VersionRecord", "artifact_prefix", "version_key"]
 

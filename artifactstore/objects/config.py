@@ -14,10 +14,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from artifactstore.core import encoding
 from artifactstore.backends.base import Backend
+from artifactstore.core import encoding
 from artifactstore.core.chunking import ChunkerParams
-from artifactstore.core.errors import FormatError, InvalidInputError, NotFoundError, StoreNotFoundError
+from artifactstore.core.errors import (
+    FormatError,
+    InvalidInputError,
+    NotFoundError,
+    StoreNotFoundError,
+)
 from artifactstore.objects.envelope import Compression, Kind, open_envelope, seal
 from artifactstore.objects.layout import CONFIG_KEY
 

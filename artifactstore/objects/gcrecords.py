@@ -27,8 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from artifactstore.core import encoding
 from artifactstore.backends.base import Backend
+from artifactstore.core import encoding
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import ConflictError, IntegrityError, NotFoundError
 from artifactstore.core.localproc import process_exists

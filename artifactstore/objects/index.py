@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 from artifactstore.core import encoding
 from artifactstore.core.digest import Digest, hash_bytes
 from artifactstore.core.errors import ArtifactStoreError, IntegrityError
+from artifactstore.core.privatefiles import write_private_file
 from artifactstore.objects.envelope import Compression, Kind, open_envelope, seal
 from artifactstore.objects.packs import BlobEntry, decode_records, encode_records
-from artifactstore.core.privatefiles import write_private_file
 
 if TYPE_CHECKING:
     from artifactstore.objects.domainkeys import DomainKeys

@@ -30,8 +30,14 @@ from typing import Any, BinaryIO, Self
 from artifactstore.backends.base import Backend
 from artifactstore.core.chunking import chunk_views, iter_chunks
 from artifactstore.core.digest import Digest, Hasher, hash_bytes
-from artifactstore.core.errors import ArtifactStoreError, ConflictError, IntegrityError, NotFoundError
+from artifactstore.core.errors import (
+    ArtifactStoreError,
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+)
 from artifactstore.core.heap import trim_heap
+from artifactstore.core.privatefiles import tighten
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.blobrefs import ChunkRef, FileRef, WriteStats
 from artifactstore.objects.config import StoreConfig
@@ -57,7 +63,6 @@ from artifactstore.objects.packs import (
     check_pack,
     pack_parts,
 )
-from artifactstore.core.privatefiles import tighten
 
 __all__ = ["ObjectStore", "Progress", "default_cache_dir"]
 

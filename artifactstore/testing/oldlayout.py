@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 
 from artifactstore.core.crypto import ScryptParams, generate_key
+from artifactstore.objects.envelope import Kind
 from artifactstore.records.projects import Member, ProjectKeys, recovery_keys
 from artifactstore.records.versions import now
-from artifactstore.objects.envelope import Kind
 
 __all__ = ["create_old_layout"]
 
