@@ -1,4 +1,5 @@
-"""``open_backend``: URL schemes, options, endpoint policy, missing extras."""
+"""``open_backend``: URL schemes, options, endpoint policy, missing extras; and
+``open_backend_stack``, the one way the layers above open a store's backend."""
 
 from __future__ import annotations
 
@@ -7,15 +8,38 @@ from pathlib import Path
 
 import pytest
 
-from artifactstore.backends import LocalBackend, MemoryBackend, drop_memory_store, open_backend
+from artifactstore.backends import (
+    LocalBackend,
+    MemoryBackend,
+    RetryingBackend,
+    drop_memory_store,
+    open_backend,
+    open_backend_stack,
+)
 from artifactstore.backends._endpoints import is_loopback_host, redact_url
-from artifactstore.core.errors import ConfigurationError, MissingExtraError
+from artifactstore.core.errors import ConfigurationError, MissingExtraError, StoreNotFoundError
 
 
 def test_plain_path_and_file_url(tmp_path: Path) -> None:
     assert isinstance(open_backend(str(tmp_path / "a")), LocalBackend)
     assert isinstance(open_backend(f"file://{tmp_path}/b", fsync=False), LocalBackend)
     assert isinstance(open_backend(f"file://localhost{tmp_path}/c"), LocalBackend)
+
+
+def test_the_stack_retries_and_makes_a_store_folder_only_when_asked(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    with pytest.raises(StoreNotFoundError):
+        open_backend_stack(str(root))
+    assert not root.exists()
+    backend = open_backend_stack(root.as_uri(), create=True, fsync=False)
+    try:
+        assert isinstance(backend, RetryingBackend)
+        backend.put("k", b"v")
+        assert (root / "k").read_bytes() == b"v"
+    finally:
+        backend.close()
+    with pytest.raises(ConfigurationError, match="unknown option"):
+        open_backend_stack(str(root), no_such_option=1)
 
 
 def test_file_url_with_a_host_is_refused() -> None:

@@ -18,6 +18,7 @@ from artifactstore.core.digest import hash_bytes
 from artifactstore.model.entries import encode_entry
 from artifactstore.model.tree import FileEntry
 from artifactstore.objects.envelope import Kind
+from artifactstore.records.versions import NewVersion
 
 
 @pytest.fixture
@@ -121,8 +122,8 @@ def test_hostile_manifest_path_is_refused_at_download(url: str, tmp_path: Path,
         node = store.objects.put_blob(Kind.TREE, encoding.pack({"version": 1,
                                                                  "entries": [record]}))
         store.objects.flush()
-        store.refs.commit_version("evil", type="dataset", manifest=node, digest=node,
-                                  size=5, files=1)
+        store.refs.commit_version(NewVersion("evil", type="dataset", manifest=node,
+                                             digest=node, size=5, files=1))
     out = tmp_path / "deep" / "out"
     code, _, err = run(capsys, "get", "evil", "--dir", str(out), "--store", url)
     assert code == 5

@@ -19,6 +19,7 @@ from cli_calls import cli_json
 
 import artifactstore
 from artifactstore.cli import main
+from artifactstore.records.versions import NewVersion
 
 DESIGN = Path(__file__).parent.parent / "docs" / "design.md"
 
@@ -131,9 +132,9 @@ def test_record_without_content_gets_it_from_its_tree(tmp_path: Path) -> None:
     with artifactstore.open(url) as store:
         new = store.log_artifact(folder, name="ds", type="dataset").record
         # What an older client wrote: the same record fields, no content digest.
-        old, created = store.refs.commit_version(
+        old, created = store.refs.commit_version(NewVersion(
             "old", type="dataset", manifest=new.manifest, digest=new.digest,
-            size=new.size, files=new.files)
+            size=new.size, files=new.files))
         assert created
         assert old.content is None
     with artifactstore.open(url, create=False) as store:
@@ -153,9 +154,9 @@ def test_verify_names_a_record_whose_content_digest_its_files_do_not_have(
     init(url, "--public")
     with artifactstore.open(url) as store:
         new = store.log_artifact(folder, name="ds", type="dataset").record
-        store.refs.commit_version(
+        store.refs.commit_version(NewVersion(
             "liar", type="dataset", manifest=new.manifest, digest=new.digest,
-            size=new.size, files=new.files, content=Digest(bytes(32)))
+            size=new.size, files=new.files, content=Digest(bytes(32))))
     report = verify_store(url, read_data=False, cache_dir=tmp_path / "cache")
     assert not report.ok
     assert [(d.object, d.problem) for d in report.damage] == [

@@ -23,7 +23,7 @@ from artifactstore.core.errors import (
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.records.codec import RecordCodec
 from artifactstore.records.projects import Member, ProjectKeys
-from artifactstore.records.refs import Refs
+from artifactstore.records.refs import NewVersion, Refs
 from artifactstore.testing.keys import CHEAP_SCRYPT
 from artifactstore.testing.oldlayout import create_old_layout
 
@@ -112,7 +112,8 @@ def test_data_logged_after_removal_is_unreadable_to_the_removed(
     projects.remove_member(bob.member)
     ring = projects.ring(projects.unlock(alice.x25519_private, alice.member))
     refs = Refs(backend, "p", RecordCodec(signer=alice.signer, ring=ring))
-    refs.commit_version("after", type="model", manifest=DIGEST, digest=DIGEST, size=1, files=1)
+    refs.commit_version(NewVersion("after", type="model", manifest=DIGEST, digest=DIGEST,
+                                   size=1, files=1))
     bob_ring = projects.ring(bob.projects(backend).unlock(bob.x25519_private, bob.member))
     with pytest.raises(AccessDeniedError, match="members add"):
         Refs(backend, "p", RecordCodec(ring=bob_ring)).version("after", 0)

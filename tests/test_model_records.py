@@ -16,7 +16,7 @@ from artifactstore.local.catalog import Catalog
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import Kind, seal
 from artifactstore.records.codec import PLAIN, KeyRing, RecordCodec
-from artifactstore.records.refs import Refs
+from artifactstore.records.refs import NewVersion, Refs
 from artifactstore.records.runs import RunLog, RunStart, new_run_id
 
 SIGNER = SigningKey.generate()
@@ -29,8 +29,8 @@ def fresh_backend() -> MemoryBackend:
 
 
 def commit(refs: Refs, name: str = "secret-model") -> None:
-    refs.commit_version(name, type="model", manifest=DIGEST, digest=DIGEST, size=1, files=1,
-                        metadata={"note": "confidential"})
+    refs.commit_version(NewVersion(name, type="model", manifest=DIGEST, digest=DIGEST, size=1,
+                                   files=1, metadata={"note": "confidential"}))
 
 
 def test_signed_records_say_who_signed_them() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
@@ -25,8 +26,14 @@ from artifactstore.core.errors import (
 )
 from artifactstore.objects.envelope import Kind, open_envelope, seal
 from artifactstore.records.aliases import alias_event_key
-from artifactstore.records.refs import AliasEvent, ProtectedAliasError, Refs, VersionRecord
-from artifactstore.records.versions import version_key
+from artifactstore.records.refs import (
+    AliasEvent,
+    NewVersion,
+    ProtectedAliasError,
+    Refs,
+    VersionRecord,
+)
+from artifactstore.records.versions import default_writer, version_key
 from artifactstore.testing import BackendSpec
 from artifactstore.testing.processes import run_workers
 
@@ -39,14 +46,14 @@ def digest(text: str) -> Digest:
 
 def commit(refs: Refs, artifact: str, content: str, **kw: Any) -> tuple[VersionRecord, bool]:
     kw.setdefault("type", "model")
-    return refs.commit_version(
+    return refs.commit_version(NewVersion(
         artifact,
         manifest=digest("manifest " + content),
         digest=digest(content),
         size=len(content),
         files=1,
         **kw,
-    )
+    ))
 
 
 @pytest.fixture(params=["memory", "local"])
@@ -134,15 +141,29 @@ def test_commit_refuses_bad_input(refs: Refs, kwargs: dict[str, Any], match: str
         refs.versions("m")
 
 
+def test_a_new_version_is_a_frozen_value_and_its_writer_defaults_to_user_at_host(
+        refs: Refs) -> None:
+    new = NewVersion("m", type="model", manifest=digest("m"), digest=digest("d"), size=1,
+                     files=1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        new.size = 2  # type: ignore[misc]
+    record, created = refs.commit_version(new)
+    assert created
+    assert record.created_by == default_writer()
+    assert new.created_by is None  # the caller's value is left as it was
+    assert (record.artifact, record.type, record.size, record.files) == ("m", "model", 1, 1)
+
+
 def test_commit_refuses_bad_names_and_counts(refs: Refs) -> None:
     with pytest.raises(InvalidInputError, match="artifact name"):
         commit(refs, "a/b", "x")
     with pytest.raises(InvalidInputError, match="size"):
-        refs.commit_version("m", type="model", manifest=digest("m"), digest=digest("d"),
-                            size=-1, files=0)  # fmt: skip
+        refs.commit_version(NewVersion("m", type="model", manifest=digest("m"),
+                                       digest=digest("d"), size=-1, files=0))
     with pytest.raises(InvalidInputError, match="digest"):
-        refs.commit_version("m", type="model", manifest=digest("m"), digest="ab" * 32,  # type: ignore[arg-type]
-                            size=1, files=0)  # fmt: skip
+        refs.commit_version(NewVersion("m", type="model", manifest=digest("m"),
+                                       digest="ab" * 32,  # type: ignore[arg-type]
+                                       size=1, files=0))
     with pytest.raises(InvalidInputError, match="project name"):
         Refs(MemoryBackend("x"), "../p")
 

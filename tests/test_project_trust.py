@@ -184,8 +184,8 @@ import artifactstore.repository.opening
 from artifactstore.backends.faults import FaultInjectingBackend
 
 pattern, url, path = sys.argv[1:4]
-real = artifactstore.repository.opening.open_store_backend
-artifactstore.repository.opening.open_store_backend = lambda u, **o: FaultInjectingBackend(
+real = artifactstore.repository.opening.open_backend_stack
+artifactstore.repository.opening.open_backend_stack = lambda u, **o: FaultInjectingBackend(
     real(u, **o), kill_after=pattern)
 with artifactstore.open(url, project="lab") as store:
     store.log_artifact(path, name="data", type="dataset")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pytest
 import artifactstore
 from artifactstore import Store
 from artifactstore.core.errors import InvalidInputError, NotFoundError
-from artifactstore.records.runs import RunLog
+from artifactstore.local.catalog import RunInfo
+from artifactstore.records.runs import RunLog, RunStart
 from artifactstore.runs.run import active_run
 
 
@@ -35,6 +37,23 @@ def test_metrics_are_written_in_bounded_segments(store: Store) -> None:
     assert [r.step for r in history] == list(range(2500))
     info = store.get_run(run.id)
     assert info.summary == {"loss": pytest.approx(1 / 2500), "epoch": 2, "best": 0.99}
+
+
+def test_a_run_read_back_is_its_start_record_and_more(store: Store) -> None:
+    started = {f.name for f in dataclasses.fields(RunStart)}
+    assert started <= {f.name for f in dataclasses.fields(RunInfo)}
+    assert not started & set(RunInfo.__annotations__)  # declared once, in RunStart
+    with store.run(name="n", job_type="train", tags=["a"], config={"lr": 0.1},
+                   capture_code=False) as run:
+        run.summary["acc"] = 1.0
+    info = store.get_run(run.id)
+    assert isinstance(info, RunStart)
+    assert (info.project, info.run_id, info.name, info.job_type, info.tags) == (
+        store.project, run.id, "n", "train", ("a",))
+    assert (dict(info.config), info.status, dict(info.summary)) == (
+        {"lr": 0.1}, "finished", {"acc": 1.0})
+    assert info.host == info.env["host"]
+    assert info.as_dict()["config"] == {"lr": 0.1}
 
 
 def test_explicit_steps_and_bad_metrics(store: Store) -> None:

@@ -133,14 +133,14 @@ class Recording(BackendWrapper):
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[Recording]:
     """Every backend ``sync`` opens, recording its calls."""
     opened: list[Recording] = []
-    real = sync_module.open_store_backend
+    real = sync_module.open_backend_stack
 
     def recording(url: str, **options: Any) -> Backend:
         backend = Recording(real(url, **options))
         opened.append(backend)
         return backend
 
-    monkeypatch.setattr(sync_module, "open_store_backend", recording)
+    monkeypatch.setattr(sync_module, "open_backend_stack", recording)
     return opened
 
 

@@ -1,6 +1,6 @@
 """Storage backends: the narrow ``Backend`` contract, its adapters and wrappers.
 
-``open_backend(url, **options)`` is the one entry point the layers above use:
+``open_backend(url, **options)`` opens the backend a URL names:
 
 =============================  ===========================================
 URL                            backend
@@ -14,7 +14,9 @@ URL                            backend
 =============================  ===========================================
 
 Wrappers compose around any backend: :class:`RetryingBackend`,
-:class:`ReadOnlyBackend`, :class:`FaultInjectingBackend`.
+:class:`ReadOnlyBackend`, :class:`FaultInjectingBackend`. The layers above open a
+store with ``open_backend_stack(url, create=..., **options)``: the backend of the
+store's root (no folder made without ``create``) inside a ``RetryingBackend``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ __all__ = [
     "drop_memory_store",
     "local_folder",
     "open_backend",
+    "open_backend_stack",
     "open_store_backend",
     "redact_url",
 ]
@@ -108,6 +111,13 @@ def open_store_backend(url: str, *, create: bool = False, **options: Any) -> Bac
             raise StoreNotFoundError.at(url)
         options = {**options, "create": create}
     return open_backend(url, **options)
+
+
+def open_backend_stack(url: str, *, create: bool = False, **options: Any) -> Backend:
+    """The backend every store is opened through: :func:`open_store_backend` (no folder
+    made without ``create``) wrapped in :class:`RetryingBackend`, so that transient
+    failures are retried with backoff."""
+    return RetryingBackend(open_store_backend(url, create=create, **options))
 
 
 def local_folder(backend: Backend) -> str | None:

@@ -8,21 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from artifactstore.cli.progress import Progress
-from artifactstore.cli.stores import open_existing, open_to_add
+from artifactstore.cli._common import add_action, open_existing, open_to_add, progress_bar, say
 from artifactstore.core.errors import InvalidInputError
 from artifactstore.records.refs import AliasEvent
 from artifactstore.repository.artifact import Artifact
 from artifactstore.repository.version import ArtifactVersion
-
-
-def _say(args: argparse.Namespace, text: str) -> None:
-    if not args.json and not args.quiet:
-        print(text)
-
-
-def _bar(args: argparse.Namespace, label: str, total: int) -> Progress:
-    return Progress(label, total, enabled=not args.quiet and not args.json)
 
 
 def _describe(version: ArtifactVersion) -> dict[str, Any]:
@@ -59,23 +49,24 @@ def log(args: argparse.Namespace) -> dict[str, Any]:
     for s in skipped:  # stderr even with --json: what was left out must not go unseen
         if not args.quiet:
             print(f"artifactstore: skipped {s['path']}: {s['reason']}", file=sys.stderr)
-    with open_to_add(args) as store, _bar(args, f"log {args.name}", artifact.staged_bytes()) as bar:
+    with (open_to_add(args) as store,
+          progress_bar(args, f"log {args.name}", artifact.staged_bytes()) as bar):
         version = store.log_artifact(artifact, aliases=args.alias, progress=bar.advance)
         result = {**_describe(version), "created": version.created, "skipped": skipped}
     if version.created:
-        _say(args, f"logged {version.ref} ({version.size} bytes, digest {version.digest[:16]})")
+        say(args, f"logged {version.ref} ({version.size} bytes, digest {version.digest[:16]})")
     else:
-        _say(args, f"unchanged: same content as {version.ref}; no new version")
+        say(args, f"unchanged: same content as {version.ref}; no new version")
     return result
 
 
 def get(args: argparse.Namespace) -> dict[str, Any]:
     with open_existing(args) as store:
         version = store.artifact(args.ref)
-        with _bar(args, f"get {version.ref}", version.size) as bar:
+        with progress_bar(args, f"get {version.ref}", version.size) as bar:
             target = version.download(args.dir, progress=bar.advance)
         result = {**_describe(version), "path": str(target)}
-    _say(args, f"{version.ref} -> {target}")
+    say(args, f"{version.ref} -> {target}")
     return result
 
 
@@ -87,18 +78,18 @@ def ls(args: argparse.Namespace) -> dict[str, Any]:
                     for a, n, e in store.deleted_versions()
                     if args.name is None or a == args.name]
             for r in rows:
-                _say(args, f"{r['ref']:30} {'purged' if r['purged'] else 'deleted'} "
-                           f"{r['deleted_at']}  {r['by']}  {r['reason'] or ''}")
+                say(args, f"{r['ref']:30} {'purged' if r['purged'] else 'deleted'} "
+                          f"{r['deleted_at']}  {r['by']}  {r['reason'] or ''}")
             return {"deleted": rows}
         if args.name is None:
             names = store.artifacts()
-            _say(args, "\n".join(names) if names else "no artifacts yet: log one with "
-                 "'artifactstore log NAME PATH --type TYPE'")
+            say(args, "\n".join(names) if names else "no artifacts yet: log one with "
+                "'artifactstore log NAME PATH --type TYPE'")
             return {"artifacts": names}
         versions = [_describe(v) for v in store.versions(args.name)]
     for v in versions:
         aliases = ",".join(v["aliases"])
-        _say(args, f"{v['ref']:30} {v['type']:12} {v['size']:>12}  {v['created_at']}  {aliases}")
+        say(args, f"{v['ref']:30} {v['type']:12} {v['size']:>12}  {v['created_at']}  {aliases}")
     return {"versions": versions}
 
 
@@ -108,9 +99,9 @@ def show(args: argparse.Namespace) -> dict[str, Any]:
         files = [{"path": e.path, "size": e.size, "digest": e.digest.hex if e.digest else None}
                  for e in version.files()]
         result = {**_describe(version), "files": files}
-    _say(args, "\n".join(f"{k:12} {v}" for k, v in result.items() if k != "files"))
+    say(args, "\n".join(f"{k:12} {v}" for k, v in result.items() if k != "files"))
     for f in files:
-        _say(args, f"  {f['size']:>12}  {f['path']}")
+        say(args, f"  {f['size']:>12}  {f['path']}")
     return result
 
 
@@ -120,9 +111,9 @@ def diff(args: argparse.Namespace) -> dict[str, Any]:
         changes = [{"path": c.path, "change": c.kind} for c in new.diff(old)]
     marks = {"added": "+", "removed": "-", "modified": "~"}
     for c in changes:
-        _say(args, f"{marks[c['change']]} {c['path']}")
+        say(args, f"{marks[c['change']]} {c['path']}")
     if not changes:
-        _say(args, "no differences")
+        say(args, "no differences")
     return {"old": old.ref, "new": new.ref, "changes": changes}
 
 
@@ -135,14 +126,14 @@ def alias_set(args: argparse.Namespace) -> dict[str, Any]:
     with open_existing(args) as store:  # an alias names a version: the project exists
         event = store.set_alias(args.ref, args.alias, force=args.force,
                                 protect=True if args.protect else None)
-    _say(args, f"{args.alias} -> v{event.target}")
+    say(args, f"{args.alias} -> v{event.target}")
     return _event(event)
 
 
 def alias_rm(args: argparse.Namespace) -> dict[str, Any]:
     with open_existing(args) as store:
         event = store.remove_alias(args.name, args.alias, force=args.force)
-    _say(args, f"removed {args.name}:{args.alias}")
+    say(args, f"removed {args.name}:{args.alias}")
     return _event(event)
 
 
@@ -157,8 +148,8 @@ def alias_protect(args: argparse.Namespace) -> dict[str, Any]:
     name, alias = _alias_of(args.alias)
     with open_existing(args) as store:
         event = store.protect_alias(name, alias)
-    _say(args, f"{name}:{alias} -> v{event.target} is protected: moving or removing it needs "
-               f"--force, and deleting v{event.target} refuses until it is unprotected")
+    say(args, f"{name}:{alias} -> v{event.target} is protected: moving or removing it needs "
+              f"--force, and deleting v{event.target} refuses until it is unprotected")
     return _event(event)
 
 
@@ -166,7 +157,7 @@ def alias_unprotect(args: argparse.Namespace) -> dict[str, Any]:
     name, alias = _alias_of(args.alias)
     with open_existing(args) as store:
         event = store.unprotect_alias(name, alias)
-    _say(args, f"{name}:{alias} -> v{event.target} is no longer protected")
+    say(args, f"{name}:{alias} -> v{event.target} is no longer protected")
     return _event(event)
 
 
@@ -174,7 +165,7 @@ def alias_history(args: argparse.Namespace) -> dict[str, Any]:
     with open_existing(args) as store:
         events = [_event(e) for e in store.alias_history(args.name, args.alias)]
     for e in events:
-        _say(args, f"{e['seq']:>4}  {e['at']}  {e['by']:20} v{e['previous']} -> v{e['target']}")
+        say(args, f"{e['seq']:>4}  {e['at']}  {e['by']:20} v{e['previous']} -> v{e['target']}")
     return {"history": events}
 
 
@@ -183,7 +174,7 @@ def verify_version(args: argparse.Namespace) -> dict[str, Any]:
         version = store.artifact(args.ref)
         checked = version.verify(args.dir)
     where = args.dir or "the store"
-    _say(args, f"ok: {checked} files of {version.ref} verified in {where}")
+    say(args, f"ok: {checked} files of {version.ref} verified in {where}")
     return {"ref": version.ref, "files": checked, "ok": True}
 
 
@@ -223,14 +214,12 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("new", metavar="NEW", help="the version to compare to, " + _REF_HELP)
     p = add("alias", None, "set, remove, protect, unprotect or show the history of an alias")
     alias = p.add_subparsers(dest="alias_command", required=True, metavar="ACTION")
-    a = alias.add_parser("set", parents=[common], help="point ALIAS at REF")
-    a.set_defaults(handler=alias_set)
+    a = add_action(alias, common, "set", alias_set, "point ALIAS at REF")
     a.add_argument("ref", metavar="REF", help=_REF_HELP)
     a.add_argument("alias", metavar="ALIAS", help="the alias, e.g. production")
     a.add_argument("--force", action="store_true", help="move a protected alias")
     a.add_argument("--protect", action="store_true", help="protect the alias from moves")
-    a = alias.add_parser("rm", parents=[common], help="remove ALIAS from NAME")
-    a.set_defaults(handler=alias_rm)
+    a = add_action(alias, common, "rm", alias_rm, "remove ALIAS from NAME")
     a.add_argument("name", metavar="NAME", help="the artifact")
     a.add_argument("alias", metavar="ALIAS", help="the alias to remove")
     a.add_argument("--force", action="store_true", help="remove a protected alias")
@@ -239,11 +228,9 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
                                    "needs --force, deleting its version refuses"),
         ("unprotect", alias_unprotect, "lift the protection of ALIAS (recorded in its history)"),
     ):
-        a = alias.add_parser(action, parents=[common], help=what)
-        a.set_defaults(handler=handler)
+        a = add_action(alias, common, action, handler, what)
         a.add_argument("alias", metavar="NAME:ALIAS",
                        help="the artifact and its alias, e.g. model:production")
-    a = alias.add_parser("history", parents=[common], help="every move of ALIAS")
-    a.set_defaults(handler=alias_history)
+    a = add_action(alias, common, "history", alias_history, "every move of ALIAS")
     a.add_argument("name", metavar="NAME", help="the artifact")
     a.add_argument("alias", metavar="ALIAS", help="the alias")

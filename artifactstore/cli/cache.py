@@ -5,13 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from artifactstore.cli._common import add_action, say
 from artifactstore.core.sizes import human_size
 from artifactstore.local.filecache import CacheInfo, FileCache, parse_size
-
-
-def _say(args: argparse.Namespace, text: str) -> None:
-    if not args.json and not args.quiet:
-        print(text)
 
 
 def _describe(info: CacheInfo) -> dict[str, Any]:
@@ -21,8 +17,8 @@ def _describe(info: CacheInfo) -> dict[str, Any]:
 
 def cache_info(args: argparse.Namespace) -> dict[str, Any]:
     info = FileCache().info()
-    _say(args, f"{info.root}: {info.entries} files, {human_size(info.bytes)} "
-               f"of {human_size(info.max_bytes)}")
+    say(args, f"{info.root}: {info.entries} files, {human_size(info.bytes)} "
+              f"of {human_size(info.max_bytes)}")
     return _describe(info)
 
 
@@ -33,8 +29,8 @@ def cache_clean(args: argparse.Namespace) -> dict[str, Any]:
     after = cache.clean(keep_bytes=keep)
     # Other processes may insert meanwhile; never report negative removals.
     removed, freed = max(0, before.entries - after.entries), max(0, before.bytes - after.bytes)
-    _say(args, f"removed {removed} files ({human_size(freed)}); {after.entries} files, "
-               f"{human_size(after.bytes)} remain in {after.root}")
+    say(args, f"removed {removed} files ({human_size(freed)}); {after.entries} files, "
+              f"{human_size(after.bytes)} remain in {after.root}")
     return {**_describe(after), "removed_entries": removed, "removed_bytes": freed}
 
 
@@ -43,10 +39,8 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     ``common`` holds the global options every subcommand accepts."""
     p = add("cache", None, "show or shrink the local cache of downloaded files")
     cache = p.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
-    a = cache.add_parser("info", parents=[common], help="where the cache is and what it holds")
-    a.set_defaults(handler=cache_info)
-    a = cache.add_parser("clean", parents=[common],
-                         help="remove least-recently-used files until at most --keep remain")
-    a.set_defaults(handler=cache_clean)
+    add_action(cache, common, "info", cache_info, "where the cache is and what it holds")
+    a = add_action(cache, common, "clean", cache_clean,
+                   "remove least-recently-used files until at most --keep remain")
     a.add_argument("--keep", type=parse_size, default=None, metavar="BYTES",
                    help="bytes to keep, e.g. 2G (default 0: empty the cache)")

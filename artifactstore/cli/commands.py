@@ -5,25 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from artifactstore.backends import open_store_backend
-from artifactstore.backends.retry import RetryingBackend
+from artifactstore.backends import open_backend_stack
+from artifactstore.cli._common import MiB, say
 from artifactstore.demo.tour import DemoStep, run_demo
 from artifactstore.objects.config import StoreConfig, create_or_load
 from artifactstore.repository.access import PRIVATE_BY_DEFAULT
 from artifactstore.repository.opening import open_objects, resolve_url
 
-MiB = 1 << 20
-
-
-def _say(args: argparse.Namespace, text: str) -> None:
-    if not args.json and not args.quiet:
-        print(text)
-
 
 def init(args: argparse.Namespace) -> dict[str, Any]:
     url = resolve_url(args.url or args.store)
     features = () if args.public else (PRIVATE_BY_DEFAULT,)
-    backend = RetryingBackend(open_store_backend(url, create=True))
+    backend = open_backend_stack(url, create=True)
     try:
         c, created = create_or_load(backend, StoreConfig.new(optional_features=features))
     finally:
@@ -31,8 +24,8 @@ def init(args: argparse.Namespace) -> dict[str, Any]:
     private = PRIVATE_BY_DEFAULT in c.optional_features
     mode = ("new projects are private (encrypted) by default" if private
             else "new projects are public by default")
-    _say(args, f"{'created' if created else 'existing (not changed):'} store {url}\n"
-               f"  id {c.store_id}, format {c.format}, created {c.created_at}\n  {mode}")
+    say(args, f"{'created' if created else 'existing (not changed):'} store {url}\n"
+              f"  id {c.store_id}, format {c.format}, created {c.created_at}\n  {mode}")
     return {"url": url, "store_id": c.store_id, "format": c.format, "created": created,
             "private_by_default": private}
 
@@ -50,21 +43,21 @@ def info(args: argparse.Namespace) -> dict[str, Any]:
         "packs": len(index.packs), "blobs": len(index),
     }
     store.close()
-    _say(args, "\n".join(f"{k:18} {v}" for k, v in result.items()))
+    say(args, "\n".join(f"{k:18} {v}" for k, v in result.items()))
     return result
 
 
 def demo(args: argparse.Namespace) -> dict[str, Any]:
     def show(step: DemoStep) -> None:
         stored = f"stored {step.stored / MiB:6.1f} MiB" if step.size else " " * 18
-        _say(args, f"  {step.what:38} {stored}  {step.seconds:5.2f} s  {step.detail}")
+        say(args, f"  {step.what:38} {stored}  {step.seconds:5.2f} s  {step.detail}")
 
-    _say(args, "artifactstore demo: log, version, alias, get, verify")
+    say(args, "artifactstore demo: log, version, alias, get, verify")
     result = run_demo(args.store, dataset_mib=args.dataset_mib, model_mib=args.model_mib,
                       report=show)
     logical = int(result["logical_bytes"])  # type: ignore[call-overload]
     stored = int(result["stored_bytes"])  # type: ignore[call-overload]
-    _say(args, f"  versions: {result['versions']}")
-    _say(args, f"  {logical / MiB:.0f} MiB logged, {stored / MiB:.1f} MiB stored "
-               f"(deduplication and compression saved {1 - stored / logical:.0%})")
+    say(args, f"  versions: {result['versions']}")
+    say(args, f"  {logical / MiB:.0f} MiB logged, {stored / MiB:.1f} MiB stored "
+              f"(deduplication and compression saved {1 - stored / logical:.0%})")
     return result

@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Any
 
+from artifactstore.cli._common import add_action, chatty, passphrase_from_stdin
 from artifactstore.core.errors import InvalidInputError
 from artifactstore.local.identity import (
     PASSPHRASE_ENV,
@@ -31,7 +32,7 @@ def _interactive() -> bool:
 
 
 def _note(args: argparse.Namespace, text: str) -> None:
-    if not args.json and not args.quiet:
+    if chatty(args):
         print(text, file=sys.stderr)
 
 
@@ -44,11 +45,7 @@ def _new_passphrase(args: argparse.Namespace) -> str | None:
     if args.no_passphrase:
         return None
     if args.passphrase_stdin:
-        passphrase = sys.stdin.readline().rstrip("\r\n")
-        if not passphrase:
-            raise InvalidInputError("no passphrase on stdin: pipe one non-empty line, or use "
-                                    "--no-passphrase")
-        return passphrase
+        return passphrase_from_stdin("use --no-passphrase")
     if not _interactive():
         # Said even with --quiet: the user should know the private keys are not sealed.
         print("artifactstore: stdin is not a terminal, so the identity gets no passphrase "
@@ -100,9 +97,8 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     ``common`` holds the global options every subcommand accepts."""
     p = add("identity", None, "your keys for private projects: create, show or check them")
     sub = p.add_subparsers(dest="identity_command", required=True, metavar="ACTION")
-    a = sub.add_parser("create", parents=[common],
-                       help="make your X25519 and Ed25519 key pairs and print your public line")
-    a.set_defaults(handler=identity_create)
+    a = add_action(sub, common, "create", identity_create,
+                   "make your X25519 and Ed25519 key pairs and print your public line")
     a.add_argument("--name", help="display name shown to teammates (default: user@host)")
     secret = a.add_mutually_exclusive_group()
     secret.add_argument("--no-passphrase", action="store_true",
@@ -112,10 +108,8 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     a.add_argument("--force", action="store_true",
                    help="replace an existing identity (kept as a backup; its projects will "
                         "no longer open)")
-    a = sub.add_parser("show", parents=[common],
-                       help="print your public identity as one line to give to teammates")
-    a.set_defaults(handler=identity_show)
-    a = sub.add_parser("check", parents=[common],
-                       help=f"check that the identity is intact and the passphrase (from "
-                            f"${PASSPHRASE_ENV} or a prompt) opens it")
-    a.set_defaults(handler=identity_check)
+    add_action(sub, common, "show", identity_show,
+               "print your public identity as one line to give to teammates")
+    add_action(sub, common, "check", identity_check,
+               f"check that the identity is intact and the passphrase (from ${PASSPHRASE_ENV} "
+               "or a prompt) opens it")

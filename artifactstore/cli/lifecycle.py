@@ -6,17 +6,11 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
-from artifactstore.cli.progress import Progress
-from artifactstore.cli.stores import open_existing
+from artifactstore.cli._common import open_existing, progress_bar, say
 from artifactstore.core.errors import InvalidInputError
 from artifactstore.core.sizes import human_size
 from artifactstore.maintenance.gc import DEFAULT_REPACK_THRESHOLD, GcReport
 from artifactstore.records.lifecycle import LifecycleEvent
-
-
-def _say(args: argparse.Namespace, text: str) -> None:
-    if not args.json and not args.quiet:
-        print(text)
 
 
 def _event(event: LifecycleEvent) -> dict[str, Any]:
@@ -46,8 +40,8 @@ def delete(args: argparse.Namespace) -> dict[str, Any]:
             events = [store.delete(args.target, force=args.force, reason=args.reason)]
     for e in events:
         what = ", ".join([f"{e.artifact}:v{n}" for n in e.numbers] + [f"run {r}" for r in e.runs])
-        _say(args, f"deleted {what} (restore with 'artifactstore restore'; gc reclaims "
-                   "the space)")
+        say(args, f"deleted {what} (restore with 'artifactstore restore'; gc reclaims "
+                  "the space)")
     return {"events": [_event(e) for e in events]}
 
 
@@ -66,7 +60,7 @@ def restore(args: argparse.Namespace) -> dict[str, Any]:
             events = [store.restore_run(args.ref)]
         else:
             events = [store.restore(args.ref)]
-    _say(args, f"restored {args.ref or 'the project'} ({len(events)} events)")
+    say(args, f"restored {args.ref or 'the project'} ({len(events)} events)")
     return {"events": [_event(e) for e in events]}
 
 
@@ -91,45 +85,42 @@ def gc_report(report: GcReport) -> dict[str, Any]:
 
 
 def gc(args: argparse.Namespace) -> dict[str, Any]:
-    with open_existing(args) as store, Progress("gc", None, enabled=not args.quiet and not args.json
-                                        and not args.dry_run) as bar:
+    with open_existing(args) as store, progress_bar(args, "gc", enabled=not args.dry_run) as bar:
         report = store.gc(args.grace, dry_run=args.dry_run,
                           repack_threshold=args.repack_threshold, progress=bar.advance,
                           accept_missing_records=args.accept_missing_records,
                           on_wait=bar.wait)
     result = gc_report(report)
     for line in report.missing:
-        _say(args, f"accepted as lost: {line}")
+        say(args, f"accepted as lost: {line}")
     for ref in report.expired:
-        _say(args, f"{'would expire' if report.dry_run else 'expired'} {ref} (retention)")
+        say(args, f"{'would expire' if report.dry_run else 'expired'} {ref} (retention)")
     if report.dry_run:
-        _say(args, f"dry run: {human_size(report.bytes_freed)} are unreferenced and would be freed")
+        say(args, f"dry run: {human_size(report.bytes_freed)} are unreferenced and would be freed")
     else:
         condemned = sum(d.condemned_bytes for d in report.domains.values())
-        _say(args, f"freed {human_size(report.bytes_freed)} ({report.packs_deleted} packs removed)")
+        say(args, f"freed {human_size(report.bytes_freed)} ({report.packs_deleted} packs removed)")
         if condemned:
-            _say(args, f"condemned {human_size(condemned)} unreferenced; a gc after the grace "
-                       f"period ({report.grace:g} s) deletes what is still unreferenced")
+            say(args, f"condemned {human_size(condemned)} unreferenced; a gc after the grace "
+                      f"period ({report.grace:g} s) deletes what is still unreferenced")
     if report.stale_temps:
-        _say(args, f"{'would remove' if report.dry_run else 'removed'} {report.stale_temps} "
-                   "temp file(s) that interrupted writes left behind")
+        say(args, f"{'would remove' if report.dry_run else 'removed'} {report.stale_temps} "
+                  "temp file(s) that interrupted writes left behind")
     return result
 
 
 def purge(args: argparse.Namespace) -> dict[str, Any]:
-    with open_existing(args) as store, Progress(f"purge {args.ref}", None,
-                                                enabled=not args.quiet and not args.json
-                                                ) as countdown:
+    with open_existing(args) as store, progress_bar(args, f"purge {args.ref}") as countdown:
         report = store.purge(args.ref, reason=args.reason, path=args.path,
                              wait=not args.no_wait, on_wait=countdown.wait)
-    _say(args, f"purged {report.ref}: wiped {report.blobs_wiped} blobs "
-               f"({human_size(report.bytes_wiped)}), rewrote {report.packs_rewritten} packs; "
-               f"checked {report.indexes_checked} index objects and {report.packs_checked} "
-               f"packs: {'none holds them' if report.absent else 'SOME STILL DO'}")
+    say(args, f"purged {report.ref}: wiped {report.blobs_wiped} blobs "
+              f"({human_size(report.bytes_wiped)}), rewrote {report.packs_rewritten} packs; "
+              f"checked {report.indexes_checked} index objects and {report.packs_checked} "
+              f"packs: {'none holds them' if report.absent else 'SOME STILL DO'}")
     if report.shared_files:
-        _say(args, f"kept (also in live versions): {', '.join(report.shared_files)}")
+        say(args, f"kept (also in live versions): {', '.join(report.shared_files)}")
     if report.downstream_versions or report.downstream_runs:
-        _say(args, "consumed downstream by: " + ", ".join(
+        say(args, "consumed downstream by: " + ", ".join(
             report.downstream_versions + [f"run {r}" for r in report.downstream_runs]))
     return asdict(report)
 
@@ -139,8 +130,8 @@ def retention(args: argparse.Namespace) -> dict[str, Any]:
     with open_existing(args) as store:
         event = store.set_retention(ttl, artifact=args.artifact)
     scope = args.artifact or "every artifact"
-    _say(args, f"retention of {scope}: " + ("off" if ttl is None else
-              f"unaliased versions older than {event.ttl:g} s are deleted by gc"))
+    say(args, f"retention of {scope}: " + ("off" if ttl is None else
+             f"unaliased versions older than {event.ttl:g} s are deleted by gc"))
     return _event(event)
 
 

@@ -23,8 +23,7 @@ import math
 from typing import TYPE_CHECKING, Any, Final
 
 import artifactstore
-from artifactstore.cli.runs import open_output
-from artifactstore.cli.stores import open_existing
+from artifactstore.cli._common import open_existing, open_output, say
 from artifactstore.core.errors import ArtifactStoreError, IntegrityError, InvalidInputError
 from artifactstore.lineage.audit import AuditReport
 from artifactstore.lineage.graph import EXPORT_FORMATS as FORMATS
@@ -35,11 +34,6 @@ if TYPE_CHECKING:
 
 #: flag codes about the version's own bytes (``artifactstore.lineage.audit``)
 INTEGRITY_FLAGS: Final = frozenset({"missing-blob", "corrupt-blob"})
-
-
-def _say(args: argparse.Namespace, text: str) -> None:
-    if not args.json and not args.quiet:
-        print(text)
 
 
 def _node(store: artifactstore.Store, ref: str) -> str:
@@ -124,8 +118,8 @@ def lineage(args: argparse.Namespace) -> int | dict[str, Any]:
     if args.output is None:
         return 0
     direction = "downstream" if args.downstream else "upstream"
-    _say(args, f"wrote the {direction} lineage of {node} ({graph.number_of_nodes()} nodes) "
-               f"as {fmt} to {args.output}")
+    say(args, f"wrote the {direction} lineage of {node} ({graph.number_of_nodes()} nodes) "
+              f"as {fmt} to {args.output}")
     return {"ref": node, "direction": direction, "format": fmt, "output": args.output,
             "nodes": graph.number_of_nodes(), "edges": graph.number_of_edges()}
 
@@ -138,12 +132,12 @@ def impact(args: argparse.Namespace) -> dict[str, Any]:
     states = {n: _state(graph.nodes[n]) for n in (node, *derived)}
     said = describe_state(node, graph.nodes[node])
     if said:
-        _say(args, said)
+        say(args, said)
     for other in derived:
         gone = states[other]["state"]
-        _say(args, other + ("" if gone == "live" else f" ({gone})"))
+        say(args, other + ("" if gone == "live" else f" ({gone})"))
     if not derived:
-        _say(args, f"nothing is derived from {node}")
+        say(args, f"nothing is derived from {node}")
     return {"ref": node, "state": states[node], "derived": derived,
             "derived_states": {n: states[n]["state"] for n in derived}}
 
@@ -157,13 +151,13 @@ def where_used(args: argparse.Namespace) -> dict[str, Any]:
     with open_existing(args) as store:
         found = store.where_used(args.digest, sync=True)
     if not found.versions:
-        _say(args, f"no version holds a file with content {found.digest}")
+        say(args, f"no version holds a file with content {found.digest}")
     states = dict(found.states)
     for version, path in found.versions:
         gone = f" ({states[version]})" if version in states else ""
-        _say(args, f"{version + gone:30} {path}")
+        say(args, f"{version + gone:30} {path}")
     if found.runs:
-        _say(args, f"used by {len(found.runs)} run(s): {', '.join(found.runs)}")
+        say(args, f"used by {len(found.runs)} run(s): {', '.join(found.runs)}")
     return found.as_dict()
 
 
@@ -190,8 +184,8 @@ def audit(args: argparse.Namespace) -> int:
                           "flags": [f.as_dict() for f in report.flags], "format": fmt,
                           "output": args.output}, indent=2, sort_keys=True))
     elif args.output is not None:
-        _say(args, f"audit of {report.ref}: " + ("OK" if report.ok else
-                   f"{len(report.flags)} finding(s)") + f"; report in {args.output}")
+        say(args, f"audit of {report.ref}: " + ("OK" if report.ok else
+                  f"{len(report.flags)} finding(s)") + f"; report in {args.output}")
     return code
 
 

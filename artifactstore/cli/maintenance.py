@@ -8,22 +8,11 @@ import sys
 from typing import Any
 
 from artifactstore.cli import artifacts
-from artifactstore.cli.progress import Progress
+from artifactstore.cli._common import MiB, add_action, progress_bar, say
 from artifactstore.core.errors import IntegrityError, InvalidInputError
 from artifactstore.maintenance.repair import repair_index as repair_store_index
 from artifactstore.maintenance.verify import ALL_PACKS, Subset, verify_store
 from artifactstore.repository.opening import resolve_url
-
-MiB = 1 << 20
-
-
-def _say(args: argparse.Namespace, text: str) -> None:
-    if not args.json and not args.quiet:
-        print(text)
-
-
-def _bar(args: argparse.Namespace, label: str) -> Progress:
-    return Progress(label, None, enabled=not args.quiet and not args.json)
 
 
 def verify(args: argparse.Namespace) -> dict[str, Any] | int:
@@ -35,7 +24,7 @@ def verify(args: argparse.Namespace) -> dict[str, Any] | int:
     subset: Subset | bool = ALL_PACKS if args.read_data else False
     if args.read_data_subset is not None:
         subset = Subset.parse(args.read_data_subset, args.seed)
-    with _bar(args, "verify") as bar:
+    with progress_bar(args, "verify") as bar:
         report = verify_store(resolve_url(args.store), args.project, bar.advance,
                               read_data=subset)
     result = report.as_dict()
@@ -53,32 +42,32 @@ def verify(args: argparse.Namespace) -> dict[str, Any] | int:
     data = ("data not re-hashed (--read-data re-hashes it)" if report.read_data is None else
             f"{result['packs']} packs ({report.read_data.describe()}), {result['blobs']} blobs, "
             f"{result['bytes'] / MiB:.1f} MiB re-hashed")
-    _say(args, f"ok: {report.versions} versions, {report.files} files and "
-               f"{result['packs_total']} packs hold together; {data}"
-               + (f"; {len(report.skipped_domains)} encrypted key domain(s) of other projects "
-                  "not read (verify with --project NAME as a member)"
-                  if report.skipped_domains else ""))
+    say(args, f"ok: {report.versions} versions, {report.files} files and "
+              f"{result['packs_total']} packs hold together; {data}"
+              + (f"; {len(report.skipped_domains)} encrypted key domain(s) of other projects "
+                 "not read (verify with --project NAME as a member)"
+                 if report.skipped_domains else ""))
     if report.stale_temps:
-        _say(args, f"{report.stale_temps} temp file(s) that interrupted writes left behind "
-                   "(not damage; 'artifactstore gc' removes them)")
+        say(args, f"{report.stale_temps} temp file(s) that interrupted writes left behind "
+                  "(not damage; 'artifactstore gc' removes them)")
     return result
 
 
 def repair_index(args: argparse.Namespace) -> dict[str, Any]:
-    with _bar(args, "repair index") as bar:
+    with progress_bar(args, "repair index") as bar:
         report = repair_store_index(resolve_url(args.store), args.project, bar.advance)
     result = report.as_dict()
     if not result["index_objects_written"]:
-        _say(args, f"nothing to write: readable index objects list all {result['packs']} packs"
-                   + (" whose trailer checks" if result["damaged_packs"] else ""))
+        say(args, f"nothing to write: readable index objects list all {result['packs']} packs"
+                  + (" whose trailer checks" if result["damaged_packs"] else ""))
     else:
-        _say(args, f"{len(result['packs_indexed'])} of {result['packs']} packs "
-                   f"({result['blobs_indexed']} blobs) listed again in "
-                   f"{len(result['index_objects_written'])} new index object(s)")
+        say(args, f"{len(result['packs_indexed'])} of {result['packs']} packs "
+                  f"({result['blobs_indexed']} blobs) listed again in "
+                  f"{len(result['index_objects_written'])} new index object(s)")
     for key in result["removed_index_objects"]:
-        _say(args, f"removed unreadable index object {key} (its packs are listed again)")
+        say(args, f"removed unreadable index object {key} (its packs are listed again)")
     for line in result["damaged_packs"]:
-        _say(args, f"not indexed, its trailer does not check: {line}")
+        say(args, f"not indexed, its trailer does not check: {line}")
     return result
 
 
@@ -98,6 +87,5 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
                    help="which packs a N%% subset picks (default 0: the same ones each run)")
     p = add("repair", None, "rebuild store metadata from the data it describes")
     repair = p.add_subparsers(dest="repair_command", required=True, metavar="WHAT")
-    r = repair.add_parser("index", parents=[common],
-                          help="rebuild lost or damaged index objects from the pack trailers")
-    r.set_defaults(handler=repair_index)
+    add_action(repair, common, "index", repair_index,
+               "rebuild lost or damaged index objects from the pack trailers")

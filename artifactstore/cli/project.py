@@ -11,10 +11,9 @@ line of stdin; it is never printed.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from artifactstore.cli.progress import Progress
+from artifactstore.cli._common import add_action, chatty, passphrase_from_stdin, progress_bar
 from artifactstore.core.errors import ArtifactStoreError, InvalidInputError
 from artifactstore.local.identity import LINE_PREFIX, PublicIdentity, identity_info
 from artifactstore.maintenance.projects import (
@@ -67,11 +66,7 @@ def _show(args: argparse.Namespace, summary: ProjectSummary, *,
 def _passphrase(args: argparse.Namespace) -> str | None:
     if not args.passphrase_stdin:
         return None
-    passphrase = sys.stdin.readline().rstrip("\r\n")
-    if not passphrase:
-        raise InvalidInputError("no passphrase on stdin: pipe one non-empty line, or leave "
-                                "out --passphrase-stdin")
-    return passphrase
+    return passphrase_from_stdin("leave out --passphrase-stdin")
 
 
 def _member_ref(text: str) -> str:
@@ -107,7 +102,7 @@ def project_trust(args: argparse.Namespace) -> dict[str, Any]:
     name = args.name or args.project or "default"
     before = show_project(name, args.store)
     old, new = trust_project(name, args.store)
-    if not args.json and not args.quiet:
+    if chatty(args):
         if old is None:
             print(f"project {name}: no pin on this machine before")
         else:
@@ -130,7 +125,7 @@ def members_rm(args: argparse.Namespace) -> dict[str, Any]:
     summary = remove_member(args.project, _member_ref(args.who), args.store)
     result = _show(args, summary)
     rotated = summary.visibility != "public"  # encrypted projects always start a new epoch
-    if rotated and not args.json and not args.quiet:
+    if rotated and chatty(args):
         print(f"started key epoch {summary.epochs - 1}: new data is encrypted for the remaining "
               "members only; data already shared stays readable to whoever kept it "
               "(see docs/security.md)")
@@ -139,8 +134,7 @@ def members_rm(args: argparse.Namespace) -> dict[str, Any]:
 
 def rekey(args: argparse.Namespace) -> dict[str, Any]:
     name = args.name if args.name is not None else args.project
-    with Progress("re-encrypt", None, enabled=args.reencrypt and not args.quiet
-                  and not args.json) as bar:
+    with progress_bar(args, "re-encrypt", enabled=args.reencrypt) as bar:
         epoch, report = rekey_project(name, args.store, reencrypt=args.reencrypt,
                                       progress=bar.advance, on_wait=bar.wait)
     result: dict[str, Any] = {"project": name or "default", "epoch": epoch,
@@ -150,7 +144,7 @@ def rekey(args: argparse.Namespace) -> dict[str, Any]:
                       records_resealed=report.records_resealed,
                       bytes_copied=report.bytes_copied, old_domains=report.old_domains,
                       left_behind=report.left_behind)
-    if not args.json and not args.quiet:
+    if chatty(args):
         print(f"started key epoch {epoch}")
         if report is not None:
             emptied = sum(report.old_domains.values())
@@ -168,9 +162,8 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     ``common`` holds the global options every subcommand accepts."""
     p = add("project", None, "a project's visibility and members: create, show, members")
     sub = p.add_subparsers(dest="project_command", required=True, metavar="ACTION")
-    a = sub.add_parser("create", parents=[common],
-                       help="create project NAME owned by your identity (made if needed)")
-    a.set_defaults(handler=project_create)
+    a = add_action(sub, common, "create", project_create,
+                   "create project NAME owned by your identity (made if needed)")
     a.add_argument("name", metavar="NAME", help="the project (wins over --project)")
     a.add_argument("--visibility", choices=VISIBILITIES, default="private",
                    help="private and team projects are encrypted; public ones are readable "
@@ -181,36 +174,30 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     a.add_argument("--passphrase-stdin", action="store_true",
                    help="also let the first line of stdin open the project (a recovery "
                         "passphrase, for readers without an identity)")
-    a = sub.add_parser("show", parents=[common],
-                       help="visibility, members (fingerprints) and key epochs of a project")
-    a.set_defaults(handler=project_show)
+    a = add_action(sub, common, "show", project_show,
+                   "visibility, members (fingerprints) and key epochs of a project")
     a.add_argument("name", metavar="NAME", nargs="?",
                    help="the project (default: --project, else 'default')")
-    a = sub.add_parser("trust", parents=[common],
-                       help="after checking a deliberate change (a member re-created the "
-                            "project, restored it from a backup): show what this machine "
-                            "pinned and what the store says now, forget the pin and the "
-                            "high-water marks, and pin the project as it is now")
-    a.set_defaults(handler=project_trust)
+    a = add_action(sub, common, "trust", project_trust,
+                   "after checking a deliberate change (a member re-created the project, "
+                   "restored it from a backup): show what this machine pinned and what the "
+                   "store says now, forget the pin and the high-water marks, and pin the "
+                   "project as it is now")
     a.add_argument("name", metavar="NAME", nargs="?",
                    help="the project (default: --project, else 'default')")
     a = sub.add_parser("members", parents=[common], help="add or remove a member")
     members = a.add_subparsers(dest="members_command", required=True, metavar="ACTION")
-    m = members.add_parser("add", parents=[common],
-                           help="give an identity every key of the project (--project P)")
-    m.set_defaults(handler=members_add)
+    m = add_action(members, common, "add", members_add,
+                   "give an identity every key of the project (--project P)")
     m.add_argument("who", metavar="PUBLIC_LINE",
                    help="their quoted 'asid1… name' line, or the asid1… part")
-    m = members.add_parser("rm", parents=[common],
-                           help="remove a member; an encrypted project starts a new key epoch "
-                                "(--project P)")
-    m.set_defaults(handler=members_rm)
+    m = add_action(members, common, "rm", members_rm,
+                   "remove a member; an encrypted project starts a new key epoch (--project P)")
     m.add_argument("who", metavar="PUBLIC_LINE|FINGERPRINT",
                    help="their public line, or their fingerprint as 'project show' lists it")
-    a = sub.add_parser("rekey", parents=[common],
-                       help="start a new key epoch; --reencrypt also re-encrypts every "
-                            "older version so old keys open nothing left in the bucket")
-    a.set_defaults(handler=rekey)
+    a = add_action(sub, common, "rekey", rekey,
+                   "start a new key epoch; --reencrypt also re-encrypts every older version "
+                   "so old keys open nothing left in the bucket")
     a.add_argument("name", metavar="NAME", nargs="?",
                    help="the project (default: --project, else 'default')")
     a.add_argument("--reencrypt", action="store_true",

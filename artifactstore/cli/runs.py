@@ -18,19 +18,14 @@ JSON for lists. The ``--output`` file appears complete or not at all.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
-import os
-import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC
-from pathlib import Path
 from typing import Any, Final, TextIO
 
 import artifactstore
-from artifactstore.cli.stores import open_existing
-from artifactstore.core.errors import ArtifactStoreError, InvalidInputError, NotFoundError
+from artifactstore.cli._common import add_action, open_existing, open_output, say
 from artifactstore.local.catalog import RunInfo
 from artifactstore.records.runs import STATUSES, parse_time
 
@@ -38,11 +33,6 @@ RUN_COLUMNS: Final = (
     "run_id", "name", "job_type", "status", "started_at", "ended_at", "by", "tags",
     "git_commit", "git_branch", "git_dirty", "inputs", "outputs", "error",
 )  # fmt: skip
-
-
-def _say(args: argparse.Namespace, text: str) -> None:
-    if not args.json and not args.quiet:
-        print(text)
 
 
 def _select(store: artifactstore.Store, args: argparse.Namespace) -> list[RunInfo]:
@@ -87,34 +77,6 @@ def _cell(value: object) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-@contextlib.contextmanager
-def open_output(path: str | None) -> Iterator[TextIO]:
-    """stdout, or a temporary file renamed to ``path`` only when the block succeeds."""
-    if path is None:
-        yield sys.stdout
-        return
-    target = Path(path)
-    if target.is_dir():
-        raise InvalidInputError(f"--output {path} is a folder: name a file")
-    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        stream = temp.open("w", encoding="utf-8", newline="")
-    except FileNotFoundError:
-        raise NotFoundError(f"cannot write {path}: folder {target.parent} does not exist") from None
-    except OSError as exc:
-        raise InvalidInputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with stream:
-            yield stream
-        os.replace(temp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        if isinstance(exc, OSError) and not isinstance(exc, ArtifactStoreError):
-            raise InvalidInputError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
-
-
 def _table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
@@ -126,15 +88,15 @@ def ls(args: argparse.Namespace) -> list[dict[str, Any]]:
         runs = _select(store, args)
     if not runs:
         filtered = any(getattr(args, f) for f in ("job_type", "status", "tag", "since", "until"))
-        _say(args, "no runs match these filters" if filtered else
-             "no runs yet: record one with 'with store.run(job_type=...) as run:' in Python")
+        say(args, "no runs match these filters" if filtered else
+            "no runs yet: record one with 'with store.run(job_type=...) as run:' in Python")
     else:
         rows = [("ID", "NAME", "JOB TYPE", "STATUS", "STARTED (UTC)", "DURATION",
                  "INPUTS -> OUTPUTS")]
         rows += [(r.run_id, r.name or "-", r.job_type or "-", r.status,
                   f"{parse_time(r.started_at).astimezone(UTC):%Y-%m-%d %H:%M:%S}", _duration(r),
                   f"{','.join(r.inputs) or '-'} -> {','.join(r.outputs) or '-'}") for r in runs]
-        _say(args, _table(rows))
+        say(args, _table(rows))
     return [_record(r) for r in runs]
 
 
@@ -159,7 +121,7 @@ def show(args: argparse.Namespace) -> dict[str, Any]:
         flat = _flatten(values or {}, "")
         lines.append(f"{title}:" + ("" if flat else " -"))
         lines += [f"  {k} = {json.dumps(v, default=str)}" for k, v in flat.items()]
-    _say(args, "\n".join(lines))
+    say(args, "\n".join(lines))
     return _record(run)
 
 
@@ -237,7 +199,7 @@ def export(args: argparse.Namespace) -> int | dict[str, Any]:
                 rows = _write_csv(runs, out)
     if args.output is None:
         return 0  # the data went to stdout: nothing else may be printed there
-    _say(args, f"wrote {len(runs)} runs ({rows} {args.format} rows) to {args.output}")
+    say(args, f"wrote {len(runs)} runs ({rows} {args.format} rows) to {args.output}")
     return {"output": args.output, "format": args.format, "history": args.history,
             "runs": len(runs), "rows": rows}
 
@@ -255,17 +217,15 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     ``common`` holds the global options every subcommand accepts."""
     p = add("runs", None, "list, show or export the runs of the project")
     runs = p.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
-    a = runs.add_parser("ls", parents=[common], help="the runs, oldest first",
-                        description="List the runs, oldest first; --json prints their records.")
-    a.set_defaults(handler=ls)
+    a = add_action(runs, common, "ls", ls, "the runs, oldest first",
+                   description="List the runs, oldest first; --json prints their records.")
     _filters(a)
-    a = runs.add_parser("show", parents=[common], help="every field of one run",
-                        description="Every field of one run: config, summary, code state, env, "
-                                    "inputs, outputs and error.")
-    a.set_defaults(handler=show)
+    a = add_action(runs, common, "show", show, "every field of one run",
+                   description="Every field of one run: config, summary, code state, env, "
+                               "inputs, outputs and error.")
     a.add_argument("run_id", metavar="RUN_ID", help="a run id or a unique prefix of one")
-    a = runs.add_parser(
-        "export", parents=[common], help="the runs as JSON Lines or CSV",
+    a = add_action(
+        runs, common, "export", export, "the runs as JSON Lines or CSV",
         description="Write the runs as JSON Lines (one record per run; with --history each "
                     "has a 'history' list of {step, at, values}) or CSV (one row per run: "
                     f"{', '.join(RUN_COLUMNS)} (tags, inputs and outputs joined with ';'), "
@@ -273,7 +233,6 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
                     "with --history one row per run and step instead: run_id, step, at and "
                     "metrics.<key>, to join with the run table on run_id). Writes to stdout "
                     "unless --output is given; the file appears only once complete.")
-    a.set_defaults(handler=export)
     a.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
                    help="JSON Lines (the default) or CSV")
     a.add_argument("--output", "-o", metavar="FILE",

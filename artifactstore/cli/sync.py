@@ -15,16 +15,9 @@ import json
 import sys
 from typing import Any
 
-from artifactstore.cli.progress import Progress
+from artifactstore.cli._common import MiB, progress_bar, say
 from artifactstore.core.errors import ConflictError, InvalidInputError
 from artifactstore.core.sizes import human_size
-
-MiB = 1 << 20
-
-
-def _say(args: argparse.Namespace, text: str) -> None:
-    if not args.json and not args.quiet:
-        print(text)
 
 
 def run_sync(args: argparse.Namespace) -> int:
@@ -33,27 +26,27 @@ def run_sync(args: argparse.Namespace) -> int:
         return _relog(args)
     from artifactstore.transfer.sync import sync
 
-    with Progress("sync", None, enabled=not args.quiet and not args.json) as bar:
+    with progress_bar(args, "sync") as bar:
         report = sync(args.src, args.dst, args.project, progress=bar.advance,
                       on_wait=bar.wait, concurrency=args.concurrency, check=False)
     result = report.as_dict()
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     what = f"project {args.project}" if args.project else "every project"
-    _say(args, f"synced {what}: {report.source} -> {report.destination}")
+    say(args, f"synced {what}: {report.source} -> {report.destination}")
     for kind in ("packs", "index", "records"):
         t = result[kind]
-        _say(args, f"  {kind:8} {t['copied']:6} copied ({t['bytes'] / MiB:.1f} MiB), "
-                   f"{t['present']} already there")
+        say(args, f"  {kind:8} {t['copied']:6} copied ({t['bytes'] / MiB:.1f} MiB), "
+                  f"{t['present']} already there")
     for version in report.incomplete:
-        _say(args, f"  incomplete at the source (blobs missing): {version}")
+        say(args, f"  incomplete at the source (blobs missing): {version}")
     for t in report.takedowns:
         if t.wiped:
-            _say(args, f"  purged at the source, wiped here: {t.project}/"
-                       f"{', '.join(t.versions)}: {t.blobs_wiped} blobs, "
-                       f"{human_size(t.bytes_wiped)}, {t.packs_rewritten} packs rewritten; "
-                       f"proof: {t.indexes_checked} index objects and {t.packs_checked} packs "
-                       "read, none holds a wiped blob")
+            say(args, f"  purged at the source, wiped here: {t.project}/"
+                      f"{', '.join(t.versions)}: {t.blobs_wiped} blobs, "
+                      f"{human_size(t.bytes_wiped)}, {t.packs_rewritten} packs rewritten; "
+                      f"proof: {t.indexes_checked} index objects and {t.packs_checked} packs "
+                      "read, none holds a wiped blob")
     code = _finish(report.conflicts and [f"{c.key}: {c.reason} ({c.skipped} not copied)"
                                          for c in report.conflicts])
     for t in report.not_wiped:
@@ -70,17 +63,17 @@ def _relog(args: argparse.Namespace) -> int:
 
     if args.project is None:
         raise InvalidInputError("--to-project needs --project: the project to re-log from")
-    with Progress("sync", None, enabled=not args.quiet and not args.json) as bar:
+    with progress_bar(args, "sync") as bar:
         report = relog(args.src, args.dst, args.project, args.to_project,
                        progress=bar.advance)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, sort_keys=True))
-    _say(args, f"re-logged project {args.project} of {args.src} into project "
-               f"{args.to_project} of {args.dst}")
+    say(args, f"re-logged project {args.project} of {args.src} into project "
+              f"{args.to_project} of {args.dst}")
     for old, new in report.logged:
-        _say(args, f"  {old} -> {new}")
-    _say(args, f"  {len(report.logged)} version(s) logged, {len(report.present)} already there, "
-               f"{len(report.aliases)} alias move(s)")
+        say(args, f"  {old} -> {new}")
+    say(args, f"  {len(report.logged)} version(s) logged, {len(report.present)} already there, "
+              f"{len(report.aliases)} alias move(s)")
     return _finish(report.conflicts)
 
 

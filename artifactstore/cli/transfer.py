@@ -11,21 +11,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from artifactstore.cli.progress import Progress
-from artifactstore.cli.stores import open_existing, open_to_add
+from artifactstore.cli._common import open_existing, open_to_add, progress_bar, say
 
 # The export modules are imported by the commands that use them: every other command
 # would pay ~20 ms of start-up for them (see test_the_cli_starts_without_importing_networkx).
 MANIFEST_NAME = "artifactstore-export.json"  # model.exports.MANIFEST_NAME (a test checks)
-
-
-def _say(args: argparse.Namespace, text: str) -> None:
-    if not args.json and not args.quiet:
-        print(text)
-
-
-def _bar(args: argparse.Namespace, label: str, total: int | None) -> Progress:
-    return Progress(label, total, enabled=not args.quiet and not args.json)
 
 
 def export(args: argparse.Namespace) -> dict[str, Any]:
@@ -33,7 +23,7 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
 
     with open_existing(args) as store:
         version = store.artifact(args.ref)
-        with _bar(args, f"export {version.ref}", version.size) as bar:
+        with progress_bar(args, f"export {version.ref}", version.size) as bar:
             manifest = store.export(version.ref, args.target, force=args.force,
                                     progress=bar.advance)
     run = manifest.run
@@ -44,31 +34,31 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
         "run_id": manifest.run_id, "inputs": [] if run is None else [i.ref for i in run.inputs],
     }  # fmt: skip
     made = "" if manifest.run_id is None else f", made by run {manifest.run_id}"
-    _say(args, f"exported {manifest.ref} to {args.target}: {len(manifest.files)} files, "
-               f"{manifest.file_bytes} bytes, {len(manifest.references)} references{made}")
+    say(args, f"exported {manifest.ref} to {args.target}: {len(manifest.files)} files, "
+              f"{manifest.file_bytes} bytes, {len(manifest.references)} references{made}")
     return result
 
 
 def import_version(args: argparse.Namespace) -> dict[str, Any]:
-    with open_to_add(args) as store, _bar(args, f"import {args.source}", None) as bar:
+    with open_to_add(args) as store, progress_bar(args, f"import {args.source}") as bar:
         report = store.import_export(args.source, args.name, aliases=args.aliases,
                                      references=not args.skip_references,
                                      progress=bar.advance)
         result = report.as_dict()
     version = report.version
     if report.created:
-        _say(args, f"imported {report.source_ref} as {version.ref} ({version.size} bytes, "
-                   f"digest {version.digest[:16]})")
+        say(args, f"imported {report.source_ref} as {version.ref} ({version.size} bytes, "
+                  f"digest {version.digest[:16]})")
     else:
-        _say(args, f"unchanged: {report.source_ref} has the same content as {version.ref}; "
-                   "no new version")
+        say(args, f"unchanged: {report.source_ref} has the same content as {version.ref}; "
+                  "no new version")
     if report.run_id is not None:
-        _say(args, f"run {report.run_id} stands for run {report.original_run_id}")
+        say(args, f"run {report.run_id} stands for run {report.original_run_id}")
     for i in report.inputs:
         how = f"-> {i.linked} (same {i.matched_by})" if i.linked else "missing in this store"
-        _say(args, f"  input {i.ref} {how}")
+        say(args, f"  input {i.ref} {how}")
     for path in report.skipped_references:
-        _say(args, f"  reference {path} left out (--skip-references)")
+        say(args, f"  reference {path} left out (--skip-references)")
     return result
 
 
@@ -99,18 +89,18 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
 def publish(args: argparse.Namespace) -> dict[str, Any]:
     with open_existing(args) as store:
         version = store.artifact(args.ref)
-        with _bar(args, f"publish {version.ref}", version.size) as bar:
+        with progress_bar(args, f"publish {version.ref}", version.size) as bar:
             report = store.publish(args.ref, args.to, args.to_project,
                                    with_lineage=args.with_lineage,
                                    with_ancestors=args.with_ancestors, progress=bar.advance)
     made = "new project, " if report.created_project else ""
-    _say(args, f"published {report.source} as {report.ref} in public project "
-               f"{report.project} of {report.destination} ({made}digest {report.digest[:16]})")
+    say(args, f"published {report.source} as {report.ref} in public project "
+              f"{report.project} of {report.destination} ({made}digest {report.digest[:16]})")
     if report.run_id is not None:
-        _say(args, f"run {report.run_id} stands for run {report.original_run_id}")
+        say(args, f"run {report.run_id} stands for run {report.original_run_id}")
     for i in report.inputs:
         how = f"-> {i.linked} (same {i.matched_by})" if i.linked else "recorded as not published"
-        _say(args, f"  input {i.ref} {how}")
+        say(args, f"  input {i.ref} {how}")
     return report.as_dict()
 
 

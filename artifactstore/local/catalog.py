@@ -115,18 +115,10 @@ class SyncStats:
 
 
 @dataclass(frozen=True, slots=True)
-class RunInfo:
-    """A run as read back: its start record, status, edges and end."""
+class RunInfo(RunStart):
+    """A run as read back: its start record (the fields of :class:`RunStart`), then its
+    status, edges and end."""
 
-    run_id: str
-    name: str | None
-    job_type: str | None
-    tags: tuple[str, ...]
-    config: dict[str, Any] = field(hash=False)
-    started_at: str
-    by: str
-    env: dict[str, Any] = field(hash=False)
-    code: dict[str, Any] | None = field(hash=False)
     status: Status
     error: str | None
     summary: dict[str, Any] = field(hash=False)
@@ -590,19 +582,20 @@ class Catalog:
         now_ = datetime.now(UTC)
         deleted = self.lifecycle_state().deleted_runs
         for r in self.query("SELECT * FROM runs WHERE run_id LIKE ? ORDER BY run_id", like):
-            start = RunStart(
-                project=self._project,
-                run_id=r[0],
-                name=r[1],
-                job_type=r[2],
-                tags=tuple(_unpack(r[3])),
-                config=_unpack(r[4]),
-                started_at=r[5],
-                by=r[6],
-                env=_unpack(r[7]),
-                code=_unpack(r[8]),
-                heartbeat=r[9],
-            )
+            start_fields: dict[str, Any] = {
+                "project": self._project,
+                "run_id": r[0],
+                "name": r[1],
+                "job_type": r[2],
+                "tags": tuple(_unpack(r[3])),
+                "config": _unpack(r[4]),
+                "started_at": r[5],
+                "by": r[6],
+                "env": _unpack(r[7]),
+                "code": _unpack(r[8]),
+                "heartbeat": r[9],
+            }
+            start = RunStart(**start_fields)
             end_row = ends.get(start.run_id)
             end = None
             if end_row is not None:
@@ -619,15 +612,7 @@ class Catalog:
             status = derive_status(start, end, beat, now_=now_, host=host)
             result.append(
                 RunInfo(
-                    run_id=start.run_id,
-                    name=start.name,
-                    job_type=start.job_type,
-                    tags=start.tags,
-                    config=dict(start.config),
-                    started_at=start.started_at,
-                    by=start.by,
-                    env=dict(start.env),
-                    code=None if start.code is None else dict(start.code),
+                    **start_fields,
                     status=status,
                     error=None if end is None else end.error,
                     summary={} if end is None else dict(end.summary),

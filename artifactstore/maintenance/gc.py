@@ -23,7 +23,7 @@ Vocabulary:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -35,7 +35,7 @@ from artifactstore.model.entries import FileEntry
 from artifactstore.model.tree import iter_entries
 from artifactstore.objects.gcrecords import Condemnation, GcLock, condemnations
 from artifactstore.objects.layout import PLAIN_DOMAIN
-from artifactstore.objects.store import ObjectStore
+from artifactstore.objects.store import ObjectStore, Progress
 from artifactstore.objects.sweep import IndexCache, SweepResult, condemn, read_layout, sweep
 from artifactstore.objects.window import WaitCallback, wait_until
 from artifactstore.records.codec import RecordCodec
@@ -46,7 +46,6 @@ from artifactstore.repository.project import Project
 
 __all__ = ["DomainGc", "GcReport", "collect_garbage", "version_blobs"]
 
-Progress = Callable[[int], None]
 DEFAULT_GRACE = 3600.0
 DEFAULT_REPACK_THRESHOLD = 0.3
 

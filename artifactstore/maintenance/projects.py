@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from artifactstore.backends import Backend, open_store_backend, redact_url
-from artifactstore.backends.retry import RetryingBackend
+from artifactstore.backends import Backend, open_backend_stack, redact_url
 from artifactstore.core.crypto import ScryptParams
 from artifactstore.core.errors import (
     AccessDeniedError,
@@ -75,7 +74,7 @@ def _backend(url: str | os.PathLike[str] | None, project: str | None,
     # "" is a bad name, not "the default project" (it would write into another project)
     name = validate_project_name(project if project is not None
                                  else location.project or "default")
-    backend = RetryingBackend(open_store_backend(location.url, **options))  # creates nothing
+    backend = open_backend_stack(location.url, **options)  # creates nothing
     config_mod.load(backend, redact_url(location.url))  # a clear error when there is no store
     return backend, name
 

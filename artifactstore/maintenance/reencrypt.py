@@ -18,7 +18,6 @@ may leave records behind; the report counts them (run rekey again).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from artifactstore.core import encoding
@@ -29,15 +28,13 @@ from artifactstore.model.tree import build_tree, iter_entries
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.gcrecords import GcLock
 from artifactstore.objects.layout import pack_prefix
+from artifactstore.objects.store import Progress
 from artifactstore.objects.window import WaitCallback
 from artifactstore.records.codec import reseal, sealing_key_id
 from artifactstore.records.versions import VersionRecord
 from artifactstore.repository.project import Project
 
 __all__ = ["ReencryptReport", "reencrypt_project"]
-
-Progress = Callable[[int], None]
-
 
 @dataclass
 class ReencryptReport:

@@ -33,12 +33,9 @@ from artifactstore.objects.layout import (
     parse_id_key,
 )
 from artifactstore.objects.packs import BlobEntry
-from artifactstore.objects.store import ObjectStore
+from artifactstore.objects.store import ObjectStore, Progress
 
 __all__ = ["DomainLayout", "IndexCache", "SweepResult", "condemn", "read_layout", "sweep"]
-
-Progress = Callable[[int], None]
-
 
 @dataclass
 class DomainLayout:

@@ -11,7 +11,7 @@ create (``supports_atomic_create``), otherwise ``ConfigurationError``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import replace
 
 from artifactstore.backends import Backend
 from artifactstore.core.digest import Digest
@@ -28,9 +28,9 @@ from artifactstore.model.names import (
 from artifactstore.records.aliases import AliasEvent, AliasLog, ProtectedAliasError
 from artifactstore.records.codec import PLAIN, RecordCodec
 from artifactstore.records.lifecycle import LifecycleLog, LifecycleState
-from artifactstore.records.versions import VersionLog, VersionRecord, default_writer
+from artifactstore.records.versions import NewVersion, VersionLog, VersionRecord, default_writer
 
-__all__ = ["AliasEvent", "ProtectedAliasError", "Refs", "VersionRecord"]
+__all__ = ["AliasEvent", "NewVersion", "ProtectedAliasError", "Refs", "VersionRecord"]
 
 
 class Refs:
@@ -58,24 +58,11 @@ class Refs:
     # -- versions ---------------------------------------------------------------------
 
     def commit_version(
-        self,
-        artifact: str,
-        *,
-        type: str,
-        manifest: Digest,
-        digest: Digest,
-        size: int,
-        files: int,
-        description: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        run: str | None = None,
-        created_by: str | None = None,
-        guard: Callable[[], None] | None = None,
-        content: Digest | None = None,
+        self, new: NewVersion, *, guard: Callable[[], None] | None = None
     ) -> tuple[VersionRecord, bool]:
-        """Commit a new version of ``artifact``; returns ``(record, created)``.
+        """Commit ``new`` as the next version of ``new.artifact``; returns ``(record, created)``.
 
-        If the latest version already has content ``digest``, nothing is
+        If the latest version already has tree digest ``new.digest``, nothing is
         written and ``(latest, False)`` is returned; this also makes a retried
         commit idempotent. Otherwise the next free number is claimed with
         ``put_if_absent``; concurrent writers get distinct numbers. The
@@ -84,23 +71,12 @@ class Refs:
         versions are skipped when finding the latest one, but keep their numbers.
         ``guard`` is called right before the record is created (the commit point):
         the object store's last check that every blob is still there (design §15).
-        ``content`` is the content digest the record carries (design §11.1).
         """
+        validate_artifact_name(new.artifact)
+        if new.created_by is None:
+            new = replace(new, created_by=default_writer())
         return self._versions.commit(
-            validate_artifact_name(artifact),
-            type=type,
-            manifest=manifest,
-            digest=digest,
-            size=size,
-            files=files,
-            description=description,
-            metadata=metadata,
-            run=run,
-            created_by=default_writer() if created_by is None else created_by,
-            deleted=self.lifecycle.state().deleted_numbers(artifact),
-            guard=guard,
-            content=content,
-        )
+            new, deleted=self.lifecycle.state().deleted_numbers(new.artifact), guard=guard)
 
     def artifacts(self, *, include_deleted: bool = False) -> list[str]:
         """Names of the project's artifacts with a live version (or any), sorted."""

@@ -33,7 +33,7 @@ import platform
 import re
 import types
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -57,7 +57,7 @@ from artifactstore.model.names import (
 from artifactstore.objects.envelope import Kind
 from artifactstore.records.codec import PLAIN, UNSIGNED, RecordCodec, Signature
 
-__all__ = ["VersionLog", "VersionRecord", "artifact_prefix", "version_key"]
+__all__ = ["NewVersion", "VersionLog", "VersionRecord", "artifact_prefix", "version_key"]
 
 _SEQ_KEY: Final = re.compile(r"[0-9]{10}")
 _TYPE: Final = re.compile(NAME_RE)
@@ -286,6 +286,30 @@ class VersionRecord:
         return f"{self.artifact}:{self.label}"
 
 
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    """What a writer asks to commit as the next version of ``artifact``: the fields of
+    its :class:`VersionRecord` but those the version log decides (project, number,
+    time, signature). ``created_by`` None stands for ``user@host`` (``Refs`` fills it
+    in); :meth:`VersionLog.commit` checks every field before it writes.
+    """
+
+    artifact: str
+    _: KW_ONLY
+    type: str
+    manifest: Digest
+    #: the tree digest
+    digest: Digest
+    size: int
+    files: int
+    description: str | None = None
+    metadata: Mapping[str, Any] | None = field(default=None, hash=False)
+    run: str | None = None
+    created_by: str | None = None
+    #: the content digest (design §11.1)
+    content: Digest | None = None
+
+
 def encode_version(record: VersionRecord, nonce: bytes, key: str,
                    codec: RecordCodec = PLAIN) -> bytes:
     """The envelope bytes of ``record``.
@@ -419,44 +443,36 @@ class VersionLog:
 
     def commit(
         self,
-        artifact: str,
+        new: NewVersion,
         *,
-        type: str,
-        manifest: Digest,
-        digest: Digest,
-        size: int,
-        files: int,
-        description: str | None,
-        metadata: Mapping[str, Any] | None,
-        run: str | None,
-        created_by: str,
-        content: Digest | None = None,
         deleted: frozenset[int] = frozenset(),
         guard: Callable[[], None] | None = None,
     ) -> tuple[VersionRecord, bool]:
         """Create the next version unless the latest has the same content; see ``Refs``.
 
-        ``deleted`` numbers are not the latest version (their numbers stay taken);
-        ``guard`` runs right before each create.
+        ``new.created_by`` must be given; ``deleted`` numbers are not the latest
+        version (their numbers stay taken); ``guard`` runs right before each create.
         """
         require_atomic_create(self._backend)
+        artifact, type, digest, created_by = new.artifact, new.type, new.digest, new.created_by
         validate_artifact_name(artifact)
         if not isinstance(type, str) or _TYPE.fullmatch(type) is None:
             raise InvalidInputError(
                 f"invalid artifact type {type!r:.60}: use 1-128 of A-Z a-z 0-9 . _ -, "
                 "starting with a letter or digit (for example 'dataset')"
             )
-        for name, value in (("manifest", manifest), ("digest", digest), ("content", content)):
+        for name, value in (("manifest", new.manifest), ("digest", digest),
+                            ("content", new.content)):
             if not isinstance(value, Digest) and (name != "content" or value is not None):
                 raise InvalidInputError(f"{name} must be a Digest, got {value!r:.60}")
-        for name, text in (("description", description), ("run", run)):
+        for name, text in (("description", new.description), ("run", new.run)):
             if text is not None and not isinstance(text, str):
                 raise InvalidInputError(f"{name} must be a str or None, got {text!r:.60}")
         if not isinstance(created_by, str) or not created_by:
             raise InvalidInputError(f"created_by must be a non-empty str, got {created_by!r:.60}")
-        _check_count("size", size)
-        _check_count("files", files)
-        meta = dict(metadata or {})
+        _check_count("size", new.size)
+        _check_count("files", new.files)
+        meta = dict(new.metadata or {})
         if any(not isinstance(k, str) for k in meta):
             raise InvalidInputError("metadata keys must be str")
         # Refuse unencodable metadata before touching the store, and keep a private
@@ -490,17 +506,17 @@ class VersionLog:
                 artifact=artifact,
                 number=number,
                 type=type,
-                manifest=manifest,
+                manifest=new.manifest,
                 digest=digest,
-                size=size,
-                files=files,
+                size=new.size,
+                files=new.files,
                 created_at=now(),
                 created_by=created_by,
-                description=description,
+                description=new.description,
                 metadata=types.MappingProxyType(meta),
-                run=run,
+                run=new.run,
                 signature=self._codec.own_signature,
-                content=content,
+                content=new.content,
             )
             # The bytes are computed once per number: a retried create compares them.
             key = self.key(artifact, number)

@@ -15,8 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from artifactstore.backends import Backend, open_store_backend, redact_url
-from artifactstore.backends.retry import RetryingBackend
+from artifactstore.backends import Backend, open_backend_stack, redact_url
 from artifactstore.core.errors import AccessDeniedError, IntegrityError
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.config import StoreConfig
@@ -51,7 +50,7 @@ def open_domains(url: str | None = None, project: str | None = None, *,
                  **backend_options: Any) -> Iterator[Domains]:
     """Open the store at ``url`` and ``project`` in it; close both afterwards."""
     where = discover(url).url
-    backend = RetryingBackend(open_store_backend(where, **backend_options))  # creates nothing
+    backend = open_backend_stack(where, **backend_options)  # creates nothing
     project_ = None
     try:
         config = config_mod.load(backend, redact_url(where))

@@ -24,7 +24,7 @@ from artifactstore.model.tree import Entry, FileEntry, build_tree
 from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import Progress
-from artifactstore.records.refs import VersionRecord
+from artifactstore.records.refs import NewVersion, VersionRecord
 from artifactstore.repository.artifact import Artifact, StagedReference
 from artifactstore.repository.project import Project
 from artifactstore.repository.references import describe_reference
@@ -119,11 +119,10 @@ def commit_entries(
     root = Manifest(tree=summary.id, size=summary.size, files=summary.files)
     manifest = objects.put_blob(Kind.MANIFEST, root.encode())
     objects.flush()  # packs and index land before the version record names them
-    return project.refs.commit_version(
-        name, type=type, manifest=manifest, digest=summary.id, size=summary.size,
-        files=summary.files, description=description, metadata=metadata, run=run_id,
-        guard=objects.commit_guard, content=content_digest(entries),
-    )
+    new = NewVersion(name, type=type, manifest=manifest, digest=summary.id,
+                     size=summary.size, files=summary.files, description=description,
+                     metadata=metadata, run=run_id, content=content_digest(entries))
+    return project.refs.commit_version(new, guard=objects.commit_guard)
 
 
 def _write_version(project: Project, artifact: Artifact, run_id: str | None,

@@ -26,11 +26,10 @@ from artifactstore.backends import (
     AbsentBackend,
     Backend,
     ReadOnlyBackend,
-    open_store_backend,
+    open_backend_stack,
     redact_url,
 )
 from artifactstore.backends.immutable_cache import ImmutableCacheBackend
-from artifactstore.backends.retry import RetryingBackend
 from artifactstore.core.chunking import ChunkerParams
 from artifactstore.core.errors import NotFoundError, StoreNotFoundError
 from artifactstore.core.privatefiles import private_folder
@@ -129,8 +128,7 @@ def open_at(
 def _open(how: Opening, *, create: bool) -> tuple[Project, bool]:
     """The opened project, and whether this call created the store's config."""
     try:
-        backend: Backend = RetryingBackend(
-            open_store_backend(how.url, create=create, **how.options))
+        backend: Backend = open_backend_stack(how.url, create=create, **how.options)
     except StoreNotFoundError:
         if not how.lazy:
             raise
@@ -284,8 +282,7 @@ def open_objects(
     Transient backend failures are retried with backoff.
     """
     # Opening never makes a folder; without create, a missing store raises StoreNotFoundError.
-    backend = RetryingBackend(
-        open_store_backend(resolve_url(url), create=create, **backend_options))
+    backend = open_backend_stack(resolve_url(url), create=create, **backend_options)
     wanted = None
     if create:
         options: dict[str, Any] = {"chunker": chunker}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ from artifactstore.core.digest import Hasher
 from artifactstore.core.errors import ConflictError, InvalidInputError, NotFoundError
 from artifactstore.model.names import validate_project_name, version_label
 from artifactstore.model.tree import Entry, FileEntry, iter_entries
+from artifactstore.objects.store import Progress
 from artifactstore.records.versions import VersionRecord
 from artifactstore.repository.aliases import set_alias
 from artifactstore.repository.artifact import Artifact
@@ -43,9 +44,6 @@ from artifactstore.repository.opening import open_at
 from artifactstore.repository.project import Project
 
 __all__ = ["RelogReport", "content_key", "materialized", "relog"]
-
-Progress = Callable[[int], None]
-
 
 @dataclass
 class RelogReport:

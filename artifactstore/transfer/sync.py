@@ -44,10 +44,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
-from artifactstore.backends import open_store_backend
+from artifactstore.backends import open_backend_stack
 from artifactstore.backends.base import Backend
 from artifactstore.backends.readonly import ReadOnlyBackend
-from artifactstore.backends.retry import RetryingBackend
 from artifactstore.core.digest import Digest, hash_bytes
 from artifactstore.core.errors import (
     ArtifactStoreError,
@@ -65,7 +64,7 @@ from artifactstore.objects.gcrecords import GcLock
 from artifactstore.objects.index import decode_index
 from artifactstore.objects.layout import CONFIG_KEY, PLAIN_DOMAIN, pack_prefix, parse_id_key
 from artifactstore.objects.packs import TAIL_SIZE, trailer_length
-from artifactstore.objects.store import ObjectStore
+from artifactstore.objects.store import ObjectStore, Progress
 from artifactstore.objects.window import WaitCallback
 from artifactstore.records.projects import ProjectKeys
 from artifactstore.records.versions import VersionLog, require_atomic_create
@@ -74,9 +73,6 @@ __all__ = ["Conflict", "SyncReport", "Transfer", "record_tier", "sync", "sync_ba
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-Progress = Callable[[int], None]
-"""Called with a byte count as objects are copied (drives a progress bar)."""
 
 #: first segments (of the store, or of a project) that are bookkeeping, not format
 SKIPPED_SEGMENTS: Final = frozenset({"gc", "locks"})
@@ -224,15 +220,14 @@ def sync(
     if concurrency < 1:  # before opening: opening a local destination creates it
         raise InvalidInputError(f"concurrency must be at least 1, not {concurrency}")
     # The source is never written, not even a folder; the destination is created if empty.
-    src_inner = open_store_backend(src_url, **{**backend_options, **(src_options or {})})
+    src = ReadOnlyBackend(
+        open_backend_stack(src_url, **{**backend_options, **(src_options or {})}))
     try:
-        dst_inner = open_store_backend(dst_url, create=True,
-                                       **{**backend_options, **(dst_options or {})})
+        dst = open_backend_stack(dst_url, create=True,
+                                 **{**backend_options, **(dst_options or {})})
     except BaseException:
-        src_inner.close()
+        src.close()
         raise
-    src = ReadOnlyBackend(RetryingBackend(src_inner))
-    dst = RetryingBackend(dst_inner)
     try:
         report = sync_backends(src, dst, project=project, progress=progress,
                                concurrency=concurrency, cache_dir=cache_dir, check=False)
