@@ -1,4 +1,4 @@
-"""Cryptographic building blocks for private projects (DESIGN.md §5, docs/security.md).
+"""Cryptographic building blocks for private projects (docs/design.md §13, docs/security.md).
 
 Vocabulary:
 

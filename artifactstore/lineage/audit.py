@@ -221,7 +221,7 @@ class AuditReport:
 
 def audit(project: Project, ref: str, *, sample: float | None = None,
           sync: bool | None = None) -> AuditReport:
-    """Audit version ``ref`` of ``store`` (see the module docstring)."""
+    """Audit version ``ref`` of ``project`` (see the module docstring)."""
     if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int | float)
                                or not 0 < sample <= 1):
         raise InvalidInputError(f"sample must be a fraction in (0, 1], got {sample!r:.40}")

@@ -1,7 +1,7 @@
 """Export formats for the lineage graph: node-link JSON, GraphML, Graphviz DOT, Mermaid.
 
 The lineage graph is a :class:`networkx.DiGraph` of versions and runs (the runs and
-their ``use``/``output`` events are DESIGN.md §12; versions are §10.1). Its schema:
+their ``use``/``output`` events are docs/design.md §12; versions are §10.1). Its schema:
 
 Version nodes
     id ``"<artifact>:v<N>"`` (e.g. ``"dataset:v0"``); attributes ``kind="version"``,

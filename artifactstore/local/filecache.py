@@ -1,4 +1,4 @@
-"""The local cache of downloaded file contents: size-capped, LRU (DESIGN.md §6, last bullet).
+"""The local cache of downloaded file contents: size-capped, LRU (docs/design.md §8).
 
 Vocabulary:
 

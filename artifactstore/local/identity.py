@@ -1,4 +1,5 @@
-"""User identities: the keys that open private projects and sign records (DESIGN.md §5).
+"""User identities: the keys that open private projects and sign records
+(docs/design.md §13.1, docs/security.md).
 
 Vocabulary:
 
@@ -489,7 +490,7 @@ def load_or_create_identity(passphrase: str | None = None, *,
                             path: Path | None = None) -> Identity:
     """The user's identity, created without a passphrase the first time it is needed.
 
-    Why silently: projects are private by default (DESIGN.md §5), so the first
+    Why silently: projects are private by default (docs/design.md §3, §13), so the first
     write of a new user needs an identity to wrap the project key for. Stopping
     to ask for one would push users towards public projects; an unprotected key
     in a 0600 file in a 0700 folder is the ssh-keygen default, and the user can

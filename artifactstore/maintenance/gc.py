@@ -132,7 +132,7 @@ def _live_versions(refs: Refs) -> Iterator[VersionRecord]:
 
 
 def mark(project: Project) -> dict[str, tuple[ObjectStore, set[bytes]]]:
-    """Domain -> (its object store, its live set) for every domain ``store`` may collect."""
+    """Domain -> (its object store, its live set) for every domain ``project`` may collect."""
     ring = project.refs.codec.ring
     marked: dict[str, tuple[ObjectStore, set[bytes]]] = {}
     if ring is None:

@@ -1,4 +1,4 @@
-"""Creating projects and managing their members (DESIGN.md §5, docs/design.md §13).
+"""Creating projects and managing their members (docs/design.md §13).
 
 Vocabulary: see :mod:`artifactstore.records.projects`. These functions act as the
 user's identity (``artifactstore identity``): creating a private or team project

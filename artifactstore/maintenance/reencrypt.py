@@ -49,7 +49,7 @@ class ReencryptReport:
 
 def reencrypt_project(project: Project, progress: Progress | None = None, *,
                       on_wait: WaitCallback | None = None) -> ReencryptReport:
-    """Move ``store``'s project entirely under its current epoch; see the module.
+    """Move ``project`` entirely under its current epoch; see the module.
 
     The final gc waits out the commit window; ``on_wait`` is told the seconds left."""
     ring = project.refs.codec.ring

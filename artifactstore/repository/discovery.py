@@ -1,6 +1,6 @@
 """Finding the store a script or command means when it names none.
 
-Order (DESIGN.md §6): an explicit URL, else ``$ARTIFACTSTORE_URL``, else an
+Order (docs/guide.md): an explicit URL, else ``$ARTIFACTSTORE_URL``, else an
 ``artifactstore.toml`` (its ``url``, relative to the file) or a
 ``.artifactstore/`` folder (the store itself) found from the working directory
 upward, else the per-user default local store.

@@ -61,7 +61,7 @@ _active: list[Run] = []
 
 
 def active_run(project: Project | None = None) -> Run | None:
-    """The most recently started unfinished run of this process (of ``store``, if given)."""
+    """The most recently started unfinished run of this process (of ``project``, if given)."""
     with _active_lock:
         for run in reversed(_active):
             if project is None or run.project.same_location(project):

@@ -112,7 +112,7 @@ def import_export(
     progress: Progress | None = None,
     scratch_dir: str | os.PathLike[str] | None = None,
 ) -> ImportReport:
-    """Import the export at ``source`` (a folder or tar file) into ``store``.
+    """Import the export at ``source`` (a folder or tar file) into ``project``.
 
     ``name`` imports under another artifact name; ``aliases`` sets the
     aliases the export lists; ``references=False`` leaves reference entries
