@@ -1,4 +1,4 @@
-"""Imports point down only (DESIGN.md section 2), checked on the source with ``ast``.
+"""Imports point down only (docs/architecture.md), checked on the source with ``ast``.
 
 Layers, lowest first; a module may import its own layer and lower layers:
 
@@ -6,7 +6,7 @@ Layers, lowest first; a module may import its own layer and lower layers:
    standard library (without its network and process modules) they import only
    :data:`FOUNDATION_THIRD_PARTY`.
 2. backends: ``artifactstore.backends.*``. Also knows nothing of hashing, crypto
-   or msgpack (DESIGN.md: backends hold keys and bytes only).
+   or msgpack (docs/design.md §8: backends hold keys and bytes only).
 3. objects: ``artifactstore.objects.*``.
 4. model: ``artifactstore.model.*``.
 5. api: the package ``artifactstore`` itself, ``repository``, ``api``, ``store``.
