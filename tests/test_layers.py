@@ -247,7 +247,7 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
 
 
 CLEAN = {
-    "__init__.py": "from artifactstore.api.store import Store\nimport artifactstore.core.errors\n",
+    "__init__.py": "from artifactstore.api.facade import Store\nimport artifactstore.core.errors\n",
     "core/__init__.py": "",
     "core/errors.py": "import os\nfrom typing import Final\n",
     "core/digest.py": (
@@ -268,11 +268,11 @@ CLEAN = {
     "maintenance/__init__.py": "",
     "maintenance/gc.py": "from artifactstore.repository.project import Project\n",
     "api/__init__.py": "",
-    "api/store.py": "from artifactstore.maintenance import gc\n",
-    "cli/__init__.py": "import artifactstore\nfrom artifactstore.api.store import Store\n",
+    "api/facade.py": "from artifactstore.maintenance import gc\n",
+    "cli/__init__.py": "import artifactstore\nfrom artifactstore.api.facade import Store\n",
     "cli/util.py": "from artifactstore.cli import main\n",
     "testing/__init__.py": (
-        "from artifactstore.api.store import Store\nimport artifactstore.backends\n"
+        "from artifactstore.api.facade import Store\nimport artifactstore.backends\n"
     ),
 }
 
@@ -303,7 +303,7 @@ def test_checker_accepts_a_clean_tree(tmp_path: Path) -> None:
         ("backends/s3.py", "import blake3\n", "backends know nothing of hashing"),
         ("backends/s3.py", "from artifactstore.core.encoding import pack\n",
          "backends know nothing"),
-        ("objects/packs.py", "from artifactstore.api.store import Store\n", "must point down"),
+        ("objects/packs.py", "from artifactstore.api.facade import Store\n", "must point down"),
         ("objects/refs.py", "from .. import cli\n", "artifactstore.cli (cli)"),
         ("model/__init__.py", "def f():\n    import artifactstore.cli\n", "must point down"),
         (

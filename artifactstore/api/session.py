@@ -10,7 +10,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from artifactstore.api.store import Store, open
+from artifactstore.api.facade import Store, open
 from artifactstore.repository.discovery import discover
 from artifactstore.repository.version import ArtifactVersion
 from artifactstore.runs.run import Run, active_run
