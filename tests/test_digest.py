@@ -16,6 +16,7 @@ from vectors import load_json
 from artifactstore.core import digest
 from artifactstore.core.digest import Digest, Hasher, derive_key, hash_bytes, xof
 from artifactstore.core.errors import InvalidInputError
+from artifactstore.testing import strategies
 
 VECTORS = load_json("blake3_test_vectors.json")
 KEY = VECTORS["key"].encode("ascii")
@@ -107,12 +108,10 @@ def test_hasher_in_either_threading_mode_matches_one_shot(first: int) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    length=st.integers(0, 4000),
-    seed=st.integers(0, 2**32),
+    data=strategies.seeded_bytes(4000),
     sizes=st.lists(st.integers(0, 400), max_size=40),
 )
-def test_hasher_equals_one_shot_for_any_split(length: int, seed: int, sizes: list[int]) -> None:
-    data = random.Random(seed).randbytes(length)
+def test_hasher_equals_one_shot_for_any_split(data: bytes, sizes: list[int]) -> None:
     # A small threshold lets small inputs take both threading modes.
     with mock.patch.object(digest, "PARALLEL_MIN", 200):
         hasher, offset = Hasher(key=KEY), 0

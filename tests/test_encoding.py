@@ -20,6 +20,7 @@ from vectors import load_json
 
 from artifactstore.core.encoding import MAX_DEPTH, pack, unpack
 from artifactstore.core.errors import IntegrityError, InvalidInputError
+from artifactstore.testing import strategies
 
 SUITE: dict[str, list[dict[str, Any]]] = load_json("msgpack_test_suite.json")
 REFUSED_GROUPS = {"50.timestamp.yaml", "60.ext.yaml"}
@@ -258,22 +259,7 @@ def test_default_what_is_data() -> None:
 
 # --- properties ----------------------------------------------------------------------
 
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**64 - 1)
-    | st.floats(allow_nan=False)
-    | st.text(max_size=40)
-    | st.binary(max_size=40)
-)
-values = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=6)
-        | st.dictionaries(st.text(max_size=8) | st.binary(max_size=8), inner, max_size=6)
-    ),
-    max_leaves=40,
-)
+values = strategies.msgpack_values()
 
 
 def shuffled(value: object, rng: random.Random) -> object:

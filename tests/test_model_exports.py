@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from artifactstore.core.errors import FormatError, InvalidInputError
 from artifactstore.model.exports import (
@@ -21,6 +20,7 @@ from artifactstore.model.exports import (
     parse_manifest,
     to_json_value,
 )
+from artifactstore.testing import strategies
 
 H = "ab" * 32
 
@@ -60,14 +60,7 @@ def test_manifest_bytes_are_standard_sorted_json() -> None:
     assert value["artifact"]["metadata"]["blob"] == {"$bytes": "AA=="}
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text()
-    | st.binary(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8).filter(lambda k: k not in ("$bytes", "$float")),
-                      children, max_size=4),
-    max_leaves=12,
-)
+json_values = strategies.json_values()
 
 
 def same(a: Any, b: Any) -> bool:

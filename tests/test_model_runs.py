@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from artifactstore.backends.memory import MemoryBackend
 from artifactstore.core import encoding
@@ -36,6 +35,7 @@ from artifactstore.records.runs import (
     validate_run_id,
 )
 from artifactstore.records.versions import now
+from artifactstore.testing import strategies
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -55,10 +55,9 @@ def log() -> RunLog:
     return RunLog(MemoryBackend(), "p")
 
 
-@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1)),
-       st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1)))
+@given(strategies.utc_times(), strategies.utc_times())
 def test_run_ids_sort_by_start_time(a: datetime, b: datetime) -> None:
-    ida, idb = new_run_id(a.replace(tzinfo=UTC)), new_run_id(b.replace(tzinfo=UTC))
+    ida, idb = new_run_id(a), new_run_id(b)
     assert validate_run_id(ida) == ida
     if a < b:
         assert ida < idb

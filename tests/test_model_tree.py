@@ -33,7 +33,7 @@ from artifactstore.objects.blobrefs import ChunkRef
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore
-from artifactstore.testing import BackendSpec
+from artifactstore.testing import BackendSpec, strategies
 
 
 @pytest.fixture
@@ -251,8 +251,7 @@ def test_build_refuses_non_entries() -> None:
 
 
 # Names from a small alphabet so that siblings, prefixes and conflicts are common.
-_names = st.text(alphabet="ab.-é日", min_size=1, max_size=3).filter(lambda s: s not in {".", ".."})
-_paths = st.lists(_names, min_size=1, max_size=4).map("/".join)
+_paths = strategies.paths()
 
 
 def _without_conflicts(paths: list[str]) -> list[str]:
