@@ -332,3 +332,26 @@ def test_a_sync_killed_during_its_wipe_is_finished_by_the_next_one(tmp_path: Pat
     assert not [p for p in condemned.rglob("*") if p.is_file() and "condemned" in p.parts]
     checked = verify_store(b_url, read_data=True, cache_dir=tmp_path / "cv")
     assert checked.ok, checked.damage_lines()
+
+
+def test_a_purge_after_gc_reclaimed_the_version_still_reaches_the_copy(tmp_path: Path) -> None:
+    """Deleted, collected, then purged at the source: the source no longer has the tree
+    to name the blobs, but the purge is recorded and the copy, which has it, wipes them."""
+    a_url, b_url = str(tmp_path / "a"), str(tmp_path / "b")
+    init_quick_store(a_url)
+    with artifactstore.open(a_url, cache_dir=tmp_path / "ca") as a:
+        fill(a, tmp_path)
+    assert sync(a_url, b_url, cache_dir=tmp_path / "cs").ok
+    with artifactstore.open(a_url, create=False, cache_dir=tmp_path / "ca") as a:
+        a.delete("data:v0")
+        a.gc(grace=0, repack_threshold=0.0)
+        assert scan(a_url, {}) == []  # gc freed it at the source
+        purged = a.purge("data:v0", reason="takedown request #9")
+        assert purged.tree_reclaimed
+        assert purged.absent
+    assert scan(b_url, {})  # the copy still holds it
+    second = sync(a_url, b_url, cache_dir=tmp_path / "cs")
+    assert second.ok, second.as_dict()
+    [done] = second.takedowns
+    assert (done.versions, done.wiped, done.absent) == (["data:v0"], True, True)
+    assert scan(b_url, {}) == []

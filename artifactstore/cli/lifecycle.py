@@ -119,6 +119,10 @@ def purge(args: argparse.Namespace) -> dict[str, Any]:
               f"packs: {'none holds them' if report.absent else 'SOME STILL DO'}")
     if report.shared_files:
         say(args, f"kept (also in live versions): {', '.join(report.shared_files)}")
+    if report.tree_reclaimed:
+        say(args, "its tree was already reclaimed by gc, which freed what only it held, "
+                  "except bytes in packs that gc kept; 'artifactstore gc --grace 0 "
+                  "--repack-threshold 0' rewrites those")
     if report.downstream_versions or report.downstream_runs:
         say(args, "consumed downstream by: " + ", ".join(
             report.downstream_versions + [f"run {r}" for r in report.downstream_runs]))

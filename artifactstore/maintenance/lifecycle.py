@@ -226,6 +226,10 @@ class PurgeReport:
     indexes_checked: int = 0
     packs_checked: int = 0
     absent: bool = False
+    #: the version was deleted and gc had reclaimed its tree: only the blobs that can
+    #: still be named were wiped (what it alone held was freed by that gc, except any
+    #: left in packs it kept; a gc with repack threshold 0 rewrites those)
+    tree_reclaimed: bool = False
     downstream_versions: list[str] = field(default_factory=list)
     downstream_runs: list[str] = field(default_factory=list)
 
@@ -251,9 +255,19 @@ def purge_version(project: Project, ref: str, *, reason: str, wait: bool = True,
         delete_versions(project, record.artifact, [record.number], force=True,
                         reason=f"purge: {reason}")
     objects = project.objects_for(record)
-    mine = set(version_blobs(record, objects))
-    files = [e for e in iter_entries(record.digest, objects.read_blob)
-             if isinstance(e, FileEntry)]
+    mine: set[bytes] = set()
+    files: list[FileEntry] = []
+    try:
+        mine.update(version_blobs(record, objects))
+        files.extend(e for e in iter_entries(record.digest, objects.read_blob)
+                     if isinstance(e, FileEntry))
+    except NotFoundError:
+        if tombstone is None:
+            raise  # a live version lost data: verify and repair say so, a purge does not hide it
+        # Deleted, and gc has reclaimed (part of) its tree since: the takedown is still
+        # recorded, so sync carries it to copies that hold the data; here what can still
+        # be named (collected above, up to the missing node) is wiped.
+        report.tree_reclaimed = True
     live = wipe_blobs(project, objects, mine, report, wait=wait, on_wait=on_wait)
     shared = {e.digest for e in files if {c.id.raw for c in e.chunks} <= live}
     report.shared_files = sorted(e.path for e in files if e.digest in shared)
