@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 from artifactstore.backends import open_backend
-from artifactstore.chunking import ChunkerParams
+from artifactstore.core.chunking import ChunkerParams
+from artifactstore.core.synthetic import csv_rows, random_bytes
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore
-from artifactstore.synthetic import csv_rows, random_bytes
 
 root = Path(sys.argv[1])
 store = ObjectStore.open(
