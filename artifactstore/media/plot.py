@@ -7,7 +7,9 @@ with ``format: vega-lite``.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,9 +47,15 @@ class Plot(MediaValue):
         if format not in ("svg", "png"):
             raise InvalidInputError(f"a figure is saved as 'svg' or 'png', got {format!r:.20}")
         buffer = io.BytesIO()
-        # No date in the file: the same figure gives the same bytes (deduplicated).
+        # No date and fixed SVG ids in the file: the same figure gives the same bytes, so
+        # a plot logged again unchanged is stored once. matplotlib is already imported
+        # when there is a figure: it is looked up, not imported.
         metadata = {"Date": None} if format == "svg" else {"Software": None}
-        figure_or_spec.savefig(buffer, format=format, metadata=metadata)
+        matplotlib = sys.modules.get("matplotlib")
+        rc_context = getattr(matplotlib, "rc_context", None)
+        fixed = rc_context({"svg.hashsalt": "artifactstore"}) if callable(rc_context) else None
+        with fixed if fixed is not None else contextlib.nullcontext():
+            figure_or_spec.savefig(buffer, format=format, metadata=metadata)
         self.data, self.format = buffer.getvalue(), format
         if format == "png":
             size = image_size(self.data, "png")

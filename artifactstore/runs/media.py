@@ -20,6 +20,7 @@ from artifactstore.core.errors import IntegrityError, InvalidInputError, NotFoun
 from artifactstore.media import decode
 from artifactstore.media.base import is_file_reference, is_reference
 from artifactstore.model.names import version_label
+from artifactstore.records.runs import RUN_ID_RE
 from artifactstore.repository.project import Project
 from artifactstore.repository.version import ArtifactVersion, find_version
 from artifactstore.runs.mediastage import media_artifact
@@ -120,8 +121,15 @@ def media_version(project: Project, run_id: str) -> ArtifactVersion:
 
 
 def media_file(project: Project, run_id: str, reference: Mapping[str, Any] | str) -> MediaFile:
-    """The file ``reference`` names (a reference map, or a path in the media artifact)."""
-    run_id = get_run(project, run_id).run_id
+    """The file ``reference`` names (a reference map, or a path in the media artifact).
+
+    A whole run id this store holds no run of still resolves: the media artifact may
+    have come by ``import`` (which restores the run under a new id)."""
+    try:
+        run_id = get_run(project, run_id).run_id
+    except NotFoundError:
+        if not isinstance(run_id, str) or RUN_ID_RE.fullmatch(run_id) is None:
+            raise
     if isinstance(reference, str):
         reference = {"_type": "file", "path": reference}
     elif not is_file_reference(reference):
