@@ -350,8 +350,18 @@ def test_media_are_committed_before_the_segment_that_references_them(tmp_path: P
         assert store.media(run.id, info.summary["img"]).to_numpy().tolist() == [[99, 99]] * 2
         with pytest.raises(InvalidInputError, match="inline"):
             store.media(run.id, info.summary["caption"])
-        with pytest.raises(InvalidInputError, match="log numbers, bools, strings or media"):
-            store.run().log({"x": object()})
+        with store.run() as second, pytest.raises(InvalidInputError,
+                                                  match="log numbers, bools, strings or media"):
+            second.log({"x": object()})
+        purged = store.purge_run(run.id, reason="test", wait=False)
+        assert purged.versions == [f"media-{run.id}:v0", f"media-{run.id}:v1"]
+        assert purged.absent
+        assert purged.blobs_wiped >= 11
+        with pytest.raises(NotFoundError, match="has no media"):
+            store.media(run.id, info.summary["img"])
+        assert store.get_run(run.id).summary["caption"]["text"] == "last"  # history kept
+        with pytest.raises(InvalidInputError, match="needs a reason"):
+            store.purge_run(run.id, reason=" ")
 
 
 def test_a_reference_whose_digest_does_not_match_is_refused(tmp_path: Path) -> None:

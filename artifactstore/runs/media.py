@@ -18,7 +18,8 @@ from typing import Any
 from artifactstore.core.digest import hash_bytes
 from artifactstore.core.errors import IntegrityError, InvalidInputError, NotFoundError
 from artifactstore.media import decode
-from artifactstore.media.base import is_file_reference, is_reference
+from artifactstore.media.base import FORMATS, is_file_reference, is_reference
+from artifactstore.media.sniff import file_format
 from artifactstore.model.names import version_label
 from artifactstore.records.runs import RUN_ID_RE
 from artifactstore.repository.project import Project
@@ -152,7 +153,18 @@ def media_file(project: Project, run_id: str, reference: Mapping[str, Any] | str
     if expected is not None and hash_bytes(data).hex != expected:
         raise IntegrityError(f"{path} does not match the digest of its reference; "
                              "run 'artifactstore verify'")
+    if "format" not in reference:  # a bare path: its format from its header or name
+        reference = {**reference, "format": _format_of(path, data)}
     return MediaFile(reference, data, version)
+
+
+def _format_of(path: str, data: bytes) -> str:
+    found = file_format(data)
+    if found is not None:
+        return found
+    by_extension = {ext: fmt for fmt, ext in FORMATS.items()}
+    name = path.rsplit("/", 1)[-1]
+    return next((fmt for ext, fmt in by_extension.items() if name.endswith(f".{ext}")), "")
 
 
 def media_entries(project: Project, run_id: str, *, key: str | None = None,
