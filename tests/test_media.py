@@ -364,6 +364,28 @@ def test_media_are_committed_before_the_segment_that_references_them(tmp_path: P
             store.purge_run(run.id, reason=" ")
 
 
+def test_a_refused_media_value_logs_nothing(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    url = str(tmp_path / "s")
+    init_quick_store(url)
+    with artifactstore.open(url, cache_dir=tmp_path / "c") as store:
+        with store.run() as run:
+            with pytest.raises(InvalidInputError, match="cannot name media files"):
+                run.log({"../up": Html("<p/>")})
+            run.log({"a": 1, "page": Html("<p/>")})
+        [row] = store.run_history(run.id)
+        assert row.step == 0  # the refused row took no step
+        assert store.media(run.id, row.values["page"]).read() == b"<p/>"
+    # the CLI shows a reference as one value, not one line per field
+    from artifactstore.cli import main
+
+    assert main(["runs", "export", "--store", url, "--format", "csv"]) == 0
+    header, line = capsys.readouterr().out.splitlines()
+    assert "summary.page" in header.split(",")
+    assert "summary.page.path" not in header
+    assert "digest" in line
+
+
 def test_a_reference_whose_digest_does_not_match_is_refused(tmp_path: Path) -> None:
     url = str(tmp_path / "s")
     init_quick_store(url)

@@ -36,7 +36,7 @@ from artifactstore.cli._common import (
 from artifactstore.core.errors import InvalidInputError, local_write_error
 from artifactstore.core.sizes import human_size
 from artifactstore.local.catalog import RunInfo
-from artifactstore.media import is_file_reference
+from artifactstore.media import is_file_reference, is_reference
 from artifactstore.model.paths import join_under
 from artifactstore.records.runs import STATUSES, parse_time
 
@@ -68,10 +68,11 @@ def _duration(run: RunInfo) -> str:
 
 
 def _flatten(value: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """Nested mappings as ``prefix + dotted key``; an empty mapping stays one value."""
+    """Nested mappings as ``prefix + dotted key``; an empty mapping or a media reference
+    stays one value."""
     flat: dict[str, Any] = {}
     for key, item in value.items():
-        if isinstance(item, Mapping) and item:
+        if isinstance(item, Mapping) and item and not is_reference(item):
             flat.update(_flatten(item, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = item

@@ -15,7 +15,6 @@ Vocabulary:
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -48,6 +47,7 @@ class MediaStage:
         self.base: VersionRecord | None = None
         self._folder: Path | None = None
         self._staged: dict[str, Path] = {}
+        self._count = 0
 
     @property
     def pending(self) -> bool:
@@ -61,7 +61,8 @@ class MediaStage:
                 continue  # the same bytes at the same key and step: one file
             if self._folder is None:
                 self._folder = Path(tempfile.mkdtemp(prefix="artifactstore-media-"))
-            source = self._folder / f"{len(os.listdir(self._folder)):08d}"
+            self._count += 1
+            source = self._folder / f"{self._count:08d}"
             source.write_bytes(data)
             self._staged[path] = source
         return rendered.reference

@@ -250,10 +250,10 @@ class Run:
                 step = self._step + 1
             elif not isinstance(step, int) or isinstance(step, bool) or step < 0:
                 raise InvalidInputError(f"step must be an int >= 0, got {step!r:.40}")
-            self._step = max(self._step, step)
-            for key, value in values.items():
+            for key, value in values.items():  # a refused value leaves the step as it was
                 if isinstance(value, MediaValue):
                     values[key] = self._media.stage(key, step, value)
+            self._step = max(self._step, step)
             self._rows.append(MetricsRow(step, now(), values))
             self.summary.update(values)
             if len(self._rows) >= SEGMENT_ROWS:
