@@ -60,6 +60,8 @@ VALID: dict[Command, tuple[str, ...]] = {
     ("runs", "ls"): (),
     ("runs", "show"): ("0123abcd",),
     ("runs", "export"): ("--output", "{out}"),
+    ("runs", "media"): ("0123abcd", "--out", "{out}"),
+    ("runs", "purge"): ("0123abcd", "--reason", "test", "--no-wait"),
     ("lineage",): ("ds:v1",),
     ("impact",): ("ds:v0",),
     ("where-used",): ("0" * 64,),
@@ -91,6 +93,7 @@ NO_STORE = frozenset({("init",), ("cache", "info"), ("cache", "clean"), ("identi
 #: commands that only read the store: nothing they do may change it
 READS = frozenset({("info",), ("verify",), ("get",), ("ls",), ("show",), ("diff",),
                    ("alias", "history"), ("runs", "ls"), ("runs", "show"), ("runs", "export"),
+                   ("runs", "media"),
                    ("lineage",), ("impact",), ("where-used",), ("audit",), ("project", "show"),
                    ("export",)})
 
@@ -134,6 +137,10 @@ BAD: dict[Command, list[Any]] = {
     ("runs", "export"): [("--output", "{data}"), ("--output", "{missing}/x.jsonl"),
                          ("--output", "{file}/x.jsonl"), ("--since", "nope"),
                          ("--format", "xml")],
+    ("runs", "media"): [("nope",), ("",), ("0123abcd", "--step", "x"),
+                        ("0123abcd", "--step", "-1"), ("0123abcd", "--out", "{file}")],
+    ("runs", "purge"): [("nope", "--reason", "x"), ("", "--reason", "x"), ("0123abcd",),
+                        ("0123abcd", "--reason", "")],
     ("lineage",): [("nope",), ("run:nope",), ("ds:v0", "--depth", "x"),
                    ("ds:v0", "--depth", "-1"), ("ds:v0", "--output", "{data}"),
                    ("ds:v0", "--output", "{file}/x"), ("ds:v0", "--format", "png")],

@@ -33,8 +33,8 @@ PACKAGE = "artifactstore"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / PACKAGE
 
 #: the layer folders, lowest first
-FOLDERS = ("core", "backends", "objects", "model", "records", "local", "repository", "runs",
-           "lineage", "maintenance", "transfer", "api", "demo", "cli")
+FOLDERS = ("core", "backends", "objects", "model", "media", "records", "local", "repository",
+           "runs", "lineage", "maintenance", "transfer", "api", "demo", "cli")
 
 # (layer, exact module names, name prefixes): a module is in a layer if its name is
 # listed, or is a prefix plus ".submodule".

@@ -30,6 +30,7 @@ from artifactstore.maintenance.gc import (
     collect_garbage,
 )
 from artifactstore.maintenance.lifecycle import PurgeReport, parse_duration
+from artifactstore.maintenance.runpurge import RunPurgeReport, purge_run
 from artifactstore.model.exports import ExportManifest
 from artifactstore.model.names import validate_alias
 from artifactstore.objects.store import ObjectStore, Progress
@@ -43,6 +44,8 @@ from artifactstore.repository.artifact import Artifact
 from artifactstore.repository.opening import open_at
 from artifactstore.repository.project import Project
 from artifactstore.repository.version import ArtifactVersion, find_version, versions_of
+from artifactstore.runs import frames
+from artifactstore.runs import media as run_media
 from artifactstore.runs import queries as run_queries
 from artifactstore.runs.run import DEFAULT_HEARTBEAT, Run, active_run
 from artifactstore.transfer.exporting import export_version
@@ -367,6 +370,41 @@ class Store:
     def run_history(self, run_id: str, *, sync: bool | None = None) -> Iterator[MetricsRow]:
         """The metrics rows of a run in order, streamed segment by segment."""
         return run_queries.run_history(self.context, run_id, sync=sync)
+
+    def media(self, run_id: str, reference: Mapping[str, Any] | str) -> run_media.MediaFile:
+        """The file a media reference of the run's history names (a map as
+        ``run_history`` gives it, or its ``path``), resolved in the newest live version
+        of ``media-<run id>`` and checked against the reference's digest: ``read()``,
+        ``save(path)``, ``to_pil()``, ``to_numpy()``, ``table()``."""
+        return run_media.media_file(self.context, run_id, reference)
+
+    def run_media(self, run_id: str, *, key: str | None = None,
+                  step: int | None = None) -> list[run_media.MediaEntry]:
+        """The media references of a run's history (``step``, ``key``, ``reference``),
+        of ``key`` and ``step`` if given."""
+        return list(run_media.media_entries(self.context, run_id, key=key, step=step))
+
+    def purge_run(self, run_id: str, *, reason: str, wait: bool = True,
+                  on_wait: WaitCallback | None = None) -> RunPurgeReport:
+        """Takedown of a run's media: purge every version of ``media-<run id>`` (as
+        :meth:`purge` does, one commit-window wait) and delete the run."""
+        return purge_run(self.context, run_id, reason=reason, wait=wait, on_wait=on_wait)
+
+    def runs_frame(self, *, job_type: str | None = None, status: str | None = None,
+                   tag: str | None = None, since: str | datetime | None = None,
+                   until: str | datetime | None = None, sync: bool | None = None,
+                   include_deleted: bool = False) -> Any:
+        """The runs (filtered as :meth:`runs`) as a pandas DataFrame, one row per run:
+        id, name, job_type, status, tags, started_at, ended_at, config.*, summary.*
+        (the ``[pandas]`` extra)."""
+        return frames.runs_frame(self.runs(job_type=job_type, status=status, tag=tag,
+                                           since=since, until=until, sync=sync,
+                                           include_deleted=include_deleted))
+
+    def history_frame(self, run_id: str, *, sync: bool | None = None) -> Any:
+        """A run's history as a pandas DataFrame, one row per step: _step, _timestamp,
+        then each metric; media cells stay reference maps (the ``[pandas]`` extra)."""
+        return frames.history_frame(self.run_history(run_id, sync=sync))
 
     # -- lineage (lineage/) ----------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Commands over runs: runs ls, runs show, runs export.
+"""Commands over runs: runs ls, runs show, runs export, runs media, runs purge.
 
 Vocabulary: a **run** as read back is a :class:`~artifactstore.local.catalog.RunInfo`;
 its **record** is ``RunInfo.as_dict()`` plus ``last_heartbeat``; its **history**
@@ -22,11 +22,22 @@ import csv
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC
+from pathlib import Path
 from typing import Any, Final, TextIO
 
 import artifactstore
-from artifactstore.cli._common import add_action, open_existing, open_output, say
+from artifactstore.cli._common import (
+    add_action,
+    open_existing,
+    open_output,
+    progress_bar,
+    say,
+)
+from artifactstore.core.errors import InvalidInputError, local_write_error
+from artifactstore.core.sizes import human_size
 from artifactstore.local.catalog import RunInfo
+from artifactstore.media import is_file_reference, is_reference
+from artifactstore.model.paths import join_under
 from artifactstore.records.runs import STATUSES, parse_time
 
 RUN_COLUMNS: Final = (
@@ -57,10 +68,11 @@ def _duration(run: RunInfo) -> str:
 
 
 def _flatten(value: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """Nested mappings as ``prefix + dotted key``; an empty mapping stays one value."""
+    """Nested mappings as ``prefix + dotted key``; an empty mapping or a media reference
+    stays one value."""
     flat: dict[str, Any] = {}
     for key, item in value.items():
-        if isinstance(item, Mapping) and item:
+        if isinstance(item, Mapping) and item and not is_reference(item):
             flat.update(_flatten(item, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = item
@@ -204,6 +216,70 @@ def export(args: argparse.Namespace) -> int | dict[str, Any]:
             "runs": len(runs), "rows": rows}
 
 
+def _cell_files(reference: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The media files a reference names besides its own: masks of an image."""
+    masks = reference.get("masks")
+    return [m for m in masks.values() if is_file_reference(m)] if isinstance(masks, dict) else []
+
+
+def media(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.step is not None and args.step < 0:
+        raise InvalidInputError(f"--step is a step number >= 0, got {args.step}")
+    out = Path(args.out) if args.out is not None else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise InvalidInputError(f"--out {args.out} is a file; name a folder")
+    found: list[dict[str, Any]] = []
+    with open_existing(args) as store:
+        run_id = store.get_run(args.run_id, sync=True).run_id
+        for entry in store.run_media(run_id, key=args.key, step=args.step):
+            item: dict[str, Any] = {"step": entry.step, "key": entry.key,
+                                    "reference": dict(entry.reference), "saved": []}
+            if out is not None and is_file_reference(entry.reference):
+                wanted = [entry.reference, *_cell_files(entry.reference)]
+                first = store.media(run_id, entry.reference)
+                if first.type == "table":
+                    for row in first.table().rows:
+                        for cell in row:
+                            if is_file_reference(cell):
+                                wanted += [cell, *_cell_files(cell)]
+                for reference in wanted:
+                    target = join_under(out, str(reference["path"]))
+                    try:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        store.media(run_id, reference).save(target)
+                    except OSError as exc:
+                        raise local_write_error(exc, f"cannot write {target}",
+                                                "choose another --out") from None
+                    item["saved"].append(str(target))
+            found.append(item)
+    if not found:
+        say(args, f"run {run_id} has no media" + (" matching these filters"
+                                                   if args.key or args.step is not None else ""))
+    else:
+        rows = [("STEP", "KEY", "TYPE", "FORMAT", "SIZE", "PATH")]
+        rows += [(str(i["step"]), i["key"], str(i["reference"]["_type"]),
+                  str(i["reference"].get("format", "inline")),
+                  human_size(i["reference"]["size"]) if "size" in i["reference"] else "-",
+                  str(i["reference"].get("path", "-"))) for i in found]
+        say(args, _table(rows))
+        saved = sum(len(i["saved"]) for i in found)
+        if out is not None:
+            say(args, f"saved {saved} files under {out}")
+    return found
+
+
+def purge(args: argparse.Namespace) -> dict[str, Any]:
+    with open_existing(args) as store, progress_bar(args, f"purge run {args.run_id}") as count:
+        report = store.purge_run(args.run_id, reason=args.reason, wait=not args.no_wait,
+                                 on_wait=count.wait)
+    say(args, f"purged the media of run {report.run_id} ({len(report.versions)} versions): "
+              f"wiped {report.blobs_wiped} blobs ({human_size(report.bytes_wiped)}), rewrote "
+              f"{report.packs_rewritten} packs; checked {report.indexes_checked} index objects "
+              f"and {report.packs_checked} packs: "
+              f"{'none holds them' if report.absent else 'SOME STILL DO'}; the run is deleted")
+    return report.as_dict()
+
+
 def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--job-type", metavar="T", help="only runs of this job type")
     p.add_argument("--status", metavar="S", help=f"only runs in this state: {', '.join(STATUSES)}")
@@ -239,3 +315,21 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
                    help="write here instead of stdout; --json then prints a summary")
     a.add_argument("--history", action="store_true", help="include the metrics history")
     _filters(a)
+    a = add_action(runs, common, "media", media, "list or save the media a run logged",
+                   description="List the media references of a run's history (images, "
+                               "tables, histograms, ...), or save their files under --out "
+                               "(tables with the media of their cells), each checked against "
+                               "its digest.")
+    a.add_argument("run_id", metavar="RUN_ID", help="a run id or a unique prefix of one")
+    a.add_argument("--key", metavar="K", help="only the media logged under this key")
+    a.add_argument("--step", metavar="N", type=int, help="only the media of this step")
+    a.add_argument("--out", metavar="DIR", help="save the files here, at their paths")
+    a = add_action(runs, common, "purge", purge, "takedown: wipe a run's media, delete the run",
+                   description="Purge every version of the run's media artifact "
+                               "(media-<run id>) as 'artifactstore purge' does, and delete "
+                               "the run. Its other outputs are kept: purge them by name.")
+    a.add_argument("run_id", metavar="RUN_ID", help="a run id or a unique prefix of one")
+    a.add_argument("--reason", required=True, help="why (recorded in the purge record)")
+    a.add_argument("--no-wait", action="store_true",
+                   help="wipe at once instead of waiting out the store's commit window "
+                        "(default 120 s): only safe when nobody else writes meanwhile")

@@ -67,6 +67,8 @@ STATUSES: Final = ("running", "finished", "failed", "crashed")
 RUN_ID_RE: Final = re.compile(r"[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}")
 _NAME: Final = re.compile(NAME_RE)
 MAX_TAG: Final = 128
+#: what a metrics row's values are besides media references (design §12.3, §12.7)
+_VALUE_TYPES: Final = (int, float, bool, str, type(None))
 #: rows per metrics segment (design §12.3)
 SEGMENT_ROWS: Final = 1000
 #: a run without heartbeat for 3 intervals plus this grace is crashed (design §12.4)
@@ -487,5 +489,10 @@ def decode_rows(rows: list[Any], key: str) -> list[MetricsRow]:
             or type(row[2]) is not dict
         ):
             raise IntegrityError(f"ref {key} is malformed: bad metrics row")
+        if not all(isinstance(v, _VALUE_TYPES) or (type(v) is dict and type(v.get("_type")) is str)
+                   for v in row[2].values()):
+            raise IntegrityError(
+                f"ref {key} is malformed: a metric is neither a scalar nor a media reference"
+            )
         result.append(MetricsRow(row[0], row[1], types.MappingProxyType(row[2])))
     return result

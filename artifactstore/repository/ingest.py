@@ -20,7 +20,7 @@ from artifactstore.core import encoding
 from artifactstore.core.errors import InvalidInputError, NotFoundError
 from artifactstore.model.contentid import content_digest
 from artifactstore.model.manifest import Manifest
-from artifactstore.model.tree import Entry, FileEntry, build_tree
+from artifactstore.model.tree import Entry, FileEntry, build_tree, iter_entries
 from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import Progress
@@ -30,7 +30,7 @@ from artifactstore.repository.project import Project
 from artifactstore.repository.references import describe_reference
 from artifactstore.repository.version import ArtifactVersion
 
-__all__ = ["as_artifact", "commit_entries", "log_version"]
+__all__ = ["as_artifact", "commit_entries", "extend_version", "log_version"]
 
 #: files up to this size are read with one call and chunked in memory
 _SMALL_FILE = 1 << 20
@@ -99,6 +99,50 @@ def log_version(
     for alias in aliases:
         project.refs.set_alias(record.artifact, alias, record.number)
     artifact.cleanup()
+    return ArtifactVersion(project, record, created=created)
+
+
+def extend_version(
+    project: Project, name: str, type: str, base: VersionRecord | None,
+    files: Sequence[tuple[str, Path]], *, description: str | None = None,
+    run_id: str | None = None,
+) -> ArtifactVersion:
+    """A new version of ``name``: every file of ``base`` (the version it extends, None
+    for a first one) and ``files`` (``(path, source)``, replacing any of the same path).
+
+    The files of ``base`` are not read again: their chunks are named in the new tree,
+    and the commit guard checks them like any other blob. A base written under an
+    older key epoch is copied into the current one (its bytes read and stored again).
+    """
+    project.ensure_writable()
+    objects = project.objects
+    objects.begin_session()
+    try:
+        new_paths = {path for path, _ in files}
+        kept: list[Entry] = []
+        if base is not None:
+            old = project.objects_for(base)
+            for entry in iter_entries(base.digest, old.read_blob):
+                if entry.path in new_paths:
+                    continue
+                if old is not objects and isinstance(entry, FileEntry):
+                    data = old.read_file(entry.file_ref())
+                    entry = FileEntry.from_ref(entry.path, objects.write_bytes(data),
+                                               mode=entry.mode, media_type=entry.media_type)
+                kept.append(entry)
+        objects.note_session_blobs(c.id.raw for e in kept if isinstance(e, FileEntry)
+                                   for c in e.chunks)
+        for path, source in files:
+            ref, st, _ = _read_file(project, source, None)  # staged by us: nobody writes it
+            kept.append(FileEntry.from_ref(path, ref, mode=st.st_mode & 0o777))
+        record, created = commit_entries(project, name, type, kept, description=description,
+                                         run_id=run_id)
+    except BaseException:
+        objects.end_session()
+        objects.abort()
+        raise
+    objects.end_session()
+    project.catalog.invalidate()
     return ArtifactVersion(project, record, created=created)
 
 

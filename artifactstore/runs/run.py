@@ -30,6 +30,7 @@ from typing import Any, Self
 
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import ArtifactStoreError, InvalidInputError
+from artifactstore.media.base import MediaValue
 from artifactstore.model.names import validate_alias, validate_artifact_name
 from artifactstore.objects.store import Progress
 from artifactstore.records.runs import (
@@ -48,6 +49,7 @@ from artifactstore.repository.ingest import as_artifact, log_version
 from artifactstore.repository.project import Project
 from artifactstore.repository.version import ArtifactVersion, find_version
 from artifactstore.runs.codestate import CodeState, capture_code_patch, capture_code_state
+from artifactstore.runs.mediastage import MEDIA_ROLE, MediaStage
 
 __all__ = ["Run", "active_run"]
 
@@ -118,6 +120,7 @@ class Run:
         self._rows: list[MetricsRow] = []
         self._rows_since = time.monotonic()
         self._step = -1
+        self._media = MediaStage(self.id)
         self._finished = False
         self._stop = threading.Event()
         start = RunStart(
@@ -225,12 +228,18 @@ class Run:
     # -- metrics -------------------------------------------------------------------
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        """Append one row of metrics; ``step`` defaults to the previous step + 1."""
+        """Append one row of metrics; ``step`` defaults to the previous step + 1.
+
+        Values are numbers, bools, strings, or media values (``artifactstore.Image``,
+        ``Table``, ...): their files are staged, the row holds their references, and
+        they are committed to the run's media artifact before the row is written."""
         self._check_open()
         values = dict(metrics) if isinstance(metrics, Mapping) else None
         if values is None or any(not isinstance(k, str) for k in values):
             raise InvalidInputError("run.log() takes a mapping of str names to values")
         for key, value in values.items():
+            if isinstance(value, MediaValue):
+                continue
             if not isinstance(value, _METRIC_TYPES):
                 value = _as_scalar(key, value)
                 values[key] = value
@@ -241,6 +250,9 @@ class Run:
                 step = self._step + 1
             elif not isinstance(step, int) or isinstance(step, bool) or step < 0:
                 raise InvalidInputError(f"step must be an int >= 0, got {step!r:.40}")
+            for key, value in values.items():  # a refused value leaves the step as it was
+                if isinstance(value, MediaValue):
+                    values[key] = self._media.stage(key, step, value)
             self._step = max(self._step, step)
             self._rows.append(MetricsRow(step, now(), values))
             self.summary.update(values)
@@ -249,12 +261,19 @@ class Run:
 
     def _flush_metrics(self) -> None:
         with self._lock:
+            self._commit_media()  # first: the rows may reference the staged files
             if not self._rows:
                 return
             rows, self._rows = self._rows, []
             self._log.append_metrics(self.id, self._metrics_seq, rows)
             self._metrics_seq += 1
             self._rows_since = time.monotonic()
+
+    def _commit_media(self) -> None:
+        with self._lock:
+            version = self._media.commit(self.project)
+            if version is not None:
+                self.record_output(version, MEDIA_ROLE)
 
     # -- finishing -------------------------------------------------------------------
 
@@ -268,6 +287,7 @@ class Run:
                 self._flush_metrics()
             finally:
                 self._finished = True
+                self._media.cleanup()
                 with _active_lock:
                     if self in _active:
                         _active.remove(self)
@@ -356,7 +376,8 @@ def _as_scalar(key: str, value: Any) -> int | float | bool | str:
     if hasattr(value, "__float__"):
         return float(value)
     raise InvalidInputError(
-        f"metric {key!r} is a {type(value).__name__}; log numbers, bools or strings"
+        f"metric {key!r} is a {type(value).__name__}; log numbers, bools, strings or "
+        "media values (artifactstore.Image, Histogram, Table, ...)"
     )
 
 
