@@ -40,7 +40,8 @@ def test_a_file_page_reaches_no_network(sealed_page: SealedPage, tmp_path: Path)
     # a blocked request is an error the page shows: a page that needs no network has none
     assert any("ERR_BLOCKED_BY_CLIENT" in e for e in sealed_page.errors), sealed_page.errors
     shot = sealed_page.screenshot(tmp_path / "shot.png")
-    assert shot.startswith(b"\x89PNG") and (tmp_path / "shot.png").stat().st_size > 1000
+    assert shot.startswith(b"\x89PNG")
+    assert (tmp_path / "shot.png").stat().st_size > 1000
 
 
 def test_console_errors_are_collected(sealed_page: SealedPage, tmp_path: Path) -> None:
