@@ -44,6 +44,7 @@ from artifactstore.repository.opening import open_at
 from artifactstore.repository.project import Project
 from artifactstore.repository.version import ArtifactVersion, find_version, versions_of
 from artifactstore.runs import queries as run_queries
+from artifactstore.runs.codediff import CodeDiff, diff_code
 from artifactstore.runs.run import DEFAULT_HEARTBEAT, Run, active_run
 from artifactstore.transfer.exporting import export_version
 from artifactstore.transfer.importing import ImportReport, import_export
@@ -367,6 +368,13 @@ class Store:
     def run_history(self, run_id: str, *, sync: bool | None = None) -> Iterator[MetricsRow]:
         """The metrics rows of a run in order, streamed segment by segment."""
         return run_queries.run_history(self.context, run_id, sync=sync)
+
+    def diff_code(self, run_a: str, run_b: str, *, repo: str | os.PathLike[str] | None = None,
+                  sync: bool | None = None) -> CodeDiff:
+        """What changed from the code of run ``run_a`` to run ``run_b``: their commits
+        (with ``git log``/``git diff`` when the git repository holding ``repo``, default
+        the current directory, has both) and their saved patches and entry scripts."""
+        return diff_code(self.context, run_a, run_b, repo=repo, sync=sync)
 
     # -- lineage (lineage/) ----------------------------------------------------------
 
