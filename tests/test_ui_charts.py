@@ -51,7 +51,7 @@ def test_png_chart_of_two_runs(runs: tuple[str, list[str]], tmp_path: Path,
 
 def test_svg_chart_over_time(runs: tuple[str, list[str]], tmp_path: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
-    url, (a, b, c) = runs
+    url, (a, _, c) = runs
     out = tmp_path / "loss.svg"
     code, out_text, _ = cli(capsys, "runs", "plot", a, c, "--metric", "loss", "--x", "time",
                             "--out", str(out), "--store", url)
