@@ -6,7 +6,7 @@ Vocabulary:
   Playwright launches it through ``executable_path``; ``playwright install`` (which
   downloads a browser build of its own) is never run. :func:`find_chromium` installs
   the Debian package with ``apt-get`` when it is missing and the caller is root, as
-  the test set-up must (docs/guide.md, "Running the tests").
+  the test set-up must (docs/guide.md §9, "Running the tests").
 - **sealed page**: a :class:`SealedPage` answers only the requests of the one origin it
   was opened on (the file itself for ``file://``, the ``http://127.0.0.1:PORT``
   server otherwise) and aborts every other request, so a test proves that a page
