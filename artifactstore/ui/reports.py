@@ -13,7 +13,7 @@ Vocabulary:
   "audit"}``; a node is ``{"id", "kind", "label", "state", "status", "facts"}``,
   where ``facts`` are the graph's node attributes (artifactstore.lineage.formats)
   plus, for runs, their tags, config, summary and error, and for versions their
-  description and metadata; ``audit`` is :meth:`AuditReport.as_dict` or None.
+  description and metadata (up to :data:`DETAILED_VERSIONS` versions); ``audit`` is :meth:`AuditReport.as_dict` or None.
 
 Escaping: every name, description and value is user data. The JSON block escapes
 ``<``, ``>`` and ``&`` (so no text can close the block or open a comment) and the
@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Page", "audit_page", "graph_data", "lineage_page"]
 
+#: past this many versions a page leaves out their description and metadata: each one is a
+#: record read, and a project-wide page must not cost one request per version
+DETAILED_VERSIONS: Final = 500
 SCRIPTS: Final = ("vendor/cytoscape.min.js", "vendor/cytoscape-dagre.min.js", "graph.js")
 _SLOT: Final = re.compile(r"@@([A-Z]+)@@")
 _JSON_ESCAPES: Final = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
@@ -96,6 +99,7 @@ def graph_data(store: artifactstore.Store, graph: nx.DiGraph, *, focus: str | No
                title: str) -> dict[str, Any]:
     """The page data (module docstring) of ``graph``, a lineage graph of ``store``."""
     runs = {f"run:{r.run_id}": r for r in store.runs(include_deleted=True, sync=False)}
+    detailed = sum(kind == "version" for _, kind in graph.nodes(data="kind")) <= DETAILED_VERSIONS
     nodes = []
     for node, attrs in sorted(graph.nodes(data=True)):
         facts = {k: v for k, v in attrs.items() if k not in ("kind", "deleted")}
@@ -107,7 +111,8 @@ def graph_data(store: artifactstore.Store, graph: nx.DiGraph, *, focus: str | No
             label = f"{attrs.get('name') or attrs.get('job_type') or attrs['run_id'][:12]}\n" \
                     f"[{attrs.get('status')}]"
         else:
-            facts.update(_version_facts(store, node, attrs))
+            if detailed:
+                facts.update(_version_facts(store, node, attrs))
             aliases = ",".join(attrs.get("aliases") or [])
             label = node + (f"\n{aliases}" if aliases else "")
         nodes.append({"id": node, "kind": attrs["kind"], "label": label,
