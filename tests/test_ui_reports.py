@@ -20,7 +20,8 @@ HOSTILE = "<script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 
 @pytest.fixture
 def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """raw:v0 -> run prep -> clean:v0 -> run train -> model:v0, a failed run that used
-    clean too, and old:v0 used by prep then deleted; hostile text in user fields."""
+    clean too; old:v0 and leak:v0 used by prep, then deleted and purged; hostile text in
+    user fields."""
     isolate_git(monkeypatch)
     monkeypatch.chdir(committed_repo(tmp_path / "code", {"train.py": "print(1)\n"}))
     url = str(tmp_path / "store")
@@ -32,9 +33,12 @@ def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
                            description=HOSTILE, metadata={"note": HOSTILE})
         (files / "old.csv").write_text("a\n0\n")
         store.log_artifact(files / "old.csv", name="old", type="dataset")
+        (files / "leak.csv").write_text("a\nsecret\n")
+        store.log_artifact(files / "leak.csv", name="leak", type="dataset")
         with store.run(name=HOSTILE, job_type="prep", config={"why": HOSTILE}) as run:
             run.use("raw:latest")
             run.use("old:latest")
+            run.use("leak:latest")
             (files / "clean.csv").write_text("a\n2\n")
             run.log_artifact(files / "clean.csv", name="clean", type="dataset")
         with store.run(name="train", job_type="train", config={"lr": 0.1}) as run:
@@ -44,6 +48,8 @@ def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         with pytest.raises(RuntimeError, match="out of memory"):
             _failing_run(store)
         store.delete("old:v0", reason="licence withdrawn")
+        # wait=False: nobody else writes to this store while it wipes
+        store.purge("leak:v0", reason="personal data", wait=False)
     return url
 
 
@@ -84,15 +90,15 @@ def test_lineage_html_draws_the_graph_offline(url: str, tmp_path: Path,
     code, summary = cli_json(capsys, "lineage", "model", "--html", str(out), "--store", url)
     assert code == 0
     train = _run_id(url, "train")
-    # model <- train <- clean <- prep <- raw, old (deleted)
-    assert (summary["ref"], summary["nodes"], summary["edges"]) == ("model:v0", 6, 5)
+    # model <- train <- clean <- prep <- raw, old (deleted), leak (purged)
+    assert (summary["ref"], summary["nodes"], summary["edges"]) == ("model:v0", 7, 6)
     text = out.read_text()
     assert HOSTILE not in text  # escaped wherever it appears
     assert not re.search(r"<script[^>]*\bsrc=", text)  # everything inline
     assert "cytoscape" in text
     _open(sealed_page, out)
-    assert sealed_page.evaluate("artifactstoreGraph.nodes().length") == 6
-    assert sealed_page.evaluate("artifactstoreGraph.edges().length") == 5
+    assert sealed_page.evaluate("artifactstoreGraph.nodes().length") == 7
+    assert sealed_page.evaluate("artifactstoreGraph.edges().length") == 6
     assert _canvas_drawn(sealed_page)
     # versions and runs are styled apart; the deleted one is marked
     shapes = sealed_page.evaluate("""Object.fromEntries(artifactstoreGraph.nodes().map(
@@ -100,6 +106,7 @@ def test_lineage_html_draws_the_graph_offline(url: str, tmp_path: Path,
     assert shapes["model:v0"] == ["round-rectangle", "solid"]
     assert shapes[f"run:{train}"][0] == "ellipse"
     assert shapes["old:v0"] == ["round-rectangle", "dashed"]
+    assert shapes["leak:v0"] == ["round-rectangle", "dotted"]
     # clicking the model shows the run that made it
     pos = sealed_page.evaluate("artifactstoreGraph.getElementById('model:v0').renderedPosition()")
     box = sealed_page.page.locator("#graph").bounding_box()
@@ -125,7 +132,7 @@ def test_hostile_user_text_is_shown_not_run(url: str, tmp_path: Path,
     out = tmp_path / "all.html"
     code, summary = cli_json(capsys, "lineage", "--html", str(out), "--store", url)
     assert code == 0
-    assert (summary["ref"], summary["nodes"]) == (None, 7)  # 4 versions, 3 runs
+    assert (summary["ref"], summary["nodes"]) == (None, 8)  # 5 versions, 3 runs
     _open(sealed_page, out)
     prep = _run_id(url, HOSTILE)
     tap = "id => { artifactstoreGraph.getElementById(id).emit('tap'); }"  # returns nothing
@@ -148,11 +155,12 @@ def test_audit_html(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert summary["format"] == "html"
     assert "deleted-ancestor" in {f["code"] for f in summary["flags"]}
     _open(sealed_page, out)
-    assert sealed_page.evaluate("artifactstoreGraph.nodes().length") == 6
+    assert sealed_page.evaluate("artifactstoreGraph.nodes().length") == 7
     assert _canvas_drawn(sealed_page)
     report = sealed_page.text("#report")
     assert "deleted-ancestor" in report
     assert "licence withdrawn" in report
+    assert "purged-ancestor" in report
     assert "Integrity" in report
     assert sealed_page.text("#facts").startswith("model:v0")  # the audited version
     assert sealed_page.errors == []
@@ -170,4 +178,4 @@ def test_html_refuses_format_and_output(url: str, tmp_path: Path,
     assert "name a REF" in err
     code, out, _ = cli(capsys, "lineage", "--format", "json", "--store", url)
     assert code == 0
-    assert len(json.loads(out)["nodes"]) == 7
+    assert len(json.loads(out)["nodes"]) == 8
