@@ -13,7 +13,8 @@ Vocabulary:
   "audit"}``; a node is ``{"id", "kind", "label", "state", "status", "facts"}``,
   where ``facts`` are the graph's node attributes (artifactstore.lineage.formats)
   plus, for runs, their tags, config, summary and error, and for versions their
-  description and metadata (up to :data:`DETAILED_VERSIONS` versions); ``audit`` is :meth:`AuditReport.as_dict` or None.
+  description and metadata (up to :data:`DETAILED_VERSIONS` versions); ``audit``
+  is :meth:`AuditReport.as_dict` or None.
 
 Escaping: every name, description and value is user data. The JSON block escapes
 ``<``, ``>`` and ``&`` (so no text can close the block or open a comment) and the
