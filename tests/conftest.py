@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -50,6 +51,11 @@ from artifactstore.testing import (  # noqa: E402 - after the environment is pin
     fake_gcs_server,
     moto_s3_server,
 )
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+    from artifactstore.testing.browser import SealedPage
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -118,3 +124,23 @@ def local_or_s3_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str],
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret_key)
     return f"s3://{server.bucket}/{_fresh_prefix()}"
+
+
+@pytest.fixture(scope="session")
+def chromium_browser() -> Iterator[Browser]:
+    """Debian's headless Chromium under Playwright for the session, installed with
+    apt-get first when missing (artifactstore/testing/browser.py)."""
+    from artifactstore.testing.browser import chromium
+
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def sealed_page(chromium_browser: Browser) -> Iterator[SealedPage]:
+    """A fresh page that reaches only the origin it opens: every other request is
+    aborted, console errors are collected in ``.errors``."""
+    from artifactstore.testing.browser import SealedPage
+
+    with SealedPage(chromium_browser) as page:
+        yield page

@@ -12,7 +12,8 @@ lower layers, and the modules of one layer import each other without a cycle:
 10. maintenance, 11. transfer: ``artifactstore.<folder>.*``.
 12. api: the package ``artifactstore`` itself and ``artifactstore.api.*``.
 13. demo: ``artifactstore.demo.*`` (the demo drives the API like a user).
-14. cli: ``artifactstore.cli.*`` and ``artifactstore.__main__``.
+14. ui: ``artifactstore.ui.*`` (pages and charts, read through the API like a user).
+15. cli: ``artifactstore.cli.*`` and ``artifactstore.__main__``.
 
 ``artifactstore.testing.*`` may import any layer but cli, and nothing else may import
 it. Every module must belong to a layer: a module outside these folders fails this
@@ -34,7 +35,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / PACKAGE
 
 #: the layer folders, lowest first
 FOLDERS = ("core", "backends", "objects", "model", "media", "records", "local", "repository",
-           "runs", "lineage", "maintenance", "transfer", "api", "demo", "cli")
+           "runs", "lineage", "maintenance", "transfer", "api", "demo", "ui", "cli")
 
 # (layer, exact module names, name prefixes): a module is in a layer if its name is
 # listed, or is a prefix plus ".submodule".

@@ -47,6 +47,7 @@ from artifactstore.repository.version import ArtifactVersion, find_version, vers
 from artifactstore.runs import frames
 from artifactstore.runs import media as run_media
 from artifactstore.runs import queries as run_queries
+from artifactstore.runs.codediff import CodeDiff, diff_code
 from artifactstore.runs.run import DEFAULT_HEARTBEAT, Run, active_run
 from artifactstore.transfer.exporting import export_version
 from artifactstore.transfer.importing import ImportReport, import_export
@@ -405,6 +406,13 @@ class Store:
         """A run's history as a pandas DataFrame, one row per step: _step, _timestamp,
         then each metric; media cells stay reference maps (the ``[pandas]`` extra)."""
         return frames.history_frame(self.run_history(run_id, sync=sync))
+
+    def diff_code(self, run_a: str, run_b: str, *, repo: str | os.PathLike[str] | None = None,
+                  sync: bool | None = None) -> CodeDiff:
+        """What changed from the code of run ``run_a`` to run ``run_b``: their commits
+        (with ``git log``/``git diff`` when the git repository holding ``repo``, default
+        the current directory, has both) and their saved patches and entry scripts."""
+        return diff_code(self.context, run_a, run_b, repo=repo, sync=sync)
 
     # -- lineage (lineage/) ----------------------------------------------------------
 

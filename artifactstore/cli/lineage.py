@@ -105,23 +105,66 @@ def tree(graph: nx.DiGraph, start: str, *, upstream: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _html_alone(args: argparse.Namespace) -> None:
+    if args.format is not None or args.output is not None:
+        raise InvalidInputError("--html FILE writes the page on its own: drop --format "
+                                "and --output")
+
+
+def _write_html(path: str, text: str) -> None:
+    with open_output(path) as out:
+        out.write(text)
+
+
 def lineage(args: argparse.Namespace) -> int | dict[str, Any]:
+    if args.html is not None:
+        return _lineage_html(args)
+    if args.ref is None:
+        if _format(args, "text") == "text":
+            raise InvalidInputError("name a REF to draw its tree, or export the whole "
+                                    "project's graph with --format json|graphml|dot|mermaid "
+                                    "or --html FILE")
+        if args.depth is not None or args.downstream:
+            raise InvalidInputError("--depth and --downstream need a REF to start from")
     fmt, depth = _format(args, "text"), _depth(args.depth)
     with open_existing(args) as store:
-        node = _node(store, args.ref)
-        query = store.downstream if args.downstream else store.upstream
-        graph = query(node, depth, sync=True)
-    text = tree(graph, node, upstream=not args.downstream) if fmt == "text" else (
-        _export(graph, fmt))
+        if args.ref is None:
+            node, graph = None, store.lineage(sync=True)
+        else:
+            node = _node(store, args.ref)
+            query = store.downstream if args.downstream else store.upstream
+            graph = query(node, depth, sync=True)
+    if fmt == "text":
+        assert node is not None
+        text = tree(graph, node, upstream=not args.downstream)
+    else:
+        text = _export(graph, fmt)
     with open_output(args.output) as out:
         out.write(text)
     if args.output is None:
         return 0
     direction = "downstream" if args.downstream else "upstream"
-    say(args, f"wrote the {direction} lineage of {node} ({graph.number_of_nodes()} nodes) "
-              f"as {fmt} to {args.output}")
+    what = f"the {direction} lineage of {node}" if node else "the project's lineage"
+    say(args, f"wrote {what} ({graph.number_of_nodes()} nodes) as {fmt} to {args.output}")
     return {"ref": node, "direction": direction, "format": fmt, "output": args.output,
             "nodes": graph.number_of_nodes(), "edges": graph.number_of_edges()}
+
+
+def _lineage_html(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.ui.reports import lineage_page
+
+    _html_alone(args)
+    depth = _depth(args.depth)
+    if args.ref is None and (depth is not None or args.downstream):
+        raise InvalidInputError("--depth and --downstream need a REF to start from")
+    with open_existing(args) as store:
+        page = lineage_page(store, args.ref, downstream=args.downstream, depth=depth)
+    _write_html(args.html, page.html)
+    direction = "downstream" if args.downstream else "upstream"
+    say(args, f"wrote a page of {page.nodes} nodes and {page.edges} edges to {args.html}; "
+              "open it in a browser")
+    return {"ref": page.focus, "direction": direction, "format": "html", "output": args.html,
+            "nodes": page.nodes, "edges": page.edges}
 
 
 def impact(args: argparse.Namespace) -> dict[str, Any]:
@@ -171,21 +214,33 @@ def audit_exit_code(report: AuditReport, *, strict: bool = False) -> int:
 
 
 def audit(args: argparse.Namespace) -> int:
+    if args.html is not None:
+        _html_alone(args)
     fmt, sample = _format(args, "text"), _sample(args.sample)
     with open_existing(args) as store:
         report = store.audit(args.ref, sample=sample, sync=True)
-    render = {"text": report.to_text, "markdown": report.to_markdown, "json": report.to_json}
-    text = render[fmt]()
+        if args.html is not None:
+            from artifactstore.ui.reports import audit_page
+
+            page = audit_page(store, report)
     code = audit_exit_code(report, strict=args.strict)
-    with open_output(args.output) as out:
-        out.write(text if text.endswith("\n") else text + "\n")
-    if args.output is not None and args.json:
+    if args.html is not None:
+        _write_html(args.html, page.html)
+        output, fmt = args.html, "html"
+    else:
+        render = {"text": report.to_text, "markdown": report.to_markdown,
+                  "json": report.to_json}
+        text = render[fmt]()
+        with open_output(args.output) as out:
+            out.write(text if text.endswith("\n") else text + "\n")
+        output = args.output
+    if output is not None and args.json:
         print(json.dumps({"ref": report.ref, "ok": report.ok, "exit_code": code,
                           "flags": [f.as_dict() for f in report.flags], "format": fmt,
-                          "output": args.output}, indent=2, sort_keys=True))
-    elif args.output is not None:
+                          "output": output}, indent=2, sort_keys=True))
+    elif output is not None:
         say(args, f"audit of {report.ref}: " + ("OK" if report.ok else
-                  f"{len(report.flags)} finding(s)") + f"; report in {args.output}")
+                  f"{len(report.flags)} finding(s)") + f"; report in {output}")
     return code
 
 
@@ -194,7 +249,9 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     ``common`` holds the global options every subcommand accepts."""
     ref_help = "NAME[:vN|:ALIAS] or run:RUN_ID (a unique prefix is enough)"
     p = add("lineage", lineage, "what a version or run comes from (or feeds, --downstream)")
-    p.add_argument("ref", metavar="REF", help=ref_help)
+    p.add_argument("ref", metavar="REF", nargs="?",
+                   help=ref_help + "; leave out to export the whole project's graph "
+                                   "(--format other than text, or --html)")
     way = p.add_mutually_exclusive_group()
     way.add_argument("--upstream", dest="downstream", action="store_false", default=False,
                      help="what REF was made from (the default)")
@@ -205,6 +262,9 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
                    help="text (an indented tree; the default) or an export format "
                         "(--json is --format json)")
     p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--html", metavar="FILE",
+                   help="write an interactive picture of the graph: one self-contained HTML "
+                        "file that needs no network to open")
     p = add("impact", impact, "every version derived from REF, transitively")
     p.add_argument("ref", metavar="REF", help=ref_help)
     p = add("where-used", where_used,
@@ -227,6 +287,9 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("text", "markdown", "json"), default=None,
                    help="report format (--json is --format json)")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report here")
+    p.add_argument("--html", metavar="FILE",
+                   help="write the report as one self-contained HTML page with the "
+                        "provenance graph (needs no network to open)")
 
 
 def _export(graph: nx.DiGraph, fmt: str) -> str:

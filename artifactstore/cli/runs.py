@@ -1,4 +1,5 @@
-"""Commands over runs: runs ls, runs show, runs export, runs media, runs purge.
+"""Commands over runs: runs ls, runs show, runs export, runs media, runs purge,
+runs plot, runs diff-code.
 
 Vocabulary: a **run** as read back is a :class:`~artifactstore.local.catalog.RunInfo`;
 its **record** is ``RunInfo.as_dict()`` plus ``last_heartbeat``; its **history**
@@ -278,6 +279,23 @@ def purge(args: argparse.Namespace) -> dict[str, Any]:
               f"and {report.packs_checked} packs: "
               f"{'none holds them' if report.absent else 'SOME STILL DO'}; the run is deleted")
     return report.as_dict()
+def plot(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.ui.charts import plot_metric  # imports matplotlib only when plotting
+
+    with open_existing(args) as store:
+        chart = plot_metric(store, args.run_ids, args.metric, args.out, x=args.x)
+    empty = [s.run_id for s in chart.series if not s.points]
+    say(args, f"wrote a chart of {args.metric} over {len(chart.series)} run(s) to {args.out}")
+    if empty:
+        say(args, f"no numeric {args.metric} in: {', '.join(empty)}")
+    return chart.as_dict()
+
+
+def diff_code(args: argparse.Namespace) -> dict[str, Any]:
+    with open_existing(args) as store:
+        found = store.diff_code(args.run_a, args.run_b, repo=args.repo, sync=True)
+    say(args, found.to_text().rstrip("\n"))
+    return found.as_dict()
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
@@ -333,3 +351,27 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     a.add_argument("--no-wait", action="store_true",
                    help="wipe at once instead of waiting out the store's commit window "
                         "(default 120 s): only safe when nobody else writes meanwhile")
+    a = add_action(
+        runs, common, "plot", plot, "a chart of one metric, several runs overlaid",
+        description="Draw one metric of one or more runs on one chart and write it as PNG "
+                    "or SVG (by the file's suffix). Needs matplotlib: "
+                    "pip install 'artifactstore[plot]'.")
+    a.add_argument("run_ids", metavar="RUN_ID", nargs="+",
+                   help="the runs to draw (ids or unique prefixes), one line each")
+    a.add_argument("--metric", required=True, metavar="KEY",
+                   help="the metric to draw, as logged with run.log({KEY: value})")
+    a.add_argument("--x", choices=("step", "time"), default="step",
+                   help="the x axis: the step (the default) or seconds since the run started")
+    a.add_argument("--out", "-o", required=True, metavar="FILE.png|FILE.svg",
+                   help="the chart file to write; its suffix picks the format")
+    a = add_action(
+        runs, common, "diff-code", diff_code, "what changed between the code of two runs",
+        description="Compare the code of two runs: their commits (with the commits between "
+                    "them and 'git diff A B' when the git repository here, or --repo, holds "
+                    "both), and the difference of their saved patches and entry scripts when "
+                    "both ran with save_code=True.")
+    a.add_argument("run_a", metavar="RUN_A", help="the earlier run (an id or unique prefix)")
+    a.add_argument("run_b", metavar="RUN_B", help="the later run (an id or unique prefix)")
+    a.add_argument("--repo", metavar="DIR",
+                   help="a folder in the git repository to ask for the commits "
+                        "(default: the current directory)")

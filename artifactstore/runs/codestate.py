@@ -38,7 +38,7 @@ from typing import Any, Final, TypeVar
 
 from artifactstore.core.errors import IntegrityError
 
-__all__ = ["CodePatch", "CodeState", "capture_code_patch", "capture_code_state"]
+__all__ = ["CodePatch", "CodeState", "capture_code_patch", "capture_code_state", "git_output"]
 
 GIT_TIMEOUT: Final = 30.0  # seconds per git call
 TRACKED_CHANGES: Final = "<tracked changes>"  # the ``skipped`` entry for the tracked diff
@@ -132,6 +132,16 @@ def _git(
     except (OSError, subprocess.SubprocessError):  # not installed, bad cwd, timeout
         return None
     return done.stdout if done.returncode in ok else None
+
+
+def git_output(cwd: str | os.PathLike[str] | None, *args: str) -> bytes | None:
+    """The stdout of ``git *args`` run in ``cwd`` under the rules above (no locks, no
+    prompt, C locale), or None when git is missing, fails or times out."""
+    return _git(cwd, *args)
+
+
+#: the flags that make ``git diff`` output plain, applicable patches (see _DIFF_FLAGS)
+DIFF_FLAGS: Final = _DIFF_FLAGS
 
 
 def _line(output: bytes | None) -> str | None:

@@ -1,0 +1,173 @@
+"""A real headless Chromium for the tests: Debian's ``chromium`` driven by Playwright.
+
+Vocabulary:
+
+- **system Chromium**: the ``chromium`` binary Debian installs (``/usr/bin/chromium``).
+  Playwright launches it through ``executable_path``; ``playwright install`` (which
+  downloads a browser build of its own) is never run. :func:`find_chromium` installs
+  the Debian package with ``apt-get`` when it is missing and the caller is root, as
+  the test set-up must (docs/guide.md §9, "Running the tests").
+- **sealed page**: a :class:`SealedPage` answers only the requests of the one origin it
+  was opened on (the file itself for ``file://``, the ``http://127.0.0.1:PORT``
+  server otherwise) and aborts every other request, so a test proves that a page
+  needs no network. Aborted URLs are kept in ``blocked``.
+- **console errors**: messages of type ``error`` on the console, uncaught page
+  errors and failed requests of the allowed origin, in ``errors``; a test asserts
+  the list is empty.
+
+Why Playwright over Selenium: it routes every request through ``page.route`` (the
+network block above is three lines), reports console messages and page errors as
+events, and needs no ``chromium-driver`` of a matching version; its pip wheel ships
+the driver it talks through, not a browser.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Route
+
+__all__ = ["SealedPage", "chromium", "find_chromium"]
+
+CANDIDATES: Final = ("chromium", "chromium-browser")
+APT_TIMEOUT: Final = 1800.0  # seconds: a first install downloads ~100 MB of packages
+
+
+class BrowserUnavailable(RuntimeError):
+    """No Chromium could be found or installed here; the message says why."""
+
+
+def find_chromium(*, install: bool = True) -> str:
+    """The path of the system Chromium, installed with apt-get when missing (as root)."""
+    for name in CANDIDATES:
+        found = shutil.which(name)
+        if found:
+            return found
+    if not install:
+        raise BrowserUnavailable("chromium is not installed: apt-get install -y chromium")
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise BrowserUnavailable("chromium is not installed and this is not a root Debian "
+                                 "machine: install the 'chromium' package first")
+    # Why the lock timeout: another session or test process may be installing too.
+    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "-y", "-q"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in ([*apt, "install", "chromium"], None):
+        if command is None:  # the package lists may be missing or stale: update, retry
+            subprocess.run([*apt, "update"], env=env, capture_output=True, check=False,
+                           timeout=APT_TIMEOUT)
+            command = [*apt, "install", "chromium"]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False,
+                              timeout=APT_TIMEOUT)
+        found = shutil.which("chromium")
+        if done.returncode == 0 and found:
+            return found
+    tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+    raise BrowserUnavailable(f"apt-get install chromium failed: {tail[0]}")
+
+
+@contextmanager
+def chromium(executable: str | None = None) -> Iterator[Browser]:
+    """A headless Chromium (the system one), closed on exit."""
+    from playwright.sync_api import sync_playwright
+
+    path = executable or find_chromium()
+    with sync_playwright() as playwright:
+        # --no-sandbox: the suite runs as root in a container, where Chromium's sandbox
+        # cannot start; the pages are our own files.
+        browser = playwright.chromium.launch(
+            executable_path=path, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class SealedPage:
+    """One page of ``browser`` that may reach only the origin it opens (module docstring)."""
+
+    def __init__(self, browser: Browser, *, width: int = 1280, height: int = 800) -> None:
+        self.context = browser.new_context(viewport={"width": width, "height": height},
+                                           service_workers="block")
+        self.page: Page = self.context.new_page()
+        self.errors: list[str] = []
+        self.blocked: list[str] = []
+        self._allowed: str | None = None
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
+        self.page.on("requestfailed", self._on_failed)
+        self.context.route("**/*", self._route)
+
+    def close(self) -> None:
+        self.context.close()
+
+    def __enter__(self) -> SealedPage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _origin(self, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme == "file":
+            return url.split("#", 1)[0]
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def _route(self, route: Route, request: Request) -> None:
+        url = request.url
+        allowed = self._allowed is not None and (
+            url.split("#", 1)[0] == self._allowed or url.startswith(self._allowed + "/")
+        )
+        if allowed or url.startswith(("data:", "blob:", "about:")):
+            route.continue_()
+        else:
+            self.blocked.append(url)
+            route.abort("blockedbyclient")
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text}")
+
+    def _on_failed(self, request: Request) -> None:
+        if request.url not in self.blocked:
+            self.errors.append(f"request failed: {request.url} ({request.failure})")
+
+    def open(self, target: str | os.PathLike[str]) -> None:
+        """Load a file (a path or ``file://`` URL) or an ``http://127.0.0.1`` URL."""
+        url = str(target)
+        if "://" not in url:
+            url = Path(url).resolve().as_uri()
+        parts = urlsplit(url)
+        if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost"):
+            raise ValueError(f"tests open local pages only, not {url}")
+        if parts.scheme not in ("file", "http"):
+            raise ValueError(f"open a file:// or http://127.0.0.1 page, not {url}")
+        self._allowed = self._origin(url)
+        self.page.goto(url, wait_until="load")
+
+    def evaluate(self, script: str, arg: Any = None) -> Any:
+        """The value of JS ``script`` (an expression or a function of ``arg``)."""
+        return self.page.evaluate(script, arg)
+
+    def wait_for(self, script: str, timeout: float = 15.0) -> Any:
+        """Wait until JS expression ``script`` is truthy; its value."""
+        return self.page.wait_for_function(script, timeout=timeout * 1000).json_value()
+
+    def click(self, selector: str) -> None:
+        self.page.click(selector)
+
+    def text(self, selector: str) -> str:
+        return self.page.inner_text(selector)
+
+    def screenshot(self, path: str | os.PathLike[str], *, full_page: bool = False) -> bytes:
+        data: bytes = self.page.screenshot(path=str(path), full_page=full_page)
+        return data
