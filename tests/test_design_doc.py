@@ -30,8 +30,6 @@ from artifactstore.testing.stores import init_quick_store
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DESIGN = REPO_ROOT / "docs" / "design.md"
 ARCHITECTURE = REPO_ROOT / "docs" / "architecture.md"
-#: the docs name modules at their paths in the layered package (issue 16)
-LAYERED = (REPO_ROOT / "artifactstore" / "core").is_dir()
 
 #: rows of the §1 table no store in this test produces, and why
 NOT_PRODUCED = {
@@ -189,16 +187,11 @@ def test_the_docs_cite_modules() -> None:
     assert len(cited_modules()) >= 30
 
 
-@pytest.mark.xfail(not LAYERED, strict=True,
-                   reason="the docs name the layered paths of issue 16; the modules move there "
-                          "when the layer folders land, and from then on this test must pass")
 def test_every_module_the_docs_cite_exists() -> None:
     missing = sorted(m for m in cited_modules() if not (REPO_ROOT / m).is_file())
     assert missing == []
 
 
-@pytest.mark.xfail(not LAYERED, strict=True,
-                   reason="the layer folders of issue 16 do not exist before the move")
 def test_every_layer_folder_the_architecture_names_exists() -> None:
     folders = re.findall(r"^\| `([a-z]+)/` \|", ARCHITECTURE.read_text(encoding="utf-8"),
                          re.MULTILINE)

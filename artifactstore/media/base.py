@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -72,12 +73,12 @@ class Rendered:
     files: dict[str, bytes] = field(default_factory=dict)
 
 
-class MediaValue:
+class MediaValue(ABC):
     """Base of the values ``run.log()`` accepts besides numbers, bools and strings."""
 
+    @abstractmethod
     def render(self, key: str, step: int) -> Rendered:
         """The reference and files of this value logged as ``key`` at ``step``."""
-        raise NotImplementedError
 
 
 def check_caption(caption: object) -> str | None:
