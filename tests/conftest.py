@@ -144,3 +144,12 @@ def sealed_page(chromium_browser: Browser) -> Iterator[SealedPage]:
 
     with SealedPage(chromium_browser) as page:
         yield page
+
+
+@pytest.fixture(scope="session")
+def graphviz_dot() -> str:
+    """Graphviz's ``dot``, installed with apt-get first when missing (as Chromium is:
+    artifactstore/testing/debian.py), for the tests that render DOT exports."""
+    from artifactstore.testing.debian import ensure_tool
+
+    return ensure_tool(("dot",), "graphviz")

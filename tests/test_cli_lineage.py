@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -99,10 +98,9 @@ def test_graphml_and_json_hold_the_library_graph(url: str, direction: str,
     assert set(graph.edges) == set(expected.edges)
 
 
-def test_dot_output_renders_with_graphviz(url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    dot = shutil.which("dot")
-    if dot is None:
-        pytest.skip("graphviz 'dot' not installed (Debian package graphviz)")
+def test_dot_output_renders_with_graphviz(url: str, capsys: pytest.CaptureFixture[str],
+                                         graphviz_dot: str) -> None:
+    dot = graphviz_dot
     code, out, _ = cli(capsys, "lineage", "model", "--format", "dot", "--store", url)
     assert code == 0
     done = subprocess.run([dot, "-Tsvg"], input=out, capture_output=True, text=True,

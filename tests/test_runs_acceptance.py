@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -237,7 +236,7 @@ def test_impact_and_where_used(tmp_path: Path) -> None:
             store.where_used("not a digest")
 
 
-def test_exports_load_back_and_render(tmp_path: Path) -> None:
+def test_exports_load_back_and_render(tmp_path: Path, graphviz_dot: str) -> None:
     with artifactstore.open(tmp_path / "store", cache_dir=tmp_path / "c") as store:
         (tmp_path / "a").write_text("a")
         store.log_artifact(tmp_path / "a", name="raw", type="raw")
@@ -250,10 +249,7 @@ def test_exports_load_back_and_render(tmp_path: Path) -> None:
     assert set(loaded.edges) == set(graph.edges)
     via_networkx = nx.parse_graphml(export_graph(graph, "graphml"))
     assert set(via_networkx.edges) == set(graph.edges)
-    dot = shutil.which("dot")
-    if dot is None:
-        pytest.skip("graphviz 'dot' not installed (Debian package graphviz)")
-    done = subprocess.run([dot, "-Tsvg"], input=export_graph(graph, "dot"), text=True,
+    done = subprocess.run([graphviz_dot, "-Tsvg"], input=export_graph(graph, "dot"), text=True,
                           capture_output=True, check=False)
     assert done.returncode == 0
     assert done.stderr == ""

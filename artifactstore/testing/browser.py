@@ -24,13 +24,13 @@ the driver it talks through, not a browser.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
+
+from artifactstore.testing.debian import ensure_tool
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Route
@@ -38,39 +38,12 @@ if TYPE_CHECKING:
 __all__ = ["SealedPage", "chromium", "find_chromium"]
 
 CANDIDATES: Final = ("chromium", "chromium-browser")
-APT_TIMEOUT: Final = 1800.0  # seconds: a first install downloads ~100 MB of packages
 
-
-class BrowserUnavailable(RuntimeError):
-    """No Chromium could be found or installed here; the message says why."""
 
 
 def find_chromium(*, install: bool = True) -> str:
     """The path of the system Chromium, installed with apt-get when missing (as root)."""
-    for name in CANDIDATES:
-        found = shutil.which(name)
-        if found:
-            return found
-    if not install:
-        raise BrowserUnavailable("chromium is not installed: apt-get install -y chromium")
-    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise BrowserUnavailable("chromium is not installed and this is not a root Debian "
-                                 "machine: install the 'chromium' package first")
-    # Why the lock timeout: another session or test process may be installing too.
-    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "-y", "-q"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in ([*apt, "install", "chromium"], None):
-        if command is None:  # the package lists may be missing or stale: update, retry
-            subprocess.run([*apt, "update"], env=env, capture_output=True, check=False,
-                           timeout=APT_TIMEOUT)
-            command = [*apt, "install", "chromium"]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False,
-                              timeout=APT_TIMEOUT)
-        found = shutil.which("chromium")
-        if done.returncode == 0 and found:
-            return found
-    tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-    raise BrowserUnavailable(f"apt-get install chromium failed: {tail[0]}")
+    return ensure_tool(CANDIDATES, "chromium", install=install)
 
 
 @contextmanager
