@@ -48,13 +48,17 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> str:
                 for step in range(STEPS):
                     run.log({"loss": math.exp(-step * lr / 200) + 0.03 * math.sin(step / 25),
                              "accuracy": 1 - math.exp(-step * lr / 300), "phase": "fit"})
-        with pytest.raises(RuntimeError, match="diverged"), \
-                store.run(name=HOSTILE, job_type="eval", tags=[HOSTILE],
-                          config={HOSTILE: HOSTILE}) as run:
-            for step in range(5):
-                run.log({HOSTILE: float(step)})
-            raise RuntimeError("diverged")
+        with pytest.raises(RuntimeError, match="diverged"):
+            _hostile_run(store)
     return url
+
+
+def _hostile_run(store: artifactstore.Store) -> None:
+    with store.run(name=HOSTILE, job_type="eval", tags=[HOSTILE],
+                   config={HOSTILE: HOSTILE}) as run:
+        for step in range(5):
+            run.log({HOSTILE: float(step)})
+        raise RuntimeError("diverged")
 
 
 @pytest.fixture(scope="module")
@@ -241,8 +245,7 @@ def served(store: artifactstore.Store) -> Iterator[str]:
                                            log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener.sock]},
                               daemon=True)
-    # a thread cannot take signals: uvicorn must not install handlers there
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # off the main thread uvicorn installs no signal handlers: should_exit stops it
     thread.start()
     try:
         yield listener.url
@@ -253,12 +256,13 @@ def served(store: artifactstore.Store) -> Iterator[str]:
 
 
 def _column(page: SealedPage, name: str) -> list[object]:
-    return page.evaluate("""name => {
+    values: list[object] = page.evaluate("""name => {
         const heads = [...document.querySelectorAll('#runs thead th')];
         const i = heads.findIndex(h => h.textContent.trim().startsWith(name));
         return [...document.querySelectorAll('#runs tbody tr')]
             .map(r => JSON.parse(r.cells[i].dataset.value));
     }""", name)
+    return values
 
 
 def _drawn(page: SealedPage, metric: str) -> bool:
