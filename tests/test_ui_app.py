@@ -25,7 +25,7 @@ from artifactstore.testing.browser import SealedPage
 from artifactstore.ui import views
 from artifactstore.ui.access import COOKIE, token_ok, token_required
 from artifactstore.ui.app import create_app
-from artifactstore.ui.server import listen
+from artifactstore.ui.server import Listener, listen
 
 HOSTILE = "<script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 2\">"
 DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
@@ -173,13 +173,12 @@ def test_token_rule() -> None:
     assert not token_ok("s3cret", None)
     assert not token_ok("s3cret", "")
     assert not token_ok("s3cret", "s3cre")
-    listener = listen("0.0.0.0", 0)
-    listener.sock.close()
-    assert listener.token
-    assert f"?token={listener.token}" in listener.url
-    listener = listen("127.0.0.1", 0)
+    listener = listen("127.0.0.1", 0)  # (tests bind nothing but loopback)
     listener.sock.close()
     assert listener.token is None
+    assert listener.url == f"http://127.0.0.1:{listener.port}/"
+    shown = Listener(listener.sock, "::", 8800, "a-b_c")
+    assert shown.url == "http://[::]:8800/?token=a-b_c"
 
 
 def test_app_refuses_requests_without_the_token(store: artifactstore.Store) -> None:
@@ -232,6 +231,19 @@ def test_ui_command_serves_until_ctrl_c(url: str) -> None:
                 process.communicate()
     assert process.returncode == 0, err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("module", ["starlette", "uvicorn", "jinja2"])
+def test_missing_extra_names_it(url: str, module: str) -> None:
+    # A real process where the module cannot be imported (a None entry in sys.modules).
+    script = (f"import sys; sys.modules[{module!r}] = None; "
+              "from artifactstore.cli import main; sys.exit(main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", script, "ui", "--check", "--store", url],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 9
+    assert done.stderr.strip().splitlines() == [
+        "artifactstore: error: the web UI needs starlette, uvicorn and jinja2: "
+        "pip install 'artifactstore[ui]'"]
 
 
 # --- in a real browser -------------------------------------------------------------
