@@ -39,7 +39,8 @@ READY = "() => document.body.dataset.ready === 'true'"
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Three finished train runs (lr 0.3, 0.01, 0.1; loss and accuracy over 2,500 steps),
-    a failed eval run whose name, tag, config and metric name are hostile."""
+    a failed eval run whose name, tag, config and metric name are hostile, with an
+    infinite config value and a NaN metric."""
     url = str(tmp_path_factory.mktemp("ui") / "store")
     with artifactstore.open(url) as store:
         for lr in LRS:
@@ -55,9 +56,9 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def _hostile_run(store: artifactstore.Store) -> None:
     with store.run(name=HOSTILE, job_type="eval", tags=[HOSTILE],
-                   config={HOSTILE: HOSTILE}) as run:
+                   config={HOSTILE: HOSTILE, "threshold": math.inf}) as run:
         for step in range(5):
-            run.log({HOSTILE: float(step)})
+            run.log({HOSTILE: float(step), "score": math.nan})
         raise RuntimeError("diverged")
 
 
@@ -158,6 +159,19 @@ def test_hostile_names_are_escaped(client: TestClient, store: artifactstore.Stor
     assert HOSTILE not in page
     assert "</script><img" not in page  # not even inside the JSON for the charts
     assert page.count("<script") == 3  # the JSON data, uPlot and ours
+
+
+def test_non_finite_values_are_strict_json(client: TestClient, store: artifactstore.Store) -> None:
+    # JSON.parse refuses the NaN and Infinity that Python's json writes by default
+    data = json.loads(client.get(f"/api/runs/{_ids(store)[HOSTILE]}").text,
+                      parse_constant=lambda name: pytest.fail(f"bare {name} in the JSON"))
+    assert data["run"]["config"]["threshold"] == "inf"
+    assert data["run"]["summary"]["score"] == "nan"
+    assert sorted(data["metrics"]) == [HOSTILE]  # a metric with no finite value has no chart
+    rows = json.loads(client.get("/api/runs?sort=summary.score").text,
+                      parse_constant=lambda name: pytest.fail(f"bare {name} in the JSON"))["rows"]
+    assert rows[0]["summary.score"] == "nan"
+    assert "NaN" not in client.get("/").text
 
 
 # --- the token rule ----------------------------------------------------------------
@@ -319,5 +333,10 @@ def test_pages_in_a_real_browser(served: str, store: artifactstore.Store,
     page.wait_for(READY)
     assert _drawn(page, HOSTILE)
     assert page.evaluate("window.pwned === undefined")
+
+    page.open(served)
+    page.wait_for(READY)
+    page.click("#runs th button[data-column='summary.score']")
+    assert _column(page, "summary.score") == ["nan", None, None, None]  # NaN sorts as text
     assert page.blocked == []
     assert page.errors == []

@@ -25,17 +25,35 @@ from typing import Any, Final
 import artifactstore
 from artifactstore.core.errors import InvalidInputError
 
-__all__ = ["MAX_POINTS", "downsample", "run_page", "runs_table", "sort_rows"]
+__all__ = ["MAX_POINTS", "downsample", "plain", "run_page", "runs_table", "sort_rows"]
 
 MAX_POINTS: Final = 1000
 BASE_COLUMNS: Final = ("id", "name", "job_type", "status", "started", "tags")
 
 
+def plain(value: Any) -> Any:
+    """``value`` as strict JSON can carry it: NaN and infinities become their text
+    (``JSON.parse`` refuses the bare ``NaN`` Python writes), bytes their size, and
+    anything else that is not a dict, list, number, string, bool or None its ``str``."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"
+    return str(value)
+
+
 def _cell(value: Any) -> Any:
     """A value as a table cell: numbers, strings, bools and None as they are, else JSON."""
+    value = plain(value)
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    return json.dumps(value, sort_keys=True, default=str)
+    return json.dumps(value, sort_keys=True)
 
 
 def _row(run: Any) -> dict[str, Any]:
@@ -49,12 +67,11 @@ def _row(run: Any) -> dict[str, Any]:
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
-    # None last; numbers before text; bools as numbers; lists by their text
+    # None last; numbers before text (NaN is text by now: plain); bools as numbers
     if value is None:
         return (3, 0)
     if isinstance(value, bool | int | float):
-        return (0, float(value)) if not (isinstance(value, float) and math.isnan(value)) \
-            else (2, 0)
+        return (0, float(value))
     return (1, str(value))
 
 
@@ -131,4 +148,4 @@ def run_page(store: artifactstore.Store, run_id: str,
     for metric, (xs, ys) in sorted(_series(store.run_history(run.run_id)).items()):
         dx, dy = downsample(xs, ys, max_points)
         charts[metric] = {"x": dx, "y": dy, "points": len(xs)}
-    return {"run": run.as_dict(), "label": run.label, "metrics": charts}
+    return {"run": plain(run.as_dict()), "label": run.label, "metrics": charts}

@@ -3,7 +3,7 @@
 "use strict";
 
 function sortKey(value) {
-  // as the server orders (views.py): numbers, then text, then NaN, then missing
+  // as the server orders (views.py): numbers, then text (NaN arrives as text), then missing
   if (value === null || value === undefined) return [3, 0];
   if (typeof value === "number" || typeof value === "boolean") return [0, Number(value)];
   if (Array.isArray(value)) return [1, value.join(", ")];
