@@ -87,6 +87,8 @@ VALID: dict[Command, tuple[str, ...]] = {
     ("import",): ("{data}",),
     ("publish",): ("ds:v1", "--to", "{store}", "--to-project", "pub", "--with-lineage"),
     ("demo",): ("--dataset-mib", "1", "--model-mib", "1", "--store", "{out}"),
+    # --check: open the store and bind the address, then exit instead of serving
+    ("ui",): ("--check", "--port", "0"),
 }
 
 #: commands that do not open the store named by --store (their own cases cover them)
@@ -98,7 +100,7 @@ READS = frozenset({("info",), ("verify",), ("get",), ("ls",), ("show",), ("diff"
                    ("runs", "media"),
                    ("runs", "plot"), ("runs", "diff-code"),
                    ("lineage",), ("impact",), ("where-used",), ("audit",), ("project", "show"),
-                   ("export",)})
+                   ("export",), ("ui",)})
 
 BAD_REFS = ("nope", "ds:v99", "ds:", ":v1", "ds:nosuchalias", "ds:v-1", "../x", "", "ds:v0:x",
             "a" * 300, "ds:v99999999999999999999")
@@ -195,6 +197,10 @@ BAD: dict[Command, list[Any]] = {
                   ("ds:v0", "{file}/sub"), ("ds:v0", "{missing}/sub/x.tar"),
                   ("ds:v0", "{data}/a.txt/x.tar"), ("ds:v0", "{store}/inside"),
                   ("ds:v0", "{fifo}")],
+    ("ui",): [("--check", "--port", "x"), ("--check", "--port", "-1"),
+              ("--check", "--port", "65536"), ("--check", "--host", "nosuch.invalid"),
+              ("--check", "--host", ""), ("--check", "--host", "999.1.1.1"),
+              ("--check", "--host", "192.0.2.1")],  # TEST-NET-1: not this machine's
     ("import",): [("{missing}",), ("{file}",), ("{dangling}",), ("{empty}",),
                   ("{data}", "--name", "bad/name"), ("{missing}.tar",)],
     ("publish",): [("nope", "--to", "{store}", "--to-project", "pub"),

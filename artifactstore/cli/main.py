@@ -22,6 +22,7 @@ from artifactstore.cli import (
     runs,
     sync,
     transfer,
+    ui,
 )
 from artifactstore.core.errors import ArtifactStoreError
 from artifactstore.model.names import validate_project_name
@@ -71,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     lifecycle.register(add, common)
     sync.register(add, common)
     transfer.register(add, common)
+    ui.register(add, common)
     p = add("demo", commands.demo, "store a dataset and a model, edit and re-store, verify")
     p.add_argument("--dataset-mib", type=_mib, default=32, metavar="N",
                    help="size of the synthetic part of the dataset in MiB (default 32)")

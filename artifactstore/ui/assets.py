@@ -22,6 +22,8 @@ VENDORED: Final = {
     "vendor/cytoscape.min.js": ("cytoscape@3.35.0", "vendor/cytoscape.LICENSE"),
     "vendor/cytoscape-dagre.min.js": ("cytoscape-dagre@4.0.1 (bundles @dagrejs/dagre 3)",
                                       "vendor/cytoscape-dagre.LICENSE vendor/dagre.LICENSE"),
+    "vendor/uPlot.iife.min.js": ("uplot@1.6.32", "vendor/uPlot.LICENSE"),
+    "vendor/uPlot.min.css": ("uplot@1.6.32", "vendor/uPlot.LICENSE"),
 }
 
 
