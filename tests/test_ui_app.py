@@ -12,10 +12,10 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import uvicorn
 from starlette.testclient import TestClient
@@ -28,7 +28,10 @@ from artifactstore.ui.app import create_app
 from artifactstore.ui.server import Listener, listen
 
 HOSTILE = "<script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 2\">"
-DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
+#: the guide's screenshots are taken by this test when this names a folder (e.g.
+#: ARTIFACTSTORE_SCREENSHOTS=docs/images pytest tests/test_ui_app.py); otherwise they go to
+#: the test's temporary folder, so a test run never changes the checkout
+SCREENSHOTS = os.environ.get("ARTIFACTSTORE_SCREENSHOTS")
 LRS = (0.3, 0.01, 0.1)
 STEPS = 2500
 #: a function, not an expression: Playwright evaluates a bare expression with eval(),
@@ -234,9 +237,9 @@ def test_ui_command_serves_until_ctrl_c(url: str) -> None:
             assert started["host"] == "127.0.0.1"
             assert started["token"] is False
             assert started["url"] == f"http://127.0.0.1:{started['port']}/"
-            answer = httpx.get(started["url"] + "api/runs", timeout=30)
-            assert answer.status_code == 200
-            assert len(answer.json()["rows"]) == 4
+            with urllib.request.urlopen(started["url"] + "api/runs", timeout=30) as answer:
+                assert answer.status == 200
+                assert len(json.loads(answer.read())["rows"]) == 4
             process.send_signal(signal.SIGINT)  # Ctrl-C
             _, err = process.communicate(timeout=30)
         finally:
@@ -303,8 +306,9 @@ def _drawn(page: SealedPage, metric: str) -> bool:
 
 
 def test_pages_in_a_real_browser(served: str, store: artifactstore.Store,
-                                 sealed_page: SealedPage) -> None:
+                                 sealed_page: SealedPage, tmp_path: Path) -> None:
     page = sealed_page
+    shots = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
     page.open(served)
     page.wait_for(READY)
     assert page.evaluate("document.querySelectorAll('#runs tbody tr').length") == 4
@@ -312,8 +316,9 @@ def test_pages_in_a_real_browser(served: str, store: artifactstore.Store,
     assert _column(page, "config.lr") == [0.01, 0.1, 0.3, None]
     page.click("#runs th button[data-column='config.lr']")
     assert _column(page, "config.lr") == [0.3, 0.1, 0.01, None]
-    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-    page.screenshot(DOCS_IMAGES / "ui-runs.png")
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(shots / "ui-runs.png")
+    assert (shots / "ui-runs.png").stat().st_size > 10_000  # a page, not a blank
     assert page.evaluate("window.pwned === undefined")
     assert HOSTILE in page.text("#runs")  # shown as text
 
@@ -327,7 +332,7 @@ def test_pages_in_a_real_browser(served: str, store: artifactstore.Store,
         page.wait_for(f"() => artifactstoreCharts[{json.dumps(metric)}] !== undefined")
         assert _drawn(page, metric), metric
     assert '"lr": 0.3' in page.text("#config")
-    page.screenshot(DOCS_IMAGES / "ui-run.png")
+    page.screenshot(shots / "ui-run.png")
 
     page.open(served + f"runs/{_ids(store)[HOSTILE]}")
     page.wait_for(READY)
