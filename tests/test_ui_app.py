@@ -84,24 +84,24 @@ def _ids(store: artifactstore.Store) -> dict[str, str]:
 
 
 def test_runs_table_json_twin_sort_and_filters(client: TestClient) -> None:
-    table = client.get("/api/runs").json()
-    assert table == client.get("/?format=json").json()
+    table = client.get("/api/p/default/").json()
+    assert table == client.get("/p/default/?format=json").json()
     assert len(table["rows"]) == 4
     assert table["columns"][:6] == ["id", "name", "job_type", "status", "started", "tags"]
     assert {"config.lr", "config.optimizer", "summary.loss", "summary.accuracy"} \
         <= set(table["columns"])
-    lrs = [r["config.lr"] for r in client.get("/api/runs?sort=config.lr").json()["rows"]]
+    lrs = [r["config.lr"] for r in client.get("/api/p/default/?sort=config.lr").json()["rows"]]
     assert lrs == [0.01, 0.1, 0.3, None]  # a run without the key comes last
     lrs = [r["config.lr"]
-           for r in client.get("/api/runs?sort=config.lr&order=desc").json()["rows"]]
+           for r in client.get("/api/p/default/?sort=config.lr&order=desc").json()["rows"]]
     assert lrs == [0.3, 0.1, 0.01, None]
-    assert [r["status"] for r in client.get("/api/runs?status=failed").json()["rows"]] \
+    assert [r["status"] for r in client.get("/api/p/default/?status=failed").json()["rows"]] \
         == ["failed"]
-    assert len(client.get("/api/runs?tag=sweep").json()["rows"]) == 3
-    assert [r["job_type"] for r in client.get("/api/runs?job_type=eval").json()["rows"]] \
+    assert len(client.get("/api/p/default/?tag=sweep").json()["rows"]) == 3
+    assert [r["job_type"] for r in client.get("/api/p/default/?job_type=eval").json()["rows"]] \
         == ["eval"]
-    assert client.get("/api/runs?job_type=nosuch").json()["rows"] == []
-    html = client.get("/?sort=config.lr")
+    assert client.get("/api/p/default/?job_type=nosuch").json()["rows"] == []
+    html = client.get("/p/default/?sort=config.lr")
     assert html.status_code == 200
     assert html.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in html.headers["content-security-policy"]
@@ -110,15 +110,15 @@ def test_runs_table_json_twin_sort_and_filters(client: TestClient) -> None:
 
 
 def test_bad_queries_say_what_to_do(client: TestClient) -> None:
-    answer = client.get("/api/runs?sort=config.nosuch")
+    answer = client.get("/api/p/default/?sort=config.nosuch")
     assert answer.status_code == 400
     assert "use one of the columns" in answer.json()["message"]
-    assert client.get("/api/runs?order=sideways").status_code == 400
-    assert client.get("/api/runs?status=bogus").status_code == 400
-    page = client.get("/runs/nosuchrun")
+    assert client.get("/api/p/default/?order=sideways").status_code == 400
+    assert client.get("/api/p/default/?status=bogus").status_code == 400
+    page = client.get("/p/default/runs/nosuchrun")
     assert page.status_code == 404
     assert "nosuchrun" in page.text
-    assert client.get("/api/runs/nosuchrun").json()["error"] == "NotFoundError"
+    assert client.get("/api/p/default/runs/nosuchrun").json()["error"] == "NotFoundError"
     assert client.get("/static/../app.py").status_code == 404
     assert client.get("/static/vendor/uPlot.LICENSE").status_code == 404  # not served
     assert client.get("/static/vendor/uPlot.iife.min.js").status_code == 200
@@ -126,8 +126,8 @@ def test_bad_queries_say_what_to_do(client: TestClient) -> None:
 
 def test_run_page_and_downsampled_series(client: TestClient, store: artifactstore.Store) -> None:
     run_id = _ids(store)["train-lr0.1"]
-    data = client.get(f"/api/runs/{run_id}").json()
-    assert data == client.get(f"/runs/{run_id}?format=json").json()
+    data = client.get(f"/api/p/default/runs/{run_id}").json()
+    assert data == client.get(f"/p/default/runs/{run_id}?format=json").json()
     assert data["run"]["config"] == {"lr": 0.1, "optimizer": {"name": "adam"}}
     assert sorted(data["metrics"]) == ["accuracy", "loss"]  # the string metric is left out
     loss = data["metrics"]["loss"]
@@ -137,7 +137,7 @@ def test_run_page_and_downsampled_series(client: TestClient, store: artifactstor
     history = [row.values["loss"] for row in store.run_history(run_id)]
     assert max(loss["y"]) == max(history)  # the extremes survive
     assert min(loss["y"]) == min(history)
-    html = client.get(f"/runs/{run_id}").text
+    html = client.get(f"/p/default/runs/{run_id}").text
     for part in ('id="config"', 'id="summary"', 'id="env"', 'id="inputs"', 'id="outputs"'):
         assert part in html
 
@@ -155,10 +155,10 @@ def test_downsample_keeps_short_series_and_bucket_extremes() -> None:
 
 
 def test_hostile_names_are_escaped(client: TestClient, store: artifactstore.Store) -> None:
-    html = client.get("/").text
+    html = client.get("/p/default/").text
     assert HOSTILE not in html
     assert "&lt;script&gt;window.pwned = 1&lt;/script&gt;" in html
-    page = client.get(f"/runs/{_ids(store)[HOSTILE]}").text
+    page = client.get(f"/p/default/runs/{_ids(store)[HOSTILE]}").text
     assert HOSTILE not in page
     assert "</script><img" not in page  # not even inside the JSON for the charts
     assert page.count("<script") == 3  # the JSON data, uPlot and ours
@@ -166,15 +166,15 @@ def test_hostile_names_are_escaped(client: TestClient, store: artifactstore.Stor
 
 def test_non_finite_values_are_strict_json(client: TestClient, store: artifactstore.Store) -> None:
     # JSON.parse refuses the NaN and Infinity that Python's json writes by default
-    data = json.loads(client.get(f"/api/runs/{_ids(store)[HOSTILE]}").text,
+    data = json.loads(client.get(f"/api/p/default/runs/{_ids(store)[HOSTILE]}").text,
                       parse_constant=lambda name: pytest.fail(f"bare {name} in the JSON"))
     assert data["run"]["config"]["threshold"] == "inf"
     assert data["run"]["summary"]["score"] == "nan"
     assert sorted(data["metrics"]) == [HOSTILE]  # a metric with no finite value has no chart
-    rows = json.loads(client.get("/api/runs?sort=summary.score").text,
+    rows = json.loads(client.get("/api/p/default/?sort=summary.score").text,
                       parse_constant=lambda name: pytest.fail(f"bare {name} in the JSON"))["rows"]
     assert rows[0]["summary.score"] == "nan"
-    assert "NaN" not in client.get("/").text
+    assert "NaN" not in client.get("/p/default/").text
 
 
 # --- the token rule ----------------------------------------------------------------
@@ -200,13 +200,13 @@ def test_token_rule() -> None:
 
 def test_app_refuses_requests_without_the_token(store: artifactstore.Store) -> None:
     client = TestClient(create_app(store, token="s3cret"))
-    for path in ("/", "/api/runs", f"/runs/{_ids(store)['train-lr0.1']}",
+    for path in ("/", "/api/p/default/", f"/p/default/runs/{_ids(store)['train-lr0.1']}",
                  "/static/ui.js", "/static/vendor/uPlot.iife.min.js"):
         answer = client.get(path)
         assert answer.status_code == 403, path
         assert "token" in answer.text
         assert client.get(path, params={"token": "wrong"}).status_code == 403
-    answer = client.get("/api/runs", params={"token": "s3cret"})
+    answer = client.get("/api/p/default/", params={"token": "s3cret"})
     assert answer.status_code == 200
     assert answer.cookies.get(COOKIE) == "s3cret"
     # the cookie lets the pages' links and assets through without the query
@@ -217,10 +217,10 @@ def test_app_refuses_requests_without_the_token(store: artifactstore.Store) -> N
 
 def test_loopback_app_refuses_other_host_names(store: artifactstore.Store) -> None:
     client = TestClient(create_app(store, loopback=True), base_url="http://127.0.0.1:8000")
-    assert client.get("/api/runs").status_code == 200
-    assert client.get("/api/runs", headers={"host": "localhost:8000"}).status_code == 200
+    assert client.get("/api/p/default/").status_code == 200
+    assert client.get("/api/p/default/", headers={"host": "localhost:8000"}).status_code == 200
     # DNS rebinding: a page of evil.example whose name now points at 127.0.0.1
-    assert client.get("/api/runs", headers={"host": "evil.example:8000"}).status_code == 403
+    assert client.get("/api/p/default/", headers={"host": "evil.example:8000"}).status_code == 403
 
 
 # --- the command -------------------------------------------------------------------
@@ -237,7 +237,7 @@ def test_ui_command_serves_until_ctrl_c(url: str) -> None:
             assert started["host"] == "127.0.0.1"
             assert started["token"] is False
             assert started["url"] == f"http://127.0.0.1:{started['port']}/"
-            with urllib.request.urlopen(started["url"] + "api/runs", timeout=30) as answer:
+            with urllib.request.urlopen(started["url"] + "api/p/default/", timeout=30) as answer:
                 assert answer.status == 200
                 assert len(json.loads(answer.read())["rows"]) == 4
             process.send_signal(signal.SIGINT)  # Ctrl-C
@@ -324,8 +324,8 @@ def test_pages_in_a_real_browser(served: str, store: artifactstore.Store,
 
     page.page.click("#runs tbody tr:first-child td:nth-child(2) a")  # the name: lr 0.3
     page.wait_for("() => document.body.dataset.ready === 'true' && "
-                  "location.pathname.startsWith('/runs/')")
-    assert page.evaluate("location.pathname") == f"/runs/{_ids(store)['train-lr0.3']}"
+                  "location.pathname.startsWith('/p/default/runs/')")
+    assert page.evaluate("location.pathname") == f"/p/default/runs/{_ids(store)['train-lr0.3']}"
     metrics = page.evaluate("[...document.querySelectorAll('.chart')].map(b => b.dataset.metric)")
     assert metrics == ["accuracy", "loss"]
     for metric in metrics:
@@ -334,7 +334,7 @@ def test_pages_in_a_real_browser(served: str, store: artifactstore.Store,
     assert '"lr": 0.3' in page.text("#config")
     page.screenshot(shots / "ui-run.png")
 
-    page.open(served + f"runs/{_ids(store)[HOSTILE]}")
+    page.open(served + f"p/default/runs/{_ids(store)[HOSTILE]}")
     page.wait_for(READY)
     assert _drawn(page, HOSTILE)
     assert page.evaluate("window.pwned === undefined")
@@ -345,3 +345,11 @@ def test_pages_in_a_real_browser(served: str, store: artifactstore.Store,
     assert _column(page, "summary.score") == ["nan", None, None, None]  # NaN sorts as text
     assert page.blocked == []
     assert page.errors == []
+
+
+def test_home_sends_to_the_project_and_pages_say_their_server_time(client: TestClient) -> None:
+    answer = client.get("/", follow_redirects=False)
+    assert (answer.status_code, answer.headers["location"]) == (302, "/p/default/")
+    timing = client.get("/api/p/default/").headers["server-timing"]
+    assert timing.startswith("handler;dur=")
+    assert float(timing.split("=")[1]) >= 0

@@ -1,43 +1,43 @@
 """The web UI as a Starlette app over one opened :class:`artifactstore.Store`.
 
-Routes (each page has a JSON twin, at ``?format=json`` or under ``/api``):
+Routes: ``/`` sends to the runs table of the project the UI was started on; every page
+of a project lives under ``/p/<project>/`` and has a JSON twin under ``/api/p/<project>/``
+(or at ``?format=json``), see :mod:`.web`; the page modules in :data:`PAGES` give them:
 
-- ``/`` and ``/api/runs``: the runs table; query arguments ``status``, ``tag``,
-  ``job_type`` filter it, ``sort=<column>`` (``sort=config.lr``) and ``order=desc``
-  order it (:mod:`artifactstore.ui.views`);
-- ``/runs/<id>`` and ``/api/runs/<id>``: one run (a unique prefix of its id is enough),
-  with a downsampled series per metric;
-- ``/static/<asset>``: our script and style and the vendored libraries, from the package.
+- :mod:`.runpages`: ``/p/<project>/`` the runs table (``status``, ``tag``, ``job_type``
+  filter it; ``sort=<column>``, ``order=desc`` order it) and ``/p/<project>/runs/<id>``;
+- ``/static/<asset>``: our scripts and styles and the vendored libraries, from the package.
 
 Pages are Jinja2 templates with autoescape on; data a script needs travels as JSON in a
 ``<script type="application/json">`` element (``tojson`` escapes ``<``, ``>``, ``&``),
 and the scripts put user text in the page with ``textContent`` only, so a hostile run
-name is shown, never run. Every request passes :mod:`artifactstore.ui.access` first.
+name is shown, never run. Every request passes :mod:`artifactstore.ui.access` first and
+gets a Content-Security-Policy that allows only this origin's scripts.
 
-The store is read only through its public API, one request at a time (a lock): the
-handlers are plain functions Starlette runs in its thread pool.
+The store is read only through its public API, one request at a time (:mod:`.web`).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 import artifactstore
-from artifactstore.core.errors import ArtifactStoreError, InvalidInputError, NotFoundError
-from artifactstore.ui import views
+from artifactstore.core.errors import NotFoundError
+from artifactstore.ui import runpages
 from artifactstore.ui.access import COOKIE, token_ok
 from artifactstore.ui.assets import asset_text
+from artifactstore.ui.web import Site, project_base
+from artifactstore.ui.workspace import Opener, Workspace
 
 __all__ = ["create_app"]
 
@@ -46,6 +46,8 @@ MEDIA_TYPES: Final = {".js": "text/javascript", ".css": "text/css", ".html": "te
 CSP: Final = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' "
               "'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+#: the page modules: each gives its routes (``routes(site)``), see :mod:`.web`
+PAGES: Final = (runpages,)
 
 Call = Callable[[Request], Awaitable[Response]]
 
@@ -77,62 +79,19 @@ class _Guard(BaseHTTPMiddleware):
         return response
 
 
-def _arg(request: Request, name: str) -> str | None:
-    return request.query_params.get(name) or None
-
-
-def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.query_params.get("format") == "json"
-
-
 def create_app(store: artifactstore.Store, *, token: str | None = None,
-               loopback: bool = False) -> Starlette:
-    """The app over ``store`` (opened by the caller, who closes it). With ``token``,
-    every request must carry it; with ``loopback``, the Host header must name
-    127.0.0.1, localhost or ::1 (the server is bound there)."""
-    env = Environment(loader=PackageLoader("artifactstore.ui", "templates"),
-                      autoescape=select_autoescape(default=True, default_for_string=True))
-    lock = threading.Lock()
-    project = store.project
+               loopback: bool = False, opener: Opener | None = None) -> Starlette:
+    """The app over ``store`` (opened by the caller, who closes it; the other projects
+    of its store are opened on first use by ``opener``, see :mod:`.workspace`, and
+    closed when the app stops). With ``token``, every request must carry it; with
+    ``loopback``, the Host header must name 127.0.0.1, localhost or ::1 (the server is
+    bound there)."""
+    workspace = Workspace(store, opener)
+    site = Site(workspace)
 
-    def page(request: Request, template: str, data: dict[str, Any]) -> Response:
-        if _wants_json(request):
-            return JSONResponse(data)
-        html = env.get_template(template).render(project=project, url=store.url, **data)
-        return HTMLResponse(html)
-
-    def failed(request: Request, exc: ArtifactStoreError) -> Response:
-        status = 404 if isinstance(exc, NotFoundError) else \
-            400 if isinstance(exc, InvalidInputError) else 500
-        message = " ".join(str(exc).split())
-        if _wants_json(request):
-            return JSONResponse({"error": type(exc).__name__, "message": message},
-                                status_code=status)
-        html = env.get_template("error.html").render(project=project, message=message,
-                                                     status=status)
-        return HTMLResponse(html, status_code=status)
-
-    def runs(request: Request) -> Response:
-        order = _arg(request, "order")
-        try:
-            if order not in (None, "asc", "desc"):
-                raise InvalidInputError(f"order is asc or desc, not {order!r:.40}")
-            with lock:
-                data = views.runs_table(store, status=_arg(request, "status"),
-                                        tag=_arg(request, "tag"),
-                                        job_type=_arg(request, "job_type"),
-                                        sort=_arg(request, "sort"), descending=order == "desc")
-        except ArtifactStoreError as exc:
-            return failed(request, exc)
-        return page(request, "runs.html", data)
-
-    def run(request: Request) -> Response:
-        try:
-            with lock:
-                data = views.run_page(store, request.path_params["run_id"])
-        except ArtifactStoreError as exc:
-            return failed(request, exc)
-        return page(request, "run.html", data)
+    def home(request: Request) -> Response:
+        del request
+        return RedirectResponse(project_base(store.project) + "/", status_code=302)
 
     def static(request: Request) -> Response:
         name = request.path_params["name"]
@@ -145,10 +104,18 @@ def create_app(store: artifactstore.Store, *, token: str | None = None,
             return PlainTextResponse("not found", status_code=404)
         return Response(text, media_type=MEDIA_TYPES[suffix])
 
-    routes = [
-        Route("/", runs), Route("/api/runs", runs),
-        Route("/runs/{run_id}", run), Route("/api/runs/{run_id}", run),
-        Route("/static/{name:path}", static),
-    ]
+    routes = [Route("/", home), Route("/static/{name:path}", static)]
+    for module in PAGES:
+        routes += module.routes(site)
     hosts = LOOPBACK_HOSTS if loopback else None
-    return Starlette(routes=routes, middleware=[Middleware(_Guard, token=token, hosts=hosts)])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        del app
+        try:
+            yield
+        finally:
+            workspace.close()
+
+    return Starlette(routes=routes, lifespan=lifespan,
+                     middleware=[Middleware(_Guard, token=token, hosts=hosts)])

@@ -1,6 +1,15 @@
-// The web UI's one script: client-side sorting of the runs table, one uPlot line chart
-// per metric on a run page. User text reaches the page only through textContent.
+// The web UI's shared script: client-side sorting of tables, one uPlot line chart per
+// metric on a run page, and the page life cycle every page script hooks into:
+// artifactstoreUI.onLoad(fn) runs fn once the page is parsed (fn may return a promise);
+// when every fn has settled, <body data-ready="true"> tells tests and tools the page is
+// drawn. User text reaches the page only through textContent.
 "use strict";
+
+window.artifactstoreUI = {
+  loaders: [],
+  onLoad(fn) { this.loaders.push(fn); },
+  base: () => document.body.dataset.base,
+};
 
 function sortKey(value) {
   // as the server orders (views.py): numbers, then text (NaN arrives as text), then missing
@@ -53,10 +62,12 @@ function drawCharts(holder, metrics) {
   }
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+document.addEventListener("DOMContentLoaded", async () => {
   const table = document.getElementById("runs");
   if (table) setUpTable(table);
   const data = document.getElementById("metrics");
   if (data) drawCharts(document.getElementById("charts"), JSON.parse(data.textContent));
+  const results = await Promise.allSettled(window.artifactstoreUI.loaders.map(fn => fn()));
+  for (const r of results) if (r.status === "rejected") console.error(r.reason);
   document.body.dataset.ready = "true";
 });
