@@ -30,6 +30,7 @@ from artifactstore.maintenance.gc import (
     collect_garbage,
 )
 from artifactstore.maintenance.lifecycle import PurgeReport, parse_duration
+from artifactstore.maintenance.projects import ProjectListing, list_projects
 from artifactstore.maintenance.runpurge import RunPurgeReport, purge_run
 from artifactstore.model.exports import ExportManifest
 from artifactstore.model.names import validate_alias
@@ -47,7 +48,7 @@ from artifactstore.repository.version import ArtifactVersion, find_version, vers
 from artifactstore.runs import frames
 from artifactstore.runs import media as run_media
 from artifactstore.runs import queries as run_queries
-from artifactstore.runs.codediff import CodeDiff, diff_code
+from artifactstore.runs.codediff import CodeDiff, SavedCode, diff_code, saved_code
 from artifactstore.runs.run import DEFAULT_HEARTBEAT, Run, active_run
 from artifactstore.transfer.exporting import export_version
 from artifactstore.transfer.importing import ImportReport, import_export
@@ -126,6 +127,12 @@ class Store:
         """Ed25519 key -> member fingerprint of everyone who may have signed this
         project's records (empty for a project without a record)."""
         return self.context.membership()[0]
+
+    def projects(self) -> list[ProjectListing]:
+        """Every project of this store, by name: visibility, whether this user can read
+        it, and counts of runs and artifacts (one listing; see
+        :func:`artifactstore.maintenance.projects.list_projects`)."""
+        return list_projects(self.objects.backend)
 
     def same_location(self, other: Store) -> bool:
         """Both objects are the same project of the same store."""
@@ -413,6 +420,11 @@ class Store:
         (with ``git log``/``git diff`` when the git repository holding ``repo``, default
         the current directory, has both) and their saved patches and entry scripts."""
         return diff_code(self.context, run_a, run_b, repo=repo, sync=sync)
+
+    def saved_code(self, run_id: str) -> SavedCode | None:
+        """The code run ``run_id`` saved (``save_code=True``): its patch against the
+        commit and its entry script, or None."""
+        return saved_code(self.context, self.get_run(run_id))
 
     # -- lineage (lineage/) ----------------------------------------------------------
 

@@ -22,6 +22,7 @@ from artifactstore.backends import Backend, open_backend_stack, redact_url
 from artifactstore.core.crypto import ScryptParams
 from artifactstore.core.errors import (
     AccessDeniedError,
+    ArtifactStoreError,
     IntegrityError,
     InvalidInputError,
     NotFoundError,
@@ -30,6 +31,7 @@ from artifactstore.local.clientstate import known_dir
 from artifactstore.local.identity import (
     Identity,
     PublicIdentity,
+    identity_info,
     load_identity,
     load_or_create_identity,
 )
@@ -45,8 +47,8 @@ from artifactstore.repository.access import member_of
 from artifactstore.repository.discovery import discover
 from artifactstore.repository.opening import open_at
 
-__all__ = ["ProjectSummary", "add_member", "create_project", "remove_member", "show_project",
-           "trust_project"]
+__all__ = ["ProjectListing", "ProjectSummary", "add_member", "create_project", "list_projects",
+           "project_listing", "remove_member", "show_project", "trust_project"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,73 @@ class ProjectSummary:
                 "created_at": self.created_at, "members": list(self.members),
                 "epochs": self.epochs, "pinned": self.pinned,
                 "pin_matches": self.pin_matches, "pin_changes": list(self.pin_changes)}
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectListing:
+    """One project of a store as :func:`list_projects` sees it."""
+
+    project: str
+    #: public, private or team (public for a project made before project records)
+    visibility: str
+    #: whether this user's identity can read it: public, or the identity is a member
+    readable: bool
+    #: run start records and artifact names with a version record, read off the one
+    #: listing (deleted runs and artifacts count until they are purged)
+    runs: int
+    artifacts: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"project": self.project, "visibility": self.visibility,
+                "readable": self.readable, "runs": self.runs, "artifacts": self.artifacts}
+
+
+def list_projects(backend: Backend) -> list[ProjectListing]:
+    """Every project of the store behind ``backend``, by name: ONE listing of
+    ``projects/`` (keys only; the backend contract has no delimiter listing) and each
+    project's record and member events, never its other records (nothing to decrypt)."""
+    runs: dict[str, set[str]] = {}
+    artifacts: dict[str, set[str]] = {}
+    for key in backend.list("projects/"):
+        parts = key.split("/")
+        if len(parts) < 3:
+            continue
+        name = parts[1]
+        if name not in runs:
+            try:
+                validate_project_name(name)
+            except InvalidInputError:
+                continue  # not a project's folder (nothing of ours writes one)
+        runs.setdefault(name, set())
+        artifacts.setdefault(name, set())
+        if len(parts) == 5 and parts[2] == "runs" and parts[4] == "start":
+            runs[name].add(parts[3])
+        elif len(parts) >= 5 and parts[2] == "artifacts" and parts[4] == "versions":
+            artifacts[name].add(parts[3])
+    try:
+        me: str | None = identity_info().public.fingerprint
+    except ArtifactStoreError:
+        me = None  # no identity: public projects only
+    found = []
+    for name in sorted(runs):
+        keys = ProjectKeys(backend, name, None)
+        info = keys.info()
+        visibility = "public" if info is None else info.visibility
+        readable = visibility == "public" or (
+            me is not None and any(m.fingerprint == me for m in keys.members()))
+        found.append(ProjectListing(name, visibility, readable, len(runs[name]),
+                                    len(artifacts[name])))
+    return found
+
+
+def project_listing(url: str | os.PathLike[str] | None = None,
+                    **backend_options: Any) -> list[ProjectListing]:
+    """:func:`list_projects` of the store at ``url`` (discovered when None)."""
+    backend, _ = _backend(url, None, backend_options)
+    try:
+        return list_projects(backend)
+    finally:
+        backend.close()
 
 
 def _backend(url: str | os.PathLike[str] | None, project: str | None,

@@ -34,7 +34,7 @@ from artifactstore.repository.version import ArtifactVersion, find_version
 from artifactstore.runs.codestate import DIFF_FLAGS, git_output
 from artifactstore.runs.queries import get_run
 
-__all__ = ["CodeDiff", "SavedCode", "diff_code"]
+__all__ = ["CodeDiff", "SavedCode", "diff_code", "saved_code"]
 
 PATCH: Final = "diff.patch"
 ENTRY: Final = "entry/"

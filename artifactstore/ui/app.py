@@ -33,7 +33,7 @@ from starlette.routing import Route
 
 import artifactstore
 from artifactstore.core.errors import NotFoundError
-from artifactstore.ui import runpages
+from artifactstore.ui import projectpages, runpages
 from artifactstore.ui.access import COOKIE, token_ok
 from artifactstore.ui.assets import asset_text
 from artifactstore.ui.web import Site, project_base
@@ -47,7 +47,7 @@ CSP: Final = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 
               "'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 #: the page modules: each gives its routes (``routes(site)``), see :mod:`.web`
-PAGES: Final = (runpages,)
+PAGES: Final = (runpages, projectpages)
 
 Call = Callable[[Request], Awaitable[Response]]
 

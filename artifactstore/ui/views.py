@@ -6,10 +6,14 @@ Vocabulary:
   ``started``, ``tags``, or ``config.<key>`` / ``summary.<key>`` for one value of a run's
   config or summary (top-level keys; nested values are shown as JSON).
 - **row**: one run as the table shows it, a dict of column -> value.
-- **series**: one metric of one run as two lists ``x`` (the step) and ``y``, in step
-  order; long series are **downsampled** on the server: the steps are cut into buckets and
+- **series**: one metric of one run as lists ``x`` (the step), ``t`` (seconds since
+  the run started, from each row's time) and ``y``, in step order; long series are **downsampled** on the server: the steps are cut into buckets and
   each bucket keeps its lowest and highest point, so spikes survive and a chart gets at
   most about :data:`MAX_POINTS` points however long the run.
+
+- **compare**: 2 to :data:`MAX_COMPARED` runs side by side: their configs and summaries
+  as one table each (a key whose values differ is marked) and, per metric, one series
+  per run that logged it.
 
 Every function here is pure over the store's answers: the app turns them into HTML and
 JSON, the tests call them directly.
@@ -19,15 +23,21 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Final
 
 import artifactstore
 from artifactstore.core.errors import InvalidInputError
 
-__all__ = ["MAX_POINTS", "downsample", "plain", "run_page", "runs_table", "sort_rows"]
+__all__ = ["MAX_COMPARED", "MAX_POINTS", "compare_page", "downsample", "plain", "run_ids",
+           "run_page", "runs_table", "sort_rows"]
 
 MAX_POINTS: Final = 1000
+MAX_COMPARED: Final = 10
+#: an input or output ref as runs record them
+_REF: Final = re.compile(r"(?P<name>[^:]+):v(?P<number>[0-9]+)")
 BASE_COLUMNS: Final = ("id", "name", "job_type", "status", "started", "tags")
 
 
@@ -140,12 +150,121 @@ def _series(rows: Iterable[Any]) -> dict[str, tuple[list[float], list[float]]]:
     return found
 
 
-def run_page(store: artifactstore.Store, run_id: str,
-             max_points: int = MAX_POINTS) -> dict[str, Any]:
-    """One run: its record, and one downsampled series per numeric metric (by name)."""
-    run = store.get_run(run_id)
+def _seconds(at: str, started: datetime) -> float:
+    try:
+        return round((datetime.fromisoformat(at) - started).total_seconds(), 3)
+    except (TypeError, ValueError):
+        return math.nan  # a row without a readable time: off the time chart
+
+
+def _charts(run: Any, rows: Sequence[Any], max_points: int) -> dict[str, Any]:
+    """One downsampled series per numeric metric (by name), x = step and time alike:
+    the points kept are the same, their time is looked up by step."""
+    try:
+        started = datetime.fromisoformat(run.started_at)
+    except (TypeError, ValueError):
+        started = None
+    times = {row.step: row.at for row in rows}  # a step logged twice: its last row
     charts = {}
-    for metric, (xs, ys) in sorted(_series(store.run_history(run.run_id)).items()):
+    for metric, (xs, ys) in sorted(_series(rows).items()):
         dx, dy = downsample(xs, ys, max_points)
-        charts[metric] = {"x": dx, "y": dy, "points": len(xs)}
-    return {"run": plain(run.as_dict()), "label": run.label, "metrics": charts}
+        dt = [math.nan if started is None else _seconds(times[int(x)], started) for x in dx]
+        charts[metric] = {"x": dx, "t": [None if math.isnan(t) else t for t in dt],
+                          "y": dy, "points": len(xs)}
+    return charts
+
+
+def _live_summary(run: Any, rows: Sequence[Any]) -> dict[str, Any]:
+    """The summary; while a run is running (its summary is written when it ends), the
+    last value of each metric so far."""
+    if run.summary or run.status != "running":
+        return dict(run.summary or {})
+    last: dict[str, Any] = {}
+    for row in rows:
+        last.update(row.values)
+    return last
+
+
+def _links(refs: Iterable[str]) -> list[dict[str, Any]]:
+    """Input or output refs with their artifact name and version number (for links);
+    a ref of another form keeps ``number`` None (shown, not linked)."""
+    found = []
+    for ref in refs:
+        m = _REF.fullmatch(ref)
+        found.append({"ref": ref, "name": m["name"] if m else None,
+                      "number": int(m["number"]) if m else None})
+    return found
+
+
+def _code(store: artifactstore.Store, run: Any) -> dict[str, Any]:
+    code = dict(run.code or {})
+    saved = store.saved_code(run.run_id)
+    return {"commit": code.get("commit"), "branch": code.get("branch"),
+            "dirty": code.get("dirty"), "remote": code.get("remote"),
+            "saved": None if saved is None else saved.ref,
+            "patch": None if saved is None else saved.patch,
+            "entry_name": None if saved is None else saved.entry_name,
+            "entry": None if saved is None else saved.entry}
+
+
+def run_page(store: artifactstore.Store, run_id: str, max_points: int = MAX_POINTS, *,
+             since: int | None = None) -> dict[str, Any]:
+    """One run: its record, its code, the other runs (to compare code with), and one
+    downsampled series per numeric metric. With ``since`` (a live page asking what is
+    new), only the rows after that step, read from a freshly synced catalog, and no
+    code or other runs."""
+    run = store.get_run(run_id, sync=True if since is not None else None)
+    rows = list(store.run_history(run.run_id, sync=False))
+    last = max((row.step for row in rows), default=None)
+    if since is not None:
+        rows = [row for row in rows if row.step > since]
+    data = {"run": plain(run.as_dict()), "label": run.label, "last_step": last,
+            "summary": plain(_live_summary(run, rows)), "status": run.status,
+            "metrics": _charts(run, rows, max_points)}
+    if since is None:
+        data["inputs"] = _links(run.inputs)
+        data["outputs"] = _links(run.outputs)
+        data["code"] = plain(_code(store, run))
+        data["others"] = [{"id": r.run_id, "label": r.label} for r in store.runs(sync=False)
+                          if r.run_id != run.run_id]
+    return data
+
+
+def run_ids(text: str | None) -> list[str]:
+    """The run ids (or unique prefixes) of a ``runs=ID1,ID2,...`` argument."""
+    ids = list(dict.fromkeys(p.strip() for p in (text or "").split(",") if p.strip()))
+    if not 2 <= len(ids) <= MAX_COMPARED:
+        raise InvalidInputError(f"compare 2 to {MAX_COMPARED} runs: give runs=ID1,ID2,... "
+                                f"(ids or unique prefixes), not {len(ids)}")
+    return ids
+
+
+def _side_by_side(values: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per key of any of ``values`` (sorted): each run's cell (None when it
+    lacks the key) and whether they differ."""
+    keys = sorted({k for v in values for k in v})
+    rows = []
+    for key in keys:
+        cells = [_cell(v.get(key)) for v in values]
+        rows.append({"key": key, "values": cells,
+                     "differs": len({json.dumps(c, sort_keys=True) for c in cells}) > 1})
+    return rows
+
+
+def compare_page(store: artifactstore.Store, ids: Sequence[str],
+                 max_points: int = MAX_POINTS) -> dict[str, Any]:
+    """The runs ``ids`` side by side (module docstring)."""
+    runs = [store.get_run(i) for i in ids]
+    if len({r.run_id for r in runs}) < len(runs):
+        raise InvalidInputError("these ids name the same run twice: give each run once")
+    metrics: dict[str, list[Any]] = {}
+    for index, run in enumerate(runs):
+        rows = list(store.run_history(run.run_id, sync=False))
+        for metric, series in _charts(run, rows, max_points).items():
+            metrics.setdefault(metric, [None] * len(runs))[index] = series
+    summaries = [_live_summary(r, list(store.run_history(r.run_id, sync=False)))
+                 if r.status == "running" else r.summary or {} for r in runs]
+    return {"runs": [{"id": r.run_id, "label": r.label, "status": r.status} for r in runs],
+            "config": _side_by_side([r.config or {} for r in runs]),
+            "summary": _side_by_side(summaries),
+            "metrics": dict(sorted(metrics.items()))}

@@ -5,7 +5,8 @@ The project the UI was started on (``--project``, else the store's default) is o
 from the start; any other project of the same store is opened by name, read-only
 (``create=False``: looking at a project that does not exist never creates it), with the
 same backend options and the user's identity, so a private project the user is a member
-of opens as it would in a script.
+of opens as it would in a script. A name the store holds no project of is refused
+(NotFoundError naming the projects it holds), not shown as an empty project.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from collections.abc import Callable
 
 import artifactstore
+from artifactstore.core.errors import NotFoundError
 
 __all__ = ["Opener", "Workspace"]
 
@@ -39,6 +41,10 @@ class Workspace:
         with self._lock:
             found = self._opened.get(project)
             if found is None:
+                held = [p.project for p in self.default.projects()]
+                if project not in held:
+                    raise NotFoundError(f"this store holds no project {project!r:.80}; it "
+                                        f"holds: {', '.join(held)[:400] or 'none'}")
                 found = self._opened[project] = self._opener(project)
             return found
 
