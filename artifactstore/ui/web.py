@@ -11,8 +11,8 @@ Vocabulary:
   ``document.body.dataset.base``.
 
 Errors of the library become pages with the right status (404 not found, 400 bad
-input, else 500) and one line; nothing else is caught. The store is read one request at
-a time (a lock): handlers are plain functions Starlette runs in its thread pool, and the
+input, 403 access denied, else 500) and one line; nothing else is caught. The store is
+read one request at a time (a lock): handlers are plain functions Starlette runs in its thread pool, and the
 library's objects are not shared between threads.
 """
 
@@ -30,7 +30,12 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 import artifactstore
-from artifactstore.core.errors import ArtifactStoreError, InvalidInputError, NotFoundError
+from artifactstore.core.errors import (
+    AccessDeniedError,
+    ArtifactStoreError,
+    InvalidInputError,
+    NotFoundError,
+)
 from artifactstore.ui.workspace import Workspace
 
 __all__ = ["Handler", "Site", "arg", "project_base", "wants_json"]
@@ -78,7 +83,8 @@ class Site:
     def failed(self, request: Request, exc: ArtifactStoreError,
                project: str | None = None) -> Response:
         status = 404 if isinstance(exc, NotFoundError) else \
-            400 if isinstance(exc, InvalidInputError) else 500
+            400 if isinstance(exc, InvalidInputError) else \
+            403 if isinstance(exc, AccessDeniedError) else 500
         message = " ".join(str(exc).split())
         if wants_json(request):
             return JSONResponse({"error": type(exc).__name__, "message": message},
