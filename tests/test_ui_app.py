@@ -161,7 +161,8 @@ def test_hostile_names_are_escaped(client: TestClient, store: artifactstore.Stor
     page = client.get(f"/p/default/runs/{_ids(store)[HOSTILE]}").text
     assert HOSTILE not in page
     assert "</script><img" not in page  # not even inside the JSON for the charts
-    assert page.count("<script") == 3  # the JSON data, uPlot and ours
+    # the JSON data (metrics, labels, live state), uPlot and ours
+    assert page.count("<script") == 5
 
 
 def test_non_finite_values_are_strict_json(client: TestClient, store: artifactstore.Store) -> None:
@@ -322,7 +323,7 @@ def test_pages_in_a_real_browser(served: str, store: artifactstore.Store,
     assert page.evaluate("window.pwned === undefined")
     assert HOSTILE in page.text("#runs")  # shown as text
 
-    page.page.click("#runs tbody tr:first-child td:nth-child(2) a")  # the name: lr 0.3
+    page.page.click("#runs tbody tr:first-child td:nth-child(3) a")  # the name: lr 0.3
     page.wait_for("() => document.body.dataset.ready === 'true' && "
                   "location.pathname.startsWith('/p/default/runs/')")
     assert page.evaluate("location.pathname") == f"/p/default/runs/{_ids(store)['train-lr0.3']}"

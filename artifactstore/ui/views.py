@@ -7,10 +7,11 @@ Vocabulary:
   config or summary (top-level keys; nested values are shown as JSON).
 - **row**: one run as the table shows it, a dict of column -> value.
 - **series**: one metric of one run as lists ``x`` (the step), ``t`` (seconds since
-  the run started, from each row's time) and ``y``, in step order; long series are **downsampled** on the server: the steps are cut into buckets and
-  each bucket keeps its lowest and highest point, so spikes survive and a chart gets at
-  most about :data:`MAX_POINTS` points however long the run.
-
+  the run started, from each row's time) and ``y``, in step order; long series are
+  **downsampled** on the server: the steps are cut into buckets and each bucket keeps
+  its lowest and highest point, so spikes survive and a chart gets at most about
+  :data:`MAX_POINTS` points however long the run; a live page asks only for the rows
+  after the last step it drew (``since``).
 - **compare**: 2 to :data:`MAX_COMPARED` runs side by side: their configs and summaries
   as one table each (a key whose values differ is marked) and, per metric, one series
   per run that logged it.

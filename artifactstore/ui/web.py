@@ -12,8 +12,8 @@ Vocabulary:
 
 Errors of the library become pages with the right status (404 not found, 400 bad
 input, 403 access denied, else 500) and one line; nothing else is caught. The store is
-read one request at a time (a lock): handlers are plain functions Starlette runs in its thread pool, and the
-library's objects are not shared between threads.
+read one request at a time (a lock): handlers are plain functions Starlette runs in its
+thread pool, and the library's objects are not shared between threads.
 """
 
 from __future__ import annotations
