@@ -364,9 +364,6 @@ def test_live_run_is_followed_in_a_real_browser(tmp_path: Path,
         address, server, thread, listener = _serve(store)
         try:
             run_id = store.runs()[0].run_id
-            page.open(address + "p/default/")
-            page.wait_for(READY)
-            assert page.evaluate("document.body.dataset.live") == "true"
             page.open(address + f"p/default/runs/{run_id}")
             page.wait_for(READY)
             assert page.text("#run-status") == "running"
@@ -376,12 +373,22 @@ def test_live_run_is_followed_in_a_real_browser(tmp_path: Path,
             page.wait_for(f"() => artifactstoreCharts.loss.data[0].length > {before}",
                           timeout=60)
             assert '"loss"' in page.text("#summary")  # the live summary: last values
+            # the runs table in a second tab of the same sealed context
+            table = page.context.new_page()
+            table.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+            table.goto(address + "p/default/", wait_until="load")
+            table.wait_for_function(READY)
+            assert table.evaluate("document.body.dataset.live") == "true"
             finish.set()
             assert done.wait(60)
             assert not failed, failed
             page.wait_for("() => document.getElementById('run-status').textContent "
                           "=== 'finished'", timeout=60)
             assert page.evaluate("document.body.dataset.live") == "false"
+            table.wait_for_function("() => document.querySelector('#runs tbody tr')"
+                                    ".dataset.status === 'finished'", timeout=60_000)
+            assert table.evaluate("document.body.dataset.live") == "false"
+            assert "finished" in table.inner_text("#runs tbody tr")
             assert page.errors == []
             assert page.blocked == []
         finally:
