@@ -26,7 +26,9 @@ from artifactstore.ui import views
 from artifactstore.ui.app import create_app
 from artifactstore.ui.server import listen
 
-SCREENSHOTS = os.environ.get("ARTIFACTSTORE_SCREENSHOTS")  # see test_ui_app.py
+#: see test_ui_app.py; resolved now, as the fixture moves the working directory
+SCREENSHOTS = (Path(os.environ["ARTIFACTSTORE_SCREENSHOTS"]).resolve()
+               if os.environ.get("ARTIFACTSTORE_SCREENSHOTS") else None)
 READY = "() => document.body.dataset.ready === 'true'"
 HOSTILE = "<img src=x onerror=\"window.pwned = 1\">"
 
@@ -269,7 +271,7 @@ def _x_range(page: SealedPage, metric: str) -> list[float]:
 def test_compare_and_projects_in_a_real_browser(served: str, world: dict[str, str],
                                                 sealed_page: SealedPage, tmp_path: Path) -> None:
     page = sealed_page
-    shots = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    shots = SCREENSHOTS or tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     page.open(served + "p/default/")
     page.wait_for(READY)
