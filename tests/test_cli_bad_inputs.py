@@ -71,6 +71,7 @@ VALID: dict[Command, tuple[str, ...]] = {
     ("identity", "create"): ("--no-passphrase",),
     ("identity", "show"): (),
     ("identity", "check"): (),
+    ("project", "ls"): (),
     ("project", "create"): ("p2", "--visibility", "public"),
     ("project", "show"): (),
     ("project", "trust"): (),
@@ -100,6 +101,7 @@ READS = frozenset({("info",), ("verify",), ("get",), ("ls",), ("show",), ("diff"
                    ("runs", "media"),
                    ("runs", "plot"), ("runs", "diff-code"),
                    ("lineage",), ("impact",), ("where-used",), ("audit",), ("project", "show"),
+                   ("project", "ls"),
                    ("export",), ("ui",)})
 
 BAD_REFS = ("nope", "ds:v99", "ds:", ":v1", "ds:nosuchalias", "ds:v-1", "../x", "", "ds:v0:x",
@@ -173,6 +175,7 @@ BAD: dict[Command, list[Any]] = {
     ("project", "create"): [("",), ("a/b",), ("p3", "--member", "garbage"),
                             ("p3", "--member", "asid1zzzz"), ("p3", "--visibility", "secret"),
                             ("p3", "--passphrase-stdin")],
+    ("project", "ls"): [("extra",), ("--store", "{file}")],
     ("project", "show"): [("a/b",), ("",)],
     ("project", "trust"): [("a/b",), ("",), ("nope",)],
     ("project", "members", "add"): [("garbage",), ("",), ("asid1",)],

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from cli_calls import cli, cli_json
 from git_repos import committed_repo, git, isolate_git
 from starlette.testclient import TestClient
 
@@ -108,6 +109,17 @@ def test_projects_lists_each_with_visibility_access_and_counts(
     assert '<a href="/p/secret/">' not in html  # locked: listed, not linked
     assert "locked: you are not a member" in html
     assert client.get("/projects").headers["server-timing"].startswith("handler;dur=")
+
+
+def test_project_ls_command(world: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, found = cli_json(capsys, "project", "ls", "--store", world["url"])
+    assert code == 0
+    assert [(p["project"], p["visibility"], p["readable"], p["runs"]) for p in found["projects"]] \
+        == [("default", "public", True, 2), ("secret", "private", False, 1),
+            ("vision", "public", True, 1)]
+    code, out, _ = cli(capsys, "project", "ls", "--store", world["url"])
+    assert code == 0
+    assert "secret  private, locked: you are not a member  1 run(s), 0 artifact(s)" in out
 
 
 def test_unknown_project_is_a_404_naming_the_projects(client: TestClient) -> None:

@@ -1,4 +1,4 @@
-"""Commands over projects: project create, show, trust, members add, members rm.
+"""Commands over projects: project ls, create, show, trust, members add, members rm.
 
 Vocabulary: see :mod:`artifactstore.maintenance.projects`. A member is named by their
 **public line** (``asid1… name``, from ``artifactstore identity show``; pass it
@@ -20,6 +20,7 @@ from artifactstore.maintenance.projects import (
     ProjectSummary,
     add_member,
     create_project,
+    project_listing,
     rekey_project,
     remove_member,
     show_project,
@@ -93,6 +94,18 @@ def project_create(args: argparse.Namespace) -> dict[str, Any]:
     return _show(args, summary)
 
 
+def project_ls(args: argparse.Namespace) -> dict[str, Any]:
+    found = project_listing(args.store, args.project)
+    if chatty(args):
+        if not found:
+            print("no projects in this store yet")
+        for p in found:
+            access = "" if p.readable else ", locked: you are not a member"
+            print(f"{p.project}  {p.visibility}{access}  {p.runs} run(s), "
+                  f"{p.artifacts} artifact(s)")
+    return {"projects": [p.as_dict() for p in found]}
+
+
 def project_show(args: argparse.Namespace) -> dict[str, Any]:
     name = args.name if args.name is not None else args.project
     return _show(args, show_project(name, args.store), changed=False)
@@ -160,8 +173,11 @@ def rekey(args: argparse.Namespace) -> dict[str, Any]:
 def register(add: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``project`` command; ``add(name, handler, help)`` returns a subparser and
     ``common`` holds the global options every subcommand accepts."""
-    p = add("project", None, "a project's visibility and members: create, show, members")
+    p = add("project", None, "the store's projects, a project's visibility and members: ls, create, show, members")
     sub = p.add_subparsers(dest="project_command", required=True, metavar="ACTION")
+    add_action(sub, common, "ls", project_ls,
+               "every project of the store: visibility, whether your identity can read it, "
+               "runs and artifacts (deleted ones count until purged)")
     a = add_action(sub, common, "create", project_create,
                    "create project NAME owned by your identity (made if needed)")
     a.add_argument("name", metavar="NAME", help="the project (wins over --project)")

@@ -127,10 +127,11 @@ def list_projects(backend: Backend) -> list[ProjectListing]:
     return found
 
 
-def project_listing(url: str | os.PathLike[str] | None = None,
+def project_listing(url: str | os.PathLike[str] | None = None, project: str | None = None,
                     **backend_options: Any) -> list[ProjectListing]:
-    """:func:`list_projects` of the store at ``url`` (discovered when None)."""
-    backend, _ = _backend(url, None, backend_options)
+    """:func:`list_projects` of the store at ``url`` (discovered when None); ``project``,
+    the one the caller works in, is only checked to be a valid name."""
+    backend, _ = _backend(url, project, backend_options)
     try:
         return list_projects(backend)
     finally:
