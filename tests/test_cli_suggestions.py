@@ -93,7 +93,7 @@ def test_every_suggested_command_parses(where: str, command: str) -> None:
 @pytest.mark.parametrize("command", [
     "artifactstore alias set m:v0 prod --unprotect --force",  # issue 15: no such option
     "artifactstore alias set m:v0",  # ALIAS is required
-    "artifactstore project ls",  # issue 15: suggested by sync, never existed
+    "artifactstore project list",  # the command is "project ls" (issue 19)
     "artifactstore purge m:v0",  # --reason is required
     "artifactstore nosuch",
 ])

@@ -503,7 +503,7 @@ class _Syncer:
             else:
                 p.dst.add(rest)
         if side == "src" and self.project is not None and self.project not in projects:
-            # there is no command that lists projects: name them here
+            # name the projects it holds here (what 'artifactstore project ls' lists)
             held = ", ".join(sorted({k[len("projects/"):].partition("/")[0]
                                      for k in self.src.list("projects/")})) or "none"
             raise NotFoundError(f"project {self.project!r} is not in the store at "
