@@ -5,7 +5,9 @@ of a project lives under ``/p/<project>/`` and has a JSON twin under ``/api/p/<p
 (or at ``?format=json``), see :mod:`.web`; the page modules in :data:`PAGES` give them:
 
 - :mod:`.runpages`: ``/p/<project>/`` the runs table (``status``, ``tag``, ``job_type``
-  filter it; ``sort=<column>``, ``order=desc`` order it) and ``/p/<project>/runs/<id>``;
+  filter it; ``sort=<column>``, ``order=desc`` order it), ``/p/<project>/runs/<id>``
+  (and its ``/diff-code?other=<id>``) and ``/p/<project>/compare?runs=ID1,ID2,...``;
+- :mod:`.projectpages`: ``/projects`` (JSON ``/api/projects``), the store's projects;
 - ``/static/<asset>``: our scripts and styles and the vendored libraries, from the package.
 
 Pages are Jinja2 templates with autoescape on; data a script needs travels as JSON in a
