@@ -173,7 +173,8 @@ def rekey(args: argparse.Namespace) -> dict[str, Any]:
 def register(add: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``project`` command; ``add(name, handler, help)`` returns a subparser and
     ``common`` holds the global options every subcommand accepts."""
-    p = add("project", None, "the store's projects, a project's visibility and members: ls, create, show, members")
+    p = add("project", None, "the store's projects, a project's visibility and members: "
+                             "ls, create, show, members")
     sub = p.add_subparsers(dest="project_command", required=True, metavar="ACTION")
     add_action(sub, common, "ls", project_ls,
                "every project of the store: visibility, whether your identity can read it, "
