@@ -58,5 +58,5 @@ def compare(site: Site, request: Request, store: artifactstore.Store) -> dict[st
 def routes(site: Site) -> list[Route]:
     return [*site.routes("/", runs_table, "runs.html"),
             *site.routes("/runs/{run_id}", run_page, "run.html"),
-            *site.routes("/runs/{run_id}/diff-code", diff_code, "diff.html"),
+            *site.routes("/runs/{run_id}/diff-code", diff_code, "code_diff.html"),
             *site.routes("/compare", compare, "compare.html")]
