@@ -24,6 +24,7 @@ import csv
 import importlib
 import io
 import itertools
+import json
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -101,6 +102,7 @@ def artifact_page(store: artifactstore.Store, name: str) -> dict[str, Any]:
     if not states:
         raise NotFoundError(f"no artifact {name!r:.80} in project {store.project!r}: "
                             "see the artifacts page")
+    labels = {r.run_id: r.label for r in store.runs(include_deleted=True)}
     versions = []
     for s in states:
         r = s.record
@@ -109,6 +111,7 @@ def artifact_page(store: artifactstore.Store, name: str) -> dict[str, Any]:
             "number": r.number, "label": r.label, "digest": _digest(r),
             "short": _short(_digest(r)), "created": r.created_at, "by": r.created_by,
             "size": r.size, "files": r.files, "aliases": list(s.aliases), "run": r.run,
+            "run_label": labels.get(r.run, r.run[:12]) if r.run else None,
             "state": s.state, "state_at": event.at if event else None,
             "state_by": event.by if event else None,
             "state_reason": event.reason if event else None})
@@ -229,6 +232,8 @@ def version_page(store: artifactstore.Store, name: str, selector: str, *,
         "size": version.size, "file_count": record.files, "created": version.created_at,
         "by": version.created_by, "description": version.description,
         "metadata": plain(dict(version.metadata)), "aliases": version.aliases,
+        "metadata_text": json.dumps(plain(dict(version.metadata)), indent=2, sort_keys=True,
+                                    ensure_ascii=False),
         "made_by": None if record.run is None else _run_link(store, record.run),
         "used_by": [_run_link(store, r) for r in _used_by(store, version.ref)],
         "folder": folder,

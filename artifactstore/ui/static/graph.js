@@ -66,7 +66,9 @@
   function nodeLink(id) {
     var href = pageOf(id);
     if (href) {
-      var a = pageLink(href, id);
+      var n = byId[id];
+      var name = n.kind === "run" && n.facts.name ? n.facts.name + " (" + id + ")" : id;
+      var a = pageLink(href, name);
       a.setAttribute("data-node", id);
       return a;
     }
