@@ -220,8 +220,9 @@ def list_dir(root: Digest, directory: str, get_blob: GetBlob) -> Iterator[Entry 
     """The items right inside ``directory`` ("" is the root) in name order, streamed:
     files and references as entries, subdirectories as :class:`Folder` (not walked), so
     one folder of a million-file tree is listed by reading that folder's nodes only.
-    NotFoundError if ``directory`` is absent or a file."""
+    NotFoundError if ``directory`` (a trailing ``/`` allowed) is absent or a file."""
     node_id, expected = root, None
+    directory = directory[:-1] if directory.endswith("/") else directory
     if directory:
         item = find(root, path_key(validate_path(directory)), get_blob)
         if not isinstance(item, DirItem):

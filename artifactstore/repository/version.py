@@ -137,7 +137,7 @@ class ArtifactVersion:
     def listdir(self, folder: str = "") -> Iterator[Entry | Folder]:
         """The files and subfolders right inside ``folder`` ("" is the top), in name
         order, streamed: only that folder's tree nodes are read, however big the version."""
-        return list_dir(self._record.digest, folder.strip("/"), self._objects.read_blob)
+        return list_dir(self._record.digest, folder, self._objects.read_blob)
 
     def _tree_reader(self) -> GetBlob:
         """Reads the version's tree nodes level by level (few requests for a big tree)."""
