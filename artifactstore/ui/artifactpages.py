@@ -11,7 +11,7 @@
 
 The file endpoint streams the file through :meth:`ArtifactVersion.open` (a chunk read
 at a time, under the read lock, never the whole file in memory) and answers one
-``Range: bytes=a-b`` with 206. Why the headers: a stored file is hostile content served
+``Range: bytes=a-b`` with 206 (416 outside the file). Why the headers: a stored file is hostile content served
 from our own origin, so only a short list of suffixes gets a type a browser shows
 (images, plain text, CSV); everything else is ``application/octet-stream`` with
 ``Content-Disposition: attachment``, and SVG and HTML, which can carry script, also
@@ -92,9 +92,13 @@ def _suffix(path: str) -> str:
     return name[dot:].lower() if dot > 0 else ""
 
 
+class _Unsatisfiable(Exception):
+    """A range outside the file: 416 (RFC 9110 §15.5.17)."""
+
+
 def _range(header: str | None, size: int) -> tuple[int, int] | None:
     """``(start, end)`` (end exclusive) of a single ``bytes=`` range, None for the whole
-    file; InvalidInputError for a range outside the file."""
+    file; _Unsatisfiable for a range outside the file."""
     if header is None:
         return None
     found = _RANGE.fullmatch(header.strip())
@@ -108,7 +112,7 @@ def _range(header: str | None, size: int) -> tuple[int, int] | None:
     else:
         start, end = int(first), size if not last else min(size, int(last) + 1)
     if start >= size or start >= end:
-        raise InvalidInputError(f"range {header[:60]!r} is outside the file ({size} bytes)")
+        raise _Unsatisfiable
     return start, end
 
 
@@ -142,6 +146,10 @@ def file_endpoint(site: Site, request: Request) -> Response:
             reader.seek(start)
     except ArtifactStoreError as exc:
         return site.failed(request, exc, project)
+    except _Unsatisfiable:
+        reader.close()
+        return Response(f"the range is outside the file ({size} bytes)\n", status_code=416,
+                        media_type="text/plain", headers={"Content-Range": f"bytes */{size}"})
     kind, headers = _headers(path)
     headers["Content-Length"] = str(end - start)
     if wanted is not None:
