@@ -11,8 +11,9 @@
 
 The file endpoint streams the file through :meth:`ArtifactVersion.open` (a chunk read
 at a time, under the read lock, never the whole file in memory) and answers one
-``Range: bytes=a-b`` with 206 (416 outside the file). Why the headers: a stored file is hostile content served
-from our own origin, so only a short list of suffixes gets a type a browser shows
+``Range: bytes=a-b`` with 206 (416 outside the file). Why the headers: a stored file is
+hostile content served from our own origin, so only a short list of suffixes gets a
+type a browser shows
 (images, plain text, CSV); everything else is ``application/octet-stream`` with
 ``Content-Disposition: attachment``, and SVG and HTML, which can carry script, also
 get ``Content-Security-Policy: sandbox`` (a unique origin, no script), added to the
