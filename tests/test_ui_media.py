@@ -472,6 +472,7 @@ def test_media_panels_in_a_real_browser(served: str, media: Media, sealed_page: 
     assert page.evaluate("window.pwned === undefined")
     shots = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
+    page.page.set_viewport_size({"width": 1280, "height": 1500})
     page.evaluate("document.getElementById('media').scrollIntoView()")
     page.screenshot(shots / "ui-media.png")
     assert (shots / "ui-media.png").stat().st_size > 10_000
