@@ -233,6 +233,16 @@ def test_a_run_without_media_has_an_empty_index(tmp_path: Path) -> None:
         assert "/static/media.js" in run_page
 
 
+def test_steps_logged_out_of_order_are_one_slider_in_step_order(tmp_path: Path) -> None:
+    with artifactstore.open(str(tmp_path / "s")) as store:
+        with store.run() as run:
+            for step, shade in ((5, 1), (3, 2), (5, 3)):
+                run.log({"img": Image(np.full((4, 4), shade, dtype=np.uint8))}, step=step)
+        panel = _panel(_index(TestClient(create_app(store)), run.id), "img")
+    assert panel["steps"] == [3, 5]
+    assert [len(a["refs"]) for a in panel["at"]] == [1, 2]
+
+
 # --- the bytes ---------------------------------------------------------------------
 
 

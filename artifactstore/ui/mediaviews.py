@@ -95,19 +95,17 @@ def media_index(store: artifactstore.Store, run_id: str, base: str) -> dict[str,
     """The panels of a run's media (module docstring), grouped by kind in :data:`KINDS`
     order, keys in the order first logged."""
     run = store.get_run(run_id)
-    panels: dict[tuple[str, str], dict[str, Any]] = {}
+    found: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {}
     for entry in store.run_media(run.run_id):
         kind = str(entry.reference.get("_type"))
-        panel = panels.setdefault((entry.key, kind), {"key": entry.key, "kind": kind,
-                                                      "steps": [], "at": []})
-        shown = _shown(entry.reference, base, run.run_id)
-        if panel["steps"] and panel["steps"][-1] == entry.step:
-            panel["at"][-1]["refs"].append(shown)
-        else:
-            panel["steps"].append(entry.step)
-            panel["at"].append({"step": entry.step, "refs": [shown]})
+        steps = found.setdefault((entry.key, kind), {})
+        steps.setdefault(entry.step, []).append(_shown(entry.reference, base, run.run_id))
+    panels: list[dict[str, Any]] = [
+        {"key": key, "kind": kind, "steps": sorted(steps),
+         "at": [{"step": step, "refs": steps[step]} for step in sorted(steps)]}
+        for (key, kind), steps in found.items()]  # steps may be logged out of order
     order = {kind: i for i, kind in enumerate(KINDS)}
-    ordered = sorted(panels.values(), key=lambda p: order.get(p["kind"], len(KINDS)))
+    ordered = sorted(panels, key=lambda p: order.get(p["kind"], len(KINDS)))
     return {"run_id": run.run_id, "label": run.label, "panels": ordered,
             "kinds": [k for k in KINDS if any(p["kind"] == k for p in ordered)]}
 
