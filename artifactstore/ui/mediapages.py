@@ -51,7 +51,7 @@ def media_index(site: Site, request: Request, store: artifactstore.Store) -> dic
 
 def _failed(exc: ArtifactStoreError) -> Response:
     status = 404 if isinstance(exc, NotFoundError) else \
-        416 if isinstance(exc, InvalidInputError) else 500
+        400 if isinstance(exc, InvalidInputError) else 500
     return PlainTextResponse(" ".join(str(exc).split()) + "\n", status_code=status)
 
 
@@ -70,9 +70,13 @@ def routes(site: Site) -> list[Route]:
                     return Response(status_code=304, headers={"ETag": etag,
                                                                "Cache-Control": CACHE})
                 data = store.media(run_id, reference).read()
-            span = mediaviews.parse_range(request.headers.get("range"), len(data))
         except ArtifactStoreError as exc:
             return _failed(exc)
+        try:
+            span = mediaviews.parse_range(request.headers.get("range"), len(data))
+        except InvalidInputError as exc:
+            return PlainTextResponse(str(exc) + "\n", status_code=416,
+                                     headers={"Content-Range": f"bytes */{len(data)}"})
         headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": CACHE,
                    "ETag": etag, "Accept-Ranges": "bytes"}
         if mediaviews.sandboxed(reference):
