@@ -161,7 +161,7 @@ def test_hostile_names_are_escaped(client: TestClient, store: artifactstore.Stor
     page = client.get(f"/p/default/runs/{_ids(store)[HOSTILE]}").text
     assert HOSTILE not in page
     assert "</script><img" not in page  # not even inside the JSON for the charts
-    assert page.count("<script") == 3  # the JSON data, uPlot and ours
+    assert page.count("<script") == 4  # the JSON data, uPlot, ours and media.js
 
 
 def test_non_finite_values_are_strict_json(client: TestClient, store: artifactstore.Store) -> None:

@@ -29,6 +29,7 @@ from artifactstore.testing.browser import SealedPage
 from artifactstore.ui import artifactviews
 from artifactstore.ui.app import create_app
 from artifactstore.ui.server import listen
+from artifactstore.ui.web import SANDBOXED_FILE
 
 HOSTILE_FILE = HOSTILE.replace("/", "_")  # a file name: no folder separator
 WIDE = 2100
@@ -244,7 +245,7 @@ def test_file_endpoint_types_ranges_and_hostile_paths(client: TestClient,
     assert blob.headers["content-disposition"].startswith("attachment;")
     assert blob.content == bytes(range(256)) * 4
     svg = client.get(base + "drawing.svg")
-    assert svg.headers["content-security-policy"].endswith("; sandbox")
+    assert svg.headers["content-security-policy"] == SANDBOXED_FILE
     hostile = client.get(base + HOSTILE_FILE.replace("?", "%3F"))
     assert hostile.status_code == 200
     assert hostile.headers["content-type"] == "application/octet-stream"

@@ -16,8 +16,8 @@ hostile content served from our own origin, so only a short list of suffixes get
 type a browser shows
 (images, plain text, CSV); everything else is ``application/octet-stream`` with
 ``Content-Disposition: attachment``, and SVG and HTML, which can carry script, also
-get ``Content-Security-Policy: sandbox`` (a unique origin, no script), added to the
-app's policy by the middleware. The path is checked by the library (no ``..``, no
+get the sandbox policy of :data:`.web.SANDBOXED_FILE` (a unique origin, no script,
+nothing loaded). The path is checked by the library (no ``..``, no
 absolute path, no NUL: 400) and is only ever looked up in the version's tree.
 """
 
@@ -35,7 +35,7 @@ from starlette.routing import Route
 import artifactstore
 from artifactstore.core.errors import ArtifactStoreError, InvalidInputError
 from artifactstore.ui import artifactviews
-from artifactstore.ui.web import Site, arg, project_base
+from artifactstore.ui.web import SANDBOXED_FILE, Site, arg, project_base
 
 __all__ = ["CONTENT_TYPES", "routes"]
 
@@ -127,7 +127,7 @@ def _headers(path: str) -> tuple[str, dict[str, str]]:
         return "application/octet-stream", headers
     headers["Content-Disposition"] = f"inline; filename*=UTF-8''{name}"
     if suffix in SANDBOXED:
-        headers["Content-Security-Policy"] = "sandbox"
+        headers["Content-Security-Policy"] = SANDBOXED_FILE
     return kind, headers
 
 
