@@ -30,6 +30,8 @@ for _name in (
     "GOOGLE_APPLICATION_CREDENTIALS",
 ):
     os.environ.pop(_name, None)
+for _name in [n for n in os.environ if n.startswith("FSSPEC_")]:
+    os.environ.pop(_name)  # fsspec's own configuration (backends/_s3.py reads it)
 os.environ["AWS_CONFIG_FILE"] = os.devnull
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
@@ -40,6 +42,7 @@ os.environ["ARTIFACTSTORE_CACHE_DIR"] = os.path.join(_home, "cache")
 os.environ["XDG_CACHE_HOME"] = os.path.join(_home, "xdg-cache")
 os.environ["XDG_DATA_HOME"] = os.path.join(_home, "xdg-data")
 os.environ["XDG_CONFIG_HOME"] = os.path.join(_home, "xdg-config")
+os.environ["FSSPEC_CONFIG_DIR"] = os.path.join(_home, "fsspec")  # none of the user's
 os.environ.pop("ARTIFACTSTORE_CONFIG_DIR", None)
 os.environ.pop("ARTIFACTSTORE_PASSPHRASE", None)
 os.environ.pop("ARTIFACTSTORE_URL", None)

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,7 @@ from artifactstore.backends import (
 )
 from artifactstore.backends._endpoints import is_loopback_host, redact_url
 from artifactstore.core.errors import ConfigurationError, MissingExtraError, StoreNotFoundError
+from artifactstore.testing import MotoS3Server
 
 
 def test_plain_path_and_file_url(tmp_path: Path) -> None:
@@ -157,3 +162,47 @@ def test_bad_client_settings_are_configuration_errors(tmp_path: Path) -> None:
             backend.get("k")
     finally:
         backend.close()
+
+
+def test_fsspec_configuration_names_the_endpoint_and_is_checked(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import fsspec.config
+
+    monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": "http://minio.internal:9000"})
+    with pytest.raises(ConfigurationError, match="allow_insecure_http"):
+        open_backend("s3://b/p", key="k", secret="s")
+    monkeypatch.setitem(fsspec.config.conf, "s3",
+                        {"client_kwargs": {"endpoint_url": "http://minio.internal:9000"}})
+    with pytest.raises(ConfigurationError, match="allow_insecure_http"):
+        open_backend("s3://b/p", key="k", secret="s")
+    # an explicit option wins over the configuration
+    open_backend("s3://b/p", key="k", secret="s",
+                 endpoint_url="https://minio.example.com").close()
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("how", ["variables", "config-file"])
+def test_the_cli_reaches_s3_through_fsspec_configuration(
+        how: str, s3_server: MotoS3Server, tmp_path: Path) -> None:
+    """fsspec's own conventions, with no AWS_* variable: FSSPEC_S3_* variables, or a
+    JSON file in FSSPEC_CONFIG_DIR with client_kwargs (as s3fs users write it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT", "FSSPEC_"))}
+    if how == "variables":
+        env |= {"FSSPEC_S3_ENDPOINT_URL": s3_server.endpoint_url,
+                "FSSPEC_S3_KEY": s3_server.access_key, "FSSPEC_S3_SECRET": s3_server.secret_key}
+    else:
+        folder = tmp_path / "fsspec"
+        folder.mkdir()
+        (folder / "s3.json").write_text(json.dumps({"s3": {
+            "key": s3_server.access_key, "secret": s3_server.secret_key,
+            "client_kwargs": {"endpoint_url": s3_server.endpoint_url}}}))
+        env |= {"FSSPEC_CONFIG_DIR": str(folder)}
+    url = f"s3://{s3_server.bucket}/fsspec-{how}-{uuid.uuid4().hex[:8]}"
+    data = tmp_path / "data.txt"
+    data.write_text("hello")
+    for argv in (["init", url, "--public"], ["log", "d", str(data), "--store", url],
+                 ["ls", "--store", url, "--json"]):
+        done = subprocess.run([sys.executable, "-m", "artifactstore", *argv, "--quiet"],
+                              capture_output=True, text=True, env=env, timeout=120, check=False)
+        assert done.returncode == 0, (argv, done.stderr)
+    assert json.loads(done.stdout)["artifacts"] == ["d"]

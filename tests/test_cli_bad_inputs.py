@@ -258,6 +258,20 @@ def test_every_argument_has_help_and_every_command_json() -> None:
     assert missing == []
 
 
+def test_every_default_is_named_in_its_help() -> None:
+    """An argument with a default (not off, not empty, not 'absent') says it in --help."""
+    silent = []
+    skipped = (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)
+    for path, parser in _parsers(_parser()):
+        for action in parser._actions:
+            if isinstance(action, skipped) or action.default in (None, False, [],
+                                                                 argparse.SUPPRESS):
+                continue
+            if "default" not in (action.help or "").lower():
+                silent.append(f"{' '.join(path)} {'/'.join(action.option_strings)}")
+    assert silent == []
+
+
 # -- the world each call runs in ---------------------------------------------------
 
 

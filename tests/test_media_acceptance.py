@@ -304,3 +304,30 @@ def test_runs_media_and_runs_purge_on_the_command_line(
                        str(tmp_path / "again"))
     assert code != 0
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("person")
+def test_publishing_a_runs_media_version_carries_its_files(tmp_path: Path) -> None:
+    """``publish`` of ``media-<run>:latest`` from a private project: every file reads
+    back bit-exact in the public copy (checked by digest), in plaintext there as a
+    published version is; the run it records carries config and summary, not the
+    history (publish re-logs a version, not a run's metrics)."""
+    url, public = str(tmp_path / "a"), str(tmp_path / "pub")
+    init_quick_store(url)
+    init_quick_store(public)
+    create_project("lab", url, passphrase="words", scrypt=CHEAP_SCRYPT)
+    logged = Logged()
+    with artifactstore.open(url, "lab", create=False, cache_dir=tmp_path / "ca") as store:
+        run_id = train(store, logged)
+        report = store.publish(f"media-{run_id}:latest", public, "shared", with_lineage=True)
+    assert report.original_run_id == run_id
+    with artifactstore.open(public, "shared", create=False, cache_dir=tmp_path / "cp") as there:
+        assert there.artifacts() == [f"media-{run_id}"]
+        check_reads(there, run_id, logged, history=False)
+        [published] = there.runs()
+        assert published.run_id == report.run_id
+        assert published.config["lr"] == 0.01
+        assert list(there.run_history(published.run_id)) == []
+    pieces = [n for data in logged.all_bytes() for n in needles(data)]
+    assert scan(public, pieces) != []  # public: the bytes are there in plaintext

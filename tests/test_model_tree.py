@@ -21,11 +21,13 @@ from artifactstore.model.tree import (
     Change,
     Entry,
     FileEntry,
+    Folder,
     ReferenceEntry,
     TreeSummary,
     build_tree,
     diff_trees,
     iter_entries,
+    list_dir,
     lookup,
     path_key,
 )
@@ -213,6 +215,29 @@ def test_iter_entries_under_a_prefix() -> None:
         list(iter_entries(root, blobs.get, "c"))
     with pytest.raises(InvalidInputError):
         list(iter_entries(root, blobs.get, "../a"))
+
+
+def test_list_dir_reads_one_folder_only() -> None:
+    blobs = Blobs()
+    files = [fake_file(p, i, size=10) for i, p in enumerate(["a/x", "a/y/z", "a/y/w", "ab", "b"])]
+    files += [fake_file(f"big/f{i:04d}", i, size=1) for i in range(50)]
+    root = build_tree(files, blobs.put, split_threshold=8).id  # big/ is a split directory
+    blobs.reads = 0
+    top = list(list_dir(root, "", blobs.get))
+    assert blobs.reads == 1  # the root node: not a/ nor the fragments of big/
+    assert top[0] == Folder("a", 30, 3)
+    assert [i.path for i in top] == ["a", "ab", "b", "big"]
+    assert top[3] == Folder("big", 50, 50)
+    assert isinstance(top[1], FileEntry)
+    assert list(list_dir(root, "a", blobs.get))[1:] == [Folder("a/y", 20, 2)]
+    assert [e.path for e in list_dir(root, "a/y/", blobs.get)] == ["a/y/w", "a/y/z"]
+    assert [e.path for e in list_dir(root, "big", blobs.get)] == \
+        [f"big/f{i:04d}" for i in range(50)]
+    for missing in ("c", "ab", "a/x"):  # absent, or a file
+        with pytest.raises(NotFoundError, match="not a folder"):
+            list(list_dir(root, missing, blobs.get))
+    with pytest.raises(InvalidInputError):
+        list(list_dir(root, "a/../b", blobs.get))
 
 
 def test_lookup_misses() -> None:

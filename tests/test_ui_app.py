@@ -161,8 +161,8 @@ def test_hostile_names_are_escaped(client: TestClient, store: artifactstore.Stor
     page = client.get(f"/p/default/runs/{_ids(store)[HOSTILE]}").text
     assert HOSTILE not in page
     assert "</script><img" not in page  # not even inside the JSON for the charts
-    # the JSON data (metrics, labels, live state), uPlot and ours
-    assert page.count("<script") == 5
+    # the JSON data (metrics, labels, live state), uPlot, ours and media.js
+    assert page.count("<script") == 6
 
 
 def test_non_finite_values_are_strict_json(client: TestClient, store: artifactstore.Store) -> None:

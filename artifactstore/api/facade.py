@@ -6,6 +6,9 @@ it, opened with :func:`open`. Each method hands the call to the service that own
 ``lineage/`` answer queries, ``transfer/`` moves versions between stores) with the
 opened :class:`~artifactstore.repository.project.Project`; nothing here touches the
 store itself. The route of a call through the layers: docs/architecture.md.
+
+Length: the whole public API of a project is this one class, a short delegating method
+per call with its contract; split, it would scatter the page users read.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from artifactstore.records.lifecycle import LifecycleEvent
 from artifactstore.records.projects import Member
 from artifactstore.records.refs import AliasEvent, Refs, VersionRecord
 from artifactstore.records.runs import MetricsRow
-from artifactstore.repository import aliases, ingest
+from artifactstore.repository import aliases, ingest, listing
 from artifactstore.repository.artifact import Artifact
 from artifactstore.repository.opening import open_at
 from artifactstore.repository.project import Project
@@ -187,6 +190,12 @@ class Store:
     def versions(self, name: str) -> list[ArtifactVersion]:
         return versions_of(self.context, name)
 
+    def version_states(self, name: str | None = None, *,
+                       sync: bool | None = None) -> list[listing.VersionState]:
+        """Every version (of ``name``) with its state and aliases, deleted, purged and
+        missing ones included, from the local catalog (see :mod:`..repository.listing`)."""
+        return listing.version_states(self.context, name, sync=sync)
+
     def export(self, ref: str, path: str | os.PathLike[str], *, force: bool = False,
                progress: Progress | None = None) -> ExportManifest:
         """Write the files of version ``ref`` and a portable manifest
@@ -240,6 +249,10 @@ class Store:
 
     def alias_history(self, name: str, alias: str) -> list[AliasEvent]:
         return self.refs.alias_history(name, validate_alias(alias))
+
+    def alias_events(self, name: str, *, sync: bool | None = None) -> list[AliasEvent]:
+        """Every event of every alias of ``name``, by alias then ``seq`` (the catalog)."""
+        return listing.alias_events(self.context, name, sync=sync)
 
     # -- lifecycle (maintenance/lifecycle.py, maintenance/gc.py) --------------------------
 

@@ -4,7 +4,8 @@ Options (all optional):
 
 ==================  =====================================================
 endpoint_url        S3-compatible endpoint (MinIO, moto); default AWS, or
-                    ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``
+                    fsspec's configuration, or ``AWS_ENDPOINT_URL_S3`` /
+                    ``AWS_ENDPOINT_URL`` (see below)
 key, secret, token  credentials (also accepted as ``s3://key:secret@bucket``);
                     default: the botocore chain (env, config files, roles)
 region              region name, e.g. ``us-east-1``
@@ -16,6 +17,13 @@ read_timeout        seconds to wait for response bytes (default 15)
 max_attempts        botocore attempts per request, retries included (default 3)
 timeout             optional deadline in seconds for each backend call
 ==================  =====================================================
+
+fsspec's own configuration is honoured as s3fs users know it: the ``FSSPEC_S3_<OPTION>``
+variables (``FSSPEC_S3_ENDPOINT_URL``, ``FSSPEC_S3_KEY``, ...), a ``FSSPEC_S3`` variable
+holding a JSON object, and JSON/INI files in ``FSSPEC_CONFIG_DIR`` (``~/.config/fsspec``),
+``client_kwargs`` included. An option given here wins over that configuration, which wins
+over botocore's ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``; whichever names the
+endpoint, a plain-http endpoint that is not loopback needs ``allow_insecure_http``.
 
 Retries are bounded on purpose: botocore's "standard" mode retries throttling,
 5xx and connection errors with backoff up to ``max_attempts`` in total, and
@@ -56,6 +64,14 @@ S3_OPTIONS = frozenset(
 )
 
 
+def _fsspec_config() -> dict[str, Any]:
+    """fsspec's configuration for ``s3`` (its variables and files, read at import)."""
+    import fsspec.config
+
+    found = fsspec.config.conf.get("s3")
+    return dict(found) if isinstance(found, Mapping) else {}
+
+
 def open_s3(url: str, options: Mapping[str, Any]) -> FsspecBackend:
     """Open ``s3://bucket/prefix`` with ``options`` (see the module docstring)."""
     opts = take_options(options, S3_OPTIONS, "s3://")
@@ -67,14 +83,24 @@ def open_s3(url: str, options: Mapping[str, Any]) -> FsspecBackend:
             "s3:// stores need the s3fs package: pip install 'artifactstore[s3]'"
         ) from exc
 
+    configured = _fsspec_config()
+    client_kwargs: dict[str, Any] = dict(configured.get("client_kwargs") or {})
     endpoint = (
         opts.get("endpoint_url")
+        or configured.get("endpoint_url")
+        or client_kwargs.pop("endpoint_url", None)
         or os.environ.get("AWS_ENDPOINT_URL_S3")
         or os.environ.get("AWS_ENDPOINT_URL")
     )
+    client_kwargs.pop("endpoint_url", None)
     if endpoint:
         check_endpoint(endpoint, allow_insecure_http=bool(opts.get("allow_insecure_http")))
-    client_kwargs: dict[str, Any] = {}
+    # Only what was given: s3fs fills the rest from fsspec's configuration.
+    given = {"key": opts.get("key", parsed.user), "secret": opts.get("secret", parsed.secret),
+             "token": opts.get("token")}
+    credentials = {name: value for name, value in given.items() if value is not None}
+    if "anon" in opts:
+        credentials["anon"] = bool(opts["anon"])
     if opts.get("region"):
         client_kwargs["region_name"] = opts["region"]
     config_kwargs = {
@@ -84,10 +110,7 @@ def open_s3(url: str, options: Mapping[str, Any]) -> FsspecBackend:
     }
     with configuring(parsed.display(opts.get("endpoint_url"))):
         fs = s3fs.S3FileSystem(
-            key=opts.get("key", parsed.user),
-            secret=opts.get("secret", parsed.secret),
-            token=opts.get("token"),
-            anon=bool(opts.get("anon", False)),
+            **credentials,
             endpoint_url=endpoint or None,
             client_kwargs=client_kwargs,
             config_kwargs=config_kwargs,

@@ -27,7 +27,15 @@ from typing import Any, Final
 from artifactstore.core.digest import Digest, hash_bytes
 from artifactstore.core.encoding import pack
 from artifactstore.core.errors import ArtifactStoreError, InvalidInputError, NotFoundError
-from artifactstore.model._nodes import Child, DirItem, decode_node, find, walk_dir
+from artifactstore.model._nodes import (
+    Child,
+    DirCursor,
+    DirItem,
+    decode_node,
+    find,
+    join,
+    walk_dir,
+)
 from artifactstore.model.entries import (
     DEFAULT_MEDIA_TYPE,
     Entry,
@@ -42,9 +50,9 @@ from artifactstore.model.treediff import Change, diff_trees
 from artifactstore.objects.envelope import Kind
 
 __all__ = [
-    "DEFAULT_MEDIA_TYPE", "SPLIT_THRESHOLD", "Change", "Entry", "FileEntry", "ReferenceEntry",
-    "TreeSummary", "build_tree", "diff_trees", "iter_entries", "lookup", "path_key",
-    "prefetching_reader",
+    "DEFAULT_MEDIA_TYPE", "SPLIT_THRESHOLD", "Change", "Entry", "FileEntry", "Folder",
+    "ReferenceEntry", "TreeSummary", "build_tree", "diff_trees", "iter_entries", "list_dir",
+    "lookup", "path_key", "prefetching_reader",
 ]  # fmt: skip
 
 SPLIT_THRESHOLD: Final = 2048
@@ -197,6 +205,36 @@ def iter_entries(root: Digest, get_blob: GetBlob, prefix: str = "") -> Iterator[
         yield from walk_dir(directory, item.id, (item.size, item.files), get_blob)
     else:
         yield item.entry(directory, get_blob)
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    """A subdirectory as :func:`list_dir` lists it: its full path and its totals."""
+
+    path: str
+    size: int
+    files: int
+
+
+def list_dir(root: Digest, directory: str, get_blob: GetBlob) -> Iterator[Entry | Folder]:
+    """The items right inside ``directory`` ("" is the root) in name order, streamed:
+    files and references as entries, subdirectories as :class:`Folder` (not walked), so
+    one folder of a million-file tree is listed by reading that folder's nodes only.
+    NotFoundError if ``directory`` (a trailing ``/`` allowed) is absent or a file."""
+    node_id, expected = root, None
+    directory = directory[:-1] if directory.endswith("/") else directory
+    if directory:
+        item = find(root, path_key(validate_path(directory)), get_blob)
+        if not isinstance(item, DirItem):
+            raise NotFoundError(f"{directory!r} is not a folder of the artifact (tree {root.hex})")
+        node_id, expected = item.id, (item.size, item.files)
+    cursor = DirCursor(get_blob, node_id, expected)
+    while (found := cursor.next_entry()) is not None:
+        path = join(directory, found.name, node_id)
+        if isinstance(found, DirItem):
+            yield Folder(path, found.size, found.files)
+        else:
+            yield found.entry(path, get_blob)
 
 
 #: bytes of tree nodes :func:`prefetching_reader` holds at most

@@ -24,9 +24,11 @@ from artifactstore.model.tree import (
     Change,
     Entry,
     FileEntry,
+    Folder,
     ReferenceEntry,
     diff_trees,
     iter_entries,
+    list_dir,
     lookup,
     prefetching_reader,
 )
@@ -131,6 +133,11 @@ class ArtifactVersion:
     def files(self) -> list[Entry]:
         """Every entry of the version, in path order."""
         return list(iter_entries(self._record.digest, self._tree_reader()))
+
+    def listdir(self, folder: str = "") -> Iterator[Entry | Folder]:
+        """The files and subfolders right inside ``folder`` ("" is the top), in name
+        order, streamed: only that folder's tree nodes are read, however big the version."""
+        return list_dir(self._record.digest, folder, self._objects.read_blob)
 
     def _tree_reader(self) -> GetBlob:
         """Reads the version's tree nodes level by level (few requests for a big tree)."""

@@ -7,6 +7,9 @@ Vocabulary:
   the run's media files so far, recorded as an output of the run with role ``media``.
 - **staged file**: the bytes of a media value logged since the last commit, written
   to a temporary folder (so memory does not grow with the steps) until the commit.
+  The folder is named ``artifactstore-media-<pid>-<random>``: a run killed before it
+  could remove its folder leaves it behind, and the next run of this machine that
+  stages media removes the folders whose process is gone (:func:`sweep_dead_stages`).
 - **commit**: the next version of the media artifact, the previous one's files plus
   the staged ones (:func:`artifactstore.repository.ingest.extend_version`). The run
   commits before it writes the metrics segment that first references them, so a
@@ -15,21 +18,41 @@ Vocabulary:
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from artifactstore.core.localproc import process_exists
 from artifactstore.media.base import MediaValue
 from artifactstore.records.refs import VersionRecord
 from artifactstore.repository.ingest import extend_version
 from artifactstore.repository.project import Project
 from artifactstore.repository.version import ArtifactVersion
 
-__all__ = ["MEDIA_ROLE", "MEDIA_TYPE", "MediaStage", "media_artifact"]
+__all__ = ["MEDIA_ROLE", "MEDIA_TYPE", "MediaStage", "media_artifact", "sweep_dead_stages"]
 
 MEDIA_TYPE = "run-media"
 MEDIA_ROLE = "media"
+STAGE_PREFIX: Final = "artifactstore-media-"
+
+
+def sweep_dead_stages(parent: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove the staging folders under ``parent`` (the temporary folder) left by runs
+    whose process no longer exists; the folders removed. A live process's folder, or a
+    name that does not carry a pid, is left alone."""
+    removed = []
+    for folder in Path(parent or tempfile.gettempdir()).glob(STAGE_PREFIX + "*"):
+        pid_text = folder.name[len(STAGE_PREFIX):].partition("-")[0]
+        if not pid_text.isdigit() or not folder.is_dir() or folder.is_symlink():
+            continue
+        pid = int(pid_text)
+        if pid == os.getpid() or process_exists(pid):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
 
 
 def media_artifact(run_id: str) -> str:
@@ -60,7 +83,8 @@ class MediaStage:
             if path in self._staged:
                 continue  # the same bytes at the same key and step: one file
             if self._folder is None:
-                self._folder = Path(tempfile.mkdtemp(prefix="artifactstore-media-"))
+                sweep_dead_stages()
+                self._folder = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-"))
             self._count += 1
             source = self._folder / f"{self._count:08d}"
             source.write_bytes(data)

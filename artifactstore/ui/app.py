@@ -35,7 +35,7 @@ from starlette.routing import Route
 
 import artifactstore
 from artifactstore.core.errors import NotFoundError
-from artifactstore.ui import projectpages, runpages
+from artifactstore.ui import artifactpages, lineagepages, mediapages, projectpages, runpages
 from artifactstore.ui.access import COOKIE, token_ok
 from artifactstore.ui.assets import asset_text
 from artifactstore.ui.web import Site, project_base
@@ -49,7 +49,7 @@ CSP: Final = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 
               "'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 #: the page modules: each gives its routes (``routes(site)``), see :mod:`.web`
-PAGES: Final = (runpages, projectpages)
+PAGES: Final = (runpages, mediapages, artifactpages, lineagepages, projectpages)
 
 Call = Callable[[Request], Awaitable[Response]]
 
@@ -73,7 +73,9 @@ class _Guard(BaseHTTPMiddleware):
             return PlainTextResponse("open the URL with its ?token=... as "
                                      "'artifactstore ui' printed it", status_code=403)
         response = await call_next(request)
-        response.headers["Content-Security-Policy"] = CSP
+        # a stored HTML or SVG file keeps its own policy, web.SANDBOXED_FILE (stricter
+        # than the pages': no script at all, nothing loaded), and can be framed by them
+        response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         if self.token is not None and given:

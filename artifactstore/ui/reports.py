@@ -23,8 +23,8 @@ means even an injected ``<script>`` element would not run.
 
 Why no template engine: the page is one fixed skeleton with five slots filled once;
 a ``str`` substitution in one pass (:func:`_fill`) keeps ``lineage --html`` in the
-base install. The coming web UI, with many pages and loops, will bring Jinja2 behind
-its own extra.
+base install. The web UI (:mod:`.lineagepages`) draws the same page data with the same
+script inside its own Jinja2 pages.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     from artifactstore.lineage.audit import AuditReport
 
-__all__ = ["Page", "audit_page", "graph_data", "lineage_page"]
+__all__ = ["Page", "audit_data", "audit_page", "graph_data", "lineage_page"]
 
 #: past this many versions a page leaves out their description and metadata: each one is a
 #: record read, and a project-wide page must not cost one request per version
@@ -87,13 +87,19 @@ def lineage_page(store: artifactstore.Store, ref: str | None = None, *,
 
 def audit_page(store: artifactstore.Store, report: AuditReport) -> Page:
     """The page of an audit: its provenance graph, findings, alias history, integrity."""
+    data = audit_data(store, report)
+    graph = report.graph
+    return Page(_render(data), report.ref, graph.number_of_nodes(), graph.number_of_edges())
+
+
+def audit_data(store: artifactstore.Store, report: AuditReport) -> dict[str, Any]:
+    """The page data (module docstring) of an audit: the report page's and the app's."""
     verdict = "OK" if report.ok else f"{len(report.flags)} finding(s)"
     data = graph_data(store, report.graph, focus=report.ref,
                       title=f"Audit of {report.ref}: {verdict}")
     data["kind"] = "audit"
     data["audit"] = json.loads(report.to_json())
-    graph = report.graph
-    return Page(_render(data), report.ref, graph.number_of_nodes(), graph.number_of_edges())
+    return data
 
 
 def graph_data(store: artifactstore.Store, graph: nx.DiGraph, *, focus: str | None,

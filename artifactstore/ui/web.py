@@ -38,12 +38,16 @@ from artifactstore.core.errors import (
 )
 from artifactstore.ui.workspace import Workspace
 
-__all__ = ["Handler", "Site", "arg", "project_base", "wants_json"]
+__all__ = ["SANDBOXED_FILE", "Handler", "Site", "arg", "project_base", "wants_json"]
 
 Handler = Callable[["Site", Request, artifactstore.Store], dict[str, Any]]
 #: response header naming how long the handler took (read by the benchmark and the
 #: browser's devtools: the W3C Server-Timing header)
 TIMING: Final = "Server-Timing"
+#: the policy of a stored file that may hold script (HTML, SVG) served by the app: a
+#: unique origin that runs no script and loads nothing but inline data
+SANDBOXED_FILE: Final = ("sandbox; default-src 'none'; img-src data:; media-src data:; "
+                         "font-src data:; style-src 'unsafe-inline'")
 
 
 def arg(request: Request, name: str) -> str | None:

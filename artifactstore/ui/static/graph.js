@@ -1,11 +1,36 @@
 /* artifactstore lineage graph and audit report: draws the data of #artifactstore-data.
  * Every user-provided string reaches the page through textContent or cytoscape's canvas
- * labels, never as HTML. The graph is exposed as window.artifactstoreGraph for tests. */
+ * labels, never as HTML. The graph is exposed as window.artifactstoreGraph for tests.
+ * Two homes: the self-contained report of `lineage --html` / `audit --html` (nodes link to
+ * each other in the graph), and the web UI's lineage and audit pages, whose data carries
+ * the project's `base` path: there a node's facts link to the pages of the versions and
+ * runs it names, and the app's ui.js marks the page ready (artifactstoreUI.onLoad). */
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("artifactstore-data").textContent);
   var byId = {};
   data.nodes.forEach(function (n) { byId[n.id] = n; });
+  var app = typeof data.base === "string";
+
+  // the app page of a node: a live version's page, a run's page (null in the report)
+  function pageOf(id) {
+    var n = byId[id];
+    if (!app || !n) { return null; }
+    if (n.kind === "run" && n.facts.run_id) {
+      return data.base + "/runs/" + encodeURIComponent(n.facts.run_id);
+    }
+    if (n.kind === "version" && n.state === "live" && n.facts.artifact !== undefined) {
+      return data.base + "/artifacts/" + encodeURIComponent(n.facts.artifact) + "/v" +
+        encodeURIComponent(String(n.facts.number));
+    }
+    return null;
+  }
+
+  function pageLink(href, text) {
+    var a = el("a", text, "page-link");
+    a.href = href;
+    return a;
+  }
 
   function el(tag, text, cls) {
     var e = document.createElement(tag);
@@ -39,6 +64,14 @@
   function wrap(node) { var td = el("td"); td.appendChild(node); return td; }
 
   function nodeLink(id) {
+    var href = pageOf(id);
+    if (href) {
+      var n = byId[id];
+      var name = n.kind === "run" && n.facts.name ? n.facts.name + " (" + id + ")" : id;
+      var a = pageLink(href, name);
+      a.setAttribute("data-node", id);
+      return a;
+    }
     var b = el("button", id, "node-link");
     b.type = "button";
     b.setAttribute("data-node", id);
@@ -46,8 +79,9 @@
     return b;
   }
 
-  function links(ids) {
+  function links(ids, row) {
     var div = el("div", null, "links");
+    div.setAttribute("data-row", row);
     if (!ids.length) { div.textContent = "-"; }
     ids.forEach(function (id, i) {
       if (i) { div.appendChild(document.createTextNode(", ")); }
@@ -69,12 +103,23 @@
     pane.appendChild(el("h2", id));
     pane.appendChild(el("span", n.state, "state " + n.state));
     var rows = [];
+    var own = pageOf(id);
+    if (own) {
+      var pages = el("div", null, "links");
+      pages.setAttribute("data-row", "pages");
+      pages.appendChild(pageLink(own, n.kind === "run" ? "run page" : "version page"));
+      if (n.kind === "version") {
+        pages.appendChild(document.createTextNode(" · "));
+        pages.appendChild(pageLink(data.base + "/audit/" + encodeURIComponent(id), "audit"));
+      }
+      rows.push(["open", pages]);
+    }
     if (n.kind === "version") {
-      rows.push(["made by", links(neighbours(id, true))]);
-      rows.push(["used by", links(neighbours(id, false))]);
+      rows.push(["made by", links(neighbours(id, true), "made by")]);
+      rows.push(["used by", links(neighbours(id, false), "used by")]);
     } else {
-      rows.push(["used", links(neighbours(id, true))]);
-      rows.push(["produced", links(neighbours(id, false))]);
+      rows.push(["used", links(neighbours(id, true), "used")]);
+      rows.push(["produced", links(neighbours(id, false), "produced")]);
     }
     Object.keys(n.facts).sort().forEach(function (k) { rows.push([k, n.facts[k]]); });
     pane.appendChild(table(rows));
@@ -183,9 +228,18 @@
     section("Integrity").appendChild(table(Object.keys(i).sort().map(function (k) { return [k, i[k]]; })));
   }
 
-  document.getElementById("subtitle").textContent = data.subtitle;
-  drawGraph();
-  if (data.audit) { drawAudit(data.audit); }
-  if (data.focus && byId[data.focus]) { showFacts(data.focus); }
-  document.body.setAttribute("data-ready", "true");
+  function start() {
+    var subtitle = document.getElementById("subtitle");
+    if (subtitle) { subtitle.textContent = data.subtitle; }
+    drawGraph();
+    if (data.audit) { drawAudit(data.audit); }
+    if (data.focus && byId[data.focus]) { select(data.focus); }
+  }
+
+  if (window.artifactstoreUI) {
+    window.artifactstoreUI.onLoad(start);  // the app's ui.js marks the page ready
+  } else {
+    start();
+    document.body.setAttribute("data-ready", "true");
+  }
 })();
