@@ -340,6 +340,9 @@ def test_run_page_and_code_diff_in_a_real_browser(served: str, world: dict[str, 
     page.wait_for("() => document.getElementById('code-diff').dataset.loaded")
     assert "+SEED = 2" in page.text("#code-diff")  # tuned -> base
     assert page.evaluate("document.querySelectorAll('#code-diff .add').length") > 0
+    page.click("#outputs a[href='/p/default/artifacts/model/v0']")  # the artifacts pages
+    page.wait_for("() => location.pathname === '/p/default/artifacts/model/v0' && "
+                  "document.body.dataset.ready === 'true'")
     assert page.errors == []
     assert page.blocked == []
 
