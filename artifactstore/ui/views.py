@@ -128,15 +128,28 @@ def downsample(xs: Sequence[float], ys: Sequence[float],
 
 def _series(rows: Iterable[Any]) -> dict[str, tuple[list[float], list[float]]]:
     found: dict[str, tuple[list[float], list[float]]] = {}
+    isfinite = math.isfinite
     for row in rows:
+        step = float(row.step)
         for key, value in row.values.items():
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            # exact types first: a 10,000-step run of 10 metrics is 100,000 values
+            kind = type(value)
+            if kind is float:
+                if not isfinite(value):
+                    continue
+            elif kind is int:
+                value = float(value)
+            elif isinstance(value, bool) or not isinstance(value, int | float):
                 continue  # strings, bools and media references are not charted
-            if not math.isfinite(value):
+            elif not isfinite(value):
                 continue
-            xs, ys = found.setdefault(key, ([], []))
-            xs.append(float(row.step))
-            ys.append(float(value))
+            else:
+                value = float(value)
+            pair = found.get(key)
+            if pair is None:
+                pair = found[key] = ([], [])
+            pair[0].append(step)
+            pair[1].append(value)
     return found
 
 
