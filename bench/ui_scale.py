@@ -31,6 +31,7 @@ Nothing leaves 127.0.0.1; the server is stopped by its process id.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import math
@@ -449,11 +450,9 @@ def machine() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[pkg] = "not installed"
     chromium = None
-    try:
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
         chromium = subprocess.run(["chromium", "--version"], capture_output=True, text=True,
                                   check=False, timeout=60).stdout.strip() or None
-    except (OSError, subprocess.TimeoutExpired):
-        pass
     return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(ram / (1 << 30), 1),
             "os": f"{platform.system()} {platform.release()}",
             "python": platform.python_version(), "packages": versions,
@@ -468,7 +467,7 @@ def table(result: dict[str, Any]) -> str:
     """The page loads as a Markdown table (milliseconds from navigation start)."""
     head = ("page", "load", "server (handler) ms", "first byte ms", "first paint ms",
             "data-ready ms", "HTML KB", "JSON twin KB")
-    lines = ["| " + " | ".join(head) + " |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| " + " | ".join(head) + " |", "| --- | --- |" + " ---: |" * 6]
     names = {"runs_table": "runs table", "run_page": "run page"}
     for key, label in names.items():
         page = result["pages"][key]
