@@ -63,9 +63,11 @@ METRIC_NAMES: Final = ("loss", "val_loss", "acc", "val_acc", "lr", "grad_norm", 
                        "perplexity", "f1", "recall")
 OPTIMIZERS: Final = ("adam", "adamw", "sgd", "lion")
 TAGS: Final = ("baseline", "sweep", "ablation", "long", "fp16", "bf16", "augment")
-#: ready when this is truthy (ui.js sets it when every page script has settled)
-READY: Final = "document.body && document.body.dataset.ready === 'true'"
-SERVER_START_TIMEOUT_S: Final = 300.0
+#: ready when this is truthy (ui.js sets it when every page script has settled); functions,
+#: not expressions: Playwright runs a bare expression with eval(), which the CSP refuses
+READY: Final = "() => document.body && document.body.dataset.ready === 'true'"
+#: truthy once the browser recorded the page's first contentful paint
+PAINTED: Final = "() => performance.getEntriesByName('first-contentful-paint').length > 0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +331,7 @@ def load(page: Any, url: str) -> dict[str, Any]:
     """Open ``url`` in ``page`` (a SealedPage), wait for data-ready; its timings."""
     page.open(url)
     page.wait_for(READY, timeout=120)
+    page.wait_for(PAINTED, timeout=120)  # the paint entry may come after data-ready
     result: dict[str, Any] = page.evaluate(_TIMINGS)
     return result
 
