@@ -138,6 +138,10 @@ def test_tiny_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         assert page["cold"]["ready_ms"] is not None
         assert page["json"]["bytes"] > 0
         assert page["peak_rss"] > 0
+    empty = result["empty_catalog"]  # a server whose catalog syncs from nothing
+    assert empty["server_start_s"] > 0
+    assert empty["runs_table_json"]["bytes"] > 0
     printed = capsys.readouterr().out
     assert "| runs table | cold |" in printed
     assert "target: each page ready in < 1 s" in printed
+    assert "empty local catalog (first sync at start)" in printed
