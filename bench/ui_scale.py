@@ -394,17 +394,19 @@ def _chart_facts(page: Any) -> dict[str, Any]:
     return facts
 
 
-def measure(params: Params, root: Path, warm: int) -> dict[str, Any]:
-    """Both pages, each on a fresh server, in one headless Chromium."""
+def measure(root: Path, warm: int, browser: Any = None) -> dict[str, Any]:
+    """Both pages, each on a fresh server, in one headless Chromium (``browser``, else
+    one launched here: Playwright's sync API runs one instance per thread)."""
     from artifactstore.testing.browser import chromium
 
+    if browser is None:
+        with chromium() as launched:
+            return measure(root, warm, launched)
     run_id = chosen_run(root)
     pages: dict[str, Any] = {}
-    with chromium() as browser:
-        pages["runs_table"] = measure_page(browser, root, f"/p/{PROJECT}/", warm,
-                                           _table_facts)
-        pages["run_page"] = measure_page(browser, root, f"/p/{PROJECT}/runs/{run_id}", warm,
-                                         _chart_facts)
+    pages["runs_table"] = measure_page(browser, root, f"/p/{PROJECT}/", warm, _table_facts)
+    pages["run_page"] = measure_page(browser, root, f"/p/{PROJECT}/runs/{run_id}", warm,
+                                     _chart_facts)
     pages["run_page"]["run_id"] = run_id
     return pages
 
@@ -576,7 +578,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, browser: Any = None) -> int:
+    """``browser``: an open Playwright Chromium to use (tests), else one is launched."""
     args = parse_args(argv)
     params = Params(args.runs, args.steps, args.metrics, args.seed)
     started = datetime.datetime.now(datetime.UTC)
@@ -590,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.build_only:
         return 0
     load_before = os.getloadavg()
-    pages = measure(params, root, args.warm)
+    pages = measure(root, args.warm, browser)
     cold_catalog = empty_catalog(root)
     result = {
         "date": started.isoformat(timespec="seconds"),

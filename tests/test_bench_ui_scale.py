@@ -122,10 +122,13 @@ def test_medians_skip_missing_values() -> None:
 
 
 @pytest.mark.slow
-def test_tiny_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tiny_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                             chromium_browser: Any) -> None:
     out = tmp_path / "result.json"
-    assert ui_scale.main(["--runs", "3", "--steps", "20", "--metrics", "3", "--warm", "1",
-                          "--cache", str(tmp_path / "cache"), "--json", str(out)]) == 0
+    argv = ["--runs", "3", "--steps", "20", "--metrics", "3", "--warm", "1",
+            "--cache", str(tmp_path / "cache"), "--json", str(out)]
+    # the session's browser: Playwright's sync API runs one instance per thread
+    assert ui_scale.main(argv, browser=chromium_browser) == 0
     result = json.loads(out.read_text())
     table, run = result["pages"]["runs_table"], result["pages"]["run_page"]
     assert table["rows"] == 3
