@@ -1,6 +1,12 @@
-"""``python -m bench`` from the repository root: the suite, as ``python bench/run.py``."""
+"""``python -m bench`` from the repository root: the suite, as ``python bench/run.py``;
+``python -m bench ui ...``: the web UI at scale (``bench/ui_scale.py``)."""
 
 import sys
+
+if sys.argv[1:2] == ["ui"]:
+    from bench.ui_scale import main as ui_main
+
+    sys.exit(ui_main(sys.argv[2:]))
 
 from bench.run import main
 

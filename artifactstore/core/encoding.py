@@ -112,21 +112,35 @@ def _canonical(value: object, depth: int) -> object:
             raise _Refused(f"{_type_name(value)} nested deeper than {MAX_DEPTH} levels")
         items: list[object] = []
         for index, item in enumerate(value):
-            try:
-                items.append(_canonical(item, depth + 1))
-            except _Refused as refused:
-                refused.path.append(index)
-                raise
+            kind = type(item)
+            # Why inline: metrics segments hold thousands of small rows of floats, and a
+            # call per scalar was half the cost of run.log (bench/ui_scale.py)
+            if kind is float:
+                items.append(math.nan if item != item else item)
+            elif item is None or kind is bool:
+                items.append(item)
+            else:
+                try:
+                    items.append(_canonical(item, depth + 1))
+                except _Refused as refused:
+                    refused.path.append(index)
+                    raise
         return items
     if type(value) is dict:
         if depth >= MAX_DEPTH:
             raise _Refused(f"dict nested deeper than {MAX_DEPTH} levels")
-        entries = [
-            (_packed_key(key), key, _canonical_item(key, item, depth))
-            for key, item in value.items()
-        ]
-        entries.sort(key=_first)  # keys differ, so packed keys differ: no ties
-        return {key: item for _, key, item in entries}
+        result: dict[object, object] = {}
+        # keys differ, so packed keys differ: no ties; _packed_key refuses bad keys
+        for key in sorted(value, key=_packed_key):
+            item = value[key]
+            kind = type(item)
+            if kind is float:  # inline, as for lists above
+                result[key] = math.nan if item != item else item
+            elif item is None or kind is bool:
+                result[key] = item
+            else:
+                result[key] = _canonical_item(key, item, depth)
+        return result
     raise _Refused(f"a value of type {_type_name(value)}")
 
 
@@ -155,10 +169,6 @@ def _packed_key(key: object) -> bytes:
         )
     packed: bytes = msgpack.packb(key, use_bin_type=True)
     return packed
-
-
-def _first(entry: tuple[bytes, Any, object]) -> bytes:
-    return entry[0]
 
 
 def _refuse_ext(code: int, data: bytes) -> object:

@@ -489,10 +489,11 @@ def decode_rows(rows: list[Any], key: str) -> list[MetricsRow]:
             or type(row[2]) is not dict
         ):
             raise IntegrityError(f"ref {key} is malformed: bad metrics row")
-        if not all(isinstance(v, _VALUE_TYPES) or (type(v) is dict and type(v.get("_type")) is str)
-                   for v in row[2].values()):
-            raise IntegrityError(
-                f"ref {key} is malformed: a metric is neither a scalar nor a media reference"
-            )
+        for v in row[2].values():  # exact types first: a run page decodes 100,000 values
+            if type(v) not in _VALUE_TYPES and not isinstance(v, _VALUE_TYPES) and not (
+                    type(v) is dict and type(v.get("_type")) is str):
+                raise IntegrityError(
+                    f"ref {key} is malformed: a metric is neither a scalar nor a media reference"
+                )
         result.append(MetricsRow(row[0], row[1], types.MappingProxyType(row[2])))
     return result

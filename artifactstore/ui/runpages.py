@@ -27,7 +27,18 @@ def runs_table(site: Site, request: Request, store: artifactstore.Store) -> dict
         raise InvalidInputError(f"order is asc or desc, not {order!r:.40}")
     return views.runs_table(store, status=arg(request, "status"), tag=arg(request, "tag"),
                             job_type=arg(request, "job_type"), sort=arg(request, "sort"),
-                            descending=order == "desc")
+                            descending=order == "desc",
+                            offset=_count(request, "offset", 0),
+                            limit=_count(request, "limit", views.PAGE_ROWS))
+
+
+def _count(request: Request, name: str, default: int) -> int:
+    text = arg(request, name)
+    if text is None:
+        return default
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
+        raise InvalidInputError(f"{name} is a number of rows, not {text!r:.40}")
+    return int(text)
 
 
 def run_page(site: Site, request: Request, store: artifactstore.Store) -> dict[str, Any]:

@@ -32,13 +32,17 @@ from typing import Any, Final
 import artifactstore
 from artifactstore.core.errors import InvalidInputError
 
-__all__ = ["MAX_COMPARED", "MAX_POINTS", "compare_page", "downsample", "plain", "run_ids",
-           "run_page", "runs_table", "sort_rows"]
+__all__ = ["MAX_COMPARED", "MAX_POINTS", "PAGE_ROWS", "compare_page", "downsample", "plain",
+           "run_ids", "run_page", "runs_table", "sort_rows"]
 
 MAX_POINTS: Final = 1000
 MAX_COMPARED: Final = 10
 #: an input or output ref as runs record them
 _REF: Final = re.compile(r"(?P<name>[^:]+):v(?P<number>[0-9]+)")
+#: rows of the runs table per page: a browser lays out 1,000 rows x 26 columns in about
+#: 1.5 s on 2 busy cores, 100 in about 0.2 s (docs/benchmarks.md, "Web UI at scale")
+PAGE_ROWS: Final = 100
+MAX_PAGE_ROWS: Final = 1000
 BASE_COLUMNS: Final = ("id", "name", "job_type", "status", "started", "tags")
 
 
@@ -97,22 +101,36 @@ def sort_rows(rows: Sequence[Mapping[str, Any]], column: str,
 
 def runs_table(store: artifactstore.Store, *, status: str | None = None,
                tag: str | None = None, job_type: str | None = None,
-               sort: str | None = None, descending: bool = False) -> dict[str, Any]:
-    """The runs table: its columns (base, then config, then summary keys) and rows."""
+               sort: str | None = None, descending: bool = False,
+               offset: int = 0, limit: int = PAGE_ROWS) -> dict[str, Any]:
+    """The runs table: its columns (base, then config, then summary keys, of every run
+    that passes the filters) and one page of rows: ``limit`` rows from ``offset`` of the
+    sorted runs (``total`` of them)."""
+    if not 0 < limit <= MAX_PAGE_ROWS or offset < 0:
+        raise InvalidInputError(f"limit is 1 to {MAX_PAGE_ROWS} and offset >= 0, not "
+                                f"{limit!r:.20} and {offset!r:.20}")
     rows = [_row(run) for run in store.runs(status=status, tag=tag, job_type=job_type)]
     extra: dict[str, None] = {}
     for part in ("config.", "summary."):
         for row in rows:
             extra.update((k, None) for k in sorted(row) if k.startswith(part))
     columns = [*BASE_COLUMNS, *extra]
-    rows = [{c: row.get(c) for c in columns} for row in rows]  # every row has every column
     if sort is not None:
         if sort not in columns:
             raise InvalidInputError(f"cannot sort by {sort!r:.80}: use one of the columns "
                                     f"({', '.join(columns)[:300]})")
         rows = [dict(r) for r in sort_rows(rows, sort, descending)]
-    return {"columns": columns, "rows": rows, "sort": sort, "descending": descending,
-            "filters": {"status": status, "tag": tag, "job_type": job_type}}
+    total = len(rows)
+    # every row of the page has every column
+    page = [{c: row.get(c) for c in columns} for row in rows[offset:offset + limit]]
+    query = {k: v for k, v in (("status", status), ("tag", tag), ("job_type", job_type),
+                               ("sort", sort), ("order", "desc" if descending else None),
+                               ("limit", None if limit == PAGE_ROWS else limit)) if v}
+    return {"columns": columns, "rows": page, "sort": sort, "descending": descending,
+            "filters": {"status": status, "tag": tag, "job_type": job_type},
+            "total": total, "offset": offset, "limit": limit, "query": query,
+            "previous": max(0, offset - limit) if offset > 0 else None,
+            "next": offset + limit if offset + limit < total else None}
 
 
 def downsample(xs: Sequence[float], ys: Sequence[float],
@@ -139,15 +157,28 @@ def downsample(xs: Sequence[float], ys: Sequence[float],
 
 def _series(rows: Iterable[Any]) -> dict[str, tuple[list[float], list[float]]]:
     found: dict[str, tuple[list[float], list[float]]] = {}
+    isfinite = math.isfinite
     for row in rows:
+        step = float(row.step)
         for key, value in row.values.items():
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            # exact types first: a 10,000-step run of 10 metrics is 100,000 values
+            kind = type(value)
+            if kind is float:
+                if not isfinite(value):
+                    continue
+            elif kind is int:
+                value = float(value)
+            elif isinstance(value, bool) or not isinstance(value, int | float):
                 continue  # strings, bools and media references are not charted
-            if not math.isfinite(value):
+            elif not isfinite(value):
                 continue
-            xs, ys = found.setdefault(key, ([], []))
-            xs.append(float(row.step))
-            ys.append(float(value))
+            else:
+                value = float(value)
+            pair = found.get(key)
+            if pair is None:
+                pair = found[key] = ([], [])
+            pair[0].append(step)
+            pair[1].append(value)
     return found
 
 

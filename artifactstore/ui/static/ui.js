@@ -38,6 +38,14 @@ function setUpTable(table) {
     if (!button) return;  // the selection column
     button.addEventListener("click", () => {
       const descending = th.getAttribute("aria-sort") === "ascending";
+      if (table.dataset.paged === "true") {  // rows on other pages too: the server sorts
+        const url = new URL(window.location.href);
+        url.searchParams.set("sort", th.querySelector("button").dataset.column);
+        url.searchParams.set("order", descending ? "desc" : "asc");
+        url.searchParams.delete("offset");
+        window.location.assign(url);
+        return;
+      }
       headers.forEach(h => h.removeAttribute("aria-sort"));
       th.setAttribute("aria-sort", descending ? "descending" : "ascending");
       const body = table.tBodies[0];
