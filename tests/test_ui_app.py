@@ -11,17 +11,16 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from starlette.testclient import TestClient
 
 import artifactstore
 from artifactstore.testing.browser import SealedPage
+from artifactstore.testing.uiserver import chart_drawn, serving
 from artifactstore.ui import views
 from artifactstore.ui.access import COOKIE, token_ok, token_required
 from artifactstore.ui.app import create_app
@@ -269,20 +268,9 @@ def test_missing_extra_names_it(url: str, module: str) -> None:
 
 @pytest.fixture
 def served(store: artifactstore.Store) -> Iterator[str]:
-    """The UI of ``store`` served by uvicorn in a thread on 127.0.0.1 (any free port)."""
-    listener = listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(store, loopback=True),
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener.sock]},
-                              daemon=True)
-    # off the main thread uvicorn installs no signal handlers: should_exit stops it
-    thread.start()
-    try:
-        yield listener.url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        listener.sock.close()
+    """The UI of ``store`` served on 127.0.0.1 (artifactstore/testing/uiserver.py)."""
+    with serving(store) as url:
+        yield url
 
 
 def _column(page: SealedPage, name: str) -> list[object]:
@@ -293,17 +281,6 @@ def _column(page: SealedPage, name: str) -> list[object]:
             .map(r => JSON.parse(r.cells[i].dataset.value));
     }""", name)
     return values
-
-
-def _drawn(page: SealedPage, metric: str) -> bool:
-    return bool(page.evaluate("""metric => {
-        const box = [...document.querySelectorAll('.chart')].find(b => b.dataset.metric === metric);
-        const c = box && box.querySelector('canvas');
-        if (!c || !c.width || !c.height) return false;
-        const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        for (let i = 3; i < px.length; i += 4) if (px[i] !== 0) return true;
-        return false;
-    }""", metric))
 
 
 def test_pages_in_a_real_browser(served: str, store: artifactstore.Store,
@@ -331,13 +308,13 @@ def test_pages_in_a_real_browser(served: str, store: artifactstore.Store,
     assert metrics == ["accuracy", "loss"]
     for metric in metrics:
         page.wait_for(f"() => artifactstoreCharts[{json.dumps(metric)}] !== undefined")
-        assert _drawn(page, metric), metric
+        assert chart_drawn(page, metric), metric
     assert '"lr": 0.3' in page.text("#config")
     page.screenshot(shots / "ui-run.png")
 
     page.open(served + f"p/default/runs/{_ids(store)[HOSTILE]}")
     page.wait_for(READY)
-    assert _drawn(page, HOSTILE)
+    assert chart_drawn(page, HOSTILE)
     assert page.evaluate("window.pwned === undefined")
 
     page.open(served)

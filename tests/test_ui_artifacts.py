@@ -13,22 +13,20 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 from PIL import Image
 from starlette.testclient import TestClient
 from test_ui_app import HOSTILE, READY, SCREENSHOTS
 
 import artifactstore
 from artifactstore.testing.browser import SealedPage
+from artifactstore.testing.uiserver import serving
 from artifactstore.ui import artifactviews
 from artifactstore.ui.app import create_app
-from artifactstore.ui.server import listen
 from artifactstore.ui.web import SANDBOXED_FILE
 
 HOSTILE_FILE = HOSTILE.replace("/", "_")  # a file name: no folder separator
@@ -338,19 +336,9 @@ def test_csv_preview_reads_tsv_and_quoted_cells() -> None:
 
 @pytest.fixture
 def served(store: artifactstore.Store) -> Iterator[str]:
-    """The UI of ``store`` served by uvicorn in a thread on 127.0.0.1 (any free port)."""
-    listener = listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(store, loopback=True),
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener.sock]},
-                              daemon=True)
-    thread.start()
-    try:
-        yield listener.url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        listener.sock.close()
+    """The UI of ``store`` served on 127.0.0.1 (artifactstore/testing/uiserver.py)."""
+    with serving(store) as url:
+        yield url
 
 
 def _click_node(page: SealedPage, node: str) -> None:

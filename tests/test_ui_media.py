@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ from urllib.parse import quote
 
 import numpy as np
 import pytest
-import uvicorn
 from starlette.testclient import TestClient
 from test_ui_app import HOSTILE, READY, SCREENSHOTS
 
@@ -27,9 +25,9 @@ from artifactstore.maintenance.projects import create_project
 from artifactstore.testing.browser import SealedPage
 from artifactstore.testing.keys import CHEAP_SCRYPT
 from artifactstore.testing.stores import init_quick_store
+from artifactstore.testing.uiserver import serving
 from artifactstore.ui import mediaviews
 from artifactstore.ui.app import create_app
-from artifactstore.ui.server import listen
 from artifactstore.ui.web import SANDBOXED_FILE
 
 matplotlib = pytest.importorskip("matplotlib", reason="the test extra installs matplotlib")
@@ -382,19 +380,9 @@ def test_content_types_from_the_reference_never_the_name() -> None:
 
 @pytest.fixture
 def served(store: artifactstore.Store) -> Iterator[str]:
-    """The UI served by uvicorn in a thread on 127.0.0.1 (as in test_ui_app.py)."""
-    listener = listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(store, loopback=True),
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener.sock]},
-                              daemon=True)
-    thread.start()
-    try:
-        yield listener.url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        listener.sock.close()
+    """The UI of ``store`` served on 127.0.0.1 (artifactstore/testing/uiserver.py)."""
+    with serving(store) as url:
+        yield url
 
 
 def _panel_js(key: str) -> str:

@@ -6,19 +6,17 @@ server, through Starlette's TestClient and in a real headless Chromium (uvicorn 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import uvicorn
 from starlette.testclient import TestClient
 
 import artifactstore
 from artifactstore.testing.browser import SealedPage
+from artifactstore.testing.uiserver import serving
 from artifactstore.ui import views
 from artifactstore.ui.app import create_app
-from artifactstore.ui.server import listen
 
 RUNS = views.PAGE_ROWS + 3
 #: a function, not an expression: the UI's Content-Security-Policy refuses eval()
@@ -97,19 +95,9 @@ def test_pager_links_keep_filters_and_sort(client: TestClient) -> None:
 
 @pytest.fixture
 def served(store: artifactstore.Store) -> Iterator[str]:
-    """The UI of ``store`` served by uvicorn in a thread on 127.0.0.1 (any free port)."""
-    listener = listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(store, loopback=True),
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener.sock]},
-                              daemon=True)
-    thread.start()  # off the main thread uvicorn installs no signal handlers
-    try:
-        yield listener.url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        listener.sock.close()
+    """The UI of ``store`` served on 127.0.0.1 (artifactstore/testing/uiserver.py)."""
+    with serving(store) as url:
+        yield url
 
 
 def _lrs(page: SealedPage) -> list[float]:

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from cli_calls import cli, cli_json
 from git_repos import committed_repo, git, isolate_git
 from starlette.testclient import TestClient
@@ -23,9 +22,9 @@ import artifactstore
 from artifactstore.local.identity import load_or_create_identity
 from artifactstore.maintenance.projects import create_project, project_listing
 from artifactstore.testing.browser import SealedPage
+from artifactstore.testing.uiserver import chart_drawn, serving
 from artifactstore.ui import views
 from artifactstore.ui.app import create_app
-from artifactstore.ui.server import listen
 
 #: see test_ui_app.py; resolved now, as the fixture moves the working directory
 SCREENSHOTS = (Path(os.environ["ARTIFACTSTORE_SCREENSHOTS"]).resolve()
@@ -239,37 +238,11 @@ def test_run_ids_parse() -> None:
 # --- in a real browser -------------------------------------------------------------
 
 
-def _serve(store: artifactstore.Store) -> tuple[str, uvicorn.Server, threading.Thread, object]:
-    listener = listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(store, loopback=True),
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener.sock]},
-                              daemon=True)
-    thread.start()
-    return listener.url, server, thread, listener
-
-
 @pytest.fixture
 def served(store: artifactstore.Store) -> Iterator[str]:
-    """The UI of ``store`` served by uvicorn in a thread on 127.0.0.1 (any free port)."""
-    url, server, thread, listener = _serve(store)
-    try:
+    """The UI of ``store`` served on 127.0.0.1 (artifactstore/testing/uiserver.py)."""
+    with serving(store) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        listener.sock.close()  # type: ignore[attr-defined]
-
-
-def _drawn(page: SealedPage, metric: str) -> bool:
-    return bool(page.evaluate("""metric => {
-        const box = [...document.querySelectorAll('.chart')].find(b => b.dataset.metric === metric);
-        const c = box && box.querySelector('canvas');
-        if (!c || !c.width || !c.height) return false;
-        const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        for (let i = 3; i < px.length; i += 4) if (px[i] !== 0) return true;
-        return false;
-    }""", metric))
 
 
 def _x_range(page: SealedPage, metric: str) -> list[float]:
@@ -299,7 +272,7 @@ def test_compare_and_projects_in_a_real_browser(served: str, world: dict[str, st
     assert metrics == ["accuracy", "grad_norm", "loss"]
     for metric in metrics:
         assert page.evaluate(f"artifactstoreCharts[{json.dumps(metric)}].data.length") == 3
-        assert _drawn(page, metric), metric
+        assert chart_drawn(page, metric), metric
     labels = page.evaluate("artifactstoreCharts.loss.series.slice(1).map(s => s.label)")
     assert labels == ["base", "tuned"]
     assert _x_range(page, "loss") == [0, 299]
@@ -310,7 +283,7 @@ def test_compare_and_projects_in_a_real_browser(served: str, world: dict[str, st
     page.wait_for("() => document.body.dataset.xmode === 'time'")
     start, end = _x_range(page, "loss")
     assert 0 <= start < end < 299  # seconds since each run started, not steps
-    assert _drawn(page, "loss")
+    assert chart_drawn(page, "loss")
     assert page.evaluate("window.pwned === undefined")
 
     page.open(served + "projects")
@@ -377,8 +350,7 @@ def test_live_run_is_followed_in_a_real_browser(tmp_path: Path,
     assert first.wait(60)
     assert not failed, failed
     page = sealed_page
-    with artifactstore.open(url) as store:
-        address, server, thread, listener = _serve(store)
+    with artifactstore.open(url) as store, serving(store) as address:
         try:
             run_id = store.runs()[0].run_id
             page.open(address + f"p/default/runs/{run_id}")
@@ -411,6 +383,3 @@ def test_live_run_is_followed_in_a_real_browser(tmp_path: Path,
         finally:
             more.set()
             finish.set()
-            server.should_exit = True
-            thread.join(timeout=30)
-            listener.sock.close()  # type: ignore[attr-defined]
