@@ -106,7 +106,7 @@ def media_index(store: artifactstore.Store, run_id: str, base: str) -> dict[str,
         for (key, kind), steps in found.items()]  # steps may be logged out of order
     order = {kind: i for i, kind in enumerate(KINDS)}
     ordered = sorted(panels, key=lambda p: order.get(p["kind"], len(KINDS)))
-    return {"run_id": run.run_id, "label": run.label, "panels": ordered,
+    return {"run_id": run.run_id, "label": run.label, "status": run.status, "panels": ordered,
             "kinds": [k for k in KINDS if any(p["kind"] == k for p in ordered)]}
 
 

@@ -4,7 +4,9 @@
 // media panels do; it starts at the last step. Images (with their masks and boxes drawn
 // over them), plots, audio and video players, texts, logged HTML in a sandboxed frame,
 // tables (sortable, paged, image cells as thumbnails) and histograms (a heatmap of every
-// step and the bars of the slider's step).
+// step and the bars of the slider's step). While the run is live the index is asked
+// again every 2 s: new keys get panels, new steps extend the sliders, and a slider left
+// at the last step follows the newest one (#media data-live says whether it follows).
 // Everything the store holds is hostile: text reaches the page through textContent only,
 // logged HTML only as a frame with sandbox="" whose file is served in a CSP sandbox.
 "use strict";
@@ -375,6 +377,9 @@
   const SHOW = {image: showImages, plot: showPlots, audio: showPlayers("audio"),
     video: showPlayers("video"), text: showTexts, html: showHtml, table: showTables};
 
+  // One panel; returns {ready, update}: update(panel) takes the panel as a newer index
+  // gives it (more steps while the run is live) and moves a slider that was at the last
+  // step to the new last one, as W&B's panels follow a live run.
   function buildPanel(group, panel, runId) {
     const box = make("section", "media-panel");
     box.dataset.key = panel.key;
@@ -386,52 +391,118 @@
     const body = make("div", "media-body");
     box.append(controls, body);
     group.appendChild(box);
-    const last = panel.steps.length - 1;
+    let current = panel;
+    let slider = null;
     let show;
-    if (panel.kind === "histogram") {
-      show = histogramPanel(body, panel);
-    } else {
-      const draw = SHOW[panel.kind];
-      show = draw ? index => draw(body, panel.at[index].refs, panel, runId)
+    const shower = () => {
+      if (current.kind === "histogram") {
+        body.replaceChildren();
+        return histogramPanel(body, current);
+      }
+      const draw = SHOW[current.kind];
+      return draw ? index => draw(body, current.at[index].refs, current, runId)
         : index => body.replaceChildren(make("pre", "media-text",
-          JSON.stringify(panel.at[index].refs, null, 2)));
-    }
+          JSON.stringify(current.at[index].refs, null, 2)));
+    };
     const at = index => {
-      label.textContent = `step ${panel.steps[index]}` +
-        (panel.steps.length > 1 ? ` (${index + 1} of ${panel.steps.length})` : "");
+      label.textContent = `step ${current.steps[index]}` +
+        (current.steps.length > 1 ? ` (${index + 1} of ${current.steps.length})` : "");
       return show(index);
     };
-    if (panel.steps.length > 1) {
-      const slider = make("input", "media-slider");
-      slider.type = "range";
-      slider.min = "0"; slider.max = String(last); slider.value = String(last);
-      slider.setAttribute("aria-label", `step of ${panel.key}`);
-      slider.addEventListener("input", () => {
-        Promise.resolve(at(Number(slider.value))).catch(e => console.error(e));
-      });
-      controls.prepend(slider);
-    }
-    return Promise.resolve(at(last));
+    const ensureSlider = () => {
+      const last = current.steps.length - 1;
+      if (last < 1) return;
+      if (slider === null) {
+        slider = make("input", "media-slider");
+        slider.type = "range";
+        slider.min = "0";
+        slider.setAttribute("aria-label", `step of ${current.key}`);
+        slider.addEventListener("input", () => {
+          Promise.resolve(at(Number(slider.value))).catch(e => console.error(e));
+        });
+        controls.prepend(slider);
+        slider.value = String(last);
+      }
+      slider.max = String(last);
+    };
+    show = shower();
+    ensureSlider();
+    const update = fresh => {
+      if (fresh.steps.length === current.steps.length) return Promise.resolve();
+      const atLast = slider === null || Number(slider.value) === current.steps.length - 1;
+      current = fresh;
+      if (current.kind === "histogram") show = shower();
+      ensureSlider();
+      const index = atLast ? current.steps.length - 1 : Number(slider.value);
+      if (slider !== null) slider.value = String(index);
+      return Promise.resolve(at(index));
+    };
+    return {ready: Promise.resolve(at(current.steps.length - 1)), update};
+  }
+
+  // every POLL_MS while the run is live, the index again: new steps and new keys
+  const POLL_MS = 2000;
+
+  function groupOf(holder, kind, kinds) {
+    let group = holder.querySelector(`.media-group[data-kind="${CSS.escape(kind)}"]`);
+    if (group) return group;
+    group = make("div", "media-group");
+    group.dataset.kind = kind;
+    group.appendChild(make("h3", "", TITLES[kind] || kind));
+    // in the index's order of kinds
+    const later = [...holder.querySelectorAll(".media-group")].find(
+      g => kinds.indexOf(g.dataset.kind) > kinds.indexOf(kind));
+    holder.insertBefore(group, later || null);
+    return group;
+  }
+
+  function follow(holder, panels, runId) {
+    holder.dataset.live = "true";
+    const tick = async () => {
+      let index;
+      try {
+        index = await (await fetchOk(holder.dataset.index, "media index")).json();
+      } catch (e) {
+        console.warn("media refresh failed:", e);
+        setTimeout(tick, POLL_MS);
+        return;
+      }
+      if (index.panels.length) holder.querySelector(".media-empty").hidden = true;
+      const updates = [];
+      for (const panel of index.panels) {
+        const id = `${panel.kind}\u0000${panel.key}`;
+        const known = panels.get(id);
+        if (known) {
+          updates.push(known.update(panel));
+        } else {
+          const built = buildPanel(groupOf(holder, panel.kind, index.kinds), panel, runId);
+          panels.set(id, built);
+          updates.push(built.ready);
+        }
+      }
+      await Promise.allSettled(updates);
+      holder.dataset.steps = String(index.panels.reduce((n, p) => n + p.steps.length, 0));
+      if (index.status === "running") setTimeout(tick, POLL_MS);
+      else holder.dataset.live = "false";
+    };
+    setTimeout(tick, POLL_MS);
   }
 
   async function loadMedia() {
     const holder = document.getElementById("media");
     if (!holder) return;
     const index = await (await fetchOk(holder.dataset.index, "media index")).json();
-    if (!index.panels.length) {
-      holder.querySelector(".media-empty").hidden = false;
-      return;
-    }
+    const panels = new Map();
     const drawn = [];
-    for (const kind of index.kinds) {
-      const group = make("div", "media-group");
-      group.dataset.kind = kind;
-      group.appendChild(make("h3", "", TITLES[kind] || kind));
-      holder.appendChild(group);
-      for (const panel of index.panels.filter(p => p.kind === kind)) {
-        drawn.push(buildPanel(group, panel, index.run_id));
-      }
+    for (const panel of index.panels) {
+      const built = buildPanel(groupOf(holder, panel.kind, index.kinds), panel, index.run_id);
+      panels.set(`${panel.kind}\u0000${panel.key}`, built);
+      drawn.push(built.ready);
     }
+    holder.querySelector(".media-empty").hidden = index.panels.length > 0;
+    holder.dataset.steps = String(index.panels.reduce((n, p) => n + p.steps.length, 0));
+    if (index.status === "running") follow(holder, panels, index.run_id);
+    else holder.dataset.live = "false";
     await Promise.all(drawn);
   }
 
