@@ -29,7 +29,8 @@ def runs_table(site: Site, request: Request, store: artifactstore.Store) -> dict
                             job_type=arg(request, "job_type"), sort=arg(request, "sort"),
                             descending=order == "desc",
                             offset=_count(request, "offset", 0),
-                            limit=_count(request, "limit", views.PAGE_ROWS))
+                            limit=_count(request, "limit", views.PAGE_ROWS),
+                            where=arg(request, "where"))
 
 
 def _count(request: Request, name: str, default: int) -> int:

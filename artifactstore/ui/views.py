@@ -31,6 +31,7 @@ from typing import Any, Final
 
 import artifactstore
 from artifactstore.core.errors import InvalidInputError
+from artifactstore.ui.runfilter import matches, parse_conditions
 
 __all__ = ["MAX_COMPARED", "MAX_POINTS", "PAGE_ROWS", "compare_page", "downsample", "plain",
            "run_ids", "run_page", "runs_table", "sort_rows"]
@@ -102,10 +103,12 @@ def sort_rows(rows: Sequence[Mapping[str, Any]], column: str,
 def runs_table(store: artifactstore.Store, *, status: str | None = None,
                tag: str | None = None, job_type: str | None = None,
                sort: str | None = None, descending: bool = False,
-               offset: int = 0, limit: int = PAGE_ROWS) -> dict[str, Any]:
+               offset: int = 0, limit: int = PAGE_ROWS,
+               where: str | None = None) -> dict[str, Any]:
     """The runs table: its columns (base, then config, then summary keys, of every run
     that passes the filters) and one page of rows: ``limit`` rows from ``offset`` of the
-    sorted runs (``total`` of them)."""
+    sorted runs that meet the conditions of ``where`` (``total`` of them;
+    :mod:`.runfilter`)."""
     if not 0 < limit <= MAX_PAGE_ROWS or offset < 0:
         raise InvalidInputError(f"limit is 1 to {MAX_PAGE_ROWS} and offset >= 0, not "
                                 f"{limit!r:.20} and {offset!r:.20}")
@@ -115,6 +118,9 @@ def runs_table(store: artifactstore.Store, *, status: str | None = None,
         for row in rows:
             extra.update((k, None) for k in sorted(row) if k.startswith(part))
     columns = [*BASE_COLUMNS, *extra]
+    conditions = parse_conditions(where, columns)
+    if conditions:
+        rows = [row for row in rows if matches(row, conditions)]
     if sort is not None:
         if sort not in columns:
             raise InvalidInputError(f"cannot sort by {sort!r:.80}: use one of the columns "
@@ -124,10 +130,12 @@ def runs_table(store: artifactstore.Store, *, status: str | None = None,
     # every row of the page has every column
     page = [{c: row.get(c) for c in columns} for row in rows[offset:offset + limit]]
     query = {k: v for k, v in (("status", status), ("tag", tag), ("job_type", job_type),
-                               ("sort", sort), ("order", "desc" if descending else None),
+                               ("where", where), ("sort", sort),
+                               ("order", "desc" if descending else None),
                                ("limit", None if limit == PAGE_ROWS else limit)) if v}
     return {"columns": columns, "rows": page, "sort": sort, "descending": descending,
-            "filters": {"status": status, "tag": tag, "job_type": job_type},
+            "filters": {"status": status, "tag": tag, "job_type": job_type,
+                        "where": ", ".join(map(str, conditions)) or None},
             "total": total, "offset": offset, "limit": limit, "query": query,
             "previous": max(0, offset - limit) if offset > 0 else None,
             "next": offset + limit if offset + limit < total else None}
