@@ -90,7 +90,7 @@ def _holds(condition: Condition, cell: Any) -> bool:
     number = condition.number
     is_number = isinstance(cell, int | float) and not isinstance(cell, bool)
     if condition.op in _ORDER:
-        return is_number and number is not None and _ORDER[condition.op](cell, number)
+        return is_number and number is not None and bool(_ORDER[condition.op](cell, number))
     if is_number and number is not None and condition.op in ("=", "!="):
         return (cell == number) == (condition.op == "=")
     text = _WORDS[cell] if isinstance(cell, bool) else str(cell)
