@@ -92,7 +92,7 @@ def _holds(condition: Condition, cell: Any) -> bool:
     if condition.op in _ORDER:
         return is_number and number is not None and bool(_ORDER[condition.op](cell, number))
     if is_number and number is not None and condition.op in ("=", "!="):
-        return (cell == number) == (condition.op == "=")
+        return bool(cell == number) == (condition.op == "=")
     text = _WORDS[cell] if isinstance(cell, bool) else str(cell)
     if condition.op == "~":
         return condition.value.lower() in text.lower()
