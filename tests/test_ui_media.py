@@ -584,3 +584,15 @@ def test_media_panels_follow_a_live_run_in_a_real_browser(
         finally:
             more.set()
             finish.set()
+
+
+def test_the_artifacts_page_keeps_run_media_aside(client: TestClient, media: Media) -> None:
+    """``media-<run>`` artifacts are shown on their run's page; the artifacts list hides
+    them unless asked (``?media=1``) and says how many it hides."""
+    listed = client.get("/api/p/default/artifacts").json()
+    assert [a for a in listed["artifacts"] if a["type"] == "run-media"] == []
+    assert listed["hidden_media"] == 1
+    assert "show the runs' media artifacts" in client.get("/p/default/artifacts").text
+    shown = client.get("/api/p/default/artifacts", params={"media": "1"}).json()
+    assert [a["name"] for a in shown["artifacts"] if a["type"] == "run-media"] \
+        == [f"media-{media.run_id}"]

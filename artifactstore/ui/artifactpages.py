@@ -66,7 +66,8 @@ def _offset(request: Request) -> int:
 
 def artifacts_list(site: Site, request: Request, store: artifactstore.Store) -> dict[str, Any]:
     del site
-    return artifactviews.artifacts_list(store, deleted=arg(request, "deleted") in ("1", "true"))
+    return artifactviews.artifacts_list(store, deleted=arg(request, "deleted") in ("1", "true"),
+                                        media=arg(request, "media") in ("1", "true"))
 
 
 def artifact_page(site: Site, request: Request, store: artifactstore.Store) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 import artifactstore
 from artifactstore.core.errors import ArtifactStoreError, InvalidInputError, NotFoundError
+from artifactstore.runs.mediastage import MEDIA_TYPE
 from artifactstore.ui.views import plain
 
 __all__ = ["PAGE_SIZE", "TABLE_ROWS", "TEXT_BYTES", "artifact_page", "artifacts_list",
@@ -72,16 +73,21 @@ def _digest(record: Any) -> str:
     return str((record.content or record.digest).hex)
 
 
-def artifacts_list(store: artifactstore.Store, *, deleted: bool = False) -> dict[str, Any]:
+def artifacts_list(store: artifactstore.Store, *, deleted: bool = False,
+                   media: bool = False) -> dict[str, Any]:
     """Every artifact: type, number of versions (live and all), its newest live version
     with that version's aliases, size and time; artifacts with no live version only
-    with ``deleted`` (then marked)."""
+    with ``deleted`` (then marked), the media artifacts of runs (``media-<run id>``, shown
+    on their run's page) only with ``media``."""
     grouped: dict[str, list[Any]] = {}
     for state in store.version_states():
         grouped.setdefault(state.record.artifact, []).append(state)
     rows = []
-    hidden = 0
+    hidden = hidden_media = 0
     for name, states in sorted(grouped.items()):
+        if states[-1].record.type == MEDIA_TYPE and not media:
+            hidden_media += 1
+            continue
         live = [s for s in states if s.state == "live"]
         if not live and not deleted:
             hidden += 1
@@ -92,7 +98,8 @@ def artifacts_list(store: artifactstore.Store, *, deleted: bool = False) -> dict
                      "all_versions": len(states), "newest": record.label,
                      "aliases": list(newest.aliases), "size": record.size,
                      "created": record.created_at, "deleted": not live})
-    return {"artifacts": rows, "show_deleted": deleted, "hidden": hidden}
+    return {"artifacts": rows, "show_deleted": deleted, "hidden": hidden,
+            "show_media": media, "hidden_media": hidden_media}
 
 
 def artifact_page(store: artifactstore.Store, name: str) -> dict[str, Any]:
