@@ -45,12 +45,12 @@ one to keep. No network; at defaults this takes about 1-2 minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import datetime
 import gc
 import json
 import os
-import platform
 import pstats
 import resource
 import shutil
@@ -62,7 +62,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -78,6 +77,11 @@ from artifactstore.objects.envelope import Compression
 from artifactstore.objects.store import ObjectStore
 from artifactstore.repository.opening import open_objects
 from artifactstore.testing.data import write_small_files
+
+try:
+    from bench.machine import machine_facts
+except ImportError:  # run as a script (python bench/ingest.py): bench/ itself is on sys.path
+    from machine import machine_facts  # type: ignore[no-redef]
 
 # The targets. The DVC and borg times were measured by someone else on
 # this machine type, not by this script.
@@ -463,46 +467,14 @@ def top_functions(stats: pstats.Stats | None, n: int) -> list[dict[str, Any]]:
 
 
 def machine(work: Path) -> dict[str, Any]:
-    cpu, flags = "unknown", ""
-    meminfo = ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        for line in text.splitlines():
-            if line.startswith("model name") and cpu == "unknown":
-                cpu = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = line
-        meminfo = Path("/proc/meminfo").read_text()
-    except OSError:
-        pass
-    ram = next((int(line.split()[1]) * 1024 for line in meminfo.splitlines()
-                if line.startswith("MemTotal:")), 0)
-    versions = {}
-    for pkg in ("artifactstore", "blake3", "pyfastcdc", "zstandard"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = "not installed"
-    # The commit of the artifactstore being measured (it may not be this script's).
-    package_dir = Path(artifactstore.__file__).parent
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty"], cwd=package_dir,
-            capture_output=True, text=True, check=False).stdout.strip() or None
-    except OSError:
-        commit = None
-    return {
-        "cpu": cpu,
-        "simd": [f for f in ("avx2", "avx512f") if f" {f} " in flags + " "],
-        "cores": os.cpu_count(),
-        "ram_gib": round(ram / (1 << 30), 1),
-        "os": f"{platform.system()} {platform.release()}",
-        "filesystem": _filesystem(work),
-        "python": platform.python_version(),
-        "packages": versions,
-        "artifactstore_path": str(package_dir),
-        "git": commit,
-    }
+    facts = machine_facts(("artifactstore", "blake3", "pyfastcdc", "zstandard"))
+    flags = ""
+    with contextlib.suppress(OSError):
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), "")
+    return {**facts, "simd": [f for f in ("avx2", "avx512f") if f" {f} " in flags + " "],
+            "filesystem": _filesystem(work),
+            "artifactstore_path": str(Path(artifactstore.__file__).parent)}
 
 
 def _filesystem(path: Path) -> str:

@@ -44,7 +44,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import queue
 import random
 import resource
@@ -58,7 +57,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -67,6 +65,11 @@ from artifactstore import Artifact, Store
 
 if TYPE_CHECKING:
     from artifactstore.testing.servers import MotoS3Server
+
+try:
+    from bench.machine import machine_facts
+except ImportError:  # run as a script (python bench/lineage_scale.py): bench/ itself is on sys.path
+    from machine import machine_facts  # type: ignore[no-redef]
 
 SEED = 20261126
 DEFAULT_VERSIONS = 2000
@@ -592,32 +595,7 @@ def check(result: dict[str, Any]) -> None:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    ram = 0
-    try:
-        cpu = next((line.split(":", 1)[1].strip()
-                    for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), cpu)
-        ram = next((int(line.split()[1]) * 1024
-                    for line in Path("/proc/meminfo").read_text().splitlines()
-                    if line.startswith("MemTotal:")), 0)
-    except OSError:
-        pass
-    versions = {}
-    for pkg in ("artifactstore", "moto", "s3fs", "networkx"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = "not installed"
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty"], cwd=Path(artifactstore.__file__).parent,
-            capture_output=True, text=True, check=False).stdout.strip() or None
-    except OSError:
-        commit = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(ram / (1 << 30), 1),
-            "os": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version(), "packages": versions, "git": commit}
+    return machine_facts(("artifactstore", "moto", "s3fs", "networkx"))
 
 
 def table(r: dict[str, Any]) -> str:

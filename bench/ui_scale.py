@@ -36,7 +36,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -48,9 +47,13 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
+
+try:
+    from bench.machine import git_describe, machine_facts
+except ImportError:  # run as a script (python bench/ui_scale.py): bench/ itself is on sys.path
+    from machine import git_describe, machine_facts  # type: ignore[no-redef]
 
 SEED: Final = 20261206
 PROJECT: Final = "ui-scale"
@@ -443,41 +446,13 @@ def chosen_run(root: Path) -> str:
 # -- report ------------------------------------------------------------------------------
 
 
-def git_describe() -> str | None:
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"],
-                             cwd=Path(__file__).resolve().parent, capture_output=True,
-                             text=True, check=False).stdout.strip()
-    except OSError:
-        return None
-    return out or None
-
-
 def machine() -> dict[str, Any]:
-    cpu, ram = "unknown", 0
-    try:
-        cpu = next((line.split(":", 1)[1].strip()
-                    for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), cpu)
-        ram = next((int(line.split()[1]) * 1024
-                    for line in Path("/proc/meminfo").read_text().splitlines()
-                    if line.startswith("MemTotal:")), 0)
-    except OSError:
-        pass
-    versions = {}
-    for pkg in ("artifactstore", "starlette", "uvicorn", "jinja2", "playwright"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = "not installed"
+    facts = machine_facts(("artifactstore", "starlette", "uvicorn", "jinja2", "playwright"))
     chromium = None
     with contextlib.suppress(OSError, subprocess.TimeoutExpired):
         chromium = subprocess.run(["chromium", "--version"], capture_output=True, text=True,
                                   check=False, timeout=60).stdout.strip() or None
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(ram / (1 << 30), 1),
-            "os": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version(), "packages": versions,
-            "chromium": chromium, "git": git_describe()}
+    return {**facts, "chromium": chromium}
 
 
 def _ms(value: float | None) -> str:
