@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,10 @@ import artifactstore
 from artifactstore import Audio, Histogram, Html, Image, Plot, Table, Text, Video
 from artifactstore.backends import open_backend
 from artifactstore.maintenance.projects import create_project
+from artifactstore.runs.run import Run
 from artifactstore.testing.browser import SealedPage
 from artifactstore.testing.keys import CHEAP_SCRYPT
+from artifactstore.testing.liverun import live_run
 from artifactstore.testing.stores import init_quick_store
 from artifactstore.testing.uiserver import serving
 from artifactstore.ui import mediaviews
@@ -518,6 +519,21 @@ def _painted(page: SealedPage, canvas: str, *, colour: bool = False) -> bool:
     }}"""))
 
 
+def _first_media(run: Run) -> None:
+    for step in range(1000):  # one full metrics segment: written now
+        run.log({"loss": 1 / (step + 1), **({"samples": Image(_picture(1))} if step == 0
+                                           else {})})
+
+
+def _more_media(run: Run) -> None:
+    for step in range(1000, 2000):
+        row: dict[str, Any] = {"loss": 1 / (step + 1)}
+        if step == 1500:
+            row["samples"] = Image(_picture(2))
+            row["notes"] = Text("a note logged later")
+        run.log(row)
+
+
 def test_media_panels_follow_a_live_run_in_a_real_browser(
         tmp_path: Path, sealed_page: SealedPage) -> None:
     """A run still logging: its page shows the images logged so far; when the run logs
@@ -525,65 +541,29 @@ def test_media_panels_follow_a_live_run_in_a_real_browser(
     the last step, shows the newest image; a new panel appears; when the run ends the
     page stops asking."""
     url = str(tmp_path / "store")
-    first, more, finish, done = (threading.Event() for _ in range(4))
-    failed: list[BaseException] = []
-
-    def train() -> None:
-        try:
-            with artifactstore.open(url, create=True) as writer, \
-                    writer.run(name="live-media", job_type="train") as run:
-                for step in range(1000):  # one full metrics segment: written now
-                    row: dict[str, Any] = {"loss": 1 / (step + 1)}
-                    if step == 0:
-                        row["samples"] = Image(_picture(1))
-                    run.log(row)
-                first.set()
-                more.wait(60)
-                for step in range(1000, 2000):
-                    row = {"loss": 1 / (step + 1)}
-                    if step == 1500:
-                        row["samples"] = Image(_picture(2))
-                        row["notes"] = Text("a note logged later")
-                    run.log(row)
-                finish.wait(60)
-        except BaseException as exc:  # the test reports it
-            failed.append(exc)
-            first.set()
-        finally:
-            done.set()
-
-    worker = threading.Thread(target=train, daemon=True)
-    worker.start()
-    assert first.wait(60)
-    assert not failed, failed
     page = sealed_page
     samples = _panel_js("samples")
-    with artifactstore.open(url) as store, serving(store) as address:
-        try:
-            run_id = store.runs()[0].run_id
-            page.open(address + f"p/default/runs/{run_id}")
-            page.wait_for(READY)
-            assert page.evaluate("document.getElementById('media').dataset.live") == "true"
-            assert page.evaluate(f"{samples}.querySelector('.media-slider')") is None
-            src = page.evaluate(f"{samples}.querySelector('img').src")
-            more.set()
-            page.wait_for(f"() => {samples}.querySelector('.media-slider') !== null && "
-                          f"{samples}.querySelector('img').src !== {json.dumps(src)} && "
-                          f"{samples}.querySelector('img').naturalWidth > 0", timeout=60)
-            assert page.evaluate(f"{samples}.querySelector('.media-slider').max") == "1"
-            assert page.evaluate(f"{samples}.querySelector('.media-step').textContent") \
-                == "step 1500 (2 of 2)"
-            page.wait_for(f"() => {_panel_js('notes')} !== undefined", timeout=60)
-            finish.set()
-            assert done.wait(60)
-            assert not failed, failed
-            page.wait_for("() => document.getElementById('media').dataset.live === 'false'",
-                          timeout=60)
-            assert page.errors == []
-            assert page.blocked == []
-        finally:
-            more.set()
-            finish.set()
+    with live_run(url, "live-media", _first_media, _more_media) as live, \
+            artifactstore.open(url) as store, serving(store) as address:
+        run_id = store.runs()[0].run_id
+        page.open(address + f"p/default/runs/{run_id}")
+        page.wait_for(READY)
+        assert page.evaluate("document.getElementById('media').dataset.live") == "true"
+        assert page.evaluate(f"{samples}.querySelector('.media-slider')") is None
+        src = page.evaluate(f"{samples}.querySelector('img').src")
+        live.go_on()
+        page.wait_for(f"() => {samples}.querySelector('.media-slider') !== null && "
+                      f"{samples}.querySelector('img').src !== {json.dumps(src)} && "
+                      f"{samples}.querySelector('img').naturalWidth > 0", timeout=60)
+        assert page.evaluate(f"{samples}.querySelector('.media-slider').max") == "1"
+        assert page.evaluate(f"{samples}.querySelector('.media-step').textContent") \
+            == "step 1500 (2 of 2)"
+        page.wait_for(f"() => {_panel_js('notes')} !== undefined", timeout=60)
+        live.finish()
+        page.wait_for("() => document.getElementById('media').dataset.live === 'false'",
+                      timeout=60)
+        assert page.errors == []
+        assert page.blocked == []
 
 
 def test_the_artifacts_page_keeps_run_media_aside(client: TestClient, media: Media) -> None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,9 @@ from starlette.testclient import TestClient
 import artifactstore
 from artifactstore.local.identity import load_or_create_identity
 from artifactstore.maintenance.projects import create_project, project_listing
+from artifactstore.runs.run import Run
 from artifactstore.testing.browser import SealedPage
+from artifactstore.testing.liverun import live_run
 from artifactstore.testing.uiserver import chart_drawn, serving
 from artifactstore.ui import views
 from artifactstore.ui.app import create_app
@@ -320,66 +321,44 @@ def test_run_page_and_code_diff_in_a_real_browser(served: str, world: dict[str, 
     assert page.blocked == []
 
 
+def _losses(start: int, stop: int) -> Callable[[Run], None]:
+    def log(run: Run) -> None:
+        for step in range(start, stop):  # 1,000 rows: one full metrics segment, written now
+            run.log({"loss": 1 / (step + 1)})
+    return log
+
+
 def test_live_run_is_followed_in_a_real_browser(tmp_path: Path,
                                                 sealed_page: SealedPage) -> None:
     """A run logs steps in a thread while the browser watches its page and the runs
     table; the charts grow, then the status reads finished."""
     url = str(tmp_path / "store")
-    first, more, finish, done = (threading.Event() for _ in range(4))
-    failed: list[BaseException] = []
-
-    def train() -> None:
-        try:
-            with artifactstore.open(url, create=True) as writer, \
-                    writer.run(name="live", job_type="train") as run:
-                for step in range(1000):  # one full metrics segment: written now
-                    run.log({"loss": 1 / (step + 1)})
-                first.set()
-                more.wait(60)
-                for step in range(1000, 2000):
-                    run.log({"loss": 1 / (step + 1)})
-                finish.wait(60)
-        except BaseException as exc:  # the test reports it
-            failed.append(exc)
-            first.set()
-        finally:
-            done.set()
-
-    worker = threading.Thread(target=train, daemon=True)
-    worker.start()
-    assert first.wait(60)
-    assert not failed, failed
     page = sealed_page
-    with artifactstore.open(url) as store, serving(store) as address:
-        try:
-            run_id = store.runs()[0].run_id
-            page.open(address + f"p/default/runs/{run_id}")
-            page.wait_for(READY)
-            assert page.text("#run-status") == "running"
-            before = page.evaluate("artifactstoreCharts.loss.data[0].length")
-            assert before == 1000
-            more.set()
-            page.wait_for(f"() => artifactstoreCharts.loss.data[0].length > {before}",
-                          timeout=60)
-            assert '"loss"' in page.text("#summary")  # the live summary: last values
-            # the runs table in a second tab of the same sealed context
-            table = page.context.new_page()
-            table.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
-            table.goto(address + "p/default/", wait_until="load")
-            table.wait_for_function(READY)
-            assert table.evaluate("document.body.dataset.live") == "true"
-            finish.set()
-            assert done.wait(60)
-            assert not failed, failed
-            page.wait_for("() => document.getElementById('run-status').textContent "
-                          "=== 'finished'", timeout=60)
-            assert page.evaluate("document.body.dataset.live") == "false"
-            table.wait_for_function("() => document.querySelector('#runs tbody tr')"
-                                    ".dataset.status === 'finished'", timeout=60_000)
-            assert table.evaluate("document.body.dataset.live") == "false"
-            assert "finished" in table.inner_text("#runs tbody tr")
-            assert page.errors == []
-            assert page.blocked == []
-        finally:
-            more.set()
-            finish.set()
+    with live_run(url, "live", _losses(0, 1000), _losses(1000, 2000)) as live, \
+            artifactstore.open(url) as store, serving(store) as address:
+        run_id = store.runs()[0].run_id
+        page.open(address + f"p/default/runs/{run_id}")
+        page.wait_for(READY)
+        assert page.text("#run-status") == "running"
+        before = page.evaluate("artifactstoreCharts.loss.data[0].length")
+        assert before == 1000
+        live.go_on()
+        page.wait_for(f"() => artifactstoreCharts.loss.data[0].length > {before}",
+                      timeout=60)
+        assert '"loss"' in page.text("#summary")  # the live summary: last values
+        # the runs table in a second tab of the same sealed context
+        table = page.context.new_page()
+        table.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+        table.goto(address + "p/default/", wait_until="load")
+        table.wait_for_function(READY)
+        assert table.evaluate("document.body.dataset.live") == "true"
+        live.finish()
+        page.wait_for("() => document.getElementById('run-status').textContent "
+                      "=== 'finished'", timeout=60)
+        assert page.evaluate("document.body.dataset.live") == "false"
+        table.wait_for_function("() => document.querySelector('#runs tbody tr')"
+                                ".dataset.status === 'finished'", timeout=60_000)
+        assert table.evaluate("document.body.dataset.live") == "false"
+        assert "finished" in table.inner_text("#runs tbody tr")
+        assert page.errors == []
+        assert page.blocked == []
