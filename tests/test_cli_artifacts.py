@@ -176,3 +176,32 @@ def test_alias_protect_and_unprotect(url: str, tmp_path: Path,
     assert code == 3
     assert "'artifactstore alias set m:vN nosuch'" in err
     assert run(capsys, "alias", "protect", "m", "--store", url)[0] == 2
+
+
+def test_ls_speaks_to_people_in_tables_with_human_sizes(
+        url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 19: ``ls`` has headers and human sizes; ``--json`` stays as it was."""
+    from cli_calls import cli
+
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"\0" * (3 << 20))
+    assert cli(capsys, "log", "model", str(weights), "--type", "model", "--alias", "best",
+               "--store", url)[0] == 0
+    (tmp_path / "d.csv").write_text("x\n1\n")
+    assert cli(capsys, "log", "data", str(tmp_path / "d.csv"), "--store", url)[0] == 0
+
+    code, out, _ = cli(capsys, "ls", "--store", url)
+    assert code == 0
+    header, *rows = [[c.strip() for c in line.split("  ") if c.strip()]
+                     for line in out.splitlines()]
+    assert header == ["NAME", "TYPE", "VERSIONS", "LATEST", "SIZE", "UPDATED (UTC)"]
+    assert [row[:5] for row in rows] == [["data", "dataset", "1", "v0", "4 B"],
+                                         ["model", "model", "1", "v0", "3.0 MiB"]]
+
+    code, out, _ = cli(capsys, "ls", "model", "--store", url)
+    header, row = [[c.strip() for c in line.split("  ") if c.strip()]
+                   for line in out.splitlines()]
+    assert header == ["VERSION", "TYPE", "SIZE", "CREATED (UTC)", "ALIASES"]
+    assert (row[0], row[2], row[-1]) == ("model:v0", "3.0 MiB", "latest, best")
+
+    assert run(capsys, "ls", "--store", url)[1] == {"artifacts": ["data", "model"]}

@@ -30,7 +30,7 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -63,6 +63,13 @@ MiB = 1 << 20
 def chatty(args: argparse.Namespace) -> bool:
     """Whether the command speaks to people: neither ``--json`` nor ``--quiet``."""
     return not args.json and not args.quiet
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of text as aligned columns (the first row is the header)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                     for row in rows)
 
 
 def say(args: argparse.Namespace, text: str) -> None:

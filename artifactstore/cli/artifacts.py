@@ -8,8 +8,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from artifactstore.cli._common import add_action, open_existing, open_to_add, progress_bar, say
+from artifactstore.cli._common import (
+    add_action,
+    chatty,
+    open_existing,
+    open_to_add,
+    progress_bar,
+    say,
+    table,
+)
 from artifactstore.core.errors import InvalidInputError
+from artifactstore.core.sizes import human_size
 from artifactstore.records.refs import AliasEvent
 from artifactstore.repository.artifact import Artifact
 from artifactstore.repository.version import ArtifactVersion
@@ -83,14 +92,42 @@ def ls(args: argparse.Namespace) -> dict[str, Any]:
             return {"deleted": rows}
         if args.name is None:
             names = store.artifacts()
-            say(args, "\n".join(names) if names else "no artifacts yet: log one with "
-                "'artifactstore log NAME PATH --type TYPE'")
+            states = store.version_states() if names and chatty(args) else []
+            if not names:
+                say(args, "no artifacts yet: log one with "
+                          "'artifactstore log NAME PATH --type TYPE'")
+            else:
+                say(args, _artifacts_table(names, states))
             return {"artifacts": names}
         versions = [_describe(v) for v in store.versions(args.name)]
-    for v in versions:
-        aliases = ",".join(v["aliases"])
-        say(args, f"{v['ref']:30} {v['type']:12} {v['size']:>12}  {v['created_at']}  {aliases}")
+    lines = [("VERSION", "TYPE", "SIZE", "CREATED (UTC)", "ALIASES")]
+    lines += [(v["ref"], v["type"], human_size(v["size"]), _when(v["created_at"]),
+               ", ".join(v["aliases"]) or "-") for v in versions]
+    say(args, table(lines))
     return {"versions": versions}
+
+
+def _when(at: str) -> str:
+    return at[:19].replace("T", " ")
+
+
+def _artifacts_table(names: list[str], states: list[Any]) -> str:
+    """NAME TYPE VERSIONS LATEST SIZE UPDATED, from the newest live version of each."""
+    newest: dict[str, Any] = {}
+    live: dict[str, int] = {}
+    for state in states:
+        if state.state == "live":
+            newest[state.record.artifact] = state.record
+            live[state.record.artifact] = live.get(state.record.artifact, 0) + 1
+    rows = [("NAME", "TYPE", "VERSIONS", "LATEST", "SIZE", "UPDATED (UTC)")]
+    for name in names:
+        record = newest.get(name)
+        if record is None:
+            rows.append((name, "-", "0", "-", "-", "-"))
+            continue
+        rows.append((name, record.type, str(live[name]), record.label,
+                     human_size(record.size), _when(record.created_at)))
+    return table(rows)
 
 
 def show(args: argparse.Namespace) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -33,6 +33,7 @@ from artifactstore.cli._common import (
     open_output,
     progress_bar,
     say,
+    table,
 )
 from artifactstore.core.errors import InvalidInputError, local_write_error
 from artifactstore.core.sizes import human_size
@@ -90,12 +91,6 @@ def _cell(value: object) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                     for row in rows)
-
-
 def ls(args: argparse.Namespace) -> list[dict[str, Any]]:
     with open_existing(args) as store:
         runs = _select(store, args)
@@ -109,7 +104,7 @@ def ls(args: argparse.Namespace) -> list[dict[str, Any]]:
         rows += [(r.run_id, r.name or "-", r.job_type or "-", r.status,
                   f"{parse_time(r.started_at).astimezone(UTC):%Y-%m-%d %H:%M:%S}", _duration(r),
                   f"{','.join(r.inputs) or '-'} -> {','.join(r.outputs) or '-'}") for r in runs]
-        say(args, _table(rows))
+        say(args, table(rows))
     return [_record(r) for r in runs]
 
 
@@ -262,7 +257,7 @@ def media(args: argparse.Namespace) -> list[dict[str, Any]]:
                   str(i["reference"].get("format", "inline")),
                   human_size(i["reference"]["size"]) if "size" in i["reference"] else "-",
                   str(i["reference"].get("path", "-"))) for i in found]
-        say(args, _table(rows))
+        say(args, table(rows))
         saved = sum(len(i["saved"]) for i in found)
         if out is not None:
             say(args, f"saved {saved} files under {out}")
