@@ -23,16 +23,29 @@ def test_bar_is_drawn_on_a_terminal() -> None:
         bar.advance(500)
         bar.advance(500)
     text = out.getvalue()
-    assert "upload" in text
-    assert "100.0%" in text
+    final = text.rstrip("\n").split("\r")[-1]
+    assert final.startswith("upload: 100%")
+    assert "1.00k/1.00k" in final  # bytes done / total
+    assert "<00:00" in final  # elapsed<time left
+    assert "B/s" in final
     assert text.endswith("\n")
+
+
+def test_the_bar_shows_time_left_midway() -> None:
+    out = _Terminal()
+    with Progress("download", 10_000_000, enabled=True, stream=out, min_interval=0) as bar:
+        bar.advance(2_500_000)
+        midway = out.getvalue().rstrip("\n").split("\r")[-1]
+        assert midway.startswith("download:  25%")
+        assert "2.50M/10.0M" in midway
+        bar.advance(7_500_000)
 
 
 def test_unknown_total_shows_bytes() -> None:
     out = _Terminal()
     with Progress("verify", None, enabled=True, stream=out) as bar:
         bar.advance(2_000_000)
-    assert "2.0 MB" in out.getvalue()
+    assert "2.00MB" in out.getvalue()
 
 
 def test_silent_when_not_a_terminal_or_quiet() -> None:
@@ -78,3 +91,25 @@ def test_a_wait_is_silent_when_not_a_terminal_or_quiet() -> None:
             bar.wait(0.0)
     assert pipe.getvalue() == ""
     assert quiet.getvalue() == ""
+
+
+def test_a_terminal_without_a_size_still_gets_the_bar() -> None:
+    """A fresh pseudo-terminal reports 0 x 0 (as under 'script' or some CI runners):
+    tqdm would print an empty line there; the bar is drawn 100 columns wide."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        with os.fdopen(slave, "w", closefd=False) as terminal:
+            assert os.get_terminal_size(slave).columns == 0
+            with Progress("get d:v0", 4_000_000, enabled=True, stream=terminal,
+                          min_interval=0) as bar:
+                bar.advance(4_000_000)
+            terminal.flush()
+        shown = os.read(master, 65536).decode("utf-8", "replace")
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert "get d:v0: 100%" in shown
+    assert "4.00M/4.00M" in shown
