@@ -36,7 +36,7 @@ from artifactstore.maintenance.lifecycle import PurgeReport, parse_duration
 from artifactstore.maintenance.projects import ProjectListing, list_projects
 from artifactstore.maintenance.runpurge import RunPurgeReport, purge_run
 from artifactstore.model.exports import ExportManifest
-from artifactstore.model.names import validate_alias
+from artifactstore.model.names import aliases_to_log, validate_alias
 from artifactstore.objects.store import ObjectStore, Progress
 from artifactstore.objects.window import WaitCallback
 from artifactstore.records.lifecycle import LifecycleEvent
@@ -169,7 +169,7 @@ class Store:
         """
         # Every input is checked first: a refused one leaves the store (or the store
         # that a first write would create) unchanged; the link policy is staging's.
-        wanted_aliases = [validate_alias(a) for a in aliases]
+        wanted_aliases = aliases_to_log(aliases)
         artifact = ingest.as_artifact(artifact_or_path, name, type, metadata, description,
                                       follow_outside_links=follow_outside_links,
                                       skip_unreadable=skip_unreadable)

@@ -67,7 +67,8 @@ from artifactstore.records.versions import VersionLog, VersionRecord, artifacts_
 
 __all__ = ["Catalog", "RunInfo", "SyncStats"]
 
-SCHEMA: Final = 3  # 2: the lifecycle table; 3: versions.content (design §11.1)
+#: 2: the lifecycle table; 3: versions.content (design §11.1); 4: run_ends.config (§12.2)
+SCHEMA: Final = 4
 _ID_PREFIX: Final = re.compile(r"[0-9A-Za-z-]*")
 _FETCH_WORKERS: Final = 16
 #: heartbeats of runs silent for longer than this are not fetched again
@@ -94,7 +95,7 @@ CREATE TABLE IF NOT EXISTS run_edges(
 CREATE INDEX IF NOT EXISTS run_edges_version ON run_edges(artifact, number);
 CREATE TABLE IF NOT EXISTS run_ends(
     run_id TEXT PRIMARY KEY, seq INTEGER, status TEXT, error TEXT, summary BLOB,
-    ended_at TEXT);
+    ended_at TEXT, config BLOB);
 CREATE TABLE IF NOT EXISTS heartbeats(run_id TEXT PRIMARY KEY, at TEXT);
 CREATE TABLE IF NOT EXISTS files(artifact TEXT, number INTEGER, path TEXT, digest BLOB);
 CREATE INDEX IF NOT EXISTS files_digest ON files(digest);
@@ -438,7 +439,7 @@ class Catalog:
             )
         elif isinstance(value, RunEnd):
             db.execute(
-                "INSERT OR REPLACE INTO run_ends VALUES (?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO run_ends VALUES (?,?,?,?,?,?,?)",
                 (
                     value.run_id,
                     value.seq,
@@ -446,6 +447,7 @@ class Catalog:
                     value.error,
                     _pack(dict(value.summary)),
                     value.ended_at,
+                    None if value.config is None else _pack(dict(value.config)),
                 ),
             )
         elif isinstance(value, LifecycleEvent):
@@ -607,7 +609,10 @@ class Catalog:
                     error=end_row[3],
                     summary=_unpack(end_row[4]),
                     ended_at=end_row[5],
+                    config=None if end_row[6] is None else _unpack(end_row[6]),
                 )
+                if end.config is not None:  # updated while the run ran (design §12.2)
+                    start_fields["config"] = end.config
             beat = beats.get(start.run_id)
             status = derive_status(start, end, beat, now_=now_, host=host)
             result.append(

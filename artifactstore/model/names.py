@@ -20,6 +20,7 @@ Vocabulary:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Final
 
 from artifactstore.core.errors import InvalidInputError
@@ -28,6 +29,7 @@ __all__ = [
     "LATEST",
     "MAX_VERSION",
     "NAME_RE",
+    "aliases_to_log",
     "parse_ref",
     "parse_version_label",
     "validate_alias",
@@ -93,6 +95,12 @@ def validate_alias(alias: str) -> str:
             "pick another name (for example 'prod')"
         )
     return alias
+
+
+def aliases_to_log(aliases: Iterable[str]) -> list[str]:
+    """The aliases a log sets, checked: ``latest`` is dropped rather than refused (as
+    W&B scripts pass it), because the version a log returns is always the newest."""
+    return [validate_alias(a) for a in aliases if a != LATEST]
 
 
 def version_label(number: int) -> str:

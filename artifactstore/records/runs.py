@@ -199,6 +199,8 @@ class RunEnd:
     error: str | None
     summary: Mapping[str, Any] = field(hash=False)
     ended_at: str
+    #: the config at the end if it changed after the start (else None: the start's)
+    config: Mapping[str, Any] | None = field(default=None, hash=False)
 
 
 RunEvent = RunEdge | RunEnd
@@ -440,15 +442,12 @@ def decode_event(f: Fields, project: str, run_id: str, seq: int, key: str) -> Ru
         status = f.text("status")
         if status not in ("finished", "failed"):
             raise IntegrityError(f"ref {key} is malformed: unknown status {status!r:.40}")
-        return RunEnd(
-            run_id=run_id,
-            seq=seq,
-            at=at,
-            status=status,  # type: ignore[arg-type]
-            error=f.opt_text("error"),
-            summary=types.MappingProxyType(f.mapping("summary")),
-            ended_at=f.text("ended_at"),
-        )
+        config = f.opt_mapping("config")
+        return RunEnd(run_id=run_id, seq=seq, at=at, status=status,  # type: ignore[arg-type]
+                      error=f.opt_text("error"),
+                      summary=types.MappingProxyType(f.mapping("summary")),
+                      ended_at=f.text("ended_at"),
+                      config=None if config is None else types.MappingProxyType(config))
     if kind not in ("use", "output"):
         raise IntegrityError(f"ref {key} is malformed: unknown event type {kind!r:.40}")
     artifact = f.text("artifact")

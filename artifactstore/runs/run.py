@@ -31,7 +31,7 @@ from typing import Any, Self
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import ArtifactStoreError, InvalidInputError
 from artifactstore.media.base import MediaValue
-from artifactstore.model.names import validate_alias, validate_artifact_name
+from artifactstore.model.names import aliases_to_log, validate_artifact_name
 from artifactstore.objects.store import Progress
 from artifactstore.records.runs import (
     SEGMENT_ROWS,
@@ -49,6 +49,7 @@ from artifactstore.repository.ingest import as_artifact, log_version
 from artifactstore.repository.project import Project
 from artifactstore.repository.version import ArtifactVersion, find_version
 from artifactstore.runs.codestate import CodeState, capture_code_patch, capture_code_state
+from artifactstore.runs.config import RunConfig
 from artifactstore.runs.mediastage import MEDIA_ROLE, MediaStage
 
 __all__ = ["Run", "active_run"]
@@ -105,7 +106,8 @@ class Run:
         self.name = name
         self.job_type = check_job_type(job_type)
         self.tags = check_tags(tags)
-        self.config: Mapping[str, Any] = check_encodable("config", config or {})
+        #: the config; changes after the start are recorded by the end event
+        self.config = RunConfig(config)
         #: final metrics: the last logged value of each key unless set explicitly
         self.summary: dict[str, Any] = {}
         self.status = "running"
@@ -118,6 +120,8 @@ class Run:
         self._seq = 0
         self._metrics_seq = 0
         self._rows: list[MetricsRow] = []
+        self._held: dict[str, Any] = {}  # logged with commit=False: the next row's
+        self._held_step: int | None = None
         self._rows_since = time.monotonic()
         self._step = -1
         self._media = MediaStage(self.id)
@@ -125,7 +129,8 @@ class Run:
         self._stop = threading.Event()
         start = RunStart(
             project=project.name, run_id=self.id, name=name, job_type=self.job_type,
-            tags=self.tags, config=self.config, started_at=now(), by=default_writer(),
+            tags=self.tags, config=self.config.as_dict(), started_at=now(),
+            by=default_writer(),
             env=_environment(packages), heartbeat=float(heartbeat),
             code=None if self.code is None else self.code.to_record(),
         )  # fmt: skip
@@ -170,6 +175,24 @@ class Run:
         self.record_use(version, ref)
         return version
 
+    def use_artifact(self, artifact: str | ArtifactVersion, type: str | None = None,
+                     aliases: Iterable[str] | None = None) -> ArtifactVersion:
+        """W&B's name for :meth:`use`: a ref (``"mnist:latest"``) or a version read
+        before; with ``type``, the version must be of that type. ``aliases`` (W&B's, for
+        an artifact logged on the spot) are refused: log it with ``log_artifact``."""
+        if aliases:
+            raise InvalidInputError("use_artifact(aliases=...) is not supported: log the "
+                                    "artifact with log_artifact(..., aliases=...) first")
+        if isinstance(artifact, ArtifactVersion):
+            version = artifact
+            self.record_use(version)
+        else:
+            version = self.use(artifact)
+        if type is not None and version.type != type:
+            raise InvalidInputError(f"{version.ref} is of type {version.type!r}, "
+                                    f"not {type!r}")
+        return version
+
     def record_use(self, version: ArtifactVersion, ref: str | None = None) -> None:
         self.record_use_of(version.name, version.number, version.record.digest, ref or version.ref)
 
@@ -204,7 +227,7 @@ class Run:
     ) -> ArtifactVersion:
         """Log a version as an output of this run (see ``Store.log_artifact``); ``role``
         names what it is to the run (``code``, ``checkpoint``...)."""
-        wanted_aliases = [validate_alias(a) for a in aliases]
+        wanted_aliases = aliases_to_log(aliases)
         artifact = as_artifact(artifact_or_path, name, type, metadata, description,
                                follow_outside_links=follow_outside_links,
                                skip_unreadable=skip_unreadable)
@@ -227,16 +250,28 @@ class Run:
 
     # -- metrics -------------------------------------------------------------------
 
-    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+    def log(self, metrics: Mapping[str, Any], step: int | None = None,
+            commit: bool | None = None) -> None:
         """Append one row of metrics; ``step`` defaults to the previous step + 1.
 
         Values are numbers, bools, strings, or media values (``artifactstore.Image``,
         ``Table``, ...): their files are staged, the row holds their references, and
-        they are committed to the run's media artifact before the row is written."""
+        they are committed to the run's media artifact before the row is written.
+        ``commit=False`` (as in W&B) holds the values back and merges them into the
+        next row logged (the values of that call win), or the run's last one."""
         self._check_open()
         values = dict(metrics) if isinstance(metrics, Mapping) else None
         if values is None:
             raise InvalidInputError("run.log() takes a mapping of str names to values")
+        with self._lock:
+            if commit is False:
+                self._held.update(values)
+                self._held_step = self._held_step if step is None else step
+                return
+            if self._held:
+                values = {**self._held, **values}
+                step = self._held_step if step is None else step
+                self._held, self._held_step = {}, None
         media = False
         for key, value in values.items():
             if type(key) is not str and not isinstance(key, str):
@@ -287,11 +322,19 @@ class Run:
 
     # -- finishing -------------------------------------------------------------------
 
-    def finish(self, error: BaseException | str | None = None) -> None:
-        """Write the end event: ``finished``, or ``failed`` with ``error``'s message."""
+    def finish(self, error: BaseException | str | None = None, *,
+               exit_code: int | None = None, quiet: bool | None = None) -> None:
+        """Write the end event: ``finished``, or ``failed`` with ``error``'s message (or,
+        as W&B scripts say it, a non-zero ``exit_code``; ``quiet`` is accepted and
+        changes nothing: the run prints nothing)."""
+        del quiet
+        if error is None and exit_code not in (None, 0):
+            error = f"exit code {exit_code}"
         with self._lock:
             if self._finished:
                 return
+            if self._held:
+                self.log({})  # what was logged with commit=False: the last row
             self._stop.set()
             try:
                 self._flush_metrics()
@@ -304,16 +347,11 @@ class Run:
             status = "finished" if error is None else "failed"
             message = _describe(error) if error is not None else None
             summary = check_encodable("summary", self.summary)
-            self._append(
-                {
-                    "type": "end",
-                    "status": status,
-                    "error": message,
-                    "summary": summary,
-                    "ended_at": now(),
-                },
-                closing=True,
-            )
+            end: dict[str, Any] = {"type": "end", "status": status, "error": message,
+                                   "summary": summary, "ended_at": now()}
+            if self.config.changed:
+                end["config"] = self.config.as_dict()
+            self._append(end, closing=True)
             self.status = status
         if self._beater is not threading.current_thread():
             self._beater.join(timeout=5)
