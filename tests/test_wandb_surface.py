@@ -121,3 +121,24 @@ def test_use_artifact_checks_the_type(tmp_path: Path) -> None:
             assert run.use_artifact(version).ref == "d:v0"
             with pytest.raises(InvalidInputError, match="aliases"):
                 run.use_artifact("d:latest", aliases=["x"])
+
+
+def test_a_catalog_of_the_older_schema_is_rebuilt(tmp_path: Path) -> None:
+    """Schema 4 added ``run_ends.config``: a client's catalog file of schema 3 (no such
+    column) is dropped and rebuilt from the store on open, nothing lost."""
+    import sqlite3
+
+    url, cache = str(tmp_path / "store"), tmp_path / "cache"
+    with artifactstore.open(url, cache_dir=cache) as store:
+        with store.run(config={"lr": 0.1}) as run:
+            run.config.lr = 0.2
+        assert store.get_run(run.id).config == {"lr": 0.2}
+        path = store.catalog._path  # the file this client keeps
+    assert path is not None
+    with sqlite3.connect(path) as db:  # what a schema-3 client left
+        db.execute("ALTER TABLE run_ends DROP COLUMN config")
+        db.execute("UPDATE meta SET v='3' WHERE k='schema'")
+    with artifactstore.open(url, cache_dir=cache) as store:
+        assert store.get_run(run.id, sync=True).config == {"lr": 0.2}
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT v FROM meta WHERE k='schema'").fetchone() == ("4",)
