@@ -27,6 +27,8 @@ code  class                      meaning
 11    StorageFullError           the backend is out of space
 12    AccessDeniedError          no key of this identity opens the project
 13    StoreNotFoundError         no store at the URL (nothing was created there)
+14    NotSignedInError           a team server wants a valid sign-in (none, expired, revoked)
+15    NotAuthorizedError         signed in, but this role may not do that on the team server
 ====  =========================  =============================================
 """
 
@@ -46,7 +48,9 @@ __all__ = [
     "IntegrityError",
     "InvalidInputError",
     "MissingExtraError",
+    "NotAuthorizedError",
     "NotFoundError",
+    "NotSignedInError",
     "ReadOnlyError",
     "StorageFullError",
     "StoreNotFoundError",
@@ -151,6 +155,20 @@ class AccessDeniedError(ArtifactStoreError, PermissionError):
     """The project is private and this identity holds none of its keys (or a wrong passphrase)."""
 
     exit_code = 12
+
+
+class NotSignedInError(ArtifactStoreError, PermissionError):
+    """A team server refused the request: no token, or one that is unknown, expired,
+    revoked or forged. Signing in again (``artifactstore login URL``) is the fix."""
+
+    exit_code = 14
+
+
+class NotAuthorizedError(ArtifactStoreError, PermissionError):
+    """A team server knows who you are, and your role (or the token's scope) does not
+    allow this: a reader writing, a writer purging, a project the token does not name."""
+
+    exit_code = 15
 
 
 def local_write_error(exc: OSError, what: str, instead: str) -> ArtifactStoreError:

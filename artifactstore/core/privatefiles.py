@@ -23,12 +23,26 @@ import tempfile
 from pathlib import Path
 
 __all__ = [
-    "FILE_MODE", "FOLDER_MODE", "private_file", "private_folder", "tighten", "write_private_file",
+    "CONFIG_DIR_ENV", "FILE_MODE", "FOLDER_MODE", "config_dir", "private_file", "private_folder",
+    "tighten", "write_private_file",
 ]
 
+CONFIG_DIR_ENV = "ARTIFACTSTORE_CONFIG_DIR"
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
 _OTHERS = 0o077
+
+
+def config_dir() -> Path:
+    """The per-user config folder: ``$ARTIFACTSTORE_CONFIG_DIR``, else
+    ``$XDG_CONFIG_HOME/artifactstore``, else ``~/.config/artifactstore``. It holds the
+    user's identity (``local/identity.py``) and team-server tokens (``backends/credentials.py``)."""
+    env = os.environ.get(CONFIG_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".config"
+    return base / "artifactstore"
 
 
 def private_folder(folder: Path, *, root: Path | None = None) -> Path:

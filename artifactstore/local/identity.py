@@ -72,6 +72,7 @@ from artifactstore.core.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from artifactstore.core.privatefiles import CONFIG_DIR_ENV, config_dir
 
 __all__ = [
     "CONFIG_DIR_ENV", "IDENTITY_FILE", "PASSPHRASE_ENV", "Identity", "IdentityInfo",
@@ -79,7 +80,6 @@ __all__ = [
     "identity_info", "identity_path", "load_identity", "load_or_create_identity",
 ]  # fmt: skip
 
-CONFIG_DIR_ENV: Final = "ARTIFACTSTORE_CONFIG_DIR"
 PASSPHRASE_ENV: Final = "ARTIFACTSTORE_PASSPHRASE"
 IDENTITY_FILE: Final = "identity.json"
 LINE_PREFIX: Final = "asid1"
@@ -197,16 +197,6 @@ class IdentityInfo:
 
 
 # -- locations ---------------------------------------------------------------------------
-
-
-def config_dir() -> Path:
-    """The per-user config folder (see the module docstring for the order)."""
-    env = os.environ.get(CONFIG_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".config"
-    return base / "artifactstore"
 
 
 def identity_path() -> Path:
