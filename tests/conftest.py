@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
     from artifactstore.testing.browser import SealedPage
+    from artifactstore.testing.oidc import OidcIssuer
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -156,3 +157,14 @@ def graphviz_dot() -> str:
     from artifactstore.testing.debian import ensure_tool
 
     return ensure_tool(("dot",), "graphviz")
+
+
+@pytest.fixture
+def oidc_issuer() -> Iterator[OidcIssuer]:
+    """A real OpenID Connect issuer (authlib's server parts) on 127.0.0.1, with one
+    user, alice, signed in (artifactstore/testing/oidc.py)."""
+    from artifactstore.testing.oidc import oidc_issuer as serve_issuer
+
+    with serve_issuer() as issuer:
+        issuer.add_user("alice", "alice@example.com", "Alice Liddell", ("ml-team",))
+        yield issuer

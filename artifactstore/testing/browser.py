@@ -75,6 +75,7 @@ class SealedPage:
         self.errors: list[str] = []
         self.blocked: list[str] = []
         self._allowed: str | None = None
+        self._also: set[str] = set()
         self.page.on("console", self._on_console)
         self.page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
         self.page.on("requestfailed", self._on_failed)
@@ -97,8 +98,9 @@ class SealedPage:
 
     def _route(self, route: Route, request: Request) -> None:
         url = request.url
-        allowed = self._allowed is not None and (
-            url.split("#", 1)[0] == self._allowed or url.startswith(self._allowed + "/")
+        allowed = any(
+            url.split("#", 1)[0] == origin or url.startswith(origin + "/")
+            for origin in ({self._allowed} if self._allowed else set()) | self._also
         )
         if allowed or url.startswith(("data:", "blob:", "about:")):
             route.continue_()
@@ -113,6 +115,13 @@ class SealedPage:
     def _on_failed(self, request: Request) -> None:
         if request.url not in self.blocked:
             self.errors.append(f"request failed: {request.url} ({request.failure})")
+
+    def allow(self, url: str) -> None:
+        """Let the page also reach the origin of ``url`` (a sign-in provider on 127.0.0.1
+        that the page is redirected to and back from)."""
+        if urlsplit(url).hostname not in ("127.0.0.1", "localhost"):
+            raise ValueError(f"tests reach local servers only, not {url}")
+        self._also.add(self._origin(url))
 
     def open(self, target: str | os.PathLike[str]) -> None:
         """Load a file (a path or ``file://`` URL) or an ``http://127.0.0.1`` URL."""

@@ -1,0 +1,179 @@
+"""Browser sign-in through a real OpenID Connect issuer (authlib, on 127.0.0.1), the
+session cookie, CSRF and open-redirect defences (artifactstore/server/signin.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pytest
+import urllib3
+
+from artifactstore.server.providers import IdentityProvider, SignInFailed
+from artifactstore.server.settings import IssuerSettings, ServerSettings
+from artifactstore.server.signin import SESSION_COOKIE, safe_next
+from artifactstore.testing.authharness import AuthHarness, auth_harness
+
+if TYPE_CHECKING:
+    from artifactstore.testing.browser import SealedPage
+    from artifactstore.testing.oidc import OidcIssuer
+
+http = urllib3.PoolManager(retries=False)
+
+
+@pytest.fixture
+def harness(oidc_issuer: OidcIssuer) -> Iterator[AuthHarness]:
+    with auth_harness(oidc_issuer) as found:
+        yield found
+
+
+def browser_sign_in(page: SealedPage, harness: AuthHarness, path: str = "/me") -> Any:
+    page.allow(harness.issuer.url)
+    page.open(f"{harness.url}/signin?next={path}")
+    page.click("a")  # the one configured issuer
+    page.wait_for(f"location.pathname === {json.dumps(path.split('?')[0])}")
+    return json.loads(page.page.inner_text("body"))
+
+
+def test_a_browser_signs_in_through_the_issuer(sealed_page: SealedPage,
+                                               harness: AuthHarness) -> None:
+    me = browser_sign_in(sealed_page, harness)
+    assert me["subject"] == "company#alice"
+    assert me["email"] == "alice@example.com"
+    assert me["groups"] == ["ml-team"]
+    assert harness.issuer.calls["authorize"] == 1
+    assert harness.issuer.calls["token"] == 1
+    cookie = next(c for c in sealed_page.context.cookies() if c["name"] == SESSION_COOKIE)
+    assert cookie["httpOnly"]
+    assert cookie["sameSite"] == "Lax"
+    assert not cookie["secure"]  # http on 127.0.0.1; https public_url sets Secure
+
+
+def test_sign_out_needs_a_post_from_our_own_pages(sealed_page: SealedPage,
+                                                  harness: AuthHarness) -> None:
+    browser_sign_in(sealed_page, harness)
+    request = sealed_page.page.request
+    # another site's form posting to /signout (the browser sends its own Origin)
+    refused = request.post(harness.url + "/signout",
+                           headers={"Origin": "http://evil.example"}, max_redirects=0)
+    assert refused.status == 403
+    assert request.get(harness.url + "/me").json()["subject"] == "company#alice"
+    assert request.get(harness.url + "/signout", max_redirects=0).status == 405
+    done = request.post(harness.url + "/signout", headers={"Origin": harness.url},
+                        max_redirects=0)
+    assert done.status == 303
+    assert request.get(harness.url + "/me").json()["subject"] is None
+
+
+@pytest.mark.parametrize("target", [
+    "https://evil.example/x", "//evil.example/x", "/\\evil.example", "/\t/evil.example",
+    "http:/evil.example", "javascript:alert(1)", "", None,
+])
+def test_no_open_redirect_after_sign_in(target: str | None) -> None:
+    assert safe_next(target) == "/"
+
+
+def test_the_next_path_survives_sign_in_and_others_do_not(
+        sealed_page: SealedPage, harness: AuthHarness) -> None:
+    sealed_page.allow(harness.issuer.url)
+    sealed_page.open(f"{harness.url}/signin?next=//evil.example/steal")
+    sealed_page.click("a")
+    sealed_page.wait_for("location.pathname === '/'")
+    assert urlsplit(sealed_page.page.url).netloc == urlsplit(harness.url).netloc
+    assert safe_next("/p/demo/?status=finished") == "/p/demo/?status=finished"
+
+
+def test_a_callback_this_browser_did_not_start_is_refused(harness: AuthHarness) -> None:
+    # login CSRF: an attacker's own code and state, delivered to the victim's browser
+    response = http.request("GET", f"{harness.url}/signin/company/callback?code=x&state=y",
+                            redirect=False)
+    assert response.status == 400
+    assert b"not started here" in response.data
+
+
+def test_an_issuer_refusal_signs_nobody_in(sealed_page: SealedPage,
+                                           harness: AuthHarness) -> None:
+    harness.issuer.sign_in_as(None)  # nobody at the issuer consents
+    sealed_page.allow(harness.issuer.url)
+    sealed_page.open(f"{harness.url}/signin?next=/me")
+    sealed_page.click("a")
+    sealed_page.wait_for("document.readyState === 'complete' && "
+                         "location.pathname.endsWith('/callback')")
+    assert "Sign-in refused" in sealed_page.page.inner_text("body")
+    assert sealed_page.page.request.get(harness.url + "/me").json()["subject"] is None
+
+
+@dataclass
+class Tampered:
+    claims: dict[str, Any]
+    reason: str
+
+
+@pytest.mark.parametrize("case", [
+    Tampered({"aud": ["another-client"]}, "aud"),
+    Tampered({"iss": "http://127.0.0.1:1/other"}, "iss"),
+    Tampered({"exp": 1_000_000_000}, "exp"),
+], ids=lambda c: c.reason)
+def test_id_tokens_for_something_else_are_refused(sealed_page: SealedPage,
+                                                  harness: AuthHarness,
+                                                  case: Tampered) -> None:
+    harness.issuer.id_token_claims = case.claims
+    sealed_page.allow(harness.issuer.url)
+    sealed_page.open(f"{harness.url}/signin?next=/me")
+    sealed_page.click("a")
+    sealed_page.wait_for("location.pathname.endsWith('/callback')")
+    body = sealed_page.page.inner_text("body")
+    assert "Sign-in failed" in body
+    assert case.reason in body
+    assert sealed_page.page.request.get(harness.url + "/me").json()["subject"] is None
+
+
+def test_an_id_token_signed_by_another_key_is_refused(oidc_issuer: OidcIssuer) -> None:
+    from joserfc import jwt
+    from joserfc.jwk import RSAKey
+
+    client = oidc_issuer.add_client(["http://127.0.0.1:9/cb"])
+    provider = IdentityProvider(IssuerSettings("company", "oidc", client.client_id,
+                                               client.client_secret, oidc_issuer.url))
+    claims = {"iss": oidc_issuer.url, "aud": client.client_id, "sub": "alice",
+              "exp": 4_000_000_000, "nonce": "n" * 20}
+    forged = jwt.encode({"alg": "RS256", "kid": oidc_issuer.kid}, claims,
+                        RSAKey.generate_key(2048))
+    with pytest.raises(SignInFailed, match="does not verify"):
+        provider.verify_id_token(forged, "n" * 20)
+    genuine = jwt.encode({"alg": oidc_issuer.alg, "kid": oidc_issuer.kid}, claims,
+                         oidc_issuer.key)
+    assert provider.verify_id_token(genuine, "n" * 20)["sub"] == "alice"
+    with pytest.raises(SignInFailed, match="nonce"):
+        provider.verify_id_token(genuine, "m" * 20)
+    unsigned = jwt.encode({"alg": "HS256"}, claims, _oct_key())
+    with pytest.raises(SignInFailed):
+        provider.verify_id_token(unsigned, "n" * 20)
+
+
+def _oct_key() -> Any:
+    from joserfc.jwk import OctKey
+
+    return OctKey.generate_key(256)
+
+
+def test_an_es256_issuer_works_too(sealed_page: SealedPage) -> None:
+    from artifactstore.testing.oidc import oidc_issuer
+
+    with oidc_issuer("ES256") as issuer:
+        issuer.add_user("bob", "bob@example.com", "Bob")
+        with auth_harness(issuer) as harness:
+            assert browser_sign_in(sealed_page, harness)["subject"] == "company#bob"
+
+
+def test_settings_require_a_strong_secret() -> None:
+    from artifactstore.core.errors import ConfigurationError
+    from artifactstore.server.settings import load_settings
+
+    with pytest.raises(ConfigurationError, match="ARTIFACTSTORE_SERVER_SECRET"):
+        load_settings(store="memory://x", environ={"ARTIFACTSTORE_SERVER_SECRET": "short"})
+    assert isinstance(load_settings(store="memory://x", environ={
+        "ARTIFACTSTORE_SERVER_SECRET": "s" * 32}), ServerSettings)
