@@ -68,6 +68,25 @@ def test_sign_out_needs_a_post_from_our_own_pages(sealed_page: SealedPage,
     assert request.get(harness.url + "/me").json()["subject"] is None
 
 
+def test_a_session_makes_tokens_only_from_our_own_pages(sealed_page: SealedPage,
+                                                       harness: AuthHarness) -> None:
+    browser_sign_in(sealed_page, harness)
+    request = sealed_page.page.request
+    body = {"name": "from the browser", "role": "reader"}
+    refused = request.post(harness.url + "/v1/tokens", data=body,
+                           headers={"Origin": "http://evil.example"})
+    assert refused.status == 403
+    assert refused.json()["error"] == "not_authorized"
+    bare = request.post(harness.url + "/v1/tokens", data=body)  # no Origin: not trusted
+    assert bare.status == 403
+    made = request.post(harness.url + "/v1/tokens", data=body,
+                        headers={"Origin": harness.url})
+    assert made.status == 201
+    assert made.json()["subject"] == "company#alice"
+    assert request.get(harness.url + "/v1/tokens").json()["tokens"][0]["name"] == \
+        "from the browser"
+
+
 @pytest.mark.parametrize("target", [
     "https://evil.example/x", "//evil.example/x", "/\\evil.example", "/\t/evil.example",
     "http:/evil.example", "javascript:alert(1)", "", None,

@@ -119,6 +119,8 @@ class TokenStore:
         self._secret = secret
         self.token_days = token_days
         self._clock = clock
+        #: how long a verified answer is reused (module docstring); tests may lower it
+        self.cache_seconds = CACHE_SECONDS
         self._cache: dict[str, tuple[float, TokenRecord | None, bool]] = {}
         self._lock = threading.Lock()
 
@@ -177,7 +179,7 @@ class TokenStore:
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(token_id)
-        if hit is not None and now - hit[0] < CACHE_SECONDS:
+        if hit is not None and now - hit[0] < self.cache_seconds:
             return hit[1], hit[2]
         try:
             record: TokenRecord | None = TokenRecord.from_json(
