@@ -3,11 +3,18 @@ session cookie, CSRF and open-redirect defences (artifactstore/server/signin.py)
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import os
+import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import urllib3
@@ -196,3 +203,117 @@ def test_settings_require_a_strong_secret() -> None:
         load_settings(store="memory://x", environ={"ARTIFACTSTORE_SERVER_SECRET": "short"})
     assert isinstance(load_settings(store="memory://x", environ={
         "ARTIFACTSTORE_SERVER_SECRET": "s" * 32}), ServerSettings)
+
+
+# -- the CLI: artifactstore login (RFC 8252 loopback redirect) ----------------------
+
+
+def cli_login(page: SealedPage, server: str, issuer_url: str, env: dict[str, str],
+              *extra: str) -> tuple[int, Any, str]:
+    """Run ``artifactstore login SERVER --no-browser --json``, open the URL it prints
+    in ``page`` (the real redirect flow), and return (exit code, its JSON, stderr)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "artifactstore", "login", server, "--no-browser", "--json",
+         "--timeout", "60", *extra], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:  # the command prints the URL, then waits for the browser
+        lines.append(line)
+        if line.startswith(server + "/login/cli?"):
+            break
+    url = lines[-1].strip()
+    query = parse_qs(urlsplit(url).query)
+    page.allow(issuer_url)
+    page.allow(f"http://127.0.0.1:{query['port'][0]}")
+    page.open(url)
+    if urlsplit(page.page.url).path == "/signin":  # not signed in yet: choose the issuer
+        page.click("a")
+    out, err = proc.communicate(timeout=60)
+    page.wait_for("location.pathname === '/callback'")
+    assert "Signed in" in page.page.inner_text("body")
+    return proc.returncode, json.loads(out) if out.strip() else None, "".join(lines) + err
+
+
+@pytest.fixture
+def cli_env(tmp_path: Any) -> dict[str, str]:
+    env = dict(os.environ)
+    env["ARTIFACTSTORE_CONFIG_DIR"] = str(tmp_path / "config")
+    env.pop("ARTIFACTSTORE_TOKEN", None)
+    return env
+
+
+def test_the_cli_signs_in_through_the_browser(sealed_page: SealedPage,
+                                              harness: AuthHarness,
+                                              cli_env: dict[str, str]) -> None:
+    code, answer, err = cli_login(sealed_page, harness.url, harness.issuer.url, cli_env)
+    assert code == 0, err
+    assert answer["subject"] == "company#alice"
+    saved = Path(cli_env["ARTIFACTSTORE_CONFIG_DIR"]) / "tokens.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    token = json.loads(saved.read_text())[harness.url]["token"]
+    assert token.startswith("ast1_")
+    assert token not in err  # the token is never printed
+    me = json.loads(http.request("GET", harness.url + "/me",
+                                 headers={"Authorization": f"Bearer {token}"}).data)
+    assert (me["subject"], me["token"]) == ("company#alice", answer["token_id"])
+    # the browser also has a session now: a second login needs no issuer round trip
+    before = harness.issuer.calls["authorize"]
+    assert cli_login(sealed_page, harness.url, harness.issuer.url, cli_env)[0] == 0
+    assert harness.issuer.calls["authorize"] == before
+    # logout revokes the saved token on the server and forgets it
+    out = subprocess.run([sys.executable, "-m", "artifactstore", "logout", harness.url,
+                          "--json"], env=cli_env, capture_output=True, text=True,
+                         check=False)
+    assert json.loads(out.stdout) == {"server": harness.url, "forgotten": True,
+                                      "revoked": True}
+    assert harness.url not in json.loads(saved.read_text())
+
+
+def test_a_login_code_works_once_and_only_with_its_verifier(
+        sealed_page: SealedPage, harness: AuthHarness) -> None:
+    verifier = "v" * 50
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()) \
+        .rstrip(b"=").decode()
+    browser_sign_in(sealed_page, harness)
+    request = sealed_page.page.request
+    landing = request.get(f"{harness.url}/login/cli?port=40000&state={'s' * 20}"
+                          f"&code_challenge={challenge}", max_redirects=0)
+    assert landing.status == 302
+    target = landing.headers["location"]
+    assert target.startswith("http://127.0.0.1:40000/callback?")
+    code = parse_qs(urlsplit(target).query)["code"][0]
+
+    def exchange(body: Any) -> tuple[int, Any]:
+        response = http.request("POST", harness.url + "/v1/login/exchange",
+                                body=json.dumps(body).encode())
+        return response.status, json.loads(response.data)
+
+    assert exchange({"code": code, "code_verifier": "w" * 50})[0] == 401
+    assert exchange({"code": code[:-2] + "xx", "code_verifier": verifier})[0] == 401
+    status, made = exchange({"code": code, "code_verifier": verifier})
+    assert status == 200
+    assert made["subject"] == "company#alice"
+    status, again = exchange({"code": code, "code_verifier": verifier})
+    assert (status, again["error"]) == (401, "not_signed_in")
+    assert "used already" in again["message"]
+
+
+@pytest.mark.parametrize("query", [
+    "port=80&state=ssssssssssssssssssss&code_challenge=" + "c" * 43,  # not a user port
+    "port=40000&state=s&code_challenge=" + "c" * 43,  # state too short
+    "port=40000&state=ssssssssssssssssssss&code_challenge=short",
+    "port=40000@evil.example&state=ssssssssssssssssssss&code_challenge=" + "c" * 43,
+])
+def test_bad_cli_login_requests_go_nowhere(harness: AuthHarness, query: str) -> None:
+    response = http.request("GET", f"{harness.url}/login/cli?{query}", redirect=False)
+    assert response.status == 400
+
+
+def test_an_anonymous_cli_login_goes_through_sign_in_first(harness: AuthHarness) -> None:
+    query = "port=40000&state=ssssssssssssssssssss&code_challenge=" + "c" * 43
+    response = http.request("GET", f"{harness.url}/login/cli?{query}", redirect=False)
+    assert response.status == 302
+    location = response.headers["location"]
+    assert location.startswith("/signin?next=")
+    assert safe_next(parse_qs(urlsplit(location).query)["next"][0]).startswith("/login/cli?")
