@@ -24,13 +24,13 @@ import json
 import secrets
 import socket
 import sys
-import threading
 import time
 import webbrowser
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from artifactstore.backends.credentials import forget_token, origin_of, save_token, token_for
+from artifactstore.cli._common import say
 from artifactstore.core.errors import (
     ArtifactStoreError,
     BackendUnavailableError,
@@ -40,7 +40,6 @@ from artifactstore.core.errors import (
     NotFoundError,
     NotSignedInError,
 )
-from artifactstore.cli._common import say
 
 __all__ = ["register"]
 
@@ -111,7 +110,7 @@ class _Callback(http.server.BaseHTTPRequestHandler):
     state: str = ""
     got: dict[str, str]
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         ok = parts.path == "/callback" and secrets.compare_digest(
@@ -127,7 +126,7 @@ class _Callback(http.server.BaseHTTPRequestHandler):
         if ok and not self.got:
             self.got.update(query)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         del format, args  # the code is a secret: never logged
 
 
@@ -151,21 +150,11 @@ def _wait_for_code(origin: str, args: argparse.Namespace) -> tuple[str, str]:
           flush=True)
     if not args.no_browser:
         webbrowser.open(url)
-    listener.timeout = 0.5
+    listener.timeout = 0.5  # wake up to check the deadline
     deadline = time.monotonic() + args.timeout
-    thread_error: list[BaseException] = []
-
-    def serve() -> None:
-        try:
-            while not got and time.monotonic() < deadline:
-                listener.handle_request()
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            thread_error.append(exc)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
     try:
-        thread.join()
+        while not got and time.monotonic() < deadline:
+            listener.handle_request()
     finally:
         listener.server_close()
     if not got:
@@ -293,7 +282,8 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="token_command", required=True, metavar="ACTION")
 
     def action(name: str, handler: Any, text: str) -> argparse.ArgumentParser:
-        q = sub.add_parser(name, parents=[common], help=text, description=text)
+        q: argparse.ArgumentParser = sub.add_parser(name, parents=[common], help=text,
+                                                    description=text)
         q.set_defaults(handler=handler)
         q.add_argument("server", nargs="?", help=server_help)
         return q
