@@ -33,8 +33,9 @@ from artifactstore.cli import main
 from artifactstore.cli.main import _parser
 from artifactstore.repository.download import TEMP_MARK
 
-#: documented exit codes of failures (errors.py; 13: a missing store, StoreNotFoundError)
-FAILURE_CODES = frozenset(range(1, 14))
+#: documented exit codes of failures (errors.py; 13: a missing store, StoreNotFoundError;
+#: 14/15: a team server's NotSignedInError/NotAuthorizedError)
+FAILURE_CODES = frozenset(range(1, 16))
 ARGPARSE_CODE = 2
 Command = tuple[str, ...]
 
@@ -90,11 +91,20 @@ VALID: dict[Command, tuple[str, ...]] = {
     ("demo",): ("--dataset-mib", "1", "--model-mib", "1", "--store", "{out}"),
     # --check: open the store and bind the address, then exit instead of serving
     ("ui",): ("--check", "--port", "0"),
+    # the team server's commands (tests/test_server_signin.py runs them for real)
+    ("login",): ("http://127.0.0.1:9", "--no-browser"),
+    ("logout",): ("http://127.0.0.1:9",),
+    ("whoami",): ("http://127.0.0.1:9",),
+    ("token", "create"): ("http://127.0.0.1:9", "--name", "ci"),
+    ("token", "list"): ("http://127.0.0.1:9",),
+    ("token", "revoke"): ("http://127.0.0.1:9", "0123456789abcdef"),
 }
 
 #: commands that do not open the store named by --store (their own cases cover them)
 NO_STORE = frozenset({("init",), ("cache", "info"), ("cache", "clean"), ("identity", "create"),
-                      ("identity", "show"), ("identity", "check"), ("sync",), ("demo",)})
+                      ("identity", "show"), ("identity", "check"), ("sync",), ("demo",),
+                      ("login",), ("logout",), ("whoami",), ("token", "create"),
+                      ("token", "list"), ("token", "revoke")})
 #: commands that only read the store: nothing they do may change it
 READS = frozenset({("info",), ("verify",), ("get",), ("ls",), ("show",), ("diff",),
                    ("alias", "history"), ("runs", "ls"), ("runs", "show"), ("runs", "export"),
@@ -213,6 +223,19 @@ BAD: dict[Command, list[Any]] = {
                    ("ds:v0", "--to", "{store}", "--to-project", "a/b"),
                    ("nope", "--to", "{store}", "--to-project", "pub", "--with-ancestors"),
                    ("ds:v0", "--to", "{store}", "--to-project", "")],
+    ("login",): [(), ("http://example.com",), ("ftp://example.com",), ("not a url",),
+                 ("https://example.com", "--timeout", "0"),
+                 ("https://example.com", "--timeout", "x")],
+    ("logout",): [(), ("nosuch://x",), ("http://example.com",)],
+    ("whoami",): [(), ("http://127.0.0.1:9",), ("http://example.com",)],  # 9: nobody there
+    ("token", "create"): [("http://127.0.0.1:9", "--name", "ci"),  # not signed in: 14
+                          ("http://127.0.0.1:9",), ("http://127.0.0.1:9", "--name", "x",
+                                                    "--role", "owner"),
+                          ("http://127.0.0.1:9", "--name", "x", "--days", "0"),
+                          ("http://127.0.0.1:9", "--name", "x", "--days", "x")],
+    ("token", "list"): [("http://127.0.0.1:9",), ("http://example.com",), ()],
+    ("token", "revoke"): [("http://127.0.0.1:9", "0123456789abcdef"),
+                          ("http://127.0.0.1:9",)],
     ("demo",): [("--store", "{file}"), ("--dataset-mib", "-1", "--store", "{out}"),
                 ("--model-mib", "0", "--store", "{out}"), ("--dataset-mib", "x")],
 }
