@@ -53,7 +53,7 @@ from artifactstore.server.providers import IdentityProvider, SignInFailed
 from artifactstore.server.settings import ServerSettings
 from artifactstore.server.tokens import RoleOf, TokenStore
 
-__all__ = ["SESSION_COOKIE", "SignIn", "safe_next", "session_middleware"]
+__all__ = ["SESSION_COOKIE", "SignIn", "safe_next", "session_middleware", "session_options"]
 
 SESSION_COOKIE: Final = "artifactstore_session"
 SESSION_SECONDS: Final = 12 * 3600
@@ -76,13 +76,17 @@ def safe_next(value: str | None) -> str:
     return value if not parts.scheme and not parts.netloc else "/"
 
 
-def session_middleware(settings: ServerSettings) -> Middleware:
-    """The signed session cookie (HttpOnly; SameSite=Lax so it goes along with the
-    issuer's redirect back, but not with other sites' POSTs; Secure over https)."""
+def session_options(settings: ServerSettings) -> dict[str, Any]:
+    """SessionMiddleware's options: the signed session cookie (HttpOnly; SameSite=Lax so
+    it goes along with the issuer's redirect back, but not with other sites' POSTs;
+    Secure over https)."""
     secure = bool(settings.public_url and settings.public_url.startswith("https://"))
-    return Middleware(SessionMiddleware, secret_key=settings.secret.decode(),
-                      session_cookie=SESSION_COOKIE, max_age=SESSION_SECONDS,
-                      same_site="lax", https_only=secure)
+    return {"secret_key": settings.secret.decode(), "session_cookie": SESSION_COOKIE,
+            "max_age": SESSION_SECONDS, "same_site": "lax", "https_only": secure}
+
+
+def session_middleware(settings: ServerSettings) -> Middleware:
+    return Middleware(SessionMiddleware, **session_options(settings))
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:

@@ -26,8 +26,11 @@ def routes(site: Site) -> list[Route]:
                 found = default.projects()
         except ArtifactStoreError as exc:
             return site.failed(request, exc)
+        # the team server (server/uimount.py) lists only what the caller may read
+        readable = request.scope.get("artifactstore.readable")
         rows = [{**p.as_dict(), "base": project_base(p.project),
-                 "current": p.project == default.project} for p in found]
+                 "current": p.project == default.project} for p in found
+                if readable is None or readable(p.project)]
         response = site.render(request, "projects.html", {"projects": rows})
         response.headers[TIMING] = f"handler;dur={(time.perf_counter() - started) * 1000:.1f}"
         return response
