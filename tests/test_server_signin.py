@@ -317,3 +317,30 @@ def test_an_anonymous_cli_login_goes_through_sign_in_first(harness: AuthHarness)
     location = response.headers["location"]
     assert location.startswith("/signin?next=")
     assert safe_next(parse_qs(urlsplit(location).query)["next"][0]).startswith("/login/cli?")
+
+
+def test_a_huge_exchange_body_is_refused(harness: AuthHarness) -> None:
+    response = http.request("POST", harness.url + "/v1/login/exchange",
+                            body=b'{"code": "' + b"x" * 100_000 + b'"}')
+    assert response.status == 413
+    assert json.loads(response.data)["error"] == "too_large"
+
+
+def test_a_tampered_or_foreign_session_cookie_signs_nobody_in(
+        sealed_page: SealedPage, harness: AuthHarness, oidc_issuer: OidcIssuer) -> None:
+    browser_sign_in(sealed_page, harness)
+    cookie = next(c for c in sealed_page.context.cookies() if c["name"] == SESSION_COOKIE)
+    value = cookie["value"]
+
+    def me(cookie_value: str, url: str = harness.url) -> Any:
+        return json.loads(http.request("GET", url + "/me", headers={
+            "Cookie": f"{SESSION_COOKIE}={cookie_value}"}).data)
+
+    assert me(value)["subject"] == "company#alice"
+    rest = value.partition(".")[2]
+    forged = base64.b64encode(json.dumps({"user": {"subject": "company#root"}})
+                              .encode()).decode()
+    assert me(forged + "." + rest)["subject"] is None  # a payload the secret did not sign
+    assert me(value[:-2] + ("AA" if not value.endswith("AA") else "BB"))["subject"] is None
+    with auth_harness(oidc_issuer) as other:  # another server, another secret
+        assert me(value, other.url)["subject"] is None
