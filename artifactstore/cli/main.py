@@ -21,6 +21,7 @@ from artifactstore.cli import (
     maintenance,
     project,
     runs,
+    server,
     sync,
     transfer,
     ui,
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     transfer.register(add, common)
     ui.register(add, common)
     login.register(add, common)  # login, logout, whoami, token (team server)
+    server.register(add, common)  # serve
     p = add("demo", commands.demo, "store a dataset and a model, edit and re-store, verify")
     p.add_argument("--dataset-mib", type=_mib, default=32, metavar="N",
                    help="size of the synthetic part of the dataset in MiB (default 32)")
