@@ -36,6 +36,8 @@ from artifactstore.backends import open_backend_stack, redact_url
 from artifactstore.backends.base import Backend
 from artifactstore.core.errors import ArtifactStoreError, ConfigurationError
 from artifactstore.objects.layout import CONFIG_KEY
+from artifactstore.server.authmount import add_sign_in, add_web_ui, sign_in_authenticator
+from artifactstore.server.authn import ServerAuthenticator
 from artifactstore.server.gate import AuditTrail, Authenticator, Authorizer
 from artifactstore.server.objects import ObjectRoutes, error_response
 from artifactstore.server.opengate import BearerAuthenticator, NoAudit, OpenAuthorizer, open_role
@@ -72,9 +74,14 @@ def create_server_app(settings: ServerSettings, *, backend: Backend | None = Non
                      redact_url(settings.store_url))
         if roles_of is None:
             roles_of = _everyone(role.label)
-    gate_in = authenticator or BearerAuthenticator()
     owned = backend is None
     store = open_backend_stack(settings.store_url) if backend is None else backend
+    # -- AUTH (server/authmount.py): with [[issuers]], API tokens and browser sessions --
+    if authenticator is None and settings.issuers:
+        authenticator = sign_in_authenticator(settings, store)
+    gate_in = authenticator or BearerAuthenticator()
+    ui_stores: list[Any] = []
+    # -- end AUTH --
     objects = ObjectRoutes(store, authenticator=gate_in, authorizer=authorizer,
                            audit=audit or NoAudit(), max_bytes=settings.max_object_bytes)
 
@@ -110,6 +117,8 @@ def create_server_app(settings: ServerSettings, *, backend: Backend | None = Non
         try:
             yield
         finally:
+            for opened in ui_stores:  # AUTH: the web UI's store
+                opened.close()
             if owned:
                 store.close()
 
@@ -130,6 +139,13 @@ def create_server_app(settings: ServerSettings, *, backend: Backend | None = Non
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ArtifactStoreError: library_error,
                                         HTTPException: http_error})
+    # -- AUTH: sign-in and token routes, the session cookie, the web UI (mounted last) --
+    if isinstance(gate_in, ServerAuthenticator):
+        add_sign_in(app, settings, gate_in, authorizer)
+    ui_store = add_web_ui(app, settings, gate_in, authorizer)
+    if ui_store is not None:
+        ui_stores.append(ui_store)
+    # -- end AUTH --
     app.add_middleware(AccessLog)
     app.state.objects = objects
     return app

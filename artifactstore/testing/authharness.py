@@ -19,7 +19,7 @@ from typing import Any
 from artifactstore.server.principal import Principal, Role
 from artifactstore.testing.oidc import OidcIssuer
 
-__all__ = ["AuthHarness", "auth_harness"]
+__all__ = ["AuthHarness", "Team", "auth_harness", "team_server"]
 
 
 @dataclass
@@ -85,3 +85,47 @@ def auth_harness(issuer: OidcIssuer, *, token_days: int = 90) -> Iterator[AuthHa
             yield harness
     finally:
         drop_memory_store(store_url)
+
+
+@dataclass
+class Team:
+    """A whole team server with sign-in (:func:`team_server`)."""
+
+    url: str
+    issuer: OidcIssuer
+    settings: Any
+    tokens: Any
+
+    @property
+    def store_url(self) -> str:
+        return f"artifactstore+{self.url}/"
+
+
+@contextmanager
+def team_server(issuer: OidcIssuer, store_url: str, roles: dict[str, Any],
+                *, token_days: int = 90) -> Iterator[Team]:
+    """``create_server_app`` over ``store_url`` with sign-in through ``issuer``, the
+    roles of ``roles`` (the ``[roles]`` table, server/roles.py) and the audit trail,
+    served on 127.0.0.1; the tokens of its store for the test to make or check."""
+    from artifactstore.backends import open_backend_stack
+    from artifactstore.server.audit import StoreAuditTrail
+    from artifactstore.server.authmount import sign_in_authenticator
+    from artifactstore.server.authz import KeyPolicy
+    from artifactstore.server.settings import IssuerSettings, ServerSettings
+    from artifactstore.testing.teamserver import TEST_SECRET, serving_team
+
+    client = issuer.add_client([])
+    settings = ServerSettings(
+        store_url=store_url, secret=TEST_SECRET, roles=roles, token_days=token_days,
+        issuers=(IssuerSettings("company", "oidc", client.client_id, client.client_secret,
+                                issuer.url),))
+    backend = open_backend_stack(store_url)
+    authn = sign_in_authenticator(settings, backend)
+    policy = KeyPolicy.from_settings(settings, backend)
+    try:
+        with serving_team(settings, backend=backend, authenticator=authn, authorizer=policy,
+                          audit=StoreAuditTrail(backend), roles_of=policy.roles) as url:
+            issuer.allow_redirect(client.client_id, f"{url}/signin/company/callback")
+            yield Team(url, issuer, settings, authn.tokens)
+    finally:
+        backend.close()

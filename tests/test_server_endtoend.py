@@ -1,0 +1,227 @@
+"""The team server with sign-in, end to end: a real OIDC issuer (authlib), the server
+app on uvicorn, headless Chromium and the CLI in real processes (issue 18's
+acceptance: sign in through the browser to the runs table; ``artifactstore login``
+then ``log`` and ``get`` through ``artifactstore+http://``; forged, tampered,
+expired and revoked tokens exit 14; a token scoped to one project exits 15 on
+another)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+import artifactstore
+from artifactstore.cli import main
+from artifactstore.server.principal import Principal, Role
+from artifactstore.testing.authharness import Team, team_server
+
+if TYPE_CHECKING:
+    from artifactstore.testing.browser import SealedPage
+    from artifactstore.testing.oidc import OidcIssuer
+
+READY = "() => document.body.dataset.ready === 'true'"
+ALICE = Principal(subject="company#alice", email="alice@example.com", name="Alice Liddell",
+                  groups=frozenset({"ml-team"}))
+ROLES = {"public_read": False, "projects": {
+    "vision": {"writers": ["alice@example.com"]},
+    "audio": {"writers": ["alice@example.com"]}}}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A store of two public projects, vision (two runs) and audio (one)."""
+    root = tmp_path_factory.mktemp("team")
+    url = str(root / "store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ARTIFACTSTORE_CONFIG_DIR", str(root / "config"))
+        assert main(["init", url, "--public", "-q"]) == 0
+        for project, runs in (("vision", 2), ("audio", 1)):
+            with artifactstore.open(url, project) as store:
+                for i in range(runs):
+                    with store.run(name=f"{project}-{i}", job_type="train") as run:
+                        for step in range(5):
+                            run.log({"loss": 1 / (step + 1)})
+    return url
+
+
+@pytest.fixture
+def team(oidc_issuer: OidcIssuer, folder: str) -> Iterator[Team]:
+    oidc_issuer.add_user("bob", "bob@example.com", "Bob")
+    with team_server(oidc_issuer, folder, ROLES) as found:
+        yield found
+
+
+def sign_in(page: SealedPage, team: Team, path: str) -> None:
+    """Open ``path`` anonymously, get sent to sign-in, sign in, land back on ``path``."""
+    page.allow(team.issuer.url)
+    page.open(team.url + path)
+    assert urlsplit(page.page.url).path == "/signin"
+    page.click("a")
+    page.wait_for(f"() => location.pathname === {json.dumps(path)}")
+
+
+def test_a_browser_signs_in_and_reaches_the_runs_table(sealed_page: SealedPage,
+                                                       team: Team) -> None:
+    sign_in(sealed_page, team, "/p/vision/")
+    sealed_page.wait_for(READY)
+    names = sealed_page.evaluate(
+        "() => [...document.querySelectorAll('#runs tbody tr')].map(r => r.innerText)")
+    assert len(names) == 2
+    assert any("vision-1" in n for n in names)
+    listed = sealed_page.page.request.get(team.url + "/api/projects").json()
+    assert {p["project"] for p in listed["projects"]} == {"vision", "audio"}
+    who = sealed_page.page.request.get(team.url + "/v1/whoami").json()
+    assert (who["email"], who["roles"].get("vision")) == ("alice@example.com", "writer")
+
+
+def test_signed_in_without_a_role_is_a_403_page(sealed_page: SealedPage,
+                                                team: Team) -> None:
+    team.issuer.sign_in_as("bob")
+    sealed_page.allow(team.issuer.url)
+    sealed_page.open(team.url + "/p/vision/")
+    sealed_page.click("a")
+    sealed_page.wait_for("() => document.readyState === 'complete' && "
+                         "location.pathname === '/p/vision/'")
+    body = sealed_page.page.inner_text("body")
+    assert "Not allowed" in body
+    assert "vision-0" not in body
+    assert sealed_page.page.request.get(team.url + "/api/p/vision/").status == 403
+    assert sealed_page.page.request.get(team.url + "/api/projects").json()["projects"] == []
+
+
+def test_anonymous_gets_the_sign_in_redirect_and_no_data(team: Team) -> None:
+    import urllib3
+
+    for path in ("/p/vision/", "/p/audio/runs/x", "/p/nosuch/"):
+        response = urllib3.request("GET", team.url + path, redirect=False)
+        assert response.status == 302, path
+        assert response.headers["location"].startswith("/signin?next=")
+    api = urllib3.request("GET", team.url + "/api/p/vision/", redirect=False)
+    assert api.status == 401
+    assert json.loads(api.data)["error"] == "not_signed_in"
+    assert urllib3.request("GET", team.url + "/healthz").status == 200
+
+
+# -- the CLI through the server --------------------------------------------------------
+
+
+def run_cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "artifactstore", *argv], env=env,
+                          capture_output=True, text=True, timeout=180, check=False,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, folder: str) -> dict[str, str]:
+    """The environment of a user who is a member of the projects (the identity that
+    made them: records are signed) and has no token yet."""
+    shutil.copytree(Path(folder).parent / "config", tmp_path / "config")
+    env = dict(os.environ)
+    env["ARTIFACTSTORE_CONFIG_DIR"] = str(tmp_path / "config")
+    env["ARTIFACTSTORE_CACHE_DIR"] = str(tmp_path / "cache")
+    env.pop("ARTIFACTSTORE_TOKEN", None)
+    return env
+
+
+def cli_login(page: SealedPage, team: Team, env: dict[str, str]) -> dict[str, Any]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "artifactstore", "login", team.url, "--no-browser", "--json",
+         "--timeout", "60"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    assert proc.stderr is not None
+    url = ""
+    for line in proc.stderr:
+        if line.startswith(team.url + "/login/cli?"):
+            url = line.strip()
+            break
+    page.allow(team.issuer.url)
+    page.allow(f"http://127.0.0.1:{parse_qs(urlsplit(url).query)['port'][0]}")
+    page.open(url)
+    if urlsplit(page.page.url).path == "/signin":
+        page.click("a")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    found: dict[str, Any] = json.loads(out)
+    return found
+
+
+def test_the_cli_logs_in_then_logs_and_gets_through_the_server(
+        sealed_page: SealedPage, team: Team, cli_env: dict[str, str],
+        tmp_path: Path) -> None:
+    assert cli_login(sealed_page, team, cli_env)["subject"] == "company#alice"
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "weights.bin").write_bytes(os.urandom(300_000))
+    (data / "notes.txt").write_text("through the server\n")
+    logged = run_cli(cli_env, "log", "ds", str(data), "--store", team.store_url,
+                     "--project", "vision", "--json")
+    assert logged.returncode == 0, logged.stderr
+    got = run_cli(cli_env, "get", "ds:v0", "--dir", str(tmp_path / "out"), "--store",
+                  team.store_url, "--project", "vision", "--json")
+    assert got.returncode == 0, got.stderr
+    for name in ("weights.bin", "notes.txt"):
+        assert (tmp_path / "out" / name).read_bytes() == (data / name).read_bytes()
+    who = run_cli(cli_env, "whoami", team.url, "--json")
+    assert json.loads(who.stdout)["roles"]["vision"] == "writer"
+    # anonymous (no token): refused with exit 14
+    anonymous = dict(cli_env, ARTIFACTSTORE_CONFIG_DIR=str(tmp_path / "nobody"))
+    refused = run_cli(anonymous, "ls", "ds", "--store", team.store_url, "--project",
+                      "vision")
+    assert refused.returncode == 14, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind", ["forged", "tampered", "expired", "revoked", "garbage"])
+def test_bad_tokens_exit_14(team: Team, cli_env: dict[str, str], kind: str) -> None:
+    import secrets as pysecrets
+
+    from artifactstore.server.tokens import TokenStore
+
+    token, record = team.tokens.create(ALICE, name=kind, days=1)
+    if kind == "forged":  # a real id with a made-up secret
+        token = f"ast1_{record.id}_{pysecrets.token_urlsafe(32)}"
+    elif kind == "tampered":
+        token = token[:-1] + ("A" if token[-1] != "A" else "B")
+    elif kind == "expired":
+        later = TokenStore(team.tokens.backend, team.settings.secret,
+                           clock=lambda: record.created - 2 * 86400)
+        token, record = later.create(ALICE, name="old", days=1)
+    elif kind == "revoked":
+        team.tokens.revoke(record.id, ALICE)
+    else:
+        token = "ast1_garbage"
+    env = dict(cli_env, ARTIFACTSTORE_TOKEN=token)
+    done = run_cli(env, "ls", "--store", team.store_url, "--project", "vision")
+    assert done.returncode == 14, done.stderr
+    assert done.stderr.count("\n") == 1
+    assert token not in done.stderr
+
+
+def test_a_token_scoped_to_one_project_exits_15_on_another(
+        team: Team, cli_env: dict[str, str], tmp_path: Path) -> None:
+    token, _ = team.tokens.create(ALICE, name="ci", projects=["vision"], role=Role.WRITER,
+                                  role_of=lambda p, project: Role.WRITER)
+    env = dict(cli_env, ARTIFACTSTORE_TOKEN=token)
+    (tmp_path / "f.txt").write_text("x\n")
+    ok = run_cli(env, "runs", "ls", "--store", team.store_url, "--project", "vision")
+    assert ok.returncode == 0, ok.stderr
+    other = run_cli(env, "runs", "ls", "--store", team.store_url, "--project", "audio")
+    assert other.returncode == 15, other.stderr
+    write = run_cli(env, "log", "ds", str(tmp_path / "f.txt"), "--store", team.store_url,
+                    "--project", "audio")
+    assert write.returncode == 15, write.stderr
+    reader, _ = team.tokens.create(ALICE, name="ro", projects=["vision"], role=Role.READER,
+                                   role_of=lambda p, project: Role.WRITER)
+    refused = run_cli(dict(cli_env, ARTIFACTSTORE_TOKEN=reader), "log", "ds",
+                      str(tmp_path / "f.txt"), "--store", team.store_url, "--project",
+                      "vision")
+    assert refused.returncode == 15, refused.stderr
