@@ -8,6 +8,7 @@ another)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -33,12 +34,14 @@ ALICE = Principal(subject="company#alice", email="alice@example.com", name="Alic
                   groups=frozenset({"ml-team"}))
 ROLES = {"public_read": False, "projects": {
     "vision": {"writers": ["alice@example.com"]},
-    "audio": {"writers": ["alice@example.com"]}}}
+    "audio": {"writers": ["alice@example.com"]},
+    "secret": {"writers": ["alice@example.com"]}}}
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A store of two public projects, vision (two runs) and audio (one)."""
+    """A store of two public projects, vision (two runs) and audio (one), and a private
+    one, secret (one run), made by the identity under ``<root>/config``."""
     root = tmp_path_factory.mktemp("team")
     url = str(root / "store")
     with pytest.MonkeyPatch.context() as mp:
@@ -50,6 +53,12 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> str:
                     with store.run(name=f"{project}-{i}", job_type="train") as run:
                         for step in range(5):
                             run.log({"loss": 1 / (step + 1)})
+        # a private project: encrypted for its members; the server holds no identity
+        assert main(["project", "create", "secret", "--visibility", "private", "--store",
+                     url, "-q"]) == 0
+        with artifactstore.open(url, "secret") as store, \
+                store.run(name="classified-run", job_type="train") as run:
+            run.log({"loss": 0.5})
     return url
 
 
@@ -69,8 +78,9 @@ def sign_in(page: SealedPage, team: Team, path: str) -> None:
     page.wait_for(f"() => location.pathname === {json.dumps(path)}")
 
 
-def test_a_browser_signs_in_and_reaches_the_runs_table(sealed_page: SealedPage,
-                                                       team: Team) -> None:
+def test_a_browser_signs_in_and_reaches_the_runs_table(
+        sealed_page: SealedPage, team: Team, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="artifactstore.server.access")
     sign_in(sealed_page, team, "/p/vision/")
     sealed_page.wait_for(READY)
     names = sealed_page.evaluate(
@@ -78,9 +88,25 @@ def test_a_browser_signs_in_and_reaches_the_runs_table(sealed_page: SealedPage,
     assert len(names) == 2
     assert any("vision-1" in n for n in names)
     listed = sealed_page.page.request.get(team.url + "/api/projects").json()
-    assert {p["project"] for p in listed["projects"]} == {"vision", "audio"}
+    assert {p["project"] for p in listed["projects"]} == {"vision", "audio", "secret"}
     who = sealed_page.page.request.get(team.url + "/v1/whoami").json()
     assert (who["email"], who["roles"].get("vision")) == ("alice@example.com", "writer")
+    # the access log names the callback, never its one-time code or the session cookie
+    lines = [r.getMessage() for r in caplog.records if r.name == "artifactstore.server.access"]
+    assert any("/signin/company/callback" in line for line in lines)
+    cookie = next(c["value"] for c in sealed_page.context.cookies()
+                  if c["name"] == "artifactstore_session")
+    assert not [line for line in lines if "code=" in line or cookie in line]
+
+
+def test_a_private_project_is_locked_without_a_server_identity(
+        sealed_page: SealedPage, team: Team) -> None:
+    sign_in(sealed_page, team, "/p/secret/")
+    body = sealed_page.page.inner_text("body")
+    assert "classified-run" not in body
+    api = sealed_page.page.request.get(team.url + "/api/p/secret/")
+    assert api.status == 403
+    assert "classified-run" not in api.text()
 
 
 def test_signed_in_without_a_role_is_a_403_page(sealed_page: SealedPage,

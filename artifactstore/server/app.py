@@ -188,6 +188,7 @@ class AccessLog:
                 "principal": state.get("principal", "anonymous"),
             }
             query = scope.get("query_string", b"")
-            if query:
+            # AUTH: a sign-in callback's query holds the issuer's one-time code: not logged
+            if query and not scope["path"].startswith("/signin/"):
                 entry["query"] = query.decode("latin-1")[:400]
             self.log.info(json.dumps(entry, ensure_ascii=False))
