@@ -124,6 +124,20 @@ def test_signed_in_without_a_role_is_a_403_page(sealed_page: SealedPage,
     assert sealed_page.page.request.get(team.url + "/api/projects").json()["projects"] == []
 
 
+def test_another_site_cannot_write_with_the_session(sealed_page: SealedPage,
+                                                   team: Team) -> None:
+    sign_in(sealed_page, team, "/p/vision/")
+    request = sealed_page.page.request
+    key = "/v1/o/projects/vision/runs/planted"
+    refused = request.put(team.url + key, data=b"x", headers={"Origin": "http://evil.example"})
+    assert refused.status == 403
+    assert refused.json()["error"] == "not_authorized"
+    bare = request.delete(team.url + key)  # no Origin, no Sec-Fetch-Site: not trusted
+    assert bare.status == 403
+    # reads with the session are fine (GET is not a change)
+    assert request.get(team.url + "/v1/list?prefix=projects/vision/").status == 200
+
+
 def test_anonymous_gets_the_sign_in_redirect_and_no_data(team: Team) -> None:
     import urllib3
 
