@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,15 +102,15 @@ class Team:
 
 
 @contextmanager
-def team_server(issuer: OidcIssuer, store_url: str, roles: dict[str, Any],
-                *, token_days: int = 90) -> Iterator[Team]:
+def team_server(issuer: OidcIssuer, store_url: str, roles: dict[str, Any], *,
+                authorizer: Callable[[Any, Any], Any], audit: Callable[[Any], Any] | None = None,
+                token_days: int = 90) -> Iterator[Team]:
     """``create_server_app`` over ``store_url`` with sign-in through ``issuer``, the
-    roles of ``roles`` (the ``[roles]`` table, server/roles.py) and the audit trail,
-    served on 127.0.0.1; the tokens of its store for the test to make or check."""
+    ``[roles]`` table ``roles`` read by ``authorizer(settings, backend)`` (ROLES's
+    ``KeyPolicy.from_settings``) and the trail ``audit(backend)``, served on 127.0.0.1;
+    the tokens of its store for the test to make or check."""
     from artifactstore.backends import open_backend_stack
-    from artifactstore.server.audit import StoreAuditTrail
     from artifactstore.server.authmount import sign_in_authenticator
-    from artifactstore.server.authz import KeyPolicy
     from artifactstore.server.settings import IssuerSettings, ServerSettings
     from artifactstore.testing.teamserver import TEST_SECRET, serving_team
 
@@ -121,10 +121,11 @@ def team_server(issuer: OidcIssuer, store_url: str, roles: dict[str, Any],
                                 issuer.url),))
     backend = open_backend_stack(store_url)
     authn = sign_in_authenticator(settings, backend)
-    policy = KeyPolicy.from_settings(settings, backend)
+    policy = authorizer(settings, backend)
     try:
         with serving_team(settings, backend=backend, authenticator=authn, authorizer=policy,
-                          audit=StoreAuditTrail(backend), roles_of=policy.roles) as url:
+                          audit=audit(backend) if audit is not None else None,
+                          roles_of=getattr(policy, "roles", None)) as url:
             issuer.allow_redirect(client.client_id, f"{url}/signin/company/callback")
             yield Team(url, issuer, settings, authn.tokens)
     finally:
