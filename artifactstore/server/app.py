@@ -139,7 +139,7 @@ def create_server_app(settings: ServerSettings, *, backend: Backend | None = Non
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ArtifactStoreError: library_error,
                                         HTTPException: http_error})
-    # -- AUTH: sign-in and token routes, the session cookie, the web UI (mounted last) --
+    # -- AUTH: sign-in and token routes, the session cookie, the web UI (router default) --
     if isinstance(gate_in, ServerAuthenticator):
         add_sign_in(app, settings, gate_in, authorizer)
     ui_store = add_web_ui(app, settings, gate_in, authorizer)

@@ -4,8 +4,9 @@
   tokens in the backing store, then the browser session), :mod:`.authn`;
 - :func:`add_sign_in`: the routes of :mod:`.signin` (browsers and ``artifactstore
   login``) and :mod:`.tokenapi`, and the session cookie's middleware;
-- :func:`add_web_ui`: the web UI behind :mod:`.uimount`'s gate, mounted last so the
-  protocol's routes (``/v1/...``, ``/healthz``...) come first.
+- :func:`add_web_ui`: the web UI behind :mod:`.uimount`'s gate, as the router's default
+  (what answers a path no route claims), so every route of the protocol (``/v1/...``,
+  ``/healthz``...), including any added later, comes first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.routing import Mount
 
 from artifactstore.backends.base import Backend
 from artifactstore.server.authn import ServerAuthenticator
@@ -47,7 +47,7 @@ def add_sign_in(app: Starlette, settings: ServerSettings, authenticator: ServerA
 
 def add_web_ui(app: Starlette, settings: ServerSettings, authenticator: Authenticator,
                authorizer: Authorizer) -> Any:
-    """Mount the gated web UI at ``/`` (after every other route); the store it opened
+    """Serve the gated web UI for every path no route claims; the store it opened
     (the caller closes it), or None when the UI cannot be served (said in the log)."""
     from artifactstore.core.errors import ArtifactStoreError
     from artifactstore.server.uimount import server_ui
@@ -57,5 +57,5 @@ def add_web_ui(app: Starlette, settings: ServerSettings, authenticator: Authenti
     except (ArtifactStoreError, ImportError) as exc:
         _log.warning("the web UI is off: %s", " ".join(str(exc).split())[:300])
         return None
-    app.router.routes.append(Mount("/", app=gate))
+    app.router.default = gate
     return store

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import html
 from typing import Any, Final
-from urllib.parse import unquote, urlencode
+from urllib.parse import urlencode
 
 from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -41,12 +41,13 @@ PROJECT_LISTS: Final = frozenset({"/projects", "/api/projects"})
 
 
 def project_of(path: str) -> str | None:
-    """The project a UI path is about (``/p/<name>/...`` or ``/api/p/<name>/...``)."""
+    """The project a UI path is about (``/p/<name>/...`` or ``/api/p/<name>/...``).
+    ``path`` is the ASGI path, already percent-decoded once, as the UI's routes see it:
+    decoding it again would let ``%2541`` name one project here and another there."""
     rest = path.removeprefix("/api")
     if not rest.startswith("/p/"):
         return None
-    name = rest[3:].split("/", 1)[0]
-    return unquote(name) or None
+    return rest[3:].split("/", 1)[0] or None
 
 
 def _refusal(status: int, title: str, text: str, api: bool) -> Response:
