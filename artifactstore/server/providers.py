@@ -168,8 +168,12 @@ class IdentityProvider:
             except ValueError:
                 raise SignInFailed("the id_token is malformed") from None
         assert token is not None
+        # ``iss`` exactly as discovery names the issuer (Google also uses the bare host)
+        issuers = [str(self.metadata().get("issuer", self.issuer))]
+        if self.kind == "google":
+            issuers.append("accounts.google.com")
         registry = jwt.JWTClaimsRegistry(
-            leeway=60, iss={"essential": True, "value": self.issuer},
+            leeway=60, iss={"essential": True, "values": issuers},
             aud={"essential": True, "value": self.settings.client_id},
             exp={"essential": True}, sub={"essential": True},
             nonce={"essential": True, "value": nonce})
