@@ -344,3 +344,33 @@ def test_a_tampered_or_foreign_session_cookie_signs_nobody_in(
     assert me(value[:-2] + ("AA" if not value.endswith("AA") else "BB"))["subject"] is None
     with auth_harness(oidc_issuer) as other:  # another server, another secret
         assert me(value, other.url)["subject"] is None
+
+
+def test_github_sign_in_is_oauth2_with_no_scope(sealed_page: SealedPage,
+                                                oidc_issuer: OidcIssuer) -> None:
+    from artifactstore.testing.oidc import github_id
+
+    with auth_harness(oidc_issuer, kind="github") as harness:
+        harness.issuer.calls.clear()
+        sealed_page.allow(oidc_issuer.url)
+        seen: list[str] = []
+        sealed_page.page.on("request", lambda r: seen.append(r.url))
+        me = browser_sign_in(sealed_page, harness)
+    assert me["subject"] == f"company#{github_id('alice')}"
+    assert me["email"] == "alice@example.com"
+    assert me["groups"] == []
+    authorize = next(u for u in seen if "/login/oauth/authorize?" in u)
+    assert "scope" not in parse_qs(urlsplit(authorize).query)  # identity only
+    assert harness.issuer.calls["user"] == 1
+    assert "discovery" not in harness.issuer.calls
+
+
+def test_the_session_cookie_is_secure_behind_https() -> None:
+    from artifactstore.server.signin import session_options
+
+    base = ServerSettings(store_url="memory://x", secret=b"s" * 32)
+    assert session_options(base)["https_only"] is False
+    secure = ServerSettings(store_url="memory://x", secret=b"s" * 32,
+                            public_url="https://artifacts.example.com")
+    options = session_options(secure)
+    assert (options["https_only"], options["same_site"]) == (True, "lax")

@@ -40,7 +40,8 @@ class AuthHarness:
 
 
 @contextmanager
-def auth_harness(issuer: OidcIssuer, *, token_days: int = 90) -> Iterator[AuthHarness]:
+def auth_harness(issuer: OidcIssuer, *, token_days: int = 90, kind: str = "oidc"
+                 ) -> Iterator[AuthHarness]:
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
@@ -59,7 +60,7 @@ def auth_harness(issuer: OidcIssuer, *, token_days: int = 90) -> Iterator[AuthHa
     store_url = f"memory://auth-{uuid.uuid4().hex[:8]}"
     settings = ServerSettings(
         store_url=store_url, secret=secrets.token_urlsafe(32).encode(),
-        issuers=(IssuerSettings("company", "oidc", client.client_id, client.client_secret,
+        issuers=(IssuerSettings("company", kind, client.client_id, client.client_secret,
                                 issuer.url),), token_days=token_days)
     backend = open_backend(store_url)
     tokens = TokenStore(backend, settings.secret, token_days=token_days)

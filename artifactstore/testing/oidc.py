@@ -7,6 +7,10 @@ endpoint and the discovery document ``/.well-known/openid-configuration``. werkz
 serves it in a thread (threaded, so the server under test may call it while a browser
 waits on it).
 
+The same app answers GitHub's OAuth 2 paths (``/login/oauth/authorize``,
+``/login/oauth/access_token``, ``/api/v3/user``: a GitHub Enterprise server's
+layout), for the server's ``github`` kind, which is not OpenID Connect.
+
 Users are what the test says (:meth:`OidcIssuer.add_user`: sub, email, name, groups)
 and consent is automatic for the *current* user (:meth:`OidcIssuer.sign_in_as`, or a
 ``login_hint`` naming a sub). Clients are registered by the test
@@ -19,12 +23,13 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-__all__ = ["OidcClient", "OidcIssuer", "OidcUser", "oidc_issuer"]
+__all__ = ["OidcClient", "OidcIssuer", "OidcUser", "github_id", "oidc_issuer"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,7 @@ class OidcIssuer:
         #: how many times each route was called (the tests check the flow went here)
         self.calls: dict[str, int] = {}
         self._codes: dict[str, _Code] = {}
+        self._access: dict[str, OidcUser] = {}
         self._lock = threading.Lock()
 
     def add_user(self, sub: str, email: str, name: str, groups: tuple[str, ...] = ()
@@ -233,8 +239,12 @@ class OidcIssuer:
                 return info
 
         app = Flask("artifactstore-test-oidc")
+        def save_token(token: dict[str, Any], req: Any) -> None:
+            with self._lock:  # for the GitHub-shaped /api/v3/user
+                self._access[token["access_token"]] = req.user
+
         server = AuthorizationServer(app, query_client=self.clients.get,
-                                     save_token=lambda token, req: None)
+                                     save_token=save_token)
         server.register_grant(CodeGrant, [IdToken(require_nonce=True),
                                           CodeChallenge(required=True)])
 
@@ -253,6 +263,7 @@ class OidcIssuer:
             return jsonify(self.jwks())
 
         @app.get("/authorize")
+        @app.get("/login/oauth/authorize")  # GitHub's path (an Enterprise server's too)
         def authorize() -> Any:
             count("authorize")
             sub = request.args.get("login_hint") or self.current
@@ -265,11 +276,28 @@ class OidcIssuer:
             return server.create_authorization_response(grant_user=user, grant=grant)
 
         @app.post("/token")
+        @app.post("/login/oauth/access_token")
         def token() -> Any:
             count("token")
             return server.create_token_response()
 
+        @app.get("/api/v3/user")  # GitHub's GET /user: OAuth 2 without OpenID Connect
+        def github_user() -> Any:
+            count("user")
+            access = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            with self._lock:
+                user = self._access.get(access)
+            if user is None:
+                return jsonify({"message": "Bad credentials"}), 401
+            return jsonify({"id": github_id(user.sub), "login": user.sub, "name": user.name,
+                            "email": user.email})
+
         return app
+
+
+def github_id(sub: str) -> int:
+    """The numeric id the GitHub-shaped ``/api/v3/user`` gives user ``sub``."""
+    return zlib.crc32(sub.encode())
 
 
 @contextmanager
