@@ -3,5 +3,7 @@ needs its own extra and imports it at its top, so importing ``artifactstore`` ne
 loads them.
 
 - ``datasets``: PyTorch datasets over a version's files, read through the store
-  (``pip install 'artifactstore[torch]'``).
+  (``pip install 'artifactstore[torch]'``);
+- ``lightning``: a PyTorch Lightning logger (``[lightning]``);
+- ``huggingface``: a Hugging Face ``transformers`` ``TrainerCallback`` (``[huggingface]``).
 """
