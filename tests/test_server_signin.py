@@ -374,3 +374,49 @@ def test_the_session_cookie_is_secure_behind_https() -> None:
                             public_url="https://artifacts.example.com")
     options = session_options(secure)
     assert (options["https_only"], options["same_site"]) == (True, "lax")
+
+
+def test_serve_with_an_issuer_signs_the_cli_in(sealed_page: SealedPage,
+                                               oidc_issuer: OidcIssuer, tmp_path: Path,
+                                               cli_env: dict[str, str]) -> None:
+    """``artifactstore serve --config server.toml`` (a real process) with an [[issuers]]
+    entry: the CLI signs in through it and the token it saved works; the server's log
+    holds neither the token nor the one-time codes."""
+    from artifactstore.testing.teamserver import serve_process
+
+    store = str(tmp_path / "store")
+    assert subprocess.run([sys.executable, "-m", "artifactstore", "init", store, "--public",
+                           "-q"], env=cli_env, check=False).returncode == 0
+    client = oidc_issuer.add_client([])
+    config = tmp_path / "server.toml"
+    config.write_text(f'''[[issuers]]
+name = "company"
+kind = "oidc"
+issuer = "{oidc_issuer.url}"
+client_id = "{client.client_id}"
+client_secret_env = "TEST_OIDC_SECRET"
+
+[roles]
+everyone = "reader"
+''')
+    log = tmp_path / "server.log"
+    with serve_process(store, log, config=config,
+                       env={"TEST_OIDC_SECRET": client.client_secret}) as server:
+        oidc_issuer.allow_redirect(client.client_id, f"{server.url}/signin/company/callback")
+        code, answer, err = cli_login(sealed_page, server.url, oidc_issuer.url, cli_env)
+        assert code == 0, err
+        who = subprocess.run([sys.executable, "-m", "artifactstore", "whoami", server.url,
+                              "--json"], env=cli_env, capture_output=True, text=True,
+                             check=False)
+        assert json.loads(who.stdout)["email"] == "alice@example.com"
+        listed = subprocess.run([sys.executable, "-m", "artifactstore", "token", "list",
+                                 server.url, "--json"], env=cli_env, capture_output=True,
+                                text=True, check=False)
+        assert [t["id"] for t in json.loads(listed.stdout)["tokens"]] == [answer["token_id"]]
+        text = server.log_text()
+    token = json.loads((Path(cli_env["ARTIFACTSTORE_CONFIG_DIR"]) / "tokens.json")
+                       .read_text())[server.url]["token"]
+    assert "/v1/login/exchange" in text
+    assert token not in text
+    assert token.split("_", 2)[2] not in text
+    assert "code=" not in text
