@@ -16,7 +16,12 @@ Modules:
 - ``authz``: which role a key and an action need, and the domain of each project;
 - ``roles``: who holds which role in which project (the ``[roles]`` table);
 - ``tokens``: API tokens (create, list, revoke, expiry, scope), kept in the store;
+  ``tokenapi``: their HTTP API (``/v1/tokens``);
 - ``signin``: OpenID Connect sign-in for browsers and for ``artifactstore login``;
+  ``providers``: the issuers it talks to (discovery, id_token checks, GitHub);
+- ``authn``: who is asking (the bearer token, else the session; the CSRF rule);
+- ``uimount``: the web UI behind sign-in; ``authmount``: how ``app`` adds these;
+  ``httpjson``: bounded JSON bodies and the JSON error answers of those small APIs;
 - ``audit``: the append-only audit log of writes, deletes and membership changes;
 - ``app``: the Starlette app that puts them together with the web UI; ``run``: uvicorn.
 """
