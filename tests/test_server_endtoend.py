@@ -105,6 +105,12 @@ def test_a_browser_signs_in_and_reaches_the_runs_table(
     cookie = next(c["value"] for c in sealed_page.context.cookies()
                   if c["name"] == "artifactstore_session")
     assert not [line for line in lines if "code=" in line or cookie in line]
+    # the pages name the user and sign out with a POST from this origin
+    sealed_page.open(team.url + "/p/vision/")
+    assert sealed_page.text(".signout .user") == "alice@example.com"
+    sealed_page.click(".signout button")
+    sealed_page.wait_for("() => location.pathname === '/signin'")
+    assert sealed_page.page.request.get(team.url + "/v1/whoami").json()["user"] is None
 
 
 def test_a_private_project_is_locked_without_a_server_identity(

@@ -98,6 +98,8 @@ class UiGate:
                 return _refusal(401, "Sign in", str(exc), api)
             return RedirectResponse(to_signin, status_code=302)
         request.scope.setdefault("state", {})["principal"] = principal.label
+        if not principal.anonymous:  # the pages show who is signed in, and a sign-out
+            request.scope["artifactstore.user"] = principal.email or principal.label
         if path in PROJECT_LISTS:
             request.scope["artifactstore.readable"] = self._readable(principal)
             return None

@@ -80,8 +80,11 @@ class Site:
         if wants_json(request):
             return JSONResponse(data, status_code=status)
         project = project or self.workspace.default.project
+        # the team server (server/uimount.py) names the signed-in user: a sign-out button
+        user = request.scope.get("artifactstore.user")
         html = self.env.get_template(template).render(
-            project=project, base=project_base(project), url=self.workspace.url, **data)
+            project=project, base=project_base(project), url=self.workspace.url,
+            user=user, **data)
         return HTMLResponse(html, status_code=status)
 
     def failed(self, request: Request, exc: ArtifactStoreError,
