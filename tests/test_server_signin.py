@@ -69,6 +69,11 @@ def test_sign_out_needs_a_post_from_our_own_pages(sealed_page: SealedPage,
     assert refused.status == 403
     assert request.get(harness.url + "/me").json()["subject"] == "company#alice"
     assert request.get(harness.url + "/signout", max_redirects=0).status == 405
+    # Origin "null" (a no-referrer page) is not ours unless Sec-Fetch-Site says so
+    assert request.post(harness.url + "/signout", headers={"Origin": "null"},
+                        max_redirects=0).status == 403
+    assert request.post(harness.url + "/signout", max_redirects=0, headers={
+        "Origin": "null", "Sec-Fetch-Site": "cross-site"}).status == 403
     done = request.post(harness.url + "/signout", headers={"Origin": harness.url},
                         max_redirects=0)
     assert done.status == 303

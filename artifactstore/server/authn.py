@@ -41,10 +41,12 @@ def origin_of_request(request: HTTPConnection, public_url: str | None) -> str:
 
 def same_origin(request: HTTPConnection, public_url: str | None) -> bool:
     """Whether the browser says this request comes from a page of our own origin:
-    the ``Origin`` header equals ours, or (no Origin) ``Sec-Fetch-Site`` is
-    ``same-origin``. A request with neither is not trusted."""
+    the ``Origin`` header equals ours, or (no Origin, or ``null``) ``Sec-Fetch-Site``
+    is ``same-origin``. A request with neither is not trusted."""
     origin = request.headers.get("origin")
-    if origin is not None:
+    # "null": a page with Referrer-Policy no-referrer (ours) posting a form; the browser
+    # still says where the request comes from in Sec-Fetch-Site
+    if origin is not None and origin != "null":
         return origin.lower() == origin_of_request(request, public_url)
     return request.headers.get("sec-fetch-site") == "same-origin"
 
