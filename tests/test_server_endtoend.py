@@ -279,3 +279,26 @@ def test_a_token_scoped_to_one_project_exits_15_on_another(
                       str(tmp_path / "f.txt"), "--store", team.store_url, "--project",
                       "vision")
     assert refused.returncode == 15, refused.stderr
+
+
+def test_a_server_admin_lists_and_revokes_everyones_tokens(
+        oidc_issuer: OidcIssuer, folder: str, cli_env: dict[str, str]) -> None:
+    roles = {**ROLES, "admins": ["bob@example.com"]}
+    bob = Principal(subject="company#bob", email="bob@example.com")
+    with team_server(oidc_issuer, folder, roles, authorizer=authz.KeyPolicy.from_settings,
+                     audit=audit.StoreAuditTrail) as team:
+        alices, record = team.tokens.create(ALICE, name="alice-ci")
+        bobs, _ = team.tokens.create(bob, name="bob-cli")
+        as_alice = dict(cli_env, ARTIFACTSTORE_TOKEN=alices)
+        as_bob = dict(cli_env, ARTIFACTSTORE_TOKEN=bobs)
+        mine = json.loads(run_cli(as_alice, "token", "list", team.url, "--all", "--json")
+                          .stdout)
+        assert [t["name"] for t in mine["tokens"]] == ["alice-ci"]  # --all: admins only
+        everyone = json.loads(run_cli(as_bob, "token", "list", team.url, "--all",
+                                      "--json").stdout)
+        assert {t["name"] for t in everyone["tokens"]} == {"alice-ci", "bob-cli"}
+        assert run_cli(as_alice, "token", "revoke", team.url, "0" * 16).returncode == 3
+        done = run_cli(as_bob, "token", "revoke", team.url, record.id)
+        assert done.returncode == 0, done.stderr
+        refused = run_cli(as_alice, "whoami", team.url)
+        assert refused.returncode == 14, refused.stderr
