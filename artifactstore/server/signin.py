@@ -35,6 +35,7 @@ from typing import Any, Final
 from urllib.parse import urlencode, urlsplit
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -51,7 +52,7 @@ from artifactstore.server.httpjson import error_response, json_body
 from artifactstore.server.principal import Principal, Role
 from artifactstore.server.providers import IdentityProvider, SignInFailed
 from artifactstore.server.settings import ServerSettings
-from artifactstore.server.tokens import RoleOf, TokenStore
+from artifactstore.server.tokens import RoleOf, TokenRecord, TokenStore
 
 __all__ = ["SESSION_COOKIE", "SignIn", "safe_next", "session_middleware", "session_options"]
 
@@ -128,7 +129,7 @@ class SignIn:
 
     # -- browsers --------------------------------------------------------------------
 
-    async def choose(self, request: Request) -> Response:
+    def choose(self, request: Request) -> Response:
         nxt = safe_next(request.query_params.get("next"))
         if not self.providers:
             return _page("Sign-in is not configured",
@@ -138,7 +139,7 @@ class SignIn:
             f"Sign in with {html.escape(name)}</a></li>" for name in self.providers)
         return _page("Sign in to artifactstore", f"<ul>{items}</ul>")
 
-    async def start(self, request: Request) -> Response:
+    def start(self, request: Request) -> Response:
         provider = self.providers.get(request.path_params["issuer"])
         if provider is None:
             return _page("Unknown sign-in provider", '<p><a href="/signin">Back</a></p>', 404)
@@ -154,7 +155,7 @@ class SignIn:
             return _page("Sign-in failed", f"<p>{html.escape(str(exc))}</p>", 502)
         return RedirectResponse(url, status_code=302)
 
-    async def callback(self, request: Request) -> Response:
+    def callback(self, request: Request) -> Response:
         name = request.path_params["issuer"]
         provider = self.providers.get(name)
         flow: Any = request.session.pop("signin", None)
@@ -180,7 +181,7 @@ class SignIn:
         request.session[SESSION_USER] = user
         return RedirectResponse(safe_next(flow.get("next")), status_code=303)
 
-    async def signout(self, request: Request) -> Response:
+    def signout(self, request: Request) -> Response:
         if not same_origin(request, self.settings.public_url):
             return _page("Refused", "<p>Sign out from this server's own pages.</p>", 403)
         request.session.clear()
@@ -188,7 +189,7 @@ class SignIn:
 
     # -- the CLI ---------------------------------------------------------------------
 
-    async def login_cli(self, request: Request) -> Response:
+    def login_cli(self, request: Request) -> Response:
         params = request.query_params
         port, state, challenge = (params.get("port", ""), params.get("state", ""),
                                   params.get("code_challenge", ""))
@@ -211,36 +212,37 @@ class SignIn:
     async def exchange(self, request: Request) -> Response:
         try:
             body = await json_body(request, limit=16384)
-            code, verifier = body.get("code"), body.get("code_verifier")
-            if not isinstance(code, str) or not isinstance(verifier, str) \
-                    or not _VERIFIER.fullmatch(verifier):
-                raise InvalidInputError("post {\"code\": ..., \"code_verifier\": ...}")
-            try:
-                data = self._codes.loads(code, max_age=CODE_SECONDS)
-            except SignatureExpired:
-                raise NotSignedInError("the login code expired; run artifactstore "
-                                       "login URL again") from None
-            except BadSignature:
-                raise NotSignedInError("this login code is not valid here; run "
-                                       "artifactstore login URL again") from None
-            if not secrets.compare_digest(_s256(verifier).encode(),
-                                          str(data.get("challenge")).encode()):
-                raise NotSignedInError("the login code does not match this client's "
-                                       "verifier; run artifactstore login URL again")
-            spent = LOGIN_CODES + hashlib.sha256(code.encode()).hexdigest()
-            if not self.tokens.backend.put_if_absent(spent, b"{}"):
-                raise NotSignedInError("this login code was used already; run "
-                                       "artifactstore login URL again")
-            user = data["user"]
-            principal = Principal(subject=user["subject"], email=user.get("email"),
-                                  name=user.get("name"),
-                                  groups=frozenset(user.get("groups") or ()))
-            host = str(body.get("host") or "cli")[:40]
-            token, record = self.tokens.create(
-                principal, name=re.sub(r"[^\w .@:/+-]", "-", f"login {host}"),
-                role=Role.ADMIN)
+            token, record = await run_in_threadpool(self._exchange, body)
         except (ArtifactStoreError, KeyError, TypeError) as exc:
             return error_response(exc)
         return JSONResponse({"token": token, **record.public()},
                             headers={"Cache-Control": "no-store"})
 
+    def _exchange(self, body: dict[str, Any]) -> tuple[str, TokenRecord]:
+        code, verifier = body.get("code"), body.get("code_verifier")
+        if not isinstance(code, str) or not isinstance(verifier, str) \
+                or not _VERIFIER.fullmatch(verifier):
+            raise InvalidInputError("post {\"code\": ..., \"code_verifier\": ...}")
+        try:
+            data = self._codes.loads(code, max_age=CODE_SECONDS)
+        except SignatureExpired:
+            raise NotSignedInError("the login code expired; run artifactstore "
+                                   "login URL again") from None
+        except BadSignature:
+            raise NotSignedInError("this login code is not valid here; run "
+                                   "artifactstore login URL again") from None
+        if not secrets.compare_digest(_s256(verifier).encode(),
+                                      str(data.get("challenge")).encode()):
+            raise NotSignedInError("the login code does not match this client's "
+                                   "verifier; run artifactstore login URL again")
+        spent = LOGIN_CODES + hashlib.sha256(code.encode()).hexdigest()
+        if not self.tokens.backend.put_if_absent(spent, b"{}"):
+            raise NotSignedInError("this login code was used already; run "
+                                   "artifactstore login URL again")
+        user = data["user"]
+        principal = Principal(subject=user["subject"], email=user.get("email"),
+                              name=user.get("name"),
+                              groups=frozenset(user.get("groups") or ()))
+        host = str(body.get("host") or "cli")[:40]
+        return self.tokens.create(principal, name=re.sub(r"[^\w .@:/+-]", "-",
+                                                         f"login {host}"), role=Role.ADMIN)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -24,7 +25,7 @@ from artifactstore.core.errors import ArtifactStoreError, InvalidInputError, Not
 from artifactstore.server.gate import Authenticator
 from artifactstore.server.httpjson import error_response, json_body
 from artifactstore.server.principal import Principal, Role
-from artifactstore.server.tokens import RoleOf, TokenStore
+from artifactstore.server.tokens import RoleOf, TokenRecord, TokenStore
 
 __all__ = ["token_routes"]
 
@@ -43,31 +44,34 @@ def token_routes(tokens: TokenStore, authenticator: Authenticator, role_of: Role
 
     async def create(request: Request) -> Response:
         try:
-            principal = caller(request)
+            principal = await run_in_threadpool(caller, request)
             body = await json_body(request, limit=16384)
-            projects = body.get("projects")
-            if projects is not None and not (isinstance(projects, list)
-                                             and all(isinstance(p, str) for p in projects)):
-                raise InvalidInputError("projects is a list of project names, or null")
-            role_text = body.get("role", "reader")
-            days = body.get("days")
-            if not isinstance(role_text, str) or (days is not None and type(days) is not int):
-                raise InvalidInputError("role is reader, writer or admin; days a number")
-            try:
-                role = Role.parse(role_text)
-            except ValueError as exc:
-                raise InvalidInputError(str(exc)) from None
-            name = body.get("name")
-            if not isinstance(name, str):
-                raise InvalidInputError("give the token a name")
-            token, record = tokens.create(principal, name=name, projects=projects,
-                                          role=role, days=days, role_of=role_of)
+            token, record = await run_in_threadpool(make, principal, body)
         except ArtifactStoreError as exc:
             return error_response(exc)
         return JSONResponse({"token": token, **record.public()}, status_code=201,
                             headers={"Cache-Control": "no-store"})
 
-    async def listing(request: Request) -> Response:
+    def make(principal: Principal, body: dict[str, Any]) -> tuple[str, TokenRecord]:
+        projects = body.get("projects")
+        if projects is not None and not (isinstance(projects, list)
+                                         and all(isinstance(p, str) for p in projects)):
+            raise InvalidInputError("projects is a list of project names, or null")
+        role_text = body.get("role", "reader")
+        days = body.get("days")
+        if not isinstance(role_text, str) or (days is not None and type(days) is not int):
+            raise InvalidInputError("role is reader, writer or admin; days a number")
+        try:
+            role = Role.parse(role_text)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from None
+        name = body.get("name")
+        if not isinstance(name, str):
+            raise InvalidInputError("give the token a name")
+        return tokens.create(principal, name=name, projects=projects, role=role,
+                             days=days, role_of=role_of)
+
+    def listing(request: Request) -> Response:
         try:
             principal = caller(request)
         except ArtifactStoreError as exc:
@@ -79,7 +83,7 @@ def token_routes(tokens: TokenStore, authenticator: Authenticator, role_of: Role
             tokens.records(None if everyone else principal.subject)]
         return JSONResponse({"tokens": found}, headers={"Cache-Control": "no-store"})
 
-    async def revoke(request: Request) -> Response:
+    def revoke(request: Request) -> Response:
         try:
             principal = caller(request)
             admin = is_admin is not None and is_admin(principal)

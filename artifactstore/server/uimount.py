@@ -25,6 +25,7 @@ import html
 from typing import Any, Final
 from urllib.parse import urlencode
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -75,7 +76,8 @@ class UiGate:
         if scope["type"] != "http":
             await self.ui(scope, receive, send)
             return
-        response = self.decide(HTTPConnection(scope))
+        # deciding may read the store (a token's record): off the event loop
+        response = await run_in_threadpool(self.decide, HTTPConnection(scope))
         if response is not None:
             await response(scope, receive, send)
             return
