@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import random
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_calls import cli
@@ -24,6 +26,7 @@ from artifactstore.core.errors import (
     NotFoundError,
     NotSignedInError,
 )
+from artifactstore.server.app import ACCESS_LOG
 from artifactstore.server.settings import SECRET_ENV
 from artifactstore.testing import BackendConformance, BackendSpec, MotoS3Server
 from artifactstore.testing.teamserver import (
@@ -447,3 +450,70 @@ def test_serve_over_s3_in_a_process(tmp_path: Path, s3_server: MotoS3Server) -> 
             done = _run(*argv, "--quiet", env=client_env)
             assert done.returncode == 0, (argv, done.stderr)
     assert (tmp_path / "out" / "big.bin").read_bytes() == (data / "big.bin").read_bytes()
+
+
+# -- requests per operation ----------------------------------------------------------------
+
+
+class _Lines(logging.Handler):
+    """The access log's lines, as the server logs them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(record.getMessage()))
+
+
+@pytest.mark.s3
+def test_requests_per_operation_are_those_of_s3_directly(
+        tmp_path: Path, s3_server: MotoS3Server, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """log, ls and get send the server exactly the requests they send S3 directly (moto
+    counts those), and no sign-in request: the token rides on each request."""
+    rng = random.Random(6)
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    for index in range(12):
+        (data / f"f{index}.bin").write_bytes(rng.randbytes(rng.randrange(100, 300_000)))
+    (data / "sub" / "big.bin").write_bytes(rng.randbytes(9 << 20))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+    monkeypatch.setenv("ARTIFACTSTORE_CONFIG_DIR", str(tmp_path / "config"))
+    steps = [("log", ("log", "ds", str(data))), ("ls", ("ls", "ds")),
+             ("get", ("get", "ds:v0", "--dir", "{out}")), ("ls all", ("ls",))]
+
+    def run(url: str, tag: str, count: Any, reset: Any) -> dict[str, int]:
+        assert cli(capsys, "init", url, "--public", "-q")[0] == 0
+        counted = {}
+        for name, argv in steps:
+            monkeypatch.setenv("ARTIFACTSTORE_CACHE_DIR", str(tmp_path / f"cache-{tag}-{name}"))
+            args = [a.format(out=tmp_path / f"out-{tag}") for a in argv]
+            reset()
+            code, _, err = cli(capsys, *args, "--store", url, "-q")
+            assert code == 0, err
+            counted[name] = count()
+        return counted
+
+    direct = run(f"s3://{s3_server.bucket}/direct-{random.Random().getrandbits(32):x}", "d",
+                 lambda: s3_server.request_count, s3_server.reset_count)
+    lines = _Lines()
+    access = logging.getLogger(ACCESS_LOG)
+    access.addHandler(lines)
+    access.setLevel(logging.INFO)
+    backing = f"s3://{s3_server.bucket}/served-{random.Random().getrandbits(32):x}"
+    store = RetryingBackend(open_backend(backing, **s3_server.backend_options()))
+    try:
+        with serving_team(open_settings(backing), backend=store) as url:
+            served = run(f"artifactstore+{url}/", "s", lambda: len(lines.lines),
+                         lines.lines.clear)
+    finally:
+        access.removeHandler(lines)
+        store.close()
+    print(f"requests per operation, direct S3 {direct}, through the server {served}")
+    assert all(line["path"] != "/v1/whoami" for line in lines.lines)
+    assert served == direct  # one request to the server per request S3 would have had
+    assert (tmp_path / "out-s" / "sub" / "big.bin").read_bytes() == \
+        (data / "sub" / "big.bin").read_bytes()
