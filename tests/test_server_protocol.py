@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import logging
 import os
 import random
 import subprocess
@@ -26,11 +25,11 @@ from artifactstore.core.errors import (
     NotFoundError,
     NotSignedInError,
 )
-from artifactstore.server.app import ACCESS_LOG
 from artifactstore.server.settings import SECRET_ENV
 from artifactstore.testing import BackendConformance, BackendSpec, MotoS3Server
 from artifactstore.testing.teamserver import (
     TEST_SECRET,
+    RequestCounter,
     open_settings,
     serve_process,
     serving_team,
@@ -176,8 +175,11 @@ def test_listings_refuse_bad_prefixes_and_hide_the_servers_keys(backing: Path) -
         backend = open_backend(f"artifactstore+{url}/")
         try:
             assert list(backend.list()) == ["seen"]
-            with pytest.raises(NotAuthorizedError, match="server's own data"):
-                backend.get("server/audit")
+            for call in (lambda: backend.get("server/audit"),
+                         lambda: backend.stat("server/audit"),  # HEAD: the headers say why
+                         lambda: backend.exists("server/audit")):
+                with pytest.raises(NotAuthorizedError, match="server's own data"):
+                    call()
         finally:
             backend.close()
 
@@ -455,23 +457,13 @@ def test_serve_over_s3_in_a_process(tmp_path: Path, s3_server: MotoS3Server) -> 
 # -- requests per operation ----------------------------------------------------------------
 
 
-class _Lines(logging.Handler):
-    """The access log's lines, as the server logs them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(json.loads(record.getMessage()))
-
-
 @pytest.mark.s3
 def test_requests_per_operation_are_those_of_s3_directly(
         tmp_path: Path, s3_server: MotoS3Server, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     """log, ls and get send the server exactly the requests they send S3 directly (moto
-    counts those), and no sign-in request: the token rides on each request."""
+    counts those; the server's are counted as they arrive), and no sign-in request: the
+    token rides on each request."""
     rng = random.Random(6)
     data = tmp_path / "data"
     (data / "sub").mkdir(parents=True)
@@ -485,6 +477,8 @@ def test_requests_per_operation_are_those_of_s3_directly(
     steps = [("log", ("log", "ds", str(data))), ("ls", ("ls", "ds")),
              ("get", ("get", "ds:v0", "--dir", "{out}")), ("ls all", ("ls",))]
 
+    trace: dict[str, list[str]] = {}
+
     def run(url: str, tag: str, count: Any, reset: Any) -> dict[str, int]:
         assert cli(capsys, "init", url, "--public", "-q")[0] == 0
         counted = {}
@@ -495,25 +489,25 @@ def test_requests_per_operation_are_those_of_s3_directly(
             code, _, err = cli(capsys, *args, "--store", url, "-q")
             assert code == 0, err
             counted[name] = count()
+            trace[f"{tag} {name}"] = (
+                [r.split("?")[0].rsplit("/", 1)[-1] for r in s3_server.requests] if tag == "d"
+                else list(counters[0].seen))
         return counted
 
     direct = run(f"s3://{s3_server.bucket}/direct-{random.Random().getrandbits(32):x}", "d",
                  lambda: s3_server.request_count, s3_server.reset_count)
-    lines = _Lines()
-    access = logging.getLogger(ACCESS_LOG)
-    access.addHandler(lines)
-    access.setLevel(logging.INFO)
+    counters: list[RequestCounter] = []
     backing = f"s3://{s3_server.bucket}/served-{random.Random().getrandbits(32):x}"
     store = RetryingBackend(open_backend(backing, **s3_server.backend_options()))
     try:
-        with serving_team(open_settings(backing), backend=store) as url:
-            served = run(f"artifactstore+{url}/", "s", lambda: len(lines.lines),
-                         lines.lines.clear)
+        with serving_team(open_settings(backing), backend=store, counter=counters) as url:
+            served = run(f"artifactstore+{url}/", "s", lambda: len(counters[0].seen),
+                         counters[0].seen.clear)
     finally:
-        access.removeHandler(lines)
         store.close()
     print(f"requests per operation, direct S3 {direct}, through the server {served}")
-    assert all(line["path"] != "/v1/whoami" for line in lines.lines)
-    assert served == direct  # one request to the server per request S3 would have had
+    assert all(not seen.endswith("/v1/whoami") for seen in counters[0].seen)
+    # one request to the server per request S3 would have had
+    assert served == direct, json.dumps({k: v for k, v in trace.items() if "log" in k})
     assert (tmp_path / "out-s" / "sub" / "big.bin").read_bytes() == \
         (data / "sub" / "big.bin").read_bytes()

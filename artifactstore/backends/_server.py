@@ -36,7 +36,7 @@ import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final, NoReturn
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from artifactstore.backends._endpoints import check_endpoint, redact_url, take_options
 from artifactstore.backends._errors import map_error
@@ -265,7 +265,8 @@ class ServerBackend:
 
 
 def _error(response: Any) -> tuple[str, str]:
-    """The server's error code and one-line message (its JSON), else the status line."""
+    """The server's error code and one-line message (its JSON, or for HEAD its
+    headers), else the status line."""
     try:
         raw = response.data if response.data is not None else b""
     except Exception:  # the body is unreadable: the status says enough
@@ -274,7 +275,10 @@ def _error(response: Any) -> tuple[str, str]:
         answer = json.loads(raw[:4096])
         code, text = str(answer["error"]), str(answer["message"])
     except (ValueError, KeyError, TypeError):
-        code, text = "", f"HTTP {response.status} {response.reason or ''}".strip()
+        code = response.headers.get("X-Artifactstore-Error", "")
+        text = unquote(response.headers.get("X-Artifactstore-Message", ""))
+        if not (code and text):
+            text = f"HTTP {response.status} {response.reason or ''}".strip()
     return code, " ".join(text.split())[:300]
 
 

@@ -152,18 +152,10 @@ class AccessLog:
             return
         began = time.perf_counter()
         state: dict[str, Any] = scope.setdefault("state", {})
-        seen = {"status": 500, "bytes": 0}
+        seen = {"status": 500, "bytes": 0, "logged": False}
 
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                seen["status"] = message["status"]
-            elif message["type"] == "http.response.body":
-                seen["bytes"] += len(message.get("body", b""))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
+        def log() -> None:
+            seen["logged"] = True
             entry = {
                 "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 "method": scope["method"], "path": scope["path"],
@@ -175,3 +167,18 @@ class AccessLog:
             if query:
                 entry["query"] = query.decode("latin-1")[:400]
             self.log.info(json.dumps(entry, ensure_ascii=False))
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                seen["bytes"] += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    log()  # before the last bytes go, so ms is the server's time
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            if not seen["logged"]:  # the app failed before it finished an answer
+                log()

@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Final
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -40,7 +41,7 @@ from artifactstore.backends._keys import check_prefix
 from artifactstore.backends.base import Backend, check_key
 from artifactstore.core.errors import (
     ArtifactStoreError,
-    BackendError,
+    BackendUnavailableError,
     InvalidInputError,
     NotAuthorizedError,
     NotFoundError,
@@ -51,10 +52,14 @@ from artifactstore.server.gate import Action, AuditTrail, Authenticator, Authori
 from artifactstore.server.opengate import SERVER_PREFIX
 from artifactstore.server.principal import Principal
 
-__all__ = ["PAGER_SECONDS", "PIECE", "ObjectRoutes", "TooLargeError", "error_response"]
+__all__ = ["ERROR_HEADER", "MESSAGE_HEADER", "PAGER_SECONDS", "PIECE", "ObjectRoutes",
+           "TooLargeError", "error_response"]
 
 #: bytes read from the backing store per piece of a streamed GET
 PIECE: Final = 8 << 20
+#: an error's code and (percent-encoded) message, also in headers: HEAD has no body
+ERROR_HEADER: Final = "X-Artifactstore-Error"
+MESSAGE_HEADER: Final = "X-Artifactstore-Message"
 #: how long a listing in progress is kept for its next page
 PAGER_SECONDS: Final = 120.0
 _PAGERS: Final = 256
@@ -72,8 +77,12 @@ def error_response(exc: BaseException, *, hide: str | None = None) -> JSONRespon
     message = " ".join(str(exc).split()) or type(exc).__name__
     if hide:
         message = message.replace(hide, "the server's store")
-    headers = {"WWW-Authenticate": 'Bearer realm="artifactstore"'} if status == 401 else None
-    return JSONResponse({"error": code, "message": message[:300]}, status_code=status,
+    message = message[:300]
+    # the same in headers, for HEAD (no body): the message percent-encoded (any key)
+    headers = {ERROR_HEADER: code, MESSAGE_HEADER: quote(message, safe=" /:;,'()=+@")}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="artifactstore"'
+    return JSONResponse({"error": code, "message": message}, status_code=status,
                         headers=headers)
 
 
@@ -88,8 +97,7 @@ def _status(exc: BaseException) -> tuple[int, str]:
         return 400, "invalid_input"
     if isinstance(exc, NotFoundError):
         return 404, "not_found"
-    if isinstance(exc, TransientBackendError) or (
-            isinstance(exc, BackendError) and type(exc).__name__ == "BackendUnavailableError"):
+    if isinstance(exc, TransientBackendError | BackendUnavailableError):
         return 503, "unavailable"
     return 500, "backend_error"
 

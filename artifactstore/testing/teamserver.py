@@ -23,7 +23,8 @@ from typing import Any
 
 from artifactstore.server.settings import SECRET_ENV, ServerSettings
 
-__all__ = ["TEST_SECRET", "ServerProcess", "open_settings", "serve_process", "serving_team"]
+__all__ = ["TEST_SECRET", "RequestCounter", "ServerProcess", "open_settings", "serve_process",
+           "serving_team"]
 
 TEST_SECRET = b"test-secret-test-secret-test-secret-0123"
 
@@ -34,17 +35,36 @@ def open_settings(store_url: str, *, role: str = "admin", **fields: Any) -> Serv
                           roles={"everyone": role}, **fields)
 
 
+class RequestCounter:
+    """ASGI middleware counting the HTTP requests that arrive (before any answer, so a
+    client that got its answer finds its request counted), with their method and path."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.seen: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.seen.append(f"{scope['method']} {scope['path']}")
+        await self.app(scope, receive, send)
+
+
 @contextmanager
-def serving_team(settings: ServerSettings, **app_options: Any) -> Iterator[str]:
+def serving_team(settings: ServerSettings, *, counter: list[RequestCounter] | None = None,
+                 **app_options: Any) -> Iterator[str]:
     """The server of ``settings`` (``create_server_app(settings, **app_options)``) until
-    the block ends; yields its base URL ``http://127.0.0.1:PORT``."""
+    the block ends; yields its base URL ``http://127.0.0.1:PORT``. With ``counter``
+    (a list), the app is wrapped in a :class:`RequestCounter` appended to it."""
     import uvicorn
 
     from artifactstore.server.app import create_server_app
     from artifactstore.server.run import bind
 
     bound = bind("127.0.0.1", 0)
-    app = create_server_app(settings, **app_options)
+    app: Any = create_server_app(settings, **app_options)
+    if counter is not None:
+        counter.append(RequestCounter(app))
+        app = counter[-1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
                                            access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [bound.sock]},
