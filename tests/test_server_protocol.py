@@ -511,3 +511,20 @@ def test_requests_per_operation_are_those_of_s3_directly(
     assert served == direct, json.dumps({k: v for k, v in trace.items() if "log" in k})
     assert (tmp_path / "out-s" / "sub" / "big.bin").read_bytes() == \
         (data / "sub" / "big.bin").read_bytes()
+
+
+def test_serve_with_two_workers(tmp_path: Path, backing: Path) -> None:
+    data = _data(tmp_path)
+    env = {**os.environ, "ARTIFACTSTORE_CONFIG_DIR": str(tmp_path / "client-config")}
+    env.pop("ARTIFACTSTORE_TOKEN", None)
+    with serve_process(str(backing), tmp_path / "server.log", config=_config(tmp_path),
+                       more=("--workers", "2")) as server:
+        for argv in (("init", server.store_url, "--public"),
+                     ("log", "ds", str(data), "--store", server.store_url),
+                     ("get", "ds:v0", "--dir", str(tmp_path / "out"), "--store",
+                      server.store_url)):
+            done = _run(*argv, "--quiet", env=env)
+            assert done.returncode == 0, (argv, done.stderr)
+        assert server.stop() == 0
+    assert (tmp_path / "out" / "big.bin").read_bytes() == (data / "big.bin").read_bytes()
+    assert server.log_text().count("OPEN SERVER") >= 2  # each worker built its app

@@ -26,6 +26,16 @@ def _port(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"use 1 to 64 worker processes, not {text!r}")
+    return value
+
+
 def serve(args: argparse.Namespace) -> Any:
     from artifactstore.backends import redact_url
     from artifactstore.server.settings import load_settings
@@ -35,7 +45,7 @@ def serve(args: argparse.Namespace) -> Any:
         import uvicorn  # noqa: F401  (checked here so --check finds it missing too)
 
         from artifactstore.server.app import create_server_app
-        from artifactstore.server.run import bind, log_to_stderr
+        from artifactstore.server.run import bind, log_to_stderr, serve_workers
         from artifactstore.server.run import serve as run
     except ImportError as exc:
         if (exc.name or "").partition(".")[0] in SERVER_MODULES:
@@ -70,7 +80,12 @@ def serve(args: argparse.Namespace) -> Any:
             print(f"artifactstore server of {shown}: {where.url}\n"
                   f"clients use --store {where.store_url}  (Ctrl-C stops it)", flush=True)
 
-    run(app, bound, started)
+    if args.workers > 1:
+        store.close()  # each worker opens its own
+        serve_workers(args.workers, bound, config=args.config, store=args.store,
+                      started=started)
+    else:
+        run(app, bound, started)
     print("artifactstore server stopped", file=sys.stderr)  # stderr: the log, even with --json
     return 0
 
@@ -86,6 +101,9 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
                         "for every interface, behind a TLS proxy)")
     p.add_argument("--port", type=_port, default=8080, metavar="N",
                    help="port to listen on (default 8080; 0: any free port)")
+    p.add_argument("--workers", type=_workers, default=1, metavar="N",
+                   help="worker processes sharing the port (default 1; one per core "
+                        "serves more clients)")
     p.add_argument("--check", action="store_true",
                    help="check the settings and the store, bind the address and exit "
                         "without serving (default: serve)")

@@ -6,11 +6,17 @@ accepting, lets requests in flight finish for up to :data:`GRACE_SECONDS`, runs 
 app's shutdown (which closes the backing store) and returns. Access lines and the
 server's warnings go to stderr, one JSON object per access line; uvicorn's own access
 log is off (ours has the principal and never the query's secrets: there are none).
+
+With ``--workers N`` uvicorn's supervisor runs N spawned worker processes on the one
+socket; each builds its own app from the same settings (an instance per core: the
+server keeps no state of its own, so workers share nothing but the store).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -22,9 +28,12 @@ from starlette.applications import Starlette
 
 from artifactstore.core.errors import InvalidInputError
 
-__all__ = ["GRACE_SECONDS", "Bound", "bind", "log_to_stderr", "serve"]
+__all__ = ["GRACE_SECONDS", "WORKER_ENV", "Bound", "bind", "log_to_stderr", "serve",
+           "serve_workers", "worker_app"]
 
 GRACE_SECONDS: Final = 30
+#: how ``serve --workers N`` tells its workers the settings (a JSON object)
+WORKER_ENV: Final = "ARTIFACTSTORE_SERVE_WORKER"
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,38 @@ class _Stderr(logging.Handler):
             print(record.getMessage(), file=sys.stderr, flush=True)
         except Exception:
             self.handleError(record)
+
+
+def worker_app() -> Starlette:
+    """The app of one worker process of ``serve --workers N``, from the settings the
+    parent named in :data:`WORKER_ENV` (uvicorn spawns workers: nothing else is shared)."""
+    from artifactstore.server.app import create_server_app
+    from artifactstore.server.settings import load_settings
+
+    named = json.loads(os.environ[WORKER_ENV])
+    log_to_stderr()
+    return create_server_app(load_settings(named["config"], store=named["store"]))
+
+
+def serve_workers(workers: int, bound: Bound, *, config: str | None, store: str | None,
+                  started: Callable[[Bound], None] | None = None,
+                  grace: int = GRACE_SECONDS) -> None:
+    """Serve on ``bound`` with ``workers`` processes (uvicorn's supervisor restarts one
+    that dies) until SIGTERM or Ctrl-C, each worker stopping gracefully."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ[WORKER_ENV] = json.dumps(
+        {"config": None if config is None else os.path.abspath(config), "store": store})
+    settings = uvicorn.Config(f"{__name__}:worker_app", factory=True, workers=workers,
+                              lifespan="on", access_log=False, log_level="warning",
+                              timeout_graceful_shutdown=grace, server_header=False)
+    if started is not None:
+        started(bound)
+    try:
+        Multiprocess(settings, sockets=[bound.sock]).run()
+    finally:
+        bound.sock.close()
 
 
 def serve(app: Starlette, bound: Bound, started: Callable[[Bound], None] | None = None,

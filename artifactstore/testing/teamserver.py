@@ -113,12 +113,12 @@ class ServerProcess:
 
 @contextmanager
 def serve_process(store_url: str, log: Path, *, config: Path | None = None,
-                  env: dict[str, str] | None = None,
+                  env: dict[str, str] | None = None, more: tuple[str, ...] = (),
                   timeout: float = 60) -> Iterator[ServerProcess]:
-    """Start ``python -m artifactstore serve --store URL --port 0 --json`` (stderr, the
-    access log, into ``log``), wait for the line naming its URL; stop it at the end."""
+    """Start ``python -m artifactstore serve --store URL --port 0 --json *more`` (stderr,
+    the access log, into ``log``), wait for the line naming its URL; stop it at the end."""
     argv = [sys.executable, "-m", "artifactstore", "serve", "--store", store_url,
-            "--port", "0", "--json"]
+            "--port", "0", "--json", *more]
     if config is not None:
         argv += ["--config", str(config)]
     environ = {**os.environ, SECRET_ENV: TEST_SECRET.decode(), **(env or {})}
