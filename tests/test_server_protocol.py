@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from cli_calls import cli
 
-from artifactstore.backends import RetryingBackend, open_backend
+from artifactstore.backends import Backend, RetryingBackend, open_backend
+from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.core.errors import (
     InvalidInputError,
     NotAuthorizedError,
@@ -528,3 +529,43 @@ def test_serve_with_two_workers(tmp_path: Path, backing: Path) -> None:
         assert server.stop() == 0
     assert (tmp_path / "out" / "big.bin").read_bytes() == (data / "big.bin").read_bytes()
     assert server.log_text().count("OPEN SERVER") >= 2  # each worker built its app
+
+
+class _Reads(BackendWrapper):
+    """The backing store, noting how many bytes each read asked for."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner)
+        self.asked: list[int] = []
+
+    def get(self, key: str) -> bytes:
+        data = self._inner.get(key)
+        self.asked.append(len(data))
+        return data
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        self.asked.append(length)
+        return self._inner.get_range(key, start, length)
+
+
+def test_the_server_reads_big_objects_in_pieces(backing: Path) -> None:
+    """A 40 MiB GET is read from the backing store 8 MiB at a time (the server never
+    holds the whole object) and arrives whole; a small one costs one read."""
+    from artifactstore.backends import LocalBackend
+    from artifactstore.server.objects import PIECE
+
+    data = random.Random(9).randbytes(40 << 20)
+    store = _Reads(LocalBackend(str(backing)))
+    store.put("objects/plain/packs/aa/big", data)
+    store.put("small", b"tiny")
+    with serving_team(open_settings(str(backing)), backend=store) as url:
+        backend = open_backend(f"artifactstore+{url}/")
+        try:
+            assert backend.get("objects/plain/packs/aa/big") == data
+            assert max(store.asked) == PIECE
+            assert len(store.asked) == len(data) // PIECE + 1
+            store.asked.clear()
+            assert backend.get("small") == b"tiny"
+            assert len(store.asked) == 1
+        finally:
+            backend.close()
