@@ -21,10 +21,12 @@ from cli_calls import cli
 from artifactstore.backends import Backend, RetryingBackend, open_backend
 from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.core.errors import (
+    BackendError,
     InvalidInputError,
     NotAuthorizedError,
     NotFoundError,
     NotSignedInError,
+    TransientBackendError,
 )
 from artifactstore.server.settings import SECRET_ENV
 from artifactstore.testing import BackendConformance, BackendSpec, MotoS3Server
@@ -567,5 +569,29 @@ def test_the_server_reads_big_objects_in_pieces(backing: Path) -> None:
             store.asked.clear()
             assert backend.get("small") == b"tiny"
             assert len(store.asked) == 1
+        finally:
+            backend.close()
+
+
+class _BreaksAfterTheFirstPiece(BackendWrapper):
+    """The backing store failing in the middle of a streamed read."""
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        if start > 0:
+            raise BackendError(f"get_range {key!r}: the disk went away")
+        return self._inner.get_range(key, start, length)
+
+
+def test_a_store_failing_mid_stream_is_a_broken_read_never_short_bytes(
+        backing: Path) -> None:
+    from artifactstore.backends import LocalBackend
+
+    store = _BreaksAfterTheFirstPiece(LocalBackend(str(backing)))
+    store.put("big", random.Random(4).randbytes(20 << 20))
+    with serving_team(open_settings(str(backing)), backend=store) as url:
+        backend = open_backend(f"artifactstore+{url}/")
+        try:
+            with pytest.raises(TransientBackendError, match="big"):  # retried by the stack
+                backend.get("big")
         finally:
             backend.close()

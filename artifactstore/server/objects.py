@@ -26,6 +26,7 @@ an entry in the :class:`~.gate.AuditTrail` whatever the outcome.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -51,6 +52,8 @@ from artifactstore.core.errors import (
 from artifactstore.server.gate import Action, AuditTrail, Authenticator, Authorizer
 from artifactstore.server.opengate import SERVER_PREFIX
 from artifactstore.server.principal import Principal
+
+_log = logging.getLogger("artifactstore.server")
 
 __all__ = ["ERROR_HEADER", "MESSAGE_HEADER", "PAGER_SECONDS", "PIECE", "ObjectRoutes",
            "TooLargeError", "error_response"]
@@ -217,7 +220,15 @@ class ObjectRoutes:
         offset, left = start + len(first), None if length is None else length - len(first)
         while left is None or left > 0:
             size = PIECE if left is None else min(PIECE, left)
-            piece = self.backend.get_range(key, offset, size)
+            try:
+                piece = self.backend.get_range(key, offset, size)
+            except ArtifactStoreError as exc:
+                # The answer has started: raising cuts the connection before the
+                # chunked body's end, so the client sees a broken (retried) read,
+                # never a short object taken for whole.
+                _log.warning("GET %s stopped at byte %d: %s", key, offset,
+                             " ".join(str(exc).split())[:300])
+                raise
             if piece:
                 yield piece
             if len(piece) < size:
