@@ -315,6 +315,23 @@ def test_health_readiness_and_whoami(backing: Path) -> None:
         assert status == 405
 
 
+def test_more_routes_are_served_with_the_protocol(backing: Path) -> None:
+    """Sign-in, tokens and the UI come as more routes (after the protocol's)."""
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    def hello(request: Request) -> PlainTextResponse:
+        request.state.principal = "someone@example.com"
+        return PlainTextResponse("hello")
+
+    with serving_team(open_settings(str(backing)), routes=[Route("/hello", hello),
+                                                          Route("/v1/o/{key:path}", hello)]
+                      ) as url:
+        assert _raw(url, "GET", "/hello") == (200, b"hello")
+        assert _raw(url, "GET", "/v1/o/k")[0] == 404  # the protocol's route comes first
+
+
 def test_an_app_without_a_gate_and_without_an_open_role_is_refused(backing: Path) -> None:
     from artifactstore.core.errors import ConfigurationError
     from artifactstore.server.app import create_server_app
@@ -378,8 +395,9 @@ def test_log_and_get_through_serve_byte_exact(tmp_path: Path, backing: Path) -> 
     lines = [json.loads(line) for line in server.log_text().splitlines()
              if line.startswith("{")]
     assert {line["method"] for line in lines} >= {"GET", "PUT"}
-    assert all(set(line) >= {"time", "method", "path", "status", "bytes", "ms", "principal"}
-               for line in lines)
+    assert all(set(line) >= {"time", "method", "path", "status", "bytes", "ms", "principal",
+                             "client"} for line in lines)
+    assert {line["client"] for line in lines} == {"127.0.0.1"}
     assert any(line["path"].startswith("/v1/o/") and line["status"] == 201 for line in lines)
     assert "OPEN SERVER" in server.log_text()
 

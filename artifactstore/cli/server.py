@@ -38,6 +38,7 @@ def _workers(text: str) -> int:
 
 def serve(args: argparse.Namespace) -> Any:
     from artifactstore.backends import redact_url
+    from artifactstore.backends._endpoints import is_loopback_host
     from artifactstore.server.settings import load_settings
 
     settings = load_settings(args.config, store=args.store)
@@ -63,6 +64,9 @@ def serve(args: argparse.Namespace) -> Any:
     except BaseException:
         store.close()
         raise
+    if not is_loopback_host(args.host):
+        print(f"artifactstore: serving plain HTTP on {args.host}: put a TLS proxy in front "
+              "(clients refuse artifactstore+http:// off loopback)", file=sys.stderr)
     if not initialized:
         print(f"artifactstore: the store {shown} has no config yet: /readyz answers 503 "
               f"until 'artifactstore init {bound.store_url}' creates it", file=sys.stderr)

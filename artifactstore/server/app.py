@@ -9,9 +9,10 @@ but short-lived listing pages, so any number of instances can serve one store.
 
 The access log is one JSON object per line on the logger ``artifactstore.server.access``
 (``artifactstore serve`` prints it on stderr): ``time``, ``method``, ``path`` (with the
-key), ``query`` (listings), ``status``, ``bytes`` sent, ``ms``, and ``principal`` (who,
-as :attr:`~.principal.Principal.label` says it). Never a header, a token, a cookie or a
-body.
+key), ``query`` (listings), ``status``, ``bytes`` sent, ``ms``, ``principal`` (who, as
+:attr:`~.principal.Principal.label` says it) and ``client`` (the peer's address; behind
+a proxy on this machine, the one its ``X-Forwarded-For`` names). Never a header, a
+token, a cookie or a body.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -29,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from artifactstore.backends import open_backend_stack, redact_url
@@ -56,10 +57,13 @@ def create_server_app(settings: ServerSettings, *, backend: Backend | None = Non
                       authenticator: Authenticator | None = None,
                       authorizer: Authorizer | None = None,
                       audit: AuditTrail | None = None,
-                      roles_of: RolesOf | None = None) -> Starlette:
+                      roles_of: RolesOf | None = None,
+                      routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The app over ``backend`` (default: ``settings.store_url``, opened here and closed
     when the app stops). ConfigurationError when no gate is given and the settings do
-    not open the server to everyone."""
+    not open the server to everyone. ``routes`` are served too, after the protocol's
+    (sign-in, tokens, the web UI); a route sets ``request.state.principal`` to the
+    caller's label for the access log. ``roles_of`` answers whoami's ``roles``."""
     if authorizer is None:
         role = open_role(settings.roles)
         if role is None:
@@ -124,10 +128,10 @@ def create_server_app(settings: ServerSettings, *, backend: Backend | None = Non
         detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
         return JSONResponse({"error": code, "message": str(detail)}, status_code=status)
 
-    routes = [Route("/healthz", healthz, methods=["GET", "HEAD"]),
+    served = [Route("/healthz", healthz, methods=["GET", "HEAD"]),
               Route("/readyz", readyz, methods=["GET", "HEAD"]),
-              Route("/v1/whoami", whoami, methods=["GET"]), *objects.routes()]
-    app = Starlette(routes=routes, lifespan=lifespan,
+              Route("/v1/whoami", whoami, methods=["GET"]), *objects.routes(), *routes]
+    app = Starlette(routes=served, lifespan=lifespan,
                     exception_handlers={ArtifactStoreError: library_error,
                                         HTTPException: http_error})
     app.add_middleware(AccessLog)
@@ -162,6 +166,7 @@ class AccessLog:
                 "status": seen["status"], "bytes": seen["bytes"],
                 "ms": round((time.perf_counter() - began) * 1000, 1),
                 "principal": state.get("principal", "anonymous"),
+                "client": (scope.get("client") or ("-",))[0],
             }
             query = scope.get("query_string", b"")
             if query:
