@@ -613,3 +613,62 @@ def test_a_store_failing_mid_stream_is_a_broken_read_never_short_bytes(
                 backend.get("big")
         finally:
             backend.close()
+
+
+# -- HTTPS ------------------------------------------------------------------------------
+
+
+def test_https_with_the_teams_own_ca(tmp_path: Path, backing: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server with a certificate of the team's own CA: trusted with ca_certs (or
+    SSL_CERT_FILE), refused in one line otherwise, and never retried."""
+    from artifactstore.testing.tlscert import self_signed
+
+    cert, key = self_signed(tmp_path)
+    with serving_team(open_settings(str(backing)), tls=(str(cert), str(key))) as url:
+        assert url.startswith("https://127.0.0.1:")
+        served = f"artifactstore+{url}/"
+        backend = open_backend(served, ca_certs=str(cert))
+        try:
+            backend.put("k", b"over tls")
+            assert backend.get("k") == b"over tls"
+            assert list(backend.list()) == ["k"]
+        finally:
+            backend.close()
+        untrusted = open_backend(served)
+        try:
+            with pytest.raises(BackendError, match="certificate is not trusted") as info:
+                untrusted.get("k")
+            assert not info.value.transient
+        finally:
+            untrusted.close()
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        trusting = open_backend(served)
+        try:
+            assert trusting.get("k") == b"over tls"
+        finally:
+            trusting.close()
+
+
+def test_serve_https_in_a_process(tmp_path: Path, backing: Path) -> None:
+    from artifactstore.testing.tlscert import self_signed
+
+    cert, key = self_signed(tmp_path)
+    data = _data(tmp_path)
+    env = {**os.environ, "ARTIFACTSTORE_CONFIG_DIR": str(tmp_path / "client-config"),
+           "SSL_CERT_FILE": str(cert)}
+    env.pop("ARTIFACTSTORE_TOKEN", None)
+    with serve_process(str(backing), tmp_path / "server.log", config=_config(tmp_path),
+                       more=("--tls-cert", str(cert), "--tls-key", str(key))) as server:
+        assert server.store_url.startswith("artifactstore+https://127.0.0.1:")
+        for argv in (("init", server.store_url, "--public"),
+                     ("log", "ds", str(data / "a.txt"), "--store", server.store_url),
+                     ("get", "ds:v0", "--dir", str(tmp_path / "out"), "--store",
+                      server.store_url)):
+            done = _run(*argv, "--quiet", env=env)
+            assert done.returncode == 0, (argv, done.stderr)
+        done = _run("ls", "--store", server.store_url,
+                    env={k: v for k, v in env.items() if k != "SSL_CERT_FILE"})
+        assert done.returncode == 7, done.stderr
+        assert "certificate is not trusted" in done.stderr
+    assert (tmp_path / "out" / "a.txt").read_text() == "alpha\n"

@@ -27,7 +27,9 @@ RetryingBackend's job. The token comes from the option ``token`` or from
 :func:`artifactstore.backends.credentials.token_for` (``$ARTIFACTSTORE_TOKEN``, else the
 one ``artifactstore login`` saved); it is sent as ``Authorization: Bearer`` and never
 appears in :attr:`url` or in messages. Plain ``http://`` is refused off loopback unless
-``allow_insecure_http=True``.
+``allow_insecure_http=True``. Certificates are checked against the system's CAs
+(``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` are honoured), or the file the option
+``ca_certs`` names (a server with a certificate of the team's own CA).
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ from artifactstore.core.errors import (
 __all__ = ["SCHEMES", "SERVER_OPTIONS", "ServerBackend", "open_server"]
 
 SCHEMES: Final = ("artifactstore+https", "artifactstore+http")
-SERVER_OPTIONS: Final = frozenset({"token", "timeout", "allow_insecure_http", "list_page"})
+SERVER_OPTIONS: Final = frozenset({"token", "timeout", "allow_insecure_http", "list_page",
+                                   "ca_certs"})
 #: keys per listing page asked of the server (it may answer fewer)
 LIST_PAGE: Final = 1000
 #: small parts of a put_parts are sent together in blocks of about this size
@@ -74,7 +77,8 @@ class ServerBackend:
     """A store served by ``artifactstore serve``, through its object protocol."""
 
     def __init__(self, url: str, *, token: str | None = None, timeout: float | None = None,
-                 allow_insecure_http: bool = False, list_page: int = LIST_PAGE) -> None:
+                 allow_insecure_http: bool = False, list_page: int = LIST_PAGE,
+                 ca_certs: str | None = None) -> None:
         import urllib3
 
         scheme, sep, rest = url.partition("+")
@@ -107,8 +111,9 @@ class ServerBackend:
             self._headers["Authorization"] = f"Bearer {token}"
         self._page = int(list_page)
         self._timeout = urllib3.Timeout(connect=10.0, read=timeout if timeout else 120.0)
-        self._pool: Any = urllib3.PoolManager(maxsize=16, block=False, retries=False,
-                                              timeout=self._timeout)
+        self._pool: Any = urllib3.PoolManager(
+            maxsize=16, block=False, retries=False, timeout=self._timeout,
+            ca_certs=None if ca_certs is None else str(ca_certs))
         self._closed = False
         self._lock = threading.Lock()
 
@@ -249,10 +254,17 @@ class ServerBackend:
     def _request(self, op: str, key: str, method: str, url: str, *, body: Any = None,
                  headers: Mapping[str, str] | None = None, stream: bool = False) -> Any:
         self._open()
+        from urllib3.exceptions import SSLError
+
         try:
             return self._pool.request(method, url, body=body,
                                       headers={**self._headers, **(headers or {})},
                                       preload_content=not stream, redirect=False)
+        except SSLError as exc:  # not retried: the certificate will not change by itself
+            raise BackendError(
+                f"{op} {key!r} on {self._url}: the server's TLS certificate is not trusted "
+                f"({' '.join(str(exc).split())[:160]}); if it comes from your own CA, pass "
+                "ca_certs='ca.pem' or set SSL_CERT_FILE") from exc
         except Exception as exc:
             raise map_error(exc, op=op, key=key, url=self._url) from exc
 

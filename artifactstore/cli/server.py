@@ -8,7 +8,7 @@ import sys
 from typing import Any, Final
 
 from artifactstore.cli._common import say
-from artifactstore.core.errors import MissingExtraError, StoreNotFoundError
+from artifactstore.core.errors import InvalidInputError, MissingExtraError, StoreNotFoundError
 
 SERVER_EXTRA: Final = ("the team server needs starlette, uvicorn, jinja2, authlib and "
                        "itsdangerous: pip install 'artifactstore[server]'")
@@ -60,11 +60,15 @@ def serve(args: argparse.Namespace) -> Any:
         initialized = store.exists("config")
         if args.check and not initialized:
             raise StoreNotFoundError.at(shown)
-        bound = bind(args.host, args.port)
+        if (args.tls_cert is None) != (args.tls_key is None):
+            raise InvalidInputError("--tls-cert and --tls-key go together: the certificate "
+                                    "and its private key")
+        tls = None if args.tls_cert is None else (args.tls_cert, args.tls_key)
+        bound = bind(args.host, args.port, tls=tls)
     except BaseException:
         store.close()
         raise
-    if not is_loopback_host(args.host):
+    if not is_loopback_host(args.host) and bound.tls is None:
         print(f"artifactstore: serving plain HTTP on {args.host}: put a TLS proxy in front "
               "(clients refuse artifactstore+http:// off loopback)", file=sys.stderr)
     if not initialized:
@@ -105,6 +109,11 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
                         "for every interface, behind a TLS proxy)")
     p.add_argument("--port", type=_port, default=8080, metavar="N",
                    help="port to listen on (default 8080; 0: any free port)")
+    p.add_argument("--tls-cert", metavar="FILE", default=None,
+                   help="serve HTTPS with this PEM certificate chain (default: plain HTTP, "
+                        "for a TLS proxy in front)")
+    p.add_argument("--tls-key", metavar="FILE", default=None,
+                   help="the private key of --tls-cert (default: none)")
     p.add_argument("--workers", type=_workers, default=1, metavar="N",
                    help="worker processes sharing the port (default 1; one per core "
                         "serves more clients)")

@@ -51,22 +51,24 @@ class RequestCounter:
 
 @contextmanager
 def serving_team(settings: ServerSettings, *, counter: list[RequestCounter] | None = None,
-                 **app_options: Any) -> Iterator[str]:
+                 tls: tuple[str, str] | None = None, **app_options: Any) -> Iterator[str]:
     """The server of ``settings`` (``create_server_app(settings, **app_options)``) until
     the block ends; yields its base URL ``http://127.0.0.1:PORT``. With ``counter``
-    (a list), the app is wrapped in a :class:`RequestCounter` appended to it."""
+    (a list), the app is wrapped in a :class:`RequestCounter` appended to it; with
+    ``tls`` (certificate and key files) it serves HTTPS."""
     import uvicorn
 
     from artifactstore.server.app import create_server_app
     from artifactstore.server.run import bind
 
-    bound = bind("127.0.0.1", 0)
+    bound = bind("127.0.0.1", 0, tls=tls)
     app: Any = create_server_app(settings, **app_options)
     if counter is not None:
         counter.append(RequestCounter(app))
         app = counter[-1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
-                                           access_log=False))
+    server = uvicorn.Server(uvicorn.Config(
+        app, log_level="warning", lifespan="on", access_log=False,
+        ssl_certfile=None if tls is None else tls[0], ssl_keyfile=None if tls is None else tls[1]))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [bound.sock]},
                               daemon=True)
     thread.start()
