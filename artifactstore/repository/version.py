@@ -34,9 +34,10 @@ from artifactstore.model.tree import (
 )
 from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.store import ObjectStore, Progress
+from artifactstore.records.lifecycle import LifecycleState
 from artifactstore.records.refs import VersionRecord
 from artifactstore.repository.cachedfiles import forget_purged
-from artifactstore.repository.download import file_matches, materialize
+from artifactstore.repository.download import file_matches, materialize, read_file
 from artifactstore.repository.project import Project
 from artifactstore.repository.references import fetch_reference
 
@@ -46,10 +47,16 @@ __all__ = ["ArtifactVersion", "find_version", "versions_of"]
 class ArtifactVersion:
     """A read view of ``name:vN`` in one store."""
 
-    def __init__(self, project: Project, record: VersionRecord, *, created: bool = False) -> None:
+    def __init__(self, project: Project, record: VersionRecord, *, created: bool = False,
+                 judged: LifecycleState | None = None) -> None:
         self._project = project
         self._record = record
         self._content: Digest | None = None
+        #: the lifecycle state that found this version live when it was resolved: the
+        #: first download meets the tombstones through it (one listing less), later
+        #: ones list them afresh
+        self._judged = judged
+        self._met_purges = False
         #: True when this object came from a ``log_artifact`` that made a new version;
         #: False when the content equalled the latest version, which is returned instead.
         self.created = created
@@ -155,7 +162,8 @@ class ArtifactVersion:
         the right bytes are skipped, so an interrupted download resumes.
         """
         target = self._target(root)
-        forget_purged(self._project)  # the cache meets the tombstones before it is used
+        # the cache meets the tombstones before it is used
+        forget_purged(self._project, self._take_judged())
         noted: list[Digest] = []
 
         def entries() -> Iterator[Entry]:
@@ -176,7 +184,7 @@ class ArtifactVersion:
         """Download one file and return where it is."""
         entry = self.entry(path)
         target = self._target(root)
-        forget_purged(self._project)
+        forget_purged(self._project, self._take_judged())
         try:
             materialize(self._objects, [entry], target, cache=self._project.file_cache,
                         reference_options=self._project.backend_options, size=entry.size,
@@ -186,6 +194,10 @@ class ArtifactVersion:
                 self._note_cached([entry.digest])
         return target / entry.path
 
+    def _take_judged(self) -> LifecycleState | None:
+        judged, self._judged = self._judged, None
+        return judged
+
     def _note_cached(self, digests: list[Digest]) -> None:
         """Tell the file cache which entries came from this version, so that a purge
         this machine meets later drops them (design §16, step 5)."""
@@ -194,6 +206,22 @@ class ArtifactVersion:
             name = cache.version_name(self._project.objects.config.store_id,
                                       self._project.name, self._record.ref)
             cache.note_version(name, digests)
+
+    def read_bytes(self, path: str | FileEntry) -> bytes:
+        """The whole file ``path``, checked: from this machine's file cache when it holds
+        it, else read through the store (only that file's chunks) and kept in the cache
+        for the next read, so reading a few files never downloads the version. The first
+        read of this object meets the project's purges, as a download does. A
+        :class:`FileEntry` of this version from :meth:`files` saves looking the path up
+        in the tree (one or more reads of its nodes)."""
+        entry = path if isinstance(path, FileEntry) else self._file_entry(path)
+        if not self._met_purges:
+            forget_purged(self._project, self._take_judged())
+            self._met_purges = True
+        data, kept = read_file(self._objects, entry, self._project.file_cache)
+        if kept:  # noted, so that a purge met later drops it (design §16)
+            self._note_cached([entry.digest])
+        return data
 
     def open(self, path: str) -> io.BufferedReader:
         """A streamed, seekable binary file: reads only the chunks it needs."""
@@ -266,7 +294,8 @@ class ArtifactVersion:
 def find_version(project: Project, ref: str) -> ArtifactVersion:
     """``name``, ``name:vN``, ``name:alias`` or ``name:latest`` of ``project``."""
     name, selector = parse_ref(ref)
-    return ArtifactVersion(project, project.refs.resolve(name, selector))
+    record, judged = project.refs.resolve_judged(name, selector)
+    return ArtifactVersion(project, record, judged=judged)
 
 
 def versions_of(project: Project, name: str) -> list[ArtifactVersion]:
