@@ -6,12 +6,14 @@ path tricks, body limits, status mapping, and the CLI logging and getting throug
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import random
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from artifactstore.core.errors import (
 )
 from artifactstore.server.settings import SECRET_ENV
 from artifactstore.testing import BackendConformance, BackendSpec, MotoS3Server
+from artifactstore.testing.conformance import race_put_if_absent
 from artifactstore.testing.teamserver import (
     TEST_SECRET,
     RequestCounter,
@@ -672,3 +675,49 @@ def test_serve_https_in_a_process(tmp_path: Path, backing: Path) -> None:
         assert done.returncode == 7, done.stderr
         assert "certificate is not trusted" in done.stderr
     assert (tmp_path / "out" / "a.txt").read_text() == "alpha\n"
+
+
+# -- several instances ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _EitherServer(BackendSpec):
+    """Each client opened from it talks to the next of several servers in turn."""
+
+    urls: tuple[str, ...] = ()
+    turns: Any = field(default_factory=itertools.count, compare=False)
+
+    def open(self) -> Backend:
+        return open_backend(self.urls[next(self.turns) % len(self.urls)])
+
+
+@pytest.mark.s3
+def test_two_instances_over_one_bucket_agree_on_every_create(s3_spec: BackendSpec) -> None:
+    """8 clients, half on each of two servers over one S3 prefix, race to create the
+    same keys: exactly one wins each, and both servers list and read the winner's."""
+    stores = [RetryingBackend(s3_spec.open()), RetryingBackend(s3_spec.open())]
+    counters: list[RequestCounter] = []
+    try:
+        with serving_team(open_settings(s3_spec.url), backend=stores[0],
+                          counter=counters) as one, \
+                serving_team(open_settings(s3_spec.url), backend=stores[1],
+                             counter=counters) as two:
+            urls = (f"artifactstore+{one}/", f"artifactstore+{two}/")
+            keys = [f"race/{index:02d}" for index in range(10)]
+            outcomes = race_put_if_absent(_EitherServer(urls[0], urls=urls), keys,
+                                          workers=8, processes=False)
+            for counter in counters:  # each server had its half of the creates
+                assert sum(seen.startswith("PUT") for seen in counter.seen) == 4 * len(keys)
+            readers = [open_backend(url) for url in urls]
+            try:
+                for position, key in enumerate(keys):
+                    winners = [w for w, won in outcomes.items() if won[position]]
+                    assert len(winners) == 1, (key, winners)
+                    assert readers[0].get(key) == readers[1].get(key)
+                assert list(readers[0].list("race/")) == list(readers[1].list("race/")) == keys
+            finally:
+                for reader in readers:
+                    reader.close()
+    finally:
+        for store in stores:
+            store.close()
