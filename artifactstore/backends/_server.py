@@ -65,6 +65,8 @@ LIST_PAGE: Final = 1000
 #: small parts of a put_parts are sent together in blocks of about this size
 _BLOCK: Final = 1 << 20
 _TRANSIENT: Final = frozenset({408, 429, 500, 502, 503, 504})
+#: keep-alive connections per backend (its threads share them)
+_CONNECTIONS: Final = 32
 
 
 def open_server(url: str, options: Mapping[str, Any]) -> ServerBackend:
@@ -111,8 +113,10 @@ class ServerBackend:
             self._headers["Authorization"] = f"Bearer {token}"
         self._page = int(list_page)
         self._timeout = urllib3.Timeout(connect=10.0, read=timeout if timeout else 120.0)
+        # block: more threads than connections wait for one (no "pool is full" warning
+        # from urllib3, no connection opened and thrown away)
         self._pool: Any = urllib3.PoolManager(
-            maxsize=16, block=False, retries=False, timeout=self._timeout,
+            maxsize=_CONNECTIONS, block=True, retries=False, timeout=self._timeout,
             ca_certs=None if ca_certs is None else str(ca_certs))
         self._closed = False
         self._lock = threading.Lock()
