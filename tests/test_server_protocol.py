@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import logging
 import os
 import random
 import subprocess
@@ -30,6 +31,7 @@ from artifactstore.core.errors import (
     NotSignedInError,
     TransientBackendError,
 )
+from artifactstore.server.app import ACCESS_LOG
 from artifactstore.server.settings import SECRET_ENV
 from artifactstore.testing import BackendConformance, BackendSpec, MotoS3Server
 from artifactstore.testing.conformance import race_put_if_absent
@@ -328,11 +330,24 @@ def test_more_routes_are_served_with_the_protocol(backing: Path) -> None:
         request.state.principal = "someone@example.com"
         return PlainTextResponse("hello")
 
-    with serving_team(open_settings(str(backing)), routes=[Route("/hello", hello),
-                                                          Route("/v1/o/{key:path}", hello)]
-                      ) as url:
-        assert _raw(url, "GET", "/hello") == (200, b"hello")
-        assert _raw(url, "GET", "/v1/o/k")[0] == 404  # the protocol's route comes first
+    lines: list[str] = []
+    sink = logging.Handler()
+    sink.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    access = logging.getLogger(ACCESS_LOG)
+    access.addHandler(sink)
+    level = access.level
+    access.setLevel(logging.INFO)
+    try:
+        with serving_team(open_settings(str(backing)), routes=[
+                Route("/hello", hello), Route("/v1/o/{key:path}", hello)]) as url:
+            assert _raw(url, "GET", "/hello?code=one-time-SECRET") == (200, b"hello")
+            assert _raw(url, "GET", "/v1/o/k")[0] == 404  # the protocol's route comes first
+    finally:
+        access.removeHandler(sink)
+        access.setLevel(level)
+    hello_line = json.loads(next(line for line in lines if '"/hello"' in line))
+    assert hello_line["principal"] == "someone@example.com"
+    assert "SECRET" not in "".join(lines)  # only a listing's query is logged
 
 
 def test_an_app_without_a_gate_and_without_an_open_role_is_refused(backing: Path) -> None:

@@ -9,7 +9,7 @@ but short-lived listing pages, so any number of instances can serve one store.
 
 The access log is one JSON object per line on the logger ``artifactstore.server.access``
 (``artifactstore serve`` prints it on stderr): ``time``, ``method``, ``path`` (with the
-key), ``query`` (listings), ``status``, ``bytes`` sent, ``ms``, ``principal`` (who, as
+key), ``query`` (of listings only), ``status``, ``bytes`` sent, ``ms``, ``principal`` (who, as
 :attr:`~.principal.Principal.label` says it) and ``client`` (the peer's address; behind
 a proxy on this machine, the one its ``X-Forwarded-For`` names). Never a header, a
 token, a cookie or a body.
@@ -169,7 +169,8 @@ class AccessLog:
                 "client": (scope.get("client") or ("-",))[0],
             }
             query = scope.get("query_string", b"")
-            if query:
+            if query and scope["path"] == "/v1/list":  # only a listing's: other queries
+                # (a sign-in callback's one-time code, a state) are never logged
                 entry["query"] = query.decode("latin-1")[:400]
             self.log.info(json.dumps(entry, ensure_ascii=False))
 
