@@ -32,6 +32,8 @@ from artifactstore.core.errors import (
     TransientBackendError,
 )
 from artifactstore.server.app import ACCESS_LOG
+from artifactstore.server.opengate import OpenAuthorizer
+from artifactstore.server.principal import Principal, Role
 from artifactstore.server.settings import SECRET_ENV
 from artifactstore.testing import BackendConformance, BackendSpec, MotoS3Server
 from artifactstore.testing.conformance import race_put_if_absent
@@ -298,6 +300,30 @@ def test_a_writer_cannot_replace_a_pack(backing: Path) -> None:
             assert backend.get("objects/plain/packs/p1") == b"re-encrypted"
         finally:
             backend.close()
+
+
+class _NothingReplaced(OpenAuthorizer):
+    """Everyone is admin, but no PUT replaces anything; whoami names one project."""
+
+    def may_replace(self, principal: Principal, key: str) -> bool:
+        return False
+
+    def roles(self, principal: Principal) -> dict[str, str]:
+        return {"lab": "writer"}
+
+
+def test_the_authorizer_decides_replacing_and_whoami_roles(backing: Path) -> None:
+    settings = open_settings(str(backing))
+    with serving_team(settings, authorizer=_NothingReplaced(Role.ADMIN)) as url:
+        backend = open_backend(f"artifactstore+{url}/")
+        try:
+            backend.put("runs/r/heartbeat", b"first")
+            backend.put("runs/r/heartbeat", b"second")
+            assert backend.get("runs/r/heartbeat") == b"first"
+        finally:
+            backend.close()
+        status, answer = _raw(url, "GET", "/v1/whoami")
+        assert (status, json.loads(answer)["roles"]) == (200, {"lab": "writer"})
 
 
 def test_health_readiness_and_whoami(backing: Path) -> None:

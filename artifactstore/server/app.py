@@ -76,6 +76,8 @@ def create_server_app(settings: ServerSettings, *, backend: Backend | None = Non
                      redact_url(settings.store_url))
         if roles_of is None:
             roles_of = _everyone(role.label)
+    if roles_of is None:  # whoami's roles: the authorizer's (server.authz) if it says
+        roles_of = getattr(authorizer, "roles", None)
     gate_in = authenticator or BearerAuthenticator()
     owned = backend is None
     store = open_backend_stack(settings.store_url) if backend is None else backend

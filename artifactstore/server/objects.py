@@ -29,7 +29,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 from urllib.parse import quote
 
@@ -261,8 +261,13 @@ class ObjectRoutes:
         return Response(status_code=201 if created else 204)
 
     def _may_replace(self, principal: Principal, key: str) -> bool:
-        """Whether this PUT may replace what is there: anything outside ``objects/``
-        (the authorizer allowed the PUT), objects only for who may delete them."""
+        """Whether this PUT may replace what is there: the authorizer's ``may_replace``
+        when it has one (server.authz); else anything outside ``objects/`` (the PUT was
+        allowed), objects only for who may delete them."""
+        decide: Callable[[Principal, str], bool] | None = getattr(
+            self.authorizer, "may_replace", None)
+        if decide is not None:
+            return bool(decide(principal, key))
         if not key.startswith("objects/"):
             return True
         try:
