@@ -523,9 +523,10 @@ def test_serve_over_s3_in_a_process(tmp_path: Path, s3_server: MotoS3Server) -> 
 
 
 @pytest.mark.s3
+@pytest.mark.parametrize("visibility", ["--public", "--private"])
 def test_requests_per_operation_are_those_of_s3_directly(
-        tmp_path: Path, s3_server: MotoS3Server, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        visibility: str, tmp_path: Path, s3_server: MotoS3Server,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """log, ls and get send the server exactly the requests they send S3 directly (moto
     counts those; the server's are counted as they arrive), and no sign-in request: the
     token rides on each request."""
@@ -545,7 +546,9 @@ def test_requests_per_operation_are_those_of_s3_directly(
     trace: dict[str, list[str]] = {}
 
     def run(url: str, tag: str, count: Any, reset: Any) -> dict[str, int]:
-        assert cli(capsys, "init", url, "--public", "-q")[0] == 0
+        code, _, err = cli(capsys, "init", url, *([visibility] if visibility == "--public"
+                                                   else []), "-q")
+        assert code == 0, err
         counted = {}
         for name, argv in steps:
             monkeypatch.setenv("ARTIFACTSTORE_CACHE_DIR", str(tmp_path / f"cache-{tag}-{name}"))
