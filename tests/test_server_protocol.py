@@ -131,7 +131,8 @@ def _raw(url: str, method: str, path: str, body: bytes | None = None,
     host, _, port = url.removeprefix("http://").partition(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
-        connection.putrequest(method, path, skip_accept_encoding=True)
+        connection.putrequest(method, path, skip_accept_encoding=True,
+                              skip_host="Host" in (headers or {}))
         for name, value in {"Content-Length": str(len(body or b"")),
                             **(headers or {})}.items():
             connection.putheader(name, value)
@@ -324,6 +325,24 @@ def test_the_authorizer_decides_replacing_and_whoami_roles(backing: Path) -> Non
             backend.close()
         status, answer = _raw(url, "GET", "/v1/whoami")
         assert (status, json.loads(answer)["roles"]) == (200, {"lab": "writer"})
+
+
+def test_an_open_server_answers_only_its_own_host_names(backing: Path) -> None:
+    """DNS rebinding: a page whose name now points at the server is refused (403)."""
+    (backing / "config").write_bytes(b"kept")
+    settings = open_settings(str(backing), public_url="https://artifacts.example.com")
+    with serving_team(settings) as url:
+        port = url.rpartition(":")[2]
+        for host in (f"rebound.example:{port}", "127.0.0.2", "", "artifacts.example.org",
+                     "[::2]:80"):
+            for method in ("GET", "DELETE"):
+                status, answer = _raw(url, method, "/v1/o/config", headers={"Host": host})
+                assert status == 403, (host, method)
+                assert json.loads(answer)["error"] == "not_authorized"
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", "artifacts.example.com",
+                     "ARTIFACTS.example.com:443"):
+            assert _raw(url, "GET", "/v1/o/config", headers={"Host": host}) == (200, b"kept")
+    assert (backing / "config").read_bytes() == b"kept"
 
 
 def test_health_readiness_and_whoami(backing: Path) -> None:

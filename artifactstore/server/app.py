@@ -39,7 +39,14 @@ from artifactstore.core.errors import ArtifactStoreError, ConfigurationError
 from artifactstore.objects.layout import CONFIG_KEY
 from artifactstore.server.gate import AuditTrail, Authenticator, Authorizer
 from artifactstore.server.objects import ObjectRoutes, error_response
-from artifactstore.server.opengate import BearerAuthenticator, NoAudit, OpenAuthorizer, open_role
+from artifactstore.server.opengate import (
+    BearerAuthenticator,
+    HostCheck,
+    NoAudit,
+    OpenAuthorizer,
+    open_hosts,
+    open_role,
+)
 from artifactstore.server.principal import Principal
 from artifactstore.server.settings import ServerSettings
 
@@ -76,6 +83,9 @@ def create_server_app(settings: ServerSettings, *, backend: Backend | None = Non
                      redact_url(settings.store_url))
         if roles_of is None:
             roles_of = _everyone(role.label)
+        hosts: frozenset[str] | None = open_hosts(settings.public_url)
+    else:
+        hosts = None
     if roles_of is None:  # whoami's roles: the authorizer's (server.authz) if it says
         roles_of = getattr(authorizer, "roles", None)
     gate_in = authenticator or BearerAuthenticator()
@@ -136,6 +146,8 @@ def create_server_app(settings: ServerSettings, *, backend: Backend | None = Non
     app = Starlette(routes=served, lifespan=lifespan,
                     exception_handlers={ArtifactStoreError: library_error,
                                         HTTPException: http_error})
+    if hosts is not None:  # an open server: no DNS rebinding (opengate.py)
+        app.add_middleware(HostCheck, hosts=hosts)
     app.add_middleware(AccessLog)
     app.state.objects = objects
     return app
