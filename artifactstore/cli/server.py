@@ -46,6 +46,7 @@ def serve(args: argparse.Namespace) -> Any:
         import uvicorn  # noqa: F401  (checked here so --check finds it missing too)
 
         from artifactstore.server.app import create_server_app
+        from artifactstore.server.opengate import open_role
         from artifactstore.server.run import bind, log_to_stderr, serve_workers
         from artifactstore.server.run import serve as run
     except ImportError as exc:
@@ -71,6 +72,10 @@ def serve(args: argparse.Namespace) -> Any:
     if not is_loopback_host(args.host) and bound.tls is None:
         print(f"artifactstore: serving plain HTTP on {args.host}: put a TLS proxy in front "
               "(clients refuse artifactstore+http:// off loopback)", file=sys.stderr)
+    if (not is_loopback_host(args.host) and settings.public_url is None
+            and open_role(settings.roles) is not None):
+        print("artifactstore: an open server answers only requests to a loopback name; "
+              "set public_url in its settings to the address people use", file=sys.stderr)
     if not initialized:
         print(f"artifactstore: the store {shown} has no config yet: /readyz answers 503 "
               f"until 'artifactstore init {bound.store_url}' creates it", file=sys.stderr)
