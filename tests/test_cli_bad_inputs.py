@@ -208,6 +208,11 @@ BAD: dict[Command, list[Any]] = {
               ("--check", "--host", ""), ("--check", "--host", "999.1.1.1"),
               ("--check", "--host", "192.0.2.1")],  # TEST-NET-1: not this machine's
     ("serve",): [("--check", "--port", "x"), ("--check", "--port", "70000"),
+                 ("--check", "--workers", "0"), ("--check", "--workers", "many"),
+                 ("--check", "--store", "{store}", "--config", "{serverconf}", "--tls-cert",
+                  "{file}"),
+                 ("--check", "--store", "{store}", "--config", "{serverconf}", "--tls-cert",
+                  "{file}", "--tls-key", "{missing}"),
                  ("--check", "--store", "{store}", "--config", "{missing}"),
                  ("--check", "--store", "{store}", "--config", "{file}"),
                  ("--check", "--store", "{store}", "--config", "{data}"),
