@@ -8,9 +8,10 @@ start and end times in ms, user), ``params/<key>`` (a string each), ``metrics/<k
 
 Each run becomes a run of job type ``mlflow-run``: its params are its config (strings, as
 MLflow keeps them), its metrics its history (one row per step, at the earliest MLflow
-timestamp of its values; a key logged twice at one step starts another row), its user tags tags ``key=value`` beside ``experiment=<name>``,
-its status its end (FINISHED finished; FAILED, KILLED or still RUNNING failed, saying
-which). What is MLflow's own (run id, experiment, times, status, user, every tag,
+timestamp of its values; a key logged twice at one step starts another row), its user
+tags ``key=value`` tags beside ``experiment=<name>``, its status its end
+(FINISHED finished; FAILED, KILLED or still RUNNING failed, saying which). What is
+MLflow's own (run id, experiment, times, status, user, every tag,
 ``mlflow.*`` included) is kept under the ``_source`` config key. The run's artifacts
 folder becomes one version made by the run (``mlflow-<run id>`` unless ``artifact``
 names one artifact for them all). MLflow keeps **no digest** of artifacts, so their
@@ -166,11 +167,11 @@ def _rows(folder: Path) -> list[tuple[int, datetime, dict[str, Any]]]:
                                         f"'<timestamp> <value> <step>': {line[:80]!r}") from None
     points.sort(key=lambda p: (p[0], p[1]))
     rows: list[tuple[int, datetime, dict[str, Any]]] = []
-    for step, ms, key, value in points:
-        at = datetime.fromtimestamp(ms / 1000, UTC)
+    for step, when, key, val in points:
+        at = datetime.fromtimestamp(when / 1000, UTC)
         if not rows or rows[-1][0] != step or key in rows[-1][2]:
             rows.append((step, at, {}))
-        rows[-1][2][key] = value
+        rows[-1][2][key] = val
     return rows
 
 
