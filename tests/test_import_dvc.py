@@ -188,3 +188,35 @@ def test_outputs_are_renamed_and_typed(dvc_repo: Path, store: Store,
     assert store.artifact("classifier:v0").type == "model"
     train = next(r for r in store.runs() if r.name == "train")
     assert train.outputs == ("classifier:v0",)
+
+
+def test_git_history_brings_older_versions_in(dvc_repo: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(dvc_repo, repo, symlinks=True)
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    for who in ("GIT_AUTHOR", "GIT_COMMITTER"):
+        monkeypatch.setenv(f"{who}_NAME", "t")
+        monkeypatch.setenv(f"{who}_EMAIL", "t@example.com")
+    first = git(repo, "rev-parse", "HEAD")
+    old = _files(repo / "data")
+    (repo / "data" / "a.csv").write_bytes(b"x,y\n1,2\n5,6\n")
+    (repo / "data" / "c.csv").write_bytes(b"x,y\n7,8\n")
+    dvc(repo, "add", "-q", "data")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "more data")
+    assert main(["init", str(tmp_path / "store"), "--public", "-q"]) == 0
+    with artifactstore.open(str(tmp_path / "store"), cache_dir=tmp_path / "c") as store:
+        report = store.import_from("dvc", repo, git_history=True)
+        assert [v.version for v in store.versions("data")] == ["v0", "v1"]
+        assert _downloaded(store, "data:v0", tmp_path) == old
+        assert _downloaded(store, "data:v1", tmp_path) == _files(repo / "data")
+        assert store.artifact("data:v0").metadata["_source"]["commit"] == first
+        assert "commit" not in store.artifact("data:v1").metadata["_source"]
+        assert store.artifact("data:latest").version == "v1"
+        # the stages ran on the old data: their run used data:v0
+        prepare = next(r for r in store.runs() if r.name == "prepare")
+        assert "data:v0" in prepare.inputs
+        assert report.created_runs == 2
+        again = store.import_from("dvc", repo, git_history=True)
+        assert again.created_versions == again.created_runs == 0

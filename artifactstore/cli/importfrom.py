@@ -17,9 +17,10 @@ def import_from(args: argparse.Namespace) -> dict[str, Any]:
     if args.kind == "dvc":
         options["names"] = _renames(args.name)
         options["type"] = args.type
-    elif args.name:
-        raise InvalidInputError("--name PATH=NAME renames DVC outputs only; use "
-                                "--artifact for mlflow and hf")
+        options["git_history"] = args.git_history
+    elif args.name or args.git_history:
+        raise InvalidInputError("--name PATH=NAME and --git-history are for DVC only (use "
+                                "--artifact for mlflow and hf)")
     if args.kind in ("mlflow", "hf") and args.artifact is not None:
         options["artifact"] = args.artifact
     if args.kind == "mlflow" and args.experiment is not None:
@@ -71,6 +72,10 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
                         "default: the path with '/' as '-')")
     p.add_argument("--type", default="dataset",
                    help="dvc: the type of the versions (default: dataset)")
+    p.add_argument("--git-history", action="store_true",
+                   help="dvc: also import the older versions of each .dvc file in git's "
+                        "log, oldest first, while the cache holds them (default: only the "
+                        "current ones)")
     p.add_argument("--artifact", default=None, metavar="NAME",
                    help="mlflow: the artifact of each run's artifacts (default: "
                         "mlflow-<run id>); hf: the artifact of a repository's snapshots "

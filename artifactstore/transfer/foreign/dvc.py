@@ -48,6 +48,7 @@ from artifactstore.transfer.foreign.checked import (
     log_staged,
     staged,
 )
+from artifactstore.transfer.foreign.gitlog import git_versions
 from artifactstore.transfer.foreign.yamlfiles import read_yaml
 
 __all__ = ["JOB_TYPE", "import_dvc"]
@@ -61,6 +62,8 @@ _MD5 = re.compile(r"[0-9a-f]{32}(\.dir)?")
 class _Output:
     path: str  # from the repository's root, posix
     md5: str  # ends in .dir for a folder
+    commit: str | None = None  # the git commit of the .dvc file (git history only)
+    committed_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +138,12 @@ class _Repo:
 
 def import_dvc(project: Project, path: str | os.PathLike[str], *,
                names: Mapping[str, str] | None = None, type: str = "dataset",
+               git_history: bool = False,
                progress: Progress | None = None) -> ForeignReport:
     """Import the DVC repository at ``path`` into ``project`` (see the module's
     docstring); ``names`` maps an output's path to the artifact name it gets, ``type``
-    is every version's type."""
+    is every version's type; ``git_history`` also imports the older versions of each
+    ``.dvc`` file that git's log holds (oldest first), when the cache still has them."""
     root = Path(path)
     if not (root / ".dvc").is_dir():
         raise NotFoundError(f"{root}: not a DVC repository (no .dvc folder; run "
@@ -146,14 +151,16 @@ def import_dvc(project: Project, path: str | os.PathLike[str], *,
     repo = _Repo(root, names or {}, type)
     report = ForeignReport("dvc", str(root))
     outputs = list(_dvc_files(root))
+    if git_history:
+        outputs = [*_older(repo, outputs, report), *outputs]
     stages = _ordered(list(_lock_stages(root)))
     # Every tracked file is checked before anything is written: a damaged cache imports
     # nothing (and each file is checked again as it is copied to be logged).
     for out in [*outputs, *(o for s in stages for o in s.outs)]:
-        for file in repo.files(out, workspace_must_match=True) or []:
+        for file in repo.files(out, workspace_must_match=out.commit is None) or []:
             check(file, "DVC")
     for out in outputs:
-        files = repo.files(out, workspace_must_match=True) or []
+        files = repo.files(out, workspace_must_match=out.commit is None) or []
         _version(project, repo, out, files, None, report, progress)
     done = imported_runs(project, TOOL)
     for stage in stages:
@@ -174,6 +181,8 @@ def _version(project: Project, repo: _Repo, out: _Output, files: list[ForeignFil
         return found
     meta = {SOURCE_KEY: {"tool": TOOL, "id": ident, "path": out.path, "md5": out.md5,
                          "files": {f.path: f.digest for f in files}}}
+    if out.commit is not None:
+        meta[SOURCE_KEY] |= {"commit": out.commit, "committed_at": out.committed_at}
     with staged(files, Artifact(name, repo.type, None, meta), tool="DVC",
                 progress=progress) as artifact:
         version = log_staged(project, artifact, run, progress)
@@ -223,6 +232,30 @@ def _dvc_files(root: Path) -> Iterator[_Output]:
         folder = file.parent.relative_to(root)
         for out in doc.get("outs") or []:
             yield _output(folder, out, file)
+
+
+def _older(repo: _Repo, current: list[_Output], report: ForeignReport) -> list[_Output]:
+    """The outputs of every .dvc file's earlier commits, oldest first, whose files the
+    cache still holds (the others are named in the report)."""
+    now = {(o.path, o.md5) for o in current}
+    found: list[_Output] = []
+    seen: set[tuple[str, str]] = set()
+    for file in sorted(_walk(repo.root, "*.dvc")):
+        rel = file.relative_to(repo.root).as_posix()
+        for commit, at, doc in git_versions(repo.root, rel, report):
+            folder = file.parent.relative_to(repo.root)
+            for entry in doc.get("outs") or []:
+                out = _output(folder, entry, file)
+                key = (out.path, out.md5)
+                if key in now or key in seen:
+                    continue
+                seen.add(key)
+                if repo.files(out, workspace_must_match=False) is None:
+                    report.notes.append(f"{out.path} at git commit {commit[:12]} ({out.md5}) "
+                                        "is no longer in the cache: not imported")
+                    continue
+                found.append(_Output(out.path, out.md5, commit, at))
+    return found
 
 
 def _lock_stages(root: Path) -> Iterator[_Stage]:

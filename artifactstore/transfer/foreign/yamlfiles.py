@@ -9,20 +9,27 @@ from typing import Any
 
 from artifactstore.core.errors import InvalidInputError
 
-__all__ = ["read_yaml"]
+__all__ = ["parse_yaml", "read_yaml"]
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """The mapping in the YAML file at ``path`` (empty for an empty file)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read it ({exc.strerror})") from None
+    return parse_yaml(data, str(path))
+
+
+def parse_yaml(data: bytes | str, path: str) -> dict[str, Any]:
+    """The mapping in ``data``, the text of the file ``path`` names (for messages)."""
     try:
         import yaml
     except ImportError:
         raise InvalidInputError("importing needs PyYAML: pip install "
                                 "'artifactstore[import]'") from None
     try:
-        doc = yaml.safe_load(path.read_bytes())
-    except OSError as exc:
-        raise InvalidInputError(f"{path}: cannot read it ({exc.strerror})") from None
+        doc = yaml.safe_load(data)
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:200]})"
                                 ) from None
