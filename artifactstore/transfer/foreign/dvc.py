@@ -179,10 +179,11 @@ def _version(project: Project, repo: _Repo, out: _Output, files: list[ForeignFil
             run.record_output(found)
         report.versions.append({"ref": found.ref, "source": ident, "created": False})
         return found
-    meta = {SOURCE_KEY: {"tool": TOOL, "id": ident, "path": out.path, "md5": out.md5,
-                         "files": {f.path: f.digest for f in files}}}
+    source: dict[str, Any] = {"tool": TOOL, "id": ident, "path": out.path, "md5": out.md5,
+                              "files": {f.path: f.digest for f in files}}
     if out.commit is not None:
-        meta[SOURCE_KEY] |= {"commit": out.commit, "committed_at": out.committed_at}
+        source |= {"commit": out.commit, "committed_at": out.committed_at}
+    meta = {SOURCE_KEY: source}
     with staged(files, Artifact(name, repo.type, None, meta), tool="DVC",
                 progress=progress) as artifact:
         version = log_staged(project, artifact, run, progress)
