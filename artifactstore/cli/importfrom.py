@@ -9,7 +9,7 @@ from typing import Any
 from artifactstore.cli._common import open_to_add, progress_bar, say
 from artifactstore.core.errors import InvalidInputError
 
-KINDS = ("dvc", "mlflow", "hf")  # transfer.foreign.KINDS (loaded only when used)
+KINDS = ("dvc", "mlflow", "hf", "wandb")  # transfer.foreign.KINDS (loaded only when used)
 
 
 def import_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -59,7 +59,8 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p = add("import-from", import_from,
             "bring another tool's history in: a DVC repository (outputs as versions, "
             "dvc.lock stages as runs), an MLflow mlruns folder (runs, params, metrics, "
-            "artifacts) or a Hugging Face hub cache (snapshots as versions); original "
+            "artifacts), a Hugging Face hub cache (snapshots as versions) or W&B offline "
+            "runs (runs, history, logged artifacts); original "
             "digests are checked and kept in the metadata")
     p.add_argument("kind", choices=KINDS, metavar="KIND",
                    help=f"the source's tool: {', '.join(KINDS)} (no default)")

@@ -1,6 +1,6 @@
-"""Importers that keep history: DVC repositories, MLflow ``mlruns`` folders and Hugging
-Face hub caches brought in as versions and runs (issue 19, part 4; docs/guide.md, "Bring
-history in: import-from").
+"""Importers that keep history: DVC repositories, MLflow ``mlruns`` folders, Hugging
+Face hub caches and W&B offline runs brought in as versions and runs (issue 19, part 4;
+docs/guide.md, "Bring history in: import-from").
 
 Vocabulary:
 
@@ -15,7 +15,7 @@ Vocabulary:
   times, digests) is kept under the ``_source`` key of a version's metadata and of a
   run's config. Re-importing finds them by that key and writes nothing new.
 
-One module per source (:mod:`.dvc`, :mod:`.mlflow`, :mod:`.hf`); :func:`import_from`
+One module per source (:mod:`.dvc`, :mod:`.mlflow`, :mod:`.hf`, :mod:`.wandb`); :func:`import_from`
 picks it by kind.
 """
 
@@ -31,7 +31,7 @@ from artifactstore.transfer.foreign.checked import ForeignReport
 
 __all__ = ["KINDS", "ForeignReport", "import_from"]
 
-KINDS = ("dvc", "mlflow", "hf")
+KINDS = ("dvc", "mlflow", "hf", "wandb")
 """The sources :func:`import_from` reads."""
 
 
@@ -51,4 +51,8 @@ def import_from(project: Project, kind: str, path: str | os.PathLike[str], *,
         from artifactstore.transfer.foreign.hf import import_hf
 
         return import_hf(project, path, progress=progress, **options)
+    if kind == "wandb":
+        from artifactstore.transfer.foreign.wandb import import_wandb
+
+        return import_wandb(project, path, progress=progress, **options)
     raise InvalidInputError(f"cannot import from {kind!r}: use one of {', '.join(KINDS)}")
