@@ -236,8 +236,9 @@ class Store:
                     progress: Progress | None = None, **options: Any) -> ForeignReport:
         """Bring another tool's history in: ``kind`` is ``"dvc"`` (a repository: its
         outputs as versions, its ``dvc.lock`` stages as runs), ``"mlflow"`` (an
-        ``mlruns`` folder: runs, params, metrics, artifacts) or ``"hf"`` (a hub cache:
-        each snapshot a version). Original digests are kept in the metadata and checked
+        ``mlruns`` folder: runs, params, metrics, artifacts), ``"hf"`` (a hub cache:
+        each snapshot a version) or ``"wandb"`` (offline runs: runs, history, logged
+        artifacts). Original digests are kept in the metadata and checked
         (IntegrityError names a file that fails); importing again writes nothing new.
         ``options`` are the importer's (see :mod:`artifactstore.transfer.foreign`)."""
         return import_from(self.context, kind, path, progress=progress, **options)

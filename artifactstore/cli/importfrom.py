@@ -21,9 +21,13 @@ def import_from(args: argparse.Namespace) -> dict[str, Any]:
     elif args.name or args.git_history:
         raise InvalidInputError("--name PATH=NAME and --git-history are for DVC only (use "
                                 "--artifact for mlflow and hf)")
-    if args.kind in ("mlflow", "hf") and args.artifact is not None:
+    if args.artifact is not None:
+        if args.kind not in ("mlflow", "hf"):
+            raise InvalidInputError("--artifact is for mlflow and hf only")
         options["artifact"] = args.artifact
-    if args.kind == "mlflow" and args.experiment is not None:
+    if args.experiment is not None:
+        if args.kind != "mlflow":
+            raise InvalidInputError("--experiment is for mlflow only")
         options["experiment"] = args.experiment
     with open_to_add(args) as store, progress_bar(args, f"import-from {args.kind}") as bar:
         report = store.import_from(args.kind, args.path, progress=bar.advance, **options)
