@@ -113,6 +113,8 @@ def test_outputs_round_trip_byte_exact_with_their_md5s(dvc_repo: Path, store: St
     assert source["md5"].endswith(".dir")
     for path, data in _files(dvc_repo / "data").items():
         assert source["files"][path] == hashlib.md5(data).hexdigest()
+    # DVC's cache is read-only by design; the files it holds are not
+    assert {e.mode for e in store.artifact("data:v0").files()} == {0o644}
     weights = store.artifact("weights.bin:v0").metadata["_source"]
     assert weights["md5"] == hashlib.md5((dvc_repo / "weights.bin").read_bytes()).hexdigest()
 

@@ -19,7 +19,6 @@ same key writes none (:func:`imported_version`, :func:`imported_run`).
 from __future__ import annotations
 
 import hashlib
-import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -159,7 +158,10 @@ def staged(files: Iterable[ForeignFile], artifact: Artifact, *, tool: str,
         for i, file in enumerate(files):
             copy = root / str(i)  # flat: a version path may be any depth
             _copy_checked(file, copy, tool, progress)
-            shutil.copymode(file.source, copy)
+            # Why not the source's whole mode: DVC's cache and the hub's blobs are
+            # read-only by design, which says nothing of the file; executability does.
+            if file.source.stat().st_mode & 0o111:
+                copy.chmod(copy.stat().st_mode | 0o111)
             artifact.add_file(copy, file.path)
         yield artifact
 
