@@ -158,3 +158,15 @@ def test_a_damaged_metric_file_is_refused_by_name(mlruns: tuple[Path, dict[str, 
     with pytest.raises(InvalidInputError, match="metrics/loss"):
         store.import_from("mlflow", copy, experiment="vision")
     assert store.runs() == []
+
+
+def test_a_row_time_must_be_timezone_aware(store: Store) -> None:
+    """run.log(at=) carries an imported row's time (here MLflow's); a naive time would
+    be read as local time by some and UTC by others, so it is refused."""
+    with store.run(capture_code=False) as run:
+        with pytest.raises(InvalidInputError, match="timezone-aware"):
+            run.log({"loss": 1.0}, step=0, at=datetime(2024, 5, 1, 12, 0))
+        run.log({"loss": 1.0}, step=0, at=datetime(2024, 5, 1, 12, 0, tzinfo=UTC))
+        run_id = run.id
+    (row,) = store.run_history(run_id)
+    assert row.at == "2024-05-01T12:00:00.000000+00:00"
