@@ -222,3 +222,22 @@ def test_git_history_brings_older_versions_in(dvc_repo: Path, tmp_path: Path,
         assert report.created_runs == 2
         again = store.import_from("dvc", repo, git_history=True)
         assert again.created_versions == again.created_runs == 0
+
+
+def test_a_cache_moved_by_dvc_cache_dir_is_read(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    dvc(repo, "init", "-q")
+    dvc(repo, "cache", "dir", str(tmp_path / "shared-cache"))
+    (repo / "table.csv").write_bytes(b"k,v\n1,2\n")
+    dvc(repo, "add", "-q", "table.csv")
+    assert not (repo / ".dvc" / "cache").exists()
+    assert (tmp_path / "shared-cache" / "files" / "md5").is_dir()
+    (repo / "table.csv").unlink()  # only the cache holds it now
+    assert main(["init", str(tmp_path / "store"), "--public", "-q"]) == 0
+    with artifactstore.open(str(tmp_path / "store"), cache_dir=tmp_path / "c") as store:
+        store.import_from("dvc", repo)
+        assert store.artifact("table.csv:v0").read_bytes("table.csv") == b"k,v\n1,2\n"

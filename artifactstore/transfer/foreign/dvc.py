@@ -4,7 +4,8 @@ as runs (DVC 3, ``hash: md5``).
 Vocabulary (DVC's): an **output** is a file or folder DVC tracks, named by a ``.dvc``
 file or by a stage's ``outs`` in ``dvc.lock``, with the MD5 of its bytes (a folder's
 MD5 ends in ``.dir`` and is that of a **manifest**, a JSON list of ``{"md5",
-"relpath"}``); the **cache** keeps each file at ``.dvc/cache/files/md5/<2>/<30>``. A
+"relpath"}``); the **cache** keeps each file at ``.dvc/cache/files/md5/<2>/<30>`` (or under the
+``cache.dir`` of ``.dvc/config``). A
 **stage** of ``dvc.lock`` is a command with its ``deps``, ``params`` and ``outs`` as
 they were when ``dvc repro`` last ran it.
 
@@ -20,6 +21,7 @@ records it in its config only, and the report says so.
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import json
 import os
@@ -85,7 +87,7 @@ class _Stage:
 class _Repo:
     def __init__(self, root: Path, names: Mapping[str, str], type: str) -> None:
         self.root = root
-        self.cache = root / ".dvc" / "cache" / "files" / "md5"
+        self.cache = _cache_dir(root) / "files" / "md5"
         self.names = dict(names)
         self.type = type
 
@@ -134,6 +136,20 @@ class _Repo:
             if not must and (not source.is_file() or file_digest(source, "md5") != md5):
                 return None
         return [ForeignFile(inside, source, "md5", md5)]
+
+
+def _cache_dir(root: Path) -> Path:
+    """The cache folder: ``.dvc/cache`` unless ``cache.dir`` of ``.dvc/config`` (or of
+    ``config.local``, which wins) moves it; a relative one is from ``.dvc/``."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read([root / ".dvc" / "config", root / ".dvc" / "config.local"],
+                    encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{root / '.dvc' / 'config'}: not DVC's config "
+                                f"({' '.join(str(exc).split())[:120]})") from None
+    moved = parser.get("cache", "dir", fallback=None)
+    return root / ".dvc" / (moved.strip().strip("'\"") if moved else "cache")
 
 
 def import_dvc(project: Project, path: str | os.PathLike[str], *,
