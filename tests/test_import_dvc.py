@@ -30,7 +30,8 @@ PREPARE = "import pathlib\np = pathlib.Path('prepared'); p.mkdir(exist_ok=True)\
           "    (p / f.name).write_bytes(f.read_bytes().upper())\n"
 TRAIN = "import pathlib, yaml\nlr = yaml.safe_load(open('params.yaml'))['lr']\n" \
         "n = sum(len(f.read_bytes()) for f in pathlib.Path('prepared').iterdir())\n" \
-        "pathlib.Path('model.pt').write_bytes(bytes([n % 256]) * 1000 + str(lr).encode())\n"
+        "pathlib.Path('model.pt').write_bytes(bytes([n % 256]) * 1000 + str(lr).encode())\n" \
+        "pathlib.Path('metrics.json').write_text('{\"acc\": 0.75, \"loss\": {\"train\": 0.5}}')\n"
 
 
 def dvc(repo: Path, *args: str) -> None:
@@ -42,8 +43,8 @@ def dvc(repo: Path, *args: str) -> None:
 @pytest.fixture(scope="module")
 def dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """data/ (a folder, a sub-folder, binary bytes) and weights.bin added with dvc add;
-    stages prepare (data -> prepared/) and train (prepared, train.py, lr -> model.pt)
-    run by dvc repro; everything committed to git."""
+    stages prepare (data -> prepared/) and train (prepared, train.py, lr -> model.pt and
+    metrics.json, uncached) run by dvc repro; everything committed to git."""
     repo = tmp_path_factory.mktemp("dvc") / "repo"
     repo.mkdir()
     with pytest.MonkeyPatch.context() as mp:
@@ -66,7 +67,7 @@ def dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         dvc(repo, "stage", "add", "-q", "-n", "prepare", "-d", "data", "-d", "prepare.py",
             "-o", "prepared", f"{sys.executable} prepare.py")
         dvc(repo, "stage", "add", "-q", "-n", "train", "-d", "prepared", "-d", "train.py",
-            "-p", "lr", "-o", "model.pt", f"{sys.executable} train.py")
+            "-p", "lr", "-o", "model.pt", "-M", "metrics.json", f"{sys.executable} train.py")
         dvc(repo, "repro", "-q")
         git(repo, "add", "-A")
         git(repo, "commit", "-q", "-m", "pipeline")
@@ -129,7 +130,8 @@ def test_stages_become_runs_with_their_lineage(dvc_repo: Path, store: Store) -> 
     assert train.config["params"] == {"params.yaml": {"lr": 0.01}}
     assert train.config["_source"]["stage"] == "train"
     assert set(train.inputs) == {"prepared:v0", "train.py:v0"}
-    assert train.outputs == ("model.pt:v0",)
+    assert set(train.outputs) == {"model.pt:v0", "metrics.json:v0"}
+    assert train.summary == {"acc": 0.75, "loss.train": 0.5}  # dvc.yaml's metrics
     assert set(runs["prepare"].inputs) == {"data:v0", "prepare.py:v0"}
     assert runs["prepare"].outputs == ("prepared:v0",)
     graph = store.lineage()
@@ -141,13 +143,13 @@ def test_stages_become_runs_with_their_lineage(dvc_repo: Path, store: Store) -> 
 def test_reimporting_makes_nothing_new_and_says_so(dvc_repo: Path, store: Store,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     first = store.import_from("dvc", dvc_repo)
-    assert first.created_versions == 6
+    assert first.created_versions == 7
     assert first.created_runs == 2
     again = store.import_from("dvc", dvc_repo)
     assert again.created_versions == again.created_runs == 0
     assert all(not v["created"] for v in again.versions)
     assert len(store.runs()) == 2
-    assert [len(store.versions(n)) for n in sorted(store.artifacts())] == [1] * 6
+    assert [len(store.versions(n)) for n in sorted(store.artifacts())] == [1] * 7
     code, out, _ = cli(capsys, "import-from", "dvc", str(dvc_repo), "--store", store.url)
     assert code == 0
     assert "nothing new" in out
@@ -189,7 +191,7 @@ def test_outputs_are_renamed_and_typed(dvc_repo: Path, store: Store,
     assert "data:v0" not in refs
     assert store.artifact("classifier:v0").type == "model"
     train = next(r for r in store.runs() if r.name == "train")
-    assert train.outputs == ("classifier:v0",)
+    assert set(train.outputs) == {"classifier:v0", "metrics.json:v0"}
 
 
 def test_git_history_brings_older_versions_in(dvc_repo: Path, tmp_path: Path,

@@ -14,9 +14,10 @@ Each output becomes a version (artifact name from its path, ``/`` -> ``-``, or a
 against their MD5s, which are kept in the version's metadata under ``_source``. Each
 stage becomes a run of job type ``dvc-stage`` (config: ``cmd``, ``params``, and under
 ``_source`` the lock file, stage and every dep's and out's MD5) that used its deps and
-made its outs, so lineage shows the pipeline. A dep DVC does not cache (a script kept in
-git) is imported from the workspace when its MD5 still matches; otherwise the run
-records it in its config only, and the report says so.
+made its outs, so lineage shows the pipeline; the numbers of the outs ``dvc.yaml`` calls
+``metrics`` (JSON or YAML, nested keys joined with ``.``) are its summary. A dep DVC
+does not cache (a script kept in git) is imported from the workspace when its MD5 still
+matches; otherwise the run records it in its config only, and the report says so.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class _Stage:
     params: Mapping[str, Any]
     deps: tuple[_Output, ...]
     outs: tuple[_Output, ...]
+    metrics: frozenset[str] = frozenset()  # the outs dvc.yaml calls metrics
 
     @property
     def ident(self) -> str:
@@ -235,6 +237,9 @@ def _stage_run(project: Project, repo: _Repo, stage: _Stage, done: Mapping[str, 
             run.record_use(version)
         made = [_version(project, repo, o, files, run, report, progress).ref
                 for o, files in outs]
+        for out, files in outs:
+            if out.path in stage.metrics:
+                run.summary.update(_summary(files, out.path))
     except BaseException as exc:
         run.finish(error=f"{FAILED}{exc}")
         raise
@@ -280,10 +285,43 @@ def _lock_stages(root: Path) -> Iterator[_Stage]:
         doc = read_yaml(file)
         folder = file.parent.relative_to(root)
         lock = (folder / "dvc.lock").as_posix()
+        declared = _metrics(file.parent / "dvc.yaml", folder)
         for name, entry in (doc.get("stages") or {}).items():
             yield _Stage(lock, str(name), entry.get("cmd"), entry.get("params") or {},
                          tuple(_output(folder, d, file) for d in entry.get("deps") or []),
-                         tuple(_output(folder, o, file) for o in entry.get("outs") or []))
+                         tuple(_output(folder, o, file) for o in entry.get("outs") or []),
+                         frozenset(declared.get(str(name), ())))
+
+
+def _metrics(dvc_yaml: Path, folder: Path) -> dict[str, list[str]]:
+    """Stage name -> the paths (from the root) of its ``metrics`` in ``dvc.yaml``."""
+    if not dvc_yaml.is_file():
+        return {}
+    found: dict[str, list[str]] = {}
+    for name, stage in (read_yaml(dvc_yaml).get("stages") or {}).items():
+        for item in (stage or {}).get("metrics") or [] if isinstance(stage, dict) else []:
+            for path in [item] if isinstance(item, str) else list(item or {}):
+                found.setdefault(str(name), []).append(
+                    Path(os.path.normpath(folder / str(path))).as_posix())
+    return found
+
+
+def _summary(files: list[ForeignFile], path: str) -> dict[str, Any]:
+    """The numbers of a metrics file (JSON or YAML), nested keys joined with '.'."""
+    from artifactstore.transfer.foreign.yamlfiles import parse_yaml
+
+    values: dict[str, Any] = {}
+
+    def flatten(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                flatten(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            values[prefix] = value
+
+    for file in files:  # YAML reads JSON too
+        flatten("", parse_yaml(file.source.read_bytes(), f"{path} ({file.source})"))
+    return values
 
 
 def _walk(root: Path, pattern: str) -> Iterator[Path]:
