@@ -58,7 +58,8 @@ def import_mlflow(project: Project, path: str | os.PathLike[str], *,
                   progress: Progress | None = None) -> ForeignReport:
     """Import the ``mlruns`` folder at ``path`` into ``project`` (see the module's
     docstring); ``experiment`` imports only the experiment of that name, ``artifact``
-    names the artifact every run's artifacts become versions of."""
+    names the artifact every run's artifacts become versions of. Every run is read
+    first: a malformed file imports nothing."""
     root = Path(path)
     if not root.is_dir() or not any(root.glob("*/meta.yaml")):
         raise NotFoundError(f"{root}: not an MLflow file store (no <experiment>/meta.yaml; "
@@ -67,6 +68,7 @@ def import_mlflow(project: Project, path: str | os.PathLike[str], *,
         validate_artifact_name(artifact)
     report = ForeignReport("mlflow", str(root))
     done = imported_runs(project, TOOL)
+    runs: list[dict[str, Any]] = []
     found = False
     for folder, meta in _experiments(root):
         name = str(meta.get("name", folder.name))
@@ -74,9 +76,16 @@ def import_mlflow(project: Project, path: str | os.PathLike[str], *,
             continue
         found = True
         for run_dir in sorted(p for p in folder.iterdir() if (p / "meta.yaml").is_file()):
-            _import_run(project, run_dir, name, artifact, done, report, progress)
+            facts = _read_run(run_dir, name)
+            if facts["run_id"] in done:
+                report.runs.append({"run_id": done[facts["run_id"]].run_id,
+                                    "source": facts["run_id"], "created": False})
+            else:
+                runs.append(facts)
     if experiment is not None and not found:
         raise NotFoundError(f"{root}: no experiment named {experiment!r}")
+    for facts in runs:
+        _write_run(project, facts, artifact, report, progress)
     return report
 
 
@@ -87,19 +96,16 @@ def _experiments(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
             yield meta_file.parent, meta
 
 
-def _import_run(project: Project, run_dir: Path, experiment: str, artifact: str | None,
-                done: Mapping[str, Any], report: ForeignReport,
-                progress: Progress | None) -> None:
+def _read_run(run_dir: Path, experiment: str) -> dict[str, Any]:
+    """Everything of one run folder, parsed (nothing written)."""
     meta = read_yaml(run_dir / "meta.yaml")
     run_id = str(meta.get("run_id") or run_dir.name)
-    if run_id in done:
-        report.runs.append({"run_id": done[run_id].run_id, "source": run_id,
-                            "created": False})
-        return
-    params = _key_files(run_dir / "params")
     tags = _key_files(run_dir / "tags")
-    rows = _rows(run_dir / "metrics")
-    status = _STATUS.get(int(meta.get("status") or 0), str(meta.get("status")))
+    try:
+        status = _STATUS.get(int(meta.get("status") or 0), str(meta.get("status")))
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{run_dir / 'meta.yaml'}: status {meta.get('status')!r} "
+                                "is not MLflow's") from None
     source = {
         "tool": TOOL, "id": run_id, "experiment": experiment,
         "experiment_id": str(meta.get("experiment_id")), "status": status,
@@ -107,34 +113,46 @@ def _import_run(project: Project, run_dir: Path, experiment: str, artifact: str 
         "user": meta.get("user_id"), "artifact_uri": meta.get("artifact_uri"), "tags": tags,
         "lifecycle_stage": meta.get("lifecycle_stage"),
     }  # fmt: skip
-    our_tags = [f"experiment={experiment}"] + [
-        f"{k}={v}" for k, v in sorted(tags.items()) if not k.startswith("mlflow.")]
-    files = list(_artifact_files(run_dir / "artifacts"))
+    return {
+        "run_id": run_id, "experiment": experiment, "status": status, "source": source,
+        "name": meta.get("run_name") or tags.get("mlflow.runName") or None,
+        "params": _key_files(run_dir / "params"), "rows": _rows(run_dir / "metrics"),
+        "tags": [f"experiment={experiment}"] + [
+            f"{k}={v}"[:256] for k, v in sorted(tags.items()) if not k.startswith("mlflow.")],
+        "files": list(_artifact_files(run_dir / "artifacts")),
+        "artifact_uri": meta.get("artifact_uri"),
+    }  # fmt: skip
+
+
+def _write_run(project: Project, facts: Mapping[str, Any], artifact: str | None,
+               report: ForeignReport, progress: Progress | None) -> None:
+    run_id = facts["run_id"]
     name = validate_artifact_name(artifact or f"mlflow-{run_id}")
-    meta_out = {SOURCE_KEY: {"tool": TOOL, "id": run_id, "experiment": experiment,
-                             "artifact_uri": meta.get("artifact_uri"), "digests": None}}
-    with staged(files, Artifact(name, ARTIFACT_TYPE, None, meta_out), tool="MLflow",
+    meta_out = {SOURCE_KEY: {"tool": TOOL, "id": run_id, "experiment": facts["experiment"],
+                             "artifact_uri": facts["artifact_uri"], "digests": None}}
+    with staged(facts["files"], Artifact(name, ARTIFACT_TYPE, None, meta_out), tool="MLflow",
                 progress=progress) as staged_artifact:
-        run = Run(project, name=meta.get("run_name") or tags.get("mlflow.runName"),
-                  job_type=JOB_TYPE, config={**params, SOURCE_KEY: source},
-                  tags=[t[:256] for t in our_tags], capture_code=False)
+        run = Run(project, name=facts["name"], job_type=JOB_TYPE,
+                  config={**facts["params"], SOURCE_KEY: facts["source"]},
+                  tags=facts["tags"], capture_code=False)
         outputs: list[str] = []
         try:
-            for step, at, values in rows:
+            for step, at, values in facts["rows"]:
                 run.log(values, step=step, at=at)
-            if files:
-                outputs.append(log_staged(project, staged_artifact, run, progress).ref)
+            if facts["files"]:
+                version = log_staged(project, staged_artifact, run, progress)
+                outputs.append(version.ref)
+                report.versions.append({"ref": version.ref, "source": f"{run_id}/artifacts",
+                                        "created": version.created})
         except BaseException as exc:
             run.finish(error=f"{FAILED}{exc}")
             raise
-    if status == "FINISHED":
+    if facts["status"] == "FINISHED":
         run.finish()
     else:
-        run.finish(error=f"the MLflow run ended {status}")
+        run.finish(error=f"the MLflow run ended {facts['status']}")
     report.runs.append({"run_id": run.id, "source": run_id, "created": True,
                         "inputs": [], "outputs": outputs})
-    report.versions += [{"ref": ref, "source": f"{run_id}/artifacts", "created": True}
-                        for ref in outputs]
 
 
 def _key_files(folder: Path) -> dict[str, str]:
