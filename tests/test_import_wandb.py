@@ -22,7 +22,7 @@ from artifactstore.cli import main
 from artifactstore.core.errors import IntegrityError
 
 pytest.importorskip("wandb", reason="the offline runs are written by wandb (test extra)")
-pytestmark = pytest.mark.slow  # wandb's offline service takes tens of seconds per run
+pytestmark = pytest.mark.slow  # wandb's offline service: seconds per run, once a minute
 
 SCRIPT = r'''
 import os, sys
@@ -36,6 +36,7 @@ run = wandb.init(project="vision", name="train-1", job_type="train",
                  config={"lr": 0.01, "layers": [4, 2]}, tags=["baseline"])
 for step in range(4):
     run.log({"loss": 1.0 / (step + 1), "acc": step / 4})
+run.log({"big": 2**70, "points": [1, 2, 3]})
 art = wandb.Artifact("images", type="dataset", metadata={"rows": 2})
 art.add_dir(data)
 run.log_artifact(art, aliases=["best"])
@@ -81,8 +82,12 @@ def test_runs_history_summary_and_artifacts(wandb_dir: Path, store: Store,
     assert train.config["_source"]["project"] == "vision"
     assert train.tags == ("baseline",)
     history = list(store.run_history(train.run_id))
-    assert [r.step for r in history] == [0, 1, 2, 3]
-    assert [r.values["loss"] for r in history] == [1.0, 0.5, 1 / 3, 0.25]
+    assert [r.step for r in history] == [0, 1, 2, 3, 4]
+    assert [r.values["loss"] for r in history[:4]] == [1.0, 0.5, 1 / 3, 0.25]
+    # an int past int64 becomes a float; a value that is no scalar is left out, said so
+    assert history[-1].values["big"] == float(2**70)
+    assert not any("points" in r.values for r in history)
+    assert any("points" in note for note in report.notes)
     assert history[0].at < history[-1].at
     assert train.summary["best_acc"] == 0.75
     assert not any(k.startswith("_") for k in train.summary)

@@ -163,9 +163,10 @@ def _import(project: Project, facts: Mapping[str, Any], done: Mapping[str, Any],
               config={**facts["config"], SOURCE_KEY: source}, tags=list(info.tags),
               capture_code=False)
     outputs: list[str] = []
+    dropped: set[str] = set()
     try:
         for row in facts["rows"]:
-            step, at, values = _row(row)
+            step, at, values = _row(row, dropped)
             if values:
                 run.log(values, step=step, at=at)
         for artifact in facts["artifacts"]:
@@ -181,6 +182,10 @@ def _import(project: Project, facts: Mapping[str, Any], done: Mapping[str, Any],
     else:
         run.finish(error="the W&B run never finished" if facts["exit"] is None
                    else f"exit code {facts['exit']}")
+    if dropped:
+        report.notes.append(f"{ident}: history values that are no numbers or strings (W&B "
+                            f"media, tables, nested values) were left out: "
+                            f"{', '.join(sorted(dropped)[:5])}")
     if facts["used"]:
         report.notes.append(f"{ident}: used {', '.join(facts['used'])} (known to the log by "
                             "its server id only): kept in the run's config under _source")
@@ -188,12 +193,23 @@ def _import(project: Project, facts: Mapping[str, Any], done: Mapping[str, Any],
                         "outputs": outputs})
 
 
-def _row(row: Mapping[str, Any]) -> tuple[int | None, datetime | None, dict[str, Any]]:
+def _row(row: Mapping[str, Any], dropped: set[str]
+         ) -> tuple[int | None, datetime | None, dict[str, Any]]:
+    """A history row's step, time and values; keys of values that are no scalars are
+    added to ``dropped``."""
     step = row.get("_step")
     stamp = row.get("_timestamp")
     at = datetime.fromtimestamp(stamp, UTC) if isinstance(stamp, int | float) else None
-    values = {k: v for k, v in row.items() if not k.startswith(_BOOKKEEPING)
-              and isinstance(v, int | float | str | bool)}
+    values: dict[str, Any] = {}
+    for key, value in row.items():
+        if key.startswith(_BOOKKEEPING):
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1 << 63:
+            value = float(value)  # JSON's ints are unbounded, ours int64
+        if isinstance(value, int | float | str | bool):
+            values[key] = value
+        else:
+            dropped.add(key)
     return (step if isinstance(step, int) else None), at, values
 
 
