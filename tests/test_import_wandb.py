@@ -22,7 +22,7 @@ from artifactstore.cli import main
 from artifactstore.core.errors import IntegrityError
 
 pytest.importorskip("wandb", reason="the offline runs are written by wandb (test extra)")
-pytestmark = pytest.mark.slow  # wandb's offline service: seconds per run, once a minute
+pytestmark = pytest.mark.slow  # wandb's offline service can take a minute to start
 
 SCRIPT = r'''
 import os, sys
