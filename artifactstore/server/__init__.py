@@ -23,5 +23,6 @@ Modules:
 - ``uimount``: the web UI behind sign-in; ``authmount``: how ``app`` adds these;
   ``httpjson``: bounded JSON bodies and the JSON error answers of those small APIs;
 - ``audit``: the append-only audit log of writes, deletes and membership changes;
+- ``opengate``: the gate of an open server (``[roles] everyone = "..."``, no sign-in);
 - ``app``: the Starlette app that puts them together with the web UI; ``run``: uvicorn.
 """
