@@ -90,11 +90,14 @@ VALID: dict[Command, tuple[str, ...]] = {
     ("demo",): ("--dataset-mib", "1", "--model-mib", "1", "--store", "{out}"),
     # --check: open the store and bind the address, then exit instead of serving
     ("ui",): ("--check", "--port", "0"),
+    # a team server's audit log (tests/test_server_audit.py runs it against a server)
+    ("server-audit",): ("http://127.0.0.1:1", "--since", "2h"),
 }
 
 #: commands that do not open the store named by --store (their own cases cover them)
 NO_STORE = frozenset({("init",), ("cache", "info"), ("cache", "clean"), ("identity", "create"),
-                      ("identity", "show"), ("identity", "check"), ("sync",), ("demo",)})
+                      ("identity", "show"), ("identity", "check"), ("sync",), ("demo",),
+                      ("server-audit",)})
 #: commands that only read the store: nothing they do may change it
 READS = frozenset({("info",), ("verify",), ("get",), ("ls",), ("show",), ("diff",),
                    ("alias", "history"), ("runs", "ls"), ("runs", "show"), ("runs", "export"),
@@ -213,6 +216,11 @@ BAD: dict[Command, list[Any]] = {
                    ("ds:v0", "--to", "{store}", "--to-project", "a/b"),
                    ("nope", "--to", "{store}", "--to-project", "pub", "--with-ancestors"),
                    ("ds:v0", "--to", "{store}", "--to-project", "")],
+    ("server-audit",): [("nosuch://x",), ("",), ("https://",), ("http://example.com",),
+                         ("{store}",), ("http://127.0.0.1:1",),
+                         ("http://127.0.0.1:1", "--since", "yesterday"),
+                         ("http://127.0.0.1:1", "--until", ""),
+                         ("http://127.0.0.1:1", "--limit", "0")],
     ("demo",): [("--store", "{file}"), ("--dataset-mib", "-1", "--store", "{out}"),
                 ("--model-mib", "0", "--store", "{out}"), ("--dataset-mib", "x")],
 }
