@@ -131,8 +131,9 @@ def _listing_prefix(since: float | None, until: float | None) -> str:
     if since is None or until is None:
         return AUDIT_PREFIX
     low, high = f"{int(since * 1000):015d}", f"{int(until * 1000):015d}"
-    common = os.path.commonprefix([low, high])
-    return AUDIT_PREFIX + common
+    same = next((i for i, (a, b) in enumerate(zip(low, high, strict=True)) if a != b),
+                len(low))
+    return AUDIT_PREFIX + low[:same]
 
 
 def read_audit(backend: Backend, *, since: float | None = None, until: float | None = None,
