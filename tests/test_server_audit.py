@@ -9,11 +9,13 @@ protocol and lands here with its user.
 from __future__ import annotations
 
 import json
+import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_calls import cli
 
 from artifactstore.backends import open_backend
 from artifactstore.backends.base import Backend
@@ -22,6 +24,7 @@ from artifactstore.core.errors import InvalidInputError
 from artifactstore.server.audit import AUDIT_PREFIX, StoreAuditTrail, kind_of, read_audit
 from artifactstore.server.gate import Action
 from artifactstore.server.principal import ANONYMOUS, Principal, Role, TokenScope
+from artifactstore.testing.stores import init_quick_store
 
 BOB = Principal("company#bob", email="bob@example.com", token_id="t1",
                 scope=TokenScope(None, Role.WRITER))
@@ -141,3 +144,41 @@ def test_when(text: str, expected: float) -> None:
 def test_bad_when(text: str) -> None:
     with pytest.raises(InvalidInputError, match="is not a time"):
         parse_when(text)
+
+
+def test_the_library_never_copies_judges_or_removes_the_servers_keys(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """design §1: ``server/`` is the server's, not the format's: sync, gc, verify,
+    export and repair list projects/ and objects/ only."""
+    monkeypatch.setenv("ARTIFACTSTORE_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("ARTIFACTSTORE_CACHE_DIR", str(tmp_path / "cache"))
+    src, dst = str(tmp_path / "src"), str(tmp_path / "dst")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("alpha\n")
+    init_quick_store(src)
+    assert cli(capsys, "log", "ds", str(data), "--store", src)[0] == 0
+    (data / "a.txt").write_text("beta\n")
+    assert cli(capsys, "log", "ds", str(data), "--store", src)[0] == 0
+    assert cli(capsys, "delete", "ds:v0", "--store", src)[0] == 0
+    backend = open_backend(src)
+    StoreAuditTrail(backend).record(BOB, Action.CREATE, "projects/default/project", 201)
+    backend.put("server/tokens/0123456789abcdef", b'{"subject": "company#bob"}')
+    backend.put("server/revoked/0123456789abcdef", b"{}")
+    server_keys = sorted(k for k in backend.list("") if k.startswith("server/"))
+    assert len(server_keys) == 3
+    before = {k: backend.get(k) for k in server_keys}
+    for argv in (["sync", src, dst], ["verify", "--read-data", "--store", src],
+                 ["gc", "--grace", "0", "--store", src], ["repair", "index", "--store", src],
+                 ["export", "ds:v1", str(tmp_path / "out.tar"), "--store", src]):
+        code, out, err = cli(capsys, *argv, "--json")
+        assert code == 0, (argv, err)
+        assert "server/" not in out
+    assert {k: backend.get(k) for k in backend.list("server/")} == before
+    copy = open_backend(dst)
+    assert list(copy.list("server/")) == []
+    copy.close()
+    backend.close()
+    with tarfile.open(tmp_path / "out.tar") as tar:
+        assert not [n for n in tar.getnames() if "server" in n]
