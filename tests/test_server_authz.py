@@ -288,8 +288,13 @@ def test_a_reader_reads_and_cannot_write(store: CountingLists) -> None:
                                   "versions needs writer")
     with pytest.raises(NotAuthorizedError, match=r"lifecycle events .* needs admin"):
         policy.check(BOB, C, "projects/vis/lifecycle/0000000000")
+    domain = _domains(store, "vis")[0]
+    with pytest.raises(NotAuthorizedError) as refused:
+        policy.check(BOB, C, f"objects/{domain}/packs/ab/{PACK}")
+    assert str(refused.value) == (f"bob@example.com is a reader of project vis (key domain "
+                                  f"{domain}); writing packs needs writer")
     with pytest.raises(NotAuthorizedError, match="deleting packs needs admin"):
-        policy.check(BOB, D, f"objects/{_domains(store, 'vis')[0]}/packs/ab/{PACK}")
+        policy.check(BOB, D, f"objects/{domain}/packs/ab/{PACK}")
     assert policy.role(BOB, "vis") == R
     assert policy.role(BOB, "pub") == R  # public
     assert policy.roles(BOB) == {"pub": "reader", "vis": "reader"}
@@ -408,6 +413,19 @@ def test_a_new_project_is_seen_after_one_refresh(store: CountingLists) -> None:
     assert store.lists == lists + 1
     with pytest.raises(NotSignedInError):
         policy.check(ANONYMOUS, G, "projects/new/project")
+
+
+def test_an_open_server_is_everyones_but_for_the_servers_keys(store: CountingLists) -> None:
+    """[roles] everyone = "admin": the single-user mode CORE's protocol tests use."""
+    policy = _policy(store, {"everyone": "admin"})
+    assert policy.server_admin(ANONYMOUS)
+    for action in Action:
+        policy.check(ANONYMOUS, action, f"objects/{_domains(store, 'vis')[0]}/index/{PACK}")
+        policy.check(ANONYMOUS, action, "projects/vis/" if action is L
+                     else "projects/vis/lifecycle/0000000000")
+        with pytest.raises(NotAuthorizedError):
+            policy.check(ANONYMOUS, action, "server/audit/1")
+    policy.check(ANONYMOUS, C, "config")
 
 
 def test_invalid_keys_are_refused_before_any_rule(store: CountingLists) -> None:

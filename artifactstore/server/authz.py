@@ -337,7 +337,11 @@ class KeyPolicy:
         elif need.over == "domain" and target.domain == "plain":
             where = "the public projects (key domain plain)"
         elif need.over == "domain":
-            where = f"the project of key domain {target.domain}"
+            owners = sorted(self.directory.current().domains.get(target.domain or "", ()))
+            # the project is named only to who may read it (its key id is in the key)
+            where = (f"project {owners[0]} (key domain {target.domain})"
+                     if len(owners) == 1 and held >= Role.READER
+                     else f"the project of key domain {target.domain}")
         elif need.over == "anywhere":
             where = "any project"
         else:
