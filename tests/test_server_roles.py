@@ -39,7 +39,7 @@ from artifactstore.server.app import create_server_app
 from artifactstore.server.audit import AUDIT_PREFIX, StoreAuditTrail, audit_route, read_audit
 from artifactstore.server.authn import ServerAuthenticator
 from artifactstore.server.authz import KeyPolicy
-from artifactstore.server.principal import Principal
+from artifactstore.server.principal import Principal, Role
 from artifactstore.server.roles import parse_roles
 from artifactstore.server.run import bind
 from artifactstore.server.settings import ServerSettings
@@ -67,6 +67,7 @@ class Team:
     backend: Backend
     tokens: dict[str, str]
     become: Callable[[str], None]
+    lines: dict[str, str]  # each person's public identity line
 
     @property
     def store(self) -> str:
@@ -140,7 +141,7 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
             lines[name] = load_or_create_identity().public.to_line()
             if name in tokens:
                 save_token(url, tokens[name])
-        found = Team(url, root, backing, tokens, become)
+        found = Team(url, root, backing, tokens, become, lines)
         # alice sets the team up through the server: two projects, a version in each
         become("alice")
         store = found.store
@@ -236,6 +237,20 @@ def test_a_writer_logs_and_its_purge_is_refused_with_nothing_changed(team: Team)
     assert "needs admin" in line
 
 
+def test_a_token_scoped_to_one_project_cannot_touch_another(
+        team: Team, monkeypatch: pytest.MonkeyPatch) -> None:
+    team.become("carol")
+    narrow, _ = TokenStore(team.backend, TEST_SECRET).create(
+        PEOPLE["carol"], name="ci for pub", projects=["pub"], role=Role.WRITER,
+        role_of=lambda who, project: Role.WRITER)
+    monkeypatch.setenv("ARTIFACTSTORE_TOKEN", narrow)
+    code, _, err = cli_quiet("log", "ds", team.data("carol-pub", "from ci\n"),
+                             "--project", "pub", "--store", team.store)
+    assert code == 0, err
+    line = _refused(team, 15, "ls", "--project", "vis")
+    assert "does not carry that role" in line
+
+
 # -- a non-member ---------------------------------------------------------------------------
 
 
@@ -267,7 +282,14 @@ def test_a_non_member_cannot_read_a_private_projects_objects(team: Team) -> None
 
 
 def test_every_write_and_delete_is_in_the_audit_log_with_its_user(team: Team) -> None:
-    team.become("alice")  # an admin's purge: lifecycle, the gc lock, condemnations, deletes
+    team.become("carol")  # a writer cannot change who is a member
+    line = _refused(team, 15, "project", "members", "add", team.lines["eve"], "--project", "vis")
+    assert "needs admin" in line
+    team.become("alice")  # an admin can; and an admin's purge: lifecycle, the gc lock,
+    # condemnations, deletes
+    code, _, err = cli_quiet("project", "members", "add", team.lines["eve"], "--project", "vis",
+                             "--store", team.store)
+    assert code == 0, err
     code, _, err = cli_quiet("log", "ds", team.data("pub1", "more public\n"),
                              "--project", "pub", "--store", team.store)
     assert code == 0, err
@@ -291,6 +313,9 @@ def test_every_write_and_delete_is_in_the_audit_log_with_its_user(team: Team) ->
                                                                   "carol@example.com"}
     assert any(e.kind == "lifecycle" and e.status == 403 for e in refused)
     assert [e for e in entries if e.kind == "project" and e.status == 201]
+    joined = [e for e in entries if e.kind == "membership"]
+    assert [(e.user.partition(" (token")[0], e.status) for e in joined] == [
+        ("carol@example.com", 403), ("alice@example.com", 201)]
     # the CLI reads it for a server admin, and for nobody else
     code, out, err = cli_quiet("server-audit", team.url, "--json")
     assert code == 0, err
@@ -300,3 +325,29 @@ def test_every_write_and_delete_is_in_the_audit_log_with_its_user(team: Team) ->
     assert "not a server admin" in line
     team.become("nobody")
     _refused(team, 14, "server-audit", team.url)
+
+
+def test_the_audit_endpoint_refuses_bad_queries_and_narrow_tokens(team: Team) -> None:
+    http = urllib3.PoolManager()
+    auth = {"Authorization": f"Bearer {team.tokens['alice']}"}
+    answer = http.request("GET", f"{team.url}/v1/audit?limit=2", headers=auth)
+    assert answer.status == 200
+    page = json.loads(answer.data)
+    assert len(page["entries"]) == 2
+    following = http.request("GET", f"{team.url}/v1/audit?limit=2&after={page['next']}",
+                             headers=auth)
+    assert json.loads(following.data)["entries"][0]["name"] > page["next"]
+    for query in ("since=yesterday", "limit=0", "limit=100000", "until=inf", "since=-1"):
+        answer = http.request("GET", f"{team.url}/v1/audit?{query}", headers=auth)
+        assert answer.status == 400, query
+        assert json.loads(answer.data)["error"] == "bad_request"
+    store = TokenStore(team.backend, TEST_SECRET)
+    narrow, _ = store.create(PEOPLE["alice"], name="ci", projects=["pub"],
+                             role=Role.ADMIN, role_of=lambda who, project: Role.ADMIN)
+    answer = http.request("GET", f"{team.url}/v1/audit",
+                          headers={"Authorization": f"Bearer {narrow}"})
+    assert answer.status == 403
+    forged = team.tokens["alice"][:-4] + "AAAA"
+    answer = http.request("GET", f"{team.url}/v1/audit",
+                          headers={"Authorization": f"Bearer {forged}"})
+    assert answer.status == 401
