@@ -257,7 +257,8 @@ class KeyPolicy:
                        if grants.role(principal) >= need.role)
         if need.over == "domain":
             return target.domain not in d.domains
-        return False
+        # "anywhere" (config, the gc lock): a public project made since the listing
+        return need.over == "anywhere"
 
     # -- gate.Authorizer ---------------------------------------------------------------
 
@@ -347,7 +348,8 @@ class KeyPolicy:
         else:
             where = "this server (server admin)"
         if principal.anonymous:
-            return NotSignedInError(f"{doing} in {where} needs a {need.role.label}: sign in "
+            place = "of some project" if need.over == "anywhere" else f"in {where}"
+            return NotSignedInError(f"{doing} needs a {need.role.label} {place}: sign in "
                                     "with 'artifactstore login URL' or set ARTIFACTSTORE_TOKEN")
         who = principal.label
         narrowed = ""
@@ -357,5 +359,7 @@ class KeyPolicy:
             if self._held(unscoped, target, need, self.directory.current()) >= need.role:
                 narrowed = f" (token {principal.token_id} does not carry that role here)"
         holds = "has no role in" if held is Role.NONE else f"is a {held.label} of"
+        if need.over == "anywhere" and held is not Role.NONE:
+            holds, where = f"is at most a {held.label}", "in any project"
         return NotAuthorizedError(f"{who} {holds} {where}; {doing} needs "
                                   f"{need.role.label}{narrowed}")
