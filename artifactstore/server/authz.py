@@ -286,16 +286,23 @@ class KeyPolicy:
         """The keys of a listing ``principal`` may READ (the others are left out)."""
         d = self.directory.current()
         refreshed = False
+        # a listing's keys share a few targets: decide each (project, domain, need) once
+        decided: dict[tuple[str | None, str | None, Need], bool] = {}
         for key in keys:
             target = classify(key)
             need = needed(target, Action.READ)
             if need is None:
                 continue
-            held = self._held(principal, target, need, d)
-            if held < need.role and not refreshed and self._unknown(principal, target, need, d):
-                d, refreshed = self.directory.refresh(d), True
+            which = (target.project, target.domain, need)
+            if which not in decided:
                 held = self._held(principal, target, need, d)
-            if held >= need.role:
+                if held < need.role and not refreshed and self._unknown(principal, target,
+                                                                       need, d):
+                    d, refreshed = self.directory.refresh(d), True
+                    decided.clear()
+                    held = self._held(principal, target, need, d)
+                decided[which] = held >= need.role
+            if decided[which]:
                 yield key
 
     def role(self, principal: Principal, project: str) -> Role:
