@@ -330,6 +330,11 @@ def test_every_write_and_delete_is_in_the_audit_log_with_its_user(team: Team) ->
     slots = [(e.user.partition(" (token")[0], e.status) for e in entries if e.kind == "keys"]
     assert ("carol@example.com", 403) in slots
     assert ("alice@example.com", 201) in slots
+    # a private project's names and contents never reach the log (its keys hold tags)
+    raw = b"".join(team.backend.get(AUDIT_PREFIX + e.name) for e in entries)
+    assert b"secret" not in raw
+    assert b"private data" not in raw
+    assert b"ast1_" not in raw  # nor a token
     # the CLI reads it for a server admin, and for nobody else
     code, out, err = cli_quiet("server-audit", team.url, "--json")
     assert code == 0, err
