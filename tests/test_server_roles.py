@@ -339,6 +339,11 @@ def test_every_write_and_delete_is_in_the_audit_log_with_its_user(team: Team) ->
     code, out, err = cli_quiet("server-audit", team.url, "--json")
     assert code == 0, err
     assert len(json.loads(out)["entries"]) >= len(entries)
+    code, out, err = cli_quiet("server-audit", team.url, "--since", "1h")
+    assert code == 0, err
+    assert [line for line in out.splitlines()
+            if "alice@example.com (token" in line and " create  201  membership  "
+            "projects/vis/members/" in line]
     team.become("bob")
     line = _refused(team, 15, "server-audit", team.url)
     assert "not a server admin" in line
