@@ -437,3 +437,30 @@ def test_invalid_keys_are_refused_before_any_rule(store: CountingLists) -> None:
     for key in ("../config", "projects/vis/../pub/project", "/config", "a//b"):
         with pytest.raises(InvalidInputError):
             policy.check(ROOT, G, key)
+
+
+@pytest.fixture(scope="module")
+def shared_store() -> Iterator[Backend]:
+    backend = open_backend("memory://authz-shared")
+    signer, me = _member()
+    ProjectKeys(backend, "pub", signer).create("public", me)
+    ProjectKeys(backend, "vis", signer).create("private", me)
+    yield backend
+    backend.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(keys=st.lists(st.one_of(key_like(), st.sampled_from(sorted(TABLE))), max_size=12),
+       who=st.sampled_from([ANONYMOUS, BOB, CAROL, DORA, ROOT, EVE]))
+def test_a_listing_shows_exactly_the_keys_a_read_would_allow(
+        shared_store: Backend, keys: list[str], who: Principal) -> None:
+    policy = _policy(shared_store)
+    allowed = []
+    for key in keys:
+        try:
+            policy.check(who, G, key)
+        except (NotAuthorizedError, NotSignedInError, InvalidInputError):
+            continue
+        allowed.append(key)
+    valid = [k for k in keys if classify(k).kind != "invalid"]
+    assert list(policy.visible(who, valid)) == allowed
