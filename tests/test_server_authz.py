@@ -11,6 +11,8 @@ anonymous, readers, writers, admins, non-members and scoped tokens.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -464,3 +466,38 @@ def test_a_listing_shows_exactly_the_keys_a_read_would_allow(
         allowed.append(key)
     valid = [k for k in keys if classify(k).kind != "invalid"]
     assert list(policy.visible(who, valid)) == allowed
+
+
+def test_a_stream_of_misses_lists_at_most_once_per_interval(store: CountingLists) -> None:
+    """Requests for domains nobody owns (a typo, or bob probing) cannot make the server
+    list projects/ more than once per min_interval; someone the table names nowhere
+    (eve) makes it list nothing at all."""
+    policy = KeyPolicy(store, parse_roles(ROLES),
+                       directory=ProjectDirectory(store, min_interval=0.3))
+    policy.check(BOB, G, "projects/vis/project")
+    lists = store.lists
+    errors: list[BaseException] = []
+
+    def probe(worker: int) -> None:
+        for i in range(5):
+            try:
+                policy.check(BOB, G, f"objects/{worker:02d}{i:030d}/index/{PACK}")
+            except NotAuthorizedError:
+                pass
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=probe, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    elapsed = time.monotonic() - started
+    assert errors == []
+    assert 1 <= store.lists - lists <= elapsed / 0.3 + 1
+    lists = store.lists
+    for i in range(20):
+        with pytest.raises(NotAuthorizedError):
+            policy.check(EVE, G, f"objects/ff{i:030d}/index/{PACK}")
+    assert store.lists == lists

@@ -256,7 +256,9 @@ class KeyPolicy:
             return any(p not in d.projects for p, grants in self.table.projects.items()
                        if grants.role(principal) >= need.role)
         if need.over == "domain":
-            return target.domain not in d.domains
+            # a new private project's domain can only open to someone the table names
+            return target.domain not in d.domains and any(
+                grants.role(principal) >= need.role for grants in self.table.projects.values())
         # "anywhere" (config, the gc lock): a public project made since the listing
         return need.over == "anywhere"
 
