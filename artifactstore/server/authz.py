@@ -23,9 +23,11 @@ inside them at most the scope's role; a token with a project list is never a ser
 Caching (several instances share one store, so nothing here is authoritative state):
 the directory is rebuilt from one listing of ``projects/`` at most every ``ttl``
 seconds (60), and sooner when a request is refused over a project or domain the
-directory does not know yet (a project or key epoch created since), at most once per
-``min_interval`` (1 s) per instance; such a request waits for that refresh. Parsed
-records and epochs (create-only objects) are reused between listings.
+directory does not know yet (a project or key epoch created since) and the role table
+could give the caller a role there, at most once per ``min_interval`` (1 s) per
+instance; such a request waits for that refresh (so a stream of probes costs at most
+one listing a second, and none from callers the table names nowhere). Parsed records
+and epochs (create-only objects) are reused between listings.
 """
 
 from __future__ import annotations
