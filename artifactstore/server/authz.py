@@ -26,7 +26,8 @@ seconds (60), and sooner when a request is refused over a project or domain the
 directory does not know yet (a project or key epoch created since) and the role table
 could give the caller a role there, at most once per ``min_interval`` (1 s) per
 instance; such a request waits for that refresh (so a stream of probes costs at most
-one listing a second, and none from callers the table names nowhere). Parsed records
+one listing a second; a key domain probed by a caller the table names nowhere costs
+none). Parsed records
 and epochs (create-only objects) are reused between listings.
 """
 
