@@ -27,8 +27,7 @@ directory does not know yet (a project or key epoch created since) and the role 
 could give the caller a role there, at most once per ``min_interval`` (1 s) per
 instance; such a request waits for that refresh (so a stream of probes costs at most
 one listing a second; a key domain probed by a caller the table names nowhere costs
-none). Parsed records
-and epochs (create-only objects) are reused between listings.
+none). Parsed records and epochs (create-only objects) are reused between listings.
 """
 
 from __future__ import annotations
