@@ -150,8 +150,8 @@ class ProjectDirectory:
                 key_id = self._epoch(key)
                 if key_id:
                     domains.setdefault(key_id.hex(), set()).add(name)
-        self._parsed = {k: v for k, v in self._parsed.items()
-                        if k in records.values() or any(k in e for e in epochs.values())}
+        listed = set(records.values()).union(*epochs.values())
+        self._parsed = {k: v for k, v in self._parsed.items() if k in listed}
         self._current = Directory(frozenset(names), frozenset(public),
                                   {d: frozenset(p) for d, p in domains.items()}, start)
 
