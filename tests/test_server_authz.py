@@ -421,9 +421,13 @@ def test_a_new_project_is_seen_after_one_refresh(store: CountingLists) -> None:
         policy.check(ANONYMOUS, G, "projects/new/project")
 
 
-def test_an_open_server_is_everyones_but_for_the_servers_keys(store: CountingLists) -> None:
-    """[roles] everyone = "admin": the single-user mode CORE's protocol tests use."""
-    policy = _policy(store, {"everyone": "admin"})
+def test_an_open_server_is_everyones_but_for_the_servers_keys(
+        store: CountingLists, caplog: pytest.LogCaptureFixture) -> None:
+    """[roles] everyone = "admin": the single-user mode CORE's protocol tests use; the
+    server says so at start."""
+    with caplog.at_level("WARNING", logger="artifactstore.server"):
+        policy = _policy(store, {"everyone": "admin"})
+    assert "without signing in, may delete and purge anything" in caplog.text
     assert policy.server_admin(ANONYMOUS)
     for action in Action:
         policy.check(ANONYMOUS, action, f"objects/{_domains(store, 'vis')[0]}/index/{PACK}")
