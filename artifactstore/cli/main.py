@@ -15,6 +15,7 @@ from artifactstore.cli import (
     cache,
     commands,
     identity,
+    importfrom,
     lifecycle,
     lineage,
     maintenance,
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     lifecycle.register(add, common)
     sync.register(add, common)
     transfer.register(add, common)
+    importfrom.register(add, common)
     ui.register(add, common)
     serveraudit.register(add, common)
     server.register(add, common)  # serve
