@@ -620,6 +620,8 @@ def run(params: Params, *, say: Callable[[str], None] = print,
         with moto_s3_server(bucket=BUCKET) as s3:
             setting = make_setting(params, work, s3)
             result["store"] = setting.store
+            result["client_env_s3"] = sorted(k for k in setting.client_env
+                                             if k.startswith(("AWS_", "FSSPEC_")))
             say(f"store {setting.store} on moto {s3.endpoint_url}; {params.artifacts} "
                 f"artifacts; {params.servers} server(s), {params.clients} clients")
             load_before = os.getloadavg()

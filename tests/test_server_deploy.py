@@ -12,6 +12,7 @@ must carry every template and static file of the package.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -20,6 +21,7 @@ import sys
 import tomllib
 import zipfile
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -114,8 +116,10 @@ def test_dockerfile_parser_joins_continuations() -> None:
     assert [(s.base, s.name) for s in parsed] == [("a:1.2.3", "b"), ("b", None)]
     assert parsed[0].instructions == [Instruction(2, "RUN", "x && y")]
     assert exec_form(parsed[1].instructions[0]) == ["z"]
-    assert pinned("python:3.12.8-slim") and pinned("python@sha256:" + "0" * 64)
-    assert not pinned("python:3.12-slim") and not pinned("python:latest")
+    assert pinned("python:3.12.8-slim")
+    assert pinned("python@sha256:" + "0" * 64)
+    assert not pinned("python:3.12-slim")
+    assert not pinned("python:latest")
     assert not pinned("python")
 
 
@@ -319,20 +323,15 @@ def test_the_guide_holds_the_compose_file_verbatim() -> None:
 
 def offline_build() -> bool:
     """Whether this environment builds the wheel itself (setuptools >= 61 reads
-    pyproject's [project], and bdist_wheel is there); else pip fetches the build
-    requirements from the package index into an isolated environment."""
+    pyproject's [project]; bdist_wheel is in setuptools from 70.1, before that in the
+    wheel package); else pip fetches the build requirements into an isolated one."""
     try:
-        import setuptools
-    except ImportError:
+        major, minor = (int(x) for x in metadata.version("setuptools").split(".")[:2])
+    except (metadata.PackageNotFoundError, ValueError):
         return False
-    major = int(setuptools.__version__.split(".")[0])
-    if major >= 71:  # bdist_wheel is part of setuptools from 70.1
+    if (major, minor) >= (70, 1):
         return True
-    try:
-        import wheel  # noqa: F401
-    except ImportError:
-        return False
-    return major >= 61
+    return major >= 61 and importlib.util.find_spec("wheel") is not None
 
 
 @pytest.mark.slow
@@ -358,8 +357,8 @@ def test_the_wheel_carries_the_servers_templates_and_static_files(
     (wheel,) = (tmp_path / "dist").glob("artifactstore-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-        metadata = next(archive.read(n).decode() for n in names
-                        if n.endswith(".dist-info/METADATA"))
+        meta = next(archive.read(n).decode() for n in names
+                    if n.endswith(".dist-info/METADATA"))
     package = ROOT / "artifactstore"
     data = sorted(p.relative_to(ROOT).as_posix() for p in package.rglob("*")
                   if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
@@ -369,4 +368,4 @@ def test_the_wheel_carries_the_servers_templates_and_static_files(
     assert any(n.startswith("artifactstore/ui/static/vendor/") for n in names)
     assert "artifactstore/server/settings.py" in names
     for extra in EXTRAS:
-        assert f"Provides-Extra: {extra}" in metadata
+        assert f"Provides-Extra: {extra}" in meta
