@@ -269,11 +269,21 @@ class Server:
     def url(self) -> str:
         return f"artifactstore+http://127.0.0.1:{self.port}/"
 
-    def access_lines(self) -> list[str]:
-        """The access log so far: the lines that name a request to the object protocol."""
+    def access_entries(self) -> list[dict[str, Any]]:
+        """The access log so far: one JSON object per request line (``method``, ``path``,
+        ``status``, ``bytes``, ``ms``, ...), the object protocol's requests only."""
         self.log_file.flush()
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return [line for line in text.splitlines() if "/v1/" in line]
+        entries = []
+        for line in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue  # the server's other lines (start, warnings)
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and str(entry.get("path", "")).startswith("/v1/"):
+                entries.append(entry)
+        return entries
 
     def stop(self) -> int:
         """SIGTERM (graceful: requests in flight finish), then wait; the exit status."""
@@ -573,7 +583,7 @@ def overhead(params: Params, setting: Setting, server: Server | None,
         cache = setting.work / f"{name}-{op}-cache"
         argv = [sys.executable, "-m", "artifactstore", *args, "--store", url,
                 "--project", PROJECT, "--json", "--quiet"]
-        before = len(server.access_lines()) if server is not None else 0
+        before = len(server.access_entries()) if server is not None else 0
         setting.s3.reset_count()
         t0 = time.perf_counter()
         done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600,
@@ -584,7 +594,7 @@ def overhead(params: Params, setting: Setting, server: Server | None,
         entry = {"s3_requests": setting.s3.request_count, "seconds": seconds,
                  "s3_by_method": by_method(setting.s3.requests)}
         if server is not None:
-            entry["server_requests"] = len(server.access_lines()) - before
+            entry["server_requests"] = len(server.access_entries()) - before
         result[op] = entry
     got = setting.work / f"{name}-got"
     result["get"]["byte_exact"] = compare(got, {"seed": seed, "files": files}) is None
@@ -593,6 +603,18 @@ def overhead(params: Params, setting: Setting, server: Server | None,
                                         if "server_requests" in e else "") + " requests"
         for op, e in result.items()))
     return result
+
+
+def access_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One server's requests: how many, by method and status, its own p50/p99 ms."""
+    ms = [float(e["ms"]) for e in entries if isinstance(e.get("ms"), int | float)]
+    methods: dict[str, int] = {}
+    statuses: dict[str, int] = {}
+    for e in entries:
+        methods[str(e.get("method"))] = methods.get(str(e.get("method")), 0) + 1
+        statuses[str(e.get("status"))] = statuses.get(str(e.get("status")), 0) + 1
+    return {"requests": len(entries), "by_method": methods, "by_status": statuses,
+            "p50_ms": percentile(ms, 0.5), "p99_ms": percentile(ms, 0.99)}
 
 
 def by_method(requests: list[str]) -> dict[str, int]:
@@ -630,7 +652,8 @@ def run(params: Params, *, say: Callable[[str], None] = print,
                                  setting.s3_env, work, "load") as servers:
                 urls = [s.url for s in servers] or [setting.store]
                 ops, wall = run_clients(params, setting, urls, say)
-                result["server_requests"] = [len(s.access_lines()) for s in servers]
+                result["server_requests"] = [access_summary(s.access_entries())
+                                             for s in servers]
             result["s3_requests"] = s3.request_count
             result["load_average"] = {"before": load_before, "after": os.getloadavg()}
             result["wall_s"] = wall
@@ -708,8 +731,10 @@ def summary(result: dict[str, Any]) -> str:
         f"(wall {result['wall_s']:.1f} s), {p['artifacts']} artifacts, 1-{p['max_files']} "
         f"files of {p['min_kib']} KiB-{p['max_kib']} KiB per version",
         f"versions: {v['logged']} logged by clients + {v['setup']} at setup, "
-        f"{v['stored']} in the store; S3 requests {result['s3_requests']:,}; server "
-        f"requests {result.get('server_requests')}",
+        f"{v['stored']} in the store; S3 requests {result['s3_requests']:,}",
+        *(f"server {i}: {a['requests']:,} requests, by status {a['by_status']}, "
+          f"handler p50 {a['p50_ms'] or 0:.1f} ms, p99 {a['p99_ms'] or 0:.1f} ms"
+          for i, a in enumerate(result.get("server_requests", []))),
         f"load average before/after: {result['load_average']['before'][0]:.2f} / "
         f"{result['load_average']['after'][0]:.2f}",
         "", report_table(result["ops"]), "", overhead_table(result["overhead"]), "",
