@@ -81,8 +81,9 @@ OPS: Final = ("log", "get", "list")
 START_TIMEOUT_S: Final = 120.0
 #: a client may overrun --seconds by its last operation; past this it is killed
 GRACE_S: Final = 300.0
-#: the server settings: everyone may do everything (the roles are not what is measured)
-SERVER_TOML: Final = 'store = "{store}"\n\n[roles]\neveryone = "admin"\n'
+#: the server settings: an open server, everyone holds ``role`` in every project (the
+#: roles are not what is measured; ``--role reader`` shows the checks catch refusals)
+SERVER_TOML: Final = 'store = "{store}"\n\n[roles]\neveryone = "{role}"\n'
 SECRET: Final = "bench-server-load-secret-" + "x" * 32
 
 
@@ -96,6 +97,7 @@ class Params:
     min_kib: int = 4
     max_kib: int = 1024
     seed: int = SEED
+    role: str = "admin"
 
 
 # -- the data a version holds --------------------------------------------------------
@@ -359,7 +361,7 @@ def make_setting(params: Params, work: Path, s3: Any) -> Setting:
               "ARTIFACTSTORE_SERVER_SECRET": SECRET,
               "ARTIFACTSTORE_CACHE_DIR": str(work / "server-cache")}
     config = work / "server.toml"
-    config.write_text(SERVER_TOML.format(store=store))
+    config.write_text(SERVER_TOML.format(store=store, role=params.role))
     setting = Setting(work, s3, store, config, s3_env, dict(base))
     with environment(setting.s3_env | {"ARTIFACTSTORE_CACHE_DIR": str(work / "setup")}):
         made = artifactstore.open(store, PROJECT, create=True)
@@ -430,6 +432,9 @@ def run_clients(params: Params, setting: Setting, urls: list[str],
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    pipe.close()
     ops: list[dict[str, Any]] = []
     for client, out in enumerate(outs):
         for entry in json.loads(out.read_text()):
@@ -636,6 +641,7 @@ def run(params: Params, *, say: Callable[[str], None] = print,
 
     started = datetime.datetime.now(datetime.UTC)
     work = Path(tempfile.mkdtemp(prefix="server-load-")) if keep is None else keep
+    work.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"date": started.isoformat(timespec="seconds"),
                               "params": asdict(params)}
     try:
@@ -672,9 +678,11 @@ def run(params: Params, *, say: Callable[[str], None] = print,
                 problems.append(f"verify --read-data exited {verified['exit']}: "
                                 f"{verified.get('output', verified.get('report'))}")
             say(f"verify --read-data: exit {verified['exit']} in {verified['seconds']:.1f} s")
-            direct = overhead(params, setting, None, say)
+            direct: dict[str, Any] = {}
             through: dict[str, Any] = {}
-            if params.servers:
+            if not problems:  # the request counts mean something only on a sound run
+                direct = overhead(params, setting, None, say)
+            if params.servers and not problems:
                 with servers_running(1, setting.store, setting.config, setting.s3_env,
                                      work, "overhead") as (server,):
                     through = overhead(params, setting, server, say)
@@ -766,6 +774,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-kib", type=int, default=defaults.max_kib,
                    help=f"largest file, KiB (default {defaults.max_kib})")
     p.add_argument("--seed", type=int, default=SEED, help=f"data seed (default {SEED})")
+    p.add_argument("--role", choices=("reader", "writer", "admin"), default="admin",
+                   help="the role everyone holds on the servers (default admin; reader "
+                        "shows what refused writes look like in the checks)")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results",
                    help="folder of server-load.json and server-load.md (default "
                         "bench/results)")
@@ -787,7 +798,7 @@ def main(argv: list[str] | None = None) -> int:
         return worker(json.loads(argv[1]))
     args = parse_args(argv)
     params = Params(args.seconds, args.clients, args.servers, args.artifacts,
-                    args.max_files, args.min_kib, args.max_kib, args.seed)
+                    args.max_files, args.min_kib, args.max_kib, args.seed, args.role)
     result = run(params, say=lambda line: print(line, flush=True))
     result["machine"] = machine_facts(("artifactstore", "starlette", "uvicorn", "moto",
                                        "s3fs"))

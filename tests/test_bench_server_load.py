@@ -136,3 +136,18 @@ def test_tiny_run_through_two_servers(tmp_path: Path) -> None:
     assert over["server"]["get"]["byte_exact"]
     # the clients knew only the servers: no S3 endpoint or keys in their environment
     assert result["client_env_s3"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.s3
+def test_refused_writes_are_errors(tmp_path: Path) -> None:
+    """Servers where everyone is a reader: every log is refused, and the run says so."""
+    readers = server_load.Params(seconds=1, clients=1, servers=1, artifacts=1, max_files=1,
+                                 min_kib=1, max_kib=4, role="reader")
+    result = server_load.run(readers, say=lambda _: None, keep=tmp_path / "work")
+    assert result["ops"]["log"]["errors"] == result["ops"]["log"]["count"] > 0
+    assert result["ops"]["get"]["errors"] == 0  # reading is allowed
+    assert result["problems"]
+    assert all("log failed: NotAuthorizedError" in p for p in result["problems"])
+    assert result["versions"]["stored"] == result["versions"]["setup"] == 1
+    assert result["overhead"] == {"direct": {}, "server": {}}
