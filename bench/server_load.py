@@ -23,8 +23,8 @@ Steps:
   ``--seconds``: **log** a new version of a random artifact (1 to ``--max-files`` files
   of random bytes, log-uniform in size between ``--min-kib`` and ``--max-kib``; the
   seed and sizes are in the version's metadata), **list** the versions of a random
-  artifact, **get** (download) a random listed version and compare every byte with the
-  bytes its metadata regenerates. Consecutive operations alternate between servers.
+  artifact, **get** (download, without the per-user file cache) a random listed
+  version and compare every byte with the bytes its metadata regenerates. Consecutive operations alternate between servers.
   Each operation's start, duration, outcome, server and (for logs) the version number
   it returned go to a JSON file per client.
 * **checks** (straight on the bucket, the servers stopped): no operation failed; the
@@ -152,8 +152,9 @@ def worker(spec: dict[str, Any]) -> int:
     params = Params(**spec["params"])
     client = int(spec["client"])
     rng = random.Random(client_seed(params, client, -1))
-    stores = [artifactstore.open(url, PROJECT, create=False, cache_dir=spec["cache"])
-              for url in spec["urls"]]
+    # no file cache: a repeated get reads through the server again, as a new client would
+    stores = [artifactstore.open(url, PROJECT, create=False, cache_dir=spec["cache"],
+                                 file_cache=False) for url in spec["urls"]]
     names = [f"data-{i}" for i in range(params.artifacts)]
     listed: dict[str, list[int]] = {name: [] for name in names}
     ops: list[dict[str, Any]] = []
