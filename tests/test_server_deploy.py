@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -369,3 +370,47 @@ def test_the_wheel_carries_the_servers_templates_and_static_files(
     assert "artifactstore/server/settings.py" in names
     for extra in EXTRAS:
         assert f"Provides-Extra: {extra}" in meta
+
+
+# -- the command line the image runs ----------------------------------------------------
+
+
+def image_argv(stages: list[Stage], command: list[str] | None = None) -> list[str]:
+    """What the container runs: ENTRYPOINT, then compose's ``command`` or the CMD."""
+    runtime = stages[-1]
+    entry = exec_form(runtime.all("ENTRYPOINT")[-1])
+    return entry + (command if command is not None else exec_form(runtime.all("CMD")[-1]))
+
+
+def test_serve_accepts_the_images_command_lines(stages: list[Stage],
+                                               compose: dict[str, object],
+                                               tmp_path: Path) -> None:
+    """The Dockerfile's ENTRYPOINT + CMD, and compose's commands, run ``serve --check``
+    (settings read, store opened, address bound) on this machine: the container paths
+    mapped to temp ones, 0.0.0.0:8080 to 127.0.0.1 and any free port. The compose file's
+    own settings are loaded by the test above; here an open server's, so that no
+    issuer is needed."""
+    store = tmp_path / "data" / "store"
+    config = tmp_path / "server.toml"
+    config.write_text('[roles]\neveryone = "reader"\n')
+    env = {**os.environ, SECRET_ENV: "s" * 40,
+           "ARTIFACTSTORE_CONFIG_DIR": str(tmp_path / "identity")}
+    init = subprocess.run([sys.executable, "-m", "artifactstore", "init", str(store),
+                           "--public", "--quiet"], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+    assert init.returncode == 0, init.stderr
+    services = compose["services"]
+    assert isinstance(services, dict)
+    lines = [image_argv(stages), image_argv(stages, services["server"]["command"])]
+    mapped = {"/etc/artifactstore/server.toml": str(config), "/data/store": str(store),
+              "0.0.0.0": "127.0.0.1", "8080": "0"}
+    for argv in lines:
+        assert argv[0] == "artifactstore"
+        run = [sys.executable, "-m", "artifactstore",
+               *(mapped.get(a, a) for a in argv[1:]), "--check", "--json"]
+        if "--store" not in run:  # the image's CMD: the store comes from server.toml
+            config.write_text(f'store = "{store}"\n' + '[roles]\neveryone = "reader"\n')
+        done = subprocess.run(run, capture_output=True, text=True, env=env, timeout=300,
+                              check=False)
+        assert done.returncode == 0, (argv, done.stderr)
+        assert json.loads(done.stdout)["checked"] is True
