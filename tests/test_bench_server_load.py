@@ -78,15 +78,16 @@ def test_the_version_checks_catch_each_failure() -> None:
     assert server_load.check_versions(twice, stored, setup) == [
         "b:v1 returned twice (seeds 21 and 22)"]
     # a version a log returned that the store does not have (lost)
-    lost = {**stored, "b": {0: 200}}
+    Stored = dict[str, dict[int, int | None]]
+    lost: Stored = {**stored, "b": {0: 200}}
     assert server_load.check_versions(ops, lost, setup) == [
         "b:v1 was returned by a log but is not in the store"]
     # a version in the store that no log returned (extra)
-    extra = {**stored, "a": {**stored["a"], 3: 13}}
+    extra: Stored = {**stored, "a": {**stored["a"], 3: 13}}
     assert server_load.check_versions(ops, extra, setup) == [
         "a:v3 is in the store but no log returned it"]
     # the number holds another log's data
-    swapped = {**stored, "a": {0: 100, 1: 12, 2: 11}}
+    swapped: Stored = {**stored, "a": {0: 100, 1: 12, 2: 11}}
     assert len(server_load.check_versions(ops, swapped, setup)) == 2
     # new content that made no version
     assert "made no version" in server_load.check_versions(
