@@ -24,17 +24,18 @@ Steps:
   of random bytes, log-uniform in size between ``--min-kib`` and ``--max-kib``; the
   seed and sizes are in the version's metadata), **list** the versions of a random
   artifact, **get** (download, without the per-user file cache) a random listed
-  version and compare every byte with the bytes its metadata regenerates. Consecutive operations alternate between servers.
-  Each operation's start, duration, outcome, server and (for logs) the version number
-  it returned go to a JSON file per client.
+  version and compare every byte with the bytes its metadata regenerates. Consecutive
+  operations alternate between servers. Each operation's start, duration, outcome,
+  server and (for logs) the version number it returned go to a JSON file per client.
 * **checks** (straight on the bucket, the servers stopped): no operation failed; the
   versions in the store are exactly those that logs returned (none lost, none extra)
   and no (artifact, number) was returned twice; every version's files read back equal
   to the bytes its seed makes; ``python -m artifactstore verify --read-data`` exits 0.
-* **overhead** (the servers restarted, nothing else running): the same ``artifactstore
-  log`` and ``artifactstore get`` commands (processes, empty caches) once straight on S3
-  and once through a server: S3 requests counted by moto, the client's requests to the
-  server counted in the server's access log.
+* **overhead** (one server started again, nothing else running): the same
+  ``artifactstore log``, ``get`` and ``ls`` commands (processes; each first with an
+  empty per-user cache, then again with the cache it left) straight on S3 and through
+  a server: S3 requests counted by moto, the client's requests to the server counted in
+  the server's access log.
 
 Everything lives in a temp dir removed at the end; only 127.0.0.1 is contacted; the
 server processes are stopped by their process id.
@@ -564,46 +565,59 @@ def verify_store(setting: Setting) -> dict[str, Any]:
 # -- request overhead ---------------------------------------------------------------
 
 
+#: the overhead commands: (result key, cache, what to run); each cache starts empty,
+#: so the first command of a cache is cold, the second warm (catalog and records kept)
+OVERHEAD_STEPS: Final = (
+    ("log", "a", ("log", "{name}", "{folder0}", "--metadata", "seed={seed0}")),
+    ("log warm", "a", ("log", "{name}", "{folder1}", "--metadata", "seed={seed1}")),
+    ("get", "b", ("get", "{name}:v0", "--dir", "{got0}")),
+    ("get warm", "b", ("get", "{name}:v1", "--dir", "{got1}")),
+    ("list", "c", ("ls", "{name}")),
+    ("list warm", "c", ("ls", "{name}")),
+)
+
+
 def overhead(params: Params, setting: Setting, server: Server | None,
              say: Callable[[str], None]) -> dict[str, Any]:
-    """``artifactstore log``, ``get`` and ``ls`` once each as processes with empty
-    caches, straight on S3 (``server`` None) or through ``server``: the requests S3
-    served (moto's count) and, through a server, the requests it served (its access
-    log), with the command's wall time."""
+    """``artifactstore log``, ``get`` and ``ls`` as processes, each first with an empty
+    per-user cache (cold) then again with the cache it left (warm), straight on S3
+    (``server`` None) or through ``server``: the requests S3 served (moto's count) and,
+    through a server, the requests it served (its access log), with the command's wall
+    time. ``get`` reads a version whose files are not in the cache, cold and warm."""
     mode = "direct" if server is None else "server"
     url = setting.store if server is None else server.url
     env = setting.s3_env if server is None else setting.client_env
     name = f"overhead-{mode}"
-    seed = client_seed(params, params.clients + 2, 0 if server is None else 1)
-    folder = setting.work / name
-    folder.mkdir()
     files = {"a.bin": 64 << 10, "b.bin": 256 << 10, "c.bin": 1 << 20}
-    write_version(folder, seed, files)
-    commands = {
-        "log": ["log", name, str(folder), "--metadata", f"seed={seed}"],
-        "get": ["get", f"{name}:v0", "--dir", str(setting.work / f"{name}-got")],
-        "list": ["ls", name],
-    }
+    values = {"name": name}
+    for i in range(2):
+        seed = client_seed(params, params.clients + 2, 2 * i + (server is not None))
+        folder = setting.work / f"{name}-{i}"
+        folder.mkdir()
+        write_version(folder, seed, files)
+        values.update({f"seed{i}": str(seed), f"folder{i}": str(folder),
+                       f"got{i}": str(setting.work / f"{name}-got{i}")})
     result: dict[str, Any] = {}
-    for op, args in commands.items():
-        cache = setting.work / f"{name}-{op}-cache"
-        argv = [sys.executable, "-m", "artifactstore", *args, "--store", url,
-                "--project", PROJECT, "--json", "--quiet"]
+    for key, cache, args in OVERHEAD_STEPS:
+        argv = [sys.executable, "-m", "artifactstore", *(a.format(**values) for a in args),
+                "--store", url, "--project", PROJECT, "--json", "--quiet"]
         before = len(server.access_entries()) if server is not None else 0
         setting.s3.reset_count()
         t0 = time.perf_counter()
         done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600,
-                              env=env | {"ARTIFACTSTORE_CACHE_DIR": str(cache)})
+                              env=env | {"ARTIFACTSTORE_CACHE_DIR": str(
+                                  setting.work / f"{name}-cache-{cache}")})
         seconds = time.perf_counter() - t0
         if done.returncode != 0:
-            raise SystemExit(f"{mode} {op} failed ({done.returncode}): {done.stderr[-1000:]}")
+            raise SystemExit(f"{mode} {key} failed ({done.returncode}): {done.stderr[-1000:]}")
         entry = {"s3_requests": setting.s3.request_count, "seconds": seconds,
                  "s3_by_method": by_method(setting.s3.requests)}
         if server is not None:
             entry["server_requests"] = len(server.access_entries()) - before
-        result[op] = entry
-    got = setting.work / f"{name}-got"
-    result["get"]["byte_exact"] = compare(got, {"seed": seed, "files": files}) is None
+        result[key] = entry
+    for i, key in enumerate(("get", "get warm")):
+        result[key]["byte_exact"] = compare(Path(values[f"got{i}"]), {
+            "seed": values[f"seed{i}"], "files": files}) is None
     say(f"overhead {mode}: " + ", ".join(
         f"{op} {e['s3_requests']} S3" + (f" / {e['server_requests']} server"
                                         if "server_requests" in e else "") + " requests"
@@ -713,20 +727,18 @@ def report_table(stats: dict[str, dict[str, Any]]) -> str:
 
 def overhead_table(over: dict[str, Any]) -> str:
     """Requests per command, straight on S3 and through a server, as Markdown."""
-    lines = ["| command | straight to S3: S3 requests | through a server: requests to "
-             "the server | its S3 requests | wall s (direct / server) |",
-             "| --- | ---: | ---: | ---: | ---: |"]
-    for op in ("log", "get", "list"):
-        d, s = over["direct"].get(op), over["server"].get(op)
+    lines = ["| command | cache | straight to S3: S3 requests | through a server: requests "
+             "to the server | its S3 requests | wall s (direct / server) |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for key, _, args in OVERHEAD_STEPS:
+        d, s = over["direct"].get(key), over["server"].get(key)
         if d is None:
             continue
-        command = f"`artifactstore {'ls' if op == 'list' else op}`"
-        if s:
-            lines.append(f"| {command} | {d['s3_requests']} | {s['server_requests']} | "
-                         f"{s['s3_requests']} | {d['seconds']:.2f} / {s['seconds']:.2f} |")
-        else:
-            lines.append(f"| {command} | {d['s3_requests']} | n/a | n/a | "
-                         f"{d['seconds']:.2f} / n/a |")
+        command = f"`artifactstore {args[0]}`"
+        cache = "warm" if key.endswith("warm") else "empty"
+        through = (f"{s['server_requests']} | {s['s3_requests']} | {d['seconds']:.2f} / "
+                   f"{s['seconds']:.2f}" if s else f"n/a | n/a | {d['seconds']:.2f} / n/a")
+        lines.append(f"| {command} | {cache} | {d['s3_requests']} | {through} |")
     return "\n".join(lines)
 
 

@@ -131,10 +131,13 @@ def test_tiny_run_through_two_servers(tmp_path: Path) -> None:
         assert not any(status.startswith("5") for status in served["by_status"])
     assert result["verify"]["exit"] == 0
     over = result["overhead"]
-    for op in ("log", "get", "list"):
+    for op in ("log", "get", "list", "log warm", "get warm", "list warm"):
         assert over["direct"][op]["s3_requests"] > 0
         assert over["server"][op]["server_requests"] > 0
-    assert over["server"]["get"]["byte_exact"]
+    for mode in ("direct", "server"):
+        assert over[mode]["get"]["byte_exact"]
+        assert over[mode]["get warm"]["byte_exact"]
+    assert server_load.overhead_table(over).count("| `artifactstore ") == 6
     # the clients knew only the servers: no S3 endpoint or keys in their environment
     assert result["client_env_s3"] == []
 
