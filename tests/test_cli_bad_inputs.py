@@ -90,6 +90,8 @@ VALID: dict[Command, tuple[str, ...]] = {
     ("demo",): ("--dataset-mib", "1", "--model-mib", "1", "--store", "{out}"),
     # --check: open the store and bind the address, then exit instead of serving
     ("ui",): ("--check", "--port", "0"),
+    # an open server ({serverconf}: everyone is a reader), checked, not served
+    ("serve",): ("--check", "--port", "0", "--config", "{serverconf}"),
 }
 
 #: commands that do not open the store named by --store (their own cases cover them)
@@ -102,7 +104,7 @@ READS = frozenset({("info",), ("verify",), ("get",), ("ls",), ("show",), ("diff"
                    ("runs", "plot"), ("runs", "diff-code"),
                    ("lineage",), ("impact",), ("where-used",), ("audit",), ("project", "show"),
                    ("project", "ls"),
-                   ("export",), ("ui",)})
+                   ("export",), ("ui",), ("serve",)})
 
 BAD_REFS = ("nope", "ds:v99", "ds:", ":v1", "ds:nosuchalias", "ds:v-1", "../x", "", "ds:v0:x",
             "a" * 300, "ds:v99999999999999999999")
@@ -204,6 +206,14 @@ BAD: dict[Command, list[Any]] = {
               ("--check", "--port", "65536"), ("--check", "--host", "nosuch.invalid"),
               ("--check", "--host", ""), ("--check", "--host", "999.1.1.1"),
               ("--check", "--host", "192.0.2.1")],  # TEST-NET-1: not this machine's
+    ("serve",): [("--check", "--port", "x"), ("--check", "--port", "70000"),
+                 ("--check", "--store", "{store}", "--config", "{missing}"),
+                 ("--check", "--store", "{store}", "--config", "{file}"),
+                 ("--check", "--store", "{store}", "--config", "{data}"),
+                 ("--check", "--store", "{store}"),  # no roles and no sign-in
+                 ("--check", "--store", "{empty}", "--config", "{serverconf}"),
+                 ("--check", "--store", "{store}", "--config", "{serverconf}", "--host",
+                  "nosuch.invalid")],
     ("import",): [("{missing}",), ("{file}",), ("{dangling}",), ("{empty}",),
                   ("{data}", "--name", "bad/name"), ("{missing}.tar",)],
     ("publish",): [("nope", "--to", "{store}", "--to-project", "pub"),
@@ -331,10 +341,13 @@ def world(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Wo
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     os.mkfifo(tmp_path / "fifo")  # a reader would block on it: only where none reads
+    (tmp_path / "server.toml").write_text('[roles]\neveryone = "reader"\n')  # serve
+    monkeypatch.setenv("ARTIFACTSTORE_SERVER_SECRET", "s" * 32)
     values = {"store": str(tmp_path / "store"), "data": str(tmp_path / "data"),
               "out": str(tmp_path / "out"), "file": str(tmp_path / "file"),
               "missing": str(tmp_path / "missing"), "dangling": str(tmp_path / "dangling"),
-              "empty": str(tmp_path / "empty"), "fifo": str(tmp_path / "fifo")}
+              "empty": str(tmp_path / "empty"), "fifo": str(tmp_path / "fifo"),
+              "serverconf": str(tmp_path / "server.toml")}
     return World(tmp_path, tmp_path / "store", values)
 
 

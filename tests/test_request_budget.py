@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from cli_calls import cli_json
 from test_privacy_acceptance import person
 
 import artifactstore
@@ -74,3 +75,50 @@ def test_the_aliases_of_a_version_cost_three_listings(
         assert first.aliases == []
         assert second.aliases == ["latest", "candidate"]
         assert s3_server.request_count <= 6, s3_server.requests
+
+
+@pytest.mark.s3
+def test_the_cli_costs_what_the_api_costs_for_log_and_get(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        s3_server: MotoS3Server) -> None:
+    """Issue 20: the CLI's ``log`` and ``get`` make exactly the requests of the API calls
+    they stand for (the aliases a log reports are known without listing them; a ``get``
+    meets the tombstones through the listing that resolved its ref)."""
+    base = f"s3://{s3_server.bucket}/cli-api-{os.urandom(4).hex()}"
+    options = s3_server.backend_options()
+    for name, value in (("AWS_ENDPOINT_URL", s3_server.endpoint_url),
+                        ("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    folder = _folder(tmp_path)
+    with person(monkeypatch, tmp_path, "alice"):
+        counts: dict[str, int] = {}
+        for how in ("api", "cli"):  # the same work in two stores made alike, fresh caches
+            url = f"{base}-{how}"
+            with artifactstore.open(url, create=True, cache_dir=tmp_path / f"warm-{how}",
+                                    **options) as store:
+                store.log_artifact(folder, "warm")
+            monkeypatch.setenv("ARTIFACTSTORE_CACHE_DIR", str(tmp_path / f"cache-{how}"))
+            (folder / "new.bin").write_bytes(os.urandom(3000))  # one new file each time
+            s3_server.reset_count()
+            if how == "api":
+                with artifactstore.open(url, **options) as store:
+                    store.log_artifact(folder, "a", type="dataset", aliases=["candidate"])
+            else:
+                code, out = cli_json(capsys, "log", "b", str(folder), "--alias", "candidate",
+                                     "--store", url)
+                assert code == 0, out
+                assert out["aliases"] == ["latest", "candidate"]
+            counts[f"{how} log"] = s3_server.request_count
+            s3_server.reset_count()
+            if how == "api":
+                with artifactstore.open(url, **options) as store:
+                    store.artifact("a:candidate").download(tmp_path / "api-get")
+            else:
+                code, out = cli_json(capsys, "get", "b:candidate", "--dir",
+                                     str(tmp_path / "cli-get"), "--store", url)
+                assert code == 0, out
+                assert out["ref"] == "b:v0"
+            counts[f"{how} get"] = s3_server.request_count
+    assert counts["cli log"] == counts["api log"], counts
+    assert counts["cli get"] == counts["api get"], counts

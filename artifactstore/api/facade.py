@@ -36,7 +36,7 @@ from artifactstore.maintenance.lifecycle import PurgeReport, parse_duration
 from artifactstore.maintenance.projects import ProjectListing, list_projects
 from artifactstore.maintenance.runpurge import RunPurgeReport, purge_run
 from artifactstore.model.exports import ExportManifest
-from artifactstore.model.names import aliases_to_log, validate_alias
+from artifactstore.model.names import aliases_to_log, validate_alias, version_label
 from artifactstore.objects.store import ObjectStore, Progress
 from artifactstore.objects.window import WaitCallback
 from artifactstore.records.lifecycle import LifecycleEvent
@@ -189,6 +189,12 @@ class Store:
 
     def versions(self, name: str) -> list[ArtifactVersion]:
         return versions_of(self.context, name)
+
+    def aliases_by_version(self, name: str) -> dict[str, list[str]]:
+        """``vN`` -> the aliases pointing at it now (``latest`` first), for every version
+        of ``name`` in three listings (``version.aliases`` costs as much for one)."""
+        return {version_label(n): names
+                for n, names in self.refs.aliases_by_version(name).items()}
 
     def version_states(self, name: str | None = None, *,
                        sync: bool | None = None) -> list[listing.VersionState]:

@@ -11,6 +11,7 @@ URL                            backend
 ``s3://bucket/prefix``         S3 via s3fs (see :mod:`._s3` for options)
 ``gs://bucket/prefix``         GCS via gcsfs (``gcs://`` too; :mod:`._gcs`)
 ``https://host/path``          read-only web server or bucket endpoint (:mod:`._http`)
+``artifactstore+https://host`` a team server, ``artifactstore serve`` (:mod:`._server`)
 =============================  ===========================================
 
 Wrappers compose around any backend: :class:`RetryingBackend`,
@@ -56,7 +57,8 @@ __all__ = [
 ]
 
 #: URL schemes ``open_backend`` understands (a plain path needs none).
-SUPPORTED_SCHEMES = ("file", "memory", "s3", "gs", "gcs")
+SUPPORTED_SCHEMES = ("file", "memory", "s3", "gs", "gcs", "artifactstore+https",
+                     "artifactstore+http")
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _LOCAL_OPTIONS = frozenset({"create", "fsync"})
@@ -90,9 +92,14 @@ def open_backend(url: str, **options: Any) -> Backend:
         from artifactstore.backends._http import open_http
 
         return open_http(url, options)
+    if scheme in ("artifactstore+https", "artifactstore+http"):
+        from artifactstore.backends._server import open_server
+
+        return open_server(url, options)
     raise ConfigurationError(
         f"unknown store URL scheme {scheme!r} in {redact_url(url)!r}; supported: "
-        "a local path, file://, memory://, s3://, gs:// (or gcs://), https:// (read-only)"
+        "a local path, file://, memory://, s3://, gs:// (or gcs://), https:// (read-only), "
+        "artifactstore+https:// (a team server)"
     )
 
 

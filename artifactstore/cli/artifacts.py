@@ -24,14 +24,25 @@ from artifactstore.repository.artifact import Artifact
 from artifactstore.repository.version import ArtifactVersion
 
 
-def _describe(version: ArtifactVersion) -> dict[str, Any]:
-    return {
+def _describe(version: ArtifactVersion, aliases: list[str] | None = None) -> dict[str, Any]:
+    """The facts of ``version``; ``aliases`` when the caller has them (they cost three
+    listings, so ``get`` leaves them out: ``show`` gives them)."""
+    found = {
         "ref": version.ref, "name": version.name, "version": version.version,
         "type": version.type, "digest": version.digest, "size": version.size,
-        "aliases": version.aliases, "created_at": version.created_at,
-        "created_by": version.created_by, "description": version.description,
-        "metadata": dict(version.metadata),
+        "created_at": version.created_at, "created_by": version.created_by,
+        "description": version.description, "metadata": dict(version.metadata),
     }
+    return found if aliases is None else {**found, "aliases": aliases}
+
+
+def _logged_aliases(version: ArtifactVersion, asked: list[str]) -> list[str]:
+    """The aliases of the version a ``log`` returned. A version it made is the newest and
+    has exactly ``latest`` and the aliases asked (as of its commit), known without a
+    request; an unchanged one may hold older aliases too, so they are listed."""
+    if not version.created:
+        return version.aliases
+    return ["latest", *sorted(set(asked) - {"latest"})]
 
 
 def _metadata(pairs: list[str]) -> dict[str, str]:
@@ -61,7 +72,8 @@ def log(args: argparse.Namespace) -> dict[str, Any]:
     with (open_to_add(args) as store,
           progress_bar(args, f"log {args.name}", artifact.staged_bytes()) as bar):
         version = store.log_artifact(artifact, aliases=args.alias, progress=bar.advance)
-        result = {**_describe(version), "created": version.created, "skipped": skipped}
+        result = {**_describe(version, _logged_aliases(version, args.alias)),
+                  "created": version.created, "skipped": skipped}
     if version.created:
         say(args, f"logged {version.ref} ({version.size} bytes, digest {version.digest[:16]})")
     else:
@@ -99,7 +111,8 @@ def ls(args: argparse.Namespace) -> dict[str, Any]:
             else:
                 say(args, _artifacts_table(names, states))
             return {"artifacts": names}
-        versions = [_describe(v) for v in store.versions(args.name)]
+        held = store.aliases_by_version(args.name)
+        versions = [_describe(v, held.get(v.version, [])) for v in store.versions(args.name)]
     lines = [("VERSION", "TYPE", "SIZE", "CREATED (UTC)", "ALIASES")]
     lines += [(v["ref"], v["type"], human_size(v["size"]), _when(v["created_at"]),
                ", ".join(v["aliases"]) or "-") for v in versions]
@@ -135,7 +148,7 @@ def show(args: argparse.Namespace) -> dict[str, Any]:
         version = store.artifact(args.ref)
         files = [{"path": e.path, "size": e.size, "digest": e.digest.hex if e.digest else None}
                  for e in version.files()]
-        result = {**_describe(version), "files": files}
+        result = {**_describe(version, version.aliases), "files": files}
     say(args, "\n".join(f"{k:12} {v}" for k, v in result.items() if k != "files"))
     for f in files:
         say(args, f"  {f['size']:>12}  {f['path']}")

@@ -20,6 +20,7 @@ from artifactstore.cli import (
     maintenance,
     project,
     runs,
+    server,
     sync,
     transfer,
     ui,
@@ -73,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     sync.register(add, common)
     transfer.register(add, common)
     ui.register(add, common)
+    server.register(add, common)  # serve
     p = add("demo", commands.demo, "store a dataset and a model, edit and re-store, verify")
     p.add_argument("--dataset-mib", type=_mib, default=32, metavar="N",
                    help="size of the synthetic part of the dataset in MiB (default 32)")

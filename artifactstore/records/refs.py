@@ -109,41 +109,51 @@ class Refs:
         A deleted version is NotFound too (the message says how to restore it)
         unless ``include_deleted``.
         """
-        label = version_label(number)
+        if include_deleted:
+            return self._record_of(artifact, number)
+        return self._live_version(artifact, number)[0]
+
+    def _record_of(self, artifact: str, number: int) -> VersionRecord:
         try:
-            record = self._versions.read(validate_artifact_name(artifact), number)
+            return self._versions.read(validate_artifact_name(artifact), number)
         except NotFoundError:
-            record = None
-        if record is not None:
-            if include_deleted:
-                return record
-            tombstone = self.lifecycle.state().tombstone(artifact, number)
-            if tombstone is None:
-                return record
-            how = ("it was purged and cannot be restored" if tombstone.action == "purge"
-                   else f"restore it with 'artifactstore restore {artifact}:{label}'")
-            raise NotFoundError(
-                f"version {artifact}:{label} was deleted on {tombstone.at[:19]} by "
-                f"{tombstone.by}; {how}"
-            )
+            pass
         numbers = self._versions.numbers(artifact)
         if not numbers:
             raise self._versions.missing(artifact) from None
         raise NotFoundError(
-            f"version {artifact}:{label} not found in project {self._project!r}; the latest "
-            f"is {artifact}:{version_label(numbers[-1])} (see 'artifactstore ls {artifact}')"
+            f"version {artifact}:{version_label(number)} not found in project "
+            f"{self._project!r}; the latest is {artifact}:{version_label(numbers[-1])} "
+            f"(see 'artifactstore ls {artifact}')"
+        )
+
+    def _live_version(self, artifact: str, number: int) -> tuple[VersionRecord, LifecycleState]:
+        record = self._record_of(artifact, number)
+        state = self.lifecycle.state()
+        tombstone = state.tombstone(artifact, number)
+        if tombstone is None:
+            return record, state
+        how = ("it was purged and cannot be restored" if tombstone.action == "purge"
+               else f"restore it with 'artifactstore restore {artifact}:{record.label}'")
+        raise NotFoundError(
+            f"version {artifact}:{record.label} was deleted on {tombstone.at[:19]} by "
+            f"{tombstone.by}; {how}"
         )
 
     def latest(self, artifact: str) -> VersionRecord:
         """The newest live version of ``artifact`` (deleted ones are skipped)."""
+        return self._latest(artifact)[0]
+
+    def _latest(self, artifact: str) -> tuple[VersionRecord, LifecycleState]:
         numbers = self._versions.numbers(validate_artifact_name(artifact))
         if not numbers:
             raise self._versions.missing(artifact)
-        gone = self.lifecycle.state().deleted_numbers(artifact)
+        state = self.lifecycle.state()
+        gone = state.deleted_numbers(artifact)
         live = [n for n in numbers if n not in gone]
         if not live:
             raise self._all_deleted(artifact)
-        return self._versions.read(artifact, live[-1])
+        return self._versions.read(artifact, live[-1]), state
 
     def reencrypt_version(self, record: VersionRecord, manifest: Digest,
                           digest: Digest) -> VersionRecord:
@@ -160,11 +170,18 @@ class Refs:
 
     def resolve(self, artifact: str, selector: str) -> VersionRecord:
         """The version ``selector`` names: ``latest``, ``vN`` or an alias."""
+        return self.resolve_judged(artifact, selector)[0]
+
+    def resolve_judged(self, artifact: str, selector: str
+                       ) -> tuple[VersionRecord, LifecycleState]:
+        """:meth:`resolve`, and the lifecycle state (one fresh listing) that found the
+        version live: a download that follows at once meets the tombstones through it
+        instead of listing them again."""
         if selector == LATEST:
-            return self.latest(artifact)
+            return self._latest(artifact)
         number = parse_version_label(selector)
         if number is not None:
-            return self.version(artifact, number)
+            return self._live_version(artifact, number)
         validate_artifact_name(artifact)
         validate_selector(selector)
         event = self._aliases.last(artifact, selector)
@@ -175,7 +192,7 @@ class Refs:
                 f"alias {artifact}:{selector} {state} in project {self._project!r}; "
                 f"use {artifact}:latest or {artifact}:vN, or set the alias"
             )
-        return self.version(artifact, event.target)
+        return self._live_version(artifact, event.target)
 
     # -- aliases ----------------------------------------------------------------------
 
@@ -288,11 +305,21 @@ class Refs:
     def aliases_of(self, record: VersionRecord) -> list[str]:
         """The aliases pointing at ``record`` now, sorted, with ``latest`` first when it
         is the newest live version (three listings: aliases, versions, lifecycle)."""
-        current = self._targets(record.artifact, self._aliases.last_seqs(record.artifact))
-        names = sorted(a for a, n in current.items() if n == record.number)
-        if self.latest(record.artifact).number == record.number:
-            names.insert(0, LATEST)
-        return names
+        return self.aliases_by_version(record.artifact).get(record.number, [])
+
+    def aliases_by_version(self, artifact: str) -> dict[int, list[str]]:
+        """Version number -> the aliases pointing at it now, as :meth:`aliases_of` gives
+        them, for every version of ``artifact`` at once (the same three listings)."""
+        current = self._targets(artifact, self._aliases.last_seqs(artifact))
+        found: dict[int, list[str]] = {}
+        for alias, number in sorted(current.items()):
+            found.setdefault(number, []).append(alias)
+        try:
+            newest = self.latest(artifact).number
+        except NotFoundError:
+            return found  # every version deleted: no latest
+        found.setdefault(newest, []).insert(0, LATEST)
+        return found
 
     def _targets(self, artifact: str, last_seqs: Mapping[str, int]) -> dict[str, int]:
         current: dict[str, int] = {}

@@ -34,6 +34,7 @@ from artifactstore.model.tree import (
 )
 from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.store import ObjectStore, Progress
+from artifactstore.records.lifecycle import LifecycleState
 from artifactstore.records.refs import VersionRecord
 from artifactstore.repository.cachedfiles import forget_purged
 from artifactstore.repository.download import file_matches, materialize
@@ -46,10 +47,15 @@ __all__ = ["ArtifactVersion", "find_version", "versions_of"]
 class ArtifactVersion:
     """A read view of ``name:vN`` in one store."""
 
-    def __init__(self, project: Project, record: VersionRecord, *, created: bool = False) -> None:
+    def __init__(self, project: Project, record: VersionRecord, *, created: bool = False,
+                 judged: LifecycleState | None = None) -> None:
         self._project = project
         self._record = record
         self._content: Digest | None = None
+        #: the lifecycle state that found this version live when it was resolved: the
+        #: first download meets the tombstones through it (one listing less), later
+        #: ones list them afresh
+        self._judged = judged
         #: True when this object came from a ``log_artifact`` that made a new version;
         #: False when the content equalled the latest version, which is returned instead.
         self.created = created
@@ -155,7 +161,8 @@ class ArtifactVersion:
         the right bytes are skipped, so an interrupted download resumes.
         """
         target = self._target(root)
-        forget_purged(self._project)  # the cache meets the tombstones before it is used
+        # the cache meets the tombstones before it is used
+        forget_purged(self._project, self._take_judged())
         noted: list[Digest] = []
 
         def entries() -> Iterator[Entry]:
@@ -176,7 +183,7 @@ class ArtifactVersion:
         """Download one file and return where it is."""
         entry = self.entry(path)
         target = self._target(root)
-        forget_purged(self._project)
+        forget_purged(self._project, self._take_judged())
         try:
             materialize(self._objects, [entry], target, cache=self._project.file_cache,
                         reference_options=self._project.backend_options, size=entry.size,
@@ -185,6 +192,10 @@ class ArtifactVersion:
             if isinstance(entry, FileEntry):
                 self._note_cached([entry.digest])
         return target / entry.path
+
+    def _take_judged(self) -> LifecycleState | None:
+        judged, self._judged = self._judged, None
+        return judged
 
     def _note_cached(self, digests: list[Digest]) -> None:
         """Tell the file cache which entries came from this version, so that a purge
@@ -266,7 +277,8 @@ class ArtifactVersion:
 def find_version(project: Project, ref: str) -> ArtifactVersion:
     """``name``, ``name:vN``, ``name:alias`` or ``name:latest`` of ``project``."""
     name, selector = parse_ref(ref)
-    return ArtifactVersion(project, project.refs.resolve(name, selector))
+    record, judged = project.refs.resolve_judged(name, selector)
+    return ArtifactVersion(project, record, judged=judged)
 
 
 def versions_of(project: Project, name: str) -> list[ArtifactVersion]:

@@ -1,0 +1,91 @@
+"""``artifactstore serve``: the team server (artifactstore/server/)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Final
+
+from artifactstore.cli._common import say
+from artifactstore.core.errors import MissingExtraError, StoreNotFoundError
+
+SERVER_EXTRA: Final = ("the team server needs starlette, uvicorn, jinja2, authlib and "
+                       "itsdangerous: pip install 'artifactstore[server]'")
+SERVER_MODULES: Final = frozenset({"starlette", "uvicorn", "jinja2", "authlib",
+                                   "itsdangerous", "anyio", "h11"})
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"use 0 (any free port) to 65535, not {text!r}")
+    return value
+
+
+def serve(args: argparse.Namespace) -> Any:
+    from artifactstore.backends import redact_url
+    from artifactstore.server.settings import load_settings
+
+    settings = load_settings(args.config, store=args.store)
+    try:
+        import uvicorn  # noqa: F401  (checked here so --check finds it missing too)
+
+        from artifactstore.server.app import create_server_app
+        from artifactstore.server.run import bind, log_to_stderr
+        from artifactstore.server.run import serve as run
+    except ImportError as exc:
+        if (exc.name or "").partition(".")[0] in SERVER_MODULES:
+            raise MissingExtraError(SERVER_EXTRA) from exc
+        raise
+    log_to_stderr(quiet=args.check)
+    app = create_server_app(settings)
+    store = app.state.objects.backend
+    shown = redact_url(settings.store_url)
+    try:
+        initialized = store.exists("config")
+        if args.check and not initialized:
+            raise StoreNotFoundError.at(shown)
+        bound = bind(args.host, args.port)
+    except BaseException:
+        store.close()
+        raise
+    if not initialized:
+        print(f"artifactstore: the store {shown} has no config yet: /readyz answers 503 "
+              f"until 'artifactstore init {bound.store_url}' creates it", file=sys.stderr)
+    if args.check:
+        bound.sock.close()
+        store.close()
+        say(args, f"ok: the server can serve {shown} on {args.host}")
+        return {**bound.as_dict(), "store": shown, "checked": True}
+
+    def started(where: Any) -> None:
+        if args.json:
+            print(json.dumps({**where.as_dict(), "store": shown, "checked": False}),
+                  flush=True)
+        else:
+            print(f"artifactstore server of {shown}: {where.url}\n"
+                  f"clients use --store {where.store_url}  (Ctrl-C stops it)", flush=True)
+
+    run(app, bound, started)
+    print("artifactstore server stopped", file=sys.stderr)  # stderr: the log, even with --json
+    return 0
+
+
+def register(add: Any, common: argparse.ArgumentParser) -> None:
+    del common
+    p = add("serve", serve, "serve a store to a team over HTTP (sign-in, roles, the web UI)")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help="the server's settings, a TOML file (default: none; then --store "
+                        "is needed, and ARTIFACTSTORE_SERVER_SECRET always is)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1, this machine only; 0.0.0.0 "
+                        "for every interface, behind a TLS proxy)")
+    p.add_argument("--port", type=_port, default=8080, metavar="N",
+                   help="port to listen on (default 8080; 0: any free port)")
+    p.add_argument("--check", action="store_true",
+                   help="check the settings and the store, bind the address and exit "
+                        "without serving (default: serve)")
