@@ -414,3 +414,42 @@ def test_serve_accepts_the_images_command_lines(stages: list[Stage],
                               check=False)
         assert done.returncode == 0, (argv, done.stderr)
         assert json.loads(done.stdout)["checked"] is True
+
+
+# -- the guide's commands ---------------------------------------------------------------
+
+
+def guide_commands() -> list[str]:
+    """Every ``artifactstore ...`` command line of docs/server.md's sh blocks and
+    indented examples (continuation lines joined, comments dropped)."""
+    text = GUIDE.read_text(encoding="utf-8")
+    lines: list[str] = []
+    for block in re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if line.startswith("artifactstore "):
+                lines.append(line)
+    lines += re.findall(r"`(artifactstore (?:serve|init|server-audit|sync) [^`]+)`", text)
+    return lines
+
+
+def test_the_guides_commands_are_the_real_cli() -> None:
+    """Each command the guide shows parses with the real CLI's parser (commands and
+    options exist; the server's commands of every helper included)."""
+    import shlex
+
+    from artifactstore.cli.main import _parser
+
+    commands = guide_commands()
+    assert len(commands) >= 10
+    names = {shlex.split(c)[1] for c in commands}
+    assert {"serve", "login", "whoami", "logout", "token", "log", "get"} <= names
+    parser = _parser()
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        try:
+            parser.parse_args(argv)
+        except SystemExit as exc:
+            pytest.fail(f"docs/server.md shows {command!r}, which the CLI refuses "
+                        f"(exit {exc.code})")
