@@ -279,6 +279,11 @@ def test_compose_serves_the_store_on_a_volume_or_in_a_bucket(
     assert stores == {"server": "/data/store", "server-s3": "s3://team-artifacts/store",
                       "server-minio": "s3://team-artifacts/store"}
     assert "store:/data" in servers["server"]["volumes"]
+    # docker stop waits longer than serve drains requests in flight before SIGKILL
+    from artifactstore.server.run import GRACE_SECONDS
+
+    for name, service in servers.items():
+        assert int(service["stop_grace_period"].rstrip("s")) > GRACE_SECONDS, name
     # the MinIO variant: the server reaches MinIO on loopback, inside MinIO's namespace
     assert servers["server-minio"]["network_mode"] == "service:minio"
     assert servers["server-minio"]["environment"]["AWS_ENDPOINT_URL_S3"].startswith(
