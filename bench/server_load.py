@@ -791,8 +791,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the role everyone holds on the servers (default admin; reader "
                         "shows what refused writes look like in the checks)")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results",
-                   help="folder of server-load.json and server-load.md (default "
-                        "bench/results)")
+                   help="folder of server-load.json and .md (server-load-direct.* with "
+                        "--servers 0; default bench/results)")
     p.add_argument("--no-write", action="store_true", help="print only, write no results")
     args = p.parse_args(argv)
     for name in ("clients", "artifacts", "max_files", "min_kib", "max_kib"):
@@ -820,8 +820,9 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if not args.no_write:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "server-load.json").write_text(json.dumps(result, indent=2) + "\n")
-        (args.out / "server-load.md").write_text(text + "\n")
+        stem = "server-load" if params.servers else "server-load-direct"
+        (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+        (args.out / f"{stem}.md").write_text(text + "\n")
     return 0 if not result["problems"] else 1
 
 
