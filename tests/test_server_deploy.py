@@ -458,3 +458,16 @@ def test_the_guides_commands_are_the_real_cli() -> None:
         except SystemExit as exc:
             pytest.fail(f"docs/server.md shows {command!r}, which the CLI refuses "
                         f"(exit {exc.code})")
+
+
+def test_the_guides_server_toml_loads(tmp_path: Path) -> None:
+    """The guide's server.toml example is read by the server's own settings reader."""
+    text = GUIDE.read_text(encoding="utf-8")
+    (example,) = re.findall(r"```toml\n(.*?)```", text, flags=re.DOTALL)
+    path = tmp_path / "server.toml"
+    path.write_text(example)
+    settings = load_settings(path, environ={SECRET_ENV: "k" * 40,
+                                            "OIDC_CLIENT_SECRET": "from-the-environment"})
+    assert settings.store_url == "s3://team-bucket/artifacts"
+    assert settings.max_object_bytes == 256 << 20
+    assert [i.client_secret for i in settings.issuers] == ["from-the-environment"]
