@@ -35,8 +35,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / PACKAGE
 
 #: the layer folders, lowest first
 FOLDERS = ("core", "backends", "objects", "model", "media", "records", "local", "repository",
-           "runs", "lineage", "maintenance", "transfer", "api", "demo", "ui", "server",
-           "cli")
+           "runs", "lineage", "maintenance", "transfer", "api", "integrations", "demo", "ui",
+           "server", "cli")
 
 # (layer, exact module names, name prefixes): a module is in a layer if its name is
 # listed, or is a prefix plus ".submodule".

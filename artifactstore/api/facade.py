@@ -107,6 +107,15 @@ class Store:
         return self.context.backend_options
 
     @property
+    def reopen_options(self) -> dict[str, Any]:
+        """``open(store.url, **store.reopen_options)`` opens this project again the same
+        way, in another process (a data loader's worker): project, cache folder, file
+        cache on or off, and the backend options (a passphrase is not kept)."""
+        return {**self.context.backend_options, "project": self.context.name,
+                "cache_dir": self.context.cache_dir,
+                "file_cache": self.context.file_cache is not None}
+
+    @property
     def exists(self) -> bool:
         """Whether the store exists: False for a pending store over a missing location
         until its first write creates it (``open`` with ``create=None``)."""

@@ -51,10 +51,10 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 from artifactstore.core.digest import Digest, Hasher, hash_bytes
 from artifactstore.core.errors import (
@@ -186,32 +186,49 @@ class FileCache:
         total is within ``max_bytes`` (down to 90% of it, so that a full cache is
         not rescanned on every insert).
         """
-        final = self.path_for(digest)
         try:
             with open(source, "rb") as src:
                 size = os.fstat(src.fileno()).st_size
-                if self.lookup(digest, size) is not None:
-                    return final
-                if size > self.max_bytes:
-                    return source  # it would flush everything else and still not fit
-                private_folder(final.parent, root=self.root)
-                temp_dir = private_folder(self.root / _TEMP_DIR)
-                temp = temp_dir / f"{_TEMP_MARK}{secrets.token_hex(8)}"
-                # 0600 from the start, then 0400: entries are read-only and private.
-                with open(os.open(temp, _NEW_FILE, FILE_MODE), "wb") as dst:
-                    try:
-                        _copy(src.fileno(), dst.fileno(), reflink=self._reflink)
-                        if os.fstat(dst.fileno()).st_size != size:
-                            _discard(temp)
-                            return source
-                        os.fchmod(dst.fileno(), _ENTRY_MODE)
-                        dst.close()
-                        os.replace(temp, final)
-                    except BaseException:
-                        _discard(temp)
-                        raise
+                placed = self._place(digest, size, lambda dst: _copy(
+                    src.fileno(), dst.fileno(), reflink=self._reflink))
         except OSError:
             return source
+        return source if placed is None else placed
+
+    def insert_bytes(self, data: bytes, digest: Digest) -> Path | None:
+        """Cache ``data``, whose digest the caller verified, as :meth:`insert` does a file
+        (one write, no copy); the entry, or None when the cache cannot take it."""
+        try:
+            return self._place(digest, len(data), lambda dst: dst.write(data))
+        except OSError:
+            return None
+
+    def _place(self, digest: Digest, size: int, fill: Callable[[BinaryIO], object]
+               ) -> Path | None:
+        """The entry for ``digest`` of ``size`` bytes, written by ``fill`` into a private
+        temp file checked for its size and renamed into place (None: too big, or the
+        copy came out short). Raises OSError."""
+        final = self.path_for(digest)
+        if self.lookup(digest, size) is not None:
+            return final
+        if size > self.max_bytes:
+            return None  # it would flush everything else and still not fit
+        private_folder(final.parent, root=self.root)
+        temp = private_folder(self.root / _TEMP_DIR) / f"{_TEMP_MARK}{secrets.token_hex(8)}"
+        # 0600 from the start, then 0400: entries are read-only and private.
+        with open(os.open(temp, _NEW_FILE, FILE_MODE), "wb") as dst:
+            try:
+                fill(dst)
+                dst.flush()
+                if os.fstat(dst.fileno()).st_size != size:
+                    _discard(temp)
+                    return None
+                os.fchmod(dst.fileno(), _ENTRY_MODE)
+                dst.close()
+                os.replace(temp, final)
+            except BaseException:
+                _discard(temp)
+                raise
         self._after_insert(size, final)
         return final
 

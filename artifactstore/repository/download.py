@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from artifactstore.core.digest import Digest, Hasher
+from artifactstore.core.digest import Digest, Hasher, hash_bytes
 from artifactstore.core.errors import (
     ArtifactStoreError,
     ConflictError,
@@ -372,3 +372,23 @@ def _write_verified(blocks: Iterable[bytes], path: str, digest: Digest | None, m
         with contextlib.suppress(OSError):
             temp.unlink()
         raise
+
+
+def read_file(objects: ObjectStore, entry: FileEntry,
+              cache: FileCache | None) -> tuple[bytes, bool]:
+    """The bytes of one stored file, checked against its digest: from ``cache`` when it
+    holds them, else read through the store (that file's chunks only, each verified as
+    it arrives) and put in ``cache`` for the next reader. A damaged cache entry is a
+    miss, never bad bytes. Returns the bytes and whether the cache took them now."""
+    if cache is not None:
+        found = cache.lookup(entry.digest, entry.size)
+        if found is not None:
+            with contextlib.suppress(OSError):
+                data = found.read_bytes()
+                if hash_bytes(data) == entry.digest:
+                    return data, False
+    data = b"".join(objects.iter_file(entry.file_ref()))
+    if hash_bytes(data) != entry.digest:
+        raise IntegrityError(f"{entry.path}: the stored bytes do not match its digest")
+    kept = cache is not None and cache.insert_bytes(data, entry.digest) is not None
+    return data, kept

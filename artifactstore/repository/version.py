@@ -37,7 +37,7 @@ from artifactstore.objects.store import ObjectStore, Progress
 from artifactstore.records.lifecycle import LifecycleState
 from artifactstore.records.refs import VersionRecord
 from artifactstore.repository.cachedfiles import forget_purged
-from artifactstore.repository.download import file_matches, materialize
+from artifactstore.repository.download import file_matches, materialize, read_file
 from artifactstore.repository.project import Project
 from artifactstore.repository.references import fetch_reference
 
@@ -56,6 +56,7 @@ class ArtifactVersion:
         #: first download meets the tombstones through it (one listing less), later
         #: ones list them afresh
         self._judged = judged
+        self._met_purges = False
         #: True when this object came from a ``log_artifact`` that made a new version;
         #: False when the content equalled the latest version, which is returned instead.
         self.created = created
@@ -205,6 +206,22 @@ class ArtifactVersion:
             name = cache.version_name(self._project.objects.config.store_id,
                                       self._project.name, self._record.ref)
             cache.note_version(name, digests)
+
+    def read_bytes(self, path: str | FileEntry) -> bytes:
+        """The whole file ``path``, checked: from this machine's file cache when it holds
+        it, else read through the store (only that file's chunks) and kept in the cache
+        for the next read, so reading a few files never downloads the version. The first
+        read of this object meets the project's purges, as a download does. A
+        :class:`FileEntry` of this version from :meth:`files` saves looking the path up
+        in the tree (one or more reads of its nodes)."""
+        entry = path if isinstance(path, FileEntry) else self._file_entry(path)
+        if not self._met_purges:
+            forget_purged(self._project, self._take_judged())
+            self._met_purges = True
+        data, kept = read_file(self._objects, entry, self._project.file_cache)
+        if kept:  # noted, so that a purge met later drops it (design §16)
+            self._note_cached([entry.digest])
+        return data
 
     def open(self, path: str) -> io.BufferedReader:
         """A streamed, seekable binary file: reads only the chunks it needs."""
