@@ -52,8 +52,10 @@ def cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FileCache:
 def test_info_json(cache: FileCache, capsys: pytest.CaptureFixture[str]) -> None:
     result = run("cache", "info", "--json")
     assert capsys.readouterr().out == ""
+    metadata = result.pop("metadata")
     assert result == {"root": str(cache.root), "entries": 3, "bytes": 3000,
                       "max_bytes": 1 << 20}
+    assert set(metadata) == {"refs", "index", "catalog", "stat", "known"}
     json.dumps(result)
 
 
@@ -75,7 +77,7 @@ def test_clean_keep_and_text_output(cache: FileCache, capsys: pytest.CaptureFixt
     assert "removed 1 files" in out
     assert "2 files" in out
     run("cache", "info")
-    assert capsys.readouterr().out == f"{cache.root}: 2 files, 2.0 KiB of 1.0 MiB\n"
+    assert capsys.readouterr().out.splitlines()[0] == f"{cache.root}: 2 files, 2.0 KiB of 1.0 MiB"
     run("cache", "clean", "--quiet")
     assert capsys.readouterr().out == ""
     assert cache.info().entries == 0

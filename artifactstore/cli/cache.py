@@ -1,4 +1,5 @@
-"""Commands over the local file cache: cache info, cache clean."""
+"""Commands over the local caches: cache info, cache clean (file contents, and with
+``--metadata`` the rebuildable metadata of stores: local/metadata.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,17 @@ import argparse
 from typing import Any
 
 from artifactstore.cli._common import add_action, say
+from artifactstore.core.errors import InvalidInputError
 from artifactstore.core.sizes import human_size
 from artifactstore.local.filecache import CacheInfo, FileCache, parse_size
+from artifactstore.local.metadata import (
+    METADATA_KINDS,
+    MetadataUsage,
+    clean_metadata,
+    metadata_usage,
+)
+from artifactstore.maintenance.lifecycle import parse_duration
+from artifactstore.objects.store import default_cache_dir
 
 
 def _describe(info: CacheInfo) -> dict[str, Any]:
@@ -15,11 +25,20 @@ def _describe(info: CacheInfo) -> dict[str, Any]:
             "max_bytes": info.max_bytes}
 
 
+def _metadata(usage: MetadataUsage) -> dict[str, Any]:
+    return {kind: {"bytes": usage.bytes[kind], "files": usage.files[kind],
+                   "stores": usage.stores[kind]} for kind in usage.bytes}
+
+
 def cache_info(args: argparse.Namespace) -> dict[str, Any]:
     info = FileCache().info()
+    usage = metadata_usage(default_cache_dir())
     say(args, f"{info.root}: {info.entries} files, {human_size(info.bytes)} "
               f"of {human_size(info.max_bytes)}")
-    return _describe(info)
+    say(args, "metadata: " + ", ".join(f"{kind} {human_size(usage.bytes[kind])}"
+                                       for kind in usage.bytes)
+              + " ('cache clean --metadata' removes all but known)")
+    return {**_describe(info), "metadata": _metadata(usage)}
 
 
 def cache_clean(args: argparse.Namespace) -> dict[str, Any]:
@@ -31,7 +50,18 @@ def cache_clean(args: argparse.Namespace) -> dict[str, Any]:
     removed, freed = max(0, before.entries - after.entries), max(0, before.bytes - after.bytes)
     say(args, f"removed {removed} files ({human_size(freed)}); {after.entries} files, "
               f"{human_size(after.bytes)} remain in {after.root}")
-    return {**_describe(after), "removed_entries": removed, "removed_bytes": freed}
+    result = {**_describe(after), "removed_entries": removed, "removed_bytes": freed}
+    unused_for = getattr(args, "unused_for", None)
+    if getattr(args, "metadata", False):
+        unused = None if unused_for is None else parse_duration(unused_for)
+        gone = clean_metadata(default_cache_dir(), unused_for=unused)
+        say(args, f"removed the metadata of {max(gone.stores.values(), default=0)} store(s) "
+                  f"({human_size(gone.total)}): " + ", ".join(METADATA_KINDS)
+                  + "; it is rebuilt from the store when needed")
+        result["removed_metadata"] = _metadata(gone)
+    elif unused_for is not None:
+        raise InvalidInputError("--unused-for goes with --metadata")
+    return result
 
 
 def register(add: Any, common: argparse.ArgumentParser) -> None:
@@ -44,3 +74,10 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
                    "remove least-recently-used files until at most --keep remain")
     a.add_argument("--keep", type=parse_size, default=None, metavar="BYTES",
                    help="bytes to keep, e.g. 2G (default 0: empty the cache)")
+    a.add_argument("--metadata", action="store_true",
+                   help="also remove the stores' local metadata (refs, index, catalog, stat; "
+                        "rebuilt from the store when needed; pins and high-water marks are "
+                        "kept) (default: off)")
+    a.add_argument("--unused-for", default=None, metavar="DURATION",
+                   help="with --metadata, only that of stores unused this long, e.g. 30d "
+                        "(default: every store's)")
