@@ -86,6 +86,9 @@ VALID: dict[Command, tuple[str, ...]] = {
     ("sync",): ("{store}", "{out}"),
     ("export",): ("ds:v1", "{out}"),
     ("import",): ("{data}",),
+    # {mlruns}: an MLflow file store with one experiment and no run (the importers'
+    # own tests use the real tools)
+    ("import-from",): ("mlflow", "{mlruns}"),
     ("publish",): ("ds:v1", "--to", "{store}", "--to-project", "pub", "--with-lineage"),
     ("demo",): ("--dataset-mib", "1", "--model-mib", "1", "--store", "{out}"),
     # --check: open the store and bind the address, then exit instead of serving
@@ -208,6 +211,11 @@ BAD: dict[Command, list[Any]] = {
               ("--check", "--host", ""), ("--check", "--host", "999.1.1.1"),
               ("--check", "--host", "192.0.2.1")],  # TEST-NET-1: not this machine's
     ("serve",): [("--check", "--port", "x"), ("--check", "--port", "70000"),
+                 ("--check", "--workers", "0"), ("--check", "--workers", "many"),
+                 ("--check", "--store", "{store}", "--config", "{serverconf}", "--tls-cert",
+                  "{file}"),
+                 ("--check", "--store", "{store}", "--config", "{serverconf}", "--tls-cert",
+                  "{file}", "--tls-key", "{missing}"),
                  ("--check", "--store", "{store}", "--config", "{missing}"),
                  ("--check", "--store", "{store}", "--config", "{file}"),
                  ("--check", "--store", "{store}", "--config", "{data}"),
@@ -217,6 +225,17 @@ BAD: dict[Command, list[Any]] = {
                   "nosuch.invalid")],
     ("import",): [("{missing}",), ("{file}",), ("{dangling}",), ("{empty}",),
                   ("{data}", "--name", "bad/name"), ("{missing}.tar",)],
+    ("import-from",): [("dvc", "{missing}"), ("dvc", "{file}"), ("dvc", "{empty}"),
+                       ("dvc", "{dangling}"), ("dvc", "{fifo}"), ("mlflow", "{data}"),
+                       ("mlflow", "{missing}"), ("hf", "{empty}"), ("svn", "{data}"), (),
+                       ("dvc",), ("dvc", "{mlruns}", "--name", "novalue"),
+                       ("mlflow", "{mlruns}", "--name", "a=b"),
+                       ("mlflow", "{mlruns}", "--experiment", "nope"),
+                       ("mlflow", "{mlruns}", "--artifact", "bad/name"),
+                       ("wandb", "{empty}"), ("wandb", "{file}"), ("wandb", "{data}"),
+                       ("wandb", "{mlruns}", "--artifact", "x"),
+                       ("dvc", "{mlruns}", "--experiment", "x"),
+                       ("hf", "{mlruns}", "--git-history")],
     ("publish",): [("nope", "--to", "{store}", "--to-project", "pub"),
                    ("ds:v99", "--to", "{store}", "--to-project", "pub"), ("ds:v0",),
                    ("ds:v0", "--to", "{missing}"), ("ds:v0", "--to", "{file}"),
@@ -342,13 +361,16 @@ def world(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Wo
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     os.mkfifo(tmp_path / "fifo")  # a reader would block on it: only where none reads
+    (tmp_path / "mlruns" / "0").mkdir(parents=True)
+    (tmp_path / "mlruns" / "0" / "meta.yaml").write_text("experiment_id: '0'\nname: Default\n")
     (tmp_path / "server.toml").write_text('[roles]\neveryone = "reader"\n')  # serve
     monkeypatch.setenv("ARTIFACTSTORE_SERVER_SECRET", "s" * 32)
     values = {"store": str(tmp_path / "store"), "data": str(tmp_path / "data"),
               "out": str(tmp_path / "out"), "file": str(tmp_path / "file"),
               "missing": str(tmp_path / "missing"), "dangling": str(tmp_path / "dangling"),
               "empty": str(tmp_path / "empty"), "fifo": str(tmp_path / "fifo"),
-              "serverconf": str(tmp_path / "server.toml")}
+              "serverconf": str(tmp_path / "server.toml"),
+              "mlruns": str(tmp_path / "mlruns")}
     return World(tmp_path, tmp_path / "store", values)
 
 

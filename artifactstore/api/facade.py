@@ -54,6 +54,7 @@ from artifactstore.runs import queries as run_queries
 from artifactstore.runs.codediff import CodeDiff, SavedCode, diff_code, saved_code
 from artifactstore.runs.run import DEFAULT_HEARTBEAT, Run, active_run
 from artifactstore.transfer.exporting import export_version
+from artifactstore.transfer.foreign import ForeignReport, import_from
 from artifactstore.transfer.importing import ImportReport, import_export
 from artifactstore.transfer.publish import PublishReport, publish
 
@@ -230,6 +231,17 @@ class Store:
         references out."""
         return import_export(self.context, source, name, aliases=aliases,
                              references=references, progress=progress)
+
+    def import_from(self, kind: str, path: str | os.PathLike[str], *,
+                    progress: Progress | None = None, **options: Any) -> ForeignReport:
+        """Bring another tool's history in: ``kind`` is ``"dvc"`` (a repository: its
+        outputs as versions, its ``dvc.lock`` stages as runs), ``"mlflow"`` (an
+        ``mlruns`` folder: runs, params, metrics, artifacts), ``"hf"`` (a hub cache:
+        each snapshot a version) or ``"wandb"`` (offline runs: runs, history, logged
+        artifacts). Original digests are kept in the metadata and checked
+        (IntegrityError names a file that fails); importing again writes nothing new.
+        ``options`` are the importer's (see :mod:`artifactstore.transfer.foreign`)."""
+        return import_from(self.context, kind, path, progress=progress, **options)
 
     def publish(self, ref: str, to: str | os.PathLike[str], project: str | None = None, *,
                 with_lineage: bool = False, with_ancestors: bool = False,

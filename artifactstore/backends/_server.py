@@ -27,7 +27,9 @@ RetryingBackend's job. The token comes from the option ``token`` or from
 :func:`artifactstore.backends.credentials.token_for` (``$ARTIFACTSTORE_TOKEN``, else the
 one ``artifactstore login`` saved); it is sent as ``Authorization: Bearer`` and never
 appears in :attr:`url` or in messages. Plain ``http://`` is refused off loopback unless
-``allow_insecure_http=True``.
+``allow_insecure_http=True``. Certificates are checked against the system's CAs
+(``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` are honoured), or the file the option
+``ca_certs`` names (a server with a certificate of the team's own CA).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final, NoReturn
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from artifactstore.backends._endpoints import check_endpoint, redact_url, take_options
 from artifactstore.backends._errors import map_error
@@ -56,12 +58,15 @@ from artifactstore.core.errors import (
 __all__ = ["SCHEMES", "SERVER_OPTIONS", "ServerBackend", "open_server"]
 
 SCHEMES: Final = ("artifactstore+https", "artifactstore+http")
-SERVER_OPTIONS: Final = frozenset({"token", "timeout", "allow_insecure_http", "list_page"})
+SERVER_OPTIONS: Final = frozenset({"token", "timeout", "allow_insecure_http", "list_page",
+                                   "ca_certs"})
 #: keys per listing page asked of the server (it may answer fewer)
 LIST_PAGE: Final = 1000
 #: small parts of a put_parts are sent together in blocks of about this size
 _BLOCK: Final = 1 << 20
 _TRANSIENT: Final = frozenset({408, 429, 500, 502, 503, 504})
+#: keep-alive connections per backend (its threads share them)
+_CONNECTIONS: Final = 32
 
 
 def open_server(url: str, options: Mapping[str, Any]) -> ServerBackend:
@@ -74,7 +79,8 @@ class ServerBackend:
     """A store served by ``artifactstore serve``, through its object protocol."""
 
     def __init__(self, url: str, *, token: str | None = None, timeout: float | None = None,
-                 allow_insecure_http: bool = False, list_page: int = LIST_PAGE) -> None:
+                 allow_insecure_http: bool = False, list_page: int = LIST_PAGE,
+                 ca_certs: str | None = None) -> None:
         import urllib3
 
         scheme, sep, rest = url.partition("+")
@@ -107,8 +113,11 @@ class ServerBackend:
             self._headers["Authorization"] = f"Bearer {token}"
         self._page = int(list_page)
         self._timeout = urllib3.Timeout(connect=10.0, read=timeout if timeout else 120.0)
-        self._pool: Any = urllib3.PoolManager(maxsize=16, block=False, retries=False,
-                                              timeout=self._timeout)
+        # block: more threads than connections wait for one (no "pool is full" warning
+        # from urllib3, no connection opened and thrown away)
+        self._pool: Any = urllib3.PoolManager(
+            maxsize=_CONNECTIONS, block=True, retries=False, timeout=self._timeout,
+            ca_certs=None if ca_certs is None else str(ca_certs))
         self._closed = False
         self._lock = threading.Lock()
 
@@ -249,10 +258,17 @@ class ServerBackend:
     def _request(self, op: str, key: str, method: str, url: str, *, body: Any = None,
                  headers: Mapping[str, str] | None = None, stream: bool = False) -> Any:
         self._open()
+        from urllib3.exceptions import SSLError
+
         try:
             return self._pool.request(method, url, body=body,
                                       headers={**self._headers, **(headers or {})},
                                       preload_content=not stream, redirect=False)
+        except SSLError as exc:  # not retried: the certificate will not change by itself
+            raise BackendError(
+                f"{op} {key!r} on {self._url}: the server's TLS certificate is not trusted "
+                f"({' '.join(str(exc).split())[:160]}); if it comes from your own CA, pass "
+                "ca_certs='ca.pem' or set SSL_CERT_FILE") from exc
         except Exception as exc:
             raise map_error(exc, op=op, key=key, url=self._url) from exc
 
@@ -265,7 +281,8 @@ class ServerBackend:
 
 
 def _error(response: Any) -> tuple[str, str]:
-    """The server's error code and one-line message (its JSON), else the status line."""
+    """The server's error code and one-line message (its JSON, or for HEAD its
+    headers), else the status line."""
     try:
         raw = response.data if response.data is not None else b""
     except Exception:  # the body is unreadable: the status says enough
@@ -274,7 +291,10 @@ def _error(response: Any) -> tuple[str, str]:
         answer = json.loads(raw[:4096])
         code, text = str(answer["error"]), str(answer["message"])
     except (ValueError, KeyError, TypeError):
-        code, text = "", f"HTTP {response.status} {response.reason or ''}".strip()
+        code = response.headers.get("X-Artifactstore-Error", "")
+        text = unquote(response.headers.get("X-Artifactstore-Message", ""))
+        if not (code and text):
+            text = f"HTTP {response.status} {response.reason or ''}".strip()
     return code, " ".join(text.split())[:300]
 
 

@@ -15,6 +15,7 @@ from artifactstore.cli import (
     cache,
     commands,
     identity,
+    importfrom,
     lifecycle,
     lineage,
     maintenance,
@@ -73,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     lifecycle.register(add, common)
     sync.register(add, common)
     transfer.register(add, common)
+    importfrom.register(add, common)
     ui.register(add, common)
     server.register(add, common)  # serve
     p = add("demo", commands.demo, "store a dataset and a model, edit and re-store, verify")

@@ -8,7 +8,7 @@ import sys
 from typing import Any, Final
 
 from artifactstore.cli._common import say
-from artifactstore.core.errors import MissingExtraError, StoreNotFoundError
+from artifactstore.core.errors import InvalidInputError, MissingExtraError, StoreNotFoundError
 
 SERVER_EXTRA: Final = ("the team server needs starlette, uvicorn, jinja2, authlib and "
                        "itsdangerous: pip install 'artifactstore[server]'")
@@ -26,8 +26,19 @@ def _port(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"use 1 to 64 worker processes, not {text!r}")
+    return value
+
+
 def serve(args: argparse.Namespace) -> Any:
     from artifactstore.backends import redact_url
+    from artifactstore.backends._endpoints import is_loopback_host
     from artifactstore.server.settings import load_settings
 
     settings = load_settings(args.config, store=args.store)
@@ -35,7 +46,8 @@ def serve(args: argparse.Namespace) -> Any:
         import uvicorn  # noqa: F401  (checked here so --check finds it missing too)
 
         from artifactstore.server.app import create_server_app
-        from artifactstore.server.run import bind, log_to_stderr
+        from artifactstore.server.opengate import open_role
+        from artifactstore.server.run import bind, log_to_stderr, serve_workers
         from artifactstore.server.run import serve as run
     except ImportError as exc:
         if (exc.name or "").partition(".")[0] in SERVER_MODULES:
@@ -49,10 +61,21 @@ def serve(args: argparse.Namespace) -> Any:
         initialized = store.exists("config")
         if args.check and not initialized:
             raise StoreNotFoundError.at(shown)
-        bound = bind(args.host, args.port)
+        if (args.tls_cert is None) != (args.tls_key is None):
+            raise InvalidInputError("--tls-cert and --tls-key go together: the certificate "
+                                    "and its private key")
+        tls = None if args.tls_cert is None else (args.tls_cert, args.tls_key)
+        bound = bind(args.host, args.port, tls=tls)
     except BaseException:
         store.close()
         raise
+    if not is_loopback_host(args.host) and bound.tls is None:
+        print(f"artifactstore: serving plain HTTP on {args.host}: put a TLS proxy in front "
+              "(clients refuse artifactstore+http:// off loopback)", file=sys.stderr)
+    if (not is_loopback_host(args.host) and settings.public_url is None
+            and open_role(settings.roles) is not None):
+        print("artifactstore: an open server answers only requests to a loopback name; "
+              "set public_url in its settings to the address people use", file=sys.stderr)
     if not initialized:
         print(f"artifactstore: the store {shown} has no config yet: /readyz answers 503 "
               f"until 'artifactstore init {bound.store_url}' creates it", file=sys.stderr)
@@ -70,7 +93,12 @@ def serve(args: argparse.Namespace) -> Any:
             print(f"artifactstore server of {shown}: {where.url}\n"
                   f"clients use --store {where.store_url}  (Ctrl-C stops it)", flush=True)
 
-    run(app, bound, started)
+    if args.workers > 1:
+        store.close()  # each worker opens its own
+        serve_workers(args.workers, bound, config=args.config, store=args.store,
+                      started=started)
+    else:
+        run(app, bound, started)
     print("artifactstore server stopped", file=sys.stderr)  # stderr: the log, even with --json
     return 0
 
@@ -86,6 +114,14 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
                         "for every interface, behind a TLS proxy)")
     p.add_argument("--port", type=_port, default=8080, metavar="N",
                    help="port to listen on (default 8080; 0: any free port)")
+    p.add_argument("--tls-cert", metavar="FILE", default=None,
+                   help="serve HTTPS with this PEM certificate chain (default: plain HTTP, "
+                        "for a TLS proxy in front)")
+    p.add_argument("--tls-key", metavar="FILE", default=None,
+                   help="the private key of --tls-cert (default: none)")
+    p.add_argument("--workers", type=_workers, default=1, metavar="N",
+                   help="worker processes sharing the port (default 1; one per core "
+                        "serves more clients)")
     p.add_argument("--check", action="store_true",
                    help="check the settings and the store, bind the address and exit "
                         "without serving (default: serve)")

@@ -10,6 +10,7 @@ import bisect
 import io
 import os
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,13 @@ class ArtifactVersion:
             self._note_cached(noted)
         return target
 
+    def get_entry(self, path: str) -> VersionFile:
+        """W&B's ``artifact.get_entry(name)``: one file of this version, with its facts
+        and a ``download()`` (NotFoundError if the version has no such path)."""
+        entry = self.entry(path)
+        digest = entry.digest.hex if isinstance(entry, FileEntry) else None
+        return VersionFile(self, entry.path, entry.size, digest)
+
     def get_path(self, path: str, root: str | os.PathLike[str] | None = None) -> Path:
         """Download one file and return where it is."""
         entry = self.entry(path)
@@ -289,6 +297,26 @@ class ArtifactVersion:
         if not isinstance(entry, FileEntry):
             raise InvalidInputError(f"{self.ref}:{path} is a reference, not stored content")
         return entry
+
+
+@dataclass(frozen=True, slots=True)
+class VersionFile:
+    """One file of a version (W&B's manifest entry): ``path``, ``size`` (None for a
+    reference that recorded none), ``digest`` (BLAKE3 hex; None for a reference),
+    ``ref`` (``name:vN``)."""
+
+    version: ArtifactVersion
+    path: str
+    size: int | None
+    digest: str | None
+
+    @property
+    def ref(self) -> str:
+        return self.version.ref
+
+    def download(self, root: str | os.PathLike[str] | None = None) -> Path:
+        """Write this file under ``root`` (default as ``version.download``); its path."""
+        return self.version.get_path(self.path, root)
 
 
 def find_version(project: Project, ref: str) -> ArtifactVersion:

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -251,15 +252,19 @@ class Run:
     # -- metrics -------------------------------------------------------------------
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None,
-            commit: bool | None = None) -> None:
+            commit: bool | None = None, *, at: datetime | None = None) -> None:
         """Append one row of metrics; ``step`` defaults to the previous step + 1.
 
         Values are numbers, bools, strings, or media values (``artifactstore.Image``,
         ``Table``, ...): their files are staged, the row holds their references, and
         they are committed to the run's media artifact before the row is written.
         ``commit=False`` (as in W&B) holds the values back and merges them into the
-        next row logged (the values of that call win), or the run's last one."""
+        next row logged (the values of that call win), or the run's last one.
+        ``at`` is when the row was taken (an imported run's time, timezone-aware),
+        default now."""
         self._check_open()
+        if at is not None and (not isinstance(at, datetime) or at.tzinfo is None):
+            raise InvalidInputError(f"at must be a timezone-aware datetime, got {at!r:.60}")
         values = dict(metrics) if isinstance(metrics, Mapping) else None
         if values is None:
             raise InvalidInputError("run.log() takes a mapping of str names to values")
@@ -299,7 +304,8 @@ class Run:
                 if isinstance(value, MediaValue):  # a refused value leaves the step as it was
                     values[key] = self._media.stage(key, step, value)
             self._step = max(self._step, step)
-            self._rows.append(MetricsRow(step, now(), values))
+            when = now() if at is None else at.astimezone(UTC).isoformat(timespec="microseconds")
+            self._rows.append(MetricsRow(step, when, values))
             self.summary.update(values)
             if len(self._rows) >= SEGMENT_ROWS:
                 self._flush_metrics()

@@ -18,5 +18,6 @@ Modules:
 - ``tokens``: API tokens (create, list, revoke, expiry, scope), kept in the store;
 - ``signin``: OpenID Connect sign-in for browsers and for ``artifactstore login``;
 - ``audit``: the append-only audit log of writes, deletes and membership changes;
+- ``opengate``: the gate of an open server (``[roles] everyone = "..."``, no sign-in);
 - ``app``: the Starlette app that puts them together with the web UI; ``run``: uvicorn.
 """

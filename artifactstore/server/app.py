@@ -9,9 +9,10 @@ but short-lived listing pages, so any number of instances can serve one store.
 
 The access log is one JSON object per line on the logger ``artifactstore.server.access``
 (``artifactstore serve`` prints it on stderr): ``time``, ``method``, ``path`` (with the
-key), ``query`` (listings), ``status``, ``bytes`` sent, ``ms``, and ``principal`` (who,
-as :attr:`~.principal.Principal.label` says it). Never a header, a token, a cookie or a
-body.
+key), ``query`` (of listings only), ``status``, ``bytes`` sent, ``ms``, ``principal`` (who, as
+:attr:`~.principal.Principal.label` says it) and ``client`` (the peer's address; behind
+a proxy on this machine, the one its ``X-Forwarded-For`` names). Never a header, a
+token, a cookie or a body.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -29,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from artifactstore.backends import open_backend_stack, redact_url
@@ -38,7 +39,14 @@ from artifactstore.core.errors import ArtifactStoreError, ConfigurationError
 from artifactstore.objects.layout import CONFIG_KEY
 from artifactstore.server.gate import AuditTrail, Authenticator, Authorizer
 from artifactstore.server.objects import ObjectRoutes, error_response
-from artifactstore.server.opengate import BearerAuthenticator, NoAudit, OpenAuthorizer, open_role
+from artifactstore.server.opengate import (
+    BearerAuthenticator,
+    HostCheck,
+    NoAudit,
+    OpenAuthorizer,
+    open_hosts,
+    open_role,
+)
 from artifactstore.server.principal import Principal
 from artifactstore.server.settings import ServerSettings
 
@@ -56,10 +64,13 @@ def create_server_app(settings: ServerSettings, *, backend: Backend | None = Non
                       authenticator: Authenticator | None = None,
                       authorizer: Authorizer | None = None,
                       audit: AuditTrail | None = None,
-                      roles_of: RolesOf | None = None) -> Starlette:
+                      roles_of: RolesOf | None = None,
+                      routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The app over ``backend`` (default: ``settings.store_url``, opened here and closed
     when the app stops). ConfigurationError when no gate is given and the settings do
-    not open the server to everyone."""
+    not open the server to everyone. ``routes`` are served too, after the protocol's
+    (sign-in, tokens, the web UI); a route sets ``request.state.principal`` to the
+    caller's label for the access log. ``roles_of`` answers whoami's ``roles``."""
     if authorizer is None:
         role = open_role(settings.roles)
         if role is None:
@@ -72,6 +83,11 @@ def create_server_app(settings: ServerSettings, *, backend: Backend | None = Non
                      redact_url(settings.store_url))
         if roles_of is None:
             roles_of = _everyone(role.label)
+        hosts: frozenset[str] | None = open_hosts(settings.public_url)
+    else:
+        hosts = None
+    if roles_of is None:  # whoami's roles: the authorizer's (server.authz) if it says
+        roles_of = getattr(authorizer, "roles", None)
     gate_in = authenticator or BearerAuthenticator()
     owned = backend is None
     store = open_backend_stack(settings.store_url) if backend is None else backend
@@ -124,12 +140,14 @@ def create_server_app(settings: ServerSettings, *, backend: Backend | None = Non
         detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
         return JSONResponse({"error": code, "message": str(detail)}, status_code=status)
 
-    routes = [Route("/healthz", healthz, methods=["GET", "HEAD"]),
+    served = [Route("/healthz", healthz, methods=["GET", "HEAD"]),
               Route("/readyz", readyz, methods=["GET", "HEAD"]),
-              Route("/v1/whoami", whoami, methods=["GET"]), *objects.routes()]
-    app = Starlette(routes=routes, lifespan=lifespan,
+              Route("/v1/whoami", whoami, methods=["GET"]), *objects.routes(), *routes]
+    app = Starlette(routes=served, lifespan=lifespan,
                     exception_handlers={ArtifactStoreError: library_error,
                                         HTTPException: http_error})
+    if hosts is not None:  # an open server: no DNS rebinding (opengate.py)
+        app.add_middleware(HostCheck, hosts=hosts)
     app.add_middleware(AccessLog)
     app.state.objects = objects
     return app
@@ -152,26 +170,35 @@ class AccessLog:
             return
         began = time.perf_counter()
         state: dict[str, Any] = scope.setdefault("state", {})
-        seen = {"status": 500, "bytes": 0}
+        seen = {"status": 500, "bytes": 0, "logged": False}
 
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                seen["status"] = message["status"]
-            elif message["type"] == "http.response.body":
-                seen["bytes"] += len(message.get("body", b""))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
+        def log() -> None:
+            seen["logged"] = True
             entry = {
                 "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 "method": scope["method"], "path": scope["path"],
                 "status": seen["status"], "bytes": seen["bytes"],
                 "ms": round((time.perf_counter() - began) * 1000, 1),
                 "principal": state.get("principal", "anonymous"),
+                "client": (scope.get("client") or ("-",))[0],
             }
             query = scope.get("query_string", b"")
-            if query:
+            if query and scope["path"] == "/v1/list":  # only a listing's: other queries
+                # (a sign-in callback's one-time code, a state) are never logged
                 entry["query"] = query.decode("latin-1")[:400]
             self.log.info(json.dumps(entry, ensure_ascii=False))
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                seen["bytes"] += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    log()  # before the last bytes go, so ms is the server's time
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            if not seen["logged"]:  # the app failed before it finished an answer
+                log()

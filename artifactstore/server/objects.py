@@ -26,10 +26,12 @@ an entry in the :class:`~.gate.AuditTrail` whatever the outcome.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -40,7 +42,7 @@ from artifactstore.backends._keys import check_prefix
 from artifactstore.backends.base import Backend, check_key
 from artifactstore.core.errors import (
     ArtifactStoreError,
-    BackendError,
+    BackendUnavailableError,
     InvalidInputError,
     NotAuthorizedError,
     NotFoundError,
@@ -51,10 +53,16 @@ from artifactstore.server.gate import Action, AuditTrail, Authenticator, Authori
 from artifactstore.server.opengate import SERVER_PREFIX
 from artifactstore.server.principal import Principal
 
-__all__ = ["PAGER_SECONDS", "PIECE", "ObjectRoutes", "TooLargeError", "error_response"]
+_log = logging.getLogger("artifactstore.server")
+
+__all__ = ["ERROR_HEADER", "MESSAGE_HEADER", "PAGER_SECONDS", "PIECE", "ObjectRoutes",
+           "TooLargeError", "error_response"]
 
 #: bytes read from the backing store per piece of a streamed GET
 PIECE: Final = 8 << 20
+#: an error's code and (percent-encoded) message, also in headers: HEAD has no body
+ERROR_HEADER: Final = "X-Artifactstore-Error"
+MESSAGE_HEADER: Final = "X-Artifactstore-Message"
 #: how long a listing in progress is kept for its next page
 PAGER_SECONDS: Final = 120.0
 _PAGERS: Final = 256
@@ -72,8 +80,12 @@ def error_response(exc: BaseException, *, hide: str | None = None) -> JSONRespon
     message = " ".join(str(exc).split()) or type(exc).__name__
     if hide:
         message = message.replace(hide, "the server's store")
-    headers = {"WWW-Authenticate": 'Bearer realm="artifactstore"'} if status == 401 else None
-    return JSONResponse({"error": code, "message": message[:300]}, status_code=status,
+    message = message[:300]
+    # the same in headers, for HEAD (no body): the message percent-encoded (any key)
+    headers = {ERROR_HEADER: code, MESSAGE_HEADER: quote(message, safe=" /:;,'()=+@")}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="artifactstore"'
+    return JSONResponse({"error": code, "message": message}, status_code=status,
                         headers=headers)
 
 
@@ -88,8 +100,7 @@ def _status(exc: BaseException) -> tuple[int, str]:
         return 400, "invalid_input"
     if isinstance(exc, NotFoundError):
         return 404, "not_found"
-    if isinstance(exc, TransientBackendError) or (
-            isinstance(exc, BackendError) and type(exc).__name__ == "BackendUnavailableError"):
+    if isinstance(exc, TransientBackendError | BackendUnavailableError):
         return 503, "unavailable"
     return 500, "backend_error"
 
@@ -209,7 +220,15 @@ class ObjectRoutes:
         offset, left = start + len(first), None if length is None else length - len(first)
         while left is None or left > 0:
             size = PIECE if left is None else min(PIECE, left)
-            piece = self.backend.get_range(key, offset, size)
+            try:
+                piece = self.backend.get_range(key, offset, size)
+            except ArtifactStoreError as exc:
+                # The answer has started: raising cuts the connection before the
+                # chunked body's end, so the client sees a broken (retried) read,
+                # never a short object taken for whole.
+                _log.warning("GET %s stopped at byte %d: %s", key, offset,
+                             " ".join(str(exc).split())[:300])
+                raise
             if piece:
                 yield piece
             if len(piece) < size:
@@ -242,8 +261,13 @@ class ObjectRoutes:
         return Response(status_code=201 if created else 204)
 
     def _may_replace(self, principal: Principal, key: str) -> bool:
-        """Whether this PUT may replace what is there: anything outside ``objects/``
-        (the authorizer allowed the PUT), objects only for who may delete them."""
+        """Whether this PUT may replace what is there: the authorizer's ``may_replace``
+        when it has one (server.authz); else anything outside ``objects/`` (the PUT was
+        allowed), objects only for who may delete them."""
+        decide: Callable[[Principal, str], bool] | None = getattr(
+            self.authorizer, "may_replace", None)
+        if decide is not None:
+            return bool(decide(principal, key))
         if not key.startswith("objects/"):
             return True
         try:

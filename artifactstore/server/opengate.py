@@ -9,23 +9,36 @@ client that believes it is signed in learns it is not. Servers with sign-in use 
 authenticators of :mod:`.authn` and the authorizer of :mod:`.authz` instead.
 
 Keys under ``server/`` (tokens, audit) are never served, whatever the role.
+
+An open server answers only requests whose ``Host`` is a loopback name or the host of
+the settings' ``public_url`` (:class:`HostCheck`). Why: with nobody signed in, a web
+page any user of the machine (or of the LAN) visits could otherwise **DNS-rebind** its
+own name to the server's address and then read, overwrite and delete through the
+user's browser with no cross-origin check in the way. A server with sign-in needs no
+such rule: a rebound name carries none of the server's cookies, and tokens never sit
+in a browser.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from artifactstore.core.errors import ConfigurationError, NotAuthorizedError, NotSignedInError
 from artifactstore.server.gate import Action
 from artifactstore.server.principal import ANONYMOUS, Principal, Role
 
-__all__ = ["SERVER_PREFIX", "BearerAuthenticator", "NoAudit", "OpenAuthorizer", "open_role"]
+__all__ = ["LOOPBACK_NAMES", "SERVER_PREFIX", "BearerAuthenticator", "HostCheck", "NoAudit",
+           "OpenAuthorizer", "open_hosts", "open_role"]
 
 #: the server's own keys in the backing store: never read or written by clients
 SERVER_PREFIX: Final = "server/"
+LOOPBACK_NAMES: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 _NEEDS: Final = {Action.READ: Role.READER, Action.LIST: Role.READER,
                  Action.CREATE: Role.WRITER, Action.PUT: Role.WRITER,
                  Action.DELETE: Role.ADMIN}
@@ -82,3 +95,35 @@ class NoAudit:
 
     def record(self, principal: Principal, action: Action, key: str, status: int) -> None:
         return None
+
+
+def open_hosts(public_url: str | None) -> frozenset[str]:
+    """The host names an open server answers: loopback ones and ``public_url``'s."""
+    host = urlsplit(public_url).hostname if public_url else None
+    return LOOPBACK_NAMES | ({host.lower()} if host else set())
+
+
+class HostCheck:
+    """ASGI middleware: 403 ``not_authorized`` for a ``Host`` outside ``hosts``."""
+
+    def __init__(self, app: ASGIApp, hosts: frozenset[str]) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            try:
+                host = (urlsplit("//" + raw).hostname or "").lower()
+            except ValueError:
+                host = ""
+            if host not in self.hosts:
+                body = json.dumps({"error": "not_authorized", "message": (
+                    f"this open server answers only {', '.join(sorted(self.hosts))}: set "
+                    "public_url in its settings to the address people use")}).encode()
+                await send({"type": "http.response.start", "status": 403, "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

@@ -23,7 +23,8 @@ from typing import Any
 
 from artifactstore.server.settings import SECRET_ENV, ServerSettings
 
-__all__ = ["TEST_SECRET", "ServerProcess", "open_settings", "serve_process", "serving_team"]
+__all__ = ["TEST_SECRET", "RequestCounter", "ServerProcess", "open_settings", "serve_process",
+           "serving_team"]
 
 TEST_SECRET = b"test-secret-test-secret-test-secret-0123"
 
@@ -34,19 +35,40 @@ def open_settings(store_url: str, *, role: str = "admin", **fields: Any) -> Serv
                           roles={"everyone": role}, **fields)
 
 
+class RequestCounter:
+    """ASGI middleware counting the HTTP requests that arrive (before any answer, so a
+    client that got its answer finds its request counted), with their method and path."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.seen: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.seen.append(f"{scope['method']} {scope['path']}")
+        await self.app(scope, receive, send)
+
+
 @contextmanager
-def serving_team(settings: ServerSettings, **app_options: Any) -> Iterator[str]:
+def serving_team(settings: ServerSettings, *, counter: list[RequestCounter] | None = None,
+                 tls: tuple[str, str] | None = None, **app_options: Any) -> Iterator[str]:
     """The server of ``settings`` (``create_server_app(settings, **app_options)``) until
-    the block ends; yields its base URL ``http://127.0.0.1:PORT``."""
+    the block ends; yields its base URL ``http://127.0.0.1:PORT``. With ``counter``
+    (a list), the app is wrapped in a :class:`RequestCounter` appended to it; with
+    ``tls`` (certificate and key files) it serves HTTPS."""
     import uvicorn
 
     from artifactstore.server.app import create_server_app
     from artifactstore.server.run import bind
 
-    bound = bind("127.0.0.1", 0)
-    app = create_server_app(settings, **app_options)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
-                                           access_log=False))
+    bound = bind("127.0.0.1", 0, tls=tls)
+    app: Any = create_server_app(settings, **app_options)
+    if counter is not None:
+        counter.append(RequestCounter(app))
+        app = counter[-1]
+    server = uvicorn.Server(uvicorn.Config(
+        app, log_level="warning", lifespan="on", access_log=False,
+        ssl_certfile=None if tls is None else tls[0], ssl_keyfile=None if tls is None else tls[1]))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [bound.sock]},
                               daemon=True)
     thread.start()
@@ -93,12 +115,12 @@ class ServerProcess:
 
 @contextmanager
 def serve_process(store_url: str, log: Path, *, config: Path | None = None,
-                  env: dict[str, str] | None = None,
+                  env: dict[str, str] | None = None, more: tuple[str, ...] = (),
                   timeout: float = 60) -> Iterator[ServerProcess]:
-    """Start ``python -m artifactstore serve --store URL --port 0 --json`` (stderr, the
-    access log, into ``log``), wait for the line naming its URL; stop it at the end."""
+    """Start ``python -m artifactstore serve --store URL --port 0 --json *more`` (stderr,
+    the access log, into ``log``), wait for the line naming its URL; stop it at the end."""
     argv = [sys.executable, "-m", "artifactstore", "serve", "--store", store_url,
-            "--port", "0", "--json"]
+            "--port", "0", "--json", *more]
     if config is not None:
         argv += ["--config", str(config)]
     environ = {**os.environ, SECRET_ENV: TEST_SECRET.decode(), **(env or {})}

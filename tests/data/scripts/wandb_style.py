@@ -45,5 +45,8 @@ with wandb.init(project="mnist-demo", job_type="eval") as run:
     weights = run.use_artifact("lenet:best")
     weights.verify(weights.download(str(workdir / "weights")))
     assert [f.path for f in weights.files()] == ["model.pt"]
+    entry = weights.get_entry("model.pt")
+    assert (entry.path, entry.size) == ("model.pt", 700)
+    assert pathlib.Path(entry.download(str(workdir / "one"))).read_bytes() == b"weights" * 100
     wandb.log({"test_acc": 0.69})
 print("done")
