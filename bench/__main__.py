@@ -1,5 +1,6 @@
 """``python -m bench`` from the repository root: the suite, as ``python bench/run.py``;
-``python -m bench ui ...``: the web UI at scale (``bench/ui_scale.py``)."""
+``python -m bench ui ...``: the web UI at scale (``bench/ui_scale.py``);
+``python -m bench server ...``: the team server under load (``bench/server_load.py``)."""
 
 import sys
 
@@ -7,6 +8,11 @@ if sys.argv[1:2] == ["ui"]:
     from bench.ui_scale import main as ui_main
 
     sys.exit(ui_main(sys.argv[2:]))
+
+if sys.argv[1:2] == ["server"]:
+    from bench.server_load import main as server_main
+
+    sys.exit(server_main(sys.argv[2:]))
 
 from bench.run import main
 

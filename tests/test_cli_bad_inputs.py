@@ -101,6 +101,8 @@ VALID: dict[Command, tuple[str, ...]] = {
     ("token", "create"): ("http://127.0.0.1:9", "--name", "ci"),
     ("token", "list"): ("http://127.0.0.1:9",),
     ("token", "revoke"): ("http://127.0.0.1:9", "0123456789abcdef"),
+    # a team server's audit log (tests/test_server_audit.py runs it against a server)
+    ("server-audit",): ("http://127.0.0.1:1", "--since", "2h"),
     # an open server ({serverconf}: everyone is a reader), checked, not served
     ("serve",): ("--check", "--port", "0", "--config", "{serverconf}"),
 }
@@ -109,7 +111,8 @@ VALID: dict[Command, tuple[str, ...]] = {
 NO_STORE = frozenset({("init",), ("cache", "info"), ("cache", "clean"), ("identity", "create"),
                       ("identity", "show"), ("identity", "check"), ("sync",), ("demo",),
                       ("login",), ("logout",), ("whoami",), ("token", "create"),
-                      ("token", "list"), ("token", "revoke")})
+                      ("token", "list"), ("token", "revoke"),
+                      ("server-audit",)})
 #: commands that only read the store: nothing they do may change it
 READS = frozenset({("info",), ("verify",), ("get",), ("ls",), ("show",), ("diff",),
                    ("alias", "history"), ("runs", "ls"), ("runs", "show"), ("runs", "export"),
@@ -266,6 +269,11 @@ BAD: dict[Command, list[Any]] = {
     ("token", "list"): [("http://127.0.0.1:9",), ("http://example.com",), ()],
     ("token", "revoke"): [("http://127.0.0.1:9", "0123456789abcdef"),
                           ("http://127.0.0.1:9",)],
+    ("server-audit",): [("nosuch://x",), ("",), ("https://",), ("http://example.com",),
+                         ("{store}",), ("http://127.0.0.1:1",),
+                         ("http://127.0.0.1:1", "--since", "yesterday"),
+                         ("http://127.0.0.1:1", "--until", ""),
+                         ("http://127.0.0.1:1", "--limit", "0")],
     ("demo",): [("--store", "{file}"), ("--dataset-mib", "-1", "--store", "{out}"),
                 ("--model-mib", "0", "--store", "{out}"), ("--dataset-mib", "x")],
 }

@@ -23,6 +23,7 @@ from artifactstore.cli import (
     project,
     runs,
     server,
+    serveraudit,
     sync,
     transfer,
     ui,
@@ -78,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     importfrom.register(add, common)
     ui.register(add, common)
     login.register(add, common)  # login, logout, whoami, token (team server)
+    serveraudit.register(add, common)
     server.register(add, common)  # serve
     p = add("demo", commands.demo, "store a dataset and a model, edit and re-store, verify")
     p.add_argument("--dataset-mib", type=_mib, default=32, metavar="N",
