@@ -304,3 +304,44 @@ def test_a_server_admin_lists_and_revokes_everyones_tokens(
         assert done.returncode == 0, done.stderr
         refused = run_cli(as_alice, "whoami", team.url)
         assert refused.returncode == 14, refused.stderr
+
+
+def test_serve_with_issuers_and_a_roles_table(sealed_page: SealedPage,
+                                              oidc_issuer: OidcIssuer, folder: str,
+                                              cli_env: dict[str, str],
+                                              tmp_path: Path) -> None:
+    """``artifactstore serve --config`` with [[issuers]] and [roles] (no open role): the
+    server decides by the table (server/authz.py) and keeps the audit log."""
+    from artifactstore.testing.teamserver import serve_process
+
+    client = oidc_issuer.add_client([])
+    config = tmp_path / "server.toml"
+    config.write_text(f'''[[issuers]]
+name = "company"
+kind = "oidc"
+issuer = "{oidc_issuer.url}"
+client_id = "{client.client_id}"
+client_secret_env = "TEST_OIDC_SECRET"
+
+[roles]
+admins = ["alice@example.com"]
+public_read = false
+''')
+    with serve_process(folder, tmp_path / "server.log", config=config,
+                       env={"TEST_OIDC_SECRET": client.client_secret}) as server:
+        oidc_issuer.allow_redirect(client.client_id, f"{server.url}/signin/company/callback")
+        team = Team(server.url, oidc_issuer, None, None)
+        cli_login(sealed_page, team, cli_env)
+        who = json.loads(run_cli(cli_env, "whoami", server.url, "--json").stdout)
+        assert who["roles"].get("vision") == "admin"
+        anonymous = dict(cli_env, ARTIFACTSTORE_CONFIG_DIR=str(tmp_path / "nobody"))
+        refused = run_cli(anonymous, "runs", "ls", "--store", server.store_url,
+                          "--project", "vision")
+        assert refused.returncode == 14, refused.stderr
+        (tmp_path / "f.txt").write_text("audited\n")
+        logged = run_cli(cli_env, "log", "ds2", str(tmp_path / "f.txt"), "--store",
+                         server.store_url, "--project", "vision")
+        assert logged.returncode == 0, logged.stderr
+        trail = run_cli(cli_env, "server-audit", server.url, "--json")
+        assert trail.returncode == 0, trail.stderr
+        assert "alice@example.com" in trail.stdout

@@ -37,8 +37,10 @@ from artifactstore.backends import open_backend_stack, redact_url
 from artifactstore.backends.base import Backend
 from artifactstore.core.errors import ArtifactStoreError, ConfigurationError
 from artifactstore.objects.layout import CONFIG_KEY
+from artifactstore.server.audit import StoreAuditTrail, audit_route
 from artifactstore.server.authmount import add_sign_in, add_web_ui, sign_in_authenticator
 from artifactstore.server.authn import ServerAuthenticator
+from artifactstore.server.authz import KeyPolicy
 from artifactstore.server.gate import AuditTrail, Authenticator, Authorizer
 from artifactstore.server.objects import ObjectRoutes, error_response
 from artifactstore.server.opengate import (
@@ -73,7 +75,10 @@ def create_server_app(settings: ServerSettings, *, backend: Backend | None = Non
     not open the server to everyone. ``routes`` are served too, after the protocol's
     (sign-in, tokens, the web UI); a route sets ``request.state.principal`` to the
     caller's label for the access log. ``roles_of`` answers whoami's ``roles``."""
-    if authorizer is None:
+    # AUTH: with [[issuers]] and no open role, the [roles] table decides (below)
+    signed_in = authorizer is None and bool(settings.issuers) \
+        and open_role(settings.roles) is None
+    if authorizer is None and not signed_in:
         role = open_role(settings.roles)
         if role is None:
             raise ConfigurationError(
@@ -97,6 +102,13 @@ def create_server_app(settings: ServerSettings, *, backend: Backend | None = Non
         authenticator = sign_in_authenticator(settings, store)
     gate_in = authenticator or BearerAuthenticator()
     ui_stores: list[Any] = []
+    extra = list(routes)
+    if authorizer is None:  # signed_in: KeyPolicy (server/authz.py) and the audit log
+        policy = KeyPolicy.from_settings(settings, store)
+        authorizer = policy
+        roles_of = roles_of or policy.roles
+        audit = audit or StoreAuditTrail(store)
+        extra.append(audit_route(gate_in, policy.server_admin, store))
     # -- end AUTH --
     objects = ObjectRoutes(store, authenticator=gate_in, authorizer=authorizer,
                            audit=audit or NoAudit(), max_bytes=settings.max_object_bytes)
@@ -151,7 +163,7 @@ def create_server_app(settings: ServerSettings, *, backend: Backend | None = Non
 
     served = [Route("/healthz", healthz, methods=["GET", "HEAD"]),
               Route("/readyz", readyz, methods=["GET", "HEAD"]),
-              Route("/v1/whoami", whoami, methods=["GET"]), *objects.routes(), *routes]
+              Route("/v1/whoami", whoami, methods=["GET"]), *objects.routes(), *extra]
     app = Starlette(routes=served, lifespan=lifespan,
                     exception_handlers={ArtifactStoreError: library_error,
                                         HTTPException: http_error})
