@@ -345,3 +345,61 @@ public_read = false
         trail = run_cli(cli_env, "server-audit", server.url, "--json")
         assert trail.returncode == 0, trail.stderr
         assert "alice@example.com" in trail.stdout
+
+
+def test_a_server_identity_that_is_a_member_shows_a_private_project(
+        sealed_page: SealedPage, oidc_issuer: OidcIssuer, folder: str,
+        cli_env: dict[str, str], tmp_path: Path) -> None:
+    """``server_identity`` in server.toml: a team adds the server's identity as a member
+    of a private project, and the server's web UI then shows that project (decrypted
+    in the server process: the trade-off docs/server.md states); others stay locked."""
+    from artifactstore.backends.credentials import token_for
+    from artifactstore.testing.teamserver import serve_process
+
+    folder = shutil.copytree(folder, tmp_path / "store")  # the module's store stays as is
+    server_id = dict(cli_env, ARTIFACTSTORE_CONFIG_DIR=str(tmp_path / "server-identity"))
+    made = run_cli(server_id, "identity", "create", "--name", "team-server", "--no-passphrase",
+                   "--json")
+    assert made.returncode == 0, made.stderr
+    line = json.loads(made.stdout)["public"].strip()
+    for argv in (["project", "create", "shared", "--visibility", "private"],
+                 ["project", "members", "add", line, "--project", "shared"]):
+        done = run_cli(cli_env, *argv, "--store", folder)
+        assert done.returncode == 0, done.stderr
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ARTIFACTSTORE_CONFIG_DIR", cli_env["ARTIFACTSTORE_CONFIG_DIR"])
+        with artifactstore.open(folder, "shared", cache_dir=tmp_path / "c") as store, \
+                store.run(name="shared-run", job_type="train") as run:
+            run.log({"loss": 0.25})
+
+    client = oidc_issuer.add_client([])
+    config = tmp_path / "server.toml"
+    config.write_text(f'''server_identity = "{tmp_path / "server-identity"}"
+
+[[issuers]]
+name = "company"
+kind = "oidc"
+issuer = "{oidc_issuer.url}"
+client_id = "{client.client_id}"
+client_secret_env = "TEST_OIDC_SECRET"
+
+[roles]
+admins = ["alice@example.com"]
+public_read = false
+''')
+    with serve_process(folder, tmp_path / "server.log", config=config,
+                       env={"TEST_OIDC_SECRET": client.client_secret}) as server:
+        oidc_issuer.allow_redirect(client.client_id, f"{server.url}/signin/company/callback")
+        cli_login(sealed_page, Team(server.url, oidc_issuer, None, None), cli_env)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("ARTIFACTSTORE_CONFIG_DIR", cli_env["ARTIFACTSTORE_CONFIG_DIR"])
+            token = token_for(server.url)
+        import urllib3
+
+        bearer = {"Authorization": f"Bearer {token}"}
+        shown = urllib3.request("GET", f"{server.url}/api/p/shared/", headers=bearer)
+        assert shown.status == 200
+        assert "shared-run" in shown.data.decode()
+        locked = urllib3.request("GET", f"{server.url}/api/p/secret/", headers=bearer)
+        assert locked.status == 403  # the server is no member of that one
+        assert "classified-run" not in locked.data.decode()

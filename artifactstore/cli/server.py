@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Final
 
@@ -42,6 +43,12 @@ def serve(args: argparse.Namespace) -> Any:
     from artifactstore.server.settings import load_settings
 
     settings = load_settings(args.config, store=args.store)
+    if settings.server_identity is not None:
+        # The server's own identity (docs/server.md, "Private projects"): the web UI opens
+        # the private projects it is a member of with it, in this process and its workers.
+        from artifactstore.core.privatefiles import CONFIG_DIR_ENV
+
+        os.environ[CONFIG_DIR_ENV] = os.path.expanduser(settings.server_identity)
     try:
         import uvicorn  # noqa: F401  (checked here so --check finds it missing too)
 

@@ -20,7 +20,7 @@ Keys under ``server/`` are never served to clients (server/keyrules.py); server 
 read the log with ``GET /v1/audit`` (:func:`audit_route`) or ``artifactstore
 server-audit URL``. Whoever holds the bucket itself can still delete entries: keep the
 bucket's own object versioning or an object lock on ``server/audit/`` for a log that
-even a storage admin cannot rewrite (docs/server-roles.md).
+even a storage admin cannot rewrite (docs/server.md, "Roles").
 """
 
 from __future__ import annotations

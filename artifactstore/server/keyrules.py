@@ -13,7 +13,7 @@ project's records), so this table is the whole write policy. Vocabulary:
   ``server`` admin (the global role, with an unscoped token). ``None``: nobody, not even
   a server admin, may do that through the server.
 
-The rules (docs/server-roles.md has the same table for people):
+The rules (docs/server.md, "Roles", has the same table for people):
 
 - every record of a project is read by its readers; versions, alias events and runs are
   created by writers (the heartbeat is also overwritten by them); the project record,

@@ -1,6 +1,6 @@
 """Who holds which role in which project: the ``[roles]`` table of ``server.toml``.
 
-The format (docs/server-roles.md)::
+The format (docs/server.md, "Roles")::
 
     [roles]
     admins = ["alice@example.com"]        # admin of every project: the server admins
