@@ -31,7 +31,7 @@ import urllib3
 
 from artifactstore.backends import open_backend
 from artifactstore.backends.base import Backend
-from artifactstore.backends.credentials import save_token
+from artifactstore.backends.credentials import save_token, token_for
 from artifactstore.cli import main
 from artifactstore.local.identity import load_or_create_identity
 from artifactstore.records.projects import ProjectKeys
@@ -249,6 +249,20 @@ def test_a_writer_logs_and_its_purge_is_refused_with_nothing_changed(team: Team)
     assert "carol@example.com (token" in line
     assert "is a writer of project vis" in line
     assert "needs admin" in line
+    # a version with an alias: the writer may move aliases, but its delete and purge
+    # are refused before the alias is cleared (the client asks the server first)
+    code, _, err = cli_quiet("alias", "set", "secret:v1", "candidate", "--project", "vis",
+                             "--store", team.store)
+    assert code == 0, err
+    for argv in (("delete", "secret:v1"),
+                 ("purge", "secret:v1", "--reason", "test", "--no-wait")):
+        line = _refused(team, 15, *argv, "--project", "vis")
+        assert "is a writer of project vis" in line
+        assert "needs admin" in line
+    code, out, err = cli_quiet("show", "secret:candidate", "--project", "vis", "--json",
+                               "--store", team.store)
+    assert code == 0, err
+    assert json.loads(out)["ref"] == "secret:v1"
 
 
 def test_a_token_scoped_to_one_project_cannot_touch_another(
@@ -299,6 +313,12 @@ def test_every_write_and_delete_is_in_the_audit_log_with_its_user(team: Team) ->
     team.become("carol")  # a writer cannot change who is a member
     line = _refused(team, 15, "project", "members", "add", team.lines["eve"], "--project", "vis")
     assert "needs admin" in line
+    # nor write a tombstone: the CLI asks first (above), the server refuses it anyway
+    token = token_for(team.url)
+    tomb = urllib3.request("PUT", f"{team.url}/v1/o/projects/vis/lifecycle/0000009999",
+                           body=b"x", headers={"If-None-Match": "*",
+                                               "Authorization": f"Bearer {token}"})
+    assert tomb.status == 403
     team.become("alice")  # an admin can; and an admin's purge: lifecycle, the gc lock,
     # condemnations, deletes
     code, _, err = cli_quiet("project", "members", "add", team.lines["eve"], "--project", "vis",
@@ -324,8 +344,7 @@ def test_every_write_and_delete_is_in_the_audit_log_with_its_user(team: Team) ->
     users = {e.user.partition(" (token")[0] for e in done}
     assert users == {"alice@example.com", "carol@example.com"}
     refused = [e for e in entries if e.status in (401, 403)]
-    assert {e.user.partition(" (token")[0] for e in refused} >= {"bob@example.com",
-                                                                  "carol@example.com"}
+    assert {e.user.partition(" (token")[0] for e in refused} >= {"carol@example.com"}
     assert any(e.kind == "lifecycle" and e.status == 403 for e in refused)
     assert [e for e in entries if e.kind == "project" and e.status == 201]
     joined = [e for e in entries if e.kind == "membership"]

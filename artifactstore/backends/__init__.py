@@ -54,6 +54,7 @@ __all__ = [
     "open_backend_stack",
     "open_store_backend",
     "redact_url",
+    "require_team_role",
 ]
 
 #: URL schemes ``open_backend`` understands (a plain path needs none).
@@ -125,6 +126,37 @@ def open_backend_stack(url: str, *, create: bool = False, **options: Any) -> Bac
     made without ``create``) wrapped in :class:`RetryingBackend`, so that transient
     failures are retried with backoff."""
     return RetryingBackend(open_store_backend(url, create=create, **options))
+
+
+def require_team_role(backend: Backend, project: str, role: str, doing: str) -> None:
+    """Before work that only ``role`` (``"admin"``...) may finish: when ``backend`` is a
+    team server (wrapped or not), ask it who we are, and refuse now, with the server's
+    rule in one line (NotAuthorizedError, exit 15), if our role in ``project`` is lower.
+    Why: the server refuses each write on its own, but a command whose first writes a
+    lower role may do (a delete clearing aliases before its tombstone) would otherwise
+    change the store before it is refused. Other backends: nothing to ask."""
+    found: Any = backend
+    while not hasattr(found, "whoami") and hasattr(found, "inner"):
+        found = found.inner
+    if not hasattr(found, "whoami"):
+        return
+    from artifactstore.core.errors import NotAuthorizedError, NotSignedInError
+
+    order = ("none", "reader", "writer", "admin")
+    answer = found.whoami()
+    roles = answer["roles"]
+    held = str(roles.get(project, roles.get("*", "none")))
+    if (order.index(held) if held in order else 0) >= order.index(role):
+        return
+    if answer.get("user") is None:
+        raise NotSignedInError(f"{doing} in project {project} on {backend.url} needs {role}: "
+                               "sign in with 'artifactstore login URL' (or set "
+                               "ARTIFACTSTORE_TOKEN)")
+    token = answer.get("token")
+    who = str(answer.get("email") or answer.get("user") or "anonymous")
+    who += f" (token {token})" if token else ""
+    raise NotAuthorizedError(f"{who} is {'a ' + held if held != 'none' else 'not a member'} "
+                             f"of project {project} on {backend.url}; {doing} needs {role}")
 
 
 def local_folder(backend: Backend) -> str | None:

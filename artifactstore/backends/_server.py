@@ -197,6 +197,21 @@ class ServerBackend:
             if after is None:
                 return
 
+    def whoami(self) -> dict[str, Any]:
+        """The server's ``/v1/whoami`` answer: who it takes this client for and the role
+        in each project (``"*"``: every project, an open server)."""
+        url = f"{self._base}/v1/whoami"
+        response = self._request("whoami", "", "GET", url)
+        self._check(response, "whoami", "")
+        try:
+            answer = json.loads(response.data)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict) or not isinstance(answer.get("roles"), dict):
+            raise BackendError(f"whoami on {self._url}: the server's answer is not one; "
+                               "check that it is an artifactstore server")
+        return answer
+
     # -- writes -----------------------------------------------------------------
 
     def put(self, key: str, data: bytes) -> None:

@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from artifactstore.backends import require_team_role
 from artifactstore.core.errors import (
     ConflictError,
     IntegrityError,
@@ -126,6 +127,8 @@ def delete_all(
     """
     plan = {a: sorted(set(numbers)) for a, numbers in targets.items()}
     plan = {a: numbers for a, numbers in sorted(plan.items()) if numbers}
+    # on a team server, a writer may clear aliases but not write tombstones: ask first
+    require_team_role(project.objects.backend, project.name, "admin", "deleting versions")
     for artifact, aliases in _aliases_to_clear(project, plan, force).items():
         for alias in aliases:
             project.refs.remove_alias(artifact, alias)
@@ -249,6 +252,7 @@ def purge_version(project: Project, ref: str, *, reason: str, wait: bool = True,
     record, tombstone = deleted_record(project, ref)
     if tombstone is not None and tombstone.action == "purge":
         raise InvalidInputError(f"{record.ref} was already purged")
+    require_team_role(project.objects.backend, project.name, "admin", "purging versions")
     report = PurgeReport(ref=record.ref, reason=reason)
     _downstream(project, record, report)
     if tombstone is None:
