@@ -461,9 +461,12 @@ def test_the_guides_commands_are_the_real_cli() -> None:
 
 
 def test_the_guides_server_toml_loads(tmp_path: Path) -> None:
-    """The guide's server.toml example is read by the server's own settings reader."""
+    """The guide's server.toml example (its first TOML block) is read by the server's own
+    settings reader; every other TOML block of the guide (roles, issuers) is TOML."""
     text = GUIDE.read_text(encoding="utf-8")
-    (example,) = re.findall(r"```toml\n(.*?)```", text, flags=re.DOTALL)
+    example, *others = re.findall(r"```toml\n(.*?)```", text, flags=re.DOTALL)
+    for block in others:
+        tomllib.loads(block)
     path = tmp_path / "server.toml"
     path.write_text(example)
     settings = load_settings(path, environ={SECRET_ENV: "k" * 40,

@@ -1,5 +1,6 @@
-"""``artifactstore import-from dvc|mlflow|hf PATH``: another tool's history brought in as
-versions and runs (the work is in :mod:`artifactstore.transfer.foreign`)."""
+"""The ``import-from`` command (``dvc``, ``mlflow``, ``hf`` or ``wandb``, then a PATH):
+another tool's history brought in as versions and runs (the work is in
+:mod:`artifactstore.transfer.foreign`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``artifactstore login|logout|whoami|token``: the user's side of a team server.
+"""The ``login``, ``logout``, ``whoami`` and ``token`` commands: the user's side of a team server.
 
 ``login https://host`` signs in through the browser with a loopback redirect (RFC
 8252): it listens on 127.0.0.1 (a random port), opens (or, with ``--no-browser``,

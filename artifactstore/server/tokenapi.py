@@ -1,4 +1,4 @@
-"""The HTTP API of tokens (``artifactstore token create|list|revoke`` calls it).
+"""The HTTP API of tokens (the ``token create``, ``list`` and ``revoke`` commands call it).
 
 - ``POST /v1/tokens`` ``{"name", "projects": [...] or null, "role", "days"}``: a new
   token for the caller (signed in by a token or a browser session); 201 with the
