@@ -65,6 +65,17 @@ def chatty(args: argparse.Namespace) -> bool:
     return not args.json and not args.quiet
 
 
+def port_number(text: str) -> int:
+    """``--port``'s type: 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"use 0 (any free port) to 65535, not {text!r}")
+    return value
+
+
 def table(rows: Sequence[Sequence[str]]) -> str:
     """Rows of text as aligned columns (the first row is the header)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -8,23 +8,13 @@ import os
 import sys
 from typing import Any, Final
 
-from artifactstore.cli._common import say
+from artifactstore.cli._common import port_number, say
 from artifactstore.core.errors import InvalidInputError, MissingExtraError, StoreNotFoundError
 
 SERVER_EXTRA: Final = ("the team server needs starlette, uvicorn, jinja2, authlib and "
                        "itsdangerous: pip install 'artifactstore[server]'")
 SERVER_MODULES: Final = frozenset({"starlette", "uvicorn", "jinja2", "authlib",
                                    "itsdangerous", "anyio", "h11"})
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"use 0 (any free port) to 65535, not {text!r}")
-    return value
 
 
 def _workers(text: str) -> int:
@@ -119,7 +109,7 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1, this machine only; 0.0.0.0 "
                         "for every interface, behind a TLS proxy)")
-    p.add_argument("--port", type=_port, default=8080, metavar="N",
+    p.add_argument("--port", type=port_number, default=8080, metavar="N",
                    help="port to listen on (default 8080; 0: any free port)")
     p.add_argument("--tls-cert", metavar="FILE", default=None,
                    help="serve HTTPS with this PEM certificate chain (default: plain HTTP, "

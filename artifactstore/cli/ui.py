@@ -7,17 +7,7 @@ import json
 import sys
 from typing import Any
 
-from artifactstore.cli._common import open_existing, say
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"use 0 (any free port) to 65535, not {text!r}")
-    return value
+from artifactstore.cli._common import open_existing, port_number, say
 
 
 def ui(args: argparse.Namespace) -> Any:
@@ -54,7 +44,7 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1, this machine only; any other "
                         "address requires the random token printed in the URL)")
-    p.add_argument("--port", type=_port, default=0, metavar="N",
+    p.add_argument("--port", type=port_number, default=0, metavar="N",
                    help="port to listen on (default 0: any free port)")
     p.add_argument("--check", action="store_true",
                    help="open the store, bind the address and exit without serving "

@@ -122,14 +122,8 @@ class _VersionFiles:
             self._store, self._version = None, None
 
 
-class VersionDataset(Dataset[Any]):
-    """Map-style: item ``i`` is the ``i``-th file in path order (``paths[i]``).
-
-    ``ref`` is ``name``, ``name:vN``, ``name:alias`` or ``name:latest``, resolved once
-    here; ``store`` an opened store (else ``url``/``project``, or the one discovery
-    finds); ``prefix`` keeps the files under a folder, ``select(path)`` those it
-    accepts; ``transform(path, data)`` makes the item.
-    """
+class _OverVersion:
+    """What both datasets share: the version's files, the transform, the item."""
 
     def __init__(self, ref: str, *, store: artifactstore.Store | None = None,
                  url: str | None = None, project: str | None = None,
@@ -148,12 +142,10 @@ class VersionDataset(Dataset[Any]):
         return self._files.paths
 
     def __len__(self) -> int:
+        """Files in the dataset (in a whole epoch, for every rank and worker)."""
         return len(self._files.paths)
 
-    def __getitem__(self, index: int) -> Any:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"item {index} of a dataset of {len(self)} files")
-        index %= len(self)
+    def _item(self, index: int) -> Any:
         data = self._files.read(index)
         path = self._files.paths[index]
         return (path, data) if self.transform is None else self.transform(path, data)
@@ -163,7 +155,22 @@ class VersionDataset(Dataset[Any]):
         self._files.close()
 
 
-class VersionIterableDataset(IterableDataset[Any]):
+class VersionDataset(_OverVersion, Dataset[Any]):
+    """Map-style: item ``i`` is the ``i``-th file in path order (``paths[i]``).
+
+    ``ref`` is ``name``, ``name:vN``, ``name:alias`` or ``name:latest``, resolved once
+    here; ``store`` an opened store (else ``url``/``project``, or the one discovery
+    finds); ``prefix`` keeps the files under a folder, ``select(path)`` those it
+    accepts; ``transform(path, data)`` makes the item.
+    """
+
+    def __getitem__(self, index: int) -> Any:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"item {index} of a dataset of {len(self)} files")
+        return self._item(index % len(self))
+
+
+class VersionIterableDataset(_OverVersion, IterableDataset[Any]):
     """Streaming: every file once per epoch, split between distributed ranks and
     loader workers (each reads only its share), in path order or, with ``shuffle``,
     in an order drawn from ``seed`` and the epoch (call :meth:`set_epoch` before each
@@ -175,23 +182,11 @@ class VersionIterableDataset(IterableDataset[Any]):
                  prefix: str | None = None, select: Callable[[str], bool] | None = None,
                  transform: Transform | None = None, shuffle: bool = False,
                  seed: int = 0) -> None:
-        self._files = _VersionFiles(ref, store, url, project, prefix, select)
-        self.transform = transform
+        super().__init__(ref, store=store, url=url, project=project, prefix=prefix,
+                         select=select, transform=transform)
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
-
-    @property
-    def ref(self) -> str:
-        return self._files.source.ref
-
-    @property
-    def paths(self) -> Sequence[str]:
-        return self._files.paths
-
-    def __len__(self) -> int:
-        """Files in the whole epoch (of every rank and worker)."""
-        return len(self._files.paths)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -216,9 +211,4 @@ class VersionIterableDataset(IterableDataset[Any]):
 
     def __iter__(self) -> Iterator[Any]:
         for index in self.share():
-            data = self._files.read(index)
-            path = self._files.paths[index]
-            yield (path, data) if self.transform is None else self.transform(path, data)
-
-    def close(self) -> None:
-        self._files.close()
+            yield self._item(index)

@@ -28,6 +28,7 @@ from typing import Any, Final
 from starlette.applications import Starlette
 
 from artifactstore.core.errors import InvalidInputError
+from artifactstore.ui.server import listen_socket
 
 __all__ = ["GRACE_SECONDS", "WORKER_ENV", "Bound", "bind", "log_to_stderr", "serve",
            "serve_workers", "worker_app"]
@@ -64,23 +65,8 @@ class Bound:
 def bind(host: str, port: int, *, tls: tuple[str, str] | None = None) -> Bound:
     """Bind ``host:port`` (0: any free port) and listen; ``tls``: (certificate, key)
     files, checked here so a bad pair fails before anything is served."""
-    if not 0 <= port <= 65535:
-        raise InvalidInputError(f"--port is 0 (any free port) to 65535, not {port}")
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM)[0]
-    except (socket.gaierror, UnicodeError) as exc:
-        raise InvalidInputError(f"cannot bind the server to {host!r:.80}: unknown host "
-                                f"({exc}); use --host 127.0.0.1 or 0.0.0.0") from None
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(512)
-    except OSError as exc:
-        sock.close()
-        raise InvalidInputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
-                                "pick another --port, or --port 0 for any free one") from None
+    sock = listen_socket(host, port, what="the server", hint="127.0.0.1 or 0.0.0.0",
+                         backlog=512)
     if tls is not None:
         _check_tls(tls, sock)
     return Bound(sock, host, sock.getsockname()[1], tls)

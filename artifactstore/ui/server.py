@@ -21,7 +21,7 @@ from artifactstore.ui.access import new_token, token_required
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-__all__ = ["Listener", "listen", "load_app", "serve"]
+__all__ = ["Listener", "listen", "listen_socket", "load_app", "serve"]
 
 UI_EXTRA = "the web UI needs starlette, uvicorn and jinja2: pip install 'artifactstore[ui]'"
 UI_MODULES = frozenset({"starlette", "uvicorn", "jinja2", "anyio", "h11"})
@@ -60,26 +60,35 @@ class Listener:
                 "token": self.token is not None}
 
 
-def listen(host: str, port: int) -> Listener:
-    """Bind ``host:port`` (0: any free port) and listen; a token when ``host`` is not
-    loopback (access.py)."""
+def listen_socket(host: str, port: int, *, what: str, hint: str,
+                  backlog: int = 128) -> socket.socket:
+    """A socket bound to ``host:port`` (0: any free port) and listening; ``what`` names
+    the server in messages ("the UI"), ``hint`` the host to suggest. The UI and the team
+    server (server/run.py) both bind this way: errors are one line, exit 2."""
     if not 0 <= port <= 65535:
         raise InvalidInputError(f"--port is 0 (any free port) to 65535, not {port}")
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM)[0]
     except (socket.gaierror, UnicodeError) as exc:
-        raise InvalidInputError(f"cannot bind the UI to {host!r:.80}: unknown host ({exc}); "
-                                "use --host 127.0.0.1") from None
+        raise InvalidInputError(f"cannot bind {what} to {host!r:.80}: unknown host ({exc}); "
+                                f"use --host {hint}") from None
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
-        sock.listen(128)
+        sock.listen(backlog)
     except OSError as exc:
         sock.close()
         raise InvalidInputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
                                 "pick another --port, or --port 0 for any free one") from None
+    return sock
+
+
+def listen(host: str, port: int) -> Listener:
+    """Bind ``host:port`` (0: any free port) and listen; a token when ``host`` is not
+    loopback (access.py)."""
+    sock = listen_socket(host, port, what="the UI", hint="127.0.0.1")
     bound_port = sock.getsockname()[1]
     return Listener(sock, host, bound_port, new_token() if token_required(host) else None)
 
