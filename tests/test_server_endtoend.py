@@ -316,17 +316,8 @@ def test_serve_with_issuers_and_a_roles_table(sealed_page: SealedPage,
 
     client = oidc_issuer.add_client([])
     config = tmp_path / "server.toml"
-    config.write_text(f'''[[issuers]]
-name = "company"
-kind = "oidc"
-issuer = "{oidc_issuer.url}"
-client_id = "{client.client_id}"
-client_secret_env = "TEST_OIDC_SECRET"
-
-[roles]
-admins = ["alice@example.com"]
-public_read = false
-''')
+    config.write_text(oidc_issuer.server_toml(
+        client, 'admins = ["alice@example.com"]\npublic_read = false'))
     with serve_process(folder, tmp_path / "server.log", config=config,
                        env={"TEST_OIDC_SECRET": client.client_secret}) as server:
         oidc_issuer.allow_redirect(client.client_id, f"{server.url}/signin/company/callback")
@@ -374,19 +365,9 @@ def test_a_server_identity_that_is_a_member_shows_a_private_project(
 
     client = oidc_issuer.add_client([])
     config = tmp_path / "server.toml"
-    config.write_text(f'''server_identity = "{tmp_path / "server-identity"}"
-
-[[issuers]]
-name = "company"
-kind = "oidc"
-issuer = "{oidc_issuer.url}"
-client_id = "{client.client_id}"
-client_secret_env = "TEST_OIDC_SECRET"
-
-[roles]
-admins = ["alice@example.com"]
-public_read = false
-''')
+    config.write_text(oidc_issuer.server_toml(
+        client, 'admins = ["alice@example.com"]\npublic_read = false',
+        head=f'server_identity = "{tmp_path / "server-identity"}"'))
     with serve_process(folder, tmp_path / "server.log", config=config,
                        env={"TEST_OIDC_SECRET": client.client_secret}) as server:
         oidc_issuer.allow_redirect(client.client_id, f"{server.url}/signin/company/callback")

@@ -394,16 +394,7 @@ def test_serve_with_an_issuer_signs_the_cli_in(sealed_page: SealedPage,
                            "-q"], env=cli_env, check=False).returncode == 0
     client = oidc_issuer.add_client([])
     config = tmp_path / "server.toml"
-    config.write_text(f'''[[issuers]]
-name = "company"
-kind = "oidc"
-issuer = "{oidc_issuer.url}"
-client_id = "{client.client_id}"
-client_secret_env = "TEST_OIDC_SECRET"
-
-[roles]
-everyone = "reader"
-''')
+    config.write_text(oidc_issuer.server_toml(client, 'everyone = "reader"'))
     log = tmp_path / "server.log"
     with serve_process(store, log, config=config,
                        env={"TEST_OIDC_SECRET": client.client_secret}) as server:

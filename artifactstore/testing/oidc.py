@@ -146,6 +146,15 @@ class OidcIssuer:
         self.clients[client.client_id] = client
         return client
 
+    def server_toml(self, client: OidcClient, roles: str, *, head: str = "",
+                    secret_env: str = "TEST_OIDC_SECRET") -> str:
+        """A team server's ``server.toml`` signing in through this issuer as ``client``
+        (issuer name ``company``; the client secret in ``$secret_env``), with ``head``
+        (top-level settings) before and the ``[roles]`` table's lines ``roles``."""
+        return (f"{head}\n[[issuers]]\nname = \"company\"\nkind = \"oidc\"\n"
+                f"issuer = \"{self.url}\"\nclient_id = \"{client.client_id}\"\n"
+                f"client_secret_env = \"{secret_env}\"\n\n[roles]\n{roles}\n")
+
     def allow_redirect(self, client_id: str, redirect_uri: str) -> None:
         """Register one more redirect URI of ``client_id`` (known once its server runs)."""
         client = self.clients[client_id]
