@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -35,15 +33,13 @@ from artifactstore.backends.credentials import save_token, token_for
 from artifactstore.cli import main
 from artifactstore.local.identity import load_or_create_identity
 from artifactstore.records.projects import ProjectKeys
-from artifactstore.server.app import create_server_app
 from artifactstore.server.audit import AUDIT_PREFIX, StoreAuditTrail, audit_route, read_audit
 from artifactstore.server.authz import KeyPolicy
 from artifactstore.server.principal import Principal, Role
 from artifactstore.server.roles import parse_roles
-from artifactstore.server.run import bind
 from artifactstore.server.settings import ServerSettings
 from artifactstore.testing.stores import init_quick_store
-from artifactstore.testing.teamserver import TEST_SECRET
+from artifactstore.testing.teamserver import TEST_SECRET, serving_team
 
 # Sign-in and API tokens are AUTH's slice (server/authn.py, server/tokens.py): these tests
 # run as soon as it is merged (they passed against its commit 83275dc).
@@ -94,31 +90,12 @@ class Team:
 def _serving(backing: Backend, settings: ServerSettings, tokens: TokenStore) -> Iterator[str]:
     """The team server as ``artifactstore serve`` wires it (sign-in by token, KeyPolicy,
     the audit trail and its endpoint), by uvicorn in a thread; yields its URL."""
-    import uvicorn
-
     policy = KeyPolicy(backing, parse_roles(settings.roles))
     authenticator = ServerAuthenticator(tokens)
-    app = create_server_app(settings, backend=backing, authenticator=authenticator,
-                            authorizer=policy, audit=StoreAuditTrail(backing),
-                            roles_of=policy.roles)
-    app.router.routes.append(audit_route(authenticator, policy.server_admin, backing))
-    bound = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [bound.sock]},
-                              daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "the team server stopped at start"
-        assert time.monotonic() < deadline, "the team server did not start within 30 s"
-        time.sleep(0.01)
-    try:
-        yield bound.url.rstrip("/")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
-        bound.sock.close()
+    with serving_team(settings, backend=backing, authenticator=authenticator,
+                      authorizer=policy, audit=StoreAuditTrail(backing), roles_of=policy.roles,
+                      routes=[audit_route(authenticator, policy.server_admin, backing)]) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-__all__ = ["static_web_server", "stdlib_http_server"]
+__all__ = ["serving_handler", "static_web_server", "stdlib_http_server"]
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -76,13 +76,9 @@ class _ListingHandler(_Handler):
 
 
 @contextlib.contextmanager
-def static_web_server(root: Path, *, listings: bool = False) -> Iterator[str]:
-    """Serve ``root`` on 127.0.0.1 (a free port) until the block ends; yields the base URL.
-
-    With ``listings`` folders are answered with an HTML index of their entries, as
-    web servers with directory indexes do (what reading a store over HTTP needs).
-    """
-    handler = partial(_ListingHandler if listings else _Handler, directory=str(root))
+def serving_handler(handler: Any) -> Iterator[str]:
+    """A threading HTTP server of ``handler`` (a ``BaseHTTPRequestHandler`` class or a
+    factory of one) on 127.0.0.1, a free port, until the block ends; yields its URL."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -92,6 +88,18 @@ def static_web_server(root: Path, *, listings: bool = False) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextlib.contextmanager
+def static_web_server(root: Path, *, listings: bool = False) -> Iterator[str]:
+    """Serve ``root`` on 127.0.0.1 (a free port) until the block ends; yields the base URL.
+
+    With ``listings`` folders are answered with an HTML index of their entries, as
+    web servers with directory indexes do (what reading a store over HTTP needs).
+    """
+    handler = partial(_ListingHandler if listings else _Handler, directory=str(root))
+    with serving_handler(handler) as url:
+        yield url
 
 
 @contextlib.contextmanager
