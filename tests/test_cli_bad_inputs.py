@@ -72,6 +72,7 @@ VALID: dict[Command, tuple[str, ...]] = {
     ("identity", "create"): ("--no-passphrase",),
     ("identity", "show"): (),
     ("identity", "check"): (),
+    ("identity", "declare"): ("--name", "Ada Lovelace", "--email", "ada@example.org"),
     ("project", "ls"): (),
     ("project", "create"): ("p2", "--visibility", "public"),
     ("project", "show"): (),
@@ -109,7 +110,7 @@ VALID: dict[Command, tuple[str, ...]] = {
 
 #: commands that do not open the store named by --store (their own cases cover them)
 NO_STORE = frozenset({("init",), ("cache", "info"), ("cache", "clean"), ("identity", "create"),
-                      ("identity", "show"), ("identity", "check"), ("sync",), ("demo",),
+                      ("identity", "show"), ("identity", "check"), ("identity", "declare"), ("sync",), ("demo",),
                       ("login",), ("logout",), ("whoami",), ("token", "create"),
                       ("token", "list"), ("token", "revoke"),
                       ("server-audit",)})
@@ -191,6 +192,8 @@ BAD: dict[Command, list[Any]] = {
     ("identity", "create"): [("--passphrase-stdin",)],
     ("identity", "show"): [],
     ("identity", "check"): [],
+    ("identity", "declare"): [("--email", "no at sign"), ("--email", "a@b@c"),
+                              ("--name", ""), ("--name", " padded"), ("--forget", "--name", "x")],
     ("project", "create"): [("",), ("a/b",), ("p3", "--member", "garbage"),
                             ("p3", "--member", "asid1zzzz"), ("p3", "--visibility", "secret"),
                             ("p3", "--passphrase-stdin")],

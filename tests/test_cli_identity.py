@@ -75,7 +75,8 @@ def test_create_json(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     identity = load_identity()
     assert result == {"name": "ana", "fingerprint": identity.public.fingerprint,
                       "public": identity.public.to_line(),
-                      "path": str(config / "identity.json"), "protected": False}
+                      "path": str(config / "identity.json"), "protected": False,
+                      "declared": None}
 
 
 def test_show_prints_a_line_that_parses_back(capsys: pytest.CaptureFixture[str]) -> None:
@@ -93,7 +94,8 @@ def test_show_json(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert result == {"name": "ana", "fingerprint": created.public.fingerprint,
                       "public": created.public.to_line(),
-                      "path": str(config / "identity.json"), "protected": True}
+                      "path": str(config / "identity.json"), "protected": True,
+                      "declared": None}
 
 
 def test_show_without_an_identity(capsys: pytest.CaptureFixture[str]) -> None:

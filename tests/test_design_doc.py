@@ -21,6 +21,7 @@ import pytest
 import artifactstore
 from artifactstore.backends import open_backend
 from artifactstore.local.identity import load_or_create_identity
+from artifactstore.local.profile import save_declared_profile
 from artifactstore.maintenance.projects import add_member, create_project, rekey_project
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.gcrecords import LOCK_KEY, GcLock
@@ -110,6 +111,7 @@ def write_everything(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     data.mkdir()
     bob = person_line(monkeypatch, tmp_path, "bob")
     with person(monkeypatch, tmp_path, "alice"):
+        save_declared_profile("Alice", "alice@example.org")  # profiles/ in both projects
         with artifactstore.open(url, project="pub", cache_dir=tmp_path / "c1") as store:
             with store.run(job_type="train", capture_code=False, heartbeat=0.05) as run:
                 run.log({"loss": 0.5})

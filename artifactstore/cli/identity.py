@@ -1,4 +1,4 @@
-"""Commands over the user's identity: identity create, show, check.
+"""Commands over the user's identity: identity create, show, check, declare.
 
 Passphrases come from ``--passphrase-stdin``, a terminal prompt (getpass, never
 echoed), or ``$ARTIFACTSTORE_PASSPHRASE`` (check); they are never printed.
@@ -25,6 +25,11 @@ from artifactstore.local.identity import (
     identity_path,
     load_identity,
 )
+from artifactstore.local.profile import (
+    declared_profile,
+    forget_declared_profile,
+    save_declared_profile,
+)
 
 
 def _interactive() -> bool:
@@ -37,8 +42,11 @@ def _note(args: argparse.Namespace, text: str) -> None:
 
 
 def _describe(info: IdentityInfo | Identity, path: str) -> dict[str, Any]:
+    declared = declared_profile()
     return {"name": info.public.name, "fingerprint": info.public.fingerprint,
-            "public": info.public.to_line(), "path": path, "protected": info.protected}
+            "public": info.public.to_line(), "path": path, "protected": info.protected,
+            "declared": None if declared is None else {"name": declared.name,
+                                                       "email": declared.email}}
 
 
 def _new_passphrase(args: argparse.Namespace) -> str | None:
@@ -75,9 +83,38 @@ def identity_create(args: argparse.Namespace) -> dict[str, Any]:
 
 def identity_show(args: argparse.Namespace) -> dict[str, Any]:
     info = identity_info()
+    described = _describe(info, str(info.path))
     if not args.json:
         print(info.public.to_line())
-    return _describe(info, str(info.path))
+        declared = described["declared"]
+        if declared is not None:
+            _note(args, f"declares: {_person(declared['name'], declared['email'])}")
+    return described
+
+
+def _person(name: str, email: str | None) -> str:
+    return name + (f" <{email}>" if email else "")
+
+
+def identity_declare(args: argparse.Namespace) -> dict[str, Any]:
+    if args.forget:
+        if args.name is not None or args.email is not None:
+            raise InvalidInputError("--forget takes no --name or --email; leave them out")
+        forgot = forget_declared_profile()
+        _note(args, "nothing is declared any more (projects keep what they were shown)"
+              if forgot else "nothing was declared")
+        return {"declared": None, "forgot": forgot}
+    current = declared_profile()
+    name = args.name if args.name is not None else (
+        current.name if current is not None else identity_info().public.name)
+    email = args.email if args.email is not None else (
+        current.email if current is not None else None)
+    profile = save_declared_profile(name, email or None)
+    if not args.json:
+        print(_person(profile.name, profile.email))
+    _note(args, "shown to the members of each project you write in from your next write "
+                "there (and to anyone who can read a public project)")
+    return {"declared": {"name": profile.name, "email": profile.email}}
 
 
 def identity_check(args: argparse.Namespace) -> dict[str, Any]:
@@ -95,7 +132,8 @@ def identity_check(args: argparse.Namespace) -> dict[str, Any]:
 def register(add: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``identity`` command; ``add(name, handler, help)`` returns a subparser and
     ``common`` holds the global options every subcommand accepts."""
-    p = add("identity", None, "your keys for private projects: create, show or check them")
+    p = add("identity", None, "your keys for private projects: create, show or check them, "
+                              "declare your name and e-mail")
     sub = p.add_subparsers(dest="identity_command", required=True, metavar="ACTION")
     a = add_action(sub, common, "create", identity_create,
                    "make your X25519 and Ed25519 key pairs and print your public line")
@@ -113,3 +151,12 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     add_action(sub, common, "check", identity_check,
                f"check that the identity is intact and the passphrase (from ${PASSPHRASE_ENV} "
                "or a prompt) opens it")
+    a = add_action(sub, common, "declare", identity_declare,
+                   "declare the name and e-mail project members see beside your fingerprint "
+                   "(written into each project at your next write there)")
+    a.add_argument("--name", help="the name to show (default: the one declared before, else "
+                                  "the identity's name)")
+    a.add_argument("--email", help="the e-mail to show; '' for none (default: the one "
+                                   "declared before, else none)")
+    a.add_argument("--forget", action="store_true",
+                   help="declare nothing from now on (projects keep what they were shown)")

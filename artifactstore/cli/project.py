@@ -53,7 +53,12 @@ def _show(args: argparse.Namespace, summary: ProjectSummary, *,
                   f"{summary.created_at}, {summary.epochs} key epoch(s)")
             print(f"  members ({len(summary.members)}):")
             for fingerprint in summary.members:
-                print(f"    {fingerprint}" + (" (you)" if fingerprint == me else ""))
+                profile = summary.profiles.get(fingerprint)
+                who = "" if profile is None else "  " + profile.name + (
+                    f" <{profile.email}>" if profile.email else "")
+                print(f"    {fingerprint}{who}" + (" (you)" if fingerprint == me else ""))
+            if summary.profiles_hidden and summary.members:
+                print(f"    ({summary.profiles_hidden})")
             if not summary.pinned:
                 print("  pin: none on this machine yet (the first open pins it)")
             elif summary.pin_matches:

@@ -13,8 +13,8 @@ import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +36,20 @@ from artifactstore.local.identity import (
     load_or_create_identity,
 )
 from artifactstore.local.pins import Pin, PinBook
+from artifactstore.local.profile import declared_profile
 from artifactstore.maintenance.reencrypt import ReencryptReport, reencrypt_project
 from artifactstore.model.names import validate_project_name
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.store import default_cache_dir
 from artifactstore.objects.window import WaitCallback
+from artifactstore.records.codec import RecordCodec
+from artifactstore.records.profiles import Profile, ProfileBook
 from artifactstore.records.projectcheck import contradictions
 from artifactstore.records.projects import Member, ProjectInfo, ProjectKeys
-from artifactstore.repository.access import member_of
+from artifactstore.repository.access import member_of, quiet_identity
 from artifactstore.repository.discovery import discover
 from artifactstore.repository.opening import open_at
+from artifactstore.repository.profiles import readable_profiles
 
 __all__ = ["ProjectListing", "ProjectSummary", "add_member", "create_project", "list_projects",
            "project_listing", "remove_member", "show_project", "trust_project"]
@@ -62,10 +66,16 @@ class ProjectSummary:
     pinned: bool = False
     pin_matches: bool = True
     pin_changes: tuple[str, ...] = ()
+    #: fingerprint -> the name and e-mail that member declared (records/profiles.py)
+    profiles: Mapping[str, Profile] = field(default_factory=dict)
+    #: why no profile could be read (a private project, not a member), else None
+    profiles_hidden: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"project": self.project, "visibility": self.visibility,
                 "created_at": self.created_at, "members": list(self.members),
+                "profiles": {f: p.as_dict() for f, p in self.profiles.items()},
+                "profiles_hidden": self.profiles_hidden,
                 "epochs": self.epochs, "pinned": self.pinned,
                 "pin_matches": self.pin_matches, "pin_changes": list(self.pin_changes)}
 
@@ -173,8 +183,13 @@ def create_project(name: str, url: str | os.PathLike[str] | None = None, *,
         found = contradictions(name, None, backend.list(f"projects/{name}/"))
         if found:
             raise IntegrityError(str(found[0]))
-    keys.create(visibility, member_of(me), members=extra, passphrase=passphrase,
-                scrypt=scrypt)
+    epoch_keys = keys.create(visibility, member_of(me), members=extra,
+                             passphrase=passphrase, scrypt=scrypt)
+    declared = declared_profile()
+    if declared is not None:  # the creator's name and e-mail, if it declares them
+        ring = keys.ring(epoch_keys) if epoch_keys else None
+        ProfileBook(backend, name, RecordCodec(signer=me.signing_key, ring=ring)).declare(
+            member_of(me), declared.name, declared.email)
     return show_project(name, url, **backend_options)
 
 
@@ -200,10 +215,12 @@ def show_project(name: str | None = None, url: str | os.PathLike[str] | None = N
     epochs = keys.epochs()
     changes = None if pins is None or pin is None else pins.changes(
         pin, info, max(epochs, default=-1) if info.encrypted else None)
+    profiles, hidden = readable_profiles(backend, name, keys, quiet_identity())
     return ProjectSummary(name, info.visibility, info.created_at,
                           tuple(m.fingerprint for m in keys.members()), len(epochs),
                           pinned=pin is not None, pin_matches=not changes,
-                          pin_changes=tuple(changes or ()))
+                          pin_changes=tuple(changes or ()), profiles=profiles,
+                          profiles_hidden=hidden)
 
 
 def trust_project(name: str | None = None, url: str | os.PathLike[str] | None = None, *,

@@ -67,6 +67,7 @@ class Kind(enum.IntEnum):
     KEY_SLOT = 0x29
     LIFECYCLE = 0x2A
     GC_RECORD = 0x2B
+    PROFILE = 0x2C
 
 
 #: kinds named by the hash of their plaintext: their salt is derived, not stored

@@ -71,7 +71,8 @@ from artifactstore.objects.envelope import Kind
 from artifactstore.records.codec import KeyRing, RecordCodec, Signature
 from artifactstore.records.versions import NONCE_SIZE, Fields, now, read_ref, seq_of
 
-__all__ = ["Genesis", "Member", "ProjectInfo", "ProjectKeys", "Visibility", "immutable_project_key"]
+__all__ = ["Genesis", "Member", "ProjectInfo", "ProjectKeys", "Visibility", "immutable_project_key",
+           "member_from_body"]
 
 Visibility = Literal["public", "private", "team"]
 VISIBILITIES: Final = ("public", "private", "team")
@@ -176,10 +177,12 @@ def _genesis(value: object, key: str, visibility: str) -> Genesis:
                 or type(slot.get("sealed")) is not bytes):
             raise IntegrityError(f"ref {key} is malformed: bad genesis slot")
         wrapped[fingerprint] = WrappedKey(slot["ephemeral"], slot["sealed"])
-    return Genesis(tuple(_member(m, key) for m in members), key_id, wrapped, recovery)
+    return Genesis(tuple(member_from_body(m, key) for m in members), key_id, wrapped,
+                   recovery)
 
 
-def _member(value: object, key: str) -> Member:
+def member_from_body(value: object, key: str) -> Member:
+    """A member from its ``{"x25519", "ed25519"}`` body; IntegrityError naming ``key``."""
     if (not isinstance(value, dict) or type(value.get("x25519")) is not bytes
             or type(value.get("ed25519")) is not bytes
             or len(value["x25519"]) != 32 or len(value["ed25519"]) != 32):
@@ -257,7 +260,7 @@ class ProjectKeys:
         visibility = f.text("visibility")
         if visibility not in VISIBILITIES:
             raise IntegrityError(f"ref {key} is malformed: unknown visibility {visibility!r:.20}")
-        creator = _member(f.mapping("creator"), key)
+        creator = member_from_body(f.mapping("creator"), key)
         if f.signature.state != "valid" or f.signature.signer != creator.ed25519:
             raise IntegrityError(f"ref {key} is not signed by its creator: it was tampered with")
         genesis = f.opt_mapping("genesis")
@@ -330,7 +333,8 @@ class ProjectKeys:
         action = f.text("action")
         if action not in ("add", "remove"):
             raise IntegrityError(f"ref {key} is malformed: unknown action {action!r:.20}")
-        return seq, action, _member(f.mapping("member"), key), f.opt_count("epoch"), f.signature
+        member = member_from_body(f.mapping("member"), key)
+        return seq, action, member, f.opt_count("epoch"), f.signature
 
     def member_events(self) -> list[tuple[int, str, Member, int | None, Signature]]:
         """``(seq, action, member, epoch, signature)`` in order."""
@@ -520,7 +524,7 @@ class ProjectKeys:
             raise IntegrityError(f"ref {key} is malformed: bad scrypt parameters")
         found = recovery_keys(passphrase, ScryptParams(s["log_n"], s["r"], s["p"]),
                               f.raw_bytes("salt"))
-        if found.member != _member(f.mapping("member"), key):
+        if found.member != member_from_body(f.mapping("member"), key):
             raise AccessDeniedError(f"wrong passphrase for project {self._project!r}")
         return found
 

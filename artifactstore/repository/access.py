@@ -40,7 +40,8 @@ from artifactstore.records.projectcheck import contradictions
 from artifactstore.records.projects import Member, ProjectInfo, ProjectKeys
 from artifactstore.records.versions import require_atomic_create
 
-__all__ = ["PRIVATE_BY_DEFAULT", "ProjectAccess", "member_of", "project_access"]
+__all__ = ["PRIVATE_BY_DEFAULT", "ProjectAccess", "member_of", "project_access",
+           "quiet_identity"]
 
 #: optional feature of a store config: new projects are private (design §13.1)
 PRIVATE_BY_DEFAULT = "private-by-default"
@@ -62,7 +63,7 @@ def member_of(identity: Identity) -> Member:
     return Member(identity.public.x25519, identity.public.ed25519)
 
 
-def _quiet_identity() -> Identity | None:
+def quiet_identity() -> Identity | None:
     """The user's identity if it opens without asking anything, else None.
 
     A passphrase that was given and is wrong is an error, not "no identity": the
@@ -90,7 +91,7 @@ def project_access(backend: Backend, project: str, *, private_by_default: bool,
     ``pins`` (this machine's pin of the project) refuses a project that changed
     since it was pinned, and records the first contact.
     """
-    identity = _quiet_identity()
+    identity = quiet_identity()
     keys = ProjectKeys(backend, project, None if identity is None else identity.signing_key)
     info = keys.info()
     pin = None if pins is None else pins.load()

@@ -48,6 +48,7 @@ from artifactstore.records.refs import Refs
 from artifactstore.records.versions import is_version_key
 from artifactstore.repository.access import PRIVATE_BY_DEFAULT, project_access
 from artifactstore.repository.discovery import DEFAULT_SOURCE, discover
+from artifactstore.repository.profiles import profile_declarer
 from artifactstore.repository.project import Project
 
 __all__ = ["LOCAL_SCHEMES", "Opening", "open_at", "open_objects", "open_project", "resolve_url",
@@ -197,6 +198,11 @@ def _open(how: Opening, *, create: bool) -> tuple[Project, bool]:
         cache_dir=how.cache_dir,
         pending=None if pending is None else _creator(how, backend),
     )
+    if pending is None:
+        known = known_dir(_cache_root(how.cache_dir), backend.url)
+        project.declare_profile = profile_declarer(
+            backend, how.project, codec, access.identity,
+            None if known is None else known / how.project)
     return project, created
 
 
@@ -242,10 +248,14 @@ def _announce_default_store(url: str) -> None:
     )
 
 
+def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
+    return Path(cache_dir) if cache_dir is not None else default_cache_dir()
+
+
 def _pins(url: str, project: str, objects: ObjectStore,
           cache_dir: str | os.PathLike[str] | None) -> PinBook | None:
     """This machine's pin of ``project`` (local/pins.py); None for a memory store."""
-    known = known_dir(Path(cache_dir) if cache_dir is not None else default_cache_dir(), url)
+    known = known_dir(_cache_root(cache_dir), url)
     return None if known is None else PinBook(known, project, objects.config.store_id)
 
 

@@ -73,6 +73,8 @@ class Project:
         self._memo: dict[str, tuple[int, Any]] = {}
         self._pending = pending
         self._pending_lock = threading.Lock()
+        #: declares the user's profile on the first write (repository/profiles.py)
+        self.declare_profile: Callable[[], object] | None = None
 
     def __repr__(self) -> str:
         return f"<Project {self.name} of {self.url}>"
@@ -110,6 +112,9 @@ class Project:
                 if create is not None:
                     self._take_over(create())
         self.refs.codec.check_writable()
+        declare, self.declare_profile = self.declare_profile, None
+        if declare is not None:
+            declare()
 
     def _take_over(self, opened: Project) -> None:
         old: list[ObjectStore | Catalog | StatCache] = [
@@ -117,6 +122,7 @@ class Project:
         self.objects, self.refs, self.catalog = opened.objects, opened.refs, opened.catalog
         self.file_cache, self.stat_cache = opened.file_cache, opened.stat_cache
         self._epochs = opened._epochs
+        self.declare_profile = opened.declare_profile
         self._memo.clear()
         self._pending = None
         for component in old:

@@ -100,6 +100,7 @@ _PROJECT_KEYS: Final = tuple((re.compile(p), what, rules) for p, what, rules in 
     (rf"runs/{_RUN}/(start|events/{_SEQ}|metrics/{_SEQ})", "runs",
      _rules("project", R, W, A, A)),
     (rf"runs/{_RUN}/heartbeat", "run heartbeats", _rules("project", R, W, W, A)),
+    (rf"profiles/[0-9a-f]{{32}}/{_SEQ}", "member profiles", _rules("project", R, W, None, A)),
     (rf"lifecycle/{_SEQ}", "lifecycle events (delete, restore, purge, retention)",
      _rules("project", R, A, A, A)),
 ))
