@@ -376,3 +376,24 @@ def test_the_audit_endpoint_refuses_bad_queries_and_narrow_tokens(team: Team) ->
     answer = http.request("GET", f"{team.url}/v1/audit",
                           headers={"Authorization": f"Bearer {forged}"})
     assert answer.status == 401
+
+
+def test_a_writer_declares_its_name_through_the_server_and_a_reader_cannot(
+        team: Team) -> None:
+    team.become("carol")
+    code, _, err = cli_quiet("identity", "declare", "--name", "Carol", "--email",
+                             "carol@example.com")
+    assert code == 0, err
+    code, _, err = cli_quiet("log", "secret", team.data("carol-p", "carol again\n"),
+                             "--project", "vis", "--store", team.store)
+    assert code == 0, err
+    team.become("bob")  # a reader holds a key slot, so only the server refuses his write
+    assert cli_quiet("identity", "declare", "--name", "Bob")[0] == 0
+    _refused(team, 15, "log", "secret", team.data("bob-p", "bob's\n"), "--project", "vis")
+    team.become("alice")
+    code, out, err = cli_quiet("project", "show", "vis", "--json", "--store", team.store)
+    assert code == 0, err
+    profiles = json.loads(out)["profiles"]
+    carol = ProjectKeys(team.backend, "vis", None).members()[2].fingerprint
+    assert list(profiles) == [carol]
+    assert (profiles[carol]["name"], profiles[carol]["email"]) == ("Carol", "carol@example.com")
