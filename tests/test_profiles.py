@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from cli_calls import cli, cli_json
+from test_cli_project import _log
 
-import artifactstore
 from artifactstore.backends import open_backend
 from artifactstore.core.errors import InvalidInputError
 from artifactstore.local.identity import (
@@ -57,16 +57,9 @@ def become(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Become:
 
 @pytest.fixture
 def url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    store = str(tmp_path / "store")
-    assert cli(capsys, "init", store)[0] == 0
-    return store
-
-
-def _log(url: str, project: str, folder: Path, text: str) -> str:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "data.txt").write_text(text)
-    with artifactstore.open(url, project) as store:
-        return store.log_artifact(folder / "data.txt", name="data", type="dataset").ref
+    """A store made by ``artifactstore init`` (private by default)."""
+    assert cli(capsys, "init", str(tmp_path / "store"))[0] == 0
+    return str(tmp_path / "store")
 
 
 def _declare(capsys: pytest.CaptureFixture[str], *argv: str) -> None:
@@ -227,7 +220,7 @@ def test_identity_show_tells_what_is_declared(
 
 def test_a_member_cannot_write_a_profile_that_reads_as_another_members(
         url: str, tmp_path: Path, become: Become, capsys: pytest.CaptureFixture[str]) -> None:
-    alice, bob = _team(url, tmp_path, become, capsys)
+    _, bob = _team(url, tmp_path, become, capsys)
     become("alice")
     me = load_identity()
     backend = open_backend(url)
