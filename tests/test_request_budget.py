@@ -122,3 +122,26 @@ def test_the_cli_costs_what_the_api_costs_for_log_and_get(
             counts[f"{how} get"] = s3_server.request_count
     assert counts["cli log"] == counts["api log"], counts
     assert counts["cli get"] == counts["api get"], counts
+
+
+@pytest.mark.s3
+def test_the_first_log_into_a_new_project_reads_config_and_record_as_few_times_as_it_can(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_server: MotoS3Server) -> None:
+    """Opening saw the project absent; creating it on the first write reads the store's
+    config no more and the project record once more (after the listing that judges who
+    may claim it): the images push of the side-by-side suite stays at 40 requests."""
+    url = f"s3://{s3_server.bucket}/budget-{os.urandom(4).hex()}"
+    options = s3_server.backend_options()
+    folder = _folder(tmp_path)
+    with person(monkeypatch, tmp_path, "alice"):
+        artifactstore.open(url, create=True, **options).close()
+        s3_server.reset_count()
+        with artifactstore.open(url, project="fresh", cache_dir=tmp_path / "c",
+                                **options) as store:
+            assert store.log_artifact(folder, "data").ref == "data:v0"
+        requests = s3_server.requests
+    prefix = url.removeprefix("s3://")
+    config = [r for r in requests if r.startswith(f"GET /{prefix}/config")]
+    record = [r for r in requests if r.startswith(f"GET /{prefix}/projects/fresh/project")]
+    assert len(config) == 1, requests
+    assert len(record) == 3, requests  # open: read, list, read; create: list, read

@@ -81,7 +81,7 @@ def quiet_identity() -> Identity | None:
 
 def project_access(backend: Backend, project: str, *, private_by_default: bool,
                    may_create: bool, passphrase: str | None = None,
-                   pins: PinBook | None = None) -> ProjectAccess:
+                   pins: PinBook | None = None, seen_absent: bool = False) -> ProjectAccess:
     """How to read and write ``project``; AccessDeniedError for a private project
     this identity holds no key of (``passphrase`` opens its passphrase slot).
 
@@ -89,11 +89,13 @@ def project_access(backend: Backend, project: str, *, private_by_default: bool,
     process may not (not a member: AccessDeniedError; a record that contradicts the
     rest: IntegrityError). ``may_create`` creates a missing project (design §13.1);
     ``pins`` (this machine's pin of the project) refuses a project that changed
-    since it was pinned, and records the first contact.
+    since it was pinned, and records the first contact. ``seen_absent``: this process
+    just saw the record absent, so the first read is skipped (the listing and the read
+    after it still see a concurrent creator's project).
     """
     identity = quiet_identity()
     keys = ProjectKeys(backend, project, None if identity is None else identity.signing_key)
-    info = keys.info()
+    info = None if seen_absent else keys.info()
     pin = None if pins is None else pins.load()
     if pins is not None and pin is not None:
         pin = pins.check(info, None)  # a record that vanished or changed: refused
