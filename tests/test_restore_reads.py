@@ -62,7 +62,8 @@ def test_checked_files_read_back(backend: Backend, open_store: OpenStore) -> Non
     with open_store(backend) as store:
         got = [b"".join(blocks) for blocks in store.iter_files(refs, check=True)]
     assert got == files
-    assert any(len(r.chunks) > 1 for r in refs) and any(len(r.chunks) == 1 for r in refs)
+    assert any(len(r.chunks) > 1 for r in refs)
+    assert any(len(r.chunks) == 1 for r in refs)
 
 
 @pytest.mark.parametrize("which", [0, 1], ids=["one-chunk", "many-chunks"])
@@ -81,8 +82,7 @@ def test_a_file_whose_digest_does_not_match_its_chunks_fails(
         assert b"".join(next(readers)) == files[2]
         yielded: list[bytes] = []
         with pytest.raises(IntegrityError, match="does not match its digest"):
-            for block in next(readers):
-                yielded.append(block)
+            yielded.extend(next(readers))
         if which == 0:
             assert yielded == []
         # unchecked reads trust the chunk ids alone
@@ -133,7 +133,7 @@ def _version(tmp_path: Path, url: str, cache_dir: Path) -> None:
 
 
 @pytest.fixture
-def umask() -> Iterator[Callable[[int], None]]:
+def umask() -> Iterator[Callable[[int], int]]:
     old = os.umask(0o022)
     try:
         yield os.umask
@@ -143,7 +143,7 @@ def umask() -> Iterator[Callable[[int], None]]:
 
 @pytest.mark.parametrize("mask", [0o022, 0o077, 0o000])
 def test_downloaded_modes_do_not_depend_on_the_umask(
-    tmp_path: Path, umask: Callable[[int], None], mask: int
+    tmp_path: Path, umask: Callable[[int], int], mask: int
 ) -> None:
     url = str(tmp_path / "store")
     _version(tmp_path, url, tmp_path / "cache")
@@ -168,7 +168,8 @@ def test_a_download_fills_the_file_cache_with_verified_entries(tmp_path: Path) -
         files = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
         for data in files.values():
             entry = cache.lookup(hash_bytes(data), len(data))
-            assert entry is not None and entry.read_bytes() == data
+            assert entry is not None
+            assert entry.read_bytes() == data
             assert stat.S_IMODE(entry.stat().st_mode) == 0o400
         entries = list(version.files())
     reads: list[object] = []
