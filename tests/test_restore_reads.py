@@ -184,3 +184,17 @@ def test_a_download_fills_the_file_cache_with_verified_entries(tmp_path: Path) -
     assert reads == []
     assert {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()} \
         == {p.relative_to(first): data for p, data in files.items()}
+
+
+def test_a_big_file_is_checked_beside_the_reader(tmp_path: Path, open_store: OpenStore) -> None:
+    """Past a few MiB the digest is taken on the store's digest thread: the same bytes
+    and the same verdict."""
+    backend = open_backend(str(tmp_path / "big-store"))
+    data = random_bytes(9 << 20, seed=77)
+    with open_store(backend) as store:
+        ref = store.write_bytes(data)
+    forged = FileRef(hash_bytes(data[:-1] + b"x"), ref.size, ref.chunks)
+    with open_store(backend) as store:
+        assert b"".join(next(iter(store.iter_files([ref], check=True)))) == data
+        with pytest.raises(IntegrityError, match="does not match its digest"):
+            b"".join(next(iter(store.iter_files([forged], check=True))))

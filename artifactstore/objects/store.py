@@ -692,8 +692,16 @@ class ObjectStore:
                 done = window.pop(0)
                 in_flight -= _cost(done[0], opened=self._vectored)
                 yield from self._group_result(*done)
+                del done
+                self._after_read()
         for group, future in window:
             yield from self._group_result(group, future)
+
+    def _after_read(self) -> None:
+        """A remote store's read (up to a whole pack) was consumed and freed: give the
+        heap back (glibc keeps such buffers mapped after the first, core/heap.py)."""
+        if not self._vectored:
+            trim_heap()
 
     def _group_result(
         self, group: list[tuple[Digest, BlobLocation]], future: Future[Any],
@@ -791,7 +799,9 @@ class ObjectStore:
                    blobs: Iterator[tuple[Digest, bytes, Digest | None]], *,
                    check: bool = False) -> Iterator[bytes]:
         size = 0
-        digest = _FileDigest(self._digest_pool) if check and len(ref.chunks) > 1 else None
+        digest = None
+        if check and len(ref.chunks) > 1:  # a small file's chunks are hashed right here
+            digest = _FileDigest(self._digest_pool if ref.size >= _DIGEST_BATCH else None)
         for chunk_ref in ref.chunks:
             blob_id, data, plain = next(blobs)
             if len(data) != chunk_ref.length:
@@ -910,9 +920,10 @@ def _digest_mismatch(ref: FileRef) -> IntegrityError:
 class _FileDigest:
     """A file's plain digest taken from its chunks in order on ``pool`` (one thread),
     in batches of about :data:`_DIGEST_BATCH` bytes: BLAKE3 releases the GIL, so the
-    consumer writes while the batch before is hashed. At most two batches are held."""
+    consumer writes while the batch before is hashed. At most two batches are held.
+    Without a pool, each chunk is hashed as it comes."""
 
-    def __init__(self, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, pool: ThreadPoolExecutor | None) -> None:
         self._pool = pool
         self._hasher = Hasher()
         self._batch: list[bytes] = []
@@ -920,6 +931,9 @@ class _FileDigest:
         self._pending: Future[None] | None = None
 
     def update(self, data: bytes) -> None:
+        if self._pool is None:
+            self._hasher.update(data)
+            return
         self._batch.append(data)
         self._held += len(data)
         if self._held >= _DIGEST_BATCH:
@@ -929,9 +943,12 @@ class _FileDigest:
         if self._pending is not None:
             self._pending.result()
         batch, self._batch, self._held = self._batch, [], 0
+        assert self._pool is not None
         self._pending = self._pool.submit(_hash_all, self._hasher, batch)
 
     def result(self) -> Digest:
+        if self._pool is None:
+            return self._hasher.digest()
         self._submit()
         assert self._pending is not None
         self._pending.result()
