@@ -25,6 +25,7 @@ import secrets
 import shutil
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ _BLOCK = 8 << 20
 _BATCH_FILES = 4096
 #: files up to this size go into the file cache from the bytes in hand, not re-read
 _CACHE_FROM_MEMORY = 1 << 20
+#: small files waiting for the file cache's own thread (bounds their memory: 16 MiB)
+_FEED_PENDING = 16
 #: staging folders this process is writing (others of its pid were left by a failure)
 _ACTIVE_STAGES: set[Path] = set()
 _STAGES_LOCK = threading.Lock()
@@ -305,16 +308,55 @@ def _write_batch(objects: ObjectStore, batch: list[tuple[FileEntry, Path]],
     if not batch:
         return
     umask = _process_umask()
-    for (entry, target), blocks in zip(
-        batch, objects.iter_files([e.file_ref() for e, _ in batch], check=True), strict=True
-    ):
+    with _CacheFeeder(cache) as feed:
+        for (entry, target), blocks in zip(
+            batch, objects.iter_files([e.file_ref() for e, _ in batch], check=True),
+            strict=True,
+        ):
+            try:
+                _write_verified(blocks, entry.path, entry.digest, entry.mode, target,
+                                progress, cache, in_place=in_place, checked=True,
+                                umask=umask, feed=feed)
+            except IntegrityError as exc:
+                if entry.path in str(exc):
+                    raise
+                raise IntegrityError(f"{entry.path}: {exc}") from None
+
+
+class _CacheFeeder:
+    """Puts small files into a file cache on a thread of its own, from the bytes in
+    hand: the cache's creates, writes and renames release the GIL, so they run on the
+    second core beside the download's own (an S3 restore of 20,000 small files spent
+    about 40% of its main thread inserting into the cache). At most
+    :data:`_FEED_PENDING` files wait (each up to :data:`_CACHE_FROM_MEMORY`); leaving
+    the ``with`` waits for all of them, so the cache holds them when the download
+    returns. Best effort, as every insert: a failure only leaves the entry out."""
+
+    def __init__(self, cache: FileCache | None) -> None:
+        self._cache = cache
+        self._room = threading.BoundedSemaphore(_FEED_PENDING)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> Callable[[bytes, Digest], None] | None:
+        if self._cache is None:
+            return None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artifactstore-cache")
+        return self._feed
+
+    def _feed(self, data: bytes, digest: Digest) -> None:
+        assert self._pool is not None
+        assert self._cache is not None
+        self._room.acquire()
         try:
-            _write_verified(blocks, entry.path, entry.digest, entry.mode, target,
-                            progress, cache, in_place=in_place, checked=True, umask=umask)
-        except IntegrityError as exc:
-            if entry.path in str(exc):
-                raise
-            raise IntegrityError(f"{entry.path}: {exc}") from None
+            future = self._pool.submit(self._cache.insert_bytes, data, digest)
+        except BaseException:
+            self._room.release()
+            raise
+        future.add_done_callback(lambda _: self._room.release())
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 def _remove_abandoned_temps(folder: Path) -> None:
@@ -333,7 +375,8 @@ def _remove_abandoned_temps(folder: Path) -> None:
 def _write_verified(blocks: Iterable[bytes], path: str, digest: Digest | None, mode: int,
                     target: Path, progress: Callable[[int], None] | None,
                     cache: FileCache | None, *, in_place: bool = False,
-                    checked: bool = False, umask: int | None = None) -> None:
+                    checked: bool = False, umask: int | None = None,
+                    feed: Callable[[bytes, Digest], None] | None = None) -> None:
     """Write ``blocks`` to ``target`` through a temp name, renamed once verified; with
     ``in_place`` (a fresh staging folder), straight to ``target``, which must not exist.
 
@@ -342,7 +385,8 @@ def _write_verified(blocks: Iterable[bytes], path: str, digest: Digest | None, m
     into ``cache`` from the bytes in hand, a bigger one from the written file.
     ``umask``: the process's, when known: a file in a fresh staging folder (nothing
     there is visible before the folder is renamed) is made with its final mode when
-    the umask keeps that mode, saving a ``fchmod``.
+    the umask keeps that mode, saving a ``fchmod``. ``feed`` takes a small file's
+    cache entry instead of ``cache`` (a :class:`_CacheFeeder`'s thread).
     """
     temp = target if in_place else target.with_name(
         f"{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}-{target.name}"[:255]
@@ -389,7 +433,11 @@ def _write_verified(blocks: Iterable[bytes], path: str, digest: Digest | None, m
             # Verified bytes: those in hand, or the temp file, which the user cannot
             # change before it is renamed.
             if held is not None:
-                cache.insert_bytes(held[0] if len(held) == 1 else b"".join(held), digest)
+                data = held[0] if len(held) == 1 else b"".join(held)
+                if feed is not None:
+                    feed(data, digest)
+                else:
+                    cache.insert_bytes(data, digest)
             else:
                 cache.insert(temp, digest)
         if in_place:
