@@ -157,9 +157,14 @@ def test_downloaded_modes_do_not_depend_on_the_umask(
 
 def test_a_download_fills_the_file_cache_with_verified_entries(tmp_path: Path) -> None:
     """Through a cache (a remote store's default), every downloaded file becomes an
-    entry holding its bytes, small ones written from the bytes in hand, and a second
-    download into another folder is served from the cache alone."""
+    entry holding its bytes by the time the download returns (small ones written from
+    the bytes in hand on the cache's own thread), and a second download into another
+    folder is served from the cache alone."""
     url = "memory://restore-cache-fill"
+    many = tmp_path / "data" / "many"  # more small files than wait for the cache at once
+    many.mkdir(parents=True)
+    for i in range(40):
+        (many / f"{i}.bin").write_bytes(random_bytes(100 + i, seed=300 + i))
     _version(tmp_path, url, tmp_path / "cache")
     cache = FileCache(tmp_path / "cache" / "files")
     with artifactstore.open(url, cache_dir=tmp_path / "cache", file_cache=True) as store:
