@@ -39,6 +39,9 @@ cannot be written (read-only or missing folder, full disk, permissions),
 :meth:`~FileCache.materialize` returns False, so the caller just downloads.
 Only :meth:`~FileCache.clean`, which a user asks for explicitly, reports failures,
 as :class:`~artifactstore.core.errors.ReadOnlyError` or ``BackendError``.
+
+Length: one class whose inserts, copies out, eviction and version notes share one
+folder layout and one lock; splitting them would spread that layout over modules.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Final
 
 from artifactstore.core.digest import Digest, Hasher, hash_bytes
 from artifactstore.core.errors import (
@@ -150,6 +153,9 @@ class FileCache:
         self._verify = verify
         self._estimate: int | None = None
         self._scanned_at = 0.0
+        #: folders this object made or checked private (an insert per small file of a
+        #: download would otherwise stat and tighten the same three folders each time)
+        self._private: set[Path] = set()
 
     def path_for(self, digest: Digest) -> Path:
         """Where the entry for ``digest`` lives (whether or not it is cached)."""
@@ -190,47 +196,60 @@ class FileCache:
             with open(source, "rb") as src:
                 size = os.fstat(src.fileno()).st_size
                 placed = self._place(digest, size, lambda dst: _copy(
-                    src.fileno(), dst.fileno(), reflink=self._reflink))
+                    src.fileno(), dst, reflink=self._reflink))
         except OSError:
             return source
         return source if placed is None else placed
 
     def insert_bytes(self, data: bytes, digest: Digest) -> Path | None:
         """Cache ``data``, whose digest the caller verified, as :meth:`insert` does a file
-        (one write, no copy); the entry, or None when the cache cannot take it."""
+        (written straight from the bytes in hand, no copy and no re-read); the entry,
+        or None when the cache cannot take it."""
         try:
-            return self._place(digest, len(data), lambda dst: dst.write(data))
+            return self._place(digest, len(data), lambda dst: _write_all(dst, data))
         except OSError:
             return None
 
-    def _place(self, digest: Digest, size: int, fill: Callable[[BinaryIO], object]
+    def _place(self, digest: Digest, size: int, fill: Callable[[int], object]
                ) -> Path | None:
         """The entry for ``digest`` of ``size`` bytes, written by ``fill`` into a private
-        temp file checked for its size and renamed into place (None: too big, or the
-        copy came out short). Raises OSError."""
+        temp file (a descriptor) checked for its size and renamed into place (None: too
+        big, or the copy came out short). Raises OSError."""
         final = self.path_for(digest)
         if self.lookup(digest, size) is not None:
             return final
         if size > self.max_bytes:
             return None  # it would flush everything else and still not fit
-        private_folder(final.parent, root=self.root)
-        temp = private_folder(self.root / _TEMP_DIR) / f"{_TEMP_MARK}{secrets.token_hex(8)}"
-        # 0600 from the start, then 0400: entries are read-only and private.
-        with open(os.open(temp, _NEW_FILE, FILE_MODE), "wb") as dst:
+        try:
+            temp = self._private_folder(self.root / _TEMP_DIR) / (
+                f"{_TEMP_MARK}{secrets.token_hex(8)}")
+            self._private_folder(final.parent)
+            # 0600 from the start, then 0400: entries are read-only and private.
+            fd = os.open(temp, _NEW_FILE, FILE_MODE)
+        except OSError:
+            self._private.clear()  # a folder removed under us: made again next time
+            raise
+        try:
             try:
-                fill(dst)
-                dst.flush()
-                if os.fstat(dst.fileno()).st_size != size:
+                fill(fd)
+                if os.fstat(fd).st_size != size:
                     _discard(temp)
                     return None
-                os.fchmod(dst.fileno(), _ENTRY_MODE)
-                dst.close()
-                os.replace(temp, final)
-            except BaseException:
-                _discard(temp)
-                raise
+                os.fchmod(fd, _ENTRY_MODE)
+            finally:
+                os.close(fd)
+            os.replace(temp, final)
+        except BaseException:
+            _discard(temp)
+            raise
         self._after_insert(size, final)
         return final
+
+    def _private_folder(self, folder: Path) -> Path:
+        if folder not in self._private:
+            private_folder(folder, root=self.root)
+            self._private.add(folder)
+        return folder
 
     def materialize(self, digest: Digest, size: int, target: Path, mode: int) -> bool:
         """Place a private copy of the cached ``digest`` at ``target`` with ``mode``; True.
@@ -459,6 +478,12 @@ def _copy(src: int, dst: int, *, reflink: bool) -> bool:
         while view:
             view = view[os.write(dst, view):]
     return False
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _rewind(src: int, dst: int) -> None:

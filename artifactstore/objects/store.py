@@ -78,6 +78,14 @@ Progress = Callable[[int], None]
 _COALESCE_GAP = 256 << 10
 #: reads at least this large are hashed for the file digest on a second thread
 _BACKGROUND_HASH_MIN = 1 << 20
+#: a local store's reads: one holds at most this many bytes read plus plaintext opened
+#: from them (the I/O threads hold both while opening), and up to three are in flight,
+#: which keeps both cores busy; a remote store reads whole packs (a request costs
+#: more than memory there)
+_LOCAL_READ = 4 << 20
+_LOCAL_READ_WINDOW = 3 * _LOCAL_READ
+#: a checked file's chunks go to the digest thread in batches of about this size
+_DIGEST_BATCH = 4 << 20
 #: packs uploading at once through a backend that joins them (S3, GCS, memory)
 _JOINED_UPLOADS = 1
 #: packs being sealed and written at once through one that does not (local): the
@@ -656,53 +664,80 @@ class ObjectStore:
         """Verified blobs in the order asked, fetched concurrently.
 
         Neighbouring blobs of one pack are read with one range request (up to a
-        whole pack); while the caller consumes one read, the next is in flight.
-        A local store's blobs are opened in the I/O threads (the second core
-        decrypts and verifies); a remote store's one by one as they are consumed,
-        so a read's bytes and its opened blobs are never both held (peak RSS).
+        whole pack from a remote store, a few MiB from a local one); while the
+        caller consumes one read, the next is in flight. A local store's blobs are
+        opened in the I/O threads (the second core decrypts and verifies); a remote
+        store's one by one as they are consumed, so a read's bytes and its opened
+        blobs are never both held (peak RSS).
         """
+        for blob_id, data, _ in self._blob_stream(ids, frozenset()):
+            yield blob_id, data
+
+    def _blob_stream(self, ids: Iterable[Digest], plain: frozenset[bytes]
+                     ) -> Iterator[tuple[Digest, bytes, Digest | None]]:
+        """:meth:`read_blobs`, with the plain BLAKE3 digest of each blob whose id is in
+        ``plain`` when the I/O thread that opened it took it (a local store; else None)."""
         window: list[tuple[list[tuple[Digest, BlobLocation]], Future[Any]]] = []
         in_flight = 0
-        job = self._read_and_open if self._vectored else self._read_group
-        for group in self._coalesce(ids):
-            window.append((group, self._pool.submit(job, group)))
-            in_flight += _span(group)
-            while window and (len(window) >= self._concurrency
-                              or in_flight > self._read_window):
+        limit = _LOCAL_READ_WINDOW if self._vectored else self._read_window
+        for group in self._coalesce(ids, _LOCAL_READ):
+            future: Future[Any]
+            if self._vectored:
+                future = self._pool.submit(self._read_and_open, group, plain)
+            else:
+                future = self._pool.submit(self._read_group, group)
+            window.append((group, future))
+            in_flight += _cost(group, opened=self._vectored)
+            while window and (len(window) >= self._concurrency or in_flight > limit):
                 done = window.pop(0)
-                in_flight -= _span(done[0])
+                in_flight -= _cost(done[0], opened=self._vectored)
                 yield from self._group_result(*done)
+                del done
+                self._after_read()
         for group, future in window:
             yield from self._group_result(group, future)
 
+    def _after_read(self) -> None:
+        """A remote store's read (up to a whole pack) was consumed and freed: give the
+        heap back (glibc keeps such buffers mapped after the first, core/heap.py)."""
+        if not self._vectored:
+            trim_heap()
+
     def _group_result(
         self, group: list[tuple[Digest, BlobLocation]], future: Future[Any],
-    ) -> Iterator[tuple[Digest, bytes]]:
+    ) -> Iterator[tuple[Digest, bytes, Digest | None]]:
         try:
             result = future.result()
         except NotFoundError:  # the pack was repacked by gc: read from the new one
-            result = [(blob_id, self.read_blob(blob_id)) for blob_id, _ in group]
+            result = [(blob_id, self.read_blob(blob_id), None) for blob_id, _ in group]
         if isinstance(result, list):
             return iter(result)
-        return self._opened_group(group, result)
+        return ((i, data, None) for i, data in self._opened_group(group, result))
 
     def _coalesce(
-        self, ids: Iterable[Digest]
+        self, ids: Iterable[Digest], limit: int
     ) -> Iterator[list[tuple[Digest, BlobLocation]]]:
+        """Runs of neighbouring blobs, each read at once: its span, plus with a local
+        store the plaintext opened from it (held beside the bytes read), <= ``limit``
+        (one blob alone may exceed it)."""
         group: list[tuple[Digest, BlobLocation]] = []
+        raw = 0
         for blob_id in ids:
             loc = self.locate(blob_id)
             if group:
                 first, last = group[0][1], group[-1][1]
                 end = last.offset + last.length
+                span = loc.offset + loc.length - first.offset
                 if (
                     loc.pack != last.pack
                     or not end <= loc.offset <= end + _COALESCE_GAP
-                    or loc.offset + loc.length - first.offset > self._read_window
+                    or span > self._read_window
+                    or (self._vectored and span + raw + loc.raw_length > limit)
                 ):
                     yield group
-                    group = []
+                    group, raw = [], 0
             group.append((blob_id, loc))
+            raw += loc.raw_length
         if group:
             yield group
 
@@ -715,9 +750,13 @@ class ObjectStore:
         )
 
     def _read_and_open(
-        self, group: list[tuple[Digest, BlobLocation]]
-    ) -> list[tuple[Digest, bytes]]:
-        return list(self._opened_group(group, self._read_group(group)))
+        self, group: list[tuple[Digest, BlobLocation]], plain: frozenset[bytes]
+    ) -> list[tuple[Digest, bytes, Digest | None]]:
+        # The plain digests asked for are taken here, on the second core, from the
+        # bytes in hand (a one-chunk file's digest is its chunk's).
+        keyed = self.keys is not None
+        return [(blob_id, data, hash_bytes(data) if keyed and blob_id.raw in plain else None)
+                for blob_id, data in self._opened_group(group, self._read_group(group))]
 
     def _opened_group(
         self, group: list[tuple[Digest, BlobLocation]], data: bytes
@@ -737,32 +776,52 @@ class ObjectStore:
 
     def iter_file(self, ref: FileRef) -> Iterator[bytes]:
         """The file's bytes chunk by chunk, every chunk verified against its id."""
-        return self._take_file(ref, self.read_blobs(c.id for c in ref.chunks))
+        return self._take_file(ref, self._blob_stream((c.id for c in ref.chunks), frozenset()))
 
-    def iter_files(self, refs: Sequence[FileRef]) -> Iterator[Iterator[bytes]]:
+    def iter_files(self, refs: Sequence[FileRef], *, check: bool = False
+                   ) -> Iterator[Iterator[bytes]]:
         """For each file in order, an iterator of its verified chunks; the chunks of all
         files are read as one stream, so neighbouring files share range requests.
 
+        With ``check`` each file's bytes are also checked against its digest before
+        its iterator ends (IntegrityError instead), hashed from the bytes read: a
+        one-chunk file's by the I/O thread that opened it (a local store), before
+        any byte is yielded; a longer file's in batches on the digest thread.
         Each file's iterator must be consumed before the next is taken.
         """
-        blobs = self.read_blobs(c.id for ref in refs for c in ref.chunks)
+        plain = frozenset(r.chunks[0].id.raw for r in refs
+                          if check and len(r.chunks) == 1)
+        blobs = self._blob_stream((c.id for ref in refs for c in ref.chunks), plain)
         for ref in refs:
-            yield self._take_file(ref, blobs)
+            yield self._take_file(ref, blobs, check=check)
 
     def _take_file(self, ref: FileRef,
-                   blobs: Iterator[tuple[Digest, bytes]]) -> Iterator[bytes]:
+                   blobs: Iterator[tuple[Digest, bytes, Digest | None]], *,
+                   check: bool = False) -> Iterator[bytes]:
         size = 0
+        digest = None
+        if check and len(ref.chunks) > 1:  # a small file's chunks are hashed right here
+            digest = _FileDigest(self._digest_pool if ref.size >= _DIGEST_BATCH else None)
         for chunk_ref in ref.chunks:
-            _, data = next(blobs)
+            blob_id, data, plain = next(blobs)
             if len(data) != chunk_ref.length:
                 raise IntegrityError(
                     f"chunk {chunk_ref.id.hex} has {len(data)} bytes, the file lists "
                     f"{chunk_ref.length}"
                 )
             size += len(data)
+            if check and digest is None:  # the file's one chunk
+                if plain is None:
+                    plain = blob_id if self.keys is None else hash_bytes(data)
+                if plain != ref.digest:
+                    raise _digest_mismatch(ref)
+            elif digest is not None:
+                digest.update(data)
             yield data
         if size != ref.size:
             raise IntegrityError(f"file {ref.digest.hex} read {size} bytes, expected {ref.size}")
+        if digest is not None and digest.result() != ref.digest:
+            raise _digest_mismatch(ref)
 
     def read_file(self, ref: FileRef) -> bytes:
         """A whole file in memory (for small files; stream big ones with iter_file)."""
@@ -846,6 +905,59 @@ class _HashingReader:
 def _span(group: list[tuple[Digest, BlobLocation]]) -> int:
     first, last = group[0][1], group[-1][1]
     return last.offset + last.length - first.offset
+
+
+def _cost(group: list[tuple[Digest, BlobLocation]], *, opened: bool) -> int:
+    """Bytes a read holds: its span, and the plaintext when opened in the I/O thread."""
+    return _span(group) + (sum(loc.raw_length for _, loc in group) if opened else 0)
+
+
+def _digest_mismatch(ref: FileRef) -> IntegrityError:
+    return IntegrityError(f"file {ref.digest.hex} does not match its digest: the store is "
+                          "damaged; run 'artifactstore verify'")
+
+
+class _FileDigest:
+    """A file's plain digest taken from its chunks in order on ``pool`` (one thread),
+    in batches of about :data:`_DIGEST_BATCH` bytes: BLAKE3 releases the GIL, so the
+    consumer writes while the batch before is hashed. At most two batches are held.
+    Without a pool, each chunk is hashed as it comes."""
+
+    def __init__(self, pool: ThreadPoolExecutor | None) -> None:
+        self._pool = pool
+        self._hasher = Hasher()
+        self._batch: list[bytes] = []
+        self._held = 0
+        self._pending: Future[None] | None = None
+
+    def update(self, data: bytes) -> None:
+        if self._pool is None:
+            self._hasher.update(data)
+            return
+        self._batch.append(data)
+        self._held += len(data)
+        if self._held >= _DIGEST_BATCH:
+            self._submit()
+
+    def _submit(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+        batch, self._batch, self._held = self._batch, [], 0
+        assert self._pool is not None
+        self._pending = self._pool.submit(_hash_all, self._hasher, batch)
+
+    def result(self) -> Digest:
+        if self._pool is None:
+            return self._hasher.digest()
+        self._submit()
+        assert self._pending is not None
+        self._pending.result()
+        return self._hasher.digest()
+
+
+def _hash_all(hasher: Hasher, batch: list[bytes]) -> None:
+    for data in batch:
+        hasher.update(data)
 
 
 def _upload_error(future: Future[FinishedPack]) -> ArtifactStoreError:

@@ -1,0 +1,205 @@
+"""The restore path's reads (issue 20): files checked from the bytes read, bounded reads
+from a local store, modes without a second syscall, the file cache filled from memory."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import artifactstore
+from artifactstore.backends import open_backend
+from artifactstore.backends.base import Backend
+from artifactstore.core.chunking import ChunkerParams
+from artifactstore.core.digest import hash_bytes
+from artifactstore.core.errors import IntegrityError
+from artifactstore.local.filecache import FileCache
+from artifactstore.objects.blobrefs import FileRef
+from artifactstore.objects.config import StoreConfig
+from artifactstore.objects.domainkeys import DomainKeys
+from artifactstore.objects.store import ObjectStore
+from artifactstore.repository.download import materialize
+from artifactstore.testing.data import random_bytes
+
+SMALL = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384)
+KEYS = DomainKeys.from_epoch_key(bytes(range(32)))
+OpenStore = Callable[[Backend], ObjectStore]
+
+
+@pytest.fixture(params=["memory", "local"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """memory: blobs opened as consumed; local: opened (and hashed) in the I/O threads."""
+    if request.param == "memory":
+        return open_backend(f"memory://restore-{request.node.name}")
+    return open_backend(str(tmp_path / "store"))
+
+
+@pytest.fixture(params=["plain", "encrypted"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> OpenStore:
+    keys = KEYS if request.param == "encrypted" else None
+
+    def _open(backend: Backend) -> ObjectStore:
+        config = StoreConfig.new(chunker=SMALL, pack_target=64 << 10)
+        return ObjectStore.open(backend, create=config, keys=keys,
+                                cache_dir=tmp_path / f"cache-{request.param}")
+
+    return _open
+
+
+def _files(store: ObjectStore) -> tuple[list[bytes], list[FileRef]]:
+    # one-chunk files (below the chunker's minimum) and files of many chunks, mixed
+    files = [random_bytes(n, seed=2000 + i) for i, n in enumerate([700, 90_000, 3, 1000,
+                                                                    50_000, 0, 900])]
+    return files, [store.write_bytes(f) for f in files]
+
+
+def test_checked_files_read_back(backend: Backend, open_store: OpenStore) -> None:
+    with open_store(backend) as store:
+        files, refs = _files(store)
+    with open_store(backend) as store:
+        got = [b"".join(blocks) for blocks in store.iter_files(refs, check=True)]
+    assert got == files
+    assert any(len(r.chunks) > 1 for r in refs)
+    assert any(len(r.chunks) == 1 for r in refs)
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["one-chunk", "many-chunks"])
+def test_a_file_whose_digest_does_not_match_its_chunks_fails(
+    backend: Backend, open_store: OpenStore, which: int
+) -> None:
+    """A manifest whose digest and chunk list disagree (a damaged or forged tree): the
+    chunks verify, the file does not, and its reader raises before it ends; a one-chunk
+    file's reader before yielding any byte."""
+    with open_store(backend) as store:
+        files, refs = _files(store)
+    bad = refs[which]
+    forged = FileRef(hash_bytes(b"something else"), bad.size, bad.chunks)
+    with open_store(backend) as store:
+        readers = store.iter_files([refs[2], forged, refs[3]], check=True)
+        assert b"".join(next(readers)) == files[2]
+        yielded: list[bytes] = []
+        with pytest.raises(IntegrityError, match="does not match its digest"):
+            yielded.extend(next(readers))
+        if which == 0:
+            assert yielded == []
+        # unchecked reads trust the chunk ids alone
+        assert b"".join(next(iter(store.iter_files([forged])))) == files[which]
+
+
+class _CountingBackend:
+    """Passes calls through, recording the length of every range read."""
+
+    def __init__(self, inner: Backend) -> None:
+        self._inner = inner
+        self.ranges: list[int] = []
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        self.ranges.append(length)
+        return self._inner.get_range(key, start, length)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+def test_a_local_store_reads_a_few_mib_at_a_time(tmp_path: Path) -> None:
+    """Peak memory of a restore from a local store does not follow the pack size: each
+    read holds at most ~4 MiB of stored and opened bytes (compressible data opens to
+    more than it reads), while neighbouring blobs still share reads."""
+    inner = open_backend(str(tmp_path / "store"))
+    text = b"".join(b"row %d, value %d\n" % (i, i * 7) for i in range(600_000))  # ~11 MiB
+    with ObjectStore.open(inner, create=StoreConfig.new(), cache_dir=tmp_path / "c") as store:
+        ref = store.write_bytes(text)
+    counting = _CountingBackend(inner)
+    with ObjectStore.open(counting, cache_dir=tmp_path / "c") as store:  # type: ignore[arg-type]
+        assert b"".join(store.iter_file(ref)) == text
+    assert sum(counting.ranges) < len(text) / 2  # it compressed: one whole-pack read
+    # would hold all 11 MiB opened; ~4 MiB of stored plus opened bytes a read instead
+    assert len(counting.ranges) >= len(text) // (4 << 20) + 1
+    assert len(counting.ranges) < len(ref.chunks) / 4  # still coalesced
+
+
+def _version(tmp_path: Path, url: str, cache_dir: Path) -> None:
+    data = tmp_path / "data"
+    (data / "bin").mkdir(parents=True)
+    (data / "small.txt").write_bytes(random_bytes(3000, seed=1))
+    (data / "bin" / "run.sh").write_bytes(b"#!/bin/sh\necho hi\n")
+    (data / "bin" / "run.sh").chmod(0o755)
+    (data / "big.bin").write_bytes(random_bytes(3 << 20, seed=2))  # cached from the file
+    with artifactstore.open(url, cache_dir=cache_dir) as store:
+        store.log_artifact(data, name="ds", type="dataset")
+
+
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], int]]:
+    old = os.umask(0o022)
+    try:
+        yield os.umask
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o000])
+def test_downloaded_modes_do_not_depend_on_the_umask(
+    tmp_path: Path, umask: Callable[[int], int], mask: int
+) -> None:
+    url = str(tmp_path / "store")
+    _version(tmp_path, url, tmp_path / "cache")
+    umask(mask)
+    with artifactstore.open(url, cache_dir=tmp_path / "cache") as store:
+        out = store.artifact("ds:v0").download(tmp_path / "out")
+    modes = {p.relative_to(out).as_posix(): stat.S_IMODE(p.stat().st_mode)
+             for p in out.rglob("*") if p.is_file()}
+    assert modes == {"small.txt": 0o644, "bin/run.sh": 0o755, "big.bin": 0o644}
+
+
+def test_a_download_fills_the_file_cache_with_verified_entries(tmp_path: Path) -> None:
+    """Through a cache (a remote store's default), every downloaded file becomes an
+    entry holding its bytes by the time the download returns (small ones written from
+    the bytes in hand on the cache's own thread), and a second download into another
+    folder is served from the cache alone."""
+    url = "memory://restore-cache-fill"
+    many = tmp_path / "data" / "many"  # more small files than wait for the cache at once
+    many.mkdir(parents=True)
+    for i in range(40):
+        (many / f"{i}.bin").write_bytes(random_bytes(100 + i, seed=300 + i))
+    _version(tmp_path, url, tmp_path / "cache")
+    cache = FileCache(tmp_path / "cache" / "files")
+    with artifactstore.open(url, cache_dir=tmp_path / "cache", file_cache=True) as store:
+        version = store.artifact("ds:v0")
+        first = version.download(tmp_path / "one")
+        files = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
+        for data in files.values():
+            entry = cache.lookup(hash_bytes(data), len(data))
+            assert entry is not None
+            assert entry.read_bytes() == data
+            assert stat.S_IMODE(entry.stat().st_mode) == 0o400
+        entries = list(version.files())
+    reads: list[object] = []
+
+    class _NoReads:  # a store that must not be read: everything is in the cache
+        def iter_files(self, refs: object, **_: object) -> object:
+            reads.append(refs)
+            raise AssertionError("read from the store")
+
+    target = tmp_path / "two"
+    materialize(_NoReads(), entries, target, cache=cache, whole_tree=True)  # type: ignore[arg-type]
+    assert reads == []
+    assert {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()} \
+        == {p.relative_to(first): data for p, data in files.items()}
+
+
+def test_a_big_file_is_checked_beside_the_reader(tmp_path: Path, open_store: OpenStore) -> None:
+    """Past a few MiB the digest is taken on the store's digest thread: the same bytes
+    and the same verdict."""
+    backend = open_backend(str(tmp_path / "big-store"))
+    data = random_bytes(9 << 20, seed=77)
+    with open_store(backend) as store:
+        ref = store.write_bytes(data)
+    forged = FileRef(hash_bytes(data[:-1] + b"x"), ref.size, ref.chunks)
+    with open_store(backend) as store:
+        assert b"".join(next(iter(store.iter_files([ref], check=True)))) == data
+        with pytest.raises(IntegrityError, match="does not match its digest"):
+            b"".join(next(iter(store.iter_files([forged], check=True))))
