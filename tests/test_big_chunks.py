@@ -145,7 +145,7 @@ def test_config_keeps_the_profile_and_old_clients_can_parse_the_rest(tmp_path: P
     backend.put(CONFIG_KEY, wanted.to_bytes())
     assert load(backend) == wanted
     assert wanted.big_chunks == BigChunks()
-    assert wanted.largest_chunk == 4 << 20
+    assert wanted.largest_chunk == 2 << 20
     body = encoding.unpack(wanted.to_bytes()[8:])
     # The fields an older client reads strictly are as they were (no "params").
     assert body["compression"] == {"algorithm": "zstd", "level": 1, "min_saving": 0.1}

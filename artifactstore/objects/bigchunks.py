@@ -33,7 +33,7 @@ _TEXT_ZSTD = (("chain_log", 14), ("hash_log", 16), ("min_match", 7), ("search_lo
 
 
 def _default_chunker() -> ChunkerParams:
-    return ChunkerParams(min_size=128 << 10, avg_size=512 << 10, max_size=2 << 20)
+    return ChunkerParams(min_size=256 << 10, avg_size=512 << 10, max_size=2 << 20)
 
 
 def _default_compression() -> Compression:
