@@ -372,6 +372,8 @@ class ObjectStore:
         key = pack_key(self.domain, pack_id)
         if self._vectored:
             self.backend.put_parts(key, parts)
+            del parts
+            trim_heap()  # the sealed blobs and the read buffers they pinned, as below
         else:  # one buffer, and the read buffers the parts pinned are released now
             data = b"".join(parts)
             del parts
