@@ -169,7 +169,8 @@ def iter_chunks(
     Cut points are exactly those of :func:`chunk_spans` on the whole content. Each
     chunk is a read-only view of an immutable ``bytes`` object, so it stays valid
     after the next iteration (holding it keeps its read buffer, up to
-    ``read_size`` bytes, alive). Short reads are fine; an empty stream yields
+    ``read_size`` bytes, alive; a chunk that starts in the unfinished tail of the
+    previous read is a copy of its own). Short reads are fine; an empty stream yields
     nothing. Peak memory is about ``2 * max(read_size, max_size) + max_size``.
     """
     if type(read_size) is not int or read_size < 1:
@@ -193,7 +194,7 @@ def iter_chunks(
             # on in the new buffer alone from the first chunk starting in it.
             head = memoryview(b"".join((carry, view[:max_size]))).toreadonly()
             head_eof = eof and len(view) <= max_size
-            rest = yield from _final_chunks(chunker, head, head_eof, max_size)
+            rest = yield from _copied(_final_chunks(chunker, head, head_eof, max_size))
             start = len(head) - len(rest) - len(carry)
             del head, rest
         carry = yield from _final_chunks(chunker, view[start:], eof, max_size)
@@ -216,6 +217,21 @@ def _read_up_to(stream: Readable, target: int) -> tuple[memoryview, bool]:
         have += len(part)
     buf = parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
     return memoryview(buf).toreadonly(), eof
+
+
+def _copied(
+    chunks: Generator[memoryview, None, memoryview]
+) -> Generator[memoryview, None, memoryview]:
+    """``chunks``, each copied into a ``bytes`` of its own: a chunk cut from a joined
+    head would otherwise keep the whole head (up to ``2 * max_size``) alive while it
+    waits in a pack, next to the read buffers; the copy is at most one chunk a read."""
+    while True:
+        try:
+            chunk = next(chunks)
+        except StopIteration as end:
+            rest: memoryview = end.value
+            return rest
+        yield memoryview(bytes(chunk)).toreadonly()
 
 
 def _final_chunks(

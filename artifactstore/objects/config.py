@@ -23,6 +23,7 @@ from artifactstore.core.errors import (
     NotFoundError,
     StoreNotFoundError,
 )
+from artifactstore.objects.bigchunks import BigChunks
 from artifactstore.objects.envelope import Compression, Kind, open_envelope, seal
 from artifactstore.objects.layout import CONFIG_KEY
 
@@ -50,6 +51,9 @@ class StoreConfig:
     optional_features: tuple[str, ...] = ()
     format: int = FORMAT_VERSION
     commit_window: float = DEFAULT_COMMIT_WINDOW
+    #: chunker and zstd policy of big compressible files (design §2.2); None: stores
+    #: made before 2026-12-07 (issue 20), whose files all use ``chunker``
+    big_chunks: BigChunks | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -71,6 +75,7 @@ class StoreConfig:
         compression: Compression | None = None,
         optional_features: tuple[str, ...] = (),
         commit_window: float = DEFAULT_COMMIT_WINDOW,
+        big_chunks: BigChunks | None = BigChunks(),  # noqa: B008  # frozen: shared is fine
     ) -> StoreConfig:
         return cls(
             store_id=secrets.token_hex(16),
@@ -80,7 +85,16 @@ class StoreConfig:
             compression=compression or Compression(),
             optional_features=optional_features,
             commit_window=float(commit_window),
+            big_chunks=(BigChunks(chunker=big_chunks.chunker, compression=compression)
+                        if big_chunks is not None and compression is not None
+                        and compression.algorithm == "none" else big_chunks),
         )
+
+    @property
+    def largest_chunk(self) -> int:
+        """The longest chunk either chunker cuts (read windows, buffers)."""
+        big = self.big_chunks.chunker.max_size if self.big_chunks is not None else 0
+        return max(self.chunker.max_size, big)
 
     def to_bytes(self) -> bytes:
         body = {
@@ -97,6 +111,8 @@ class StoreConfig:
                 "optional": list(self.optional_features),
             },
         }
+        if self.big_chunks is not None:  # older clients keep it as an unknown field
+            body["big_chunks"] = self.big_chunks.to_dict()
         return seal(Kind.CONFIG, encoding.pack(body))
 
     @classmethod
@@ -122,17 +138,19 @@ class StoreConfig:
                 f"{', '.join(unknown)}; upgrade artifactstore to open it"
             )
         known = {"format", "store_id", "created_at", "chunker", "pack_target",
-                 "compression", "features", "commit_window"}
+                 "compression", "features", "commit_window", "big_chunks"}
         try:
             return cls(
                 store_id=str(body["store_id"]),
                 created_at=str(body["created_at"]),
                 chunker=ChunkerParams.from_dict(body["chunker"]),
                 pack_target=int(body["pack_target"]),
-                compression=Compression(**body["compression"]),
+                compression=Compression.from_dict(body["compression"]),
                 mandatory_features=mandatory,
                 optional_features=tuple(features.get("optional") or ()),
                 commit_window=float(body.get("commit_window", DEFAULT_COMMIT_WINDOW)),
+                big_chunks=(BigChunks.from_dict(body["big_chunks"])
+                            if "big_chunks" in body else None),
                 extra={k: v for k, v in body.items() if k not in known},
             )
         except (KeyError, TypeError, ValueError, InvalidInputError) as exc:

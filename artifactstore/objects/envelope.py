@@ -83,6 +83,10 @@ class Compression:
     #: more bytes (docs/benchmarks.md); a store keeps the level it was made with
     level: int = 1
     min_saving: float = 0.10
+    #: zstd parameters that replace the level's (``ZstdCompressionParameters`` fields,
+    #: sorted by name), for the chunks of big compressible files (design §2.2): only
+    #: writers use them, a zstd frame says how to read itself
+    params: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.algorithm not in ("zstd", "none"):
@@ -93,20 +97,53 @@ class Compression:
             raise InvalidInputError(f"zstd level {self.level} out of range -7..22")
         if not 0.0 <= self.min_saving < 1.0:
             raise InvalidInputError(f"min_saving {self.min_saving} must be in [0, 1)")
+        for name, value in self.params:
+            if name not in _ZSTD_PARAMS or type(value) is not int:
+                raise InvalidInputError(
+                    f"unknown zstd parameter {name}={value!r}; known: {sorted(_ZSTD_PARAMS)}"
+                )
+        if list(self.params) != sorted(self.params) or len(dict(self.params)) != len(self.params):
+            raise InvalidInputError("zstd parameters must be sorted by name, each once")
 
     def to_dict(self) -> dict[str, object]:
-        return {"algorithm": self.algorithm, "level": self.level, "min_saving": self.min_saving}
+        body: dict[str, object] = {"algorithm": self.algorithm, "level": self.level,
+                                   "min_saving": self.min_saving}
+        if self.params:  # absent unless set: older clients refuse unknown fields here
+            body["params"] = dict(self.params)
+        return body
+
+    @classmethod
+    def from_dict(cls, body: dict[str, object]) -> Compression:
+        """The policy from a config map (``InvalidInputError``/``TypeError`` if malformed)."""
+        fields = dict(body)
+        params = fields.pop("params", None) or {}
+        if not isinstance(params, dict):
+            raise InvalidInputError("zstd parameters must be a map")
+        return cls(**fields, params=tuple(sorted(params.items())))  # type: ignore[arg-type]
+
+
+#: the zstd parameters a store config may set (``zstandard.ZstdCompressionParameters``)
+_ZSTD_PARAMS = frozenset({
+    "window_log", "hash_log", "chain_log", "search_log", "min_match", "target_length",
+    "strategy",
+})
 
 
 # zstd contexts are not thread-safe; each thread keeps its own per level.
 _local = threading.local()
 
 
-def _compressor(level: int) -> zstandard.ZstdCompressor:
-    cache: dict[int, zstandard.ZstdCompressor] = _local.__dict__.setdefault("c", {})
-    comp = cache.get(level)
+def _compressor(compression: Compression) -> zstandard.ZstdCompressor:
+    key = (compression.level, compression.params)
+    cache: dict[object, zstandard.ZstdCompressor] = _local.__dict__.setdefault("c", {})
+    comp = cache.get(key)
     if comp is None:
-        comp = cache[level] = zstandard.ZstdCompressor(level=level)
+        if compression.params:
+            tuned = zstandard.ZstdCompressionParameters(**dict(compression.params))
+            comp = zstandard.ZstdCompressor(compression_params=tuned)
+        else:
+            comp = zstandard.ZstdCompressor(level=compression.level)
+        cache[key] = comp
     return comp
 
 
@@ -138,7 +175,7 @@ def seal_parts(
     flags = 0
     payload: bytes | memoryview = plaintext
     if compression is not None and compression.algorithm == "zstd" and len(plaintext) >= 64:
-        packed = _compressor(compression.level).compress(plaintext)
+        packed = _compressor(compression).compress(plaintext)
         if len(packed) <= len(plaintext) * (1.0 - compression.min_saving):
             payload = packed
             flags |= FLAG_ZSTD

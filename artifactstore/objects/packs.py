@@ -152,6 +152,8 @@ class _ToSeal:
     kind: Kind
     plaintext: bytes | memoryview
     adaptive: bool
+    #: the policy of this blob when not the batch's (a big compressible file's chunk)
+    compression: Compression | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,16 +198,18 @@ class PackBatch:
         return len(self._items)
 
     def add(self, blob_id: Digest, kind: Kind, plaintext: bytes | memoryview, *,
-            adaptive: bool) -> None:
+            adaptive: bool, compression: Compression | None = None) -> None:
         """A blob to seal; ``adaptive``: a file's chunk, whose compression is given up
         where the chunks before it in the pack did not compress (:class:`AdaptiveSealer`).
+        ``compression``: this blob's policy instead of the batch's (always tried).
 
         A view into a read buffer keeps the whole buffer alive until the pack is
         sealed: new chunks scattered through a big file (a 5% rewrite) would pin
         every buffer read. Past :data:`PINNED_BUFFERS` buffers a view is copied.
         """
         if self._eager:
-            header, payload = self._seal_one(_ToSeal(blob_id, kind, plaintext, adaptive))
+            header, payload = self._seal_one(
+                _ToSeal(blob_id, kind, plaintext, adaptive, compression))
             self.add_sealed(blob_id, kind, header, payload, len(plaintext))
             return
         if isinstance(plaintext, memoryview):
@@ -217,7 +221,7 @@ class PackBatch:
                     self._pinned.append(base)
                 else:
                     plaintext = bytes(plaintext)
-        self._items.append(_ToSeal(blob_id, kind, plaintext, adaptive))
+        self._items.append(_ToSeal(blob_id, kind, plaintext, adaptive, compression))
         self._size += len(plaintext)
 
     def add_sealed(self, blob_id: Digest, kind: Kind, header: bytes,
@@ -248,6 +252,9 @@ class PackBatch:
         return builder.take()
 
     def _seal_one(self, item: _ToSeal) -> tuple[bytes, bytes | memoryview]:
+        if item.compression is not None:
+            return seal_parts(item.kind, item.plaintext, item.compression, keys=self._keys,
+                              binding=item.id.raw)
         if item.adaptive:
             return self._sealer.seal_parts(item.kind, item.plaintext, keys=self._keys,
                                            binding=item.id.raw)

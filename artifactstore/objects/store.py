@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any, BinaryIO, Self
 
 from artifactstore.backends.base import Backend
-from artifactstore.core.chunking import chunk_views, iter_chunks
+from artifactstore.core.chunking import ChunkerParams, Readable, chunk_views, iter_chunks
 from artifactstore.core.digest import Digest, Hasher, hash_bytes
 from artifactstore.core.errors import (
     ArtifactStoreError,
@@ -48,6 +48,7 @@ from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import (
     HEADER_SIZE,
+    Compression,
     Kind,
     open_envelope,
 )
@@ -160,7 +161,7 @@ class ObjectStore:
         # it, and the envelope overhead), and one more read is in flight while the
         # caller consumes the last: peak memory of a restore is about four packs
         # (each read's bytes, the blobs opened from it, and the HTTP client's copy).
-        self._read_window = config.pack_target + config.chunker.max_size + (64 << 10)
+        self._read_window = config.pack_target + config.largest_chunk + (64 << 10)
         self._condemnations = CondemnationCache(backend, self.domain)
         self._avoid: frozenset[bytes] = frozenset()
         self._session: set[bytes] | None = None
@@ -240,7 +241,9 @@ class ObjectStore:
         # 512 MiB ingests ~15% slower here; one background thread made them faster.
         reader = _HashingReader(stream, Hasher(parallel=False), self._digest_pool, size_hint)
         try:
-            chunks, size = self._store_chunks(iter_chunks(reader, self.config.chunker), progress)
+            params, compression, source = _profile(self.config, reader)
+            chunks, size = self._store_chunks(iter_chunks(source, params), progress,
+                                              compression)
         except BaseException:
             reader.abandon()
             raise
@@ -256,7 +259,11 @@ class ObjectStore:
         """
         if type(data) is not bytes:
             data = bytes(data)
-        chunks, size = self._store_chunks(chunk_views(data, self.config.chunker), progress)
+        params, compression = self.config.chunker, None
+        big = self.config.big_chunks
+        if big is not None and big.applies(data, len(data)):
+            params, compression = big.chunker, big.compression
+        chunks, size = self._store_chunks(chunk_views(data, params), progress, compression)
         # A one-chunk file's plain digest is its chunk id: no second hash.
         if len(chunks) == 1 and self.keys is None:
             return FileRef(chunks[0].id, size, chunks)
@@ -296,7 +303,8 @@ class ObjectStore:
         return self._add(kind, plaintext, False)
 
     def _store_chunks(
-        self, chunks: Iterable[memoryview], progress: Progress | None
+        self, chunks: Iterable[memoryview], progress: Progress | None,
+        compression: Compression | None = None,
     ) -> tuple[tuple[ChunkRef, ...], int]:
         self._check_open()
         self._ensure_index()
@@ -306,12 +314,13 @@ class ObjectStore:
         for chunk in chunks:
             length = len(chunk)
             size += length
-            refs.append(ChunkRef(add(Kind.CHUNK, chunk, True), length))
+            refs.append(ChunkRef(add(Kind.CHUNK, chunk, True, compression), length))
             if progress is not None:
                 progress(length)
         return tuple(refs), size
 
-    def _add(self, kind: Kind, plaintext: bytes | memoryview, adaptive: bool) -> Digest:
+    def _add(self, kind: Kind, plaintext: bytes | memoryview, adaptive: bool,
+             compression: Compression | None = None) -> Digest:
         """Put one blob into the open pack unless the store already has it (hot path);
         the pack's :class:`PackBatch` seals it (in the I/O pool on a local store)."""
         blob_id = self.blob_id(plaintext)
@@ -329,9 +338,9 @@ class ObjectStore:
         if self._lazy:  # about to write: look at the store now (and ask again)
             self._start_reads()
             stats.bytes_in -= length
-            return self._add(kind, plaintext, adaptive)
+            return self._add(kind, plaintext, adaptive, compression)
         batch = self._batch
-        batch.add(blob_id, kind, plaintext, adaptive=adaptive)
+        batch.add(blob_id, kind, plaintext, adaptive=adaptive, compression=compression)
         self._pending.add(blob_id.raw)
         stats.blobs_new += 1
         stats.bytes_new += length
@@ -371,6 +380,8 @@ class ObjectStore:
         key = pack_key(self.domain, pack_id)
         if self._vectored:
             self.backend.put_parts(key, parts)
+            del parts
+            trim_heap()  # the sealed blobs and the read buffers they pinned, as below
         else:  # one buffer, and the read buffers the parts pinned are released now
             data = b"".join(parts)
             del parts
@@ -900,6 +911,58 @@ class _HashingReader:
             with contextlib.suppress(Exception):
                 self._pending.result()
             self._pending = None
+
+
+#: the chunker's first read of a big file (``iter_chunks``' read size)
+_FIRST_READ = 8 << 20
+
+
+def _profile(config: StoreConfig, reader: _HashingReader
+             ) -> tuple[ChunkerParams, Compression | None, Readable]:
+    """The chunker and zstd policy of the file ``reader`` reads (design §2.2), and a
+    stream of its bytes from the start: the first ``min_file`` bytes decide."""
+    big = config.big_chunks
+    if big is None:
+        return config.chunker, None, reader
+    # What the chunker reads first anyway: no extra copy, no extra read.
+    head = _read_exactly(reader, max(big.min_file, _FIRST_READ))
+    source = _Replayed(head, reader)
+    if big.applies(head, len(head)):
+        return big.chunker, big.compression, source
+    return config.chunker, None, source
+
+
+def _read_exactly(stream: Readable, size: int) -> bytes:
+    """``size`` bytes of ``stream``, fewer only at its end."""
+    parts: list[bytes] = []
+    have = 0
+    while have < size:
+        part = stream.read(size - have)
+        if not part:
+            break
+        parts.append(part)
+        have += len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class _Replayed:
+    """``head``, then the rest of ``stream``: a stream whose first bytes were looked at."""
+
+    def __init__(self, head: bytes, stream: Readable) -> None:
+        self._head: bytes | None = head
+        self._stream = stream
+
+    def read(self, size: int = -1, /) -> bytes | None:
+        head = self._head
+        if head is None:
+            return self._stream.read(size)
+        self._head = None
+        if not head:
+            return self._stream.read(size)
+        if 0 <= size < len(head):  # the chunker asks for more than min_file: not reached
+            self._head = head[size:]
+            return head[:size]
+        return head
 
 
 def _span(group: list[tuple[Digest, BlobLocation]]) -> int:

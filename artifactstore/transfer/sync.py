@@ -435,7 +435,7 @@ class _Syncer:
     def _copy(self, config_bytes: bytes, projects: dict[str, _Project]) -> None:
         self.config = self._sync_config(config_bytes)
         # Memory: every worker holds one whole pack.
-        biggest = self.config.pack_target + self.config.chunker.max_size + (1 << 20)
+        biggest = self.config.pack_target + self.config.largest_chunk + (1 << 20)
         self._workers = max(1, min(self.concurrency, _MEMORY_BUDGET // biggest))
         self._check(self._project_checks(projects))
         self._check(self._log_checks(projects))
