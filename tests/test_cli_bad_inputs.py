@@ -110,7 +110,8 @@ VALID: dict[Command, tuple[str, ...]] = {
 
 #: commands that do not open the store named by --store (their own cases cover them)
 NO_STORE = frozenset({("init",), ("cache", "info"), ("cache", "clean"), ("identity", "create"),
-                      ("identity", "show"), ("identity", "check"), ("identity", "declare"), ("sync",), ("demo",),
+                      ("identity", "show"), ("identity", "check"), ("identity", "declare"),
+                      ("sync",), ("demo",),
                       ("login",), ("logout",), ("whoami",), ("token", "create"),
                       ("token", "list"), ("token", "revoke"),
                       ("server-audit",)})

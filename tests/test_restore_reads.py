@@ -110,7 +110,9 @@ def test_a_local_store_reads_a_few_mib_at_a_time(tmp_path: Path) -> None:
     more than it reads), while neighbouring blobs still share reads."""
     inner = open_backend(str(tmp_path / "store"))
     text = b"".join(b"row %d, value %d\n" % (i, i * 7) for i in range(600_000))  # ~11 MiB
-    with ObjectStore.open(inner, create=StoreConfig.new(), cache_dir=tmp_path / "c") as store:
+    # 64 KiB chunks (no big chunks for text), so that coalescing shows
+    config = StoreConfig.new(big_chunks=None)
+    with ObjectStore.open(inner, create=config, cache_dir=tmp_path / "c") as store:
         ref = store.write_bytes(text)
     counting = _CountingBackend(inner)
     with ObjectStore.open(counting, cache_dir=tmp_path / "c") as store:  # type: ignore[arg-type]
