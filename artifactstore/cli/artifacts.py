@@ -19,6 +19,7 @@ from artifactstore.cli._common import (
 )
 from artifactstore.core.errors import InvalidInputError
 from artifactstore.core.sizes import human_size
+from artifactstore.model.tree import Folder
 from artifactstore.records.refs import AliasEvent
 from artifactstore.repository.artifact import Artifact
 from artifactstore.repository.version import ArtifactVersion
@@ -146,8 +147,12 @@ def _artifacts_table(names: list[str], states: list[Any]) -> str:
 def show(args: argparse.Namespace) -> dict[str, Any]:
     with open_existing(args) as store:
         version = store.artifact(args.ref)
-        files = [{"path": e.path, "size": e.size, "digest": e.digest.hex if e.digest else None}
-                 for e in version.files()]
+        # a FOLDER lists that folder's items only (its subfolders with their totals)
+        items = version.listdir(args.folder) if args.folder else version.files()
+        files = [{"path": e.path, "size": e.size,
+                  "digest": e.digest.hex if getattr(e, "digest", None) else None}
+                 if not isinstance(e, Folder) else
+                 {"path": e.path + "/", "size": e.size, "files": e.files} for e in items]
         result = {**_describe(version, version.aliases), "files": files}
     say(args, "\n".join(f"{k:12} {v}" for k, v in result.items() if k != "files"))
     for f in files:
@@ -158,7 +163,7 @@ def show(args: argparse.Namespace) -> dict[str, Any]:
 def diff(args: argparse.Namespace) -> dict[str, Any]:
     with open_existing(args) as store:
         old, new = store.artifact(args.old), store.artifact(args.new)
-        changes = [{"path": c.path, "change": c.kind} for c in new.diff(old)]
+        changes = [{"path": c.path, "change": c.kind} for c in new.diff(old, args.folder)]
     marks = {"added": "+", "removed": "-", "modified": "~"}
     for c in changes:
         say(args, f"{marks[c['change']]} {c['path']}")
@@ -257,11 +262,15 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("name", nargs="?", metavar="NAME", help="list the versions of this artifact")
     p.add_argument("--deleted", action="store_true",
                    help="list the deleted versions instead (restorable until gc)")
-    p = add("show", show, "show a version and its files")
+    p = add("show", show, "show a version and its files (those of FOLDER only, if given)")
     p.add_argument("ref", metavar="REF", help=_REF_HELP)
+    p.add_argument("folder", nargs="?", default="", metavar="FOLDER",
+                   help="list only this folder's files and subfolders (read: its nodes only)")
     p = add("diff", diff, "what changed between two versions")
     p.add_argument("old", metavar="OLD", help="the version to compare from, " + _REF_HELP)
     p.add_argument("new", metavar="NEW", help="the version to compare to, " + _REF_HELP)
+    p.add_argument("folder", nargs="?", default="", metavar="FOLDER",
+                   help="only the changes under this folder")
     p = add("alias", None, "set, remove, protect, unprotect or show the history of an alias")
     alias = p.add_subparsers(dest="alias_command", required=True, metavar="ACTION")
     a = add_action(alias, common, "set", alias_set, "point ALIAS at REF")

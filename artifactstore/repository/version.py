@@ -277,10 +277,11 @@ class ArtifactVersion:
             count += 1
         return count
 
-    def diff(self, other: ArtifactVersion) -> list[Change]:
-        """What changed from ``other`` to this version (identical subtrees skipped)."""
+    def diff(self, other: ArtifactVersion, folder: str = "") -> list[Change]:
+        """What changed from ``other`` to this version (identical subtrees skipped), only
+        under ``folder`` when given."""
         return list(diff_trees(other._record.digest, self._record.digest,
-                               self._objects.read_blob))
+                               self._objects.read_blob, folder))
 
     def _target(self, root: str | os.PathLike[str] | None) -> Path:
         if root is not None:
