@@ -127,11 +127,13 @@ Entry = FileEntry | ReferenceEntry
 def encode_entry(name: str, entry: Entry, put_blob: PutBlob) -> dict[str, Any]:
     """The record of ``entry`` under ``name``; stores chunk-list parts of huge files."""
     if isinstance(entry, FileEntry):
+        # Keys in canonical order (docs/design.md, "Canonical encoding"), so that
+        # tree.pack_node can hand records to msgpack as they are (the same bytes).
         record: dict[str, Any] = {
-            "n": name, "t": "f", "size": entry.size, "digest": entry.digest.raw,
-            "mode": entry.mode, "mt": entry.media_type,
+            "n": name, "t": "f", "mt": entry.media_type, "mode": entry.mode, "size": entry.size,
         }  # fmt: skip
         if len(entry.chunks) > INLINE_CHUNKS_MAX:
+            record["digest"] = entry.digest.raw
             record["chunklist"] = [
                 [
                     put_blob(Kind.CHUNKLIST, _encode_part(part)).raw,
@@ -142,13 +144,15 @@ def encode_entry(name: str, entry: Entry, put_blob: PutBlob) -> dict[str, Any]:
             ]
         else:
             record["chunks"] = [[c.id.raw, c.length] for c in entry.chunks]
+            record["digest"] = entry.digest.raw
         return record
     if isinstance(entry, ReferenceEntry):
-        record = {"n": name, "t": "r", "uri": entry.uri, "size": entry.size, "mt": entry.media_type}
-        if entry.etag is not None:
-            record["etag"] = entry.etag
+        record = {"n": name, "t": "r", "mt": entry.media_type, "uri": entry.uri}
         if entry.version_id is not None:
             record["vid"] = entry.version_id
+        if entry.etag is not None:
+            record["etag"] = entry.etag
+        record["size"] = entry.size
         if entry.digest is not None:
             record["digest"] = entry.digest.raw
         return record
