@@ -19,7 +19,7 @@ from artifactstore.cli._common import (
 )
 from artifactstore.core.errors import InvalidInputError
 from artifactstore.core.sizes import human_size
-from artifactstore.model.tree import Folder
+from artifactstore.model.tree import Entry, Folder
 from artifactstore.records.refs import AliasEvent
 from artifactstore.repository.artifact import Artifact
 from artifactstore.repository.version import ArtifactVersion
@@ -149,15 +149,19 @@ def show(args: argparse.Namespace) -> dict[str, Any]:
         version = store.artifact(args.ref)
         # a FOLDER lists that folder's items only (its subfolders with their totals)
         items = version.listdir(args.folder) if args.folder else version.files()
-        files = [{"path": e.path, "size": e.size,
-                  "digest": e.digest.hex if getattr(e, "digest", None) else None}
-                 if not isinstance(e, Folder) else
-                 {"path": e.path + "/", "size": e.size, "files": e.files} for e in items]
+        files = [_listed(e) for e in items]
         result = {**_describe(version, version.aliases), "files": files}
     say(args, "\n".join(f"{k:12} {v}" for k, v in result.items() if k != "files"))
     for f in files:
         say(args, f"  {f['size']:>12}  {f['path']}")
     return result
+
+
+def _listed(item: Entry | Folder) -> dict[str, Any]:
+    if isinstance(item, Folder):
+        return {"path": item.path + "/", "size": item.size, "files": item.files}
+    return {"path": item.path, "size": item.size,
+            "digest": item.digest.hex if item.digest else None}
 
 
 def diff(args: argparse.Namespace) -> dict[str, Any]:

@@ -15,6 +15,7 @@ Implements docs/design.md, "Trees" (entry records). Vocabulary:
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -55,8 +56,23 @@ _MIME = mimetypes.MimeTypes()
 
 def guess_media_type(path: str) -> str:
     """The media type Python's built-in table gives the name, else octet-stream."""
-    guessed, _ = _MIME.guess_type(path.rsplit("/", 1)[-1], strict=False)
+    name = path.rsplit("/", 1)[-1]
+    segments = name.lstrip(".").split(".")  # leading dots make no suffix (".bashrc")
+    if len(segments) < 2 or any(c in name for c in ":?#;"):
+        return _guess(name)
+    # Only the last two suffixes count (an encoding like .gz, then the type), so a
+    # million names share a few cached answers (it was 5% of re-logging 100,000 files).
+    return _guess_suffixes("x." + ".".join(segments[1:][-2:]))
+
+
+def _guess(name: str) -> str:
+    guessed, _ = _MIME.guess_type(name, strict=False)
     return guessed or DEFAULT_MEDIA_TYPE
+
+
+@functools.lru_cache(maxsize=1024)
+def _guess_suffixes(name: str) -> str:
+    return _guess(name)
 
 
 @dataclass(frozen=True, slots=True)
