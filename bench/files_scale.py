@@ -101,17 +101,17 @@ def change_folder(root: Path, files: int, folders: int, seed: int) -> list[str]:
     return [*changed, added]
 
 
-def big_blocks(gib: int, seed: int) -> Iterator[bytes | int]:
+def big_blocks(mib: int, seed: int) -> Iterator[bytes | int]:
     """The huge file as data blocks (bytes) and holes (an int: that many zero bytes)."""
     rng = random.Random(seed)
-    for _ in range(gib * 1024):
+    for _ in range(mib):
         yield rng.randbytes(BIG_DATA_PER_MIB)
         yield MIB - BIG_DATA_PER_MIB
 
 
-def write_big(path: Path, gib: int, seed: int) -> None:
+def write_big(path: Path, mib: int, seed: int) -> None:
     with open(path, "wb") as f:
-        for block in big_blocks(gib, seed):
+        for block in big_blocks(mib, seed):
             if isinstance(block, int):
                 f.seek(block, os.SEEK_CUR)
             else:
@@ -119,11 +119,11 @@ def write_big(path: Path, gib: int, seed: int) -> None:
         f.truncate()
 
 
-def big_digest(gib: int, seed: int) -> bytes:
+def big_digest(mib: int, seed: int) -> bytes:
     from blake3 import blake3
 
     hasher, zeros = blake3(), bytes(MIB - BIG_DATA_PER_MIB)
-    for block in big_blocks(gib, seed):
+    for block in big_blocks(mib, seed):
         hasher.update(zeros if isinstance(block, int) else block)
     digest: bytes = hasher.digest()
     return digest
@@ -225,14 +225,14 @@ def run_files(r: Runner, files: int, folders: int, seed: int, every: int) -> Non
         raise RuntimeError(f"restore differs: {problem}")
 
 
-def run_big(r: Runner, gib: int, seed: int) -> None:
+def run_big(r: Runner, mib: int, seed: int) -> None:
     folder = r.work / "big"
     folder.mkdir(exist_ok=True)
     path = folder / "huge.bin"
-    write_big(path, gib, seed)
+    write_big(path, mib, seed)
     os.sync()
     store = str(r.work / "bigstore")
-    note = f"{gib} GiB sparse ({BIG_DATA_PER_MIB >> 10} KiB data per MiB)"
+    note = f"{mib / 1024:g} GiB sparse ({BIG_DATA_PER_MIB >> 10} KiB data per MiB)"
     r.tool("big: init", ["init", store, "-q"])
     ref = json.loads(r.tool("big: log", ["--json", "log", "huge", str(path), "--store", store,
                                          "-q"], note=note))["ref"]
@@ -240,7 +240,7 @@ def run_big(r: Runner, gib: int, seed: int) -> None:
     out = r.work / "bigout"
     r.tool("big: get", ["get", ref, "--dir", str(out), "--store", store, "-q"])
     restored = out / "huge.bin"
-    if file_digest(restored) != big_digest(gib, seed):
+    if file_digest(restored) != big_digest(mib, seed):
         raise RuntimeError("the restored huge file differs")
     restored.unlink()
 
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench files", description=__doc__.split("\n\n")[0])
     p.add_argument("--files", type=int, default=1_000_000)
     p.add_argument("--folders", type=int, default=1000)
-    p.add_argument("--big-gib", type=int, default=0, help="huge-file case, GiB (0: skip)")
+    p.add_argument("--big-gib", type=float, default=0, help="huge-file case, GiB (0: skip)")
     p.add_argument("--seed", type=int, default=20)
     p.add_argument("--verify", choices=("all", "sample"), default="sample")
     p.add_argument("--out", type=Path, default=None, help="work dir (kept with --keep)")
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                       1 if args.verify == "all" else 97)
         if args.big_gib:
             shutil.rmtree(work / "store", ignore_errors=True)
-            run_big(r, args.big_gib, args.seed)
+            run_big(r, round(args.big_gib * 1024), args.seed)
     finally:
         load.append(Path("/proc/loadavg").read_text().split()[0])
         print(table(r.measures))

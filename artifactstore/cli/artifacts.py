@@ -19,7 +19,7 @@ from artifactstore.cli._common import (
 )
 from artifactstore.core.errors import InvalidInputError
 from artifactstore.core.sizes import human_size
-from artifactstore.model.tree import Entry, Folder
+from artifactstore.model.tree import Folder, Listed
 from artifactstore.records.refs import AliasEvent
 from artifactstore.repository.artifact import Artifact
 from artifactstore.repository.version import ArtifactVersion
@@ -148,7 +148,7 @@ def show(args: argparse.Namespace) -> dict[str, Any]:
     with open_existing(args) as store:
         version = store.artifact(args.ref)
         # a FOLDER lists that folder's items only (its subfolders with their totals)
-        items = version.listdir(args.folder) if args.folder else version.files()
+        items = version.listing(args.folder)
         files = [_listed(e) for e in items]
         result = {**_describe(version, version.aliases), "files": files}
     say(args, "\n".join(f"{k:12} {v}" for k, v in result.items() if k != "files"))
@@ -157,7 +157,7 @@ def show(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _listed(item: Entry | Folder) -> dict[str, Any]:
+def _listed(item: Listed | Folder) -> dict[str, Any]:
     if isinstance(item, Folder):
         return {"path": item.path + "/", "size": item.size, "files": item.files}
     return {"path": item.path, "size": item.size,

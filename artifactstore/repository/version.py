@@ -26,10 +26,13 @@ from artifactstore.model.tree import (
     Entry,
     FileEntry,
     Folder,
+    Listed,
     ReferenceEntry,
     diff_trees,
     iter_entries,
+    iter_listed,
     list_dir,
+    list_dir_listed,
     lookup,
     prefetching_reader,
 )
@@ -146,6 +149,13 @@ class ArtifactVersion:
         """The files and subfolders right inside ``folder`` ("" is the top), in name
         order, streamed: only that folder's tree nodes are read, however big the version."""
         return list_dir(self._record.digest, folder, self._objects.read_blob)
+
+    def listing(self, folder: str = "") -> Iterator[Listed | Folder]:
+        """What ``show`` lists: every file of the version (or the items right inside
+        ``folder``), read from the tree's records alone (no chunk list of a huge file)."""
+        if folder:
+            return list_dir_listed(self._record.digest, folder, self._objects.read_blob)
+        return iter_listed(self._record.digest, self._tree_reader())
 
     def _tree_reader(self) -> GetBlob:
         """Reads the version's tree nodes level by level (few requests for a big tree)."""
