@@ -22,14 +22,18 @@ def test_tree_is_deterministic_and_shaped(tmp_path: Path) -> None:
     total = files_scale.generate_tree(tmp_path / "a", 60, 7, seed=3)
     files_scale.generate_tree(tmp_path / "b", 60, 7, seed=3)
     paths = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.bin"))
-    assert len(paths) == 60 and len({p.parent for p in paths}) == 7
+    assert len(paths) == 60
+    assert len({p.parent for p in paths}) == 7
     sizes = [(tmp_path / "a" / p).stat().st_size for p in paths]
-    assert total == sum(sizes) and 1024 <= min(sizes) and max(sizes) <= 8192
+    assert total == sum(sizes)
+    assert min(sizes) >= 1024
+    assert max(sizes) <= 8192
     assert all((tmp_path / "a" / p).read_bytes() == (tmp_path / "b" / p).read_bytes()
                for p in paths)
     assert files_scale.check_restore(tmp_path / "a", tmp_path / "b", 60, 7, 1) == ""
     changed = files_scale.change_folder(tmp_path / "b", 60, 7, seed=3)
-    assert len(changed) == 10 and {c.split("/")[0] for c in changed} == {"d0000"}
+    assert len(changed) == 10
+    assert {c.split("/")[0] for c in changed} == {"d0000"}
     assert files_scale.check_restore(tmp_path / "a", tmp_path / "b", 60, 7, 1) != ""
 
 

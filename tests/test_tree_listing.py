@@ -59,7 +59,9 @@ def test_huge_file_is_listed_without_its_chunk_list(monkeypatch: pytest.MonkeyPa
     assert list(list_dir_listed(root, "big/", blobs.get)) == listed[:2]
     assert Kind.CHUNKLIST not in blobs.read
     # the entries still carry every chunk (read when asked for)
-    assert next(iter_entries(root, blobs.get)).chunks == chunks
+    first = next(iter_entries(root, blobs.get))
+    assert isinstance(first, FileEntry)
+    assert first.chunks == chunks
     assert Kind.CHUNKLIST in blobs.read
     with pytest.raises(NotFoundError):
         list(list_dir_listed(root, "ref.csv", blobs.get))
