@@ -12,7 +12,8 @@ one folder; ``ls NAME``, ``show REF FOLDER`` and ``diff V1 V3 FOLDER`` of that o
 and ``get`` of v1 into an empty folder (empty client cache), checked against the source
 (every file's size; every file's bytes when ``--verify all``, else every 97th file's).
 ``cp -r`` and the restore both create the whole tree into fresh folders of the same file
-system, before anything is deleted (ext4's recently-deleted inode scan, bench/README.md).
+system; the copy is deleted right after ``cp -r`` (the logs that follow take longer than
+the 60 s of ext4's recently-deleted inode scan, bench/README.md, before the restore).
 
 **One huge file.** ``--big-gib N`` (0: skipped): a sparse file of N GiB where each MiB
 holds 64 KiB of random bytes and a hole (so the disk holds about N/16 GiB of it, and the
@@ -31,6 +32,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -56,6 +58,7 @@ class Measure:
     seconds: float
     max_rss: int
     note: str = ""
+    cpu: float = 0.0  # user + system seconds of the command (less noisy than wall time)
 
 
 def file_size(index: int, seed: int) -> int:
@@ -172,14 +175,17 @@ class Runner:
     def run(self, step: str, args: list[str], *, note: str = "") -> str:
         report = self.work / "measured"
         report.unlink(missing_ok=True)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run([sys.executable, "-I", "-S", str(LAUNCHER), str(report), *args],
                               env=self.env(), capture_output=True, text=True,
                               stdin=subprocess.DEVNULL, check=False)
         if proc.returncode != 0 or not report.exists():
             raise RuntimeError(f"{step}: {' '.join(args[:4])} exited {proc.returncode}: "
                                f"{proc.stderr[-2000:]}")
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         rss, seconds = report.read_text().split()
-        self.measures.append(Measure(step, float(seconds), int(rss), note))
+        self.measures.append(Measure(step, float(seconds), int(rss), note, cpu))
         return proc.stdout
 
     def tool(self, step: str, args: list[str], *, note: str = "") -> str:
@@ -192,6 +198,9 @@ def run_files(r: Runner, files: int, folders: int, seed: int, every: int) -> Non
     os.sync()
     note = f"{files} files, {size / MIB:.0f} MiB"
     r.run("cp -r", ["/bin/cp", "-r", str(src), str(r.work / "cp")], note=note)
+    # Deleted now (the disk holds fewer copies at once): the restore, the next step to
+    # create files, comes minutes later, past ext4's 60 s recently-deleted inode window.
+    shutil.rmtree(r.work / "cp")
     r.tool("init", ["init", store, "-q"])
     v1 = json.loads(r.tool("log", ["--json", "log", "many", str(src), "--store", store, "-q"],
                            note=note))["ref"]
@@ -247,12 +256,13 @@ def run_big(r: Runner, mib: int, seed: int) -> None:
 
 def table(measures: list[Measure]) -> str:
     by = {m.step: m for m in measures}
-    lines = ["| step | seconds | peak RSS MiB | vs cp | note |", "| --- | --- | --- | --- | --- |"]
+    lines = ["| step | seconds | CPU s | peak RSS MiB | vs cp | note |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for m in measures:
         base = None if m.step.startswith("big") else by.get("cp -r")
         ratio = f"{m.seconds / base.seconds:.2f}x" if base and base.seconds else ""
-        lines.append(f"| {m.step} | {m.seconds:.2f} | {m.max_rss / MIB:.0f} | {ratio} "
-                     f"| {m.note} |")
+        lines.append(f"| {m.step} | {m.seconds:.2f} | {m.cpu:.2f} | {m.max_rss / MIB:.0f} "
+                     f"| {ratio} | {m.note} |")
     return "\n".join(lines)
 
 
@@ -279,16 +289,21 @@ def main(argv: list[str] | None = None) -> int:
             run_files(r, args.files, args.folders, args.seed,
                       1 if args.verify == "all" else 97)
         if args.big_gib:
-            shutil.rmtree(work / "store", ignore_errors=True)
+            # the disk holds one case at a time
+            for old in ("cp", "store", "restore", "home", *(() if args.keep else ("src",))):
+                shutil.rmtree(work / old, ignore_errors=True)
             run_big(r, round(args.big_gib * 1024), args.seed)
     finally:
         load.append(Path("/proc/loadavg").read_text().split()[0])
         print(table(r.measures))
+        from bench.machine import machine_facts
+
+        facts = machine_facts(["msgpack", "blake3", "zstandard"])
         print(f"load average before/after: {load[0]} / {load[1]}; "
-              f"{time.time() - started:.0f} s in all")
+              f"{time.time() - started:.0f} s in all; {facts}")
         if args.json:
             args.json.write_text(json.dumps({"measures": [asdict(m) for m in r.measures],
-                                             "load": load}, indent=1))
+                                             "load": load, "machine": facts}, indent=1))
         for old in ("cp", "store", "restore", "bigstore", "bigout", "big", "home"):
             shutil.rmtree(work / old, ignore_errors=True)
         if not args.keep:
