@@ -124,8 +124,13 @@ class StatCache:
         if row is None or tuple(row[:5]) != stat_key(st):
             return None
         try:
-            chunks = tuple(ChunkRef(Digest(raw), length)
-                           for raw, length in _CHUNK.iter_unpack(row[6]))
+            blob = row[6]
+            if len(blob) == _CHUNK.size:  # most files are one chunk: no generator
+                raw, length = _CHUNK.unpack(blob)
+                chunks: tuple[ChunkRef, ...] = (ChunkRef(Digest(raw), length),)
+            else:
+                chunks = tuple(ChunkRef(Digest(raw), length)
+                               for raw, length in _CHUNK.iter_unpack(blob))
             return FileRef(Digest(row[5]), st.st_size, chunks)
         except (ArtifactStoreError, struct.error, TypeError, ValueError):
             return None  # a damaged row is a miss, never an error
