@@ -150,7 +150,7 @@ def show(args: argparse.Namespace) -> dict[str, Any]:
     with open_existing(args) as store:
         version = store.artifact(args.ref)
         # a FOLDER lists that folder's items only (its subfolders with their totals)
-        items = version.listing(args.folder)
+        items = version.folder_listing(args.folder) if args.folder else version.listing()
         files = [_listed(e) for e in items]
         result = {**_describe(version, version.aliases), "files": files}
     say(args, "\n".join(f"{k:12} {v}" for k, v in result.items() if k != "files"))

@@ -150,12 +150,14 @@ class ArtifactVersion:
         order, streamed: only that folder's tree nodes are read, however big the version."""
         return list_dir(self._record.digest, folder, self._objects.read_blob)
 
-    def listing(self, folder: str = "") -> Iterator[Listed | Folder]:
-        """What ``show`` lists: every file of the version (or the items right inside
-        ``folder``), read from the tree's records alone (no chunk list of a huge file)."""
-        if folder:
-            return list_dir_listed(self._record.digest, folder, self._objects.read_blob)
+    def listing(self) -> Iterator[Listed]:
+        """What ``show`` lists: every file and reference of the version, read from the
+        tree's records alone (no chunk list of a huge file is read)."""
         return iter_listed(self._record.digest, self._tree_reader())
+
+    def folder_listing(self, folder: str = "") -> Iterator[Listed | Folder]:
+        """:meth:`listdir` as :class:`Listed` rows (records alone, as :meth:`listing`)."""
+        return list_dir_listed(self._record.digest, folder, self._objects.read_blob)
 
     def _tree_reader(self) -> GetBlob:
         """Reads the version's tree nodes level by level (few requests for a big tree)."""
