@@ -1,6 +1,7 @@
 """``python -m bench`` from the repository root: the suite, as ``python bench/run.py``;
 ``python -m bench ui ...``: the web UI at scale (``bench/ui_scale.py``);
-``python -m bench server ...``: the team server under load (``bench/server_load.py``)."""
+``python -m bench server ...``: the team server under load (``bench/server_load.py``);
+``python -m bench files ...``: a million files and one huge file (``bench/files_scale.py``)."""
 
 import sys
 
@@ -13,6 +14,11 @@ if sys.argv[1:2] == ["server"]:
     from bench.server_load import main as server_main
 
     sys.exit(server_main(sys.argv[2:]))
+
+if sys.argv[1:2] == ["files"]:
+    from bench.files_scale import main as files_main
+
+    sys.exit(files_main(sys.argv[2:]))
 
 from bench.run import main
 

@@ -152,6 +152,27 @@ def test_a_folder_with_too_many_entries_is_not_preloaded(
     cache.close()
 
 
+def test_a_folder_too_big_to_preload_is_scanned_in_path_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from artifactstore.local import statcache
+    db, files = _cache_with(tmp_path, {"a": 5, "b": 1})
+    monkeypatch.setattr(statcache, "PRELOAD_MAX", 2)
+    cache = StatCache(db)
+    cache.preload(tmp_path / "a")
+    order = ["a/f0", "a/f2", "a/f3", "a/f1", "a/f4", "a/f4", "b/f0", "a/f0"]  # goes back too
+    for name in order:
+        p = files[name]
+        hit = cache.lookup(str(p), p.stat())
+        assert hit is not None, name
+        assert hit.digest == hash_bytes(p.read_bytes())
+    assert cache.lookup(str(tmp_path / "a" / "f00"), files["a/f0"].stat()) is None  # no row
+    changed = files["a/f3"]
+    changed.write_bytes(b"yy")
+    assert cache.lookup(str(changed), changed.stat()) is None
+    cache.save()
+    cache.close()
+
+
 def test_a_failed_log_remembers_nothing(tmp_path: Path) -> None:
     # f0 and f1 are stored before f2 turns out missing: no version names them, so the
     # cache must not keep them for the next successful log to save.

@@ -27,7 +27,7 @@ from artifactstore.model.paths import MAX_PATH_BYTES, name_problem
 
 __all__ = [
     "Child", "DirCursor", "DirItem", "Item", "RecordItem", "Totals", "decode_node", "find", "join",
-    "node_name", "walk_dir",
+    "node_name", "walk_dir", "walk_records",
 ]  # fmt: skip
 
 Totals = tuple[int, int]
@@ -226,6 +226,14 @@ def walk_dir(
     Iterative (an explicit stack, one cursor per open directory), so deep trees
     need no recursion and memory holds only the current path of nodes.
     """
+    for path, item in walk_records(base, node_id, expected, get_blob):
+        yield item.entry(path, get_blob)
+
+
+def walk_records(
+    base: str, node_id: Digest, expected: Totals | None, get_blob: GetBlob
+) -> Iterator[tuple[str, RecordItem]]:
+    """:func:`walk_dir`'s records with their paths, not decoded to entries."""
     stack = [(base, node_id, DirCursor(get_blob, node_id, expected))]
     while stack:
         prefix, current, cursor = stack[-1]
@@ -237,7 +245,7 @@ def walk_dir(
         if isinstance(item, DirItem):
             stack.append((path, item.id, DirCursor(get_blob, item.id, (item.size, item.files))))
         else:
-            yield item.entry(path, get_blob)
+            yield path, item
 
 
 def find(root: Digest, names: list[str], get_blob: GetBlob) -> DirItem | RecordItem | None:

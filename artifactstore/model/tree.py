@@ -24,17 +24,26 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import msgpack
+
 from artifactstore.core.digest import Digest, hash_bytes
 from artifactstore.core.encoding import pack
-from artifactstore.core.errors import ArtifactStoreError, InvalidInputError, NotFoundError
+from artifactstore.core.errors import (
+    ArtifactStoreError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+)
 from artifactstore.model._nodes import (
     Child,
     DirCursor,
     DirItem,
+    RecordItem,
     decode_node,
     find,
     join,
     walk_dir,
+    walk_records,
 )
 from artifactstore.model.entries import (
     DEFAULT_MEDIA_TYPE,
@@ -43,7 +52,9 @@ from artifactstore.model.entries import (
     GetBlob,
     PutBlob,
     ReferenceEntry,
+    digest_field,
     encode_entry,
+    uint_field,
 )
 from artifactstore.model.paths import validate_path
 from artifactstore.model.treediff import Change, diff_trees
@@ -51,8 +62,9 @@ from artifactstore.objects.envelope import Kind
 
 __all__ = [
     "DEFAULT_MEDIA_TYPE", "SPLIT_THRESHOLD", "Change", "Entry", "FileEntry", "Folder",
-    "ReferenceEntry", "TreeSummary", "build_tree", "diff_trees", "iter_entries", "list_dir",
-    "lookup", "path_key", "prefetching_reader",
+    "Listed", "ReferenceEntry", "TreeSummary", "build_tree", "diff_trees", "iter_entries",
+    "iter_listed", "list_dir", "list_dir_listed", "lookup", "pack_node", "path_key",
+    "prefetching_reader",
 ]  # fmt: skip
 
 SPLIT_THRESHOLD: Final = 2048
@@ -134,6 +146,28 @@ def _first(pair: tuple[list[str], Entry]) -> list[str]:
     return pair[0]
 
 
+def pack_node(body_key: str, rows: list[Any]) -> bytes:
+    """The canonical encoding of a node, ``pack({"version": 1, body_key: rows})``, made
+    by msgpack in one call.
+
+    Why: the generic encoder rebuilds every map in canonical key order in Python, about
+    12 s for the nodes of a 1,000,000-file version. The records built here (by
+    ``encode_entry``, ``close_dir`` and ``_store``) already hold their keys in canonical
+    order and only exact str, bytes, int and list values, so msgpack's own encoding of
+    them is the canonical one (tests/test_tree_pack.py checks both agree). Anything
+    msgpack refuses (a str subclass, a lone surrogate, an int out of range) goes to the
+    generic encoder, which gives the same bytes or the same error.
+    """
+    try:
+        packed: bytes = msgpack.packb(
+            {body_key: rows, "version": 1},  # "entries" and "split" sort before "version"
+            use_bin_type=True, strict_types=True, use_single_float=False, datetime=False,
+        )  # fmt: skip
+    except (TypeError, ValueError, OverflowError, UnicodeError):
+        return pack({"version": 1, body_key: rows})
+    return packed
+
+
 class _NodeWriter:
     """Encodes and stores directory nodes, splitting large ones."""
 
@@ -164,7 +198,7 @@ class _NodeWriter:
 
     def _store(self, body_key: str, rows: Sequence[_Row]) -> tuple[Digest, _Row]:
         """Store one node; returns its id and its row in a split parent."""
-        node_id = self._put(Kind.TREE, pack({"version": 1, body_key: [r[1] for r in rows]}))
+        node_id = self._put(Kind.TREE, pack_node(body_key, [r[1] for r in rows]))
         size = sum(r[2] for r in rows)
         files = sum(r[3] for r in rows)
         first = rows[0][0] if rows else ""
@@ -221,6 +255,16 @@ def list_dir(root: Digest, directory: str, get_blob: GetBlob) -> Iterator[Entry 
     files and references as entries, subdirectories as :class:`Folder` (not walked), so
     one folder of a million-file tree is listed by reading that folder's nodes only.
     NotFoundError if ``directory`` (a trailing ``/`` allowed) is absent or a file."""
+    for path, found in _dir_items(root, directory, get_blob):
+        if isinstance(found, DirItem):
+            yield Folder(path, found.size, found.files)
+        else:
+            yield found.entry(path, get_blob)
+
+
+def _dir_items(
+    root: Digest, directory: str, get_blob: GetBlob
+) -> Iterator[tuple[str, DirItem | RecordItem]]:
     node_id, expected = root, None
     directory = directory[:-1] if directory.endswith("/") else directory
     if directory:
@@ -230,11 +274,48 @@ def list_dir(root: Digest, directory: str, get_blob: GetBlob) -> Iterator[Entry 
         node_id, expected = item.id, (item.size, item.files)
     cursor = DirCursor(get_blob, node_id, expected)
     while (found := cursor.next_entry()) is not None:
-        path = join(directory, found.name, node_id)
-        if isinstance(found, DirItem):
-            yield Folder(path, found.size, found.files)
-        else:
-            yield found.entry(path, get_blob)
+        yield join(directory, found.name, node_id), found
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A file (``kind`` "file") or reference ("reference") as a listing shows it, read
+    from its tree record alone: a huge file's chunk list (its CHUNKLIST parts, about 16
+    per GiB) is not read, so listing a 20 GiB file costs what listing a small one does.
+    ``size`` is None for a reference of unknown size; ``digest`` None when not known."""
+
+    path: str
+    kind: str
+    size: int | None
+    digest: Digest | None
+    media_type: str
+
+
+def _listed(path: str, item: RecordItem) -> Listed:
+    record, what = item.record, f"tree node {item.node.hex}"
+    media_type = record.get("mt")
+    if type(media_type) is not str:
+        raise IntegrityError(f"{what}: field 'mt' must be a str")
+    size = record.get("size")
+    digest = record.get("digest")
+    if record.get("t") == "f":
+        return Listed(path, "file", uint_field(size, "size", what),
+                      digest_field(digest, "digest", what), media_type)
+    return Listed(path, "reference", None if size is None else uint_field(size, "size", what),
+                  None if digest is None else digest_field(digest, "digest", what), media_type)
+
+
+def iter_listed(root: Digest, get_blob: GetBlob) -> Iterator[Listed]:
+    """Every file and reference of the tree in path order, as :class:`Listed` rows."""
+    for path, item in walk_records("", root, None, get_blob):
+        yield _listed(path, item)
+
+
+def list_dir_listed(root: Digest, directory: str, get_blob: GetBlob) -> Iterator[Listed | Folder]:
+    """:func:`list_dir` with files and references as :class:`Listed` rows."""
+    for path, found in _dir_items(root, directory, get_blob):
+        yield Folder(path, found.size, found.files) if isinstance(found, DirItem) else \
+            _listed(path, found)
 
 
 #: bytes of tree nodes :func:`prefetching_reader` holds at most

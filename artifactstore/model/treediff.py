@@ -18,8 +18,19 @@ from dataclasses import dataclass
 from typing import Literal
 
 from artifactstore.core.digest import Digest
-from artifactstore.model._nodes import Child, DirCursor, DirItem, Item, RecordItem, join, walk_dir
+from artifactstore.model._nodes import (
+    Child,
+    DirCursor,
+    DirItem,
+    Item,
+    RecordItem,
+    Totals,
+    find,
+    join,
+    walk_dir,
+)
 from artifactstore.model.entries import Entry, FileEntry, GetBlob
+from artifactstore.model.paths import validate_path
 
 __all__ = ["Change", "diff_trees"]
 
@@ -48,15 +59,46 @@ def _same(old: Entry, new: Entry) -> bool:
     return old == new
 
 
-def diff_trees(old: Digest, new: Digest, get_blob: GetBlob) -> Iterator[Change]:
-    """The changes from tree ``old`` to tree ``new``, in path order.
+def diff_trees(old: Digest, new: Digest, get_blob: GetBlob, folder: str = "") -> Iterator[Change]:
+    """The changes from tree ``old`` to tree ``new``, in path order; only those under
+    ``folder`` when given (its nodes, and the nodes on the path to it, are all it reads).
 
     Iterative (a stack of directory pairs), so deep trees need no recursion.
     """
+    folder = folder[:-1] if folder.endswith("/") else folder
+    if folder:
+        a, b = _folder(old, folder, get_blob), _folder(new, folder, get_blob)
+        if a is None or b is None:
+            if a is not None:
+                yield from _all(folder, a, "removed", get_blob)
+            if b is not None:
+                yield from _all(folder, b, "added", get_blob)
+            return
+        yield from _diff_dirs(folder, (a.id, (a.size, a.files)), (b.id, (b.size, b.files)),
+                              get_blob)
+        return
+    yield from _diff_dirs("", (old, None), (new, None), get_blob)
+
+
+def _folder(root: Digest, folder: str, get_blob: GetBlob) -> DirItem | None:
+    item = find(root, validate_path(folder).split("/"), get_blob)
+    return item if isinstance(item, DirItem) else None
+
+
+def _diff_dirs(
+    base: str,
+    old_dir: tuple[Digest, Totals | None],
+    new_dir: tuple[Digest, Totals | None],
+    get_blob: GetBlob,
+) -> Iterator[Change]:
+    (old, old_totals), (new, new_totals) = old_dir, new_dir
     if old == new:
         return
     # (path of the directory, its id in old, its cursor in old, id in new, cursor in new)
-    stack = [("", old, DirCursor(get_blob, old, None), new, DirCursor(get_blob, new, None))]
+    stack = [
+        (base, old, DirCursor(get_blob, old, old_totals), new,
+         DirCursor(get_blob, new, new_totals)),
+    ]  # fmt: skip
     while stack:
         base, old_id, a_cur, new_id, b_cur = stack[-1]
         a, b = a_cur.peek(), b_cur.peek()

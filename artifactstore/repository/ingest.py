@@ -25,7 +25,7 @@ from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import Progress
 from artifactstore.records.refs import NewVersion, VersionRecord
-from artifactstore.repository.artifact import Artifact, StagedReference
+from artifactstore.repository.artifact import Artifact, Staged, StagedReference
 from artifactstore.repository.project import Project
 from artifactstore.repository.references import describe_reference
 from artifactstore.repository.version import ArtifactVersion
@@ -83,11 +83,13 @@ def log_version(
     encoding.pack(artifact.metadata)  # unencodable metadata is refused before any upload
     project.ensure_writable()
     stat_cache = project.stat_cache
-    _preload_stat_cache(project, artifact)
+    staged = artifact.entries  # sorted anew on every call: once
+    _preload_stat_cache(project, staged)
     try:
-        project.objects.begin_session(refresh=not _all_cached(project, artifact))
+        known = _cached_refs(project, staged)
+        project.objects.begin_session(refresh=known is None)
         try:
-            record, created = _write_version(project, artifact, run_id, progress)
+            record, created = _write_version(project, artifact, staged, run_id, progress, known)
         finally:
             project.objects.end_session()
     except BaseException:
@@ -169,10 +171,23 @@ def commit_entries(
     return project.refs.commit_version(new, guard=objects.commit_guard)
 
 
-def _write_version(project: Project, artifact: Artifact, run_id: str | None,
-                   progress: Progress | None) -> tuple[VersionRecord, bool]:
+def _write_version(project: Project, artifact: Artifact, files: Sequence[Staged],
+                   run_id: str | None,
+                   progress: Progress | None, known: list[tuple[FileRef, int]] | None,
+                   ) -> tuple[VersionRecord, bool]:
     entries: list[Entry] = []
-    for staged in artifact.entries:
+    if known is not None:  # every file as the stat cache knows it: nothing to read
+        reuse = project.objects.reuse
+        for staged, (ref, mode) in zip(files, known, strict=True):
+            if reuse(ref, progress):
+                entries.append(FileEntry.from_ref(staged.path, ref, mode=mode))
+            else:  # a chunk went away (gc): read the file
+                assert not isinstance(staged, StagedReference)
+                entries.append(_store_file(project, staged.path, staged.source, progress))
+        return commit_entries(project, artifact.name, artifact.type, entries,
+                              description=artifact.description, metadata=artifact.metadata,
+                              run_id=run_id)
+    for staged in files:
         if isinstance(staged, StagedReference):
             entries.append(describe_reference(staged.path, staged.uri,
                                               checksum=staged.checksum,
@@ -184,26 +199,41 @@ def _write_version(project: Project, artifact: Artifact, run_id: str | None,
                           run_id=run_id)
 
 
-def _preload_stat_cache(project: Project, artifact: Artifact) -> None:
+def _preload_stat_cache(project: Project, files: Sequence[Staged]) -> None:
     """One stat-cache query for the folder holding the staged files (a folder's)."""
-    sources = [os.path.abspath(s.source) for s in artifact.entries
-               if not isinstance(s, StagedReference)]
-    if len(sources) > 1:
-        project.stat_cache.preload(Path(os.path.commonpath(sources)))
+    low = high = None
+    count = 0
+    for staged in files:  # no list of every path: a million of them are ~100 MB
+        if not isinstance(staged, StagedReference):
+            source = os.path.abspath(staged.source)
+            count += 1
+            if low is None or source < low:
+                low = source
+            if high is None or source > high:
+                high = source
+    if count > 1 and low is not None and high is not None:
+        # the common folder of the first and last paths in str order is everyone's
+        # (os.path.commonpath of all of them splits every path: seconds for a million)
+        project.stat_cache.preload(Path(os.path.commonpath([low, high])))
 
 
-def _all_cached(project: Project, artifact: Artifact) -> bool:
-    """Whether the stat cache knows every staged file as it is now."""
-    for staged in artifact.entries:
+def _cached_refs(project: Project, files: Sequence[Staged]) -> list[tuple[FileRef, int]] | None:
+    """What the stat cache knows of every staged file as it is now (its stored form and
+    permission bits), or None from the first file it does not know."""
+    lookup = project.stat_cache.lookup
+    known = []
+    for staged in files:
         if isinstance(staged, StagedReference):
-            return False
+            return None
         try:
             st = os.stat(staged.source)
         except OSError:
-            return False
-        if project.stat_cache.lookup(os.path.abspath(staged.source), st) is None:
-            return False
-    return True
+            return None
+        ref = lookup(os.path.abspath(staged.source), st)
+        if ref is None:
+            return None
+        known.append((ref, st.st_mode & 0o777))
+    return known
 
 
 def _store_file(project: Project, path: str, source: Path,

@@ -26,10 +26,13 @@ from artifactstore.model.tree import (
     Entry,
     FileEntry,
     Folder,
+    Listed,
     ReferenceEntry,
     diff_trees,
     iter_entries,
+    iter_listed,
     list_dir,
+    list_dir_listed,
     lookup,
     prefetching_reader,
 )
@@ -146,6 +149,15 @@ class ArtifactVersion:
         """The files and subfolders right inside ``folder`` ("" is the top), in name
         order, streamed: only that folder's tree nodes are read, however big the version."""
         return list_dir(self._record.digest, folder, self._objects.read_blob)
+
+    def listing(self) -> Iterator[Listed]:
+        """What ``show`` lists: every file and reference of the version, read from the
+        tree's records alone (no chunk list of a huge file is read)."""
+        return iter_listed(self._record.digest, self._tree_reader())
+
+    def folder_listing(self, folder: str = "") -> Iterator[Listed | Folder]:
+        """:meth:`listdir` as :class:`Listed` rows (records alone, as :meth:`listing`)."""
+        return list_dir_listed(self._record.digest, folder, self._objects.read_blob)
 
     def _tree_reader(self) -> GetBlob:
         """Reads the version's tree nodes level by level (few requests for a big tree)."""
@@ -277,10 +289,11 @@ class ArtifactVersion:
             count += 1
         return count
 
-    def diff(self, other: ArtifactVersion) -> list[Change]:
-        """What changed from ``other`` to this version (identical subtrees skipped)."""
+    def diff(self, other: ArtifactVersion, folder: str = "") -> list[Change]:
+        """What changed from ``other`` to this version (identical subtrees skipped), only
+        under ``folder`` when given."""
         return list(diff_trees(other._record.digest, self._record.digest,
-                               self._objects.read_blob))
+                               self._objects.read_blob, folder))
 
     def _target(self, root: str | os.PathLike[str] | None) -> Path:
         if root is not None:

@@ -133,13 +133,13 @@ def artifact_page(store: artifactstore.Store, name: str) -> dict[str, Any]:
 
 
 def _item(entry: Any) -> dict[str, Any]:
-    """An item of ``ArtifactVersion.listdir``: a folder (it has totals: ``files``), a
-    stored file (it has ``chunks``) or a reference to data held elsewhere."""
+    """An item of ``ArtifactVersion.folder_listing`` (a folder: it has totals, ``files``; a
+    file or a reference: its ``kind``) or an entry (a stored file has ``chunks``)."""
     path = entry.path
     if hasattr(entry, "files"):
         return {"path": path, "name": path.rsplit("/", 1)[-1], "kind": "folder",
                 "size": entry.size, "files": entry.files}
-    kind = "file" if hasattr(entry, "chunks") else "reference"
+    kind = getattr(entry, "kind", None) or ("file" if hasattr(entry, "chunks") else "reference")
     return {"path": path, "name": path.rsplit("/", 1)[-1], "kind": kind, "size": entry.size,
             "preview": preview_kind(path) if kind == "file" else None}
 
@@ -219,7 +219,7 @@ def version_page(store: artifactstore.Store, name: str, selector: str, *,
         raise InvalidInputError(f"offset is a count of items from 0, not {offset}")
     version = store.artifact(f"{name}:{selector}")
     folder = folder.strip("/")
-    listing = version.listdir(folder)
+    listing = version.folder_listing(folder)  # records only: no chunk list of a huge file
     items = [_item(e) for e in itertools.islice(listing, offset, offset + PAGE_SIZE + 1)]
     more = len(items) > PAGE_SIZE
     items = items[:PAGE_SIZE]

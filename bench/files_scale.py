@@ -1,0 +1,312 @@
+"""A million files and one huge file (issue 20), side by side with ``cp -r`` in the same run.
+
+    python -m bench files [--files 1000000] [--folders 1000] [--big-gib 20] [--out DIR]
+
+**Many files.** A deterministic tree of ``--files`` files of 1-8 KiB of random bytes in
+``--folders`` folders (``d0000/f0000000.bin``...) is generated, then timed, each command
+in a fresh process through the suite's launcher (``bench/suite/launch.py``: wall time and
+the command's own peak RSS): ``cp -r`` of the tree; ``artifactstore log`` of it into a
+fresh local store (``init`` defaults: a private, encrypted project); the same ``log``
+again with nothing changed (the stat cache's case); a ``log`` after changing a few files of
+one folder; ``ls NAME``, ``show REF FOLDER`` and ``diff V1 V3 FOLDER`` of that one folder;
+and ``get`` of v1 into an empty folder (empty client cache), checked against the source
+(every file's size; every file's bytes when ``--verify all``, else every 97th file's).
+``cp -r`` and the restore both create the whole tree into fresh folders of the same file
+system before anything is deleted (ext4's recently-deleted inode scan, bench/README.md;
+deleting the copy of a million files in between also took over 15 minutes here).
+
+**One huge file.** ``--big-gib N`` (0: skipped): a sparse file of N GiB where each MiB
+holds 64 KiB of random bytes and a hole (so the disk holds about N/16 GiB of it, and the
+store about as much: zero chunks dedup), logged, listed with ``show`` (the chunk list of
+such a file has about 16 chunk-list parts per GiB) and restored with ``get``; the restored
+file is checked by streaming it against the generator (BLAKE3 of both), then deleted.
+
+Results: a Markdown table on stdout and ``--json``; the load average before and after.
+Data lives under ``--out`` (default a temp dir) and is deleted at the end unless ``--keep``.
+The logic at a tiny scale is tested in tests/test_bench_files.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+LAUNCHER = Path(__file__).resolve().parent / "suite" / "launch.py"
+MIB = 1 << 20
+BIG_DATA_PER_MIB = 64 << 10  # random bytes at the start of each MiB of the huge file
+CHANGED_FOLDER = 7  # the folder whose files v3 changes
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One timed command: what it was, wall seconds, peak RSS in bytes."""
+
+    step: str
+    seconds: float
+    max_rss: int
+    note: str = ""
+    cpu: float = 0.0  # user + system seconds of the command (less noisy than wall time)
+
+
+def file_size(index: int, seed: int) -> int:
+    """1-8 KiB, deterministic per file."""
+    return 1024 + (index * 2654435761 + seed) % (7 * 1024 + 1)
+
+
+def folder_of(index: int, folders: int) -> str:
+    return f"d{index % folders:04d}"
+
+
+def relative_path(index: int, folders: int) -> str:
+    return f"{folder_of(index, folders)}/f{index:07d}.bin"
+
+
+def file_bytes(index: int, seed: int) -> bytes:
+    return random.Random(seed * 1_000_003 + index).randbytes(file_size(index, seed))
+
+
+def generate_tree(root: Path, files: int, folders: int, seed: int = 20) -> int:
+    """Write the tree (idempotent: a complete tree is kept); returns its bytes."""
+    marker = root.parent / f"{root.name}.complete"
+    total = sum(file_size(i, seed) for i in range(files))
+    if marker.exists() and marker.read_text() == f"{files} {folders} {seed}":
+        return total
+    shutil.rmtree(root, ignore_errors=True)
+    for f in range(min(folders, files)):
+        (root / f"d{f:04d}").mkdir(parents=True)
+    for i in range(files):
+        (root / relative_path(i, folders)).write_bytes(file_bytes(i, seed))
+    marker.write_text(f"{files} {folders} {seed}")
+    return total
+
+
+def change_folder(root: Path, files: int, folders: int, seed: int) -> list[str]:
+    """Rewrite 10 files of one folder and add one: the change v3 records."""
+    folder = CHANGED_FOLDER % folders
+    changed = [relative_path(i, folders) for i in range(folder, files, folders)][:10]
+    for path in changed:
+        (root / path).write_bytes(b"changed " + path.encode())
+    added = f"d{folder:04d}/new.bin"
+    (root / added).write_bytes(b"added")
+    return [*changed, added]
+
+
+def big_blocks(mib: int, seed: int) -> Iterator[bytes | int]:
+    """The huge file as data blocks (bytes) and holes (an int: that many zero bytes)."""
+    rng = random.Random(seed)
+    for _ in range(mib):
+        yield rng.randbytes(BIG_DATA_PER_MIB)
+        yield MIB - BIG_DATA_PER_MIB
+
+
+def write_big(path: Path, mib: int, seed: int) -> None:
+    with open(path, "wb") as f:
+        for block in big_blocks(mib, seed):
+            if isinstance(block, int):
+                f.seek(block, os.SEEK_CUR)
+            else:
+                f.write(block)
+        f.truncate()
+
+
+def big_digest(mib: int, seed: int) -> bytes:
+    from blake3 import blake3
+
+    hasher, zeros = blake3(), bytes(MIB - BIG_DATA_PER_MIB)
+    for block in big_blocks(mib, seed):
+        hasher.update(zeros if isinstance(block, int) else block)
+    digest: bytes = hasher.digest()
+    return digest
+
+
+def file_digest(path: Path) -> bytes:
+    from blake3 import blake3
+
+    hasher = blake3()
+    with open(path, "rb") as f:
+        while chunk := f.read(4 * MIB):
+            hasher.update(chunk)
+    digest: bytes = hasher.digest()
+    return digest
+
+
+def check_restore(src: Path, out: Path, files: int, folders: int, every: int) -> str:
+    """'' when ``out`` matches ``src`` (sizes of all, bytes of every ``every``-th file)."""
+    found = sum(len(names) for _, _, names in os.walk(out))
+    expected = sum(len(n) for _, _, n in os.walk(src))
+    if found != expected:
+        return f"{found} files restored, {expected} expected"
+    for i in range(files):
+        a, b = src / relative_path(i, folders), out / relative_path(i, folders)
+        if a.stat().st_size != b.stat().st_size:
+            return f"{b} has the wrong size"
+        if i % every == 0 and a.read_bytes() != b.read_bytes():
+            return f"{b} differs"
+    return ""
+
+
+class Runner:
+    """Runs commands through the launcher with a private HOME; collects measures."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.home = work / "home"
+        self.measures: list[Measure] = []
+
+    def env(self) -> dict[str, str]:
+        h = self.home
+        return {**os.environ, "HOME": str(h), "XDG_CACHE_HOME": str(h / ".cache"),
+                "XDG_CONFIG_HOME": str(h / ".config"), "XDG_DATA_HOME": str(h / ".local/share"),
+                "LC_ALL": "C.UTF-8"}
+
+    def run(self, step: str, args: list[str], *, note: str = "") -> str:
+        report = self.work / "measured"
+        report.unlink(missing_ok=True)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        proc = subprocess.run([sys.executable, "-I", "-S", str(LAUNCHER), str(report), *args],
+                              env=self.env(), capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, check=False)
+        if proc.returncode != 0 or not report.exists():
+            raise RuntimeError(f"{step}: {' '.join(args[:4])} exited {proc.returncode}: "
+                               f"{proc.stderr[-2000:]}")
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        rss, seconds = report.read_text().split()
+        self.measures.append(Measure(step, float(seconds), int(rss), note, cpu))
+        return proc.stdout
+
+    def tool(self, step: str, args: list[str], *, note: str = "") -> str:
+        return self.run(step, [sys.executable, "-m", "artifactstore", *args], note=note)
+
+
+def run_files(r: Runner, files: int, folders: int, seed: int, every: int) -> None:
+    src, store = r.work / "src", str(r.work / "store")
+    size = generate_tree(src, files, folders, seed)
+    os.sync()
+    note = f"{files} files, {size / MIB:.0f} MiB"
+    r.run("cp -r", ["/bin/cp", "-r", str(src), str(r.work / "cp")], note=note)
+    r.tool("init", ["init", store, "-q"])
+    v1 = json.loads(r.tool("log", ["--json", "log", "many", str(src), "--store", store, "-q"],
+                           note=note))["ref"]
+    v2 = json.loads(r.tool("re-log unchanged",
+                           ["--json", "log", "many", str(src), "--store", store, "-q"]))["ref"]
+    changed = change_folder(src, files, folders, seed)
+    (r.work / "src.complete").unlink()  # the tree is no longer the generated one
+    v3 = json.loads(r.tool("log after a change", ["--json", "log", "many", str(src),
+                                                  "--store", store, "-q"],
+                           note=f"{len(changed)} files of one folder"))["ref"]
+    folder = f"d{CHANGED_FOLDER % folders:04d}"
+    r.tool("ls NAME", ["ls", "many", "--store", store])
+    listed = r.tool("show REF FOLDER", ["--json", "show", v1, folder, "--store", store])
+    shown = len(json.loads(listed)["files"])
+    diffed = r.tool("diff V1 V3 FOLDER", ["--json", "diff", v1, v3, folder, "--store", store])
+    changes = len(json.loads(diffed)["changes"])
+    if changes != len(changed):
+        raise RuntimeError(f"diff found {changes} changes, {len(changed)} made")
+    out = r.work / "restore"
+    r.tool("get (restore v1)", ["get", v1, "--dir", str(out), "--store", store, "-q"],
+           note=f"{v2} is {v1}'s tree again; show listed {shown}")
+    # v1 is the generated tree: regenerate the changed files before checking
+    for path in changed:
+        index = int(path.rsplit("f", 1)[-1].split(".")[0]) if "new" not in path else -1
+        if index >= 0:
+            (src / path).write_bytes(file_bytes(index, seed))
+    (src / changed[-1]).unlink()
+    (r.work / "src.complete").write_text(f"{files} {folders} {seed}")
+    problem = check_restore(src, out, files, folders, every)
+    if problem:
+        raise RuntimeError(f"restore differs: {problem}")
+
+
+def run_big(r: Runner, mib: int, seed: int) -> None:
+    folder = r.work / "big"
+    folder.mkdir(exist_ok=True)
+    path = folder / "huge.bin"
+    write_big(path, mib, seed)
+    os.sync()
+    store = str(r.work / "bigstore")
+    note = f"{mib / 1024:g} GiB sparse ({BIG_DATA_PER_MIB >> 10} KiB data per MiB)"
+    r.tool("big: init", ["init", store, "-q"])
+    ref = json.loads(r.tool("big: log", ["--json", "log", "huge", str(path), "--store", store,
+                                         "-q"], note=note))["ref"]
+    r.tool("big: show", ["show", ref, "--store", store])
+    out = r.work / "bigout"
+    r.tool("big: get", ["get", ref, "--dir", str(out), "--store", store, "-q"])
+    restored = out / "huge.bin"
+    if file_digest(restored) != big_digest(mib, seed):
+        raise RuntimeError("the restored huge file differs")
+    restored.unlink()
+
+
+def table(measures: list[Measure]) -> str:
+    by = {m.step: m for m in measures}
+    lines = ["| step | seconds | CPU s | peak RSS MiB | vs cp | note |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for m in measures:
+        base = None if m.step.startswith("big") else by.get("cp -r")
+        ratio = f"{m.seconds / base.seconds:.2f}x" if base and base.seconds else ""
+        lines.append(f"| {m.step} | {m.seconds:.2f} | {m.cpu:.2f} | {m.max_rss / MIB:.0f} "
+                     f"| {ratio} | {m.note} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench files", description=__doc__.split("\n\n")[0])
+    p.add_argument("--files", type=int, default=1_000_000)
+    p.add_argument("--folders", type=int, default=1000)
+    p.add_argument("--big-gib", type=float, default=0, help="huge-file case, GiB (0: skip)")
+    p.add_argument("--seed", type=int, default=20)
+    p.add_argument("--verify", choices=("all", "sample"), default="sample")
+    p.add_argument("--out", type=Path, default=None, help="work dir (kept with --keep)")
+    p.add_argument("--keep", action="store_true", help="keep the generated source tree")
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+    work = args.out or Path(tempfile.mkdtemp(prefix="million-"))
+    work.mkdir(parents=True, exist_ok=True)
+    for old in ("cp", "store", "restore", "home", "bigstore", "bigout", "big"):
+        shutil.rmtree(work / old, ignore_errors=True)
+    r = Runner(work)
+    load = [Path("/proc/loadavg").read_text().split()[0]]
+    started = time.time()
+    try:
+        if args.files:
+            run_files(r, args.files, args.folders, args.seed,
+                      1 if args.verify == "all" else 97)
+        if args.big_gib:
+            # the disk holds one case at a time
+            for old in ("cp", "store", "restore", "home", *(() if args.keep else ("src",))):
+                shutil.rmtree(work / old, ignore_errors=True)
+            run_big(r, round(args.big_gib * 1024), args.seed)
+    finally:
+        load.append(Path("/proc/loadavg").read_text().split()[0])
+        print(table(r.measures))
+        from bench.machine import machine_facts
+
+        facts = machine_facts(["msgpack", "blake3", "zstandard"])
+        print(f"load average before/after: {load[0]} / {load[1]}; "
+              f"{time.time() - started:.0f} s in all; {facts}")
+        if args.json:
+            args.json.write_text(json.dumps({"measures": [asdict(m) for m in r.measures],
+                                             "load": load, "machine": facts}, indent=1))
+        for old in ("cp", "store", "restore", "bigstore", "bigout", "big", "home"):
+            shutil.rmtree(work / old, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
