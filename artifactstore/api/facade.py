@@ -397,8 +397,9 @@ class Store:
                    heartbeat=DEFAULT_HEARTBEAT if heartbeat is None else heartbeat)
 
     def sync(self) -> None:
-        """Bring the local catalog (and what is deleted) up to date with the store now."""
-        self.catalog.sync()
+        """Bring the local catalog (and what is deleted) up to date with the store now:
+        a full listing, so records written by clients without the journal show too."""
+        self.catalog.sync(full=True)
         run_queries.deleted_runs(self.context)
 
     def runs(self, *, job_type: str | None = None, status: str | None = None,

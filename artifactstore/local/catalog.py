@@ -45,6 +45,7 @@ from artifactstore.core import encoding
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import NotFoundError
 from artifactstore.core.privatefiles import private_file, private_folder
+from artifactstore.records import journal
 from artifactstore.records.aliases import AliasEvent, AliasLog
 from artifactstore.records.codec import PLAIN, RecordCodec
 from artifactstore.records.lifecycle import (
@@ -71,6 +72,8 @@ __all__ = ["Catalog", "RunInfo", "SyncStats"]
 SCHEMA: Final = 4
 _ID_PREFIX: Final = re.compile(r"[0-9A-Za-z-]*")
 _FETCH_WORKERS: Final = 16
+#: seconds between full listings at most (the journal answers in between; design §12.8)
+FULL_AGE: Final = 3600.0
 #: heartbeats of runs silent for longer than this are not fetched again
 _HEARTBEAT_GIVE_UP: Final = timedelta(days=1)
 
@@ -113,6 +116,8 @@ class SyncStats:
     listed: int
     fetched: int
     seconds: float
+    #: a full listing (else the journal's window)
+    full: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,12 +184,13 @@ class Catalog:
 
     def __init__(
         self, backend: Backend, project: str, path: Path | None, *, max_age: float = 10.0,
-        codec: RecordCodec = PLAIN,
+        codec: RecordCodec = PLAIN, full_age: float = FULL_AGE,
     ) -> None:
         self._backend = backend
         self._project = project
         self._path = path
         self.max_age = max_age
+        self.full_age = full_age
         self._versions = VersionLog(backend, project, codec)
         self._aliases = AliasLog(backend, project, codec)
         self._runs = RunLog(backend, project, codec)
@@ -268,14 +274,23 @@ class Catalog:
 
     # -- sync --------------------------------------------------------------------------
 
-    def sync(self) -> SyncStats:
-        """Fetch every record not read before; see the module docstring."""
+    def sync(self, *, full: bool = False) -> SyncStats:
+        """Fetch every record not read before; see the module docstring.
+
+        A full listing when ``full``, on the first sync, or when the last full one is
+        older than ``full_age``; otherwise the journal's window since the last sync.
+        """
         began = time.perf_counter()
+        wall = datetime.now(UTC)
         self._dirty = False
         art_prefix = artifacts_prefix(self._project)
         run_prefix = self._runs.prefix
-        listed = [*self._backend.list(art_prefix), *self._backend.list(run_prefix),
-                  *self._backend.list(lifecycle_prefix(self._project))]
+        since = None if full else self._journal_since(wall)
+        if since is None:
+            listed = [*self._backend.list(art_prefix), *self._backend.list(run_prefix),
+                      *self._backend.list(lifecycle_prefix(self._project))]
+        else:
+            listed = self._journal_keys(since, wall)
         with self._lock:
             seen = {row[0] for row in self._db.execute("SELECT key FROM seen")}
         jobs: list[tuple[str, Callable[[], Any]]] = []
@@ -285,6 +300,8 @@ class Catalog:
             job = self._job(key, art_prefix, run_prefix, version_keys, heartbeat_keys)
             if job is not None and key not in seen:
                 jobs.append((key, job))
+        if since is not None:  # no listing of heartbeats: runs that may still beat
+            heartbeat_keys = self._maybe_running(wall)
         jobs.extend(self._heartbeat_jobs(heartbeat_keys))
         results = self._fetch(jobs)
         with self._lock, self._db:
@@ -292,12 +309,43 @@ class Catalog:
                 self._store(value)
                 if not isinstance(value, tuple):  # heartbeats change: never "seen"
                     self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (key,))
-            gone = self._mark_gone(version_keys)
+            gone = self._mark_gone(version_keys) if since is None else 0
             if results or gone:
                 self.generation += 1
+            stamps = [("last_sync", wall.timestamp())]
+            if since is None:
+                stamps.append(("last_full", wall.timestamp()))
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                 [(k, repr(v)) for k, v in stamps])
         self._synced_at = time.monotonic()
         self.syncs += 1
-        return SyncStats(len(listed), len(results), time.perf_counter() - began)
+        return SyncStats(len(listed), len(results), time.perf_counter() - began,
+                         full=since is None)
+
+    def _journal_since(self, wall: datetime) -> datetime | None:
+        """When the last sync began, if the journal may answer this one (else None)."""
+        with self._lock:
+            meta = dict(self._db.execute(
+                "SELECT k, v FROM meta WHERE k IN ('last_full', 'last_sync')").fetchall())
+        try:
+            last_full, last_sync = float(meta["last_full"]), float(meta["last_sync"])
+        except (KeyError, ValueError):
+            return None
+        now_ = wall.timestamp()
+        if not 0 <= now_ - last_full <= self.full_age or last_sync > now_:
+            return None  # too old, or a clock that went back: list everything
+        return datetime.fromtimestamp(last_sync, UTC)
+
+    def _journal_keys(self, since: datetime, wall: datetime) -> list[str]:
+        """The record keys the journal names in the window (journal.py)."""
+        prefix = journal.journal_prefix(self._project)
+        found: set[str] = set()
+        for bucket in journal.buckets(since - journal.GRACE, wall):
+            for entry in self._backend.list(prefix + bucket):
+                key = journal.record_of(self._project, entry)
+                if key is not None:
+                    found.add(key)
+        return sorted(found)
 
     def _job(
         self,
@@ -351,6 +399,17 @@ class Catalog:
                 continue
             jobs.append((f"heartbeat:{run_id}", functools.partial(self._heartbeat, run_id)))
         return jobs
+
+    def _maybe_running(self, wall: datetime) -> set[str]:
+        """Runs without an end that beat, or started, within ``_HEARTBEAT_GIVE_UP``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT r.run_id, r.started_at, h.at FROM runs r LEFT JOIN heartbeats h "
+                "ON r.run_id = h.run_id WHERE r.run_id NOT IN (SELECT run_id FROM run_ends)"
+            ).fetchall()
+        limit = wall - _HEARTBEAT_GIVE_UP
+        return {run_id for run_id, started, beat in rows
+                if parse_time(beat or started) >= limit}
 
     def _heartbeat(self, run_id: str) -> tuple[str, str, str | None]:
         return ("heartbeat", run_id, self._runs.read_heartbeat(run_id))

@@ -102,6 +102,9 @@ _PROJECT_KEYS: Final = tuple((re.compile(p), what, rules) for p, what, rules in 
     (rf"runs/{_RUN}/heartbeat", "run heartbeats", _rules("project", R, W, W, A)),
     (rf"lifecycle/{_SEQ}", "lifecycle events (delete, restore, purge, retention)",
      _rules("project", R, A, A, A)),
+    # Written right after a record by its writer; empty hints (design §12.8).
+    (r"journal/[0-9]{20}-[0-9a-f]{8}~[A-Za-z0-9._~-]+", "change journal entries",
+     _rules("project", R, W, None, A)),
 ))
 _OTHER_PROJECT_KEY: Final = _rules("project", R, None, None, A)
 _OBJECT: Final = re.compile(rf"objects/({DOMAIN_RE})/(packs/([0-9a-f]{{2}})/({_HEX64})"
