@@ -7,18 +7,22 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from artifactstore.backends import open_backend_stack
+from artifactstore.backends.base import list_after
 from artifactstore.backends.memory import MemoryBackend
 from artifactstore.core.digest import Digest
 from artifactstore.local.catalog import Catalog
+from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.records import journal
 from artifactstore.records.codec import KeyRing, RecordCodec
 from artifactstore.records.lifecycle import LifecycleLog
 from artifactstore.records.refs import NewVersion, Refs
 from artifactstore.records.runs import RunLog, RunStart, new_run_id
-from artifactstore.objects.domainkeys import DomainKeys
+from artifactstore.testing import BackendSpec, MotoS3Server
 
 
 class CountingBackend(MemoryBackend):
@@ -88,8 +92,7 @@ def test_a_warm_sync_lists_the_journal_window_and_fetches_only_what_is_new() -> 
     empty = catalog.sync()
     assert not empty.full
     assert empty.fetched == 0
-    assert 1 <= len(b.listed) <= 2  # one hour bucket, two across the hour
-    assert all(p.startswith(journal.journal_prefix("p")) for p in b.listed)
+    assert b.listed == [journal.journal_prefix("p")]  # one listing: the journal's tail
     commit(refs, "m9", 9)
     refs.set_alias("m9", "prod", 0)
     new = catalog.sync()
@@ -187,10 +190,13 @@ def test_a_private_project_journal_names_tags_not_names() -> None:
     assert {r.artifact for r, _ in catalog.versions()} == {"secret-model", "secret-other"}
 
 
-def test_buckets_cover_the_window_hour_by_hour() -> None:
+def test_the_window_starts_grace_before_the_last_sync() -> None:
     t = datetime(2026, 12, 7, 0, 58, tzinfo=UTC)
-    assert journal.buckets(t, t + timedelta(minutes=1)) == ["2026120700"]
-    assert journal.buckets(t, t + timedelta(minutes=3)) == ["2026120700", "2026120701"]
+    start = journal.window_start("p", t)
+    before = journal.entry_key("p", "projects/p/runs/x/start", t - journal.GRACE
+                               - timedelta(microseconds=1))
+    inside = journal.entry_key("p", "projects/p/runs/x/start", t - journal.GRACE)
+    assert before < start < inside
 
 
 @settings(max_examples=30, deadline=None)
@@ -236,3 +242,34 @@ class _NoJournal(MemoryBackend):
     def put(self, key: str, data: bytes) -> None:
         if "/journal/" not in key:
             super().put(key, data)
+
+
+@pytest.mark.s3
+def test_list_after_is_one_request_on_s3(s3_spec: BackendSpec, s3_server: MotoS3Server) -> None:
+    b = open_backend_stack(s3_spec.url, create=True, **s3_spec.options)
+    for key in ("j/a", "j/b", "j/c", "jx", "k/a"):
+        b.put(key, b"")
+    s3_server.reset_count()
+    assert list(list_after(b, "j/", "j/a")) == ["j/b", "j/c"]
+    assert list(list_after(b, "j/", "")) == ["j/a", "j/b", "j/c"]
+    assert list(list_after(b, "j/", "j/c")) == []
+    assert s3_server.request_count == 3
+
+
+@pytest.mark.s3
+def test_a_warm_sync_on_s3_is_one_request(s3_spec: BackendSpec,
+                                          s3_server: MotoS3Server) -> None:
+    b = open_backend_stack(s3_spec.url, create=True, **s3_spec.options)
+    refs = Refs(b, "p")
+    for i in range(3):
+        commit(refs, f"m{i}", i)
+    catalog = Catalog(b, "p", None)
+    catalog.sync()
+    s3_server.reset_count()
+    assert catalog.sync().fetched == 0
+    assert s3_server.request_count == 1
+    commit(Refs(b, "p"), "new", 9)
+    s3_server.reset_count()
+    assert catalog.sync().fetched == 1
+    assert s3_server.request_count == 2  # the journal's tail and the new record
+    assert "new" in catalog.artifacts()

@@ -195,7 +195,10 @@ class Store:
         return find_version(self.context, ref)
 
     def artifacts(self) -> list[str]:
-        return self.refs.artifacts()
+        """Names of the artifacts with a version record, from the local catalog (synced
+        first when stale: the change journal's window, design §12.8), not a listing."""
+        self.catalog.ensure_fresh()
+        return self.catalog.artifacts()
 
     def versions(self, name: str) -> list[ArtifactVersion]:
         return versions_of(self.context, name)

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from artifactstore.backends import Backend
+from artifactstore.backends.base import list_after
 from artifactstore.core import encoding
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import NotFoundError
@@ -290,7 +291,7 @@ class Catalog:
             listed = [*self._backend.list(art_prefix), *self._backend.list(run_prefix),
                       *self._backend.list(lifecycle_prefix(self._project))]
         else:
-            listed = self._journal_keys(since, wall)
+            listed = self._journal_keys(since)
         with self._lock:
             seen = {row[0] for row in self._db.execute("SELECT key FROM seen")}
         jobs: list[tuple[str, Callable[[], Any]]] = []
@@ -336,16 +337,12 @@ class Catalog:
             return None  # too old, or a clock that went back: list everything
         return datetime.fromtimestamp(last_sync, UTC)
 
-    def _journal_keys(self, since: datetime, wall: datetime) -> list[str]:
-        """The record keys the journal names in the window (journal.py)."""
+    def _journal_keys(self, since: datetime) -> list[str]:
+        """The record keys the journal's window names (records/journal.py)."""
         prefix = journal.journal_prefix(self._project)
-        found: set[str] = set()
-        for bucket in journal.buckets(since - journal.GRACE, wall):
-            for entry in self._backend.list(prefix + bucket):
-                key = journal.record_of(self._project, entry)
-                if key is not None:
-                    found.add(key)
-        return sorted(found)
+        found = {journal.record_of(self._project, entry) for entry in
+                 list_after(self._backend, prefix, journal.window_start(self._project, since))}
+        return sorted(key for key in found if key is not None)
 
     def _job(
         self,
@@ -562,6 +559,11 @@ class Catalog:
             )
             for r in rows
         ]
+
+    def artifacts(self) -> list[str]:
+        """Names of the artifacts with a version record still in the store, sorted."""
+        return [r[0] for r in self.query(
+            "SELECT DISTINCT artifact FROM versions WHERE gone=0 ORDER BY artifact")]
 
     def lifecycle_state(self) -> LifecycleState:
         """The replayed lifecycle log as of the last sync (deleted and purged versions

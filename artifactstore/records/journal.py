@@ -9,11 +9,10 @@ Vocabulary:
   a local store. ``<time>`` is the writer's UTC clock,
   ``YYYYMMDDHHMMSSffffff`` (20 digits), so entries sort by time; the 4 random bytes
   keep concurrent writers apart. The entry names the record and says nothing else.
-- **hour bucket**: the entries whose time starts with ``YYYYMMDDHH``; one listing of
-  ``journal/YYYYMMDDHH`` returns them.
-- **window**: the buckets a reader lists to see what is new since its last sync: from
-  ``GRACE`` before that sync began until now. ``GRACE`` covers the time between a
-  writer reading its clock and its entry landing, and clock skew between machines.
+- **window**: the entries a reader lists to see what is new since its last sync: those
+  sorting after :func:`window_start`, ``GRACE`` before that sync began (one S3 request
+  with ``StartAfter``: ``backends.base.list_after``). ``GRACE`` covers the time between
+  a writer reading its clock and its entry landing, and clock skew between machines.
 
 The journal is a hint, never a source of truth: a reader fetches and verifies the record
 an entry names exactly as if it had been listed, and entries naming no record, or a key
@@ -25,6 +24,7 @@ listing, which a reader does at least every ``full_age`` (local/catalog.py).
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -33,12 +33,11 @@ from artifactstore.backends import Backend
 from artifactstore.backends.base import is_key
 from artifactstore.core.errors import ArtifactStoreError
 
-__all__ = ["GRACE", "buckets", "entry_key", "journal_prefix", "note", "record_of"]
+__all__ = ["GRACE", "entry_key", "journal_prefix", "note", "record_of", "window_start"]
 
 #: how far before its last sync a reader looks again (write latency and clock skew)
 GRACE: Final = timedelta(minutes=5)
 _TIME_DIGITS: Final = 20
-_BUCKET_DIGITS: Final = 10  # YYYYMMDDHH
 #: the record prefixes (relative to ``projects/<P>/``) an entry may name
 _SECTIONS: Final = ("artifacts/", "runs/", "lifecycle/")
 _SEP: Final = "~"
@@ -70,14 +69,14 @@ def entry_key(project: str, record_key: str, at: datetime | None = None,
 def note(backend: Backend, project: str, record_key: str) -> None:
     """Write the entry of a record just created; best effort (module docstring).
 
-    Create-only, like the records. Why a failure is swallowed: the record is already stored, so the write it belongs
-    to succeeded; failing it now would only make the caller retry a done write. A
-    missing entry delays readers until their next full listing, nothing more.
+    Create-only, like the records. Why a failure is swallowed: the record is already
+    stored, so the write it belongs to succeeded; failing it now would only make the
+    caller retry a done write. A missing entry delays readers until their next full
+    listing, nothing more.
     """
-    try:
+    # ArtifactStoreError: also a server that refuses the key (one older than this)
+    with contextlib.suppress(ArtifactStoreError):
         backend.put_if_absent(entry_key(project, record_key), b"")
-    except ArtifactStoreError:  # also a server that refuses the key (one older than this)
-        pass
 
 
 def record_of(project: str, entry: str) -> str | None:
@@ -96,12 +95,6 @@ def record_of(project: str, entry: str) -> str | None:
     return key if is_key(key) else None
 
 
-def buckets(since: datetime, until: datetime) -> list[str]:
-    """Listing prefixes (relative to the journal prefix) covering ``[since, until]``."""
-    hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    end = until.astimezone(UTC)
-    found = []
-    while hour <= end:
-        found.append(_stamp(hour)[:_BUCKET_DIGITS])
-        hour += timedelta(hours=1)
-    return found
+def window_start(project: str, since: datetime) -> str:
+    """The key the window lists after: entries stamped from ``since - GRACE`` on."""
+    return f"{journal_prefix(project)}{_stamp(since - GRACE)}"
