@@ -17,8 +17,10 @@ from artifactstore.backends.memory import MemoryBackend
 from artifactstore.core.digest import Digest
 from artifactstore.local.catalog import Catalog
 from artifactstore.objects.domainkeys import DomainKeys
-from artifactstore.records import journal
-from artifactstore.records.codec import KeyRing, RecordCodec
+from artifactstore.core.crypto import SigningKey
+from artifactstore.objects.envelope import Kind
+from artifactstore.records import bundles, journal
+from artifactstore.records.codec import PLAIN, KeyRing, RecordCodec
 from artifactstore.records.lifecycle import LifecycleLog
 from artifactstore.records.refs import NewVersion, Refs
 from artifactstore.records.runs import RunLog, RunStart, new_run_id
@@ -273,3 +275,76 @@ def test_a_warm_sync_on_s3_is_one_request(s3_spec: BackendSpec,
     assert catalog.sync().fetched == 1
     assert s3_server.request_count == 2  # the journal's tail and the new record
     assert "new" in catalog.artifacts()
+
+
+# -- record bundles (design §12.9) --------------------------------------------------------
+
+
+class GetCounting(CountingBackend):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.gets = 0
+
+    def get(self, key: str) -> bytes:
+        self.gets += 1
+        return super().get(key)
+
+
+SIGNED = RecordCodec(signer=SigningKey.generate())
+
+
+def signed_project(n: int, codec: RecordCodec = SIGNED) -> GetCounting:
+    b = GetCounting(f"bundles-{uuid.uuid4().hex}")
+    refs = Refs(b, "p", codec)
+    for i in range(n):
+        commit(refs, f"m{i}", i)
+    log = RunLog(b, "p", codec)
+    run_id = start_run(log)
+    log.append_event(run_id, 0, {"type": "use", "artifact": "m0", "number": 0,
+                                 "digest": digest(0).raw, "ref": "m0:v0"})
+    return b
+
+
+def test_a_first_sync_reads_bundles_instead_of_one_get_per_record() -> None:
+    b = signed_project(250)
+    assert bundles.write_bundles(b, "p", size=100) == 252
+    assert bundles.write_bundles(b, "p", size=100) == 0  # nothing new to bundle
+    commit(Refs(b, "p", SIGNED), "after", 999)  # not bundled: fetched on its own
+    b.gets = 0
+    catalog = Catalog(b, "p", None, codec=SIGNED)
+    assert catalog.sync().fetched == 253
+    assert b.gets == 3 + 1  # three bundles, one record
+    fetched = Catalog(MemoryBackend(b.url.removeprefix("memory://")), "p", None, codec=SIGNED)
+    fetched.sync()
+    assert [r for r, _ in catalog.versions()] == [r for r, _ in fetched.versions()]
+    assert catalog.runs() == fetched.runs()
+
+
+def test_a_bundle_cannot_add_change_or_hide_records() -> None:
+    """Bundled bytes stand for a record only when validly signed for that key; a record
+    the listing lacks is not added; a tampered one is fetched instead."""
+    b = signed_project(250)
+    key0 = "projects/p/artifacts/m0/versions/0000000000"
+    key1 = "projects/p/artifacts/m1/versions/0000000000"
+    forged = bundles.encode([
+        ("artifacts/m0/versions/0000000000", b.get(key1)),  # m1's record under m0's key
+        ("artifacts/ghost/versions/0000000000", b.get(key1)),  # a record nobody listed
+        ("artifacts/m2/versions/0000000000", PLAIN.seal(Kind.VERSION, key1, {"x": 1})),
+    ])
+    b.put("projects/p/bundles/20261207000000000000-00000000", forged)
+    b.put("projects/p/bundles/20261207000000000001-00000000", b"not msgpack")
+    catalog = Catalog(b, "p", None, codec=SIGNED)
+    catalog.sync()
+    names = [r.artifact for r, _ in catalog.versions()]
+    assert "ghost" not in names
+    assert len(names) == 250
+    assert {r.artifact for r, _ in catalog.versions() if r.number == 0} >= {"m0", "m1", "m2"}
+    assert key0 in {k for (k,) in catalog.query("SELECT key FROM seen")}
+
+
+def test_unsigned_records_are_never_taken_from_a_bundle() -> None:
+    b = signed_project(250, PLAIN)
+    bundles.write_bundles(b, "p")
+    b.gets = 0
+    Catalog(b, "p", None).sync()
+    assert b.gets > 250  # each record fetched on its own

@@ -39,6 +39,7 @@ from artifactstore.model.exports import ExportManifest
 from artifactstore.model.names import aliases_to_log, validate_alias, version_label
 from artifactstore.objects.store import ObjectStore, Progress
 from artifactstore.objects.window import WaitCallback
+from artifactstore.records import bundles
 from artifactstore.records.lifecycle import LifecycleEvent
 from artifactstore.records.projects import Member
 from artifactstore.records.refs import AliasEvent, Refs, VersionRecord
@@ -398,6 +399,13 @@ class Store:
         return Run(self.context, name=name, job_type=job_type, config=config, tags=tags,
                    save_code=save_code, capture_code=capture_code, packages=packages,
                    heartbeat=DEFAULT_HEARTBEAT if heartbeat is None else heartbeat)
+
+    def bundle_records(self) -> int:
+        """Write record bundles (design §12.9) of the records no bundle carries yet, so a
+        new reader's first sync makes a few GETs, not one per record; returns how many
+        records were bundled. For ``maintenance`` or any member who may write."""
+        self.context.refs.codec.check_writable()
+        return bundles.write_bundles(self.objects.backend, self.project)
 
     def sync(self) -> None:
         """Bring the local catalog (and what is deleted) up to date with the store now:

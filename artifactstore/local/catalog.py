@@ -44,9 +44,9 @@ from artifactstore.backends import Backend
 from artifactstore.backends.base import list_after
 from artifactstore.core import encoding
 from artifactstore.core.digest import Digest
-from artifactstore.core.errors import NotFoundError
+from artifactstore.core.errors import ArtifactStoreError, NotFoundError
 from artifactstore.core.privatefiles import private_file, private_folder
-from artifactstore.records import journal
+from artifactstore.records import bundles, journal
 from artifactstore.records.aliases import AliasEvent, AliasLog
 from artifactstore.records.codec import PLAIN, RecordCodec
 from artifactstore.records.lifecycle import (
@@ -75,6 +75,8 @@ _ID_PREFIX: Final = re.compile(r"[0-9A-Za-z-]*")
 _FETCH_WORKERS: Final = 16
 #: seconds between full listings at most (the journal answers in between; design §12.8)
 FULL_AGE: Final = 3600.0
+#: unread records from which a full sync first reads the project's bundles (design §12.9)
+_BUNDLE_MIN: Final = 200
 #: heartbeats of runs silent for longer than this are not fetched again
 _HEARTBEAT_GIVE_UP: Final = timedelta(days=1)
 
@@ -108,6 +110,21 @@ CREATE TABLE IF NOT EXISTS lifecycle(
     seq INTEGER PRIMARY KEY, action TEXT, artifact TEXT, numbers BLOB, runs BLOB,
     reason TEXT, ttl REAL, at TEXT, by TEXT);
 """
+
+
+@dataclass(frozen=True, slots=True)
+class _Logs:
+    """The record logs a sync reads through (the backend, or bundles before it)."""
+
+    versions: VersionLog
+    aliases: AliasLog
+    runs: RunLog
+    lifecycle: LifecycleLog
+
+    @staticmethod
+    def over(backend: Backend, project: str, codec: RecordCodec) -> _Logs:
+        return _Logs(VersionLog(backend, project, codec), AliasLog(backend, project, codec),
+                     RunLog(backend, project, codec), LifecycleLog(backend, project, codec))
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +189,18 @@ def _run_state(event: LifecycleEvent | None) -> dict[str, Any]:
             "state_reason": event.reason}
 
 
+def _either(first: Callable[[], Any], then: Callable[[], Any] | None) -> Any:
+    """A bundled record's read, or the record's own GET when its bundled bytes fail."""
+    try:
+        return first()
+    except NotFoundError:
+        raise
+    except ArtifactStoreError:
+        if then is None:
+            raise
+        return then()
+
+
 def _pack(value: object) -> bytes:
     return encoding.pack(value)
 
@@ -192,10 +221,10 @@ class Catalog:
         self._path = path
         self.max_age = max_age
         self.full_age = full_age
-        self._versions = VersionLog(backend, project, codec)
-        self._aliases = AliasLog(backend, project, codec)
-        self._runs = RunLog(backend, project, codec)
-        self._lifecycle = LifecycleLog(backend, project, codec)
+        self._codec = codec
+        self._logs = _Logs.over(backend, project, codec)
+        self._versions = self._logs.versions
+        self._runs = self._logs.runs
         self._lock = threading.RLock()
         self._dirty = True
         self._synced_at = 0.0
@@ -294,12 +323,22 @@ class Catalog:
             listed = self._journal_keys(since)
         with self._lock:
             seen = {row[0] for row in self._db.execute("SELECT key FROM seen")}
+        logs = self._logs
+        unseen = {key for key in listed if key not in seen}
+        if since is None and len(unseen) >= _BUNDLE_MIN:  # a first sync, or far behind
+            found = bundles.read_bundles(self._backend, self._project, unseen, self._codec)
+            if found:  # read as if fetched, record by record (records/bundles.py)
+                logs = _Logs.over(bundles.Prefetched(self._backend, found), self._project,
+                                  self._codec)
         jobs: list[tuple[str, Callable[[], Any]]] = []
         version_keys: set[str] = set()
         heartbeat_keys: set[str] = set()
         for key in listed:
-            job = self._job(key, art_prefix, run_prefix, version_keys, heartbeat_keys)
+            job = self._job(key, art_prefix, run_prefix, version_keys, heartbeat_keys, logs)
             if job is not None and key not in seen:
+                if logs is not self._logs:
+                    job = functools.partial(_either, job, self._job(
+                        key, art_prefix, run_prefix, set(), set(), self._logs))
                 jobs.append((key, job))
         if since is not None:  # no listing of heartbeats: runs that may still beat
             heartbeat_keys = self._maybe_running(wall)
@@ -351,23 +390,24 @@ class Catalog:
         run_prefix: str,
         version_keys: set[str],
         heartbeat_keys: set[str],
+        logs: _Logs,
     ) -> Callable[[], Any] | None:
         life_prefix = lifecycle_prefix(self._project)
         if key.startswith(life_prefix):
             life_seq = seq_of(key[len(life_prefix):])
             if life_seq is None:
                 return None
-            return lambda: self._lifecycle.read(life_seq)
+            return lambda: logs.lifecycle.read(life_seq)
         if key.startswith(run_prefix):
             parsed = parse_run_key(run_prefix, key)
             if parsed is None:
                 return None
             run_id, section, seq = parsed
             if section == "start":
-                return lambda: self._runs.read_start(run_id)
+                return lambda: logs.runs.read_start(run_id)
             if section == "events" and seq is not None:
                 event_seq = seq
-                return lambda: self._runs.read_event(run_id, event_seq)
+                return lambda: logs.runs.read_event(run_id, event_seq)
             if section == "heartbeat":
                 heartbeat_keys.add(run_id)
             return None
@@ -377,11 +417,11 @@ class Catalog:
             if seq_of(tail) is None:
                 return None
             version_keys.add(key)
-            return lambda: self._versions.read_key(key)
+            return lambda: logs.versions.read_key(key)
         if section == "aliases":
             if seq_of(tail.partition("/")[2]) is None:
                 return None
-            return lambda: self._aliases.read_key(key)
+            return lambda: logs.aliases.read_key(key)
         return None
 
     def _heartbeat_jobs(self, run_ids: set[str]) -> list[tuple[str, Callable[[], Any]]]:
