@@ -126,8 +126,9 @@ def cached_build(params: Params, cache: Path, *, rebuild: bool = False,
 # -- the S3 copy ----------------------------------------------------------------------
 
 
-def load_into_moto(store: Path, bucket: str, prefix: str, *, with_packs: bool) -> dict[str, Any]:
-    """Put every object of the local store ``store`` into moto's in-process backend."""
+def load_into_moto(store: Path, bucket: str, prefix: str, *, with_packs: bool,
+                   with_bundles: bool) -> dict[str, Any]:
+    """Put the objects of the local store ``store`` into moto's in-process backend."""
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
@@ -136,7 +137,8 @@ def load_into_moto(store: Path, bucket: str, prefix: str, *, with_packs: bool) -
     count = size = 0
     for base, _dirs, names in os.walk(store):
         rel_base = Path(base).relative_to(store).as_posix()
-        if not with_packs and "/packs" in f"/{rel_base}":
+        if (not with_packs and "/packs" in f"/{rel_base}") or (
+                not with_bundles and rel_base.endswith("/bundles")):
             continue
         for name in names:
             if name.startswith(".tmp") or ".tmp-" in name:
@@ -147,6 +149,18 @@ def load_into_moto(store: Path, bucket: str, prefix: str, *, with_packs: bool) -
             count += 1
             size += len(data)
     return {"objects": count, "bytes": size, "seconds": time.perf_counter() - began}
+
+
+def bundle(store: Path) -> dict[str, Any]:
+    """``store.bundle_records()`` on the local copy (once; the maintainer's step)."""
+    began = time.perf_counter()
+    with artifactstore.open(str(store), PROJECT, fsync=False,
+                            cache_dir=store.parent / "client") as opened:
+        count = opened.bundle_records()
+    folder = store / "projects" / PROJECT / "bundles"
+    files = list(folder.iterdir()) if folder.is_dir() else []
+    return {"records": count, "seconds": time.perf_counter() - began, "bundles": len(files),
+            "bytes": sum(f.stat().st_size for f in files)}
 
 
 # -- one command in a fresh process ------------------------------------------------------
@@ -203,10 +217,16 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
 
     result: dict[str, Any] = {"steps": []}
     with moto_s3_server(bucket=BUCKET) as server:
+        print("bundling the records of the local store ...", flush=True)
+        result["bundle"] = bundle(root / "store")
+        print(f"  {result['bundle']}", flush=True)
+        before = f"history-{uuid.uuid4().hex[:8]}-nobundles"
         prefix = f"history-{uuid.uuid4().hex[:8]}"
-        print("copying the store into moto ...", flush=True)
+        print("copying the store into moto, with and without its bundles ...", flush=True)
+        result["load_nobundles"] = load_into_moto(root / "store", BUCKET, before,
+                                                  with_packs=args.with_packs, with_bundles=False)
         result["load"] = load_into_moto(root / "store", BUCKET, prefix,
-                                        with_packs=args.with_packs)
+                                        with_packs=args.with_packs, with_bundles=True)
         print(f"  {result['load']['objects']:,} objects in {result['load']['seconds']:.0f} s",
               flush=True)
         url = f"s3://{BUCKET}/{prefix}"
@@ -239,7 +259,15 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
                   flush=True)
             return reply
 
-        step("ls, cold: empty client cache (the catalog's first build)", ls)
+        cold_before = {"kind": "cli", "argv": ["ls", "--store", f"s3://{BUCKET}/{before}",
+                                               "--project", PROJECT, "--json"]}
+        env_before = {**env, "ARTIFACTSTORE_CACHE_DIR": str(work / "client-nobundles")}
+        reply = run_child(server, cold_before, env_before)
+        result["cold_without_bundles"] = {k: reply[k] for k in ("seconds", "wall_s",
+                                                                 "requests", "max_rss")}
+        print(f"  ls, cold, no bundles: {reply['seconds']:.1f} s, {reply['requests']:,} "
+              "requests", flush=True)
+        step("ls, cold: empty client cache (the catalog's first build, from bundles)", ls)
         for _ in range(args.warm):
             step("ls, warm, nothing changed", ls)
         for _ in range(args.warm):
@@ -294,7 +322,13 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{b['build']['journal_keys']:,} journal entries. Copied into moto: "
         f"{r['load']['objects']:,} objects ({r['load']['bytes'] / MIB:.0f} MiB) in "
         f"{r['load']['seconds']:.0f} s. One more version logged: {r['late_log_requests']} "
-        "requests.", "",
+        "requests.",
+        f"Bundles (`store.bundle_records()` on the local store before the copy): "
+        f"{r['bundle']['records']:,} records in {r['bundle']['bundles']} bundles "
+        f"({r['bundle']['bytes'] / MIB:.1f} MiB), {r['bundle']['seconds']:.1f} s. The same "
+        f"cold `ls` on a copy without bundles: {r['cold_without_bundles']['seconds']:.1f} s, "
+        f"{r['cold_without_bundles']['requests']:,} requests, peak RSS "
+        f"{r['cold_without_bundles']['max_rss'] / MIB:.0f} MiB.", "",
         "| step | command s | process wall s | requests | local metadata MiB (catalog) "
         "| peak RSS MiB | load |",
         "| --- | ---: | ---: | ---: | --- | ---: | ---: |"]
