@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from artifactstore.backends import open_backend_stack
 from artifactstore.backends.base import list_after
 from artifactstore.backends.memory import MemoryBackend
+from artifactstore.core.crypto import SigningKey
 from artifactstore.core.digest import Digest
 from artifactstore.local.catalog import Catalog
 from artifactstore.objects.domainkeys import DomainKeys
-from artifactstore.core.crypto import SigningKey
 from artifactstore.objects.envelope import Kind
 from artifactstore.records import bundles, journal
 from artifactstore.records.codec import PLAIN, KeyRing, RecordCodec
