@@ -326,10 +326,12 @@ class Catalog:
         logs = self._logs
         unseen = {key for key in listed if key not in seen}
         if since is None and len(unseen) >= _BUNDLE_MIN:  # a first sync, or far behind
-            found = bundles.read_bundles(self._backend, self._project, unseen, self._codec)
+            opened: dict[str, Any] = {}
+            found = bundles.read_bundles(self._backend, self._project, unseen, self._codec,
+                                         opened)
             if found:  # read as if fetched, record by record (records/bundles.py)
                 logs = _Logs.over(bundles.Prefetched(self._backend, found), self._project,
-                                  self._codec)
+                                  bundles.OpenedCodec(self._codec, opened))
         jobs: list[tuple[str, Callable[[], Any]]] = []
         version_keys: set[str] = set()
         heartbeat_keys: set[str] = set()

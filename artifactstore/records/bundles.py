@@ -33,10 +33,10 @@ from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.core import encoding
 from artifactstore.core.errors import ArtifactStoreError, NotFoundError
 from artifactstore.objects.envelope import Kind
-from artifactstore.records.codec import RecordCodec
+from artifactstore.records.codec import RecordCodec, Signature
 
-__all__ = ["BUNDLE_SIZE", "Prefetched", "authentic", "bundles_prefix", "read_bundles",
-           "write_bundles"]
+__all__ = ["BUNDLE_SIZE", "OpenedCodec", "Prefetched", "authentic", "bundles_prefix",
+           "read_bundles", "write_bundles"]
 
 #: records per bundle (about 0.5-2 MB of small records)
 BUNDLE_SIZE: Final = 5000
@@ -66,17 +66,39 @@ def _kind(rel: str) -> Kind:
     return Kind.VERSION if "/versions/" in rel else Kind.ALIAS_EVENT
 
 
-def authentic(codec: RecordCodec, key: str, rel: str, data: bytes) -> bool:
+def authentic(codec: RecordCodec, key: str, rel: str, data: bytes,
+              opened: dict[str, tuple[Kind, Any]] | None = None) -> bool:
     """Whether bundled bytes may stand for a GET of ``key``: sealed under the project's key
     (an encrypted project: the AEAD, checked when decoded, binds the key), or carrying a
-    valid signature bound to ``key``. An unsigned or badly signed record is fetched."""
+    valid signature bound to ``key``. An unsigned or badly signed record is fetched.
+    ``opened`` keeps what was opened, so the decode does not verify it twice."""
     if codec.encrypted:
         return True
+    kind = _kind(rel)
     try:
-        _, signature = codec.open(_kind(rel), key, data)
+        result = codec.open(kind, key, data)
     except ArtifactStoreError:
         return False
-    return signature.state == "valid"
+    if result[1].state != "valid":
+        return False
+    if opened is not None:
+        opened[key] = (kind, result)
+    return True
+
+
+class OpenedCodec(RecordCodec):
+    """``codec``, answering ``open`` of a record :func:`authentic` already opened."""
+
+    def __init__(self, codec: RecordCodec, opened: dict[str, tuple[Kind, Any]]) -> None:
+        super().__init__(signer=codec.signer, ring=codec.ring, refusal=codec.refusal)
+        self._opened = opened
+
+    def open(self, kind: Kind, key: str, data: bytes) -> tuple[Any, Signature]:
+        hit = self._opened.pop(key, None)
+        if hit is not None and hit[0] == kind:
+            result: tuple[Any, Signature] = hit[1]
+            return result
+        return super().open(kind, key, data)
 
 
 def encode(records: Iterable[tuple[str, bytes]]) -> bytes:
@@ -108,9 +130,10 @@ def _map(fn: Any, items: list[Any]) -> list[Any]:
 
 
 def read_bundles(backend: Backend, project: str, wanted: set[str],
-                 codec: RecordCodec | None = None) -> dict[str, bytes]:
+                 codec: RecordCodec | None = None,
+                 opened: dict[str, tuple[Kind, Any]] | None = None) -> dict[str, bytes]:
     """The stored bytes of the ``wanted`` keys that some bundle carries (full keys); with
-    ``codec``, only those :func:`authentic` accepts."""
+    ``codec``, only those :func:`authentic` accepts (what it opened into ``opened``)."""
     base = f"projects/{project}/"
 
     def fetch(key: str) -> dict[str, bytes]:
@@ -124,7 +147,7 @@ def read_bundles(backend: Backend, project: str, wanted: set[str],
         for rel, data in bundle.items():
             key = base + rel
             if key in wanted and is_bundled_kind(rel) and (
-                    codec is None or authentic(codec, key, rel, data)):
+                    codec is None or authentic(codec, key, rel, data, opened)):
                 found[key] = data
     return found
 
