@@ -274,7 +274,7 @@ def test_a_warm_sync_on_s3_is_one_request(s3_spec: BackendSpec,
     s3_server.reset_count()
     assert catalog.sync().fetched == 1
     assert s3_server.request_count == 2  # the journal's tail and the new record
-    assert "new" in catalog.artifacts()
+    assert "new" in catalog.artifact_numbers()
 
 
 # -- record bundles (design §12.9) --------------------------------------------------------

@@ -196,10 +196,12 @@ class Store:
         return find_version(self.context, ref)
 
     def artifacts(self) -> list[str]:
-        """Names of the artifacts with a version record, from the local catalog (synced
+        """Names of the artifacts with a live version, from the local catalog (synced
         first when stale: the change journal's window, design §12.8), not a listing."""
         self.catalog.ensure_fresh()
-        return self.catalog.artifacts()
+        state = self.catalog.lifecycle_state()
+        return [name for name, numbers in self.catalog.artifact_numbers().items()
+                if numbers - state.deleted_numbers(name)]
 
     def versions(self, name: str) -> list[ArtifactVersion]:
         return versions_of(self.context, name)

@@ -602,10 +602,13 @@ class Catalog:
             for r in rows
         ]
 
-    def artifacts(self) -> list[str]:
-        """Names of the artifacts with a version record still in the store, sorted."""
-        return [r[0] for r in self.query(
-            "SELECT DISTINCT artifact FROM versions WHERE gone=0 ORDER BY artifact")]
+    def artifact_numbers(self) -> dict[str, set[int]]:
+        """Artifact name -> the numbers of its versions still in the store, by name."""
+        found: dict[str, set[int]] = {}
+        for artifact, number in self.query(
+                "SELECT artifact, number FROM versions WHERE gone=0 ORDER BY artifact"):
+            found.setdefault(artifact, set()).add(number)
+        return found
 
     def lifecycle_state(self) -> LifecycleState:
         """The replayed lifecycle log as of the last sync (deleted and purged versions
