@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     root, built = cached_build(params, args.cache, rebuild=args.rebuild,
                                log=lambda m: print(m, flush=True))
     with tempfile.TemporaryDirectory(prefix="history-") as tmp:
-        doc = {"params": asdict(params),
+        doc: dict[str, Any] = {"params": asdict(params),
                "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                "git": git_describe(), "machine": machine_facts(["moto", "s3fs"]),
                "load_before": os.getloadavg(), "build": built}

@@ -66,7 +66,7 @@ def settle(seconds: float, log: Any = print) -> None:
         time.sleep(seconds)
 
 
-def metadata_bytes(tool: Tool) -> int | None:
+def metadata_bytes(tool: object) -> int | None:
     """The tool's local metadata now, for a tool that reports it (artifactstore), else None."""
     measure = getattr(tool, "metadata_bytes", None)
     return None if measure is None else int(measure())
