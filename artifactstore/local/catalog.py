@@ -77,6 +77,8 @@ _FETCH_WORKERS: Final = 16
 FULL_AGE: Final = 3600.0
 #: unread records from which a full sync first reads the project's bundles (design §12.9)
 _BUNDLE_MIN: Final = 200
+#: records fetched and stored per step of a sync (its memory does not grow with the store)
+_BATCH: Final = 2000
 #: heartbeats of runs silent for longer than this are not fetched again
 _HEARTBEAT_GIVE_UP: Final = timedelta(days=1)
 
@@ -323,36 +325,35 @@ class Catalog:
             listed = self._journal_keys(since)
         with self._lock:
             seen = {row[0] for row in self._db.execute("SELECT key FROM seen")}
-        logs = self._logs
-        unseen = {key for key in listed if key not in seen}
-        if since is None and len(unseen) >= _BUNDLE_MIN:  # a first sync, or far behind
-            opened: dict[str, Any] = {}
-            found = bundles.read_bundles(self._backend, self._project, unseen, self._codec,
-                                         opened)
-            if found:  # read as if fetched, record by record (records/bundles.py)
-                logs = _Logs.over(bundles.Prefetched(self._backend, found), self._project,
-                                  bundles.OpenedCodec(self._codec, opened))
-        jobs: list[tuple[str, Callable[[], Any]]] = []
+        plain: dict[str, Callable[[], Any]] = {}
         version_keys: set[str] = set()
         heartbeat_keys: set[str] = set()
         for key in listed:
-            job = self._job(key, art_prefix, run_prefix, version_keys, heartbeat_keys, logs)
+            job = self._job(key, art_prefix, run_prefix, version_keys, heartbeat_keys,
+                            self._logs)
             if job is not None and key not in seen:
-                if logs is not self._logs:
-                    job = functools.partial(_either, job, self._job(
-                        key, art_prefix, run_prefix, set(), set(), self._logs))
-                jobs.append((key, job))
+                plain[key] = job
         if since is not None:  # no listing of heartbeats: runs that may still beat
             heartbeat_keys = self._maybe_running(wall)
-        jobs.extend(self._heartbeat_jobs(heartbeat_keys))
-        results = self._fetch(jobs)
+        stored = 0
+        if since is None and len(plain) >= _BUNDLE_MIN:  # a first sync, or far behind
+            # One bundle at a time (memory stays that of one bundle), each record read
+            # as if fetched, its own GET when that fails (records/bundles.py).
+            for found, opened in bundles.each_bundle(self._backend, self._project, plain,
+                                                     self._codec):
+                logs = _Logs.over(bundles.Prefetched(self._backend, found), self._project,
+                                  bundles.OpenedCodec(self._codec, opened))
+                batch = [(key, functools.partial(_either, self._job(
+                    key, art_prefix, run_prefix, set(), set(), logs), plain.pop(key)))
+                    for key in list(found) if key in plain]
+                stored += self._store_batch(self._fetch(batch))
+        rest = list(plain.items())
+        for start in range(0, len(rest), _BATCH):  # bounded memory: a batch at a time
+            stored += self._store_batch(self._fetch(rest[start:start + _BATCH]))
+        stored += self._store_batch(self._fetch(self._heartbeat_jobs(heartbeat_keys)))
         with self._lock, self._db:
-            for key, value in results:
-                self._store(value)
-                if not isinstance(value, tuple):  # heartbeats change: never "seen"
-                    self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (key,))
             gone = self._mark_gone(version_keys) if since is None else 0
-            if results or gone:
+            if stored or gone:
                 self.generation += 1
             stamps = [("last_sync", wall.timestamp())]
             if since is None:
@@ -361,8 +362,19 @@ class Catalog:
                                  [(k, repr(v)) for k, v in stamps])
         self._synced_at = time.monotonic()
         self.syncs += 1
-        return SyncStats(len(listed), len(results), time.perf_counter() - began,
+        return SyncStats(len(listed), stored, time.perf_counter() - began,
                          full=since is None)
+
+    def _store_batch(self, results: list[tuple[str, Any]]) -> int:
+        """Store fetched records (one transaction); heartbeats are never "seen"."""
+        if not results:
+            return 0
+        with self._lock, self._db:
+            for key, value in results:
+                self._store(value)
+                if not isinstance(value, tuple):
+                    self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (key,))
+        return len(results)
 
     def _journal_since(self, wall: datetime) -> datetime | None:
         """When the last sync began, if the journal may answer this one (else None)."""

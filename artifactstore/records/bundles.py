@@ -23,7 +23,7 @@ A malformed bundle is skipped whole (its records are then fetched one by one).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -36,7 +36,7 @@ from artifactstore.objects.envelope import Kind
 from artifactstore.records.codec import RecordCodec, Signature
 
 __all__ = ["BUNDLE_SIZE", "OpenedCodec", "Prefetched", "authentic", "bundles_prefix",
-           "read_bundles", "write_bundles"]
+           "each_bundle", "read_bundles", "write_bundles"]
 
 #: records per bundle (about 0.5-2 MB of small records)
 BUNDLE_SIZE: Final = 5000
@@ -150,6 +150,28 @@ def read_bundles(backend: Backend, project: str, wanted: set[str],
                     codec is None or authentic(codec, key, rel, data, opened)):
                 found[key] = data
     return found
+
+
+def each_bundle(backend: Backend, project: str, wanted: Container[str],
+                codec: RecordCodec) -> Iterator[tuple[dict[str, bytes], dict[str, Any]]]:
+    """Per bundle, one at a time: the stored bytes of the ``wanted`` keys it carries that
+    :func:`authentic` accepts, and what that check opened (for :class:`OpenedCodec`)."""
+    base = f"projects/{project}/"
+    for name in list(backend.list(bundles_prefix(project))):
+        try:
+            bundle = decode(backend.get(name))
+        except (NotFoundError, ValueError):
+            continue
+        found: dict[str, bytes] = {}
+        opened: dict[str, Any] = {}
+        for rel, data in bundle.items():
+            key = base + rel
+            if key in wanted and is_bundled_kind(rel) and authentic(codec, key, rel, data,
+                                                                     opened):
+                found[key] = data
+        del bundle
+        if found:
+            yield found, opened
 
 
 def write_bundles(backend: Backend, project: str, *, size: int = BUNDLE_SIZE) -> int:
