@@ -5,10 +5,11 @@ Vocabulary:
 - **catalog**: one SQLite file per store and project in the cache folder (in
   memory for ``memory://`` stores) holding the decoded version records, alias
   events, run start records and run events.
-- **sync**: list the project's ``artifacts/`` and ``runs/`` keys, fetch only
-  the records not read before (the catalog remembers every key it has read;
-  records never change), and the heartbeats of runs still running. Lineage
-  queries then read SQLite, not the backend.
+- **sync**: list the project's ``artifacts/`` and ``runs/`` keys (a *full* sync; at
+  least every ``full_age``) or only the change journal's tail (design §12.8), fetch
+  only the records not read before (the catalog remembers every key it has read;
+  records never change; a first sync reads them from record bundles, §12.9), and the
+  heartbeats of runs still running. Lineage queries then read SQLite, not the backend.
 - **lifecycle**: the project's delete / restore / purge events (design §14) are
   records like the others, synced from ``lifecycle/``; :meth:`Catalog.lifecycle_state`
   replays them, so the lineage graph knows which versions and runs are deleted or
