@@ -128,6 +128,8 @@ def write_everything(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             store.log_artifact(data, name="secret", type="dataset", aliases=["raw"])
         add_member("lab", bob, url)
         rekey_project("lab", url)
+        with artifactstore.open(url, project="pub", cache_dir=tmp_path / "c3") as store:
+            store.bundle_records()  # issue 20: record bundles (design §12.9)
 
 
 def person_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str) -> str:

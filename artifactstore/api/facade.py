@@ -39,6 +39,7 @@ from artifactstore.model.exports import ExportManifest
 from artifactstore.model.names import aliases_to_log, validate_alias, version_label
 from artifactstore.objects.store import ObjectStore, Progress
 from artifactstore.objects.window import WaitCallback
+from artifactstore.records import bundles
 from artifactstore.records.lifecycle import LifecycleEvent
 from artifactstore.records.projects import Member
 from artifactstore.records.refs import AliasEvent, Refs, VersionRecord
@@ -195,7 +196,12 @@ class Store:
         return find_version(self.context, ref)
 
     def artifacts(self) -> list[str]:
-        return self.refs.artifacts()
+        """Names of the artifacts with a live version, from the local catalog (synced
+        first when stale: the change journal's window, design §12.8), not a listing."""
+        self.catalog.ensure_fresh()
+        state = self.catalog.lifecycle_state()
+        return [name for name, numbers in self.catalog.artifact_numbers().items()
+                if numbers - state.deleted_numbers(name)]
 
     def versions(self, name: str) -> list[ArtifactVersion]:
         return versions_of(self.context, name)
@@ -396,9 +402,17 @@ class Store:
                    save_code=save_code, capture_code=capture_code, packages=packages,
                    heartbeat=DEFAULT_HEARTBEAT if heartbeat is None else heartbeat)
 
+    def bundle_records(self) -> int:
+        """Write record bundles (design §12.9) of the records no bundle carries yet, so a
+        new reader's first sync makes a few GETs, not one per record; returns how many
+        records were bundled. For ``maintenance`` or any member who may write."""
+        self.context.refs.codec.check_writable()
+        return bundles.write_bundles(self.objects.backend, self.project)
+
     def sync(self) -> None:
-        """Bring the local catalog (and what is deleted) up to date with the store now."""
-        self.catalog.sync()
+        """Bring the local catalog (and what is deleted) up to date with the store now:
+        a full listing, so records written by clients without the journal show too."""
+        self.catalog.sync(full=True)
         run_queries.deleted_runs(self.context)
 
     def runs(self, *, job_type: str | None = None, status: str | None = None,

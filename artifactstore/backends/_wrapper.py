@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator, Sequence
 
-from artifactstore.backends.base import Backend, ObjectInfo
+from artifactstore.backends.base import Backend, ObjectInfo, list_after
 from artifactstore.backends.temps import TempFile
 
 __all__ = ["BackendWrapper"]
@@ -77,6 +77,10 @@ class BackendWrapper:
 
     def list(self, prefix: str = "") -> Iterator[str]:
         return self._inner.list(prefix)
+
+    def list_after(self, prefix: str, after: str) -> Iterator[str]:
+        """``base.list_after`` of the inner backend (its native form when it has one)."""
+        return list_after(self._inner, prefix, after)
 
     def stat(self, key: str) -> ObjectInfo:
         return self._inner.stat(key)

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from artifactstore.core.errors import InvalidInputError
 
-__all__ = ["Backend", "ObjectInfo", "check_key", "is_key"]
+__all__ = ["Backend", "ObjectInfo", "check_key", "is_key", "list_after"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +145,18 @@ def is_key(name: str) -> bool:
     except InvalidInputError:
         return False
     return True
+
+
+def list_after(backend: Backend, prefix: str, after: str) -> Iterator[str]:
+    """The keys ``backend.list(prefix)`` yields that sort after ``after``, in order.
+
+    An optional capability, not part of the contract: a backend (or wrapper) with a
+    ``list_after(prefix, after)`` method answers it itself, S3 with ``StartAfter`` (one
+    request for a short tail of a long prefix); any other backend lists the prefix and
+    filters. Used for the change journal (design §12.8).
+    """
+    native = getattr(backend, "list_after", None)
+    if native is not None:
+        found: Iterator[str] = native(prefix, after)
+        return found
+    return (key for key in backend.list(prefix) if key > after)

@@ -159,6 +159,31 @@ class FsspecBackend:
         keys = [name[len(strip) :] for name in names if name.startswith(wanted)]
         return iter(sorted(key for key in keys if is_key(key)))
 
+    def list_after(self, prefix: str, after: str) -> Iterator[str]:
+        """``list(prefix)`` past ``after``: on S3 a ``ListObjectsV2`` from ``StartAfter``
+        (one request per 1,000 keys after it); elsewhere the listing, filtered."""
+        check_prefix(prefix)
+        fs = self._live()
+        call = getattr(fs, "call_s3", None)
+        protocol = getattr(fs, "protocol", ())
+        names = {protocol} if isinstance(protocol, str) else set(protocol)
+        if call is None or "s3" not in names:
+            return (key for key in self.list(prefix) if key > after)
+        bucket, _, base = self._root.partition("/")
+        strip = f"{base}/" if base else ""
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": strip + prefix,
+                                  "StartAfter": strip + max(after, prefix)}
+        keys: list[str] = []
+        with mapped_errors("list", prefix, self._url):
+            while True:
+                page = call("list_objects_v2", **kwargs)
+                keys.extend(item["Key"][len(strip):] for item in page.get("Contents", ()))
+                token = page.get("NextContinuationToken")
+                if not page.get("IsTruncated") or not token:
+                    break
+                kwargs["ContinuationToken"] = token
+        return iter(sorted(k for k in keys if k.startswith(prefix) and k > after and is_key(k)))
+
     # -- writes ----------------------------------------------------------
 
     def put(self, key: str, data: bytes) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from artifactstore.backends._wrapper import BackendWrapper
-from artifactstore.backends.base import Backend, ObjectInfo
+from artifactstore.backends.base import Backend, ObjectInfo, list_after
 from artifactstore.core.errors import InvalidInputError, NotFoundError, TransientBackendError
 
 __all__ = ["RetryingBackend"]
@@ -148,6 +148,12 @@ class RetryingBackend(BackendWrapper):
                     raise self._exhausted("list", prefix, exc) from exc
                 self._sleep(self.delay(failures))
                 keys = self._call("list", prefix, lambda: iter(self._inner.list(prefix)))
+
+    def list_after(self, prefix: str, after: str) -> Iterator[str]:
+        """``base.list_after`` of the inner backend, read whole, with retries (a tail is
+        short: it is what is new)."""
+        return iter(self._call("list", prefix,
+                               lambda: list(list_after(self._inner, prefix, after))))
 
     def _call(self, op: str, key: str, fn: Callable[[], T]) -> T:
         last: TransientBackendError | None = None

@@ -133,7 +133,8 @@ def lineage(args: argparse.Namespace) -> int | dict[str, Any]:
         else:
             node = _node(store, args.ref)
             query = store.downstream if args.downstream else store.upstream
-            graph = query(node, depth, sync=True)
+            # _node has just synced: one sync per command (a warm one is one request)
+            graph = query(node, depth, sync=False)
     if fmt == "text":
         assert node is not None
         text = tree(graph, node, upstream=not args.downstream)

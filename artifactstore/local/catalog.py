@@ -5,10 +5,11 @@ Vocabulary:
 - **catalog**: one SQLite file per store and project in the cache folder (in
   memory for ``memory://`` stores) holding the decoded version records, alias
   events, run start records and run events.
-- **sync**: list the project's ``artifacts/`` and ``runs/`` keys, fetch only
-  the records not read before (the catalog remembers every key it has read;
-  records never change), and the heartbeats of runs still running. Lineage
-  queries then read SQLite, not the backend.
+- **sync**: list the project's ``artifacts/`` and ``runs/`` keys (a *full* sync; at
+  least every ``full_age``) or only the change journal's tail (design §12.8), fetch
+  only the records not read before (the catalog remembers every key it has read;
+  records never change; a first sync reads them from record bundles, §12.9), and the
+  heartbeats of runs still running. Lineage queries then read SQLite, not the backend.
 - **lifecycle**: the project's delete / restore / purge events (design §14) are
   records like the others, synced from ``lifecycle/``; :meth:`Catalog.lifecycle_state`
   replays them, so the lineage graph knows which versions and runs are deleted or
@@ -41,10 +42,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from artifactstore.backends import Backend
+from artifactstore.backends.base import list_after
 from artifactstore.core import encoding
 from artifactstore.core.digest import Digest
-from artifactstore.core.errors import NotFoundError
+from artifactstore.core.errors import ArtifactStoreError, NotFoundError
 from artifactstore.core.privatefiles import private_file, private_folder
+from artifactstore.records import bundles, journal
 from artifactstore.records.aliases import AliasEvent, AliasLog
 from artifactstore.records.codec import PLAIN, RecordCodec
 from artifactstore.records.lifecycle import (
@@ -71,6 +74,12 @@ __all__ = ["Catalog", "RunInfo", "SyncStats"]
 SCHEMA: Final = 4
 _ID_PREFIX: Final = re.compile(r"[0-9A-Za-z-]*")
 _FETCH_WORKERS: Final = 16
+#: seconds between full listings at most (the journal answers in between; design §12.8)
+FULL_AGE: Final = 3600.0
+#: unread records from which a full sync first reads the project's bundles (design §12.9)
+_BUNDLE_MIN: Final = 200
+#: records fetched and stored per step of a sync (its memory does not grow with the store)
+_BATCH: Final = 2000
 #: heartbeats of runs silent for longer than this are not fetched again
 _HEARTBEAT_GIVE_UP: Final = timedelta(days=1)
 
@@ -107,12 +116,29 @@ CREATE TABLE IF NOT EXISTS lifecycle(
 
 
 @dataclass(frozen=True, slots=True)
+class _Logs:
+    """The record logs a sync reads through (the backend, or bundles before it)."""
+
+    versions: VersionLog
+    aliases: AliasLog
+    runs: RunLog
+    lifecycle: LifecycleLog
+
+    @staticmethod
+    def over(backend: Backend, project: str, codec: RecordCodec) -> _Logs:
+        return _Logs(VersionLog(backend, project, codec), AliasLog(backend, project, codec),
+                     RunLog(backend, project, codec), LifecycleLog(backend, project, codec))
+
+
+@dataclass(frozen=True, slots=True)
 class SyncStats:
     """What one sync fetched."""
 
     listed: int
     fetched: int
     seconds: float
+    #: a full listing (else the journal's window)
+    full: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +192,18 @@ def _run_state(event: LifecycleEvent | None) -> dict[str, Any]:
             "state_reason": event.reason}
 
 
+def _either(first: Callable[[], Any], then: Callable[[], Any] | None) -> Any:
+    """A bundled record's read, or the record's own GET when its bundled bytes fail."""
+    try:
+        return first()
+    except NotFoundError:
+        raise
+    except ArtifactStoreError:
+        if then is None:
+            raise
+        return then()
+
+
 def _pack(value: object) -> bytes:
     return encoding.pack(value)
 
@@ -179,16 +217,17 @@ class Catalog:
 
     def __init__(
         self, backend: Backend, project: str, path: Path | None, *, max_age: float = 10.0,
-        codec: RecordCodec = PLAIN,
+        codec: RecordCodec = PLAIN, full_age: float = FULL_AGE,
     ) -> None:
         self._backend = backend
         self._project = project
         self._path = path
         self.max_age = max_age
-        self._versions = VersionLog(backend, project, codec)
-        self._aliases = AliasLog(backend, project, codec)
-        self._runs = RunLog(backend, project, codec)
-        self._lifecycle = LifecycleLog(backend, project, codec)
+        self.full_age = full_age
+        self._codec = codec
+        self._logs = _Logs.over(backend, project, codec)
+        self._versions = self._logs.versions
+        self._runs = self._logs.runs
         self._lock = threading.RLock()
         self._dirty = True
         self._synced_at = 0.0
@@ -268,36 +307,96 @@ class Catalog:
 
     # -- sync --------------------------------------------------------------------------
 
-    def sync(self) -> SyncStats:
-        """Fetch every record not read before; see the module docstring."""
+    def sync(self, *, full: bool = False) -> SyncStats:
+        """Fetch every record not read before; see the module docstring.
+
+        A full listing when ``full``, on the first sync, or when the last full one is
+        older than ``full_age``; otherwise the journal's window since the last sync.
+        """
         began = time.perf_counter()
+        wall = datetime.now(UTC)
         self._dirty = False
         art_prefix = artifacts_prefix(self._project)
         run_prefix = self._runs.prefix
-        listed = [*self._backend.list(art_prefix), *self._backend.list(run_prefix),
-                  *self._backend.list(lifecycle_prefix(self._project))]
+        since = None if full else self._journal_since(wall)
+        if since is None:
+            listed = [*self._backend.list(art_prefix), *self._backend.list(run_prefix),
+                      *self._backend.list(lifecycle_prefix(self._project))]
+        else:
+            listed = self._journal_keys(since)
         with self._lock:
             seen = {row[0] for row in self._db.execute("SELECT key FROM seen")}
-        jobs: list[tuple[str, Callable[[], Any]]] = []
+        plain: dict[str, Callable[[], Any]] = {}
         version_keys: set[str] = set()
         heartbeat_keys: set[str] = set()
         for key in listed:
-            job = self._job(key, art_prefix, run_prefix, version_keys, heartbeat_keys)
+            job = self._job(key, art_prefix, run_prefix, version_keys, heartbeat_keys,
+                            self._logs)
             if job is not None and key not in seen:
-                jobs.append((key, job))
-        jobs.extend(self._heartbeat_jobs(heartbeat_keys))
-        results = self._fetch(jobs)
+                plain[key] = job
+        if since is not None:  # no listing of heartbeats: runs that may still beat
+            heartbeat_keys = self._maybe_running(wall)
+        stored = 0
+        if since is None and len(plain) >= _BUNDLE_MIN:  # a first sync, or far behind
+            # One bundle at a time (memory stays that of one bundle), each record read
+            # as if fetched, its own GET when that fails (records/bundles.py).
+            for found, opened in bundles.each_bundle(self._backend, self._project, plain,
+                                                     self._codec):
+                logs = _Logs.over(bundles.Prefetched(self._backend, found), self._project,
+                                  bundles.OpenedCodec(self._codec, opened))
+                batch = [(key, functools.partial(_either, self._job(
+                    key, art_prefix, run_prefix, set(), set(), logs), plain.pop(key)))
+                    for key in list(found) if key in plain]
+                stored += self._store_batch(self._fetch(batch))
+        rest = list(plain.items())
+        for start in range(0, len(rest), _BATCH):  # bounded memory: a batch at a time
+            stored += self._store_batch(self._fetch(rest[start:start + _BATCH]))
+        stored += self._store_batch(self._fetch(self._heartbeat_jobs(heartbeat_keys)))
+        with self._lock, self._db:
+            gone = self._mark_gone(version_keys) if since is None else 0
+            if stored or gone:
+                self.generation += 1
+            stamps = [("last_sync", wall.timestamp())]
+            if since is None:
+                stamps.append(("last_full", wall.timestamp()))
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                 [(k, repr(v)) for k, v in stamps])
+        self._synced_at = time.monotonic()
+        self.syncs += 1
+        return SyncStats(len(listed), stored, time.perf_counter() - began,
+                         full=since is None)
+
+    def _store_batch(self, results: list[tuple[str, Any]]) -> int:
+        """Store fetched records (one transaction); heartbeats are never "seen"."""
+        if not results:
+            return 0
         with self._lock, self._db:
             for key, value in results:
                 self._store(value)
-                if not isinstance(value, tuple):  # heartbeats change: never "seen"
+                if not isinstance(value, tuple):
                     self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (key,))
-            gone = self._mark_gone(version_keys)
-            if results or gone:
-                self.generation += 1
-        self._synced_at = time.monotonic()
-        self.syncs += 1
-        return SyncStats(len(listed), len(results), time.perf_counter() - began)
+        return len(results)
+
+    def _journal_since(self, wall: datetime) -> datetime | None:
+        """When the last sync began, if the journal may answer this one (else None)."""
+        with self._lock:
+            meta = dict(self._db.execute(
+                "SELECT k, v FROM meta WHERE k IN ('last_full', 'last_sync')").fetchall())
+        try:
+            last_full, last_sync = float(meta["last_full"]), float(meta["last_sync"])
+        except (KeyError, ValueError):
+            return None
+        now_ = wall.timestamp()
+        if not 0 <= now_ - last_full <= self.full_age or last_sync > now_:
+            return None  # too old, or a clock that went back: list everything
+        return datetime.fromtimestamp(last_sync, UTC)
+
+    def _journal_keys(self, since: datetime) -> list[str]:
+        """The record keys the journal's window names (records/journal.py)."""
+        prefix = journal.journal_prefix(self._project)
+        found = {journal.record_of(self._project, entry) for entry in
+                 list_after(self._backend, prefix, journal.window_start(self._project, since))}
+        return sorted(key for key in found if key is not None)
 
     def _job(
         self,
@@ -306,23 +405,24 @@ class Catalog:
         run_prefix: str,
         version_keys: set[str],
         heartbeat_keys: set[str],
+        logs: _Logs,
     ) -> Callable[[], Any] | None:
         life_prefix = lifecycle_prefix(self._project)
         if key.startswith(life_prefix):
             life_seq = seq_of(key[len(life_prefix):])
             if life_seq is None:
                 return None
-            return lambda: self._lifecycle.read(life_seq)
+            return lambda: logs.lifecycle.read(life_seq)
         if key.startswith(run_prefix):
             parsed = parse_run_key(run_prefix, key)
             if parsed is None:
                 return None
             run_id, section, seq = parsed
             if section == "start":
-                return lambda: self._runs.read_start(run_id)
+                return lambda: logs.runs.read_start(run_id)
             if section == "events" and seq is not None:
                 event_seq = seq
-                return lambda: self._runs.read_event(run_id, event_seq)
+                return lambda: logs.runs.read_event(run_id, event_seq)
             if section == "heartbeat":
                 heartbeat_keys.add(run_id)
             return None
@@ -332,11 +432,11 @@ class Catalog:
             if seq_of(tail) is None:
                 return None
             version_keys.add(key)
-            return lambda: self._versions.read_key(key)
+            return lambda: logs.versions.read_key(key)
         if section == "aliases":
             if seq_of(tail.partition("/")[2]) is None:
                 return None
-            return lambda: self._aliases.read_key(key)
+            return lambda: logs.aliases.read_key(key)
         return None
 
     def _heartbeat_jobs(self, run_ids: set[str]) -> list[tuple[str, Callable[[], Any]]]:
@@ -351,6 +451,17 @@ class Catalog:
                 continue
             jobs.append((f"heartbeat:{run_id}", functools.partial(self._heartbeat, run_id)))
         return jobs
+
+    def _maybe_running(self, wall: datetime) -> set[str]:
+        """Runs without an end that beat, or started, within ``_HEARTBEAT_GIVE_UP``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT r.run_id, r.started_at, h.at FROM runs r LEFT JOIN heartbeats h "
+                "ON r.run_id = h.run_id WHERE r.run_id NOT IN (SELECT run_id FROM run_ends)"
+            ).fetchall()
+        limit = wall - _HEARTBEAT_GIVE_UP
+        return {run_id for run_id, started, beat in rows
+                if parse_time(beat or started) >= limit}
 
     def _heartbeat(self, run_id: str) -> tuple[str, str, str | None]:
         return ("heartbeat", run_id, self._runs.read_heartbeat(run_id))
@@ -503,6 +614,14 @@ class Catalog:
             )
             for r in rows
         ]
+
+    def artifact_numbers(self) -> dict[str, set[int]]:
+        """Artifact name -> the numbers of its versions still in the store, by name."""
+        found: dict[str, set[int]] = {}
+        for artifact, number in self.query(
+                "SELECT artifact, number FROM versions WHERE gone=0 ORDER BY artifact"):
+            found.setdefault(artifact, set()).add(number)
+        return found
 
     def lifecycle_state(self) -> LifecycleState:
         """The replayed lifecycle log as of the last sync (deleted and purged versions

@@ -147,7 +147,7 @@ class _Finder:
         catalog = self._catalog
         # An unreadable record stops the sync: verify names it; use what the catalog holds.
         with contextlib.suppress(ArtifactStoreError):
-            catalog.sync()
+            catalog.sync(full=True)  # a full listing: records gone behind our back
         for record, gone in catalog.versions():
             self._name(record.artifact)
             if gone:

@@ -28,6 +28,7 @@ from typing import Final
 from artifactstore.backends import Backend
 from artifactstore.core.errors import ConflictError, IntegrityError
 from artifactstore.objects.envelope import Kind
+from artifactstore.records import journal
 from artifactstore.records.codec import PLAIN, UNSIGNED, RecordCodec, Signature
 from artifactstore.records.versions import (
     NONCE_SIZE,
@@ -232,5 +233,6 @@ class AliasLog:
             data = encode_event(self._project, event, nonce, key, self._codec)
             if self._backend.put_if_absent(key, data):
                 self._cache[(artifact, alias, seq)] = event
+                journal.note(self._backend, self._project, key)
                 return event
             last = self.read(artifact, alias, seq)

@@ -28,6 +28,7 @@ from artifactstore.backends import Backend
 from artifactstore.core.errors import ConflictError, IntegrityError, InvalidInputError
 from artifactstore.model.names import validate_artifact_name
 from artifactstore.objects.envelope import Kind
+from artifactstore.records import journal
 from artifactstore.records.codec import PLAIN, UNSIGNED, RecordCodec, Signature
 from artifactstore.records.versions import (
     NONCE_SIZE,
@@ -174,6 +175,7 @@ class LifecycleLog:
             key = self.key(seq)
             if self._backend.put_if_absent(key, self._encode(event, nonce, key)):
                 self._cache[seq] = event
+                journal.note(self._backend, self._project, key)
                 return event
             seq += 1
         raise ConflictError(f"the lifecycle log of project {self._project!r} is full")

@@ -40,6 +40,7 @@ from artifactstore.core.errors import (
 from artifactstore.core.localproc import process_exists
 from artifactstore.model.names import NAME_RE, validate_project_name, version_label
 from artifactstore.objects.envelope import Kind
+from artifactstore.records import journal
 from artifactstore.records.codec import PLAIN, RecordCodec
 from artifactstore.records.versions import (
     NONCE_SIZE,
@@ -319,6 +320,7 @@ class RunLog:
         key = start_key(self._project, start.run_id)
         if not self._backend.put_if_absent(key, self._codec.seal(Kind.RUN, key, body)):
             raise ConflictError(f"run {start.run_id} already exists; start a new run")
+        journal.note(self._backend, self._project, key)
 
     def append_event(self, run_id: str, seq: int, body: Mapping[str, Any]) -> str:
         """Create event ``seq``; returns its time. ConflictError if the number is taken."""
@@ -326,10 +328,9 @@ class RunLog:
         payload = {"project": self._project, "run": run_id, "seq": seq, "at": at, **body}
         key = event_key(self._project, run_id, seq)
         if not self._backend.put_if_absent(key, self._codec.seal(Kind.RUN_EVENT, key, payload)):
-            raise ConflictError(
-                f"run {run_id} event {seq} was written by another process; "
-                "a run must be recorded by one process"
-            )
+            raise ConflictError(f"run {run_id} event {seq} was written by another process; "
+                                "a run must be recorded by one process")
+        journal.note(self._backend, self._project, key)
         return at
 
     def append_metrics(self, run_id: str, seq: int, rows: Sequence[MetricsRow]) -> None:

@@ -55,6 +55,7 @@ from artifactstore.model.names import (
     version_label,
 )
 from artifactstore.objects.envelope import Kind
+from artifactstore.records import journal
 from artifactstore.records.codec import PLAIN, UNSIGNED, RecordCodec, Signature
 
 __all__ = ["NewVersion", "VersionLog", "VersionRecord", "artifact_prefix", "version_key"]
@@ -525,6 +526,7 @@ class VersionLog:
                 guard()
             if self._backend.put_if_absent(key, data):
                 self._cache[(artifact, number)] = record
+                journal.note(self._backend, self._project, key)
                 return record, True
             # Another writer took this number: its record is the new head.
             head = self.read(artifact, number)

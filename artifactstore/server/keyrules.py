@@ -103,6 +103,11 @@ _PROJECT_KEYS: Final = tuple((re.compile(p), what, rules) for p, what, rules in 
     (rf"profiles/[0-9a-f]{{32}}/{_SEQ}", "member profiles", _rules("project", R, W, None, A)),
     (rf"lifecycle/{_SEQ}", "lifecycle events (delete, restore, purge, retention)",
      _rules("project", R, A, A, A)),
+    # Written right after a record by its writer; empty hints (design §12.8).
+    (r"journal/[0-9]{20}-[0-9a-f]{8}~[A-Za-z0-9._~-]+", "change journal entries",
+     _rules("project", R, W, None, A)),
+    # Copies of records, each still sealed; readers check each one (design §12.9).
+    (r"bundles/[0-9]{20}-[0-9a-f]{8}", "record bundles", _rules("project", R, W, None, A)),
 ))
 _OTHER_PROJECT_KEY: Final = _rules("project", R, None, None, A)
 _OBJECT: Final = re.compile(rf"objects/({DOMAIN_RE})/(packs/([0-9a-f]{{2}})/({_HEX64})"

@@ -33,6 +33,14 @@ def _ratio(x: float | None) -> str:
     return "" if x is None else f"{x:.2f}"
 
 
+def metadata_cell(after_adds: list[float | None] | None, after_restore: float | None) -> str:
+    """``a / b / c; restore r`` in MiB, or ``-`` for a tool without local metadata."""
+    if not after_adds or all(b is None for b in after_adds):
+        return "-"
+    adds = " / ".join("-" if b is None else f"{b / MIB:.2f}" for b in after_adds)
+    return adds + ("" if after_restore is None else f"; restore {after_restore / MIB:.2f}")
+
+
 def markdown(doc: dict[str, Any]) -> str:
     info = doc["machine"]
     lines = [
@@ -52,16 +60,19 @@ def markdown(doc: dict[str, Any]) -> str:
             "",
             "Columns: time to add each version (each a full folder), its sum, time to restore "
             "v1 into an empty folder (verified byte for byte), repository size after each "
-            "version, peak RSS of the tool's processes over all steps; `x best other` divides "
-            "by the best (lowest) value among the other tools.",
+            "version, peak RSS of the tool's processes over all steps, artifactstore's local "
+            "metadata (refs, index, catalog, stat cache and `known` in its cache folder, "
+            "`local/metadata.py`) after each add and after the restore; `x best other` "
+            "divides by the best (lowest) value among the other tools.",
         ]
     for name, w in doc["workloads"].items():
         sizes = " / ".join(f"{b / MIB:.1f}" for b in w["nbytes"])
         files = " / ".join(str(f) for f in w["files"])
         lines += ["", f"## {name}: {' / '.join(w['versions'])} = {sizes} MiB, {files} files", "",
                   "| tool | add s (per version) | add s total | restore v1 s | stored MiB "
-                  "(after each) | peak RSS MiB | x best other: add / restore / stored / RSS |",
-                  "| --- | --- | ---: | ---: | --- | ---: | --- |"]
+                  "(after each) | peak RSS MiB | local metadata MiB (after each; restore) | "
+                  "x best other: add / restore / stored / RSS |",
+                  "| --- | --- | ---: | ---: | --- | ---: | --- | --- |"]
         for tool, s in w["tools"].items():
             r = w["ratios_vs_best_other"][tool]
             lines.append(
@@ -69,6 +80,7 @@ def markdown(doc: dict[str, Any]) -> str:
                 f"{s['add_total_s']:.2f} | {s['restore_s']:.2f} | "
                 f"{' / '.join(f'{b / MIB:.1f}' for b in s['stored_bytes'])} | "
                 f"{s['peak_rss'] / MIB:.0f} | "
+                f"{metadata_cell(s.get('metadata_bytes'), s.get('restore_metadata_bytes'))} | "
                 + " / ".join(_ratio(r[m]) for m in ("add_total_s", "restore_s",
                                                      "final_stored_bytes", "peak_rss"))
                 + " |")
@@ -113,7 +125,9 @@ def s3_markdown(s3: dict[str, Any], scale: float) -> list[str]:
         f", unchanged re-push at most {targets['images']['repush']}, restore at most "
         f"{targets['images']['restore']}; peak RSS at most {rss_target / MIB:.0f} MiB "
         f"(issue: DVC's model push {quotes['dvc model push peak RSS MiB']} MiB). ✗ = over its "
-        "target; ✓ = within it (judged at scale 1 only). `x best other` divides the requests "
+        "target; ✓ = within it (judged at scale 1 only). Local metadata: artifactstore's "
+        "refs, index, catalog, stat cache and `known` in the cache folder after the step "
+        "(the restore's: the cache it started empty). `x best other` divides the requests "
         "by the fewest among the other tools.",
     ]
     if s3["missing"]:
@@ -123,8 +137,9 @@ def s3_markdown(s3: dict[str, Any], scale: float) -> list[str]:
         lines += ["", f"### S3 {name}: {w['version']} = {w['nbytes'] / MIB:.1f} MiB, "
                   f"{w['files']} files", "",
                   "| tool | step | requests | GET / PUT / POST / HEAD / DELETE / LIST | "
-                  "MiB up / down | s | peak RSS MiB | stored MiB (objects) | x best other |",
-                  "| --- | --- | ---: | --- | --- | ---: | ---: | --- | ---: |"]
+                  "MiB up / down | s | peak RSS MiB | stored MiB (objects) | "
+                  "local metadata MiB | x best other |",
+                  "| --- | --- | ---: | --- | --- | ---: | ---: | --- | ---: | ---: |"]
         for tool, s in w["tools"].items():
             r = w["ratios_vs_best_other"][tool]
             for step in ("init", "push", "repush", "restore"):
@@ -146,12 +161,14 @@ def s3_markdown(s3: dict[str, Any], scale: float) -> list[str]:
                 stored = (f"{st['stored_bytes'] / MIB:.1f} ({st['stored_objects']:,.0f})"
                           if "stored_bytes" in st else "")
                 ratio = _ratio(r.get(f"{step}_requests"))
+                meta = st.get("metadata_bytes")
+                meta_cell = "-" if meta is None else f"{meta / MIB:.2f}"
                 lines.append(
                     f"| {tool} | {_STEP_NAMES[step]} | {count} | {kinds} | "
                     f"{st['bytes_in'] / MIB:.1f} / {st['bytes_out'] / MIB:.1f} | {seconds} | "
-                    f"{rss} | {stored} | {ratio} |")
+                    f"{rss} | {stored} | {meta_cell} | {ratio} |")
         for tool, why in s3["not_applicable"].items():
-            lines.append(f"| {tool} | n/a: {why} | | | | | | | |")
+            lines.append(f"| {tool} | n/a: {why} | | | | | | | | |")
         if "artifactstore" in w["tools"]:
             lines += ["", f"artifactstore's requests on {name} by path (ids as `*`; a listing "
                       "shows its prefix, `(deep)` when it has no delimiter):", ""]

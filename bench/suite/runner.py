@@ -66,6 +66,17 @@ def settle(seconds: float, log: Any = print) -> None:
         time.sleep(seconds)
 
 
+def metadata_bytes(tool: object) -> int | None:
+    """The tool's local metadata now, for a tool that reports it (artifactstore), else None."""
+    measure = getattr(tool, "metadata_bytes", None)
+    return None if measure is None else int(measure())
+
+
+def _median_or_none(values: list[int | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
 def run_once(tool: Tool, workload: Workload, scratch: Path, rep: int = 0) -> dict[str, Any]:
     repo, out = scratch / f"{tool.name}-{rep}", scratch / f"{tool.name}-{rep}-restore"
     for p in (repo, out):
@@ -78,12 +89,13 @@ def run_once(tool: Tool, workload: Workload, scratch: Path, rep: int = 0) -> dic
             warm(folder)
             tool.add(folder, label)
             adds.append({"version": label, "seconds": tool.last.seconds,
-                         "max_rss": tool.last.max_rss, "stored_bytes": tool.stored_bytes()})
+                         "max_rss": tool.last.max_rss, "stored_bytes": tool.stored_bytes(),
+                         "metadata_bytes": metadata_bytes(tool)})
         out.mkdir()
         os.sync()
         tool.restore(workload.labels[0], out)
         restore = {"version": workload.labels[0], "seconds": tool.last.seconds,
-                   "max_rss": tool.last.max_rss}
+                   "max_rss": tool.last.max_rss, "metadata_bytes": metadata_bytes(tool)}
         restore["files_verified"] = verify(workload.versions[0], out)
     finally:
         tool.cleanup()  # repo and restore stay until the workload is done (docstring)
@@ -105,6 +117,11 @@ def summarize(reps: list[dict[str, Any]]) -> dict[str, Any]:
                         for r in reps),
         "add_peak_rss": med(max(a["max_rss"] for a in r["adds"]) for r in reps),
         "restore_peak_rss": med(r["restore"]["max_rss"] for r in reps),
+        # local metadata after each add and after the restore (None: the tool has none)
+        "metadata_bytes": [_median_or_none([r["adds"][i].get("metadata_bytes") for r in reps])
+                           for i in range(n)],
+        "restore_metadata_bytes": _median_or_none(
+            [r["restore"].get("metadata_bytes") for r in reps]),
         "verified": all(r["verified"] for r in reps),
         "reps": len(reps),
     }

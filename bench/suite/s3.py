@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.suite.runner import verify, warm
+from bench.suite.runner import metadata_bytes, verify, warm
 from bench.suite.s3server import KINDS, CountingS3Server
 from bench.suite.tools import ArtifactStore, Dvc, Restic, SubprocessTool
 from bench.suite.workloads import Workload
@@ -106,6 +106,8 @@ class ArtifactStoreS3(_OnS3, ArtifactStore):
     """``artifactstore init`` (CLI), then push and restore through the Python API
     (``artifactstore_s3.py``); the default project is private (encrypted)."""
 
+    cold_cache: Path | None = None
+
     def _url(self) -> str:
         return f"s3://{self.remote.bucket}/{self.remote.prefix}"
 
@@ -136,6 +138,14 @@ class ArtifactStoreS3(_OnS3, ArtifactStore):
             self._begin()
             self._run(["restore", self._url(), self.refs[version_label], str(out_dir)])
             self._end()
+            self.cold_cache = self.cache_root()
+
+    def metadata_bytes(self) -> int:
+        """As the local tool's; after a restore, that of the empty cache it began with."""
+        from artifactstore.local.metadata import metadata_usage
+
+        root, self.cold_cache = self.cold_cache or self.cache_root(), None
+        return metadata_usage(root).total
 
 
 class ResticS3(_OnS3, Restic):
@@ -226,7 +236,7 @@ def run_once(tool: _OnS3, workload: Workload, server: CountingS3Server,
         server.reset_counts()
         action()
         steps[step] = {"seconds": tool.last.seconds, "max_rss": tool.last.max_rss,
-                       **server.counts()}
+                       "metadata_bytes": metadata_bytes(tool), **server.counts()}
         return steps[step]
 
     try:
@@ -265,6 +275,8 @@ def summarize(reps: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
         for key in ("stored_bytes", "stored_objects", "files_verified"):
             if key in rs[0]:
                 s[key] = med(r[key] for r in rs)
+        known = [r["metadata_bytes"] for r in rs if r.get("metadata_bytes") is not None]
+        s["metadata_bytes"] = med(known) if known else None
         steps[step] = s
     return {"steps": steps, "peak_rss": med(max(r[s]["max_rss"] for s in STEPS) for r in reps),
             "verified": True, "reps": len(reps)}

@@ -177,6 +177,19 @@ class ArtifactStore(SubprocessTool):
     def _run(self, args: list[str], cwd: Path | None = None, *, timed: bool = True) -> str:
         return super()._run(["-m", "artifactstore", *args], cwd, timed=timed)
 
+    def cache_root(self) -> Path:
+        """The per-user cache folder the tool's commands use now (as the CLI finds it)."""
+        env = self._env()
+        given = env.get("ARTIFACTSTORE_CACHE_DIR")
+        return Path(given) if given else Path(env["XDG_CACHE_HOME"]) / "artifactstore"
+
+    def metadata_bytes(self) -> int:
+        """Bytes of local metadata (refs, index, catalog, stat cache, known) in the cache
+        folder now: what ``artifactstore cache clean --metadata`` covers, plus ``known``."""
+        from artifactstore.local.metadata import metadata_usage
+
+        return metadata_usage(self.cache_root()).total
+
     def version(self) -> str:
         return self._query(["-m", "artifactstore", "--version"])
 

@@ -1,0 +1,218 @@
+"""Record bundles (docs/design.md §12.9): many records' stored bytes in one object, so a
+new reader's first catalog sync makes a few large GETs instead of one per record.
+
+Vocabulary:
+
+- **bundle**: ``projects/<P>/bundles/<time>-<8 hex>``, canonical msgpack
+  ``{"v": 1, "records": [[rel, bytes], ...]}``: ``rel`` a record's key after
+  ``projects/<P>/`` (versions, alias events, run starts and events, lifecycle events),
+  ``bytes`` that object's stored bytes, copied verbatim (still sealed: signed, and
+  encrypted in a private project). Written by :func:`write_bundles` (``maintenance``,
+  any member who may write the project), never changed; a newer bundle only adds.
+- **prefetched read**: a reader reads a bundled record exactly as if it had fetched the
+  key (:class:`Prefetched` answers ``get`` from the bundle), and only when it is sealed
+  under the project's key or validly signed for that key (:func:`authentic`): the
+  signature and the AEAD bind each record to its own key, so a bundle carries nothing a
+  GET of that key could not; a record that fails to decode is fetched after all.
+- The listing, not a bundle, says which records exist: a bundled record that is not
+  listed is ignored, and a listed record missing from every bundle is fetched.
+
+A malformed bundle is skipped whole (its records are then fetched one by one).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Container, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from artifactstore.backends import Backend
+from artifactstore.backends._wrapper import BackendWrapper
+from artifactstore.core import encoding
+from artifactstore.core.errors import ArtifactStoreError, NotFoundError
+from artifactstore.objects.envelope import Kind
+from artifactstore.records.codec import RecordCodec, Signature
+
+__all__ = ["BUNDLE_SIZE", "OpenedCodec", "Prefetched", "authentic", "bundles_prefix",
+           "each_bundle", "read_bundles", "write_bundles"]
+
+#: records per bundle (about 0.5-2 MB of small records)
+BUNDLE_SIZE: Final = 5000
+_WORKERS: Final = 16
+_SECTIONS: Final = ("artifacts/", "runs/", "lifecycle/")
+
+
+def bundles_prefix(project: str) -> str:
+    """``projects/<project>/bundles/``."""
+    return f"projects/{project}/bundles/"
+
+
+def is_bundled_kind(rel: str) -> bool:
+    """Create-only records a catalog reads: not heartbeats (overwritten), not metrics."""
+    if not rel.startswith(_SECTIONS):
+        return False
+    if rel.startswith("runs/"):
+        return rel.endswith("/start") or "/events/" in rel
+    return "/versions/" in rel or "/aliases/" in rel or rel.startswith("lifecycle/")
+
+
+def _kind(rel: str) -> Kind:
+    if rel.startswith("lifecycle/"):
+        return Kind.LIFECYCLE
+    if rel.startswith("runs/"):
+        return Kind.RUN if rel.endswith("/start") else Kind.RUN_EVENT
+    return Kind.VERSION if "/versions/" in rel else Kind.ALIAS_EVENT
+
+
+def authentic(codec: RecordCodec, key: str, rel: str, data: bytes,
+              opened: dict[str, tuple[Kind, Any]] | None = None) -> bool:
+    """Whether bundled bytes may stand for a GET of ``key``: sealed under the project's key
+    (an encrypted project: the AEAD, checked when decoded, binds the key), or carrying a
+    valid signature bound to ``key``. An unsigned or badly signed record is fetched.
+    ``opened`` keeps what was opened, so the decode does not verify it twice."""
+    if codec.encrypted:
+        return True
+    kind = _kind(rel)
+    try:
+        result = codec.open(kind, key, data)
+    except ArtifactStoreError:
+        return False
+    if result[1].state != "valid":
+        return False
+    if opened is not None:
+        opened[key] = (kind, result)
+    return True
+
+
+class OpenedCodec(RecordCodec):
+    """``codec``, answering ``open`` of a record :func:`authentic` already opened."""
+
+    def __init__(self, codec: RecordCodec, opened: dict[str, tuple[Kind, Any]]) -> None:
+        super().__init__(signer=codec.signer, ring=codec.ring, refusal=codec.refusal)
+        self._opened = opened
+
+    def open(self, kind: Kind, key: str, data: bytes) -> tuple[Any, Signature]:
+        hit = self._opened.pop(key, None)
+        if hit is not None and hit[0] == kind:
+            result: tuple[Any, Signature] = hit[1]
+            return result
+        return super().open(kind, key, data)
+
+
+def encode(records: Iterable[tuple[str, bytes]]) -> bytes:
+    return encoding.pack({"v": 1, "records": [[rel, data] for rel, data in records]})
+
+
+def decode(data: bytes) -> dict[str, bytes]:
+    """``rel -> bytes``; ValueError for anything that is not a version-1 bundle."""
+    try:
+        value: Any = encoding.unpack(data, what="bundle")
+    except ArtifactStoreError as exc:
+        raise ValueError(str(exc)) from None
+    if not isinstance(value, dict) or value.get("v") != 1:
+        raise ValueError("not a version-1 bundle")
+    found: dict[str, bytes] = {}
+    for item in value.get("records", ()):
+        if (not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], str)
+                or not isinstance(item[1], bytes)):
+            raise ValueError("a bundle entry is not [str, bytes]")
+        found[item[0]] = item[1]
+    return found
+
+
+def _map(fn: Any, items: list[Any]) -> list[Any]:
+    if len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(min(_WORKERS, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def read_bundles(backend: Backend, project: str, wanted: set[str],
+                 codec: RecordCodec | None = None,
+                 opened: dict[str, tuple[Kind, Any]] | None = None) -> dict[str, bytes]:
+    """The stored bytes of the ``wanted`` keys that some bundle carries (full keys); with
+    ``codec``, only those :func:`authentic` accepts (what it opened into ``opened``)."""
+    base = f"projects/{project}/"
+
+    def fetch(key: str) -> dict[str, bytes]:
+        try:
+            return decode(backend.get(key))
+        except (NotFoundError, ValueError):
+            return {}
+
+    found: dict[str, bytes] = {}
+    for bundle in _map(fetch, list(backend.list(bundles_prefix(project)))):
+        for rel, data in bundle.items():
+            key = base + rel
+            if key in wanted and is_bundled_kind(rel) and (
+                    codec is None or authentic(codec, key, rel, data, opened)):
+                found[key] = data
+    return found
+
+
+def each_bundle(backend: Backend, project: str, wanted: Container[str],
+                codec: RecordCodec) -> Iterator[tuple[dict[str, bytes], dict[str, Any]]]:
+    """Per bundle, one at a time: the stored bytes of the ``wanted`` keys it carries that
+    :func:`authentic` accepts, and what that check opened (for :class:`OpenedCodec`)."""
+    base = f"projects/{project}/"
+    for name in list(backend.list(bundles_prefix(project))):
+        try:
+            bundle = decode(backend.get(name))
+        except (NotFoundError, ValueError):
+            continue
+        found: dict[str, bytes] = {}
+        opened: dict[str, Any] = {}
+        for rel, data in bundle.items():
+            key = base + rel
+            if key in wanted and is_bundled_kind(rel) and authentic(codec, key, rel, data,
+                                                                     opened):
+                found[key] = data
+        del bundle
+        if found:
+            yield found, opened
+
+
+def write_bundles(backend: Backend, project: str, *, size: int = BUNDLE_SIZE) -> int:
+    """Bundle every listed record no bundle carries yet; returns how many were bundled.
+
+    Reads what the existing bundles carry, lists the record prefixes, fetches the rest
+    and writes them in new bundles of up to ``size`` records.
+    """
+    base = f"projects/{project}/"
+    listed = [k[len(base):] for prefix in _SECTIONS for k in backend.list(base + prefix)]
+    wanted = {rel for rel in listed if is_bundled_kind(rel)}
+    carried = read_bundles(backend, project, {base + rel for rel in wanted})
+    todo = sorted(rel for rel in wanted if base + rel not in carried)
+
+    def fetch(rel: str) -> tuple[str, bytes] | None:
+        try:
+            return rel, backend.get(base + rel)
+        except NotFoundError:
+            return None  # deleted since the listing
+
+    done = 0
+    for start in range(0, len(todo), size):
+        got = [r for r in _map(fetch, todo[start:start + size]) if r is not None]
+        if got:
+            stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
+            key = f"{bundles_prefix(project)}{stamp}-{secrets.token_hex(4)}"
+            backend.put_if_absent(key, encode(got))
+            done += len(got)
+    return done
+
+
+class Prefetched(BackendWrapper):
+    """Answers ``get`` of the given keys from memory (each once), the rest from ``inner``."""
+
+    def __init__(self, inner: Backend, found: dict[str, bytes]) -> None:
+        super().__init__(inner)
+        self._found = found
+
+    def get(self, key: str) -> bytes:
+        data = self._found.pop(key, None)
+        return self._inner.get(key) if data is None else data
+
+    def keys(self) -> Iterator[str]:
+        return iter(list(self._found))

@@ -1,0 +1,100 @@
+"""The change journal of a project (docs/design.md §12.8): where readers ask "what is new".
+
+Vocabulary:
+
+- **journal entry**: an empty object ``projects/<P>/journal/<time>-<8 hex>~<rel>``
+  written right after a create-only record ``projects/<P>/<rel>`` (a version, an alias
+  event, a run start or event, a lifecycle event), with each ``/`` of ``<rel>`` written
+  as ``~`` (no name or key segment holds one): one flat folder, one file per entry on
+  a local store. ``<time>`` is the writer's UTC clock,
+  ``YYYYMMDDHHMMSSffffff`` (20 digits), so entries sort by time; the 4 random bytes
+  keep concurrent writers apart. The entry names the record and says nothing else.
+- **window**: the entries a reader lists to see what is new since its last sync: those
+  sorting after :func:`window_start`, ``GRACE`` before that sync began (one S3 request
+  with ``StartAfter``: ``backends.base.list_after``). ``GRACE`` covers the time between
+  a writer reading its clock and its entry landing, and clock skew between machines.
+
+The journal is a hint, never a source of truth: a reader fetches and verifies the record
+an entry names exactly as if it had been listed, and entries naming no record, or a key
+outside the project's record prefixes, are skipped. Anything the journal misses (a writer
+that died between record and entry, a writer older than the journal, a skewed clock, a
+withheld entry, a record deleted behind the project's back) is found by the next full
+listing, which a reader does at least every ``full_age`` (local/catalog.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from artifactstore.backends import Backend
+from artifactstore.backends.base import is_key
+from artifactstore.core.errors import ArtifactStoreError
+
+__all__ = ["GRACE", "entry_key", "journal_prefix", "note", "record_of", "window_start"]
+
+#: how far before its last sync a reader looks again (write latency and clock skew)
+GRACE: Final = timedelta(minutes=5)
+_TIME_DIGITS: Final = 20
+#: the record prefixes (relative to ``projects/<P>/``) an entry may name
+_SECTIONS: Final = ("artifacts/", "runs/", "lifecycle/")
+_SEP: Final = "~"
+
+
+def journal_prefix(project: str) -> str:
+    """``projects/<project>/journal/``."""
+    return f"projects/{project}/journal/"
+
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y%m%d%H%M%S%f")
+
+
+def entry_key(project: str, record_key: str, at: datetime | None = None,
+              token: str | None = None) -> str:
+    """The journal entry naming ``record_key`` (a key under ``projects/<project>/``)."""
+    base = f"projects/{project}/"
+    if not record_key.startswith(base):
+        raise ValueError(f"{record_key!r} is not a record of project {project!r}")
+    when = _stamp(at or datetime.now(UTC))
+    rel = record_key[len(base):]
+    if _SEP in rel:
+        raise ValueError(f"{record_key!r} holds {_SEP!r}: not a record key")
+    return f"{journal_prefix(project)}{when}-{token or secrets.token_hex(4)}{_SEP}" \
+           + rel.replace("/", _SEP)
+
+
+def note(backend: Backend, project: str, record_key: str) -> None:
+    """Write the entry of a record just created; best effort (module docstring).
+
+    Create-only, like the records. Why a failure is swallowed: the record is already
+    stored, so the write it belongs to succeeded; failing it now would only make the
+    caller retry a done write. A missing entry delays readers until their next full
+    listing, nothing more.
+    """
+    # ArtifactStoreError: also a server that refuses the key (one older than this)
+    with contextlib.suppress(ArtifactStoreError):
+        backend.put_if_absent(entry_key(project, record_key), b"")
+
+
+def record_of(project: str, entry: str) -> str | None:
+    """The record key a listed entry names, or None for anything else under the prefix."""
+    prefix = journal_prefix(project)
+    if not entry.startswith(prefix):
+        return None
+    name, _, flat = entry[len(prefix):].partition(_SEP)
+    rel = flat.replace(_SEP, "/")
+    stamp, _, token = name.partition("-")
+    if len(stamp) != _TIME_DIGITS or not stamp.isdigit() or len(token) != 8:
+        return None
+    if "/" in flat or not rel.startswith(_SECTIONS):
+        return None
+    key = f"projects/{project}/{rel}"
+    return key if is_key(key) else None
+
+
+def window_start(project: str, since: datetime) -> str:
+    """The key the window lists after: entries stamped from ``since - GRACE`` on."""
+    return f"{journal_prefix(project)}{_stamp(since - GRACE)}"
