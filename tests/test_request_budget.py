@@ -128,8 +128,9 @@ def test_the_cli_costs_what_the_api_costs_for_log_and_get(
 def test_the_first_log_into_a_new_project_reads_config_and_record_as_few_times_as_it_can(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_server: MotoS3Server) -> None:
     """Opening saw the project absent; creating it on the first write reads the store's
-    config no more and the project record once more (after the listing that judges who
-    may claim it): the images push of the side-by-side suite stays at 40 requests."""
+    config and lists the project's keys no more (that listing judged who may claim it a
+    moment ago) and reads the project record once more, just before creating it: the
+    images push of the side-by-side suite stays at 40 requests with the journal entry."""
     url = f"s3://{s3_server.bucket}/budget-{os.urandom(4).hex()}"
     options = s3_server.backend_options()
     folder = _folder(tmp_path)
@@ -144,4 +145,7 @@ def test_the_first_log_into_a_new_project_reads_config_and_record_as_few_times_a
     config = [r for r in requests if r.startswith(f"GET /{prefix}/config")]
     record = [r for r in requests if r.startswith(f"GET /{prefix}/projects/fresh/project")]
     assert len(config) == 1, requests
-    assert len(record) == 3, requests  # open: read, list, read; create: list, read
+    assert len(record) == 3, requests  # open: read, list, read; create: read, write
+    under = prefix.split("/", 1)[1]
+    whole = [r for r in requests if f"prefix={under}%2Fprojects%2Ffresh%2F&" in r]
+    assert len(whole) == 1, requests  # the project's keys, listed once

@@ -344,9 +344,12 @@ class Catalog:
                                                      self._codec):
                 logs = _Logs.over(bundles.Prefetched(self._backend, found), self._project,
                                   bundles.OpenedCodec(self._codec, opened))
-                batch = [(key, functools.partial(_either, self._job(
-                    key, art_prefix, run_prefix, set(), set(), logs), plain.pop(key)))
-                    for key in list(found) if key in plain]
+                batch: list[tuple[str, Callable[[], Any]]] = []
+                for key in [k for k in found if k in plain]:
+                    own = plain.pop(key)
+                    job = self._job(key, art_prefix, run_prefix, set(), set(), logs)
+                    batch.append((key, own if job is None
+                                  else functools.partial(_either, job, own)))
                 stored += self._store_batch(self._fetch(batch))
         rest = list(plain.items())
         for start in range(0, len(rest), _BATCH):  # bounded memory: a batch at a time

@@ -53,6 +53,8 @@ class ProjectAccess:
     info: ProjectInfo | None
     codec: RecordCodec
     identity: Identity | None
+    #: the listing of the project's keys that found no record (None when there is one)
+    listed: tuple[str, ...] | None = None
 
     @property
     def ring(self) -> KeyRing | None:
@@ -81,7 +83,8 @@ def quiet_identity() -> Identity | None:
 
 def project_access(backend: Backend, project: str, *, private_by_default: bool,
                    may_create: bool, passphrase: str | None = None,
-                   pins: PinBook | None = None, seen_absent: bool = False) -> ProjectAccess:
+                   pins: PinBook | None = None,
+                   seen_absent: tuple[str, ...] | None = None) -> ProjectAccess:
     """How to read and write ``project``; AccessDeniedError for a private project
     this identity holds no key of (``passphrase`` opens its passphrase slot).
 
@@ -89,19 +92,21 @@ def project_access(backend: Backend, project: str, *, private_by_default: bool,
     process may not (not a member: AccessDeniedError; a record that contradicts the
     rest: IntegrityError). ``may_create`` creates a missing project (design §13.1);
     ``pins`` (this machine's pin of the project) refuses a project that changed
-    since it was pinned, and records the first contact. ``seen_absent``: this process
-    just saw the record absent, so the first read is skipped (the listing and the read
-    after it still see a concurrent creator's project).
+    since it was pinned, and records the first contact. ``seen_absent``: the listing of
+    ``projects/<project>/`` this process made a moment ago, when it saw no record: the
+    first read and the listing are not made again (the read after the listing and the
+    create-only write still see a concurrent creator's project).
     """
     identity = quiet_identity()
     keys = ProjectKeys(backend, project, None if identity is None else identity.signing_key)
-    info = None if seen_absent else keys.info()
+    info = None if seen_absent is not None else keys.info()
     pin = None if pins is None else pins.load()
     if pins is not None and pin is not None:
         pin = pins.check(info, None)  # a record that vanished or changed: refused
     refusal: ArtifactStoreError | None = None
     if info is None:
-        listed = list(backend.list(f"projects/{project}/"))
+        listed = (list(seen_absent) if seen_absent is not None
+                  else list(backend.list(f"projects/{project}/")))
         # Read again after listing: what the listing shows of a concurrent creator's
         # project (its first records) must not be taken for another project's past.
         keys = ProjectKeys(backend, project, keys.signer)
@@ -126,7 +131,8 @@ def project_access(backend: Backend, project: str, *, private_by_default: bool,
             refusal = IntegrityError(str(found[0]))
     signer = None if identity is None else identity.signing_key
     if info is None:
-        return ProjectAccess(None, RecordCodec(signer=signer, refusal=refusal), identity)
+        return ProjectAccess(None, RecordCodec(signer=signer, refusal=refusal), identity,
+                             tuple(listed))
     me = None if identity is None else identity.public.fingerprint
     if not info.encrypted and pin is not None and refusal is None and pin.writer == me:
         pass  # judged a member when pinned; a pinned public project costs no listing

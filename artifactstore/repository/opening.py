@@ -126,11 +126,15 @@ def open_at(
     ))
 
 
-def _open(how: Opening, *, create: bool, seen: StoreConfig | None = None
-          ) -> tuple[Project, bool]:
+#: what a pending project's first opening saw: the store's config and the listing of the
+#: project's keys that found no record
+_Seen = tuple[StoreConfig, tuple[str, ...]]
+
+
+def _open(how: Opening, *, create: bool, seen: _Seen | None = None) -> tuple[Project, bool]:
     """The opened project, and whether this call created the store's config. ``seen``:
-    the config a pending project's first opening read, and saw the project absent in
-    (its creation then reads neither again: two requests fewer on a first write)."""
+    the config a pending project's first opening read and its listing that saw the project
+    absent (its creation reads neither again: three requests fewer on a first write)."""
     try:
         backend: Backend = open_backend_stack(how.url, create=create, **how.options)
     except StoreNotFoundError:
@@ -139,7 +143,7 @@ def _open(how: Opening, *, create: bool, seen: StoreConfig | None = None
         return _absent_project(how), False
     try:
         if seen is not None:
-            config, created = seen, False
+            config, created = seen[0], False
         elif create:
             config, created = create_or_load(backend, how.new_config())
         else:
@@ -162,7 +166,7 @@ def _open(how: Opening, *, create: bool, seen: StoreConfig | None = None
         # Opening never creates a project (read-only media, read commands): the first
         # write opens again with creation (Project.ensure_writable).
         may_create=create and backend.supports_atomic_create, passphrase=how.passphrase,
-        seen_absent=seen is not None,
+        seen_absent=None if seen is None else seen[1],
         pins=_pins(backend.url, how.project, objects, how.cache_dir),
     )
     pending = None if create or access.info is not None else how
@@ -202,7 +206,8 @@ def _open(how: Opening, *, create: bool, seen: StoreConfig | None = None
         stat_cache_path=local_cache_path(objects, how.url, how.cache_dir, "stat",
                                          f"{objects.domain}.sqlite"),
         cache_dir=how.cache_dir,
-        pending=None if pending is None else _creator(how, backend, config),
+        pending=None if pending is None else _creator(
+            how, backend, None if access.listed is None else (config, access.listed)),
     )
     if pending is None:
         known = known_dir(_cache_root(how.cache_dir), backend.url)
@@ -224,8 +229,7 @@ def _absent_project(how: Opening) -> Project:
     )
 
 
-def _creator(how: Opening, backend: Backend, seen: StoreConfig | None
-             ) -> Callable[[], Project]:
+def _creator(how: Opening, backend: Backend, seen: _Seen | None) -> Callable[[], Project]:
     """What the first write of a pending project calls: it opens the project again,
     creating the store and the project."""
 
