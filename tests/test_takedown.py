@@ -299,6 +299,12 @@ sync(sys.argv[1], sys.argv[2], cache_dir=sys.argv[3])
 """
 
 
+def _condemnations(gc_folder: Path) -> list[Path]:
+    """The condemnation objects under a local store's ``gc/`` (not write temp files)."""
+    return [p for p in gc_folder.rglob("*") if p.is_file() and "condemned" in p.parts
+            and not p.name.startswith(".tmp-")]
+
+
 def test_a_sync_killed_during_its_wipe_is_finished_by_the_next_one(tmp_path: Path) -> None:
     """B waits 60 s before it sweeps; the sync is SIGKILLed once its purge condemnation
     is in B. The next sync breaks the dead process's lock, sweeps the pending
@@ -316,7 +322,7 @@ def test_a_sync_killed_during_its_wipe_is_finished_by_the_next_one(tmp_path: Pat
     condemned = tmp_path / "b" / "gc"
     try:
         deadline = time.monotonic() + 60
-        while not any(p.is_file() and "condemned" in p.parts for p in condemned.rglob("*")):
+        while not _condemnations(condemned):
             assert proc.poll() is None, "the sync ended before it condemned anything"
             assert time.monotonic() < deadline
             time.sleep(0.05)  # polling for a file, not hoping for a timing
@@ -329,7 +335,8 @@ def test_a_sync_killed_during_its_wipe_is_finished_by_the_next_one(tmp_path: Pat
     [done] = report.takedowns
     assert done.absent
     assert scan(b_url, {}) == []
-    assert not [p for p in condemned.rglob("*") if p.is_file() and "condemned" in p.parts]
+    # (a temp file the kill left mid-write is not a condemnation: gc removes it later)
+    assert not _condemnations(condemned)
     checked = verify_store(b_url, read_data=True, cache_dir=tmp_path / "cv")
     assert checked.ok, checked.damage_lines()
 

@@ -271,12 +271,13 @@ def register(add: Any, common: argparse.ArgumentParser) -> None:
     p = add("show", show, "show a version and its files (those of FOLDER only, if given)")
     p.add_argument("ref", metavar="REF", help=_REF_HELP)
     p.add_argument("folder", nargs="?", default="", metavar="FOLDER",
-                   help="list only this folder's files and subfolders (read: its nodes only)")
+                   help="list only this folder's files and subfolders, reading its nodes only "
+                        "(default: the whole version)")
     p = add("diff", diff, "what changed between two versions")
     p.add_argument("old", metavar="OLD", help="the version to compare from, " + _REF_HELP)
     p.add_argument("new", metavar="NEW", help="the version to compare to, " + _REF_HELP)
     p.add_argument("folder", nargs="?", default="", metavar="FOLDER",
-                   help="only the changes under this folder")
+                   help="only the changes under this folder (default: the whole version)")
     p = add("alias", None, "set, remove, protect, unprotect or show the history of an alias")
     alias = p.add_subparsers(dest="alias_command", required=True, metavar="ACTION")
     a = add_action(alias, common, "set", alias_set, "point ALIAS at REF")
