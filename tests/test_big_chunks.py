@@ -3,7 +3,6 @@ deduplication on edits, and a frozen store made with them (golden-v1-bigchunks).
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -15,18 +14,17 @@ from artifactstore.backends import open_backend
 from artifactstore.backends.readonly import ReadOnlyBackend
 from artifactstore.core import encoding
 from artifactstore.core.chunking import ChunkerParams
-from artifactstore.core.digest import Digest
 from artifactstore.core.errors import FormatError, InvalidInputError
 from artifactstore.core.synthetic import csv_rows, random_bytes
 from artifactstore.maintenance.verify import verify_objects
 from artifactstore.objects.bigchunks import BigChunks, looks_compressible
-from artifactstore.objects.blobrefs import ChunkRef, FileRef
+from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.config import StoreConfig, load
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import FLAG_ZSTD, Compression, Kind, seal
 from artifactstore.objects.layout import CONFIG_KEY
-from artifactstore.objects.packs import read_trailer
 from artifactstore.objects.store import ObjectStore
+from artifactstore.testing.golden import blob_envelopes, read_file_refs
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "golden-v1-bigchunks"
@@ -120,7 +118,7 @@ def test_big_chunks_are_sealed_with_the_profile_zstd_parameters(tmp_path: Path) 
     text = csv_rows(400_000, seed=3)
     with _store(tmp_path) as store:
         ref = store.write_bytes(text)
-    blobs = _envelopes(tmp_path / "s")
+    blobs = blob_envelopes(tmp_path / "s")
     header = blobs[ref.chunks[0].id.raw][:8]
     assert header[6] & FLAG_ZSTD
     tuned = seal(Kind.CHUNK, text[: ref.chunks[0].length], BIG.compression)
@@ -191,12 +189,7 @@ EXPECTED = {
 
 
 def _refs() -> dict[str, FileRef]:
-    manifest = json.loads((DATA / "golden-v1-bigchunks.json").read_text())
-    return {
-        name: FileRef(Digest.from_hex(f["digest"]), f["size"],
-                      tuple(ChunkRef(Digest.from_hex(c), n) for c, n in f["chunks"]))
-        for name, f in manifest["files"].items()
-    }
+    return read_file_refs(DATA / "golden-v1-bigchunks.json")
 
 
 def test_golden_big_chunk_store_reads_and_verifies(tmp_path: Path) -> None:
@@ -219,13 +212,5 @@ def test_current_writer_reproduces_the_golden_big_chunk_blobs(tmp_path: Path) ->
     with ObjectStore.open(open_backend(str(tmp_path)), cache_dir=tmp_path / "c") as store:
         refs = {name: store.write_bytes(data) for name, data in EXPECTED.items()}
     assert refs == _refs()
-    assert _envelopes(tmp_path) == _envelopes(GOLDEN)
+    assert blob_envelopes(tmp_path) == blob_envelopes(GOLDEN)
 
-
-def _envelopes(root: Path) -> dict[bytes, bytes]:
-    blobs = {}
-    for pack in (root / "objects" / "plain" / "packs").glob("*/*"):
-        data = pack.read_bytes()
-        for entry in read_trailer(data, what=pack.name):
-            blobs[entry.id.raw] = data[entry.offset : entry.offset + entry.length]
-    return blobs

@@ -13,10 +13,10 @@ from artifactstore.backends.readonly import ReadOnlyBackend
 from artifactstore.core.digest import Digest
 from artifactstore.core.synthetic import csv_rows, random_bytes
 from artifactstore.maintenance.verify import verify_objects
-from artifactstore.objects.blobrefs import ChunkRef, FileRef
+from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.envelope import Kind
-from artifactstore.objects.packs import read_trailer
 from artifactstore.objects.store import ObjectStore
+from artifactstore.testing.golden import blob_envelopes, read_file_refs
 
 DATA = Path(__file__).parent / "data"
 EXPECTED = {
@@ -28,12 +28,7 @@ EXPECTED = {
 
 
 def _refs() -> dict[str, FileRef]:
-    manifest = json.loads((DATA / "golden-v1.json").read_text())
-    return {
-        name: FileRef(Digest.from_hex(f["digest"]), f["size"],
-                      tuple(ChunkRef(Digest.from_hex(c), n) for c, n in f["chunks"]))
-        for name, f in manifest["files"].items()
-    }
+    return read_file_refs(DATA / "golden-v1.json")
 
 
 @pytest.fixture
@@ -78,16 +73,7 @@ def test_current_writer_reproduces_the_golden_blobs(tmp_path: Path) -> None:
         for data in EXPECTED.values():
             store.write_bytes(data)
         store.put_blob(Kind.TREE, b"a tree node")
-    ours, theirs = _envelopes(tmp_path), _envelopes(DATA / "golden-v1")
+    ours, theirs = blob_envelopes(tmp_path), blob_envelopes(DATA / "golden-v1")
     assert len(theirs) == 16
     assert ours == theirs
 
-
-def _envelopes(root: Path) -> dict[bytes, bytes]:
-    """Every blob's envelope in the store at ``root``, by blob id."""
-    blobs = {}
-    for pack in (root / "objects" / "plain" / "packs").glob("*/*"):
-        data = pack.read_bytes()
-        for entry in read_trailer(data, what=pack.name):
-            blobs[entry.id.raw] = data[entry.offset : entry.offset + entry.length]
-    return blobs

@@ -17,6 +17,7 @@ from artifactstore.core.synthetic import csv_rows, random_bytes
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore
+from artifactstore.testing.golden import write_files
 
 root = Path(sys.argv[1])
 store = ObjectStore.open(
@@ -31,15 +32,8 @@ files = {
     "noise.bin": random_bytes(40_000, seed=1),
     "table.csv": csv_rows(30_000, seed=2),
 }
-refs = {}
 with store:
-    for name, data in files.items():
-        ref = store.write_bytes(data)
-        refs[name] = {
-            "digest": ref.digest.hex,
-            "size": ref.size,
-            "chunks": [[c.id.hex, c.length] for c in ref.chunks],
-        }
+    refs = write_files(store, files)
     tree = store.put_blob(Kind.TREE, b"a tree node")
 (root / "golden-v1.json").write_text(
     json.dumps({"files": refs, "tree": tree.hex}, indent=1, sort_keys=True) + "\n"

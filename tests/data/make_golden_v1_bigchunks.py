@@ -19,6 +19,7 @@ from artifactstore.objects.bigchunks import BigChunks
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Compression
 from artifactstore.objects.store import ObjectStore
+from artifactstore.testing.golden import write_files
 
 root = Path(sys.argv[1])
 big = BigChunks(
@@ -40,15 +41,8 @@ files = {
     "noise.bin": random_bytes(70_000, seed=4),
     "small.csv": csv_rows(20_000, seed=5),
 }
-refs = {}
 with store:
-    for name, data in files.items():
-        ref = store.write_bytes(data)
-        refs[name] = {
-            "digest": ref.digest.hex,
-            "size": ref.size,
-            "chunks": [[c.id.hex, c.length] for c in ref.chunks],
-        }
+    refs = write_files(store, files)
 (root / "golden-v1-bigchunks.json").write_text(
     json.dumps({"files": refs}, indent=1, sort_keys=True) + "\n"
 )
