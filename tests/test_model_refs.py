@@ -346,15 +346,20 @@ def test_writing_needs_atomic_create(memory_spec: BackendSpec) -> None:
 
 def test_lost_create_response_is_recognised(memory_spec: BackendSpec) -> None:
     inner = memory_spec.open()
+    # creates: 1 the version (lost), 2 its retry, 3 its journal entry, 4 the alias event
+    # (lost), 5 its retry, 6 its journal entry
     faulty = FaultInjectingBackend(
-        inner, fail_calls=[1, 3], operation="put_if_absent", lost_response=True
+        inner, fail_calls=[1, 4], operation="put_if_absent", lost_response=True
     )
     refs = Refs(RetryingBackend(faulty, sleep=lambda _: None), PROJECT)
     v0, created = commit(refs, "m", "a")
     assert (v0.number, created) == (0, True)
     event = refs.set_alias("m", "prod", 0)
     assert event.seq == 0
-    assert [k.rsplit("/", 1)[1] for k in inner.list("projects/")] == ["0000000000"] * 2
+    records = [k for k in inner.list("projects/") if "/journal/" not in k]
+    assert [k.rsplit("/", 1)[1] for k in records] == ["0000000000"] * 2
+    assert len(list(inner.list(f"projects/{PROJECT}/journal/"))) == 2
+    assert faulty.calls["put_if_absent"] == 6  # both records' responses were lost
 
 
 def test_failed_commit_can_be_retried(memory_spec: BackendSpec) -> None:

@@ -221,14 +221,19 @@ class AuditReport:
 
 def audit(project: Project, ref: str, *, sample: float | None = None,
           sync: bool | None = None) -> AuditReport:
-    """Audit version ``ref`` of ``project`` (see the module docstring)."""
+    """Audit version ``ref`` of ``project`` (see the module docstring); ``sync=True``
+    first lists the whole project, so that deleted records are seen."""
     if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int | float)
                                or not 0 < sample <= 1):
         raise InvalidInputError(f"sample must be a fraction in (0, 1], got {sample!r:.40}")
     if ref.startswith("run:"):
         raise InvalidInputError(f"audit takes a version, not a run ({ref!r:.60}); use "
                                 "'artifactstore lineage' or 'artifactstore runs show'")
-    node = lineage_node(project, ref, sync=sync)
+    if sync:
+        # Why a full listing, not the journal's window (design §12.8): an audit must see a
+        # record that vanished from the store, which no journal entry announces.
+        project.catalog.sync(full=True)
+    node = lineage_node(project, ref, sync=False if sync else sync)
     graph = upstream(project, node, sync=False)
     attrs = graph.nodes[node]
     record = project.refs.version(attrs["artifact"], attrs["number"], include_deleted=True)
