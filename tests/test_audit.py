@@ -14,7 +14,7 @@ from git_repos import committed_repo, git, isolate_git
 
 import artifactstore
 from artifactstore import Store
-from artifactstore.core.errors import InvalidInputError
+from artifactstore.core.errors import IntegrityError, InvalidInputError
 from artifactstore.core.synthetic import random_bytes
 from artifactstore.objects.layout import pack_prefix
 from artifactstore.records.versions import version_key
@@ -124,7 +124,12 @@ def test_a_deleted_ancestor_is_flagged(store: Store, repo: Path, tmp_path: Path)
     pipeline(store, repo / "work")
     store.sync()
     (tmp_path / "store" / version_key("default", "raw", 0)).unlink()
-    report = store.audit("model:v0", sync=True)
+    # This client saw raw:v0: it refuses, as every command does (local/watermarks.py) ...
+    with pytest.raises(IntegrityError, match=r"withheld or deleted: this client saw raw:v0"):
+        store.audit("model:v0", sync=True)
+    # ... and a client that never saw it flags the missing ancestor.
+    with artifactstore.open(tmp_path / "store", cache_dir=tmp_path / "fresh") as fresh:
+        report = fresh.audit("model:v0", sync=True)
     assert [(f.code, f.subject) for f in report.flags] == [("missing-ancestor", "raw:v0")]
     assert "raw:v0" in report.to_text()
     assert "MISSING" in report.to_text()

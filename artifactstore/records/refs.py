@@ -55,6 +55,12 @@ class Refs:
         """The project's name."""
         return self._project
 
+    @property
+    def backend(self) -> Backend:
+        """The backend records are read through (with this client's high-water marks and
+        local record copies, repository/opening.py)."""
+        return self._backend
+
     # -- versions ---------------------------------------------------------------------
 
     def commit_version(

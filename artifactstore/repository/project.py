@@ -64,7 +64,9 @@ class Project:
         #: (s3://, gs://) use them too (endpoint, credentials)
         self.backend_options = dict(backend_options or {})
         #: the local catalog of versions, aliases and runs that queries read
-        self.catalog = Catalog(objects.backend, name, catalog_path, codec=refs.codec)
+        #: (it lists and reads through the refs' backend: a store showing fewer records
+        #: than this client saw is refused there too, local/watermarks.py)
+        self.catalog = Catalog(refs.backend, name, catalog_path, codec=refs.codec)
         #: unchanged local files are re-logged without reading them (local/statcache.py)
         self.stat_cache = StatCache(stat_cache_path)
         self.cache_dir = cache_dir
