@@ -64,6 +64,16 @@ def entries(b: MemoryBackend) -> list[str]:
     return [k for k in MemoryBackend.list(b, journal.journal_prefix("p"))]
 
 
+
+def _synced(artifact: str) -> tuple[CountingBackend, Refs, Catalog]:
+    """A store holding one version of ``artifact``, and a catalog that synced it."""
+    b = backend()
+    refs = Refs(b, "p")
+    commit(refs, artifact, 1)
+    catalog = Catalog(b, "p", None)
+    catalog.sync()
+    return b, refs, catalog
+
 def test_every_create_only_record_gets_one_journal_entry() -> None:
     b = backend()
     refs = Refs(b, "p")
@@ -74,7 +84,7 @@ def test_every_create_only_record_gets_one_journal_entry() -> None:
     log.append_event(run_id, 0, {"type": "use", "artifact": "m", "number": 0,
                                  "digest": digest(1).raw, "ref": "m:v0"})
     LifecycleLog(b, "p").append("delete", by="me", artifact="m", numbers=[0])
-    named = sorted(journal.record_of("p", e) for e in entries(b))
+    named = sorted(str(journal.record_of("p", e)) for e in entries(b))
     records = sorted(k for k in MemoryBackend.list(b, "projects/p/")
                      if "/journal/" not in k and k.split("/")[2] != "journal")
     assert named == records
@@ -126,11 +136,7 @@ def test_records_without_entries_show_at_the_next_full_listing() -> None:
 
 
 def test_a_deleted_record_is_only_seen_gone_by_a_full_listing() -> None:
-    b = backend()
-    refs = Refs(b, "p")
-    commit(refs, "m", 1)
-    catalog = Catalog(b, "p", None)
-    catalog.sync()
+    b, _refs, catalog = _synced("m")
     b.delete("projects/p/artifacts/m/versions/0000000000")
     catalog.sync()
     assert [gone for _, gone in catalog.versions()] == [False]
@@ -141,11 +147,7 @@ def test_a_deleted_record_is_only_seen_gone_by_a_full_listing() -> None:
 def test_forged_entries_are_hints_that_cost_a_request_at_most() -> None:
     """The storage admin can write entries: one naming no record is skipped after a GET
     that finds nothing, and one naming a key outside the record prefixes is not read."""
-    b = backend()
-    refs = Refs(b, "p")
-    commit(refs, "m", 1)
-    catalog = Catalog(b, "p", None)
-    catalog.sync()
+    b, _refs, catalog = _synced("m")
     now = datetime.now(UTC)
     for rel in ("artifacts/ghost/versions/0000000003", "members/x", "q/artifacts/a/b",
                 "objects/abc"):
@@ -162,11 +164,7 @@ def test_forged_entries_are_hints_that_cost_a_request_at_most() -> None:
 
 def test_an_entry_landing_late_inside_the_grace_is_seen() -> None:
     """A writer read its clock before the reader's last sync, its entry landed after."""
-    b = backend()
-    refs = Refs(b, "p")
-    commit(refs, "a", 1)
-    catalog = Catalog(b, "p", None)
-    catalog.sync()
+    b, refs, catalog = _synced("a")
     catalog.sync()
     key = "projects/p/artifacts/late/versions/0000000000"
     commit(refs, "late", 2)

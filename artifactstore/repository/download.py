@@ -460,7 +460,7 @@ def _process_umask() -> int | None:
                 if line.startswith(b"Umask:"):
                     return int(line.split()[1], 8)
     except (OSError, ValueError, IndexError):
-        pass
+        return None  # no /proc (not Linux), or a line this parser does not know
     return None
 
 
