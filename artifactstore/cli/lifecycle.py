@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from artifactstore.cli._common import open_existing, progress_bar, say
 from artifactstore.core.errors import InvalidInputError
 from artifactstore.core.sizes import human_size
-from artifactstore.maintenance.gc import DEFAULT_REPACK_THRESHOLD, GcReport
+from artifactstore.maintenance.defaults import DEFAULT_REPACK_THRESHOLD
 from artifactstore.records.lifecycle import LifecycleEvent
+
+if TYPE_CHECKING:
+    from artifactstore.maintenance.gc import GcReport
 
 
 def _event(event: LifecycleEvent) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from artifactstore.objects.gcrecords import Condemnation, GcLock, condemnations
 from artifactstore.objects.layout import PLAIN_DOMAIN
 from artifactstore.objects.store import ObjectStore, Progress
 from artifactstore.objects.sweep import IndexCache, SweepResult, condemn, read_layout, sweep
+from artifactstore.maintenance import defaults
 from artifactstore.objects.window import WaitCallback, wait_until
 from artifactstore.records.codec import RecordCodec
 from artifactstore.records.projects import ProjectKeys
@@ -46,8 +47,8 @@ from artifactstore.repository.project import Project
 
 __all__ = ["DomainGc", "GcReport", "collect_garbage", "version_blobs"]
 
-DEFAULT_GRACE = 3600.0
-DEFAULT_REPACK_THRESHOLD = 0.3
+# (defined apart so that the API and the CLI name them without importing gc)
+DEFAULT_GRACE, DEFAULT_REPACK_THRESHOLD = defaults.DEFAULT_GRACE, defaults.DEFAULT_REPACK_THRESHOLD
 
 
 @dataclass
