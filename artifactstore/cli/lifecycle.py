@@ -10,10 +10,10 @@ from artifactstore.cli._common import open_existing, progress_bar, say
 from artifactstore.core.errors import InvalidInputError
 from artifactstore.core.sizes import human_size
 from artifactstore.maintenance.defaults import DEFAULT_REPACK_THRESHOLD
-from artifactstore.records.lifecycle import LifecycleEvent
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # each command imports what it uses (cli/main.py: start-up)
     from artifactstore.maintenance.gc import GcReport
+    from artifactstore.records.lifecycle import LifecycleEvent
 
 
 def _event(event: LifecycleEvent) -> dict[str, Any]:
