@@ -310,6 +310,9 @@ class MergedIndex:
         """Drop every row the index objects ``gone`` listed (a blob's next row, if
         any, becomes its first). Rebuilds the table: gc sweeps are rare."""
         numbers = {self._index_no[i] for i in gone if i in self._index_no}
+        if not numbers:
+            self._merged -= gone
+            return
         self._fold()
         table = self._table
         dropped = [n for n, owner in enumerate(table.column(53, 4)) if owner in numbers]

@@ -82,14 +82,14 @@ def _native(values: array[int]) -> array[int]:
     return values
 
 
-def _fanout(buf: bytes | bytearray, count: int, bits: int) -> array[int]:
+def _fanout(buf: bytes | bytearray | memoryview, count: int, bits: int) -> array[int]:
     """The fanout of ``count`` sorted records: C-speed, no object per record."""
     if not count:
         return array("I", bytes(4 * ((1 << bits) + 1)))
     end = count * R
     # The first two bytes of every id as one big-endian 16-bit key, in a C array.
     pairs = bytearray(2 * count)
-    pairs[0::2], pairs[1::2] = buf[1:end:R], buf[0:end:R]
+    pairs[0::2], pairs[1::2] = bytes(buf[1:end:R]), bytes(buf[0:end:R])
     keys = _native(array("H", bytes(pairs)))
     shift = _MAX_BITS - bits
     return array("I", [bisect_left(keys, p << shift) for p in range(1 << bits)] + [count])
@@ -188,6 +188,11 @@ class Table:
         """Records ``lo`` to ``hi`` as bytes (checked by :meth:`verify_all` first)."""
         return bytes(self._buf[self._base + lo * R:self._base + hi * R])
 
+    def view(self) -> memoryview:
+        """Every record, in place (checked)."""
+        self.verify_all()
+        return memoryview(self._buf)[self._base:self._base + self.count * R]
+
     def column(self, offset: int, size: int) -> list[int]:
         """One little-endian field of every record (``offset``, ``size`` bytes)."""
         self.verify_all()
@@ -211,7 +216,7 @@ def merge_table(table: Table, fresh: Iterable[bytes], replace: Iterable[bytes]) 
         pieces += (table.span(done, at), record)
         done = at
     pieces.append(table.span(done, table.count))
-    buf = bytearray(b"".join(pieces))
+    buf = bytearray().join(pieces)
     pieces.clear()
     merged = Table.build(buf)
     for record in replace:
@@ -284,8 +289,7 @@ def write_cache(path: Path, image: CacheImage, *, root: Path | None) -> CacheIma
     the image of the written file, memory-mapped, or ``image`` if it cannot be read
     back. Raises OSError."""
     table = image.table
-    table.verify_all()
-    records = table.span(0, table.count)
+    records = table.view()
     bits = _bits_for(table.count)
     fanout = _fanout(records, table.count, bits)
     checks = b"".join(hash_bytes(records[i:i + _BLOCK * R]).raw[:_CHECK]
@@ -297,7 +301,7 @@ def write_cache(path: Path, image: CacheImage, *, root: Path | None) -> CacheIma
     fields = (_MAGIC, CACHE_VERSION, bits, table.count, len(image.more), len(meta))
     checksum = hash_bytes(_HEADER.pack(*fields, bytes(32)) + rest).raw
     body = b"".join((_HEADER.pack(*fields, checksum), rest, records))
-    del records
+    records.release()
     write_private_file(path, body, root=root)
     del body
     with contextlib.suppress(Exception):
