@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from artifactstore.backends.temps import remove_stale_temps, stale_temps
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import IntegrityError, InvalidInputError
+from artifactstore.maintenance import defaults
 from artifactstore.maintenance.losses import missing_records
 from artifactstore.model.entries import FileEntry
 from artifactstore.model.tree import iter_entries
@@ -37,7 +38,6 @@ from artifactstore.objects.gcrecords import Condemnation, GcLock, condemnations
 from artifactstore.objects.layout import PLAIN_DOMAIN
 from artifactstore.objects.store import ObjectStore, Progress
 from artifactstore.objects.sweep import IndexCache, SweepResult, condemn, read_layout, sweep
-from artifactstore.maintenance import defaults
 from artifactstore.objects.window import WaitCallback, wait_until
 from artifactstore.records.codec import RecordCodec
 from artifactstore.records.projects import ProjectKeys
