@@ -266,6 +266,8 @@ class MergedIndex:
 
     def _fold(self) -> None:
         """Merge the rows added since into a new in-memory table."""
+        if not self._fresh and not self._replaced:
+            return
         self._table = merge_table(self._table, self._fresh.values(), self._replaced.values())
         self._fresh, self._replaced = {}, {}
 
@@ -349,8 +351,7 @@ class MergedIndex:
     def _save_cache(self) -> None:
         if self._cache_path is None:
             return
-        if self._fresh or self._replaced:
-            self._fold()
+        self._fold()
         image = CacheImage(
             packs=[p.raw for p in self._packs],
             indexes=[i.raw for i in self._indexes],
