@@ -16,6 +16,7 @@ from artifactstore.backends.base import Backend
 from artifactstore.core import encoding
 from artifactstore.core.digest import Digest, hash_bytes
 from artifactstore.objects import index as index_module
+from artifactstore.objects import indexcache
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.index import MergedIndex
@@ -143,7 +144,15 @@ def test_cache_file_is_the_sorted_table(tmp_path: Path) -> None:
     assert keys == sorted(d.raw for d in ids)
 
 
-def test_opening_fetches_nothing_and_finds_every_blob(tmp_path: Path) -> None:
+@pytest.fixture(params=["read", "mapped"])
+def reading(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Cache files read whole (small) or memory-mapped (big, here forced)."""
+    if request.param == "mapped":
+        monkeypatch.setattr(indexcache, "_MAP_FROM", 0)
+    return str(request.param)
+
+
+def test_opening_fetches_nothing_and_finds_every_blob(tmp_path: Path, reading: str) -> None:
     backend, ids = _store_with_blobs(tmp_path, 3000)
     with _reopen(backend, tmp_path) as store:
         assert store.refresh_index() == 0
@@ -153,7 +162,7 @@ def test_opening_fetches_nothing_and_finds_every_blob(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["truncate", "header", "meta", "records", "old"])
-def test_damaged_or_older_cache_is_rebuilt(tmp_path: Path, damage: str) -> None:
+def test_damaged_or_older_cache_is_rebuilt(tmp_path: Path, damage: str, reading: str) -> None:
     backend, ids = _store_with_blobs(tmp_path, 3000)
     path = _cache_file(tmp_path)
     data = bytearray(path.read_bytes())
@@ -179,7 +188,7 @@ def test_damaged_or_older_cache_is_rebuilt(tmp_path: Path, damage: str) -> None:
     assert image.table.count == 3000
 
 
-def test_damaged_block_found_by_a_lookup_refetches(tmp_path: Path) -> None:
+def test_damaged_block_found_by_a_lookup_refetches(tmp_path: Path, reading: str) -> None:
     backend, ids = _store_with_blobs(tmp_path, 3000)
     path = _cache_file(tmp_path)
     data = bytearray(path.read_bytes())

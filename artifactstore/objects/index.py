@@ -115,7 +115,7 @@ class MergedIndex:
     rows, so a sweep never forces a client to fetch every index object again.
 
     Rows live as packed records, not objects: the cache file's sorted table
-    (memory-mapped), rows added since in a dict (folded into a new in-memory table
+    (memory-mapped when big), rows added since in a dict (folded into a new in-memory table
     every 65,536), and the rare further rows of a blob in another dict. A damaged
     cache block found by a lookup drops the whole cache; ``on_damage`` (the object
     store's refresh) then fetches every index object again and the lookup retries.
@@ -364,4 +364,4 @@ class MergedIndex:
         except OSError:
             # A cache that cannot be written only costs refetching next time.
             return
-        self._table = written.table  # the file, mapped: the in-memory copy is freed
+        self._table = written.table  # the file, as read back: the folded copy is freed

@@ -3,11 +3,11 @@
 Vocabulary: a *row* is one blob's location as one index object lists it, packed as a
 fixed 57-byte *record* (blob id, pack number, offset, length, raw length, kind, index
 number; the numbers point into the cache's lists of packs and index objects). A
-*table* is records sorted by blob id in one buffer (the cache file, memory-mapped, or
-bytes built in memory) with a *fanout*: for each value of the ids' first ``bits``
-bits, how many records sort below it. A lookup reads the fanout's two numbers and
-searches the few records between them, so no Python object is made per blob and
-opening a store costs the same at any size.
+*table* is records sorted by blob id in one buffer (the cache file, memory-mapped when
+big, read when small, or bytes built in memory) with a *fanout*: for each value of the
+ids' first ``bits`` bits, how many records sort below it. A lookup reads the fanout's
+two numbers and searches the few records between them, so no Python object is made per
+blob and opening a store costs the same at any size.
 
 The cache file is local to one user (never shared, never part of a store); its layout,
 version ``CACHE_VERSION``, little-endian::
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import mmap
+import os
 import struct
 import sys
 from array import array
@@ -64,6 +65,7 @@ _HEADER = struct.Struct("<8sIIQQQ32s")
 _BLOCK = 1024  # records per checked block (57 KiB)
 _CHECK = 16  # bytes of each block's BLAKE3 kept
 _MAX_BITS = 16
+_MAP_FROM = 16 << 20  # a cache file bigger than this (~290,000 blobs) is mapped, not read
 
 
 class CacheDamagedError(IntegrityError):
@@ -239,13 +241,17 @@ class CacheImage:
 
 
 def load_cache(path: Path) -> CacheImage | None:
-    """The cache at ``path`` (memory-mapped), or None when it is absent, of another
+    """The cache at ``path`` (memory-mapped when big), or None when it is absent, of another
     layout version, truncated or damaged before its records."""
     try:
         with path.open("rb") as f:
-            try:
-                buf: Any = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            except (OSError, ValueError):  # empty, or a file system without mmap
+            buf: Any = None
+            if os.fstat(f.fileno()).st_size > _MAP_FROM:
+                # A map keeps a file descriptor open while the index lives: only for big
+                # stores, where reading the file would cost its size at every open.
+                with contextlib.suppress(OSError, ValueError):
+                    buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            if buf is None:
                 buf = f.read()
         return _parse(buf)
     except (OSError, ArtifactStoreError, KeyError, TypeError, ValueError, struct.error,
