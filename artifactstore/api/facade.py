@@ -19,48 +19,41 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from artifactstore.core.digest import Digest
-from artifactstore.lineage import queries as lineage_queries
-from artifactstore.lineage.audit import AuditReport, audit
-from artifactstore.lineage.graph import FileUse
-from artifactstore.local.catalog import Catalog, RunInfo
-from artifactstore.local.filecache import FileCache
-from artifactstore.maintenance import lifecycle
-from artifactstore.maintenance.gc import (
-    DEFAULT_GRACE,
-    DEFAULT_REPACK_THRESHOLD,
-    GcReport,
-    collect_garbage,
-)
-from artifactstore.maintenance.lifecycle import PurgeReport, parse_duration
-from artifactstore.maintenance.projects import ProjectListing, list_projects
-from artifactstore.maintenance.runpurge import RunPurgeReport, purge_run
-from artifactstore.model.exports import ExportManifest
+from artifactstore.maintenance.defaults import DEFAULT_GRACE, DEFAULT_REPACK_THRESHOLD
 from artifactstore.model.names import aliases_to_log, validate_alias, version_label
-from artifactstore.objects.store import ObjectStore, Progress
-from artifactstore.objects.window import WaitCallback
-from artifactstore.records import bundles
-from artifactstore.records.lifecycle import LifecycleEvent
-from artifactstore.records.projects import Member
-from artifactstore.records.refs import AliasEvent, Refs, VersionRecord
-from artifactstore.records.runs import MetricsRow
-from artifactstore.repository import aliases, ingest, listing
-from artifactstore.repository.artifact import Artifact
+from artifactstore.repository import listing
 from artifactstore.repository.opening import open_at
-from artifactstore.repository.project import Project
 from artifactstore.repository.version import ArtifactVersion, find_version, versions_of
-from artifactstore.runs import frames
-from artifactstore.runs import media as run_media
-from artifactstore.runs import queries as run_queries
-from artifactstore.runs.codediff import CodeDiff, SavedCode, diff_code, saved_code
-from artifactstore.runs.run import DEFAULT_HEARTBEAT, Run, active_run
-from artifactstore.transfer.exporting import export_version
-from artifactstore.transfer.foreign import ForeignReport, import_from
-from artifactstore.transfer.importing import ImportReport, import_export
-from artifactstore.transfer.publish import PublishReport, publish
 
 if TYPE_CHECKING:
+    # Only named in signatures: each service is imported by the call that uses it, so
+    # opening a store and reading a version (the CLI's ls, show, diff) import none.
     import networkx as nx
+
+    from artifactstore.core.digest import Digest
+    from artifactstore.lineage.audit import AuditReport
+    from artifactstore.lineage.graph import FileUse
+    from artifactstore.local.catalog import Catalog, RunInfo
+    from artifactstore.local.filecache import FileCache
+    from artifactstore.maintenance.gc import GcReport
+    from artifactstore.maintenance.lifecycle import PurgeReport
+    from artifactstore.maintenance.projects import ProjectListing
+    from artifactstore.maintenance.runpurge import RunPurgeReport
+    from artifactstore.model.exports import ExportManifest
+    from artifactstore.objects.store import ObjectStore, Progress
+    from artifactstore.objects.window import WaitCallback
+    from artifactstore.records.lifecycle import LifecycleEvent
+    from artifactstore.records.projects import Member
+    from artifactstore.records.refs import AliasEvent, Refs, VersionRecord
+    from artifactstore.records.runs import MetricsRow
+    from artifactstore.repository.artifact import Artifact
+    from artifactstore.repository.project import Project
+    from artifactstore.runs import media as run_media
+    from artifactstore.runs.codediff import CodeDiff, SavedCode
+    from artifactstore.runs.run import Run
+    from artifactstore.transfer.foreign import ForeignReport
+    from artifactstore.transfer.importing import ImportReport
+    from artifactstore.transfer.publish import PublishReport
 
 __all__ = ["Store", "open"]
 
@@ -146,6 +139,8 @@ class Store:
         """Every project of this store, by name: visibility, whether this user can read
         it, and counts of runs and artifacts (one listing; see
         :func:`artifactstore.maintenance.projects.list_projects`)."""
+        from artifactstore.maintenance.projects import list_projects
+
         return list_projects(self.objects.backend)
 
     def same_location(self, other: Store) -> bool:
@@ -178,6 +173,9 @@ class Store:
         A folder is walked under the link policy of :meth:`Artifact.add_dir`
         (``follow_outside_links``, ``skip_unreadable``).
         """
+        from artifactstore.repository import ingest
+        from artifactstore.runs.run import active_run
+
         # Every input is checked first: a refused one leaves the store (or the store
         # that a first write would create) unchanged; the link policy is staging's.
         wanted_aliases = aliases_to_log(aliases)
@@ -224,6 +222,8 @@ class Store:
         (docs/export-format.md) to the folder ``path``, or to a tar file when it ends in
         .tar, .tar.gz or .tgz. An existing non-empty folder or file is refused
         (AlreadyExistsError) unless ``force``. Returns the manifest written."""
+        from artifactstore.transfer.exporting import export_version
+
         return export_version(self.context, self.artifact(ref), path, force=force,
                               progress=progress)
 
@@ -235,6 +235,8 @@ class Store:
         :mod:`artifactstore.transfer.importing`); ``name`` imports under another name,
         ``aliases`` sets the export's aliases here too, ``references=False`` leaves
         references out."""
+        from artifactstore.transfer.importing import import_export
+
         return import_export(self.context, source, name, aliases=aliases,
                              references=references, progress=progress)
 
@@ -247,6 +249,8 @@ class Store:
         artifacts). Original digests are kept in the metadata and checked
         (IntegrityError names a file that fails); importing again writes nothing new.
         ``options`` are the importer's (see :mod:`artifactstore.transfer.foreign`)."""
+        from artifactstore.transfer.foreign import import_from
+
         return import_from(self.context, kind, path, progress=progress, **options)
 
     def publish(self, ref: str, to: str | os.PathLike[str], project: str | None = None, *,
@@ -258,6 +262,8 @@ class Store:
         ``with_ancestors`` also publishes every version upstream of it, with its run.
         Nothing else of this project is written there (see
         :mod:`artifactstore.transfer.publish`)."""
+        from artifactstore.transfer.publish import publish
+
         return publish(self.context, ref, to, project, with_lineage=with_lineage,
                        with_ancestors=with_ancestors, progress=progress)
 
@@ -265,19 +271,27 @@ class Store:
 
     def set_alias(self, ref: str, alias: str, force: bool = False,
                   protect: bool | None = None) -> AliasEvent:
+        from artifactstore.repository import aliases
+
         return aliases.set_alias(self.context, ref, alias, force=force, protect=protect)
 
     def remove_alias(self, name: str, alias: str, force: bool = False) -> AliasEvent:
+        from artifactstore.repository import aliases
+
         return aliases.remove_alias(self.context, name, alias, force=force)
 
     def protect_alias(self, name: str, alias: str) -> AliasEvent:
         """Protect ``name:alias`` where it points now: moving or removing it then needs
         ``force``, and deleting the version it points at refuses even forced, until
         :meth:`unprotect_alias`."""
+        from artifactstore.repository import aliases
+
         return aliases.set_protection(self.context, name, alias, True)
 
     def unprotect_alias(self, name: str, alias: str) -> AliasEvent:
         """Lift the protection of ``name:alias`` (recorded as a forced event)."""
+        from artifactstore.repository import aliases
+
         return aliases.set_protection(self.context, name, alias, False)
 
     def alias_history(self, name: str, alias: str) -> list[AliasEvent]:
@@ -291,11 +305,15 @@ class Store:
 
     def delete(self, ref: str, *, force: bool = False, reason: str | None = None) -> LifecycleEvent:
         """Soft-delete one version (``name:vN`` or an alias); ``restore`` undoes it."""
+        from artifactstore.maintenance import lifecycle
+
         return lifecycle.delete_ref(self.context, ref, force=force, reason=reason)
 
     def delete_artifact(self, name: str, *, force: bool = False,
                         reason: str | None = None) -> LifecycleEvent:
         """Soft-delete every live version of ``name``."""
+        from artifactstore.maintenance import lifecycle
+
         return lifecycle.delete_artifact(self.context, name, force=force, reason=reason)
 
     def delete_run(self, run_id: str, *, with_artifacts: bool = False, force: bool = False,
@@ -303,39 +321,55 @@ class Store:
         """Soft-delete a run, and with ``with_artifacts`` the versions it produced.
 
         All or nothing: an alias in the way refuses before anything is deleted."""
+        from artifactstore.maintenance import lifecycle
+
         return lifecycle.delete_run(self.context, run_id, with_artifacts=with_artifacts,
                                     force=force, reason=reason)
 
     def delete_project(self, *, force: bool = False,
                        reason: str | None = None) -> list[LifecycleEvent]:
         """Soft-delete every version and run of the project (all or nothing)."""
+        from artifactstore.maintenance import lifecycle
+
         return lifecycle.delete_project(self.context, force=force, reason=reason)
 
     def restore(self, ref: str) -> LifecycleEvent:
         """Undo the deletion of ``name:vN`` (before gc reclaimed it)."""
+        from artifactstore.maintenance import lifecycle
+
         self.context.ensure_writable()
         return lifecycle.restore_version(self.context, ref)
 
     def restore_artifact(self, name: str) -> list[LifecycleEvent]:
         """Undo the deletion of every deleted (not purged) version of ``name``."""
+        from artifactstore.maintenance import lifecycle
+
         return lifecycle.restore_artifact(self.context, name)
 
     def restore_project(self) -> list[LifecycleEvent]:
         """Undo the deletion of every deleted (not purged) version and run."""
+        from artifactstore.maintenance import lifecycle
+
         return lifecycle.restore_project(self.context)
 
     def restore_run(self, run_id: str) -> LifecycleEvent:
         """Undo the deletion of a run (the versions it produced are restored separately)."""
+        from artifactstore.maintenance import lifecycle
+
         return lifecycle.restore_run(self.context, run_id)
 
     def deleted_versions(self) -> list[tuple[str, int, LifecycleEvent]]:
         """``(artifact, number, tombstone)`` of every deleted version, by name and number."""
+        from artifactstore.maintenance import lifecycle
+
         return lifecycle.deleted_versions(self.context)
 
     def set_retention(self, ttl: str | float | None, artifact: str | None = None
                       ) -> LifecycleEvent:
         """Keep unaliased versions of ``artifact`` (default: of every artifact) for ``ttl``
         (``"30d"``, seconds; None removes it); gc deletes older ones."""
+        from artifactstore.maintenance import lifecycle
+
         return lifecycle.set_retention(self.context, ttl, artifact)
 
     def gc(self, grace: float | str = DEFAULT_GRACE, dry_run: bool = False, *,
@@ -352,6 +386,9 @@ class Store:
         ``on_wait(seconds_left)`` is called about once a second meanwhile.
         ``wait=False`` returns after condemning instead: nothing is freed until a gc
         runs once the commit window has passed."""
+        from artifactstore.maintenance.gc import collect_garbage
+        from artifactstore.maintenance.lifecycle import parse_duration
+
         if not dry_run:
             self.context.ensure_writable()
         report = collect_garbage(self.context, grace=parse_duration(grace), dry_run=dry_run,
@@ -375,6 +412,8 @@ class Store:
         meanwhile (e.g. to show a countdown). ``wait=False`` wipes at once: only
         safe when nobody else writes to the store during the purge.
         """
+        from artifactstore.maintenance import lifecycle
+
         return lifecycle.purge(self.context, ref, reason=reason, path=path, wait=wait,
                                on_wait=on_wait)
 
@@ -398,6 +437,8 @@ class Store:
         installed packages when ``packages`` is True, and with ``save_code``
         a ``code`` artifact holding the diff against HEAD and the entry script.
         """
+        from artifactstore.runs.run import DEFAULT_HEARTBEAT, Run
+
         return Run(self.context, name=name, job_type=job_type, config=config, tags=tags,
                    save_code=save_code, capture_code=capture_code, packages=packages,
                    heartbeat=DEFAULT_HEARTBEAT if heartbeat is None else heartbeat)
@@ -406,12 +447,16 @@ class Store:
         """Write record bundles (design §12.9) of the records no bundle carries yet, so a
         new reader's first sync makes a few GETs, not one per record; returns how many
         records were bundled. For ``maintenance`` or any member who may write."""
+        from artifactstore.records import bundles
+
         self.context.refs.codec.check_writable()
         return bundles.write_bundles(self.objects.backend, self.project)
 
     def sync(self) -> None:
         """Bring the local catalog (and what is deleted) up to date with the store now:
         a full listing, so records written by clients without the journal show too."""
+        from artifactstore.runs import queries as run_queries
+
         self.catalog.sync(full=True)
         run_queries.deleted_runs(self.context)
 
@@ -421,16 +466,22 @@ class Store:
              include_deleted: bool = False) -> list[RunInfo]:
         """The project's runs, oldest first, filtered by job type, status, tag and start
         time. Deleted runs are left out unless ``include_deleted``."""
+        from artifactstore.runs import queries as run_queries
+
         return run_queries.find_runs(self.context, job_type=job_type, status=status, tag=tag,
                                      since=since, until=until, sync=sync,
                                      include_deleted=include_deleted)
 
     def get_run(self, run_id: str, *, sync: bool | None = None) -> RunInfo:
         """One run by id (a unique prefix of the id is enough)."""
+        from artifactstore.runs import queries as run_queries
+
         return run_queries.get_run(self.context, run_id, sync=sync)
 
     def run_history(self, run_id: str, *, sync: bool | None = None) -> Iterator[MetricsRow]:
         """The metrics rows of a run in order, streamed segment by segment."""
+        from artifactstore.runs import queries as run_queries
+
         return run_queries.run_history(self.context, run_id, sync=sync)
 
     def media(self, run_id: str, reference: Mapping[str, Any] | str) -> run_media.MediaFile:
@@ -438,18 +489,24 @@ class Store:
         ``run_history`` gives it, or its ``path``), resolved in the newest live version
         of ``media-<run id>`` and checked against the reference's digest: ``read()``,
         ``save(path)``, ``to_pil()``, ``to_numpy()``, ``table()``."""
+        from artifactstore.runs import media as run_media
+
         return run_media.media_file(self.context, run_id, reference)
 
     def run_media(self, run_id: str, *, key: str | None = None,
                   step: int | None = None) -> list[run_media.MediaEntry]:
         """The media references of a run's history (``step``, ``key``, ``reference``),
         of ``key`` and ``step`` if given."""
+        from artifactstore.runs import media as run_media
+
         return list(run_media.media_entries(self.context, run_id, key=key, step=step))
 
     def purge_run(self, run_id: str, *, reason: str, wait: bool = True,
                   on_wait: WaitCallback | None = None) -> RunPurgeReport:
         """Takedown of a run's media: purge every version of ``media-<run id>`` (as
         :meth:`purge` does, one commit-window wait) and delete the run."""
+        from artifactstore.maintenance.runpurge import purge_run
+
         return purge_run(self.context, run_id, reason=reason, wait=wait, on_wait=on_wait)
 
     def runs_frame(self, *, job_type: str | None = None, status: str | None = None,
@@ -459,6 +516,8 @@ class Store:
         """The runs (filtered as :meth:`runs`) as a pandas DataFrame, one row per run:
         id, name, job_type, status, tags, started_at, ended_at, config.*, summary.*
         (the ``[pandas]`` extra)."""
+        from artifactstore.runs import frames
+
         return frames.runs_frame(self.runs(job_type=job_type, status=status, tag=tag,
                                            since=since, until=until, sync=sync,
                                            include_deleted=include_deleted))
@@ -466,6 +525,8 @@ class Store:
     def history_frame(self, run_id: str, *, sync: bool | None = None) -> Any:
         """A run's history as a pandas DataFrame, one row per step: _step, _timestamp,
         then each metric; media cells stay reference maps (the ``[pandas]`` extra)."""
+        from artifactstore.runs import frames
+
         return frames.history_frame(self.run_history(run_id, sync=sync))
 
     def diff_code(self, run_a: str, run_b: str, *, repo: str | os.PathLike[str] | None = None,
@@ -473,40 +534,56 @@ class Store:
         """What changed from the code of run ``run_a`` to run ``run_b``: their commits
         (with ``git log``/``git diff`` when the git repository holding ``repo``, default
         the current directory, has both) and their saved patches and entry scripts."""
+        from artifactstore.runs.codediff import diff_code
+
         return diff_code(self.context, run_a, run_b, repo=repo, sync=sync)
 
     def saved_code(self, run_id: str) -> SavedCode | None:
         """The code run ``run_id`` saved (``save_code=True``): its patch against the
         commit and its entry script, or None."""
+        from artifactstore.runs.codediff import saved_code
+
         return saved_code(self.context, self.get_run(run_id))
 
     # -- lineage (lineage/) ----------------------------------------------------------
 
     def lineage(self, *, sync: bool | None = None) -> nx.DiGraph:
         """The project's lineage graph (a copy; see :mod:`artifactstore.lineage.graph`)."""
+        from artifactstore.lineage import queries as lineage_queries
+
         return lineage_queries.lineage(self.context, sync=sync)
 
     def lineage_node(self, ref: str, *, sync: bool | None = None) -> str:
         """The graph id ``ref`` names (``name:vN`` or ``run:<id>``): deleted and purged
         versions and runs included, as lineage and audits must answer for them."""
+        from artifactstore.lineage import queries as lineage_queries
+
         return lineage_queries.lineage_node(self.context, ref, sync=sync)
 
     def upstream(self, ref: str, depth: int | None = None, *,
                  sync: bool | None = None) -> nx.DiGraph:
         """``ref`` and everything it was made from: runs, their inputs, and so on."""
+        from artifactstore.lineage import queries as lineage_queries
+
         return lineage_queries.upstream(self.context, ref, depth, sync=sync)
 
     def downstream(self, ref: str, depth: int | None = None, *,
                    sync: bool | None = None) -> nx.DiGraph:
         """``ref`` and everything made from it."""
+        from artifactstore.lineage import queries as lineage_queries
+
         return lineage_queries.downstream(self.context, ref, depth, sync=sync)
 
     def impact(self, ref: str, *, sync: bool | None = None) -> list[str]:
         """Every version derived from ``ref``, transitively (what a takedown must consider)."""
+        from artifactstore.lineage import queries as lineage_queries
+
         return lineage_queries.impact(self.context, ref, sync=sync)
 
     def where_used(self, file_digest: str | Digest, *, sync: bool | None = None) -> FileUse:
         """Versions that hold a file with this content (plain BLAKE3) and runs that used them."""
+        from artifactstore.lineage import queries as lineage_queries
+
         return lineage_queries.where_used(self.context, file_digest, sync=sync)
 
     def catalog_record(self, artifact: str, number: int) -> VersionRecord:
@@ -516,6 +593,8 @@ class Store:
               sync: bool | None = None) -> AuditReport:
         """Provenance, alias history and integrity of a version (see
         :mod:`artifactstore.lineage.audit`)."""
+        from artifactstore.lineage.audit import audit
+
         return audit(self.context, ref, sample=sample, sync=sync)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from artifactstore.cli._common import (
     add_action,
@@ -19,10 +19,11 @@ from artifactstore.cli._common import (
 )
 from artifactstore.core.errors import InvalidInputError
 from artifactstore.core.sizes import human_size
-from artifactstore.model.tree import Folder, Listed
-from artifactstore.records.refs import AliasEvent
-from artifactstore.repository.artifact import Artifact
-from artifactstore.repository.version import ArtifactVersion
+
+if TYPE_CHECKING:  # imported by the commands that use them (cli/main.py, start-up)
+    from artifactstore.model.tree import Folder, Listed
+    from artifactstore.records.refs import AliasEvent
+    from artifactstore.repository.version import ArtifactVersion
 
 
 def _describe(version: ArtifactVersion, aliases: list[str] | None = None) -> dict[str, Any]:
@@ -57,6 +58,8 @@ def _metadata(pairs: list[str]) -> dict[str, str]:
 
 
 def log(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.repository.artifact import Artifact
+
     artifact = Artifact(args.name, args.type, args.description, _metadata(args.metadata))
     for path in args.paths:
         p = Path(path)
@@ -160,6 +163,8 @@ def show(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _listed(item: Listed | Folder) -> dict[str, Any]:
+    from artifactstore.model.tree import Folder
+
     if isinstance(item, Folder):
         return {"path": item.path + "/", "size": item.size, "files": item.files}
     return {"path": item.path, "size": item.size,

@@ -4,20 +4,22 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from artifactstore.cli._common import add_action, say
 from artifactstore.core.errors import InvalidInputError
 from artifactstore.core.sizes import human_size
-from artifactstore.local.filecache import CacheInfo, FileCache, parse_size
-from artifactstore.local.metadata import (
-    METADATA_KINDS,
-    MetadataUsage,
-    clean_metadata,
-    metadata_usage,
-)
-from artifactstore.maintenance.lifecycle import parse_duration
-from artifactstore.objects.store import default_cache_dir
+
+if TYPE_CHECKING:  # imported by the commands that use them (cli/main.py, start-up)
+    from artifactstore.local.filecache import CacheInfo
+    from artifactstore.local.metadata import MetadataUsage
+
+
+def parse_size(text: str) -> int:
+    """``--keep``'s type (local.filecache's, imported when a command uses it)."""
+    from artifactstore.local.filecache import parse_size
+
+    return parse_size(text)
 
 
 def _describe(info: CacheInfo) -> dict[str, Any]:
@@ -31,6 +33,10 @@ def _metadata(usage: MetadataUsage) -> dict[str, Any]:
 
 
 def cache_info(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.local.filecache import FileCache
+    from artifactstore.local.metadata import metadata_usage
+    from artifactstore.objects.store import default_cache_dir
+
     info = FileCache().info()
     usage = metadata_usage(default_cache_dir())
     say(args, f"{info.root}: {info.entries} files, {human_size(info.bytes)} "
@@ -42,6 +48,11 @@ def cache_info(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cache_clean(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.local.filecache import FileCache
+    from artifactstore.local.metadata import METADATA_KINDS, clean_metadata
+    from artifactstore.maintenance.lifecycle import parse_duration
+    from artifactstore.objects.store import default_cache_dir
+
     keep = getattr(args, "keep", None) or 0
     cache = FileCache()
     before = cache.info()

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from artifactstore.backends import open_backend_stack
 from artifactstore.cli._common import MiB, say
-from artifactstore.demo.tour import DemoStep, run_demo
-from artifactstore.objects.config import StoreConfig, create_or_load
-from artifactstore.repository.access import PRIVATE_BY_DEFAULT
-from artifactstore.repository.opening import open_objects, resolve_url
+
+if TYPE_CHECKING:  # each command imports what it uses (cli/main.py: start-up)
+    from artifactstore.demo.tour import DemoStep
 
 
 def init(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.backends import open_backend_stack
+    from artifactstore.objects.config import StoreConfig, create_or_load
+    from artifactstore.repository.access import PRIVATE_BY_DEFAULT
+    from artifactstore.repository.opening import resolve_url
+
     url = resolve_url(args.url or args.store)
     features = () if args.public else (PRIVATE_BY_DEFAULT,)
     backend = open_backend_stack(url, create=True)
@@ -31,6 +34,9 @@ def init(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def info(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.repository.access import PRIVATE_BY_DEFAULT
+    from artifactstore.repository.opening import open_objects, resolve_url
+
     url = resolve_url(args.store)
     store = open_objects(url)
     index = store.index
@@ -48,6 +54,8 @@ def info(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def demo(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.demo.tour import run_demo
+
     def show(step: DemoStep) -> None:
         stored = f"stored {step.stored / MiB:6.1f} MiB" if step.size else " " * 18
         say(args, f"  {step.what:38} {stored}  {step.seconds:5.2f} s  {step.detail}")

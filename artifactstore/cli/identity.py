@@ -10,26 +10,16 @@ import argparse
 import getpass
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from artifactstore.cli._common import add_action, chatty, passphrase_from_stdin
 from artifactstore.core.errors import InvalidInputError
-from artifactstore.local.identity import (
-    PASSPHRASE_ENV,
-    Identity,
-    IdentityInfo,
-    create_identity,
-    ensure_absent,
-    identity_backups,
-    identity_info,
-    identity_path,
-    load_identity,
-)
-from artifactstore.local.profile import (
-    declared_profile,
-    forget_declared_profile,
-    save_declared_profile,
-)
+
+if TYPE_CHECKING:  # each command imports what it uses (cli/main.py: start-up)
+    from artifactstore.local.identity import (
+        Identity,
+        IdentityInfo,
+    )
 
 
 def _interactive() -> bool:
@@ -42,6 +32,8 @@ def _note(args: argparse.Namespace, text: str) -> None:
 
 
 def _describe(info: IdentityInfo | Identity, path: str) -> dict[str, Any]:
+    from artifactstore.local.profile import declared_profile
+
     declared = declared_profile()
     return {"name": info.public.name, "fingerprint": info.public.fingerprint,
             "public": info.public.to_line(), "path": path, "protected": info.protected,
@@ -66,6 +58,13 @@ def _new_passphrase(args: argparse.Namespace) -> str | None:
 
 
 def identity_create(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.local.identity import (
+        create_identity,
+        ensure_absent,
+        identity_backups,
+        identity_path,
+    )
+
     path = identity_path()
     if not args.force:
         ensure_absent(path=path)  # before asking for a passphrase
@@ -82,6 +81,8 @@ def identity_create(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def identity_show(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.local.identity import identity_info
+
     info = identity_info()
     described = _describe(info, str(info.path))
     if not args.json:
@@ -97,6 +98,13 @@ def _person(name: str, email: str | None) -> str:
 
 
 def identity_declare(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.local.identity import identity_info
+    from artifactstore.local.profile import (
+        declared_profile,
+        forget_declared_profile,
+        save_declared_profile,
+    )
+
     if args.forget:
         if args.name is not None or args.email is not None:
             raise InvalidInputError("--forget takes no --name or --email; leave them out")
@@ -118,6 +126,8 @@ def identity_declare(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def identity_check(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.local.identity import PASSPHRASE_ENV, identity_info, load_identity
+
     info = identity_info()
     passphrase = None
     if info.protected and not os.environ.get(PASSPHRASE_ENV) and _interactive():
@@ -132,6 +142,8 @@ def identity_check(args: argparse.Namespace) -> dict[str, Any]:
 def register(add: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``identity`` command; ``add(name, handler, help)`` returns a subparser and
     ``common`` holds the global options every subcommand accepts."""
+    from artifactstore.local.identity import PASSPHRASE_ENV
+
     p = add("identity", None, "your keys for private projects: create, show or check them, "
                               "declare your name and e-mail")
     sub = p.add_subparsers(dest="identity_command", required=True, metavar="ACTION")

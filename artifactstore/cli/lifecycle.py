@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from artifactstore.cli._common import open_existing, progress_bar, say
 from artifactstore.core.errors import InvalidInputError
 from artifactstore.core.sizes import human_size
-from artifactstore.maintenance.gc import DEFAULT_REPACK_THRESHOLD, GcReport
-from artifactstore.records.lifecycle import LifecycleEvent
+from artifactstore.maintenance.defaults import DEFAULT_REPACK_THRESHOLD
+
+if TYPE_CHECKING:  # each command imports what it uses (cli/main.py: start-up)
+    from artifactstore.maintenance.gc import GcReport
+    from artifactstore.records.lifecycle import LifecycleEvent
 
 
 def _event(event: LifecycleEvent) -> dict[str, Any]:

@@ -25,12 +25,15 @@ from typing import TYPE_CHECKING, Any, Final
 import artifactstore
 from artifactstore.cli._common import open_existing, open_output, say
 from artifactstore.core.errors import ArtifactStoreError, IntegrityError, InvalidInputError
-from artifactstore.lineage.audit import AuditReport
-from artifactstore.lineage.graph import EXPORT_FORMATS as FORMATS
-from artifactstore.lineage.graph import describe_state
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported by the commands that use them (cli/main.py, start-up)
     import networkx as nx
+
+    from artifactstore.lineage.audit import AuditReport
+
+#: lineage.graph.EXPORT_FORMATS, named here so that --help does not import the graph
+#: (tests/test_cli_startup.py checks they are equal)
+FORMATS: Final = ("json", "graphml", "dot", "mermaid")
 
 #: flag codes about the version's own bytes (``artifactstore.lineage.audit``)
 INTEGRITY_FLAGS: Final = frozenset({"missing-blob", "corrupt-blob"})
@@ -169,6 +172,8 @@ def _lineage_html(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def impact(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.lineage.graph import describe_state
+
     with open_existing(args) as store:
         node = _node(store, args.ref)
         derived = store.impact(node, sync=True)

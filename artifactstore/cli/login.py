@@ -19,13 +19,11 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import http.server
 import json
 import secrets
 import socket
 import sys
 import time
-import webbrowser
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -104,40 +102,50 @@ def _token(origin: str) -> str:
 # -- login -------------------------------------------------------------------------
 
 
-class _Callback(http.server.BaseHTTPRequestHandler):
-    """The one request the browser makes to us: ``/callback?code=...&state=...``."""
+def _callback_handler(state: str, got: dict[str, str]) -> type:
+    """The handler of the one request the browser makes to us (http.server is imported
+    here: only ``login`` listens)."""
+    import http.server
 
-    state: str = ""
-    got: dict[str, str]
+    class _Callback(http.server.BaseHTTPRequestHandler):
+        """The one request the browser makes to us: ``/callback?code=...&state=...``."""
 
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        ok = parts.path == "/callback" and secrets.compare_digest(
-            query.get("state", "").encode(), self.state.encode()) and "code" in query
-        self.send_response(200 if ok else 400)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        text = ("Signed in: the command line has its token. You can close this tab." if ok
-                else "This is not the sign-in this command started; nothing was saved.")
-        self.wfile.write(f"<!doctype html><title>artifactstore</title><p>{text}</p>"
-                         .encode())
-        if ok and not self.got:
-            self.got.update(query)
+        state: str = ""
+        got: dict[str, str]
 
-    def log_message(self, format: str, *args: Any) -> None:
-        del format, args  # the code is a secret: never logged
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+            ok = parts.path == "/callback" and secrets.compare_digest(
+                query.get("state", "").encode(), self.state.encode()) and "code" in query
+            self.send_response(200 if ok else 400)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            text = ("Signed in: the command line has its token. You can close this tab." if ok
+                    else "This is not the sign-in this command started; nothing was saved.")
+            self.wfile.write(f"<!doctype html><title>artifactstore</title><p>{text}</p>"
+                             .encode())
+            if ok and not self.got:
+                self.got.update(query)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            del format, args  # the code is a secret: never logged
+
+    return type("Callback", (_Callback,), {"state": state, "got": got})
 
 
 def _wait_for_code(origin: str, args: argparse.Namespace) -> tuple[str, str]:
     """Sign in through the browser; (the one-time code, the PKCE verifier)."""
+    import http.server
+    import webbrowser
+
     state = secrets.token_urlsafe(24)
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()) \
         .rstrip(b"=").decode()
     got: dict[str, str] = {}
-    handler = type("Callback", (_Callback,), {"state": state, "got": got})
+    handler = _callback_handler(state, got)
     try:
         listener = http.server.HTTPServer(("127.0.0.1", 0), handler)
     except OSError as exc:

@@ -7,27 +7,10 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from importlib import import_module
+from typing import Any, Final
 
-from artifactstore import __version__
-from artifactstore.cli import (
-    artifacts,
-    cache,
-    commands,
-    identity,
-    importfrom,
-    lifecycle,
-    lineage,
-    login,
-    maintenance,
-    project,
-    runs,
-    server,
-    serveraudit,
-    sync,
-    transfer,
-    ui,
-)
+from artifactstore.core.about import __version__
 from artifactstore.core.errors import ArtifactStoreError
 from artifactstore.model.names import validate_project_name
 
@@ -35,8 +18,50 @@ __all__ = ["main"]
 
 Handler = Callable[[argparse.Namespace], Any]
 
+#: the modules of artifactstore.cli that add commands, in the order --help lists them
+_MODULES: Final = ("maintenance", "artifacts", "cache", "runs", "lineage", "identity",
+                   "project", "lifecycle", "sync", "transfer", "importfrom", "ui", "login",
+                   "serveraudit", "server")
+#: which module adds each command ("main": this one). A command line names one, and
+#: only that module is imported: each imports what its commands need, so ``ls`` does
+#: not pay for the server, the web UI or the collector (tests/test_cli_startup.py
+#: checks this table against the modules).
+COMMANDS: Final = {
+    "init": "main", "info": "main", "demo": "main",
+    "verify": "maintenance", "repair": "maintenance",
+    **dict.fromkeys(("log", "get", "ls", "show", "diff", "alias"), "artifacts"),
+    "cache": "cache", "runs": "runs",
+    **dict.fromkeys(("lineage", "impact", "where-used", "audit"), "lineage"),
+    "identity": "identity", "project": "project",
+    **dict.fromkeys(("delete", "restore", "gc", "purge", "retention"), "lifecycle"),
+    "sync": "sync", **dict.fromkeys(("export", "import", "publish"), "transfer"),
+    "import-from": "importfrom", "ui": "ui",
+    **dict.fromkeys(("login", "logout", "whoami", "token"), "login"),
+    "server-audit": "serveraudit", "serve": "server",
+}
 
-def _parser() -> argparse.ArgumentParser:
+
+def _init(args: argparse.Namespace) -> Any:
+    from artifactstore.cli import commands
+
+    return commands.init(args)
+
+
+def _info(args: argparse.Namespace) -> Any:
+    from artifactstore.cli import commands
+
+    return commands.info(args)
+
+
+def _demo(args: argparse.Namespace) -> Any:
+    from artifactstore.cli import commands
+
+    return commands.demo(args)
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or only of the module that adds ``command``."""
+    wanted = COMMANDS.get(command) if command is not None else None
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--store", metavar="URL", default=argparse.SUPPRESS,
                         help="store URL (default: $ARTIFACTSTORE_URL, else the per-user store)")
@@ -60,33 +85,39 @@ def _parser() -> argparse.ArgumentParser:
             p.set_defaults(handler=handler)
         return p
 
-    p = add("init", commands.init, "create a store (or show the existing one)")
-    p.add_argument("url", nargs="?", help="where to create it (default: --store or the default)")
-    p.add_argument("--public", action="store_true",
-                   help="new projects are public (readable by anyone with the bucket) "
-                        "instead of private and encrypted")
-    add("info", commands.info, "show a store's format, chunking and size")
-    maintenance.register(add, common)  # verify, repair
-    artifacts.register(add, common)
-    cache.register(add, common)
-    runs.register(add, common)
-    lineage.register(add, common)
-    identity.register(add, common)
-    project.register(add, common)
-    lifecycle.register(add, common)
-    sync.register(add, common)
-    transfer.register(add, common)
-    importfrom.register(add, common)
-    ui.register(add, common)
-    login.register(add, common)  # login, logout, whoami, token (team server)
-    serveraudit.register(add, common)
-    server.register(add, common)  # serve
-    p = add("demo", commands.demo, "store a dataset and a model, edit and re-store, verify")
-    p.add_argument("--dataset-mib", type=_mib, default=32, metavar="N",
-                   help="size of the synthetic part of the dataset in MiB (default 32)")
-    p.add_argument("--model-mib", type=_mib, default=64, metavar="N",
-                   help="size of the model's embeddings in MiB (default 64)")
+    if wanted in (None, "main"):
+        p = add("init", _init, "create a store (or show the existing one)")
+        p.add_argument("url", nargs="?",
+                       help="where to create it (default: --store or the default)")
+        p.add_argument("--public", action="store_true",
+                       help="new projects are public (readable by anyone with the bucket) "
+                            "instead of private and encrypted")
+        add("info", _info, "show a store's format, chunking and size")
+    for module in _MODULES:
+        if wanted in (None, module):
+            import_module(f"artifactstore.cli.{module}").register(add, common)
+    if wanted in (None, "main"):
+        p = add("demo", _demo, "store a dataset and a model, edit and re-store, verify")
+        p.add_argument("--dataset-mib", type=_mib, default=32, metavar="N",
+                       help="size of the synthetic part of the dataset in MiB (default 32)")
+        p.add_argument("--model-mib", type=_mib, default=64, metavar="N",
+                       help="size of the model's embeddings in MiB (default 64)")
     return parser
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names, or None when help is asked before it or none is found
+    (then the whole parser answers, with its usage or its error)."""
+    tokens = iter(argv)
+    for token in tokens:
+        if token in ("-h", "--help") or token == "--":
+            return None
+        if token.startswith("--") and "=" not in token and len(token) > 2 and (
+                "--store".startswith(token) or "--project".startswith(token)):
+            next(tokens, None)  # the option's value (argparse takes a prefix: --sto URL)
+        elif not token.startswith("-"):
+            return token if token in COMMANDS else None
+    return None
 
 
 def _mib(text: str) -> int:
@@ -101,7 +132,8 @@ def _mib(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(_command(argv)).parse_args(argv)
     for flag in ("store", "project", "json", "quiet", "debug"):
         if not hasattr(args, flag):
             setattr(args, flag, None if flag in ("store", "project") else False)

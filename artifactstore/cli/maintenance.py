@@ -10,9 +10,6 @@ from typing import Any
 from artifactstore.cli import artifacts
 from artifactstore.cli._common import MiB, add_action, progress_bar, say
 from artifactstore.core.errors import IntegrityError, InvalidInputError
-from artifactstore.maintenance.repair import repair_index as repair_store_index
-from artifactstore.maintenance.verify import ALL_PACKS, Subset, verify_store
-from artifactstore.repository.opening import resolve_url
 
 
 def verify(args: argparse.Namespace) -> dict[str, Any] | int:
@@ -21,6 +18,9 @@ def verify(args: argparse.Namespace) -> dict[str, Any] | int:
             raise InvalidInputError("--read-data and --read-data-subset check the whole store "
                                     "(verify without REF); verify REF always reads every chunk")
         return artifacts.verify_version(args)
+    from artifactstore.maintenance.verify import ALL_PACKS, Subset, verify_store
+    from artifactstore.repository.opening import resolve_url
+
     subset: Subset | bool = ALL_PACKS if args.read_data else False
     if args.read_data_subset is not None:
         subset = Subset.parse(args.read_data_subset, args.seed)
@@ -54,6 +54,9 @@ def verify(args: argparse.Namespace) -> dict[str, Any] | int:
 
 
 def repair_index(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.maintenance.repair import repair_index as repair_store_index
+    from artifactstore.repository.opening import resolve_url
+
     with progress_bar(args, "repair index") as bar:
         report = repair_store_index(resolve_url(args.store), args.project, bar.advance)
     result = report.as_dict()

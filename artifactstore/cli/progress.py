@@ -18,8 +18,6 @@ import sys
 from types import TracebackType
 from typing import Any, Self, TextIO
 
-from tqdm import tqdm
-
 __all__ = ["Progress"]
 
 
@@ -60,6 +58,8 @@ class Progress:
         if not self._enabled:
             return
         if self._bar is None:
+            from tqdm import tqdm  # only when a bar is drawn: ~50 ms of every command's start
+
             # bytes in decimal units (MB, as the rate), elapsed<left, rate
             columns = _columns(self._stream)
             self._bar = tqdm(total=self._total or None, desc=self._label, unit="B",

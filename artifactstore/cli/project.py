@@ -11,21 +11,16 @@ line of stdin; it is never printed.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from artifactstore.cli._common import add_action, chatty, passphrase_from_stdin, progress_bar
 from artifactstore.core.errors import ArtifactStoreError, InvalidInputError
-from artifactstore.local.identity import LINE_PREFIX, PublicIdentity, identity_info
-from artifactstore.maintenance.projects import (
-    ProjectSummary,
-    add_member,
-    create_project,
-    project_listing,
-    rekey_project,
-    remove_member,
-    show_project,
-    trust_project,
-)
+
+if TYPE_CHECKING:  # each command imports what it uses (cli/main.py: start-up)
+    from artifactstore.maintenance.projects import (
+        ProjectSummary,
+    )
+
 
 VISIBILITIES = ("private", "team", "public")
 _FINGERPRINT_CHARS = 32
@@ -34,6 +29,8 @@ _FINGERPRINT_CHARS = 32
 def _my_fingerprint() -> str | None:
     """The user's fingerprint, to mark them in member lists; None without a usable identity
     (reading a project's members needs no identity, so this must not fail the command)."""
+    from artifactstore.local.identity import identity_info
+
     try:
         return identity_info().public.fingerprint
     except ArtifactStoreError:
@@ -77,6 +74,8 @@ def _passphrase(args: argparse.Namespace) -> str | None:
 
 def _member_ref(text: str) -> str:
     """A public line or a fingerprint, checked enough to give a clear one-line error."""
+    from artifactstore.local.identity import LINE_PREFIX, PublicIdentity
+
     text = text.strip()
     if text[:len(LINE_PREFIX)].lower() == LINE_PREFIX:
         PublicIdentity.parse(text)  # a damaged line: say so before touching the project
@@ -93,6 +92,9 @@ def _member_ref(text: str) -> str:
 def project_create(args: argparse.Namespace) -> dict[str, Any]:
     # Parsed first: a bad line is refused before the project (or an identity) is made;
     # deduplicated because the library refuses a repeated member after creating the project.
+    from artifactstore.local.identity import PublicIdentity
+    from artifactstore.maintenance.projects import create_project
+
     members = list({m.fingerprint: m for m in map(PublicIdentity.parse, args.member)}.values())
     summary = create_project(args.name, args.store, visibility=args.visibility,
                              members=members, passphrase=_passphrase(args))
@@ -100,6 +102,8 @@ def project_create(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def project_ls(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.maintenance.projects import project_listing
+
     found = project_listing(args.store, args.project)
     if chatty(args):
         if not found:
@@ -112,11 +116,15 @@ def project_ls(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def project_show(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.maintenance.projects import show_project
+
     name = args.name if args.name is not None else args.project
     return _show(args, show_project(name, args.store), changed=False)
 
 
 def project_trust(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.maintenance.projects import show_project, trust_project
+
     name = args.name or args.project or "default"
     before = show_project(name, args.store)
     old, new = trust_project(name, args.store)
@@ -135,11 +143,16 @@ def project_trust(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def members_add(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.local.identity import PublicIdentity
+    from artifactstore.maintenance.projects import add_member
+
     who = PublicIdentity.parse(args.who)
     return _show(args, add_member(args.project, who, args.store))
 
 
 def members_rm(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.maintenance.projects import remove_member
+
     summary = remove_member(args.project, _member_ref(args.who), args.store)
     result = _show(args, summary)
     rotated = summary.visibility != "public"  # encrypted projects always start a new epoch
@@ -151,6 +164,8 @@ def members_rm(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def rekey(args: argparse.Namespace) -> dict[str, Any]:
+    from artifactstore.maintenance.projects import rekey_project
+
     name = args.name if args.name is not None else args.project
     with progress_bar(args, "re-encrypt", enabled=args.reencrypt) as bar:
         epoch, report = rekey_project(name, args.store, reencrypt=args.reencrypt,

@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import artifactstore
 from artifactstore.cli._common import (
@@ -37,10 +37,11 @@ from artifactstore.cli._common import (
 )
 from artifactstore.core.errors import InvalidInputError, local_write_error
 from artifactstore.core.sizes import human_size
-from artifactstore.local.catalog import RunInfo
-from artifactstore.media import is_file_reference, is_reference
 from artifactstore.model.paths import join_under
-from artifactstore.records.runs import STATUSES, parse_time
+
+if TYPE_CHECKING:  # each command imports what it uses (cli/main.py: start-up)
+    from artifactstore.local.catalog import RunInfo
+
 
 RUN_COLUMNS: Final = (
     "run_id", "name", "job_type", "status", "started_at", "ended_at", "by", "tags",
@@ -59,6 +60,8 @@ def _record(run: RunInfo) -> dict[str, Any]:
 
 
 def _duration(run: RunInfo) -> str:
+    from artifactstore.records.runs import parse_time
+
     if run.ended_at is None:
         return "-"
     seconds = (parse_time(run.ended_at) - parse_time(run.started_at)).total_seconds()
@@ -72,6 +75,8 @@ def _duration(run: RunInfo) -> str:
 def _flatten(value: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """Nested mappings as ``prefix + dotted key``; an empty mapping or a media reference
     stays one value."""
+    from artifactstore.media import is_reference
+
     flat: dict[str, Any] = {}
     for key, item in value.items():
         if isinstance(item, Mapping) and item and not is_reference(item):
@@ -92,6 +97,8 @@ def _cell(value: object) -> str:
 
 
 def ls(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from artifactstore.records.runs import parse_time
+
     with open_existing(args) as store:
         runs = _select(store, args)
     if not runs:
@@ -214,11 +221,15 @@ def export(args: argparse.Namespace) -> int | dict[str, Any]:
 
 def _cell_files(reference: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The media files a reference names besides its own: masks of an image."""
+    from artifactstore.media import is_file_reference
+
     masks = reference.get("masks")
     return [m for m in masks.values() if is_file_reference(m)] if isinstance(masks, dict) else []
 
 
 def media(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from artifactstore.media import is_file_reference
+
     if args.step is not None and args.step < 0:
         raise InvalidInputError(f"--step is a step number >= 0, got {args.step}")
     out = Path(args.out) if args.out is not None else None
@@ -294,6 +305,8 @@ def diff_code(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
+    from artifactstore.records.runs import STATUSES
+
     p.add_argument("--job-type", metavar="T", help="only runs of this job type")
     p.add_argument("--status", metavar="S", help=f"only runs in this state: {', '.join(STATUSES)}")
     p.add_argument("--tag", metavar="T", help="only runs with this tag")

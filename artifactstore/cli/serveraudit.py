@@ -23,7 +23,6 @@ from artifactstore.core.errors import (
     NotAuthorizedError,
     NotSignedInError,
 )
-from artifactstore.maintenance.lifecycle import parse_duration
 
 __all__ = ["register"]
 
@@ -33,6 +32,8 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 def parse_when(text: str, *, now: float | None = None) -> float:
     """Seconds since 1970 from an ISO-8601 date or time (UTC unless it says) or an age
     such as ``2h``, ``7d`` (that long ago)."""
+    from artifactstore.maintenance.lifecycle import parse_duration
+
     value = text.strip()
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))

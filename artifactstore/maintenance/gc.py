@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from artifactstore.backends.temps import remove_stale_temps, stale_temps
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import IntegrityError, InvalidInputError
+from artifactstore.maintenance import defaults
 from artifactstore.maintenance.losses import missing_records
 from artifactstore.model.entries import FileEntry
 from artifactstore.model.tree import iter_entries
@@ -46,8 +47,8 @@ from artifactstore.repository.project import Project
 
 __all__ = ["DomainGc", "GcReport", "collect_garbage", "version_blobs"]
 
-DEFAULT_GRACE = 3600.0
-DEFAULT_REPACK_THRESHOLD = 0.3
+# (defined apart so that the API and the CLI name them without importing gc)
+DEFAULT_GRACE, DEFAULT_REPACK_THRESHOLD = defaults.DEFAULT_GRACE, defaults.DEFAULT_REPACK_THRESHOLD
 
 
 @dataclass

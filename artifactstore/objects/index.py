@@ -8,7 +8,6 @@ opening a store only fetches index objects it has not merged yet.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +15,17 @@ from typing import TYPE_CHECKING
 
 from artifactstore.core import encoding
 from artifactstore.core.digest import Digest, hash_bytes
-from artifactstore.core.errors import ArtifactStoreError, IntegrityError
-from artifactstore.core.privatefiles import write_private_file
+from artifactstore.core.errors import IntegrityError
 from artifactstore.objects.envelope import Compression, Kind, open_envelope, seal
+from artifactstore.objects.indexcache import RECORD as _RECORD
+from artifactstore.objects.indexcache import (
+    CacheDamagedError,
+    CacheImage,
+    Table,
+    load_cache,
+    merge_table,
+    write_cache,
+)
 from artifactstore.objects.packs import BlobEntry, decode_records, encode_records
 
 if TYPE_CHECKING:
@@ -37,8 +44,7 @@ __all__ = [
 
 MAX_ENTRIES_PER_INDEX = 65536
 _INDEX_VERSION = 1
-_CACHE_VERSION = 2
-_RECORD = struct.Struct("<32sIQIIBI")
+_FOLD = 1 << 16  # rows added before they are folded into a new table
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,24 +106,34 @@ def decode_index(index_id: Digest, data: bytes,
 
 
 class MergedIndex:
-    """The union of index objects, with an on-disk cache.
+    """The union of index objects, with an on-disk cache (objects/indexcache.py).
 
     ``refresh`` takes the current listing of index ids and a fetch function; it
     merges the ids it has not seen and forgets exactly what the ids that
     vanished (a gc sweep replaced them) listed: every row remembers the index
     object it came from, and a blob listed by several objects keeps its other
     rows, so a sweep never forces a client to fetch every index object again.
+
+    Rows live as packed records, not objects: the cache file's sorted table
+    (memory-mapped when big), rows added since in a dict (folded into a new in-memory table
+    every 65,536), and the rare further rows of a blob in another dict. A damaged
+    cache block found by a lookup drops the whole cache; ``on_damage`` (the object
+    store's refresh) then fetches every index object again and the lookup retries.
     """
 
     def __init__(self, cache_path: Path | None, keys: DomainKeys | None = None, *,
                  cache_root: Path | None = None) -> None:
         #: the domain's keys: index objects of an encrypted domain are encrypted
         self.keys = keys
+        #: called after a damaged cache was dropped, to merge the store's index again
+        self.on_damage: Callable[[], object] | None = None
         self._cache_path = cache_path
         self._cache_root = cache_root  # the user's cache folder: private from there down
         self._clear()
         if cache_path is not None:
-            self._load_cache(cache_path)
+            image = load_cache(cache_path)
+            if image is not None:
+                self._adopt(image)
 
     def _clear(self) -> None:
         self._packs: list[Digest] = []
@@ -125,16 +141,42 @@ class MergedIndex:
         self._indexes: list[Digest] = []
         self._index_no: dict[Digest, int] = {}
         self._merged: set[Digest] = set()
-        # blob -> (pack_no, kind, offset, length, raw_length, index_no)
-        self._blobs: dict[bytes, tuple[int, int, int, int, int, int]] = {}
+        #: the sorted records (a blob's first row), from the cache file or folded in memory
+        self._table = Table.empty()
+        #: first rows of blobs the table does not hold, added since it was made
+        self._fresh: dict[bytes, bytes] = {}
+        #: first rows replacing the table's for blobs it holds (a preferred add)
+        self._replaced: dict[bytes, bytes] = {}
         #: further rows of blobs listed by more than one index object (rare)
-        self._more: dict[bytes, list[tuple[int, int, int, int, int, int]]] = {}
+        self._more: dict[bytes, list[bytes]] = {}
+
+    def _adopt(self, image: CacheImage) -> None:
+        """Take the state a cache file holds (checked by ``load_cache``)."""
+        self._packs = [Digest(p) for p in image.packs]
+        self._pack_no = {p: n for n, p in enumerate(self._packs)}
+        self._indexes = [Digest(i) for i in image.indexes]
+        self._index_no = {i: n for n, i in enumerate(self._indexes)}
+        self._merged = {self._indexes[n] for n in image.merged}
+        self._table = image.table
+        self._fresh, self._replaced, self._more = {}, {}, {}
+        for record in image.more:
+            self._more.setdefault(record[:32], []).append(record)
+
+    def _damaged(self) -> None:
+        """Drop everything the cache gave: the next refresh fetches every index object."""
+        self._clear()
+        if self.on_damage is not None:
+            self.on_damage()
 
     def __len__(self) -> int:
-        return len(self._blobs)
+        return self._table.count + len(self._fresh)
 
     def __contains__(self, blob_id: Digest) -> bool:
-        return blob_id.raw in self._blobs
+        try:
+            return self._first(blob_id.raw) is not None
+        except CacheDamagedError:
+            self._damaged()
+            return self._first(blob_id.raw) is not None
 
     @property
     def merged_ids(self) -> frozenset[Digest]:
@@ -143,15 +185,41 @@ class MergedIndex:
     @property
     def packs(self) -> tuple[Digest, ...]:
         """Packs some merged index object lists."""
-        used = {row[0] for row in self._blobs.values()}
+        try:
+            self._fold()
+            used = set(self._table.column(32, 4))
+        except CacheDamagedError:
+            self._damaged()
+            self._fold()
+            used = set(self._table.column(32, 4))
         return tuple(p for n, p in enumerate(self._packs) if n in used)
 
+    def _first(self, raw: bytes) -> bytes | None:
+        """The record of a blob's first row, or None. Raises CacheDamagedError."""
+        record = self._replaced.get(raw) or self._fresh.get(raw)
+        if record is None:
+            number = self._table.find(raw)
+            if number is not None:
+                record = self._table.record(number)
+        return record
+
     def lookup(self, blob_id: Digest) -> BlobLocation | None:
-        row = self._blobs.get(blob_id.raw)
-        if row is None:
-            return None
-        pack_no, kind, offset, length, raw_length, _ = row
-        return BlobLocation(self._packs[pack_no], Kind(kind), offset, length, raw_length)
+        try:
+            record = self._first(blob_id.raw)
+            return None if record is None else self._location(record)
+        except CacheDamagedError:
+            self._damaged()
+            record = self._first(blob_id.raw)
+            return None if record is None else self._location(record)
+
+    def _location(self, record: bytes) -> BlobLocation:
+        _, pack_no, offset, length, raw_length, kind, index_no = _RECORD.unpack(record)
+        if pack_no >= len(self._packs) or index_no >= len(self._indexes):
+            raise CacheDamagedError("a row of the index cache names no pack or index")
+        try:
+            return BlobLocation(self._packs[pack_no], Kind(kind), offset, length, raw_length)
+        except ValueError:
+            raise CacheDamagedError("a row of the index cache has an unknown kind") from None
 
     def add_pack(
         self, pack_id: Digest, entries: Iterable[BlobEntry], *, index_id: Digest,
@@ -159,6 +227,15 @@ class MergedIndex:
     ) -> None:
         """Add a pack's blobs as listed by ``index_id``; a blob already located keeps
         its location unless ``prefer`` (a pack this client just wrote: the freshest)."""
+        entries = list(entries)
+        try:
+            self._add_pack(pack_id, entries, index_id, prefer)
+        except CacheDamagedError:
+            self._damaged()
+            self._add_pack(pack_id, entries, index_id, prefer)
+
+    def _add_pack(self, pack_id: Digest, entries: list[BlobEntry], index_id: Digest,
+                  prefer: bool) -> None:
         pack_no = self._pack_no.get(pack_id)
         if pack_no is None:
             pack_no = self._pack_no[pack_id] = len(self._packs)
@@ -167,17 +244,32 @@ class MergedIndex:
         if index_no is None:
             index_no = self._index_no[index_id] = len(self._indexes)
             self._indexes.append(index_id)
-        blobs, more = self._blobs, self._more
+        fresh, replaced, more, first = self._fresh, self._replaced, self._more, self._first
+        pack = _RECORD.pack
         for e in entries:
-            row = (pack_no, int(e.kind), e.offset, e.length, e.raw_length, index_no)
-            old = blobs.get(e.id.raw)
+            raw = e.id.raw
+            record = pack(raw, pack_no, e.offset, e.length, e.raw_length, int(e.kind), index_no)
+            old = first(raw)
             if old is None:
-                blobs[e.id.raw] = row
-            elif old != row:
+                fresh[raw] = record
+                if len(fresh) >= _FOLD:
+                    self._fold()
+                    fresh, replaced = self._fresh, self._replaced
+            elif old != record:
                 if prefer:
-                    blobs[e.id.raw] = row
-                    row = old
-                more.setdefault(e.id.raw, []).append(row)
+                    if raw in fresh:
+                        fresh[raw] = record
+                    else:
+                        replaced[raw] = record
+                    record = old
+                more.setdefault(raw, []).append(record)
+
+    def _fold(self) -> None:
+        """Merge the rows added since into a new in-memory table."""
+        if not self._fresh and not self._replaced:
+            return
+        self._table = merge_table(self._table, self._fresh.values(), self._replaced.values())
+        self._fresh, self._replaced = {}, {}
 
     def refresh(
         self,
@@ -190,6 +282,16 @@ class MergedIndex:
         listing. Returns ``(fetched, vanished while fetching)``.
         """
         listed_set = set(listed)
+        try:
+            return self._refresh(listed_set, fetch_many)
+        except CacheDamagedError:
+            self._clear()  # and merge every listed object again
+            return self._refresh(listed_set, fetch_many)
+
+    def _refresh(
+        self, listed_set: set[Digest],
+        fetch_many: Callable[[list[Digest]], Iterable[tuple[Digest, bytes | None]]],
+    ) -> tuple[int, int]:
         gone = self._merged - listed_set
         if gone:
             self._forget(gone)
@@ -200,29 +302,39 @@ class MergedIndex:
                 skipped += 1
                 continue
             for pack_id, entries in decode_index(index_id, data, self.keys):
-                self.add_pack(pack_id, entries, index_id=index_id)
+                self._add_pack(pack_id, entries, index_id, False)
             self._merged.add(index_id)
         if missing or gone:
             self._save_cache()
         return len(missing) - skipped, skipped
 
     def _forget(self, gone: set[Digest]) -> None:
+        """Drop every row the index objects ``gone`` listed (a blob's next row, if
+        any, becomes its first). Rebuilds the table: gc sweeps are rare."""
         numbers = {self._index_no[i] for i in gone if i in self._index_no}
-        blobs, more = self._blobs, self._more
-        for raw in [b for b, row in blobs.items() if row[5] in numbers]:
-            others = [r for r in more.pop(raw, ()) if r[5] not in numbers]
-            if others:
-                blobs[raw] = others.pop(0)
-                if others:
-                    more[raw] = others
-            else:
-                del blobs[raw]
-        for raw in [b for b, rows in more.items() if any(r[5] in numbers for r in rows)]:
-            kept = [r for r in more[raw] if r[5] not in numbers]
+        if not numbers:
+            self._merged -= gone
+            return
+        self._fold()
+        table = self._table
+        dropped = [n for n, owner in enumerate(table.column(53, 4)) if owner in numbers]
+        dropped_ids = {table.record(n)[:32] for n in dropped}
+        promoted: list[bytes] = []
+        for raw, rows in list(self._more.items()):
+            kept = [r for r in rows if _RECORD.unpack(r)[6] not in numbers]
+            if kept and raw in dropped_ids:
+                promoted.append(kept.pop(0))
             if kept:
-                more[raw] = kept
+                self._more[raw] = kept
             else:
-                del more[raw]
+                del self._more[raw]
+        if dropped:
+            pieces, done = [], 0
+            for number in dropped:
+                pieces.append(table.span(done, number))
+                done = number + 1
+            pieces.append(table.span(done, table.count))
+            self._table = merge_table(Table.build(bytearray(b"".join(pieces))), promoted, ())
         self._merged -= gone
 
     def note_written(self, index_id: Digest) -> None:
@@ -230,59 +342,26 @@ class MergedIndex:
         self._merged.add(index_id)
 
     def save(self) -> None:
-        self._save_cache()
-
-    # The cache is only an accelerator: a damaged or foreign file is ignored and rebuilt.
-    def _load_cache(self, path: Path) -> None:
         try:
-            body = encoding.unpack(path.read_bytes(), what=f"index cache {path}")
-            if body.get("version") != _CACHE_VERSION:
-                return
-            packs = [Digest(bytes(p)) for p in body["packs"]]
-            indexes = [Digest(bytes(i)) for i in body["indexes"]]
-            blobs: dict[bytes, tuple[int, int, int, int, int, int]] = {}
-            more: dict[bytes, list[tuple[int, int, int, int, int, int]]] = {}
-            for raw, pack_no, offset, length, raw_length, kind, index_no in _RECORD.iter_unpack(
-                body["records"]
-            ):
-                if pack_no >= len(packs) or index_no >= len(indexes):
-                    return
-                row = (pack_no, kind, offset, length, raw_length, index_no)
-                if raw in blobs:
-                    more.setdefault(raw, []).append(row)
-                else:
-                    blobs[raw] = row
-            merged = {indexes[n] for n in body["merged"]}
-        except (OSError, ArtifactStoreError, KeyError, TypeError, ValueError, struct.error,
-                AttributeError, IndexError):
-            return
-        self._packs = packs
-        self._pack_no = {p: n for n, p in enumerate(packs)}
-        self._indexes = indexes
-        self._index_no = {i: n for n, i in enumerate(indexes)}
-        self._blobs = blobs
-        self._more = more
-        self._merged = merged
+            self._save_cache()
+        except CacheDamagedError:
+            self._damaged()
+            self._save_cache()
 
     def _save_cache(self) -> None:
         if self._cache_path is None:
             return
-        rows = [(raw, row) for raw, row in self._blobs.items()]
-        rows += [(raw, row) for raw, extra in self._more.items() for row in extra]
-        records = b"".join(
-            _RECORD.pack(raw, pack_no, offset, length, raw_length, kind, index_no)
-            for raw, (pack_no, kind, offset, length, raw_length, index_no) in rows
+        self._fold()
+        image = CacheImage(
+            packs=[p.raw for p in self._packs],
+            indexes=[i.raw for i in self._indexes],
+            merged=[self._index_no[i] for i in self._merged],
+            table=self._table,
+            more=[r for rows in self._more.values() for r in rows],
         )
-        body = encoding.pack({
-            "version": _CACHE_VERSION,
-            "indexes": [i.raw for i in self._indexes],
-            "merged": sorted(self._index_no[i] for i in self._merged),
-            "packs": [p.raw for p in self._packs],
-            "records": records,
-        })
-        path = self._cache_path
         try:
-            write_private_file(path, body, root=self._cache_root)
+            written = write_cache(self._cache_path, image, root=self._cache_root)
         except OSError:
             # A cache that cannot be written only costs refetching next time.
             return
+        self._table = written.table  # the file, as read back: the folded copy is freed

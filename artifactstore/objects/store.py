@@ -138,6 +138,8 @@ class ObjectStore:
             index_folder / f"{self.domain}.idx", keys,
             cache_root=cache_root,
         )
+        # A damaged block of the index cache is found by a lookup: merge the store's again.
+        self._index.on_damage = self.refresh_index
         self._index_loaded = False
         self._pool = ThreadPoolExecutor(max_workers=concurrency,
                                         thread_name_prefix="artifactstore-io")
