@@ -23,6 +23,8 @@ from artifactstore.testing.servers import MotoS3Server
 from artifactstore.testing.stores import init_quick_store
 
 LOAD_SECONDS = 30.0
+#: the load goes on past LOAD_SECONDS until gc has run often enough, at most this long
+LOAD_CAP = 300.0
 
 
 def _gc_under_load(url: str, options: dict[str, Any], tmp_path: Path, gc_runs: int) -> None:
@@ -35,8 +37,9 @@ def _gc_under_load(url: str, options: dict[str, Any], tmp_path: Path, gc_runs: i
             (folder / f"block-{i}.bin").write_bytes(block)
         store.log_artifact(folder, name="pool", type="dataset")
         store.log_artifact(folder / "block-0.bin", name="pool", type="dataset")  # v0 dies
-    got = run_workers(load_worker, (url, options, str(tmp_path), LOAD_SECONDS, seed),
-                      workers=5, timeout=LOAD_SECONDS + 240)
+    got = run_workers(load_worker,
+                      (url, options, str(tmp_path), LOAD_SECONDS, seed, gc_runs, LOAD_CAP),
+                      workers=5, timeout=LOAD_CAP + 120)
     gc_stats = got.pop(0)
     assert gc_stats["gc_runs"] >= gc_runs, gc_stats
     assert gc_stats["bytes_freed"] > 0, gc_stats

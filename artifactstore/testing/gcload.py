@@ -4,6 +4,12 @@ gc is busy reclaiming, and one process that deletes old versions and runs gc.
 Used with :func:`artifactstore.testing.processes.run_workers`; worker ``GC_WORKER``
 collects, the others write. Every writer reports ``(ref, blake3 hex)`` of each
 version it committed, and how many commits it had to retry.
+
+The load lasts ``seconds`` and, past that, until the collector has finished
+``gc_runs`` collections (a file in ``cache_root`` says so): on a slow or busy machine
+one S3 collection can take longer than the whole window, and a test that wants
+collections *under load* must not depend on the machine's speed. ``cap`` seconds end
+everything whatever happens (the parent's timeout is beyond it).
 """
 
 from __future__ import annotations
@@ -33,13 +39,20 @@ def pool_blocks(seed: int, count: int = 24) -> list[bytes]:
 
 
 def load_worker(worker: int, barrier: Any, results: Any, url: str, options: dict[str, Any],
-                cache_root: str, seconds: float, seed: int) -> None:
+                cache_root: str, seconds: float, seed: int, gc_runs: int, cap: float) -> None:
     try:
         barrier.wait()
+        done = Path(cache_root) / "gc-done"
+        end = time.monotonic() + cap
         if worker == GC_WORKER:
-            value: Any = _collect(url, options, Path(cache_root) / "gc", seconds)
+            try:
+                value: Any = _collect(url, options, Path(cache_root) / "gc", seconds, gc_runs,
+                                      end)
+            finally:
+                done.touch()  # the writers stop even when the collector failed
         else:
-            value = _write(worker, url, options, Path(cache_root) / f"w{worker}", seconds, seed)
+            value = _write(worker, url, options, Path(cache_root) / f"w{worker}", seconds, seed,
+                           done, end)
         results.put((worker, value, None))
     except BaseException as exc:  # report, never hang the parent
         where = " <- ".join(f"{f.name}:{f.lineno}" for f in
@@ -48,7 +61,7 @@ def load_worker(worker: int, barrier: Any, results: Any, url: str, options: dict
 
 
 def _write(worker: int, url: str, options: dict[str, Any], cache: Path, seconds: float,
-           seed: int) -> dict[str, Any]:
+           seed: int, done: Path, end: float) -> dict[str, Any]:
     pool = pool_blocks(seed)
     rng = random.Random(seed * 100 + worker)
     committed: list[tuple[str, str]] = []
@@ -57,7 +70,7 @@ def _write(worker: int, url: str, options: dict[str, Any], cache: Path, seconds:
     with artifactstore.open(url, cache_dir=cache, **options) as store, \
             tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "data.bin"
-        while time.monotonic() < deadline:
+        while time.monotonic() < end and (time.monotonic() < deadline or not done.exists()):
             data = b"".join(rng.sample(pool, 8)) + rng.randbytes(64 << 10)
             path.write_bytes(data)
             for _ in range(5):
@@ -72,12 +85,13 @@ def _write(worker: int, url: str, options: dict[str, Any], cache: Path, seconds:
     return {"committed": committed, "retries": retries}
 
 
-def _collect(url: str, options: dict[str, Any], cache: Path, seconds: float) -> dict[str, Any]:
+def _collect(url: str, options: dict[str, Any], cache: Path, seconds: float, gc_runs: int,
+             end: float) -> dict[str, Any]:
     runs = freed = deleted = 0
     deadline = time.monotonic() + seconds
     with artifactstore.open(url, cache_dir=cache, **options) as store:
         store.context.ensure_writable()  # it appends lifecycle events itself: create the project
-        while time.monotonic() < deadline:
+        while time.monotonic() < end and (time.monotonic() < deadline or runs < gc_runs):
             for name in store.artifacts():
                 old = [v.number for v in store.versions(name)][:-1]
                 if old:
