@@ -24,13 +24,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Sized
+from collections.abc import Iterator, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from artifactstore.core.errors import InvalidInputError
+from artifactstore.model.paths import validate_path
 
-__all__ = ["FolderFiles", "Skipped", "walk_folder"]
+__all__ = ["FolderFiles", "Skipped", "check_folder", "iter_folder", "walk_folder"]
 
 #: how many offending entries an error names (then "and N more")
 _NAMED = 5
@@ -55,41 +56,141 @@ class FolderFiles:
 def walk_folder(root: Path, *, follow_outside_links: bool = False,
                 skip_unreadable: bool = False) -> FolderFiles:
     """The files under ``root`` by their path relative to it ("a/b.txt"), per the policy."""
-    walk = _Walk(root, follow_outside_links, skip_unreadable)
-    walk.todo.append((root, "", os.stat(root)))
-    while walk.todo:  # a stack, not recursion: folders may nest deeper than Python's limit
-        walk.folder(*walk.todo.pop())
-    walk.check()
+    walk = _Walk(root, follow_outside_links, skip_unreadable, keep=True)
+    walk.run()
     return walk.found
 
 
+def check_folder(root: Path, *, follow_outside_links: bool = False,
+                 skip_unreadable: bool = False) -> list[Skipped]:
+    """The policy of :func:`walk_folder` over the whole folder, without keeping its files
+    (a million of them are ~100 MB as paths): raises as it does, or returns what it
+    would skip. :func:`iter_folder` then gives the files."""
+    walk = _Walk(root, follow_outside_links, skip_unreadable, keep=False)
+    walk.run()
+    return walk.found.skipped
+
+
+def iter_folder(root: Path, *, follow_outside_links: bool = False,
+                skip_unreadable: bool = False) -> Iterator[tuple[str, str]]:
+    """The files of :func:`walk_folder` streamed, after :func:`check_folder` passed:
+    (path under the folder, absolute local path), in byte order of the paths (a folder's
+    files by name and its subfolders by ``name/``: the order of the content listing and
+    of :class:`~artifactstore.model.tree.TreeWriter`), holding one listing per open
+    folder. What the check skipped is skipped; a link that leaves the folder met now
+    (it was made since the check) is refused."""
+    top = os.path.abspath(root)
+    walk = _Stream(top, follow_outside_links, skip_unreadable)
+    st = os.stat(top)
+    walk.seen.add((st.st_dev, st.st_ino))
+    stack = [iter(walk.listing(top, ""))]
+    while stack:  # depth first, without recursion (folders may nest deep)
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+            continue
+        _, rel, path, folder = item
+        if folder is None:
+            yield rel, path
+        elif (folder.st_dev, folder.st_ino) not in walk.seen:
+            walk.seen.add((folder.st_dev, folder.st_ino))
+            stack.append(iter(walk.listing(path, rel + "/")))
+
+
+# (sort key, path under the folder, local path, stat of a folder or None for a file)
+_Item = tuple[bytes, str, str, os.stat_result | None]
+
+
+class _Stream:
+    def __init__(self, top: str, follow: bool, skip: bool) -> None:
+        self.real_root = os.path.realpath(top)
+        self.follow = follow
+        self.skip = skip
+        self.seen: set[tuple[int, int]] = set()
+
+    def listing(self, folder: str, under: str) -> list[_Item]:
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError:
+            return []  # the check skipped it (or it vanished since: nothing to log)
+        items: list[_Item] = []
+        for entry in entries:
+            name = entry.name
+            try:
+                if entry.is_symlink():
+                    item = self._link(entry.path, under + name, name)
+                    if item is not None:
+                        items.append(item)
+                elif entry.is_dir(follow_symlinks=False):
+                    items.append(((name + "/").encode("utf-8", "surrogateescape"), under + name,
+                                  entry.path, entry.stat(follow_symlinks=False)))
+                elif entry.is_file(follow_symlinks=False):
+                    if self.skip and not os.access(entry.path, os.R_OK):
+                        continue
+                    items.append((name.encode("utf-8", "surrogateescape"), under + name,
+                                  entry.path, None))
+            except OSError:
+                continue  # vanished or changed since the check: as the check would skip it
+        items.sort()
+        return items
+
+    def _link(self, path: str, rel: str, name: str) -> _Item | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        real = Path(os.path.realpath(path))
+        real_root = Path(self.real_root)
+        inside = real == real_root or real_root in real.parents
+        if not inside and not self.follow:
+            raise InvalidInputError(
+                f"1 link of {self.real_root} leaves it: {path} (made while logging); remove "
+                "it, or pass --follow-links (follow_outside_links=True) to log what it points to"
+            )
+        if stat.S_ISREG(st.st_mode):
+            if self.skip and not os.access(path, os.R_OK):
+                return None
+            return name.encode("utf-8", "surrogateescape"), rel, path, None
+        if stat.S_ISDIR(st.st_mode) and not inside:
+            return (name + "/").encode("utf-8", "surrogateescape"), rel, path, st
+        return None
+
+
 class _Walk:
-    def __init__(self, root: Path, follow: bool, skip: bool) -> None:
+    def __init__(self, root: Path, follow: bool, skip: bool, *, keep: bool) -> None:
         self.root = root
         self.real_root = Path(os.path.realpath(root))
         self.follow = follow
         self.skip = skip
+        self.keep = keep
         self.found = FolderFiles()
         self.outside: list[Path] = []
         self.unreadable: list[Skipped] = []
         self.seen: set[tuple[int, int]] = set()
-        self.todo: list[tuple[Path, str, os.stat_result]] = []
+        self.todo: list[tuple[str, str, os.stat_result]] = []
 
-    def folder(self, folder: Path, under: str, st: os.stat_result) -> None:
+    def run(self) -> None:
+        self.todo.append((str(self.root), "", os.stat(self.root)))
+        while self.todo:  # a stack, not recursion: folders may nest deeper than Python's limit
+            self.folder(*self.todo.pop())
+        self.check()
+
+    def folder(self, folder: str, under: str, st: os.stat_result) -> None:
         # Why the walk remembers folders: a followed link to an ancestor would
         # otherwise walk forever (and log the same files again and again).
         if (st.st_dev, st.st_ino) in self.seen:
-            self.unreadable.append(Skipped(folder, "link loop (a folder met twice)"))
+            self.unreadable.append(Skipped(Path(folder), "link loop (a folder met twice)"))
             return
         self.seen.add((st.st_dev, st.st_ino))
         try:
             with os.scandir(folder) as it:
                 listed = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            self.unreadable.append(Skipped(folder, f"cannot list: {exc.strerror or exc}"))
+            self.unreadable.append(Skipped(Path(folder), f"cannot list: {exc.strerror or exc}"))
             return
         for entry in listed:
-            path = folder / entry.name
+            path = entry.path
             name = under + entry.name
             try:
                 if entry.is_symlink():
@@ -99,41 +200,47 @@ class _Walk:
                 elif entry.is_file(follow_symlinks=False):
                     self.file(path, name)
                 else:
-                    self.found.skipped.append(Skipped(path, "not a file (FIFO, socket, device)"))
+                    self.found.skipped.append(Skipped(Path(path),
+                                                      "not a file (FIFO, socket, device)"))
             except OSError as exc:  # it vanished or changed meanwhile
-                self.unreadable.append(Skipped(path, f"cannot read: {exc.strerror or exc}"))
+                self.unreadable.append(Skipped(Path(path), f"cannot read: {exc.strerror or exc}"))
 
-    def file(self, path: Path, name: str) -> None:
+    def file(self, path: str, name: str) -> None:
         # Checked now, not when logging reads it: a refusal must come before any upload.
         if not os.access(path, os.R_OK):
-            self.unreadable.append(Skipped(path, "permission denied"))
+            self.unreadable.append(Skipped(Path(path), "permission denied"))
             return
-        self.found.files.append((name, path))
+        if self.keep:
+            self.found.files.append((name, Path(path)))
+        else:  # the names a stream will stage: refused now, not after uploads began
+            validate_path(name)
 
-    def link(self, path: Path, name: str) -> None:
+    def link(self, path: str, name: str) -> None:
         try:
             st = os.stat(path)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                self.unreadable.append(Skipped(path, "link loop"))
+                self.unreadable.append(Skipped(Path(path), "link loop"))
             elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
-                self.unreadable.append(Skipped(path, f"dangling link to {os.readlink(path)}"))
+                self.unreadable.append(Skipped(Path(path),
+                                               f"dangling link to {os.readlink(path)}"))
             else:
-                self.unreadable.append(Skipped(path, f"cannot read: {exc.strerror or exc}"))
+                self.unreadable.append(Skipped(Path(path),
+                                               f"cannot read: {exc.strerror or exc}"))
             return
         real = Path(os.path.realpath(path))
         # Why links that leave are refused: `log data/` must not upload /etc/passwd or
         # a home folder because someone planted a link in data/.
         inside = real == self.real_root or self.real_root in real.parents
         if not inside and not self.follow:
-            self.outside.append(path)
+            self.outside.append(Path(path))
         elif stat.S_ISREG(st.st_mode):
             self.file(path, name)
         elif not stat.S_ISDIR(st.st_mode):
-            self.found.skipped.append(Skipped(path, "not a file (FIFO, socket, device)"))
+            self.found.skipped.append(Skipped(Path(path), "not a file (FIFO, socket, device)"))
         elif inside:
             where = real.relative_to(self.real_root)
-            self.found.skipped.append(Skipped(path, f"link to a folder inside ({where})"))
+            self.found.skipped.append(Skipped(Path(path), f"link to a folder inside ({where})"))
         else:
             self.todo.append((path, name + "/", st))
 

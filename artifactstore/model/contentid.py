@@ -21,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from artifactstore.core.digest import Digest, hash_bytes
+from artifactstore.core.digest import Digest, Hasher, hash_bytes
+from artifactstore.core.errors import InvalidInputError
 from artifactstore.model.entries import Entry, FileEntry, ReferenceEntry
 
-__all__ = ["HEADER", "content_digest", "listing"]
+__all__ = ["HEADER", "ContentHasher", "content_digest", "listing"]
 
 HEADER: Final = b"artifactstore-content-v1\n"
 
@@ -47,3 +48,38 @@ def listing(entries: Iterable[Entry]) -> bytes:
 def content_digest(entries: Iterable[Entry]) -> Digest:
     """Plain BLAKE3-256 of :func:`listing`: the version's content digest."""
     return hash_bytes(listing(entries))
+
+
+class ContentHasher:
+    """:func:`content_digest` over a stream of entries already in listing order (by the
+    UTF-8 bytes of their paths, as :class:`~artifactstore.model.tree.TreeWriter` takes
+    them), in constant memory: the listing is hashed as it goes, never held. An entry
+    out of order or repeated is InvalidInputError (the digest would be wrong)."""
+
+    __slots__ = ("_hasher", "_last")
+
+    def __init__(self) -> None:
+        self._hasher = Hasher(parallel=False)
+        self._hasher.update(HEADER)
+        self._last = b""
+
+    def add(self, entry: Entry) -> None:
+        raw = entry.path.encode("utf-8")
+        if raw <= self._last:
+            raise InvalidInputError(
+                f"content listing: {entry.path!r} is out of order or repeated"
+            )
+        self._last = raw
+        self._hasher.update(_line(entry))
+
+    def add_lines(self, first: str, last: str, lines: bytes) -> None:
+        """Add the listing lines of a run of entries from ``first`` to ``last`` (their
+        paths), as :func:`listing` wrote them, at once (an unchanged folder's files)."""
+        raw = first.encode("utf-8")
+        if raw <= self._last:
+            raise InvalidInputError(f"content listing: {first!r} is out of order or repeated")
+        self._last = last.encode("utf-8")
+        self._hasher.update(lines)
+
+    def digest(self) -> Digest:
+        return self._hasher.digest()
