@@ -24,6 +24,7 @@ from artifactstore.model.tree import TreeWriter, build_tree
 from artifactstore.objects.blobrefs import ChunkRef
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import ObjectStore
+from artifactstore.testing.stores import init_quick_store
 
 # Names that sort differently by bytes of the full path and by path segments: '-', '.',
 # ' ' and '!' sort before '/', and '0' after it.
@@ -185,3 +186,66 @@ def test_a_failed_streamed_log_keeps_no_spilled_rows(tmp_path: Path,
     p = root / "a" / "x.bin"
     assert cache.lookup(str(p), p.stat()) is None  # stored by the failed log: not trusted
     cache.close()
+
+
+def _folders(root: Path) -> Path:
+    past = time.time() - 60
+    for rel in ["d1/a.bin", "d1/b.bin", "d1/c.bin", "d2/a.bin", "d2/b.bin", "top.bin"]:
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(os.urandom(200) + rel.encode())
+        os.utime(p, (past, past))
+    return root
+
+
+@pytest.fixture
+def stored(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Paths of the files a streamed log stored one by one (read or from the stat cache)."""
+    from artifactstore.repository import ingest
+
+    paths: list[str] = []
+    real = ingest._store_one
+
+    def spy(project, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        paths.append(path)
+        return real(project, path, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "_store_one", spy)
+    return paths
+
+
+def test_an_unchanged_folder_of_files_is_taken_whole(tmp_path: Path, stored: list[str],
+                                                     reads: list[str]) -> None:
+    root = _folders(tmp_path / "data")
+    url = str(tmp_path / "store")
+    init_quick_store(url)
+    with artifactstore.open(url, cache_dir=tmp_path / "c") as store:
+        first = store.log_artifact(root, name="d", type="dataset")
+        assert len(stored) == 6
+        stored.clear()
+        again = store.log_artifact(root, name="d", type="dataset")
+        assert (again.created, again.digest) == (False, first.digest)
+        assert stored == ["top.bin"]  # d1 and d2 by their folder rows
+        stored.clear()
+        past = time.time() - 30
+        (root / "d2" / "b.bin").write_bytes(b"new")
+        os.utime(root / "d2" / "b.bin", (past, past))
+        changed = store.log_artifact(root, name="d", type="dataset")
+        assert changed.created
+        assert stored == ["d2/a.bin", "d2/b.bin", "top.bin"]
+        assert len(reads) == 7  # only the changed file was read
+        changed.verify()
+        listed = [(f.path, f.digest) for f in changed.files()]
+        stored.clear()
+        store.delete_artifact("d")
+        store.gc(grace=0)  # every blob of the folder rows is gone
+        back = store.log_artifact(root, name="d", type="dataset")
+        back.verify()
+        assert [(f.path, f.digest) for f in back.files()] == listed
+        assert back.record.content == changed.record.content
+    assert len(reads) == 13  # read again: the rows named blobs gc had removed
+    with artifactstore.open(str(tmp_path / "s2"), cache_dir=tmp_path / "c2") as store:
+        art = artifactstore.Artifact("d", type="dataset")
+        art.add_dir(root)
+        staged = store.log_artifact(art)
+    assert (staged.digest, staged.record.content) == (back.digest, back.record.content)

@@ -31,7 +31,10 @@ from pathlib import Path
 from artifactstore.core.errors import InvalidInputError
 from artifactstore.model.paths import validate_path
 
-__all__ = ["FolderFiles", "Skipped", "check_folder", "iter_folder", "walk_folder"]
+__all__ = [
+    "FileRun", "FolderFiles", "Skipped", "check_folder", "iter_folder", "iter_runs",
+    "walk_folder",
+]
 
 #: how many offending entries an error names (then "and N more")
 _NAMED = 5
@@ -79,22 +82,58 @@ def iter_folder(root: Path, *, follow_outside_links: bool = False,
     of :class:`~artifactstore.model.tree.TreeWriter`), holding one listing per open
     folder. What the check skipped is skipped; a link that leaves the folder met now
     (it was made since the check) is refused."""
+    for run in iter_runs(root, follow_outside_links=follow_outside_links,
+                         skip_unreadable=skip_unreadable):
+        yield from run.files
+
+
+@dataclass(frozen=True, slots=True)
+class FileRun:
+    """Files of one folder that follow each other in :func:`iter_folder`'s order:
+    ``path`` (under the logged folder, "" for itself) and ``local`` (absolute) name the
+    folder; ``whole`` when they are all of it and it holds no folder (a *leaf*)."""
+
+    path: str
+    local: str
+    files: list[tuple[str, str]]
+    whole: bool
+
+
+def iter_runs(root: Path, *, follow_outside_links: bool = False,
+              skip_unreadable: bool = False) -> Iterator[FileRun]:
+    """:func:`iter_folder` in runs of one folder's files (a leaf folder in one run)."""
     top = os.path.abspath(root)
     walk = _Stream(top, follow_outside_links, skip_unreadable)
     st = os.stat(top)
     walk.seen.add((st.st_dev, st.st_ino))
-    stack = [iter(walk.listing(top, ""))]
+    stack = [(top, "", iter(walk.listing(top, "")))]
     while stack:  # depth first, without recursion (folders may nest deep)
-        item = next(stack[-1], None)
-        if item is None:
-            stack.pop()
-            continue
-        _, rel, path, folder = item
-        if folder is None:
-            yield rel, path
-        elif (folder.st_dev, folder.st_ino) not in walk.seen:
+        local, under, items = stack.pop()
+        run: list[tuple[str, str]] = []
+        for _, rel, path, folder in items:
+            if folder is None:
+                run.append((rel, path))
+                continue
+            if (folder.st_dev, folder.st_ino) in walk.seen:
+                continue
             walk.seen.add((folder.st_dev, folder.st_ino))
-            stack.append(iter(walk.listing(path, rel + "/")))
+            listing = walk.listing(path, rel + "/")
+            if any(item[3] is not None for item in listing):
+                if run:
+                    yield FileRun(under[:-1], local, run, False)
+                    run = []
+                stack.append((local, under, items))  # the rest of this folder, later
+                stack.append((path, rel + "/", iter(listing)))
+                break
+            if run:
+                yield FileRun(under[:-1], local, run, False)
+                run = []
+            files = [(r, p) for _, r, p, _ in listing]
+            if files:
+                yield FileRun(rel, path, files, True)
+        else:  # the end of this folder
+            if run:
+                yield FileRun(under[:-1], local, run, False)
 
 
 # (sort key, path under the folder, local path, stat of a folder or None for a file)

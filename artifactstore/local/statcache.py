@@ -22,14 +22,14 @@ import sqlite3
 import struct
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import ArtifactStoreError
 from artifactstore.core.privatefiles import private_file, private_folder
 from artifactstore.objects.blobrefs import ChunkRef, FileRef
 
-__all__ = ["RACY_NS", "StatCache"]
+__all__ = ["RACY_NS", "FolderRow", "StatCache", "folder_key"]
 
 RACY_NS = 1_000_000_000
 #: a folder's entries are read in one query (:meth:`StatCache.preload`) up to this many
@@ -41,12 +41,39 @@ CREATE TABLE IF NOT EXISTS files (
     ctime INTEGER, digest BLOB, chunks BLOB
 )
 """
+_FOLDERS = """
+CREATE TABLE IF NOT EXISTS folders (
+    key TEXT PRIMARY KEY, sig BLOB, node BLOB, size INTEGER, files INTEGER, lines BLOB,
+    blobs BLOB
+)
+"""
+_PENDING_FOLDERS = ("CREATE TEMP TABLE IF NOT EXISTS pending_folders AS "
+                    "SELECT * FROM folders WHERE 0")
 #: queued entries are moved into a temporary table (this connection's, on disk) by this
 #: many, so a log of a million files does not hold a million rows until :meth:`save`
 PENDING_BATCH = 10_000
 _PENDING = "CREATE TEMP TABLE IF NOT EXISTS pending AS SELECT * FROM files WHERE 0"
 
 Stat = tuple[int, int, int, int, int]
+
+
+class FolderRow(NamedTuple):
+    """What a log remembers of a folder of files (:meth:`StatCache.remember_folder`)."""
+
+    sig: bytes
+    node: bytes
+    size: int
+    files: int
+    lines: bytes
+    blobs: bytes
+
+
+_FOLDER_TYPES = (bytes, bytes, int, int, bytes, bytes)
+
+
+def folder_key(folder: str, path: str) -> str:
+    """The key of the local folder ``folder`` (absolute) logged as artifact path ``path``."""
+    return f"{folder}\n{path}"
 
 
 def stat_key(st: os.stat_result) -> Stat:
@@ -78,6 +105,7 @@ class StatCache:
                 db = sqlite3.connect(self._path, timeout=5, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(_SCHEMA)
+                db.execute(_FOLDERS)
                 self._db = db
             except (OSError, sqlite3.Error):
                 self._path = None  # unusable: read files as usual
@@ -183,6 +211,38 @@ class StatCache:
         except sqlite3.Error:
             self._path = None  # unusable: the rest of this log reads files as usual
 
+    def folder(self, key: str) -> FolderRow | None:
+        """The folder row of ``key`` (see :meth:`remember_folder`), or None."""
+        db = self._connect()
+        if db is None:
+            return None
+        try:
+            row = db.execute("SELECT sig, node, size, files, lines, blobs FROM folders "
+                             "WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error:
+            return None
+        if row is None or not all(isinstance(v, t) for v, t in zip(row, _FOLDER_TYPES,
+                                                                   strict=True)):
+            return None  # a damaged row is a miss, never an error
+        return FolderRow(*row)
+
+    def remember_folder(self, key: str, row: FolderRow) -> None:
+        """Queue a folder row (saved with the file entries by :meth:`save`): a folder
+        whose files all have the stat that ``row.sig`` hashes is the tree node
+        ``row.node`` (``size``, ``files``), lists as ``row.lines`` in the content
+        listing and names the blobs ``row.blobs`` (32 bytes each). ``key`` says which
+        local folder under which artifact path (:func:`folder_key`)."""
+        db = self._connect()
+        if db is None:
+            return
+        try:
+            db.execute(_PENDING_FOLDERS)
+            db.execute("INSERT INTO pending_folders VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (key, *row))
+            self._spilled = True
+        except sqlite3.Error:
+            self._path = None
+
     def save(self) -> None:
         """Write queued entries (after the version that names them was committed) and
         forget preloaded ones."""
@@ -197,8 +257,12 @@ class StatCache:
             db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            pending)
             if spilled:
+                db.execute(_PENDING)
+                db.execute(_PENDING_FOLDERS)
                 db.execute("INSERT OR REPLACE INTO files SELECT * FROM pending")
+                db.execute("INSERT OR REPLACE INTO folders SELECT * FROM pending_folders")
                 db.execute("DELETE FROM pending")
+                db.execute("DELETE FROM pending_folders")
 
     def discard(self) -> None:
         """Drop queued and preloaded entries (the log they were for failed)."""
@@ -207,7 +271,10 @@ class StatCache:
         if self._spilled and self._db is not None:
             self._spilled = False
             with contextlib.suppress(sqlite3.Error), self._db:
+                self._db.execute(_PENDING)
+                self._db.execute(_PENDING_FOLDERS)
                 self._db.execute("DELETE FROM pending")
+                self._db.execute("DELETE FROM pending_folders")
 
     def close(self) -> None:
         if self._db is not None:

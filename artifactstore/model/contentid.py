@@ -25,12 +25,13 @@ from artifactstore.core.digest import Digest, Hasher, hash_bytes
 from artifactstore.core.errors import InvalidInputError
 from artifactstore.model.entries import Entry, FileEntry, ReferenceEntry
 
-__all__ = ["HEADER", "ContentHasher", "content_digest", "listing"]
+__all__ = ["HEADER", "ContentHasher", "content_digest", "listing", "listing_line"]
 
 HEADER: Final = b"artifactstore-content-v1\n"
 
 
-def _line(entry: Entry) -> bytes:
+def listing_line(entry: Entry) -> bytes:
+    """The line of ``entry`` in the listing."""
     path = entry.path.encode("utf-8")
     if isinstance(entry, FileEntry):
         return b"f %03o %s %s\0" % (entry.mode & 0o777, entry.digest.hex.encode(), path)
@@ -42,7 +43,7 @@ def _line(entry: Entry) -> bytes:
 def listing(entries: Iterable[Entry]) -> bytes:
     """The canonical listing of ``entries`` (any order; paths are unique in a version)."""
     ordered = sorted(entries, key=lambda e: e.path.encode("utf-8"))
-    return HEADER + b"".join(_line(e) for e in ordered)
+    return HEADER + b"".join(listing_line(e) for e in ordered)
 
 
 def content_digest(entries: Iterable[Entry]) -> Digest:
@@ -63,14 +64,17 @@ class ContentHasher:
         self._hasher.update(HEADER)
         self._last = b""
 
-    def add(self, entry: Entry) -> None:
+    def add(self, entry: Entry) -> bytes:
+        """Hash the line of the next entry; returns it."""
         raw = entry.path.encode("utf-8")
         if raw <= self._last:
             raise InvalidInputError(
                 f"content listing: {entry.path!r} is out of order or repeated"
             )
         self._last = raw
-        self._hasher.update(_line(entry))
+        line = listing_line(entry)
+        self._hasher.update(line)
+        return line
 
     def add_lines(self, first: str, last: str, lines: bytes) -> None:
         """Add the listing lines of a run of entries from ``first`` to ``last`` (their

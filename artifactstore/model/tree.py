@@ -164,7 +164,12 @@ class TreeWriter:
     InvalidInputError.
     """
 
-    def __init__(self, put_blob: PutBlob, *, split_threshold: int | None = None) -> None:
+    def __init__(
+        self, put_blob: PutBlob, *, split_threshold: int | None = None,
+        on_close: Callable[[str, Digest, int, int], None] | None = None,
+    ) -> None:
+        """``on_close(path, node id, size, files)`` is called as each directory below
+        the root is stored."""
         threshold = SPLIT_THRESHOLD if split_threshold is None else split_threshold
         if threshold < 2:
             raise InvalidInputError(f"split threshold must be at least 2, got {threshold}")
@@ -174,6 +179,7 @@ class TreeWriter:
         self._rows: list[list[_Row]] = [[]]  # rows of the root and of each open directory
         self._last = b""
         self._done = False
+        self._on_close = on_close
 
     def add(self, entry: Entry) -> None:
         """Add the next entry (its path after the previous one's in byte order)."""
@@ -235,7 +241,11 @@ class TreeWriter:
     def _close(self) -> None:
         rows = self._rows
         rows[-1] = _in_name_order(rows[-1])
+        path = "/".join(self._names)
         self._writer.close_dir(self._names.pop(), rows)
+        if self._on_close is not None:
+            _, record, size, files = rows[-1][-1]
+            self._on_close(path, Digest(record["id"]), size, files)
 
 
 def _name(row: _Row) -> str:

@@ -290,6 +290,29 @@ class ObjectStore:
             progress(ref.size)
         return True
 
+    def reuse_blobs(self, ids: Sequence[bytes], size: int,
+                    progress: Progress | None = None) -> bool:
+        """:meth:`reuse` for a whole stored folder of a re-log (its tree node and every
+        chunk of its files, ``size`` bytes): True if every blob is still indexed and
+        not condemned (they join the session: the commit guard checks them again);
+        False: store the folder's files one by one instead."""
+        self._check_open()
+        self._ensure_index()
+        index, pending = self._index, self._pending
+        for raw in ids:
+            if raw not in pending and (Digest(raw) not in index or raw in self._avoid):
+                if not self._lazy:
+                    return False
+                self._start_reads()  # the local index may be behind: look, then decide
+                return self.reuse_blobs(ids, size, progress)
+        if self._session is not None:
+            self._session.update(ids)
+        self.stats.bytes_in += size
+        self.stats.blobs_deduplicated += len(ids)
+        if progress is not None:
+            progress(size)
+        return True
+
     def write_chunks(self, chunks: Iterable[bytes | memoryview],
                      progress: Progress | None = None) -> tuple[ChunkRef, ...]:
         """Store a file's chunks as they are (no re-chunking): moving a file between

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from artifactstore.core.errors import InvalidInputError, NotFoundError
-from artifactstore.local.localtree import Skipped, check_folder, iter_folder, walk_folder
+from artifactstore.local.localtree import (
+    FileRun,
+    Skipped,
+    check_folder,
+    iter_folder,
+    iter_runs,
+    walk_folder,
+)
 from artifactstore.model.names import validate_artifact_name
 from artifactstore.model.paths import validate_path
 
@@ -59,6 +66,11 @@ class StagedFolder:
         """(artifact path, absolute local path) in byte order of the artifact paths."""
         return iter_folder(self.root, follow_outside_links=self.follow_outside_links,
                            skip_unreadable=self.skip_unreadable)
+
+    def runs(self) -> Iterator[FileRun]:
+        """:meth:`files` in runs of one folder's files (a folder of files in one run)."""
+        return iter_runs(self.root, follow_outside_links=self.follow_outside_links,
+                         skip_unreadable=self.skip_unreadable)
 
 
 class Artifact:

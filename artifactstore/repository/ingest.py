@@ -34,6 +34,7 @@ from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import Progress
 from artifactstore.records.refs import NewVersion, VersionRecord
+from artifactstore.repository._folders import Folders
 from artifactstore.repository.artifact import Artifact, Staged, StagedFolder, StagedReference
 from artifactstore.repository.project import Project
 from artifactstore.repository.references import describe_reference
@@ -126,7 +127,8 @@ def _log_streamed(
     """:func:`log_version` of a folder staged whole: its files are stored as the walk
     meets them, in byte order of their paths, and each folder's tree node is written
     when the walk leaves it; the content digest is hashed on the way. Memory holds the
-    open folders' rows, not one object per file."""
+    open folders' rows, not one object per file. A folder of files whose every stat is
+    as the stat cache's folder row says is taken whole (``_folders``)."""
     objects, stat_cache = project.objects, project.stat_cache
     stat_cache.preload(Path(os.path.abspath(folder.root)), ordered=True)
     try:
@@ -135,12 +137,20 @@ def _log_streamed(
         # not know) looks at the store, and the commit guard always does.
         objects.begin_session(refresh=False)
         try:
-            tree, content = TreeWriter(objects.put_blob), ContentHasher()
+            folders = Folders(project, progress)
+            tree = TreeWriter(objects.put_blob, on_close=folders.closed)
+            content = ContentHasher()
             flushed = objects.stats.blobs_new
-            for rel, source in folder.files():
-                entry = _store_file(project, validate_path(rel), source, progress)
-                tree.add(entry)
-                content.add(entry)
+            for run in folder.runs():
+                if run.whole and folders.reuse(run, tree, content):
+                    continue
+                note = folders.note(run)
+                for rel, source in run.files:
+                    entry, st = _store_one(project, validate_path(rel), source, progress)
+                    tree.add(entry)
+                    line = content.add(entry)
+                    if note is not None:
+                        note.add(entry, st, line)
                 if objects.stats.blobs_new - flushed >= _FLUSH_BLOBS:
                     objects.flush()  # garbage until the commit point, like any pack
                     flushed = objects.stats.blobs_new
@@ -305,13 +315,19 @@ def _cached_refs(project: Project, files: Sequence[Staged]) -> list[tuple[FileRe
 
 def _store_file(project: Project, path: str, source: str | Path,
                 progress: Progress | None) -> FileEntry:
+    return _store_one(project, path, source, progress)[0]
+
+
+def _store_one(project: Project, path: str, source: str | Path,
+               progress: Progress | None) -> tuple[FileEntry, os.stat_result]:
+    """The entry of ``source`` stored (or known to the stat cache), and the stat it is of."""
     where = os.path.abspath(source)
     stat_cache = project.stat_cache
     try:
         st = os.stat(source)
         cached = stat_cache.lookup(where, st)
         if cached is not None and project.objects.reuse(cached, progress):
-            return FileEntry.from_ref(path, cached, mode=st.st_mode & 0o777)
+            return FileEntry.from_ref(path, cached, mode=st.st_mode & 0o777), st
         for _ in range(_READ_TRIES):
             ref, st, steady = _read_file(project, source, progress)
             if steady:
@@ -335,7 +351,7 @@ def _store_file(project: Project, path: str, source: str | Path,
         raise InvalidInputError(
             f"cannot read {source}: {exc.strerror or exc}; nothing was logged"
         ) from None
-    return FileEntry.from_ref(path, ref, mode=mode)
+    return FileEntry.from_ref(path, ref, mode=mode), st
 
 
 def _read_file(project: Project, source: str | Path, progress: Progress | None
