@@ -182,7 +182,7 @@ class Runner:
         report.unlink(missing_ok=True)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run([sys.executable, "-I", "-S", str(LAUNCHER), str(report), *args],
-                              env=self.env(), capture_output=True, text=True,
+                              env=self.env(), capture_output=True, text=True, cwd=self.work,
                               stdin=subprocess.DEVNULL, check=False)
         if proc.returncode != 0 or not report.exists():
             raise RuntimeError(f"{step}: {' '.join(args[:4])} exited {proc.returncode}: "
@@ -248,7 +248,9 @@ def run_ab(r: Runner, src: Path, before: Path, rounds: int, folders: int) -> Non
     folder = tree / f"d{CHANGED_FOLDER % folders:04d}"
     originals = sorted(folder.iterdir())[:10]
     for round_no in range(rounds):
-        variants = (("before", str(before)), ("after", None))
+        # Both by PYTHONPATH, and the commands run from ``work``: a package in the
+        # current folder would come first on ``-m``'s path.
+        variants = (("before", str(before)), ("after", str(Path(__file__).resolve().parents[1])))
         for name, path in variants[1:] if str(before) == "none" else variants:
             r.pythonpath, r.home = path, r.work / f"home-{name}"
             store = r.work / f"store-{name}"
