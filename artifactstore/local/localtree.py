@@ -24,16 +24,20 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import struct
+import time
 from collections.abc import Iterator, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from artifactstore.core.digest import Hasher
 from artifactstore.core.errors import InvalidInputError
-from artifactstore.model.paths import validate_path
+from artifactstore.local.statcache import RACY_NS
+from artifactstore.model.paths import MAX_PATH_BYTES, name_problem, validate_path
 
 __all__ = [
-    "FileRun", "FolderFiles", "Skipped", "check_folder", "iter_folder", "iter_runs",
-    "walk_folder",
+    "FileRun", "FolderCheck", "FolderFiles", "Skipped", "check_folder", "iter_folder",
+    "iter_runs", "signature", "walk_folder",
 ]
 
 #: how many offending entries an error names (then "and N more")
@@ -64,14 +68,38 @@ def walk_folder(root: Path, *, follow_outside_links: bool = False,
     return walk.found
 
 
+@dataclass(frozen=True, slots=True)
+class FolderCheck:
+    """What :func:`check_folder` found: the entries it would skip, and the *signature*
+    of each folder of files (no subfolder; none of its files modified within
+    :data:`~artifactstore.local.statcache.RACY_NS`) by its path under the folder:
+    BLAKE3 of :func:`signature` of its files in name order, and their count."""
+
+    skipped: list[Skipped]
+    signatures: dict[str, tuple[bytes, int]]
+
+
+def signature(name: str, st: os.stat_result) -> bytes:
+    """What a folder's signature hashes of one of its files: its name and stat."""
+    return name.encode("utf-8", "surrogateescape") + b"\0" + _SIG.pack(
+        st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+
+
+_SIG = struct.Struct("<QQQqqI")
+
+
 def check_folder(root: Path, *, follow_outside_links: bool = False,
-                 skip_unreadable: bool = False) -> list[Skipped]:
+                 skip_unreadable: bool = False) -> FolderCheck:
     """The policy of :func:`walk_folder` over the whole folder, without keeping its files
     (a million of them are ~100 MB as paths): raises as it does, or returns what it
-    would skip. :func:`iter_folder` then gives the files."""
+    would skip and each folder's signature. :func:`iter_folder` then gives the files.
+
+    Why signatures now: this walk looks at every file anyway (a refusal must come before
+    any upload), and a ``stat`` beside the ``access`` lets the log take an unchanged
+    folder whole without a second look at its files."""
     walk = _Walk(root, follow_outside_links, skip_unreadable, keep=False)
     walk.run()
-    return walk.found.skipped
+    return FolderCheck(walk.found.skipped, walk.signatures)
 
 
 def iter_folder(root: Path, *, follow_outside_links: bool = False,
@@ -208,6 +236,14 @@ class _Walk:
         self.unreadable: list[Skipped] = []
         self.seen: set[tuple[int, int]] = set()
         self.todo: list[tuple[str, str, os.stat_result]] = []
+        self.signatures: dict[str, tuple[bytes, int]] = {}
+        # the folder being walked: its signature so far, file count, whether it is
+        # still a folder of files only, and whether its first file's path was checked
+        self._sig = Hasher(parallel=False)
+        self._count = 0
+        self._leaf = True
+        self._checked = False
+        self._racy = time.time_ns() - RACY_NS
 
     def run(self) -> None:
         self.todo.append((str(self.root), "", os.stat(self.root)))
@@ -228,6 +264,8 @@ class _Walk:
         except OSError as exc:
             self.unreadable.append(Skipped(Path(folder), f"cannot list: {exc.strerror or exc}"))
             return
+        self._sig, self._count, self._leaf = Hasher(parallel=False), 0, True
+        self._checked = False
         for entry in listed:
             path = entry.path
             name = under + entry.name
@@ -235,24 +273,39 @@ class _Walk:
                 if entry.is_symlink():
                     self.link(path, name)
                 elif entry.is_dir(follow_symlinks=False):
+                    self._leaf = False
                     self.todo.append((path, name + "/", entry.stat(follow_symlinks=False)))
                 elif entry.is_file(follow_symlinks=False):
-                    self.file(path, name)
+                    self.file(path, name, None if self.keep else entry.stat(follow_symlinks=False))
                 else:
                     self.found.skipped.append(Skipped(Path(path),
                                                       "not a file (FIFO, socket, device)"))
             except OSError as exc:  # it vanished or changed meanwhile
+                self._leaf = False  # its signature would not be the log's
                 self.unreadable.append(Skipped(Path(path), f"cannot read: {exc.strerror or exc}"))
+        if self._leaf and self._count and under:
+            self.signatures[under[:-1]] = (self._sig.digest().raw, self._count)
 
-    def file(self, path: str, name: str) -> None:
+    def file(self, path: str, name: str, st: os.stat_result | None) -> None:
         # Checked now, not when logging reads it: a refusal must come before any upload.
         if not os.access(path, os.R_OK):
             self.unreadable.append(Skipped(Path(path), "permission denied"))
             return
         if self.keep:
             self.found.files.append((name, Path(path)))
-        else:  # the names a stream will stage: refused now, not after uploads began
+            return
+        # The names a stream will stage: refused now, not after uploads began (the
+        # folder's part of the path once per folder, then each name and the length).
+        base = name.rsplit("/", 1)[-1]
+        if not self._checked or name_problem(base) is not None or \
+                len(name) * 4 > MAX_PATH_BYTES:  # maybe too long: let it count the bytes
             validate_path(name)
+            self._checked = True
+        assert st is not None
+        if st.st_mtime_ns > self._racy:
+            self._leaf = False  # racily clean: no signature
+        self._sig.update(signature(base, st))
+        self._count += 1
 
     def link(self, path: str, name: str) -> None:
         try:
@@ -274,13 +327,14 @@ class _Walk:
         if not inside and not self.follow:
             self.outside.append(Path(path))
         elif stat.S_ISREG(st.st_mode):
-            self.file(path, name)
+            self.file(path, name, st)
         elif not stat.S_ISDIR(st.st_mode):
             self.found.skipped.append(Skipped(Path(path), "not a file (FIFO, socket, device)"))
         elif inside:
             where = real.relative_to(self.real_root)
             self.found.skipped.append(Skipped(Path(path), f"link to a folder inside ({where})"))
         else:
+            self._leaf = False
             self.todo.append((path, name + "/", st))
 
     def check(self) -> None:

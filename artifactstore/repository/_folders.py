@@ -2,7 +2,7 @@
 files re-logged as a whole, at the cost of a ``stat`` per file.
 
 Vocabulary: a folder's *signature* is BLAKE3 of its files' names and stats (device,
-inode, size, mtime, ctime, mode), in the order of the walk; its *row*
+inode, size, mtime, ctime, mode) in name order (``localtree.signature``); its *row*
 (:class:`~artifactstore.local.statcache.FolderRow`) says which tree node, content
 listing lines and blobs the folder was when it had that signature.
 """
@@ -10,11 +10,11 @@ listing lines and blobs the folder was when it had that signature.
 from __future__ import annotations
 
 import os
-import struct
 import time
+from collections.abc import Mapping
 
 from artifactstore.core.digest import Digest, Hasher
-from artifactstore.local.localtree import FileRun
+from artifactstore.local.localtree import FileRun, signature
 from artifactstore.local.statcache import RACY_NS, FolderRow, folder_key
 from artifactstore.model.contentid import ContentHasher
 from artifactstore.model.entries import INLINE_CHUNKS_MAX
@@ -23,9 +23,6 @@ from artifactstore.objects.store import Progress
 from artifactstore.repository.project import Project
 
 __all__ = ["FolderNote", "Folders"]
-
-_SIG = struct.Struct("<QQQqqI")
-
 
 class FolderNote:
     """What a streamed log learns of a folder of files as it stores them, for its row."""
@@ -42,15 +39,10 @@ class FolderNote:
     def add(self, entry: FileEntry, st: os.stat_result, line: bytes) -> None:
         if st.st_mtime_ns > self._racy or len(entry.chunks) > INLINE_CHUNKS_MAX:
             self.usable = False  # racily clean, or chunk-list blobs this row would miss
-        self.sig.update(_signature(entry.path.rsplit("/", 1)[-1], st))
+        self.sig.update(signature(entry.path.rsplit("/", 1)[-1], st))
         self.lines.append(line)
         self.blobs.extend(c.id.raw for c in entry.chunks)
         self.size += entry.size
-
-
-def _signature(name: str, st: os.stat_result) -> bytes:
-    return name.encode("utf-8", "surrogateescape") + b"\0" + _SIG.pack(
-        st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
 
 
 class Folders:
@@ -66,27 +58,24 @@ class Folders:
     guard checks them again before the commit point.
     """
 
-    def __init__(self, project: Project, progress: Progress | None) -> None:
+    def __init__(self, project: Project, signatures: Mapping[str, tuple[bytes, int]],
+                 progress: Progress | None) -> None:
+        """``signatures``: each folder of files' (signature, file count) as the check
+        before the log saw them (:func:`~artifactstore.local.localtree.check_folder`):
+        a folder is taken as it was then, which a log that read it then would store."""
+        self._signatures = signatures
         self._cache = project.stat_cache
         self._objects = project.objects
         self._progress = progress
         self._notes: dict[str, FolderNote] = {}
 
     def reuse(self, run: FileRun, tree: TreeWriter, content: ContentHasher) -> bool:
+        checked = self._signatures.get(run.path)
+        if checked is None or checked[1] != len(run.files):
+            return False  # racily clean, or not a folder of files, when checked
         row = self._cache.folder(folder_key(run.local, run.path))
-        if row is None or row.files != len(run.files):
-            return False
-        sig = Hasher(parallel=False)
-        racy = time.time_ns() - RACY_NS
-        try:
-            for rel, source in run.files:
-                st = os.stat(source)
-                if st.st_mtime_ns > racy:
-                    return False
-                sig.update(_signature(rel.rsplit("/", 1)[-1], st))
-        except OSError:
-            return False  # storing it one by one says what is wrong
-        if sig.digest().raw != row.sig or len(row.blobs) % 32:
+        if row is None or row.files != len(run.files) or row.sig != checked[0] \
+                or len(row.blobs) % 32:
             return False
         blobs = [row.blobs[i:i + 32] for i in range(0, len(row.blobs), 32)]
         if not self._objects.reuse_blobs(blobs, row.size, self._progress):

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -61,6 +61,8 @@ class StagedFolder:
     root: Path
     follow_outside_links: bool
     skip_unreadable: bool
+    #: each folder of files' signature when it was checked (:class:`FolderCheck`)
+    signatures: Mapping[str, tuple[bytes, int]] = field(default_factory=dict)
 
     def files(self) -> Iterator[tuple[str, str]]:
         """(artifact path, absolute local path) in byte order of the artifact paths."""
@@ -119,10 +121,11 @@ class Artifact:
             return
         if not root.is_dir():
             raise NotFoundError(f"cannot add {root}: no such folder (check the path)")
-        skipped = check_folder(root, follow_outside_links=follow_outside_links,
+        checked = check_folder(root, follow_outside_links=follow_outside_links,
                                skip_unreadable=skip_unreadable)
-        self._folder = StagedFolder(root, follow_outside_links, skip_unreadable)
-        self.skipped.extend(skipped)
+        self._folder = StagedFolder(root, follow_outside_links, skip_unreadable,
+                                    checked.signatures)
+        self.skipped.extend(checked.skipped)
 
     def _list_folder(self) -> None:
         """Stage the streamed folder's files one by one (a caller asks for entries)."""

@@ -137,7 +137,7 @@ def _log_streamed(
         # not know) looks at the store, and the commit guard always does.
         objects.begin_session(refresh=False)
         try:
-            folders = Folders(project, progress)
+            folders = Folders(project, folder.signatures, progress)
             tree = TreeWriter(objects.put_blob, on_close=folders.closed)
             content = ContentHasher()
             flushed = objects.stats.blobs_new
