@@ -26,8 +26,9 @@ import os
 import stat
 import struct
 import time
-from collections.abc import Iterator, Sized
+from collections.abc import Callable, Container, Iterator, Sized
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from artifactstore.core.digest import Hasher
@@ -112,24 +113,34 @@ def iter_folder(root: Path, *, follow_outside_links: bool = False,
     (it was made since the check) is refused."""
     for run in iter_runs(root, follow_outside_links=follow_outside_links,
                          skip_unreadable=skip_unreadable):
-        yield from run.files
+        yield from run.listed()
 
 
 @dataclass(frozen=True, slots=True)
 class FileRun:
     """Files of one folder that follow each other in :func:`iter_folder`'s order:
     ``path`` (under the logged folder, "" for itself) and ``local`` (absolute) name the
-    folder; ``whole`` when they are all of it and it holds no folder (a *leaf*)."""
+    folder; ``whole`` when they are all of it and it holds no folder (a *leaf*).
+    A leaf the check signed is not listed until :meth:`listed` is called (a re-log
+    that takes it whole never lists it)."""
 
     path: str
     local: str
     files: list[tuple[str, str]]
     whole: bool
+    lister: Callable[[], list[tuple[str, str]]] | None = None
+
+    def listed(self) -> list[tuple[str, str]]:
+        """The run's files: (path under the logged folder, absolute local path)."""
+        return self.files if self.lister is None else self.lister()
 
 
 def iter_runs(root: Path, *, follow_outside_links: bool = False,
-              skip_unreadable: bool = False) -> Iterator[FileRun]:
-    """:func:`iter_folder` in runs of one folder's files (a leaf folder in one run)."""
+              skip_unreadable: bool = False, signed: Container[str] = ()) -> Iterator[FileRun]:
+    """:func:`iter_folder` in runs of one folder's files (a leaf folder in one run);
+    the folders ``signed`` (leaves when :func:`check_folder` looked) are listed only on
+    request (:meth:`FileRun.listed`); a folder made in one since is not logged, like a
+    file made after the check."""
     top = os.path.abspath(root)
     walk = _Stream(top, follow_outside_links, skip_unreadable)
     st = os.stat(top)
@@ -145,6 +156,12 @@ def iter_runs(root: Path, *, follow_outside_links: bool = False,
             if (folder.st_dev, folder.st_ino) in walk.seen:
                 continue
             walk.seen.add((folder.st_dev, folder.st_ino))
+            if rel in signed:
+                if run:
+                    yield FileRun(under[:-1], local, run, False)
+                    run = []
+                yield FileRun(rel, path, [], True, partial(walk.files, path, rel + "/"))
+                continue
             listing = walk.listing(path, rel + "/")
             if any(item[3] is not None for item in listing):
                 if run:
@@ -174,6 +191,9 @@ class _Stream:
         self.follow = follow
         self.skip = skip
         self.seen: set[tuple[int, int]] = set()
+
+    def files(self, folder: str, under: str) -> list[tuple[str, str]]:
+        return [(rel, path) for _, rel, path, st in self.listing(folder, under) if st is None]
 
     def listing(self, folder: str, under: str) -> list[_Item]:
         try:

@@ -76,13 +76,13 @@ class ContentHasher:
         self._hasher.update(line)
         return line
 
-    def add_lines(self, first: str, last: str, lines: bytes) -> None:
-        """Add the listing lines of a run of entries from ``first`` to ``last`` (their
-        paths), as :func:`listing` wrote them, at once (an unchanged folder's files)."""
-        raw = first.encode("utf-8")
+    def add_lines(self, folder: str, lines: bytes) -> None:
+        """Add the listing lines of every entry under ``folder`` (a path ending in
+        "/"), as :func:`listing` wrote them, at once (an unchanged folder's files)."""
+        raw = folder.encode("utf-8")
         if raw <= self._last:
-            raise InvalidInputError(f"content listing: {first!r} is out of order or repeated")
-        self._last = last.encode("utf-8")
+            raise InvalidInputError(f"content listing: {folder!r} is out of order or repeated")
+        self._last = raw + b"\xff"  # above every path under it (no UTF-8 byte is 0xff)
         self._hasher.update(lines)
 
     def digest(self) -> Digest:

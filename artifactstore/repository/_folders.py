@@ -71,22 +71,22 @@ class Folders:
 
     def reuse(self, run: FileRun, tree: TreeWriter, content: ContentHasher) -> bool:
         checked = self._signatures.get(run.path)
-        if checked is None or checked[1] != len(run.files):
+        if checked is None:
             return False  # racily clean, or not a folder of files, when checked
         row = self._cache.folder(folder_key(run.local, run.path))
-        if row is None or row.files != len(run.files) or row.sig != checked[0] \
+        if row is None or row.files != checked[1] or row.sig != checked[0] \
                 or len(row.blobs) % 32:
             return False
         blobs = [row.blobs[i:i + 32] for i in range(0, len(row.blobs), 32)]
         if not self._objects.reuse_blobs(blobs, row.size, self._progress):
             return False
         tree.add_dir(run.path, Digest(row.node), row.size, row.files)
-        content.add_lines(run.files[0][0], run.files[-1][0], row.lines)
+        content.add_lines(run.path + "/", row.lines)  # every line under the folder
         return True
 
-    def note(self, run: FileRun) -> FolderNote | None:
-        """A note to fill with the run's files, if it is a folder a row can describe."""
-        if not run.whole or not run.path or len(run.files) > SPLIT_THRESHOLD:
+    def note(self, run: FileRun, files: list[tuple[str, str]]) -> FolderNote | None:
+        """A note to fill with the run's ``files``, if it is a folder a row can describe."""
+        if not run.whole or not run.path or len(files) > SPLIT_THRESHOLD:
             return None
         note = self._notes[run.path] = FolderNote(folder_key(run.local, run.path))
         return note

@@ -72,7 +72,7 @@ class StagedFolder:
     def runs(self) -> Iterator[FileRun]:
         """:meth:`files` in runs of one folder's files (a folder of files in one run)."""
         return iter_runs(self.root, follow_outside_links=self.follow_outside_links,
-                         skip_unreadable=self.skip_unreadable)
+                         skip_unreadable=self.skip_unreadable, signed=self.signatures)
 
 
 class Artifact:

@@ -144,8 +144,9 @@ def _log_streamed(
             for run in folder.runs():
                 if run.whole and folders.reuse(run, tree, content):
                     continue
-                note = folders.note(run)
-                for rel, source in run.files:
+                files = run.listed()
+                note = folders.note(run, files)
+                for rel, source in files:
                     entry, st = _store_one(project, validate_path(rel), source, progress)
                     tree.add(entry)
                     line = content.add(entry)
