@@ -249,3 +249,16 @@ def test_an_unchanged_folder_of_files_is_taken_whole(tmp_path: Path, stored: lis
         art.add_dir(root)
         staged = store.log_artifact(art)
     assert (staged.digest, staged.record.content) == (back.digest, back.record.content)
+
+
+def test_only_folders_of_files_not_just_written_are_signed(tmp_path: Path) -> None:
+    from artifactstore.local.localtree import check_folder
+
+    root = _folders(tmp_path / "data")
+    (root / "d1" / "sub").mkdir()
+    (root / "d1" / "sub" / "x.bin").write_bytes(b"x")  # written just now: racily clean
+    signed = check_folder(root).signatures
+    assert set(signed) == {"d2"}  # d1 holds a folder; d1/sub a file of this second
+    assert signed["d2"][1] == 2
+    os.utime(root / "d1" / "sub" / "x.bin", (time.time() - 60, time.time() - 60))
+    assert set(check_folder(root).signatures) == {"d2", "d1/sub"}
