@@ -165,19 +165,24 @@ class Runner:
         self.work = work
         self.home = work / "home"
         self.measures: list[Measure] = []
+        #: the package tree the commands import (``--ab``'s "before"), None: installed
+        self.pythonpath: str | None = None
 
     def env(self) -> dict[str, str]:
         h = self.home
-        return {**os.environ, "HOME": str(h), "XDG_CACHE_HOME": str(h / ".cache"),
-                "XDG_CONFIG_HOME": str(h / ".config"), "XDG_DATA_HOME": str(h / ".local/share"),
-                "LC_ALL": "C.UTF-8"}
+        env = {**os.environ, "HOME": str(h), "XDG_CACHE_HOME": str(h / ".cache"),
+               "XDG_CONFIG_HOME": str(h / ".config"), "XDG_DATA_HOME": str(h / ".local/share"),
+               "LC_ALL": "C.UTF-8"}
+        if self.pythonpath is not None:
+            env["PYTHONPATH"] = self.pythonpath
+        return env
 
     def run(self, step: str, args: list[str], *, note: str = "") -> str:
         report = self.work / "measured"
         report.unlink(missing_ok=True)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run([sys.executable, "-I", "-S", str(LAUNCHER), str(report), *args],
-                              env=self.env(), capture_output=True, text=True,
+                              env=self.env(), capture_output=True, text=True, cwd=self.work,
                               stdin=subprocess.DEVNULL, check=False)
         if proc.returncode != 0 or not report.exists():
             raise RuntimeError(f"{step}: {' '.join(args[:4])} exited {proc.returncode}: "
@@ -231,6 +236,43 @@ def run_files(r: Runner, files: int, folders: int, seed: int, every: int) -> Non
         raise RuntimeError(f"restore differs: {problem}")
 
 
+def run_ab(r: Runner, src: Path, before: Path, rounds: int, folders: int) -> None:
+    """``log``, unchanged re-``log`` and a re-``log`` after a change of one folder, of the
+    package tree ``before`` (PYTHONPATH) and of this one, alternately, ``rounds`` times,
+    each in a fresh store and HOME; beside one ``cp -r`` of ``src``. The commands log
+    the copy (``src`` is only read: it may be a shared tree), whose changed files are
+    put back after each variant."""
+    tree = r.work / "cp"
+    files = sum(len(names) for _, _, names in os.walk(src))
+    r.run("cp -r", ["/bin/cp", "-r", str(src), str(tree)], note=f"{files} files")
+    folder = tree / f"d{CHANGED_FOLDER % folders:04d}"
+    originals = sorted(folder.iterdir())[:10]
+    for round_no in range(rounds):
+        # Both by PYTHONPATH, and the commands run from ``work``: a package in the
+        # current folder would come first on ``-m``'s path.
+        variants = (("before", str(before)), ("after", str(Path(__file__).resolve().parents[1])))
+        for name, path in variants[1:] if str(before) == "none" else variants:
+            r.pythonpath, r.home = path, r.work / f"home-{name}"
+            store = r.work / f"store-{name}"
+            for old in (r.home, store):
+                shutil.rmtree(old, ignore_errors=True)
+            tag = f"[{name} {round_no + 1}]"
+            r.tool(f"init {tag}", ["init", str(store), "-q"])
+            log = ["--json", "log", "many", str(tree), "--store", str(store), "-q"]
+            r.tool(f"log {tag}", log)
+            r.tool(f"re-log unchanged {tag}", log)
+            kept = {p: p.read_bytes() for p in originals}
+            for p in originals:
+                p.write_bytes(b"changed " + p.name.encode())
+            (folder / "new.bin").write_bytes(b"added")
+            r.tool(f"log after 11 changes {tag}", log)
+            for p, data in kept.items():
+                p.write_bytes(data)
+            (folder / "new.bin").unlink()
+            shutil.rmtree(store, ignore_errors=True)
+    r.pythonpath = None
+
+
 def run_big(r: Runner, mib: int, seed: int) -> None:
     folder = r.work / "big"
     folder.mkdir(exist_ok=True)
@@ -273,6 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="work dir (kept with --keep)")
     p.add_argument("--keep", action="store_true", help="keep the generated source tree")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--ab", type=Path, default=None, metavar="BEFORE",
+                   help="only the log steps, of the package tree BEFORE and of this one, "
+                   "alternately (see run_ab); 'none': of this one only")
+    p.add_argument("--source", type=Path, default=None,
+                   help="with --ab: an existing tree of the generator (read only)")
+    p.add_argument("--rounds", type=int, default=2)
     args = p.parse_args(argv)
     work = args.out or Path(tempfile.mkdtemp(prefix="million-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -282,7 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     load = [Path("/proc/loadavg").read_text().split()[0]]
     started = time.time()
     try:
-        if args.files:
+        if args.ab is not None:
+            src = args.source
+            if src is None:
+                src = work / "src"
+                generate_tree(src, args.files, args.folders, args.seed)
+            run_ab(r, src, args.ab, args.rounds, args.folders)
+        elif args.files:
             run_files(r, args.files, args.folders, args.seed,
                       1 if args.verify == "all" else 97)
         if args.big_gib:
@@ -301,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps({"measures": [asdict(m) for m in r.measures],
                                              "load": load, "machine": facts}, indent=1))
-        for old in ("cp", "store", "restore", "bigstore", "bigout", "big", "home"):
+        for old in ("cp", "store", "restore", "bigstore", "bigout", "big", "home",
+                    "home-before", "home-after", "store-before", "store-after"):
             shutil.rmtree(work / old, ignore_errors=True)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

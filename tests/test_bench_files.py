@@ -59,3 +59,18 @@ def test_end_to_end_at_a_tiny_scale(tmp_path: Path, capsys: pytest.CaptureFixtur
                      "big: init", "big: log", "big: show", "big: get"]
     assert "| get (restore v1) |" in capsys.readouterr().out
     assert not (tmp_path / "work").exists()
+
+
+def test_ab_logs_a_copy_of_a_source_it_does_not_change(tmp_path: Path) -> None:
+    source = tmp_path / "shared"
+    files_scale.generate_tree(source, 40, 8, seed=20)
+    before = {p: p.read_bytes() for p in source.rglob("*.bin")}
+    out = tmp_path / "out.json"
+    code = files_scale.main(["--files", "40", "--folders", "8", "--ab", "none", "--rounds",
+                             "1", "--source", str(source), "--out", str(tmp_path / "work"),
+                             "--json", str(out)])
+    assert code == 0
+    steps = [m["step"] for m in json.loads(out.read_text())["measures"]]
+    assert steps == ["cp -r", "init [after 1]", "log [after 1]",
+                     "re-log unchanged [after 1]", "log after 11 changes [after 1]"]
+    assert {p: p.read_bytes() for p in source.rglob("*.bin")} == before

@@ -63,8 +63,11 @@ def log(args: argparse.Namespace) -> dict[str, Any]:
     artifact = Artifact(args.name, args.type, args.description, _metadata(args.metadata))
     for path in args.paths:
         p = Path(path)
-        if p.is_dir():
-            artifact.add_dir(p, name=None if len(args.paths) == 1 else p.name,
+        if p.is_dir() and len(args.paths) == 1:  # streamed: bounded memory (ingest)
+            artifact.stream_dir(p, follow_outside_links=args.follow_links,
+                                skip_unreadable=args.skip_unreadable)
+        elif p.is_dir():
+            artifact.add_dir(p, name=p.name,
                              follow_outside_links=args.follow_links,
                              skip_unreadable=args.skip_unreadable)
         else:

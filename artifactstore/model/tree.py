@@ -62,7 +62,8 @@ from artifactstore.objects.envelope import Kind
 
 __all__ = [
     "DEFAULT_MEDIA_TYPE", "SPLIT_THRESHOLD", "Change", "Entry", "FileEntry", "Folder",
-    "Listed", "ReferenceEntry", "TreeSummary", "build_tree", "diff_trees", "iter_entries",
+    "Listed", "ReferenceEntry", "TreeSummary", "TreeWriter", "build_tree", "diff_trees",
+    "iter_entries",
     "iter_listed", "list_dir", "list_dir_listed", "lookup", "pack_node", "path_key",
     "prefetching_reader",
 ]  # fmt: skip
@@ -144,6 +145,121 @@ def build_tree(
 
 def _first(pair: tuple[list[str], Entry]) -> list[str]:
     return pair[0]
+
+
+class TreeWriter:
+    """:func:`build_tree` over a stream: entries come one at a time in *byte order* (by
+    the UTF-8 bytes of their full paths, the order of the content listing, design §11.1)
+    and each directory's node is stored as soon as the stream leaves it, so memory holds
+    the rows of the open directories only, not one object per entry.
+
+    Why byte order and not path order: the paths below a directory share its prefix
+    ``dir/``, so they are contiguous in byte order too, and a depth-first walk that
+    sorts a folder's files by name and its subfolders by ``name/`` gives that order;
+    the same stream then feeds the content digest (:class:`~artifactstore.model.contentid.
+    ContentHasher`) without a sort. A directory's rows are sorted by name when it
+    closes (``a/...`` arrives after ``a-b`` in byte order, before it in path order), so
+    the nodes are the ones :func:`build_tree` writes: the same bytes and root id.
+    Out-of-order or repeated paths and a name that is both a file and a directory are
+    InvalidInputError.
+    """
+
+    def __init__(
+        self, put_blob: PutBlob, *, split_threshold: int | None = None,
+        on_close: Callable[[str, Digest, int, int], None] | None = None,
+    ) -> None:
+        """``on_close(path, node id, size, files)`` is called as each directory below
+        the root is stored."""
+        threshold = SPLIT_THRESHOLD if split_threshold is None else split_threshold
+        if threshold < 2:
+            raise InvalidInputError(f"split threshold must be at least 2, got {threshold}")
+        self._put = put_blob
+        self._writer = _NodeWriter(put_blob, threshold)
+        self._names: list[str] = []  # the open directories below the root
+        self._rows: list[list[_Row]] = [[]]  # rows of the root and of each open directory
+        self._last = b""
+        self._done = False
+        self._on_close = on_close
+
+    def add(self, entry: Entry) -> None:
+        """Add the next entry (its path after the previous one's in byte order)."""
+        if not isinstance(entry, FileEntry | ReferenceEntry):
+            raise InvalidInputError(
+                f"a tree holds FileEntry and ReferenceEntry values, not {type(entry).__name__}"
+            )
+        path = validate_path(entry.path)
+        raw = path.encode("utf-8")
+        if raw <= self._last:
+            raise InvalidInputError(
+                f"path {path!r} comes after {self._last.decode('utf-8', 'replace')!r}: entries "
+                "must be unique and in byte order"
+            )
+        self._last = raw
+        *dirs, name = path.split("/")
+        names = self._names
+        common = 0
+        while common < min(len(names), len(dirs)) and names[common] == dirs[common]:
+            common += 1
+        while len(names) > common:
+            self._close()
+        for folder in dirs[common:]:
+            names.append(folder)
+            self._rows.append([])
+        size = entry.size if entry.size is not None else 0
+        self._rows[-1].append((name, encode_entry(name, entry, self._put), size, 1))
+
+    def add_dir(self, path: str, node_id: Digest, size: int, files: int) -> None:
+        """Add a whole directory already stored (an unchanged folder of a re-log): its
+        node ``node_id`` holding ``files`` entries of ``size`` bytes, under ``path``."""
+        raw = (validate_path(path) + "/").encode("utf-8")
+        if raw <= self._last:
+            raise InvalidInputError(f"folder {path!r} is out of byte order")
+        self._last = raw + b"\xff"  # nothing below it may follow
+        *dirs, name = path.split("/")
+        names = self._names
+        common = 0
+        while common < min(len(names), len(dirs)) and names[common] == dirs[common]:
+            common += 1
+        while len(names) > common:
+            self._close()
+        for folder in dirs[common:]:
+            names.append(folder)
+            self._rows.append([])
+        record = {"n": name, "t": "d", "id": node_id.raw, "size": size, "files": files}
+        self._rows[-1].append((name, record, size, files))
+
+    def finish(self) -> TreeSummary:
+        """Close every directory and store the root; returns it."""
+        if self._done:
+            raise InvalidInputError("this tree was already finished")
+        self._done = True
+        while self._names:
+            self._close()
+        root, size, files = self._writer.write_dir(_in_name_order(self._rows[0]))
+        return TreeSummary(root, size, files)
+
+    def _close(self) -> None:
+        rows = self._rows
+        rows[-1] = _in_name_order(rows[-1])
+        path = "/".join(self._names)
+        self._writer.close_dir(self._names.pop(), rows)
+        if self._on_close is not None:
+            _, record, size, files = rows[-1][-1]
+            self._on_close(path, Digest(record["id"]), size, files)
+
+
+def _name(row: _Row) -> str:
+    return row[0]
+
+
+def _in_name_order(rows: list[_Row]) -> list[_Row]:
+    rows.sort(key=_name)
+    for i in range(1, len(rows)):
+        if rows[i - 1][0] == rows[i][0]:
+            raise InvalidInputError(
+                f"{rows[i][0]!r} is in the artifact twice, or as a file and as a directory"
+            )
+    return rows
 
 
 def pack_node(body_key: str, rows: list[Any]) -> bytes:

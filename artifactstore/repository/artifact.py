@@ -14,16 +14,23 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from artifactstore.core.errors import InvalidInputError, NotFoundError
-from artifactstore.local.localtree import Skipped, walk_folder
+from artifactstore.local.localtree import (
+    FileRun,
+    Skipped,
+    check_folder,
+    iter_folder,
+    iter_runs,
+    walk_folder,
+)
 from artifactstore.model.names import validate_artifact_name
 from artifactstore.model.paths import validate_path
 
-__all__ = ["Artifact", "Skipped", "StagedFile", "StagedReference"]
+__all__ = ["Artifact", "Skipped", "StagedFile", "StagedFolder", "StagedReference"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +53,28 @@ class StagedReference:
 Staged = StagedFile | StagedReference
 
 
+@dataclass(frozen=True, slots=True)
+class StagedFolder:
+    """Every file of a local folder, checked but not listed: logging walks it again and
+    stores its files as the walk meets them (a million staged paths are ~200 MB)."""
+
+    root: Path
+    follow_outside_links: bool
+    skip_unreadable: bool
+    #: each folder of files' signature when it was checked (:class:`FolderCheck`)
+    signatures: Mapping[str, tuple[bytes, int]] = field(default_factory=dict)
+
+    def files(self) -> Iterator[tuple[str, str]]:
+        """(artifact path, absolute local path) in byte order of the artifact paths."""
+        return iter_folder(self.root, follow_outside_links=self.follow_outside_links,
+                           skip_unreadable=self.skip_unreadable)
+
+    def runs(self) -> Iterator[FileRun]:
+        """:meth:`files` in runs of one folder's files (a folder of files in one run)."""
+        return iter_runs(self.root, follow_outside_links=self.follow_outside_links,
+                         skip_unreadable=self.skip_unreadable, signed=self.signatures)
+
+
 class Artifact:
     """A new version of the artifact ``name`` of ``type``, being assembled."""
 
@@ -58,21 +87,62 @@ class Artifact:
         self.description = description
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._staged: dict[str, Staged] = {}
+        #: a folder staged whole by :meth:`stream_dir`, listed only if something asks
+        self._folder: StagedFolder | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         #: local entries ``add_dir`` left out (special files, folder links, and with
         #: ``skip_unreadable`` what it could not read), for the user to see
         self.skipped: list[Skipped] = []
 
     def __repr__(self) -> str:
+        if self._folder is not None:
+            return f"Artifact({self.name!r}, type={self.type!r}, folder {self._folder.root})"
         return f"Artifact({self.name!r}, type={self.type!r}, {len(self._staged)} entries)"
 
     @property
     def entries(self) -> tuple[Staged, ...]:
+        self._list_folder()
         return tuple(self._staged[p] for p in sorted(self._staged))
+
+    @property
+    def streamed(self) -> StagedFolder | None:
+        """The folder staged by :meth:`stream_dir`, when it is all that is staged."""
+        return self._folder
+
+    def stream_dir(self, path: str | os.PathLike[str], *, follow_outside_links: bool = False,
+                   skip_unreadable: bool = False) -> None:
+        """Stage every file under the folder ``path`` like :meth:`add_dir` (the same
+        policy, checked now), without listing them: logging streams them in bounded
+        memory. On an artifact that has entries already, this is :meth:`add_dir`."""
+        root = Path(path)
+        if self._staged or self._folder is not None:
+            self.add_dir(root, follow_outside_links=follow_outside_links,
+                         skip_unreadable=skip_unreadable)
+            return
+        if not root.is_dir():
+            raise NotFoundError(f"cannot add {root}: no such folder (check the path)")
+        checked = check_folder(root, follow_outside_links=follow_outside_links,
+                               skip_unreadable=skip_unreadable)
+        self._folder = StagedFolder(root, follow_outside_links, skip_unreadable,
+                                    checked.signatures)
+        self.skipped.extend(checked.skipped)
+
+    def _list_folder(self) -> None:
+        """Stage the streamed folder's files one by one (a caller asks for entries)."""
+        folder, self._folder = self._folder, None
+        if folder is not None:
+            for rel, source in folder.files():
+                self._stage(StagedFile(validate_path(rel), Path(source)))
 
     def staged_bytes(self) -> int:
         """Total size of the staged files as they are on disk now (for progress bars)."""
         total = 0
+        if self._folder is not None:
+            for _, source in self._folder.files():
+                try:
+                    total += os.stat(source).st_size
+                except OSError:
+                    continue  # reported when logging reads it
         for entry in self._staged.values():
             if isinstance(entry, StagedReference):
                 continue
@@ -142,6 +212,7 @@ class Artifact:
     def remove(self, name: str) -> None:
         """Unstage ``name``, or every entry below it if it is a folder."""
         path = validate_path(name)
+        self._list_folder()
         doomed = [p for p in self._staged if p == path or p.startswith(path + "/")]
         if not doomed:
             raise NotFoundError(f"{name!r} is not in artifact {self.name!r}")
@@ -149,6 +220,8 @@ class Artifact:
             del self._staged[p]
 
     def _stage(self, entry: Staged) -> str:
+        if self._folder is not None:
+            self._list_folder()
         self._staged[entry.path] = entry
         return entry.path
 

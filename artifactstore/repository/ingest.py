@@ -17,15 +17,25 @@ from pathlib import Path
 from typing import Any
 
 from artifactstore.core import encoding
+from artifactstore.core.digest import Digest
 from artifactstore.core.errors import InvalidInputError, NotFoundError
-from artifactstore.model.contentid import content_digest
+from artifactstore.model.contentid import ContentHasher, content_digest
 from artifactstore.model.manifest import Manifest
-from artifactstore.model.tree import Entry, FileEntry, build_tree, iter_entries
+from artifactstore.model.paths import validate_path
+from artifactstore.model.tree import (
+    Entry,
+    FileEntry,
+    TreeSummary,
+    TreeWriter,
+    build_tree,
+    iter_entries,
+)
 from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import Progress
 from artifactstore.records.refs import NewVersion, VersionRecord
-from artifactstore.repository.artifact import Artifact, Staged, StagedReference
+from artifactstore.repository._folders import Folders
+from artifactstore.repository.artifact import Artifact, Staged, StagedFolder, StagedReference
 from artifactstore.repository.project import Project
 from artifactstore.repository.references import describe_reference
 from artifactstore.repository.version import ArtifactVersion
@@ -37,6 +47,9 @@ _SMALL_FILE = 1 << 20
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 #: reads of a file that keeps changing before logging refuses it
 _READ_TRIES = 3
+#: a streamed log flushes its packs and their index after this many new blobs, so the
+#: store's per-blob bookkeeping of unflushed packs stays bounded (~50 MB)
+_FLUSH_BLOBS = 200_000
 
 
 def as_artifact(
@@ -59,9 +72,9 @@ def as_artifact(
         return value
     path = Path(value)
     artifact = Artifact(name or path.name, type or "unspecified", description, metadata)
-    if path.is_dir():
-        artifact.add_dir(path, follow_outside_links=follow_outside_links,
-                         skip_unreadable=skip_unreadable)
+    if path.is_dir():  # checked now, stored as a stream when logged
+        artifact.stream_dir(path, follow_outside_links=follow_outside_links,
+                            skip_unreadable=skip_unreadable)
     elif path.is_file():
         artifact.add_file(path)
     else:
@@ -83,6 +96,9 @@ def log_version(
     encoding.pack(artifact.metadata)  # unencodable metadata is refused before any upload
     project.ensure_writable()
     stat_cache = project.stat_cache
+    if artifact.streamed is not None:
+        return _log_streamed(project, artifact, artifact.streamed, aliases=aliases,
+                             run_id=run_id, progress=progress)
     staged = artifact.entries  # sorted anew on every call: once
     _preload_stat_cache(project, staged)
     try:
@@ -95,6 +111,59 @@ def log_version(
     except BaseException:
         stat_cache.discard()  # nothing committed: nothing to remember
         project.objects.abort()  # nor to upload: a refused log leaves the store as it was
+        raise
+    stat_cache.save()
+    project.catalog.invalidate()
+    for alias in aliases:
+        project.refs.set_alias(record.artifact, alias, record.number)
+    artifact.cleanup()
+    return ArtifactVersion(project, record, created=created)
+
+
+def _log_streamed(
+    project: Project, artifact: Artifact, folder: StagedFolder, *, aliases: Sequence[str],
+    run_id: str | None, progress: Progress | None,
+) -> ArtifactVersion:
+    """:func:`log_version` of a folder staged whole: its files are stored as the walk
+    meets them, in byte order of their paths, and each folder's tree node is written
+    when the walk leaves it; the content digest is hashed on the way. Memory holds the
+    open folders' rows, not one object per file. A folder of files whose every stat is
+    as the stat cache's folder row says is taken whole (``_folders``)."""
+    objects, stat_cache = project.objects, project.stat_cache
+    stat_cache.preload(Path(os.path.abspath(folder.root)), ordered=True)
+    try:
+        # Lazy: when every file is known from the stat cache nothing is written and the
+        # index is not listed; the first write (or a reused chunk the local index does
+        # not know) looks at the store, and the commit guard always does.
+        objects.begin_session(refresh=False)
+        try:
+            folders = Folders(project, folder.signatures, progress)
+            tree = TreeWriter(objects.put_blob, on_close=folders.closed)
+            content = ContentHasher()
+            flushed = objects.stats.blobs_new
+            for run in folder.runs():
+                if run.whole and folders.reuse(run, tree, content):
+                    continue
+                files = run.listed()
+                note = folders.note(run, files)
+                for rel, source in files:
+                    entry, st = _store_one(project, validate_path(rel), source, progress)
+                    tree.add(entry)
+                    line = content.add(entry)
+                    if note is not None:
+                        note.add(entry, st, line)
+                if objects.stats.blobs_new - flushed >= _FLUSH_BLOBS:
+                    objects.flush()  # garbage until the commit point, like any pack
+                    flushed = objects.stats.blobs_new
+            record, created = _commit_tree(
+                project, artifact.name, artifact.type, tree.finish(), content.digest(),
+                description=artifact.description, metadata=artifact.metadata,
+                run_id=run_id)
+        finally:
+            objects.end_session()
+    except BaseException:
+        stat_cache.discard()
+        objects.abort()
         raise
     stat_cache.save()
     project.catalog.invalidate()
@@ -160,14 +229,23 @@ def commit_entries(
     names (only when there is a commit to make).
     """
     entries = list(entries)
+    summary = build_tree(entries, project.objects.put_blob)
+    return _commit_tree(project, name, type, summary, content_digest(entries),
+                        description=description, metadata=metadata, run_id=run_id)
+
+
+def _commit_tree(
+    project: Project, name: str, type: str, summary: TreeSummary, content: Digest, *,
+    description: str | None, metadata: Mapping[str, Any] | None, run_id: str | None,
+) -> tuple[VersionRecord, bool]:
+    """Store the manifest root of the stored tree ``summary`` and commit the record."""
     objects = project.objects
-    summary = build_tree(entries, objects.put_blob)
     root = Manifest(tree=summary.id, size=summary.size, files=summary.files)
     manifest = objects.put_blob(Kind.MANIFEST, root.encode())
     objects.flush()  # packs and index land before the version record names them
     new = NewVersion(name, type=type, manifest=manifest, digest=summary.id,
                      size=summary.size, files=summary.files, description=description,
-                     metadata=metadata, run=run_id, content=content_digest(entries))
+                     metadata=metadata, run=run_id, content=content)
     return project.refs.commit_version(new, guard=objects.commit_guard)
 
 
@@ -236,15 +314,21 @@ def _cached_refs(project: Project, files: Sequence[Staged]) -> list[tuple[FileRe
     return known
 
 
-def _store_file(project: Project, path: str, source: Path,
+def _store_file(project: Project, path: str, source: str | Path,
                 progress: Progress | None) -> FileEntry:
+    return _store_one(project, path, source, progress)[0]
+
+
+def _store_one(project: Project, path: str, source: str | Path,
+               progress: Progress | None) -> tuple[FileEntry, os.stat_result]:
+    """The entry of ``source`` stored (or known to the stat cache), and the stat it is of."""
     where = os.path.abspath(source)
     stat_cache = project.stat_cache
     try:
         st = os.stat(source)
         cached = stat_cache.lookup(where, st)
         if cached is not None and project.objects.reuse(cached, progress):
-            return FileEntry.from_ref(path, cached, mode=st.st_mode & 0o777)
+            return FileEntry.from_ref(path, cached, mode=st.st_mode & 0o777), st
         for _ in range(_READ_TRIES):
             ref, st, steady = _read_file(project, source, progress)
             if steady:
@@ -268,10 +352,10 @@ def _store_file(project: Project, path: str, source: Path,
         raise InvalidInputError(
             f"cannot read {source}: {exc.strerror or exc}; nothing was logged"
         ) from None
-    return FileEntry.from_ref(path, ref, mode=mode)
+    return FileEntry.from_ref(path, ref, mode=mode), st
 
 
-def _read_file(project: Project, source: Path, progress: Progress | None
+def _read_file(project: Project, source: str | Path, progress: Progress | None
                ) -> tuple[FileRef, os.stat_result, bool]:
     """Store the bytes of ``source``; also its ``stat`` and whether it held still.
 
