@@ -62,9 +62,11 @@ def test_the_chain_trusts_after_a_quiet_look_then_a_listing() -> None:
     fresh = IndexFreshness(commit_window=120, relist_after=300)
     fresh.listed(0.0)  # a first listing with no look before it anchors nothing
     fresh.looked(1.0, quiet=True)
-    assert not fresh.trusted() and not fresh.may_skip(2.0)
+    assert not fresh.trusted()
+    assert not fresh.may_skip(2.0)
     fresh.listed(2.0)  # a quiet look 1 s before a listing: the anchor
-    assert fresh.trusted() and fresh.may_skip(30.0)
+    assert fresh.trusted()
+    assert fresh.may_skip(30.0)
     for t in (30.0, 80.0, 130.0, 180.0):  # looks less than W/2 = 60 s apart
         fresh.looked(t, quiet=True)
         assert fresh.trusted()
@@ -76,7 +78,8 @@ def test_a_condemnation_or_a_gap_of_half_the_window_breaks_the_chain() -> None:
     fresh.looked(0.0, quiet=True)
     fresh.listed(0.5)
     fresh.looked(10.0, quiet=False)  # gc condemned something
-    assert not fresh.trusted() and not fresh.may_skip(11.0)
+    assert not fresh.trusted()
+    assert not fresh.may_skip(11.0)
     fresh.listed(11.0)  # the last look found condemnations: no anchor
     assert not fresh.trusted()
     fresh.looked(12.0, quiet=True)
