@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import artifactstore
@@ -28,6 +29,8 @@ from artifactstore.core.errors import ArtifactStoreError, IntegrityError, Invali
 from artifactstore.lineage.audit import AuditReport
 from artifactstore.lineage.graph import EXPORT_FORMATS as FORMATS
 from artifactstore.lineage.graph import describe_state
+from artifactstore.lineage.queries import neighbours
+from artifactstore.lineage.walk import Lineage
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -76,7 +79,7 @@ def _format(args: argparse.Namespace, default: str) -> str:
     return fmt
 
 
-def _label(node: str, attrs: dict[str, Any]) -> str:
+def _label(node: str, attrs: Mapping[str, Any]) -> str:
     state = attrs.get("state", "live")
     gone = "" if state == "live" else f" {state.upper()}"
     if attrs.get("kind") == "run":
@@ -86,7 +89,7 @@ def _label(node: str, attrs: dict[str, Any]) -> str:
     return f"{node} ({attrs.get('type') or '?'}) {aliases}".rstrip() + gone
 
 
-def tree(graph: nx.DiGraph, start: str, *, upstream: bool) -> str:
+def tree(graph: nx.DiGraph | Lineage, start: str, *, upstream: bool) -> str:
     """An indented tree from ``start``; a node reached again is named, not repeated."""
     arrow = "<- " if upstream else "-> "
     lines: list[str] = []
@@ -132,14 +135,15 @@ def lineage(args: argparse.Namespace) -> int | dict[str, Any]:
             node, graph = None, store.lineage(sync=True)
         else:
             node = _node(store, args.ref)
-            query = store.downstream if args.downstream else store.upstream
-            # _node has just synced: one sync per command (a warm one is one request)
-            graph = query(node, depth, sync=False)
+            # _node has just synced: one sync per command (a warm one is one request);
+            # walked in the catalog, without networkx unless exported (issue 20)
+            graph = neighbours(store.context, node, depth, upstream=not args.downstream,
+                               sync=False)
     if fmt == "text":
         assert node is not None
         text = tree(graph, node, upstream=not args.downstream)
     else:
-        text = _export(graph, fmt)
+        text = _export(graph if not isinstance(graph, Lineage) else graph.to_networkx(), fmt)
     with open_output(args.output) as out:
         out.write(text)
     if args.output is None:

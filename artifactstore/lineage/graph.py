@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXPORT_FORMATS", "STATES", "FileUse", "build_graph", "describe_state", "neighbourhood",
-    "run_node", "version_node",
+    "run_node", "state_attrs", "version_node",
 ]  # fmt: skip
 
 #: the formats of :mod:`artifactstore.lineage.formats` (here so that listing them, as
@@ -74,7 +74,7 @@ class FileUse:
         }
 
 
-def _state_attrs(event: LifecycleEvent | None, *, missing: bool = False) -> dict[str, object]:
+def state_attrs(event: LifecycleEvent | None, *, missing: bool = False) -> dict[str, object]:
     """A node's ``state`` attributes from its tombstone (None: live, or missing)."""
     if event is None:
         state = "missing" if missing else "live"
@@ -129,7 +129,7 @@ def build_graph(catalog: Catalog, runs: list[RunInfo]) -> nx.DiGraph:
             digest=(record.content or record.digest).hex,
             created_at=record.created_at,
             aliases=names,
-            **_state_attrs(tombstone, missing=gone),
+            **state_attrs(tombstone, missing=gone),
         )
         if record.run is not None:
             producers.append((run_node(record.run), node))
@@ -145,7 +145,7 @@ def build_graph(catalog: Catalog, runs: list[RunInfo]) -> nx.DiGraph:
             ended_at=run.ended_at,
             git_commit=run.git_commit,
             git_dirty=run.git_dirty,
-            **_state_attrs(lifecycle.deleted_runs.get(run.run_id)),
+            **state_attrs(lifecycle.deleted_runs.get(run.run_id)),
         )
     edges = catalog.edges()
     used = {(run_id, artifact, number) for run_id, d, artifact, number, _, _ in edges
@@ -166,7 +166,7 @@ def build_graph(catalog: Catalog, runs: list[RunInfo]) -> nx.DiGraph:
                 digest=None,
                 created_at=None,
                 aliases=[],
-                **_state_attrs(lifecycle.tombstone(artifact, number), missing=True),
+                **state_attrs(lifecycle.tombstone(artifact, number), missing=True),
             )
         if direction == "use":
             graph.add_edge(vnode, rnode, kind="used")

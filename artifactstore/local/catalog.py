@@ -204,6 +204,11 @@ def _either(first: Callable[[], Any], then: Callable[[], Any] | None) -> Any:
         return then()
 
 
+def _run_filter(prefix: str, exact: bool) -> tuple[str, tuple[str]]:
+    """The WHERE clause on ``run_id`` (no user text in it: ``prefix`` is a parameter)."""
+    return ("run_id = ?", (prefix,)) if exact else ("run_id LIKE ?", (prefix + "%",))
+
+
 def _pack(value: object) -> bytes:
     return encoding.pack(value)
 
@@ -592,31 +597,34 @@ class Catalog:
 
     def versions(self) -> list[tuple[VersionRecord, bool]]:
         """Every known version record, with whether it has vanished from the store."""
-        import types  # local: only this query needs it
-
         rows = self.query("SELECT * FROM versions ORDER BY artifact, number")
-        return [
-            (
-                VersionRecord(
-                    project=self._project,
-                    artifact=r[0],
-                    number=r[1],
-                    type=r[2],
-                    digest=Digest(r[3]),
-                    manifest=Digest(r[4]),
-                    size=r[5],
-                    files=r[6],
-                    created_at=r[7],
-                    created_by=r[8],
-                    run=r[9],
-                    description=r[10],
-                    metadata=types.MappingProxyType(_unpack(r[11])),
-                    content=None if r[12] is None else Digest(r[12]),
-                ),
-                bool(r[13]),
-            )
-            for r in rows
-        ]
+        return [(self._version(r), bool(r[13])) for r in rows]
+
+    def version(self, artifact: str, number: int) -> tuple[VersionRecord, bool] | None:
+        """One version record and whether it has vanished, or None if never seen."""
+        rows = self.query("SELECT * FROM versions WHERE artifact=? AND number=?",
+                          (artifact, number))
+        return (self._version(rows[0]), bool(rows[0][13])) if rows else None
+
+    def _version(self, r: tuple[Any, ...]) -> VersionRecord:
+        import types  # local: only the version queries need it
+
+        return VersionRecord(
+            project=self._project,
+            artifact=r[0],
+            number=r[1],
+            type=r[2],
+            digest=Digest(r[3]),
+            manifest=Digest(r[4]),
+            size=r[5],
+            files=r[6],
+            created_at=r[7],
+            created_by=r[8],
+            run=r[9],
+            description=r[10],
+            metadata=types.MappingProxyType(_unpack(r[11])),
+            content=None if r[12] is None else Digest(r[12]),
+        )
 
     def artifact_numbers(self) -> dict[str, set[int]]:
         """Artifact name -> the numbers of its versions still in the store, by name."""
@@ -668,35 +676,40 @@ class Catalog:
             for r in rows
         ]
 
-    def edges(self, prefix: str = "") -> list[tuple[str, str, str, int, str | None, bool]]:
+    def edges(self, prefix: str = "", *, exact: bool = False
+              ) -> list[tuple[str, str, str, int, str | None, bool]]:
         """``(run_id, direction, artifact, number, role, created)`` of recorded edges.
 
-        Only runs whose id starts with ``prefix``; ``created`` is False for an
-        output whose content equalled the latest version (nothing new was made).
+        Only runs whose id starts with ``prefix`` (is ``prefix`` when ``exact``: an
+        index look-up, not a scan); ``created`` is False for an output whose content
+        equalled the latest version (nothing new was made).
         """
         if not _ID_PREFIX.fullmatch(prefix):
             return []
+        where, param = _run_filter(prefix, exact)
         return [
             (r[0], r[1], r[2], r[3], r[4], r[5] is None or bool(r[5]))
             for r in self.query(
                 "SELECT run_id, direction, artifact, number, role, created FROM run_edges "
-                "WHERE run_id LIKE ? ORDER BY run_id, seq", (prefix + "%",)
+                f"WHERE {where} ORDER BY run_id, seq", param
             )
         ]
 
-    def runs(self, host: str | None = None, *, prefix: str = "") -> list[RunInfo]:
-        """Known runs whose id starts with ``prefix``, oldest first.
+    def runs(self, host: str | None = None, *, prefix: str = "",
+             exact: bool = False) -> list[RunInfo]:
+        """Known runs whose id starts with ``prefix`` (is ``prefix`` when ``exact``),
+        oldest first.
 
         ``host`` enables the same-host crash check (see ``derive_status``).
         """
         if not _ID_PREFIX.fullmatch(prefix):
             return []  # not the start of any run id (and no LIKE wildcards get through)
-        like = (prefix + "%",)
-        ends = {r[0]: r for r in self.query("SELECT * FROM run_ends WHERE run_id LIKE ?", like)}
-        beats = dict(self.query("SELECT run_id, at FROM heartbeats WHERE run_id LIKE ?", like))
+        where, like = _run_filter(prefix, exact)
+        ends = {r[0]: r for r in self.query(f"SELECT * FROM run_ends WHERE {where}", like)}
+        beats = dict(self.query(f"SELECT run_id, at FROM heartbeats WHERE {where}", like))
         inputs: dict[str, list[str]] = {}
         outputs: dict[str, list[str]] = {}
-        for run_id, direction, artifact, number, _, _ in self.edges(prefix):
+        for run_id, direction, artifact, number, _, _ in self.edges(prefix, exact=exact):
             bucket = inputs if direction == "use" else outputs
             refs = bucket.setdefault(run_id, [])
             ref = f"{artifact}:v{number}"
@@ -705,7 +718,7 @@ class Catalog:
         result = []
         now_ = datetime.now(UTC)
         deleted = self.lifecycle_state().deleted_runs
-        for r in self.query("SELECT * FROM runs WHERE run_id LIKE ? ORDER BY run_id", like):
+        for r in self.query(f"SELECT * FROM runs WHERE {where} ORDER BY run_id", like):
             start_fields: dict[str, Any] = {
                 "project": self._project,
                 "run_id": r[0],
