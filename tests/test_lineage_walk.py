@@ -62,7 +62,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> str:
         store.delete_run(runs[2].run_id, reason="leaked")
         store.artifact("model-1:v0")  # exists
         gone = store.objects.backend  # a version record vanishes behind our back
-        keys = [k for k in gone.list(f"projects/default/artifacts/model-2/versions/")]
+        keys = [k for k in gone.list("projects/default/artifacts/model-2/versions/")]
         gone.delete(sorted(keys)[0])
         store.catalog.sync(full=True)
     return url
