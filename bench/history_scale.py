@@ -188,8 +188,9 @@ else:
 # VmHWM, not ru_maxrss: that one keeps the forking benchmark's peak across exec
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status")
            if line.startswith("VmHWM:"))
+import artifactstore
 print(json.dumps({"rc": rc, "seconds": t2 - t1, "import_s": t1 - t0, "out": text,
-                  "max_rss": hwm * 1024}))
+                  "max_rss": hwm * 1024, "code": artifactstore.__file__}))
 """
 
 
@@ -242,8 +243,14 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
         lineage = {"kind": "cli", "argv": ["lineage", built["deep_ref"], "--store", url,
                                            "--project", PROJECT, "--json"]}
 
-        def step(name: str, op: dict[str, Any]) -> dict[str, Any]:
-            reply = run_child(server, op, env)
+        env_before = None if args.before is None else {
+            **env, "PYTHONPATH": str(args.before.resolve())}
+
+        def step(name: str, op: dict[str, Any], *, before: bool = False) -> dict[str, Any]:
+            reply = run_child(server, op, env_before if before and env_before else env)
+            if before:
+                name = f"{name} [before: {args.before}]"
+                assert str(args.before.resolve()) in reply["code"], reply["code"]
             shapes: dict[str, int] = {}
             for request in server.requests:
                 method, _, target = request.partition(" ")
@@ -271,10 +278,14 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
         print(f"  ls, cold, no bundles: {reply['seconds']:.1f} s, {reply['requests']:,} "
               "requests", flush=True)
         step("ls, cold: empty client cache (the catalog's first build, from bundles)", ls)
-        for _ in range(args.warm):
+        for _ in range(args.warm):  # with --before: the old code's run alternated
             step("ls, warm, nothing changed", ls)
+            if env_before:
+                step("ls, warm, nothing changed", ls, before=True)
         for _ in range(args.warm):
             step("lineage, warm, nothing changed", lineage)
+            if env_before:
+                step("lineage, warm, nothing changed", lineage, before=True)
         step("store.sync(): a full listing (what every sync cost before the journal)",
              {"kind": "sync", "url": url, "project": PROJECT})
         with artifactstore.open(url, PROJECT, cache_dir=work / "writer",
@@ -295,7 +306,7 @@ MIB = 1 << 20
 
 def verdicts(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows = result["steps"]
-    warm = [r for r in rows if "warm, nothing changed" in r["step"]]
+    warm = [r for r in rows if "warm, nothing changed" in r["step"] and "[before" not in r["step"]]
     cold = rows[0]
     worst_s = max(r["seconds"] for r in warm)
     worst_n = max(r["requests"] for r in warm)
@@ -357,6 +368,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--with-packs", action="store_true")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--markdown", type=Path, default=None)
+    p.add_argument("--before", type=Path, default=None,
+                   help="a source tree of an older commit: its CLI runs each warm step "
+                        "too, alternated with this tree's (same moto copy, same cache)")
     return p.parse_args(argv)
 
 
