@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from artifactstore.backends.temps import remove_stale_temps, stale_temps
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import ArtifactStoreError, IntegrityError, InvalidInputError
+from artifactstore.maintenance.consolidate import consolidate_index
 from artifactstore.maintenance.losses import missing_records
 from artifactstore.model.entries import FileEntry
 from artifactstore.model.tree import iter_entries
@@ -80,6 +81,9 @@ class GcReport:
     #: change-journal entries older than ``journal.PRUNE_AFTER`` deleted (or, in a dry
     #: run, that would be; design §12.8)
     journal_pruned: int = 0
+    #: index objects merged into fewer (consolidate.py), and how many were written
+    index_objects_merged: int = 0
+    index_objects_written: int = 0
 
     @property
     def bytes_freed(self) -> int:
@@ -245,6 +249,11 @@ def collect_garbage(
                 and any(d.waiting for d in report.domains.values())):
             _sweep_now(project, report, window, repack_threshold, progress, caches, only,
                        on_wait)
+        if not dry_run:  # under the lock: no sweep replaces index objects meanwhile
+            for objects, _ in marked.values():
+                merged = consolidate_index(objects)
+                report.index_objects_merged += merged.merged
+                report.index_objects_written += merged.written
         backend = project.objects.backend
         report.stale_temps = len(stale_temps(backend, window) if dry_run
                                  else remove_stale_temps(backend, window))
