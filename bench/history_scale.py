@@ -152,15 +152,29 @@ def load_into_moto(store: Path, bucket: str, prefix: str, *, with_packs: bool,
 
 
 def bundle(store: Path) -> dict[str, Any]:
-    """``store.bundle_records()`` on the local copy (once; the maintainer's step)."""
+    """``store.bundle_records()`` and gc's index consolidation on the local copy (once;
+    the maintainer's steps)."""
+    from artifactstore.maintenance.consolidate import consolidate_index
+    from artifactstore.objects.gcrecords import GcLock
+
     began = time.perf_counter()
     with artifactstore.open(str(store), PROJECT, fsync=False,
                             cache_dir=store.parent / "client") as opened:
         count = opened.bundle_records()
+        seconds = time.perf_counter() - began
+        began = time.perf_counter()
+        lock = GcLock(opened.objects.backend)
+        lock.acquire()
+        try:
+            merged = consolidate_index(opened.objects)
+        finally:
+            lock.release()
     folder = store / "projects" / PROJECT / "bundles"
     files = list(folder.iterdir()) if folder.is_dir() else []
-    return {"records": count, "seconds": time.perf_counter() - began, "bundles": len(files),
-            "bytes": sum(f.stat().st_size for f in files)}
+    return {"records": count, "seconds": seconds, "bundles": len(files),
+            "bytes": sum(f.stat().st_size for f in files),
+            "index_merged": merged.merged, "index_written": merged.written,
+            "consolidate_s": time.perf_counter() - began}
 
 
 # -- one command in a fresh process ------------------------------------------------------
