@@ -211,8 +211,10 @@ print(json.dumps({"rc": rc, "seconds": t2 - t1, "import_s": t1 - t0, "out": text
 def run_child(server: Any, op: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     server.reset_count()
     began = time.perf_counter()
+    # run in the tree PYTHONPATH names: ``-c`` puts the working folder first on sys.path
     done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(op)], env=env,
-                          capture_output=True, text=True, timeout=3600, check=False)
+                          cwd=env["PYTHONPATH"], capture_output=True, text=True,
+                          timeout=3600, check=False)
     wall = time.perf_counter() - began
     requests = server.request_count
     if done.returncode != 0:
