@@ -14,11 +14,9 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import artifactstore
-from artifactstore.backends.memory import MemoryBackend
 from artifactstore.core.chunking import ChunkerParams
 from artifactstore.core.digest import Digest
 from artifactstore.objects.config import StoreConfig
@@ -27,22 +25,14 @@ from artifactstore.objects.gcrecords import condemnations
 from artifactstore.objects.layout import PLAIN_DOMAIN, index_prefix
 from artifactstore.objects.store import ObjectStore
 from artifactstore.testing.data import random_bytes
+from artifactstore.testing.listings import ListingRecorder
 from artifactstore.testing.stores import init_quick_store
 
 SMALL = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384)
 INDEX = index_prefix(PLAIN_DOMAIN)
 
 
-class CountingBackend(MemoryBackend):
-    """A memory backend that remembers the prefixes it was asked to list."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.listed: list[str] = []
-
-    def list(self, prefix: str = "") -> Iterator[str]:
-        self.listed.append(prefix)
-        return super().list(prefix)
+CountingBackend = ListingRecorder
 
 
 def _commit_one(objects: ObjectStore, data: bytes) -> list[Digest]:

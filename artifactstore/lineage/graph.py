@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXPORT_FORMATS", "STATES", "FileUse", "build_graph", "describe_state", "neighbourhood",
-    "run_node", "state_attrs", "version_node",
+    "reach", "run_node", "state_attrs", "version_node",
 ]  # fmt: skip
 
 #: the formats of :mod:`artifactstore.lineage.formats` (here so that listing them, as
@@ -183,6 +183,13 @@ def neighbourhood(
 ) -> nx.DiGraph:
     """The subgraph of ``start`` and what it comes from (upstream) or feeds."""
     step: Callable[[str], Iterable[str]] = graph.predecessors if upstream else graph.successors
+    sub: nx.DiGraph = graph.subgraph(reach(start, step, depth)).copy()
+    return sub
+
+
+def reach(start: str, step: Callable[[str], Iterable[str]], depth: int | None) -> set[str]:
+    """``start`` and every node ``step`` leads to, breadth first, up to ``depth``
+    generations of versions (two steps each: version -> run -> version)."""
     hops = None if depth is None else 2 * depth
     seen = {start}
     frontier = [start]
@@ -196,5 +203,4 @@ def neighbourhood(
                     following.append(other)
         frontier = following
         level += 1
-    sub: nx.DiGraph = graph.subgraph(seen).copy()
-    return sub
+    return seen

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from artifactstore.lineage.graph import run_node, state_attrs, version_node
+from artifactstore.lineage.graph import reach, run_node, state_attrs, version_node
 from artifactstore.local import catalogwalk as cw
 from artifactstore.local.catalog import Catalog
 from artifactstore.model.names import parse_ref, parse_version_label
@@ -165,19 +165,7 @@ def walk(catalog: Catalog, start: str, *, upstream: bool, depth: int | None = No
     """``start`` and every node it comes from (``upstream``) or feeds, up to ``depth``
     generations of versions; the subgraph keeps every edge between its nodes."""
     walker = _Walker(catalog, host)
-    hops = None if depth is None else 2 * depth
-    seen = {start}
-    frontier = [start]
-    level = 0
-    while frontier and (hops is None or level < hops):
-        following = []
-        for node in frontier:
-            for other in walker.step(node, upstream=upstream):
-                if other not in seen:
-                    seen.add(other)
-                    following.append(other)
-        frontier = following
-        level += 1
+    seen = reach(start, lambda node: walker.step(node, upstream=upstream), depth)
     latest: dict[str, int | None] = {}
     aliases: dict[str, dict[int, list[str]]] = {}
     nodes: dict[str, Mapping[str, Any]] = {}
