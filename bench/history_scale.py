@@ -152,15 +152,29 @@ def load_into_moto(store: Path, bucket: str, prefix: str, *, with_packs: bool,
 
 
 def bundle(store: Path) -> dict[str, Any]:
-    """``store.bundle_records()`` on the local copy (once; the maintainer's step)."""
+    """``store.bundle_records()`` and gc's index consolidation on the local copy (once;
+    the maintainer's steps)."""
+    from artifactstore.maintenance.consolidate import consolidate_index
+    from artifactstore.objects.gcrecords import GcLock
+
     began = time.perf_counter()
     with artifactstore.open(str(store), PROJECT, fsync=False,
                             cache_dir=store.parent / "client") as opened:
         count = opened.bundle_records()
+        seconds = time.perf_counter() - began
+        began = time.perf_counter()
+        lock = GcLock(opened.objects.backend)
+        lock.acquire()
+        try:
+            merged = consolidate_index(opened.objects)
+        finally:
+            lock.release()
     folder = store / "projects" / PROJECT / "bundles"
     files = list(folder.iterdir()) if folder.is_dir() else []
-    return {"records": count, "seconds": time.perf_counter() - began, "bundles": len(files),
-            "bytes": sum(f.stat().st_size for f in files)}
+    return {"records": count, "seconds": seconds, "bundles": len(files),
+            "bytes": sum(f.stat().st_size for f in files),
+            "index_merged": merged.merged, "index_written": merged.written,
+            "consolidate_s": time.perf_counter() - began}
 
 
 # -- one command in a fresh process ------------------------------------------------------
@@ -188,16 +202,19 @@ else:
 # VmHWM, not ru_maxrss: that one keeps the forking benchmark's peak across exec
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status")
            if line.startswith("VmHWM:"))
+import artifactstore
 print(json.dumps({"rc": rc, "seconds": t2 - t1, "import_s": t1 - t0, "out": text,
-                  "max_rss": hwm * 1024}))
+                  "max_rss": hwm * 1024, "code": artifactstore.__file__}))
 """
 
 
 def run_child(server: Any, op: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     server.reset_count()
     began = time.perf_counter()
+    # run in the tree PYTHONPATH names: ``-c`` puts the working folder first on sys.path
     done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(op)], env=env,
-                          capture_output=True, text=True, timeout=3600, check=False)
+                          cwd=env["PYTHONPATH"], capture_output=True, text=True,
+                          timeout=3600, check=False)
     wall = time.perf_counter() - began
     requests = server.request_count
     if done.returncode != 0:
@@ -226,8 +243,10 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
         before = f"history-{uuid.uuid4().hex[:8]}-nobundles"
         prefix = f"history-{uuid.uuid4().hex[:8]}"
         print("copying the store into moto, with and without its bundles ...", flush=True)
-        result["load_nobundles"] = load_into_moto(root / "store", BUCKET, before,
-                                                  with_packs=args.with_packs, with_bundles=False)
+        if not args.skip_unbundled:
+            result["load_nobundles"] = load_into_moto(root / "store", BUCKET, before,
+                                                      with_packs=args.with_packs,
+                                                      with_bundles=False)
         result["load"] = load_into_moto(root / "store", BUCKET, prefix,
                                         with_packs=args.with_packs, with_bundles=True)
         print(f"  {result['load']['objects']:,} objects in {result['load']['seconds']:.0f} s",
@@ -242,8 +261,14 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
         lineage = {"kind": "cli", "argv": ["lineage", built["deep_ref"], "--store", url,
                                            "--project", PROJECT, "--json"]}
 
-        def step(name: str, op: dict[str, Any]) -> dict[str, Any]:
-            reply = run_child(server, op, env)
+        env_before = None if args.before is None else {
+            **env, "PYTHONPATH": str(args.before.resolve())}
+
+        def step(name: str, op: dict[str, Any], *, before: bool = False) -> dict[str, Any]:
+            reply = run_child(server, op, env_before if before and env_before else env)
+            if before:
+                name = f"{name} [before: {args.before}]"
+                assert str(args.before.resolve()) in reply["code"], reply["code"]
             shapes: dict[str, int] = {}
             for request in server.requests:
                 method, _, target = request.partition(" ")
@@ -262,19 +287,26 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
                   flush=True)
             return reply
 
-        cold_before = {"kind": "cli", "argv": ["ls", "--store", f"s3://{BUCKET}/{before}",
-                                               "--project", PROJECT, "--json"]}
-        env_before = {**env, "ARTIFACTSTORE_CACHE_DIR": str(work / "client-nobundles")}
-        reply = run_child(server, cold_before, env_before)
-        result["cold_without_bundles"] = {k: reply[k] for k in ("seconds", "wall_s",
-                                                                 "requests", "max_rss")}
-        print(f"  ls, cold, no bundles: {reply['seconds']:.1f} s, {reply['requests']:,} "
-              "requests", flush=True)
+        if args.skip_unbundled:
+            result["cold_without_bundles"] = None
+        else:
+            cold_before = {"kind": "cli", "argv": ["ls", "--store", f"s3://{BUCKET}/{before}",
+                                                   "--project", PROJECT, "--json"]}
+            env_nob = {**env, "ARTIFACTSTORE_CACHE_DIR": str(work / "client-nobundles")}
+            reply = run_child(server, cold_before, env_nob)
+            result["cold_without_bundles"] = {k: reply[k] for k in ("seconds", "wall_s",
+                                                                     "requests", "max_rss")}
+            print(f"  ls, cold, no bundles: {reply['seconds']:.1f} s, {reply['requests']:,} "
+                  "requests", flush=True)
         step("ls, cold: empty client cache (the catalog's first build, from bundles)", ls)
-        for _ in range(args.warm):
+        for _ in range(args.warm):  # with --before: the old code's run alternated
             step("ls, warm, nothing changed", ls)
+            if env_before:
+                step("ls, warm, nothing changed", ls, before=True)
         for _ in range(args.warm):
             step("lineage, warm, nothing changed", lineage)
+            if env_before:
+                step("lineage, warm, nothing changed", lineage, before=True)
         step("store.sync(): a full listing (what every sync cost before the journal)",
              {"kind": "sync", "url": url, "project": PROJECT})
         with artifactstore.open(url, PROJECT, cache_dir=work / "writer",
@@ -295,7 +327,7 @@ MIB = 1 << 20
 
 def verdicts(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows = result["steps"]
-    warm = [r for r in rows if "warm, nothing changed" in r["step"]]
+    warm = [r for r in rows if "warm, nothing changed" in r["step"] and "[before" not in r["step"]]
     cold = rows[0]
     worst_s = max(r["seconds"] for r in warm)
     worst_n = max(r["requests"] for r in warm)
@@ -328,10 +360,13 @@ def markdown(doc: dict[str, Any]) -> str:
         "requests.",
         f"Bundles (`store.bundle_records()` on the local store before the copy): "
         f"{r['bundle']['records']:,} records in {r['bundle']['bundles']} bundles "
-        f"({r['bundle']['bytes'] / MIB:.1f} MiB), {r['bundle']['seconds']:.1f} s. The same "
-        f"cold `ls` on a copy without bundles: {r['cold_without_bundles']['seconds']:.1f} s, "
-        f"{r['cold_without_bundles']['requests']:,} requests, peak RSS "
-        f"{r['cold_without_bundles']['max_rss'] / MIB:.0f} MiB.", "",
+        f"({r['bundle']['bytes'] / MIB:.1f} MiB), {r['bundle']['seconds']:.1f} s. "
+        + (f"The same cold `ls` on a copy without bundles: "
+           f"{r['cold_without_bundles']['seconds']:.1f} s, "
+           f"{r['cold_without_bundles']['requests']:,} requests, peak RSS "
+           f"{r['cold_without_bundles']['max_rss'] / MIB:.0f} MiB."
+           if r["cold_without_bundles"] else "(No copy without bundles: --skip-unbundled.)"),
+        "",
         "| step | command s | process wall s | requests | local metadata MiB (catalog) "
         "| peak RSS MiB | load |",
         "| --- | ---: | ---: | ---: | --- | ---: | ---: |"]
@@ -357,6 +392,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--with-packs", action="store_true")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--markdown", type=Path, default=None)
+    p.add_argument("--skip-unbundled", action="store_true",
+                   help="no copy without bundles and no cold ls of it (the slowest step)")
+    p.add_argument("--before", type=Path, default=None,
+                   help="a source tree of an older commit: its CLI runs each warm step "
+                        "too, alternated with this tree's (same moto copy, same cache)")
     return p.parse_args(argv)
 
 

@@ -4,7 +4,6 @@ catalog sync lists only the journal's window instead of every record."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,18 +24,9 @@ from artifactstore.records.lifecycle import LifecycleLog
 from artifactstore.records.refs import NewVersion, Refs
 from artifactstore.records.runs import RunLog, RunStart, new_run_id
 from artifactstore.testing import BackendSpec, MotoS3Server
+from artifactstore.testing.listings import ListingRecorder
 
-
-class CountingBackend(MemoryBackend):
-    """A memory backend that remembers the prefixes it was asked to list."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.listed: list[str] = []
-
-    def list(self, prefix: str = "") -> Iterator[str]:
-        self.listed.append(prefix)
-        return super().list(prefix)
+CountingBackend = ListingRecorder
 
 
 def backend() -> CountingBackend:

@@ -72,7 +72,9 @@ def gc_report(report: GcReport) -> dict[str, Any]:
         "dry_run": report.dry_run, "grace": report.grace, "expired": report.expired,
         "missing_records": report.missing,
         "bytes_freed": report.bytes_freed, "packs_deleted": report.packs_deleted,
-        "stale_temps": report.stale_temps,
+        "stale_temps": report.stale_temps, "journal_pruned": report.journal_pruned,
+        "index_objects_merged": report.index_objects_merged,
+        "index_objects_written": report.index_objects_written,
         "domains": {
             name: {
                 "live_blobs": d.live_blobs, "condemned_blobs": d.condemned_blobs,
@@ -109,6 +111,9 @@ def gc(args: argparse.Namespace) -> dict[str, Any]:
     if report.stale_temps:
         say(args, f"{'would remove' if report.dry_run else 'removed'} {report.stale_temps} "
                   "temp file(s) that interrupted writes left behind")
+    if report.index_objects_merged:
+        say(args, f"merged {report.index_objects_merged} index objects into "
+                  f"{report.index_objects_written}")
     return result
 
 

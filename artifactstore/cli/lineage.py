@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import artifactstore
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # imported by the commands that use them (cli/main.py, start-
     import networkx as nx
 
     from artifactstore.lineage.audit import AuditReport
+    from artifactstore.lineage.walk import Lineage
 
 #: lineage.graph.EXPORT_FORMATS, named here so that --help does not import the graph
 #: (tests/test_cli_startup.py checks they are equal)
@@ -79,7 +81,7 @@ def _format(args: argparse.Namespace, default: str) -> str:
     return fmt
 
 
-def _label(node: str, attrs: dict[str, Any]) -> str:
+def _label(node: str, attrs: Mapping[str, Any]) -> str:
     state = attrs.get("state", "live")
     gone = "" if state == "live" else f" {state.upper()}"
     if attrs.get("kind") == "run":
@@ -89,7 +91,7 @@ def _label(node: str, attrs: dict[str, Any]) -> str:
     return f"{node} ({attrs.get('type') or '?'}) {aliases}".rstrip() + gone
 
 
-def tree(graph: nx.DiGraph, start: str, *, upstream: bool) -> str:
+def tree(graph: nx.DiGraph | Lineage, start: str, *, upstream: bool) -> str:
     """An indented tree from ``start``; a node reached again is named, not repeated."""
     arrow = "<- " if upstream else "-> "
     lines: list[str] = []
@@ -129,20 +131,24 @@ def lineage(args: argparse.Namespace) -> int | dict[str, Any]:
                                     "or --html FILE")
         if args.depth is not None or args.downstream:
             raise InvalidInputError("--depth and --downstream need a REF to start from")
+    from artifactstore.lineage.queries import neighbours
+    from artifactstore.lineage.walk import Lineage
+
     fmt, depth = _format(args, "text"), _depth(args.depth)
     with open_existing(args) as store:
         if args.ref is None:
             node, graph = None, store.lineage(sync=True)
         else:
             node = _node(store, args.ref)
-            query = store.downstream if args.downstream else store.upstream
-            # _node has just synced: one sync per command (a warm one is one request)
-            graph = query(node, depth, sync=False)
+            # _node has just synced: one sync per command (a warm one is one request);
+            # walked in the catalog, without networkx unless exported (issue 20)
+            graph = neighbours(store.context, node, depth, upstream=not args.downstream,
+                               sync=False)
     if fmt == "text":
         assert node is not None
         text = tree(graph, node, upstream=not args.downstream)
     else:
-        text = _export(graph, fmt)
+        text = _export(graph if not isinstance(graph, Lineage) else graph.to_networkx(), fmt)
     with open_output(args.output) as out:
         out.write(text)
     if args.output is None:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXPORT_FORMATS", "STATES", "FileUse", "build_graph", "describe_state", "neighbourhood",
-    "run_node", "version_node",
+    "reach", "run_node", "state_attrs", "version_node",
 ]  # fmt: skip
 
 #: the formats of :mod:`artifactstore.lineage.formats` (here so that listing them, as
@@ -74,7 +74,7 @@ class FileUse:
         }
 
 
-def _state_attrs(event: LifecycleEvent | None, *, missing: bool = False) -> dict[str, object]:
+def state_attrs(event: LifecycleEvent | None, *, missing: bool = False) -> dict[str, object]:
     """A node's ``state`` attributes from its tombstone (None: live, or missing)."""
     if event is None:
         state = "missing" if missing else "live"
@@ -129,7 +129,7 @@ def build_graph(catalog: Catalog, runs: list[RunInfo]) -> nx.DiGraph:
             digest=(record.content or record.digest).hex,
             created_at=record.created_at,
             aliases=names,
-            **_state_attrs(tombstone, missing=gone),
+            **state_attrs(tombstone, missing=gone),
         )
         if record.run is not None:
             producers.append((run_node(record.run), node))
@@ -145,7 +145,7 @@ def build_graph(catalog: Catalog, runs: list[RunInfo]) -> nx.DiGraph:
             ended_at=run.ended_at,
             git_commit=run.git_commit,
             git_dirty=run.git_dirty,
-            **_state_attrs(lifecycle.deleted_runs.get(run.run_id)),
+            **state_attrs(lifecycle.deleted_runs.get(run.run_id)),
         )
     edges = catalog.edges()
     used = {(run_id, artifact, number) for run_id, d, artifact, number, _, _ in edges
@@ -166,7 +166,7 @@ def build_graph(catalog: Catalog, runs: list[RunInfo]) -> nx.DiGraph:
                 digest=None,
                 created_at=None,
                 aliases=[],
-                **_state_attrs(lifecycle.tombstone(artifact, number), missing=True),
+                **state_attrs(lifecycle.tombstone(artifact, number), missing=True),
             )
         if direction == "use":
             graph.add_edge(vnode, rnode, kind="used")
@@ -183,6 +183,13 @@ def neighbourhood(
 ) -> nx.DiGraph:
     """The subgraph of ``start`` and what it comes from (upstream) or feeds."""
     step: Callable[[str], Iterable[str]] = graph.predecessors if upstream else graph.successors
+    sub: nx.DiGraph = graph.subgraph(reach(start, step, depth)).copy()
+    return sub
+
+
+def reach(start: str, step: Callable[[str], Iterable[str]], depth: int | None) -> set[str]:
+    """``start`` and every node ``step`` leads to, breadth first, up to ``depth``
+    generations of versions (two steps each: version -> run -> version)."""
     hops = None if depth is None else 2 * depth
     seen = {start}
     frontier = [start]
@@ -196,5 +203,4 @@ def neighbourhood(
                     following.append(other)
         frontier = following
         level += 1
-    sub: nx.DiGraph = graph.subgraph(seen).copy()
-    return sub
+    return seen

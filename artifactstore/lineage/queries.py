@@ -1,7 +1,9 @@
 """Lineage questions about one project: every query and its resolution, in one place.
 
-The graph is built from the local catalog (:mod:`artifactstore.lineage.graph`) and kept
-until the catalog changes; a ref names a node (``name:vN``, an alias, or ``run:<id>``),
+The whole graph is built from the local catalog (:mod:`artifactstore.lineage.graph`)
+and kept until the catalog changes; upstream, downstream and impact of one node are
+walked in the catalog instead (:mod:`artifactstore.lineage.walk`: the same subgraph,
+read node by node). A ref names a node (``name:vN``, an alias, or ``run:<id>``),
 deleted and purged versions and runs included, since lineage and audits answer for
 them. The file index behind :func:`where_used` is filled lazily from version trees.
 """
@@ -12,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import InvalidInputError, NotFoundError
-from artifactstore.lineage.graph import FileUse, build_graph, neighbourhood, run_node, version_node
-from artifactstore.model.names import parse_ref, parse_version_label
+from artifactstore.lineage.graph import FileUse, build_graph, run_node, version_node
+from artifactstore.lineage.walk import Lineage, has_node, resolve, walk
 from artifactstore.model.tree import FileEntry, iter_entries
 from artifactstore.repository.project import Project
 from artifactstore.repository.version import find_version
@@ -22,7 +24,8 @@ from artifactstore.runs.queries import get_run, this_host
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["downstream", "impact", "lineage", "lineage_node", "upstream", "where_used"]
+__all__ = ["downstream", "impact", "lineage", "lineage_node", "neighbours", "upstream",
+           "where_used"]
 
 
 def lineage(project: Project, *, sync: bool | None = None) -> nx.DiGraph:
@@ -35,29 +38,35 @@ def lineage(project: Project, *, sync: bool | None = None) -> nx.DiGraph:
 def lineage_node(project: Project, ref: str, *, sync: bool | None = None) -> str:
     """The graph id ``ref`` names (``name:vN`` or ``run:<id>``): deleted and purged
     versions and runs included, as lineage and audits must answer for them."""
-    return _node(project, ref, sync)[1]
+    return _node(project, ref, sync)
+
+
+def neighbours(project: Project, ref: str, depth: int | None = None, *, upstream: bool,
+               sync: bool | None = None) -> Lineage:
+    """:func:`upstream` or :func:`downstream` without networkx (what the CLI draws)."""
+    node = _node(project, ref, sync)
+    return walk(project.catalog, node, upstream=upstream, depth=_depth(depth),
+                host=this_host())
 
 
 def upstream(project: Project, ref: str, depth: int | None = None, *,
              sync: bool | None = None) -> nx.DiGraph:
     """``ref`` and everything it was made from: runs, their inputs, and so on."""
-    graph, node = _node(project, ref, sync)
-    return neighbourhood(graph, node, upstream=True, depth=_depth(depth))
+    return neighbours(project, ref, depth, upstream=True, sync=sync).to_networkx()
 
 
 def downstream(project: Project, ref: str, depth: int | None = None, *,
                sync: bool | None = None) -> nx.DiGraph:
     """``ref`` and everything made from it."""
-    graph, node = _node(project, ref, sync)
-    return neighbourhood(graph, node, upstream=False, depth=_depth(depth))
+    return neighbours(project, ref, depth, upstream=False, sync=sync).to_networkx()
 
 
 def impact(project: Project, ref: str, *, sync: bool | None = None) -> list[str]:
     """Every version derived from ``ref``, transitively (what a takedown must consider)."""
-    graph, node = _node(project, ref, sync)
-    sub = neighbourhood(graph, node, upstream=False)
+    node = _node(project, ref, sync)
+    sub = walk(project.catalog, node, upstream=False, host=this_host())
     return sorted(
-        (n for n, data in sub.nodes(data=True) if data["kind"] == "version" and n != node),
+        (n for n, data in sub.nodes.items() if data.get("kind") == "version" and n != node),
         key=_ref_order,
     )
 
@@ -89,30 +98,16 @@ def _graph(project: Project) -> nx.DiGraph:
                         lambda: build_graph(catalog, catalog.runs(host=this_host())))
 
 
-def _node(project: Project, ref: str, sync: bool | None) -> tuple[nx.DiGraph, str]:
-    project.catalog.ensure_fresh(sync)
-    graph = _graph(project)
+def _node(project: Project, ref: str, sync: bool | None) -> str:
+    catalog = project.catalog
+    catalog.ensure_fresh(sync)
     if ref.startswith("run:"):
         node = run_node(get_run(project, ref[4:], sync=False).run_id)
-    else:
-        node = _resolve_in_graph(graph, ref) or _resolve_in_store(project, ref)
-    if node not in graph:  # committed after our last sync
-        project.catalog.sync()
-        graph = _graph(project)
-    return graph, node
-
-
-def _resolve_in_graph(graph: nx.DiGraph, ref: str) -> str | None:
-    """The node ``ref`` names, from the catalog alone (no request to the store)."""
-    name, selector = parse_ref(ref)
-    number = parse_version_label(selector)
-    if number is not None:
-        node = version_node(name, number)
-        return node if node in graph and not graph.nodes[node]["missing"] else None
-    for node, data in graph.nodes(data=True):
-        if data["kind"] == "version" and data["artifact"] == name and selector in data["aliases"]:
-            return str(node)
-    return None
+    else:  # from the catalog alone (no request) when it can tell
+        node = resolve(catalog, ref) or _resolve_in_store(project, ref)
+    if not has_node(catalog, node):  # committed after our last sync
+        catalog.sync()
+    return node
 
 
 def _resolve_in_store(project: Project, ref: str) -> str:

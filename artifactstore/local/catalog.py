@@ -21,22 +21,21 @@ Vocabulary:
 The catalog is a cache: deleting it loses nothing; a damaged or older-schema
 file is rebuilt.
 
-Length: the catalog's schema and every query of it stay in this one module, so that
-all SQL of the local catalog lives in one place (docs/architecture.md); its record
-sync is the other half of the same tables.
+Length: the schema, the file's care and the sync that fills the tables (full listing or
+journal window, bundles, fetching, storing each kind of record) are one job over the
+same tables; the queries that read them are :mod:`artifactstore.local.catalogread`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -44,16 +43,15 @@ from typing import Any, Final
 from artifactstore.backends import Backend
 from artifactstore.backends.base import list_after
 from artifactstore.core import encoding
-from artifactstore.core.digest import Digest
 from artifactstore.core.errors import ArtifactStoreError, NotFoundError
 from artifactstore.core.privatefiles import private_file, private_folder
+from artifactstore.local.catalogread import CatalogQueries, RunInfo
 from artifactstore.records import bundles, journal
 from artifactstore.records.aliases import AliasEvent, AliasLog
 from artifactstore.records.codec import PLAIN, RecordCodec
 from artifactstore.records.lifecycle import (
     LifecycleEvent,
     LifecycleLog,
-    LifecycleState,
     lifecycle_prefix,
 )
 from artifactstore.records.runs import (
@@ -61,8 +59,6 @@ from artifactstore.records.runs import (
     RunEnd,
     RunLog,
     RunStart,
-    Status,
-    derive_status,
     parse_run_key,
     parse_time,
 )
@@ -72,7 +68,6 @@ __all__ = ["Catalog", "RunInfo", "SyncStats"]
 
 #: 2: the lifecycle table; 3: versions.content (design §11.1); 4: run_ends.config (§12.2)
 SCHEMA: Final = 4
-_ID_PREFIX: Final = re.compile(r"[0-9A-Za-z-]*")
 _FETCH_WORKERS: Final = 16
 #: seconds between full listings at most (the journal answers in between; design §12.8)
 FULL_AGE: Final = 3600.0
@@ -141,57 +136,6 @@ class SyncStats:
     full: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class RunInfo(RunStart):
-    """A run as read back: its start record (the fields of :class:`RunStart`), then its
-    status, edges and end."""
-
-    status: Status
-    error: str | None
-    summary: dict[str, Any] = field(hash=False)
-    ended_at: str | None
-    last_heartbeat: str | None
-    inputs: tuple[str, ...]  # "name:vN" refs, in call order, without repeats
-    outputs: tuple[str, ...]
-    #: "live" or "deleted" (a lifecycle event, design §14), and when, by whom, why
-    state: str = "live"
-    state_at: str | None = None
-    state_by: str | None = None
-    state_reason: str | None = None
-
-    @property
-    def label(self) -> str:
-        """The name, else the job type, else the id: for tables and graphs."""
-        return self.name or self.job_type or self.run_id
-
-    @property
-    def git_commit(self) -> str | None:
-        return None if self.code is None else self.code.get("commit")
-
-    @property
-    def git_dirty(self) -> bool | None:
-        return None if self.code is None else self.code.get("dirty")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id, "name": self.name, "job_type": self.job_type,
-            "tags": list(self.tags), "status": self.status, "error": self.error,
-            "started_at": self.started_at, "ended_at": self.ended_at, "by": self.by,
-            "config": self.config, "summary": self.summary, "code": self.code,
-            "env": self.env, "inputs": list(self.inputs), "outputs": list(self.outputs),
-            "last_heartbeat": self.last_heartbeat, "state": self.state,
-            "state_at": self.state_at, "state_by": self.state_by,
-            "state_reason": self.state_reason,
-        }  # fmt: skip
-
-
-def _run_state(event: LifecycleEvent | None) -> dict[str, Any]:
-    if event is None:
-        return {}
-    return {"state": "deleted", "state_at": event.at, "state_by": event.by,
-            "state_reason": event.reason}
-
-
 def _either(first: Callable[[], Any], then: Callable[[], Any] | None) -> Any:
     """A bundled record's read, or the record's own GET when its bundled bytes fail."""
     try:
@@ -208,11 +152,7 @@ def _pack(value: object) -> bytes:
     return encoding.pack(value)
 
 
-def _unpack(data: bytes | None) -> Any:
-    return None if data is None else encoding.unpack(data, what="catalog")
-
-
-class Catalog:
+class Catalog(CatalogQueries):
     """The SQLite catalog of one project; every method is thread-safe."""
 
     def __init__(
@@ -583,237 +523,3 @@ class Catalog:
         returning = listed & {(a, n) for a, n, g in rows if g}
         self._db.executemany("UPDATE versions SET gone=0 WHERE artifact=? AND number=?", returning)
         return len(gone) + len(returning)
-
-    # -- queries -----------------------------------------------------------------------
-
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
-
-    def versions(self) -> list[tuple[VersionRecord, bool]]:
-        """Every known version record, with whether it has vanished from the store."""
-        import types  # local: only this query needs it
-
-        rows = self.query("SELECT * FROM versions ORDER BY artifact, number")
-        return [
-            (
-                VersionRecord(
-                    project=self._project,
-                    artifact=r[0],
-                    number=r[1],
-                    type=r[2],
-                    digest=Digest(r[3]),
-                    manifest=Digest(r[4]),
-                    size=r[5],
-                    files=r[6],
-                    created_at=r[7],
-                    created_by=r[8],
-                    run=r[9],
-                    description=r[10],
-                    metadata=types.MappingProxyType(_unpack(r[11])),
-                    content=None if r[12] is None else Digest(r[12]),
-                ),
-                bool(r[13]),
-            )
-            for r in rows
-        ]
-
-    def artifact_numbers(self) -> dict[str, set[int]]:
-        """Artifact name -> the numbers of its versions still in the store, by name."""
-        found: dict[str, set[int]] = {}
-        for artifact, number in self.query(
-                "SELECT artifact, number FROM versions WHERE gone=0 ORDER BY artifact"):
-            found.setdefault(artifact, set()).add(number)
-        return found
-
-    def lifecycle_state(self) -> LifecycleState:
-        """The replayed lifecycle log as of the last sync (deleted and purged versions
-        and runs, each with the event that did it)."""
-        state = LifecycleState()
-        for r in self.query("SELECT * FROM lifecycle ORDER BY seq"):
-            state.apply(LifecycleEvent(
-                seq=r[0], action=r[1], artifact=r[2], numbers=tuple(_unpack(r[3])),
-                runs=tuple(_unpack(r[4])), reason=r[5], ttl=r[6], at=r[7], by=r[8],
-            ))  # fmt: skip
-        return state
-
-    def current_aliases(self) -> dict[tuple[str, int], list[str]]:
-        """``(artifact, number)`` -> the aliases that point at it now (sorted)."""
-        rows = self.query(
-            "SELECT artifact, alias, target FROM alias_events AS e WHERE seq = "
-            "(SELECT MAX(seq) FROM alias_events WHERE artifact=e.artifact AND alias=e.alias)"
-        )
-        found: dict[tuple[str, int], list[str]] = {}
-        for artifact, alias, target in rows:
-            if target is not None:
-                found.setdefault((artifact, target), []).append(alias)
-        return {k: sorted(v) for k, v in found.items()}
-
-    def alias_events(self, artifact: str) -> list[AliasEvent]:
-        rows = self.query(
-            "SELECT * FROM alias_events WHERE artifact=? ORDER BY alias, seq", (artifact,)
-        )
-        return [
-            AliasEvent(
-                artifact=r[0],
-                alias=r[1],
-                seq=r[2],
-                target=r[3],
-                previous=r[4],
-                protected=bool(r[5]),
-                at=r[6],
-                by=r[7],
-                forced=bool(r[8]),
-            )
-            for r in rows
-        ]
-
-    def edges(self, prefix: str = "") -> list[tuple[str, str, str, int, str | None, bool]]:
-        """``(run_id, direction, artifact, number, role, created)`` of recorded edges.
-
-        Only runs whose id starts with ``prefix``; ``created`` is False for an
-        output whose content equalled the latest version (nothing new was made).
-        """
-        if not _ID_PREFIX.fullmatch(prefix):
-            return []
-        return [
-            (r[0], r[1], r[2], r[3], r[4], r[5] is None or bool(r[5]))
-            for r in self.query(
-                "SELECT run_id, direction, artifact, number, role, created FROM run_edges "
-                "WHERE run_id LIKE ? ORDER BY run_id, seq", (prefix + "%",)
-            )
-        ]
-
-    def runs(self, host: str | None = None, *, prefix: str = "") -> list[RunInfo]:
-        """Known runs whose id starts with ``prefix``, oldest first.
-
-        ``host`` enables the same-host crash check (see ``derive_status``).
-        """
-        if not _ID_PREFIX.fullmatch(prefix):
-            return []  # not the start of any run id (and no LIKE wildcards get through)
-        like = (prefix + "%",)
-        ends = {r[0]: r for r in self.query("SELECT * FROM run_ends WHERE run_id LIKE ?", like)}
-        beats = dict(self.query("SELECT run_id, at FROM heartbeats WHERE run_id LIKE ?", like))
-        inputs: dict[str, list[str]] = {}
-        outputs: dict[str, list[str]] = {}
-        for run_id, direction, artifact, number, _, _ in self.edges(prefix):
-            bucket = inputs if direction == "use" else outputs
-            refs = bucket.setdefault(run_id, [])
-            ref = f"{artifact}:v{number}"
-            if ref not in refs:
-                refs.append(ref)
-        result = []
-        now_ = datetime.now(UTC)
-        deleted = self.lifecycle_state().deleted_runs
-        for r in self.query("SELECT * FROM runs WHERE run_id LIKE ? ORDER BY run_id", like):
-            start_fields: dict[str, Any] = {
-                "project": self._project,
-                "run_id": r[0],
-                "name": r[1],
-                "job_type": r[2],
-                "tags": tuple(_unpack(r[3])),
-                "config": _unpack(r[4]),
-                "started_at": r[5],
-                "by": r[6],
-                "env": _unpack(r[7]),
-                "code": _unpack(r[8]),
-                "heartbeat": r[9],
-            }
-            start = RunStart(**start_fields)
-            end_row = ends.get(start.run_id)
-            end = None
-            if end_row is not None:
-                end = RunEnd(
-                    run_id=start.run_id,
-                    seq=end_row[1],
-                    at=end_row[5],
-                    status=end_row[2],
-                    error=end_row[3],
-                    summary=_unpack(end_row[4]),
-                    ended_at=end_row[5],
-                    config=None if end_row[6] is None else _unpack(end_row[6]),
-                )
-                if end.config is not None:  # updated while the run ran (design §12.2)
-                    start_fields["config"] = end.config
-            beat = beats.get(start.run_id)
-            status = derive_status(start, end, beat, now_=now_, host=host)
-            result.append(
-                RunInfo(
-                    **start_fields,
-                    status=status,
-                    error=None if end is None else end.error,
-                    summary={} if end is None else dict(end.summary),
-                    ended_at=None if end is None else end.ended_at,
-                    last_heartbeat=beat,
-                    inputs=tuple(inputs.get(start.run_id, ())),
-                    outputs=tuple(outputs.get(start.run_id, ())),
-                    **_run_state(deleted.get(start.run_id)),
-                )
-            )
-        return result
-
-    def alias_moves(self) -> list[tuple[str, str, int, int | None, int | None]]:
-        """``(artifact, alias, seq, target, previous)`` of every alias event, in order."""
-        return [tuple(r) for r in self.query(
-            "SELECT artifact, alias, seq, target, previous FROM alias_events "
-            "ORDER BY artifact, alias, seq")]
-
-    def alias_previous(self, artifact: str, alias: str, seq: int) -> int | None:
-        """The version event ``seq`` of the alias says it pointed at before (if known)."""
-        rows = self.query(
-            "SELECT previous FROM alias_events WHERE artifact=? AND alias=? AND seq=?",
-            (artifact, alias, seq))
-        return rows[0][0] if rows else None
-
-    # -- file-level index ----------------------------------------------------------------
-
-    def unindexed(self) -> list[tuple[str, int, bytes]]:
-        """``(artifact, number, digest)`` of live versions whose files are not indexed yet."""
-        return [
-            tuple(r)
-            for r in self.query(
-                "SELECT v.artifact, v.number, v.digest FROM versions v LEFT JOIN indexed i "
-                "ON v.artifact=i.artifact AND v.number=i.number "
-                "WHERE i.artifact IS NULL AND v.gone=0"
-            )
-        ]
-
-    def index_files(self, artifact: str, number: int, files: Iterator[tuple[str, bytes]]) -> None:
-        rows = [(artifact, number, path, digest) for path, digest in files]
-        with self._lock, self._db:
-            self._db.executemany("INSERT INTO files VALUES (?,?,?,?)", rows)
-            self._db.execute("INSERT OR IGNORE INTO indexed VALUES (?,?)", (artifact, number))
-
-    def files_with(self, digest: bytes) -> list[tuple[str, int, str]]:
-        return [
-            tuple(r)
-            for r in self.query(
-                "SELECT artifact, number, path FROM files WHERE digest=? "
-                "ORDER BY artifact, number, path",
-                (digest,),
-            )
-        ]
-
-    def indexed_version_with(self, digest: bytes) -> tuple[str, int] | None:
-        """``(artifact, number)`` of an indexed version whose tree digest is ``digest``."""
-        found = self.query(
-            "SELECT v.artifact, v.number FROM versions v JOIN indexed i "
-            "ON v.artifact=i.artifact AND v.number=i.number WHERE v.digest=? LIMIT 1",
-            (digest,),
-        )
-        return (found[0][0], found[0][1]) if found else None
-
-    def copy_index_from(self, artifact: str, number: int, same_as: tuple[str, int]) -> bool:
-        """Index a version with the file list of an indexed one with the same content."""
-        with self._lock, self._db:
-            if not self._db.execute(
-                "SELECT 1 FROM indexed WHERE artifact=? AND number=?", same_as
-            ).fetchone():
-                return False
-            self._db.execute(
-                "INSERT INTO files SELECT ?, ?, path, digest FROM files "
-                "WHERE artifact=? AND number=?",
-                (artifact, number, *same_as),
-            )
-            self._db.execute("INSERT OR IGNORE INTO indexed VALUES (?,?)", (artifact, number))
-        return True

@@ -29,8 +29,9 @@ from datetime import UTC, datetime
 
 from artifactstore.backends.temps import remove_stale_temps, stale_temps
 from artifactstore.core.digest import Digest
-from artifactstore.core.errors import IntegrityError, InvalidInputError
+from artifactstore.core.errors import ArtifactStoreError, IntegrityError, InvalidInputError
 from artifactstore.maintenance import defaults
+from artifactstore.maintenance.consolidate import consolidate_index
 from artifactstore.maintenance.losses import missing_records
 from artifactstore.model.entries import FileEntry
 from artifactstore.model.tree import iter_entries
@@ -39,6 +40,7 @@ from artifactstore.objects.layout import PLAIN_DOMAIN
 from artifactstore.objects.store import ObjectStore, Progress
 from artifactstore.objects.sweep import IndexCache, SweepResult, condemn, read_layout, sweep
 from artifactstore.objects.window import WaitCallback, wait_until
+from artifactstore.records import journal
 from artifactstore.records.codec import RecordCodec
 from artifactstore.records.projects import ProjectKeys
 from artifactstore.records.refs import Refs, VersionRecord
@@ -77,6 +79,12 @@ class GcReport:
     stale_temps: int = 0
     #: missing records gc went ahead despite (``accept_missing_records``)
     missing: list[str] = field(default_factory=list)
+    #: change-journal entries older than ``journal.PRUNE_AFTER`` deleted (or, in a dry
+    #: run, that would be; design §12.8)
+    journal_pruned: int = 0
+    #: index objects merged into fewer (consolidate.py), and how many were written
+    index_objects_merged: int = 0
+    index_objects_written: int = 0
 
     @property
     def bytes_freed(self) -> int:
@@ -242,12 +250,38 @@ def collect_garbage(
                 and any(d.waiting for d in report.domains.values())):
             _sweep_now(project, report, window, repack_threshold, progress, caches, only,
                        on_wait)
+        if not dry_run:  # under the lock: no sweep replaces index objects meanwhile
+            for objects, _ in marked.values():
+                merged = consolidate_index(objects)
+                report.index_objects_merged += merged.merged
+                report.index_objects_written += merged.written
         backend = project.objects.backend
         report.stale_temps = len(stale_temps(backend, window) if dry_run
                                  else remove_stale_temps(backend, window))
     finally:
         lock.release()
+    report.journal_pruned = _prune_journal(project, dry_run=dry_run)
     return report
+
+
+def _prune_journal(project: Project, *, dry_run: bool) -> int:
+    """Delete the project's journal entries older than ``PRUNE_AFTER`` (records/journal.py).
+
+    Best effort: the journal is a hint, so an entry left behind (a refused or failed
+    delete) costs one key, never a record; a project not created yet has none.
+    """
+    backend = project.objects.backend
+    old = journal.old_entries(backend, project.name)
+    if dry_run:
+        return len(old)
+    pruned = 0
+    for key in old:
+        try:
+            backend.delete(key)
+        except ArtifactStoreError:
+            break  # e.g. a server that lets only admins delete: leave the rest
+        pruned += 1
+    return pruned
 
 
 def _check_losses(project: Project, accept: bool) -> list[str]:

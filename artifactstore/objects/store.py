@@ -52,7 +52,8 @@ from artifactstore.objects.envelope import (
     Kind,
     open_envelope,
 )
-from artifactstore.objects.gcrecords import CondemnationCache
+from artifactstore.objects.freshness import IndexFreshness
+from artifactstore.objects.gcrecords import Condemnation, CondemnationCache
 from artifactstore.objects.index import BlobLocation, MergedIndex, decode_index, encode_indexes
 from artifactstore.objects.layout import (
     PLAIN_DOMAIN,
@@ -94,6 +95,12 @@ _JOINED_UPLOADS = 1
 _VECTORED_UPLOADS = 2
 #: listings an index refresh tries when gc replaces index objects under it
 _REFRESH_ATTEMPTS = 5
+#: a writer whose index needs no listing (freshness.py) still lists this often, to
+#: deduplicate against what other writers stored meanwhile
+_RELIST_AFTER = 300.0
+#: the local index cache is rewritten whole; a writer saves it at most this often
+#: (and on close): a cache missing rows only costs refetching their index objects
+_SAVE_EVERY = 30.0
 
 
 def default_cache_dir() -> Path:
@@ -165,6 +172,9 @@ class ObjectStore:
         # (each read's bytes, the blobs opened from it, and the HTTP client's copy).
         self._read_window = config.pack_target + config.largest_chunk + (64 << 10)
         self._condemnations = CondemnationCache(backend, self.domain)
+        self._freshness = IndexFreshness(config.commit_window, _RELIST_AFTER)
+        self._saved_at: float | None = None  # the first flush saves at once
+        self._unsaved = False  # rows written since the index cache was last saved
         self._avoid: frozenset[bytes] = frozenset()
         self._session: SessionBlobs | None = None
         self._checked_at: float | None = None
@@ -218,6 +228,7 @@ class ObjectStore:
             self.flush()
         finally:
             self._shutdown()
+            self._save_index()
 
     def _shutdown(self) -> None:
         self._closed = True
@@ -460,7 +471,15 @@ class ObjectStore:
             self._index.note_written(index_id)
             self.stats.indexes_written += 1
         self._pending.clear()
-        self._index.save()
+        self._unsaved = True
+        if self._saved_at is None or time.monotonic() - self._saved_at >= _SAVE_EVERY:
+            self._save_index()
+
+    def _save_index(self) -> None:
+        if self._unsaved:
+            self._unsaved = False
+            self._saved_at = time.monotonic()
+            self._index.save()
 
     def abort(self) -> None:
         """Forget everything written since the last flush (its packs become garbage)."""
@@ -500,8 +519,14 @@ class ObjectStore:
         gone from the index or still listed as condemned)."""
         self._lazy = False
         started = time.monotonic()
-        self.refresh_index()
-        self._avoid = frozenset(self._condemned_blobs())
+        if self._freshness.may_skip(started):  # look first; list only if it found any
+            records = self._look()
+            if not self._freshness.trusted():
+                self.refresh_index()
+        else:
+            self.refresh_index()
+            records = self._look()
+        self._avoid = frozenset(_blobs_of(records))
         # A look before anything was deduplicated is the pre-commit check if the
         # commit point follows within half the commit window (design §15): nothing
         # condemned is deduplicated, and what gc condemns from now on is swept only
@@ -529,12 +554,12 @@ class ObjectStore:
             return frozenset(blob_ids)
         return self._session or ()
 
-    def _condemned_blobs(self) -> set[bytes]:
-        found: set[bytes] = set()
-        for record in self._condemnations.current():
-            for blobs in record.packs.values():
-                found |= blobs
-        return found
+    def _look(self) -> list[Condemnation]:
+        """The domain's condemnations now (the look :class:`IndexFreshness` chains)."""
+        started = time.monotonic()
+        records = self._condemnations.current()
+        self._freshness.looked(started, quiet=not records)
+        return records
 
     def prepare_commit(self, blob_ids: Iterable[bytes] | None = None) -> int:
         """Check, right before a commit point, that every blob it names is still stored.
@@ -550,14 +575,22 @@ class ObjectStore:
         ids = self._session_or(blob_ids)  # the session's as they are: no set of a million
         started = time.monotonic()
         self._lazy = False
-        records = self._condemnations.current()
-        self.refresh_index()
+        records = self._look()
+        listed = not self._freshness.trusted()
+        if listed:
+            self.refresh_index()
         rescued = 0
         if not records:  # the common case: each blob need only be indexed (a million: 1 s)
             index, pending = self._index, self._pending
             for raw in ids:
-                if raw not in pending and Digest(raw) not in index:
-                    raise ConflictError(
+                if raw in pending or Digest(raw) in index:
+                    continue
+                if not listed:  # not deduplicated from this index: list it once
+                    self.refresh_index()
+                    listed = True
+                    if Digest(raw) in index:
+                        continue
+                raise ConflictError(
                         f"blob {raw.hex()} was garbage-collected while this version was "
                         "being written; nothing was committed: log it again"
                     )
@@ -568,6 +601,10 @@ class ObjectStore:
                 continue
             blob_id = Digest(raw)
             location = self._index.lookup(blob_id)
+            if location is None and not listed:  # not deduplicated from this index
+                self.refresh_index()
+                listed = True
+                location = self._index.lookup(blob_id)
             if location is None:
                 raise ConflictError(
                     f"blob {blob_id.hex} was garbage-collected while this version was being "
@@ -627,6 +664,7 @@ class ObjectStore:
         replaced by a gc sweep (design §15): list again and merge its successors.
         """
         fetched = 0
+        started = time.monotonic()
         for _ in range(_REFRESH_ATTEMPTS):
             listed = []
             for key in self.backend.list(index_prefix(self.domain)):
@@ -638,6 +676,7 @@ class ObjectStore:
             if not vanished:
                 break
         self._index_loaded = True
+        self._freshness.listed(started)
         return fetched
 
     def _fetch_indexes(self, ids: list[Digest]) -> Iterator[tuple[Digest, bytes | None]]:
@@ -1089,6 +1128,14 @@ class SessionBlobs:
 def _hash_all(hasher: Hasher, batch: list[bytes]) -> None:
     for data in batch:
         hasher.update(data)
+
+
+def _blobs_of(records: Iterable[Condemnation]) -> set[bytes]:
+    found: set[bytes] = set()
+    for record in records:
+        for blobs in record.packs.values():
+            found |= blobs
+    return found
 
 
 def _upload_error(future: Future[FinishedPack]) -> ArtifactStoreError:

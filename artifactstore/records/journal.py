@@ -33,10 +33,14 @@ from artifactstore.backends import Backend
 from artifactstore.backends.base import is_key
 from artifactstore.core.errors import ArtifactStoreError
 
-__all__ = ["GRACE", "entry_key", "journal_prefix", "note", "record_of", "window_start"]
+__all__ = ["GRACE", "PRUNE_AFTER", "entry_key", "journal_prefix", "note", "old_entries",
+           "record_of", "window_start"]
 
 #: how far before its last sync a reader looks again (write latency and clock skew)
 GRACE: Final = timedelta(minutes=5)
+#: entries older than this are pruned by gc: far past any reader's window, which starts
+#: at most ``full_age`` (one hour, local/catalog.py) plus ``GRACE`` back
+PRUNE_AFTER: Final = timedelta(days=1)
 _TIME_DIGITS: Final = 20
 #: the record prefixes (relative to ``projects/<P>/``) an entry may name
 _SECTIONS: Final = ("artifacts/", "runs/", "lifecycle/")
@@ -98,3 +102,20 @@ def record_of(project: str, entry: str) -> str | None:
 def window_start(project: str, since: datetime) -> str:
     """The key the window lists after: entries stamped from ``since - GRACE`` on."""
     return f"{journal_prefix(project)}{_stamp(since - GRACE)}"
+
+
+def old_entries(backend: Backend, project: str, now: datetime | None = None) -> list[str]:
+    """Entries stamped more than ``PRUNE_AFTER`` before ``now``: what gc may delete.
+
+    Pruning never hides a record: the record stays where it is and every full listing
+    finds it; only readers whose window reaches back that far would have used the entry,
+    and no window does (its start is at most ``full_age + GRACE`` old).
+    """
+    prefix = journal_prefix(project)
+    cutoff = _stamp((now or datetime.now(UTC)) - PRUNE_AFTER)
+    found = []
+    for key in backend.list(prefix):
+        stamp = key[len(prefix):len(prefix) + _TIME_DIGITS]
+        if len(stamp) == _TIME_DIGITS and stamp.isdigit() and stamp < cutoff:
+            found.append(key)
+    return found
