@@ -14,7 +14,7 @@ import pytest
 from artifactstore.core.digest import Digest, hash_bytes
 from artifactstore.core.errors import ConfigurationError, InvalidInputError
 from artifactstore.core.synthetic import random_bytes
-from artifactstore.local import filecache
+from artifactstore.local import cachewrite
 from artifactstore.local.filecache import DEFAULT_MAX_BYTES, FileCache, parse_size
 
 TIMEOUT = 60.0
@@ -67,7 +67,7 @@ def test_copy_paths(tmp_path: Path, reflink: bool) -> None:
     data = random_bytes(3 << 20, seed=2)
     (tmp_path / "a").write_bytes(data)
     with open(tmp_path / "a", "rb") as src, open(tmp_path / "b", "w+b") as dst:
-        cloned = filecache._copy(src.fileno(), dst.fileno(), reflink=reflink)
+        cloned = cachewrite.copy_file(src.fileno(), dst.fileno(), reflink=reflink)
     # ext4 and tmpfs cannot clone, so "reflink-or-copy" falls back there; btrfs/XFS clone.
     assert cloned is False or reflink
     assert (tmp_path / "b").read_bytes() == data
