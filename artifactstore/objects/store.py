@@ -68,6 +68,7 @@ from artifactstore.objects.packs import (
     check_pack,
     pack_parts,
 )
+from artifactstore.objects.streamedread import StreamedRead
 
 __all__ = ["ObjectStore", "Progress", "default_cache_dir"]
 
@@ -159,8 +160,8 @@ class ObjectStore:
         # against, and every blob a version names is checked before its commit point.
         # One range read covers at most a whole pack (its target, the blob that filled
         # it, and the envelope overhead), and one more read is in flight while the
-        # caller consumes the last: peak memory of a restore is about four packs
-        # (each read's bytes, the blobs opened from it, and the HTTP client's copy).
+        # caller consumes the last. Remote reads are streamed (objects/streamedread.py),
+        # so each holds a few MiB, not its span.
         self._read_window = config.pack_target + config.largest_chunk + (64 << 10)
         self._condemnations = CondemnationCache(backend, self.domain)
         self._avoid: frozenset[bytes] = frozenset()
@@ -678,8 +679,9 @@ class ObjectStore:
         whole pack from a remote store, a few MiB from a local one); while the
         caller consumes one read, the next is in flight. A local store's blobs are
         opened in the I/O threads (the second core decrypts and verifies); a remote
-        store's one by one as they are consumed, so a read's bytes and its opened
-        blobs are never both held (peak RSS).
+        store's read is streamed (:class:`StreamedRead`: the same one request, its
+        blobs' bytes handed over as they arrive) and each blob opened as it is
+        consumed, so a read holds a few MiB whatever the pack size (peak RSS).
         """
         for blob_id, data, _ in self._blob_stream(ids, frozenset()):
             yield blob_id, data
@@ -688,25 +690,33 @@ class ObjectStore:
                      ) -> Iterator[tuple[Digest, bytes, Digest | None]]:
         """:meth:`read_blobs`, with the plain BLAKE3 digest of each blob whose id is in
         ``plain`` when the I/O thread that opened it took it (a local store; else None)."""
-        window: list[tuple[list[tuple[Digest, BlobLocation]], Future[Any]]] = []
+        window: list[tuple[list[tuple[Digest, BlobLocation]], Future[Any] | StreamedRead]] = []
         in_flight = 0
         limit = _LOCAL_READ_WINDOW if self._vectored else self._read_window
-        for group in self._coalesce(ids, _LOCAL_READ):
-            future: Future[Any]
-            if self._vectored:
-                future = self._pool.submit(self._read_and_open, group, plain)
-            else:
-                future = self._pool.submit(self._read_group, group)
-            window.append((group, future))
-            in_flight += _cost(group, opened=self._vectored)
-            while window and (len(window) >= self._concurrency or in_flight > limit):
-                done = window.pop(0)
-                in_flight -= _cost(done[0], opened=self._vectored)
-                yield from self._group_result(*done)
-                del done
-                self._after_read()
-        for group, future in window:
-            yield from self._group_result(group, future)
+        try:
+            for group in self._coalesce(ids, _LOCAL_READ):
+                read: Future[Any] | StreamedRead
+                if self._vectored:
+                    read = self._pool.submit(self._read_and_open, group, plain)
+                else:  # remote: streamed, so a read holds a few MiB, not a pack
+                    read = StreamedRead(self.backend, pack_key(self.domain, group[0][1].pack),
+                                        [(loc.offset, loc.length) for _, loc in group],
+                                        self._pool)
+                window.append((group, read))
+                in_flight += _cost(group, opened=self._vectored)
+                while window and (len(window) >= self._concurrency or in_flight > limit):
+                    group, read = window[0]
+                    in_flight -= _cost(group, opened=self._vectored)
+                    yield from self._group_result(group, read)
+                    del window[0], group, read
+                    self._after_read()
+            while window:
+                yield from self._group_result(*window[0])
+                del window[0]
+        finally:  # a consumer that stopped early: the streams still open stop
+            for _, read in window:
+                if isinstance(read, StreamedRead):
+                    read.cancel()
 
     def _after_read(self) -> None:
         """A remote store's read (up to a whole pack) was consumed and freed: give the
@@ -715,8 +725,10 @@ class ObjectStore:
             trim_heap()
 
     def _group_result(
-        self, group: list[tuple[Digest, BlobLocation]], future: Future[Any],
+        self, group: list[tuple[Digest, BlobLocation]], future: Future[Any] | StreamedRead,
     ) -> Iterator[tuple[Digest, bytes, Digest | None]]:
+        if isinstance(future, StreamedRead):
+            return self._streamed_result(group, future)
         try:
             result = future.result()
         except NotFoundError:  # the pack was repacked by gc: read from the new one
@@ -724,6 +736,22 @@ class ObjectStore:
         if isinstance(result, list):
             return iter(result)
         return ((i, data, None) for i, data in self._opened_group(group, result))
+
+    def _streamed_result(
+        self, group: list[tuple[Digest, BlobLocation]], read: StreamedRead,
+    ) -> Iterator[tuple[Digest, bytes, Digest | None]]:
+        """A remote read's blobs, each opened and checked as its bytes come."""
+        done = 0
+        try:
+            for data in read.blobs():
+                blob_id, loc = group[done]
+                yield blob_id, self._verified(blob_id, loc, data), None
+                done += 1
+        except NotFoundError:  # the pack was repacked by gc: read from the new one
+            for blob_id, _ in group[done:]:
+                yield blob_id, self.read_blob(blob_id), None
+        finally:
+            read.cancel()
 
     def _coalesce(
         self, ids: Iterable[Digest], limit: int
