@@ -320,3 +320,23 @@ def test_parse_size(text: str, size: int) -> None:
 def test_parse_size_rejects(text: str) -> None:
     with pytest.raises(InvalidInputError):
         parse_size(text)
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o077, 0o477], ids=oct)
+def test_entries_are_read_only_and_private_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    """Entries made 0400 by ``os.open`` when the umask keeps that, else changed after
+    writing (a umask that strips the owner's read bit): 0400 either way, same bytes."""
+    old = os.umask(umask)
+    try:
+        cache = FileCache(tmp_path / "cache", max_bytes=1 << 20)
+        small, big = random_bytes(1000, seed=7), random_bytes(5000, seed=8)
+        from_bytes = cache.insert_bytes(small, hash_bytes(small))
+        source, digest = _source(tmp_path, "big.bin", big)
+        from_file = cache.insert(source, digest)
+    finally:
+        os.umask(old)
+    assert from_bytes is not None
+    for entry, data in ((from_bytes, small), (from_file, big)):
+        assert stat.S_IMODE(entry.stat().st_mode) == 0o400
+        assert entry.read_bytes() == data
+    assert _leftovers(tmp_path / "cache" / "tmp") == []

@@ -30,7 +30,7 @@ from artifactstore.objects.store import default_cache_dir
 
 __all__ = [
     "FICLONE", "HEX_NAME", "TEMP_MARK", "CacheInfo", "CacheWriter", "copy_file", "discard",
-    "mapped_error",
+    "mapped_error", "process_umask",
 ]  # fmt: skip
 
 # linux/fs.h: _IOW(0x94, 9, int). Python's fcntl names it only from 3.12 on.
@@ -82,6 +82,9 @@ class CacheWriter:
         tighten(self.root)  # made by an older version (0755): private from now on
         self.max_bytes = max_bytes
         self._reflink = reflink
+        umask = process_umask()
+        #: new entries get their final mode from ``os.open`` (the umask keeps 0400)
+        self._direct_mode = umask is not None and not umask & _ENTRY_MODE
         self._estimate: int | None = None
         self._scanned_at = 0.0
         #: folders this object made or checked private (an insert per small file of a
@@ -137,14 +140,16 @@ class CacheWriter:
         (written straight from the bytes in hand, no copy and no re-read); the entry,
         or None when the cache cannot take it."""
         try:
-            return self._place(digest, len(data), lambda dst: _write_all(dst, data))
+            return self._place(digest, len(data), lambda dst: _write_all(dst, data),
+                               sized=True)
         except OSError:
             return None
 
-    def _place(self, digest: Digest, size: int, fill: Callable[[int], object]
-               ) -> Path | None:
+    def _place(self, digest: Digest, size: int, fill: Callable[[int], object], *,
+               sized: bool = False) -> Path | None:
         """The entry for ``digest`` of ``size`` bytes, written by ``fill`` into a private
-        temp file (a descriptor) checked for its size and renamed into place (None: too
+        temp file (a descriptor) checked for its size (unless ``sized``: ``fill``
+        writes exactly ``size`` bytes or raises) and renamed into place (None: too
         big, or the copy came out short). Raises OSError."""
         final = self.path_for(digest)
         if self.lookup(digest, size) is not None:
@@ -155,18 +160,20 @@ class CacheWriter:
             temp = self._private_folder(self.root / _TEMP_DIR) / (
                 f"{TEMP_MARK}{secrets.token_hex(8)}")
             self._private_folder(final.parent)
-            # 0600 from the start, then 0400: entries are read-only and private.
-            fd = os.open(temp, _NEW_FILE, FILE_MODE)
+            # Entries are read-only and private: made 0400 at once when the umask keeps
+            # that (the descriptor still writes), else 0600 and changed once written.
+            fd = os.open(temp, _NEW_FILE, _ENTRY_MODE if self._direct_mode else FILE_MODE)
         except OSError:
             self._private.clear()  # a folder removed under us: made again next time
             raise
         try:
             try:
                 fill(fd)
-                if os.fstat(fd).st_size != size:
+                if not sized and os.fstat(fd).st_size != size:
                     discard(temp)
                     return None
-                os.fchmod(fd, _ENTRY_MODE)
+                if not self._direct_mode:
+                    os.fchmod(fd, _ENTRY_MODE)
             finally:
                 os.close(fd)
             os.replace(temp, final)
@@ -258,6 +265,19 @@ class CacheWriter:
                 with contextlib.suppress(OSError):
                     if item.stat(follow_symlinks=False).st_mtime < cutoff:
                         os.unlink(item.path)
+
+
+def process_umask() -> int | None:
+    """This process's umask from /proc (Linux >= 4.7), read without changing it (as
+    ``os.umask`` would, under other threads' feet); None where it cannot be read."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        return None  # no /proc (not Linux), or a line this parser does not know
+    return None
 
 
 def copy_file(src: int, dst: int, *, reflink: bool) -> bool:

@@ -39,6 +39,7 @@ from artifactstore.core.errors import (
 )
 from artifactstore.core.localproc import process_exists
 from artifactstore.core.sizes import human_size
+from artifactstore.local.cachewrite import process_umask
 from artifactstore.local.filecache import FileCache
 from artifactstore.model.paths import PathGuard, validate_path
 from artifactstore.model.tree import Entry, FileEntry, ReferenceEntry
@@ -320,7 +321,7 @@ def _write_batch(objects: ObjectStore, batch: list[tuple[FileEntry, Path | str]]
     each file's digest is checked by the store from the bytes read (``check``)."""
     if not batch:
         return
-    umask = _process_umask()
+    umask = process_umask()
     with _CacheFeeder(cache) as feed:
         for (entry, target), blocks in zip(
             batch, objects.iter_files([e.file_ref() for e, _ in batch], check=True),
@@ -462,19 +463,6 @@ def _write_verified(blocks: Iterable[bytes], path: str, digest: Digest | None, m
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-
-
-def _process_umask() -> int | None:
-    """This process's umask from /proc (Linux >= 4.7), read without changing it (as
-    ``os.umask`` would, under other threads' feet); None where it cannot be read."""
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        return None  # no /proc (not Linux), or a line this parser does not know
-    return None
 
 
 def read_file(objects: ObjectStore, entry: FileEntry,
