@@ -340,3 +340,30 @@ def test_entries_are_read_only_and_private_whatever_the_umask(tmp_path: Path, um
         assert stat.S_IMODE(entry.stat().st_mode) == 0o400
         assert entry.read_bytes() == data
     assert _leftovers(tmp_path / "cache" / "tmp") == []
+
+
+def test_a_cache_slow_to_scan_is_rescanned_less_often(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inserts keep a running estimate between scans; a scan that took T seconds is not
+    repeated (below the cap) for 20 T, at least 5 s (a fake clock, no timing)."""
+    from artifactstore.local import cachewrite
+
+    clock = [1000.0]
+    scans: list[float] = []
+    cache = FileCache(tmp_path / "cache", max_bytes=1 << 30)
+    real_scan = cache._scan_total
+
+    def slow_scan() -> int:
+        scans.append(clock[0])
+        clock[0] += 2.0  # this scan "takes" 2 s
+        return real_scan()
+
+    monkeypatch.setattr(cachewrite.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(cache, "_scan_total", slow_scan)
+    for i in range(30):
+        data = i.to_bytes(4, "little") * 10
+        assert cache.insert_bytes(data, hash_bytes(data)) is not None
+        clock[0] += 1.0
+    # first insert scans (no estimate yet); the next scan waits 40 s, not 5 s
+    assert scans == [1000.0]
+    assert cache.info().entries == 30

@@ -45,8 +45,12 @@ _LOCK_NAME = ".lock"
 _ENTRY_MODE = 0o400
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 # An insert rescans the cache when its running estimate would pass the cap or is
-# older than this; other processes' inserts are seen within that time.
+# older than this, or than _RESCAN_COST times the last scan took (whichever is
+# longer: a cache of 100,000 entries takes about a second to scan, and a download
+# must not spend a fifth of its time counting); other processes' inserts are seen
+# within that time.
 _RESCAN_SECONDS = 5.0
+_RESCAN_COST = 20
 # Evicting after an insert goes down to this share of the cap, so a full cache is
 # not rescanned on every insert.
 _LOW_WATER = 0.9
@@ -87,6 +91,7 @@ class CacheWriter:
         self._direct_mode = umask is not None and not umask & _ENTRY_MODE
         self._estimate: int | None = None
         self._scanned_at = 0.0
+        self._rescan_after = _RESCAN_SECONDS
         #: folders this object made or checked private (an insert per small file of a
         #: download would otherwise stat and tighten the same three folders each time)
         self._private: set[Path] = set()
@@ -192,12 +197,14 @@ class CacheWriter:
     def _after_insert(self, size: int, inserted: Path) -> None:
         now = time.monotonic()
         estimate = self._estimate
-        if (estimate is not None and now - self._scanned_at < _RESCAN_SECONDS
+        if (estimate is not None and now - self._scanned_at < self._rescan_after
                 and estimate + size <= self.max_bytes):
             self._estimate = estimate + size
             return
         with contextlib.suppress(OSError):
             total = self._scan_total()
+            self._rescan_after = max(_RESCAN_SECONDS,
+                                     _RESCAN_COST * (time.monotonic() - now))
             if total > self.max_bytes:
                 total = self._evict(int(self.max_bytes * _LOW_WATER), keep=inserted,
                                     temps_older_than=None).bytes
