@@ -346,7 +346,7 @@ def test_a_cache_slow_to_scan_is_rescanned_less_often(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Inserts keep a running estimate between scans; a scan that took T seconds is not
     repeated (below the cap) for 20 T, at least 5 s (a fake clock, no timing)."""
-    from artifactstore.local import cachewrite
+    import time
 
     clock = [1000.0]
     scans: list[float] = []
@@ -358,7 +358,7 @@ def test_a_cache_slow_to_scan_is_rescanned_less_often(
         clock[0] += 2.0  # this scan "takes" 2 s
         return real_scan()
 
-    monkeypatch.setattr(cachewrite.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(cache, "_scan_total", slow_scan)
     for i in range(30):
         data = i.to_bytes(4, "little") * 10
