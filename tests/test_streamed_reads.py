@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from artifactstore.backends import open_backend, open_backend_stack
 from artifactstore.backends.base import Backend, iter_range
@@ -141,3 +143,40 @@ def test_damage_in_a_streamed_pack_is_reported(s3_server: MotoS3Server, tmp_path
             pytest.raises(IntegrityError):
         b"".join(store.iter_file(ref))
     backend.close()
+
+
+class Pieces(RetryingBackend):
+    """Streams cut into pieces of the sizes given, in turn."""
+
+    def __init__(self, inner: Backend, sizes: list[int]) -> None:
+        super().__init__(inner)
+        self.sizes = sizes
+
+    def iter_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        data = self._inner.get_range(key, start, length)
+        at, turn = 0, 0
+        while at < len(data):
+            size = self.sizes[turn % len(self.sizes)]
+            yield data[at:at + size]
+            at, turn = at + size, turn + 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(lengths=st.lists(st.integers(1, 300), min_size=1, max_size=12),
+       gaps=st.lists(st.integers(0, 40), min_size=12, max_size=12),
+       sizes=st.lists(st.integers(1, 500), min_size=1, max_size=4))
+def test_blobs_are_cut_out_of_any_pieces(lengths: list[int], gaps: list[int],
+                                         sizes: list[int]) -> None:
+    """Whatever the pieces (smaller than a blob, spanning several, gaps between
+    blobs), every span's bytes come out in order, views or joined."""
+    inner = open_backend(f"memory://stream-{os.urandom(4).hex()}")
+    spans, at = [], 0
+    for length, gap in zip(lengths, gaps, strict=False):
+        at += gap
+        spans.append((at, length))
+        at += length
+    data = random_bytes(at + 5, seed=len(lengths))
+    inner.put("pack", data)
+    with ThreadPoolExecutor(1) as pool:
+        got = [bytes(b) for b in StreamedRead(Pieces(inner, sizes), "pack", spans, pool).blobs()]
+    assert got == [data[o:o + n] for o, n in spans]

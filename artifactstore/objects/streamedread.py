@@ -5,9 +5,10 @@ pack (requests cost more than bytes there). Read whole, that GET held the pack's
 until the last blob was consumed, and the HTTP client joined the body from its chunks
 (two copies of up to 16 MiB at once), while the next read was in flight. A
 :class:`StreamedRead` reads the same range with the same one request on an I/O
-thread, cuts the stored bytes of each blob out as the body arrives
-(``backends.base.iter_range``, a MiB at a time) and hands them over through a queue
-of at most :data:`_QUEUED` pieces, so a read holds a few MiB whatever the pack size.
+thread and hands each blob's stored bytes over as the body arrives
+(``backends.base.iter_range``, a MiB at a time) through a queue of at most
+:data:`_QUEUED` pieces, so a read holds a few MiB whatever the pack size. A blob
+inside one piece is handed over as a view of it (no copy), one across pieces joined.
 
 Vocabulary: a *span* is one blob's ``(offset, length)`` in the pack, in the order of
 the range; the *stored bytes* of a span are the blob's envelope, opened and checked
@@ -58,7 +59,7 @@ class StreamedRead:
         self._stop = threading.Event()
         self._future = pool.submit(self._produce)
 
-    def blobs(self) -> Iterator[bytes]:
+    def blobs(self) -> Iterator[bytes | memoryview]:
         """Each span's stored bytes in order; raises what the read raised (a
         ``NotFoundError`` when the pack is gone), after the spans read before it."""
         while True:
@@ -69,6 +70,7 @@ class StreamedRead:
                 raise item.error
             assert isinstance(item, list)
             yield from item
+            del item  # the pieces its views point into go as the consumer lets go
 
     def cancel(self) -> None:
         """Stop reading (the consumer is done with this range, early or not)."""
@@ -89,13 +91,12 @@ class StreamedRead:
         first = spans[0][0]
         end = spans[-1][0] + spans[-1][1]
         done = 0
-        buffer = bytearray()
-        at = first  # the pack offset of buffer[0]
+        carry: bytes | memoryview = b""  # bytes from pack offset ``at`` not handed over
+        at = first
         pieces = iter_range(self._backend, self._key, first, end - first)
         try:
             for piece in pieces:
-                buffer += piece
-                done, at = self._hand_over(buffer, at, done)
+                done, carry, at = self._hand_over(carry, at, piece, done)
                 if done < 0 or done == len(spans):
                     return  # cancelled, or all handed over
         finally:
@@ -105,29 +106,44 @@ class StreamedRead:
         # The stream ended short: read the rest at once (retried), then hand over
         # whatever it holds (short bytes for a truncated pack: the consumer reports it).
         at = spans[done][0]
-        buffer = bytearray(self._backend.get_range(self._key, at, end - at))
-        done, at = self._hand_over(buffer, at, done)
+        done, carry, at = self._hand_over(
+            b"", at, self._backend.get_range(self._key, at, end - at), done)
         if 0 <= done < len(spans):
-            self._put([bytes(buffer[offset - at:offset - at + length])
+            self._put([bytes(carry[offset - at:offset - at + length])
                        for offset, length in spans[done:]])
 
-    def _hand_over(self, buffer: bytearray, at: int, done: int) -> tuple[int, int]:
-        """Queue the spans ``buffer`` (starting at pack offset ``at``) now completes;
-        drops their bytes from it. Returns the spans done and the new ``at`` (-1 and
-        ``at`` when cancelled)."""
-        ready: list[bytes] = []
+    def _hand_over(self, carry: bytes | memoryview, at: int, piece: bytes, done: int
+                   ) -> tuple[int, bytes | memoryview, int]:
+        """Queue the spans ``piece`` completes; it follows ``carry``, the bytes from pack
+        offset ``at`` not handed over yet. A blob inside the piece goes as a view of it
+        (no copy: the piece lives until its blobs are consumed), one that began before
+        it is joined (one copy). Returns the spans done (-1 when cancelled), what to
+        carry into the next piece and its offset."""
+        piece_at = at + len(carry)
+        piece_end = piece_at + len(piece)
+        view = memoryview(piece)
+        ready: list[bytes | memoryview] = []
         for offset, length in self._spans[done:]:
-            if offset + length > at + len(buffer):
+            stop = offset + length
+            if stop > piece_end:
                 break
-            ready.append(bytes(buffer[offset - at:offset - at + length]))
-        if not ready:
-            return done, at
-        done += len(ready)
-        offset, length = self._spans[done - 1]
-        del buffer[:offset + length - at]
-        if not self._put(ready):
-            return -1, at
-        return done, offset + length
+            if offset >= piece_at:
+                ready.append(view[offset - piece_at:stop - piece_at])
+            else:
+                ready.append(bytes(carry[offset - at:]) + bytes(view[:stop - piece_at]))
+            done += 1
+        if done == len(self._spans):
+            carry, at = b"", piece_end
+        else:
+            following = self._spans[done][0]
+            if following >= piece_at:  # in this piece, or past it (a gap between blobs)
+                at = min(following, piece_end)
+                carry = view[at - piece_at:]
+            else:  # a blob that spans more than two pieces
+                carry, at = bytes(carry[following - at:]) + piece, following
+        if ready and not self._put(ready):
+            return -1, carry, at
+        return done, carry, at
 
     def _put(self, item: object) -> bool:
         while not self._stop.is_set():
