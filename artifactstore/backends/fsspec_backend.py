@@ -293,13 +293,12 @@ class FsspecBackend:
 
 async def _read_up_to(body: Any, size: int) -> bytes:
     """Up to ``size`` bytes of a streamed S3 body (fewer only at its end), in one buffer."""
-    first = await body.read(size)
-    if len(first) >= size or not first:
-        return bytes(first)
-    buffer = bytearray(first)
-    while len(buffer) < size and (more := await body.read(size - len(buffer))):
-        buffer += more
-    return bytes(buffer)
+    parts = [await body.read(size)]
+    got = len(parts[0])
+    while 0 < got < size and (more := await body.read(size - got)):
+        parts.append(more)
+        got += len(more)
+    return parts[0] if len(parts) == 1 else b"".join(parts)  # one copy of the piece
 
 
 def _as_bytes(data: bytes) -> bytes:
