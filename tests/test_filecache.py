@@ -14,7 +14,7 @@ import pytest
 from artifactstore.core.digest import Digest, hash_bytes
 from artifactstore.core.errors import ConfigurationError, InvalidInputError
 from artifactstore.core.synthetic import random_bytes
-from artifactstore.local import filecache
+from artifactstore.local import cachewrite
 from artifactstore.local.filecache import DEFAULT_MAX_BYTES, FileCache, parse_size
 
 TIMEOUT = 60.0
@@ -67,7 +67,7 @@ def test_copy_paths(tmp_path: Path, reflink: bool) -> None:
     data = random_bytes(3 << 20, seed=2)
     (tmp_path / "a").write_bytes(data)
     with open(tmp_path / "a", "rb") as src, open(tmp_path / "b", "w+b") as dst:
-        cloned = filecache._copy(src.fileno(), dst.fileno(), reflink=reflink)
+        cloned = cachewrite.copy_file(src.fileno(), dst.fileno(), reflink=reflink)
     # ext4 and tmpfs cannot clone, so "reflink-or-copy" falls back there; btrfs/XFS clone.
     assert cloned is False or reflink
     assert (tmp_path / "b").read_bytes() == data
@@ -320,3 +320,50 @@ def test_parse_size(text: str, size: int) -> None:
 def test_parse_size_rejects(text: str) -> None:
     with pytest.raises(InvalidInputError):
         parse_size(text)
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o077, 0o477], ids=oct)
+def test_entries_are_read_only_and_private_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    """Entries made 0400 by ``os.open`` when the umask keeps that, else changed after
+    writing (a umask that strips the owner's read bit): 0400 either way, same bytes."""
+    old = os.umask(umask)
+    try:
+        cache = FileCache(tmp_path / "cache", max_bytes=1 << 20)
+        small, big = random_bytes(1000, seed=7), random_bytes(5000, seed=8)
+        from_bytes = cache.insert_bytes(small, hash_bytes(small))
+        source, digest = _source(tmp_path, "big.bin", big)
+        from_file = cache.insert(source, digest)
+    finally:
+        os.umask(old)
+    assert from_bytes is not None
+    for entry, data in ((from_bytes, small), (from_file, big)):
+        assert stat.S_IMODE(entry.stat().st_mode) == 0o400
+        assert entry.read_bytes() == data
+    assert _leftovers(tmp_path / "cache" / "tmp") == []
+
+
+def test_a_cache_slow_to_scan_is_rescanned_less_often(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inserts keep a running estimate between scans; a scan that took T seconds is not
+    repeated (below the cap) for 20 T, at least 5 s (a fake clock, no timing)."""
+    import time
+
+    clock = [1000.0]
+    scans: list[float] = []
+    cache = FileCache(tmp_path / "cache", max_bytes=1 << 30)
+    real_scan = cache._scan_total
+
+    def slow_scan() -> int:
+        scans.append(clock[0])
+        clock[0] += 2.0  # this scan "takes" 2 s
+        return real_scan()
+
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(cache, "_scan_total", slow_scan)
+    for i in range(30):
+        data = i.to_bytes(4, "little") * 10
+        assert cache.insert_bytes(data, hash_bytes(data)) is not None
+        clock[0] += 1.0
+    # first insert scans (no estimate yet); the next scan waits 40 s, not 5 s
+    assert scans == [1000.0]
+    assert cache.info().entries == 30

@@ -160,3 +160,25 @@ def list_after(backend: Backend, prefix: str, after: str) -> Iterator[str]:
         found: Iterator[str] = native(prefix, after)
         return found
     return (key for key in backend.list(prefix) if key > after)
+
+
+def iter_range(backend: Backend, key: str, start: int, length: int) -> Iterator[bytes]:
+    """``backend.get_range(key, start, length)`` in pieces, in order, as they arrive.
+
+    An optional capability, not part of the contract: a backend (or wrapper) with an
+    ``iter_range(key, start, length)`` method answers it itself, S3 by reading the
+    body of one ranged GET about a MiB at a time (the caller holds a piece, not the
+    range, and the HTTP client never joins the whole body); any other backend yields
+    ``get_range``'s bytes as one piece, read when the first piece is asked for. The
+    pieces joined are what ``get_range`` returns, or a prefix of it when the stream
+    breaks: the caller checks lengths. Used by the object store's remote reads.
+    """
+    native = getattr(backend, "iter_range", None)
+    if native is not None:
+        pieces: Iterator[bytes] = native(key, start, length)
+        return pieces
+    return _whole(backend, key, start, length)
+
+
+def _whole(backend: Backend, key: str, start: int, length: int) -> Iterator[bytes]:
+    yield backend.get_range(key, start, length)

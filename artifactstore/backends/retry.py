@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from artifactstore.backends._wrapper import BackendWrapper
-from artifactstore.backends.base import Backend, ObjectInfo, list_after
+from artifactstore.backends.base import Backend, ObjectInfo, iter_range, list_after
 from artifactstore.core.errors import InvalidInputError, NotFoundError, TransientBackendError
 
 __all__ = ["RetryingBackend"]
@@ -79,6 +79,11 @@ class RetryingBackend(BackendWrapper):
     def get_range(self, key: str, start: int, length: int) -> bytes:
         """``inner.get_range`` with retries."""
         return self._call("get_range", key, lambda: self._inner.get_range(key, start, length))
+
+    def iter_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        """``base.iter_range`` of the inner backend, not retried: a stream that breaks
+        ends short, and its reader reads the rest with :meth:`get_range`, which is."""
+        return iter_range(self._inner, key, start, length)
 
     def put(self, key: str, data: bytes) -> None:
         """``inner.put`` with retries (a repeated overwrite is harmless)."""

@@ -434,8 +434,10 @@ def list_dir_listed(root: Digest, directory: str, get_blob: GetBlob) -> Iterator
             _listed(path, found)
 
 
-#: bytes of tree nodes :func:`prefetching_reader` holds at most
-PREFETCH_BUDGET: Final = 64 << 20
+#: bytes of tree nodes :func:`prefetching_reader` reads ahead when it starts
+PREFETCH_BUDGET: Final = 16 << 20
+#: bytes it reads ahead from a node the walk reached before it was read
+REFILL_BUDGET: Final = 4 << 20
 
 
 def prefetching_reader(
@@ -444,31 +446,52 @@ def prefetching_reader(
     get_one: GetBlob,
     budget: int = PREFETCH_BUDGET,
 ) -> GetBlob:
-    """A ``get_blob`` for walking the tree under ``root`` that has read its nodes level
-    by level with ``get_many`` (one batched read per level instead of one per node).
+    """A ``get_blob`` for walking the tree under ``root`` once, in path order, that reads
+    its nodes level by level with ``get_many`` (one batched read per level instead of
+    one per node).
 
-    Nodes past ``budget`` bytes, and chunk lists, are read with ``get_one`` when the
-    walk reaches them; every node is still checked by the walk itself.
+    It reads up to ``budget`` bytes of nodes under ``root`` at once, and hands each
+    node out once, then lets it go: a walk reads a node once (a second read goes to
+    ``get_one``), so what it holds shrinks as the walk goes. A node the walk reaches
+    before it was read is read with the nodes under it the same way, up to
+    :data:`REFILL_BUDGET` (``budget`` if smaller). Memory stays within about
+    ``budget`` plus a refill per directory level, however big the tree (a million
+    files: ~110 MB of nodes). Every node is still checked by the walk itself; chunk
+    lists are read with ``get_one``.
     """
     held: dict[bytes, bytes] = {}
-    used = 0
-    level = [root]
-    try:
-        while level and used < budget:
-            following: dict[bytes, Digest] = {}
-            for node_id, data in get_many(level):
-                held[node_id.raw] = data
-                used += len(data)
-                for item in decode_node(node_id, data, None):
-                    if isinstance(item, DirItem | Child) and item.id.raw not in held:
-                        following[item.id.raw] = item.id
-            level = list(following.values())
-    except ArtifactStoreError:
-        pass  # damage: the walk reads that node itself and reports it with its path
+
+    def read_ahead(start: Digest, limit: int) -> None:
+        used = 0
+        level = [start]
+        try:
+            while level and used < limit:
+                following: dict[bytes, Digest] = {}
+                for node_id, data in get_many(level):
+                    held[node_id.raw] = data
+                    used += len(data)
+                    for item in decode_node(node_id, data, None):
+                        if isinstance(item, DirItem | Child) and item.id.raw not in held:
+                            following[item.id.raw] = item.id
+                    if used >= limit:
+                        break  # the rest of this level is read when the walk gets there
+                level = list(following.values())
+        except ArtifactStoreError:
+            pass  # damage: the walk reads that node itself and reports it with its path
+
+    read_ahead(root, budget)
+    refill = min(budget, REFILL_BUDGET)
+    given: set[bytes] = set()  # nodes handed out (a few thousand ids at a million files)
 
     def get_blob(blob_id: Digest) -> bytes:
-        data = held.get(blob_id.raw)
-        return get_one(blob_id) if data is None else data
+        data = held.pop(blob_id.raw, None)
+        if data is None and blob_id.raw not in given:
+            read_ahead(blob_id, refill)  # a chunk list is read alone: it names no nodes
+            data = held.pop(blob_id.raw, None)
+        if data is None:
+            return get_one(blob_id)
+        given.add(blob_id.raw)
+        return data
 
     return get_blob
 

@@ -69,6 +69,7 @@ from artifactstore.objects.packs import (
     check_pack,
     pack_parts,
 )
+from artifactstore.objects.streamedread import StreamedRead
 
 __all__ = ["ObjectStore", "Progress", "default_cache_dir"]
 
@@ -168,8 +169,8 @@ class ObjectStore:
         # against, and every blob a version names is checked before its commit point.
         # One range read covers at most a whole pack (its target, the blob that filled
         # it, and the envelope overhead), and one more read is in flight while the
-        # caller consumes the last: peak memory of a restore is about four packs
-        # (each read's bytes, the blobs opened from it, and the HTTP client's copy).
+        # caller consumes the last. Remote reads are streamed (objects/streamedread.py),
+        # so each holds a few MiB, not its span.
         self._read_window = config.pack_target + config.largest_chunk + (64 << 10)
         self._condemnations = CondemnationCache(backend, self.domain)
         self._freshness = IndexFreshness(config.commit_window, _RELIST_AFTER)
@@ -733,7 +734,12 @@ class ObjectStore:
         return self._verified(blob_id, location, data)
 
     def _verified(self, blob_id: Digest, location: BlobLocation,
-                  data: bytes | memoryview) -> bytes:
+                  data: bytes | memoryview, *, check_id: bool = True) -> bytes:
+        """The plaintext of a blob's stored bytes: opened (decrypted with its id bound,
+        decompressed within its length) and, with ``check_id``, hashed to its id. A
+        checked file read (:meth:`iter_files` with ``check``) passes False: its bytes
+        are hashed to the file's digest before anything is published, which checks
+        every chunk of it, so a second BLAKE3 pass over each chunk buys nothing."""
         what = f"blob {blob_id.hex} in pack {pack_key(self.domain, location.pack)}"
         if len(data) != location.length:
             raise IntegrityError(
@@ -744,7 +750,7 @@ class ObjectStore:
             data, expected_kind=location.kind, raw_length=location.raw_length, what=what,
             keys=self.keys, binding=blob_id.raw,
         )
-        if self.blob_id(plaintext) != blob_id:
+        if check_id and self.blob_id(plaintext) != blob_id:
             raise IntegrityError(
                 f"{what} does not match its id: the pack is damaged; run 'artifactstore verify'"
             )
@@ -757,35 +763,45 @@ class ObjectStore:
         whole pack from a remote store, a few MiB from a local one); while the
         caller consumes one read, the next is in flight. A local store's blobs are
         opened in the I/O threads (the second core decrypts and verifies); a remote
-        store's one by one as they are consumed, so a read's bytes and its opened
-        blobs are never both held (peak RSS).
+        store's read is streamed (:class:`StreamedRead`: the same one request, its
+        blobs' bytes handed over as they arrive) and each blob opened as it is
+        consumed, so a read holds a few MiB whatever the pack size (peak RSS).
         """
         for blob_id, data, _ in self._blob_stream(ids, frozenset()):
             yield blob_id, data
 
-    def _blob_stream(self, ids: Iterable[Digest], plain: frozenset[bytes]
+    def _blob_stream(self, ids: Iterable[Digest], plain: frozenset[bytes], *,
+                     check_ids: bool = True
                      ) -> Iterator[tuple[Digest, bytes, Digest | None]]:
         """:meth:`read_blobs`, with the plain BLAKE3 digest of each blob whose id is in
         ``plain`` when the I/O thread that opened it took it (a local store; else None)."""
-        window: list[tuple[list[tuple[Digest, BlobLocation]], Future[Any]]] = []
+        window: list[tuple[list[tuple[Digest, BlobLocation]], Future[Any] | StreamedRead]] = []
         in_flight = 0
         limit = _LOCAL_READ_WINDOW if self._vectored else self._read_window
-        for group in self._coalesce(ids, _LOCAL_READ):
-            future: Future[Any]
-            if self._vectored:
-                future = self._pool.submit(self._read_and_open, group, plain)
-            else:
-                future = self._pool.submit(self._read_group, group)
-            window.append((group, future))
-            in_flight += _cost(group, opened=self._vectored)
-            while window and (len(window) >= self._concurrency or in_flight > limit):
-                done = window.pop(0)
-                in_flight -= _cost(done[0], opened=self._vectored)
-                yield from self._group_result(*done)
-                del done
-                self._after_read()
-        for group, future in window:
-            yield from self._group_result(group, future)
+        try:
+            for group in self._coalesce(ids, _LOCAL_READ):
+                read: Future[Any] | StreamedRead
+                if self._vectored:
+                    read = self._pool.submit(self._read_and_open, group, plain, check_ids)
+                else:  # remote: streamed, so a read holds a few MiB, not a pack
+                    read = StreamedRead(self.backend, pack_key(self.domain, group[0][1].pack),
+                                        [(loc.offset, loc.length) for _, loc in group],
+                                        self._pool)
+                window.append((group, read))
+                in_flight += _cost(group, opened=self._vectored)
+                while window and (len(window) >= self._concurrency or in_flight > limit):
+                    group, read = window[0]
+                    in_flight -= _cost(group, opened=self._vectored)
+                    yield from self._group_result(group, read, check_ids)
+                    del window[0], group, read
+                    self._after_read()
+            while window:
+                yield from self._group_result(*window[0], check_ids)
+                del window[0]
+        finally:  # a consumer that stopped early: the streams still open stop
+            for _, read in window:
+                if isinstance(read, StreamedRead):
+                    read.cancel()
 
     def _after_read(self) -> None:
         """A remote store's read (up to a whole pack) was consumed and freed: give the
@@ -794,15 +810,34 @@ class ObjectStore:
             trim_heap()
 
     def _group_result(
-        self, group: list[tuple[Digest, BlobLocation]], future: Future[Any],
+        self, group: list[tuple[Digest, BlobLocation]], future: Future[Any] | StreamedRead,
+        check_ids: bool,
     ) -> Iterator[tuple[Digest, bytes, Digest | None]]:
+        if isinstance(future, StreamedRead):
+            return self._streamed_result(group, future, check_ids)
         try:
             result = future.result()
         except NotFoundError:  # the pack was repacked by gc: read from the new one
             result = [(blob_id, self.read_blob(blob_id), None) for blob_id, _ in group]
         if isinstance(result, list):
             return iter(result)
-        return ((i, data, None) for i, data in self._opened_group(group, result))
+        return ((i, data, None) for i, data in self._opened_group(group, result, check_ids))
+
+    def _streamed_result(
+        self, group: list[tuple[Digest, BlobLocation]], read: StreamedRead, check_ids: bool,
+    ) -> Iterator[tuple[Digest, bytes, Digest | None]]:
+        """A remote read's blobs, each opened and checked as its bytes come."""
+        done = 0
+        try:
+            for data in read.blobs():
+                blob_id, loc = group[done]
+                yield blob_id, self._verified(blob_id, loc, data, check_id=check_ids), None
+                done += 1
+        except NotFoundError:  # the pack was repacked by gc: read from the new one
+            for blob_id, _ in group[done:]:
+                yield blob_id, self.read_blob(blob_id), None
+        finally:
+            read.cancel()
 
     def _coalesce(
         self, ids: Iterable[Digest], limit: int
@@ -840,22 +875,24 @@ class ObjectStore:
         )
 
     def _read_and_open(
-        self, group: list[tuple[Digest, BlobLocation]], plain: frozenset[bytes]
+        self, group: list[tuple[Digest, BlobLocation]], plain: frozenset[bytes],
+        check_ids: bool,
     ) -> list[tuple[Digest, bytes, Digest | None]]:
         # The plain digests asked for are taken here, on the second core, from the
         # bytes in hand (a one-chunk file's digest is its chunk's).
-        keyed = self.keys is not None
-        return [(blob_id, data, hash_bytes(data) if keyed and blob_id.raw in plain else None)
-                for blob_id, data in self._opened_group(group, self._read_group(group))]
+        return [(blob_id, data, hash_bytes(data) if blob_id.raw in plain else None)
+                for blob_id, data in self._opened_group(group, self._read_group(group),
+                                                        check_ids)]
 
     def _opened_group(
-        self, group: list[tuple[Digest, BlobLocation]], data: bytes
+        self, group: list[tuple[Digest, BlobLocation]], data: bytes, check_ids: bool = True,
     ) -> Iterator[tuple[Digest, bytes]]:
         start = group[0][1].offset
         view = memoryview(data)  # slices, not copies: each blob is opened in place
         for blob_id, loc in group:
             yield blob_id, self._verified(
-                blob_id, loc, view[loc.offset - start : loc.offset - start + loc.length]
+                blob_id, loc, view[loc.offset - start : loc.offset - start + loc.length],
+                check_id=check_ids,
             )
 
     def read_many(self, ids: Iterable[Digest]) -> Iterator[tuple[Digest, bytes]]:
@@ -873,15 +910,20 @@ class ObjectStore:
         """For each file in order, an iterator of its verified chunks; the chunks of all
         files are read as one stream, so neighbouring files share range requests.
 
-        With ``check`` each file's bytes are also checked against its digest before
-        its iterator ends (IntegrityError instead), hashed from the bytes read: a
+        With ``check`` each file's bytes are checked against its digest before its
+        iterator ends (IntegrityError instead), hashed from the bytes read: a
         one-chunk file's by the I/O thread that opened it (a local store), before
-        any byte is yielded; a longer file's in batches on the digest thread.
-        Each file's iterator must be consumed before the next is taken.
+        any byte is yielded; a longer file's in batches on the digest thread. Its
+        chunks are then not each hashed to their ids as well (they are opened and,
+        in an encrypted domain, authenticated with their ids bound): the caller must
+        not use a file's bytes before its iterator ended without error (a download
+        publishes a file only then). Each file's iterator must be consumed before
+        the next is taken.
         """
         plain = frozenset(r.chunks[0].id.raw for r in refs
                           if check and len(r.chunks) == 1)
-        blobs = self._blob_stream((c.id for ref in refs for c in ref.chunks), plain)
+        blobs = self._blob_stream((c.id for ref in refs for c in ref.chunks), plain,
+                                  check_ids=not check)
         for ref in refs:
             yield self._take_file(ref, blobs, check=check)
 
@@ -893,16 +935,16 @@ class ObjectStore:
         if check and len(ref.chunks) > 1:  # a small file's chunks are hashed right here
             digest = _FileDigest(self._digest_pool if ref.size >= _DIGEST_BATCH else None)
         for chunk_ref in ref.chunks:
-            blob_id, data, plain = next(blobs)
+            _, data, plain = next(blobs)
             if len(data) != chunk_ref.length:
                 raise IntegrityError(
                     f"chunk {chunk_ref.id.hex} has {len(data)} bytes, the file lists "
                     f"{chunk_ref.length}"
                 )
             size += len(data)
-            if check and digest is None:  # the file's one chunk
+            if check and digest is None:  # the file's one chunk (its id not checked)
                 if plain is None:
-                    plain = blob_id if self.keys is None else hash_bytes(data)
+                    plain = hash_bytes(data)
                 if plain != ref.digest:
                     raise _digest_mismatch(ref)
             elif digest is not None:

@@ -47,6 +47,9 @@ from artifactstore.repository.references import fetch_reference
 
 __all__ = ["ArtifactVersion", "find_version", "versions_of"]
 
+#: file digests a download notes in the file cache at once (design §16, step 5)
+_NOTE_BATCH = 4096
+
 
 class ArtifactVersion:
     """A read view of ``name:vN`` in one store."""
@@ -178,11 +181,15 @@ class ArtifactVersion:
         # the cache meets the tombstones before it is used
         forget_purged(self._project, self._take_judged())
         noted: list[Digest] = []
+        noting = self._project.file_cache is not None
 
         def entries() -> Iterator[Entry]:
             for entry in iter_entries(self._record.digest, self._tree_reader()):
-                if isinstance(entry, FileEntry):
+                if noting and isinstance(entry, FileEntry):
                     noted.append(entry.digest)
+                    if len(noted) >= _NOTE_BATCH:  # appended as it goes: flat memory
+                        self._note_cached(noted)
+                        noted.clear()
                 yield entry
 
         try:
