@@ -16,7 +16,8 @@ from typing import Final
 from artifactstore.core.errors import InvalidInputError
 
 __all__ = [
-    "MAX_NAME_BYTES", "MAX_PATH_BYTES", "PathGuard", "join_under", "name_problem", "validate_path",
+    "MAX_NAME_BYTES", "MAX_PATH_BYTES", "PathGuard", "join_under", "name_problem", "path_key",
+    "validate_path",
 ]
 
 MAX_PATH_BYTES: Final = 4096
@@ -147,3 +148,8 @@ def join_under(root: Path, path: str) -> Path:
             "remove the link or download to another folder"
         )
     return target
+
+
+def path_key(path: str) -> list[str]:
+    """Sort key of path order (str order of segments is their UTF-8 byte order)."""
+    return path.split("/")

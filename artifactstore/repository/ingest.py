@@ -112,7 +112,13 @@ def log_version(
         stat_cache.discard()  # nothing committed: nothing to remember
         project.objects.abort()  # nor to upload: a refused log leaves the store as it was
         raise
-    stat_cache.save()
+    return _logged(project, artifact, record, created, aliases)
+
+
+def _logged(project: Project, artifact: Artifact, record: VersionRecord, created: bool,
+            aliases: Sequence[str]) -> ArtifactVersion:
+    """After a log's commit: the stat cache's rows saved, the aliases set."""
+    project.stat_cache.save()
     project.catalog.invalidate()
     for alias in aliases:
         project.refs.set_alias(record.artifact, alias, record.number)
@@ -165,12 +171,7 @@ def _log_streamed(
         stat_cache.discard()
         objects.abort()
         raise
-    stat_cache.save()
-    project.catalog.invalidate()
-    for alias in aliases:
-        project.refs.set_alias(record.artifact, alias, record.number)
-    artifact.cleanup()
-    return ArtifactVersion(project, record, created=created)
+    return _logged(project, artifact, record, created, aliases)
 
 
 def extend_version(
