@@ -230,6 +230,13 @@ class PackBatch:
         self._items.append(_Sealed(blob_id, kind, header, body, raw_length))
         self._size += len(header) + len(body)
 
+    def absorb(self, other: PackBatch) -> None:
+        """Append ``other``'s blobs after this batch's (``other`` is left empty)."""
+        self._items += other._items
+        self._size += other._size
+        self._pinned += other._pinned
+        other._items, other._size, other._pinned = [], 0, []
+
     def take(self) -> PackBatch:
         """This batch's blobs as a new batch; this one is left empty."""
         taken = PackBatch(self._compression, self._keys, eager=self._eager)

@@ -162,6 +162,11 @@ class ObjectStore:
         self._upload_slots = threading.BoundedSemaphore(
             min(concurrency, _VECTORED_UPLOADS if self._vectored else _JOINED_UPLOADS))
         self._batch = self._new_batch()
+        #: tree nodes, manifests, chunk lists: packed apart from file data, so that a
+        #: streamed log (which writes each folder's node as it leaves it) keeps a
+        #: version's nodes together for readers (one range read, not one per data
+        #: pack); joined to the last data pack at a flush (no extra request)
+        self._structured = self._new_batch()
         self._pending: set[bytes] = set()
         self._uploads: list[Future[FinishedPack]] = []
         self._closed = False
@@ -376,13 +381,13 @@ class ObjectStore:
             self._start_reads()
             stats.bytes_in -= length
             return self._add(kind, plaintext, adaptive, compression)
-        batch = self._batch
+        batch = self._batch if kind is Kind.CHUNK else self._structured
         batch.add(blob_id, kind, plaintext, adaptive=adaptive, compression=compression)
         self._pending.add(blob_id.raw)
         stats.blobs_new += 1
         stats.bytes_new += length
         if batch.size >= self.config.pack_target:
-            self._close_pack()
+            self._close_pack(batch)
         return blob_id
 
     def _new_batch(self) -> PackBatch:
@@ -390,14 +395,15 @@ class ObjectStore:
         # for the others as blobs are added (PackBatch: memory, not speed, decides).
         return PackBatch(self.config.compression, self.keys, eager=not self._vectored)
 
-    def _close_pack(self) -> None:
-        if not len(self._batch):
+    def _close_pack(self, batch: PackBatch | None = None) -> None:
+        batch = self._batch if batch is None else batch
+        if not len(batch):
             return
         self._raise_failed_upload()
         # The job gets the pack in a box it empties: the pool's work item would
         # otherwise keep the pack's blobs (and the read buffers they pin) alive
         # for the whole upload.
-        box = [self._batch.take()]
+        box = [batch.take()]
         self._upload_slots.acquire()
         try:
             future = self._pool.submit(self._upload_pack, box)
@@ -440,6 +446,7 @@ class ObjectStore:
         written since the last flush is referenced, and the error is raised.
         """
         self._check_open()
+        self._batch.absorb(self._structured)  # the nodes after the data, in one pack
         self._close_pack()
         uploads, self._uploads = self._uploads, []
         finished: list[FinishedPack] = []
@@ -492,6 +499,7 @@ class ObjectStore:
                     future.result()
         self._uploads = []
         self._batch = self._new_batch()
+        self._structured = self._new_batch()
         self._pending.clear()
 
     # -- commit sessions (design §15) -----------------------------------------------
