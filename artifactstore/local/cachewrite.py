@@ -298,7 +298,7 @@ def copy_file(src: int, dst: int, *, reflink: bool) -> bool:
     _rewind(src, dst)
     try:
         while os.copy_file_range(src, dst, _BLOCK):
-            pass
+            pass  # the call copies; it returns 0 at the end of the file
         return False
     except OSError:
         _rewind(src, dst)  # copy_file_range unsupported here (ENOSYS, EXDEV, EINVAL)
