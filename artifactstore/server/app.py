@@ -53,6 +53,7 @@ from artifactstore.server.opengate import (
 )
 from artifactstore.server.principal import Principal
 from artifactstore.server.settings import ServerSettings
+from artifactstore.server.uploads import UploadBudget
 
 __all__ = ["ACCESS_LOG", "create_server_app"]
 
@@ -96,7 +97,8 @@ def create_server_app(settings: ServerSettings, *, backend: Backend | None = Non
     if roles_of is None:  # whoami's roles: the authorizer's (server.authz) if it says
         roles_of = getattr(authorizer, "roles", None)
     owned = backend is None
-    store = open_backend_stack(settings.store_url) if backend is None else backend
+    store = (open_backend_stack(settings.store_url, **settings.store_options)
+             if backend is None else backend)
     # -- AUTH (server/authmount.py): with [[issuers]], API tokens and browser sessions --
     if authenticator is None and settings.issuers:
         authenticator = sign_in_authenticator(settings, store)
@@ -111,7 +113,9 @@ def create_server_app(settings: ServerSettings, *, backend: Backend | None = Non
         extra.append(audit_route(gate_in, policy.server_admin, store))
     # -- end AUTH --
     objects = ObjectRoutes(store, authenticator=gate_in, authorizer=authorizer,
-                           audit=audit or NoAudit(), max_bytes=settings.max_object_bytes)
+                           audit=audit or NoAudit(), max_bytes=settings.max_object_bytes,
+                           budget=UploadBudget(settings.upload_buffer_bytes
+                                               or 4 * settings.max_object_bytes))
 
     async def healthz(request: Request) -> Response:
         del request

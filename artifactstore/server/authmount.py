@@ -53,7 +53,8 @@ def add_web_ui(app: Starlette, settings: ServerSettings, authenticator: Authenti
     from artifactstore.server.uimount import server_ui
 
     try:
-        gate, store = server_ui(settings.store_url, authenticator, authorizer)
+        gate, store = server_ui(settings.store_url, authenticator, authorizer,
+                                settings.store_options)
     except (ArtifactStoreError, ImportError) as exc:
         _log.warning("the web UI is off: %s", " ".join(str(exc).split())[:300])
         return None

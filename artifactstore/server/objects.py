@@ -10,9 +10,10 @@ an entry in the :class:`~.gate.AuditTrail` whatever the outcome.
 * ``GET`` streams: the object is read in pieces of :data:`PIECE` bytes with
   ``get_range``, so the server never holds a whole pack; an object smaller than one
   piece costs the backing store one request, as a direct ``get`` does.
-* ``PUT`` reads at most ``max_object_bytes`` (413 beyond, without reading further) and
-  writes with ``put_parts`` (the received chunks, not joined) or, with ``If-None-Match:
-  *``, ``put_if_absent`` (201 created, 412 already there).
+* ``PUT`` reads at most ``max_object_bytes`` (413 beyond, without reading further),
+  once its size fits the process's :class:`~.uploads.UploadBudget` (it waits, unread,
+  until it does), and writes with ``put_parts`` (the received chunks, not joined) or,
+  with ``If-None-Match: *``, ``put_if_absent`` (201 created, 412 already there).
 * A ``PUT`` that would replace an object under ``objects/`` (packs and indexes) needs
   the right to delete it (admin); for anyone else it is create-only: it stores the
   object if it is absent (201) and otherwise leaves the existing one alone (204), so a
@@ -52,6 +53,7 @@ from artifactstore.core.errors import (
 from artifactstore.server.gate import Action, AuditTrail, Authenticator, Authorizer
 from artifactstore.server.opengate import SERVER_PREFIX
 from artifactstore.server.principal import Principal
+from artifactstore.server.uploads import UploadBudget
 
 _log = logging.getLogger("artifactstore.server")
 
@@ -132,15 +134,18 @@ class _Pagers:
 
 class ObjectRoutes:
     """The protocol's routes over ``backend`` with a gate (authenticator, authorizer,
-    audit trail); ``max_bytes`` is the largest body a PUT may carry."""
+    audit trail); ``max_bytes`` is the largest body a PUT may carry, ``budget`` bounds
+    the bytes of all the bodies held at once (default: four of the largest)."""
 
     def __init__(self, backend: Backend, *, authenticator: Authenticator,
-                 authorizer: Authorizer, audit: AuditTrail, max_bytes: int) -> None:
+                 authorizer: Authorizer, audit: AuditTrail, max_bytes: int,
+                 budget: UploadBudget | None = None) -> None:
         self.backend = backend
         self.authenticator = authenticator
         self.authorizer = authorizer
         self.audit = audit
         self.max_bytes = max_bytes
+        self.budget = budget or UploadBudget(4 * max_bytes)
         self._pagers = _Pagers()
 
     def routes(self) -> list[Route]:
@@ -241,6 +246,12 @@ class ObjectRoutes:
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             raise TooLargeError(self._too_large(declared))
+        # a chunked body's size is unknown: it may need the whole per-object limit
+        async with self.budget.reserve(self.max_bytes if declared is None else int(declared)):
+            chunks = await self._body(request)
+            return await self._store(principal, action, key, chunks)
+
+    async def _body(self, request: Request) -> list[bytes]:
         chunks: list[bytes] = []
         received = 0
         async for chunk in request.stream():
@@ -249,15 +260,19 @@ class ObjectRoutes:
                 raise TooLargeError(self._too_large(str(received)))
             if chunk:
                 chunks.append(chunk)
+        return chunks
+
+    async def _store(self, principal: Principal, action: Action, key: str,
+                     chunks: list[bytes]) -> Response:
         if action is Action.CREATE:
             created = await run_in_threadpool(self.backend.put_if_absent, key,
-                                              b"".join(chunks))
+                                              _joined(chunks))
             return Response(status_code=201 if created else 412)
         replace = await run_in_threadpool(self._may_replace, principal, key)
         if replace:
             await run_in_threadpool(self.backend.put_parts, key, chunks)
             return Response(status_code=204)
-        created = await run_in_threadpool(self.backend.put_if_absent, key, b"".join(chunks))
+        created = await run_in_threadpool(self.backend.put_if_absent, key, _joined(chunks))
         return Response(status_code=201 if created else 204)
 
     def _may_replace(self, principal: Principal, key: str) -> bool:
@@ -310,6 +325,13 @@ class ObjectRoutes:
             self._pagers.keep(caller, prefix, last, rest)
         keys = [key for key in seen if not key.startswith(SERVER_PREFIX)]
         return list(self.authorizer.visible(principal, keys)), last
+
+
+def _joined(chunks: list[bytes]) -> bytes:
+    """The body in one piece, the pieces let go (so it is held once, not twice)."""
+    whole = b"".join(chunks)
+    chunks.clear()
+    return whole
 
 
 def _limit(text: str) -> int:

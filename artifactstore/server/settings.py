@@ -5,6 +5,12 @@
     store = "s3://team-bucket/artifacts"      # or --store; any URL the library opens
     public_url = "https://artifacts.example.com"   # where browsers reach it (redirects)
     token_days = 90                           # the longest an API token may live
+    max_object_mib = 256                      # the largest object a client may PUT
+    upload_buffer_mib = 1024                  # PUT bodies one process holds at once
+
+    [store_options]                           # how to open the store, never its secrets
+    endpoint_url = "https://minio.internal:9000"
+    region = "eu-west-1"
 
     [[issuers]]                               # one table per sign-in provider
     name = "company"                          # shown on the sign-in page, part of user ids
@@ -36,7 +42,11 @@ __all__ = ["SECRET_ENV", "IssuerSettings", "ServerSettings", "load_settings"]
 SECRET_ENV: Final = "ARTIFACTSTORE_SERVER_SECRET"
 ISSUER_KINDS: Final = ("oidc", "google", "github")
 _TOP_KEYS: Final = frozenset({"store", "public_url", "token_days", "issuers", "roles",
-                              "max_object_mib", "server_identity"})
+                              "max_object_mib", "upload_buffer_mib", "server_identity",
+                              "store_options"})
+#: store options that are secrets: they come from the environment, never the file
+_SECRET_OPTIONS: Final = frozenset({"key", "secret", "token", "password", "passphrase",
+                                    "client_secret"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +73,12 @@ class ServerSettings:
     token_days: int = 90
     #: the largest object a client may PUT (packs are far smaller), bytes
     max_object_bytes: int = 256 << 20
+    #: the most bytes of PUT bodies one server process holds at once (None: four of
+    #: the largest object); more uploads wait (server.uploads)
+    upload_buffer_bytes: int | None = None
+    #: options for opening the backing store (``open_backend``'s: endpoint_url, region,
+    #: profile, timeouts...), never its credentials
+    store_options: Mapping[str, Any] = field(default_factory=dict)
     #: a folder holding the server's own identity (docs/server.md, "Private projects")
     server_identity: str | None = None
 
@@ -104,6 +120,10 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, store: str | No
     max_mib = table.get("max_object_mib", 256)
     if type(max_mib) is not int or not 16 <= max_mib <= 4096:
         raise ConfigurationError("max_object_mib must be a whole number from 16 to 4096")
+    buffer_mib = table.get("upload_buffer_mib", 4 * max_mib)
+    if type(buffer_mib) is not int or not max_mib <= buffer_mib <= 65536:
+        raise ConfigurationError(f"upload_buffer_mib must be a whole number from "
+                                 f"max_object_mib ({max_mib}) to 65536")
     roles = table.get("roles", {})
     if not isinstance(roles, dict):
         raise ConfigurationError("[roles] must be a table")
@@ -114,7 +134,25 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, store: str | No
         store_url=store_url, secret=secret.encode(), public_url=public_url,
         issuers=tuple(_issuer(item, env) for item in _list(table.get("issuers", []))),
         roles=roles, token_days=token_days, max_object_bytes=max_mib << 20,
-        server_identity=identity)
+        upload_buffer_bytes=buffer_mib << 20, server_identity=identity,
+        store_options=_store_options(table.get("store_options", {})))
+
+
+def _store_options(value: Any) -> dict[str, Any]:
+    """The ``[store_options]`` table: plain values, and no secret among them."""
+    if not isinstance(value, dict):
+        raise ConfigurationError("[store_options] must be a table, e.g. "
+                                 "store_options = { endpoint_url = \"https://...\" }")
+    for name, option in value.items():
+        if name in _SECRET_OPTIONS:
+            raise ConfigurationError(
+                f"store_options.{name} is a secret and never sits in the file; give the "
+                "store's credentials in the environment (AWS_ACCESS_KEY_ID..., "
+                "GOOGLE_APPLICATION_CREDENTIALS) or an instance role")
+        if type(option) not in (str, int, float, bool):
+            raise ConfigurationError(f"store_options.{name} must be a string, number or "
+                                     "true/false")
+    return dict(value)
 
 
 def _list(value: Any) -> list[Any]:

@@ -22,6 +22,7 @@ own URL-token rule is off here: sign-in replaces it.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -123,13 +124,14 @@ class UiGate:
         return readable
 
 
-def server_ui(store_url: str, authenticator: Authenticator, authorizer: Authorizer
-              ) -> tuple[UiGate, Any]:
+def server_ui(store_url: str, authenticator: Authenticator, authorizer: Authorizer,
+              store_options: Mapping[str, Any] | None = None) -> tuple[UiGate, Any]:
     """The gated UI over the store at ``store_url`` (its default project opened
-    read-only), and the opened store to close when the server stops."""
+    read-only, with the server's ``store_options``), and the opened store to close
+    when the server stops."""
     import artifactstore
     from artifactstore.ui.app import create_app
 
-    store = artifactstore.open(store_url, create=False)
+    store = artifactstore.open(store_url, create=False, **(store_options or {}))
     app = create_app(store)  # no URL token, no loopback rule: the gate signs people in
     return UiGate(app, authenticator, authorizer), store
