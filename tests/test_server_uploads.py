@@ -111,13 +111,15 @@ def test_the_budget_serves_in_order_and_a_cancelled_wait_gives_its_turn_up() -> 
         small = asyncio.create_task(upload("c", 2))    # would fit, but b came first
         gone = asyncio.create_task(upload("d", 1))
         await asyncio.sleep(0.01)
-        assert order == ["a"] and budget.held == 6
+        assert order == ["a"]
+        assert budget.held == 6
         gone.cancel()
         await asyncio.sleep(0.01)
         release.set()
         await asyncio.gather(first, big, small, return_exceptions=True)
         assert gone.cancelled()
-        assert budget.held == 0 and budget.peak <= 10
+        assert budget.held == 0
+        assert budget.peak <= 10
         return order
 
     assert asyncio.run(scenario()) == ["a", "b", "c"]
@@ -141,7 +143,8 @@ def test_store_options_and_the_upload_buffer_load(tmp_path: Path) -> None:
                                       "region": "eu-west-1", "read_timeout": 30}
     assert settings.upload_buffer_bytes == 256 * MIB
     plain = load_settings(_write(tmp_path / "plain.toml", 'store = "/s"\n'), environ=ENV)
-    assert plain.store_options == {} and plain.upload_buffer_bytes == 4 * 256 * MIB
+    assert plain.store_options == {}
+    assert plain.upload_buffer_bytes == 4 * 256 * MIB
 
 
 @pytest.mark.parametrize(("text", "message"), [
