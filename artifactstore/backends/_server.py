@@ -30,6 +30,14 @@ appears in :attr:`url` or in messages. Plain ``http://`` is refused off loopback
 ``allow_insecure_http=True``. Certificates are checked against the system's CAs
 (``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` are honoured), or the file the option
 ``ca_certs`` names (a server with a certificate of the team's own CA).
+
+Proxies are those of the environment, as curl and requests read them: ``HTTPS_PROXY``
+(``https_proxy``) for an ``https`` server, ``HTTP_PROXY`` for a plain one, ``ALL_PROXY``
+for both, none for a host ``NO_PROXY`` names; the option ``proxy`` gives one
+explicitly (``"none"``: none whatever the environment says). Through a proxy an
+``https`` server is reached by a ``CONNECT`` tunnel, so the proxy sees the host name
+only; the certificate is still the server's. The proxy's own ``user:password@`` is
+sent to it and never shown.
 """
 
 from __future__ import annotations
@@ -55,11 +63,11 @@ from artifactstore.core.errors import (
     TransientBackendError,
 )
 
-__all__ = ["SCHEMES", "SERVER_OPTIONS", "ServerBackend", "open_server"]
+__all__ = ["SCHEMES", "SERVER_OPTIONS", "ServerBackend", "open_server", "proxy_for"]
 
 SCHEMES: Final = ("artifactstore+https", "artifactstore+http")
 SERVER_OPTIONS: Final = frozenset({"token", "timeout", "allow_insecure_http", "list_page",
-                                   "ca_certs"})
+                                   "ca_certs", "proxy"})
 #: keys per listing page asked of the server (it may answer fewer)
 LIST_PAGE: Final = 1000
 #: small parts of a put_parts are sent together in blocks of about this size
@@ -67,6 +75,42 @@ _BLOCK: Final = 1 << 20
 _TRANSIENT: Final = frozenset({408, 429, 500, 502, 503, 504})
 #: keep-alive connections per backend (its threads share them)
 _CONNECTIONS: Final = 32
+
+
+def proxy_for(scheme: str, host: str, explicit: str | None = None) -> str | None:
+    """The proxy URL to reach ``scheme://host`` through, or None: ``explicit`` when
+    given (``"none"``: no proxy), else the environment's (``NO_PROXY`` honoured)."""
+    import urllib.request
+
+    if explicit is not None:
+        given = explicit.strip()
+        return None if given.lower() in ("", "none") else _checked_proxy(given)
+    found = urllib.request.getproxies()
+    chosen = found.get(scheme) or found.get("all")
+    if not chosen or urllib.request.proxy_bypass(host):
+        return None
+    return _checked_proxy(chosen)
+
+
+def _checked_proxy(url: str) -> str:
+    if "://" not in url:
+        url = f"http://{url}"  # curl's reading of HTTPS_PROXY=host:port
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigurationError(f"unsupported proxy {redact_url(url)!r}: an http:// or "
+                                 "https:// proxy is needed (socks is not supported)")
+    return url
+
+
+def _proxy_manager(url: str, pool_options: dict[str, Any]) -> Any:
+    import urllib3
+
+    parts = urlsplit(url)
+    headers = None
+    if parts.username is not None:
+        headers = urllib3.make_headers(proxy_basic_auth=unquote(
+            f"{parts.username}:{parts.password or ''}"))
+    bare = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    return urllib3.ProxyManager(bare, proxy_headers=headers, **pool_options)
 
 
 def open_server(url: str, options: Mapping[str, Any]) -> ServerBackend:
@@ -80,7 +124,7 @@ class ServerBackend:
 
     def __init__(self, url: str, *, token: str | None = None, timeout: float | None = None,
                  allow_insecure_http: bool = False, list_page: int = LIST_PAGE,
-                 ca_certs: str | None = None) -> None:
+                 ca_certs: str | None = None, proxy: str | None = None) -> None:
         import urllib3
 
         scheme, sep, rest = url.partition("+")
@@ -115,9 +159,12 @@ class ServerBackend:
         self._timeout = urllib3.Timeout(connect=10.0, read=timeout if timeout else 120.0)
         # block: more threads than connections wait for one (no "pool is full" warning
         # from urllib3, no connection opened and thrown away)
-        self._pool: Any = urllib3.PoolManager(
-            maxsize=_CONNECTIONS, block=True, retries=False, timeout=self._timeout,
-            ca_certs=None if ca_certs is None else str(ca_certs))
+        pool_options: dict[str, Any] = {
+            "maxsize": _CONNECTIONS, "block": True, "retries": False,
+            "timeout": self._timeout, "ca_certs": None if ca_certs is None else str(ca_certs)}
+        through = proxy_for(parts.scheme, parts.hostname or "", proxy)
+        self._pool: Any = (urllib3.PoolManager(**pool_options) if through is None else
+                           _proxy_manager(through, pool_options))
         self._closed = False
         self._lock = threading.Lock()
 
@@ -273,7 +320,7 @@ class ServerBackend:
     def _request(self, op: str, key: str, method: str, url: str, *, body: Any = None,
                  headers: Mapping[str, str] | None = None, stream: bool = False) -> Any:
         self._open()
-        from urllib3.exceptions import SSLError
+        from urllib3.exceptions import ProxyError, SSLError
 
         try:
             return self._pool.request(method, url, body=body,
@@ -284,6 +331,10 @@ class ServerBackend:
                 f"{op} {key!r} on {self._url}: the server's TLS certificate is not trusted "
                 f"({' '.join(str(exc).split())[:160]}); if it comes from your own CA, pass "
                 "ca_certs='ca.pem' or set SSL_CERT_FILE") from exc
+        except ProxyError as exc:
+            if "407" in str(exc):  # the tunnel was refused: credentials will not appear
+                _raise(407, "", "", op, key, self._url)
+            raise map_error(exc, op=op, key=key, url=self._url) from exc
         except Exception as exc:
             raise map_error(exc, op=op, key=key, url=self._url) from exc
 
@@ -325,6 +376,9 @@ def _raise(status: int, code: str, message: str, op: str, key: str, url: str) ->
                               "deleted")
     elif status in (400, 413, 414, 416, 422):
         error = InvalidInputError(f"{where}: {message}")
+    elif status == 407:
+        error = ConfigurationError(f"{where}: the proxy wants credentials; give them in its "
+                                   "URL (HTTPS_PROXY=http://user:password@host:port)")
     elif code == "backend_error":  # the server's store failed for good: not retried
         error = BackendError(f"{where}: the server's store failed ({message})")
     elif status in _TRANSIENT:
