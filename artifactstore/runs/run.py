@@ -16,18 +16,13 @@ is read back as ``crashed``.
 
 from __future__ import annotations
 
-import atexit
-import getpass
 import os
-import platform
-import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import ArtifactStoreError, InvalidInputError
@@ -49,8 +44,15 @@ from artifactstore.repository.artifact import Artifact
 from artifactstore.repository.ingest import as_artifact, log_version
 from artifactstore.repository.project import Project
 from artifactstore.repository.version import ArtifactVersion, find_version
+from artifactstore.runs.active import forget, latest, remember
 from artifactstore.runs.codestate import CodeState, capture_code_patch, capture_code_state
 from artifactstore.runs.config import RunConfig
+from artifactstore.runs.environment import (
+    code_artifact_name,
+    describe_error,
+    entry_script,
+    environment,
+)
 from artifactstore.runs.mediastage import MEDIA_ROLE, MediaStage
 
 __all__ = ["Run", "active_run"]
@@ -60,17 +62,9 @@ DEFAULT_HEARTBEAT = 30.0
 METRICS_FLUSH_SECONDS = 30.0
 _METRIC_TYPES = (int, float, bool, str, type(None))
 
-_active_lock = threading.Lock()
-_active: list[Run] = []
-
-
 def active_run(project: Project | None = None) -> Run | None:
     """The most recently started unfinished run of this process (of ``project``, if given)."""
-    with _active_lock:
-        for run in reversed(_active):
-            if project is None or run.project.same_location(project):
-                return run
-    return None
+    return cast("Run | None", latest(project))
 
 
 class Run:
@@ -132,15 +126,13 @@ class Run:
             project=project.name, run_id=self.id, name=name, job_type=self.job_type,
             tags=self.tags, config=self.config.as_dict(), started_at=now(),
             by=default_writer(),
-            env=_environment(packages), heartbeat=float(heartbeat),
+            env=environment(packages), heartbeat=float(heartbeat),
             code=None if self.code is None else self.code.to_record(),
         )  # fmt: skip
         self.started_at = start.started_at
         self._log.write_start(start)
         project.catalog.invalidate()
-        with _active_lock:
-            _install_exit_hooks()
-            _active.append(self)
+        remember(self)
         self._beater = threading.Thread(
             target=self._beat_loop,
             args=(float(heartbeat),),
@@ -347,11 +339,9 @@ class Run:
             finally:
                 self._finished = True
                 self._media.cleanup()
-                with _active_lock:
-                    if self in _active:
-                        _active.remove(self)
+                forget(self)
             status = "finished" if error is None else "failed"
-            message = _describe(error) if error is not None else None
+            message = describe_error(error) if error is not None else None
             summary = check_encodable("summary", self.summary)
             end: dict[str, Any] = {"type": "end", "status": status, "error": message,
                                    "summary": summary, "ended_at": now()}
@@ -387,10 +377,10 @@ class Run:
         if self.code is None or not self.code.captured or self.code.root is None:
             return
         patch = capture_code_patch(self.code)
-        entry = _entry_script()
+        entry = entry_script()
         stem = entry.stem if entry is not None else "session"
         artifact = Artifact(
-            _code_artifact_name(stem),
+            code_artifact_name(stem),
             "code",
             description=f"code of run {self.id}",
             metadata={
@@ -407,19 +397,6 @@ class Run:
         self.code_artifact = version.ref
 
 
-def _code_artifact_name(stem: str) -> str:
-    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "-" for c in stem)
-    return f"code-{safe.strip('-._') or 'session'}"[:128]
-
-
-def _entry_script() -> Path | None:
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if isinstance(path, str) and os.path.isfile(path):
-        return Path(path).resolve()
-    return None
-
-
 def _as_scalar(key: str, value: Any) -> int | float | bool | str:
     """numpy/torch scalars (anything with ``item()`` or ``__float__``) as Python numbers."""
     item = getattr(value, "item", None)
@@ -433,68 +410,3 @@ def _as_scalar(key: str, value: Any) -> int | float | bool | str:
         f"metric {key!r} is a {type(value).__name__}; log numbers, bools, strings or "
         "media values (artifactstore.Image, Histogram, Table, ...)"
     )
-
-
-def _describe(error: BaseException | str) -> str:
-    if isinstance(error, str):
-        return error[:4096]
-    text = str(error)
-    return f"{type(error).__name__}: {text}"[:4096] if text else type(error).__name__
-
-
-def _environment(packages: bool) -> dict[str, Any]:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    env: dict[str, Any] = {
-        "host": platform.node() or "localhost",
-        "user": user,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "argv": [str(a) for a in sys.argv],
-        "pid": os.getpid(),
-        "packages": None,
-    }
-    if packages:
-        import importlib.metadata  # here: only runs that record packages pay for it
-
-        found = {(d.metadata["Name"] or "?", d.version) for d in importlib.metadata.distributions()}
-        env["packages"] = [list(p) for p in sorted(found, key=lambda p: p[0].lower())]
-    return env
-
-
-# -- runs that a script forgot to finish -----------------------------------------------
-
-_uncaught: list[BaseException] = []
-_hooks_installed = False
-
-
-def _install_exit_hooks() -> None:
-    """Once per process, when the first run starts (not on import)."""
-    global _hooks_installed
-    if _hooks_installed:
-        return
-    _hooks_installed = True
-    previous = sys.excepthook
-
-    def excepthook(
-        kind: type[BaseException], value: BaseException, tb: TracebackType | None
-    ) -> None:
-        _uncaught.append(value)
-        previous(kind, value, tb)
-
-    sys.excepthook = excepthook
-    atexit.register(_finish_at_exit)
-
-
-def _finish_at_exit() -> None:
-    """Finish runs left active at interpreter exit: failed after an uncaught error."""
-    error = _uncaught[-1] if _uncaught else None
-    with _active_lock:
-        left = list(_active)
-    for run in reversed(left):
-        try:
-            run.finish(error=error)
-        except ArtifactStoreError as exc:
-            print(f"artifactstore: could not finish run {run.id}: {exc}", file=sys.stderr)
