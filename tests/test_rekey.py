@@ -17,6 +17,8 @@ from artifactstore.local.identity import load_identity
 from artifactstore.maintenance.projects import create_project, rekey_project, remove_member
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import FLAG_ENCRYPTED, HEADER_SIZE
+from artifactstore.records.bundles import bundles_prefix, decode
+from artifactstore.records.codec import sealing_key_id
 from artifactstore.records.projects import ProjectKeys
 from artifactstore.repository.access import member_of
 from artifactstore.testing.stores import init_quick_store
@@ -30,6 +32,14 @@ def _key_ids_in_bucket(url: str) -> set[bytes]:
         if len(data) > HEADER_SIZE + 16 and data[6] & FLAG_ENCRYPTED:
             found.add(bytes(data[HEADER_SIZE:HEADER_SIZE + 16]))
     return found
+
+
+def _key_ids_in_bundles(url: str) -> set[bytes]:
+    """The key epochs that sealed the records copied into the bundles of project lab."""
+    backend = open_backend(url)
+    return {key_id for name in backend.list(bundles_prefix("lab"))
+            for data in decode(backend.get(name)).values()
+            if (key_id := sealing_key_id(data)) is not None}
 
 
 @pytest.mark.slow
@@ -62,13 +72,17 @@ def test_rekey_reencrypt_leaves_nothing_old_keys_open(
             files[2] = os.urandom(150_000)
             f.write_bytes(files[2])
             store.log_artifact(f, name="model", type="model")
+            assert store.bundle_records() > 0  # copies of records as sealed now
         assert old_key_ids & _key_ids_in_bucket(url)  # before: bob could read epoch 0 data
+        assert old_key_ids & _key_ids_in_bundles(url)
         code, out = cli_json(capsys, "project", "rekey", "lab", "--reencrypt", "--store", url)
         assert code == 0
         assert out["epoch"] == 2
         assert out["versions_rewritten"] == 3
         assert out["left_behind"] == []
         assert all(out["old_domains"].values())  # epochs 0 and 1 emptied
+        assert out["bundles_deleted"] >= 1
+        assert out["records_bundled"] > 0
         # c0 keeps local copies of v0 and v1 as first sealed: they must be read again.
         with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c0") as store:
             current = store.refs.codec.ring.current.key_id
@@ -82,6 +96,7 @@ def test_rekey_reencrypt_leaves_nothing_old_keys_open(
             report = store.audit("model:v0")
             assert not [f for f in report.flags if f.severity == "error"]
     assert _key_ids_in_bucket(url) == {current}  # nothing under an old key is left
+    assert _key_ids_in_bundles(url) == {current}  # not even in a bundle's copies
     with person(monkeypatch, tmp_path, "bob"), pytest.raises(AccessDeniedError), \
             artifactstore.open(url, project="lab", cache_dir=tmp_path / "cb") as store:
         store.artifact("model:v0").files()

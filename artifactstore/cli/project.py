@@ -176,7 +176,8 @@ def rekey(args: argparse.Namespace) -> dict[str, Any]:
         result.update(versions_rewritten=report.versions_rewritten,
                       records_resealed=report.records_resealed,
                       bytes_copied=report.bytes_copied, old_domains=report.old_domains,
-                      left_behind=report.left_behind)
+                      left_behind=report.left_behind, bundles_deleted=report.bundles_deleted,
+                      records_bundled=report.records_bundled)
     if chatty(args):
         print(f"started key epoch {epoch}")
         if report is not None:
@@ -184,6 +185,9 @@ def rekey(args: argparse.Namespace) -> dict[str, Any]:
             print(f"re-encrypted {report.versions_rewritten} versions and re-sealed "
                   f"{report.records_resealed} records; emptied {emptied} of "
                   f"{len(report.old_domains)} old key domains")
+            if report.bundles_deleted:
+                print(f"replaced {report.bundles_deleted} record bundles (they held records "
+                      f"as first sealed) with bundles of {report.records_bundled} records")
             if report.left_behind:
                 print(f"{len(report.left_behind)} records were written under an old key "
                       "while this ran: run 'artifactstore project rekey --reencrypt' again")

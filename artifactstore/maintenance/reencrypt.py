@@ -10,6 +10,8 @@ everything written under older epochs into the new one, so that old epoch keys
   rekeying member (the record keeps who signed the original);
 - every other ref encrypted under an old epoch is re-sealed in place with its
   signed payload unchanged, so its signature still verifies;
+- record bundles (§12.9) hold copies of records as first sealed: they are deleted,
+  and written anew from the re-sealed records once the rest is done;
 - then gc empties the old epochs' domains (nothing live names them any more).
 
 It runs under the gc lock. A writer that still held an old epoch while it ran
@@ -30,6 +32,7 @@ from artifactstore.objects.gcrecords import GcLock
 from artifactstore.objects.layout import pack_prefix
 from artifactstore.objects.store import Progress
 from artifactstore.objects.window import WaitCallback
+from artifactstore.records.bundles import bundles_prefix, write_bundles
 from artifactstore.records.codec import reseal, sealing_key_id
 from artifactstore.records.versions import VersionRecord
 from artifactstore.repository.project import Project
@@ -45,6 +48,9 @@ class ReencryptReport:
     old_domains: dict[str, bool] = field(default_factory=dict)
     #: refs still encrypted under an old epoch afterwards (a concurrent writer)
     left_behind: list[str] = field(default_factory=list)
+    #: record bundles deleted (they held records as first sealed), records bundled anew
+    bundles_deleted: int = 0
+    records_bundled: int = 0
 
 
 def reencrypt_project(project: Project, progress: Progress | None = None, *,
@@ -78,6 +84,9 @@ def reencrypt_project(project: Project, progress: Progress | None = None, *,
             if sealed is not None:
                 backend.put(key, sealed)
                 report.records_resealed += 1
+        for name in list(backend.list(bundles_prefix(project.name))):
+            backend.delete(name)  # copies under the old epochs (readers skip a gone one)
+            report.bundles_deleted += 1
     finally:
         lock.release()
     # nothing live names the old domains any more
@@ -90,6 +99,8 @@ def reencrypt_project(project: Project, progress: Progress | None = None, *,
         sealed_by = sealing_key_id(backend.get(key))
         if sealed_by is not None and sealed_by != current.key_id:
             report.left_behind.append(key)
+    if report.bundles_deleted:  # the project had bundles: keep its first syncs fast
+        report.records_bundled = write_bundles(backend, project.name)
     project.catalog.invalidate()
     return report
 
