@@ -172,11 +172,18 @@ class MergedIndex:
         return self._table.count + len(self._fresh)
 
     def __contains__(self, blob_id: Digest) -> bool:
+        return self.has(blob_id.raw)
+
+    def has(self, raw: bytes) -> bool:
+        """Whether the blob of id ``raw`` (32 bytes) is indexed: ``in`` without making a
+        :class:`Digest` or copying its record (a re-log asks this once per file)."""
+        if raw in self._replaced or raw in self._fresh:
+            return True
         try:
-            return self._first(blob_id.raw) is not None
+            return self._table.find(raw) is not None
         except CacheDamagedError:
             self._damaged()
-            return self._first(blob_id.raw) is not None
+            return self._first(raw) is not None
 
     @property
     def merged_ids(self) -> frozenset[Digest]:

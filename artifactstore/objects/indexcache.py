@@ -159,9 +159,17 @@ class Table:
         """The number of the record of blob ``raw``, or None."""
         if not self.count:
             return None
-        lo, hi = self._bucket(raw)
-        if lo == hi:
+        # :meth:`_bucket` inline, with its block check only for blocks not yet checked:
+        # a re-log of a million files asks this once per file (~1 us less each).
+        fanout = self._fanout
+        p = ((raw[0] << 8) | raw[1]) >> self._shift
+        lo, hi = fanout[p], fanout[p + 1]
+        if lo == hi and 0 <= lo <= self.count:
             return None
+        verified = self._verified
+        if not 0 <= lo < hi <= self.count or (self._checks is not None and (
+                lo // _BLOCK not in verified or (hi - 1) // _BLOCK not in verified)):
+            lo, hi = self._bucket(raw)  # raises on a damaged fanout or block
         base, buf = self._base, self._buf
         end = base + hi * R
         pos = buf.find(raw, base + lo * R, end)

@@ -317,9 +317,9 @@ class ObjectStore:
         False: store the folder's files one by one instead."""
         self._check_open()
         self._ensure_index()
-        index, pending = self._index, self._pending
+        has, pending = self._index.has, self._pending
         for raw in ids:
-            if raw not in pending and (Digest(raw) not in index or raw in self._avoid):
+            if raw not in pending and (not has(raw) or raw in self._avoid):
                 if not self._lazy:
                     return False
                 self._start_reads()  # the local index may be behind: look, then decide
