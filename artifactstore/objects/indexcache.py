@@ -195,9 +195,9 @@ class Table:
                     absent.append(raw)
                 continue
             pos = buf.find(raw, base + lo * R, base + hi * R)
-            if pos < 0 or (pos - base) % R:
-                if find(raw) is None:  # (a match across two records: the careful way)
-                    absent.append(raw)
+            # not found, or a match across two records: the careful way
+            if (pos < 0 or (pos - base) % R) and find(raw) is None:
+                absent.append(raw)
         return absent
 
     def record(self, number: int) -> bytes:
