@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Container, Iterator, Sized
 from dataclasses import dataclass, field
 from functools import partial
+from operator import attrgetter
 from pathlib import Path
 
 from artifactstore.core.digest import Hasher
@@ -293,7 +294,7 @@ class _Walk:
         self.seen.add((st.st_dev, st.st_ino))
         try:
             with os.scandir(folder) as it:
-                listed = sorted(it, key=lambda e: e.name)
+                listed = sorted(it, key=attrgetter("name"))
         except OSError as exc:
             self.unreadable.append(Skipped(Path(folder), f"cannot list: {exc.strerror or exc}"))
             return
