@@ -165,3 +165,14 @@ def test_a_re_log_after_a_chmod_is_refused_for_a_user_without_the_power_to_read(
     done = cli("log", "d", str(root), "--store", store)
     assert done.returncode == InvalidInputError.exit_code, done.stderr
     assert f"cannot log 1 entry of {root}: {root / 'd2' / 'c.bin'}" in done.stderr
+
+
+@pytest.mark.parametrize("where", ["", "d1/"])
+def test_a_name_a_stream_could_not_stage_is_refused_by_the_check(tmp_path: Path,
+                                                                 where: str) -> None:
+    root = _tree(tmp_path / "data")
+    (root / f"{where}back\\slash.bin").write_bytes(b"x")
+    with pytest.raises(InvalidInputError, match="backslash"):
+        check_folder(root)
+    (root / f"{where}back\\slash.bin").unlink()
+    assert set(check_folder(root).signatures) == {"d1", "d2"}

@@ -271,12 +271,10 @@ class _Walk:
         self.seen: set[tuple[int, int]] = set()
         self.todo: list[tuple[str, str, os.stat_result]] = []
         self.signatures: dict[str, tuple[bytes, int]] = {}
-        # the folder being walked: its files (local path, signature bytes) not yet asked
-        # ``access``, whether it is still a folder of files only, and whether its first
-        # file's path was checked
+        # the folder being walked: its files (local path, signature bytes), not yet asked
+        # ``access`` nor their names checked, and whether it is still a folder of files only
         self._files: list[tuple[str, bytes]] = []
         self._leaf = True
-        self._checked = False
         self._racy = time.time_ns() - RACY_NS
 
     def run(self) -> None:
@@ -298,18 +296,18 @@ class _Walk:
         except OSError as exc:
             self.unreadable.append(Skipped(Path(folder), f"cannot list: {exc.strerror or exc}"))
             return
-        self._files, self._leaf, self._checked = [], True, False
+        self._files, self._leaf = [], True
         for entry in listed:
             path = entry.path
             name = under + entry.name
-            try:
-                if entry.is_symlink():
+            try:  # a file first: most entries are (not a link: it is told apart)
+                if entry.is_file(follow_symlinks=False):
+                    self.file(path, name, None if self.keep else entry.stat(follow_symlinks=False))
+                elif entry.is_symlink():
                     self.link(path, name)
                 elif entry.is_dir(follow_symlinks=False):
                     self._leaf = False
                     self.todo.append((path, name + "/", entry.stat(follow_symlinks=False)))
-                elif entry.is_file(follow_symlinks=False):
-                    self.file(path, name, None if self.keep else entry.stat(follow_symlinks=False))
                 else:
                     self.found.skipped.append(Skipped(Path(path),
                                                       "not a file (FIFO, socket, device)"))
@@ -319,8 +317,9 @@ class _Walk:
         self.close(under)
 
     def close(self, under: str) -> None:
-        """The end of a folder: its files asked ``access`` unless its signature is the
-        one ``known`` gives (then they are as a log read them); its signature noted."""
+        """The end of a folder: its files' names checked and each asked ``access``,
+        unless its signature is the one ``known`` gives (then they are as a log read
+        them, names included); its signature noted."""
         files, self._files = self._files, []
         if not files:
             return
@@ -331,6 +330,15 @@ class _Walk:
                     self.known(os.path.join(self.top, under[:-1]), under[:-1]) == sig:
                 self.signatures[under[:-1]] = (sig, len(files))
                 return
+        # The names a stream will stage: refused now, not after uploads began (the
+        # folder's part of the path once per folder, then each name and the length).
+        checked = False
+        for path, _ in files:
+            base = os.path.basename(path)
+            if not checked or name_problem(base) is not None or \
+                    len(under + base) * 4 > MAX_PATH_BYTES:  # maybe too long: count the bytes
+                validate_path(under + base)
+                checked = True
         readable = [f for f in files if self.readable(f[0])]
         if signed and readable:
             if len(readable) != len(files):  # the files a log would store (skip_unreadable)
@@ -349,13 +357,8 @@ class _Walk:
             if self.readable(path):
                 self.found.files.append((name, Path(path)))
             return
-        # The names a stream will stage: refused now, not after uploads began (the
-        # folder's part of the path once per folder, then each name and the length).
+        # (its name is checked when the folder closes, unless the folder is as logged)
         base = name.rsplit("/", 1)[-1]
-        if not self._checked or name_problem(base) is not None or \
-                len(name) * 4 > MAX_PATH_BYTES:  # maybe too long: let it count the bytes
-            validate_path(name)
-            self._checked = True
         assert st is not None
         if st.st_mtime_ns > self._racy:
             self._leaf = False  # racily clean: no signature
