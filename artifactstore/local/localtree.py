@@ -108,7 +108,7 @@ def check_folder(root: Path, *, follow_outside_links: bool = False,
     (the stat cache's folder row, for the local folder ``local``, absolute, logged as
     ``path``), or None. A folder whose signature is that one is not asked ``access``
     file by file: each of its files has the stat (ctime included, which a change of
-    permissions moves) it had when a log read it (docs/design.md §15)."""
+    permissions moves) it had when a log read it (docs/design.md §8, stat cache)."""
     walk = _Walk(root, follow_outside_links, skip_unreadable, keep=False, known=known)
     walk.run()
     return FolderCheck(walk.found.skipped, walk.signatures)
