@@ -384,14 +384,22 @@ def markdown(doc: dict[str, Any]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench history", description=__doc__.split(
         "\n\n")[0])
-    p.add_argument("--versions", type=int, default=Params.versions)
-    p.add_argument("--runs", type=int, default=Params.runs)
+    p.add_argument("--versions", type=int, default=Params.versions,
+                   help=f"artifact versions of the fixture (default {Params.versions:,})")
+    p.add_argument("--runs", type=int, default=Params.runs,
+                   help=f"runs of the fixture (default {Params.runs:,})")
     p.add_argument("--warm", type=int, default=3, help="warm repetitions of each command")
-    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    p.add_argument("--rebuild", action="store_true")
-    p.add_argument("--with-packs", action="store_true")
-    p.add_argument("--json", type=Path, default=None)
-    p.add_argument("--markdown", type=Path, default=None)
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
+                   help="where built fixtures are kept by their parameters "
+                        "(default ~/.cache/artifactstore-bench/history)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="build the fixture again even if --cache holds one")
+    p.add_argument("--with-packs", action="store_true",
+                   help="copy the packs into the bucket too (ls and lineage read records "
+                        "only; the copy then takes ten minutes, not one)")
+    p.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    p.add_argument("--markdown", type=Path, default=None,
+                   help="also write the Markdown report here")
     p.add_argument("--skip-unbundled", action="store_true",
                    help="no copy without bundles and no cold ls of it (the slowest step)")
     p.add_argument("--before", type=Path, default=None,

@@ -42,17 +42,17 @@ def _run(argv: list[str], env: dict[str, str]) -> tuple[float, float, int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--store", required=True)
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--ref", required=True)
-    ap.add_argument("--old", required=True)
-    ap.add_argument("--new", required=True)
-    ap.add_argument("--folder", required=True)
+    ap.add_argument("--store", required=True, help="the store (a local path or URL)")
+    ap.add_argument("--name", required=True, help="the artifact `ls NAME` lists")
+    ap.add_argument("--ref", required=True, help="the version `show REF FOLDER` lists")
+    ap.add_argument("--old", required=True, help="the first version of `diff OLD NEW FOLDER`")
+    ap.add_argument("--new", required=True, help="the second version of `diff OLD NEW FOLDER`")
+    ap.add_argument("--folder", required=True, help="the folder `show` and `diff` look at")
     ap.add_argument("--before", required=True, help="a package tree (the code before)")
     ap.add_argument("--caches", default="/tmp/readonly-caches",
                     help="client caches go in DIR/before and DIR/after")
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--reps", type=int, default=5, help="rounds of each variant (default 5)")
+    ap.add_argument("--json", default=None, help="also write the raw runs as JSON here")
     args = ap.parse_args(argv)
     here = str(Path(__file__).resolve().parents[1])
     base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}

@@ -43,10 +43,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workloads", default=None,
                    help=f"default: {','.join(workloads.NAMES)}; "
                         f"with --s3 (alone): {','.join(S3_WORKLOADS)}")
-    p.add_argument("--tools", default=",".join(TOOLS))
-    p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--json", type=Path, default=None)
-    p.add_argument("--markdown", type=Path, default=None)
+    p.add_argument("--tools", default=",".join(TOOLS),
+                   help=f"comma-separated tools to compare (default: {','.join(TOOLS)})")
+    p.add_argument("--reps", type=int, default=3,
+                   help="repetitions of each step; tables show medians (default 3)")
+    p.add_argument("--json", type=Path, default=None,
+                   help="where the raw results go (default bench/results/suite-<time>.json)")
+    p.add_argument("--markdown", type=Path, default=None,
+                   help="where the report goes (default bench/results/suite-<time>.md)")
     p.add_argument("--out", type=Path, default=None,
                    help="work dir to keep (and reuse) the generated data")
     p.add_argument("--s3", action="store_true",

@@ -74,3 +74,18 @@ def test_ab_logs_a_copy_of_a_source_it_does_not_change(tmp_path: Path) -> None:
     assert steps == ["cp -r", "init [after 1]", "log [after 1]",
                      "re-log unchanged [after 1]", "log after 11 changes [after 1]"]
     assert {p: p.read_bytes() for p in source.rglob("*.bin")} == before
+
+
+def test_a_shared_source_is_only_read(tmp_path: Path) -> None:
+    src = tmp_path / "shared"
+    files_scale.generate_tree(src, 30, 5, seed=4)
+    before = {p: p.stat().st_mtime_ns for p in src.rglob("*")}
+    out = tmp_path / "out.json"
+    code = files_scale.main(["--source", str(src), "--folders", "5", "--out",
+                             str(tmp_path / "work"), "--json", str(out), "--verify", "all"])
+    assert code == 0
+    steps = [m["step"] for m in json.loads(out.read_text())["measures"]]
+    assert steps == ["init", "log", "re-log unchanged", "ls NAME", "show REF FOLDER",
+                     "get (restore v1)", "cp -r"]
+    assert {p: p.stat().st_mtime_ns for p in src.rglob("*")} == before
+    assert not (tmp_path / "work").exists()  # everything it made is gone

@@ -69,6 +69,7 @@ def check(index: MergedIndex, model: Model) -> None:
             assert found is not None
             assert (found.pack, found.offset, found.length) == (PACKS[pack], offset, length)
     assert set(index.packs) == {PACKS[rows[0][0]] for rows in model.values()}
+    assert index.missing(POOL) == [raw for raw in POOL if raw not in model]  # one loop
 
 
 ADD = st.tuples(
@@ -201,6 +202,24 @@ def test_damaged_block_found_by_a_lookup_refetches(tmp_path: Path, reading: str)
         for n, blob_id in enumerate(ids):
             assert store.read_blob(blob_id) == random_bytes(40, seed=n)
         assert fetched == [1]  # one rebuild, from the store's one index object
+
+
+def test_damaged_block_found_by_a_batch_lookup_refetches(tmp_path: Path, reading: str) -> None:
+    backend, ids = _store_with_blobs(tmp_path, 3000)
+    path = _cache_file(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[-RECORD.size * 10 + 40] ^= 0xFF  # the last block
+    path.write_bytes(bytes(data))
+    with _reopen(backend, tmp_path) as store:
+        store.refresh_index()
+        fetched = []
+        store.index.on_damage = lambda: fetched.append(store.refresh_index())
+        unknown = hash_bytes(b"never stored").raw
+        raws = [i.raw for i in ids]
+        assert store.index.missing([*raws, unknown]) == [unknown]
+        assert fetched == [1]  # the damaged block was met, the cache dropped and rebuilt
+        assert store.reuse_blobs(raws, 0)
+        assert not store.reuse_blobs([*raws[:5], unknown], 0)
 
 
 def test_cache_version_is_in_the_header(tmp_path: Path) -> None:

@@ -181,7 +181,7 @@ class Store:
         wanted_aliases = aliases_to_log(aliases)
         artifact = ingest.as_artifact(artifact_or_path, name, type, metadata, description,
                                       follow_outside_links=follow_outside_links,
-                                      skip_unreadable=skip_unreadable)
+                                      skip_unreadable=skip_unreadable, project=self.context)
         run = run if run is not None else active_run(self.context)
         if run is not None:
             return run.log_artifact(artifact, aliases=wanted_aliases, role=role,

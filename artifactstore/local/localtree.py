@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Container, Iterator, Sized
 from dataclasses import dataclass, field
 from functools import partial
+from operator import attrgetter
 from pathlib import Path
 
 from artifactstore.core.digest import Hasher
@@ -37,8 +38,8 @@ from artifactstore.local.statcache import RACY_NS
 from artifactstore.model.paths import MAX_PATH_BYTES, name_problem, validate_path
 
 __all__ = [
-    "FileRun", "FolderCheck", "FolderFiles", "Skipped", "check_folder", "iter_folder",
-    "iter_runs", "signature", "walk_folder",
+    "FileRun", "FolderCheck", "FolderFiles", "Known", "Skipped", "check_folder",
+    "iter_folder", "iter_runs", "signature", "walk_folder",
 ]
 
 #: how many offending entries an error names (then "and N more")
@@ -88,17 +89,27 @@ def signature(name: str, st: os.stat_result) -> bytes:
 
 _SIG = struct.Struct("<QQQqqI")
 
+#: ``known(local folder, path under the logged folder)``: a folder's signature when last
+#: logged, or None (:func:`check_folder`)
+Known = Callable[[str, str], bytes | None]
+
 
 def check_folder(root: Path, *, follow_outside_links: bool = False,
-                 skip_unreadable: bool = False) -> FolderCheck:
+                 skip_unreadable: bool = False, known: Known | None = None) -> FolderCheck:
     """The policy of :func:`walk_folder` over the whole folder, without keeping its files
     (a million of them are ~100 MB as paths): raises as it does, or returns what it
     would skip and each folder's signature. :func:`iter_folder` then gives the files.
 
     Why signatures now: this walk looks at every file anyway (a refusal must come before
     any upload), and a ``stat`` beside the ``access`` lets the log take an unchanged
-    folder whole without a second look at its files."""
-    walk = _Walk(root, follow_outside_links, skip_unreadable, keep=False)
+    folder whole without a second look at its files.
+
+    ``known(local, path)``: the signature a folder of files had when it was last logged
+    (the stat cache's folder row, for the local folder ``local``, absolute, logged as
+    ``path``), or None. A folder whose signature is that one is not asked ``access``
+    file by file: each of its files has the stat (ctime included, which a change of
+    permissions moves) it had when a log read it (docs/design.md §8, stat cache)."""
+    walk = _Walk(root, follow_outside_links, skip_unreadable, keep=False, known=known)
     walk.run()
     return FolderCheck(walk.found.skipped, walk.signatures)
 
@@ -245,24 +256,25 @@ class _Stream:
 
 
 class _Walk:
-    def __init__(self, root: Path, follow: bool, skip: bool, *, keep: bool) -> None:
+    def __init__(self, root: Path, follow: bool, skip: bool, *, keep: bool,
+                 known: Known | None = None) -> None:
         self.root = root
         self.real_root = Path(os.path.realpath(root))
+        self.top = os.path.abspath(root)  # what iter_runs names local folders under
         self.follow = follow
         self.skip = skip
         self.keep = keep
+        self.known = known
         self.found = FolderFiles()
         self.outside: list[Path] = []
         self.unreadable: list[Skipped] = []
         self.seen: set[tuple[int, int]] = set()
         self.todo: list[tuple[str, str, os.stat_result]] = []
         self.signatures: dict[str, tuple[bytes, int]] = {}
-        # the folder being walked: its signature so far, file count, whether it is
-        # still a folder of files only, and whether its first file's path was checked
-        self._sig = Hasher(parallel=False)
-        self._count = 0
+        # the folder being walked: its files (local path, signature bytes), not yet asked
+        # ``access`` nor their names checked, and whether it is still a folder of files only
+        self._files: list[tuple[str, bytes]] = []
         self._leaf = True
-        self._checked = False
         self._racy = time.time_ns() - RACY_NS
 
     def run(self) -> None:
@@ -280,52 +292,77 @@ class _Walk:
         self.seen.add((st.st_dev, st.st_ino))
         try:
             with os.scandir(folder) as it:
-                listed = sorted(it, key=lambda e: e.name)
+                listed = sorted(it, key=attrgetter("name"))
         except OSError as exc:
             self.unreadable.append(Skipped(Path(folder), f"cannot list: {exc.strerror or exc}"))
             return
-        self._sig, self._count, self._leaf = Hasher(parallel=False), 0, True
-        self._checked = False
+        self._files, self._leaf = [], True
         for entry in listed:
             path = entry.path
             name = under + entry.name
-            try:
-                if entry.is_symlink():
+            try:  # a file first: most entries are (not a link: it is told apart)
+                if entry.is_file(follow_symlinks=False):
+                    self.file(path, name, None if self.keep else entry.stat(follow_symlinks=False))
+                elif entry.is_symlink():
                     self.link(path, name)
                 elif entry.is_dir(follow_symlinks=False):
                     self._leaf = False
                     self.todo.append((path, name + "/", entry.stat(follow_symlinks=False)))
-                elif entry.is_file(follow_symlinks=False):
-                    self.file(path, name, None if self.keep else entry.stat(follow_symlinks=False))
                 else:
                     self.found.skipped.append(Skipped(Path(path),
                                                       "not a file (FIFO, socket, device)"))
             except OSError as exc:  # it vanished or changed meanwhile
                 self._leaf = False  # its signature would not be the log's
                 self.unreadable.append(Skipped(Path(path), f"cannot read: {exc.strerror or exc}"))
-        if self._leaf and self._count and under:
-            self.signatures[under[:-1]] = (self._sig.digest().raw, self._count)
+        self.close(under)
 
-    def file(self, path: str, name: str, st: os.stat_result | None) -> None:
-        # Checked now, not when logging reads it: a refusal must come before any upload.
-        if not os.access(path, os.R_OK):
-            self.unreadable.append(Skipped(Path(path), "permission denied"))
+    def close(self, under: str) -> None:
+        """The end of a folder: its files' names checked and each asked ``access``,
+        unless its signature is the one ``known`` gives (then they are as a log read
+        them, names included); its signature noted."""
+        files, self._files = self._files, []
+        if not files:
             return
-        if self.keep:
-            self.found.files.append((name, Path(path)))
-            return
+        signed = self._leaf and bool(under)
+        if signed:
+            sig = _folder_sig(files)
+            if self.known is not None and \
+                    self.known(os.path.join(self.top, under[:-1]), under[:-1]) == sig:
+                self.signatures[under[:-1]] = (sig, len(files))
+                return
         # The names a stream will stage: refused now, not after uploads began (the
         # folder's part of the path once per folder, then each name and the length).
+        checked = False
+        for path, _ in files:
+            base = os.path.basename(path)
+            if not checked or name_problem(base) is not None or \
+                    len(under + base) * 4 > MAX_PATH_BYTES:  # maybe too long: count the bytes
+                validate_path(under + base)
+                checked = True
+        readable = [f for f in files if self.readable(f[0])]
+        if signed and readable:
+            if len(readable) != len(files):  # the files a log would store (skip_unreadable)
+                sig = _folder_sig(readable)
+            self.signatures[under[:-1]] = (sig, len(readable))
+
+    def readable(self, path: str) -> bool:
+        # Checked now, not when logging reads it: a refusal must come before any upload.
+        if os.access(path, os.R_OK):
+            return True
+        self.unreadable.append(Skipped(Path(path), "permission denied"))
+        return False
+
+    def file(self, path: str, name: str, st: os.stat_result | None) -> None:
+        if self.keep:
+            if self.readable(path):
+                self.found.files.append((name, Path(path)))
+            return
+        # (its name is checked when the folder closes, unless the folder is as logged)
         base = name.rsplit("/", 1)[-1]
-        if not self._checked or name_problem(base) is not None or \
-                len(name) * 4 > MAX_PATH_BYTES:  # maybe too long: let it count the bytes
-            validate_path(name)
-            self._checked = True
         assert st is not None
         if st.st_mtime_ns > self._racy:
             self._leaf = False  # racily clean: no signature
-        self._sig.update(signature(base, st))
-        self._count += 1
+        self._files.append((path, signature(base, st)))
 
     def link(self, path: str, name: str) -> None:
         try:
@@ -371,6 +408,13 @@ class _Walk:
                 "or pass --skip-unreadable (skip_unreadable=True) to leave them out"
             )
         self.found.skipped.extend(self.unreadable)
+
+
+def _folder_sig(files: list[tuple[str, bytes]]) -> bytes:
+    """A folder's signature: BLAKE3 of its files' :func:`signature` in name order."""
+    hasher = Hasher(parallel=False)
+    hasher.update(b"".join(sig for _, sig in files))
+    return hasher.digest().raw
 
 
 def _count(items: Sized, noun: str) -> str:

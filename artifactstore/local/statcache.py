@@ -226,6 +226,20 @@ class StatCache:
             return None  # a damaged row is a miss, never an error
         return FolderRow(*row)
 
+    def folder_signature(self, folder: str, path: str) -> bytes | None:
+        """The signature of the folder row of the local folder ``folder`` (absolute)
+        logged as ``path``, or None: what a check compares before it skips ``access``
+        (:func:`~artifactstore.local.localtree.check_folder`'s ``known``)."""
+        db = self._connect()
+        if db is None:
+            return None
+        try:
+            row = db.execute("SELECT sig FROM folders WHERE key = ?",
+                             (folder_key(folder, path),)).fetchone()
+        except sqlite3.Error:
+            return None
+        return row[0] if row is not None and isinstance(row[0], bytes) else None
+
     def remember_folder(self, key: str, row: FolderRow) -> None:
         """Queue a folder row (saved with the file entries by :meth:`save`): a folder
         whose files all have the stat that ``row.sig`` hashes is the tree node

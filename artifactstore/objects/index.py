@@ -8,7 +8,7 @@ opening a store only fetches index objects it has not merged yet.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -172,11 +172,29 @@ class MergedIndex:
         return self._table.count + len(self._fresh)
 
     def __contains__(self, blob_id: Digest) -> bool:
+        return self.has(blob_id.raw)
+
+    def has(self, raw: bytes) -> bool:
+        """Whether the blob of id ``raw`` (32 bytes) is indexed: ``in`` without making a
+        :class:`Digest` or copying its record (a re-log asks this once per file)."""
+        if raw in self._replaced or raw in self._fresh:
+            return True
         try:
-            return self._first(blob_id.raw) is not None
+            return self._table.find(raw) is not None
         except CacheDamagedError:
             self._damaged()
-            return self._first(blob_id.raw) is not None
+            return self._first(raw) is not None
+
+    def missing(self, raws: Sequence[bytes]) -> list[bytes]:
+        """The ids of ``raws`` (32 bytes each) not indexed, in their order: :meth:`has`
+        of each in one loop."""
+        replaced, fresh = self._replaced, self._fresh
+        try:
+            return [raw for raw in self._table.missing(raws)
+                    if raw not in replaced and raw not in fresh]
+        except CacheDamagedError:
+            self._damaged()
+            return [raw for raw in raws if self._first(raw) is None]
 
     @property
     def merged_ids(self) -> frozenset[Digest]:

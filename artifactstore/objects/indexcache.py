@@ -159,15 +159,46 @@ class Table:
         """The number of the record of blob ``raw``, or None."""
         if not self.count:
             return None
-        lo, hi = self._bucket(raw)
-        if lo == hi:
+        # :meth:`_bucket` inline, with its block check only for blocks not yet checked:
+        # a re-log of a million files asks this once per file (~1 us less each).
+        fanout = self._fanout
+        p = ((raw[0] << 8) | raw[1]) >> self._shift
+        lo, hi = fanout[p], fanout[p + 1]
+        if lo == hi and 0 <= lo <= self.count:
             return None
+        verified = self._verified
+        if not 0 <= lo < hi <= self.count or (self._checks is not None and (
+                lo // _BLOCK not in verified or (hi - 1) // _BLOCK not in verified)):
+            lo, hi = self._bucket(raw)  # raises on a damaged fanout or block
         base, buf = self._base, self._buf
         end = base + hi * R
         pos = buf.find(raw, base + lo * R, end)
         while pos >= 0 and (pos - base) % R:  # a match across two records is no match
             pos = buf.find(raw, pos + 1, end)
         return None if pos < 0 else (pos - base) // R
+
+    def missing(self, raws: Iterable[bytes]) -> list[bytes]:
+        """The ids of ``raws`` that the table does not hold: :meth:`find` of each, in one
+        loop (a re-log asks it of every blob of an unchanged folder)."""
+        if not self.count:
+            return list(raws)
+        fanout, shift, count, base, buf = self._fanout, self._shift, self.count, self._base, \
+            self._buf
+        verified, checks, find = self._verified, self._checks, self.find
+        absent = []
+        for raw in raws:
+            p = ((raw[0] << 8) | raw[1]) >> shift
+            lo, hi = fanout[p], fanout[p + 1]
+            if not 0 <= lo < hi <= count or (checks is not None and (
+                    lo // _BLOCK not in verified or (hi - 1) // _BLOCK not in verified)):
+                if find(raw) is None:  # the careful way: raises on damage
+                    absent.append(raw)
+                continue
+            pos = buf.find(raw, base + lo * R, base + hi * R)
+            # not found, or a match across two records: the careful way
+            if (pos < 0 or (pos - base) % R) and find(raw) is None:
+                absent.append(raw)
+        return absent
 
     def record(self, number: int) -> bytes:
         """Record ``number`` (its block is checked: :meth:`find` did)."""

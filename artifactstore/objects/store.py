@@ -317,13 +317,15 @@ class ObjectStore:
         False: store the folder's files one by one instead."""
         self._check_open()
         self._ensure_index()
-        index, pending = self._index, self._pending
-        for raw in ids:
-            if raw not in pending and (Digest(raw) not in index or raw in self._avoid):
-                if not self._lazy:
-                    return False
-                self._start_reads()  # the local index may be behind: look, then decide
-                return self.reuse_blobs(ids, size, progress)
+        pending, avoid = self._pending, self._avoid
+        lacking = [raw for raw in self._index.missing(ids) if raw not in pending]
+        if not lacking and avoid:
+            lacking = [raw for raw in ids if raw in avoid and raw not in pending]
+        if lacking:
+            if not self._lazy:
+                return False
+            self._start_reads()  # the local index may be behind: look, then decide
+            return self.reuse_blobs(ids, size, progress)
         if self._session is not None:
             self._session.update(ids)
         self.stats.bytes_in += size

@@ -61,9 +61,11 @@ def as_artifact(
     *,
     follow_outside_links: bool = False,
     skip_unreadable: bool = False,
+    project: Project | None = None,
 ) -> Artifact:
     """``value`` staged: an :class:`Artifact` as given (``metadata`` and ``description``
-    added), or a file or folder walked under the link policy of :meth:`Artifact.add_dir`."""
+    added), or a file or folder walked under the link policy of :meth:`Artifact.add_dir`
+    (checked with ``project``'s stat cache's folder signatures, when given)."""
     if isinstance(value, Artifact):
         if metadata:
             value.metadata.update(metadata)
@@ -74,7 +76,8 @@ def as_artifact(
     artifact = Artifact(name or path.name, type or "unspecified", description, metadata)
     if path.is_dir():  # checked now, stored as a stream when logged
         artifact.stream_dir(path, follow_outside_links=follow_outside_links,
-                            skip_unreadable=skip_unreadable)
+                            skip_unreadable=skip_unreadable,
+                            known=None if project is None else project.stat_cache.folder_signature)
     elif path.is_file():
         artifact.add_file(path)
     else:

@@ -223,7 +223,7 @@ class Run:
         wanted_aliases = aliases_to_log(aliases)
         artifact = as_artifact(artifact_or_path, name, type, metadata, description,
                                follow_outside_links=follow_outside_links,
-                               skip_unreadable=skip_unreadable)
+                               skip_unreadable=skip_unreadable, project=self.project)
         version = log_version(self.project, artifact, aliases=wanted_aliases, run_id=self.id,
                               progress=progress)
         self.record_output(version, role)
