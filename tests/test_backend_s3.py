@@ -136,3 +136,32 @@ def test_request_count_and_reset(s3_server: MotoS3Server) -> None:
     assert s3_server.request_count == 0
     s3_server.create_bucket("counted")
     assert s3_server.request_count == 1
+
+
+def test_put_parts_streams_the_parts_in_one_request(
+    s3_server: MotoS3Server, s3_spec: BackendSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pack's parts go up as one PUT whose body is read from the parts (no join)."""
+    from artifactstore.backends import partsbody
+    from artifactstore.backends.retry import RetryingBackend
+
+    made: list[int] = []
+    real = partsbody.PartsBody
+
+    class Counted(real):  # type: ignore[misc, valid-type]
+        def __init__(self, parts: list[bytes]) -> None:
+            made.append(len(parts))
+            super().__init__(parts)
+
+    monkeypatch.setattr("artifactstore.backends.fsspec_backend.PartsBody", Counted)
+    backend = RetryingBackend(open_backend(s3_spec.url, **s3_spec.options))
+    try:
+        assert backend.supports_streamed_put
+        parts = [bytes([i]) * (100_000 + i) for i in range(30)]
+        s3_server.reset_count()
+        backend.put_parts("packs/streamed", [memoryview(p) for p in parts])
+        assert s3_server.request_count == 1
+        assert made == [30]
+        assert backend.get("packs/streamed") == b"".join(parts)
+    finally:
+        backend.close()

@@ -132,6 +132,7 @@ def open_s3(url: str, options: Mapping[str, Any]) -> FsspecBackend:
         # one GET per read: with concurrency s3fs sends a HEAD first to size the object
         read_options={"max_concurrency": 1},
         on_close=close,
+        streamed_put=True,  # botocore reads a file body: packs are not joined (partsbody.py)
     )
 
 

@@ -28,12 +28,16 @@ from artifactstore.backends._errors import (
 )
 from artifactstore.backends._keys import check_prefix, check_range, split_prefix
 from artifactstore.backends.base import ObjectInfo, check_key, is_key
+from artifactstore.backends.partsbody import PartsBody
 from artifactstore.core.errors import BackendError, InvalidInputError, NotFoundError
 
 __all__ = ["FsspecBackend"]
 
 #: the bytes :meth:`FsspecBackend.iter_range` hands out at once (a streamed body)
 _PIECE = 1 << 20
+#: below s3fs's multipart threshold (2 x its 50 MiB chunk size), where it slices
+#: the body; a bigger object is joined and uploaded as before
+_STREAMED_PUT_MAX = 100 << 20
 
 
 class FsspecBackend:
@@ -49,6 +53,7 @@ class FsspecBackend:
         timeout: float | None = None,
         read_options: Mapping[str, Any] | None = None,
         on_close: Callable[[], None] | None = None,
+        streamed_put: bool = False,
     ) -> None:
         """Wrap ``fs`` (caches off) at ``root``.
 
@@ -56,7 +61,9 @@ class FsspecBackend:
         ``atomic_create`` states whether ``pipe_file(mode="create")`` is a
         server-side condition; ``timeout`` is an optional deadline in seconds
         for every call; ``read_options`` are extra ``cat_file`` arguments for
-        whole-object reads; ``on_close`` releases the filesystem's sessions.
+        whole-object reads; ``on_close`` releases the filesystem's sessions;
+        ``streamed_put`` says ``pipe_file`` takes a seekable file as the body
+        (s3fs: botocore reads it), so ``put_parts`` need not join the parts.
         """
         self._fs: Any = fs
         self._root = root.rstrip("/")
@@ -66,6 +73,7 @@ class FsspecBackend:
         self._read_kw: dict[str, Any] = {**(read_options or {}), **self._call_kw}
         self._on_close = on_close
         self._closed = False
+        self._streamed_put = streamed_put
 
     def __repr__(self) -> str:
         return f"FsspecBackend({self._url!r})"
@@ -79,6 +87,11 @@ class FsspecBackend:
     def supports_atomic_create(self) -> bool:
         """Whether ``put_if_absent`` is a server-side conditional write."""
         return self._atomic_create
+
+    @property
+    def supports_streamed_put(self) -> bool:
+        """Whether ``put_parts`` uploads the parts without joining them first."""
+        return self._streamed_put
 
     @property
     def supports_range(self) -> bool:
@@ -234,8 +247,17 @@ class FsspecBackend:
             self._live().pipe_file(path, _as_bytes(data), **self._call_kw)
 
     def put_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
-        """``put`` of the joined parts: an upload needs one buffer."""
-        self.put(key, b"".join(parts))
+        """``put`` of the concatenation of ``parts``, in one request.
+
+        With ``streamed_put`` the body is read from the parts (:class:`PartsBody`,
+        no joined copy) while the object fits one PUT; else the parts are joined.
+        """
+        if not self._streamed_put or sum(len(p) for p in parts) >= _STREAMED_PUT_MAX:
+            self.put(key, b"".join(parts))
+            return
+        path = self._path(key)
+        with mapped_errors("put", key, self._url):
+            self._live().pipe_file(path, PartsBody(parts), **self._call_kw)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """Create ``key`` with a conditional upload; False if it already exists.
