@@ -141,7 +141,8 @@ def test_request_count_and_reset(s3_server: MotoS3Server) -> None:
 def test_put_parts_streams_the_parts_in_one_request(
     s3_server: MotoS3Server, s3_spec: BackendSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A pack's parts go up as one PUT whose body is read from the parts (no join)."""
+    """A pack's parts go up as one PUT whose body is read from the parts (no join);
+    so does any big body, conditional or not."""
     from artifactstore.backends import partsbody
     from artifactstore.backends.retry import RetryingBackend
 
@@ -163,5 +164,12 @@ def test_put_parts_streams_the_parts_in_one_request(
         assert s3_server.request_count == 1
         assert made == [30]
         assert backend.get("packs/streamed") == b"".join(parts)
+        backend.put("big", b"b" * (1 << 20))  # one big body: a file too
+        backend.put("small", b"s" * 100)  # a small one: bytes
+        assert made == [30, 1]
+        assert backend.get("big") == b"b" * (1 << 20)
+        assert backend.put_if_absent("big2", b"c" * (1 << 20))
+        assert not backend.put_if_absent("big2", b"d" * (1 << 20))
+        assert backend.get("big2") == b"c" * (1 << 20)
     finally:
         backend.close()

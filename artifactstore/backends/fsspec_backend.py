@@ -38,6 +38,9 @@ _PIECE = 1 << 20
 #: below s3fs's multipart threshold (2 x its 50 MiB chunk size), where it slices
 #: the body; a bigger object is joined and uploaded as before
 _STREAMED_PUT_MAX = 100 << 20
+#: smaller bodies are uploaded as bytes: their copies are small, and a file body is
+#: read through the event loop's executor, one 64 KiB read per hop
+_STREAMED_PUT_MIN = 256 << 10
 
 
 class FsspecBackend:
@@ -242,22 +245,18 @@ class FsspecBackend:
 
     def put(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key`` with one atomic upload, replacing any object."""
-        path = self._path(key)
-        with mapped_errors("put", key, self._url):
-            self._live().pipe_file(path, _as_bytes(data), **self._call_kw)
+        self.put_parts(key, (_as_bytes(data),))
 
     def put_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
         """``put`` of the concatenation of ``parts``, in one request.
 
-        With ``streamed_put`` the body is read from the parts (:class:`PartsBody`,
-        no joined copy) while the object fits one PUT; else the parts are joined.
+        With ``streamed_put`` a big body is read from the parts (:class:`PartsBody`:
+        no joined copy, and none made by botocore and aiohttp) while the object
+        fits one PUT; otherwise the parts are joined.
         """
-        if not self._streamed_put or sum(len(p) for p in parts) >= _STREAMED_PUT_MAX:
-            self.put(key, b"".join(parts))
-            return
         path = self._path(key)
         with mapped_errors("put", key, self._url):
-            self._live().pipe_file(path, PartsBody(parts), **self._call_kw)
+            self._live().pipe_file(path, self._body(parts), **self._call_kw)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """Create ``key`` with a conditional upload; False if it already exists.
@@ -266,9 +265,10 @@ class FsspecBackend:
         412 Precondition Failed means another writer's object is there.
         """
         path = self._path(key)
+        body = self._body((_as_bytes(data),))
         with mapped_errors("put_if_absent", key, self._url):
             try:
-                self._live().pipe_file(path, _as_bytes(data), mode="create", **self._call_kw)
+                self._live().pipe_file(path, body, mode="create", **self._call_kw)
             except Exception as exc:
                 if is_precondition_failed(exc):
                     return False
@@ -294,6 +294,13 @@ class FsspecBackend:
             self._on_close()
 
     # -- helpers ---------------------------------------------------------
+
+    def _body(self, parts: Sequence[bytes | memoryview]) -> bytes | PartsBody:
+        """What ``pipe_file`` uploads: the parts as a file when that saves copies."""
+        size = sum(len(p) for p in parts)
+        if self._streamed_put and _STREAMED_PUT_MIN <= size < _STREAMED_PUT_MAX:
+            return PartsBody(parts)
+        return parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts)
 
     def _path(self, key: str) -> str:
         return f"{self._root}/{check_key(key)}"
