@@ -15,10 +15,12 @@ reads = st.lists(st.tuples(st.integers(-1, 60), st.integers(0, 200)), max_size=1
 
 
 @given(parts=parts_lists, steps=reads)
-def test_reads_and_seeks_as_the_joined_bytes(parts: list[bytes], steps: list[tuple[int, int]]) -> None:
+def test_reads_and_seeks_as_the_joined_bytes(
+    parts: list[bytes], steps: list[tuple[int, int]]
+) -> None:
     joined = b"".join(parts)
-    body, model = PartsBody([memoryview(p) if i % 2 else p for i, p in enumerate(parts)]), \
-        io.BytesIO(joined)
+    body = PartsBody([memoryview(p) if i % 2 else p for i, p in enumerate(parts)])
+    model = io.BytesIO(joined)
     assert len(body) == len(joined)
     for size, position in steps:
         assert body.seek(position) == model.seek(position)
@@ -45,7 +47,9 @@ def test_seek_from_the_end_and_current_and_bad_seeks() -> None:
     body.seek(1)
     assert body.seek(2, io.SEEK_CUR) == 3
     assert body.read(2) == b"de"
-    assert body.seekable() and body.readable() and not body.writable()
+    assert body.seekable()
+    assert body.readable()
+    assert not body.writable()
     with pytest.raises(ValueError, match="negative"):
         body.seek(-1)
     with pytest.raises(ValueError, match="whence"):
