@@ -173,3 +173,24 @@ def test_put_parts_streams_the_parts_in_one_request(
         assert backend.get("big2") == b"c" * (1 << 20)
     finally:
         backend.close()
+
+
+def test_the_shared_session_keeps_the_endpoint_data_of_s3_and_credentials_only(
+    s3_spec: BackendSpec,
+) -> None:
+    """botocore's endpoints.json (~300 services, ~7 MiB of objects) is trimmed once."""
+    from artifactstore.backends._s3 import _ENDPOINT_SERVICES, _shared_session
+
+    backend = open_backend(s3_spec.url, **s3_spec.options)
+    try:
+        backend.put("k", b"v")  # the client, and so the resolver, exist now
+        assert backend.get("k") == b"v"
+    finally:
+        backend.close()
+    resolver = _shared_session(None)._get_internal_component("endpoint_resolver")
+    partitions = resolver._endpoint_data["partitions"]
+    assert {p["partition"] for p in partitions} >= {"aws", "aws-cn", "aws-us-gov"}
+    for partition in partitions:
+        assert set(partition["services"]) <= _ENDPOINT_SERVICES
+        assert partition["regions"]  # the partition's own fields are kept
+    assert "s3" in partitions[0]["services"]
