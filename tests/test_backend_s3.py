@@ -136,3 +136,61 @@ def test_request_count_and_reset(s3_server: MotoS3Server) -> None:
     assert s3_server.request_count == 0
     s3_server.create_bucket("counted")
     assert s3_server.request_count == 1
+
+
+def test_put_parts_streams_the_parts_in_one_request(
+    s3_server: MotoS3Server, s3_spec: BackendSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pack's parts go up as one PUT whose body is read from the parts (no join);
+    so does any big body, conditional or not."""
+    from artifactstore.backends import partsbody
+    from artifactstore.backends.retry import RetryingBackend
+
+    made: list[int] = []
+    real = partsbody.PartsBody
+
+    class Counted(real):  # type: ignore[misc, valid-type]
+        def __init__(self, parts: list[bytes]) -> None:
+            made.append(len(parts))
+            super().__init__(parts)
+
+    monkeypatch.setattr("artifactstore.backends.fsspec_backend.PartsBody", Counted)
+    backend = RetryingBackend(open_backend(s3_spec.url, **s3_spec.options))
+    try:
+        assert backend.supports_streamed_put
+        parts = [bytes([i]) * (100_000 + i) for i in range(30)]
+        s3_server.reset_count()
+        backend.put_parts("packs/streamed", [memoryview(p) for p in parts])
+        assert s3_server.request_count == 1
+        assert made == [30]
+        assert backend.get("packs/streamed") == b"".join(parts)
+        backend.put("big", b"b" * (1 << 20))  # one big body: a file too
+        backend.put("small", b"s" * 100)  # a small one: bytes
+        assert made == [30, 1]
+        assert backend.get("big") == b"b" * (1 << 20)
+        assert backend.put_if_absent("big2", b"c" * (1 << 20))
+        assert not backend.put_if_absent("big2", b"d" * (1 << 20))
+        assert backend.get("big2") == b"c" * (1 << 20)
+    finally:
+        backend.close()
+
+
+def test_the_shared_session_keeps_the_endpoint_data_of_s3_and_credentials_only(
+    s3_spec: BackendSpec,
+) -> None:
+    """botocore's endpoints.json (~300 services, ~7 MiB of objects) is trimmed once."""
+    from artifactstore.backends._s3 import _ENDPOINT_SERVICES, _shared_session
+
+    backend = open_backend(s3_spec.url, **s3_spec.options)
+    try:
+        backend.put("k", b"v")  # the client, and so the resolver, exist now
+        assert backend.get("k") == b"v"
+    finally:
+        backend.close()
+    resolver = _shared_session(None)._get_internal_component("endpoint_resolver")
+    partitions = resolver._endpoint_data["partitions"]
+    assert {p["partition"] for p in partitions} >= {"aws", "aws-cn", "aws-us-gov"}
+    for partition in partitions:
+        assert set(partition["services"]) <= _ENDPOINT_SERVICES
+        assert partition["regions"]  # the partition's own fields are kept
+    assert "s3" in partitions[0]["services"]

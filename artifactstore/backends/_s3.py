@@ -132,6 +132,7 @@ def open_s3(url: str, options: Mapping[str, Any]) -> FsspecBackend:
         # one GET per read: with concurrency s3fs sends a HEAD first to size the object
         read_options={"max_concurrency": 1},
         on_close=close,
+        streamed_put=True,  # botocore reads a file body: packs are not joined (partsbody.py)
     )
 
 
@@ -152,7 +153,49 @@ def _shared_session(profile: str | None) -> Any:
         session = _SESSIONS.get(profile)
         if session is None:
             session = _SESSIONS[profile] = AioSession(profile=profile)
+            _lean_endpoint_resolver(session)
         return session
+
+
+#: the services whose legacy endpoint data a session keeps: S3, and what
+#: botocore's credential providers may make clients for (assume-role, SSO)
+_ENDPOINT_SERVICES = frozenset({"s3", "sts", "sso", "sso-oidc"})
+
+
+def _lean_endpoint_resolver(session: Any) -> None:
+    """Make ``session`` keep the legacy endpoint data of :data:`_ENDPOINT_SERVICES` only.
+
+    Why: botocore's endpoint resolver loads ``endpoints.json`` (every partition's
+    endpoints of ~300 services, 1.2 MB of JSON) and its loader caches it for the
+    life of the process: ~7 MiB of Python objects of which a store needs a few
+    entries, out of an S3 push's 128 MiB budget ("Writes, round four" in
+    docs/benchmarks.md). The file is read once, trimmed to the partitions' own
+    fields and these services, and not cached. Endpoints themselves come from
+    the S3 model's rule set, as before. The hook uses botocore's component
+    registry; if that changes, the session is left as botocore made it.
+    """
+    from botocore.regions import EndpointResolver
+
+    components = getattr(session, "_internal_components", None)
+    loader = session.get_component("data_loader")
+    if components is None or not hasattr(components, "lazy_register_component"):
+        return
+
+    def create() -> Any:
+        for folder in loader.search_paths:
+            path = os.path.join(folder, "endpoints")
+            data = loader.file_loader.load_file(path)
+            if data is not None:
+                break
+        else:
+            raise FileNotFoundError("botocore's endpoints data is missing")
+        for partition in data.get("partitions", ()):
+            services = partition.get("services", {})
+            partition["services"] = {name: services[name]
+                                     for name in _ENDPOINT_SERVICES & services.keys()}
+        return EndpointResolver(data, uses_builtin_data=loader.is_builtin_path(path))
+
+    components.lazy_register_component("endpoint_resolver", create)
 
 
 def _close_s3(fs: Any) -> None:

@@ -50,6 +50,11 @@ class BackendWrapper:
         return bool(getattr(self._inner, "supports_vectored_put", False))
 
     @property
+    def supports_streamed_put(self) -> bool:
+        """As the inner backend (False when it does not say)."""
+        return bool(getattr(self._inner, "supports_streamed_put", False))
+
+    @property
     def read_only(self) -> bool:
         """Whether writes are refused somewhere down the chain of wrappers."""
         return bool(getattr(self._inner, "read_only", False))

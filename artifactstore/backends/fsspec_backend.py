@@ -28,12 +28,19 @@ from artifactstore.backends._errors import (
 )
 from artifactstore.backends._keys import check_prefix, check_range, split_prefix
 from artifactstore.backends.base import ObjectInfo, check_key, is_key
+from artifactstore.backends.partsbody import PartsBody
 from artifactstore.core.errors import BackendError, InvalidInputError, NotFoundError
 
 __all__ = ["FsspecBackend"]
 
 #: the bytes :meth:`FsspecBackend.iter_range` hands out at once (a streamed body)
 _PIECE = 1 << 20
+#: below s3fs's multipart threshold (2 x its 50 MiB chunk size), where it slices
+#: the body; a bigger object is joined and uploaded as before
+_STREAMED_PUT_MAX = 100 << 20
+#: smaller bodies are uploaded as bytes: their copies are small, and a file body is
+#: read through the event loop's executor, one 64 KiB read per hop
+_STREAMED_PUT_MIN = 256 << 10
 
 
 class FsspecBackend:
@@ -49,6 +56,7 @@ class FsspecBackend:
         timeout: float | None = None,
         read_options: Mapping[str, Any] | None = None,
         on_close: Callable[[], None] | None = None,
+        streamed_put: bool = False,
     ) -> None:
         """Wrap ``fs`` (caches off) at ``root``.
 
@@ -56,7 +64,9 @@ class FsspecBackend:
         ``atomic_create`` states whether ``pipe_file(mode="create")`` is a
         server-side condition; ``timeout`` is an optional deadline in seconds
         for every call; ``read_options`` are extra ``cat_file`` arguments for
-        whole-object reads; ``on_close`` releases the filesystem's sessions.
+        whole-object reads; ``on_close`` releases the filesystem's sessions;
+        ``streamed_put`` says ``pipe_file`` takes a seekable file as the body
+        (s3fs: botocore reads it), so ``put_parts`` need not join the parts.
         """
         self._fs: Any = fs
         self._root = root.rstrip("/")
@@ -66,6 +76,7 @@ class FsspecBackend:
         self._read_kw: dict[str, Any] = {**(read_options or {}), **self._call_kw}
         self._on_close = on_close
         self._closed = False
+        self._streamed_put = streamed_put
 
     def __repr__(self) -> str:
         return f"FsspecBackend({self._url!r})"
@@ -79,6 +90,11 @@ class FsspecBackend:
     def supports_atomic_create(self) -> bool:
         """Whether ``put_if_absent`` is a server-side conditional write."""
         return self._atomic_create
+
+    @property
+    def supports_streamed_put(self) -> bool:
+        """Whether ``put_parts`` uploads the parts without joining them first."""
+        return self._streamed_put
 
     @property
     def supports_range(self) -> bool:
@@ -229,13 +245,18 @@ class FsspecBackend:
 
     def put(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key`` with one atomic upload, replacing any object."""
-        path = self._path(key)
-        with mapped_errors("put", key, self._url):
-            self._live().pipe_file(path, _as_bytes(data), **self._call_kw)
+        self.put_parts(key, (_as_bytes(data),))
 
     def put_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
-        """``put`` of the joined parts: an upload needs one buffer."""
-        self.put(key, b"".join(parts))
+        """``put`` of the concatenation of ``parts``, in one request.
+
+        With ``streamed_put`` a big body is read from the parts (:class:`PartsBody`:
+        no joined copy, and none made by botocore and aiohttp) while the object
+        fits one PUT; otherwise the parts are joined.
+        """
+        path = self._path(key)
+        with mapped_errors("put", key, self._url):
+            self._live().pipe_file(path, self._body(parts), **self._call_kw)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """Create ``key`` with a conditional upload; False if it already exists.
@@ -244,9 +265,10 @@ class FsspecBackend:
         412 Precondition Failed means another writer's object is there.
         """
         path = self._path(key)
+        body = self._body((_as_bytes(data),))
         with mapped_errors("put_if_absent", key, self._url):
             try:
-                self._live().pipe_file(path, _as_bytes(data), mode="create", **self._call_kw)
+                self._live().pipe_file(path, body, mode="create", **self._call_kw)
             except Exception as exc:
                 if is_precondition_failed(exc):
                     return False
@@ -272,6 +294,13 @@ class FsspecBackend:
             self._on_close()
 
     # -- helpers ---------------------------------------------------------
+
+    def _body(self, parts: Sequence[bytes | memoryview]) -> bytes | PartsBody:
+        """What ``pipe_file`` uploads: the parts as a file when that saves copies."""
+        size = sum(len(p) for p in parts)
+        if self._streamed_put and _STREAMED_PUT_MIN <= size < _STREAMED_PUT_MAX:
+            return PartsBody(parts)
+        return parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b"".join(parts)
 
     def _path(self, key: str) -> str:
         return f"{self._root}/{check_key(key)}"

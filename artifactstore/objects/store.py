@@ -89,6 +89,9 @@ _LOCAL_READ = 4 << 20
 _LOCAL_READ_WINDOW = 3 * _LOCAL_READ
 #: a checked file's chunks go to the digest thread in batches of about this size
 _DIGEST_BATCH = 4 << 20
+#: the chunker's reads of a file being written, to a local store and to a remote one
+_WRITE_READ = 8 << 20
+_REMOTE_WRITE_READ = 4 << 20
 #: packs uploading at once through a backend that joins them (S3, GCS, memory)
 _JOINED_UPLOADS = 1
 #: packs being sealed and written at once through one that does not (local): the
@@ -159,6 +162,10 @@ class ObjectStore:
         # join a pack into one buffer to send it (S3, GCS) holds one more copy while
         # it uploads, so fewer are in flight there (peak RSS, not throughput).
         self._vectored = bool(getattr(backend, "supports_vectored_put", False))
+        self._streamed = bool(getattr(backend, "supports_streamed_put", False))
+        # A remote store's pack is sealed as blobs come (PackBatch eager) and one is
+        # uploaded meanwhile: smaller reads keep that under the RSS target.
+        self._read_size = _WRITE_READ if self._vectored else _REMOTE_WRITE_READ
         self._upload_slots = threading.BoundedSemaphore(
             min(concurrency, _VECTORED_UPLOADS if self._vectored else _JOINED_UPLOADS))
         self._batch = self._new_batch()
@@ -261,8 +268,8 @@ class ObjectStore:
         reader = _HashingReader(stream, Hasher(parallel=False), self._digest_pool, size_hint)
         try:
             params, compression, source = _profile(self.config, reader)
-            chunks, size = self._store_chunks(iter_chunks(source, params), progress,
-                                              compression)
+            chunks, size = self._store_chunks(
+                iter_chunks(source, params, read_size=self._read_size), progress, compression)
         except BaseException:
             reader.abandon()
             raise
@@ -423,7 +430,7 @@ class ObjectStore:
         entries = pending.entries
         del pending
         key = pack_key(self.domain, pack_id)
-        if self._vectored:
+        if self._vectored or self._streamed:  # the parts as they are (no joined copy)
             self.backend.put_parts(key, parts)
             del parts
             trim_heap()  # the sealed blobs and the read buffers they pinned, as below
