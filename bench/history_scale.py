@@ -189,7 +189,13 @@ if op["kind"] == "cli":
     t1 = time.perf_counter()
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        rc = main(op["argv"])
+        if op.get("profile"):
+            import cProfile
+            profiler = cProfile.Profile()
+            rc = profiler.runcall(main, op["argv"])
+            profiler.dump_stats(op["profile"])
+        else:
+            rc = main(op["argv"])
     t2 = time.perf_counter()
     text = out.getvalue()
 else:
@@ -226,6 +232,29 @@ def run_child(server: Any, op: dict[str, Any], env: dict[str, str]) -> dict[str,
     return reply
 
 
+def page_costs(server: Any, prefix: str, rounds: int = 3) -> dict[str, list[float]]:
+    """Seconds of one ``ListObjectsV2`` page like a warm sync's (the journal past its
+    end: no keys come back) on the loaded bucket and on an empty one, alternated: how
+    much of a warm step is moto's scan of the bucket rather than the client."""
+    import urllib.parse
+    import urllib.request
+
+    empty = f"{BUCKET}-empty"
+    server.create_bucket(empty)
+    journal = f"{prefix}/projects/{PROJECT}/journal/"
+    query = urllib.parse.urlencode({"list-type": "2", "prefix": journal,
+                                    "start-after": f"{journal}~"})
+    found: dict[str, list[float]] = {"full": [], "empty": []}
+    for _ in range(rounds):
+        for name, bucket in (("full", BUCKET), ("empty", empty)):
+            began = time.perf_counter()
+            with urllib.request.urlopen(f"{server.endpoint_url}/{bucket}?{query}",
+                                        timeout=600) as response:
+                response.read()
+            found[name].append(time.perf_counter() - began)
+    return found
+
+
 def metadata_of(cache: Path) -> dict[str, Any]:
     usage = metadata_usage(cache)
     return {"total": usage.total, "bytes": usage.bytes, "files": usage.files}
@@ -251,6 +280,9 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
                                         with_packs=args.with_packs, with_bundles=True)
         print(f"  {result['load']['objects']:,} objects in {result['load']['seconds']:.0f} s",
               flush=True)
+        result["page_s"] = page_costs(server, prefix)
+        print(f"  one warm-sync page, full bucket / empty bucket: {result['page_s']}",
+              flush=True)
         url = f"s3://{BUCKET}/{prefix}"
         client = work / "client"
         env = {**os.environ, "AWS_ENDPOINT_URL": server.endpoint_url,
@@ -264,8 +296,12 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
         env_before = None if args.before is None else {
             **env, "PYTHONPATH": str(args.before.resolve())}
 
-        def step(name: str, op: dict[str, Any], *, before: bool = False) -> dict[str, Any]:
-            reply = run_child(server, op, env_before if before and env_before else env)
+        def step(name: str, op: dict[str, Any], *, before: bool = False,
+                 cache: Path | None = None) -> dict[str, Any]:
+            use = env_before if before and env_before else env
+            if cache is not None:
+                use = {**use, "ARTIFACTSTORE_CACHE_DIR": str(cache)}
+            reply = run_child(server, op, use)
             if before:
                 name = f"{name} [before: {args.before}]"
                 assert str(args.before.resolve()) in reply["code"], reply["code"]
@@ -280,7 +316,7 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
             row = {"step": name, "requests": reply["requests"], "seconds": reply["seconds"],
                    "by_path": shapes,
                    "wall_s": reply["wall_s"], "max_rss": reply["max_rss"],
-                   "metadata": metadata_of(client), "load": os.getloadavg()[0]}
+                   "metadata": metadata_of(cache or client), "load": os.getloadavg()[0]}
             result["steps"].append(row)
             print(f"  {name}: {row['seconds']:.3f} s ({row['wall_s']:.2f} s wall), "
                   f"{row['requests']} requests: {shapes if len(shapes) < 8 else '...'}",
@@ -299,6 +335,9 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
             print(f"  ls, cold, no bundles: {reply['seconds']:.1f} s, {reply['requests']:,} "
                   "requests", flush=True)
         step("ls, cold: empty client cache (the catalog's first build, from bundles)", ls)
+        if env_before and not args.skip_cold_before:
+            step("ls, cold: empty client cache", ls, before=True, cache=work / "client-before")
+            shutil.rmtree(work / "client-before", ignore_errors=True)
         for _ in range(args.warm):  # with --before: the old code's run alternated
             step("ls, warm, nothing changed", ls)
             if env_before:
@@ -307,6 +346,11 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
             step("lineage, warm, nothing changed", lineage)
             if env_before:
                 step("lineage, warm, nothing changed", lineage, before=True)
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            for name, op in (("ls", ls), ("lineage", lineage)):
+                step(f"{name}, warm, under cProfile (not a timing)",
+                     {**op, "profile": str(args.profile.resolve() / f"warm-{name}.prof")})
         step("store.sync(): a full listing (what every sync cost before the journal)",
              {"kind": "sync", "url": url, "project": PROJECT})
         with artifactstore.open(url, PROJECT, cache_dir=work / "writer",
@@ -327,7 +371,8 @@ MIB = 1 << 20
 
 def verdicts(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows = result["steps"]
-    warm = [r for r in rows if "warm, nothing changed" in r["step"] and "[before" not in r["step"]]
+    warm = [r for r in rows if "warm, nothing changed" in r["step"] and "[before" not in r["step"]
+            and "cProfile" not in r["step"]]
     cold = rows[0]
     worst_s = max(r["seconds"] for r in warm)
     worst_n = max(r["requests"] for r in warm)
@@ -358,6 +403,9 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{r['load']['objects']:,} objects ({r['load']['bytes'] / MIB:.0f} MiB) in "
         f"{r['load']['seconds']:.0f} s. One more version logged: {r['late_log_requests']} "
         "requests.",
+        "One warm-sync list page (the journal past its end), seconds, loaded bucket: "
+        + ", ".join(f"{x:.3f}" for x in r["page_s"]["full"]) + "; empty bucket: "
+        + ", ".join(f"{x:.3f}" for x in r["page_s"]["empty"]) + ".",
         f"Bundles (`store.bundle_records()` on the local store before the copy): "
         f"{r['bundle']['records']:,} records in {r['bundle']['bundles']} bundles "
         f"({r['bundle']['bytes'] / MIB:.1f} MiB), {r['bundle']['seconds']:.1f} s. "
@@ -394,6 +442,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--markdown", type=Path, default=None)
     p.add_argument("--skip-unbundled", action="store_true",
                    help="no copy without bundles and no cold ls of it (the slowest step)")
+    p.add_argument("--skip-cold-before", action="store_true",
+                   help="with --before: no cold ls of the old code (its own client cache)")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="a folder: one more warm ls and lineage each under cProfile, their "
+                        "stats written there (warm-ls.prof, warm-lineage.prof)")
     p.add_argument("--before", type=Path, default=None,
                    help="a source tree of an older commit: its CLI runs each warm step "
                         "too, alternated with this tree's (same moto copy, same cache)")

@@ -336,3 +336,28 @@ def test_unsigned_records_are_never_taken_from_a_bundle() -> None:
     b.gets = 0
     Catalog(b, "p", None).sync()
     assert b.gets > 250  # each record fetched on its own
+
+
+def test_a_bundle_verified_in_parallel_parts_takes_exactly_the_authentic_records(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signature checks of one bundle run in parts on several threads: the records
+    they accept, refuse and fetch are those of one check after another."""
+    monkeypatch.setattr(bundles, "_VERIFY_PART", 16)
+    monkeypatch.setattr(bundles, "_VERIFY_WORKERS", 4)
+    b = signed_project(250)
+    assert bundles.write_bundles(b, "p") == 252
+    key1 = "projects/p/artifacts/m1/versions/0000000000"
+    tampered = bytearray(b.get(key1))
+    tampered[-1] ^= 1  # a bad signature: this record is fetched on its own
+    b.put("projects/p/bundles/20000101000000000000-00000000", bundles.encode([
+        ("artifacts/m0/versions/0000000000", b.get(key1)),
+        ("artifacts/m3/versions/0000000000", bytes(tampered)),
+    ]))
+    b.gets = 0
+    catalog = Catalog(b, "p", None, codec=SIGNED)
+    assert catalog.sync().fetched == 252
+    assert b.gets == 2  # the two bundles; every record taken from the real one
+    fetched = Catalog(MemoryBackend(b.url.removeprefix("memory://")), "p", None, codec=SIGNED)
+    fetched.sync()
+    assert [r for r, _ in catalog.versions()] == [r for r, _ in fetched.versions()]
+    assert catalog.runs() == fetched.runs()

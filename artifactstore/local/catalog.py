@@ -290,7 +290,9 @@ class Catalog(CatalogQueries):
                     job = self._job(key, art_prefix, run_prefix, set(), set(), logs)
                     batch.append((key, own if job is None
                                   else functools.partial(_either, job, own)))
-                stored += self._store_batch(self._fetch(batch))
+                # Decoding what is in hand: one thread (16 would only pass the GIL around);
+                # a record whose bundled bytes fail is fetched by its own GET.
+                stored += self._store_batch(self._fetch(batch, threads=False))
         rest = list(plain.items())
         for start in range(0, len(rest), _BATCH):  # bounded memory: a batch at a time
             stored += self._store_batch(self._fetch(rest[start:start + _BATCH]))
@@ -409,14 +411,15 @@ class Catalog(CatalogQueries):
     def _heartbeat(self, run_id: str) -> tuple[str, str, str | None]:
         return ("heartbeat", run_id, self._runs.read_heartbeat(run_id))
 
-    def _fetch(self, jobs: list[tuple[str, Callable[[], Any]]]) -> list[tuple[str, Any]]:
+    def _fetch(self, jobs: list[tuple[str, Callable[[], Any]]], *,
+               threads: bool = True) -> list[tuple[str, Any]]:
         def run(job: tuple[str, Callable[[], Any]]) -> tuple[str, Any] | None:
             try:
                 return job[0], job[1]()
             except NotFoundError:
                 return None  # deleted between list and get: gone, like never listed
 
-        if len(jobs) <= 1:
+        if len(jobs) <= 1 or not threads:
             found = [run(j) for j in jobs]
         else:
             with ThreadPoolExecutor(min(_FETCH_WORKERS, len(jobs))) as pool:
