@@ -3,6 +3,7 @@ catalog sync lists only the journal's window instead of every record."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -361,3 +362,36 @@ def test_a_bundle_verified_in_parallel_parts_takes_exactly_the_authentic_records
     fetched.sync()
     assert [r for r, _ in catalog.versions()] == [r for r, _ in fetched.versions()]
     assert catalog.runs() == fetched.runs()
+
+
+def test_bundles_checked_ahead_hold_at_most_their_limit_and_yield_them_all() -> None:
+    """A first sync checks bundles in a background thread while it lists (bundles.Ahead):
+    at most ``limit`` bytes wait (one bundle when it is tiny), all arrive, in order."""
+    b = signed_project(250)
+    assert bundles.write_bundles(b, "p", size=60) == 252  # 5 bundles
+    ahead = bundles.Ahead(b, "p", SIGNED, limit=1)
+    try:
+        time.sleep(0.5)
+        assert len(ahead._ready) <= 1  # the thread waits for the caller
+        taken = [sorted(found) for found, _ in ahead]
+    finally:
+        ahead.close()
+    assert [len(t) for t in taken] == [60, 60, 60, 60, 12]
+    assert len({k for t in taken for k in t}) == 252
+    idle = bundles.Ahead(b, "p", SIGNED, limit=1)
+    idle.close()  # never iterated (the listing found little to read): stops, no hang
+    assert not idle._thread.is_alive()
+
+
+def test_a_failure_checking_bundles_ahead_is_raised_to_the_sync() -> None:
+    class Broken(MemoryBackend):
+        def get(self, key: str) -> bytes:
+            if "/bundles/" in key:
+                raise OSError("the disk went away")
+            return super().get(key)
+
+    b = signed_project(250)
+    bundles.write_bundles(b, "p")
+    broken = Broken(b.url.removeprefix("memory://"))
+    with pytest.raises(OSError, match="went away"):
+        Catalog(broken, "p", None, codec=SIGNED).sync()

@@ -256,9 +256,26 @@ class Catalog(CatalogQueries):
         began = time.perf_counter()
         wall = datetime.now(UTC)
         self._dirty = False
+        since = None if full else self._journal_since(wall)
+        ahead = None
+        if since is None and self._never_full():
+            # A first sync: the bundles are fetched and checked while the listing runs
+            # (records/bundles.py, Ahead); only listed records are taken from them.
+            ahead = bundles.Ahead(self._backend, self._project, self._codec)
+        try:
+            return self._sync(began, wall, since, ahead)
+        finally:
+            if ahead is not None:
+                ahead.close()
+
+    def _never_full(self) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM meta WHERE k = 'last_full'").fetchone() is None
+
+    def _sync(self, began: float, wall: datetime, since: datetime | None,
+              ahead: bundles.Ahead | None) -> SyncStats:
         art_prefix = artifacts_prefix(self._project)
         run_prefix = self._runs.prefix
-        since = None if full else self._journal_since(wall)
         if since is None:
             listed = [*self._backend.list(art_prefix), *self._backend.list(run_prefix),
                       *self._backend.list(lifecycle_prefix(self._project))]
@@ -280,10 +297,11 @@ class Catalog(CatalogQueries):
         if since is None and len(plain) >= _BUNDLE_MIN:  # a first sync, or far behind
             # One bundle at a time (memory stays that of one bundle), each record read
             # as if fetched, its own GET when that fails (records/bundles.py).
-            for found, opened in bundles.each_bundle(self._backend, self._project, plain,
-                                                     self._codec):
+            source = ahead if ahead is not None else bundles.each_bundle(
+                self._backend, self._project, plain, self._codec)
+            for found, checked in source:
                 logs = _Logs.over(bundles.Prefetched(self._backend, found), self._project,
-                                  bundles.OpenedCodec(self._codec, opened))
+                                  bundles.OpenedCodec(self._codec, checked))
                 batch: list[tuple[str, Callable[[], Any]]] = []
                 for key in [k for k in found if k in plain]:
                     own = plain.pop(key)
