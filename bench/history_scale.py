@@ -127,8 +127,9 @@ def cached_build(params: Params, cache: Path, *, rebuild: bool = False,
 
 
 def load_into_moto(store: Path, bucket: str, prefix: str, *, with_packs: bool,
-                   with_bundles: bool) -> dict[str, Any]:
-    """Put the objects of the local store ``store`` into moto's in-process backend."""
+                   with_bundles: bool, with_journal: bool = True) -> dict[str, Any]:
+    """Put the objects of the local store ``store`` into moto's in-process backend
+    (without its journal entries: the project as gc leaves it a day after the writes)."""
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
@@ -138,7 +139,8 @@ def load_into_moto(store: Path, bucket: str, prefix: str, *, with_packs: bool,
     for base, _dirs, names in os.walk(store):
         rel_base = Path(base).relative_to(store).as_posix()
         if (not with_packs and "/packs" in f"/{rel_base}") or (
-                not with_bundles and rel_base.endswith("/bundles")):
+                not with_bundles and rel_base.endswith("/bundles")) or (
+                not with_journal and rel_base.endswith("/journal")):
             continue
         for name in names:
             if name.startswith(".tmp") or ".tmp-" in name:
@@ -287,7 +289,8 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
                                                       with_packs=args.with_packs,
                                                       with_bundles=False)
         result["load"] = load_into_moto(root / "store", BUCKET, prefix,
-                                        with_packs=args.with_packs, with_bundles=True)
+                                        with_packs=args.with_packs, with_bundles=True,
+                                        with_journal=not args.pruned_journal)
         print(f"  {result['load']['objects']:,} objects in {result['load']['seconds']:.0f} s",
               flush=True)
         result["page_s"] = page_costs(server, prefix)
@@ -412,7 +415,9 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Build (cached, {b['date']}): {b['build']['seconds']:.0f} s through the API "
         f"(raw versions {b['build']['raw_versions_s']:.0f} s, runs {b['build']['runs_s']:.0f} s)"
         f"; {b['build']['record_keys']:,} keys under the project, "
-        f"{b['build']['journal_keys']:,} journal entries. Copied into moto: "
+        f"{b['build']['journal_keys']:,} journal entries. Copied into moto"
+        + (" without the journal entries (`--pruned-journal`)" if doc.get("pruned_journal")
+           else "") + ": "
         f"{r['load']['objects']:,} objects ({r['load']['bytes'] / MIB:.0f} MiB) in "
         f"{r['load']['seconds']:.0f} s. One more version logged: {r['late_log_requests']} "
         "requests.",
@@ -455,6 +460,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--markdown", type=Path, default=None)
     p.add_argument("--skip-unbundled", action="store_true",
                    help="no copy without bundles and no cold ls of it (the slowest step)")
+    p.add_argument("--pruned-journal", action="store_true",
+                   help="copy the store without its journal entries, as gc leaves a project "
+                        "a day after its writes (design 12.8): the fixture's are all fresh")
     p.add_argument("--skip-cold-before", action="store_true",
                    help="with --before: no cold ls of the old code (its own client cache)")
     p.add_argument("--profile", type=Path, default=None,
@@ -476,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
         doc: dict[str, Any] = {"params": asdict(params),
                "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                "git": git_describe(), "machine": machine_facts(["moto", "s3fs"]),
-               "load_before": os.getloadavg(), "build": built}
+               "load_before": os.getloadavg(), "build": built,
+               "pruned_journal": args.pruned_journal}
         doc["result"] = measure(args, root, built, Path(tmp))
         doc["load_after"] = os.getloadavg()
     text = markdown(doc)
