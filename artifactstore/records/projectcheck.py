@@ -10,11 +10,11 @@ Vocabulary:
   name or that the rules require).
 - **judged listing** (:func:`judged_listing`): the keys of ``projects/<p>/`` the checks
   read: ``members/``, ``keys/`` and, unless the record says the project is encrypted,
-  ``recovery`` and the name tags (``artifacts/n-…``; all of ``artifacts/`` when asked,
-  for a project without record). Nothing else of the project (versions, runs, journal,
-  bundles, lifecycle, packs, index) can contradict the record, so nothing else is listed:
-  a first contact costs four list requests, not one per 1,000 keys of the project
-  (design §13.5).
+  ``recovery`` and the name tags (``artifacts/n-…``). Nothing else of the project
+  (versions, runs, journal, bundles, lifecycle, packs, index) can contradict the record,
+  so nothing else is listed: a first contact costs four list requests, not one per 1,000
+  keys of the project (design §13.5). A project without record is judged on one
+  listing of all of it (``repository/access.py``).
 - :func:`contradictions` judges from the judged listing (what a first contact can
   afford); :func:`check_project` reads every project object too (verify and audit).
 """
@@ -50,20 +50,17 @@ class Finding:
         return f"{self.key} {self.problem}; {self.affects}"
 
 
-def judged_listing(backend: Backend, project: str, *, encrypted: bool = False,
-                   all_artifacts: bool = False) -> list[str]:
+def judged_listing(backend: Backend, project: str, *, encrypted: bool = False) -> list[str]:
     """The keys of ``projects/<project>/`` that :func:`contradictions` and the member and
     key-epoch checks judge (see the module docstring), sorted.
 
     ``encrypted``: the record says private or team: the downgrade's evidence (recovery,
-    name tags) is not looked for, only member event 0 and key epoch 0. ``all_artifacts``:
-    every ``artifacts/`` key, not only the name tags (a project without record: claiming
-    it asks whether it holds any artifact at all).
+    name tags) is not looked for, only member event 0 and key epoch 0.
     """
     prefix = f"projects/{project}/"
     parts = [f"{prefix}members/", f"{prefix}keys/"]
     if not encrypted:
-        parts.append(f"{prefix}artifacts/" if all_artifacts else f"{prefix}artifacts/n-")
+        parts.append(f"{prefix}artifacts/n-")
     found: list[str] = []
     for part in parts:
         found.extend(backend.list(part))

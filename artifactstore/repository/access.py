@@ -53,8 +53,7 @@ class ProjectAccess:
     info: ProjectInfo | None
     codec: RecordCodec
     identity: Identity | None
-    #: the judged listing of the project's keys (records/projectcheck.py) that found no
-    #: record (None when there is one)
+    #: the listing of the project's keys that found no record (None when there is one)
     listed: tuple[str, ...] | None = None
 
     @property
@@ -94,7 +93,7 @@ def project_access(backend: Backend, project: str, *, private_by_default: bool,
     rest: IntegrityError). ``may_create`` creates a missing project (design §13.1);
     ``pins`` (this machine's pin of the project) refuses a project that changed
     since it was pinned, and records the first contact (judged on the listing of the keys
-    that can contradict the record: ``judged_listing``). ``seen_absent``: that listing of
+    that can contradict the record: ``judged_listing``). ``seen_absent``: the listing of
     ``projects/<project>/`` this process made a moment ago, when it saw no record: the
     first read and the listing are not made again (the read after the listing and the
     create-only write still see a concurrent creator's project).
@@ -107,8 +106,10 @@ def project_access(backend: Backend, project: str, *, private_by_default: bool,
         pin = pins.check(info, None)  # a record that vanished or changed: refused
     refusal: ArtifactStoreError | None = None
     if info is None:
+        # No record (usually a project about to be created): one listing of all of it
+        # is one request, where the judged prefixes would be four.
         listed = (list(seen_absent) if seen_absent is not None
-                  else judged_listing(backend, project, all_artifacts=True))
+                  else list(backend.list(f"projects/{project}/")))
         # Read again after listing: what the listing shows of a concurrent creator's
         # project (its first records) must not be taken for another project's past.
         keys = ProjectKeys(backend, project, keys.signer)
