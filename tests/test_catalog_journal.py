@@ -395,3 +395,16 @@ def test_a_failure_checking_bundles_ahead_is_raised_to_the_sync() -> None:
     broken = Broken(b.url.removeprefix("memory://"))
     with pytest.raises(OSError, match="went away"):
         Catalog(broken, "p", None, codec=SIGNED).sync()
+
+
+def test_a_small_first_sync_does_not_look_for_bundles() -> None:
+    """Bundles are fetched ahead only when the listing already shows enough unread
+    records to read them at all: a small project's first sync lists no ``bundles/``."""
+    b = ListingRecorder(f"small-{uuid.uuid4().hex}")
+    refs = Refs(b, "p", SIGNED)
+    for i in range(20):
+        commit(refs, f"m{i}", i)
+    bundles.write_bundles(b, "p")
+    b.listed.clear()
+    assert Catalog(b, "p", None, codec=SIGNED).sync().fetched == 20
+    assert not [p for p in b.listed if "bundles" in p], b.listed

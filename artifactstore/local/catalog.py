@@ -257,32 +257,37 @@ class Catalog(CatalogQueries):
         wall = datetime.now(UTC)
         self._dirty = False
         since = None if full else self._journal_since(wall)
-        ahead = None
-        if since is None and self._never_full():
-            # A first sync: the bundles are fetched and checked while the listing runs
-            # (records/bundles.py, Ahead); only listed records are taken from them.
-            ahead = bundles.Ahead(self._backend, self._project, self._codec)
+        ahead: list[bundles.Ahead] = []
         try:
             return self._sync(began, wall, since, ahead)
         finally:
-            if ahead is not None:
-                ahead.close()
+            for started in ahead:
+                started.close()
 
     def _never_full(self) -> bool:
         with self._lock:
             return self._db.execute("SELECT 1 FROM meta WHERE k = 'last_full'").fetchone() is None
 
     def _sync(self, began: float, wall: datetime, since: datetime | None,
-              ahead: bundles.Ahead | None) -> SyncStats:
+              ahead: list[bundles.Ahead]) -> SyncStats:
         art_prefix = artifacts_prefix(self._project)
         run_prefix = self._runs.prefix
-        if since is None:
-            listed = [*self._backend.list(art_prefix), *self._backend.list(run_prefix),
-                      *self._backend.list(lifecycle_prefix(self._project))]
-        else:
-            listed = self._journal_keys(since)
         with self._lock:
             seen = {row[0] for row in self._db.execute("SELECT key FROM seen")}
+        if since is None:
+            listed = list(self._backend.list(art_prefix))
+            base = f"projects/{self._project}/"
+            unread = sum(k not in seen and bundles.is_bundled_kind(k[len(base):])
+                         for k in listed)
+            if unread >= _BUNDLE_MIN and self._never_full():
+                # A first sync that will read bundles anyway (records/bundles.py, Ahead):
+                # they are fetched and checked while the rest is listed; only listed
+                # records are taken from them. Same requests as reading them after.
+                ahead.append(bundles.Ahead(self._backend, self._project, self._codec))
+            listed += [*self._backend.list(run_prefix),
+                       *self._backend.list(lifecycle_prefix(self._project))]
+        else:
+            listed = self._journal_keys(since)
         plain: dict[str, Callable[[], Any]] = {}
         version_keys: set[str] = set()
         heartbeat_keys: set[str] = set()
@@ -297,7 +302,7 @@ class Catalog(CatalogQueries):
         if since is None and len(plain) >= _BUNDLE_MIN:  # a first sync, or far behind
             # One bundle at a time (memory stays that of one bundle), each record read
             # as if fetched, its own GET when that fails (records/bundles.py).
-            source = ahead if ahead is not None else bundles.each_bundle(
+            source = ahead[0] if ahead else bundles.each_bundle(
                 self._backend, self._project, plain, self._codec)
             for found, checked in source:
                 logs = _Logs.over(bundles.Prefetched(self._backend, found), self._project,
