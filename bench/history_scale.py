@@ -127,8 +127,9 @@ def cached_build(params: Params, cache: Path, *, rebuild: bool = False,
 
 
 def load_into_moto(store: Path, bucket: str, prefix: str, *, with_packs: bool,
-                   with_bundles: bool) -> dict[str, Any]:
-    """Put the objects of the local store ``store`` into moto's in-process backend."""
+                   with_bundles: bool, with_journal: bool = True) -> dict[str, Any]:
+    """Put the objects of the local store ``store`` into moto's in-process backend
+    (without its journal entries: the project as gc leaves it a day after the writes)."""
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
@@ -138,7 +139,8 @@ def load_into_moto(store: Path, bucket: str, prefix: str, *, with_packs: bool,
     for base, _dirs, names in os.walk(store):
         rel_base = Path(base).relative_to(store).as_posix()
         if (not with_packs and "/packs" in f"/{rel_base}") or (
-                not with_bundles and rel_base.endswith("/bundles")):
+                not with_bundles and rel_base.endswith("/bundles")) or (
+                not with_journal and rel_base.endswith("/journal")):
             continue
         for name in names:
             if name.startswith(".tmp") or ".tmp-" in name:
@@ -189,7 +191,13 @@ if op["kind"] == "cli":
     t1 = time.perf_counter()
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        rc = main(op["argv"])
+        if op.get("profile"):
+            import cProfile
+            profiler = cProfile.Profile()
+            rc = profiler.runcall(main, op["argv"])
+            profiler.dump_stats(op["profile"])
+        else:
+            rc = main(op["argv"])
     t2 = time.perf_counter()
     text = out.getvalue()
 else:
@@ -208,6 +216,16 @@ print(json.dumps({"rc": rc, "seconds": t2 - t1, "import_s": t1 - t0, "out": text
 """
 
 
+def compile_tree(tree: Path) -> None:
+    """Byte-compile the package of ``tree`` once, as an installed package is: with
+    ``PYTHONDONTWRITEBYTECODE`` set (this machine's sessions set it) every fresh process
+    would otherwise compile each module it imports from source (~0.5 s of a warm
+    ``ls`` at load 10, inside ``main()``)."""
+    import compileall
+
+    compileall.compile_dir(str(tree / "artifactstore"), quiet=1)
+
+
 def run_child(server: Any, op: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     server.reset_count()
     began = time.perf_counter()
@@ -224,6 +242,29 @@ def run_child(server: Any, op: dict[str, Any], env: dict[str, str]) -> dict[str,
         raise SystemExit(f"{op}: the command failed: {reply['out'][-2000:]}\n{done.stderr[-2000:]}")
     reply.update(wall_s=wall, requests=requests)
     return reply
+
+
+def page_costs(server: Any, prefix: str, rounds: int = 3) -> dict[str, list[float]]:
+    """Seconds of one ``ListObjectsV2`` page like a warm sync's (the journal past its
+    end: no keys come back) on the loaded bucket and on an empty one, alternated: how
+    much of a warm step is moto's scan of the bucket rather than the client."""
+    import urllib.parse
+    import urllib.request
+
+    empty = f"{BUCKET}-empty"
+    server.create_bucket(empty)
+    journal = f"{prefix}/projects/{PROJECT}/journal/"
+    query = urllib.parse.urlencode({"list-type": "2", "prefix": journal,
+                                    "start-after": f"{journal}~"})
+    found: dict[str, list[float]] = {"full": [], "empty": []}
+    for _ in range(rounds):
+        for name, bucket in (("full", BUCKET), ("empty", empty)):
+            began = time.perf_counter()
+            with urllib.request.urlopen(f"{server.endpoint_url}/{bucket}?{query}",
+                                        timeout=600) as response:
+                response.read()
+            found[name].append(time.perf_counter() - began)
+    return found
 
 
 def metadata_of(cache: Path) -> dict[str, Any]:
@@ -248,8 +289,12 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
                                                       with_packs=args.with_packs,
                                                       with_bundles=False)
         result["load"] = load_into_moto(root / "store", BUCKET, prefix,
-                                        with_packs=args.with_packs, with_bundles=True)
+                                        with_packs=args.with_packs, with_bundles=True,
+                                        with_journal=not args.pruned_journal)
         print(f"  {result['load']['objects']:,} objects in {result['load']['seconds']:.0f} s",
+              flush=True)
+        result["page_s"] = page_costs(server, prefix)
+        print(f"  one warm-sync page, full bucket / empty bucket: {result['page_s']}",
               flush=True)
         url = f"s3://{BUCKET}/{prefix}"
         client = work / "client"
@@ -263,9 +308,16 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
 
         env_before = None if args.before is None else {
             **env, "PYTHONPATH": str(args.before.resolve())}
+        for tree in {env["PYTHONPATH"], *([] if env_before is None else
+                                          [env_before["PYTHONPATH"]])}:
+            compile_tree(Path(tree))
 
-        def step(name: str, op: dict[str, Any], *, before: bool = False) -> dict[str, Any]:
-            reply = run_child(server, op, env_before if before and env_before else env)
+        def step(name: str, op: dict[str, Any], *, before: bool = False,
+                 cache: Path | None = None) -> dict[str, Any]:
+            use = env_before if before and env_before else env
+            if cache is not None:
+                use = {**use, "ARTIFACTSTORE_CACHE_DIR": str(cache)}
+            reply = run_child(server, op, use)
             if before:
                 name = f"{name} [before: {args.before}]"
                 assert str(args.before.resolve()) in reply["code"], reply["code"]
@@ -280,7 +332,7 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
             row = {"step": name, "requests": reply["requests"], "seconds": reply["seconds"],
                    "by_path": shapes,
                    "wall_s": reply["wall_s"], "max_rss": reply["max_rss"],
-                   "metadata": metadata_of(client), "load": os.getloadavg()[0]}
+                   "metadata": metadata_of(cache or client), "load": os.getloadavg()[0]}
             result["steps"].append(row)
             print(f"  {name}: {row['seconds']:.3f} s ({row['wall_s']:.2f} s wall), "
                   f"{row['requests']} requests: {shapes if len(shapes) < 8 else '...'}",
@@ -299,6 +351,9 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
             print(f"  ls, cold, no bundles: {reply['seconds']:.1f} s, {reply['requests']:,} "
                   "requests", flush=True)
         step("ls, cold: empty client cache (the catalog's first build, from bundles)", ls)
+        if env_before and not args.skip_cold_before:
+            step("ls, cold: empty client cache", ls, before=True, cache=work / "client-before")
+            shutil.rmtree(work / "client-before", ignore_errors=True)
         for _ in range(args.warm):  # with --before: the old code's run alternated
             step("ls, warm, nothing changed", ls)
             if env_before:
@@ -307,6 +362,11 @@ def measure(args: argparse.Namespace, root: Path, built: dict[str, Any],
             step("lineage, warm, nothing changed", lineage)
             if env_before:
                 step("lineage, warm, nothing changed", lineage, before=True)
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            for name, op in (("ls", ls), ("lineage", lineage)):
+                step(f"{name}, warm, under cProfile (not a timing)",
+                     {**op, "profile": str(args.profile.resolve() / f"warm-{name}.prof")})
         step("store.sync(): a full listing (what every sync cost before the journal)",
              {"kind": "sync", "url": url, "project": PROJECT})
         with artifactstore.open(url, PROJECT, cache_dir=work / "writer",
@@ -327,7 +387,8 @@ MIB = 1 << 20
 
 def verdicts(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows = result["steps"]
-    warm = [r for r in rows if "warm, nothing changed" in r["step"] and "[before" not in r["step"]]
+    warm = [r for r in rows if "warm, nothing changed" in r["step"] and "[before" not in r["step"]
+            and "cProfile" not in r["step"]]
     cold = rows[0]
     worst_s = max(r["seconds"] for r in warm)
     worst_n = max(r["requests"] for r in warm)
@@ -354,10 +415,15 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Build (cached, {b['date']}): {b['build']['seconds']:.0f} s through the API "
         f"(raw versions {b['build']['raw_versions_s']:.0f} s, runs {b['build']['runs_s']:.0f} s)"
         f"; {b['build']['record_keys']:,} keys under the project, "
-        f"{b['build']['journal_keys']:,} journal entries. Copied into moto: "
+        f"{b['build']['journal_keys']:,} journal entries. Copied into moto"
+        + (" without the journal entries (`--pruned-journal`)" if doc.get("pruned_journal")
+           else "") + ": "
         f"{r['load']['objects']:,} objects ({r['load']['bytes'] / MIB:.0f} MiB) in "
         f"{r['load']['seconds']:.0f} s. One more version logged: {r['late_log_requests']} "
         "requests.",
+        "One warm-sync list page (the journal past its end), seconds, loaded bucket: "
+        + ", ".join(f"{x:.3f}" for x in r["page_s"]["full"]) + "; empty bucket: "
+        + ", ".join(f"{x:.3f}" for x in r["page_s"]["empty"]) + ".",
         f"Bundles (`store.bundle_records()` on the local store before the copy): "
         f"{r['bundle']['records']:,} records in {r['bundle']['bundles']} bundles "
         f"({r['bundle']['bytes'] / MIB:.1f} MiB), {r['bundle']['seconds']:.1f} s. "
@@ -402,6 +468,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="also write the Markdown report here")
     p.add_argument("--skip-unbundled", action="store_true",
                    help="no copy without bundles and no cold ls of it (the slowest step)")
+    p.add_argument("--pruned-journal", action="store_true",
+                   help="copy the store without its journal entries, as gc leaves a project "
+                        "a day after its writes (design 12.8): the fixture's are all fresh")
+    p.add_argument("--skip-cold-before", action="store_true",
+                   help="with --before: no cold ls of the old code (its own client cache)")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="a folder: one more warm ls and lineage each under cProfile, their "
+                        "stats written there (warm-ls.prof, warm-lineage.prof)")
     p.add_argument("--before", type=Path, default=None,
                    help="a source tree of an older commit: its CLI runs each warm step "
                         "too, alternated with this tree's (same moto copy, same cache)")
@@ -418,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
         doc: dict[str, Any] = {"params": asdict(params),
                "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                "git": git_describe(), "machine": machine_facts(["moto", "s3fs"]),
-               "load_before": os.getloadavg(), "build": built}
+               "load_before": os.getloadavg(), "build": built,
+               "pruned_journal": args.pruned_journal}
         doc["result"] = measure(args, root, built, Path(tmp))
         doc["load_after"] = os.getloadavg()
     text = markdown(doc)

@@ -3,6 +3,7 @@ catalog sync lists only the journal's window instead of every record."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -336,3 +337,74 @@ def test_unsigned_records_are_never_taken_from_a_bundle() -> None:
     b.gets = 0
     Catalog(b, "p", None).sync()
     assert b.gets > 250  # each record fetched on its own
+
+
+def test_a_bundle_verified_in_parallel_parts_takes_exactly_the_authentic_records(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signature checks of one bundle run in parts on several threads: the records
+    they accept, refuse and fetch are those of one check after another."""
+    monkeypatch.setattr(bundles, "_VERIFY_PART", 16)
+    monkeypatch.setattr(bundles, "_VERIFY_WORKERS", 4)
+    b = signed_project(250)
+    assert bundles.write_bundles(b, "p") == 252
+    key1 = "projects/p/artifacts/m1/versions/0000000000"
+    tampered = bytearray(b.get(key1))
+    tampered[-1] ^= 1  # a bad signature: this record is fetched on its own
+    b.put("projects/p/bundles/20000101000000000000-00000000", bundles.encode([
+        ("artifacts/m0/versions/0000000000", b.get(key1)),
+        ("artifacts/m3/versions/0000000000", bytes(tampered)),
+    ]))
+    b.gets = 0
+    catalog = Catalog(b, "p", None, codec=SIGNED)
+    assert catalog.sync().fetched == 252
+    assert b.gets == 2  # the two bundles; every record taken from the real one
+    fetched = Catalog(MemoryBackend(b.url.removeprefix("memory://")), "p", None, codec=SIGNED)
+    fetched.sync()
+    assert [r for r, _ in catalog.versions()] == [r for r, _ in fetched.versions()]
+    assert catalog.runs() == fetched.runs()
+
+
+def test_bundles_checked_ahead_hold_at_most_their_limit_and_yield_them_all() -> None:
+    """A first sync checks bundles in a background thread while it lists (bundles.Ahead):
+    at most ``limit`` bytes wait (one bundle when it is tiny), all arrive, in order."""
+    b = signed_project(250)
+    assert bundles.write_bundles(b, "p", size=60) == 252  # 5 bundles
+    ahead = bundles.Ahead(b, "p", SIGNED, limit=1)
+    try:
+        time.sleep(0.5)
+        assert len(ahead._ready) <= 1  # the thread waits for the caller
+        taken = [sorted(found) for found, _ in ahead]
+    finally:
+        ahead.close()
+    assert [len(t) for t in taken] == [60, 60, 60, 60, 12]
+    assert len({k for t in taken for k in t}) == 252
+    idle = bundles.Ahead(b, "p", SIGNED, limit=1)
+    idle.close()  # never iterated (the listing found little to read): stops, no hang
+    assert not idle._thread.is_alive()
+
+
+def test_a_failure_checking_bundles_ahead_is_raised_to_the_sync() -> None:
+    class Broken(MemoryBackend):
+        def get(self, key: str) -> bytes:
+            if "/bundles/" in key:
+                raise OSError("the disk went away")
+            return super().get(key)
+
+    b = signed_project(250)
+    bundles.write_bundles(b, "p")
+    broken = Broken(b.url.removeprefix("memory://"))
+    with pytest.raises(OSError, match="went away"):
+        Catalog(broken, "p", None, codec=SIGNED).sync()
+
+
+def test_a_small_first_sync_does_not_look_for_bundles() -> None:
+    """Bundles are fetched ahead only when the listing already shows enough unread
+    records to read them at all: a small project's first sync lists no ``bundles/``."""
+    b = ListingRecorder(f"small-{uuid.uuid4().hex}")
+    refs = Refs(b, "p", SIGNED)
+    for i in range(20):
+        commit(refs, f"m{i}", i)
+    bundles.write_bundles(b, "p")
+    b.listed.clear()
+    assert Catalog(b, "p", None, codec=SIGNED).sync().fetched == 20
+    assert not [p for p in b.listed if "bundles" in p], b.listed

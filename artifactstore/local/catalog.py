@@ -256,16 +256,38 @@ class Catalog(CatalogQueries):
         began = time.perf_counter()
         wall = datetime.now(UTC)
         self._dirty = False
+        since = None if full else self._journal_since(wall)
+        ahead: list[bundles.Ahead] = []
+        try:
+            return self._sync(began, wall, since, ahead)
+        finally:
+            for started in ahead:
+                started.close()
+
+    def _never_full(self) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM meta WHERE k = 'last_full'").fetchone() is None
+
+    def _sync(self, began: float, wall: datetime, since: datetime | None,
+              ahead: list[bundles.Ahead]) -> SyncStats:
         art_prefix = artifacts_prefix(self._project)
         run_prefix = self._runs.prefix
-        since = None if full else self._journal_since(wall)
-        if since is None:
-            listed = [*self._backend.list(art_prefix), *self._backend.list(run_prefix),
-                      *self._backend.list(lifecycle_prefix(self._project))]
-        else:
-            listed = self._journal_keys(since)
         with self._lock:
             seen = {row[0] for row in self._db.execute("SELECT key FROM seen")}
+        if since is None:
+            listed = list(self._backend.list(art_prefix))
+            base = f"projects/{self._project}/"
+            unread = sum(k not in seen and bundles.is_bundled_kind(k[len(base):])
+                         for k in listed)
+            if unread >= _BUNDLE_MIN and self._never_full():
+                # A first sync that will read bundles anyway (records/bundles.py, Ahead):
+                # they are fetched and checked while the rest is listed; only listed
+                # records are taken from them. Same requests as reading them after.
+                ahead.append(bundles.Ahead(self._backend, self._project, self._codec))
+            listed += [*self._backend.list(run_prefix),
+                       *self._backend.list(lifecycle_prefix(self._project))]
+        else:
+            listed = self._journal_keys(since)
         plain: dict[str, Callable[[], Any]] = {}
         version_keys: set[str] = set()
         heartbeat_keys: set[str] = set()
@@ -280,17 +302,20 @@ class Catalog(CatalogQueries):
         if since is None and len(plain) >= _BUNDLE_MIN:  # a first sync, or far behind
             # One bundle at a time (memory stays that of one bundle), each record read
             # as if fetched, its own GET when that fails (records/bundles.py).
-            for found, opened in bundles.each_bundle(self._backend, self._project, plain,
-                                                     self._codec):
+            source = ahead[0] if ahead else bundles.each_bundle(
+                self._backend, self._project, plain, self._codec)
+            for found, checked in source:
                 logs = _Logs.over(bundles.Prefetched(self._backend, found), self._project,
-                                  bundles.OpenedCodec(self._codec, opened))
+                                  bundles.OpenedCodec(self._codec, checked))
                 batch: list[tuple[str, Callable[[], Any]]] = []
                 for key in [k for k in found if k in plain]:
                     own = plain.pop(key)
                     job = self._job(key, art_prefix, run_prefix, set(), set(), logs)
                     batch.append((key, own if job is None
                                   else functools.partial(_either, job, own)))
-                stored += self._store_batch(self._fetch(batch))
+                # Decoding what is in hand: one thread (16 would only pass the GIL around);
+                # a record whose bundled bytes fail is fetched by its own GET.
+                stored += self._store_batch(self._fetch(batch, threads=False))
         rest = list(plain.items())
         for start in range(0, len(rest), _BATCH):  # bounded memory: a batch at a time
             stored += self._store_batch(self._fetch(rest[start:start + _BATCH]))
@@ -409,14 +434,15 @@ class Catalog(CatalogQueries):
     def _heartbeat(self, run_id: str) -> tuple[str, str, str | None]:
         return ("heartbeat", run_id, self._runs.read_heartbeat(run_id))
 
-    def _fetch(self, jobs: list[tuple[str, Callable[[], Any]]]) -> list[tuple[str, Any]]:
+    def _fetch(self, jobs: list[tuple[str, Callable[[], Any]]], *,
+               threads: bool = True) -> list[tuple[str, Any]]:
         def run(job: tuple[str, Callable[[], Any]]) -> tuple[str, Any] | None:
             try:
                 return job[0], job[1]()
             except NotFoundError:
                 return None  # deleted between list and get: gone, like never listed
 
-        if len(jobs) <= 1:
+        if len(jobs) <= 1 or not threads:
             found = [run(j) for j in jobs]
         else:
             with ThreadPoolExecutor(min(_FETCH_WORKERS, len(jobs))) as pool:

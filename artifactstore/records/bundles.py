@@ -22,7 +22,10 @@ A malformed bundle is skipped whole (its records are then fetched one by one).
 
 from __future__ import annotations
 
+import os
 import secrets
+import threading
+from collections import deque
 from collections.abc import Container, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -35,12 +38,17 @@ from artifactstore.core.errors import ArtifactStoreError, NotFoundError
 from artifactstore.objects.envelope import Kind
 from artifactstore.records.codec import RecordCodec, Signature
 
-__all__ = ["BUNDLE_SIZE", "OpenedCodec", "Prefetched", "authentic", "bundles_prefix",
-           "each_bundle", "read_bundles", "write_bundles"]
+__all__ = ["BUNDLE_SIZE", "Ahead", "Checked", "OpenedCodec", "Prefetched", "authentic",
+           "bundles_prefix", "each_bundle", "read_bundles", "write_bundles"]
 
 #: records per bundle (about 0.5-2 MB of small records)
 BUNDLE_SIZE: Final = 5000
 _WORKERS: Final = 16
+#: threads verifying a bundle's signatures, and records per task (one bundle at a time)
+_VERIFY_WORKERS: Final = min(4, os.cpu_count() or 1)
+_VERIFY_PART: Final = 500
+#: bytes of checked bundles an :class:`Ahead` holds before the caller takes them
+_AHEAD_BYTES: Final = 32 << 20
 _SECTIONS: Final = ("artifacts/", "runs/", "lifecycle/")
 
 
@@ -66,39 +74,45 @@ def _kind(rel: str) -> Kind:
     return Kind.VERSION if "/versions/" in rel else Kind.ALIAS_EVENT
 
 
+#: what a check found: key -> (the very bytes checked, their kind, the valid signer)
+Checked = dict[str, tuple[bytes, Kind, bytes]]
+
+
 def authentic(codec: RecordCodec, key: str, rel: str, data: bytes,
-              opened: dict[str, tuple[Kind, Any]] | None = None) -> bool:
+              checked: Checked | None = None) -> bool:
     """Whether bundled bytes may stand for a GET of ``key``: sealed under the project's key
     (an encrypted project: the AEAD, checked when decoded, binds the key), or carrying a
     valid signature bound to ``key``. An unsigned or badly signed record is fetched.
-    ``opened`` keeps what was opened, so the decode does not verify it twice."""
+    ``checked`` keeps whose signature was found valid on which bytes, so the decode does
+    not verify it twice."""
     if codec.encrypted:
         return True
     kind = _kind(rel)
     try:
-        result = codec.open(kind, key, data)
+        signature = codec.check(kind, key, data)
     except ArtifactStoreError:
         return False
-    if result[1].state != "valid":
+    if signature.state != "valid" or signature.signer is None:
         return False
-    if opened is not None:
-        opened[key] = (kind, result)
+    if checked is not None:
+        checked[key] = (data, kind, signature.signer)
     return True
 
 
 class OpenedCodec(RecordCodec):
-    """``codec``, answering ``open`` of a record :func:`authentic` already opened."""
+    """``codec``, not verifying again a signature :func:`authentic` found valid on the
+    very same bytes, kind and key."""
 
-    def __init__(self, codec: RecordCodec, opened: dict[str, tuple[Kind, Any]]) -> None:
+    def __init__(self, codec: RecordCodec, checked: Checked) -> None:
         super().__init__(signer=codec.signer, ring=codec.ring, refusal=codec.refusal)
-        self._opened = opened
+        self._checked = checked
 
-    def open(self, kind: Kind, key: str, data: bytes) -> tuple[Any, Signature]:
-        hit = self._opened.pop(key, None)
-        if hit is not None and hit[0] == kind:
-            result: tuple[Any, Signature] = hit[1]
-            return result
-        return super().open(kind, key, data)
+    def open(self, kind: Kind, key: str, data: bytes, *,
+             verified: bytes | None = None) -> tuple[Any, Signature]:
+        hit = self._checked.pop(key, None)
+        if verified is None and hit is not None and hit[0] is data and hit[1] == kind:
+            verified = hit[2]
+        return super().open(kind, key, data, verified=verified)
 
 
 def encode(records: Iterable[tuple[str, bytes]]) -> bytes:
@@ -122,18 +136,18 @@ def decode(data: bytes) -> dict[str, bytes]:
     return found
 
 
-def _map(fn: Any, items: list[Any]) -> list[Any]:
-    if len(items) <= 1:
+def _map(fn: Any, items: list[Any], workers: int = _WORKERS) -> list[Any]:
+    if len(items) <= 1 or workers <= 1:
         return [fn(i) for i in items]
-    with ThreadPoolExecutor(min(_WORKERS, len(items))) as pool:
+    with ThreadPoolExecutor(min(workers, len(items))) as pool:
         return list(pool.map(fn, items))
 
 
 def read_bundles(backend: Backend, project: str, wanted: set[str],
                  codec: RecordCodec | None = None,
-                 opened: dict[str, tuple[Kind, Any]] | None = None) -> dict[str, bytes]:
+                 checked: Checked | None = None) -> dict[str, bytes]:
     """The stored bytes of the ``wanted`` keys that some bundle carries (full keys); with
-    ``codec``, only those :func:`authentic` accepts (what it opened into ``opened``)."""
+    ``codec``, only those :func:`authentic` accepts (what it found into ``checked``)."""
     base = f"projects/{project}/"
 
     def fetch(key: str) -> dict[str, bytes]:
@@ -147,31 +161,106 @@ def read_bundles(backend: Backend, project: str, wanted: set[str],
         for rel, data in bundle.items():
             key = base + rel
             if key in wanted and is_bundled_kind(rel) and (
-                    codec is None or authentic(codec, key, rel, data, opened)):
+                    codec is None or authentic(codec, key, rel, data, checked)):
                 found[key] = data
     return found
 
 
-def each_bundle(backend: Backend, project: str, wanted: Container[str],
-                codec: RecordCodec) -> Iterator[tuple[dict[str, bytes], dict[str, Any]]]:
-    """Per bundle, one at a time: the stored bytes of the ``wanted`` keys it carries that
-    :func:`authentic` accepts, and what that check opened (for :class:`OpenedCodec`)."""
+def each_bundle(backend: Backend, project: str, wanted: Container[str] | None,
+                codec: RecordCodec) -> Iterator[tuple[dict[str, bytes], Checked]]:
+    """Per bundle, one at a time: the stored bytes of the ``wanted`` keys (None: every
+    bundled record) it carries that :func:`authentic` accepts, and what that check found
+    (for :class:`OpenedCodec`)."""
     base = f"projects/{project}/"
+
+    def check(part: list[tuple[str, str, bytes]]) -> tuple[dict[str, bytes], Checked]:
+        found: dict[str, bytes] = {}
+        checked: Checked = {}
+        for key, rel, data in part:
+            if authentic(codec, key, rel, data, checked):
+                found[key] = data
+        return found, checked
+
     for name in list(backend.list(bundles_prefix(project))):
         try:
             bundle = decode(backend.get(name))
         except (NotFoundError, ValueError):
             continue
-        found: dict[str, bytes] = {}
-        opened: dict[str, Any] = {}
-        for rel, data in bundle.items():
-            key = base + rel
-            if key in wanted and is_bundled_kind(rel) and authentic(codec, key, rel, data,
-                                                                     opened):
-                found[key] = data
+        items = [(base + rel, rel, data) for rel, data in bundle.items()
+                 if (wanted is None or base + rel in wanted) and is_bundled_kind(rel)]
         del bundle
+        # Ed25519 verification releases the GIL in recent cryptography releases (51 here;
+        # older ones verify one part at a time, as before): parts of a bundle verify on
+        # several cores; memory stays that of one bundle.
+        found: dict[str, bytes] = {}
+        checked: Checked = {}
+        parts = [items[i:i + _VERIFY_PART] for i in range(0, len(items), _VERIFY_PART)]
+        for part_found, part_checked in _map(check, parts, _VERIFY_WORKERS):
+            found.update(part_found)
+            checked.update(part_checked)
         if found:
-            yield found, opened
+            yield found, checked
+
+
+class Ahead:
+    """:func:`each_bundle` of every bundled record, run in a background thread while the
+    caller lists the project (a first catalog sync): the signatures are checked during the
+    listing, not after it. At most ``limit`` bytes of checked bundles wait to be taken
+    (memory does not grow with the project); the caller still keeps only listed records.
+    Iterate once; :meth:`close` stops the thread (always call it)."""
+
+    def __init__(self, backend: Backend, project: str, codec: RecordCodec, *,
+                 limit: int = _AHEAD_BYTES) -> None:
+        self._args = (backend, project, codec)
+        self._limit = limit
+        self._ready: deque[tuple[dict[str, bytes], Checked, int]] = deque()
+        self._cond = threading.Condition()
+        self._held = 0
+        self._done = self._closed = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="bundles-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        backend, project, codec = self._args
+        try:
+            for found, checked in each_bundle(backend, project, None, codec):
+                size = sum(len(v) for v in found.values())
+                with self._cond:
+                    while self._held and self._held + size > self._limit and not self._closed:
+                        self._cond.wait()
+                    if self._closed:
+                        return
+                    self._ready.append((found, checked, size))
+                    self._held += size
+                    self._cond.notify_all()
+        except BaseException as exc:  # raised again in the caller's thread
+            self._error = exc
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[tuple[dict[str, bytes], Checked]]:
+        while True:
+            with self._cond:
+                while not self._ready and not self._done:
+                    self._cond.wait()
+                if not self._ready:
+                    if self._error is not None:
+                        raise self._error
+                    return
+                found, checked, size = self._ready.popleft()
+                self._held -= size
+                self._cond.notify_all()
+            yield found, checked
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._ready.clear()
+            self._cond.notify_all()
+        self._thread.join()
 
 
 def write_bundles(backend: Backend, project: str, *, size: int = BUNDLE_SIZE) -> int:

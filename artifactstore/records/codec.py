@@ -137,8 +137,42 @@ class RecordCodec:
         keys = None if self.ring is None else self.ring.current
         return seal(kind, payload, keys=keys, binding=key.encode())
 
-    def open(self, kind: Kind, key: str, data: bytes) -> tuple[Any, Signature]:
-        """The decoded body and its signature state; errors name ``key``."""
+    def open(self, kind: Kind, key: str, data: bytes, *,
+             verified: bytes | None = None) -> tuple[Any, Signature]:
+        """The decoded body and its signature state; errors name ``key``.
+
+        ``verified``: the signer :meth:`check` found valid for these very bytes under this
+        kind and key (records/bundles.py): that signature is not verified again.
+        """
+        decoded, key_id, what = self._outer(kind, key, data)
+        if not (isinstance(decoded, dict) and decoded.keys() == _SIGNED_KEYS):
+            return decoded, Signature("unsigned", None, key_id)
+        body, signer, sig = self._signed_fields(decoded, what)
+        ok = (verified is not None and verified == signer) or verify_signature(
+            signer, _purpose(kind, key), body, sig)
+        state: SignatureState = "valid" if ok else "invalid"
+        return encoding.unpack(body, what=what), Signature(state, signer, key_id)
+
+    def check(self, kind: Kind, key: str, data: bytes) -> Signature:
+        """The signature state of a stored record, its body left undecoded (errors as
+        :meth:`open`)."""
+        decoded, key_id, what = self._outer(kind, key, data)
+        if not (isinstance(decoded, dict) and decoded.keys() == _SIGNED_KEYS):
+            return Signature("unsigned", None, key_id)
+        body, signer, sig = self._signed_fields(decoded, what)
+        ok = verify_signature(signer, _purpose(kind, key), body, sig)
+        return Signature("valid" if ok else "invalid", signer, key_id)
+
+    @staticmethod
+    def _signed_fields(decoded: dict[str, Any], what: str) -> tuple[bytes, bytes, bytes]:
+        body, signer, sig = decoded["body"], decoded["signer"], decoded["sig"]
+        if not (isinstance(body, bytes) and isinstance(signer, bytes)
+                and isinstance(sig, bytes)):
+            raise IntegrityError(f"{what} is malformed: bad signature fields")
+        return body, signer, sig
+
+    def _outer(self, kind: Kind, key: str, data: bytes) -> tuple[Any, bytes | None, str]:
+        """The envelope opened and its payload decoded (a signed record's outer map)."""
         what = f"ref {key}"
         keys = None
         if self.ring is not None:
@@ -155,15 +189,7 @@ class RecordCodec:
         _, plaintext = open_envelope(data, expected_kind=kind, raw_length=None, what=what,
                                      keys=keys, binding=key.encode())
         decoded = encoding.unpack(plaintext, what=what)
-        key_id = None if keys is None else keys.key_id
-        if not (isinstance(decoded, dict) and decoded.keys() == _SIGNED_KEYS):
-            return decoded, Signature("unsigned", None, key_id)
-        body, signer, sig = decoded["body"], decoded["signer"], decoded["sig"]
-        if not all(isinstance(v, bytes) for v in (body, signer, sig)):
-            raise IntegrityError(f"{what} is malformed: bad signature fields")
-        ok = verify_signature(signer, _purpose(kind, key), body, sig)
-        state: SignatureState = "valid" if ok else "invalid"
-        return encoding.unpack(body, what=what), Signature(state, signer, key_id)
+        return decoded, None if keys is None else keys.key_id, what
 
 
 def reseal(codec: RecordCodec, key: str, data: bytes) -> bytes | None:

@@ -8,9 +8,15 @@ Vocabulary:
   over key epochs, a recovery object or encrypted refs; member event 0 beside a
   genesis); a **gap** (a missing member event, key epoch or slot that other objects
   name or that the rules require).
-- :func:`contradictions` judges from one listing of the project (what a first
-  contact can afford); :func:`check_project` reads every project object too (verify
-  and audit).
+- **judged listing** (:func:`judged_listing`): the keys of ``projects/<p>/`` the checks
+  read: ``members/``, ``keys/`` and, unless the record says the project is encrypted,
+  ``recovery`` and the name tags (``artifacts/n-…``). Nothing else of the project
+  (versions, runs, journal, bundles, lifecycle, packs, index) can contradict the record,
+  so nothing else is listed: a first contact costs four list requests, not one per 1,000
+  keys of the project (design §13.5). A project without record is judged on one
+  listing of all of it (``repository/access.py``).
+- :func:`contradictions` judges from the judged listing (what a first contact can
+  afford); :func:`check_project` reads every project object too (verify and audit).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from artifactstore.objects.envelope import Kind
 from artifactstore.records.projects import Member, ProjectInfo, ProjectKeys
 from artifactstore.records.versions import read_ref, seq_of
 
-__all__ = ["Finding", "check_project", "contradictions"]
+__all__ = ["Finding", "check_project", "contradictions", "judged_listing"]
 
 _TAG: Final = re.compile(r"artifacts/n-[0-9a-f]{32}/")
 _EPOCH: Final = re.compile(r"keys/([0-9]{10})/(info|slots/([^/]+))")
@@ -44,6 +50,26 @@ class Finding:
         return f"{self.key} {self.problem}; {self.affects}"
 
 
+def judged_listing(backend: Backend, project: str, *, encrypted: bool = False) -> list[str]:
+    """The keys of ``projects/<project>/`` that :func:`contradictions` and the member and
+    key-epoch checks judge (see the module docstring), sorted.
+
+    ``encrypted``: the record says private or team: the downgrade's evidence (recovery,
+    name tags) is not looked for, only member event 0 and key epoch 0.
+    """
+    prefix = f"projects/{project}/"
+    parts = [f"{prefix}members/", f"{prefix}keys/"]
+    if not encrypted:
+        parts.append(f"{prefix}artifacts/n-")
+    found: list[str] = []
+    for part in parts:
+        found.extend(backend.list(part))
+    if not encrypted:
+        recovery = f"{prefix}recovery"
+        found.extend(k for k in backend.list(recovery) if k == recovery)
+    return sorted(found)
+
+
 def _encrypted_parts(project: str, listed: Iterable[str]) -> list[str]:
     """Keys that only a private or team project has: key epochs, recovery, name tags."""
     prefix = f"projects/{project}/"
@@ -57,7 +83,8 @@ def _encrypted_parts(project: str, listed: Iterable[str]) -> list[str]:
 
 def contradictions(project: str, info: ProjectInfo | None,
                    listed: Iterable[str]) -> list[Finding]:
-    """What one listing of ``projects/<project>/`` shows against its record."""
+    """What the judged listing of ``projects/<project>/`` (or a listing of all of it)
+    shows against its record."""
     prefix = f"projects/{project}/"
     listed = list(listed)
     record = f"{prefix}project"
@@ -114,7 +141,7 @@ class _Check:
         self.findings.append(Finding(key, problem, affects))
 
     def run(self) -> list[Finding]:
-        listed = list(self.backend.list(self.prefix))
+        listed = judged_listing(self.backend, self.project)
         try:
             info = self.keys.info()
         except ArtifactStoreError as exc:

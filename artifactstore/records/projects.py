@@ -202,10 +202,26 @@ class ProjectKeys:
         self._replayed: tuple[list[Member], dict[bytes, str]] | None = None
         self._listed_epochs: list[int] | None = None
         self._info: tuple[ProjectInfo | None] | None = None
+        #: listings of ``members/`` and ``keys/`` made a moment ago (:meth:`use_listing`)
+        self._listings: dict[str, list[str]] = {}
 
     @property
     def signer(self) -> SigningKey | None:
         return self._signer
+
+    def use_listing(self, listed: Iterable[str]) -> None:
+        """The keys this process listed a moment ago under ``members/`` and ``keys/``
+        (a first contact's judged listing, records/projectcheck.py): the next member
+        listing and the epochs read them instead of listing again (once each)."""
+        listed = list(listed)
+        for part in ("members/", "keys/"):
+            prefix = f"{self._prefix}{part}"
+            self._listings[prefix] = [k for k in listed if k.startswith(prefix)]
+
+    def _listed(self, prefix: str) -> list[str]:
+        """``backend.list(prefix)``, or (once) the keys :meth:`use_listing` gave under it."""
+        found = self._listings.pop(prefix, None)
+        return list(self._backend.list(prefix)) if found is None else found
 
     # -- keys of the objects -----------------------------------------------------------
 
@@ -321,7 +337,7 @@ class ProjectKeys:
     def member_seqs(self) -> list[int]:
         """The seqs of the member events in the store (listed), in order."""
         prefix = f"{self._prefix}members/"
-        return sorted(s for s in (seq_of(k[len(prefix):]) for k in self._backend.list(prefix))
+        return sorted(s for s in (seq_of(k[len(prefix):]) for k in self._listed(prefix))
                       if s is not None)
 
     def member_event(self, seq: int) -> tuple[int, str, Member, int | None, Signature]:
@@ -404,7 +420,7 @@ class ProjectKeys:
         if self._listed_epochs is None:
             prefix = f"{self._prefix}keys/"
             found = {seq_of(k[len(prefix):].partition("/")[0])
-                     for k in self._backend.list(prefix) if k.endswith("/info")}
+                     for k in self._listed(prefix) if k.endswith("/info")}
             info = self.info()
             if info is not None and info.genesis is not None and info.genesis.key_id:
                 found.add(0)  # epoch 0 lives in the genesis

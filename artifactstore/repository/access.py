@@ -36,7 +36,7 @@ from artifactstore.local.identity import (
 )
 from artifactstore.local.pins import Pin, PinBook
 from artifactstore.records.codec import KeyRing, RecordCodec
-from artifactstore.records.projectcheck import contradictions
+from artifactstore.records.projectcheck import contradictions, judged_listing
 from artifactstore.records.projects import Member, ProjectInfo, ProjectKeys
 from artifactstore.records.versions import require_atomic_create
 
@@ -92,7 +92,8 @@ def project_access(backend: Backend, project: str, *, private_by_default: bool,
     process may not (not a member: AccessDeniedError; a record that contradicts the
     rest: IntegrityError). ``may_create`` creates a missing project (design §13.1);
     ``pins`` (this machine's pin of the project) refuses a project that changed
-    since it was pinned, and records the first contact. ``seen_absent``: the listing of
+    since it was pinned, and records the first contact (judged on the listing of the keys
+    that can contradict the record: ``judged_listing``). ``seen_absent``: the listing of
     ``projects/<project>/`` this process made a moment ago, when it saw no record: the
     first read and the listing are not made again (the read after the listing and the
     create-only write still see a concurrent creator's project).
@@ -105,6 +106,8 @@ def project_access(backend: Backend, project: str, *, private_by_default: bool,
         pin = pins.check(info, None)  # a record that vanished or changed: refused
     refusal: ArtifactStoreError | None = None
     if info is None:
+        # No record (usually a project about to be created): one listing of all of it
+        # is one request, where the judged prefixes would be four.
         listed = (list(seen_absent) if seen_absent is not None
                   else list(backend.list(f"projects/{project}/")))
         # Read again after listing: what the listing shows of a concurrent creator's
@@ -126,7 +129,9 @@ def project_access(backend: Backend, project: str, *, private_by_default: bool,
                                     f"create {project}'")
     elif pin is None:
         # First contact: judge the record against the rest before trusting (and pinning) it.
-        found = contradictions(project, info, backend.list(f"projects/{project}/"))
+        judged = judged_listing(backend, project, encrypted=info.encrypted)
+        found = contradictions(project, info, judged)
+        keys.use_listing(judged)  # the member replay below lists nothing again
         if found:
             refusal = IntegrityError(str(found[0]))
     signer = None if identity is None else identity.signing_key
