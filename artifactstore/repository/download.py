@@ -15,6 +15,13 @@ The target is checked before anything is written (:func:`check_target`). A failu
 of the local disk (full, read-only, forbidden) is mapped here, by
 ``errors.local_write_error``, and removes the staging folder and the folders the
 download made: the target is as it was (docs/design.md §8).
+
+Through a file cache (a remote store's), each downloaded file of at least
+:data:`CACHE_MIN` bytes is also put in the cache; smaller ones are not: the
+download is the user's copy, and for a small file a second file (create, write,
+rename) cost as much as the download itself (docs/benchmarks.md, "Restores, round
+four"). A small file read alone (:func:`read_file`: ``read``, ``get_path``, the
+datasets) is still cached, and a cached one is still used.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ from artifactstore.objects.store import ObjectStore
 from artifactstore.repository.filewriter import CacheFeeder, FileWriter
 from artifactstore.repository.references import fetch_reference
 
-__all__ = ["TEMP_MARK", "check_target", "file_matches", "materialize"]
+__all__ = ["CACHE_MIN", "TEMP_MARK", "check_target", "file_matches", "materialize"]
 
 TEMP_MARK = ".artifactstore-tmp-"
 _BLOCK = 8 << 20
@@ -55,6 +62,8 @@ _BLOCK = 8 << 20
 _BATCH_FILES = 4096
 #: files up to this size go into the file cache from the bytes in hand, not re-read
 _CACHE_FROM_MEMORY = 1 << 20
+#: a download puts files of at least this size in the file cache (module docstring)
+CACHE_MIN = 64 << 10
 #: files up to this size are written by the writer thread(s) from their checked bytes
 _WRITE_AHEAD_MAX = 1 << 20
 #: threads creating and writing small files beside the main thread
@@ -344,7 +353,8 @@ def _write_batch(objects: ObjectStore, batch: list[tuple[FileEntry, Path | str]]
                 raise _naming(exc, entry.path) from None
             if progress is not None:
                 progress(entry.size)
-            writer.submit(partial(_write_held, held, entry, target, cache, in_place, umask,
+            keep = cache if entry.size >= CACHE_MIN else None  # module docstring
+            writer.submit(partial(_write_held, held, entry, target, keep, in_place, umask,
                                   feed), entry.size)
 
 
@@ -361,9 +371,9 @@ def _write_held(held: list[bytes], entry: FileEntry, target: Path | str,
     if len(held) > 1:
         data = b"".join(held)
         if hash_bytes(data) != entry.digest:
-            raise IntegrityError(f"{entry.path} does not match its digest "
-                                 f"{entry.digest.hex}: the store is damaged; run "
-                                 "'artifactstore verify'")
+            raise IntegrityError(f"{entry.path}: file {entry.digest.hex} does not match "
+                                 "its digest: the store is damaged; run 'artifactstore "
+                                 "verify'")
         held = [data]
     try:
         _write_verified(held, entry.path, entry.digest, entry.mode, target, None, cache,
