@@ -88,6 +88,10 @@ _BACKGROUND_HASH_MIN = 1 << 20
 #: more than memory there)
 _LOCAL_READ = 4 << 20
 _LOCAL_READ_WINDOW = 3 * _LOCAL_READ
+#: remote (streamed) reads in flight at once, and what one holds at most (its queue of
+#: opened pieces, streamedread.py)
+_REMOTE_STREAMS = 2
+_STREAM_HOLDS = 4 << 20
 #: a checked file's chunks go to the digest thread in batches of about this size
 _DIGEST_BATCH = 4 << 20
 #: packs uploading at once through a backend that joins them (S3, GCS, memory)
@@ -787,6 +791,10 @@ class ObjectStore:
         window: list[tuple[list[tuple[Digest, BlobLocation]], Future[Any] | StreamedRead]] = []
         in_flight = 0
         limit = _LOCAL_READ_WINDOW if self._vectored else self._read_window
+        # A streamed read holds a few MiB whatever its span: remote reads are bounded
+        # by their number (several packs arrive at once, as restic reads them).
+        reads = self._concurrency if self._vectored else min(self._concurrency,
+                                                              _REMOTE_STREAMS)
         try:
             for group in self._coalesce(ids, _LOCAL_READ):
                 read: Future[Any] | StreamedRead
@@ -798,10 +806,11 @@ class ObjectStore:
                                         self._pool,
                                         partial(self._open_span, group, plain, check_ids))
                 window.append((group, read))
-                in_flight += _cost(group, opened=self._vectored)
-                while window and (len(window) >= self._concurrency or in_flight > limit):
+                in_flight += _cost(group, opened=self._vectored, streamed=not self._vectored)
+                while window and (len(window) >= reads or in_flight > limit):
                     group, read = window[0]
-                    in_flight -= _cost(group, opened=self._vectored)
+                    in_flight -= _cost(group, opened=self._vectored,
+                                       streamed=not self._vectored)
                     yield from self._group_result(group, read, check_ids)
                     del window[0], group, read
                     self._after_read()
@@ -1115,8 +1124,12 @@ def _span(group: list[tuple[Digest, BlobLocation]]) -> int:
     return last.offset + last.length - first.offset
 
 
-def _cost(group: list[tuple[Digest, BlobLocation]], *, opened: bool) -> int:
-    """Bytes a read holds: its span, and the plaintext when opened in the I/O thread."""
+def _cost(group: list[tuple[Digest, BlobLocation]], *, opened: bool,
+          streamed: bool = False) -> int:
+    """Bytes a read holds: its span, and the plaintext when opened in the I/O thread;
+    a streamed read at most a few pieces (its queue) whatever its span."""
+    if streamed:
+        return min(_span(group), _STREAM_HOLDS)
     return _span(group) + (sum(loc.raw_length for _, loc in group) if opened else 0)
 
 
