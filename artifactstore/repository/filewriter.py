@@ -8,14 +8,17 @@ GIL, so a :class:`FileWriter` runs them on its own thread(s) while the main thre
 walks the tree and takes the next files' bytes from the store: the kernel's work
 moves to the second core.
 
-Only files whose bytes are all in hand and already checked are handed over (the
-store's checked read ended without error: :meth:`ObjectStore.iter_files` with
-``check``), so a job never publishes unverified bytes; what a job does is exactly
-what the main thread did (the same create, write, mode and rename). Memory is
+Only files whose bytes are all in hand are handed over, checked (the store's
+checked read ended without error: :meth:`ObjectStore.iter_files` with ``check``) or
+checked by the job itself before it creates anything (a small file of several
+chunks, which the store leaves to its caller: ``caller_hashes``), so a job never
+publishes unverified bytes; what a job does is what the main thread did (the same
+create, write, mode and rename). Memory is
 bounded: at most :data:`PENDING_BYTES` of handed-over bytes wait (one file alone may
 exceed it). The first failure of a job is raised by the next :meth:`submit` or by
-leaving the ``with``, which always waits for every job first: nothing is written
-into a folder after the download gave up on it (its cleanup removes the folder).
+leaving the ``with``, which always waits for the writer threads first (jobs not
+started are skipped once anything failed): nothing is written into a folder after
+the download gave up on it (its cleanup removes the folder).
 """
 
 from __future__ import annotations
@@ -109,6 +112,10 @@ class FileWriter:
         try:
             if kind is None:
                 self.flush()
+            else:
+                with self._room:  # the download failed: the jobs not started are skipped
+                    if self._failure is None:
+                        self._failure = exc
         finally:
             for _ in self._threads:
                 self._queue.put(None)
