@@ -1,5 +1,6 @@
 """The restore path's reads (issue 20): files checked from the bytes read, bounded reads
-from a local store, modes without a second syscall, the file cache filled from memory."""
+from a local store, modes without a second syscall, the file cache filled from memory,
+small files written (and, of several chunks, hashed) on a writer thread."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from artifactstore.core.chunking import ChunkerParams
 from artifactstore.core.digest import hash_bytes
 from artifactstore.core.errors import IntegrityError
 from artifactstore.local.filecache import FileCache
+from artifactstore.model.tree import FileEntry
 from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.layout import pack_key
 from artifactstore.objects.store import ObjectStore
-from artifactstore.repository.download import materialize
+from artifactstore.repository.download import CACHE_MIN, materialize
 from artifactstore.testing.data import random_bytes
 
 SMALL = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384)
@@ -182,16 +184,18 @@ def test_downloaded_modes_do_not_depend_on_the_umask(
     assert modes == {"small.txt": 0o644, "bin/run.sh": 0o755, "big.bin": 0o644}
 
 
-def test_a_download_fills_the_file_cache_with_verified_entries(tmp_path: Path) -> None:
-    """Through a cache (a remote store's default), every downloaded file becomes an
-    entry holding its bytes by the time the download returns (small ones written from
-    the bytes in hand on the cache's own thread), and a second download into another
-    folder is served from the cache alone."""
+def test_a_download_fills_the_file_cache_with_its_files_of_64_kib_and_more(
+        tmp_path: Path) -> None:
+    """Through a cache (a remote store's default), every downloaded file of at least
+    CACHE_MIN bytes becomes an entry holding its bytes by the time the download returns
+    (those up to 1 MiB written from the bytes in hand on the cache's own thread), and a
+    second download of them into another folder is served from the cache alone;
+    smaller files are not cached (the download is their copy: design §8)."""
     url = "memory://restore-cache-fill"
-    many = tmp_path / "data" / "many"  # more small files than wait for the cache at once
+    many = tmp_path / "data" / "many"  # more files than wait for the cache at once
     many.mkdir(parents=True)
-    for i in range(40):
-        (many / f"{i}.bin").write_bytes(random_bytes(100 + i, seed=300 + i))
+    for i in range(20):
+        (many / f"{i}.bin").write_bytes(random_bytes(CACHE_MIN + i, seed=300 + i))
     _version(tmp_path, url, tmp_path / "cache")
     cache = FileCache(tmp_path / "cache" / "files")
     with artifactstore.open(url, cache_dir=tmp_path / "cache", file_cache=True) as store:
@@ -200,10 +204,14 @@ def test_a_download_fills_the_file_cache_with_verified_entries(tmp_path: Path) -
         files = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
         for data in files.values():
             entry = cache.lookup(hash_bytes(data), len(data))
+            if len(data) < CACHE_MIN:
+                assert entry is None
+                continue
             assert entry is not None
             assert entry.read_bytes() == data
             assert stat.S_IMODE(entry.stat().st_mode) == 0o400
-        entries = list(version.files())
+        assert sum(len(d) >= CACHE_MIN for d in files.values()) == 21
+        entries = [e for e in version.files() if (e.size or 0) >= CACHE_MIN]
     reads: list[object] = []
 
     class _NoReads:  # a store that must not be read: everything is in the cache
@@ -215,7 +223,46 @@ def test_a_download_fills_the_file_cache_with_verified_entries(tmp_path: Path) -
     materialize(_NoReads(), entries, target, cache=cache, whole_tree=True)  # type: ignore[arg-type]
     assert reads == []
     assert {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()} \
-        == {p.relative_to(first): data for p, data in files.items()}
+        == {p.relative_to(first): data for p, data in files.items() if len(data) >= CACHE_MIN}
+
+
+def test_a_small_file_read_alone_is_cached(tmp_path: Path) -> None:
+    """Only a download leaves small files out of the cache: one read alone is kept."""
+    url = "memory://restore-cache-small"
+    _version(tmp_path, url, tmp_path / "cache")
+    cache = FileCache(tmp_path / "cache" / "files")
+    with artifactstore.open(url, cache_dir=tmp_path / "cache", file_cache=True) as store:
+        data = store.artifact("ds:v0").read_bytes("small.txt")
+    assert cache.lookup(hash_bytes(data), len(data)) is not None
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["new-folder", "folder-with-files"])
+def test_a_small_file_of_many_chunks_is_checked_before_it_is_created(
+        tmp_path: Path, open_store: OpenStore, in_place: bool) -> None:
+    """A download hashes a small file of several chunks on its writer thread (the store
+    leaves it to the caller: ``caller_hashes``): a forged digest fails naming the file,
+    before the file exists under any name; the files before it are written."""
+    backend = open_backend(str(tmp_path / "store"))
+    with open_store(backend) as store:
+        files, refs = _files(store)
+    assert len(refs[4].chunks) > 1
+    assert refs[4].size < 1 << 20
+    entries = [FileEntry(f"f{i}", ref.size, ref.digest, ref.chunks)
+               for i, ref in enumerate(refs[:4])]
+    forged = FileEntry("forged.bin", refs[4].size, hash_bytes(b"other"), refs[4].chunks)
+    target = tmp_path / "out"
+    if in_place:
+        target.mkdir()
+        (target / "keep.txt").write_bytes(b"the user's")
+    with open_store(backend) as store:
+        assert b"".join(next(iter(store.iter_files([forged.file_ref()], check=True,
+                                                   caller_hashes=1 << 20)))) == files[4]
+        with pytest.raises(IntegrityError, match=r"forged\.bin"):
+            materialize(store, [*entries, forged], target, whole_tree=True)
+    written = {p.name for p in tmp_path.rglob("*") if p.is_file() and "out" in str(p)}
+    assert not any("forged" in name for name in written)
+    if in_place:
+        assert {p.name for p in target.iterdir()} == {"keep.txt", "f0", "f1", "f2", "f3"}
 
 
 def test_a_big_file_is_checked_beside_the_reader(tmp_path: Path, open_store: OpenStore) -> None:

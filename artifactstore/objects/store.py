@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Self
@@ -87,6 +88,10 @@ _BACKGROUND_HASH_MIN = 1 << 20
 #: more than memory there)
 _LOCAL_READ = 4 << 20
 _LOCAL_READ_WINDOW = 3 * _LOCAL_READ
+#: remote (streamed) reads in flight at once, and what one holds at most (its queue of
+#: opened pieces, streamedread.py)
+_REMOTE_STREAMS = 2
+_STREAM_HOLDS = 4 << 20
 #: a checked file's chunks go to the digest thread in batches of about this size
 _DIGEST_BATCH = 4 << 20
 #: the chunker's reads of a file being written, to a local store and to a remote one
@@ -795,6 +800,10 @@ class ObjectStore:
         window: list[tuple[list[tuple[Digest, BlobLocation]], Future[Any] | StreamedRead]] = []
         in_flight = 0
         limit = _LOCAL_READ_WINDOW if self._vectored else self._read_window
+        # A streamed read holds a few MiB whatever its span: remote reads are bounded
+        # by their number (several packs arrive at once, as restic reads them).
+        reads = self._concurrency if self._vectored else min(self._concurrency,
+                                                              _REMOTE_STREAMS)
         try:
             for group in self._coalesce(ids, _LOCAL_READ):
                 read: Future[Any] | StreamedRead
@@ -803,12 +812,14 @@ class ObjectStore:
                 else:  # remote: streamed, so a read holds a few MiB, not a pack
                     read = StreamedRead(self.backend, pack_key(self.domain, group[0][1].pack),
                                         [(loc.offset, loc.length) for _, loc in group],
-                                        self._pool)
+                                        self._pool,
+                                        partial(self._open_span, group, plain, check_ids))
                 window.append((group, read))
-                in_flight += _cost(group, opened=self._vectored)
-                while window and (len(window) >= self._concurrency or in_flight > limit):
+                in_flight += _cost(group, opened=self._vectored, streamed=not self._vectored)
+                while window and (len(window) >= reads or in_flight > limit):
                     group, read = window[0]
-                    in_flight -= _cost(group, opened=self._vectored)
+                    in_flight -= _cost(group, opened=self._vectored,
+                                       streamed=not self._vectored)
                     yield from self._group_result(group, read, check_ids)
                     del window[0], group, read
                     self._after_read()
@@ -840,15 +851,24 @@ class ObjectStore:
             return iter(result)
         return ((i, data, None) for i, data in self._opened_group(group, result, check_ids))
 
+    def _open_span(self, group: list[tuple[Digest, BlobLocation]], plain: frozenset[bytes],
+                   check_ids: bool, index: int, data: bytes | memoryview,
+                   ) -> tuple[Digest, bytes, Digest | None]:
+        """A streamed read's blob opened and checked on its I/O thread (as a local
+        store's in :meth:`_read_and_open`), with its plain digest when asked."""
+        blob_id, loc = group[index]
+        opened = self._verified(blob_id, loc, data, check_id=check_ids)
+        return blob_id, opened, hash_bytes(opened) if blob_id.raw in plain else None
+
     def _streamed_result(
         self, group: list[tuple[Digest, BlobLocation]], read: StreamedRead, check_ids: bool,
     ) -> Iterator[tuple[Digest, bytes, Digest | None]]:
-        """A remote read's blobs, each opened and checked as its bytes come."""
+        """A remote read's blobs, each opened and checked as its bytes come (on the
+        read's I/O thread: :meth:`_open_span`)."""
         done = 0
         try:
-            for data in read.blobs():
-                blob_id, loc = group[done]
-                yield blob_id, self._verified(blob_id, loc, data, check_id=check_ids), None
+            for item in read.blobs():
+                yield item
                 done += 1
         except NotFoundError:  # the pack was repacked by gc: read from the new one
             for blob_id, _ in group[done:]:
@@ -922,8 +942,8 @@ class ObjectStore:
         """The file's bytes chunk by chunk, every chunk verified against its id."""
         return self._take_file(ref, self._blob_stream((c.id for c in ref.chunks), frozenset()))
 
-    def iter_files(self, refs: Sequence[FileRef], *, check: bool = False
-                   ) -> Iterator[Iterator[bytes]]:
+    def iter_files(self, refs: Sequence[FileRef], *, check: bool = False,
+                   caller_hashes: int = 0) -> Iterator[Iterator[bytes]]:
         """For each file in order, an iterator of its verified chunks; the chunks of all
         files are read as one stream, so neighbouring files share range requests.
 
@@ -936,13 +956,18 @@ class ObjectStore:
         not use a file's bytes before its iterator ended without error (a download
         publishes a file only then). Each file's iterator must be consumed before
         the next is taken.
+
+        ``caller_hashes``: with ``check``, a file of more than one chunk and at most
+        this many bytes is not hashed here: the caller hashes its bytes to its digest
+        before using them (a download's writer thread does, off the main thread).
         """
         plain = frozenset(r.chunks[0].id.raw for r in refs
                           if check and len(r.chunks) == 1)
         blobs = self._blob_stream((c.id for ref in refs for c in ref.chunks), plain,
                                   check_ids=not check)
         for ref in refs:
-            yield self._take_file(ref, blobs, check=check)
+            yield self._take_file(ref, blobs, check=check and (
+                len(ref.chunks) == 1 or ref.size > caller_hashes))
 
     def _take_file(self, ref: FileRef,
                    blobs: Iterator[tuple[Digest, bytes, Digest | None]], *,
@@ -1108,8 +1133,12 @@ def _span(group: list[tuple[Digest, BlobLocation]]) -> int:
     return last.offset + last.length - first.offset
 
 
-def _cost(group: list[tuple[Digest, BlobLocation]], *, opened: bool) -> int:
-    """Bytes a read holds: its span, and the plaintext when opened in the I/O thread."""
+def _cost(group: list[tuple[Digest, BlobLocation]], *, opened: bool,
+          streamed: bool = False) -> int:
+    """Bytes a read holds: its span, and the plaintext when opened in the I/O thread;
+    a streamed read at most a few pieces (its queue) whatever its span."""
+    if streamed:
+        return min(_span(group), _STREAM_HOLDS)
     return _span(group) + (sum(loc.raw_length for _, loc in group) if opened else 0)
 
 

@@ -12,10 +12,11 @@ inside one piece is handed over as a view of it (no copy), one across pieces joi
 
 Vocabulary: a *span* is one blob's ``(offset, length)`` in the pack, in the order of
 the range; the *stored bytes* of a span are the blob's envelope, opened and checked
-by the consumer (the object store), never here. A stream that breaks is finished
-with one ``get_range`` of the rest (retried by the backend stack); a range shorter
-than its spans (a truncated pack) hands over short bytes, which the consumer's
-length check reports. A consumer that stops early calls :meth:`StreamedRead.cancel`:
+by the consumer (the object store) or by the *opener* it gives, which runs on the
+I/O thread (decryption and hashing then leave the consumer's thread). A stream that
+breaks is finished with one ``get_range`` of the rest (retried by the backend stack);
+a range shorter than its spans (a truncated pack) hands over short bytes, which the
+consumer's length check reports. A consumer that stops early calls :meth:`StreamedRead.cancel`:
 the I/O thread then stops within :data:`_POLL` seconds and closes the response.
 """
 
@@ -23,12 +24,17 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from artifactstore.backends.base import Backend, iter_range
 
-__all__ = ["StreamedRead"]
+__all__ = ["Opener", "StreamedRead"]
+
+#: what the I/O thread makes of a span's stored bytes (its index, its bytes) before
+#: handing it over: the object store opens and checks blobs there (off its caller's thread)
+Opener = Callable[[int, "bytes | memoryview"], Any]
 
 #: pieces (each the blobs a body piece of ~1 MiB completed) waiting for the consumer
 _QUEUED = 3
@@ -51,17 +57,19 @@ class StreamedRead:
     ``pool``; :meth:`blobs` yields them in order (each iterated once)."""
 
     def __init__(self, backend: Backend, key: str, spans: list[tuple[int, int]],
-                 pool: ThreadPoolExecutor) -> None:
+                 pool: ThreadPoolExecutor, opener: Opener | None = None) -> None:
         self._backend = backend
         self._key = key
         self._spans = spans
+        self._opener = opener
         self._queue: queue.Queue[object] = queue.Queue(maxsize=_QUEUED)
         self._stop = threading.Event()
         self._future = pool.submit(self._produce)
 
-    def blobs(self) -> Iterator[bytes | memoryview]:
-        """Each span's stored bytes in order; raises what the read raised (a
-        ``NotFoundError`` when the pack is gone), after the spans read before it."""
+    def blobs(self) -> Iterator[Any]:
+        """Each span's stored bytes in order, or what ``opener`` made of them; raises
+        what the read or the opener raised (a ``NotFoundError`` when the pack is gone),
+        after the spans handed over before it."""
         while True:
             item = self._queue.get()
             if item is _END:
@@ -109,8 +117,8 @@ class StreamedRead:
         done, carry, at = self._hand_over(
             b"", at, self._backend.get_range(self._key, at, end - at), done)
         if 0 <= done < len(spans):
-            self._put([bytes(carry[offset - at:offset - at + length])
-                       for offset, length in spans[done:]])
+            self._put(self._opened([bytes(carry[offset - at:offset - at + length])
+                                    for offset, length in spans[done:]], done))
 
     def _hand_over(self, carry: bytes | memoryview, at: int, piece: bytes, done: int
                    ) -> tuple[int, bytes | memoryview, int]:
@@ -141,9 +149,25 @@ class StreamedRead:
                 carry = view[at - piece_at:]
             else:  # a blob that spans more than two pieces
                 carry, at = bytes(carry[following - at:]) + piece, following
-        if ready and not self._put(ready):
+        if ready and not self._put(self._opened(ready, done - len(ready))):
             return -1, carry, at
         return done, carry, at
+
+    def _opened(self, ready: list[bytes | memoryview], first: int) -> list[Any]:
+        """``ready`` (the stored bytes of spans ``first``...) through the opener: on
+        this I/O thread, so the consumer's thread only takes the results. The spans
+        opened before one that fails are handed over first, then the failure."""
+        if self._opener is None:
+            return ready
+        opened: list[Any] = []
+        try:
+            for index, data in enumerate(ready, first):
+                opened.append(self._opener(index, data))
+        except BaseException:
+            if opened:
+                self._put(opened)
+            raise
+        return opened
 
     def _put(self, item: object) -> bool:
         while not self._stop.is_set():

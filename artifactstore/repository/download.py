@@ -15,6 +15,13 @@ The target is checked before anything is written (:func:`check_target`). A failu
 of the local disk (full, read-only, forbidden) is mapped here, by
 ``errors.local_write_error``, and removes the staging folder and the folders the
 download made: the target is as it was (docs/design.md §8).
+
+Through a file cache (a remote store's), each downloaded file of at least
+:data:`CACHE_MIN` bytes is also put in the cache; smaller ones are not: the
+download is the user's copy, and for a small file a second file (create, write,
+rename) cost as much as the download itself (docs/benchmarks.md, "Restores, round
+four"). A small file read alone (:func:`read_file`: ``read``, ``get_path``, the
+datasets) is still cached, and a cached one is still used.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import secrets
 import shutil
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +51,10 @@ from artifactstore.local.filecache import FileCache
 from artifactstore.model.paths import PathGuard, validate_path
 from artifactstore.model.tree import Entry, FileEntry, ReferenceEntry
 from artifactstore.objects.store import ObjectStore
+from artifactstore.repository.filewriter import CacheFeeder, FileWriter
 from artifactstore.repository.references import fetch_reference
 
-__all__ = ["TEMP_MARK", "check_target", "file_matches", "materialize"]
+__all__ = ["CACHE_MIN", "TEMP_MARK", "check_target", "file_matches", "materialize"]
 
 TEMP_MARK = ".artifactstore-tmp-"
 _BLOCK = 8 << 20
@@ -54,8 +62,12 @@ _BLOCK = 8 << 20
 _BATCH_FILES = 4096
 #: files up to this size go into the file cache from the bytes in hand, not re-read
 _CACHE_FROM_MEMORY = 1 << 20
-#: small files waiting for the file cache's own thread (bounds their memory: 16 MiB)
-_FEED_PENDING = 16
+#: a download puts files of at least this size in the file cache (module docstring)
+CACHE_MIN = 64 << 10
+#: files up to this size are written by the writer thread(s) from their checked bytes
+_WRITE_AHEAD_MAX = 1 << 20
+#: threads creating and writing small files beside the main thread
+_WRITER_THREADS = 1
 #: staging folders this process is writing (others of its pid were left by a failure)
 _ACTIVE_STAGES: set[Path] = set()
 _STAGES_LOCK = threading.Lock()
@@ -322,55 +334,52 @@ def _write_batch(objects: ObjectStore, batch: list[tuple[FileEntry, Path | str]]
     if not batch:
         return
     umask = process_umask()
-    with _CacheFeeder(cache) as feed:
+    with CacheFeeder(cache) as feed, FileWriter(_WRITER_THREADS) as writer:
         for (entry, target), blocks in zip(
-            batch, objects.iter_files([e.file_ref() for e, _ in batch], check=True),
+            batch, objects.iter_files([e.file_ref() for e, _ in batch], check=True,
+                                      caller_hashes=_WRITE_AHEAD_MAX),
             strict=True,
         ):
             try:
-                _write_verified(blocks, entry.path, entry.digest, entry.mode, target,
-                                progress, cache, in_place=in_place, checked=True,
-                                umask=umask, feed=feed)
+                if entry.size > _WRITE_AHEAD_MAX:
+                    _write_verified(blocks, entry.path, entry.digest, entry.mode, target,
+                                    progress, cache, in_place=in_place, checked=True,
+                                    umask=umask, feed=feed)
+                    continue
+                # A small file: its bytes end checked (the iterator ended without
+                # error), then a writer thread creates and writes it (module filewriter).
+                held = list(blocks)
             except IntegrityError as exc:
-                if entry.path in str(exc):
-                    raise
-                raise IntegrityError(f"{entry.path}: {exc}") from None
+                raise _naming(exc, entry.path) from None
+            if progress is not None:
+                progress(entry.size)
+            keep = cache if entry.size >= CACHE_MIN else None  # module docstring
+            writer.submit(partial(_write_held, held, entry, target, keep, in_place, umask,
+                                  feed), entry.size)
 
 
-class _CacheFeeder:
-    """Puts small files into a file cache on a thread of its own, from the bytes in
-    hand: the cache's creates, writes and renames release the GIL, so they run on the
-    second core beside the download's own (an S3 restore of 20,000 small files spent
-    about 40% of its main thread inserting into the cache). At most
-    :data:`_FEED_PENDING` files wait (each up to :data:`_CACHE_FROM_MEMORY`); leaving
-    the ``with`` waits for all of them, so the cache holds them when the download
-    returns. Best effort, as every insert: a failure only leaves the entry out."""
+def _naming(exc: IntegrityError, path: str) -> IntegrityError:
+    return exc if path in str(exc) else IntegrityError(f"{path}: {exc}")
 
-    def __init__(self, cache: FileCache | None) -> None:
-        self._cache = cache
-        self._room = threading.BoundedSemaphore(_FEED_PENDING)
-        self._pool: ThreadPoolExecutor | None = None
 
-    def __enter__(self) -> Callable[[bytes, Digest], None] | None:
-        if self._cache is None:
-            return None
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artifactstore-cache")
-        return self._feed
-
-    def _feed(self, data: bytes, digest: Digest) -> None:
-        assert self._pool is not None
-        assert self._cache is not None
-        self._room.acquire()
-        try:
-            future = self._pool.submit(self._cache.insert_bytes, data, digest)
-        except BaseException:
-            self._room.release()
-            raise
-        future.add_done_callback(lambda _: self._room.release())
-
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+def _write_held(held: list[bytes], entry: FileEntry, target: Path | str,
+                cache: FileCache | None, in_place: bool, umask: int | None,
+                feed: Callable[[bytes, Digest], None] | None) -> None:
+    """A writer thread's job: one small file from its bytes in hand, hashed to its
+    digest here when the store did not (``iter_files``' ``caller_hashes``), before
+    anything is created."""
+    if len(held) > 1:
+        data = b"".join(held)
+        if hash_bytes(data) != entry.digest:
+            raise IntegrityError(f"{entry.path}: file {entry.digest.hex} does not match "
+                                 "its digest: the store is damaged; run 'artifactstore "
+                                 "verify'")
+        held = [data]
+    try:
+        _write_verified(held, entry.path, entry.digest, entry.mode, target, None, cache,
+                        in_place=in_place, checked=True, umask=umask, feed=feed)
+    except IntegrityError as exc:
+        raise _naming(exc, entry.path) from None
 
 
 def _remove_abandoned_temps(folder: Path) -> None:
