@@ -156,12 +156,18 @@ def test_missing_extra(
 def test_bad_client_settings_are_configuration_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="cannot open gs://b/p"):
         open_backend("gs://b/p", token=str(tmp_path / "no-such-token.json"))
-    backend = open_backend("s3://b/p", profile="no-such-profile", endpoint_url="http://127.0.0.1:9")
-    try:
-        with pytest.raises(ConfigurationError, match="check profile"):
+
+    def open_and_read() -> None:
+        backend = open_backend("s3://b/p", profile="no-such-profile",
+                               endpoint_url="http://127.0.0.1:9")
+        try:
             backend.get("k")
-    finally:
-        backend.close()
+        finally:
+            backend.close()
+
+    # at open (the S3 client is made there) or at the first request: one clear line
+    with pytest.raises(ConfigurationError, match="profile"):
+        open_and_read()
 
 
 def test_fsspec_configuration_names_the_endpoint_and_is_checked(
