@@ -20,11 +20,12 @@ from artifactstore.core.errors import (
     IntegrityError,
     NotFoundError,
 )
+from artifactstore.objects.blobreads import _REMOTE_STREAMS
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.index import decode_index
 from artifactstore.objects.layout import index_prefix, pack_prefix, parse_id_key
-from artifactstore.objects.store import _REMOTE_STREAMS, ObjectStore
+from artifactstore.objects.store import ObjectStore
 from artifactstore.testing.data import RandomStream, random_bytes
 
 SMALL = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384)

@@ -8,14 +8,17 @@ index). Until a flush succeeds, blobs written in this session are *pending*:
 they deduplicate later writes of this session only, and are forgotten if the
 flush fails, so nothing ever points at a pack that did not fully land.
 
-Reading locates a blob in the merged index, range-reads its envelope out of the
-pack and verifies it against its id.
+Reading locates a blob in the merged index (here: pending blobs are flushed first, a
+missing one refreshes the index once); range-reading and verifying it is
+:class:`~.blobreads.BlobReader`'s, to which the read methods delegate.
 
 An ``ObjectStore`` is used from one thread; its I/O concurrency is internal.
 
 Length: the object store's one class owns the write session (open packs, upload
-pool, commit guard) and the read path over the same index; the pack and index byte
-formats are already their own modules (packs.py, index.py).
+pool, commit guard, index refresh and freshness); reads are in blobreads.py, the pack
+and index byte formats in packs.py and index.py, streamed reads in streamedread.py.
+The write-side input helpers (hashing reader, sniffed head, session blob set) at the
+end are the next candidates to move.
 """
 
 from __future__ import annotations
@@ -27,10 +30,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Self
+from typing import BinaryIO, Self
 
 from artifactstore.backends.base import Backend
 from artifactstore.core.chunking import ChunkerParams, Readable, chunk_views, iter_chunks
@@ -38,12 +40,12 @@ from artifactstore.core.digest import Digest, Hasher, hash_bytes
 from artifactstore.core.errors import (
     ArtifactStoreError,
     ConflictError,
-    IntegrityError,
     NotFoundError,
 )
 from artifactstore.core.heap import trim_heap
 from artifactstore.core.privatefiles import tighten
 from artifactstore.objects import config as config_mod
+from artifactstore.objects.blobreads import BlobReader
 from artifactstore.objects.blobrefs import ChunkRef, FileRef, WriteStats
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.domainkeys import DomainKeys
@@ -51,7 +53,6 @@ from artifactstore.objects.envelope import (
     HEADER_SIZE,
     Compression,
     Kind,
-    open_envelope,
 )
 from artifactstore.objects.freshness import IndexFreshness
 from artifactstore.objects.gcrecords import Condemnation, CondemnationCache
@@ -70,30 +71,14 @@ from artifactstore.objects.packs import (
     check_pack,
     pack_parts,
 )
-from artifactstore.objects.streamedread import StreamedRead
 
 __all__ = ["ObjectStore", "Progress", "default_cache_dir"]
 
 Progress = Callable[[int], None]
 """Called with a byte count as work advances (to drive a progress bar)."""
 
-# Adjacent blobs of one pack are fetched in one range request when the gap
-# between them is small; a request never spans more than this many bytes.
-_COALESCE_GAP = 256 << 10
 #: reads at least this large are hashed for the file digest on a second thread
 _BACKGROUND_HASH_MIN = 1 << 20
-#: a local store's reads: one holds at most this many bytes read plus plaintext opened
-#: from them (the I/O threads hold both while opening), and up to three are in flight,
-#: which keeps both cores busy; a remote store reads whole packs (a request costs
-#: more than memory there)
-_LOCAL_READ = 4 << 20
-_LOCAL_READ_WINDOW = 3 * _LOCAL_READ
-#: remote (streamed) reads in flight at once, and what one holds at most (its queue of
-#: opened pieces, streamedread.py)
-_REMOTE_STREAMS = 2
-_STREAM_HOLDS = 4 << 20
-#: a checked file's chunks go to the digest thread in batches of about this size
-_DIGEST_BATCH = 4 << 20
 #: the chunker's reads of a file being written, to a local store and to a remote one
 _WRITE_READ = 8 << 20
 _REMOTE_WRITE_READ = 4 << 20
@@ -188,7 +173,11 @@ class ObjectStore:
         # it, and the envelope overhead), and one more read is in flight while the
         # caller consumes the last. Remote reads are streamed (objects/streamedread.py),
         # so each holds a few MiB, not its span.
-        self._read_window = config.pack_target + config.largest_chunk + (64 << 10)
+        self._reader = BlobReader(
+            backend, self.domain, keys, locate=self.locate, refresh=self.refresh_index,
+            blob_id=self.blob_id, pool=self._pool, digest_pool=self._digest_pool,
+            concurrency=concurrency, vectored=self._vectored,
+            read_window=config.pack_target + config.largest_chunk + (64 << 10))
         self._condemnations = CondemnationCache(backend, self.domain)
         self._freshness = IndexFreshness(config.commit_window, _RELIST_AFTER)
         self._saved_at: float | None = None  # the first flush saves at once
@@ -671,7 +660,7 @@ class ObjectStore:
         data = self.backend.get_range(
             pack_key(self.domain, location.pack), location.offset, location.length
         )
-        self._verified(blob_id, location, data)
+        self._reader.verified(blob_id, location, data)
         self._batch.add_sealed(blob_id, location.kind, data[:HEADER_SIZE],
                                data[HEADER_SIZE:], location.raw_length)
         self._pending.add(blob_id.raw)
@@ -737,272 +726,31 @@ class ObjectStore:
         return location
 
     def read_blob(self, blob_id: Digest) -> bytes:
-        """The verified plaintext of one blob.
-
-        A pack that vanished (gc repacked it) makes the index refresh once and
-        the read retry from the blob's new pack.
-        """
-        location = self.locate(blob_id)
-        try:
-            data = self.backend.get_range(
-                pack_key(self.domain, location.pack), location.offset, location.length
-            )
-        except NotFoundError:
-            self.refresh_index()
-            location = self.locate(blob_id)
-            data = self.backend.get_range(
-                pack_key(self.domain, location.pack), location.offset, location.length
-            )
-        return self._verified(blob_id, location, data)
-
-    def _verified(self, blob_id: Digest, location: BlobLocation,
-                  data: bytes | memoryview, *, check_id: bool = True) -> bytes:
-        """The plaintext of a blob's stored bytes: opened (decrypted with its id bound,
-        decompressed within its length) and, with ``check_id``, hashed to its id. A
-        checked file read (:meth:`iter_files` with ``check``) passes False: its bytes
-        are hashed to the file's digest before anything is published, which checks
-        every chunk of it, so a second BLAKE3 pass over each chunk buys nothing."""
-        what = f"blob {blob_id.hex} in pack {pack_key(self.domain, location.pack)}"
-        if len(data) != location.length:
-            raise IntegrityError(
-                f"{what} is truncated ({len(data)} of {location.length} bytes at offset "
-                f"{location.offset}): the pack is damaged; run 'artifactstore verify'"
-            )
-        _, plaintext = open_envelope(
-            data, expected_kind=location.kind, raw_length=location.raw_length, what=what,
-            keys=self.keys, binding=blob_id.raw,
-        )
-        if check_id and self.blob_id(plaintext) != blob_id:
-            raise IntegrityError(
-                f"{what} does not match its id: the pack is damaged; run 'artifactstore verify'"
-            )
-        return plaintext
+        """The verified plaintext of one blob (:class:`~.blobreads.BlobReader`)."""
+        return self._reader.read_blob(blob_id)
 
     def read_blobs(self, ids: Iterable[Digest]) -> Iterator[tuple[Digest, bytes]]:
-        """Verified blobs in the order asked, fetched concurrently.
-
-        Neighbouring blobs of one pack are read with one range request (up to a
-        whole pack from a remote store, a few MiB from a local one); while the
-        caller consumes one read, the next is in flight. A local store's blobs are
-        opened in the I/O threads (the second core decrypts and verifies); a remote
-        store's read is streamed (:class:`StreamedRead`: the same one request, its
-        blobs' bytes handed over as they arrive) and each blob opened as it is
-        consumed, so a read holds a few MiB whatever the pack size (peak RSS).
-        """
-        for blob_id, data, _ in self._blob_stream(ids, frozenset()):
-            yield blob_id, data
-
-    def _blob_stream(self, ids: Iterable[Digest], plain: frozenset[bytes], *,
-                     check_ids: bool = True
-                     ) -> Iterator[tuple[Digest, bytes, Digest | None]]:
-        """:meth:`read_blobs`, with the plain BLAKE3 digest of each blob whose id is in
-        ``plain`` when the I/O thread that opened it took it (a local store; else None)."""
-        window: list[tuple[list[tuple[Digest, BlobLocation]], Future[Any] | StreamedRead]] = []
-        in_flight = 0
-        limit = _LOCAL_READ_WINDOW if self._vectored else self._read_window
-        # A streamed read holds a few MiB whatever its span: remote reads are bounded
-        # by their number (several packs arrive at once, as restic reads them).
-        reads = self._concurrency if self._vectored else min(self._concurrency,
-                                                              _REMOTE_STREAMS)
-        try:
-            for group in self._coalesce(ids, _LOCAL_READ):
-                read: Future[Any] | StreamedRead
-                if self._vectored:
-                    read = self._pool.submit(self._read_and_open, group, plain, check_ids)
-                else:  # remote: streamed, so a read holds a few MiB, not a pack
-                    read = StreamedRead(self.backend, pack_key(self.domain, group[0][1].pack),
-                                        [(loc.offset, loc.length) for _, loc in group],
-                                        self._pool,
-                                        partial(self._open_span, group, plain, check_ids))
-                window.append((group, read))
-                in_flight += _cost(group, opened=self._vectored, streamed=not self._vectored)
-                while window and (len(window) >= reads or in_flight > limit):
-                    group, read = window[0]
-                    in_flight -= _cost(group, opened=self._vectored,
-                                       streamed=not self._vectored)
-                    yield from self._group_result(group, read, check_ids)
-                    del window[0], group, read
-                    self._after_read()
-            while window:
-                yield from self._group_result(*window[0], check_ids)
-                del window[0]
-        finally:  # a consumer that stopped early: the streams still open stop
-            for _, read in window:
-                if isinstance(read, StreamedRead):
-                    read.cancel()
-
-    def _after_read(self) -> None:
-        """A remote store's read (up to a whole pack) was consumed and freed: give the
-        heap back (glibc keeps such buffers mapped after the first, core/heap.py)."""
-        if not self._vectored:
-            trim_heap()
-
-    def _group_result(
-        self, group: list[tuple[Digest, BlobLocation]], future: Future[Any] | StreamedRead,
-        check_ids: bool,
-    ) -> Iterator[tuple[Digest, bytes, Digest | None]]:
-        if isinstance(future, StreamedRead):
-            return self._streamed_result(group, future, check_ids)
-        try:
-            result = future.result()
-        except NotFoundError:  # the pack was repacked by gc: read from the new one
-            result = [(blob_id, self.read_blob(blob_id), None) for blob_id, _ in group]
-        if isinstance(result, list):
-            return iter(result)
-        return ((i, data, None) for i, data in self._opened_group(group, result, check_ids))
-
-    def _open_span(self, group: list[tuple[Digest, BlobLocation]], plain: frozenset[bytes],
-                   check_ids: bool, index: int, data: bytes | memoryview,
-                   ) -> tuple[Digest, bytes, Digest | None]:
-        """A streamed read's blob opened and checked on its I/O thread (as a local
-        store's in :meth:`_read_and_open`), with its plain digest when asked."""
-        blob_id, loc = group[index]
-        opened = self._verified(blob_id, loc, data, check_id=check_ids)
-        return blob_id, opened, hash_bytes(opened) if blob_id.raw in plain else None
-
-    def _streamed_result(
-        self, group: list[tuple[Digest, BlobLocation]], read: StreamedRead, check_ids: bool,
-    ) -> Iterator[tuple[Digest, bytes, Digest | None]]:
-        """A remote read's blobs, each opened and checked as its bytes come (on the
-        read's I/O thread: :meth:`_open_span`)."""
-        done = 0
-        try:
-            for item in read.blobs():
-                yield item
-                done += 1
-        except NotFoundError:  # the pack was repacked by gc: read from the new one
-            for blob_id, _ in group[done:]:
-                yield blob_id, self.read_blob(blob_id), None
-        finally:
-            read.cancel()
-
-    def _coalesce(
-        self, ids: Iterable[Digest], limit: int
-    ) -> Iterator[list[tuple[Digest, BlobLocation]]]:
-        """Runs of neighbouring blobs, each read at once: its span, plus with a local
-        store the plaintext opened from it (held beside the bytes read), <= ``limit``
-        (one blob alone may exceed it)."""
-        group: list[tuple[Digest, BlobLocation]] = []
-        raw = 0
-        for blob_id in ids:
-            loc = self.locate(blob_id)
-            if group:
-                first, last = group[0][1], group[-1][1]
-                end = last.offset + last.length
-                span = loc.offset + loc.length - first.offset
-                if (
-                    loc.pack != last.pack
-                    or not end <= loc.offset <= end + _COALESCE_GAP
-                    or span > self._read_window
-                    or (self._vectored and span + raw + loc.raw_length > limit)
-                ):
-                    yield group
-                    group, raw = [], 0
-            group.append((blob_id, loc))
-            raw += loc.raw_length
-        if group:
-            yield group
-
-    def _read_group(self, group: list[tuple[Digest, BlobLocation]]) -> bytes:
-        """The bytes of one coalesced range read."""
-        first, last = group[0][1], group[-1][1]
-        start = first.offset
-        return self.backend.get_range(
-            pack_key(self.domain, first.pack), start, last.offset + last.length - start
-        )
-
-    def _read_and_open(
-        self, group: list[tuple[Digest, BlobLocation]], plain: frozenset[bytes],
-        check_ids: bool,
-    ) -> list[tuple[Digest, bytes, Digest | None]]:
-        # The plain digests asked for are taken here, on the second core, from the
-        # bytes in hand (a one-chunk file's digest is its chunk's).
-        return [(blob_id, data, hash_bytes(data) if blob_id.raw in plain else None)
-                for blob_id, data in self._opened_group(group, self._read_group(group),
-                                                        check_ids)]
-
-    def _opened_group(
-        self, group: list[tuple[Digest, BlobLocation]], data: bytes, check_ids: bool = True,
-    ) -> Iterator[tuple[Digest, bytes]]:
-        start = group[0][1].offset
-        view = memoryview(data)  # slices, not copies: each blob is opened in place
-        for blob_id, loc in group:
-            yield blob_id, self._verified(
-                blob_id, loc, view[loc.offset - start : loc.offset - start + loc.length],
-                check_id=check_ids,
-            )
+        """Verified blobs in the order asked, fetched concurrently (neighbours share a
+        range request; :meth:`~.blobreads.BlobReader.read_blobs`)."""
+        return self._reader.read_blobs(ids)
 
     def read_many(self, ids: Iterable[Digest]) -> Iterator[tuple[Digest, bytes]]:
         """Verified blobs in storage order (pack, offset), so neighbours share reads."""
-        located = sorted(((self.locate(i), i) for i in dict.fromkeys(ids)),
-                         key=lambda li: (li[0].pack.raw, li[0].offset))
-        return self.read_blobs(i for _, i in located)
+        return self._reader.read_many(ids)
 
     def iter_file(self, ref: FileRef) -> Iterator[bytes]:
         """The file's bytes chunk by chunk, every chunk verified against its id."""
-        return self._take_file(ref, self._blob_stream((c.id for c in ref.chunks), frozenset()))
+        return self._reader.iter_file(ref)
 
     def iter_files(self, refs: Sequence[FileRef], *, check: bool = False,
                    caller_hashes: int = 0) -> Iterator[Iterator[bytes]]:
-        """For each file in order, an iterator of its verified chunks; the chunks of all
-        files are read as one stream, so neighbouring files share range requests.
-
-        With ``check`` each file's bytes are checked against its digest before its
-        iterator ends (IntegrityError instead), hashed from the bytes read: a
-        one-chunk file's by the I/O thread that opened it (a local store), before
-        any byte is yielded; a longer file's in batches on the digest thread. Its
-        chunks are then not each hashed to their ids as well (they are opened and,
-        in an encrypted domain, authenticated with their ids bound): the caller must
-        not use a file's bytes before its iterator ended without error (a download
-        publishes a file only then). Each file's iterator must be consumed before
-        the next is taken.
-
-        ``caller_hashes``: with ``check``, a file of more than one chunk and at most
-        this many bytes is not hashed here: the caller hashes its bytes to its digest
-        before using them (a download's writer thread does, off the main thread).
-        """
-        plain = frozenset(r.chunks[0].id.raw for r in refs
-                          if check and len(r.chunks) == 1)
-        blobs = self._blob_stream((c.id for ref in refs for c in ref.chunks), plain,
-                                  check_ids=not check)
-        for ref in refs:
-            yield self._take_file(ref, blobs, check=check and (
-                len(ref.chunks) == 1 or ref.size > caller_hashes))
-
-    def _take_file(self, ref: FileRef,
-                   blobs: Iterator[tuple[Digest, bytes, Digest | None]], *,
-                   check: bool = False) -> Iterator[bytes]:
-        size = 0
-        digest = None
-        if check and len(ref.chunks) > 1:  # a small file's chunks are hashed right here
-            digest = _FileDigest(self._digest_pool if ref.size >= _DIGEST_BATCH else None)
-        for chunk_ref in ref.chunks:
-            _, data, plain = next(blobs)
-            if len(data) != chunk_ref.length:
-                raise IntegrityError(
-                    f"chunk {chunk_ref.id.hex} has {len(data)} bytes, the file lists "
-                    f"{chunk_ref.length}"
-                )
-            size += len(data)
-            if check and digest is None:  # the file's one chunk (its id not checked)
-                if plain is None:
-                    plain = hash_bytes(data)
-                if plain != ref.digest:
-                    raise _digest_mismatch(ref)
-            elif digest is not None:
-                digest.update(data)
-            yield data
-        if size != ref.size:
-            raise IntegrityError(f"file {ref.digest.hex} read {size} bytes, expected {ref.size}")
-        if digest is not None and digest.result() != ref.digest:
-            raise _digest_mismatch(ref)
+        """For each file in order, an iterator of its verified chunks, read as one stream
+        (:meth:`~.blobreads.BlobReader.iter_files`: ``check`` and ``caller_hashes``)."""
+        return self._reader.iter_files(refs, check=check, caller_hashes=caller_hashes)
 
     def read_file(self, ref: FileRef) -> bytes:
         """A whole file in memory (for small files; stream big ones with iter_file)."""
-        data = b"".join(self.iter_file(ref))
-        if hash_bytes(data) != ref.digest:
-            raise IntegrityError(f"file {ref.digest.hex} does not match its digest")
-        return data
+        return self._reader.read_file(ref)
 
     def verify_pack(self, pack_id: Digest) -> tuple[BlobEntry, ...]:
         """Read a whole pack, check it against its id and every blob in it."""
@@ -1011,7 +759,7 @@ class ObjectStore:
         entries = check_pack(data, pack_id, what=f"pack {key}", keys=self.keys)
         for e in entries:
             loc = BlobLocation(pack_id, e.kind, e.offset, e.length, e.raw_length)
-            self._verified(e.id, loc, data[e.offset : e.offset + e.length])
+            self._reader.verified(e.id, loc, data[e.offset : e.offset + e.length])
         return entries
 
     @property
@@ -1128,63 +876,6 @@ class _Replayed:
         return head
 
 
-def _span(group: list[tuple[Digest, BlobLocation]]) -> int:
-    first, last = group[0][1], group[-1][1]
-    return last.offset + last.length - first.offset
-
-
-def _cost(group: list[tuple[Digest, BlobLocation]], *, opened: bool,
-          streamed: bool = False) -> int:
-    """Bytes a read holds: its span, and the plaintext when opened in the I/O thread;
-    a streamed read at most a few pieces (its queue) whatever its span."""
-    if streamed:
-        return min(_span(group), _STREAM_HOLDS)
-    return _span(group) + (sum(loc.raw_length for _, loc in group) if opened else 0)
-
-
-def _digest_mismatch(ref: FileRef) -> IntegrityError:
-    return IntegrityError(f"file {ref.digest.hex} does not match its digest: the store is "
-                          "damaged; run 'artifactstore verify'")
-
-
-class _FileDigest:
-    """A file's plain digest taken from its chunks in order on ``pool`` (one thread),
-    in batches of about :data:`_DIGEST_BATCH` bytes: BLAKE3 releases the GIL, so the
-    consumer writes while the batch before is hashed. At most two batches are held.
-    Without a pool, each chunk is hashed as it comes."""
-
-    def __init__(self, pool: ThreadPoolExecutor | None) -> None:
-        self._pool = pool
-        self._hasher = Hasher()
-        self._batch: list[bytes] = []
-        self._held = 0
-        self._pending: Future[None] | None = None
-
-    def update(self, data: bytes) -> None:
-        if self._pool is None:
-            self._hasher.update(data)
-            return
-        self._batch.append(data)
-        self._held += len(data)
-        if self._held >= _DIGEST_BATCH:
-            self._submit()
-
-    def _submit(self) -> None:
-        if self._pending is not None:
-            self._pending.result()
-        batch, self._batch, self._held = self._batch, [], 0
-        assert self._pool is not None
-        self._pending = self._pool.submit(_hash_all, self._hasher, batch)
-
-    def result(self) -> Digest:
-        if self._pool is None:
-            return self._hasher.digest()
-        self._submit()
-        assert self._pending is not None
-        self._pending.result()
-        return self._hasher.digest()
-
-
 class SessionBlobs:
     """The blob ids a commit session wrote or deduplicated, 32 bytes each in one buffer.
 
@@ -1211,11 +902,6 @@ class SessionBlobs:
     def __iter__(self) -> Iterator[bytes]:
         data = bytes(self._data)  # a snapshot: adding during the walk is harmless
         return (data[i:i + 32] for i in range(0, len(data), 32))
-
-
-def _hash_all(hasher: Hasher, batch: list[bytes]) -> None:
-    for data in batch:
-        hasher.update(data)
 
 
 def _blobs_of(records: Iterable[Condemnation]) -> set[bytes]:
