@@ -134,8 +134,8 @@ def test_help_texts_name_the_records_constants() -> None:
     from artifactstore.local.identity import PASSPHRASE_ENV as identity_env
     from artifactstore.records.runs import STATUSES as run_statuses
 
-    assert STATUSES == run_statuses
-    assert PASSPHRASE_ENV == identity_env
+    assert run_statuses == STATUSES
+    assert identity_env == PASSPHRASE_ENV
 
 
 @pytest.mark.parametrize("path", ["/tmp/a", "/tmp/a%20b/c", "/x/%C3%A9t%C3%A9", "/%2F", "/a+b"])

@@ -143,7 +143,7 @@ def warm_up() -> None:
         import s3fs  # noqa: F401
 
         _shared_session(None)
-    except Exception:  # noqa: BLE001, S110  # the open that follows reports it
+    except Exception:  # the open that follows reports it
         pass
 
 
