@@ -147,26 +147,6 @@ def test_file_urls_decode_as_the_standard_library_does(path: str) -> None:
     assert _url2pathname(path) == url2pathname(path)
 
 
-def test_warm_up_loads_s3_modules_in_a_thread_and_nothing_else(tmp_path: Path) -> None:
-    """``backends.warm_up``: an s3:// URL starts importing s3fs on a thread (no request:
-    the endpoint is closed); other URLs start nothing."""
-    code = (
-        "import sys, threading\n"
-        "from artifactstore.backends import warm_up\n"
-        "warm_up(sys.argv[1]); warm_up('memory://x')\n"
-        "names = [t.name for t in threading.enumerate() if t is not threading.main_thread()]\n"
-        "[t.join() for t in threading.enumerate() if t.name == 'artifactstore-warm-up']\n"
-        "print(names, 's3fs' in sys.modules, 'aiobotocore' in sys.modules)\n"
-    )
-    import os
-
-    env = {**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
-    for url, expected in ((str(tmp_path), "[] False False"),
-                          ("s3://bucket/p", "['artifactstore-warm-up'] True True")):
-        done = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True,
-                              env=env, check=True, timeout=120)
-        assert done.stdout.strip() == expected, done.stderr
-
 
 def test_lineage_formats_are_the_graph_s() -> None:
     from artifactstore.cli.lineage import FORMATS

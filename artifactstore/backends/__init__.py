@@ -55,7 +55,6 @@ __all__ = [
     "open_store_backend",
     "redact_url",
     "require_team_role",
-    "warm_up",
 ]
 
 #: URL schemes ``open_backend`` understands (a plain path needs none).
@@ -127,28 +126,6 @@ def open_backend_stack(url: str, *, create: bool = False, **options: Any) -> Bac
     made without ``create``) wrapped in :class:`RetryingBackend`, so that transient
     failures are retried with backoff."""
     return RetryingBackend(open_store_backend(url, create=create, **options))
-
-
-def warm_up(url: str) -> None:
-    """Start loading, on a daemon thread, what opening ``url`` will import, so that it
-    overlaps the caller's own start-up (the command line calls this before it imports
-    the layers that open a store).
-
-    For ``s3://``: s3fs, aiobotocore and aiohttp (~0.5 s of imports in a fresh
-    process, of which aiohttp's two TLS contexts, ~0.1 s, run outside the GIL) and the
-    process's shared aiobotocore session. Nothing is opened, no request is made and no
-    option is read: :func:`open_backend` does all of that as before, and meets the
-    modules loaded (or waits for the import under way). A failure here is ignored:
-    the open that follows raises it with its usual message. Other schemes: nothing.
-    """
-    match = _SCHEME.match(url)
-    if match is None or match.group(1).lower() != "s3":
-        return
-    import threading
-
-    from artifactstore.backends._s3 import warm_up as warm_s3
-
-    threading.Thread(target=warm_s3, name="artifactstore-warm-up", daemon=True).start()
 
 
 def require_team_role(backend: Backend, project: str, role: str, doing: str) -> None:

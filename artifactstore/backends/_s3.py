@@ -136,17 +136,6 @@ def open_s3(url: str, options: Mapping[str, Any]) -> FsspecBackend:
     )
 
 
-def warm_up() -> None:
-    """Import s3fs and make the shared session of the default profile (see
-    ``backends.warm_up``); errors are left for ``open_s3`` to raise."""
-    try:
-        import s3fs  # noqa: F401
-
-        _shared_session(None)
-    except Exception:  # the open that follows reports it
-        pass
-
-
 _SESSIONS: dict[str | None, Any] = {}
 _SESSIONS_LOCK = threading.Lock()
 

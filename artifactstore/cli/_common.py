@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import artifactstore
-from artifactstore.backends import redact_url, warm_up
+from artifactstore.backends import redact_url
 from artifactstore.cli.progress import Progress
 from artifactstore.core.errors import (
     ArtifactStoreError,
@@ -97,31 +97,18 @@ def progress_bar(args: argparse.Namespace, label: str, total: int | None = None,
 
 def open_existing(args: argparse.Namespace) -> artifactstore.Store:
     """The project of ``--store``/``--project`` for a command that reads or changes it."""
-    _warm_up(args)
     return artifactstore.open(args.store, args.project, create=False)
 
 
 def open_to_add(args: argparse.Namespace) -> artifactstore.Store:
     """The project for a command that adds to it: created by the first write if missing
     (and the store too when it is the per-user default one)."""
-    _warm_up(args)
     store = artifactstore.open(args.store, args.project)
     if not store.exists and discover(args.store).source != DEFAULT_SOURCE:
         store.close()
         # Why: 'log --store /typo' must fail like 'ls --store /typo', not start a store.
         raise StoreNotFoundError.at(redact_url(store.url))
     return store
-
-
-def _warm_up(args: argparse.Namespace) -> None:
-    """Let the backend of the store start loading its modules while ``artifactstore.open``
-    imports the layers above it (``backends.warm_up``: an S3 store's s3fs and aiohttp).
-    A bad configuration is left for the open to report, as before."""
-    try:
-        url = discover(args.store).url
-    except ArtifactStoreError:
-        return
-    warm_up(url)
 
 
 @contextlib.contextmanager
