@@ -20,6 +20,16 @@ HEAVY = ("artifactstore.maintenance.gc", "artifactstore.lineage.queries",
          "artifactstore.lineage.graph", "artifactstore.transfer.publish",
          "artifactstore.runs.run", "artifactstore.api.session", "artifactstore.cli.login",
          "artifactstore.cli.server", "networkx", "tqdm", "http.server")
+#: imported by no command on a local store, log included: no HTTP client, no cloud SDK,
+#: no config parser without a config file, no key serialization (only new keys need it)
+LOCAL = ("urllib.request", "http.client", "email", "ssl", "socket", "tomllib", "s3fs",
+         "aiohttp", "aiobotocore", "botocore", "fsspec",
+         "cryptography.hazmat.primitives.serialization")
+#: imported by none of ls, show, diff, get (reads never chunk); log chunks
+CHUNKER = ("pyfastcdc",)
+#: kept out of ``--help`` too: it lists every command, and no command's records
+HELP_HEAVY = ("artifactstore.records.runs", "artifactstore.local.identity", "cryptography",
+              "zstandard", "sqlite3")
 
 
 def _choices(parser: argparse.ArgumentParser) -> list[str]:
@@ -93,15 +103,49 @@ def test_read_only_commands_import_only_what_they_read(tmp_path: Path) -> None:
         s.log_artifact(str(source), name="data", type="dataset")
         (source / "a" / "f.txt").write_text("two")
         s.log_artifact(str(source), name="data", type="dataset")
+    (source / "a" / "f.txt").write_text("three")
     for argv in (["ls", "data"], ["show", "data:v0", "a"], ["diff", "data:v0", "data:v1", "a"],
-                 ["--help"], ["ls", "--help"]):
+                 ["get", "data:v1", "--dir", str(tmp_path / "out")], ["log", "data", str(source)],
+                 ["--help"], ["ls", "--help"], ["runs", "--help"]):
         code, modules = _imported_by([*argv, "--store", store, "-q"]
                                      if "--help" not in argv else argv, env)
         assert code == 0, argv
-        heavy = [m for m in HEAVY if m in modules]
+        kept_out = LOCAL + (HEAVY + CHUNKER if argv[0] != "log" else ()) + (
+            HELP_HEAVY if "--help" in argv else ())
+        heavy = [m for m in kept_out if m in modules]
         if argv == ["--help"]:  # lists every command: each command module is imported
             heavy = [m for m in heavy if not m.startswith("artifactstore.cli.")]
         assert heavy == [], argv
+    assert "pyfastcdc" in modules_of_log(store, source, env)
+
+
+def modules_of_log(store: str, source: Path, env: dict[str, str]) -> list[str]:
+    """What ``log`` of a changed file imports (it chunks: pyfastcdc is loaded on use)."""
+    (source / "a" / "f.txt").write_text("four")
+    code, modules = _imported_by(["log", "data", str(source), "--store", store, "-q"], env)
+    assert code == 0
+    return modules
+
+
+def test_help_texts_name_the_records_constants() -> None:
+    """The CLI's copies (kept so that ``--help`` does not import the records) are equal."""
+    from artifactstore.cli.identity import PASSPHRASE_ENV
+    from artifactstore.cli.runs import STATUSES
+    from artifactstore.local.identity import PASSPHRASE_ENV as identity_env
+    from artifactstore.records.runs import STATUSES as run_statuses
+
+    assert run_statuses == STATUSES
+    assert identity_env == PASSPHRASE_ENV
+
+
+@pytest.mark.parametrize("path", ["/tmp/a", "/tmp/a%20b/c", "/x/%C3%A9t%C3%A9", "/%2F", "/a+b"])
+def test_file_urls_decode_as_the_standard_library_does(path: str) -> None:
+    from urllib.request import url2pathname
+
+    from artifactstore.backends import _url2pathname
+
+    assert _url2pathname(path) == url2pathname(path)
+
 
 
 def test_lineage_formats_are_the_graph_s() -> None:

@@ -139,11 +139,14 @@ def identity_check(args: argparse.Namespace) -> dict[str, Any]:
     return {**_describe(identity, str(info.path)), "ok": True}
 
 
+#: ``local.identity.PASSPHRASE_ENV`` for the help text, which must not import the
+#: identity's cryptography (~20 ms); tests/test_cli_startup.py checks they are equal
+PASSPHRASE_ENV = "ARTIFACTSTORE_PASSPHRASE"
+
+
 def register(add: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``identity`` command; ``add(name, handler, help)`` returns a subparser and
     ``common`` holds the global options every subcommand accepts."""
-    from artifactstore.local.identity import PASSPHRASE_ENV
-
     p = add("identity", None, "your keys for private projects: create, show or check them, "
                               "declare your name and e-mail")
     sub = p.add_subparsers(dest="identity_command", required=True, metavar="ACTION")

@@ -21,7 +21,6 @@ import base64
 import hashlib
 import json
 import secrets
-import socket
 import sys
 import time
 from typing import Any, Final
@@ -172,6 +171,8 @@ def _wait_for_code(origin: str, args: argparse.Namespace) -> tuple[str, str]:
 
 
 def login(args: argparse.Namespace) -> Any:
+    import socket  # here: ~10 ms to import, which `--help` does not need
+
     origin = _server(args)
     code, verifier = _wait_for_code(origin, args)
     answer = _call(origin, "POST", "/v1/login/exchange",

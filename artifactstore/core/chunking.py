@@ -28,11 +28,12 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import asdict, dataclass
-from typing import Final, Protocol
-
-from pyfastcdc import FastCDC
+from typing import TYPE_CHECKING, Final, Protocol
 
 from artifactstore.core.errors import FormatError, InvalidInputError
+
+if TYPE_CHECKING:
+    from pyfastcdc import FastCDC
 
 __all__ = [
     "ALGORITHMS",
@@ -134,6 +135,9 @@ class ChunkerParams:
 
 
 def _chunker(params: ChunkerParams) -> FastCDC:
+    # here: pyfastcdc (and its typing_extensions) costs ~6 ms to import; reads never chunk
+    from pyfastcdc import FastCDC
+
     return FastCDC(
         params.avg_size,
         min_size=params.min_size,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
@@ -146,6 +146,10 @@ def x25519_public(private: bytes) -> bytes:
 
 
 def _raw_private(key: X25519PrivateKey | Ed25519PrivateKey) -> bytes:
+    # here: cryptography's serialization (its SSH formats) costs ~10 ms to import, and
+    # reading a store never makes a key
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
                              serialization.NoEncryption())
 

@@ -9,7 +9,6 @@ upward, else the per-user default local store.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +57,8 @@ def discover(url: str | None = None, *, cwd: Path | None = None) -> Location:
 
 
 def _from_config(path: Path) -> Location:
+    import tomllib  # here: ~5 ms to import, and most commands find no config file
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
