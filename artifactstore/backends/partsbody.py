@@ -129,9 +129,14 @@ class FileBody(_Body):
         """Up to ``size`` bytes (all that is left when ``size`` is negative or None)."""
         left = max(0, self._size - self._pos)
         want = left if size is None or size < 0 else min(size, left)
-        out = bytearray(want)
-        done = self.readinto(out)
-        return bytes(out) if done == want else bytes(out[:done])
+        data = os.pread(self._fd, want, self._pos)  # one copy, almost always whole
+        if len(data) < want:  # a short read: fill the rest (or fail: the file ended)
+            out = bytearray(data) + bytearray(want - len(data))
+            self._pos += len(data)
+            self.readinto(memoryview(out)[len(data):])
+            return bytes(out)
+        self._pos += want
+        return data
 
     def readall(self) -> bytes:
         return self.read(-1)
