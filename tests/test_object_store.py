@@ -425,8 +425,9 @@ def test_reads_of_several_packs_run_concurrently(open_store: OpenStore) -> None:
 def test_a_streamed_store_uploads_each_pack_from_a_spooled_file(
     s3_spec: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On S3 a pack goes up from a temporary file (objects/spool.py), one PUT each, the
-    file closed once it landed; a failed upload leaves nothing indexed."""
+    """On S3 a pack goes up from a temporary file (objects/spool.py), one PUT each; the
+    file is reused by the next pack (one upload at a time: one file) and closed with the
+    store; a failed upload leaves nothing indexed."""
     import tempfile
 
     from artifactstore.objects import spool
@@ -455,7 +456,8 @@ def test_a_streamed_store_uploads_each_pack_from_a_spooled_file(
     with ObjectStore.open(backend, create=config, cache_dir=tmp_path / "c1") as store:
         refs = {i: store.write_bytes(data) for i, data in files.items()}
     packs = _keys(backend, pack_prefix("plain"))
-    assert len(packs) == len(spooled) >= 4
+    assert len(packs) >= 4
+    assert len(spooled) == 1
     assert not [key for key in put_parts if key.startswith(pack_prefix("plain"))]
     assert all(f.closed for f in spooled)  # type: ignore[attr-defined]
     with ObjectStore.open(backend, cache_dir=tmp_path / "c2") as store:
