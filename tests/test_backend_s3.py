@@ -175,6 +175,63 @@ def test_put_parts_streams_the_parts_in_one_request(
         backend.close()
 
 
+def test_put_file_streams_a_spooled_pack_in_one_request(
+    s3_server: MotoS3Server, s3_spec: BackendSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pack spooled to a file goes up as one PUT whose body is read from the file
+    (from its start on every attempt); a small one as bytes; only ``size`` bytes."""
+    import tempfile
+
+    from artifactstore.backends import partsbody
+    from artifactstore.backends.retry import RetryingBackend
+    from artifactstore.core.errors import TransientBackendError
+
+    made: list[int] = []
+    real = partsbody.FileBody
+
+    class Counted(real):  # type: ignore[misc, valid-type]
+        def __init__(self, file: object, size: int) -> None:
+            made.append(size)
+            super().__init__(file, size)
+
+    monkeypatch.setattr("artifactstore.backends.fsspec_backend.FileBody", Counted)
+    inner = open_backend(s3_spec.url, **s3_spec.options)
+    backend = RetryingBackend(inner, sleep=lambda _: None)
+    data = bytes(range(256)) * 4096  # 1 MiB
+    real_put_file = inner.put_file
+    calls = []
+
+    def failing_once(key: str, file: object, size: int) -> None:
+        calls.append(key)
+        if len(calls) == 1:
+            FileBody = partsbody.FileBody
+            FileBody(file, size).read(1000)  # a request that read part of the body
+            raise TransientBackendError("connection reset")
+        real_put_file(key, file, size)
+
+    try:
+        assert backend.supports_streamed_put
+        with tempfile.TemporaryFile() as file:
+            file.write(data + b"not sent")
+            file.flush()
+            s3_server.reset_count()
+            backend.put_file("packs/spooled", file, len(data))
+            assert s3_server.request_count == 1
+            assert made == [len(data)]
+            assert backend.get("packs/spooled") == data
+            monkeypatch.setattr(inner, "put_file", failing_once)
+            backend.put_file("packs/retried", file, len(data))
+            assert calls == ["packs/retried", "packs/retried"]
+            assert backend.get("packs/retried") == data
+        with tempfile.TemporaryFile() as file:
+            file.write(b"small")
+            file.flush()
+            backend.put_file("packs/small", file, 5)  # small: read and put as bytes
+            assert backend.get("packs/small") == b"small"
+    finally:
+        backend.close()
+
+
 def test_the_shared_session_keeps_the_endpoint_data_of_s3_and_credentials_only(
     s3_spec: BackendSpec,
 ) -> None:

@@ -420,3 +420,64 @@ def test_reads_of_several_packs_run_concurrently(open_store: OpenStore) -> None:
     with open_store(_RendezvousBackend(inner, "get_range", parties), concurrency=3) as store:  # type: ignore[arg-type]
         blobs = dict(store.read_blobs(chunk_ids))
     assert b"".join(blobs[c] for c in chunk_ids) == b"".join(files)
+
+
+@pytest.mark.s3
+def test_a_streamed_store_uploads_each_pack_from_a_spooled_file(
+    s3_spec: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On S3 a pack goes up from a temporary file (objects/spool.py), one PUT each; the
+    file is reused by the next pack (one upload at a time: one file) and closed with the
+    store; a failed upload leaves nothing indexed."""
+    import tempfile
+
+    from artifactstore.objects import spool
+
+    spooled: list[object] = []
+    make = tempfile.TemporaryFile
+
+    def recording(**kwargs: object) -> object:
+        file = make(**kwargs)  # type: ignore[call-overload]
+        spooled.append(file)
+        return file
+
+    monkeypatch.setattr(spool.tempfile, "TemporaryFile", recording)
+    url, options = s3_spec.url, s3_spec.options  # type: ignore[attr-defined]
+    backend = open_backend(url, **options)
+    config = StoreConfig.new(chunker=SMALL, pack_target=384 << 10)
+    files = {i: random_bytes(40_000 + 997 * i, seed=5000 + i) for i in range(40)}
+    put_parts: list[str] = []
+    real_put_parts = backend.put_parts
+
+    def recording_put_parts(key: str, parts: list[bytes]) -> None:
+        put_parts.append(key)
+        real_put_parts(key, parts)
+
+    monkeypatch.setattr(backend, "put_parts", recording_put_parts)
+    with ObjectStore.open(backend, create=config, cache_dir=tmp_path / "c1") as store:
+        refs = {i: store.write_bytes(data) for i, data in files.items()}
+    packs = _keys(backend, pack_prefix("plain"))
+    assert len(packs) >= 4
+    assert len(spooled) == 1
+    assert not [key for key in put_parts if key.startswith(pack_prefix("plain"))]
+    assert all(f.closed for f in spooled)  # type: ignore[attr-defined]
+    with ObjectStore.open(backend, cache_dir=tmp_path / "c2") as store:
+        for i, ref in refs.items():
+            assert store.read_file(ref) == files[i]
+        for key in packs:
+            store.verify_pack(parse_id_key(key))  # type: ignore[arg-type]
+    dying = FaultInjectingBackend(backend, fail_permanently_after=7)
+    store = ObjectStore.open(dying, cache_dir=tmp_path / "c3", concurrency=2)
+
+    def write_all() -> None:
+        for i in range(40):
+            store.write_bytes(random_bytes(40_000, seed=6000 + i))
+        store.flush()
+
+    with pytest.raises(BackendError, match="put"):
+        write_all()
+    store._shutdown()
+    assert all(f.closed for f in spooled)  # type: ignore[attr-defined]
+    with ObjectStore.open(backend, cache_dir=tmp_path / "c4") as check:
+        assert len(check.index.packs) == len(packs)  # none of the failed session's
+    backend.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterator, Sequence
+from typing import BinaryIO
 
 from artifactstore.backends.base import Backend, ObjectInfo, list_after
 from artifactstore.backends.temps import TempFile
@@ -70,6 +71,10 @@ class BackendWrapper:
 
     def put_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
         self._inner.put_parts(key, parts)
+
+    def put_file(self, key: str, file: BinaryIO, size: int) -> None:
+        """As the inner backend (only where it has ``put_file``: a streamed put)."""
+        self._inner.put_file(key, file, size)  # type: ignore[attr-defined]
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         return self._inner.put_if_absent(key, data)

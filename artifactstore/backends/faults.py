@@ -20,7 +20,7 @@ import signal
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.backends.base import Backend, ObjectInfo
@@ -136,6 +136,10 @@ class FaultInjectingBackend(BackendWrapper):
     def put_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
         """``put`` of the joined parts, truncated or failed as configured."""
         self._write("put", key, b"".join(parts), self._inner.put)
+
+    def put_file(self, key: str, file: BinaryIO, size: int) -> None:
+        """``put`` of the file's first ``size`` bytes, truncated or failed as configured."""
+        self._write("put", key, os.pread(file.fileno(), size, 0), self._inner.put)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """``inner.put_if_absent``, truncated or failed as configured."""

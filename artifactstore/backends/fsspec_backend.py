@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 from artifactstore.backends._errors import (
     is_missing_bucket,
@@ -28,7 +28,7 @@ from artifactstore.backends._errors import (
 )
 from artifactstore.backends._keys import check_prefix, check_range, split_prefix
 from artifactstore.backends.base import ObjectInfo, check_key, is_key
-from artifactstore.backends.partsbody import PartsBody
+from artifactstore.backends.partsbody import FileBody, PartsBody
 from artifactstore.core.errors import BackendError, InvalidInputError, NotFoundError
 
 __all__ = ["FsspecBackend"]
@@ -257,6 +257,22 @@ class FsspecBackend:
         path = self._path(key)
         with mapped_errors("put", key, self._url):
             self._live().pipe_file(path, self._body(parts), **self._call_kw)
+
+    def put_file(self, key: str, file: BinaryIO, size: int) -> None:
+        """``put`` of bytes ``0 .. size`` of a seekable file, in one request.
+
+        With ``streamed_put`` the body is read from the file (:class:`FileBody`, by
+        ``pread``: each attempt from the start) while the object fits one PUT;
+        otherwise, and for a small body, its bytes are read and put.
+        """
+        path = self._path(key)
+        body: bytes | FileBody
+        if self._streamed_put and _STREAMED_PUT_MIN <= size < _STREAMED_PUT_MAX:
+            body = FileBody(file, size)
+        else:
+            body = FileBody(file, size).read(size)
+        with mapped_errors("put", key, self._url):
+            self._live().pipe_file(path, body, **self._call_kw)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """Create ``key`` with a conditional upload; False if it already exists.

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.backends.base import Backend, check_key
@@ -60,6 +61,10 @@ class ImmutableCacheBackend(BackendWrapper):
     def put_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
         self._drop(key)
         super().put_parts(key, parts)
+
+    def put_file(self, key: str, file: BinaryIO, size: int) -> None:
+        self._drop(key)
+        super().put_file(key, file, size)
 
     def delete(self, key: str) -> None:
         self._drop(key)

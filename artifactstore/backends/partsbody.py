@@ -11,29 +11,31 @@ hashes it (the checksum and the signature read it and seek back) and aiohttp
 streams it in 64 KiB reads, each a small copy, so a pack upload holds the
 sealed parts and nothing else (measured in docs/benchmarks.md, "Writes, round
 four").
+
+A :class:`FileBody` is the same over the first bytes of a file (a pack spooled
+to a temporary file, objects/spool.py): it reads with ``pread`` at its own
+position, so each request (a retry too) reads the file from its start, and the
+pack's bytes stay in the page cache, not in the process's memory ("S3 push
+memory").
 """
 
 from __future__ import annotations
 
 import io
+import os
 from bisect import bisect_right
 from collections.abc import Sequence
+from typing import BinaryIO
 
-__all__ = ["PartsBody"]
+__all__ = ["FileBody", "PartsBody"]
 
 
-class PartsBody(io.RawIOBase):
-    """Read-only, seekable bytes of the concatenation of ``parts``."""
+class _Body(io.RawIOBase):
+    """A read-only, seekable body of a known size (s3fs asks its ``len``)."""
 
-    def __init__(self, parts: Sequence[bytes | memoryview]) -> None:
+    def __init__(self, size: int) -> None:
         super().__init__()
-        self._parts = [memoryview(p).cast("B") for p in parts if len(p)]
-        self._starts: list[int] = []
-        total = 0
-        for part in self._parts:
-            self._starts.append(total)
-            total += len(part)
-        self._size = total
+        self._size = size
         self._pos = 0
 
     def __len__(self) -> int:
@@ -57,6 +59,20 @@ class PartsBody(io.RawIOBase):
             raise ValueError(f"negative seek position {position}")
         self._pos = position
         return position
+
+
+class PartsBody(_Body):
+    """Read-only, seekable bytes of the concatenation of ``parts``."""
+
+    def __init__(self, parts: Sequence[bytes | memoryview]) -> None:
+        views = [memoryview(p).cast("B") for p in parts if len(p)]
+        self._parts = views
+        self._starts: list[int] = []
+        total = 0
+        for part in views:
+            self._starts.append(total)
+            total += len(part)
+        super().__init__(total)
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         out = memoryview(buffer).cast("B")
@@ -87,3 +103,40 @@ class PartsBody(io.RawIOBase):
             self._pos += len(piece)
             index += 1
         return pieces
+
+
+class FileBody(_Body):
+    """Read-only, seekable bytes ``0 .. size`` of ``file`` (read with ``pread``: the
+    file's own position is not used, and it is not closed here)."""
+
+    def __init__(self, file: BinaryIO, size: int) -> None:
+        super().__init__(size)
+        self._fd = file.fileno()
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        out = memoryview(buffer).cast("B")
+        want = min(len(out), max(0, self._size - self._pos))
+        done = 0
+        while done < want:
+            got = os.preadv(self._fd, [out[done:want]], self._pos)
+            if got <= 0:
+                raise OSError(f"the spooled body ended at {self._pos} of {self._size} bytes")
+            done += got
+            self._pos += got
+        return done
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes (all that is left when ``size`` is negative or None)."""
+        left = max(0, self._size - self._pos)
+        want = left if size is None or size < 0 else min(size, left)
+        data = os.pread(self._fd, want, self._pos)  # one copy, almost always whole
+        if len(data) < want:  # a short read: fill the rest (or fail: the file ended)
+            out = bytearray(data) + bytearray(want - len(data))
+            self._pos += len(data)
+            self.readinto(memoryview(out)[len(data):])
+            return bytes(out)
+        self._pos += want
+        return data
+
+    def readall(self) -> bytes:
+        return self.read(-1)

@@ -8,6 +8,7 @@ would allow.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import BinaryIO
 
 from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.backends.base import Backend, check_key
@@ -38,6 +39,10 @@ class ReadOnlyBackend(BackendWrapper):
         raise self._refuse("put", key)
 
     def put_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
+        """Always raises ``ReadOnlyError``."""
+        raise self._refuse("put", key)
+
+    def put_file(self, key: str, file: BinaryIO, size: int) -> None:
         """Always raises ``ReadOnlyError``."""
         raise self._refuse("put", key)
 

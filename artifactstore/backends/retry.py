@@ -23,7 +23,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.backends.base import Backend, ObjectInfo, iter_range, list_after
@@ -92,6 +92,10 @@ class RetryingBackend(BackendWrapper):
     def put_parts(self, key: str, parts: Sequence[bytes | memoryview]) -> None:
         """``inner.put_parts`` with retries (a repeated overwrite is harmless)."""
         self._call("put", key, lambda: self._inner.put_parts(key, parts))
+
+    def put_file(self, key: str, file: BinaryIO, size: int) -> None:
+        """``inner.put_file`` with retries (each attempt reads the file from its start)."""
+        self._call("put", key, lambda: self._inner.put_file(key, file, size))  # type: ignore[attr-defined]
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """``inner.put_if_absent`` with retries and lost-response detection."""

@@ -71,6 +71,7 @@ from artifactstore.objects.packs import (
     check_pack,
     pack_parts,
 )
+from artifactstore.objects.spool import Spools
 
 __all__ = ["ObjectStore", "Progress", "default_cache_dir"]
 
@@ -153,6 +154,9 @@ class ObjectStore:
         # it uploads, so fewer are in flight there (peak RSS, not throughput).
         self._vectored = bool(getattr(backend, "supports_vectored_put", False))
         self._streamed = bool(getattr(backend, "supports_streamed_put", False))
+        #: a pack is uploaded from a temporary file (streamed put, S3): spool.py
+        self._spooled = self._streamed and hasattr(backend, "put_file")
+        self._spools = Spools()
         # A remote store's pack is sealed as blobs come (PackBatch eager) and one is
         # uploaded meanwhile: smaller reads keep that under the RSS target.
         self._read_size = _WRITE_READ if self._vectored else _REMOTE_WRITE_READ
@@ -241,6 +245,7 @@ class ObjectStore:
         self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._digest_pool.shutdown(wait=True, cancel_futures=True)
+        self._spools.close()
 
     # -- writing -----------------------------------------------------------------
 
@@ -424,7 +429,13 @@ class ObjectStore:
         entries = pending.entries
         del pending
         key = pack_key(self.domain, pack_id)
-        if self._vectored or self._streamed:  # the parts as they are (no joined copy)
+        if self._spooled:  # the pack waits in a file, not in memory (spool.py)
+            listed = list(parts)
+            del parts
+            with self._spools.spooled(listed) as (file, size):
+                trim_heap()  # the sealed blobs and the read buffers they pinned
+                self.backend.put_file(key, file, size)  # type: ignore[attr-defined]
+        elif self._vectored or self._streamed:  # the parts as they are (no joined copy)
             self.backend.put_parts(key, parts)
             del parts
             trim_heap()  # the sealed blobs and the read buffers they pinned, as below

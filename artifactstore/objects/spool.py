@@ -1,0 +1,97 @@
+"""Packs spooled to temporary files while they are uploaded (docs/design.md §8, Memory).
+
+Why: a store that uploads a pack through a streamed body (S3: botocore hashes
+it, then aiohttp sends it) would hold the pack's sealed parts in memory for the
+whole upload, while the writer fills the next pack: two packs (32 MiB) of a
+push's peak RSS. Written to a temporary file (a few ms for 16 MiB), the pack's
+bytes wait in the page cache instead, and the request, and any retry of it,
+reads them from there (``backends/partsbody.py``, ``FileBody``). restic spools
+its packs the same way.
+
+A :class:`Spools` keeps its files for the next packs (one per upload in flight):
+a pack overwrites the last one from offset 0, so the kernel reuses the file's
+pages instead of allocating and freeing 16 MiB of page cache per pack. Only the
+pack's own bytes are read back (a shorter pack leaves older bytes past its end,
+never sent). The files are made by :func:`tempfile.TemporaryFile` (``$TMPDIR``;
+private, unlinked at once where the OS allows it, so a crash leaves nothing
+behind) and hold sealed envelopes only: an encrypted domain's ciphertext, or what
+a plain store uploads anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+__all__ = ["Spools"]
+
+#: parts per writev call (POSIX guarantees at least 16; Linux allows 1,024)
+_IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
+
+
+class Spools:
+    """Temporary files for packs being uploaded, each used by one upload at a time."""
+
+    def __init__(self) -> None:
+        self._idle: list[BinaryIO] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @contextmanager
+    def spooled(self, parts: list[bytes | memoryview]) -> Iterator[tuple[BinaryIO, int]]:
+        """The concatenation of ``parts`` in a spool file from offset 0, and its size;
+        ``parts`` is emptied as it is written (the caller drops its own references)."""
+        with self._lock:
+            file = self._idle.pop() if self._idle else None
+        if file is None:
+            file = tempfile.TemporaryFile(prefix="artifactstore-pack-")  # noqa: SIM115 (kept open)
+        try:
+            size = _write(file, parts)
+            yield file, size
+        except BaseException:
+            file.close()  # in an unknown state: not reused
+            raise
+        with self._lock:
+            if self._closed:
+                file.close()
+            else:
+                self._idle.append(file)
+
+    def close(self) -> None:
+        """Close the idle files (and any still in use as its upload ends)."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for file in idle:
+            file.close()
+
+
+def _write(file: BinaryIO, parts: list[bytes | memoryview]) -> int:
+    pending = [memoryview(p).cast("B") for p in parts if len(p)]
+    parts.clear()
+    size = sum(len(p) for p in pending)
+    if not hasattr(os, "pwritev"):  # Windows
+        file.seek(0)
+        for piece in pending:
+            file.write(piece)
+        file.flush()
+        return size
+    fd = file.fileno()
+    offset = 0
+    while pending:
+        batch = pending[:_IOV_MAX]
+        written = os.pwritev(fd, batch, offset)
+        offset += written
+        done = 0  # a short write (rare on regular files) leaves the rest of the batch
+        while done < len(batch) and written >= len(batch[done]):
+            written -= len(batch[done])
+            done += 1
+        rest = pending[done:]
+        if written and rest:
+            rest[0] = rest[0][written:]
+        pending = rest
+    return size
