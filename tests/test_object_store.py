@@ -481,3 +481,34 @@ def test_a_streamed_store_uploads_each_pack_from_a_spooled_file(
     with ObjectStore.open(backend, cache_dir=tmp_path / "c4") as check:
         assert len(check.index.packs) == len(packs)  # none of the failed session's
     backend.close()
+
+
+@pytest.mark.s3
+def test_a_pack_that_cannot_be_spooled_goes_up_from_memory(
+    s3_spec: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$TMPDIR full (the spool file is /dev/full: every write fails with ENOSPC): the
+    pack is sent from memory instead, the push succeeds and reads back whole."""
+    from artifactstore.objects import spool
+
+    full: list[object] = []
+
+    def disk_full(**kwargs: object) -> object:
+        del kwargs
+        file = open("/dev/full", "r+b")  # noqa: SIM115 (the spool keeps it open)
+        full.append(file)
+        return file
+
+    monkeypatch.setattr(spool.tempfile, "TemporaryFile", disk_full)
+    url, options = s3_spec.url, s3_spec.options  # type: ignore[attr-defined]
+    backend = open_backend(url, **options)
+    config = StoreConfig.new(chunker=SMALL, pack_target=384 << 10)
+    files = {i: random_bytes(40_000 + 991 * i, seed=7000 + i) for i in range(30)}
+    with ObjectStore.open(backend, create=config, cache_dir=tmp_path / "c1") as store:
+        refs = {i: store.write_bytes(data) for i, data in files.items()}
+    assert len(full) >= 3  # every pack tried its spool, and none was kept
+    assert all(f.closed for f in full)  # type: ignore[attr-defined]
+    with ObjectStore.open(backend, cache_dir=tmp_path / "c2") as store:
+        for i, ref in refs.items():
+            assert store.read_file(ref) == files[i]
+    backend.close()

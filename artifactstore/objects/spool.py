@@ -16,6 +16,10 @@ never sent). The files are made by :func:`tempfile.TemporaryFile` (``$TMPDIR``;
 private, unlinked at once where the OS allows it, so a crash leaves nothing
 behind) and hold sealed envelopes only: an encrypted domain's ciphertext, or what
 a plain store uploads anyway.
+
+A spool that cannot be written (``$TMPDIR`` full, missing or read-only) raises
+:class:`SpoolError` before anything is sent, with the caller's parts untouched: the
+store then sends the pack from memory as before (more memory, never a failed push).
 """
 
 from __future__ import annotations
@@ -27,10 +31,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-__all__ = ["Spools"]
+__all__ = ["SpoolError", "Spools"]
 
 #: parts per writev call (POSIX guarantees at least 16; Linux allows 1,024)
 _IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
+
+
+class SpoolError(OSError):
+    """A pack could not be written to its spool file; its parts are as they were."""
 
 
 class Spools:
@@ -44,13 +52,20 @@ class Spools:
     @contextmanager
     def spooled(self, parts: list[bytes | memoryview]) -> Iterator[tuple[BinaryIO, int]]:
         """The concatenation of ``parts`` in a spool file from offset 0, and its size;
-        ``parts`` is emptied as it is written (the caller drops its own references)."""
+        ``parts`` is emptied once written (the caller drops its own references), or
+        left as it was with :class:`SpoolError` when the file cannot be written."""
         with self._lock:
             file = self._idle.pop() if self._idle else None
-        if file is None:
-            file = tempfile.TemporaryFile(prefix="artifactstore-pack-")  # noqa: SIM115 (kept open)
         try:
+            if file is None:
+                file = tempfile.TemporaryFile(prefix="artifactstore-pack-")  # noqa: SIM115 (kept open)
             size = _write(file, parts)
+        except OSError as exc:
+            if file is not None:
+                file.close()
+            raise SpoolError(exc.errno, f"cannot spool a pack: {exc.strerror or exc}") from exc
+        parts.clear()
+        try:
             yield file, size
         except BaseException:
             file.close()  # in an unknown state: not reused
@@ -72,7 +87,6 @@ class Spools:
 
 def _write(file: BinaryIO, parts: list[bytes | memoryview]) -> int:
     pending = [memoryview(p).cast("B") for p in parts if len(p)]
-    parts.clear()
     size = sum(len(p) for p in pending)
     if not hasattr(os, "pwritev"):  # Windows
         file.seek(0)

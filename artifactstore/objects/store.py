@@ -71,7 +71,7 @@ from artifactstore.objects.packs import (
     check_pack,
     pack_parts,
 )
-from artifactstore.objects.spool import Spools
+from artifactstore.objects.spool import SpoolError, Spools
 
 __all__ = ["ObjectStore", "Progress", "default_cache_dir"]
 
@@ -432,9 +432,13 @@ class ObjectStore:
         if self._spooled:  # the pack waits in a file, not in memory (spool.py)
             listed = list(parts)
             del parts
-            with self._spools.spooled(listed) as (file, size):
-                trim_heap()  # the sealed blobs and the read buffers they pinned
-                self.backend.put_file(key, file, size)  # type: ignore[attr-defined]
+            try:
+                with self._spools.spooled(listed) as (file, size):
+                    trim_heap()  # the sealed blobs and the read buffers they pinned
+                    self.backend.put_file(key, file, size)  # type: ignore[attr-defined]
+            except SpoolError:  # $TMPDIR full or unwritable: nothing sent; from memory
+                self.backend.put_parts(key, listed)
+            del listed
         elif self._vectored or self._streamed:  # the parts as they are (no joined copy)
             self.backend.put_parts(key, parts)
             del parts
