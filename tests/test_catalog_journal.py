@@ -3,6 +3,8 @@ catalog sync lists only the journal's window instead of every record."""
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -364,6 +366,21 @@ def test_a_bundle_verified_in_parallel_parts_takes_exactly_the_authentic_records
     assert catalog.runs() == fetched.runs()
 
 
+def _until_waiting(thread: threading.Thread) -> None:
+    """Return once ``thread`` waits on a condition (polls its stack; fails after 30 s)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        frame = sys._current_frames().get(thread.ident or -1)
+        names = []
+        while frame is not None:
+            names.append(frame.f_code.co_name)
+            frame = frame.f_back
+        if "wait" in names and "_run" in names:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the thread never waited for the caller")
+
+
 def test_bundles_checked_ahead_hold_at_most_their_limit_and_yield_them_all() -> None:
     """A first sync checks bundles in a background thread while it lists (bundles.Ahead):
     at most ``limit`` bytes wait (one bundle when it is tiny), all arrive, in order."""
@@ -371,8 +388,8 @@ def test_bundles_checked_ahead_hold_at_most_their_limit_and_yield_them_all() -> 
     assert bundles.write_bundles(b, "p", size=60) == 252  # 5 bundles
     ahead = bundles.Ahead(b, "p", SIGNED, limit=1)
     try:
-        time.sleep(0.5)
-        assert len(ahead._ready) <= 1  # the thread waits for the caller
+        _until_waiting(ahead._thread)  # it stopped for the caller, not at its end
+        assert len(ahead._ready) == 1  # the thread waits for the caller
         taken = [sorted(found) for found, _ in ahead]
     finally:
         ahead.close()
