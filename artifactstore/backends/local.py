@@ -44,6 +44,7 @@ from artifactstore.backends._keys import check_prefix, check_range, split_prefix
 from artifactstore.backends.base import ObjectInfo, check_key
 from artifactstore.backends.temps import TempFile
 from artifactstore.core.errors import BackendUnavailableError, InvalidInputError, NotFoundError
+from artifactstore.core.vectorio import write_parts
 
 __all__ = ["TEMP_PREFIX", "LocalBackend"]
 
@@ -52,8 +53,6 @@ TEMP_PREFIX = ".tmp-"
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
-#: parts per writev call (POSIX guarantees at least 16; Linux allows 1,024)
-_IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
 
 
 class LocalBackend:
@@ -303,7 +302,7 @@ class LocalBackend:
                 if isinstance(data, bytes | bytearray | memoryview):
                     f.write(data)
                 else:
-                    _write_parts(f, data)
+                    write_parts(f, data)
                 f.flush()
                 if self._fsync:
                     os.fsync(f.fileno())
@@ -344,26 +343,3 @@ class LocalBackend:
 def _unlink_quietly(path: str) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
-
-
-def _write_parts(f: BinaryIO, parts: Sequence[bytes | memoryview]) -> None:
-    """Write every part, in order, with as few system calls as the OS allows."""
-    if not hasattr(os, "writev"):  # Windows
-        for part in parts:
-            f.write(part)
-        return
-    f.flush()
-    fd = f.fileno()
-    pending = [memoryview(p) for p in parts if len(p)]
-    while pending:
-        batch = pending[:_IOV_MAX]
-        written = os.writev(fd, batch)
-        # A short write (rare on regular files) leaves the rest of the batch.
-        done = 0
-        while done < len(batch) and written >= len(batch[done]):
-            written -= len(batch[done])
-            done += 1
-        rest = pending[done:]
-        if written and rest:
-            rest[0] = rest[0][written:]
-        pending = rest

@@ -24,17 +24,15 @@ store then sends the pack from memory as before (more memory, never a failed pus
 
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-__all__ = ["SpoolError", "Spools"]
+from artifactstore.core.vectorio import write_parts
 
-#: parts per writev call (POSIX guarantees at least 16; Linux allows 1,024)
-_IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
+__all__ = ["SpoolError", "Spools"]
 
 
 class SpoolError(OSError):
@@ -86,26 +84,4 @@ class Spools:
 
 
 def _write(file: BinaryIO, parts: list[bytes | memoryview]) -> int:
-    pending = [memoryview(p).cast("B") for p in parts if len(p)]
-    size = sum(len(p) for p in pending)
-    if not hasattr(os, "pwritev"):  # Windows
-        file.seek(0)
-        for piece in pending:
-            file.write(piece)
-        file.flush()
-        return size
-    fd = file.fileno()
-    offset = 0
-    while pending:
-        batch = pending[:_IOV_MAX]
-        written = os.pwritev(fd, batch, offset)
-        offset += written
-        done = 0  # a short write (rare on regular files) leaves the rest of the batch
-        while done < len(batch) and written >= len(batch[done]):
-            written -= len(batch[done])
-            done += 1
-        rest = pending[done:]
-        if written and rest:
-            rest[0] = rest[0][written:]
-        pending = rest
-    return size
+    return write_parts(file, parts, offset=0)
