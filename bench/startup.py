@@ -66,10 +66,13 @@ def _load() -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", type=Path, required=True, help="older package tree")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="before/after rounds, alternated (default 5)")
     parser.add_argument("--scale", type=float, default=0.25, help="table workload scale")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/startup-bench"))
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/startup-bench"),
+                        help="work folder for the stores and the table (default "
+                             "/tmp/startup-bench)")
+    parser.add_argument("--json", type=Path, help="where the raw results go")
     args = parser.parse_args(argv)
 
     from artifactstore.testing.servers import moto_s3_server
