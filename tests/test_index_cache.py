@@ -5,6 +5,7 @@ reloads; a damaged, truncated or older cache file is never trusted, only rebuilt
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -189,7 +190,21 @@ def test_damaged_or_older_cache_is_rebuilt(tmp_path: Path, damage: str, reading:
     assert image.table.count == 3000
 
 
-def test_damaged_block_found_by_a_lookup_refetches(tmp_path: Path, reading: str) -> None:
+def _lookup_each(store: ObjectStore, ids: list[Digest]) -> None:
+    for n, blob_id in enumerate(ids):
+        assert store.read_blob(blob_id) == random_bytes(40, seed=n)
+
+
+def _lookup_batch(store: ObjectStore, ids: list[Digest]) -> None:
+    unknown = hash_bytes(b"never stored").raw
+    raws = [i.raw for i in ids]
+    assert store.index.missing([*raws, unknown]) == [unknown]
+
+
+@pytest.mark.parametrize("lookup", [_lookup_each, _lookup_batch], ids=["one", "batch"])
+def test_damaged_block_found_by_a_lookup_refetches(
+        tmp_path: Path, reading: str,
+        lookup: Callable[[ObjectStore, list[Digest]], None]) -> None:
     backend, ids = _store_with_blobs(tmp_path, 3000)
     path = _cache_file(tmp_path)
     data = bytearray(path.read_bytes())
@@ -199,27 +214,11 @@ def test_damaged_block_found_by_a_lookup_refetches(tmp_path: Path, reading: str)
         store.refresh_index()  # the file opened fine: only its header was checked
         fetched = []
         store.index.on_damage = lambda: fetched.append(store.refresh_index())
-        for n, blob_id in enumerate(ids):
-            assert store.read_blob(blob_id) == random_bytes(40, seed=n)
+        lookup(store, ids)
         assert fetched == [1]  # one rebuild, from the store's one index object
-
-
-def test_damaged_block_found_by_a_batch_lookup_refetches(tmp_path: Path, reading: str) -> None:
-    backend, ids = _store_with_blobs(tmp_path, 3000)
-    path = _cache_file(tmp_path)
-    data = bytearray(path.read_bytes())
-    data[-RECORD.size * 10 + 40] ^= 0xFF  # the last block
-    path.write_bytes(bytes(data))
-    with _reopen(backend, tmp_path) as store:
-        store.refresh_index()
-        fetched = []
-        store.index.on_damage = lambda: fetched.append(store.refresh_index())
-        unknown = hash_bytes(b"never stored").raw
         raws = [i.raw for i in ids]
-        assert store.index.missing([*raws, unknown]) == [unknown]
-        assert fetched == [1]  # the damaged block was met, the cache dropped and rebuilt
         assert store.reuse_blobs(raws, 0)
-        assert not store.reuse_blobs([*raws[:5], unknown], 0)
+        assert not store.reuse_blobs([*raws[:5], hash_bytes(b"never stored").raw], 0)
 
 
 def test_cache_version_is_in_the_header(tmp_path: Path) -> None:
