@@ -45,6 +45,7 @@ __all__ = [
 MAX_ENTRIES_PER_INDEX = 65536
 _INDEX_VERSION = 1
 _FOLD = 1 << 16  # rows added before they are folded into a new table
+_KINDS: dict[int, Kind] = {kind.value: kind for kind in Kind}
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,10 +235,10 @@ class MergedIndex:
         _, pack_no, offset, length, raw_length, kind, index_no = _RECORD.unpack(record)
         if pack_no >= len(self._packs) or index_no >= len(self._indexes):
             raise CacheDamagedError("a row of the index cache names no pack or index")
-        try:
-            return BlobLocation(self._packs[pack_no], Kind(kind), offset, length, raw_length)
-        except ValueError:
-            raise CacheDamagedError("a row of the index cache has an unknown kind") from None
+        known = _KINDS.get(kind)  # not Kind(kind): an enum call per blob of a restore
+        if known is None:
+            raise CacheDamagedError("a row of the index cache has an unknown kind")
+        return BlobLocation(self._packs[pack_no], known, offset, length, raw_length)
 
     def add_pack(
         self, pack_id: Digest, entries: Iterable[BlobEntry], *, index_id: Digest,
