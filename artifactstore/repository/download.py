@@ -216,6 +216,8 @@ def _write_entries(
     base = str(root)
     batch: list[tuple[FileEntry, Path | str]] = []
     guard = PathGuard(root)
+    # the cache's folders, listed once: a file whose folder is absent is not looked up
+    shards = cache.shards() if cache is not None else frozenset()
     for entry in entries:
         # Paths are checked again here, not only when logged: a manifest from a
         # damaged or hostile store must not write outside the download folder.
@@ -245,8 +247,8 @@ def _write_entries(
             blocks = fetch_reference(entry, reference_options or {})
             _write_verified(blocks, entry.path, entry.digest, 0o644, target, progress, None,
                             in_place=fresh)
-        elif cache is not None and cache.materialize(entry.digest, entry.size, Path(target),
-                                                     entry.mode):
+        elif (entry.digest.raw[0] in shards and cache is not None
+              and cache.materialize(entry.digest, entry.size, Path(target), entry.mode)):
             if progress is not None:
                 progress(entry.size or 0)
         else:
