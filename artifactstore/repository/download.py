@@ -27,11 +27,12 @@ datasets) is still cached, and a cached one is still used.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import secrets
 import shutil
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,9 @@ from artifactstore.repository.references import fetch_reference
 __all__ = ["CACHE_MIN", "TEMP_MARK", "check_target", "file_matches", "materialize"]
 
 TEMP_MARK = ".artifactstore-tmp-"
+#: how every downloaded file is created: new, never through a link (a manifest's path
+#: that meets a link or an existing file is refused, not followed or overwritten)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
 _BLOCK = 8 << 20
 #: stored files written per read stream (bounds the list, not memory: reads are windowed)
 _BATCH_FILES = 4096
@@ -132,8 +136,9 @@ def materialize(
             return _write_entries(objects, entries, root, progress, cache, reference_options,
                                   fresh=False)
         folder, fresh = stage
-        written = _write_entries(objects, entries, folder, progress, cache,
-                                 reference_options, fresh=fresh)
+        with _collector_paused():
+            written = _write_entries(objects, entries, folder, progress, cache,
+                                     reference_options, fresh=fresh)
         _publish(folder, root)
         return written
     except OSError as exc:
@@ -153,6 +158,24 @@ def materialize(
         if stage is not None:
             with _STAGES_LOCK:
                 _ACTIVE_STAGES.discard(stage[0])
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a whole version is written: the
+    walk allocates millions of short-lived objects that hold no cycles, and the
+    collections they set off (about 400 for 20,000 files, three of them full) cost
+    ~5% of the restore's CPU, on the thread that paces it. Turned back on at the end
+    (unless something else had turned it off); what is freed by reference counting,
+    almost everything, is freed as before."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def check_target(root: Path, store_root: Path | None = None) -> None:
@@ -336,6 +359,11 @@ def _write_batch(objects: ObjectStore, batch: list[tuple[FileEntry, Path | str]]
     if not batch:
         return
     umask = process_umask()
+
+    def direct(mode: int) -> bool:
+        """Whether ``os.open`` gives a new file ``mode`` (the umask keeps its bits)."""
+        return umask is not None and not mode & 0o777 & umask
+
     with CacheFeeder(cache) as feed, FileWriter(_WRITER_THREADS) as writer:
         for (entry, target), blocks in zip(
             batch, objects.iter_files([e.file_ref() for e, _ in batch], check=True,
@@ -356,8 +384,13 @@ def _write_batch(objects: ObjectStore, batch: list[tuple[FileEntry, Path | str]]
             if progress is not None:
                 progress(entry.size)
             keep = cache if entry.size >= CACHE_MIN else None  # module docstring
-            writer.submit(partial(_write_held, held, entry, target, keep, in_place, umask,
-                                  feed), entry.size)
+            if in_place and keep is None and len(held) == 1 and direct(entry.mode):
+                # the common small file: checked, one block, its final mode from os.open
+                writer.submit(partial(_create_checked, held[0], entry.path, target,
+                                      entry.mode), entry.size)
+            else:
+                writer.submit(partial(_write_held, held, entry, target, keep, in_place, umask,
+                                      feed), entry.size)
 
 
 def _naming(exc: IntegrityError, path: str) -> IntegrityError:
@@ -382,6 +415,32 @@ def _write_held(held: list[bytes], entry: FileEntry, target: Path | str,
                         in_place=in_place, checked=True, umask=umask, feed=feed)
     except IntegrityError as exc:
         raise _naming(exc, entry.path) from None
+
+
+def _create_checked(data: bytes, path: str, target: Path | str, mode: int) -> None:
+    """A writer thread's job for the common small file: :func:`_write_verified` with
+    ``in_place`` and ``checked``, one block, no cache, and a mode the umask keeps, in
+    the few steps that case takes (per file, the writer's Python holds the GIL the
+    main thread needs)."""
+    try:
+        fd = os.open(target, _CREATE, mode & 0o777)
+    except FileExistsError:
+        # not ours to remove: the file written under this name first
+        raise IntegrityError(f"{path} collides with another path of the manifest: the "
+                             "store is damaged; run 'artifactstore verify'") from None
+    try:
+        try:
+            done = os.write(fd, data)
+            if done < len(data):
+                view = memoryview(data)[done:]
+                while view:
+                    view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(target)
+        raise
 
 
 def _remove_abandoned_temps(folder: Path) -> None:
@@ -419,8 +478,7 @@ def _write_verified(blocks: Iterable[bytes], path: str, digest: Digest | None, m
     final_mode = mode & 0o777
     set_mode = not in_place or umask is None or bool(final_mode & umask)
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
-                     0o600 if set_mode else final_mode)
+        fd = os.open(temp, _CREATE, 0o600 if set_mode else final_mode)
     except FileExistsError:
         if not in_place:
             raise
