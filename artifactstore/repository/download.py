@@ -62,8 +62,10 @@ TEMP_MARK = ".artifactstore-tmp-"
 #: that meets a link or an existing file is refused, not followed or overwritten)
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
 _BLOCK = 8 << 20
-#: stored files written per read stream (bounds the list, not memory: reads are windowed)
-_BATCH_FILES = 4096
+#: stored files written per read stream (bounds the list, not memory: reads are windowed);
+#: the first batches are smaller, so that the writer thread starts early in a big tree
+_BATCH_FILES = 8192
+_FIRST_BATCH = 512
 #: files up to this size go into the file cache from the bytes in hand, not re-read
 _CACHE_FROM_MEMORY = 1 << 20
 #: a download puts files of at least this size in the file cache (module docstring)
@@ -241,46 +243,55 @@ def _write_entries(
     guard = PathGuard(root)
     # the cache's folders, listed once: a file whose folder is absent is not looked up
     shards = cache.shards() if cache is not None else frozenset()
-    for entry in entries:
-        # Paths are checked again here, not only when logged: a manifest from a
-        # damaged or hostile store must not write outside the download folder.
-        target: Path | str
-        folder = entry.path.rpartition("/")[0]
-        if fresh and folder in made:
-            # The folder was made by this call and resolved inside root (below), and
-            # files are created with O_EXCL|O_NOFOLLOW: the path's own check is all
-            # that is left (a Path and a resolve per file cost ~15 us at 1M files).
-            target = f"{base}/{validate_path(entry.path)}"
-        else:
-            target = guard.join(entry.path, created_here=fresh)
-            if not fresh and file_matches(target, entry):
+    umask = process_umask()
+    limit = _FIRST_BATCH
+    # One writer (and cache feeder) for the whole download: per batch, the writer's
+    # queue drained and the next batch's reads started from nothing, both threads
+    # idle in turn at each of a restore's batch boundaries.
+    with CacheFeeder(cache) as feed, FileWriter(_WRITER_THREADS) as writer:
+        for entry in entries:
+            # Paths are checked again here, not only when logged: a manifest from a
+            # damaged or hostile store must not write outside the download folder.
+            target: Path | str
+            folder = entry.path.rpartition("/")[0]
+            if fresh and folder in made:
+                # The folder was made by this call and resolved inside root (below), and
+                # files are created with O_EXCL|O_NOFOLLOW: the path's own check is all
+                # that is left (a Path and a resolve per file cost ~15 us at 1M files).
+                target = f"{base}/{validate_path(entry.path)}"
+            else:
+                target = guard.join(entry.path, created_here=fresh)
+                if not fresh and file_matches(target, entry):
+                    if progress is not None:
+                        progress(entry.size or 0)
+                    continue
+                if target.parent not in swept:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    guard.forget(target.parent)  # it exists now: check what it resolves to
+                    target = guard.join(entry.path, created_here=fresh)
+                    if not fresh:
+                        _remove_abandoned_temps(target.parent)
+                    swept.add(target.parent)
+                if fresh:
+                    made.add(folder)
+            if isinstance(entry, ReferenceEntry):
+                blocks = fetch_reference(entry, reference_options or {})
+                _write_verified(blocks, entry.path, entry.digest, 0o644, target, progress, None,
+                                in_place=fresh)
+            elif (entry.digest.raw[0] in shards and cache is not None
+                  and cache.materialize(entry.digest, entry.size, Path(target), entry.mode)):
                 if progress is not None:
                     progress(entry.size or 0)
-                continue
-            if target.parent not in swept:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                guard.forget(target.parent)  # it exists now: check what it resolves to
-                target = guard.join(entry.path, created_here=fresh)
-                if not fresh:
-                    _remove_abandoned_temps(target.parent)
-                swept.add(target.parent)
-            if fresh:
-                made.add(folder)
-        if isinstance(entry, ReferenceEntry):
-            blocks = fetch_reference(entry, reference_options or {})
-            _write_verified(blocks, entry.path, entry.digest, 0o644, target, progress, None,
-                            in_place=fresh)
-        elif (entry.digest.raw[0] in shards and cache is not None
-              and cache.materialize(entry.digest, entry.size, Path(target), entry.mode)):
-            if progress is not None:
-                progress(entry.size or 0)
-        else:
-            batch.append((entry, target))
-            if len(batch) >= _BATCH_FILES:
-                _write_batch(objects, batch, progress, cache, in_place=fresh)
-                batch = []
-        written += 1
-    _write_batch(objects, batch, progress, cache, in_place=fresh)
+            else:
+                batch.append((entry, target))
+                if len(batch) >= limit:
+                    _write_batch(objects, batch, progress, cache, in_place=fresh,
+                                 umask=umask, writer=writer, feed=feed)
+                    batch = []
+                    limit = min(4 * limit, _BATCH_FILES)
+            written += 1
+        _write_batch(objects, batch, progress, cache, in_place=fresh, umask=umask,
+                     writer=writer, feed=feed)
     return written
 
 
@@ -353,44 +364,44 @@ def _publish(stage: Path, root: Path) -> None:
 
 def _write_batch(objects: ObjectStore, batch: list[tuple[FileEntry, Path | str]],
                  progress: Callable[[int], None] | None, cache: FileCache | None,
-                 *, in_place: bool) -> None:
+                 *, in_place: bool, umask: int | None, writer: FileWriter,
+                 feed: Callable[[bytes, Digest], None] | None) -> None:
     """Write stored files whose chunks are read as one stream (coalesced across files);
-    each file's digest is checked by the store from the bytes read (``check``)."""
+    each file's digest is checked by the store from the bytes read (``check``). Small
+    files go to ``writer``, their cache entries to ``feed`` (module filewriter)."""
     if not batch:
         return
-    umask = process_umask()
 
     def direct(mode: int) -> bool:
         """Whether ``os.open`` gives a new file ``mode`` (the umask keeps its bits)."""
         return umask is not None and not mode & 0o777 & umask
 
-    with CacheFeeder(cache) as feed, FileWriter(_WRITER_THREADS) as writer:
-        for (entry, target), blocks in zip(
-            batch, objects.iter_files([e.file_ref() for e, _ in batch], check=True,
-                                      caller_hashes=_WRITE_AHEAD_MAX),
-            strict=True,
-        ):
-            try:
-                if entry.size > _WRITE_AHEAD_MAX:
-                    _write_verified(blocks, entry.path, entry.digest, entry.mode, target,
-                                    progress, cache, in_place=in_place, checked=True,
-                                    umask=umask, feed=feed)
-                    continue
-                # A small file: its bytes end checked (the iterator ended without
-                # error), then a writer thread creates and writes it (module filewriter).
-                held = list(blocks)
-            except IntegrityError as exc:
-                raise _naming(exc, entry.path) from None
-            if progress is not None:
-                progress(entry.size)
-            keep = cache if entry.size >= CACHE_MIN else None  # module docstring
-            if in_place and keep is None and len(held) == 1 and direct(entry.mode):
-                # the common small file: checked, one block, its final mode from os.open
-                writer.submit(partial(_create_checked, held[0], entry.path, target,
-                                      entry.mode), entry.size)
-            else:
-                writer.submit(partial(_write_held, held, entry, target, keep, in_place, umask,
-                                      feed), entry.size)
+    for (entry, target), blocks in zip(
+        batch, objects.iter_files([e.file_ref() for e, _ in batch], check=True,
+                                  caller_hashes=_WRITE_AHEAD_MAX),
+        strict=True,
+    ):
+        try:
+            if entry.size > _WRITE_AHEAD_MAX:
+                _write_verified(blocks, entry.path, entry.digest, entry.mode, target,
+                                progress, cache, in_place=in_place, checked=True,
+                                umask=umask, feed=feed)
+                continue
+            # A small file: its bytes end checked (the iterator ended without
+            # error), then a writer thread creates and writes it (module filewriter).
+            held = list(blocks)
+        except IntegrityError as exc:
+            raise _naming(exc, entry.path) from None
+        if progress is not None:
+            progress(entry.size)
+        keep = cache if entry.size >= CACHE_MIN else None  # module docstring
+        if in_place and keep is None and len(held) == 1 and direct(entry.mode):
+            # the common small file: checked, one block, its final mode from os.open
+            writer.submit(partial(_create_checked, held[0], entry.path, target,
+                                  entry.mode), entry.size)
+        else:
+            writer.submit(partial(_write_held, held, entry, target, keep, in_place, umask,
+                                  feed), entry.size)
 
 
 def _naming(exc: IntegrityError, path: str) -> IntegrityError:
