@@ -30,6 +30,18 @@ def _leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.startswith(".artifactstore-tmp-")]
 
 
+def test_shards_name_the_folders_an_entry_can_be_in(tmp_path: Path) -> None:
+    """What a download asks once instead of a failed open per file of a cold cache."""
+    cache = FileCache(tmp_path / "cache")
+    assert cache.shards() == frozenset()  # no cache folder yet
+    digests = [hash_bytes(bytes([i])) for i in range(3)]
+    for i, digest in enumerate(digests):
+        assert cache.insert_bytes(bytes([i]), digest) is not None
+    (tmp_path / "cache" / "zz").mkdir()  # not an entry folder
+    (tmp_path / "cache" / "AB").mkdir()  # entry folders are lowercase
+    assert cache.shards() == {d.raw[0] for d in digests}
+
+
 @pytest.mark.parametrize("reflink", [True, False], ids=["reflink-or-copy", "copy"])
 def test_insert_lookup_materialize_round_trip(tmp_path: Path, reflink: bool) -> None:
     data = random_bytes(300_000, seed=1)

@@ -7,7 +7,16 @@ import pytest
 from artifactstore.core.digest import hash_bytes
 from artifactstore.core.errors import IntegrityError
 from artifactstore.objects.envelope import Kind, open_envelope, seal_parts
-from artifactstore.objects.packs import PackBuilder, assemble, check_pack, read_trailer
+from artifactstore.objects.packs import (
+    RECORD,
+    BlobEntry,
+    PackBuilder,
+    assemble,
+    check_pack,
+    decode_records,
+    encode_records,
+    read_trailer,
+)
 
 
 def _pack(blobs: list[bytes]) -> tuple[bytes, list[bytes]]:
@@ -104,3 +113,16 @@ def test_a_pack_keeps_at_most_three_read_buffers_alive() -> None:
     assert [e.raw_length for e in read_trailer(pack.data, what="p")] == [1000] * 6
     gc.collect()
     assert all(ref() is None for ref in alive)  # sealed: nothing pinned any more
+
+
+def test_blob_records_round_trip_and_refuse_unknown_kinds_and_empty_blobs() -> None:
+    blob = hash_bytes(b"x")
+    entries = [BlobEntry(blob, Kind.CHUNK, 0, 10, 7),
+               BlobEntry(hash_bytes(b"y"), Kind.TREE, 10, 5, 5)]
+    assert decode_records(encode_records(entries), what="index i") == entries
+    with pytest.raises(IntegrityError, match=f"index i lists blob {blob.hex} of unknown kind 99"):
+        decode_records(RECORD.pack(blob.raw, 99, 0, 10, 7), what="index i")
+    with pytest.raises(IntegrityError, match=f"index i lists blob {blob.hex} with length 0"):
+        decode_records(RECORD.pack(blob.raw, int(Kind.CHUNK), 0, 0, 0), what="index i")
+    with pytest.raises(IntegrityError, match="malformed blob list"):
+        decode_records(b"short", what="index i")

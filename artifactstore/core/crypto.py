@@ -113,7 +113,7 @@ class ObjectCipher:
         """``ciphertext || tag`` under the subkey for ``salt``; one plaintext per salt."""
         return self._subkey(salt).encrypt(_ZERO_NONCE, plaintext, aad)
 
-    def open(self, salt: bytes, sealed: bytes, aad: bytes, *, what: str) -> bytes:
+    def open(self, salt: bytes, sealed: bytes | memoryview, aad: bytes, *, what: str) -> bytes:
         try:
             return self._subkey(salt).decrypt(_ZERO_NONCE, sealed, aad)
         except InvalidTag:

@@ -56,6 +56,8 @@ _RESCAN_COST = 20
 _LOW_WATER = 0.9
 _BLOCK = 8 << 20
 HEX_NAME = re.compile(r"[0-9a-f]{64}")
+#: an entry's folder name (its digest's first byte in hex) -> that byte
+_SHARDS: Final = {f"{byte:02x}": byte for byte in range(256)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,18 @@ class CacheWriter:
     def path_for(self, digest: Digest) -> Path:
         """Where the entry for ``digest`` lives (whether or not it is cached)."""
         return self.root / digest.hex[:2] / digest.hex
+
+    def shards(self) -> frozenset[int]:
+        """The first bytes of the digests the cache may hold now: the names of its
+        ``<aa>`` folders (an entry lives in the one its digest starts with). A download
+        asks once, so that with a cold cache its files cost no failed ``open`` each
+        (20,000 of them on an S3 restore of the images); a folder made later is not
+        seen, which only makes a later file of the same download a miss."""
+        try:
+            names = os.listdir(self.root)
+        except OSError:
+            return frozenset()
+        return frozenset(_SHARDS[name] for name in names if name in _SHARDS)
 
     def lookup(self, digest: Digest, size: int) -> Path | None:
         """The entry holding ``digest`` of ``size`` bytes, marked as just used; else None.

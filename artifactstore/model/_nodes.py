@@ -22,7 +22,14 @@ from typing import Any
 from artifactstore.core.digest import Digest
 from artifactstore.core.encoding import unpack
 from artifactstore.core.errors import IntegrityError
-from artifactstore.model.entries import Entry, GetBlob, decode_entry, digest_field, uint_field
+from artifactstore.model.entries import (
+    Entry,
+    GetBlob,
+    decode_entry,
+    decode_plain_file,
+    digest_field,
+    uint_field,
+)
 from artifactstore.model.paths import MAX_PATH_BYTES, name_problem
 
 __all__ = [
@@ -53,7 +60,8 @@ class RecordItem:
     node: Digest  # the node holding it, for error messages
 
     def entry(self, path: str, get_blob: GetBlob) -> Entry:
-        return decode_entry(path, self.record, get_blob, node_name(self.node))
+        return decode_plain_file(path, self.record) or decode_entry(
+            path, self.record, get_blob, node_name(self.node))
 
 
 @dataclass(frozen=True, slots=True)

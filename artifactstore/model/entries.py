@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from artifactstore.core.digest import DIGEST_SIZE, Digest
+from artifactstore.core.digest import DIGEST_SIZE, Digest, checked_digest
 from artifactstore.core.encoding import pack, unpack
 from artifactstore.core.errors import IntegrityError, InvalidInputError
 from artifactstore.objects.blobrefs import ChunkRef, FileRef
@@ -29,7 +29,8 @@ from artifactstore.objects.envelope import Kind
 
 __all__ = [
     "CHUNKLIST_MAX", "CHUNKLIST_MODULUS", "DEFAULT_MEDIA_TYPE", "INLINE_CHUNKS_MAX", "Entry",
-    "FileEntry", "GetBlob", "PutBlob", "ReferenceEntry", "decode_entry", "digest_field",
+    "FileEntry", "GetBlob", "PutBlob", "ReferenceEntry", "decode_entry", "decode_plain_file",
+    "digest_field",
     "encode_entry", "guess_media_type", "uint_field",
 ]  # fmt: skip
 
@@ -52,6 +53,10 @@ CHUNKLIST_MAX: Final = 65536
 # A private table: the system's mime.types files differ between machines, and
 # the media type is part of a node's bytes, so it must not depend on the host.
 _MIME = mimetypes.MimeTypes()
+
+#: to build a value whose fields the caller checked, without its constructor's checks
+_new_object = object.__new__
+_set_field = object.__setattr__
 
 
 def guess_media_type(path: str) -> str:
@@ -112,7 +117,12 @@ class FileEntry:
 
     def file_ref(self) -> FileRef:
         """What the object store needs to read the file back."""
-        return FileRef(self.digest, self.size, self.chunks)
+        # FileRef's own check (chunk lengths add up to the size) held when this was made
+        ref = _new_object(FileRef)
+        _set_field(ref, "digest", self.digest)
+        _set_field(ref, "size", self.size)
+        _set_field(ref, "chunks", self.chunks)
+        return ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +203,48 @@ def _encode_part(part: tuple[ChunkRef, ...]) -> bytes:
 
 
 # -- reading ---------------------------------------------------------------------------
+
+
+def decode_plain_file(path: str, record: dict[str, Any]) -> FileEntry | None:
+    """:func:`decode_entry` of the common record, a file listing its chunks inline, in
+    one pass: None for any other record, valid or not (``decode_entry`` then decodes it
+    or says what is wrong). Checks what ``decode_entry`` checks; the entry is built
+    without the checks of ``FileEntry``'s constructor, which these include (a restore
+    of 20,000 small files spent a fifth of its main thread decoding entries)."""
+    try:
+        if record["t"] != "f" or "chunklist" in record:
+            return None
+        size, mode, digest = record["size"], record["mode"], record["digest"]
+        media_type, listed = record["mt"], record["chunks"]
+    except KeyError:
+        return None
+    if (
+        type(size) is not int or size < 0 or type(mode) is not int or not 0 <= mode <= 0o777
+        or type(digest) is not bytes or len(digest) != DIGEST_SIZE
+        or type(media_type) is not str or type(listed) is not list
+    ):  # fmt: skip
+        return None
+    chunks = []
+    total = 0
+    for item in listed:
+        if type(item) is not list or len(item) != 2:
+            return None
+        raw, length = item
+        if type(raw) is not bytes or len(raw) != DIGEST_SIZE or type(length) is not int \
+                or length <= 0:
+            return None
+        chunks.append(ChunkRef(checked_digest(raw), length))
+        total += length
+    if total != size:
+        return None
+    entry = _new_object(FileEntry)
+    _set_field(entry, "path", path)
+    _set_field(entry, "size", size)
+    _set_field(entry, "digest", checked_digest(digest))
+    _set_field(entry, "chunks", tuple(chunks))
+    _set_field(entry, "mode", mode)
+    _set_field(entry, "media_type", media_type)
+    return entry
 
 
 def decode_entry(path: str, record: dict[str, Any], get_blob: GetBlob, what: str) -> Entry:

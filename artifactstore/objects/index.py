@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from artifactstore.core import encoding
 from artifactstore.core.digest import Digest, hash_bytes
 from artifactstore.core.errors import IntegrityError
-from artifactstore.objects.envelope import Compression, Kind, open_envelope, seal
+from artifactstore.objects.envelope import KIND_OF, Compression, Kind, open_envelope, seal
 from artifactstore.objects.indexcache import RECORD as _RECORD
 from artifactstore.objects.indexcache import (
     CacheDamagedError,
@@ -234,10 +234,10 @@ class MergedIndex:
         _, pack_no, offset, length, raw_length, kind, index_no = _RECORD.unpack(record)
         if pack_no >= len(self._packs) or index_no >= len(self._indexes):
             raise CacheDamagedError("a row of the index cache names no pack or index")
-        try:
-            return BlobLocation(self._packs[pack_no], Kind(kind), offset, length, raw_length)
-        except ValueError:
-            raise CacheDamagedError("a row of the index cache has an unknown kind") from None
+        known = KIND_OF.get(kind)  # not Kind(kind): an enum call per blob of a restore
+        if known is None:
+            raise CacheDamagedError("a row of the index cache has an unknown kind")
+        return BlobLocation(self._packs[pack_no], known, offset, length, raw_length)
 
     def add_pack(
         self, pack_id: Digest, entries: Iterable[BlobEntry], *, index_id: Digest,

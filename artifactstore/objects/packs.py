@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from artifactstore.core import encoding
-from artifactstore.core.digest import Digest, hash_bytes
+from artifactstore.core.digest import Digest, checked_digest, hash_bytes
 from artifactstore.core.errors import IntegrityError
 from artifactstore.objects.envelope import (
+    KIND_OF,
     AdaptiveSealer,
     Compression,
     Kind,
@@ -88,13 +89,15 @@ def decode_records(data: bytes, *, what: str) -> list[BlobEntry]:
     if not isinstance(data, bytes) or len(data) % RECORD.size:
         raise IntegrityError(f"{what} has a malformed blob list")
     entries = []
+    kinds = KIND_OF  # a dict, not an enum call: a cold client merges every record
     for raw, kind, offset, length, raw_length in RECORD.iter_unpack(data):
-        try:
-            entries.append(BlobEntry(Digest(raw), Kind(kind), offset, length, raw_length))
-        except ValueError:
-            raise IntegrityError(f"{what} lists blob {raw.hex()} of unknown kind {kind}") from None
+        known = kinds.get(kind)
+        if known is None:
+            raise IntegrityError(f"{what} lists blob {raw.hex()} of unknown kind {kind}")
         if length <= 0:
             raise IntegrityError(f"{what} lists blob {raw.hex()} with length 0")
+        # ``raw`` is 32 bytes (the record's layout): Digest's own check is not needed
+        entries.append(BlobEntry(checked_digest(raw), known, offset, length, raw_length))
     return entries
 
 

@@ -56,6 +56,7 @@ class FileWriter:
         self._limit = pending
         self._held = 0
         self._room = threading.Condition()
+        self._waiting = False  # the caller waits for room (flush)
         self._failure: BaseException | None = None
         self._queue: queue.SimpleQueue[tuple[int, list[Callable[[], None]]] | None] = (
             queue.SimpleQueue())
@@ -83,8 +84,16 @@ class FileWriter:
             return
         size = self._bundle_size
         with self._room:
-            while self._held and self._held + size > self._limit and self._failure is None:
-                self._room.wait()
+            if self._held and self._held + size > self._limit:
+                # Full: wait until half the budget is free, not until this bundle fits,
+                # so the writers wake this thread once per ~2 MiB written, not once per
+                # bundle (each wake-up is a futex and a GIL hand-over on both threads).
+                self._waiting = True
+                while self._held and (self._held > self._limit // 2
+                                      or self._held + size > self._limit) \
+                        and self._failure is None:
+                    self._room.wait()
+                self._waiting = False
             if self._failure is not None:
                 raise self._failure
             self._held += size
@@ -105,7 +114,9 @@ class FileWriter:
             finally:
                 with self._room:
                     self._held -= size
-                    self._room.notify_all()
+                    if self._waiting and (self._held <= self._limit // 2
+                                          or self._failure is not None):
+                        self._room.notify_all()
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
