@@ -275,15 +275,7 @@ class Catalog(CatalogQueries):
         with self._lock:
             seen = {row[0] for row in self._db.execute("SELECT key FROM seen")}
         if since is None:
-            listed = list(self._backend.list(art_prefix))
-            base = f"projects/{self._project}/"
-            unread = sum(k not in seen and bundles.is_bundled_kind(k[len(base):])
-                         for k in listed)
-            if unread >= _BUNDLE_MIN and self._never_full():
-                # A first sync that will read bundles anyway (records/bundles.py, Ahead):
-                # they are fetched and checked while the rest is listed; only listed
-                # records are taken from them. Same requests as reading them after.
-                ahead.append(bundles.Ahead(self._backend, self._project, self._codec))
+            listed = self._list_artifacts(art_prefix, seen, ahead)
             listed += [*self._backend.list(run_prefix),
                        *self._backend.list(lifecycle_prefix(self._project))]
         else:
@@ -333,6 +325,34 @@ class Catalog(CatalogQueries):
         self.syncs += 1
         return SyncStats(len(listed), stored, time.perf_counter() - began,
                          full=since is None)
+
+    def _list_artifacts(self, prefix: str, seen: set[str],
+                        ahead: list[bundles.Ahead]) -> list[str]:
+        """The ``artifacts/`` listing; on a first sync, the bundles' check started once it
+        has shown ``_BUNDLE_MIN`` unread records (design §12.9, "Read, first sync").
+
+        Why as soon as that: a first sync that will read bundles anyway fetches and
+        checks them while the rest is listed (records/bundles.py, ``Ahead``; the same
+        requests as reading them after), and the listing arrives page by page (S3), so
+        the check starts after its first page rather than after all of ``artifacts/``.
+        Only listed records are taken from the bundles.
+        """
+        base = f"projects/{self._project}/"
+        listed: list[str] = []
+        unread = 0
+        never_full: bool | None = None
+        for key in self._backend.list(prefix):
+            listed.append(key)
+            if ahead or key in seen or not bundles.is_bundled_kind(key[len(base):]):
+                continue
+            unread += 1
+            if unread < _BUNDLE_MIN:
+                continue
+            if never_full is None:
+                never_full = self._never_full()
+            if never_full:
+                ahead.append(bundles.Ahead(self._backend, self._project, self._codec))
+        return listed
 
     def _store_batch(self, results: list[tuple[str, Any]]) -> int:
         """Store fetched records (one transaction); heartbeats are never "seen"."""
