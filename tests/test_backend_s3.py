@@ -300,3 +300,17 @@ def test_a_missing_bucket_is_raised_by_the_listing_call(s3_server: MotoS3Server)
             backend.list("a/")
     finally:
         backend.close()
+
+
+def test_listed_timestamps_stay_text(s3_spec: BackendSpec) -> None:
+    """The shared session's clients keep ``LastModified`` as sent: nothing reads it, and
+    parsing it was a third of a long listing's client CPU."""
+    backend = open_backend(s3_spec.url, **s3_spec.options)
+    try:
+        backend.put("t/k", b"v")
+        bucket, _, root = s3_spec.url.removeprefix("s3://").partition("/")
+        page = backend._fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=f"{root}/t/")  # type: ignore[attr-defined]
+        assert isinstance(page["Contents"][0]["LastModified"], str)
+        assert backend.stat("t/k").size == 1
+    finally:
+        backend.close()
