@@ -40,6 +40,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+import msgpack
+
 from artifactstore.backends import Backend
 from artifactstore.backends.base import list_after
 from artifactstore.core import encoding
@@ -127,8 +129,9 @@ class _Logs:
 
 #: one INSERT of the catalog: its SQL and parameters
 _Row = tuple[str, tuple[Any, ...]]
-#: a bundle's records as rows, by record key
-_Rows = dict[str, _Row]
+#: a bundle's records as rows waiting for the listing's end, by record key: the SQL and
+#: its parameters as msgpack (a third of the tuple's memory; 46,000 of them wait)
+_Rows = dict[str, tuple[str, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,14 +369,17 @@ class Catalog(CatalogQueries):
                        *self._backend.list(lifecycle_prefix(self._project))]
         else:
             listed = self._journal_keys(since)
-        plain: dict[str, Callable[[], Any]] = {}
+        # The unread records, in listing order; their reads are made when fetched (a
+        # first sync takes most from bundles: 46,000 closures held were ~10 MiB).
+        plain: dict[str, None] = {}
         version_keys: set[str] = set()
         heartbeat_keys: set[str] = set()
         for key in listed:
             job = self._job(key, art_prefix, run_prefix, version_keys, heartbeat_keys,
                             self._logs)
             if job is not None and key not in seen:
-                plain[key] = job
+                plain[key] = None
+        del seen
         if since is not None:  # no listing of heartbeats: runs that may still beat
             heartbeat_keys = self._maybe_running(wall)
         stored = 0
@@ -386,8 +392,10 @@ class Catalog(CatalogQueries):
                 bundles.each_bundle(self._backend, self._project, plain, self._codec))
             for rows in source:
                 stored += self._store_rows([(key, row) for key, row in rows.items()
-                                            if plain.pop(key, None) is not None])
-        rest = list(plain.items())
+                                            if plain.pop(key, 0) is None])
+        rest = [(key, job) for key in plain if (job := self._job(
+            key, art_prefix, run_prefix, set(), set(), self._logs)) is not None]
+        del plain
         for start in range(0, len(rest), _BATCH):  # bounded memory: a batch at a time
             stored += self._store_batch(self._fetch(rest[start:start + _BATCH]))
         stored += self._store_batch(self._fetch(self._heartbeat_jobs(heartbeat_keys)))
@@ -445,13 +453,13 @@ class Catalog(CatalogQueries):
                     self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (key,))
         return len(results)
 
-    def _store_rows(self, rows: list[tuple[str, _Row]]) -> int:
+    def _store_rows(self, rows: list[tuple[str, tuple[str, bytes]]]) -> int:
         """Store decoded records' rows (one transaction), their keys as seen."""
         if not rows:
             return 0
         with self._lock, self._db:
             for _, (sql, params) in rows:
-                self._db.execute(sql, params)
+                self._db.execute(sql, msgpack.unpackb(params))
             self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)",
                                  [(key,) for key, _ in rows])
         return len(rows)
@@ -476,7 +484,7 @@ class Catalog(CatalogQueries):
             except ArtifactStoreError:
                 continue
             if row is not None:
-                rows[key] = row
+                rows[key] = (row[0], msgpack.packb(row[1]))
         return rows
 
     def _journal_since(self, wall: datetime) -> datetime | None:
