@@ -251,3 +251,66 @@ def test_the_shared_session_keeps_the_endpoint_data_of_s3_and_credentials_only(
         assert set(partition["services"]) <= _ENDPOINT_SERVICES
         assert partition["regions"]  # the partition's own fields are kept
     assert "s3" in partitions[0]["services"]
+
+
+def test_a_listing_is_paged_and_yields_each_page_as_it_arrives(
+    s3_server: MotoS3Server, s3_spec: BackendSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``list`` and ``list_after`` read ``ListObjectsV2`` pages (2 names here) one at a
+    time: the first key comes after one request, every key once, sorted, across pages;
+    names other tools made (folder markers) are skipped wherever they fall."""
+    import boto3
+
+    from artifactstore.backends import fsspec_backend
+    from artifactstore.backends.base import list_after
+    from artifactstore.backends.retry import RetryingBackend
+
+    monkeypatch.setattr(fsspec_backend, "LIST_PAGE", 2)
+    backend = RetryingBackend(open_backend(s3_spec.url, **s3_spec.options))
+    keys = [f"r/{i:03d}" for i in range(9)] + ["r0", "s/x"]
+    try:
+        for key in keys:
+            backend.put(key, b"")
+        bucket, _, root = s3_spec.url.removeprefix("s3://").partition("/")
+        boto3.client("s3", endpoint_url=s3_server.endpoint_url, region_name=s3_server.region,
+                     aws_access_key_id=s3_server.access_key,
+                     aws_secret_access_key=s3_server.secret_key).put_object(
+            Bucket=bucket, Key=f"{root}/r/004/", Body=b"")  # a folder marker
+        s3_server.reset_count()
+        listing = backend.list("r/")
+        assert next(listing) == "r/000"
+        assert s3_server.request_count == 1  # one page so far
+        assert [*listing] == [f"r/{i:03d}" for i in range(1, 9)]
+        assert s3_server.request_count == 5  # 10 names (the marker too) in pages of 2
+        assert list(backend.list("r")) == [*keys[:9], "r0"]
+        assert list(backend.list()) == sorted(keys)
+        s3_server.reset_count()
+        assert list(list_after(backend, "r/", "r/004")) == [f"r/{i:03d}" for i in range(5, 9)]
+        assert s3_server.request_count == 3  # from StartAfter: r/004/, 005 ... 008
+        assert list(list_after(backend, "r/", "r/008")) == []
+    finally:
+        backend.close()
+
+
+def test_a_missing_bucket_is_raised_by_the_listing_call(s3_server: MotoS3Server) -> None:
+    """The first page is asked for when ``list`` is called, so its errors come at once."""
+    backend = open_backend("s3://no-such-bucket-here/p", **s3_server.backend_options())
+    try:
+        with pytest.raises(BackendUnavailableError):
+            backend.list("a/")
+    finally:
+        backend.close()
+
+
+def test_listed_timestamps_stay_text(s3_spec: BackendSpec) -> None:
+    """The shared session's clients keep ``LastModified`` as sent: nothing reads it, and
+    parsing it was a third of a long listing's client CPU."""
+    backend = open_backend(s3_spec.url, **s3_spec.options)
+    try:
+        backend.put("t/k", b"v")
+        bucket, _, root = s3_spec.url.removeprefix("s3://").partition("/")
+        page = backend._fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=f"{root}/t/")  # type: ignore[attr-defined]
+        assert isinstance(page["Contents"][0]["LastModified"], str)
+        assert backend.stat("t/k").size == 1
+    finally:
+        backend.close()

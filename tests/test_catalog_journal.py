@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -425,3 +426,34 @@ def test_a_small_first_sync_does_not_look_for_bundles() -> None:
     b.listed.clear()
     assert Catalog(b, "p", None, codec=SIGNED).sync().fetched == 20
     assert not [p for p in b.listed if "bundles" in p], b.listed
+
+
+def test_a_first_sync_checks_bundles_while_artifacts_are_still_listed() -> None:
+    """The check of the bundles starts once the ``artifacts/`` listing has shown enough
+    unread records, not after it: the listing below does not give its last key until
+    the bundles are listed (or 30 s passed, which fails the test)."""
+
+    class SlowListing(MemoryBackend):
+        def __init__(self, name: str) -> None:
+            super().__init__(name)
+            self.bundles_listed = threading.Event()
+            self.waited = False
+
+        def list(self, prefix: str = "") -> Iterator[str]:
+            if "/bundles/" in prefix:
+                self.bundles_listed.set()
+            keys = [*super().list(prefix)]
+            if not prefix.endswith("/artifacts/"):
+                return iter(keys)
+            return self._slow(keys)
+
+        def _slow(self, keys: list[str]) -> Iterator[str]:
+            yield from keys[:-1]
+            self.waited = self.bundles_listed.wait(30)
+            yield keys[-1]
+
+    b = signed_project(250)
+    bundles.write_bundles(b, "p")
+    slow = SlowListing(b.url.removeprefix("memory://"))
+    assert Catalog(slow, "p", None, codec=SIGNED).sync().fetched == 252
+    assert slow.waited

@@ -16,6 +16,7 @@ or the new one, never a prefix.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
@@ -38,6 +39,10 @@ _PIECE = 1 << 20
 #: below s3fs's multipart threshold (2 x its 50 MiB chunk size), where it slices
 #: the body; a bigger object is joined and uploaded as before
 _STREAMED_PUT_MAX = 100 << 20
+#: one S3 listing page: its object names and the next page's continuation token
+_Page = tuple[builtins.list[str], str | None]
+#: names asked for per S3 listing page (S3's maximum; tests lower it to exercise paging)
+LIST_PAGE = 1000
 #: smaller bodies are uploaded as bytes: their copies are small, and a file body is
 #: read through the event loop's executor, one 64 KiB read per hop
 _STREAMED_PUT_MIN = 256 << 10
@@ -196,12 +201,17 @@ class FsspecBackend:
     def list(self, prefix: str = "") -> Iterator[str]:
         """Yield keys starting with ``prefix``, sorted, from an uncached listing.
 
-        The server-side prefix is the whole-segment part of ``prefix`` as a
-        directory plus the partial last segment as a name filter, so only
-        matching objects are transferred. Names that are not valid keys
-        (directory markers ending in ``/`` made by other tools) are skipped.
+        S3: ``ListObjectsV2`` pages of up to 1,000 names, each page's keys yielded as it
+        arrives (:meth:`_s3_keys`): a caller can work while the next page is on its way,
+        and a listing of 50,000 keys holds one page of the client's dicts, not 50,000.
+        Elsewhere the server-side prefix is the whole-segment part of ``prefix`` as a
+        directory plus the partial last segment as a name filter, so only matching
+        objects are transferred. Names that are not valid keys (directory markers
+        ending in ``/`` made by other tools) are skipped.
         """
         check_prefix(prefix)
+        if self._s3_call() is not None:
+            return self._s3_keys(prefix, None)
         # The listing starts one segment up, with the last segment (and the partial
         # rest) as the name filter: s3fs probes a path whose listing comes back empty
         # (a HEAD and a second LIST) unless a filter is given, and an empty listing
@@ -220,26 +230,78 @@ class FsspecBackend:
         """``list(prefix)`` past ``after``: on S3 a ``ListObjectsV2`` from ``StartAfter``
         (one request per 1,000 keys after it); elsewhere the listing, filtered."""
         check_prefix(prefix)
+        if self._s3_call() is None:
+            return (key for key in self.list(prefix) if key > after)
+        return self._s3_keys(prefix, after)
+
+    def _s3_call(self) -> Callable[..., Any] | None:
+        """s3fs's synchronous ``call_s3`` when the filesystem is S3's, else None."""
         fs = self._live()
         call = getattr(fs, "call_s3", None)
         protocol = getattr(fs, "protocol", ())
         names = {protocol} if isinstance(protocol, str) else set(protocol)
-        if call is None or "s3" not in names:
-            return (key for key in self.list(prefix) if key > after)
+        return call if call is not None and "s3" in names else None
+
+    def _s3_keys(self, prefix: str, after: str | None) -> Iterator[str]:
+        """The valid keys under ``prefix`` (past ``after``), page by page.
+
+        The first page is asked for now, so a missing bucket or a refused listing
+        is raised by the call, as before; the later pages as the caller iterates
+        (``RetryingBackend`` resumes a listing that fails midway after its last key).
+        S3 returns names in UTF-8 binary order, which is ``str`` order: a page that
+        goes back is a broken endpoint and raises ``BackendError`` rather than
+        yielding keys out of order.
+        """
         bucket, _, base = self._root.partition("/")
         strip = f"{base}/" if base else ""
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": strip + prefix,
-                                  "StartAfter": strip + max(after, prefix)}
-        keys: list[str] = []
+        request: dict[str, Any] = {"Bucket": bucket, "Prefix": strip + prefix,
+                                   "MaxKeys": LIST_PAGE}
+        if after is not None:
+            request["StartAfter"] = strip + max(after, prefix)
+        first = self._s3_page(prefix, request)
+        return self._s3_pages(prefix, request, first, after)
+
+    def _s3_page(self, prefix: str, request: dict[str, Any]) -> _Page:
+        """One ``ListObjectsV2`` page: its object names and the next page's token."""
+        call = self._s3_call()
+        assert call is not None
         with mapped_errors("list", prefix, self._url):
-            while True:
-                page = call("list_objects_v2", **kwargs)
-                keys.extend(item["Key"][len(strip):] for item in page.get("Contents", ()))
-                token = page.get("NextContinuationToken")
-                if not page.get("IsTruncated") or not token:
-                    break
-                kwargs["ContinuationToken"] = token
-        return iter(sorted(k for k in keys if k.startswith(prefix) and k > after and is_key(k)))
+            page = call("list_objects_v2", **request, **self._call_kw)
+        names = [item["Key"] for item in page.get("Contents", ())]
+        token = page.get("NextContinuationToken") or None
+        if not page.get("IsTruncated"):
+            return names, None
+        if token is None:
+            raise BackendError(f"list {prefix!r} on {self._url}: the endpoint said the "
+                               "listing goes on but gave no continuation token; check that "
+                               "it supports ListObjectsV2")
+        return names, token
+
+    def _s3_pages(self, prefix: str, request: dict[str, Any],
+                  first: _Page, after: str | None) -> Iterator[str]:
+        strip = len(request["Prefix"]) - len(prefix)
+        names, token = first
+        last = ""
+        tokens: set[str] = set()
+        while True:
+            for name in names:
+                key = name[strip:]
+                if not (key.startswith(prefix) and (after is None or key > after)
+                        and is_key(key)):
+                    continue
+                if key <= last:
+                    raise BackendError(
+                        f"list {prefix!r} on {self._url}: the endpoint returned {key!r} "
+                        f"after {last!r}; S3 listings are sorted, check the endpoint")
+                last = key
+                yield key
+            if token is None:
+                return
+            if token in tokens:  # a server looping on one token would never end
+                raise BackendError(f"list {prefix!r} on {self._url}: the endpoint repeated "
+                                   "a continuation token; check the endpoint")
+            tokens.add(token)
+            names, token = self._s3_page(prefix, {**request, "ContinuationToken": token})
 
     # -- writes ----------------------------------------------------------
 

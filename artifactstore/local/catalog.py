@@ -33,12 +33,14 @@ import functools
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
+
+import msgpack
 
 from artifactstore.backends import Backend
 from artifactstore.backends.base import list_after
@@ -125,6 +127,13 @@ class _Logs:
                      RunLog(backend, project, codec), LifecycleLog(backend, project, codec))
 
 
+#: one INSERT of the catalog: its SQL and parameters
+_Row = tuple[str, tuple[Any, ...]]
+#: a bundle's records as rows waiting for the listing's end, by record key: the SQL and
+#: its parameters as msgpack (a third of the tuple's memory; 46,000 of them wait)
+_Rows = dict[str, tuple[str, bytes]]
+
+
 @dataclass(frozen=True, slots=True)
 class SyncStats:
     """What one sync fetched."""
@@ -136,20 +145,100 @@ class SyncStats:
     full: bool = True
 
 
-def _either(first: Callable[[], Any], then: Callable[[], Any] | None) -> Any:
-    """A bundled record's read, or the record's own GET when its bundled bytes fail."""
-    try:
-        return first()
-    except NotFoundError:
-        raise
-    except ArtifactStoreError:
-        if then is None:
-            raise
-        return then()
-
-
 def _pack(value: object) -> bytes:
     return encoding.pack(value)
+
+
+def _row(value: object) -> _Row | None:
+    """The catalog's INSERT of a decoded record (or a fetched heartbeat), None for nothing."""
+    if isinstance(value, VersionRecord):
+        return (
+            "INSERT OR REPLACE INTO versions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
+            (
+                value.artifact,
+                value.number,
+                value.type,
+                value.digest.raw,
+                value.manifest.raw,
+                value.size,
+                value.files,
+                value.created_at,
+                value.created_by,
+                value.run,
+                value.description,
+                _pack(dict(value.metadata)),
+                None if value.content is None else value.content.raw,
+            ),
+        )
+    if isinstance(value, AliasEvent):
+        return (
+            "INSERT OR REPLACE INTO alias_events VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                value.artifact,
+                value.alias,
+                value.seq,
+                value.target,
+                value.previous,
+                value.protected,
+                value.at,
+                value.by,
+                value.forced,
+            ),
+        )
+    if isinstance(value, RunStart):
+        return (
+            "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                value.run_id,
+                value.name,
+                value.job_type,
+                _pack(list(value.tags)),
+                _pack(dict(value.config)),
+                value.started_at,
+                value.by,
+                _pack(dict(value.env)),
+                None if value.code is None else _pack(dict(value.code)),
+                value.heartbeat,
+            ),
+        )
+    if isinstance(value, RunEdge):
+        return (
+            "INSERT OR REPLACE INTO run_edges VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                value.run_id,
+                value.seq,
+                value.direction,
+                value.artifact,
+                value.number,
+                value.digest.raw,
+                value.ref,
+                value.created,
+                value.role,
+                value.at,
+            ),
+        )
+    if isinstance(value, RunEnd):
+        return (
+            "INSERT OR REPLACE INTO run_ends VALUES (?,?,?,?,?,?,?)",
+            (
+                value.run_id,
+                value.seq,
+                value.status,
+                value.error,
+                _pack(dict(value.summary)),
+                value.ended_at,
+                None if value.config is None else _pack(dict(value.config)),
+            ),
+        )
+    if isinstance(value, LifecycleEvent):
+        return (
+            "INSERT OR REPLACE INTO lifecycle VALUES (?,?,?,?,?,?,?,?,?)",
+            (value.seq, value.action, value.artifact, _pack(list(value.numbers)),
+             _pack(list(value.runs)), value.reason, value.ttl, value.at, value.by),
+        )
+    if isinstance(value, tuple) and value[2] is not None:
+        return ("INSERT OR REPLACE INTO heartbeats VALUES (?,?)", (value[1], value[2]))
+    return None
 
 
 class Catalog(CatalogQueries):
@@ -257,7 +346,7 @@ class Catalog(CatalogQueries):
         wall = datetime.now(UTC)
         self._dirty = False
         since = None if full else self._journal_since(wall)
-        ahead: list[bundles.Ahead] = []
+        ahead: list[bundles.Ahead[_Rows]] = []
         try:
             return self._sync(began, wall, since, ahead)
         finally:
@@ -269,54 +358,44 @@ class Catalog(CatalogQueries):
             return self._db.execute("SELECT 1 FROM meta WHERE k = 'last_full'").fetchone() is None
 
     def _sync(self, began: float, wall: datetime, since: datetime | None,
-              ahead: list[bundles.Ahead]) -> SyncStats:
+              ahead: list[bundles.Ahead[_Rows]]) -> SyncStats:
         art_prefix = artifacts_prefix(self._project)
         run_prefix = self._runs.prefix
         with self._lock:
             seen = {row[0] for row in self._db.execute("SELECT key FROM seen")}
         if since is None:
-            listed = list(self._backend.list(art_prefix))
-            base = f"projects/{self._project}/"
-            unread = sum(k not in seen and bundles.is_bundled_kind(k[len(base):])
-                         for k in listed)
-            if unread >= _BUNDLE_MIN and self._never_full():
-                # A first sync that will read bundles anyway (records/bundles.py, Ahead):
-                # they are fetched and checked while the rest is listed; only listed
-                # records are taken from them. Same requests as reading them after.
-                ahead.append(bundles.Ahead(self._backend, self._project, self._codec))
+            listed = self._list_artifacts(art_prefix, seen, ahead)
             listed += [*self._backend.list(run_prefix),
                        *self._backend.list(lifecycle_prefix(self._project))]
         else:
             listed = self._journal_keys(since)
-        plain: dict[str, Callable[[], Any]] = {}
+        # The unread records, in listing order; their reads are made when fetched (a
+        # first sync takes most from bundles: 46,000 closures held were ~10 MiB).
+        plain: dict[str, None] = {}
         version_keys: set[str] = set()
         heartbeat_keys: set[str] = set()
         for key in listed:
             job = self._job(key, art_prefix, run_prefix, version_keys, heartbeat_keys,
                             self._logs)
             if job is not None and key not in seen:
-                plain[key] = job
+                plain[key] = None
+        del seen
         if since is not None:  # no listing of heartbeats: runs that may still beat
             heartbeat_keys = self._maybe_running(wall)
         stored = 0
         if since is None and len(plain) >= _BUNDLE_MIN:  # a first sync, or far behind
-            # One bundle at a time (memory stays that of one bundle), each record read
-            # as if fetched, its own GET when that fails (records/bundles.py).
-            source = ahead[0] if ahead else bundles.each_bundle(
-                self._backend, self._project, plain, self._codec)
-            for found, checked in source:
-                logs = _Logs.over(bundles.Prefetched(self._backend, found), self._project,
-                                  bundles.OpenedCodec(self._codec, checked))
-                batch: list[tuple[str, Callable[[], Any]]] = []
-                for key in [k for k in found if k in plain]:
-                    own = plain.pop(key)
-                    job = self._job(key, art_prefix, run_prefix, set(), set(), logs)
-                    batch.append((key, own if job is None
-                                  else functools.partial(_either, job, own)))
-                # Decoding what is in hand: one thread (16 would only pass the GIL around);
-                # a record whose bundled bytes fail is fetched by its own GET.
-                stored += self._store_batch(self._fetch(batch, threads=False))
-        rest = list(plain.items())
+            # One bundle at a time (memory: one bundle's rows), each record decoded as if
+            # fetched (on a first sync in Ahead's thread, while the listing goes on); only
+            # listed records are stored, one whose bundled bytes fail is fetched below.
+            source: Iterable[_Rows] = ahead[0] if ahead else (
+                self._rows_of(found, checked) for found, checked in
+                bundles.each_bundle(self._backend, self._project, plain, self._codec))
+            for rows in source:
+                stored += self._store_rows([(key, row) for key, row in rows.items()
+                                            if plain.pop(key, 0) is None])
+        rest = [(key, job) for key in plain if (job := self._job(
+            key, art_prefix, run_prefix, set(), set(), self._logs)) is not None]
+        del plain
         for start in range(0, len(rest), _BATCH):  # bounded memory: a batch at a time
             stored += self._store_batch(self._fetch(rest[start:start + _BATCH]))
         stored += self._store_batch(self._fetch(self._heartbeat_jobs(heartbeat_keys)))
@@ -334,6 +413,35 @@ class Catalog(CatalogQueries):
         return SyncStats(len(listed), stored, time.perf_counter() - began,
                          full=since is None)
 
+    def _list_artifacts(self, prefix: str, seen: set[str],
+                        ahead: list[bundles.Ahead[_Rows]]) -> list[str]:
+        """The ``artifacts/`` listing; on a first sync, the bundles' check started once it
+        has shown ``_BUNDLE_MIN`` unread records (design §12.9, "Read, first sync").
+
+        Why as soon as that: a first sync that will read bundles anyway fetches and
+        checks them while the rest is listed (records/bundles.py, ``Ahead``; the same
+        requests as reading them after), and the listing arrives page by page (S3), so
+        the check starts after its first page rather than after all of ``artifacts/``.
+        Only listed records are taken from the bundles.
+        """
+        base = f"projects/{self._project}/"
+        listed: list[str] = []
+        unread = 0
+        never_full: bool | None = None
+        for key in self._backend.list(prefix):
+            listed.append(key)
+            if ahead or key in seen or not bundles.is_bundled_kind(key[len(base):]):
+                continue
+            unread += 1
+            if unread < _BUNDLE_MIN:
+                continue
+            if never_full is None:
+                never_full = self._never_full()
+            if never_full:
+                ahead.append(bundles.Ahead(self._backend, self._project, self._codec,
+                                           prepare=self._rows_of))
+        return listed
+
     def _store_batch(self, results: list[tuple[str, Any]]) -> int:
         """Store fetched records (one transaction); heartbeats are never "seen"."""
         if not results:
@@ -344,6 +452,40 @@ class Catalog(CatalogQueries):
                 if not isinstance(value, tuple):
                     self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (key,))
         return len(results)
+
+    def _store_rows(self, rows: list[tuple[str, tuple[str, bytes]]]) -> int:
+        """Store decoded records' rows (one transaction), their keys as seen."""
+        if not rows:
+            return 0
+        with self._lock, self._db:
+            for _, (sql, params) in rows:
+                self._db.execute(sql, msgpack.unpackb(params))
+            self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)",
+                                 [(key,) for key, _ in rows])
+        return len(rows)
+
+    def _rows_of(self, found: dict[str, bytes], checked: bundles.Checked) -> _Rows:
+        """A checked bundle's records decoded as if fetched, as catalog rows by key.
+
+        Runs in ``bundles.Ahead``'s thread on a first sync (it touches no table); a
+        record whose bundled bytes do not decode is left out: if listed, its own GET
+        reads it, exactly as a fetched record.
+        """
+        logs = _Logs.over(bundles.Prefetched(self._backend, found), self._project,
+                          bundles.OpenedCodec(self._codec, checked))
+        art_prefix, run_prefix = artifacts_prefix(self._project), self._runs.prefix
+        rows: _Rows = {}
+        for key in list(found):
+            job = self._job(key, art_prefix, run_prefix, set(), set(), logs)
+            if job is None:
+                continue
+            try:
+                row = _row(job())
+            except ArtifactStoreError:
+                continue
+            if row is not None:
+                rows[key] = (row[0], msgpack.packb(row[1]))
+        return rows
 
     def _journal_since(self, wall: datetime) -> datetime | None:
         """When the last sync began, if the journal may answer this one (else None)."""
@@ -450,94 +592,9 @@ class Catalog(CatalogQueries):
         return [f for f in found if f is not None]
 
     def _store(self, value: object) -> None:
-        db = self._db
-        if isinstance(value, VersionRecord):
-            db.execute(
-                "INSERT OR REPLACE INTO versions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
-                (
-                    value.artifact,
-                    value.number,
-                    value.type,
-                    value.digest.raw,
-                    value.manifest.raw,
-                    value.size,
-                    value.files,
-                    value.created_at,
-                    value.created_by,
-                    value.run,
-                    value.description,
-                    _pack(dict(value.metadata)),
-                    None if value.content is None else value.content.raw,
-                ),
-            )
-        elif isinstance(value, AliasEvent):
-            db.execute(
-                "INSERT OR REPLACE INTO alias_events VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    value.artifact,
-                    value.alias,
-                    value.seq,
-                    value.target,
-                    value.previous,
-                    value.protected,
-                    value.at,
-                    value.by,
-                    value.forced,
-                ),
-            )
-        elif isinstance(value, RunStart):
-            db.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    value.run_id,
-                    value.name,
-                    value.job_type,
-                    _pack(list(value.tags)),
-                    _pack(dict(value.config)),
-                    value.started_at,
-                    value.by,
-                    _pack(dict(value.env)),
-                    None if value.code is None else _pack(dict(value.code)),
-                    value.heartbeat,
-                ),
-            )
-        elif isinstance(value, RunEdge):
-            db.execute(
-                "INSERT OR REPLACE INTO run_edges VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    value.run_id,
-                    value.seq,
-                    value.direction,
-                    value.artifact,
-                    value.number,
-                    value.digest.raw,
-                    value.ref,
-                    value.created,
-                    value.role,
-                    value.at,
-                ),
-            )
-        elif isinstance(value, RunEnd):
-            db.execute(
-                "INSERT OR REPLACE INTO run_ends VALUES (?,?,?,?,?,?,?)",
-                (
-                    value.run_id,
-                    value.seq,
-                    value.status,
-                    value.error,
-                    _pack(dict(value.summary)),
-                    value.ended_at,
-                    None if value.config is None else _pack(dict(value.config)),
-                ),
-            )
-        elif isinstance(value, LifecycleEvent):
-            db.execute(
-                "INSERT OR REPLACE INTO lifecycle VALUES (?,?,?,?,?,?,?,?,?)",
-                (value.seq, value.action, value.artifact, _pack(list(value.numbers)),
-                 _pack(list(value.runs)), value.reason, value.ttl, value.at, value.by),
-            )
-        elif isinstance(value, tuple) and value[2] is not None:
-            db.execute("INSERT OR REPLACE INTO heartbeats VALUES (?,?)", (value[1], value[2]))
+        row = _row(value)
+        if row is not None:
+            self._db.execute(*row)
 
     def _mark_gone(self, listed_keys: set[str]) -> int:
         """Versions whose record vanished from the store (deleted behind our back)."""

@@ -26,10 +26,10 @@ import os
 import secrets
 import threading
 from collections import deque
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 from artifactstore.backends import Backend
 from artifactstore.backends._wrapper import BackendWrapper
@@ -40,6 +40,8 @@ from artifactstore.records.codec import RecordCodec, Signature
 
 __all__ = ["BUNDLE_SIZE", "Ahead", "Checked", "OpenedCodec", "Prefetched", "authentic",
            "bundles_prefix", "each_bundle", "read_bundles", "write_bundles"]
+
+T = TypeVar("T")
 
 #: records per bundle (about 0.5-2 MB of small records)
 BUNDLE_SIZE: Final = 5000
@@ -202,18 +204,27 @@ def each_bundle(backend: Backend, project: str, wanted: Container[str] | None,
             yield found, checked
 
 
-class Ahead:
+def _as_found(found: dict[str, bytes], checked: Checked) -> tuple[dict[str, bytes], Checked]:
+    return found, checked
+
+
+class Ahead(Generic[T]):
     """:func:`each_bundle` of every bundled record, run in a background thread while the
     caller lists the project (a first catalog sync): the signatures are checked during the
-    listing, not after it. At most ``limit`` bytes of checked bundles wait to be taken
-    (memory does not grow with the project); the caller still keeps only listed records.
-    Iterate once; :meth:`close` stops the thread (always call it)."""
+    listing, not after it, and each checked bundle is handed to ``prepare`` in the same
+    thread (by default kept as ``(found, checked)``; the catalog decodes it into its rows
+    there). At most ``limit`` bytes of checked bundles (their stored bytes) wait to be
+    taken (memory does not grow with the project); the caller still keeps only listed
+    records. Iterate once; :meth:`close` stops the thread (always call it)."""
 
     def __init__(self, backend: Backend, project: str, codec: RecordCodec, *,
-                 limit: int = _AHEAD_BYTES) -> None:
+                 limit: int = _AHEAD_BYTES,
+                 prepare: Callable[[dict[str, bytes], Checked], T] = _as_found,  # type: ignore[assignment]
+                 ) -> None:
         self._args = (backend, project, codec)
         self._limit = limit
-        self._ready: deque[tuple[dict[str, bytes], Checked, int]] = deque()
+        self._prepare = prepare
+        self._ready: deque[tuple[T, int]] = deque()
         self._cond = threading.Condition()
         self._held = 0
         self._done = self._closed = False
@@ -231,7 +242,12 @@ class Ahead:
                         self._cond.wait()
                     if self._closed:
                         return
-                    self._ready.append((found, checked, size))
+                prepared = self._prepare(found, checked)
+                del found, checked
+                with self._cond:
+                    if self._closed:
+                        return
+                    self._ready.append((prepared, size))
                     self._held += size
                     self._cond.notify_all()
         except BaseException as exc:  # raised again in the caller's thread
@@ -241,7 +257,7 @@ class Ahead:
                 self._done = True
                 self._cond.notify_all()
 
-    def __iter__(self) -> Iterator[tuple[dict[str, bytes], Checked]]:
+    def __iter__(self) -> Iterator[T]:
         while True:
             with self._cond:
                 while not self._ready and not self._done:
@@ -250,10 +266,10 @@ class Ahead:
                     if self._error is not None:
                         raise self._error
                     return
-                found, checked, size = self._ready.popleft()
+                prepared, size = self._ready.popleft()
                 self._held -= size
                 self._cond.notify_all()
-            yield found, checked
+            yield prepared
 
     def close(self) -> None:
         with self._cond:
