@@ -98,6 +98,7 @@ def test_a_terminal_without_a_size_still_gets_the_bar() -> None:
     tqdm would print an empty line there; the bar is drawn 100 columns wide."""
     import os
     import pty
+    import select
 
     master, slave = pty.openpty()
     try:
@@ -107,7 +108,12 @@ def test_a_terminal_without_a_size_still_gets_the_bar() -> None:
                           min_interval=0) as bar:
                 bar.advance(4_000_000)
             terminal.flush()
-        shown = os.read(master, 65536).decode("utf-8", "replace")
+        # A pty hands over what was written in pieces (one read took only the first
+        # line under load): read everything that is there, until nothing comes.
+        received = b""
+        while select.select([master], [], [], 1.0)[0]:
+            received += os.read(master, 65536)
+        shown = received.decode("utf-8", "replace")
     finally:
         os.close(master)
         os.close(slave)
