@@ -24,7 +24,7 @@ from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.layout import pack_key
 from artifactstore.objects.store import ObjectStore
-from artifactstore.repository.download import CACHE_MIN, materialize
+from artifactstore.repository.download import _PLACED_MIN, CACHE_MIN, materialize
 from artifactstore.testing.data import random_bytes
 
 SMALL = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384)
@@ -277,3 +277,80 @@ def test_a_big_file_is_checked_beside_the_reader(tmp_path: Path, open_store: Ope
         assert b"".join(next(iter(store.iter_files([ref], check=True)))) == data
         with pytest.raises(IntegrityError, match="does not match its digest"):
             b"".join(next(iter(store.iter_files([forged], check=True))))
+
+
+def _big_file(store: ObjectStore) -> tuple[bytes, FileRef]:
+    """~13 MiB: compressible text (big chunks), random bytes, the text again (its chunks
+    are read twice)."""
+    text = b"".join(b"%d,label %d,%d.25\n" % (i, i % 13, i * 7) for i in range(250_000))
+    data = text + random_bytes(3 << 20, seed=91) + text
+    return data, store.write_bytes(data)
+
+
+def test_a_big_file_from_a_local_store_is_written_at_its_offsets(
+        tmp_path: Path, open_store: OpenStore) -> None:
+    """A local store's big file is opened into reused buffers by the I/O threads and
+    written at its offsets (``read_file_into``): the same bytes, and a download through
+    it publishes them under the file's mode."""
+    backend = open_backend(str(tmp_path / "store"))
+    with open_store(backend) as store:
+        data, ref = _big_file(store)
+    assert len(data) >= _PLACED_MIN
+    assert len({c.id for c in ref.chunks}) < len(ref.chunks)  # a chunk read twice
+    with open_store(backend) as store:
+        assert store.supports_placed_writes
+        fd = os.open(tmp_path / "direct", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        seen: list[int] = []
+        try:
+            store.read_file_into(ref, fd, seen.append)
+        finally:
+            os.close(fd)
+        assert (tmp_path / "direct").read_bytes() == data
+        assert sum(seen) == len(data)
+        assert len(seen) > 2  # several reads
+        entry = FileEntry("sub/big.csv", ref.size, ref.digest, ref.chunks, mode=0o755)
+        materialize(store, [entry], tmp_path / "out", whole_tree=True)
+    assert (tmp_path / "out" / "sub" / "big.csv").read_bytes() == data
+    assert stat.S_IMODE((tmp_path / "out" / "sub" / "big.csv").stat().st_mode) == 0o755
+
+
+def test_a_forged_big_file_is_never_published(tmp_path: Path, open_store: OpenStore) -> None:
+    """A manifest whose digest does not match the big file's chunks: the download fails
+    naming the file, no file of that name is left anywhere, the target is not made."""
+    backend = open_backend(str(tmp_path / "store"))
+    with open_store(backend) as store:
+        data, ref = _big_file(store)
+    forged = FileEntry("big.csv", ref.size, hash_bytes(data[:-1] + b"!"), ref.chunks)
+    with open_store(backend) as store, pytest.raises(IntegrityError, match=r"big\.csv"):
+        materialize(store, [forged], tmp_path / "out", whole_tree=True)
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.rglob("big.csv")]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep").write_bytes(b"x")  # in place: a temp name, then renamed
+    with open_store(backend) as store, pytest.raises(IntegrityError, match=r"big\.csv"):
+        materialize(store, [forged], tmp_path / "mine", whole_tree=True)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["keep"]
+
+
+@pytest.mark.parametrize("where", [0.2, 0.45], ids=["text", "random"])
+def test_a_damaged_chunk_of_a_big_file_fails_it(
+        tmp_path: Path, open_store: OpenStore, where: float) -> None:
+    """A flipped byte in one stored chunk (compressed text, or random bytes stored as
+    they are): refused when opened (encrypted) or by the file's digest (plain), before
+    ``read_file_into`` returns."""
+    backend = open_backend(str(tmp_path / "store"))
+    with open_store(backend) as store:
+        _, ref = _big_file(store)
+        chunk = ref.chunks[int(len(ref.chunks) * where)]
+        location = store.locate(chunk.id)
+    key = pack_key(store.domain, location.pack)
+    packed = bytearray(backend.get(key))
+    packed[location.offset + location.length - 30] ^= 0x04
+    backend.put(key, bytes(packed))
+    with open_store(backend) as store:
+        fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with pytest.raises(IntegrityError):
+                store.read_file_into(ref, fd)
+        finally:
+            os.close(fd)

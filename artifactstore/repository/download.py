@@ -66,6 +66,9 @@ _CACHE_FROM_MEMORY = 1 << 20
 CACHE_MIN = 64 << 10
 #: files up to this size are written by the writer thread(s) from their checked bytes
 _WRITE_AHEAD_MAX = 1 << 20
+#: from a local store, files at least this big are written by the store's I/O threads
+#: at their offsets (ObjectStore.read_file_into: no buffer per chunk, the main thread free)
+_PLACED_MIN = 8 << 20
 #: threads creating and writing small files beside the main thread
 _WRITER_THREADS = 1
 #: staging folders this process is writing (others of its pid were left by a failure)
@@ -249,6 +252,14 @@ def _write_entries(
                                                      entry.mode):
             if progress is not None:
                 progress(entry.size or 0)
+        elif entry.size >= _PLACED_MIN and objects.supports_placed_writes:
+            ref = entry.file_ref()
+            try:
+                _write_verified((), entry.path, entry.digest, entry.mode, target, progress,
+                                cache, in_place=fresh, checked=True, umask=process_umask(),
+                                fill=partial(objects.read_file_into, ref, progress=progress))
+            except IntegrityError as exc:
+                raise _naming(exc, entry.path) from None
         else:
             batch.append((entry, target))
             if len(batch) >= _BATCH_FILES:
@@ -399,9 +410,13 @@ def _write_verified(blocks: Iterable[bytes], path: str, digest: Digest | None, m
                     target: Path | str, progress: Callable[[int], None] | None,
                     cache: FileCache | None, *, in_place: bool = False,
                     checked: bool = False, umask: int | None = None,
-                    feed: Callable[[bytes, Digest], None] | None = None) -> None:
+                    feed: Callable[[bytes, Digest], None] | None = None,
+                    fill: Callable[[int], None] | None = None) -> None:
     """Write ``blocks`` to ``target`` through a temp name, renamed once verified; with
     ``in_place`` (a fresh staging folder), straight to ``target``, which must not exist.
+    ``fill`` writes the whole file into the descriptor it is given instead of ``blocks``
+    (and reports progress itself), and raises IntegrityError unless its bytes matched
+    (``checked``).
 
     ``checked``: ``blocks`` end with IntegrityError unless they match ``digest`` (the
     store hashes what it read), so they are not hashed again here. A small file goes
@@ -427,9 +442,12 @@ def _write_verified(blocks: Iterable[bytes], path: str, digest: Digest | None, m
                              "store is damaged; run 'artifactstore verify'") from None
     try:
         hasher = None if checked else Hasher()
-        held: list[bytes] | None = [] if cache is not None and digest is not None else None
+        held: list[bytes] | None = (
+            [] if cache is not None and digest is not None and fill is None else None)
         size = 0
         try:
+            if fill is not None:
+                fill(fd)
             for data in blocks:
                 if hasher is not None:
                     hasher.update(data)
