@@ -6,7 +6,10 @@ local store's reads are opened (decrypted, decompressed, checked) on the I/O thr
 remote store's are streamed (:class:`~.streamedread.StreamedRead`: the same one request,
 its blobs opened on its I/O thread as their bytes arrive). A blob is *verified* when its
 envelope opened under its id and (unless a file digest covers it) its plaintext hashed
-to its id; a file is checked against its digest before its iterator ends.
+to its id; a file is checked against its digest before its iterator ends. A *placed*
+file (:meth:`BlobReader.read_file_into`, a local store's big file in a download) is
+written by the I/O threads at its offsets from reused buffers and hashed there in file
+order, checked before the call returns.
 
 :class:`BlobReader` holds no state of its own beyond its settings: the store
 (:class:`~.store.ObjectStore`) gives it the backend, the domain and keys, its thread

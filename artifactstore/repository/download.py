@@ -9,7 +9,9 @@ there and checked the same way, and the staging folder is renamed to the target
 at the end: one directory update per file instead of two, and the target appears
 complete or not at all. Either way an interrupted download leaves no half file
 under a final name, and a rerun skips files already present and verified (it
-takes over the staging folder a killed download left).
+takes over the staging folder a killed download left). From a local store, a file of
+at least :data:`_PLACED_MIN` bytes is written by the store's I/O threads at its
+offsets (:meth:`ObjectStore.read_file_into`), checked the same way before its rename.
 
 The target is checked before anything is written (:func:`check_target`). A failure
 of the local disk (full, read-only, forbidden) is mapped here, by
