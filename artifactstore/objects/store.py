@@ -770,8 +770,9 @@ class ObjectStore:
     @property
     def supports_placed_writes(self) -> bool:
         """Whether :meth:`read_file_into` is worth it: a local store, whose reads are opened
-        on the I/O threads (a remote store's are streamed: use :meth:`iter_files`)."""
-        return self._vectored
+        on the I/O threads (a remote store's are streamed: use :meth:`iter_files`), on
+        an OS with ``pwrite`` (not Windows)."""
+        return self._vectored and hasattr(os, "pwrite")
 
     def read_file_into(self, ref: FileRef, fd: int,
                    progress: Callable[[int], None] | None = None) -> None:
