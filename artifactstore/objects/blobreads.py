@@ -56,8 +56,13 @@ _REMOTE_STREAMS = 2
 _STREAM_HOLDS = 4 << 20
 #: a checked file's chunks go to the digest thread in batches of about this size
 _DIGEST_BATCH = 4 << 20
-#: reads of :meth:`BlobReader.read_file_into` in flight, each with its own buffers (~4 MiB)
+#: reads of :meth:`BlobReader.read_file_into` in flight, each with its own buffers, and
+#: the bytes one spans plus opens: smaller than other local reads, because its buffer is
+#: written and hashed right after it was filled, while still in the CPU's cache (table
+#: v1 restore, 2 MiB against 4 MiB: -20% CPU, a third of the system time; 3 slots and 2
+#: the same: docs/benchmarks.md, "The table, round five")
 _PLACED_SLOTS = 3
+_PLACED_READ = 2 << 20
 
 
 class BlobReader:
@@ -351,8 +356,8 @@ class BlobReader:
         check them against its digest: IntegrityError unless every byte matched. The
         caller must not use the file unless this returned.
 
-        Each read (a few MiB of neighbouring chunks, as :meth:`blob_stream`'s) is opened
-        on an I/O thread straight into one of :data:`_PLACED_SLOTS` buffers
+        Each read (about 2 MiB of neighbouring chunks, stored and opened) is opened on
+        an I/O thread straight into one of :data:`_PLACED_SLOTS` buffers
         (:func:`open_envelope_into`: no buffer allocated per chunk, whose fresh pages
         cost a restore more than its AES-GCM), written from there at its offset in the
         file (``pwrite``) and hashed into the file's digest in file order (a read waits
@@ -381,7 +386,7 @@ class BlobReader:
         offset = 0
         try:
             for index, group in enumerate(self._coalesce((c.id for c in ref.chunks),
-                                                         _LOCAL_READ)):
+                                                         _PLACED_READ)):
                 for blob_id, loc in group:
                     chunk = next(lengths)
                     if loc.raw_length != chunk.length:
