@@ -16,7 +16,7 @@ from artifactstore.backends import open_backend
 from artifactstore.backends.base import Backend
 from artifactstore.core.chunking import ChunkerParams
 from artifactstore.core.digest import hash_bytes
-from artifactstore.core.errors import IntegrityError
+from artifactstore.core.errors import BackendError, IntegrityError
 from artifactstore.local.filecache import FileCache
 from artifactstore.model.tree import FileEntry
 from artifactstore.objects.blobrefs import FileRef
@@ -26,6 +26,7 @@ from artifactstore.objects.layout import pack_key
 from artifactstore.objects.store import ObjectStore
 from artifactstore.repository.download import _PLACED_MIN, CACHE_MIN, materialize
 from artifactstore.testing.data import random_bytes
+from artifactstore.testing.stores import init_quick_store
 
 SMALL = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384)
 KEYS = DomainKeys.from_epoch_key(bytes(range(32)))
@@ -354,3 +355,65 @@ def test_a_damaged_chunk_of_a_big_file_fails_it(
                 store.read_file_into(ref, fd)
         finally:
             os.close(fd)
+
+
+def test_a_placed_big_file_follows_a_repack(tmp_path: Path) -> None:
+    """A reader whose index still names a pack that gc repacked since: the placed write
+    of a big file meets the missing pack, refreshes the index and writes the file again
+    from the new pack, the same bytes."""
+    url = str(tmp_path / "store")
+    init_quick_store(url)
+    text = b"".join(b"%d,label %d,%d.25\n" % (i, i % 13, i * 7) for i in range(450_000))
+    assert len(text) >= _PLACED_MIN
+    first, second = tmp_path / "v0", tmp_path / "v1"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "big.csv").write_bytes(text)
+    (first / "gone.bin").write_bytes(random_bytes(1 << 20, seed=5))  # same pack, dies
+    with artifactstore.open(url, cache_dir=tmp_path / "cache") as store:
+        store.log_artifact(first, name="d", type="dataset")
+        store.log_artifact(second, name="d", type="dataset")
+    with artifactstore.open(url, cache_dir=tmp_path / "reader-cache") as reader:
+        v1 = reader.artifact("d:v1")
+        v1.files()  # the reader's index now names today's packs
+        with artifactstore.open(url, cache_dir=tmp_path / "cache") as store:
+            store.delete("d:v0")
+            assert store.gc(grace=0, repack_threshold=0.0).bytes_freed > 0
+        v1.download(tmp_path / "out")
+    assert (tmp_path / "out" / "big.csv").read_bytes() == text
+
+
+class _FailingBackend(_CountingBackend):
+    """Fails the ``fail_at``-th range read (counting from 1) with a backend error."""
+
+    def __init__(self, inner: Backend, fail_at: int) -> None:
+        super().__init__(inner)
+        self._fail_at = fail_at
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        if len(self.ranges) + 1 == self._fail_at:
+            self.ranges.append(length)
+            raise BackendError(f"injected failure reading {key}")
+        return super().get_range(key, start, length)
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 5])
+def test_a_failed_read_of_a_placed_file_stops_it(tmp_path: Path, fail_at: int) -> None:
+    """A run that fails (here its pack read) fails the whole file with that error, after
+    the runs around it stopped (those waiting for their turn to hash included: no
+    hang); the store reads the file again afterwards."""
+    inner = open_backend(str(tmp_path / "store"))
+    with ObjectStore.open(inner, create=StoreConfig.new(), cache_dir=tmp_path / "c") as store:
+        data, ref = _big_file(store)
+    failing = _FailingBackend(inner, fail_at)
+    with ObjectStore.open(failing, cache_dir=tmp_path / "c") as store:  # type: ignore[arg-type]
+        fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with pytest.raises(BackendError, match="injected"):
+                store.read_file_into(ref, fd)
+            os.ftruncate(fd, 0)
+            store.read_file_into(ref, fd)  # the next reads do not fail
+        finally:
+            os.close(fd)
+    assert (tmp_path / "f").read_bytes() == data
+    assert len(failing.ranges) > fail_at
