@@ -379,8 +379,10 @@ def test_a_placed_big_file_follows_a_repack(tmp_path: Path) -> None:
         with artifactstore.open(url, cache_dir=tmp_path / "cache") as store:
             store.delete("d:v0")
             assert store.gc(grace=0, repack_threshold=0.0).bytes_freed > 0
-        v1.download(tmp_path / "out")
+        seen: list[int] = []
+        v1.download(tmp_path / "out", progress=seen.append)
     assert (tmp_path / "out" / "big.csv").read_bytes() == text
+    assert sum(seen) == len(text)  # the second attempt reports only what is new
 
 
 class _FailingBackend(_CountingBackend):

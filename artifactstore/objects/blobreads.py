@@ -351,7 +351,7 @@ class BlobReader:
             raise _digest_mismatch(ref)
 
     def read_file_into(self, ref: FileRef, fd: int,
-                   progress: Callable[[int], None] | None = None) -> None:
+                       progress: Callable[[int], None] | None = None) -> None:
         """Write a file's bytes into ``fd`` from offset 0 (a local store's big file), and
         check them against its digest: IntegrityError unless every byte matched. The
         caller must not use the file unless this returned.
@@ -365,17 +365,24 @@ class BlobReader:
         once every read is done; after a failure, every read still running is waited
         for before anything is raised, so nothing writes into ``fd`` afterwards.
         """
+        reported = [0]  # bytes told to ``progress``: a second attempt tells only more
+
+        def advance(position: int) -> None:
+            if progress is not None and position > reported[0]:
+                progress(position - reported[0])
+                reported[0] = position
+
         for attempt in (1, 2):
             try:
-                self._write_placed(ref, fd, progress)
+                self._write_placed(ref, fd, advance)
                 return
             except NotFoundError:  # a pack was repacked by gc: its chunks moved
                 if attempt == 2:
                     raise
                 self._refresh()
 
-    def _write_placed(self, ref: FileRef, fd: int,
-                      progress: Callable[[int], None] | None) -> None:
+    def _write_placed(self, ref: FileRef, fd: int, advance: Callable[[int], None]) -> None:
+        """One attempt of :meth:`read_file_into`; ``advance`` gets the bytes done so far."""
         lengths = iter(ref.chunks)
         slots: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
         for _ in range(_PLACED_SLOTS):
@@ -383,7 +390,7 @@ class BlobReader:
         turn = _InTurn()
         hasher = Hasher(parallel=False)  # one core hashes, the other opens the next read
         running: list[Future[int]] = []
-        offset = 0
+        offset = finished = 0
         try:
             for index, group in enumerate(self._coalesce((c.id for c in ref.chunks),
                                                          _PLACED_READ)):
@@ -398,13 +405,11 @@ class BlobReader:
                     self._place_group, group, index, offset, fd, slot, slots, turn, hasher))
                 offset += sum(loc.raw_length for _, loc in group)
                 while running and running[0].done():
-                    done = running.pop(0).result()
-                    if progress is not None:
-                        progress(done)
+                    finished += running.pop(0).result()
+                    advance(finished)
             while running:
-                done = running.pop(0).result()
-                if progress is not None:
-                    progress(done)
+                finished += running.pop(0).result()
+                advance(finished)
         finally:
             if running:  # a failure: no read may write into fd once this returns
                 turn.stop()

@@ -775,7 +775,7 @@ class ObjectStore:
         return self._vectored and hasattr(os, "pwrite")
 
     def read_file_into(self, ref: FileRef, fd: int,
-                   progress: Callable[[int], None] | None = None) -> None:
+                       progress: Callable[[int], None] | None = None) -> None:
         """Write a file's bytes into ``fd`` from offset 0, checked against its digest
         (IntegrityError otherwise; the caller uses the file only if this returned):
         :meth:`~.blobreads.BlobReader.read_file_into`."""
