@@ -8,8 +8,8 @@ its blobs opened on its I/O thread as their bytes arrive). A blob is *verified* 
 envelope opened under its id and (unless a file digest covers it) its plaintext hashed
 to its id; a file is checked against its digest before its iterator ends. A *placed*
 file (:meth:`BlobReader.read_file_into`, a local store's big file in a download) is
-written by the I/O threads at its offsets from reused buffers and hashed there in file
-order, checked before the call returns.
+opened by the I/O threads into reused buffers, written at its offsets and hashed from
+them in file order, and checked before the call returns.
 
 :class:`BlobReader` holds no state of its own beyond its settings: the store
 (:class:`~.store.ObjectStore`) gives it the backend, the domain and keys, its thread
@@ -359,9 +359,10 @@ class BlobReader:
         Each read (about 2 MiB of neighbouring chunks, stored and opened) is opened on
         an I/O thread straight into one of :data:`_PLACED_SLOTS` buffers
         (:func:`open_envelope_into`: no buffer allocated per chunk, whose fresh pages
-        cost a restore more than its AES-GCM), written from there at its offset in the
-        file (``pwrite``) and hashed into the file's digest in file order (a read waits
-        for the one before it), while the main thread only hands reads out. Returns
+        cost a restore more than its AES-GCM), then, in file order (a read waits for the
+        one before it), written from there at its offset (``pwrite``) and hashed into
+        the file's digest, while the next reads are opened beside it; the main thread
+        only hands reads out. Returns
         once every read is done; after a failure, every read still running is waited
         for before anything is raised, so nothing writes into ``fd`` afterwards.
         """
@@ -423,7 +424,7 @@ class BlobReader:
                      offset: int, fd: int, slot: _Slot, slots: queue.SimpleQueue[_Slot],
                      turn: _InTurn, hasher: Hasher) -> int:
         """One read of :meth:`read_file_into`, on an I/O thread: opened into ``slot``,
-        written at ``offset``, hashed in its turn; returns its bytes."""
+        then in its turn written at ``offset`` and hashed; returns its bytes."""
         try:
             data = memoryview(self._read_group(group))
             start = group[0][1].offset
@@ -443,10 +444,16 @@ class BlobReader:
                     what=f"blob {blob_id.hex} in pack {pack_key(self._domain, loc.pack)}")
                 at += loc.raw_length
             del data
-            written = 0
-            while written < size:  # pwrite may write less than asked (rare)
-                written += os.pwrite(fd, out[written:], offset + written)
-            turn.take(index, hasher, out)
+            # In file order, one run at a time: written at its offset, then hashed while
+            # still in cache. One writer at a time keeps the writes sequential (as one
+            # thread's would be) and the page-cache allocations (and their reclaim, when
+            # memory is short) on one thread, while the next runs decompress beside it.
+            if turn.wait(index):
+                written = 0
+                while written < size:  # pwrite may write less than asked (rare)
+                    written += os.pwrite(fd, out[written:], offset + written)
+                hasher.update(out)
+                turn.done()
             return size
         except BaseException:
             turn.stop()
@@ -540,23 +547,23 @@ class _Slot:
 
 
 class _InTurn:
-    """Hashing reads into one file digest in file order, from the I/O threads that
-    opened them: read ``index`` waits until every read before it was hashed.
-    :meth:`stop` (a read failed, or the writer gave up) releases every waiter, and
-    nothing is hashed after it (the digest is then never compared)."""
+    """Runs of :meth:`BlobReader.read_file_into` taking their turn in file order, on
+    the I/O threads that opened them: :meth:`wait` returns once every run before
+    ``index`` is :meth:`done` (True), or once :meth:`stop` was called (a run failed, or
+    the caller gave up: False, and nothing more is written or hashed)."""
 
     def __init__(self) -> None:
         self._done = threading.Condition()
         self._next = 0
         self._stopped = False
 
-    def take(self, index: int, hasher: Hasher, data: memoryview) -> None:
+    def wait(self, index: int) -> bool:
         with self._done:
             while self._next != index and not self._stopped:
                 self._done.wait()
-            if self._stopped:
-                return
-        hasher.update(data)  # alone: the reads after this one wait for _next
+            return not self._stopped
+
+    def done(self) -> None:
         with self._done:
             self._next += 1
             self._done.notify_all()
