@@ -443,7 +443,7 @@ class BlobReader:
                     expected_kind=loc.kind, keys=self._keys, binding=blob_id.raw,
                     what=f"blob {blob_id.hex} in pack {pack_key(self._domain, loc.pack)}")
                 at += loc.raw_length
-            del data
+            del data, stored  # the pack's bytes are no longer needed
             # In file order, one run at a time: written at its offset, then hashed while
             # still in cache. One writer at a time keeps the writes sequential (as one
             # thread's would be) and the page-cache allocations (and their reclaim, when
