@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from artifactstore.core.errors import IntegrityError
+from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import (
     HEADER_SIZE,
     MAGIC,
@@ -14,6 +15,7 @@ from artifactstore.objects.envelope import (
     Compression,
     Kind,
     open_envelope,
+    open_envelope_into,
     seal,
 )
 from artifactstore.testing.data import random_bytes
@@ -115,3 +117,58 @@ def test_adaptive_sealer_stops_trying_on_incompressible_runs_and_recovers() -> N
     assert [flag(text) for _ in range(3)] == [0, 0, 0]
     # ...the probe after them finds compression pays, and it stays on.
     assert [flag(text) for _ in range(3)] == [1, 1, 1]
+
+
+KEYS = DomainKeys.from_epoch_key(bytes(range(32)))
+
+
+@given(st.binary(max_size=5000), st.booleans(), st.booleans())
+def test_opening_into_a_buffer_gives_the_same_plaintext(payload: bytes, compress: bool,
+                                                         encrypt: bool) -> None:
+    """``open_envelope_into`` (a big file's restore from a local store) yields what
+    ``open_envelope`` does, into the caller's buffer, decrypting into a scratch that
+    grows when too small."""
+    keys = KEYS if encrypt else None
+    binding = b"b" * 32
+    sealed = seal(Kind.CHUNK, payload, ZSTD if compress else None, keys=keys, binding=binding)
+    out = bytearray(len(payload) + 3)
+    scratch = open_envelope_into(sealed, memoryview(out)[1:-2], bytearray(1),
+                                 expected_kind=Kind.CHUNK, what="x", keys=keys, binding=binding)
+    assert bytes(out[1:-2]) == payload
+    assert (out[0], out[-2], out[-1]) == (0, 0, 0)  # nothing written outside it
+    if encrypt:
+        assert len(scratch) >= len(sealed) - HEADER_SIZE - 16 - len(KEYS.key_id)
+
+
+def test_opening_into_a_buffer_of_another_length_fails() -> None:
+    text = b"id,label,score\n" * 2000
+    for compression in (ZSTD, None):
+        sealed = seal(Kind.CHUNK, text, compression)
+        for size in (len(text) - 1, len(text) + 1):
+            with pytest.raises(IntegrityError, match="the index says"):
+                open_envelope_into(sealed, memoryview(bytearray(size)), bytearray(),
+                                   expected_kind=Kind.CHUNK, what="b")
+
+
+def test_opening_into_a_buffer_refuses_what_open_envelope_refuses() -> None:
+    text = b"abcdefgh" * 2000
+    sealed = seal(Kind.CHUNK, text, ZSTD, keys=KEYS, binding=b"i" * 32)
+    out = memoryview(bytearray(len(text)))
+    for damaged in (sealed[:-1], sealed[:HEADER_SIZE + 3],
+                    sealed[:-5] + bytes([sealed[-5] ^ 1]) + sealed[-4:]):
+        with pytest.raises(IntegrityError, match="blob-x"):
+            open_envelope_into(damaged, out, bytearray(), expected_kind=Kind.CHUNK,
+                               what="blob-x", keys=KEYS, binding=b"i" * 32)
+    with pytest.raises(IntegrityError, match="blob-x"):  # bound to its id
+        open_envelope_into(sealed, out, bytearray(), expected_kind=Kind.CHUNK, what="blob-x",
+                           keys=KEYS, binding=b"j" * 32)
+    with pytest.raises(IntegrityError, match="holds a CHUNK, expected TREE"):
+        open_envelope_into(sealed, out, bytearray(), expected_kind=Kind.TREE, what="b",
+                           keys=KEYS, binding=b"i" * 32)
+    plain = bytearray(seal(Kind.CHUNK, text, ZSTD))
+    plain[HEADER_SIZE + 5] ^= 0xFF  # no authentication: fails to decode, or other bytes
+    try:
+        open_envelope_into(bytes(plain), out, bytearray(), expected_kind=Kind.CHUNK, what="b")
+    except IntegrityError:
+        return
+    assert bytes(out) != text

@@ -16,7 +16,7 @@ from artifactstore.backends import open_backend
 from artifactstore.backends.base import Backend
 from artifactstore.core.chunking import ChunkerParams
 from artifactstore.core.digest import hash_bytes
-from artifactstore.core.errors import IntegrityError
+from artifactstore.core.errors import BackendError, IntegrityError
 from artifactstore.local.filecache import FileCache
 from artifactstore.model.tree import FileEntry
 from artifactstore.objects.blobrefs import FileRef
@@ -24,8 +24,9 @@ from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.layout import pack_key
 from artifactstore.objects.store import ObjectStore
-from artifactstore.repository.download import CACHE_MIN, materialize
+from artifactstore.repository.download import _PLACED_MIN, CACHE_MIN, materialize
 from artifactstore.testing.data import random_bytes
+from artifactstore.testing.stores import init_quick_store
 
 SMALL = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384)
 KEYS = DomainKeys.from_epoch_key(bytes(range(32)))
@@ -277,3 +278,144 @@ def test_a_big_file_is_checked_beside_the_reader(tmp_path: Path, open_store: Ope
         assert b"".join(next(iter(store.iter_files([ref], check=True)))) == data
         with pytest.raises(IntegrityError, match="does not match its digest"):
             b"".join(next(iter(store.iter_files([forged], check=True))))
+
+
+def _big_file(store: ObjectStore) -> tuple[bytes, FileRef]:
+    """~13 MiB: compressible text (big chunks), random bytes, the text again (its chunks
+    are read twice)."""
+    text = b"".join(b"%d,label %d,%d.25\n" % (i, i % 13, i * 7) for i in range(250_000))
+    data = text + random_bytes(3 << 20, seed=91) + text
+    return data, store.write_bytes(data)
+
+
+def test_a_big_file_from_a_local_store_is_written_at_its_offsets(
+        tmp_path: Path, open_store: OpenStore) -> None:
+    """A local store's big file is opened into reused buffers by the I/O threads and
+    written at its offsets (``read_file_into``): the same bytes, and a download through
+    it publishes them under the file's mode."""
+    backend = open_backend(str(tmp_path / "store"))
+    with open_store(backend) as store:
+        data, ref = _big_file(store)
+    assert len(data) >= _PLACED_MIN
+    assert len({c.id for c in ref.chunks}) < len(ref.chunks)  # a chunk read twice
+    with open_store(backend) as store:
+        assert store.supports_placed_writes
+        fd = os.open(tmp_path / "direct", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        seen: list[int] = []
+        try:
+            store.read_file_into(ref, fd, seen.append)
+        finally:
+            os.close(fd)
+        assert (tmp_path / "direct").read_bytes() == data
+        assert sum(seen) == len(data)
+        assert len(seen) > 2  # several reads
+        entry = FileEntry("sub/big.csv", ref.size, ref.digest, ref.chunks, mode=0o755)
+        materialize(store, [entry], tmp_path / "out", whole_tree=True)
+    assert (tmp_path / "out" / "sub" / "big.csv").read_bytes() == data
+    assert stat.S_IMODE((tmp_path / "out" / "sub" / "big.csv").stat().st_mode) == 0o755
+
+
+def test_a_forged_big_file_is_never_published(tmp_path: Path, open_store: OpenStore) -> None:
+    """A manifest whose digest does not match the big file's chunks: the download fails
+    naming the file, no file of that name is left anywhere, the target is not made."""
+    backend = open_backend(str(tmp_path / "store"))
+    with open_store(backend) as store:
+        data, ref = _big_file(store)
+    forged = FileEntry("big.csv", ref.size, hash_bytes(data[:-1] + b"!"), ref.chunks)
+    with open_store(backend) as store, pytest.raises(IntegrityError, match=r"big\.csv"):
+        materialize(store, [forged], tmp_path / "out", whole_tree=True)
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.rglob("big.csv")]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep").write_bytes(b"x")  # in place: a temp name, then renamed
+    with open_store(backend) as store, pytest.raises(IntegrityError, match=r"big\.csv"):
+        materialize(store, [forged], tmp_path / "mine", whole_tree=True)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["keep"]
+
+
+@pytest.mark.parametrize("where", [0.2, 0.45], ids=["text", "random"])
+def test_a_damaged_chunk_of_a_big_file_fails_it(
+        tmp_path: Path, open_store: OpenStore, where: float) -> None:
+    """A flipped byte in one stored chunk (compressed text, or random bytes stored as
+    they are): refused when opened (encrypted) or by the file's digest (plain), before
+    ``read_file_into`` returns."""
+    backend = open_backend(str(tmp_path / "store"))
+    with open_store(backend) as store:
+        _, ref = _big_file(store)
+        chunk = ref.chunks[int(len(ref.chunks) * where)]
+        location = store.locate(chunk.id)
+    key = pack_key(store.domain, location.pack)
+    packed = bytearray(backend.get(key))
+    packed[location.offset + location.length - 30] ^= 0x04
+    backend.put(key, bytes(packed))
+    with open_store(backend) as store:
+        fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with pytest.raises(IntegrityError):
+                store.read_file_into(ref, fd)
+        finally:
+            os.close(fd)
+
+
+def test_a_placed_big_file_follows_a_repack(tmp_path: Path) -> None:
+    """A reader whose index still names a pack that gc repacked since: the placed write
+    of a big file meets the missing pack, refreshes the index and writes the file again
+    from the new pack, the same bytes."""
+    url = str(tmp_path / "store")
+    init_quick_store(url)
+    text = b"".join(b"%d,label %d,%d.25\n" % (i, i % 13, i * 7) for i in range(450_000))
+    assert len(text) >= _PLACED_MIN
+    first, second = tmp_path / "v0", tmp_path / "v1"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "big.csv").write_bytes(text)
+    (first / "gone.bin").write_bytes(random_bytes(1 << 20, seed=5))  # same pack, dies
+    with artifactstore.open(url, cache_dir=tmp_path / "cache") as store:
+        store.log_artifact(first, name="d", type="dataset")
+        store.log_artifact(second, name="d", type="dataset")
+    with artifactstore.open(url, cache_dir=tmp_path / "reader-cache") as reader:
+        v1 = reader.artifact("d:v1")
+        v1.files()  # the reader's index now names today's packs
+        with artifactstore.open(url, cache_dir=tmp_path / "cache") as store:
+            store.delete("d:v0")
+            assert store.gc(grace=0, repack_threshold=0.0).bytes_freed > 0
+        seen: list[int] = []
+        v1.download(tmp_path / "out", progress=seen.append)
+    assert (tmp_path / "out" / "big.csv").read_bytes() == text
+    assert sum(seen) == len(text)  # the second attempt reports only what is new
+
+
+class _FailingBackend(_CountingBackend):
+    """Fails the ``fail_at``-th range read (counting from 1) with a backend error."""
+
+    def __init__(self, inner: Backend, fail_at: int) -> None:
+        super().__init__(inner)
+        self._fail_at = fail_at
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        if len(self.ranges) + 1 == self._fail_at:
+            self.ranges.append(length)
+            raise BackendError(f"injected failure reading {key}")
+        return super().get_range(key, start, length)
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 5])
+def test_a_failed_read_of_a_placed_file_stops_it(tmp_path: Path, fail_at: int) -> None:
+    """A run that fails (here its pack read) fails the whole file with that error, after
+    the runs around it stopped (those waiting for their turn to hash included: no
+    hang); the store reads the file again afterwards."""
+    inner = open_backend(str(tmp_path / "store"))
+    with ObjectStore.open(inner, create=StoreConfig.new(), cache_dir=tmp_path / "c") as store:
+        data, ref = _big_file(store)
+    failing = _FailingBackend(inner, fail_at)
+    with ObjectStore.open(failing, cache_dir=tmp_path / "c") as store:  # type: ignore[arg-type]
+        fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with pytest.raises(BackendError, match="injected"):
+                store.read_file_into(ref, fd)
+            os.ftruncate(fd, 0)
+            store.read_file_into(ref, fd)  # the next reads do not fail
+        finally:
+            os.close(fd)
+    assert (tmp_path / "f").read_bytes() == data
+    assert len(failing.ranges) > fail_at

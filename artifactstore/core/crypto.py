@@ -117,10 +117,22 @@ class ObjectCipher:
         try:
             return self._subkey(salt).decrypt(_ZERO_NONCE, sealed, aad)
         except InvalidTag:
-            raise IntegrityError(
-                f"{what} failed authentication: it was altered, moved, or belongs to another "
-                "key; run 'artifactstore verify'"
-            ) from None
+            raise _failed(what) from None
+
+    def open_into(self, salt: bytes, sealed: bytes | memoryview, aad: bytes, out: memoryview,
+                  *, what: str) -> None:
+        """:meth:`open` into ``out`` (exactly ``len(sealed) - 16`` bytes), not a new buffer.
+        Nothing in ``out`` may be used unless this returned: on a failed tag its bytes are
+        unauthenticated."""
+        try:
+            self._subkey(salt).decrypt_into(_ZERO_NONCE, sealed, aad, out)
+        except InvalidTag:
+            raise _failed(what) from None
+
+
+def _failed(what: str) -> IntegrityError:
+    return IntegrityError(f"{what} failed authentication: it was altered, moved, or belongs "
+                          "to another key; run 'artifactstore verify'")
 
 
 # -- key wrapping ------------------------------------------------------------------------

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEADER_SIZE", "KIND_OF", "MAGIC", "AdaptiveSealer", "Compression", "Kind",
-    "open_envelope", "seal", "seal_parts",
+    "open_envelope", "open_envelope_into", "seal", "seal_parts",
 ]  # fmt: skip
 
 MAGIC = b"ASE1"
@@ -43,6 +43,8 @@ FLAG_ZSTD = 0x01
 FLAG_ENCRYPTED = 0x02
 _KNOWN_FLAGS = FLAG_ZSTD | FLAG_ENCRYPTED
 _SALT_SIZE = 32
+#: the AEAD tag after the ciphertext (AES-GCM, ChaCha20-Poly1305: core/crypto.py)
+_TAG_SIZE = 16
 
 
 class Kind(enum.IntEnum):
@@ -240,16 +242,7 @@ def open_envelope(
     With ``keys`` the object must be encrypted under them and bound to
     ``binding``; without, it must not be encrypted.
     """
-    if len(data) < HEADER_SIZE:
-        raise IntegrityError(f"{what} is truncated ({len(data)} bytes): run 'artifactstore verify'")
-    magic, version, kind_no, flags, reserved = _HEADER.unpack_from(data)
-    if magic != MAGIC or version != VERSION or reserved != 0 or flags & ~_KNOWN_FLAGS:
-        raise IntegrityError(f"{what} has a damaged or unknown envelope header")
-    kind = KIND_OF.get(kind_no)  # a dict, not an enum call: once per blob read
-    if kind is None:
-        raise IntegrityError(f"{what} has unknown kind {kind_no}")
-    if expected_kind is not None and kind != expected_kind:
-        raise IntegrityError(f"{what} holds a {kind.name}, expected {expected_kind.name}")
+    kind, flags = _checked_header(data, expected_kind, what)
     payload: bytes | memoryview = memoryview(data)[HEADER_SIZE:]
     if flags & FLAG_ENCRYPTED or keys is not None:
         # the decrypted bytes are new: returned as they are when not compressed (a
@@ -275,8 +268,95 @@ def open_envelope(
     return kind, plaintext
 
 
+def open_envelope_into(
+    data: bytes | memoryview, out: memoryview, scratch: bytearray, *, expected_kind: Kind,
+    what: str, keys: DomainKeys | None = None, binding: bytes = b"",
+) -> bytearray:
+    """:func:`open_envelope` writing the plaintext into ``out``, which is exactly its
+    length (the index's raw length), with no buffer allocated per object: decrypted
+    into ``scratch`` (returned, grown when too small: pass it again), decompressed
+    straight into ``out``. Same checks and errors; ``out``'s bytes are the plaintext
+    only if this returned (after a failure they are garbage, never to be used)."""
+    kind, flags = _checked_header(data, expected_kind, what)
+    payload = memoryview(data)[HEADER_SIZE:]
+    if flags & FLAG_ENCRYPTED or keys is not None:
+        payload, scratch = _decrypt_into(data, kind, flags, keys, binding, what, scratch)
+    if not flags & FLAG_ZSTD:
+        if len(payload) != len(out):
+            raise IntegrityError(
+                f"{what} has {len(payload)} bytes of content, the index says {len(out)}"
+            )
+        out[:] = payload
+        return scratch
+    try:
+        declared = zstandard.frame_content_size(payload)
+        if declared == -1:  # a frame that does not say its size (our writers' always do)
+            plaintext = _decompressor().decompress(payload, max_output_size=len(out))
+            if len(plaintext) != len(out):
+                raise IntegrityError(f"{what} has {len(plaintext)} bytes of content, the "
+                                     f"index says {len(out)}")
+            out[:] = plaintext
+            return scratch
+        if declared != len(out):
+            raise IntegrityError(
+                f"{what} declares {declared} bytes of content, the index says {len(out)}"
+            )
+        # Straight into ``out``: the frame says its size, so one call usually fills it.
+        reader = _decompressor().stream_reader(payload, read_across_frames=False)
+        done = 0
+        while done < len(out):
+            got = reader.readinto(out[done:])
+            if not got:
+                raise IntegrityError(f"{what} does not decompress: the frame is truncated")
+            done += got
+        if reader.readinto(bytearray(1)):  # more than it declared: not what was sealed
+            raise IntegrityError(f"{what} decompresses past its declared size")
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"{what} does not decompress: {exc}") from None
+    return scratch
+
+
+def _checked_header(data: bytes | memoryview, expected_kind: Kind | None,
+                    what: str) -> tuple[Kind, int]:
+    if len(data) < HEADER_SIZE:
+        raise IntegrityError(f"{what} is truncated ({len(data)} bytes): run 'artifactstore verify'")
+    magic, version, kind_no, flags, reserved = _HEADER.unpack_from(data)
+    if magic != MAGIC or version != VERSION or reserved != 0 or flags & ~_KNOWN_FLAGS:
+        raise IntegrityError(f"{what} has a damaged or unknown envelope header")
+    kind = KIND_OF.get(kind_no)  # a dict, not an enum call: once per blob read
+    if kind is None:
+        raise IntegrityError(f"{what} has unknown kind {kind_no}")
+    if expected_kind is not None and kind != expected_kind:
+        raise IntegrityError(f"{what} holds a {kind.name}, expected {expected_kind.name}")
+    return kind, flags
+
+
 def _decrypt(data: bytes | memoryview, kind: Kind, flags: int, keys: DomainKeys | None,
              binding: bytes, what: str) -> bytes:
+    salt, sealed, aad = _sealed(data, kind, flags, keys, binding, what)
+    assert keys is not None  # _sealed refused None
+    # the sealed bytes as a view: the cipher reads any buffer (no copy of the payload)
+    return keys.cipher.open(salt, sealed, aad, what=what)
+
+
+def _decrypt_into(data: bytes | memoryview, kind: Kind, flags: int, keys: DomainKeys | None,
+                  binding: bytes, what: str, scratch: bytearray,
+                  ) -> tuple[memoryview, bytearray]:
+    salt, sealed, aad = _sealed(data, kind, flags, keys, binding, what)
+    assert keys is not None
+    size = len(sealed) - _TAG_SIZE
+    if size < 0:
+        raise IntegrityError(f"{what} is truncated")
+    if len(scratch) < size:
+        scratch = bytearray(max(size, 2 * len(scratch)))
+    view = memoryview(scratch)[:size]
+    keys.cipher.open_into(salt, sealed, aad, view, what=what)
+    return view, scratch
+
+
+def _sealed(data: bytes | memoryview, kind: Kind, flags: int, keys: DomainKeys | None,
+            binding: bytes, what: str) -> tuple[bytes, memoryview, bytes]:
+    """The salt, the sealed bytes and the associated data of an encrypted envelope."""
     if keys is None:
         raise AccessDeniedError(
             f"{what} is encrypted; open its project with an identity that holds the key"
@@ -303,4 +383,4 @@ def _decrypt(data: bytes | memoryview, kind: Kind, flags: int, keys: DomainKeys 
             raise IntegrityError(f"{what} is truncated")
         salt, rest = bytes(rest[:_SALT_SIZE]), rest[_SALT_SIZE:]
     header = bytes(memoryview(data)[:HEADER_SIZE])
-    return keys.cipher.open(salt, rest, header + keys.key_id + binding, what=what)
+    return salt, rest, header + keys.key_id + binding

@@ -767,6 +767,20 @@ class ObjectStore:
         """A whole file in memory (for small files; stream big ones with iter_file)."""
         return self._reader.read_file(ref)
 
+    @property
+    def supports_placed_writes(self) -> bool:
+        """Whether :meth:`read_file_into` is worth it: a local store, whose reads are opened
+        on the I/O threads (a remote store's are streamed: use :meth:`iter_files`), on
+        an OS with ``pwrite`` (not Windows)."""
+        return self._vectored and hasattr(os, "pwrite")
+
+    def read_file_into(self, ref: FileRef, fd: int,
+                       progress: Callable[[int], None] | None = None) -> None:
+        """Write a file's bytes into ``fd`` from offset 0, checked against its digest
+        (IntegrityError otherwise; the caller uses the file only if this returned):
+        :meth:`~.blobreads.BlobReader.read_file_into`."""
+        return self._reader.read_file_into(ref, fd, progress)
+
     def verify_pack(self, pack_id: Digest) -> tuple[BlobEntry, ...]:
         """Read a whole pack, check it against its id and every blob in it."""
         key = pack_key(self.domain, pack_id)

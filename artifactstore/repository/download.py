@@ -9,7 +9,9 @@ there and checked the same way, and the staging folder is renamed to the target
 at the end: one directory update per file instead of two, and the target appears
 complete or not at all. Either way an interrupted download leaves no half file
 under a final name, and a rerun skips files already present and verified (it
-takes over the staging folder a killed download left).
+takes over the staging folder a killed download left). From a local store, a file of
+at least :data:`_PLACED_MIN` bytes is written by the store's I/O threads at its
+offsets (:meth:`ObjectStore.read_file_into`), checked the same way before its rename.
 
 The target is checked before anything is written (:func:`check_target`). A failure
 of the local disk (full, read-only, forbidden) is mapped here, by
@@ -72,6 +74,9 @@ _CACHE_FROM_MEMORY = 1 << 20
 CACHE_MIN = 64 << 10
 #: files up to this size are written by the writer thread(s) from their checked bytes
 _WRITE_AHEAD_MAX = 1 << 20
+#: from a local store, files at least this big are written by the store's I/O threads
+#: at their offsets (ObjectStore.read_file_into: no buffer per chunk, the main thread free)
+_PLACED_MIN = 8 << 20
 #: threads creating and writing small files beside the main thread
 _WRITER_THREADS = 1
 #: staging folders this process is writing (others of its pid were left by a failure)
@@ -282,6 +287,15 @@ def _write_entries(
                   and cache.materialize(entry.digest, entry.size, Path(target), entry.mode)):
                 if progress is not None:
                     progress(entry.size or 0)
+            elif entry.size >= _PLACED_MIN and objects.supports_placed_writes:
+                ref = entry.file_ref()
+                try:
+                    _write_verified((), entry.path, entry.digest, entry.mode, target,
+                                    progress, cache, in_place=fresh, checked=True, umask=umask,
+                                    fill=partial(objects.read_file_into, ref,
+                                                 progress=progress))
+                except IntegrityError as exc:
+                    raise _naming(exc, entry.path) from None
             else:
                 batch.append((entry, target))
                 if len(batch) >= limit:
@@ -471,9 +485,13 @@ def _write_verified(blocks: Iterable[bytes], path: str, digest: Digest | None, m
                     target: Path | str, progress: Callable[[int], None] | None,
                     cache: FileCache | None, *, in_place: bool = False,
                     checked: bool = False, umask: int | None = None,
-                    feed: Callable[[bytes, Digest], None] | None = None) -> None:
+                    feed: Callable[[bytes, Digest], None] | None = None,
+                    fill: Callable[[int], None] | None = None) -> None:
     """Write ``blocks`` to ``target`` through a temp name, renamed once verified; with
     ``in_place`` (a fresh staging folder), straight to ``target``, which must not exist.
+    ``fill`` writes the whole file into the descriptor it is given instead of ``blocks``
+    (and reports progress itself), and raises IntegrityError unless its bytes matched
+    (``checked``).
 
     ``checked``: ``blocks`` end with IntegrityError unless they match ``digest`` (the
     store hashes what it read), so they are not hashed again here. A small file goes
@@ -498,9 +516,12 @@ def _write_verified(blocks: Iterable[bytes], path: str, digest: Digest | None, m
                              "store is damaged; run 'artifactstore verify'") from None
     try:
         hasher = None if checked else Hasher()
-        held: list[bytes] | None = [] if cache is not None and digest is not None else None
+        held: list[bytes] | None = (
+            [] if cache is not None and digest is not None and fill is None else None)
         size = 0
         try:
+            if fill is not None:
+                fill(fd)
             for data in blocks:
                 if hasher is not None:
                     hasher.update(data)
