@@ -9,9 +9,8 @@ opening a store only fetches index objects it has not merged yet.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from artifactstore.core import encoding
 from artifactstore.core.digest import Digest, checked_digest, hash_bytes
@@ -47,9 +46,11 @@ _INDEX_VERSION = 1
 _FOLD = 1 << 16  # rows added before they are folded into a new table
 
 
-@dataclass(frozen=True, slots=True)
-class BlobLocation:
-    """Where to read one blob: its pack and the envelope's byte range in it."""
+class BlobLocation(NamedTuple):
+    """Where to read one blob: its pack and the envelope's byte range in it.
+
+    Immutable and typed like the frozen dataclasses, but a tuple: a restore makes
+    one per chunk, and a tuple is made in a third of a frozen dataclass's time."""
 
     pack: Digest
     kind: Kind
@@ -232,7 +233,11 @@ class MergedIndex:
 
     def lookup(self, blob_id: Digest) -> BlobLocation | None:
         try:
-            record = self._first(blob_id.raw)
+            raw = blob_id.raw
+            if not self._replaced and not self._fresh:  # a restore's case: the table only
+                number = self._table.find(raw)
+                return None if number is None else self._location(self._table.record(number))
+            record = self._first(raw)
             return None if record is None else self._location(record)
         except CacheDamagedError:
             self._damaged()
