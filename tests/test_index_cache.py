@@ -225,3 +225,23 @@ def test_cache_version_is_in_the_header(tmp_path: Path) -> None:
     _store_with_blobs(tmp_path, 10)
     magic, version = struct.unpack_from("<8sI", _cache_file(tmp_path).read_bytes())
     assert (magic, version) == (b"asindex\n", CACHE_VERSION)
+
+
+@pytest.mark.parametrize("bad", ["length 0", "unknown kind"])
+def test_an_index_object_with_a_bad_row_merges_nothing(bad: str) -> None:
+    """The cold merge reads rows without an object each: a bad row anywhere still
+    refuses the whole index object before any of its rows is merged."""
+    from artifactstore.core.errors import IntegrityError
+    from artifactstore.objects.envelope import Compression
+
+    good = [BlobEntry(hash_bytes(b"%d" % i), Kind.CHUNK, i * 10, 10, 9) for i in range(3)]
+    last = (BlobEntry(hash_bytes(b"z"), Kind.CHUNK, 30, 0, 0) if bad == "length 0"
+            else BlobEntry(hash_bytes(b"z"), 99, 30, 10, 9))  # type: ignore[arg-type]
+    objs = dict(index_module.encode_indexes(
+        [(PACKS[0], tuple(good)), (PACKS[1], (last,))], Compression()))
+    merged = MergedIndex(None)
+    with pytest.raises(IntegrityError, match=bad):
+        merged.refresh(list(objs), lambda ids: [(i, objs[i]) for i in ids])
+    assert len(merged) == 0
+    assert all(merged.lookup(e.id) is None for e in good)
+    assert merged.merged_ids == frozenset()

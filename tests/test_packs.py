@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from artifactstore.core.digest import hash_bytes
@@ -13,6 +15,7 @@ from artifactstore.objects.packs import (
     PackBuilder,
     assemble,
     check_pack,
+    checked_records,
     decode_records,
     encode_records,
     read_trailer,
@@ -126,3 +129,22 @@ def test_blob_records_round_trip_and_refuse_unknown_kinds_and_empty_blobs() -> N
         decode_records(RECORD.pack(blob.raw, int(Kind.CHUNK), 0, 0, 0), what="index i")
     with pytest.raises(IntegrityError, match="malformed blob list"):
         decode_records(b"short", what="index i")
+
+
+@pytest.mark.parametrize("decode", [decode_records, checked_records])
+def test_checked_rows_are_the_entries_and_refuse_what_they_refuse(
+    decode: Callable[..., object],
+) -> None:
+    """``checked_records`` (the cold index merge's rows, no object per row) checks
+    exactly what ``decode_records`` checks, a bad row anywhere in the list."""
+    blob = hash_bytes(b"x")
+    good = encode_records([BlobEntry(hash_bytes(b"y"), Kind.TREE, 10, 5, 5)])
+    assert checked_records(good + encode_records([BlobEntry(blob, Kind.CHUNK, 0, 10, 7)]),
+                           what="i") == [(hash_bytes(b"y").raw, int(Kind.TREE), 10, 5, 5),
+                                         (blob.raw, int(Kind.CHUNK), 0, 10, 7)]
+    with pytest.raises(IntegrityError, match=f"index i lists blob {blob.hex} of unknown kind 99"):
+        decode(good + RECORD.pack(blob.raw, 99, 0, 10, 7), what="index i")
+    with pytest.raises(IntegrityError, match=f"index i lists blob {blob.hex} with length 0"):
+        decode(good + RECORD.pack(blob.raw, int(Kind.CHUNK), 0, 0, 0), what="index i")
+    with pytest.raises(IntegrityError, match="malformed blob list"):
+        decode(good + b"short", what="index i")

@@ -49,6 +49,7 @@ __all__ = [
     "PendingPack",
     "assemble",
     "check_pack",
+    "checked_records",
     "decode_records",
     "encode_records",
     "read_tail",
@@ -86,19 +87,26 @@ def encode_records(entries: Iterable[BlobEntry]) -> bytes:
 
 def decode_records(data: bytes, *, what: str) -> list[BlobEntry]:
     """Blob entries from records, each checked for a known kind and a sane range."""
+    kinds = KIND_OF  # a dict, not an enum call
+    # ``raw`` is 32 bytes (the record's layout): Digest's own check is not needed
+    return [BlobEntry(checked_digest(raw), kinds[kind], offset, length, raw_length)
+            for raw, kind, offset, length, raw_length in checked_records(data, what=what)]
+
+
+def checked_records(data: bytes, *, what: str) -> list[tuple[bytes, int, int, int, int]]:
+    """The rows ``(id, kind, offset, length, raw_length)`` of records, as
+    :func:`decode_records` checks them, without an object per row: a cold client
+    merges every record of the store's index (design §6)."""
     if not isinstance(data, bytes) or len(data) % RECORD.size:
         raise IntegrityError(f"{what} has a malformed blob list")
-    entries = []
-    kinds = KIND_OF  # a dict, not an enum call: a cold client merges every record
-    for raw, kind, offset, length, raw_length in RECORD.iter_unpack(data):
-        known = kinds.get(kind)
-        if known is None:
+    rows = list(RECORD.iter_unpack(data))
+    kinds = KIND_OF
+    for raw, kind, _, length, _ in rows:
+        if kind not in kinds:
             raise IntegrityError(f"{what} lists blob {raw.hex()} of unknown kind {kind}")
         if length <= 0:
             raise IntegrityError(f"{what} lists blob {raw.hex()} with length 0")
-        # ``raw`` is 32 bytes (the record's layout): Digest's own check is not needed
-        entries.append(BlobEntry(checked_digest(raw), known, offset, length, raw_length))
-    return entries
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
