@@ -1,4 +1,5 @@
-"""Giving freed heap memory back to the system (glibc's ``malloc_trim``).
+"""Giving freed heap memory back to the system (glibc's ``malloc_trim``), and pausing
+Python's cyclic garbage collector over work that allocates many objects but no cycles.
 
 Why: glibc raises its mmap threshold to the size of the largest buffer freed so far
 and its trim threshold to twice that. After the first 16 MiB pack joined for an S3
@@ -12,11 +13,13 @@ does nothing.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-__all__ = ["trim_heap"]
+__all__ = ["collector_paused", "trim_heap"]
 
 
 @functools.cache
@@ -39,3 +42,21 @@ def trim_heap() -> bool:
         return False
     trim(0)
     return True
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the ``with`` (a download writing a
+    whole version: its walk allocates millions of short-lived objects that hold no
+    cycles, and the collections they set off, about 400 for 20,000 files, three of
+    them full, cost ~5% of the restore's CPU, on the thread that paces it). Turned back
+    on at the end (unless something else had turned it off); what is freed by reference
+    counting, almost everything, is freed as before."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -20,11 +20,8 @@ from the blob's new place.
 
 from __future__ import annotations
 
-import os
-import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -34,9 +31,10 @@ from artifactstore.core.errors import IntegrityError, NotFoundError
 from artifactstore.core.heap import trim_heap
 from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.domainkeys import DomainKeys
-from artifactstore.objects.envelope import open_envelope, open_envelope_into
+from artifactstore.objects.envelope import open_envelope
 from artifactstore.objects.index import BlobLocation
 from artifactstore.objects.layout import pack_key
+from artifactstore.objects.placedwrite import PLACED_READ, write_placed
 from artifactstore.objects.streamedread import StreamedRead
 
 __all__ = ["BlobReader"]
@@ -56,13 +54,6 @@ _REMOTE_STREAMS = 2
 _STREAM_HOLDS = 4 << 20
 #: a checked file's chunks go to the digest thread in batches of about this size
 _DIGEST_BATCH = 4 << 20
-#: reads of :meth:`BlobReader.read_file_into` in flight, each with its own buffers, and
-#: the bytes one spans plus opens: smaller than other local reads, because its buffer is
-#: written and hashed right after it was filled, while still in the CPU's cache (table
-#: v1 restore, 2 MiB against 4 MiB: -20% CPU, a third of the system time; 3 slots and 2
-#: the same: docs/benchmarks.md, "The table, round five")
-_PLACED_SLOTS = 3
-_PLACED_READ = 2 << 20
 
 
 class BlobReader:
@@ -356,15 +347,10 @@ class BlobReader:
         check them against its digest: IntegrityError unless every byte matched. The
         caller must not use the file unless this returned.
 
-        Each read (about 2 MiB of neighbouring chunks, stored and opened) is opened on
-        an I/O thread straight into one of :data:`_PLACED_SLOTS` buffers
-        (:func:`open_envelope_into`: no buffer allocated per chunk, whose fresh pages
-        cost a restore more than its AES-GCM), then, in file order (a read waits for the
-        one before it), written from there at its offset (``pwrite``) and hashed into
-        the file's digest, while the next reads are opened beside it; the main thread
-        only hands reads out. Returns
-        once every read is done; after a failure, every read still running is waited
-        for before anything is raised, so nothing writes into ``fd`` afterwards.
+        The chunks are read in runs of about :data:`~.placedwrite.PLACED_READ` bytes,
+        opened by the I/O threads into reused buffers and written and hashed there in
+        file order (:mod:`~.placedwrite`); a pack that gc moved meanwhile is looked up
+        again and the file written once more.
         """
         reported = [0]  # bytes told to ``progress``: a second attempt tells only more
 
@@ -375,91 +361,20 @@ class BlobReader:
 
         for attempt in (1, 2):
             try:
-                self._write_placed(ref, fd, advance)
-                return
+                size, digest = write_placed(
+                    ref, fd, advance, groups=self._coalesce((c.id for c in ref.chunks),
+                                                            PLACED_READ),
+                    read_group=self._read_group, pool=self._pool, domain=self._domain,
+                    keys=self._keys)
+                break
             except NotFoundError:  # a pack was repacked by gc: its chunks moved
                 if attempt == 2:
                     raise
                 self._refresh()
-
-    def _write_placed(self, ref: FileRef, fd: int, advance: Callable[[int], None]) -> None:
-        """One attempt of :meth:`read_file_into`; ``advance`` gets the bytes done so far."""
-        lengths = iter(ref.chunks)
-        slots: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
-        for _ in range(_PLACED_SLOTS):
-            slots.put(_Slot())
-        turn = _InTurn()
-        hasher = Hasher(parallel=False)  # one core hashes, the other opens the next read
-        running: list[Future[int]] = []
-        offset = finished = 0
-        try:
-            for index, group in enumerate(self._coalesce((c.id for c in ref.chunks),
-                                                         _PLACED_READ)):
-                for blob_id, loc in group:
-                    chunk = next(lengths)
-                    if loc.raw_length != chunk.length:
-                        raise IntegrityError(
-                            f"chunk {blob_id.hex} has {loc.raw_length} bytes, the file "
-                            f"lists {chunk.length}")
-                slot = slots.get()  # at most _PLACED_SLOTS reads in flight
-                running.append(self._pool.submit(
-                    self._place_group, group, index, offset, fd, slot, slots, turn, hasher))
-                offset += sum(loc.raw_length for _, loc in group)
-                while running and running[0].done():
-                    finished += running.pop(0).result()
-                    advance(finished)
-            while running:
-                finished += running.pop(0).result()
-                advance(finished)
-        finally:
-            if running:  # a failure: no read may write into fd once this returns
-                turn.stop()
-                wait(running)
-        if offset != ref.size:
-            raise IntegrityError(f"file {ref.digest.hex} read {offset} bytes, expected {ref.size}")
-        if hasher.digest() != ref.digest:
+        if size != ref.size:
+            raise IntegrityError(f"file {ref.digest.hex} read {size} bytes, expected {ref.size}")
+        if digest != ref.digest:
             raise _digest_mismatch(ref)
-
-    def _place_group(self, group: list[tuple[Digest, BlobLocation]], index: int,
-                     offset: int, fd: int, slot: _Slot, slots: queue.SimpleQueue[_Slot],
-                     turn: _InTurn, hasher: Hasher) -> int:
-        """One read of :meth:`read_file_into`, on an I/O thread: opened into ``slot``,
-        then in its turn written at ``offset`` and hashed; returns its bytes."""
-        try:
-            data = memoryview(self._read_group(group))
-            start = group[0][1].offset
-            size = sum(loc.raw_length for _, loc in group)
-            out = slot.plain(size)
-            at = 0
-            for blob_id, loc in group:
-                stored = data[loc.offset - start : loc.offset - start + loc.length]
-                if len(stored) != loc.length:
-                    raise IntegrityError(
-                        f"blob {blob_id.hex} in pack {pack_key(self._domain, loc.pack)} is "
-                        f"truncated ({len(stored)} of {loc.length} bytes at offset "
-                        f"{loc.offset}): the pack is damaged; run 'artifactstore verify'")
-                slot.scratch = open_envelope_into(
-                    stored, out[at : at + loc.raw_length], slot.scratch,
-                    expected_kind=loc.kind, keys=self._keys, binding=blob_id.raw,
-                    what=f"blob {blob_id.hex} in pack {pack_key(self._domain, loc.pack)}")
-                at += loc.raw_length
-            del data, stored  # the pack's bytes are no longer needed
-            # In file order, one run at a time: written at its offset, then hashed while
-            # still in cache. One writer at a time keeps the writes sequential (as one
-            # thread's would be) and the page-cache allocations (and their reclaim, when
-            # memory is short) on one thread, while the next runs decompress beside it.
-            if turn.wait(index):
-                written = 0
-                while written < size:  # pwrite may write less than asked (rare)
-                    written += os.pwrite(fd, out[written:], offset + written)
-                hasher.update(out)
-                turn.done()
-            return size
-        except BaseException:
-            turn.stop()
-            raise
-        finally:
-            slots.put(slot)
 
     def read_file(self, ref: FileRef) -> bytes:
         """A whole file in memory (for small files; stream big ones with iter_file)."""
@@ -529,46 +444,3 @@ class _FileDigest:
 def _hash_all(hasher: Hasher, batch: list[bytes]) -> None:
     for data in batch:
         hasher.update(data)
-
-
-class _Slot:
-    """One read's buffers in :meth:`BlobReader.read_file_into`: the plaintext of its chunks,
-    and the scratch they are decrypted into; reused read after read (grown, not
-    reallocated), so the pages are touched once per file, not once per chunk."""
-
-    def __init__(self) -> None:
-        self._plain = bytearray()
-        self.scratch = bytearray()
-
-    def plain(self, size: int) -> memoryview:
-        if len(self._plain) < size:
-            self._plain = bytearray(size)
-        return memoryview(self._plain)[:size]
-
-
-class _InTurn:
-    """Runs of :meth:`BlobReader.read_file_into` taking their turn in file order, on
-    the I/O threads that opened them: :meth:`wait` returns once every run before
-    ``index`` is :meth:`done` (True), or once :meth:`stop` was called (a run failed, or
-    the caller gave up: False, and nothing more is written or hashed)."""
-
-    def __init__(self) -> None:
-        self._done = threading.Condition()
-        self._next = 0
-        self._stopped = False
-
-    def wait(self, index: int) -> bool:
-        with self._done:
-            while self._next != index and not self._stopped:
-                self._done.wait()
-            return not self._stopped
-
-    def done(self) -> None:
-        with self._done:
-            self._next += 1
-            self._done.notify_all()
-
-    def stop(self) -> None:
-        with self._done:
-            self._stopped = True
-            self._done.notify_all()

@@ -29,12 +29,10 @@ datasets) is still cached, and a cached one is still used.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import secrets
 import shutil
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,12 +40,11 @@ from typing import Any
 from artifactstore.core.digest import Digest, Hasher, hash_bytes
 from artifactstore.core.errors import (
     ArtifactStoreError,
-    ConflictError,
     IntegrityError,
     InvalidInputError,
     local_write_error,
 )
-from artifactstore.core.localproc import process_exists
+from artifactstore.core.heap import collector_paused
 from artifactstore.core.sizes import human_size
 from artifactstore.local.cachewrite import process_umask
 from artifactstore.local.filecache import FileCache
@@ -56,10 +53,16 @@ from artifactstore.model.tree import Entry, FileEntry, ReferenceEntry
 from artifactstore.objects.store import ObjectStore
 from artifactstore.repository.filewriter import CacheFeeder, FileWriter
 from artifactstore.repository.references import fetch_reference
+from artifactstore.repository.staging import (
+    TEMP_MARK,
+    publish,
+    release_stage,
+    remove_abandoned_temps,
+    staging_folder,
+)
 
 __all__ = ["CACHE_MIN", "TEMP_MARK", "check_target", "file_matches", "materialize"]
 
-TEMP_MARK = ".artifactstore-tmp-"
 #: how every downloaded file is created: new, never through a link (a manifest's path
 #: that meets a link or an existing file is refused, not followed or overwritten)
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
@@ -79,9 +82,6 @@ _WRITE_AHEAD_MAX = 1 << 20
 _PLACED_MIN = 8 << 20
 #: threads creating and writing small files beside the main thread
 _WRITER_THREADS = 1
-#: staging folders this process is writing (others of its pid were left by a failure)
-_ACTIVE_STAGES: set[Path] = set()
-_STAGES_LOCK = threading.Lock()
 
 
 def file_matches(path: Path, entry: Entry) -> bool:
@@ -137,16 +137,16 @@ def materialize(
     stage: tuple[Path, bool] | None = None
     try:
         created = _make_folders(root.parent)
-        stage = _staging_folder(root) if whole_tree else None
+        stage = staging_folder(root) if whole_tree else None
         if stage is None:
             created += _make_folders(root)
             return _write_entries(objects, entries, root, progress, cache, reference_options,
                                   fresh=False)
         folder, fresh = stage
-        with _collector_paused():
+        with collector_paused():
             written = _write_entries(objects, entries, folder, progress, cache,
                                      reference_options, fresh=fresh)
-        _publish(folder, root)
+        publish(folder, root)
         return written
     except OSError as exc:
         if isinstance(exc, ArtifactStoreError):
@@ -163,26 +163,7 @@ def materialize(
                                 "download elsewhere") from None
     finally:  # on a store-side failure the staging folder stays, for the next try
         if stage is not None:
-            with _STAGES_LOCK:
-                _ACTIVE_STAGES.discard(stage[0])
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a whole version is written: the
-    walk allocates millions of short-lived objects that hold no cycles, and the
-    collections they set off (about 400 for 20,000 files, three of them full) cost
-    ~5% of the restore's CPU, on the thread that paces it. Turned back on at the end
-    (unless something else had turned it off); what is freed by reference counting,
-    almost everything, is freed as before."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+            release_stage(stage[0])
 
 
 def check_target(root: Path, store_root: Path | None = None) -> None:
@@ -275,7 +256,7 @@ def _write_entries(
                     guard.forget(target.parent)  # it exists now: check what it resolves to
                     target = guard.join(entry.path, created_here=fresh)
                     if not fresh:
-                        _remove_abandoned_temps(target.parent)
+                        remove_abandoned_temps(target.parent)
                     swept.add(target.parent)
                 if fresh:
                     made.add(folder)
@@ -307,73 +288,6 @@ def _write_entries(
         _write_batch(objects, batch, progress, cache, in_place=fresh, umask=umask,
                      writer=writer, feed=feed)
     return written
-
-
-def _staging_folder(root: Path) -> tuple[Path, bool] | None:
-    """A staging folder for a whole download into ``root`` and whether it is fresh
-    (empty, ours); None where ``root`` holds files (write in place, file by file).
-
-    A staging folder a killed or failed download left for the same ``root`` (its
-    process is gone, or it is this one and no longer uses it) is taken over, not
-    fresh: its files are checked like those of a folder in place.
-    """
-    if os.path.islink(root) or (root.exists() and (not root.is_dir() or any(root.iterdir()))):
-        return None
-    root = root.resolve()
-    parent = root.parent
-    if root == parent:
-        return None  # the file system's root
-    parent.mkdir(parents=True, exist_ok=True)
-    if root.exists():
-        cwd = Path.cwd().resolve()
-        if root == cwd or root in cwd.parents:
-            return None  # replacing the working folder would strand its users
-        if os.path.ismount(root) or root.stat().st_dev != parent.stat().st_dev:
-            return None  # an empty mount point: a rename cannot replace it
-    stage = parent / f"{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}-{root.name}"
-    if len(stage.name) > 255:
-        return None
-    with _STAGES_LOCK:
-        for left in parent.glob(f"{TEMP_MARK}*"):
-            if _abandoned_stage(left, root.name):
-                try:
-                    left.rename(stage)
-                except OSError:
-                    continue  # another download took it over first
-                _ACTIVE_STAGES.add(stage)
-                return stage, False
-        try:
-            stage.mkdir()
-        except OSError:
-            return None  # no write access beside ``root``: write in place
-        _ACTIVE_STAGES.add(stage)
-    return stage, True
-
-
-def _abandoned_stage(folder: Path, name: str) -> bool:
-    pid_text, _, rest = folder.name[len(TEMP_MARK):].partition("-")
-    if rest.partition("-")[2] != name or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        if folder in _ACTIVE_STAGES:
-            return False
-    elif process_exists(pid):
-        return False
-    return folder.is_dir() and not folder.is_symlink()
-
-
-def _publish(stage: Path, root: Path) -> None:
-    """Rename the finished staging folder to ``root`` (which is absent or empty)."""
-    with contextlib.suppress(OSError):
-        stage.chmod(root.stat().st_mode & 0o7777)  # an empty root the user made
-    try:
-        os.rename(stage, root)
-    except OSError as exc:
-        raise ConflictError(
-            f"{root} was filled by someone else during the download ({exc.strerror}); "
-            f"the downloaded files are in {stage}: move them or download again"
-        ) from None
 
 
 def _write_batch(objects: ObjectStore, batch: list[tuple[FileEntry, Path | str]],
@@ -466,19 +380,6 @@ def _create_checked(data: bytes, path: str, target: Path | str, mode: int) -> No
         with contextlib.suppress(OSError):
             os.unlink(target)
         raise
-
-
-def _remove_abandoned_temps(folder: Path) -> None:
-    """Delete temp files left by a download that was killed (its process is gone).
-
-    Temp names carry the writer's pid, so a download still running in another
-    process keeps its file.
-    """
-    for temp in folder.glob(f"{TEMP_MARK}*"):
-        pid_text = temp.name[len(TEMP_MARK):].split("-", 1)[0]
-        if pid_text.isdigit() and not process_exists(int(pid_text)):
-            with contextlib.suppress(OSError):
-                temp.unlink()
 
 
 def _write_verified(blocks: Iterable[bytes], path: str, digest: Digest | None, mode: int,
