@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -431,17 +432,7 @@ def test_a_streamed_store_uploads_each_pack_from_a_spooled_file(
     store; a failed upload leaves nothing indexed."""
     import tempfile
 
-    from artifactstore.objects import spool
-
-    spooled: list[object] = []
-    make = tempfile.TemporaryFile
-
-    def recording(**kwargs: object) -> object:
-        file = make(**kwargs)  # type: ignore[call-overload]
-        spooled.append(file)
-        return file
-
-    monkeypatch.setattr(spool.tempfile, "TemporaryFile", recording)
+    spooled = _spool_files(monkeypatch, tempfile.TemporaryFile)
     url, options = s3_spec.url, s3_spec.options  # type: ignore[attr-defined]
     backend = open_backend(url, **options)
     config = StoreConfig.new(chunker=SMALL, pack_target=384 << 10)
@@ -483,23 +474,32 @@ def test_a_streamed_store_uploads_each_pack_from_a_spooled_file(
     backend.close()
 
 
+def _spool_files(monkeypatch: pytest.MonkeyPatch, make: Any) -> list[Any]:
+    """The spool's temporary files come from ``make``; returns the list of those made."""
+    from artifactstore.objects import spool
+
+    made: list[Any] = []
+
+    def recording(**kwargs: object) -> object:
+        file = make(**kwargs)
+        made.append(file)
+        return file
+
+    monkeypatch.setattr(spool.tempfile, "TemporaryFile", recording)
+    return made
+
+
 @pytest.mark.s3
 def test_a_pack_that_cannot_be_spooled_goes_up_from_memory(
     s3_spec: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """$TMPDIR full (the spool file is /dev/full: every write fails with ENOSPC): the
     pack is sent from memory instead, the push succeeds and reads back whole."""
-    from artifactstore.objects import spool
-
-    full: list[object] = []
-
     def disk_full(**kwargs: object) -> object:
         del kwargs
-        file = open("/dev/full", "r+b")  # noqa: SIM115 (the spool keeps it open)
-        full.append(file)
-        return file
+        return open("/dev/full", "r+b")  # the spool keeps it open
 
-    monkeypatch.setattr(spool.tempfile, "TemporaryFile", disk_full)
+    full = _spool_files(monkeypatch, disk_full)
     url, options = s3_spec.url, s3_spec.options  # type: ignore[attr-defined]
     backend = open_backend(url, **options)
     config = StoreConfig.new(chunker=SMALL, pack_target=384 << 10)
