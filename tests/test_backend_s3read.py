@@ -4,6 +4,7 @@ real HTTP, against the moto server and a scripted endpoint for what moto cannot 
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import socket
 import ssl
@@ -100,6 +101,27 @@ def test_what_the_reader_does_not_understand_goes_to_s3fs(
         assert isinstance(backend, FsspecBackend)
     finally:
         backend.close()
+
+
+def test_credentials_from_botocores_chain(s3_server: MotoS3Server, s3_spec: BackendSpec,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """No key given: the session's chain finds the environment's (as s3fs's would)."""
+    options = {k: v for k, v in s3_spec.options.items() if k not in ("key", "secret")}
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+    assert not s3read._without_session(options)
+    backend = open_backend(s3_spec.url, **options)
+    try:
+        assert isinstance(backend, S3ReadBackend)
+        assert not backend.exists("k")
+    finally:
+        backend.close()
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with contextlib.closing(open_backend(s3_spec.url, **options)) as found:
+        assert isinstance(found, FsspecBackend)  # no credentials at all: s3fs, as before
 
 
 def test_a_profile_goes_to_s3fs(s3_spec: BackendSpec) -> None:
