@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from artifactstore.backends import _s3read as s3read
+from artifactstore.backends import _s3scope as s3scope
 from artifactstore.backends import open_backend
 from artifactstore.backends._s3read import S3ReadBackend
 from artifactstore.backends.base import iter_range, list_after
@@ -109,7 +110,7 @@ def test_credentials_from_botocores_chain(s3_server: MotoS3Server, s3_spec: Back
     options = {k: v for k, v in s3_spec.options.items() if k not in ("key", "secret")}
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
-    assert not s3read._without_session(options)
+    assert not s3scope._without_session(options)
     backend = open_backend(s3_spec.url, **options)
     try:
         assert isinstance(backend, S3ReadBackend)
@@ -136,13 +137,13 @@ def test_aws_without_an_endpoint_is_virtual_hosted_in_a_commercial_region(
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name, raising=False)
     creds = {"key": "k", "secret": "s"}
-    scope = s3read.read_scope({**creds, "region": "eu-west-3"}, _parsed("s3://my-bucket/p"))
+    scope = s3scope.read_scope({**creds, "region": "eu-west-3"}, _parsed("s3://my-bucket/p"))
     assert scope is not None
     assert scope.bucket_root == "https://my-bucket.s3.eu-west-3.amazonaws.com"
     for url, region in (("s3://my.dotted.bucket/p", "eu-west-3"),  # needs path-style
                         ("s3://my-bucket/p", "cn-north-1"),  # another partition
                         ("s3://my-bucket/p", "us-gov-west-1")):
-        assert s3read.read_scope({**creds, "region": region}, _parsed(url)) is None
+        assert s3scope.read_scope({**creds, "region": region}, _parsed(url)) is None
 
 
 def test_missing_keys_and_buckets_map_as_with_s3fs(s3_server: MotoS3Server,

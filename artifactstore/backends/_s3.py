@@ -88,7 +88,8 @@ def open_s3(url: str, options: Mapping[str, Any]) -> Backend:
     if importlib.util.find_spec("s3fs") is None:
         raise MissingExtraError(
             "s3:// stores need the s3fs package: pip install 'artifactstore[s3]'")
-    from artifactstore.backends._s3read import S3ReadBackend, read_scope
+    from artifactstore.backends._s3read import S3ReadBackend
+    from artifactstore.backends._s3scope import read_scope
 
     scope = read_scope(opts, parsed)
     if scope is None:
