@@ -109,7 +109,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     s3_doc = None
     if args.s3:
         s3_doc = s3.run(args.tools, generated, work / "scratch", args.reps,
-                        log=lambda m: print(m, flush=True))
+                        log=lambda m: print(m, flush=True), settle_s=args.settle)
     doc = {
         "date": started.isoformat(timespec="seconds"),
         "machine": report.machine(work),

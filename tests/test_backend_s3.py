@@ -261,11 +261,12 @@ def test_a_listing_is_paged_and_yields_each_page_as_it_arrives(
     names other tools made (folder markers) are skipped wherever they fall."""
     import boto3
 
-    from artifactstore.backends import fsspec_backend
+    from artifactstore.backends import _s3read, fsspec_backend
     from artifactstore.backends.base import list_after
     from artifactstore.backends.retry import RetryingBackend
 
-    monkeypatch.setattr(fsspec_backend, "LIST_PAGE", 2)
+    monkeypatch.setattr(fsspec_backend, "LIST_PAGE", 2)  # s3fs's backend
+    monkeypatch.setattr(_s3read, "LIST_PAGE", 2)  # the light reader (the one used here)
     backend = RetryingBackend(open_backend(s3_spec.url, **s3_spec.options))
     keys = [f"r/{i:03d}" for i in range(9)] + ["r0", "s/x"]
     try:
@@ -304,8 +305,9 @@ def test_a_missing_bucket_is_raised_by_the_listing_call(s3_server: MotoS3Server)
 
 def test_listed_timestamps_stay_text(s3_spec: BackendSpec) -> None:
     """The shared session's clients keep ``LastModified`` as sent: nothing reads it, and
-    parsing it was a third of a long listing's client CPU."""
-    backend = open_backend(s3_spec.url, **s3_spec.options)
+    parsing it was a third of a long listing's client CPU. (``timeout``: s3fs alone,
+    not the light reader, which parses no timestamps.)"""
+    backend = open_backend(s3_spec.url, **s3_spec.options, timeout=60)
     try:
         backend.put("t/k", b"v")
         bucket, _, root = s3_spec.url.removeprefix("s3://").partition("/")

@@ -34,17 +34,24 @@ report). Longer retry policies belong in :class:`RetryingBackend`.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from collections.abc import Mapping
 from typing import Any
 
-from artifactstore.backends._endpoints import check_endpoint, parse_bucket_url, take_options
+from artifactstore.backends._endpoints import (
+    BucketURL,
+    check_endpoint,
+    parse_bucket_url,
+    take_options,
+)
 from artifactstore.backends._errors import configuring
+from artifactstore.backends.base import Backend
 from artifactstore.backends.fsspec_backend import FsspecBackend
 from artifactstore.core.errors import MissingExtraError
 
-__all__ = ["S3_OPTIONS", "open_s3"]
+__all__ = ["S3_OPTIONS", "open_s3", "open_s3fs"]
 
 S3_OPTIONS = frozenset(
     {
@@ -72,10 +79,27 @@ def _fsspec_config() -> dict[str, Any]:
     return dict(found) if isinstance(found, Mapping) else {}
 
 
-def open_s3(url: str, options: Mapping[str, Any]) -> FsspecBackend:
-    """Open ``s3://bucket/prefix`` with ``options`` (see the module docstring)."""
+def open_s3(url: str, options: Mapping[str, Any]) -> Backend:
+    """Open ``s3://bucket/prefix`` with ``options`` (see the module docstring): the
+    light reader in front of s3fs where its scope is certain (:mod:`._s3read`), else
+    s3fs alone."""
     opts = take_options(options, S3_OPTIONS, "s3://")
     parsed = parse_bucket_url(url)
+    if importlib.util.find_spec("s3fs") is None:
+        raise MissingExtraError(
+            "s3:// stores need the s3fs package: pip install 'artifactstore[s3]'")
+    from artifactstore.backends._s3read import S3ReadBackend
+    from artifactstore.backends._s3scope import read_scope
+
+    scope = read_scope(opts, parsed)
+    if scope is None:
+        return open_s3fs(opts, parsed)
+    return S3ReadBackend(scope, parsed, parsed.display(opts.get("endpoint_url")),
+                         lambda: open_s3fs(opts, parsed))
+
+
+def open_s3fs(opts: dict[str, Any], parsed: BucketURL) -> FsspecBackend:
+    """The s3fs backend of the store ``parsed`` names, with the checked ``opts``."""
     try:
         import s3fs
     except ImportError as exc:

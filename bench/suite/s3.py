@@ -15,9 +15,11 @@ One repetition of a tool on a workload, with moto emptied first and a fresh buck
 
 Each step records wall time and peak RSS (as the local suite, in subprocesses) and
 the requests the server received while it ran, by kind (see
-:mod:`bench.suite.s3server`), with body bytes up and down. borg has no S3 backend
-and is reported as not applicable. The server runs in this process, so its CPU time
-competes with the tool's, alike for every tool.
+:mod:`bench.suite.s3server`), with body bytes up and down. As in the local case, the
+repo and restore folders of every repetition stay until the workload ends, then are
+removed together and the suite settles (runner.py's docstring: ext4 and freed
+inodes). borg has no S3 backend and is reported as not applicable. The server runs in
+this process, so its CPU time competes with the tool's, alike for every tool.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.suite.runner import metadata_bytes, verify, warm
+from bench.suite.runner import SETTLE_S, metadata_bytes, settle, verify, warm
 from bench.suite.s3server import KINDS, CountingS3Server
 from bench.suite.tools import ArtifactStore, Dvc, Restic, SubprocessTool
 from bench.suite.workloads import Workload
@@ -221,12 +223,13 @@ S3_TOOLS: dict[str, Callable[[], _OnS3]] = {
 
 
 def run_once(tool: _OnS3, workload: Workload, server: CountingS3Server,
-             scratch: Path) -> dict[str, Any]:
-    """init, push, repush and restore of v1; each step's time, RSS and requests."""
+             scratch: Path, rep: int = 0) -> dict[str, Any]:
+    """init, push, repush and restore of v1; each step's time, RSS and requests. The
+    repo and restore folders stay until the workload ends (:func:`run_workload`)."""
     server.reset_state(BUCKET)
     tool.remote = Remote(server.endpoint_url, BUCKET, tool.name, server.access_key,
                          server.secret_key, server.region)
-    repo, out = scratch / tool.name, scratch / f"{tool.name}-restore"
+    repo, out = scratch / f"{tool.name}-{rep}", scratch / f"{tool.name}-{rep}-restore"
     for p in (repo, out):
         shutil.rmtree(p, ignore_errors=True)
     label, folder = workload.labels[0], workload.versions[0]
@@ -253,8 +256,6 @@ def run_once(tool: _OnS3, workload: Workload, server: CountingS3Server,
         steps["restore"]["files_verified"] = verify(folder, out)
     finally:
         tool.cleanup()
-        for p in (repo, out):
-            shutil.rmtree(p, ignore_errors=True)
     return steps
 
 
@@ -305,13 +306,23 @@ def ratios(by_tool: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | No
 
 
 def run_workload(tools: list[_OnS3], workload: Workload, server: CountingS3Server,
-                 scratch: Path, reps: int, log: Any = print) -> dict[str, Any]:
+                 scratch: Path, reps: int, log: Any = print,
+                 settle_s: float = SETTLE_S) -> dict[str, Any]:
+    """Every tool, ``reps`` times in rotated order; nothing deleted until the end, then a
+    settle, as in the local case (runner.py: a restore that follows the deletion of a
+    20,000-file tree pays ext4's scan past the freed inodes, whichever tool it is)."""
     raw: dict[str, list[dict[str, Any]]] = {t.name: [] for t in tools}
-    for i in range(reps):
-        shift = i % len(tools)
-        for tool in tools[shift:] + tools[:shift]:
-            log(f"  s3 {workload.name} rep {i + 1}/{reps}: {tool.name} ...")
-            raw[tool.name].append(run_once(tool, workload, server, scratch))
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        for i in range(reps):
+            shift = i % len(tools)
+            for tool in tools[shift:] + tools[:shift]:
+                log(f"  s3 {workload.name} rep {i + 1}/{reps}: {tool.name} ...")
+                raw[tool.name].append(run_once(tool, workload, server, scratch, i))
+    finally:
+        for p in list(scratch.iterdir()):
+            shutil.rmtree(p, ignore_errors=True)
+        settle(settle_s, log)
     summaries = {name: summarize(r) for name, r in raw.items()}
     return {"version": workload.labels[0], "nbytes": workload.nbytes[0],
             "files": workload.files[0], "tools": summaries,
@@ -319,7 +330,7 @@ def run_workload(tools: list[_OnS3], workload: Workload, server: CountingS3Serve
 
 
 def run(tool_names: list[str], workload_list: list[Workload], scratch: Path, reps: int,
-        log: Any = print) -> dict[str, Any]:
+        log: Any = print, settle_s: float = SETTLE_S) -> dict[str, Any]:
     """The S3 case for every named tool (those installed) on every workload."""
     from bench.suite.s3server import counting_moto_server  # imports moto
 
@@ -340,7 +351,8 @@ def run(tool_names: list[str], workload_list: list[Workload], scratch: Path, rep
     with counting_moto_server() as server:
         log(f"moto S3 server at {server.endpoint_url}")
         for w in workload_list:
-            doc["workloads"][w.name] = run_workload(present, w, server, scratch, reps, log)
+            doc["workloads"][w.name] = run_workload(present, w, server, scratch, reps, log,
+                                                    settle_s)
     return doc
 
 
