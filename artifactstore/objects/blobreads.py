@@ -9,7 +9,10 @@ envelope opened under its id and (unless a file digest covers it) its plaintext 
 to its id; a file is checked against its digest before its iterator ends. A *placed*
 file (:meth:`BlobReader.read_file_into`, a local store's big file in a download) is
 opened by the I/O threads into reused buffers, written at its offsets and hashed from
-them in file order, and checked before the call returns.
+them in file order, and checked before the call returns. A *delta* chunk (kind
+``CHUNK_DELTA``, objects/deltas.py) is opened with its bases' plaintexts, each read
+through :meth:`BlobReader.read_blob` (checked) and kept a while in a small cache, so
+the deltas of one file read each base once.
 
 :class:`BlobReader` holds no state of its own beyond its settings: the store
 (:class:`~.store.ObjectStore`) gives it the backend, the domain and keys, its thread
@@ -30,8 +33,9 @@ from artifactstore.core.digest import Digest, Hasher, hash_bytes
 from artifactstore.core.errors import IntegrityError, NotFoundError
 from artifactstore.core.heap import trim_heap
 from artifactstore.objects.blobrefs import FileRef
+from artifactstore.objects.deltas import BaseCache, dictionary
 from artifactstore.objects.domainkeys import DomainKeys
-from artifactstore.objects.envelope import open_envelope
+from artifactstore.objects.envelope import Kind, open_envelope
 from artifactstore.objects.index import BlobLocation
 from artifactstore.objects.layout import pack_key
 from artifactstore.objects.placedwrite import PLACED_READ, write_placed
@@ -61,10 +65,12 @@ class BlobReader:
     committed blob (refreshing the index once before giving up), ``refresh`` re-lists
     the index (a pack vanished), ``blob_id`` is the domain's (keyed) id of a plaintext.
     ``vectored``: a local store (reads opened on the I/O threads, bounded in bytes);
-    else reads are streamed, bounded in number. ``read_window``: the longest read."""
+    else reads are streamed, bounded in number. ``read_window``: the longest read.
+    ``bases``: the bases the index names for a delta copy at a location."""
 
     def __init__(self, backend: Backend, domain: str, keys: DomainKeys | None, *,
                  locate: Callable[[Digest], BlobLocation], refresh: Callable[[], object],
+                 bases: Callable[[Digest, BlobLocation], tuple[Digest, ...]],
                  blob_id: Callable[[bytes], Digest], pool: ThreadPoolExecutor,
                  digest_pool: ThreadPoolExecutor, concurrency: int, vectored: bool,
                  read_window: int) -> None:
@@ -79,6 +85,8 @@ class BlobReader:
         self._concurrency = concurrency
         self._vectored = vectored
         self._read_window = read_window
+        self._bases = bases
+        self.base_cache = BaseCache()
 
     def read_blob(self, blob_id: Digest) -> bytes:
         """The verified plaintext of one blob.
@@ -100,27 +108,54 @@ class BlobReader:
         return self.verified(blob_id, location, data)
 
     def verified(self, blob_id: Digest, location: BlobLocation,
-                  data: bytes | memoryview, *, check_id: bool = True) -> bytes:
+                  data: bytes | memoryview, *, check_id: bool = True,
+                  bases: tuple[Digest, ...] | None = None) -> bytes:
         """The plaintext of a blob's stored bytes: opened (decrypted with its id bound,
         decompressed within its length) and, with ``check_id``, hashed to its id. A
         checked file read (:meth:`iter_files` with ``check``) passes False: its bytes
         are hashed to the file's digest before anything is published, which checks
-        every chunk of it, so a second BLAKE3 pass over each chunk buys nothing."""
+        every chunk of it, so a second BLAKE3 pass over each chunk buys nothing.
+        A delta copy is opened with its ``bases`` (default: as the index names them)."""
         what = f"blob {blob_id.hex} in pack {pack_key(self._domain, location.pack)}"
         if len(data) != location.length:
             raise IntegrityError(
                 f"{what} is truncated ({len(data)} of {location.length} bytes at offset "
                 f"{location.offset}): the pack is damaged; run 'artifactstore verify'"
             )
+        joined = None
+        if location.kind is Kind.CHUNK_DELTA:
+            joined = self._dictionary(blob_id, location, what, bases)
+            check_id = True  # a wrong base is named here, not as a file digest mismatch
         _, plaintext = open_envelope(
             data, expected_kind=location.kind, raw_length=location.raw_length, what=what,
-            keys=self._keys, binding=blob_id.raw,
+            keys=self._keys, binding=blob_id.raw, dictionary=joined,
         )
         if check_id and self._blob_id(plaintext) != blob_id:
             raise IntegrityError(
                 f"{what} does not match its id: the pack is damaged; run 'artifactstore verify'"
             )
         return plaintext
+
+    def _dictionary(self, blob_id: Digest, location: BlobLocation, what: str,
+                    bases: tuple[Digest, ...] | None) -> bytes:
+        """The dictionary of a delta copy: its bases' checked plaintexts, joined."""
+        if bases is None:
+            bases = self._bases(blob_id, location)
+        if not bases:
+            raise IntegrityError(f"{what} is a delta chunk the index names no bases for: "
+                                 "run 'artifactstore verify'")
+        try:
+            return dictionary([self.base_cache.get(b, self._read_base) for b in bases])
+        except NotFoundError as exc:
+            raise IntegrityError(f"{what} is a delta chunk whose base is missing ({exc}); "
+                                 "run 'artifactstore verify'") from None
+
+    def _read_base(self, base_id: Digest) -> bytes:
+        location = self._locate(base_id)
+        if location.kind is not Kind.CHUNK:  # depth 1: a base is a plain chunk
+            raise IntegrityError(f"base {base_id.hex} of a delta chunk is stored as a "
+                                 f"{location.kind.name}, not a plain CHUNK")
+        return self.read_blob(base_id)
 
     def read_blobs(self, ids: Iterable[Digest]) -> Iterator[tuple[Digest, bytes]]:
         """Verified blobs in the order asked, fetched concurrently.
@@ -365,7 +400,7 @@ class BlobReader:
                     ref, fd, advance, groups=self._coalesce((c.id for c in ref.chunks),
                                                             PLACED_READ),
                     read_group=self._read_group, pool=self._pool, domain=self._domain,
-                    keys=self._keys)
+                    keys=self._keys, open_delta=self.verified)
                 break
             except NotFoundError:  # a pack was repacked by gc: its chunks moved
                 if attempt == 2:
