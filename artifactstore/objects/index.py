@@ -432,6 +432,20 @@ class MergedIndex:
             pieces.append(table.span(done, table.count))
             self._table = merge_table(Table.build(bytearray(b"".join(pieces))), promoted, ())
         self._merged -= gone
+        self._prune_links()
+
+    def _prune_links(self) -> None:
+        """Forget the links of delta copies no row lists any more (a sweep dropped them:
+        a commit check must not ask for their bases)."""
+        for raw, by_pack in list(self._links.items()):
+            first = self._first(raw)
+            rows = ([first] if first is not None else []) + self._more.get(raw, [])
+            packs = {_RECORD.unpack(r)[1] for r in rows if r[_KIND_AT] == _DELTA}
+            kept = {n: bases for n, bases in by_pack.items() if n in packs}
+            if kept:
+                self._links[raw] = kept
+            else:
+                del self._links[raw]
 
     def note_written(self, index_id: Digest) -> None:
         """Record an index object this client wrote (its packs are already added)."""
