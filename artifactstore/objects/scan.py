@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from artifactstore.backends.base import Backend
 from artifactstore.core.digest import Digest, hash_bytes
 from artifactstore.core.errors import IntegrityError, NotFoundError
-from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.deltas import dictionary
+from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import Kind, open_envelope
 from artifactstore.objects.index import (
     MAX_ENTRIES_PER_INDEX,
