@@ -119,7 +119,8 @@ def test_an_edited_version_is_stored_as_deltas_and_reads_back(tmp_path: Path) ->
     with _store(tmp_path) as store:
         first, second, second_data = _two_versions(store)
         deltas = _deltas(store, second)
-        assert deltas and len(deltas) == len({c.id for c in second.chunks} -
+        assert deltas
+        assert len(deltas) == len({c.id for c in second.chunks} -
                                              {c.id for c in first.chunks})
         assert store.read_file(second) == second_data
         assert b"".join(store.iter_file(second)) == second_data
@@ -241,12 +242,16 @@ def test_a_full_copy_is_read_before_a_delta_copy(tmp_path: Path) -> None:
             index.add_pack(pack_id, entries, index_id=index_id, prefer=True)
             index.note_written(index_id)
         loc = index.lookup(blob)
-        assert loc is not None and loc.kind is Kind.CHUNK and loc.pack == p2
-        assert index.is_delta(blob.raw) and index.all_bases(blob.raw) == {base.raw}
+        assert loc is not None
+        assert loc.kind is Kind.CHUNK
+        assert loc.pack == p2
+        assert index.is_delta(blob.raw)
+        assert index.all_bases(blob.raw) == {base.raw}
         index.save()
         again = MergedIndex(tmp_path / "cache.idx")
         loc = again.lookup(blob)
-        assert loc is not None and loc.kind is Kind.CHUNK
+        assert loc is not None
+        assert loc.kind is Kind.CHUNK
         assert again.is_delta(blob.raw)
         (tmp_path / "cache.idx").unlink()
 
@@ -270,7 +275,8 @@ def test_golden_deltas_read_back_and_verify(golden: ObjectStore) -> None:
         assert golden.read_file(refs["v2.csv"]) == second
         assert _deltas(golden, refs["v2.csv"])
     report = verify_objects(golden)
-    assert report.ok and report.packs_checked == 6
+    assert report.ok
+    assert report.packs_checked == 6
 
 
 def test_the_golden_deltas_store_read_from_a_copy(tmp_path: Path) -> None:

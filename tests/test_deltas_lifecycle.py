@@ -15,6 +15,7 @@ from artifactstore.backends import open_backend
 from artifactstore.core.synthetic import csv_rows
 from artifactstore.maintenance.projects import create_project, rekey_project
 from artifactstore.maintenance.verify import verify_objects
+from artifactstore.model.tree import FileEntry
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.envelope import Kind
@@ -56,10 +57,16 @@ def deltas_of(store: artifactstore.Store, ref: str) -> int:
     objects = store.objects
     count = 0
     for entry in version.files():
-        for chunk in entry.chunks:  # type: ignore[union-attr]
+        assert isinstance(entry, FileEntry)
+        for chunk in entry.chunks:
             location = objects.index.lookup(chunk.id)
             count += location is not None and location.kind is Kind.CHUNK_DELTA
     return count
+
+
+def chunk_ids(store: artifactstore.Store, ref: str) -> set[bytes]:
+    return {c.id.raw for e in store.artifact(ref).files() if isinstance(e, FileEntry)
+            for c in e.chunks}
 
 
 def read(store: artifactstore.Store, ref: str) -> bytes:
@@ -79,10 +86,9 @@ def test_gc_keeps_the_bases_of_live_deltas(tmp_path: Path) -> None:
     url = str(tmp_path / "store")
     init_delta_store(url)
     with artifactstore.open(url, cache_dir=tmp_path / "c") as store:
-        first, second = log_two(store, tmp_path)
+        _first, second = log_two(store, tmp_path)
         assert deltas_of(store, "t:v1") > 0
-        bases = {c.id.raw for e in store.artifact("t:v0").files()
-                 for c in e.chunks}  # type: ignore[union-attr]
+        bases = chunk_ids(store, "t:v0")
         store.delete("t:v0", force=True)
         report = store.gc(grace=0, repack_threshold=0.0)
         # v0's manifest and tree went; its chunks are the bases of v1's deltas: live
@@ -97,11 +103,9 @@ def test_purge_of_a_base_rewrites_its_deltas_and_wipes_every_byte(tmp_path: Path
     url = str(tmp_path / "store")
     init_delta_store(url)
     with artifactstore.open(url, cache_dir=tmp_path / "c") as store:
-        first, second = log_two(store, tmp_path)
+        _first, second = log_two(store, tmp_path)
         assert deltas_of(store, "t:v1") > 0
-        purged = {c.id.raw for e in store.artifact("t:v0").files()
-                  for c in e.chunks} - {c.id.raw for e in store.artifact("t:v1").files()
-                                        for c in e.chunks}  # type: ignore[union-attr]
+        purged = chunk_ids(store, "t:v0") - chunk_ids(store, "t:v1")
         assert purged
         report = store.purge("t:v0", reason="test", wait=False)
         assert report.absent
@@ -123,7 +127,8 @@ def test_sync_carries_deltas_with_their_bases(tmp_path: Path) -> None:
     assert sync(src_url, dst_url, cache_dir=tmp_path / "cs").ok
     # One public project's versions: the packs of the deltas' bases travel too.
     report = sync(src_url, one_url, project="default", cache_dir=tmp_path / "cs1")
-    assert report.ok and not report.incomplete
+    assert report.ok
+    assert not report.incomplete
     for url in (dst_url, one_url):
         with artifactstore.open(url, create=False, cache_dir=tmp_path / f"c-{len(url)}") as dst:
             assert deltas_of(dst, "t:v1") == wanted
@@ -147,14 +152,16 @@ def test_private_project_relog_and_reencryption(tmp_path: Path,
         # re-logging into another store's encrypted project: re-encoded on the way
         create_project("vault", dst_url)
         report = relog(src_url, dst_url, "lab", "vault", cache_dir=tmp_path / "c2")
-        assert not report.conflicts and len(report.logged) == 2
+        assert not report.conflicts
+        assert len(report.logged) == 2
         with artifactstore.open(dst_url, "vault", cache_dir=tmp_path / "c3") as dst:
             assert dst.refs.codec.encrypted
             assert (read(dst, "t:v0"), read(dst, "t:v1")) == (first, second)
             assert verify_objects(dst.objects).ok
         # re-encryption moves every version to a new key epoch (deltas expanded)
         _, reencrypted = rekey_project("lab", src_url, reencrypt=True)
-        assert reencrypted is not None and reencrypted.versions_rewritten == 2
+        assert reencrypted is not None
+        assert reencrypted.versions_rewritten == 2
         with artifactstore.open(src_url, "lab", cache_dir=tmp_path / "c1") as src:
             assert (read(src, "t:v0"), read(src, "t:v1")) == (first, second)
             assert verify_objects(src.objects).ok
