@@ -23,6 +23,7 @@ from artifactstore.objects.blobrefs import ChunkRef, FileRef
 from artifactstore.objects.config import StoreConfig, load
 from artifactstore.objects.deltas import DELTA_FEATURE, DeltaSource, delta_frame
 from artifactstore.objects.envelope import Compression, Kind, open_envelope, seal_compressed
+from artifactstore.objects.gcrecords import write_condemnation
 from artifactstore.objects.index import MergedIndex, decode_index, encode_indexes
 from artifactstore.objects.layout import index_key, index_prefix, parse_id_key
 from artifactstore.objects.packs import BlobEntry, PendingPack, pack_parts, read_trailer
@@ -292,3 +293,25 @@ def test_the_golden_deltas_store_read_from_a_copy(tmp_path: Path) -> None:
                 assert loc is not None
                 if loc.pack == pack_id:
                     assert store.index.bases(e.id, loc) == e.bases
+
+
+def test_a_commit_naming_a_delta_checks_and_rescues_its_bases(tmp_path: Path) -> None:
+    with _store(tmp_path) as store:
+        _first, second, second_data = _two_versions(store)
+        delta = _deltas(store, second)[0]
+        location = store.index.lookup(delta)
+        assert location is not None
+        bases = store.index.bases(delta, location)
+        base_location = store.index.lookup(bases[0])
+        assert base_location is not None
+        # gc condemned a base (not the delta): a version naming the delta rescues it
+        write_condemnation(store.backend, store.domain,
+                           {base_location.pack: frozenset({bases[0].raw})})
+        store.begin_session()
+        assert store.write_bytes(second_data).chunks == second.chunks  # all deduplicated
+        assert store.prepare_commit() >= 1
+        store.end_session()
+        rescued = store.index.lookup(bases[0])
+        assert rescued is not None
+        assert rescued.pack != base_location.pack
+        assert store.read_file(second) == second_data
