@@ -17,6 +17,8 @@ from artifactstore.core.chunking import ChunkerParams
 from artifactstore.core.digest import Digest, hash_bytes
 from artifactstore.core.errors import FormatError, IntegrityError
 from artifactstore.core.synthetic import csv_rows
+from artifactstore.maintenance.consolidate import consolidate_index
+from artifactstore.maintenance.repair import rebuild_index
 from artifactstore.maintenance.verify import verify_objects
 from artifactstore.objects.bigchunks import BigChunks
 from artifactstore.objects.blobrefs import ChunkRef, FileRef
@@ -315,3 +317,22 @@ def test_a_commit_naming_a_delta_checks_and_rescues_its_bases(tmp_path: Path) ->
         assert rescued is not None
         assert rescued.pack != base_location.pack
         assert store.read_file(second) == second_data
+
+
+def test_consolidation_and_an_index_rebuilt_from_packs_keep_the_links(tmp_path: Path) -> None:
+    with _store(tmp_path) as store:
+        _, second, second_data = _two_versions(store)
+        deltas = _deltas(store, second)
+        assert deltas
+        assert consolidate_index(store, at_least=2).written == 1
+    for cache in ("after-consolidation", "after-repair"):
+        if cache == "after-repair":  # the index objects lost: rebuilt from the trailers
+            backend = open_backend(str(tmp_path / "s"))
+            for key in list(backend.list(index_prefix("plain"))):
+                backend.delete(key)
+            with ObjectStore.open(backend, cache_dir=tmp_path / "r") as damaged:
+                rebuild_index(damaged)
+        store = ObjectStore.open(open_backend(str(tmp_path / "s")), cache_dir=tmp_path / cache)
+        with store:
+            assert _deltas(store, second) == deltas
+            assert store.read_file(second) == second_data
