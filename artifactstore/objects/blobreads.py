@@ -58,6 +58,10 @@ _REMOTE_STREAMS = 2
 _STREAM_HOLDS = 4 << 20
 #: a checked file's chunks go to the digest thread in batches of about this size
 _DIGEST_BATCH = 4 << 20
+#: the bases of one read's delta chunks are fetched together before it (coalesced range
+#: reads, not one request per base), at most about this many bytes of them a read; the
+#: base cache holds several reads' worth (deltas.BaseCache), so none is evicted before use
+_BASES_PER_READ = 8 << 20
 
 
 class BlobReader:
@@ -263,8 +267,10 @@ class BlobReader:
         (one blob alone may exceed it)."""
         group: list[tuple[Digest, BlobLocation]] = []
         raw = 0
+        bases: dict[Digest, int] = {}  # the bases of the group's deltas, and their sizes
         for blob_id in ids:
             loc = self._locate(blob_id)
+            delta = loc.kind is Kind.CHUNK_DELTA
             if group:
                 first, last = group[0][1], group[-1][1]
                 end = last.offset + last.length
@@ -274,13 +280,41 @@ class BlobReader:
                     or not end <= loc.offset <= end + _COALESCE_GAP
                     or span > self._read_window
                     or (self._vectored and span + raw + loc.raw_length > limit)
+                    or (delta and sum(bases.values()) >= _BASES_PER_READ)
                 ):
+                    self._prefetch(bases)
                     yield group
-                    group, raw = [], 0
+                    group, raw, bases = [], 0, {}
             group.append((blob_id, loc))
             raw += loc.raw_length
+            if delta:
+                for base in self._bases(blob_id, loc):
+                    if base not in bases:
+                        found = self._find_base(base)
+                        # only a plain chunk is a base (depth 1): else the delta fails alone
+                        bases[base] = found.raw_length if found is not None \
+                            and found.kind is Kind.CHUNK else 0
         if group:
+            self._prefetch(bases)
             yield group
+
+    def _find_base(self, base: Digest) -> BlobLocation | None:
+        try:
+            return self._locate(base)
+        except NotFoundError:
+            return None  # opening the delta says so, naming it
+
+    def _prefetch(self, bases: dict[Digest, int]) -> None:
+        """Read the bases a read's deltas need that the base cache lacks, together
+        (neighbouring chunks of the previous version share range reads)."""
+        wanted = [b for b, size in bases.items() if size and not self.base_cache.holds(b)]
+        if not wanted:
+            return
+        try:
+            for base, data in self.read_many(wanted):
+                self.base_cache.put(base, data)
+        except (IntegrityError, NotFoundError):
+            return  # each delta then reads its bases alone, and fails naming itself
 
     def _read_group(self, group: list[tuple[Digest, BlobLocation]]) -> bytes:
         """The bytes of one coalesced range read."""

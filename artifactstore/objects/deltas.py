@@ -78,6 +78,14 @@ class DeltaSource:
             ends.append(at)
         return cls(tuple(c.id for c in ref.chunks), tuple(offsets), tuple(ends))
 
+    def following(self, first: Digest) -> tuple[Digest, ...]:
+        """The chunk ``first`` and the ones after it in the previous file (each once)."""
+        try:
+            at = self.ids.index(first)
+        except ValueError:
+            return ()
+        return tuple(dict.fromkeys(self.ids[at:]))
+
     def bases(self, offset: int, length: int) -> tuple[Digest, ...]:
         """The previous chunks overlapping ``[offset, offset + length)``, at most
         :data:`MAX_BASES` (those overlapping most), in file order, each once."""
@@ -98,7 +106,7 @@ class BaseCache:
     """The plaintexts of recently used bases, shared by the threads of one object store
     (consecutive deltas of a file mostly share a base: each is read once)."""
 
-    def __init__(self, capacity: int = 24 << 20) -> None:
+    def __init__(self, capacity: int = 48 << 20) -> None:
         self._capacity = capacity
         self._held = 0
         self._items: OrderedDict[bytes, bytes] = OrderedDict()
@@ -112,6 +120,15 @@ class BaseCache:
                 self._items.move_to_end(blob_id.raw)
                 return data
         data = read(blob_id)
+        self.put(blob_id, data)
+        return data
+
+    def holds(self, blob_id: Digest) -> bool:
+        with self._lock:
+            return blob_id.raw in self._items
+
+    def put(self, blob_id: Digest, data: bytes) -> None:
+        """Keep base ``blob_id``'s plaintext (checked by the caller)."""
         with self._lock:
             if blob_id.raw not in self._items:
                 self._items[blob_id.raw] = data
@@ -119,7 +136,6 @@ class BaseCache:
                 while self._held > self._capacity and len(self._items) > 1:
                     _, old = self._items.popitem(last=False)
                     self._held -= len(old)
-        return data
 
     def clear(self) -> None:
         with self._lock:

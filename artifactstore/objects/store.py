@@ -97,6 +97,8 @@ _RELIST_AFTER = 300.0
 #: the local index cache is rewritten whole; a writer saves it at most this often
 #: (and on close): a cache missing rows only costs refetching their index objects
 _SAVE_EVERY = 30.0
+#: bytes of the previous file's chunks a writer reads at once as bases of delta chunks
+_BASES_AHEAD = 8 << 20
 
 
 def default_cache_dir() -> Path:
@@ -396,22 +398,37 @@ class ObjectStore:
         """The bases (ids, plaintexts) a new chunk at ``offset`` is tried against: the
         previous file's chunks overlapping it that are indexed as plain chunks and not
         condemned (depth 1, design §4), read through the checked reader."""
-        usable = []
-        for base in delta.bases(offset, length):
-            if base.raw in self._pending or base.raw in self._avoid:
-                continue
-            location = self._index.lookup(base)
-            if location is not None and location.kind is Kind.CHUNK:
-                usable.append(base)
+        usable = [b for b in delta.bases(offset, length) if self._may_base(b)]
         if not usable:
             return (), ()
+        cache = self._reader.base_cache
         try:
-            data = tuple(self._reader.base_cache.get(b, self.read_blob) for b in usable)
+            if not all(cache.holds(b) for b in usable):
+                # this base and the next ones of the previous file, read together (one
+                # range read per pack run on a remote store, not one per base)
+                ahead, size = [], 0
+                for base in delta.following(usable[0]):
+                    if size >= _BASES_AHEAD:
+                        break
+                    if not cache.holds(base) and self._may_base(base):
+                        ahead.append(base)
+                        size += self._index.lookup(base).raw_length  # type: ignore[union-attr]
+                for base, plain in self.read_many(ahead):
+                    cache.put(base, plain)
+            data = tuple(cache.get(b, self.read_blob) for b in usable)
         except NotFoundError:  # gc took a base meanwhile: store the chunk plain
             return (), ()
         if self._session is not None:  # the commit check covers the bases too
             self._session.update(b.raw for b in usable)
         return tuple(usable), data
+
+    def _may_base(self, base: Digest) -> bool:
+        """Whether ``base`` may be a delta's base: indexed as a plain chunk, not pending,
+        not condemned (design §4)."""
+        if base.raw in self._pending or base.raw in self._avoid:
+            return False
+        location = self._index.lookup(base)
+        return location is not None and location.kind is Kind.CHUNK
 
     def _add(self, kind: Kind, plaintext: bytes | memoryview, adaptive: bool,
              compression: Compression | None = None, delta: DeltaSource | None = None,
