@@ -61,7 +61,7 @@ _DIGEST_BATCH = 4 << 20
 #: the bases of one read's delta chunks are fetched together before it (coalesced range
 #: reads, not one request per base), at most about this many bytes of them a read; the
 #: base cache holds several reads' worth (deltas.BaseCache), so none is evicted before use
-_BASES_PER_READ = 8 << 20
+_BASES_PER_READ = 4 << 20
 
 
 class BlobReader:

@@ -43,7 +43,7 @@ KEEP_OUTRIGHT = 1 / 16
 #: dictionary, 2^20 keep them (docs/benchmarks.md, "Table stored after v4: what delta
 #: compression would give"); only writers use them (a frame says how to read itself)
 _DELTA_PARAMS = {"chain_log": 16, "hash_log": 20, "min_match": 7, "search_log": 1,
-                 "strategy": 2, "target_length": 0, "window_log": 23}
+                 "strategy": 2, "target_length": 0, "window_log": 22}
 
 
 def dictionary(bases: Sequence[bytes]) -> bytes:
@@ -106,7 +106,7 @@ class BaseCache:
     """The plaintexts of recently used bases, shared by the threads of one object store
     (consecutive deltas of a file mostly share a base: each is read once)."""
 
-    def __init__(self, capacity: int = 48 << 20) -> None:
+    def __init__(self, capacity: int = 16 << 20) -> None:
         self._capacity = capacity
         self._held = 0
         self._items: OrderedDict[bytes, bytes] = OrderedDict()

@@ -98,7 +98,7 @@ _RELIST_AFTER = 300.0
 #: (and on close): a cache missing rows only costs refetching their index objects
 _SAVE_EVERY = 30.0
 #: bytes of the previous file's chunks a writer reads at once as bases of delta chunks
-_BASES_AHEAD = 8 << 20
+_BASES_AHEAD = 4 << 20
 
 
 def default_cache_dir() -> Path:
@@ -627,6 +627,7 @@ class ObjectStore:
             self._checked_at = started
 
     def end_session(self) -> None:
+        self._reader.base_cache.clear()  # the bases of this session's deltas
         self._session = None
         self._avoid = frozenset()
         self._checked_at = None
