@@ -33,7 +33,7 @@ from artifactstore.core.digest import Digest, Hasher, hash_bytes
 from artifactstore.core.errors import IntegrityError, NotFoundError
 from artifactstore.core.heap import trim_heap
 from artifactstore.objects.blobrefs import FileRef
-from artifactstore.objects.deltas import BaseCache, dictionary
+from artifactstore.objects.deltas import BASES_PER_READ, BaseReader
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import Kind, open_envelope
 from artifactstore.objects.index import BlobLocation
@@ -58,10 +58,6 @@ _REMOTE_STREAMS = 2
 _STREAM_HOLDS = 4 << 20
 #: a checked file's chunks go to the digest thread in batches of about this size
 _DIGEST_BATCH = 4 << 20
-#: the bases of one read's delta chunks are fetched together before it (coalesced range
-#: reads, not one request per base), at most about this many bytes of them a read; the
-#: base cache holds several reads' worth (deltas.BaseCache), so none is evicted before use
-_BASES_PER_READ = 4 << 20
 
 
 class BlobReader:
@@ -89,8 +85,9 @@ class BlobReader:
         self._concurrency = concurrency
         self._vectored = vectored
         self._read_window = read_window
-        self._bases = bases
-        self.base_cache = BaseCache()
+        #: the bases of delta chunks: read, checked, cached, fetched ahead (deltas.py)
+        self.bases: BaseReader[BlobLocation] = BaseReader(locate=locate, read_blob=self.read_blob,
+                                read_many=self.read_many, bases=bases)
 
     def read_blob(self, blob_id: Digest) -> bytes:
         """The verified plaintext of one blob.
@@ -128,7 +125,7 @@ class BlobReader:
             )
         joined = None
         if location.kind is Kind.CHUNK_DELTA:
-            joined = self._dictionary(blob_id, location, what, bases)
+            joined = self.bases.dictionary(blob_id, location, what, bases)
             check_id = True  # a wrong base is named here, not as a file digest mismatch
         _, plaintext = open_envelope(
             data, expected_kind=location.kind, raw_length=location.raw_length, what=what,
@@ -139,27 +136,6 @@ class BlobReader:
                 f"{what} does not match its id: the pack is damaged; run 'artifactstore verify'"
             )
         return plaintext
-
-    def _dictionary(self, blob_id: Digest, location: BlobLocation, what: str,
-                    bases: tuple[Digest, ...] | None) -> bytes:
-        """The dictionary of a delta copy: its bases' checked plaintexts, joined."""
-        if bases is None:
-            bases = self._bases(blob_id, location)
-        if not bases:
-            raise IntegrityError(f"{what} is a delta chunk the index names no bases for: "
-                                 "run 'artifactstore verify'")
-        try:
-            return dictionary([self.base_cache.get(b, self._read_base) for b in bases])
-        except NotFoundError as exc:
-            raise IntegrityError(f"{what} is a delta chunk whose base is missing ({exc}); "
-                                 "run 'artifactstore verify'") from None
-
-    def _read_base(self, base_id: Digest) -> bytes:
-        location = self._locate(base_id)
-        if location.kind is not Kind.CHUNK:  # depth 1: a base is a plain chunk
-            raise IntegrityError(f"base {base_id.hex} of a delta chunk is stored as a "
-                                 f"{location.kind.name}, not a plain CHUNK")
-        return self.read_blob(base_id)
 
     def read_blobs(self, ids: Iterable[Digest]) -> Iterator[tuple[Digest, bytes]]:
         """Verified blobs in the order asked, fetched concurrently.
@@ -280,41 +256,18 @@ class BlobReader:
                     or not end <= loc.offset <= end + _COALESCE_GAP
                     or span > self._read_window
                     or (self._vectored and span + raw + loc.raw_length > limit)
-                    or (delta and sum(bases.values()) >= _BASES_PER_READ)
+                    or (delta and sum(bases.values()) >= BASES_PER_READ)
                 ):
-                    self._prefetch(bases)
+                    self.bases.prefetch(bases)
                     yield group
                     group, raw, bases = [], 0, {}
             group.append((blob_id, loc))
             raw += loc.raw_length
             if delta:
-                for base in self._bases(blob_id, loc):
-                    if base not in bases:
-                        found = self._find_base(base)
-                        # only a plain chunk is a base (depth 1): else the delta fails alone
-                        bases[base] = found.raw_length if found is not None \
-                            and found.kind is Kind.CHUNK else 0
+                self.bases.plan(blob_id, loc, bases)
         if group:
-            self._prefetch(bases)
+            self.bases.prefetch(bases)
             yield group
-
-    def _find_base(self, base: Digest) -> BlobLocation | None:
-        try:
-            return self._locate(base)
-        except NotFoundError:
-            return None  # opening the delta says so, naming it
-
-    def _prefetch(self, bases: dict[Digest, int]) -> None:
-        """Read the bases a read's deltas need that the base cache lacks, together
-        (neighbouring chunks of the previous version share range reads)."""
-        wanted = [b for b, size in bases.items() if size and not self.base_cache.holds(b)]
-        if not wanted:
-            return
-        try:
-            for base, data in self.read_many(wanted):
-                self.base_cache.put(base, data)
-        except (IntegrityError, NotFoundError):
-            return  # each delta then reads its bases alone, and fails naming itself
 
     def _read_group(self, group: list[tuple[Digest, BlobLocation]]) -> bytes:
         """The bytes of one coalesced range read."""

@@ -19,22 +19,21 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from artifactstore.core import encoding
 from artifactstore.core.digest import Digest, checked_digest, hash_bytes
 from artifactstore.core.errors import IntegrityError
-from artifactstore.objects.deltas import KEEP_OUTRIGHT, MAX_BASES, delta_frame
+from artifactstore.objects.deltas import MAX_BASES, Sealing, seal_delta
 from artifactstore.objects.envelope import (
-    FLAG_ZSTD,
     KIND_OF,
     AdaptiveSealer,
     Compression,
     Kind,
     open_envelope,
     seal,
-    seal_compressed,
     seal_parts,
 )
 
@@ -230,6 +229,15 @@ class _ToSeal:
 
 
 @dataclass(frozen=True, slots=True)
+class _Later:
+    """A blob being sealed elsewhere (a delta candidate, in the writer's I/O pool)."""
+
+    id: Digest
+    raw_length: int
+    future: Future[Sealing]
+
+
+@dataclass(frozen=True, slots=True)
 class _Sealed:
     id: Digest
     kind: Kind
@@ -258,7 +266,7 @@ class PackBatch:
         self._compression = compression
         self._keys = keys
         self._eager = eager
-        self._items: list[_ToSeal | _Sealed] = []
+        self._items: list[_ToSeal | _Sealed | _Later] = []
         self._size = 0
         #: read buffers this batch's views keep alive (until the pack is sealed)
         self._pinned: list[object] = []
@@ -310,6 +318,12 @@ class PackBatch:
         self._items.append(_Sealed(blob_id, kind, header, body, raw_length, bases))
         self._size += len(header) + len(body)
 
+    def add_later(self, blob_id: Digest, raw_length: int, future: Future[Sealing]) -> None:
+        """A blob sealed by ``future`` (:func:`seal_delta`, submitted by the writer as soon
+        as it has its bases, so they are not held until the pack is sealed)."""
+        self._items.append(_Later(blob_id, raw_length, future))
+        self._size += raw_length
+
     def absorb(self, other: PackBatch) -> None:
         """Append ``other``'s blobs after this batch's (``other`` is left empty)."""
         self._items += other._items
@@ -335,6 +349,9 @@ class PackBatch:
             if isinstance(item, _Sealed):
                 builder.add(item.id, item.kind, item.header, item.body, item.raw_length,
                             item.bases)
+            elif isinstance(item, _Later):
+                kind, header, body, bases = item.future.result()
+                builder.add(item.id, kind, header, body, item.raw_length, bases)
             else:
                 kind, header, body, bases = self._seal_one(item)
                 builder.add(item.id, kind, header, body, len(item.plaintext), bases)
@@ -344,7 +361,8 @@ class PackBatch:
                   ) -> tuple[Kind, bytes, bytes | memoryview, tuple[Digest, ...]]:
         """The blob's kind, envelope (header, payload) and bases (a delta's)."""
         if item.bases:
-            return _sealed_delta(item, self._compression, self._keys)
+            return seal_delta(item.id, item.plaintext, item.bases, item.base_data,
+                              item.compression or self._compression, self._keys)
         if item.compression is not None:
             return (item.kind, *seal_parts(item.kind, item.plaintext, item.compression,
                                            keys=self._keys, binding=item.id.raw), ())
@@ -354,24 +372,6 @@ class PackBatch:
                     ())
         return (item.kind, *seal_parts(item.kind, item.plaintext, self._compression,
                                        keys=self._keys, binding=item.id.raw), ())
-
-
-def _sealed_delta(item: _ToSeal, compression: Compression | None, keys: DomainKeys | None,
-                  ) -> tuple[Kind, bytes, bytes | memoryview, tuple[Digest, ...]]:
-    """A delta candidate sealed as a delta when that pays, else as a plain chunk: kept
-    outright when its frame is at most KEEP_OUTRIGHT of the raw size, else only when it
-    is at most half of what the plain compression gives (objects/deltas.py)."""
-    raw = len(item.plaintext)
-    frame = delta_frame(item.plaintext, item.base_data)
-    plain: tuple[bytes, bytes | memoryview] | None = None
-    if len(frame) > raw * KEEP_OUTRIGHT:
-        plain = seal_parts(Kind.CHUNK, item.plaintext, item.compression or compression,
-                           keys=keys, binding=item.id.raw)
-        stored = len(plain[1]) if plain[0][6] & FLAG_ZSTD else raw
-        if 2 * len(frame) > stored:
-            return Kind.CHUNK, plain[0], plain[1], ()
-    header, payload = seal_compressed(Kind.CHUNK_DELTA, frame, keys=keys, binding=item.id.raw)
-    return Kind.CHUNK_DELTA, header, payload, item.bases
 
 
 def pack_parts(
