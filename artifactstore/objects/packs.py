@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from artifactstore.core import encoding
 from artifactstore.core.digest import Digest, checked_digest, hash_bytes
 from artifactstore.core.errors import IntegrityError
-from artifactstore.objects.deltas import MAX_BASES, Sealing, seal_delta
+from artifactstore.objects.deltas import MAX_BASES, seal_delta
 from artifactstore.objects.envelope import (
     KIND_OF,
     AdaptiveSealer,
@@ -229,15 +228,6 @@ class _ToSeal:
 
 
 @dataclass(frozen=True, slots=True)
-class _Later:
-    """A blob being sealed elsewhere (a delta candidate, in the writer's I/O pool)."""
-
-    id: Digest
-    raw_length: int
-    future: Future[Sealing]
-
-
-@dataclass(frozen=True, slots=True)
 class _Sealed:
     id: Digest
     kind: Kind
@@ -266,7 +256,7 @@ class PackBatch:
         self._compression = compression
         self._keys = keys
         self._eager = eager
-        self._items: list[_ToSeal | _Sealed | _Later] = []
+        self._items: list[_ToSeal | _Sealed] = []
         self._size = 0
         #: read buffers this batch's views keep alive (until the pack is sealed)
         self._pinned: list[object] = []
@@ -292,7 +282,9 @@ class PackBatch:
         sealed: new chunks scattered through a big file (a 5% rewrite) would pin
         every buffer read. Past :data:`PINNED_BUFFERS` buffers a view is copied.
         """
-        if self._eager:
+        if self._eager or bases:
+            # a delta candidate is sealed now, on the writer's thread: held until the pack
+            # is sealed, the bases of a pack of deltas cost +75 MiB peak (table v4)
             kind, header, payload, bases = self._seal_one(
                 _ToSeal(blob_id, kind, plaintext, adaptive, compression, bases, base_data))
             self.add_sealed(blob_id, kind, header, payload, len(plaintext), bases)
@@ -317,12 +309,6 @@ class PackBatch:
         delta with its ``bases``)."""
         self._items.append(_Sealed(blob_id, kind, header, body, raw_length, bases))
         self._size += len(header) + len(body)
-
-    def add_later(self, blob_id: Digest, raw_length: int, future: Future[Sealing]) -> None:
-        """A blob sealed by ``future`` (:func:`seal_delta`, submitted by the writer as soon
-        as it has its bases, so they are not held until the pack is sealed)."""
-        self._items.append(_Later(blob_id, raw_length, future))
-        self._size += raw_length
 
     def absorb(self, other: PackBatch) -> None:
         """Append ``other``'s blobs after this batch's (``other`` is left empty)."""
@@ -349,9 +335,6 @@ class PackBatch:
             if isinstance(item, _Sealed):
                 builder.add(item.id, item.kind, item.header, item.body, item.raw_length,
                             item.bases)
-            elif isinstance(item, _Later):
-                kind, header, body, bases = item.future.result()
-                builder.add(item.id, kind, header, body, item.raw_length, bases)
             else:
                 kind, header, body, bases = self._seal_one(item)
                 builder.add(item.id, kind, header, body, len(item.plaintext), bases)

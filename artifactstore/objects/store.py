@@ -48,7 +48,7 @@ from artifactstore.objects import config as config_mod
 from artifactstore.objects.blobreads import BlobReader
 from artifactstore.objects.blobrefs import ChunkRef, FileRef, WriteStats
 from artifactstore.objects.config import StoreConfig
-from artifactstore.objects.deltas import DeltaSource, seal_delta
+from artifactstore.objects.deltas import DeltaSource
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import (
     HEADER_SIZE,
@@ -99,8 +99,6 @@ _RELIST_AFTER = 300.0
 _SAVE_EVERY = 30.0
 #: bytes of the previous file's chunks a writer reads at once as bases of delta chunks
 _BASES_AHEAD = 4 << 20
-#: delta candidates sealed in the I/O pool at once (with two packs uploading: 8 threads)
-_DELTAS_SEALING = 4
 
 
 def default_cache_dir() -> Path:
@@ -165,8 +163,6 @@ class ObjectStore:
         # A remote store's pack is sealed as blobs come (PackBatch eager) and one is
         # uploaded meanwhile: smaller reads keep that under the RSS target.
         self._read_size = _WRITE_READ if self._vectored else _REMOTE_WRITE_READ
-        #: delta candidates being sealed in the I/O pool at once (objects/deltas.py)
-        self._delta_slots = threading.BoundedSemaphore(_DELTAS_SEALING)
         self._upload_slots = threading.BoundedSemaphore(
             min(concurrency, _VECTORED_UPLOADS if self._vectored else _JOINED_UPLOADS))
         self._batch = self._new_batch()
@@ -458,22 +454,8 @@ class ObjectStore:
         batch = self._batch if kind is Kind.CHUNK else self._structured
         bases, base_data = (self._delta_bases(delta, offset, length) if delta is not None
                             else ((), ()))
-        # (enough threads that an upload waiting for its deltas never starves them)
-        if bases and self._vectored and self._concurrency >= _DELTAS_SEALING + _VECTORED_UPLOADS:
-            # Sealed now in the I/O pool (a few at a time): the batch would otherwise hold
-            # every delta's bases until its pack is sealed (+75 MiB peak on the table's v4)
-            self._delta_slots.acquire()
-            try:
-                future = self._pool.submit(seal_delta, blob_id, plaintext, bases, base_data,
-                                           compression or self.config.compression, self.keys)
-            except BaseException:
-                self._delta_slots.release()
-                raise
-            future.add_done_callback(lambda _: self._delta_slots.release())
-            batch.add_later(blob_id, length, future)
-        else:
-            batch.add(blob_id, kind, plaintext, adaptive=adaptive, compression=compression,
-                      bases=bases, base_data=base_data)
+        batch.add(blob_id, kind, plaintext, adaptive=adaptive, compression=compression,
+                  bases=bases, base_data=base_data)
         self._pending.add(blob_id.raw)
         stats.blobs_new += 1
         stats.bytes_new += length
