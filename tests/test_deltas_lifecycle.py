@@ -178,3 +178,17 @@ def test_s3_round_trip(local_or_s3_url: str, tmp_path: Path) -> None:
         out = store.artifact("t:v1").download(tmp_path / "out")
         assert (out / "t.csv").read_bytes() == second
         assert verify_objects(store.objects).ok
+
+
+def test_export_and_import_of_a_version_with_deltas(tmp_path: Path) -> None:
+    src_url, dst_url = str(tmp_path / "src"), str(tmp_path / "dst")
+    init_delta_store(src_url)
+    init_delta_store(dst_url)
+    with artifactstore.open(src_url, cache_dir=tmp_path / "c1") as src:
+        _, second = log_two(src, tmp_path)
+        assert deltas_of(src, "t:v1") > 0
+        src.export("t:v1", tmp_path / "out.tar")
+    with artifactstore.open(dst_url, cache_dir=tmp_path / "c2") as dst:
+        dst.import_export(tmp_path / "out.tar")
+        assert read(dst, "t:v0") == second  # the export's version, stored anew (full)
+        assert verify_objects(dst.objects).ok
