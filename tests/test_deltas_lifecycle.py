@@ -192,3 +192,22 @@ def test_export_and_import_of_a_version_with_deltas(tmp_path: Path) -> None:
         dst.import_export(tmp_path / "out.tar")
         assert read(dst, "t:v0") == second  # the export's version, stored anew (full)
         assert verify_objects(dst.objects).ok
+
+
+def test_a_purge_synced_to_a_copy_wipes_the_bases_there_too(tmp_path: Path) -> None:
+    src_url, dst_url = str(tmp_path / "src"), str(tmp_path / "dst")
+    init_delta_store(src_url)
+    with artifactstore.open(src_url, cache_dir=tmp_path / "c1") as src:
+        _, second = log_two(src, tmp_path)
+        purged = chunk_ids(src, "t:v0") - chunk_ids(src, "t:v1")
+    assert sync(src_url, dst_url, cache_dir=tmp_path / "cs").ok
+    with artifactstore.open(src_url, cache_dir=tmp_path / "c1") as src:
+        src.purge("t:v0", reason="test", wait=False)
+    report = sync(src_url, dst_url, cache_dir=tmp_path / "cs")
+    assert report.ok
+    assert not report.not_wiped
+    with artifactstore.open(dst_url, create=False, cache_dir=tmp_path / "c2") as dst:
+        assert not purged & pack_blob_ids(dst.objects)
+        assert read(dst, "t:v1") == second
+        assert deltas_of(dst, "t:v1") == 0
+        assert verify_objects(dst.objects).ok
