@@ -53,8 +53,10 @@ def test_compression_none_never_compresses() -> None:
     assert sealed[6] == 0
 
 
-@given(st.binary(max_size=5000), st.sampled_from(list(Kind)), st.booleans())
+@given(st.binary(max_size=5000),
+       st.sampled_from([k for k in Kind if k is not Kind.CHUNK_DELTA]), st.booleans())
 def test_round_trip(payload: bytes, kind: Kind, compress: bool) -> None:
+    # (a CHUNK_DELTA opens only with its bases: tests/test_deltas.py)
     sealed = seal(kind, payload, ZSTD if compress else None)
     assert open_envelope(sealed, expected_kind=kind, raw_length=len(payload), what="x") == (
         kind,

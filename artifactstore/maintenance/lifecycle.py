@@ -30,7 +30,7 @@ from artifactstore.objects.gcrecords import GcLock, condemnations
 from artifactstore.objects.layout import pack_key
 from artifactstore.objects.packs import read_trailer
 from artifactstore.objects.store import ObjectStore
-from artifactstore.objects.sweep import condemn, read_layout, sweep
+from artifactstore.objects.sweep import condemn, read_layout, rewrite_dependants, sweep
 from artifactstore.objects.window import WaitCallback, wait_until
 from artifactstore.records.aliases import ProtectedAliasError
 from artifactstore.records.lifecycle import LifecycleEvent
@@ -301,7 +301,11 @@ def wipe_blobs(project: Project, objects: ObjectStore, mine: set[bytes], report:
     try:
         live = mark(project)[objects.domain][1]
         pending = [r for r in condemnations(objects.backend, objects.domain) if r.purge]
-        found = condemn(objects, live, [], only=frozenset(mine - live), purge=True)
+        # Deltas whose bases are wiped become full chunks first; their delta copies are
+        # condemned with the purged blobs (the live set is not closed over links here)
+        copies = rewrite_dependants(objects, mine - live, live)
+        found = condemn(objects, live, [], only=frozenset(mine - live), purge=True,
+                        close=False, copies=copies)
         records = pending + ([found.record] if found.record is not None else [])
         if records:
             if wait:  # writers that checked before the record commit within the window

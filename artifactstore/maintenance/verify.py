@@ -36,6 +36,7 @@ from artifactstore.model.manifest import Manifest
 from artifactstore.model.names import validate_project_name
 from artifactstore.model.tree import Entry, FileEntry, iter_entries
 from artifactstore.objects.check import Damage, DamageSummary, DomainReport, check_domain
+from artifactstore.objects.envelope import Kind
 from artifactstore.objects.scan import DomainScan, scan_domain
 from artifactstore.objects.store import ObjectStore, Progress
 from artifactstore.records.projectcheck import check_project
@@ -301,6 +302,12 @@ class _Walk:
                 if isinstance(entry, FileEntry):
                     for chunk in entry.chunks:
                         damage = self._culprit(scan, chunk.id, None)
+                        location = scan.index.lookup(chunk.id)
+                        if damage is None and location is not None \
+                                and location.kind is Kind.CHUNK_DELTA:
+                            for base in scan.index.bases(chunk.id, location):
+                                # a delta reads only with its bases (design §4)
+                                damage = damage or self._culprit(scan, base, None)
                         if damage is not None:
                             self._affect(record.ref, entry.path, damage)
             # Why: the content digest is what users compare across stores; a writer

@@ -9,7 +9,10 @@ envelope opened under its id and (unless a file digest covers it) its plaintext 
 to its id; a file is checked against its digest before its iterator ends. A *placed*
 file (:meth:`BlobReader.read_file_into`, a local store's big file in a download) is
 opened by the I/O threads into reused buffers, written at its offsets and hashed from
-them in file order, and checked before the call returns.
+them in file order, and checked before the call returns. A *delta* chunk (kind
+``CHUNK_DELTA``, objects/deltas.py) is opened with its bases' plaintexts, each read
+through :meth:`BlobReader.read_blob` (checked) and kept a while in a small cache, so
+the deltas of one file read each base once.
 
 :class:`BlobReader` holds no state of its own beyond its settings: the store
 (:class:`~.store.ObjectStore`) gives it the backend, the domain and keys, its thread
@@ -30,8 +33,9 @@ from artifactstore.core.digest import Digest, Hasher, hash_bytes
 from artifactstore.core.errors import IntegrityError, NotFoundError
 from artifactstore.core.heap import trim_heap
 from artifactstore.objects.blobrefs import FileRef
+from artifactstore.objects.deltas import BASES_PER_READ, BaseReader
 from artifactstore.objects.domainkeys import DomainKeys
-from artifactstore.objects.envelope import open_envelope
+from artifactstore.objects.envelope import Kind, open_envelope
 from artifactstore.objects.index import BlobLocation
 from artifactstore.objects.layout import pack_key
 from artifactstore.objects.placedwrite import PLACED_READ, write_placed
@@ -61,10 +65,12 @@ class BlobReader:
     committed blob (refreshing the index once before giving up), ``refresh`` re-lists
     the index (a pack vanished), ``blob_id`` is the domain's (keyed) id of a plaintext.
     ``vectored``: a local store (reads opened on the I/O threads, bounded in bytes);
-    else reads are streamed, bounded in number. ``read_window``: the longest read."""
+    else reads are streamed, bounded in number. ``read_window``: the longest read.
+    ``bases``: the bases the index names for a delta copy at a location."""
 
     def __init__(self, backend: Backend, domain: str, keys: DomainKeys | None, *,
                  locate: Callable[[Digest], BlobLocation], refresh: Callable[[], object],
+                 bases: Callable[[Digest, BlobLocation], tuple[Digest, ...]],
                  blob_id: Callable[[bytes], Digest], pool: ThreadPoolExecutor,
                  digest_pool: ThreadPoolExecutor, concurrency: int, vectored: bool,
                  read_window: int) -> None:
@@ -79,6 +85,9 @@ class BlobReader:
         self._concurrency = concurrency
         self._vectored = vectored
         self._read_window = read_window
+        #: the bases of delta chunks: read, checked, cached, fetched ahead (deltas.py)
+        self.bases: BaseReader[BlobLocation] = BaseReader(locate=locate, read_blob=self.read_blob,
+                                read_many=self.read_many, bases=bases)
 
     def read_blob(self, blob_id: Digest) -> bytes:
         """The verified plaintext of one blob.
@@ -100,21 +109,27 @@ class BlobReader:
         return self.verified(blob_id, location, data)
 
     def verified(self, blob_id: Digest, location: BlobLocation,
-                  data: bytes | memoryview, *, check_id: bool = True) -> bytes:
+                  data: bytes | memoryview, *, check_id: bool = True,
+                  bases: tuple[Digest, ...] | None = None) -> bytes:
         """The plaintext of a blob's stored bytes: opened (decrypted with its id bound,
         decompressed within its length) and, with ``check_id``, hashed to its id. A
         checked file read (:meth:`iter_files` with ``check``) passes False: its bytes
         are hashed to the file's digest before anything is published, which checks
-        every chunk of it, so a second BLAKE3 pass over each chunk buys nothing."""
+        every chunk of it, so a second BLAKE3 pass over each chunk buys nothing.
+        A delta copy is opened with its ``bases`` (default: as the index names them)."""
         what = f"blob {blob_id.hex} in pack {pack_key(self._domain, location.pack)}"
         if len(data) != location.length:
             raise IntegrityError(
                 f"{what} is truncated ({len(data)} of {location.length} bytes at offset "
                 f"{location.offset}): the pack is damaged; run 'artifactstore verify'"
             )
+        joined = None
+        if location.kind is Kind.CHUNK_DELTA:
+            joined = self.bases.dictionary(blob_id, location, what, bases)
+            check_id = True  # a wrong base is named here, not as a file digest mismatch
         _, plaintext = open_envelope(
             data, expected_kind=location.kind, raw_length=location.raw_length, what=what,
-            keys=self._keys, binding=blob_id.raw,
+            keys=self._keys, binding=blob_id.raw, dictionary=joined,
         )
         if check_id and self._blob_id(plaintext) != blob_id:
             raise IntegrityError(
@@ -228,8 +243,10 @@ class BlobReader:
         (one blob alone may exceed it)."""
         group: list[tuple[Digest, BlobLocation]] = []
         raw = 0
+        bases: dict[Digest, int] = {}  # the bases of the group's deltas, and their sizes
         for blob_id in ids:
             loc = self._locate(blob_id)
+            delta = loc.kind is Kind.CHUNK_DELTA
             if group:
                 first, last = group[0][1], group[-1][1]
                 end = last.offset + last.length
@@ -239,12 +256,17 @@ class BlobReader:
                     or not end <= loc.offset <= end + _COALESCE_GAP
                     or span > self._read_window
                     or (self._vectored and span + raw + loc.raw_length > limit)
+                    or (delta and sum(bases.values()) >= BASES_PER_READ)
                 ):
+                    self.bases.prefetch(bases)
                     yield group
-                    group, raw = [], 0
+                    group, raw, bases = [], 0, {}
             group.append((blob_id, loc))
             raw += loc.raw_length
+            if delta:
+                self.bases.plan(blob_id, loc, bases)
         if group:
+            self.bases.prefetch(bases)
             yield group
 
     def _read_group(self, group: list[tuple[Digest, BlobLocation]]) -> bytes:
@@ -365,7 +387,7 @@ class BlobReader:
                     ref, fd, advance, groups=self._coalesce((c.id for c in ref.chunks),
                                                             PLACED_READ),
                     read_group=self._read_group, pool=self._pool, domain=self._domain,
-                    keys=self._keys)
+                    keys=self._keys, open_delta=self.verified)
                 break
             except NotFoundError:  # a pack was repacked by gc: its chunks moved
                 if attempt == 2:

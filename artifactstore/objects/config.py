@@ -24,6 +24,7 @@ from artifactstore.core.errors import (
     StoreNotFoundError,
 )
 from artifactstore.objects.bigchunks import BigChunks
+from artifactstore.objects.deltas import DELTA_FEATURE
 from artifactstore.objects.envelope import Compression, Kind, open_envelope, seal
 from artifactstore.objects.layout import CONFIG_KEY
 
@@ -31,7 +32,7 @@ __all__ = ["FORMAT_VERSION", "KNOWN_FEATURES", "StoreConfig", "create_or_load", 
 
 FORMAT_VERSION = 1
 # Features this client implements; a store may require any of them.
-KNOWN_FEATURES: frozenset[str] = frozenset()
+KNOWN_FEATURES: frozenset[str] = frozenset({DELTA_FEATURE})
 DEFAULT_PACK_TARGET = 16 << 20
 #: seconds; a writer commits within half of it after checking its blobs, and gc
 #: deletes condemned blobs no sooner than this after condemning them (design §15)
@@ -76,6 +77,7 @@ class StoreConfig:
         optional_features: tuple[str, ...] = (),
         commit_window: float = DEFAULT_COMMIT_WINDOW,
         big_chunks: BigChunks | None = BigChunks(),  # noqa: B008  # frozen: shared is fine
+        delta_chunks: bool = True,
     ) -> StoreConfig:
         return cls(
             store_id=secrets.token_hex(16),
@@ -84,11 +86,19 @@ class StoreConfig:
             pack_target=pack_target,
             compression=compression or Compression(),
             optional_features=optional_features,
+            # Why mandatory: a client without deltas cannot read such a store's chunks
+            mandatory_features=(DELTA_FEATURE,) if delta_chunks and big_chunks is not None
+            else (),
             commit_window=float(commit_window),
             big_chunks=(BigChunks(chunker=big_chunks.chunker, compression=compression)
                         if big_chunks is not None and compression is not None
                         and compression.algorithm == "none" else big_chunks),
         )
+
+    @property
+    def delta_chunks(self) -> bool:
+        """Whether writers may store delta chunks (objects/deltas.py, design §3)."""
+        return DELTA_FEATURE in self.mandatory_features
 
     @property
     def largest_chunk(self) -> int:

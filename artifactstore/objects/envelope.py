@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEADER_SIZE", "KIND_OF", "MAGIC", "AdaptiveSealer", "Compression", "Kind",
-    "open_envelope", "open_envelope_into", "seal", "seal_parts",
+    "open_envelope", "open_envelope_into", "seal", "seal_compressed", "seal_parts",
 ]  # fmt: skip
 
 MAGIC = b"ASE1"
@@ -54,6 +54,8 @@ class Kind(enum.IntEnum):
     CHUNKLIST = 0x02
     TREE = 0x03
     MANIFEST = 0x04
+    #: a chunk stored as a zstd frame against its base chunks (design §4, objects/deltas.py)
+    CHUNK_DELTA = 0x05
     PACK_TRAILER = 0x10
     INDEX = 0x11
     CONFIG = 0x12
@@ -73,7 +75,8 @@ class Kind(enum.IntEnum):
 
 
 #: kinds named by the hash of their plaintext: their salt is derived, not stored
-CONTENT_KINDS = frozenset({Kind.CHUNK, Kind.CHUNKLIST, Kind.TREE, Kind.MANIFEST})
+CONTENT_KINDS = frozenset({Kind.CHUNK, Kind.CHUNKLIST, Kind.TREE, Kind.MANIFEST,
+                           Kind.CHUNK_DELTA})
 #: each kind by its number: a dict lookup, where ``Kind(n)`` is an enum call per blob read
 KIND_OF: dict[int, Kind] = {kind.value: kind for kind in Kind}
 
@@ -158,6 +161,12 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
+def _delta_decompressor(dictionary: bytes) -> zstandard.ZstdDecompressor:
+    """A decompressor of frames made against ``dictionary`` (raw content, no dict id)."""
+    return zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(
+        dictionary, dict_type=zstandard.DICT_TYPE_RAWCONTENT))
+
+
 def seal(
     kind: Kind, plaintext: bytes | memoryview, compression: Compression | None = None,
     *, keys: DomainKeys | None = None, binding: bytes = b"",
@@ -183,6 +192,18 @@ def seal_parts(
         if len(packed) <= len(plaintext) * (1.0 - compression.min_saving):
             payload = packed
             flags |= FLAG_ZSTD
+    return _wrapped(kind, flags, payload, keys, binding)
+
+
+def seal_compressed(kind: Kind, frame: bytes, *, keys: DomainKeys | None = None,
+                    binding: bytes = b"") -> tuple[bytes, bytes | memoryview]:
+    """:func:`seal_parts` of a payload already compressed (a zstd ``frame``: a delta
+    chunk's, objects/deltas.py), as ``(header, payload)``."""
+    return _wrapped(kind, FLAG_ZSTD, frame, keys, binding)
+
+
+def _wrapped(kind: Kind, flags: int, payload: bytes | memoryview, keys: DomainKeys | None,
+             binding: bytes) -> tuple[bytes, bytes | memoryview]:
     if keys is None:
         return _HEADER.pack(MAGIC, VERSION, int(kind), flags, 0), payload
     header = _HEADER.pack(MAGIC, VERSION, int(kind), flags | FLAG_ENCRYPTED, 0)
@@ -233,16 +254,19 @@ class AdaptiveSealer:
 
 def open_envelope(
     data: bytes | memoryview, *, expected_kind: Kind | None, raw_length: int | None, what: str,
-    keys: DomainKeys | None = None, binding: bytes = b"",
+    keys: DomainKeys | None = None, binding: bytes = b"", dictionary: bytes | None = None,
 ) -> tuple[Kind, bytes]:
     """Check the header and return ``(kind, plaintext)``.
 
     ``raw_length`` bounds decompression (a hostile object cannot expand without
     limit) and is checked exactly when given. ``what`` names the object in errors.
     With ``keys`` the object must be encrypted under them and bound to
-    ``binding``; without, it must not be encrypted.
+    ``binding``; without, it must not be encrypted. A ``CHUNK_DELTA`` opens only with
+    its ``dictionary`` (its bases' plaintexts joined, objects/deltas.py).
     """
     kind, flags = _checked_header(data, expected_kind, what)
+    if kind is Kind.CHUNK_DELTA and (dictionary is None or not flags & FLAG_ZSTD):
+        raise IntegrityError(f"{what} is a delta chunk: it opens only with its base chunks")
     payload: bytes | memoryview = memoryview(data)[HEADER_SIZE:]
     if flags & FLAG_ENCRYPTED or keys is not None:
         # the decrypted bytes are new: returned as they are when not compressed (a
@@ -256,7 +280,12 @@ def open_envelope(
                 raise IntegrityError(
                     f"{what} declares {declared} bytes of content, expected {limit}"
                 )
-            plaintext = _decompressor().decompress(payload, max_output_size=limit)
+            if kind is Kind.CHUNK_DELTA:
+                assert dictionary is not None
+                plaintext = _delta_decompressor(dictionary).decompress(
+                    payload, max_output_size=limit)
+            else:
+                plaintext = _decompressor().decompress(payload, max_output_size=limit)
         except zstandard.ZstdError as exc:
             raise IntegrityError(f"{what} does not decompress: {exc}") from None
     else:
@@ -278,6 +307,8 @@ def open_envelope_into(
     straight into ``out``. Same checks and errors; ``out``'s bytes are the plaintext
     only if this returned (after a failure they are garbage, never to be used)."""
     kind, flags = _checked_header(data, expected_kind, what)
+    if kind is Kind.CHUNK_DELTA:  # callers open deltas with open_envelope and the bases
+        raise IntegrityError(f"{what} is a delta chunk: it opens only with its base chunks")
     payload = memoryview(data)[HEADER_SIZE:]
     if flags & FLAG_ENCRYPTED or keys is not None:
         payload, scratch = _decrypt_into(data, kind, flags, keys, binding, what, scratch)

@@ -25,7 +25,13 @@ from artifactstore.objects.indexcache import (
     merge_table,
     write_cache,
 )
-from artifactstore.objects.packs import BlobEntry, checked_records, encode_records
+from artifactstore.objects.packs import (
+    BlobEntry,
+    checked_links,
+    checked_records,
+    encode_links,
+    encode_records,
+)
 
 if TYPE_CHECKING:
     from artifactstore.objects.domainkeys import DomainKeys
@@ -42,8 +48,13 @@ __all__ = [
 ]
 
 MAX_ENTRIES_PER_INDEX = 65536
+#: where a cache record holds its kind, and the kind of a delta copy
+_KIND_AT = 52
+_DELTA = int(Kind.CHUNK_DELTA)
 _INDEX_VERSION = 1
 _FOLD = 1 << 16  # rows added before they are folded into a new table
+#: rows of one pack as an index object lists them: (id, kind, offset, length, raw_length)
+Rows = list[tuple[bytes, int, int, int, int]]
 
 
 class BlobLocation(NamedTuple):
@@ -64,7 +75,7 @@ def encode_indexes(
     keys: DomainKeys | None = None,
 ) -> Iterator[tuple[Digest, bytes]]:
     """Index objects ``(id, bytes)`` for ``packs``, none listing more than the maximum."""
-    batch: list[list[bytes]] = []
+    batch: list[list[object]] = []
     count = 0
 
     def emit() -> tuple[Digest, bytes]:
@@ -76,7 +87,9 @@ def encode_indexes(
         entries = all_entries
         while entries:
             room = MAX_ENTRIES_PER_INDEX - count
-            batch.append([pack_id.raw, encode_records(entries[:room])])
+            links = encode_links(entries[:room])
+            batch.append([pack_id.raw, encode_records(entries[:room])]
+                         + ([links] if links else []))
             count += len(entries[:room])
             entries = entries[room:]
             if count >= MAX_ENTRIES_PER_INDEX:
@@ -91,14 +104,17 @@ def decode_index(index_id: Digest, data: bytes,
     """Verify an index object against its id and return its packs and entries."""
     what = f"index object {index_id.hex}"
     kinds = KIND_OF
-    return [(pack_id, [BlobEntry(checked_digest(raw), kinds[kind], offset, length, raw_length)
+    return [(pack_id, [BlobEntry(checked_digest(raw), kinds[kind], offset, length, raw_length,
+                                 tuple(map(checked_digest, links[raw])) if raw in links
+                                 else ())
                        for raw, kind, offset, length, raw_length in rows])
-            for pack_id, rows in _index_rows(index_id, data, keys, what)]
+            for pack_id, rows, links in _index_rows(index_id, data, keys, what)]
 
 
-def _index_rows(index_id: Digest, data: bytes, keys: DomainKeys | None,
-                what: str) -> list[tuple[Digest, list[tuple[bytes, int, int, int, int]]]]:
-    """:func:`decode_index` with each pack's rows as checked tuples, not objects."""
+def _index_rows(index_id: Digest, data: bytes, keys: DomainKeys | None, what: str,
+                ) -> list[tuple[Digest, Rows, dict[bytes, tuple[bytes, ...]]]]:
+    """:func:`decode_index` with each pack's rows as checked tuples, not objects, and
+    its links (delta -> bases)."""
     if hash_bytes(data) != index_id:
         raise IntegrityError(f"{what} does not match its id: the store is damaged")
     _, plaintext = open_envelope(data, expected_kind=Kind.INDEX, raw_length=None, what=what,
@@ -108,8 +124,13 @@ def _index_rows(index_id: Digest, data: bytes, keys: DomainKeys | None,
         raise IntegrityError(f"{what} has an unknown layout")
     result = []
     try:
-        for pack_raw, records in body["packs"]:
-            result.append((Digest(bytes(pack_raw)), checked_records(records, what=what)))
+        for pack_raw, records, *more in body["packs"]:
+            if len(more) > 1:
+                raise ValueError("an index entry has more than 3 fields")
+            rows = checked_records(records, what=what)
+            links = checked_links(more[0] if more else [], ((r[0], r[1]) for r in rows),
+                                  what=what)
+            result.append((Digest(bytes(pack_raw)), rows, links))
     except (KeyError, TypeError, ValueError) as exc:
         raise IntegrityError(f"{what} is malformed: {exc}") from None
     return result
@@ -123,6 +144,10 @@ class MergedIndex:
     vanished (a gc sweep replaced them) listed: every row remembers the index
     object it came from, and a blob listed by several objects keeps its other
     rows, so a sweep never forces a client to fetch every index object again.
+
+    A delta chunk's copy (kind ``CHUNK_DELTA``) has *links*: its bases, kept by blob and
+    pack (:meth:`bases`). A blob with a delta copy and a full copy is read from the full
+    one: a full row always takes a delta row's place as the blob's first row.
 
     Rows live as packed records, not objects: the cache file's sorted table
     (memory-mapped when big), rows added since in a dict (folded into a new in-memory table
@@ -159,6 +184,8 @@ class MergedIndex:
         self._replaced: dict[bytes, bytes] = {}
         #: further rows of blobs listed by more than one index object (rare)
         self._more: dict[bytes, list[bytes]] = {}
+        #: the bases of each delta copy: blob id -> pack number -> base ids
+        self._links: dict[bytes, dict[int, tuple[bytes, ...]]] = {}
 
     def _adopt(self, image: CacheImage) -> None:
         """Take the state a cache file holds (checked by ``load_cache``)."""
@@ -171,6 +198,9 @@ class MergedIndex:
         self._fresh, self._replaced, self._more = {}, {}, {}
         for record in image.more:
             self._more.setdefault(record[:32], []).append(record)
+        self._links = {}
+        for raw, pack_no, bases in image.links:
+            self._links.setdefault(raw, {})[pack_no] = bases
 
     def _damaged(self) -> None:
         """Drop everything the cache gave: the next refresh fetches every index object."""
@@ -244,6 +274,26 @@ class MergedIndex:
             record = self._first(blob_id.raw)
             return None if record is None else self._location(record)
 
+    def bases(self, blob_id: Digest, location: BlobLocation) -> tuple[Digest, ...]:
+        """The bases of the delta copy of ``blob_id`` at ``location`` (a location of kind
+        ``CHUNK_DELTA`` this index gave); () when the index has no links for it."""
+        pack_no = self._pack_no.get(location.pack)
+        named = self._links.get(blob_id.raw, {}).get(pack_no, ()) if pack_no is not None \
+            else ()
+        return tuple(Digest(b) for b in named)
+
+    def has_deltas(self) -> bool:
+        """Whether any delta copy is indexed (a commit check then checks bases too)."""
+        return bool(self._links)
+
+    def is_delta(self, raw: bytes) -> bool:
+        """Whether some indexed copy of blob ``raw`` is a delta."""
+        return raw in self._links
+
+    def all_bases(self, raw: bytes) -> set[bytes]:
+        """The bases of every delta copy of blob ``raw`` (ids, 32 bytes each)."""
+        return {b for named in self._links.get(raw, {}).values() for b in named}
+
     def _location(self, record: bytes) -> BlobLocation:
         _, pack_no, offset, length, raw_length, kind, index_no = _RECORD.unpack(record)
         if pack_no >= len(self._packs) or index_no >= len(self._indexes):
@@ -258,17 +308,22 @@ class MergedIndex:
         prefer: bool = False,
     ) -> None:
         """Add a pack's blobs as listed by ``index_id``; a blob already located keeps
-        its location unless ``prefer`` (a pack this client just wrote: the freshest)."""
+        its location unless ``prefer`` (a pack this client just wrote: the freshest),
+        except that a full copy is always preferred to a delta copy."""
+        entries = list(entries)
         rows = [(e.id.raw, int(e.kind), e.offset, e.length, e.raw_length) for e in entries]
+        links = {e.id.raw: tuple(b.raw for b in e.bases) for e in entries if e.bases}
         try:
-            self._add_pack(pack_id, rows, index_id, prefer)
+            self._add_pack(pack_id, rows, index_id, prefer, links)
         except CacheDamagedError:
             self._damaged()
-            self._add_pack(pack_id, rows, index_id, prefer)
+            self._add_pack(pack_id, rows, index_id, prefer, links)
 
     def _add_pack(self, pack_id: Digest, rows: list[tuple[bytes, int, int, int, int]],
-                  index_id: Digest, prefer: bool) -> None:
-        """Rows ``(id, kind, offset, length, raw_length)`` (checked) of one pack."""
+                  index_id: Digest, prefer: bool,
+                  links: dict[bytes, tuple[bytes, ...]]) -> None:
+        """Rows ``(id, kind, offset, length, raw_length)`` (checked) of one pack, and
+        its links (delta -> bases)."""
         pack_no = self._pack_no.get(pack_id)
         if pack_no is None:
             pack_no = self._pack_no[pack_id] = len(self._packs)
@@ -277,6 +332,8 @@ class MergedIndex:
         if index_no is None:
             index_no = self._index_no[index_id] = len(self._indexes)
             self._indexes.append(index_id)
+        for raw, bases in links.items():
+            self._links.setdefault(raw, {})[pack_no] = bases
         fresh, replaced, more, first = self._fresh, self._replaced, self._more, self._first
         pack = _RECORD.pack
         for raw, kind, offset, length, raw_length in rows:
@@ -288,7 +345,11 @@ class MergedIndex:
                     self._fold()
                     fresh, replaced = self._fresh, self._replaced
             elif old != record:
-                if prefer:
+                if old[_KIND_AT] == _DELTA or kind == _DELTA:  # a full copy goes first
+                    take = old[_KIND_AT] == _DELTA and (kind != _DELTA or prefer)
+                else:
+                    take = prefer
+                if take:
                     if raw in fresh:
                         fresh[raw] = record
                     else:
@@ -334,8 +395,8 @@ class MergedIndex:
                 skipped += 1
                 continue
             what = f"index object {index_id.hex}"
-            for pack_id, rows in _index_rows(index_id, data, self.keys, what):
-                self._add_pack(pack_id, rows, index_id, False)
+            for pack_id, rows, links in _index_rows(index_id, data, self.keys, what):
+                self._add_pack(pack_id, rows, index_id, False, links)
             self._merged.add(index_id)
         if missing or gone:
             self._save_cache()
@@ -356,7 +417,9 @@ class MergedIndex:
         for raw, rows in list(self._more.items()):
             kept = [r for r in rows if _RECORD.unpack(r)[6] not in numbers]
             if kept and raw in dropped_ids:
-                promoted.append(kept.pop(0))
+                # a full copy before a delta copy (the reader's rule)
+                at = next((n for n, r in enumerate(kept) if r[_KIND_AT] != _DELTA), 0)
+                promoted.append(kept.pop(at))
             if kept:
                 self._more[raw] = kept
             else:
@@ -369,6 +432,20 @@ class MergedIndex:
             pieces.append(table.span(done, table.count))
             self._table = merge_table(Table.build(bytearray(b"".join(pieces))), promoted, ())
         self._merged -= gone
+        self._prune_links()
+
+    def _prune_links(self) -> None:
+        """Forget the links of delta copies no row lists any more (a sweep dropped them:
+        a commit check must not ask for their bases)."""
+        for raw, by_pack in list(self._links.items()):
+            first = self._first(raw)
+            rows = ([first] if first is not None else []) + self._more.get(raw, [])
+            packs = {_RECORD.unpack(r)[1] for r in rows if r[_KIND_AT] == _DELTA}
+            kept = {n: bases for n, bases in by_pack.items() if n in packs}
+            if kept:
+                self._links[raw] = kept
+            else:
+                del self._links[raw]
 
     def note_written(self, index_id: Digest) -> None:
         """Record an index object this client wrote (its packs are already added)."""
@@ -391,6 +468,8 @@ class MergedIndex:
             merged=[self._index_no[i] for i in self._merged],
             table=self._table,
             more=[r for rows in self._more.values() for r in rows],
+            links=[(raw, pack_no, bases) for raw, by_pack in self._links.items()
+                   for pack_no, bases in by_pack.items()],
         )
         try:
             written = write_cache(self._cache_path, image, root=self._cache_root)

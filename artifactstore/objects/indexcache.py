@@ -13,7 +13,8 @@ The cache file is local to one user (never shared, never part of a store); its l
 version ``CACHE_VERSION``, little-endian::
 
     header   magic, version, bits, records, more, meta length, checksum (72 bytes)
-    meta     msgpack {"packs": [id], "indexes": [id], "merged": [index number]}
+    meta     msgpack {"packs": [id], "indexes": [id], "merged": [index number],
+                      "links": [[blob id, pack number, [base id]]]} (delta chunks' bases)
     fanout   2**bits + 1 uint32
     checks   the first 16 bytes of BLAKE3 of each block of 1,024 records
     more     further rows of blobs listed by several index objects (rare), unsorted
@@ -56,7 +57,7 @@ __all__ = [
     "write_cache",
 ]
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: links of delta chunks in the meta
 #: blob id, pack number, offset, length, raw length, kind, index number
 RECORD = struct.Struct("<32sIQIIBI")
 R = RECORD.size
@@ -269,6 +270,8 @@ class CacheImage:
     merged: list[int]
     table: Table
     more: list[bytes]
+    #: the bases of delta copies: (blob id, pack number, base ids)
+    links: list[tuple[bytes, int, tuple[bytes, ...]]]
 
 
 def load_cache(path: Path) -> CacheImage | None:
@@ -315,10 +318,13 @@ def _parse(buf: Any) -> CacheImage | None:
     packs = [bytes(p) for p in meta["packs"]]
     indexes = [bytes(i) for i in meta["indexes"]]
     merged = [int(n) for n in meta["merged"]]
-    if fanout[-1] != count or any(not 0 <= n < len(indexes) for n in merged):
+    links = [(bytes(raw), int(pack_no), tuple(bytes(b) for b in bases))
+             for raw, pack_no, bases in meta["links"]]
+    if fanout[-1] != count or any(not 0 <= n < len(indexes) for n in merged) or any(
+            not 0 <= n < len(packs) for _, n, _ in links):
         return None
     return CacheImage(packs, indexes, merged,
-                      Table(buf, count, fanout, base=records_at, checks=checks), more)
+                      Table(buf, count, fanout, base=records_at, checks=checks), more, links)
 
 
 def write_cache(path: Path, image: CacheImage, *, root: Path | None) -> CacheImage:
@@ -332,7 +338,9 @@ def write_cache(path: Path, image: CacheImage, *, root: Path | None) -> CacheIma
     checks = b"".join(hash_bytes(records[i:i + _BLOCK * R]).raw[:_CHECK]
                       for i in range(0, len(records), _BLOCK * R))
     meta = encoding.pack({"packs": image.packs, "indexes": image.indexes,
-                          "merged": sorted(image.merged)})
+                          "merged": sorted(image.merged),
+                          "links": [[raw, pack_no, list(bases)]
+                                    for raw, pack_no, bases in sorted(image.links)]})
     fan = _native(array("I", fanout)).tobytes()
     rest = meta + fan + checks + b"".join(image.more)
     fields = (_MAGIC, CACHE_VERSION, bits, table.count, len(image.more), len(meta))

@@ -10,7 +10,9 @@ the blob list from a pack alone, and :func:`read_tail` from its last bytes only
 (what an index rebuild reads).
 
 Blob lists (in trailers and index objects) are *records*: fixed 49-byte rows
-``id:32s kind:u8 offset:u64 length:u32 raw_length:u32``, little-endian.
+``id:32s kind:u8 offset:u64 length:u32 raw_length:u32``, little-endian. *Links* name
+the bases of each delta chunk (objects/deltas.py) beside the records:
+``[[delta_id, [base_id, ...]], ...]`` in the order of the records.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING
 from artifactstore.core import encoding
 from artifactstore.core.digest import Digest, checked_digest, hash_bytes
 from artifactstore.core.errors import IntegrityError
+from artifactstore.objects.deltas import MAX_BASES, seal_delta
 from artifactstore.objects.envelope import (
     KIND_OF,
     AdaptiveSealer,
@@ -49,8 +52,11 @@ __all__ = [
     "PendingPack",
     "assemble",
     "check_pack",
+    "checked_links",
     "checked_records",
+    "decode_links",
     "decode_records",
+    "encode_links",
     "encode_records",
     "read_tail",
     "read_trailer",
@@ -76,6 +82,57 @@ class BlobEntry:
     offset: int
     length: int
     raw_length: int
+    #: a delta chunk's bases, in dictionary order (its links); () for every other blob
+    bases: tuple[Digest, ...] = ()
+
+
+def encode_links(entries: Iterable[BlobEntry]) -> list[list[object]]:
+    """The links of ``entries`` (their deltas' bases), for a trailer or an index entry."""
+    return [[e.id.raw, [b.raw for b in e.bases]] for e in entries if e.bases]
+
+
+def decode_links(links: object, entries: list[BlobEntry], *, what: str) -> list[BlobEntry]:
+    """``entries`` with the bases ``links`` give their deltas (:func:`checked_links`)."""
+    bases = checked_links(links, ((e.id.raw, e.kind) for e in entries), what=what)
+    if not bases:
+        return entries
+    return [e if e.id.raw not in bases else BlobEntry(
+        e.id, e.kind, e.offset, e.length, e.raw_length,
+        tuple(checked_digest(b) for b in bases[e.id.raw])) for e in entries]
+
+
+def checked_links(links: object, blobs: Iterable[tuple[bytes, int]], *, what: str
+                  ) -> dict[bytes, tuple[bytes, ...]]:
+    """The bases of each delta of ``blobs`` (``(id, kind)`` pairs) as ``links`` name them:
+    every delta has 1 to MAX_BASES distinct bases, none itself, and links name nothing
+    but the deltas listed (IntegrityError otherwise)."""
+    if not isinstance(links, list):
+        raise IntegrityError(f"{what} has malformed links")
+    bases: dict[bytes, tuple[bytes, ...]] = {}
+    for link in links:
+        if (not isinstance(link, list) or len(link) != 2 or not _is_id(link[0])
+                or not isinstance(link[1], list) or not 1 <= len(link[1]) <= MAX_BASES
+                or not all(_is_id(b) for b in link[1]) or link[0] in bases):
+            raise IntegrityError(f"{what} has a malformed link")
+        named = tuple(link[1])
+        if len(set(named)) != len(named) or link[0] in named:
+            raise IntegrityError(f"{what} links a delta to a base twice or to itself")
+        bases[link[0]] = named
+    linked = 0
+    for raw, kind in blobs:
+        if kind == Kind.CHUNK_DELTA:
+            if raw not in bases:
+                raise IntegrityError(f"{what} lists delta {raw.hex()} without its bases")
+            linked += 1
+        elif raw in bases:
+            raise IntegrityError(f"{what} links blob {raw.hex()}, which is no delta")
+    if linked != len(bases):
+        raise IntegrityError(f"{what} links blobs it does not list")
+    return bases
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, bytes) and len(value) == 32
 
 
 def encode_records(entries: Iterable[BlobEntry]) -> bytes:
@@ -143,10 +200,10 @@ class PackBuilder:
 
     def add(
         self, blob_id: Digest, kind: Kind, header: bytes, payload: bytes | memoryview,
-        raw_length: int,
+        raw_length: int, bases: tuple[Digest, ...] = (),
     ) -> None:
         length = len(header) + len(payload)
-        self._entries.append(BlobEntry(blob_id, kind, self._size, length, raw_length))
+        self._entries.append(BlobEntry(blob_id, kind, self._size, length, raw_length, bases))
         self._parts.append(header)
         self._parts.append(payload)
         self._size += length
@@ -165,6 +222,9 @@ class _ToSeal:
     adaptive: bool
     #: the policy of this blob when not the batch's (a big compressible file's chunk)
     compression: Compression | None = None
+    #: a delta candidate's bases and their plaintexts (objects/deltas.py)
+    bases: tuple[Digest, ...] = ()
+    base_data: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +234,7 @@ class _Sealed:
     header: bytes
     body: bytes | memoryview
     raw_length: int
+    bases: tuple[Digest, ...] = ()
 
 
 class PackBatch:
@@ -209,19 +270,24 @@ class PackBatch:
         return len(self._items)
 
     def add(self, blob_id: Digest, kind: Kind, plaintext: bytes | memoryview, *,
-            adaptive: bool, compression: Compression | None = None) -> None:
+            adaptive: bool, compression: Compression | None = None,
+            bases: tuple[Digest, ...] = (), base_data: tuple[bytes, ...] = ()) -> None:
         """A blob to seal; ``adaptive``: a file's chunk, whose compression is given up
         where the chunks before it in the pack did not compress (:class:`AdaptiveSealer`).
         ``compression``: this blob's policy instead of the batch's (always tried).
+        ``bases``, ``base_data``: a chunk tried as a delta against these chunks (their
+        ids and plaintexts): stored as one when that pays (objects/deltas.py).
 
         A view into a read buffer keeps the whole buffer alive until the pack is
         sealed: new chunks scattered through a big file (a 5% rewrite) would pin
         every buffer read. Past :data:`PINNED_BUFFERS` buffers a view is copied.
         """
-        if self._eager:
-            header, payload = self._seal_one(
-                _ToSeal(blob_id, kind, plaintext, adaptive, compression))
-            self.add_sealed(blob_id, kind, header, payload, len(plaintext))
+        if self._eager or bases:
+            # a delta candidate is sealed now, on the writer's thread: held until the pack
+            # is sealed, the bases of a pack of deltas cost +75 MiB peak (table v4)
+            kind, header, payload, bases = self._seal_one(
+                _ToSeal(blob_id, kind, plaintext, adaptive, compression, bases, base_data))
+            self.add_sealed(blob_id, kind, header, payload, len(plaintext), bases)
             return
         if isinstance(plaintext, memoryview):
             base = plaintext.obj
@@ -232,13 +298,16 @@ class PackBatch:
                     self._pinned.append(base)
                 else:
                     plaintext = bytes(plaintext)
-        self._items.append(_ToSeal(blob_id, kind, plaintext, adaptive, compression))
+        self._items.append(_ToSeal(blob_id, kind, plaintext, adaptive, compression, bases,
+                                   base_data))
         self._size += len(plaintext)
 
     def add_sealed(self, blob_id: Digest, kind: Kind, header: bytes,
-                   body: bytes | memoryview, raw_length: int) -> None:
-        """A blob's envelope as it is (a rescue or a repack copies it verbatim)."""
-        self._items.append(_Sealed(blob_id, kind, header, body, raw_length))
+                   body: bytes | memoryview, raw_length: int,
+                   bases: tuple[Digest, ...] = ()) -> None:
+        """A blob's envelope as it is (a rescue or a repack copies it verbatim, a
+        delta with its ``bases``)."""
+        self._items.append(_Sealed(blob_id, kind, header, body, raw_length, bases))
         self._size += len(header) + len(body)
 
     def absorb(self, other: PackBatch) -> None:
@@ -264,20 +333,28 @@ class PackBatch:
         while items:
             item = items.pop()
             if isinstance(item, _Sealed):
-                builder.add(item.id, item.kind, item.header, item.body, item.raw_length)
+                builder.add(item.id, item.kind, item.header, item.body, item.raw_length,
+                            item.bases)
             else:
-                builder.add(item.id, item.kind, *self._seal_one(item), len(item.plaintext))
+                kind, header, body, bases = self._seal_one(item)
+                builder.add(item.id, kind, header, body, len(item.plaintext), bases)
         return builder.take()
 
-    def _seal_one(self, item: _ToSeal) -> tuple[bytes, bytes | memoryview]:
+    def _seal_one(self, item: _ToSeal
+                  ) -> tuple[Kind, bytes, bytes | memoryview, tuple[Digest, ...]]:
+        """The blob's kind, envelope (header, payload) and bases (a delta's)."""
+        if item.bases:
+            return seal_delta(item.id, item.plaintext, item.bases, item.base_data,
+                              item.compression or self._compression, self._keys)
         if item.compression is not None:
-            return seal_parts(item.kind, item.plaintext, item.compression, keys=self._keys,
-                              binding=item.id.raw)
+            return (item.kind, *seal_parts(item.kind, item.plaintext, item.compression,
+                                           keys=self._keys, binding=item.id.raw), ())
         if item.adaptive:
-            return self._sealer.seal_parts(item.kind, item.plaintext, keys=self._keys,
-                                           binding=item.id.raw)
-        return seal_parts(item.kind, item.plaintext, self._compression, keys=self._keys,
-                          binding=item.id.raw)
+            return (item.kind, *self._sealer.seal_parts(item.kind, item.plaintext,
+                                                        keys=self._keys, binding=item.id.raw),
+                    ())
+        return (item.kind, *seal_parts(item.kind, item.plaintext, self._compression,
+                                       keys=self._keys, binding=item.id.raw), ())
 
 
 def pack_parts(
@@ -287,9 +364,11 @@ def pack_parts(
 
     See :func:`assemble` for the layout; a backend writes the parts without a copy.
     """
-    trailer = seal(Kind.PACK_TRAILER, encoding.pack(
-        {"version": 1, "blobs": encode_records(pending.entries)}
-    ), keys=keys, binding=TRAILER_BINDING)
+    body: dict[str, object] = {"version": 1, "blobs": encode_records(pending.entries)}
+    links = encode_links(pending.entries)
+    if links:  # absent when the pack holds no delta: older packs read as they were
+        body["links"] = links
+    trailer = seal(Kind.PACK_TRAILER, encoding.pack(body), keys=keys, binding=TRAILER_BINDING)
     tail = _TAIL.pack(len(trailer), PACK_MAGIC)
     return hash_bytes(trailer), (*pending.parts, trailer, tail)
 
@@ -385,7 +464,10 @@ def _decode_trailer(envelope: memoryview, data_end: int, *, what: str,
     decoded = encoding.unpack(body, what=f"trailer of {what}")
     if not isinstance(decoded, dict) or decoded.get("version") != 1:
         raise IntegrityError(f"trailer of {what} has an unknown layout")
-    entries = tuple(decode_records(decoded.get("blobs", b""), what=f"trailer of {what}"))
+    entries = tuple(decode_links(decoded.get("links", []),
+                                 decode_records(decoded.get("blobs", b""),
+                                                what=f"trailer of {what}"),
+                                 what=f"trailer of {what}"))
     for e in entries:
         if e.offset + e.length > data_end:
             raise IntegrityError(f"{what} lists blob {e.id.hex} beyond its data")

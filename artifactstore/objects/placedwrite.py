@@ -24,7 +24,7 @@ from artifactstore.core.digest import Digest, Hasher
 from artifactstore.core.errors import IntegrityError
 from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.domainkeys import DomainKeys
-from artifactstore.objects.envelope import open_envelope_into
+from artifactstore.objects.envelope import Kind, open_envelope_into
 from artifactstore.objects.index import BlobLocation
 from artifactstore.objects.layout import pack_key
 
@@ -45,13 +45,16 @@ def write_placed(
     ref: FileRef, fd: int, advance: Callable[[int], None], *, groups: Iterable[Group],
     read_group: Callable[[Group], bytes], pool: ThreadPoolExecutor, domain: str,
     keys: DomainKeys | None,
+    open_delta: Callable[[Digest, BlobLocation, memoryview], bytes] | None = None,
 ) -> tuple[int, Digest]:
     """Write ``ref``'s chunks, read as ``groups`` (runs of neighbouring chunks in file
     order, each read by ``read_group``), into ``fd`` at their offsets (module
     docstring); ``advance`` gets the bytes done so far. Returns the bytes written and
     their digest, for the caller to check against the file's: the file must not be
     used unless they match. Raises what a read raised (NotFoundError: a pack moved)
-    once every read still running has stopped."""
+    once every read still running has stopped. ``open_delta`` opens a delta chunk
+    (with its bases: objects/deltas.py) from its stored bytes; without it a delta is
+    IntegrityError."""
     lengths = iter(ref.chunks)
     slots: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
     for _ in range(PLACED_SLOTS):
@@ -71,7 +74,7 @@ def write_placed(
             slot = slots.get()  # at most PLACED_SLOTS reads in flight
             running.append(pool.submit(
                 _place_group, group, index, offset, fd, slot, slots, turn, hasher,
-                read_group, domain, keys))
+                read_group, domain, keys, open_delta))
             offset += sum(loc.raw_length for _, loc in group)
             while running and running[0].done():
                 finished += running.pop(0).result()
@@ -88,7 +91,9 @@ def write_placed(
 def _place_group(group: Group, index: int, offset: int, fd: int, slot: _Slot,
                  slots: queue.SimpleQueue[_Slot], turn: _InTurn, hasher: Hasher,
                  read_group: Callable[[Group], bytes], domain: str,
-                 keys: DomainKeys | None) -> int:
+                 keys: DomainKeys | None,
+                 open_delta: Callable[[Digest, BlobLocation, memoryview], bytes] | None,
+                 ) -> int:
     """One read of :func:`write_placed`, on an I/O thread: opened into ``slot``, then in
     its turn written at ``offset`` and hashed; returns its bytes."""
     try:
@@ -104,6 +109,10 @@ def _place_group(group: Group, index: int, offset: int, fd: int, slot: _Slot,
                     f"blob {blob_id.hex} in pack {pack_key(domain, loc.pack)} is "
                     f"truncated ({len(stored)} of {loc.length} bytes at offset "
                     f"{loc.offset}): the pack is damaged; run 'artifactstore verify'")
+            if loc.kind is Kind.CHUNK_DELTA and open_delta is not None:
+                out[at : at + loc.raw_length] = open_delta(blob_id, loc, stored)
+                at += loc.raw_length
+                continue
             slot.scratch = open_envelope_into(
                 stored, out[at : at + loc.raw_length], slot.scratch,
                 expected_kind=loc.kind, keys=keys, binding=blob_id.raw,

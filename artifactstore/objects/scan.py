@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from artifactstore.backends.base import Backend
 from artifactstore.core.digest import Digest, hash_bytes
 from artifactstore.core.errors import IntegrityError, NotFoundError
+from artifactstore.objects.deltas import dictionary
 from artifactstore.objects.domainkeys import DomainKeys
-from artifactstore.objects.envelope import open_envelope
+from artifactstore.objects.envelope import Kind, open_envelope
 from artifactstore.objects.index import (
     MAX_ENTRIES_PER_INDEX,
     BlobLocation,
@@ -105,16 +106,35 @@ class DomainScan:
                                       location.length)
         return self._opened(blob_id, location, data)
 
-    def _opened(self, blob_id: Digest, location: BlobLocation, data: bytes) -> bytes:
+    def _opened(self, blob_id: Digest, location: BlobLocation, data: bytes,
+                bases: tuple[Digest, ...] | None = None) -> bytes:
         what = f"blob {blob_id.hex} in pack {self.pack_key(location.pack)}"
         if len(data) != location.length:
             raise IntegrityError(f"{what} is truncated ({len(data)} of {location.length} bytes)")
+        joined = None
+        if location.kind is Kind.CHUNK_DELTA:  # opened with its bases (objects/deltas.py)
+            joined = self._dictionary(blob_id, location, what, bases)
         _, plaintext = open_envelope(data, expected_kind=location.kind,
                                      raw_length=location.raw_length, what=what, keys=self.keys,
-                                     binding=blob_id.raw)
+                                     binding=blob_id.raw, dictionary=joined)
         if self.blob_id(plaintext) != blob_id:
             raise IntegrityError(f"{what} does not match its id")
         return plaintext
+
+    def _dictionary(self, blob_id: Digest, location: BlobLocation, what: str,
+                    bases: tuple[Digest, ...] | None) -> bytes:
+        if bases is None:
+            bases = self.index.bases(blob_id, location)
+        if not bases:
+            raise IntegrityError(f"{what} is a delta chunk no readable index links to bases")
+        parts = []
+        for base in bases:
+            found = self.index.lookup(base)
+            if found is None or found.kind is not Kind.CHUNK:
+                raise IntegrityError(f"{what} is a delta chunk whose base {base.hex} is "
+                                     "missing or not a plain chunk")
+            parts.append(self.read_blob(base))
+        return dictionary(parts)
 
     def check_pack(self, pack_id: Digest) -> PackCheck:
         """Read a whole pack; check its trailer, every blob, and the index's entries."""
@@ -134,7 +154,7 @@ class DomainScan:
         for e in entries:
             loc = BlobLocation(pack_id, e.kind, e.offset, e.length, e.raw_length)
             try:
-                self._opened(e.id, loc, data[e.offset : e.offset + e.length])
+                self._opened(e.id, loc, data[e.offset : e.offset + e.length], e.bases)
             except IntegrityError as exc:
                 bad.add(e.id.raw)
                 detail = detail or str(exc)

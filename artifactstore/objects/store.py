@@ -48,6 +48,7 @@ from artifactstore.objects import config as config_mod
 from artifactstore.objects.blobreads import BlobReader
 from artifactstore.objects.blobrefs import ChunkRef, FileRef, WriteStats
 from artifactstore.objects.config import StoreConfig
+from artifactstore.objects.deltas import DeltaSource
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import (
     HEADER_SIZE,
@@ -96,6 +97,8 @@ _RELIST_AFTER = 300.0
 #: the local index cache is rewritten whole; a writer saves it at most this often
 #: (and on close): a cache missing rows only costs refetching their index objects
 _SAVE_EVERY = 30.0
+#: bytes of the previous file's chunks a writer reads at once as bases of delta chunks
+_BASES_AHEAD = 4 << 20
 
 
 def default_cache_dir() -> Path:
@@ -179,7 +182,8 @@ class ObjectStore:
         # so each holds a few MiB, not its span.
         self._reader = BlobReader(
             backend, self.domain, keys, locate=self.locate, refresh=self.refresh_index,
-            blob_id=self.blob_id, pool=self._pool, digest_pool=self._digest_pool,
+            bases=self._index.bases, blob_id=self.blob_id, pool=self._pool,
+            digest_pool=self._digest_pool,
             concurrency=concurrency, vectored=self._vectored,
             read_window=config.pack_target + config.largest_chunk + (64 << 10))
         self._condemnations = CondemnationCache(backend, self.domain)
@@ -254,11 +258,15 @@ class ObjectStore:
         return hash_bytes(plaintext, key=None if self.keys is None else self.keys.id_key)
 
     def write_file(self, stream: BinaryIO, progress: Progress | None = None,
-                   size_hint: int | None = None) -> FileRef:
+                   size_hint: int | None = None,
+                   previous: Callable[[], FileRef | None] | None = None) -> FileRef:
         """Chunk, deduplicate and store a stream of any size in bounded memory.
 
         ``progress`` is called with the byte count of each chunk as it is stored.
         ``size_hint`` (the file's size, when known) keeps reads of small files small.
+        ``previous``: the same path's file in the version this one is logged on top of
+        (asked only for a big compressible file): its chunks are the bases the new
+        chunks are tried against as deltas, where the store allows them (deltas.py).
         """
         # The file digest is taken on the chunker's big reads, not per chunk (fewer
         # calls, no copies), by one thread beside the chunking: BLAKE3's own
@@ -268,14 +276,16 @@ class ObjectStore:
         try:
             params, compression, source = _profile(self.config, reader)
             chunks, size = self._store_chunks(
-                iter_chunks(source, params, read_size=self._read_size), progress, compression)
+                iter_chunks(source, params, read_size=self._read_size), progress, compression,
+                self._delta_source(compression, previous))
         except BaseException:
             reader.abandon()
             raise
         return FileRef(reader.digest(), size, chunks)
 
     def write_bytes(
-        self, data: bytes | bytearray | memoryview, progress: Progress | None = None
+        self, data: bytes | bytearray | memoryview, progress: Progress | None = None,
+        previous: Callable[[], FileRef | None] | None = None,
     ) -> FileRef:
         """``write_file`` for bytes already in memory, without copying ``bytes``.
 
@@ -288,7 +298,8 @@ class ObjectStore:
         big = self.config.big_chunks
         if big is not None and big.applies(data, len(data)):
             params, compression = big.chunker, big.compression
-        chunks, size = self._store_chunks(chunk_views(data, params), progress, compression)
+        chunks, size = self._store_chunks(chunk_views(data, params), progress, compression,
+                                          self._delta_source(compression, previous))
         # A one-chunk file's plain digest is its chunk id: no second hash.
         if len(chunks) == 1 and self.keys is None:
             return FileRef(chunks[0].id, size, chunks)
@@ -352,9 +363,21 @@ class ObjectStore:
         self._ensure_index()
         return self._add(kind, plaintext, False)
 
+    def _delta_source(self, compression: Compression | None,
+                      previous: Callable[[], FileRef | None] | None) -> DeltaSource | None:
+        """The chunks new chunks of this file are tried against as deltas, or None: only
+        for a big compressible file (``compression`` is big_chunks'), in a store whose
+        config allows deltas (design §3), when the caller names a previous file."""
+        if (previous is None or compression is None or not self.config.delta_chunks
+                or self.config.big_chunks is None
+                or compression is not self.config.big_chunks.compression):
+            return None
+        ref = previous()
+        return DeltaSource.of(ref) if ref is not None and ref.chunks else None
+
     def _store_chunks(
         self, chunks: Iterable[memoryview], progress: Progress | None,
-        compression: Compression | None = None,
+        compression: Compression | None = None, delta: DeltaSource | None = None,
     ) -> tuple[tuple[ChunkRef, ...], int]:
         self._check_open()
         self._ensure_index()
@@ -363,14 +386,53 @@ class ObjectStore:
         add = self._add
         for chunk in chunks:
             length = len(chunk)
+            refs.append(ChunkRef(add(Kind.CHUNK, chunk, True, compression, delta, size),
+                                 length))
             size += length
-            refs.append(ChunkRef(add(Kind.CHUNK, chunk, True, compression), length))
             if progress is not None:
                 progress(length)
         return tuple(refs), size
 
+    def _delta_bases(self, delta: DeltaSource, offset: int, length: int,
+                     ) -> tuple[tuple[Digest, ...], tuple[bytes, ...]]:
+        """The bases (ids, plaintexts) a new chunk at ``offset`` is tried against: the
+        previous file's chunks overlapping it that are indexed as plain chunks and not
+        condemned (depth 1, design §4), read through the checked reader."""
+        usable = [b for b in delta.bases(offset, length) if self._may_base(b)]
+        if not usable:
+            return (), ()
+        cache = self._reader.bases.cache
+        try:
+            if not all(cache.holds(b) for b in usable):
+                # this base and the next ones of the previous file, read together (one
+                # range read per pack run on a remote store, not one per base)
+                ahead, size = [], 0
+                for base in delta.following(usable[0]):
+                    if size >= _BASES_AHEAD:
+                        break
+                    if not cache.holds(base) and self._may_base(base):
+                        ahead.append(base)
+                        size += self._index.lookup(base).raw_length  # type: ignore[union-attr]
+                for base, plain in self.read_many(ahead):
+                    cache.put(base, plain)
+            data = tuple(cache.get(b, self.read_blob) for b in usable)
+        except NotFoundError:  # gc took a base meanwhile: store the chunk plain
+            return (), ()
+        if self._session is not None:  # the commit check covers the bases too
+            self._session.update(b.raw for b in usable)
+        return tuple(usable), data
+
+    def _may_base(self, base: Digest) -> bool:
+        """Whether ``base`` may be a delta's base: indexed as a plain chunk, not pending,
+        not condemned (design §4)."""
+        if base.raw in self._pending or base.raw in self._avoid:
+            return False
+        location = self._index.lookup(base)
+        return location is not None and location.kind is Kind.CHUNK
+
     def _add(self, kind: Kind, plaintext: bytes | memoryview, adaptive: bool,
-             compression: Compression | None = None) -> Digest:
+             compression: Compression | None = None, delta: DeltaSource | None = None,
+             offset: int = 0) -> Digest:
         """Put one blob into the open pack unless the store already has it (hot path);
         the pack's :class:`PackBatch` seals it (in the I/O pool on a local store)."""
         blob_id = self.blob_id(plaintext)
@@ -388,9 +450,12 @@ class ObjectStore:
         if self._lazy:  # about to write: look at the store now (and ask again)
             self._start_reads()
             stats.bytes_in -= length
-            return self._add(kind, plaintext, adaptive, compression)
+            return self._add(kind, plaintext, adaptive, compression, delta, offset)
         batch = self._batch if kind is Kind.CHUNK else self._structured
-        batch.add(blob_id, kind, plaintext, adaptive=adaptive, compression=compression)
+        bases, base_data = (self._delta_bases(delta, offset, length) if delta is not None
+                            else ((), ()))
+        batch.add(blob_id, kind, plaintext, adaptive=adaptive, compression=compression,
+                  bases=bases, base_data=base_data)
         self._pending.add(blob_id.raw)
         stats.blobs_new += 1
         stats.bytes_new += length
@@ -562,6 +627,7 @@ class ObjectStore:
             self._checked_at = started
 
     def end_session(self) -> None:
+        self._reader.bases.cache.clear()  # the bases of this session's deltas
         self._session = None
         self._avoid = frozenset()
         self._checked_at = None
@@ -599,7 +665,8 @@ class ObjectStore:
         window (:meth:`commit_guard`).
         """
         self._check_open()
-        ids = self._session_or(blob_ids)  # the session's as they are: no set of a million
+        # the session's as they are (no set of a million), with the bases of delta copies
+        ids = self._with_bases(self._session_or(blob_ids))
         started = time.monotonic()
         self._lazy = False
         records = self._look()
@@ -658,14 +725,30 @@ class ObjectStore:
         self._checked_at = started
         return rescued
 
+    def _with_bases(self, ids: Iterable[bytes]) -> Iterator[bytes]:
+        """``ids``, then the bases of those that have a delta copy (design §15: a
+        version naming a delta needs its bases stored too)."""
+        index = self._index
+        if not index.has_deltas():
+            yield from ids
+            return
+        extra: set[bytes] = set()
+        for raw in ids:
+            yield raw
+            if index.is_delta(raw):
+                extra |= index.all_bases(raw)
+        yield from extra
+
     def commit_guard(self) -> None:
         """Call right before the commit point: re-checks when the last check is too old."""
         window = self.config.commit_window / 2
         if self._checked_at is None or time.monotonic() - self._checked_at > window:
             self.prepare_commit()
 
-    def copy_blob(self, blob_id: Digest, location: BlobLocation) -> None:
-        """Copy one verified blob's envelope as is into the open pack (rescue, repack).
+    def copy_blob(self, blob_id: Digest, location: BlobLocation,
+                  bases: tuple[Digest, ...] | None = None) -> None:
+        """Copy one verified blob's envelope as is into the open pack (rescue, repack);
+        a delta keeps its ``bases`` (default: as the index names them).
 
         A blob already copied since the last flush is not copied twice (a repack
         of several packs holding the same blob keeps one copy).
@@ -675,9 +758,11 @@ class ObjectStore:
         data = self.backend.get_range(
             pack_key(self.domain, location.pack), location.offset, location.length
         )
-        self._reader.verified(blob_id, location, data)
+        if location.kind is Kind.CHUNK_DELTA and bases is None:
+            bases = self._index.bases(blob_id, location)
+        self._reader.verified(blob_id, location, data, bases=bases)
         self._batch.add_sealed(blob_id, location.kind, data[:HEADER_SIZE],
-                               data[HEADER_SIZE:], location.raw_length)
+                               data[HEADER_SIZE:], location.raw_length, bases or ())
         self._pending.add(blob_id.raw)
         if self._batch.size >= self.config.pack_target:
             self._close_pack()
@@ -788,8 +873,22 @@ class ObjectStore:
         entries = check_pack(data, pack_id, what=f"pack {key}", keys=self.keys)
         for e in entries:
             loc = BlobLocation(pack_id, e.kind, e.offset, e.length, e.raw_length)
-            self._reader.verified(e.id, loc, data[e.offset : e.offset + e.length])
+            self._reader.verified(e.id, loc, data[e.offset : e.offset + e.length],
+                                  bases=e.bases)
         return entries
+
+    def store_full(self, blob_id: Digest, plaintext: bytes) -> None:
+        """Store a plain ``CHUNK`` copy of a chunk the index holds (a delta whose base a
+        purge wipes, design §16): written even though its id is indexed."""
+        self._check_open()
+        if blob_id.raw in self._pending or self.blob_id(plaintext) != blob_id:
+            raise ValueError("store_full takes a chunk's verified plaintext, once a session")
+        self._batch.add(blob_id, Kind.CHUNK, plaintext, adaptive=False,
+                        compression=(self.config.big_chunks.compression
+                                     if self.config.big_chunks is not None else None))
+        self._pending.add(blob_id.raw)
+        if self._batch.size >= self.config.pack_target:
+            self._close_pack()
 
     @property
     def index(self) -> MergedIndex:

@@ -11,6 +11,11 @@ listed the dropped packs are rewritten, then the old index objects and packs
 are deleted, then the condemnation. Every step leaves the store readable: new
 packs and index objects land before old ones go, and readers that held an old
 location refresh their index and retry.
+
+Delta chunks (objects/deltas.py): the live set is *closed over links*: the bases of
+every delta copy of a live blob are live too. A condemned delta copy of a live blob
+that also has a full copy in another pack is dropped (a purge rewrites the deltas of
+the bases it wipes as full chunks first, design §16), and keeps nothing live.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass, field
 from artifactstore.backends.base import Backend
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import NotFoundError
+from artifactstore.objects.envelope import Kind
 from artifactstore.objects.gcrecords import Condemnation, write_condemnation
 from artifactstore.objects.index import BlobLocation, decode_index, encode_indexes
 from artifactstore.objects.layout import (
@@ -35,7 +41,10 @@ from artifactstore.objects.layout import (
 from artifactstore.objects.packs import BlobEntry
 from artifactstore.objects.store import ObjectStore, Progress
 
-__all__ = ["DomainLayout", "IndexCache", "SweepResult", "condemn", "read_layout", "sweep"]
+__all__ = [
+    "DomainLayout", "IndexCache", "SweepResult", "close_over_links", "condemn", "read_layout",
+    "rewrite_dependants", "sweep",
+]  # fmt: skip
 
 @dataclass
 class DomainLayout:
@@ -85,6 +94,46 @@ def read_layout(objects: ObjectStore, cache: IndexCache | None = None) -> Domain
     return layout
 
 
+def close_over_links(live: frozenset[bytes] | set[bytes], layout: DomainLayout,
+                     dropped: Callable[[Digest, BlobEntry], bool] | None = None) -> set[bytes]:
+    """``live`` with the bases of every delta copy of a live blob (design §15), except
+    the copies ``dropped`` says go (condemned deltas with a full copy elsewhere)."""
+    closed = set(live)
+    deltas = [(p, e) for p, entries in layout.packs.items() for e in entries if e.bases]
+    grew = bool(deltas)
+    while grew:  # a base may itself have a delta copy elsewhere: to a fixed point
+        grew = False
+        for pack_id, e in deltas:
+            if e.id.raw in closed and (dropped is None or not dropped(pack_id, e)):
+                for base in e.bases:
+                    if base.raw not in closed:
+                        closed.add(base.raw)
+                        grew = True
+    return closed
+
+
+def rewrite_dependants(objects: ObjectStore, purged: set[bytes], live: set[bytes],
+                       ) -> dict[Digest, set[bytes]]:
+    """Before a purge wipes ``purged``: every delta copy with a purged base (design §16)
+    is returned (pack -> blob ids) for the purge's condemnation, and the blobs of those
+    that ``live`` names and that have no full copy are first stored again as full
+    chunks (read through their delta while the bases still exist, then flushed)."""
+    layout = read_layout(objects)
+    full = {e.id.raw for entries in layout.packs.values() for e in entries
+            if e.kind is not Kind.CHUNK_DELTA}
+    copies: dict[Digest, set[bytes]] = {}
+    for pack_id, entries in layout.packs.items():
+        for e in entries:
+            if not e.bases or e.id.raw in purged or purged.isdisjoint(b.raw for b in e.bases):
+                continue
+            copies.setdefault(pack_id, set()).add(e.id.raw)
+            if e.id.raw in live and e.id.raw not in full:
+                objects.store_full(e.id, objects.read_blob(e.id))
+                full.add(e.id.raw)
+    objects.flush()
+    return copies
+
+
 @dataclass
 class CondemnResult:
     record: Condemnation | None = None
@@ -96,10 +145,18 @@ class CondemnResult:
 def condemn(
     objects: ObjectStore, live: frozenset[bytes] | set[bytes], pending: Iterable[Condemnation],
     *, dry_run: bool = False, only: frozenset[bytes] | None = None, purge: bool = False,
-    cache: IndexCache | None = None,
+    cache: IndexCache | None = None, close: bool = True,
+    copies: Mapping[Digest, set[bytes]] | None = None,
 ) -> CondemnResult:
-    """Condemn every blob outside ``live`` not condemned yet (with ``only``: just those)."""
+    """Condemn every blob outside ``live`` not condemned yet (with ``only``: just those).
+
+    ``live`` is closed over links unless ``close`` is False (a purge: the blobs it wipes
+    are what no live version names, whatever deltas use them as bases). ``copies``
+    (pack -> blob ids): copies condemned as well though their blobs are live (a purge's
+    delta copies whose bases it wipes, rewritten as full chunks)."""
     layout = read_layout(objects, cache)
+    if close:
+        live = close_over_links(live, layout)
     earlier = list(pending)
     found: dict[Digest, frozenset[bytes]] = {}
     result = CondemnResult()
@@ -109,6 +166,9 @@ def condemn(
             if e.id.raw not in live and (only is None or e.id.raw in only)
             and (purge or not any(r.condemns(pack_id, e.id.raw) for r in earlier))
         }  # fmt: skip
+        for e in entries:
+            if copies is not None and e.id.raw in copies.get(pack_id, ()):
+                dead[e.id.raw] = e.length
         if dead:
             found[pack_id] = frozenset(dead)
             result.blobs += len(dead)
@@ -146,13 +206,27 @@ def sweep(
     layout = read_layout(objects, cache)
     purge = any(r.purge for r in records)
     threshold = 0.0 if purge else repack_threshold
+    full: dict[bytes, set[Digest]] = {}  # blob -> packs holding a full copy
+    for pack_id, entries in layout.packs.items():
+        if pack_id in layout.listed:
+            for e in entries:
+                if e.kind is not Kind.CHUNK_DELTA:
+                    full.setdefault(e.id.raw, set()).add(pack_id)
+
+    def superseded(pack_id: Digest, e: BlobEntry) -> bool:
+        """A condemned delta copy whose blob has a full copy in another pack."""
+        return (bool(e.bases) and bool(full.get(e.id.raw, set()) - {pack_id})
+                and any(r.condemns(pack_id, e.id.raw) for r in records))
+
+    live = close_over_links(live, layout, superseded)
     drop: set[Digest] = set()
     keep: dict[Digest, list[BlobEntry]] = {}
     for pack_id, entries in layout.packs.items():
         if pack_id not in layout.listed:
             continue  # indexed but missing: damage for verify, nothing to free
         dead = [e for e in entries
-                if e.id.raw not in live and any(r.condemns(pack_id, e.id.raw) for r in records)]
+                if (e.id.raw not in live and any(r.condemns(pack_id, e.id.raw) for r in records))
+                or superseded(pack_id, e)]
         if not dead:
             continue
         total = sum(e.length for e in entries)
@@ -164,7 +238,7 @@ def sweep(
         keep[pack_id] = [e for e in entries if e.id.raw not in dead_ids]
         result.blobs_deleted += len(dead)
         result.bytes_freed += dead_bytes
-        result.dropped |= dead_ids
+        result.dropped |= {raw for raw in dead_ids if raw not in live}
     orphans = {p for r in records for p, blobs in r.packs.items()
                if not blobs and p in layout.orphans}
     # 1. live blobs of packs being dropped go to new packs (and their index objects)
@@ -173,7 +247,7 @@ def sweep(
             result.packs_repacked += 1
         for e in entries:
             objects.copy_blob(e.id, BlobLocation(pack_id, e.kind, e.offset, e.length,
-                                                 e.raw_length))
+                                                 e.raw_length), e.bases)
             if progress is not None:
                 progress(e.length)
     objects.flush()

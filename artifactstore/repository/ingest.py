@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from artifactstore.objects.store import Progress
 from artifactstore.records.refs import NewVersion, VersionRecord
 from artifactstore.repository._folders import Folders
 from artifactstore.repository.artifact import Artifact, Staged, StagedFolder, StagedReference
+from artifactstore.repository.previous import PreviousVersion
 from artifactstore.repository.project import Project
 from artifactstore.repository.references import describe_reference
 from artifactstore.repository.version import ArtifactVersion
@@ -50,6 +51,8 @@ _READ_TRIES = 3
 #: a streamed log flushes its packs and their index after this many new blobs, so the
 #: store's per-blob bookkeeping of unflushed packs stays bounded (~50 MB)
 _FLUSH_BLOBS = 200_000
+#: the previous file of a path, for delta chunks (repository/previous.py)
+Previous = Callable[[], FileRef | None] | None
 
 
 def as_artifact(
@@ -108,7 +111,8 @@ def log_version(
         known = _cached_refs(project, staged)
         project.objects.begin_session(refresh=known is None)
         try:
-            record, created = _write_version(project, artifact, staged, run_id, progress, known)
+            record, created = _write_version(project, artifact, staged, run_id, progress, known,
+                                             PreviousVersion(project, artifact.name))
         finally:
             project.objects.end_session()
     except BaseException:
@@ -149,6 +153,7 @@ def _log_streamed(
             folders = Folders(project, folder.signatures, progress)
             tree = TreeWriter(objects.put_blob, on_close=folders.closed)
             content = ContentHasher()
+            previous = PreviousVersion(project, artifact.name)
             flushed = objects.stats.blobs_new
             for run in folder.runs():
                 if run.whole and folders.reuse(run, tree, content):
@@ -156,7 +161,8 @@ def _log_streamed(
                 files = run.listed()
                 note = folders.note(run, files)
                 for rel, source in files:
-                    entry, st = _store_one(project, validate_path(rel), source, progress)
+                    path = validate_path(rel)
+                    entry, st = _store_one(project, path, source, progress, previous.file(path))
                     tree.add(entry)
                     line = content.add(entry)
                     if note is not None:
@@ -256,7 +262,7 @@ def _commit_tree(
 def _write_version(project: Project, artifact: Artifact, files: Sequence[Staged],
                    run_id: str | None,
                    progress: Progress | None, known: list[tuple[FileRef, int]] | None,
-                   ) -> tuple[VersionRecord, bool]:
+                   previous: PreviousVersion) -> tuple[VersionRecord, bool]:
     entries: list[Entry] = []
     if known is not None:  # every file as the stat cache knows it: nothing to read
         reuse = project.objects.reuse
@@ -265,7 +271,8 @@ def _write_version(project: Project, artifact: Artifact, files: Sequence[Staged]
                 entries.append(FileEntry.from_ref(staged.path, ref, mode=mode))
             else:  # a chunk went away (gc): read the file
                 assert not isinstance(staged, StagedReference)
-                entries.append(_store_file(project, staged.path, staged.source, progress))
+                entries.append(_store_file(project, staged.path, staged.source, progress,
+                                           previous.file(staged.path)))
         return commit_entries(project, artifact.name, artifact.type, entries,
                               description=artifact.description, metadata=artifact.metadata,
                               run_id=run_id)
@@ -275,7 +282,8 @@ def _write_version(project: Project, artifact: Artifact, files: Sequence[Staged]
                                               checksum=staged.checksum,
                                               options=project.backend_options))
         else:
-            entries.append(_store_file(project, staged.path, staged.source, progress))
+            entries.append(_store_file(project, staged.path, staged.source, progress,
+                                       previous.file(staged.path)))
     return commit_entries(project, artifact.name, artifact.type, entries,
                           description=artifact.description, metadata=artifact.metadata,
                           run_id=run_id)
@@ -318,14 +326,15 @@ def _cached_refs(project: Project, files: Sequence[Staged]) -> list[tuple[FileRe
     return known
 
 
-def _store_file(project: Project, path: str, source: str | Path,
-                progress: Progress | None) -> FileEntry:
-    return _store_one(project, path, source, progress)[0]
+def _store_file(project: Project, path: str, source: str | Path, progress: Progress | None,
+                previous: Previous = None) -> FileEntry:
+    return _store_one(project, path, source, progress, previous)[0]
 
 
-def _store_one(project: Project, path: str, source: str | Path,
-               progress: Progress | None) -> tuple[FileEntry, os.stat_result]:
-    """The entry of ``source`` stored (or known to the stat cache), and the stat it is of."""
+def _store_one(project: Project, path: str, source: str | Path, progress: Progress | None,
+               previous: Previous = None) -> tuple[FileEntry, os.stat_result]:
+    """The entry of ``source`` stored (or known to the stat cache), and the stat it is of;
+    ``previous``: the same path's file in the version logged on top of (deltas)."""
     where = os.path.abspath(source)
     stat_cache = project.stat_cache
     try:
@@ -334,7 +343,7 @@ def _store_one(project: Project, path: str, source: str | Path,
         if cached is not None and project.objects.reuse(cached, progress):
             return FileEntry.from_ref(path, cached, mode=st.st_mode & 0o777), st
         for _ in range(_READ_TRIES):
-            ref, st, steady = _read_file(project, source, progress)
+            ref, st, steady = _read_file(project, source, progress, previous)
             if steady:
                 break
         else:
@@ -359,8 +368,8 @@ def _store_one(project: Project, path: str, source: str | Path,
     return FileEntry.from_ref(path, ref, mode=mode), st
 
 
-def _read_file(project: Project, source: str | Path, progress: Progress | None
-               ) -> tuple[FileRef, os.stat_result, bool]:
+def _read_file(project: Project, source: str | Path, progress: Progress | None,
+               previous: Previous = None) -> tuple[FileRef, os.stat_result, bool]:
     """Store the bytes of ``source``; also its ``stat`` and whether it held still.
 
     Why the second look: a file rewritten while it is read would be stored as a mix of
@@ -373,10 +382,12 @@ def _read_file(project: Project, source: str | Path, progress: Progress | None
         st = os.fstat(fd)
         if st.st_size <= _SMALL_FILE:
             # One read, chunked in memory: no file object, no reader pipeline.
-            ref = project.objects.write_bytes(_read_whole(fd, st.st_size), progress)
+            ref = project.objects.write_bytes(_read_whole(fd, st.st_size), progress,
+                                              previous)
         else:
             with builtins.open(fd, "rb", closefd=False) as f:
-                ref = project.objects.write_file(f, progress, size_hint=st.st_size)
+                ref = project.objects.write_file(f, progress, size_hint=st.st_size,
+                                                 previous=previous)
         steady = _still(st, os.fstat(fd)) and _still(st, os.stat(source))
     finally:
         os.close(fd)

@@ -656,7 +656,8 @@ class _Syncer:
 
     def _packs_of_versions(self, project: str, version_keys: list[str]) -> set[Digest]:
         """Packs holding every blob of these versions (manifest, tree nodes, chunk
-        lists, chunks); a version with a blob the source lacks is reported."""
+        lists, chunks, and the bases of delta chunks); a version with a blob the source
+        lacks is reported."""
         assert self.config is not None
         objects = ObjectStore(self.src, self.config, cache_dir=self.cache_dir,
                               concurrency=self.concurrency)
@@ -671,6 +672,9 @@ class _Syncer:
                 if location is None:
                     raise NotFoundError(f"blob {blob_id.hex} is not in the source's index")
                 packs.add(location.pack)
+                # Why: a delta never arrives without its bases (design §17)
+                for base in index.bases(blob_id, location):
+                    locate(base)
 
             def get_blob(blob_id: Digest) -> bytes:
                 locate(blob_id)
