@@ -27,6 +27,13 @@ LOCAL = ("urllib.request", "http.client", "email", "ssl", "socket", "tomllib", "
          "cryptography.hazmat.primitives.serialization")
 #: imported by none of ls, show, diff, get (reads never chunk); log chunks
 CHUNKER = ("pyfastcdc",)
+#: imported by no ``get`` of a version: a restore's start-up is serial, before its
+#: first read (the catalog and its SQLite file, the run records, the listings, the
+#: profiles a first write declares, the fault-injecting backend of the tests)
+GET_HEAVY = ("artifactstore.local.catalog", "artifactstore.local.catalogread",
+             "artifactstore.records.runs", "artifactstore.repository.listing",
+             "artifactstore.local.profile", "artifactstore.records.profiles",
+             "artifactstore.backends.faults")
 #: kept out of ``--help`` too: it lists every command, and no command's records
 HELP_HEAVY = ("artifactstore.records.runs", "artifactstore.local.identity", "cryptography",
               "zstandard", "sqlite3")
@@ -111,12 +118,24 @@ def test_read_only_commands_import_only_what_they_read(tmp_path: Path) -> None:
                                      if "--help" not in argv else argv, env)
         assert code == 0, argv
         kept_out = LOCAL + (HEAVY + CHUNKER if argv[0] != "log" else ()) + (
-            HELP_HEAVY if "--help" in argv else ())
+            HELP_HEAVY if "--help" in argv else ()) + (GET_HEAVY if argv[0] == "get" else ())
         heavy = [m for m in kept_out if m in modules]
         if argv == ["--help"]:  # lists every command: each command module is imported
             heavy = [m for m in heavy if not m.startswith("artifactstore.cli.")]
         assert heavy == [], argv
     assert "pyfastcdc" in modules_of_log(store, source, env)
+
+
+def test_reading_entries_does_not_load_the_systems_media_types() -> None:
+    """The private media-type table is made by the first guess (a log), not at import:
+    making one reads the system's mime.types files, which a restore never needs."""
+    code = ("import mimetypes, artifactstore.model.entries as e\n"
+            "before = mimetypes.inited\n"
+            "assert e.guess_media_type('a/b.csv') == 'text/csv'\n"
+            "print(before, mimetypes.inited)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert done.stdout.split() == ["False", "True"]
 
 
 def modules_of_log(store: str, source: Path, env: dict[str, str]) -> list[str]:

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Self
 
 from artifactstore.maintenance.defaults import DEFAULT_GRACE, DEFAULT_REPACK_THRESHOLD
 from artifactstore.model.names import aliases_to_log, validate_alias, version_label
-from artifactstore.repository import listing
 from artifactstore.repository.opening import open_at
 from artifactstore.repository.version import ArtifactVersion, find_version, versions_of
 
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
     from artifactstore.records.refs import AliasEvent, Refs, VersionRecord
     from artifactstore.records.runs import MetricsRow
     from artifactstore.repository.artifact import Artifact
+    from artifactstore.repository.listing import VersionState
     from artifactstore.repository.project import Project
     from artifactstore.runs import media as run_media
     from artifactstore.runs.codediff import CodeDiff, SavedCode
@@ -211,9 +211,11 @@ class Store:
                 for n, names in self.refs.aliases_by_version(name).items()}
 
     def version_states(self, name: str | None = None, *,
-                       sync: bool | None = None) -> list[listing.VersionState]:
+                       sync: bool | None = None) -> list[VersionState]:
         """Every version (of ``name``) with its state and aliases, deleted, purged and
         missing ones included, from the local catalog (see :mod:`..repository.listing`)."""
+        from artifactstore.repository import listing
+
         return listing.version_states(self.context, name, sync=sync)
 
     def export(self, ref: str, path: str | os.PathLike[str], *, force: bool = False,
@@ -299,6 +301,8 @@ class Store:
 
     def alias_events(self, name: str, *, sync: bool | None = None) -> list[AliasEvent]:
         """Every event of every alias of ``name``, by alias then ``seq`` (the catalog)."""
+        from artifactstore.repository import listing
+
         return listing.alias_events(self.context, name, sync=sync)
 
     # -- lifecycle (maintenance/lifecycle.py, maintenance/gc.py) --------------------------
