@@ -172,3 +172,35 @@ def test_lineage_formats_are_the_graph_s() -> None:
     from artifactstore.lineage.graph import EXPORT_FORMATS
 
     assert FORMATS == EXPORT_FORMATS
+
+
+def test_the_program_exits_with_mains_code_and_its_objects_frozen(tmp_path: Path) -> None:
+    """``python -m artifactstore`` (``cli.run``) exits with what ``main`` returned, its
+    output complete, after moving the objects left out of the collector's final walk;
+    ``main`` called in a process that goes on leaves the collector as it was."""
+    import gc
+    import os
+
+    code = ("import atexit, gc, sys\n"
+            "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, "
+            "file=sys.stderr))\n"
+            "from artifactstore.cli import run\nrun()\n")
+    env = {**os.environ, "ARTIFACTSTORE_CACHE_DIR": str(tmp_path / "cache")}
+    missing = str(tmp_path / "no-store")
+    done = subprocess.run([sys.executable, "-c", code, "--json", "ls", "--store", missing],
+                          capture_output=True, text=True, env=env, check=False, timeout=120)
+    from artifactstore.core.errors import StoreNotFoundError
+
+    assert done.returncode == StoreNotFoundError.exit_code != 0  # as main returned it
+    assert json.loads(done.stdout)["exit_code"] == StoreNotFoundError.exit_code
+    assert "frozen True" in done.stderr
+    store = str(tmp_path / "store")
+    done = subprocess.run([sys.executable, "-m", "artifactstore", "--json", "init", store],
+                          capture_output=True, text=True, env=env, check=False, timeout=120)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)
+    from artifactstore.cli import main
+
+    before = gc.get_freeze_count()
+    assert main(["ls", "--store", store, "-q"]) == 0
+    assert gc.get_freeze_count() == before
