@@ -41,6 +41,24 @@ def test_take_reuses_only_a_buffer_nothing_views() -> None:
     assert buffers.made == 4
 
 
+def test_idle_buffers_beside_the_one_taken_are_given_back() -> None:
+    buffers = ReadBuffers(1024, keep=3)
+    views = []
+    taken = []
+    for _ in range(3):
+        taken.append(buffers.take())
+        views.append(memoryview(taken[-1]))
+    assert buffers.made == 3
+    views.clear()  # all three idle now
+    again = buffers.take()
+    assert again is taken[0]
+    pin = memoryview(again)
+    new = buffers.take()
+    assert all(new is not b for b in taken)  # the other two were given back, not kept idle
+    assert buffers.made == 4
+    del pin
+
+
 def test_bad_sizes_are_refused() -> None:
     with pytest.raises(ValueError, match="size"):
         ReadBuffers(0, 1)

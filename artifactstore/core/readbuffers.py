@@ -31,12 +31,16 @@ def viewed(buffer: bytearray) -> bool:
 
 
 class ReadBuffers:
-    """Buffers of ``size`` bytes for reads, at most ``keep`` of them kept for reuse.
+    """Buffers of ``size`` bytes for reads, at most ``keep`` of them tracked for reuse.
 
-    :meth:`take` returns a kept buffer that nothing views, else a new one (kept if
-    fewer than ``keep`` are). A buffer beyond ``keep`` is only referenced by its views
-    and freed with the last of them, as a ``bytes`` read would be. Not thread-safe:
-    one reader takes buffers; the views may live on any thread.
+    :meth:`take` returns a tracked buffer that nothing views, else a new one (tracked
+    if fewer than ``keep`` are). Other tracked buffers found idle are given back then
+    (freed: nothing else refers to them), as a fresh read's buffer would be when its
+    last chunk was sealed: an idle buffer kept for later would add to the memory peak
+    of the work beside the reads (the packs being sealed), while one freed and made
+    again costs its page faults once more. A buffer beyond ``keep`` is referenced by
+    its views only and freed with the last of them. Not thread-safe: one reader takes
+    buffers; the views may live on any thread.
     """
 
     __slots__ = ("_kept", "keep", "made", "size")
@@ -52,9 +56,18 @@ class ReadBuffers:
 
     def take(self) -> bytearray:
         """A buffer of :attr:`size` bytes that no view sees (its content is stale)."""
+        chosen = None
+        kept = []
         for buffer in self._kept:
-            if not viewed(buffer):
-                return buffer
+            if viewed(buffer):
+                kept.append(buffer)
+            elif chosen is None:
+                chosen = buffer
+                kept.append(buffer)
+        # (by identity: equal bytearrays compare equal, so list.remove would not do)
+        self._kept = kept
+        if chosen is not None:
+            return chosen
         buffer = bytearray(self.size)
         self.made += 1
         if len(self._kept) < self.keep:
