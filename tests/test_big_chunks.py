@@ -219,11 +219,11 @@ def test_current_writer_reproduces_the_golden_big_chunk_blobs(tmp_path: Path) ->
 @pytest.mark.parametrize("through", ["file", "read-only stream"])
 def test_a_big_file_read_into_reused_buffers_is_cut_and_hashed_alike(
         tmp_path: Path, through: str) -> None:
-    """A file bigger than the first read is read into reused buffers (objects/store.py,
+    """A file of over three reads is read into reused buffers (objects/store.py,
     core/readbuffers.py), from a file's ``readinto`` or, for a stream with ``read``
     only, copied into them: the same chunks, ids and digest as the bytes in memory,
     and the same bytes read back (its chunks waited in packs as views of them)."""
-    data = csv_rows(20 << 20, seed=11)[: 20 << 20]
+    data = csv_rows(26 << 20, seed=11)[: 26 << 20]  # over three 8 MiB reads
     path = tmp_path / "big.csv"
     path.write_bytes(data)
     with _store(tmp_path) as store:

@@ -270,11 +270,13 @@ class ObjectStore:
         reader = _HashingReader(stream, Hasher(parallel=False), self._digest_pool, size_hint)
         try:
             params, compression, source = _profile(self.config, reader)
-            # A file bigger than the first read is read into reused buffers: its chunks
-            # wait in packs as views of them (up to PINNED_BUFFERS per pack, a few
-            # packs sealing at once), and a buffer is read into again once none is
-            # left. A smaller file keeps one read of its own size.
-            reuse = _READ_BUFFERS if size_hint is None or size_hint > _FIRST_READ else 0
+            # A file of at least two more reads after the first is read into reused
+            # buffers: its chunks wait in packs as views of them (up to PINNED_BUFFERS
+            # per pack, a few packs sealing at once), and a buffer is read into again
+            # once none is left. A smaller file keeps reads of its own size (a buffer
+            # of a whole read for its tail would be mostly unused).
+            reuse = (_READ_BUFFERS if size_hint is None or size_hint > 3 * _FIRST_READ
+                     else 0)
             chunks, size = self._store_chunks(
                 iter_chunks(source, params, read_size=self._read_size, reuse_buffers=reuse),
                 progress, compression)
@@ -869,6 +871,9 @@ class _HashingReader:
                                             "non-blocking stream): pass a blocking one")
                 return got
         data = self._stream.read(len(buffer))
+        if data is None:  # as iter_chunks says of read(): no data yet is not the end
+            raise InvalidInputError("the stream being written gave no data (a "
+                                    "non-blocking stream): pass a blocking one")
         buffer[:len(data)] = data
         return len(data)
 
