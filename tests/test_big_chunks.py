@@ -214,3 +214,27 @@ def test_current_writer_reproduces_the_golden_big_chunk_blobs(tmp_path: Path) ->
     assert refs == _refs()
     assert blob_envelopes(tmp_path) == blob_envelopes(GOLDEN)
 
+
+
+@pytest.mark.parametrize("through", ["file", "read-only stream"])
+def test_a_big_file_read_into_reused_buffers_is_cut_and_hashed_alike(
+        tmp_path: Path, through: str) -> None:
+    """A file of over three reads is read into reused buffers (objects/store.py,
+    core/readbuffers.py), from a file's ``readinto`` or, for a stream with ``read``
+    only, copied into them: the same chunks, ids and digest as the bytes in memory,
+    and the same bytes read back (its chunks waited in packs as views of them)."""
+    data = csv_rows(26 << 20, seed=11)[: 26 << 20]  # over three 8 MiB reads
+    path = tmp_path / "big.csv"
+    path.write_bytes(data)
+    with _store(tmp_path) as store:
+        whole = store.write_bytes(data)
+    with _store(tmp_path, name="t") as store:
+        if through == "file":
+            with path.open("rb") as f:
+                streamed = store.write_file(f, size_hint=len(data))
+        else:
+            streamed = store.write_file(_Trickle(data, 3 << 20),  # type: ignore[arg-type]
+                                        size_hint=len(data))
+        store.flush()
+        assert streamed == whole
+        assert store.read_file(streamed) == data

@@ -145,13 +145,46 @@ def test_chunks_are_read_only_views_that_outlive_iteration(stream_type: str) -> 
     assert b"".join(chunks) == data
 
 
+@pytest.mark.parametrize("hold", [True, False])
+def test_reused_read_buffers_never_change_a_chunk_still_viewed(hold: bool) -> None:
+    """With ``reuse_buffers``, a read goes into a buffer again only once no chunk of it
+    is viewed: chunks held until the end keep their bytes (each read got a buffer of
+    its own), and chunks dropped as they come free their buffer for the next reads."""
+    data = random.Random(4).randbytes(200_000)
+    targets: list[object] = []
+
+    class Recording(ShortReadsInto):
+        def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+            targets.append(buffer.obj)  # the buffer itself, not a view: no pin
+            return super().readinto(buffer)
+
+    stream = Recording(data, random.Random(5), 3000)
+    held, got = [], []
+    for chunk in iter_chunks(stream, SMALL, read_size=8000, reuse_buffers=3):
+        assert chunk.readonly
+        got.append(bytes(chunk))
+        if hold:
+            held.append(chunk)
+    assert b"".join(got) == data
+    assert got == spans_as_bytes(data, chunk_spans(data, SMALL))
+    distinct = {id(b) for b in targets}
+    reads = len(data) // 8000
+    if hold:
+        assert b"".join(held) == data  # read into no buffer a held chunk views
+        assert len(distinct) > reads
+    else:
+        assert len(distinct) <= 3  # the kept buffers, read into again and again
+
+
 def test_default_params_multi_mib_stream_matches_whole_buffer() -> None:
     data = random.Random(2).randbytes(3 << 20)
     expected = spans_as_bytes(data, chunk_spans(data, ChunkerParams()))
     for read_size in (1, 100_000, 300_000, 1 << 20):
-        stream = ShortReads(data, random.Random(read_size), largest=1 << 20)
-        got = [bytes(c) for c in iter_chunks(stream, ChunkerParams(), read_size=read_size)]
-        assert got == expected
+        for reuse in (0, 2):
+            stream = ShortReadsInto(data, random.Random(read_size), largest=1 << 20)
+            got = [bytes(c) for c in iter_chunks(stream, ChunkerParams(), read_size=read_size,
+                                                 reuse_buffers=reuse)]
+            assert got == expected
 
 
 class CountingReads(io.BytesIO):

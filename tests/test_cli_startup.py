@@ -27,6 +27,16 @@ LOCAL = ("urllib.request", "http.client", "email", "ssl", "socket", "tomllib", "
          "cryptography.hazmat.primitives.serialization")
 #: imported by none of ls, show, diff, get (reads never chunk); log chunks
 CHUNKER = ("pyfastcdc",)
+#: imported by no ``get`` of a version: a restore's start-up is serial, before its
+#: first read (the catalog and its SQLite file, the run records, the listings, the
+#: profiles a first write declares, the fault-injecting backend of the tests)
+GET_HEAVY = ("artifactstore.local.catalog", "artifactstore.local.catalogread",
+             "artifactstore.records.runs", "artifactstore.repository.listing",
+             "artifactstore.local.profile", "artifactstore.records.profiles",
+             "artifactstore.backends.faults")
+#: imported by no ``log`` or read outside a run: the run machinery (its media
+#: values, code state and environment capture, which start git) is for runs
+RUN_HEAVY = ("artifactstore.runs.run", "artifactstore.media", "subprocess")
 #: kept out of ``--help`` too: it lists every command, and no command's records
 HELP_HEAVY = ("artifactstore.records.runs", "artifactstore.local.identity", "cryptography",
               "zstandard", "sqlite3")
@@ -111,12 +121,25 @@ def test_read_only_commands_import_only_what_they_read(tmp_path: Path) -> None:
                                      if "--help" not in argv else argv, env)
         assert code == 0, argv
         kept_out = LOCAL + (HEAVY + CHUNKER if argv[0] != "log" else ()) + (
-            HELP_HEAVY if "--help" in argv else ())
+            HELP_HEAVY if "--help" in argv else ()) + (GET_HEAVY if argv[0] == "get" else ()) + (
+            RUN_HEAVY if argv[0] in ("log", "get", "ls", "show", "diff") else ())
         heavy = [m for m in kept_out if m in modules]
         if argv == ["--help"]:  # lists every command: each command module is imported
             heavy = [m for m in heavy if not m.startswith("artifactstore.cli.")]
         assert heavy == [], argv
     assert "pyfastcdc" in modules_of_log(store, source, env)
+
+
+def test_reading_entries_does_not_load_the_systems_media_types() -> None:
+    """The private media-type table is made by the first guess (a log), not at import:
+    making one reads the system's mime.types files, which a restore never needs."""
+    code = ("import mimetypes, artifactstore.model.entries as e\n"
+            "before = mimetypes.inited\n"
+            "assert e.guess_media_type('a/b.csv') == 'text/csv'\n"
+            "print(before, mimetypes.inited)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert done.stdout.split() == ["False", "True"]
 
 
 def modules_of_log(store: str, source: Path, env: dict[str, str]) -> list[str]:
@@ -153,3 +176,35 @@ def test_lineage_formats_are_the_graph_s() -> None:
     from artifactstore.lineage.graph import EXPORT_FORMATS
 
     assert FORMATS == EXPORT_FORMATS
+
+
+def test_the_program_exits_with_mains_code_and_its_objects_frozen(tmp_path: Path) -> None:
+    """``python -m artifactstore`` (``cli.run``) exits with what ``main`` returned, its
+    output complete, after moving the objects left out of the collector's final walk;
+    ``main`` called in a process that goes on leaves the collector as it was."""
+    import gc
+    import os
+
+    code = ("import atexit, gc, sys\n"
+            "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, "
+            "file=sys.stderr))\n"
+            "from artifactstore.cli import run\nrun()\n")
+    env = {**os.environ, "ARTIFACTSTORE_CACHE_DIR": str(tmp_path / "cache")}
+    missing = str(tmp_path / "no-store")
+    done = subprocess.run([sys.executable, "-c", code, "--json", "ls", "--store", missing],
+                          capture_output=True, text=True, env=env, check=False, timeout=120)
+    from artifactstore.core.errors import StoreNotFoundError
+
+    assert done.returncode == StoreNotFoundError.exit_code != 0  # as main returned it
+    assert json.loads(done.stdout)["exit_code"] == StoreNotFoundError.exit_code
+    assert "frozen True" in done.stderr
+    store = str(tmp_path / "store")
+    done = subprocess.run([sys.executable, "-m", "artifactstore", "--json", "init", store],
+                          capture_output=True, text=True, env=env, check=False, timeout=120)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)
+    from artifactstore.cli import main
+
+    before = gc.get_freeze_count()
+    assert main(["ls", "--store", store, "-q"]) == 0
+    assert gc.get_freeze_count() == before

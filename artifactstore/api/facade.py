@@ -17,11 +17,10 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from artifactstore.maintenance.defaults import DEFAULT_GRACE, DEFAULT_REPACK_THRESHOLD
 from artifactstore.model.names import aliases_to_log, validate_alias, version_label
-from artifactstore.repository import listing
 from artifactstore.repository.opening import open_at
 from artifactstore.repository.version import ArtifactVersion, find_version, versions_of
 
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
     from artifactstore.records.refs import AliasEvent, Refs, VersionRecord
     from artifactstore.records.runs import MetricsRow
     from artifactstore.repository.artifact import Artifact
+    from artifactstore.repository.listing import VersionState
     from artifactstore.repository.project import Project
     from artifactstore.runs import media as run_media
     from artifactstore.runs.codediff import CodeDiff, SavedCode
@@ -174,7 +174,7 @@ class Store:
         (``follow_outside_links``, ``skip_unreadable``).
         """
         from artifactstore.repository import ingest
-        from artifactstore.runs.run import active_run
+        from artifactstore.runs import active
 
         # Every input is checked first: a refused one leaves the store (or the store
         # that a first write would create) unchanged; the link policy is staging's.
@@ -182,7 +182,11 @@ class Store:
         artifact = ingest.as_artifact(artifact_or_path, name, type, metadata, description,
                                       follow_outside_links=follow_outside_links,
                                       skip_unreadable=skip_unreadable, project=self.context)
-        run = run if run is not None else active_run(self.context)
+        if run is None:
+            # runs.active.latest is runs.run.active_run without importing the run
+            # machinery (media, code state, environment: ~50 ms of a log's start-up);
+            # a run of this process exists only once runs.run was imported anyway.
+            run = cast("Run | None", active.latest(self.context))
         if run is not None:
             return run.log_artifact(artifact, aliases=wanted_aliases, role=role,
                                     progress=progress)
@@ -211,9 +215,11 @@ class Store:
                 for n, names in self.refs.aliases_by_version(name).items()}
 
     def version_states(self, name: str | None = None, *,
-                       sync: bool | None = None) -> list[listing.VersionState]:
+                       sync: bool | None = None) -> list[VersionState]:
         """Every version (of ``name``) with its state and aliases, deleted, purged and
         missing ones included, from the local catalog (see :mod:`..repository.listing`)."""
+        from artifactstore.repository import listing
+
         return listing.version_states(self.context, name, sync=sync)
 
     def export(self, ref: str, path: str | os.PathLike[str], *, force: bool = False,
@@ -299,6 +305,8 @@ class Store:
 
     def alias_events(self, name: str, *, sync: bool | None = None) -> list[AliasEvent]:
         """Every event of every alias of ``name``, by alias then ``seq`` (the catalog)."""
+        from artifactstore.repository import listing
+
         return listing.alias_events(self.context, name, sync=sync)
 
     # -- lifecycle (maintenance/lifecycle.py, maintenance/gc.py) --------------------------

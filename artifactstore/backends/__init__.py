@@ -24,18 +24,20 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from artifactstore.backends._endpoints import redact_url, take_options
 from artifactstore.backends.absent import AbsentBackend
 from artifactstore.backends.base import Backend, ObjectInfo, check_key
-from artifactstore.backends.faults import FaultInjectingBackend
 from artifactstore.backends.local import LocalBackend
 from artifactstore.backends.memory import MemoryBackend, drop_memory_store
 from artifactstore.backends.readonly import ReadOnlyBackend
 from artifactstore.backends.retry import RetryingBackend
 from artifactstore.core.errors import ConfigurationError, StoreNotFoundError
+
+if TYPE_CHECKING:
+    from artifactstore.backends.faults import FaultInjectingBackend
 
 __all__ = [
     "SUPPORTED_SCHEMES",
@@ -60,6 +62,19 @@ __all__ = [
 #: URL schemes ``open_backend`` understands (a plain path needs none).
 SUPPORTED_SCHEMES = ("file", "memory", "s3", "gs", "gcs", "artifactstore+https",
                      "artifactstore+http")
+
+
+
+def __getattr__(name: str) -> Any:
+    """``FaultInjectingBackend``, imported on first use: tests wrap stores in it, and
+    its module's imports (random, signal) cost every command's start-up."""
+    if name == "FaultInjectingBackend":
+        from artifactstore.backends.faults import FaultInjectingBackend
+
+        globals()[name] = FaultInjectingBackend
+        return FaultInjectingBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _LOCAL_OPTIONS = frozenset({"create", "fsync"})

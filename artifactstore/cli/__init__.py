@@ -6,6 +6,6 @@ Each command calls the library and prints either text for people or, with
 (docs/design.md §9); ``--debug`` shows the traceback instead.
 """
 
-from artifactstore.cli.main import main
+from artifactstore.cli.main import main, run
 
-__all__ = ["main"]
+__all__ = ["main", "run"]

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from artifactstore.core.about import __version__
 from artifactstore.core.errors import ArtifactStoreError
 from artifactstore.model.names import validate_project_name
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 Handler = Callable[[argparse.Namespace], Any]
 
@@ -171,6 +172,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def run() -> NoReturn:
+    """The ``artifactstore`` program (``python -m artifactstore``): :func:`main` on the
+    process's arguments, then the process exits with its code.
+
+    Before exiting, every object left is moved out of the cyclic collector's reach
+    (``gc.freeze``): the interpreter's final collections would otherwise walk every
+    object of the ~300 modules a command imports, ~10 ms of a ``get``'s serial time
+    (a whole table restore is ~0.4 s). Nothing depends on them: every store, file and
+    database a command opens is closed by its ``with`` before :func:`main` returns,
+    standard output and error are flushed at exit as always, and reference counting
+    still frees what it frees. Only the program does this; :func:`main` called in a
+    longer-lived process (tests, scripts) leaves the collector as it is.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 def _fail(args: argparse.Namespace, name: str, line: str, code: int) -> int:
     """Say ``line`` on stderr (and as JSON on stdout with --json); return ``code``."""
     if args.json:
@@ -181,4 +200,4 @@ def _fail(args: argparse.Namespace, name: str, line: str, code: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

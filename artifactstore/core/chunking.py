@@ -26,11 +26,12 @@ then ``min_size`` to ``max_size`` bytes long; the last is 1 to ``max_size``.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
 from artifactstore.core.errors import FormatError, InvalidInputError
+from artifactstore.core.readbuffers import ReadBuffers
 
 if TYPE_CHECKING:
     from pyfastcdc import FastCDC
@@ -166,16 +167,23 @@ def chunk_views(
 
 
 def iter_chunks(
-    stream: Readable, params: ChunkerParams, *, read_size: int = 8 << 20
+    stream: Readable, params: ChunkerParams, *, read_size: int = 8 << 20,
+    reuse_buffers: int = 0,
 ) -> Iterator[memoryview]:
     """Yield the chunks of ``stream`` in order, reading it once, in bounded memory.
 
     Cut points are exactly those of :func:`chunk_spans` on the whole content. Each
-    chunk is a read-only view of an immutable ``bytes`` object, so it stays valid
-    after the next iteration (holding it keeps its read buffer, up to
-    ``read_size`` bytes, alive; a chunk that starts in the unfinished tail of the
-    previous read is a copy of its own). Short reads are fine; an empty stream yields
-    nothing. Peak memory is about ``2 * max(read_size, max_size) + max_size``.
+    chunk is a read-only view of its read buffer, whose bytes never change while the
+    view exists, so it stays valid after the next iteration (holding it keeps its read
+    buffer, up to ``read_size`` bytes, alive; a chunk that starts in the unfinished
+    tail of the previous read is a copy of its own). Short reads are fine; an empty
+    stream yields nothing. Peak memory is about ``2 * max(read_size, max_size) +
+    max_size``, plus the buffers the consumer's views hold.
+
+    ``reuse_buffers`` > 0 (for a big file, when ``stream`` has ``readinto``): each read
+    goes into a buffer of :class:`~.readbuffers.ReadBuffers`, up to that many kept and
+    reused once no chunk of theirs is viewed any more, instead of a fresh ``bytes``
+    per read (fresh memory, whose every page the kernel faults in again).
     """
     if type(read_size) is not int or read_size < 1:
         raise InvalidInputError(f"read_size must be a positive int, got {read_size!r}")
@@ -185,10 +193,18 @@ def iter_chunks(
     target = max(read_size, max_size)
     carry = memoryview(b"")
     eof = False
+    readinto: Callable[[memoryview], int | None] | None = (
+        getattr(stream, "readinto", None) if reuse_buffers > 0 else None)
+    buffers = ReadBuffers(target, reuse_buffers) if readinto is not None else None
     while not eof:
-        # read() rather than readinto(): a fresh bytes object needs no zero-fill,
-        # and a small file gets a buffer of its own size, not of read_size.
-        view, eof = _read_up_to(stream, target)
+        if buffers is None or readinto is None:
+            # read() rather than a fresh buffer for readinto(): a fresh bytes object
+            # needs no zero-fill, and a small file gets a buffer of its own size.
+            view, eof = _read_up_to(stream, target)
+        else:
+            view, eof = _read_into(readinto, buffers.take())
+            if eof:  # no more reads: each buffer is freed with its last chunk's view
+                buffers.release()
         start = 0
         if len(carry):
             # The unfinished chunk left from the last round is re-cut together with
@@ -221,6 +237,25 @@ def _read_up_to(stream: Readable, target: int) -> tuple[memoryview, bool]:
         have += len(part)
     buf = parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
     return memoryview(buf).toreadonly(), eof
+
+
+def _read_into(readinto: Callable[[memoryview], int | None],
+               buffer: bytearray) -> tuple[memoryview, bool]:
+    """:func:`_read_up_to` into ``buffer`` (filled, fewer bytes only at the end): a
+    read-only view of what was read, and whether the stream ended."""
+    whole = memoryview(buffer)
+    have = 0
+    eof = False
+    while have < len(buffer):
+        got = readinto(whole[have:])
+        if got is None:  # a non-blocking raw stream with no data yet
+            raise InvalidInputError("iter_chunks needs a blocking stream; readinto() "
+                                    "returned None")
+        if not got:
+            eof = True
+            break
+        have += got
+    return whole[:have].toreadonly(), eof
 
 
 def _copied(

@@ -50,9 +50,14 @@ one or two parts, not every part after the edit (chunk ids are uniform hashes)."
 CHUNKLIST_MAX: Final = 65536
 """Most chunks in one part (about 2.6 MB of msgpack)."""
 
-# A private table: the system's mime.types files differ between machines, and
-# the media type is part of a node's bytes, so it must not depend on the host.
-_MIME = mimetypes.MimeTypes()
+
+@functools.cache
+def _mime() -> mimetypes.MimeTypes:
+    """A private table: the system's mime.types files differ between machines, and the
+    media type is part of a node's bytes, so it must not depend on the host. Made on
+    first use: making one reads the system's files (~5 ms), which reads never need."""
+    return mimetypes.MimeTypes()
+
 
 #: to build a value whose fields the caller checked, without its constructor's checks
 _new_object = object.__new__
@@ -71,7 +76,7 @@ def guess_media_type(path: str) -> str:
 
 
 def _guess(name: str) -> str:
-    guessed, _ = _MIME.guess_type(name, strict=False)
+    guessed, _ = _mime().guess_type(name, strict=False)
     return guessed or DEFAULT_MEDIA_TYPE
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import threading
 import time
@@ -40,6 +41,7 @@ from artifactstore.core.digest import Digest, Hasher, hash_bytes
 from artifactstore.core.errors import (
     ArtifactStoreError,
     ConflictError,
+    InvalidInputError,
     NotFoundError,
 )
 from artifactstore.core.heap import trim_heap
@@ -66,6 +68,7 @@ from artifactstore.objects.layout import (
     parse_id_key,
 )
 from artifactstore.objects.packs import (
+    PINNED_BUFFERS,
     BlobEntry,
     FinishedPack,
     PackBatch,
@@ -275,9 +278,16 @@ class ObjectStore:
         reader = _HashingReader(stream, Hasher(parallel=False), self._digest_pool, size_hint)
         try:
             params, compression, source = _profile(self.config, reader)
+            # A file of at least two more reads after the first is read into reused
+            # buffers: its chunks wait in packs as views of them (up to PINNED_BUFFERS
+            # per pack, a few packs sealing at once), and a buffer is read into again
+            # once none is left. A smaller file keeps reads of its own size (a buffer
+            # of a whole read for its tail would be mostly unused).
+            reuse = (_READ_BUFFERS if size_hint is None or size_hint > 3 * _FIRST_READ
+                     else 0)
             chunks, size = self._store_chunks(
-                iter_chunks(source, params, read_size=self._read_size), progress, compression,
-                self._delta_source(compression, previous))
+                iter_chunks(source, params, read_size=self._read_size, reuse_buffers=reuse),
+                progress, compression, self._delta_source(compression, previous))
         except BaseException:
             reader.abandon()
             raise
@@ -919,6 +929,8 @@ class _HashingReader:
         #: the end), because asking for 8 MiB allocates 8 MiB however small the file,
         #: and thousands of such allocations fragment the heap (peak RSS)
         self._left = size_hint
+        #: whether ``stream.readinto`` is tried (else read and copied)
+        self._readinto = True
 
     def read(self, size: int = -1) -> bytes:
         left = self._left
@@ -927,13 +939,49 @@ class _HashingReader:
         data = self._stream.read(size)
         if left is not None:
             self._left = left - len(data) if len(data) <= left else None
+        self._hash(data)
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:
+        """:meth:`read` into ``buffer`` (the chunker's reused read buffers): the bytes
+        are hashed from a view of it, which keeps the buffer from being reused until
+        the hasher is done with it (core/readbuffers.py)."""
+        left = self._left
+        if left is not None and len(buffer) > left + 1:
+            buffer = buffer[:left + 1]
+        got = self._fill(buffer)
+        if left is not None:
+            self._left = left - got if got <= left else None
+        self._hash(buffer[:got].toreadonly())
+        return got
+
+    def _fill(self, buffer: memoryview) -> int:
+        """The stream's ``readinto``; a stream without a working one (a raw stream
+        that only defines ``read``) is read and copied."""
+        if self._readinto:
+            try:
+                got: int | None = self._stream.readinto(buffer)  # type: ignore[attr-defined]
+            except (AttributeError, NotImplementedError, io.UnsupportedOperation):
+                self._readinto = False  # raised before reading anything
+            else:
+                if got is None:
+                    raise InvalidInputError("the stream being written gave no data (a "
+                                            "non-blocking stream): pass a blocking one")
+                return got
+        data = self._stream.read(len(buffer))
+        if data is None:  # as iter_chunks says of read(): no data yet is not the end
+            raise InvalidInputError("the stream being written gave no data (a "
+                                    "non-blocking stream): pass a blocking one")
+        buffer[:len(data)] = data
+        return len(data)
+
+    def _hash(self, data: bytes | memoryview) -> None:
         if len(data) >= _BACKGROUND_HASH_MIN:
             self._wait()
             self._pending = self._pool.submit(self._hasher.update, data)
         elif data:
             self._wait()
             self._hasher.update(data)
-        return data
 
     def _wait(self) -> None:
         if self._pending is not None:
@@ -954,6 +1002,10 @@ class _HashingReader:
 
 #: the chunker's first read of a big file (``iter_chunks``' read size)
 _FIRST_READ = 8 << 20
+#: read buffers kept for reuse while one file is chunked (core/readbuffers.py): the
+#: open batch and each pack sealing pin up to PINNED_BUFFERS, plus the one being cut
+#: and the one being hashed
+_READ_BUFFERS = (_VECTORED_UPLOADS + 1) * PINNED_BUFFERS + 2
 
 
 def _profile(config: StoreConfig, reader: _HashingReader
@@ -987,19 +1039,34 @@ def _read_exactly(stream: Readable, size: int) -> bytes:
 class _Replayed:
     """``head``, then the rest of ``stream``: a stream whose first bytes were looked at."""
 
-    def __init__(self, head: bytes, stream: Readable) -> None:
+    def __init__(self, head: bytes, stream: _HashingReader) -> None:
         self._head: bytes | None = head
+        self._at = 0  # how much of the head readinto() gave out
         self._stream = stream
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        head = self._head
+        if head is None:
+            return self._stream.readinto(buffer)
+        # Once per file (the head was read to decide the file's profile): a copy.
+        got = min(len(head) - self._at, len(buffer))
+        buffer[:got] = memoryview(head)[self._at:self._at + got]
+        self._at += got
+        if self._at == len(head):
+            self._head = None
+        return got if got else self._stream.readinto(buffer)
 
     def read(self, size: int = -1, /) -> bytes | None:
         head = self._head
         if head is None:
             return self._stream.read(size)
         self._head = None
+        if self._at:
+            head = head[self._at:]
         if not head:
             return self._stream.read(size)
         if 0 <= size < len(head):  # the chunker asks for more than min_file: not reached
-            self._head = head[size:]
+            self._head, self._at = head[size:], 0
             return head[:size]
         return head
 

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from artifactstore.backends import Backend
 from artifactstore.core.errors import AccessDeniedError, ConflictError
 from artifactstore.local.identity import Identity
-from artifactstore.local.profile import declared_profile, is_declared_in, mark_declared_in
 from artifactstore.records.codec import RecordCodec
-from artifactstore.records.profiles import Profile, ProfileBook
 from artifactstore.records.projects import Member, ProjectKeys
 from artifactstore.repository.access import member_of
+
+if TYPE_CHECKING:
+    # The profile modules are imported by the calls that read or write profiles: every
+    # opening makes a declarer, and a read (``get``) never calls it.
+    from artifactstore.records.profiles import Profile
 
 __all__ = ["member_profiles", "profile_declarer", "readable_profiles"]
 
@@ -35,6 +39,13 @@ def profile_declarer(backend: Backend, project: str, codec: RecordCodec,
         return None
 
     def declare() -> Profile | None:
+        from artifactstore.local.profile import (
+            declared_profile,
+            is_declared_in,
+            mark_declared_in,
+        )
+        from artifactstore.records.profiles import ProfileBook
+
         profile = declared_profile()
         if profile is None or (known is not None and is_declared_in(known, profile)):
             return None
@@ -54,6 +65,8 @@ def member_profiles(backend: Backend, project: str, codec: RecordCodec,
                     members: list[Member] | None = None) -> dict[str, Profile]:
     """Fingerprint -> latest checked profile of each current member that declared one
     (a private project's need the codec's key ring: without it, none)."""
+    from artifactstore.records.profiles import ProfileBook
+
     if members is None:
         members = ProjectKeys(backend, project, None).members()
     return ProfileBook(backend, project, codec).latest(members)

@@ -16,16 +16,18 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from artifactstore.backends import AbsentBackend
 from artifactstore.core.errors import AccessDeniedError
-from artifactstore.local.catalog import Catalog
 from artifactstore.local.filecache import FileCache
 from artifactstore.local.statcache import StatCache
 from artifactstore.objects.store import ObjectStore
 from artifactstore.records.projects import Member, ProjectKeys
 from artifactstore.records.refs import Refs, VersionRecord
+
+if TYPE_CHECKING:
+    from artifactstore.local.catalog import Catalog
 
 __all__ = ["Project"]
 
@@ -63,10 +65,9 @@ class Project:
         #: options the store was opened with; references to the same kind of location
         #: (s3://, gs://) use them too (endpoint, credentials)
         self.backend_options = dict(backend_options or {})
-        #: the local catalog of versions, aliases and runs that queries read
-        #: (it lists and reads through the refs' backend: a store showing fewer records
-        #: than this client saw is refused there too, local/watermarks.py)
-        self.catalog = Catalog(refs.backend, name, catalog_path, codec=refs.codec)
+        self._catalog: Catalog | None = None
+        self._catalog_path = catalog_path
+        self._catalog_lock = threading.Lock()
         #: unchanged local files are re-logged without reading them (local/statcache.py)
         self.stat_cache = StatCache(stat_cache_path)
         self.cache_dir = cache_dir
@@ -80,6 +81,29 @@ class Project:
 
     def __repr__(self) -> str:
         return f"<Project {self.name} of {self.url}>"
+
+    @property
+    def catalog(self) -> Catalog:
+        """The local catalog of versions, aliases and runs that queries read (it lists
+        and reads through the refs' backend: a store showing fewer records than this
+        client saw is refused there too, local/watermarks.py). Opened on first use: a
+        read of one version (``get``, ``show``) never needs it, and its SQLite file
+        and modules cost a restore's start-up."""
+        catalog = self._catalog
+        if catalog is None:
+            with self._catalog_lock:
+                catalog = self._catalog
+                if catalog is None:
+                    from artifactstore.local.catalog import Catalog
+
+                    catalog = self._catalog = Catalog(
+                        self.refs.backend, self.name, self._catalog_path,
+                        codec=self.refs.codec)
+        return catalog
+
+    @catalog.setter
+    def catalog(self, catalog: Catalog) -> None:
+        self._catalog = catalog
 
     @property
     def exists(self) -> bool:
@@ -98,7 +122,8 @@ class Project:
         self.objects.close()
         for objects in self._epochs.values():
             objects.close()
-        self.catalog.close()
+        if self._catalog is not None:
+            self._catalog.close()
 
     def ensure_writable(self) -> None:
         """Make this project ready for a write, or raise why this process may not write.
@@ -119,16 +144,18 @@ class Project:
             declare()
 
     def _take_over(self, opened: Project) -> None:
-        old: list[ObjectStore | Catalog | StatCache] = [
-            self.objects, self.catalog, self.stat_cache, *self._epochs.values()]
-        self.objects, self.refs, self.catalog = opened.objects, opened.refs, opened.catalog
+        old: list[ObjectStore | Catalog | StatCache | None] = [
+            self.objects, self._catalog, self.stat_cache, *self._epochs.values()]
+        self.objects, self.refs = opened.objects, opened.refs
+        self._catalog, self._catalog_path = opened._catalog, opened._catalog_path
         self.file_cache, self.stat_cache = opened.file_cache, opened.stat_cache
         self._epochs = opened._epochs
         self.declare_profile = opened.declare_profile
         self._memo.clear()
         self._pending = None
         for component in old:
-            component.close()
+            if component is not None:
+                component.close()
 
     # -- what services share -----------------------------------------------------
 
