@@ -2,15 +2,21 @@
 
 ``check_key`` (in :mod:`artifactstore.backends.base`) validates whole keys;
 this module adds the checks for listing prefixes, which may end in a partial
-segment (``packs/ab`` matches ``packs/abc…``), and for byte ranges.
+segment (``packs/ab`` matches ``packs/abc…``), for byte ranges, and the walk over an
+S3-style paged listing that both S3 read paths share (:func:`paged_keys`).
 """
 
 from __future__ import annotations
 
-from artifactstore.backends.base import check_key
-from artifactstore.core.errors import InvalidInputError
+from collections.abc import Callable, Iterator
 
-__all__ = ["check_prefix", "check_range", "split_prefix"]
+from artifactstore.backends.base import check_key, is_key
+from artifactstore.core.errors import BackendError, InvalidInputError
+
+__all__ = ["Page", "check_prefix", "check_range", "paged_keys", "split_prefix"]
+
+#: one listing page: the object names it holds and the next page's token (None: the end)
+Page = tuple[list[str], str | None]
 
 
 def check_prefix(prefix: str) -> str:
@@ -48,3 +54,38 @@ def check_range(start: int, length: int) -> None:
         raise InvalidInputError(
             f"invalid byte range start={start} length={length}: both must be >= 0"
         )
+
+
+def paged_keys(first: Page, next_page: Callable[[str], Page], *, root: str, prefix: str,
+               after: str | None, url: str) -> Iterator[str]:
+    """The store keys of a paged, sorted listing (S3's ``ListObjectsV2``), checked.
+
+    ``first`` is the first page, ``next_page(token)`` fetches the next; ``root`` is the
+    store's key prefix in the bucket (stripped from each name). Names outside ``root``
+    and ``prefix``, at or before ``after``, or not valid keys are skipped. A listing out
+    of order or a repeated continuation token is a ``BackendError`` naming ``url``: a
+    server looping on one token would otherwise never end.
+    """
+    strip = len(root)
+    names, token = first
+    last = ""
+    tokens: set[str] = set()
+    while True:
+        for name in names:
+            key = name[strip:]
+            if not (name.startswith(root) and key.startswith(prefix)
+                    and (after is None or key > after) and is_key(key)):
+                continue
+            if key <= last:
+                raise BackendError(
+                    f"list {prefix!r} on {url}: the endpoint returned {key!r} "
+                    f"after {last!r}; S3 listings are sorted, check the endpoint")
+            last = key
+            yield key
+        if token is None:
+            return
+        if token in tokens:
+            raise BackendError(f"list {prefix!r} on {url}: the endpoint repeated "
+                               "a continuation token; check the endpoint")
+        tokens.add(token)
+        names, token = next_page(token)

@@ -21,7 +21,6 @@ botocore's "standard" mode did; :class:`RetryingBackend` above retries what is l
 
 from __future__ import annotations
 
-import builtins
 import errno
 import re
 import socket
@@ -32,9 +31,9 @@ from urllib.parse import quote
 
 from artifactstore.backends._endpoints import BucketURL
 from artifactstore.backends._errors import map_error, mapped_errors
-from artifactstore.backends._keys import check_prefix, check_range
+from artifactstore.backends._keys import Page, check_prefix, check_range, paged_keys
 from artifactstore.backends._s3scope import ReadScope
-from artifactstore.backends.base import Backend, ObjectInfo, check_key, is_key
+from artifactstore.backends.base import Backend, ObjectInfo, check_key
 from artifactstore.core.errors import BackendError
 
 __all__ = ["S3ReadBackend"]
@@ -205,9 +204,11 @@ class S3ReadBackend:
         if after is not None:
             query["start-after"] = self._prefix + max(after, prefix)
         first = self._page(prefix, query)
-        return self._pages(prefix, query, first, after)
+        return paged_keys(
+            first, lambda token: self._page(prefix, {**query, "continuation-token": token}),
+            root=self._prefix, prefix=prefix, after=after, url=self._url)
 
-    def _page(self, prefix: str, query: dict[str, str]) -> tuple[builtins.list[str], str | None]:
+    def _page(self, prefix: str, query: dict[str, str]) -> Page:
         from artifactstore.backends._s3listing import parse_page
 
         url = self._scope.bucket_root + "/?" + _query(query)
@@ -215,33 +216,6 @@ class S3ReadBackend:
             response = self._send("GET", url, {}, op="list", key=prefix)
             page = parse_page(response.data, self._url)
         return page.names, page.next_token
-
-    def _pages(self, prefix: str, query: dict[str, str],
-               first: tuple[builtins.list[str], str | None], after: str | None
-               ) -> Iterator[str]:
-        strip = len(self._prefix)
-        names, token = first
-        last = ""
-        tokens: set[str] = set()
-        while True:
-            for name in names:
-                key = name[strip:]
-                if not (name.startswith(self._prefix) and key.startswith(prefix)
-                        and (after is None or key > after) and is_key(key)):
-                    continue
-                if key <= last:
-                    raise BackendError(
-                        f"list {prefix!r} on {self._url}: the endpoint returned {key!r} "
-                        f"after {last!r}; S3 listings are sorted, check the endpoint")
-                last = key
-                yield key
-            if token is None:
-                return
-            if token in tokens:  # a server looping on one token would never end
-                raise BackendError(f"list {prefix!r} on {self._url}: the endpoint repeated "
-                                   "a continuation token; check the endpoint")
-            tokens.add(token)
-            names, token = self._page(prefix, {**query, "continuation-token": token})
 
     # -- writes: the s3fs backend ---------------------------------------------
 

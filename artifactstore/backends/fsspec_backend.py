@@ -16,7 +16,6 @@ or the new one, never a prefix.
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
@@ -27,7 +26,7 @@ from artifactstore.backends._errors import (
     is_range_not_satisfiable,
     mapped_errors,
 )
-from artifactstore.backends._keys import check_prefix, check_range, split_prefix
+from artifactstore.backends._keys import Page, check_prefix, check_range, paged_keys, split_prefix
 from artifactstore.backends.base import ObjectInfo, check_key, is_key
 from artifactstore.backends.partsbody import FileBody, PartsBody
 from artifactstore.core.errors import BackendError, InvalidInputError, NotFoundError
@@ -40,7 +39,6 @@ _PIECE = 1 << 20
 #: the body; a bigger object is joined and uploaded as before
 _STREAMED_PUT_MAX = 100 << 20
 #: one S3 listing page: its object names and the next page's continuation token
-_Page = tuple[builtins.list[str], str | None]
 #: names asked for per S3 listing page (S3's maximum; tests lower it to exercise paging)
 LIST_PAGE = 1000
 #: smaller bodies are uploaded as bytes: their copies are small, and a file body is
@@ -259,9 +257,12 @@ class FsspecBackend:
         if after is not None:
             request["StartAfter"] = strip + max(after, prefix)
         first = self._s3_page(prefix, request)
-        return self._s3_pages(prefix, request, first, after)
+        root = request["Prefix"][:len(request["Prefix"]) - len(prefix)]
+        return paged_keys(first, lambda token: self._s3_page(
+            prefix, {**request, "ContinuationToken": token}),
+            root=root, prefix=prefix, after=after, url=self._url)
 
-    def _s3_page(self, prefix: str, request: dict[str, Any]) -> _Page:
+    def _s3_page(self, prefix: str, request: dict[str, Any]) -> Page:
         """One ``ListObjectsV2`` page: its object names and the next page's token."""
         call = self._s3_call()
         assert call is not None
@@ -276,32 +277,6 @@ class FsspecBackend:
                                "listing goes on but gave no continuation token; check that "
                                "it supports ListObjectsV2")
         return names, token
-
-    def _s3_pages(self, prefix: str, request: dict[str, Any],
-                  first: _Page, after: str | None) -> Iterator[str]:
-        strip = len(request["Prefix"]) - len(prefix)
-        names, token = first
-        last = ""
-        tokens: set[str] = set()
-        while True:
-            for name in names:
-                key = name[strip:]
-                if not (key.startswith(prefix) and (after is None or key > after)
-                        and is_key(key)):
-                    continue
-                if key <= last:
-                    raise BackendError(
-                        f"list {prefix!r} on {self._url}: the endpoint returned {key!r} "
-                        f"after {last!r}; S3 listings are sorted, check the endpoint")
-                last = key
-                yield key
-            if token is None:
-                return
-            if token in tokens:  # a server looping on one token would never end
-                raise BackendError(f"list {prefix!r} on {self._url}: the endpoint repeated "
-                                   "a continuation token; check the endpoint")
-            tokens.add(token)
-            names, token = self._s3_page(prefix, {**request, "ContinuationToken": token})
 
     # -- writes ----------------------------------------------------------
 
