@@ -27,7 +27,7 @@ from artifactstore.objects.envelope import Compression
 __all__ = ["BigChunks", "looks_compressible"]
 
 #: zstd "fast" with a 2^12-entry hash table (16 KiB, in L1) and 7-byte minimum matches:
-#: on the suite's CSV ~30% less CPU than the "dfast" of stores made before 2026-12-07
+#: on the suite's CSV ~30% less CPU than the "dfast" of stores made before session 14
 #: (hash_log 16, chain_log 14) for ~10% more bytes; literals stay Huffman-coded
 #: (``target_length`` 0). chain_log is unused by "fast" (docs/benchmarks.md, "Table add
 #: v1, compression after deltas (issue 20)")
