@@ -238,3 +238,33 @@ def test_a_big_file_read_into_reused_buffers_is_cut_and_hashed_alike(
         store.flush()
         assert streamed == whole
         assert store.read_file(streamed) == data
+
+
+#: the big-chunk zstd parameters of stores made before session 14 (and of the golden stores)
+_DFAST = (("chain_log", 14), ("hash_log", 16), ("min_match", 7), ("search_log", 1),
+          ("strategy", 2), ("target_length", 0), ("window_log", 22))
+
+
+def test_new_stores_compress_big_chunks_with_zstd_fast_and_old_stores_keep_theirs(
+        tmp_path: Path) -> None:
+    params = dict(BigChunks().compression.params)
+    assert params["strategy"] == 1
+    assert params["hash_log"] == 12
+    assert params["min_match"] == 7
+    assert params["target_length"] == 0  # literals stay Huffman-coded
+    text = csv_rows(400_000, seed=5)
+    fast = seal(Kind.CHUNK, text, BigChunks().compression)
+    assert fast[6] & FLAG_ZSTD
+    assert len(fast) < len(text) // 2
+    # A store whose config names the earlier "dfast" keeps writing with it.
+    old = BigChunks(chunker=BIG.chunker, min_file=BIG.min_file, probe=BIG.probe,
+                    compression=Compression(params=_DFAST))
+    _store(tmp_path, old).close()
+    with ObjectStore.open(open_backend(str(tmp_path / "s")),
+                          cache_dir=tmp_path / "c2") as store:
+        assert store.config.big_chunks is not None
+        assert store.config.big_chunks.compression.params == _DFAST
+        ref = store.write_bytes(text)
+    blobs = blob_envelopes(tmp_path / "s")
+    assert blobs[ref.chunks[0].id.raw] == seal(Kind.CHUNK, text[: ref.chunks[0].length],
+                                               old.compression)

@@ -26,10 +26,13 @@ from artifactstore.objects.envelope import Compression
 
 __all__ = ["BigChunks", "looks_compressible"]
 
-#: zstd "dfast" with 7-byte minimum matches: on the suite's CSV 3% smaller than level 1
-#: at ~85% of its speed (docs/benchmarks.md, "Text compression (issue 20)")
-_TEXT_ZSTD = (("chain_log", 14), ("hash_log", 16), ("min_match", 7), ("search_log", 1),
-              ("strategy", 2), ("target_length", 0), ("window_log", 22))
+#: zstd "fast" with a 2^12-entry hash table (16 KiB, in L1) and 7-byte minimum matches:
+#: on the suite's CSV ~30% less CPU than the "dfast" of stores made before session 14
+#: (hash_log 16, chain_log 14) for ~10% more bytes; literals stay Huffman-coded
+#: (``target_length`` 0). chain_log is unused by "fast" (docs/benchmarks.md, "Table add
+#: v1, compression after deltas (issue 20)")
+_TEXT_ZSTD = (("chain_log", 6), ("hash_log", 12), ("min_match", 7), ("search_log", 1),
+              ("strategy", 1), ("target_length", 0), ("window_log", 22))
 
 
 def _default_chunker() -> ChunkerParams:
