@@ -18,7 +18,9 @@ the bases of each delta chunk (objects/deltas.py) beside the records:
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Iterable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -237,6 +239,59 @@ class _Sealed:
     bases: tuple[Digest, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class _Sealing:
+    """A blob being sealed in the pool (:class:`ChunkSealing`): its envelope comes later."""
+
+    id: Digest
+    raw_length: int
+    future: Future[tuple[Kind, bytes, bytes | memoryview, tuple[Digest, ...]]]
+
+
+class ChunkSealing:
+    """Where a batch seals the chunks that carry their own compression (a big
+    compressible file's: zstd and AES, the add's costliest steps) as they come, each a
+    job of ``pool``, instead of the whole pack at once on one thread when it closes.
+
+    Why: one pack sealing at a time left one core idle while the writer's thread cut and
+    hashed, and each pack kept up to :data:`PINNED_BUFFERS` read buffers alive until it
+    was sealed; per chunk, both cores compress, and a chunk's read buffer is free as soon
+    as the chunk is sealed (issue 20, "Table add v1 on two cores"). At most ``in_flight``
+    chunks wait or run at once: the writer waits for a slot, which bounds the read
+    buffers they view. A pack's upload job takes the results in order, so packs are the
+    same bytes as when sealed at once. Jobs go to ``pool`` before the upload job of their
+    pack, so a FIFO pool runs them before that job can wait for them.
+    """
+
+    __slots__ = ("_pool", "_slots")
+
+    def __init__(self, pool: Executor, in_flight: int) -> None:
+        self._pool = pool
+        self._slots = threading.BoundedSemaphore(in_flight)
+
+    def submit(self, item: _ToSeal, keys: DomainKeys | None
+               ) -> Future[tuple[Kind, bytes, bytes | memoryview, tuple[Digest, ...]]]:
+        self._slots.acquire()
+        try:
+            future = self._pool.submit(_seal_own, item, keys)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        return future
+
+
+def _seal_own(item: _ToSeal, keys: DomainKeys | None
+              ) -> tuple[Kind, bytes, bytes | memoryview, tuple[Digest, ...]]:
+    """A chunk with its own compression, sealed (a pool job of :class:`ChunkSealing`)."""
+    assert item.compression is not None
+    header, payload = seal_parts(item.kind, item.plaintext, item.compression, keys=keys,
+                                 binding=item.id.raw)
+    if isinstance(payload, memoryview):  # not compressed nor encrypted: the plaintext
+        payload = bytes(payload)  # itself, which would keep its read buffer viewed
+    return item.kind, header, payload, ()
+
+
 class PackBatch:
     """The blobs of the next pack, in order, sealed (zstd, AES) when the pack is: the
     costly step then runs where the pack is uploaded, beside the chunking.
@@ -249,14 +304,17 @@ class PackBatch:
     copies, so holding a third (its plaintext) is not worth it.
     """
 
-    __slots__ = ("_compression", "_eager", "_items", "_keys", "_pinned", "_sealer", "_size")
+    __slots__ = ("_compression", "_eager", "_items", "_keys", "_pinned", "_sealer", "_sealing",
+                 "_size")
 
     def __init__(self, compression: Compression | None, keys: DomainKeys | None = None, *,
-                 eager: bool = False) -> None:
+                 eager: bool = False, sealing: ChunkSealing | None = None) -> None:
         self._compression = compression
         self._keys = keys
         self._eager = eager
-        self._items: list[_ToSeal | _Sealed] = []
+        #: where chunks with their own compression are sealed as they come (not eager)
+        self._sealing = sealing
+        self._items: list[_ToSeal | _Sealed | _Sealing] = []
         self._size = 0
         #: read buffers this batch's views keep alive (until the pack is sealed)
         self._pinned: list[object] = []
@@ -289,6 +347,12 @@ class PackBatch:
                 _ToSeal(blob_id, kind, plaintext, adaptive, compression, bases, base_data))
             self.add_sealed(blob_id, kind, header, payload, len(plaintext), bases)
             return
+        if compression is not None and self._sealing is not None:
+            # sealed now in the pool; its read buffer is viewed only until then
+            self._items.append(_Sealing(blob_id, len(plaintext), self._sealing.submit(
+                _ToSeal(blob_id, kind, plaintext, adaptive, compression), self._keys)))
+            self._size += len(plaintext)
+            return
         if isinstance(plaintext, memoryview):
             base = plaintext.obj
             if type(base) is bytes and len(base) == plaintext.nbytes:
@@ -319,7 +383,8 @@ class PackBatch:
 
     def take(self) -> PackBatch:
         """This batch's blobs as a new batch; this one is left empty."""
-        taken = PackBatch(self._compression, self._keys, eager=self._eager)
+        taken = PackBatch(self._compression, self._keys, eager=self._eager,
+                          sealing=self._sealing)
         taken._items, taken._size, taken._pinned = self._items, self._size, self._pinned
         taken._sealer, self._sealer = self._sealer, AdaptiveSealer(self._compression)
         self._items, self._size, self._pinned = [], 0, []
@@ -335,6 +400,9 @@ class PackBatch:
             if isinstance(item, _Sealed):
                 builder.add(item.id, item.kind, item.header, item.body, item.raw_length,
                             item.bases)
+            elif isinstance(item, _Sealing):
+                kind, header, body, bases = item.future.result()
+                builder.add(item.id, kind, header, body, item.raw_length, bases)
             else:
                 kind, header, body, bases = self._seal_one(item)
                 builder.add(item.id, kind, header, body, len(item.plaintext), bases)
