@@ -197,6 +197,12 @@ class PackBuilder:
     def size(self) -> int:
         return self._size
 
+    @property
+    def pins_buffers(self) -> bool:
+        """Whether views of read buffers wait in this batch (not chunks sealed as they
+        came, which hold their own sealed bytes only)."""
+        return bool(self._pinned)
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -323,6 +329,12 @@ class PackBatch:
     @property
     def size(self) -> int:
         return self._size
+
+    @property
+    def pins_buffers(self) -> bool:
+        """Whether views of read buffers wait in this batch (not chunks sealed as they
+        came, which hold their own sealed bytes only)."""
+        return bool(self._pinned)
 
     def __len__(self) -> int:
         return len(self._items)
