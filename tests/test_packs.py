@@ -165,8 +165,9 @@ def test_chunks_sealed_in_a_pool_give_the_same_pack_and_free_their_buffers(
     from concurrent.futures import ThreadPoolExecutor
 
     from artifactstore.objects.bigchunks import BigChunks
+    from artifactstore.objects.chunksealing import ChunkSealing
     from artifactstore.objects.domainkeys import DomainKeys
-    from artifactstore.objects.packs import PINNED_BUFFERS, ChunkSealing, PackBatch
+    from artifactstore.objects.packs import PINNED_BUFFERS, PackBatch
 
     keys = DomainKeys.from_epoch_key(bytes(range(32))) if encrypted else None
     text = BigChunks().compression

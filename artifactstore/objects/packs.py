@@ -4,7 +4,8 @@ Vocabulary: a *pack* holds blob envelopes back to back, then a *trailer* (an
 envelope listing every blob with its offset), the trailer's length and a magic.
 A :class:`PackBatch` collects the blobs of the next pack as plaintext (or as
 envelopes copied from another pack) until the pack target is reached, and seals
-them later, off the writer's thread; a :class:`PackBuilder` appends sealed blobs;
+them later, off the writer's thread (a local store's big compressible chunks are
+sealed as they come instead: chunksealing.py); a :class:`PackBuilder` appends sealed blobs;
 :func:`assemble` joins them into the pack's bytes; :func:`read_trailer` recovers
 the blob list from a pack alone, and :func:`read_tail` from its last bytes only
 (what an index rebuild reads).
@@ -18,15 +19,14 @@ the bases of each delta chunk (objects/deltas.py) beside the records:
 from __future__ import annotations
 
 import struct
-import threading
 from collections.abc import Iterable
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from artifactstore.core import encoding
 from artifactstore.core.digest import Digest, checked_digest, hash_bytes
 from artifactstore.core.errors import IntegrityError
+from artifactstore.objects.chunksealing import ChunkSealing, SealingChunk, ToSeal
 from artifactstore.objects.deltas import MAX_BASES, seal_delta
 from artifactstore.objects.envelope import (
     KIND_OF,
@@ -197,12 +197,6 @@ class PackBuilder:
     def size(self) -> int:
         return self._size
 
-    @property
-    def pins_buffers(self) -> bool:
-        """Whether views of read buffers wait in this batch (not chunks sealed as they
-        came, which hold their own sealed bytes only)."""
-        return bool(self._pinned)
-
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -223,19 +217,6 @@ class PackBuilder:
 
 
 @dataclass(frozen=True, slots=True)
-class _ToSeal:
-    id: Digest
-    kind: Kind
-    plaintext: bytes | memoryview
-    adaptive: bool
-    #: the policy of this blob when not the batch's (a big compressible file's chunk)
-    compression: Compression | None = None
-    #: a delta candidate's bases and their plaintexts (objects/deltas.py)
-    bases: tuple[Digest, ...] = ()
-    base_data: tuple[bytes, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class _Sealed:
     id: Digest
     kind: Kind
@@ -243,59 +224,6 @@ class _Sealed:
     body: bytes | memoryview
     raw_length: int
     bases: tuple[Digest, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class _Sealing:
-    """A blob being sealed in the pool (:class:`ChunkSealing`): its envelope comes later."""
-
-    id: Digest
-    raw_length: int
-    future: Future[tuple[Kind, bytes, bytes | memoryview, tuple[Digest, ...]]]
-
-
-class ChunkSealing:
-    """Where a batch seals the chunks that carry their own compression (a big
-    compressible file's: zstd and AES, the add's costliest steps) as they come, each a
-    job of ``pool``, instead of the whole pack at once on one thread when it closes.
-
-    Why: one pack sealing at a time left one core idle while the writer's thread cut and
-    hashed, and each pack kept up to :data:`PINNED_BUFFERS` read buffers alive until it
-    was sealed; per chunk, both cores compress, and a chunk's read buffer is free as soon
-    as the chunk is sealed (issue 20, "Table add v1 on two cores"). At most ``in_flight``
-    chunks wait or run at once: the writer waits for a slot, which bounds the read
-    buffers they view. A pack's upload job takes the results in order, so packs are the
-    same bytes as when sealed at once. Jobs go to ``pool`` before the upload job of their
-    pack, so a FIFO pool runs them before that job can wait for them.
-    """
-
-    __slots__ = ("_pool", "_slots")
-
-    def __init__(self, pool: Executor, in_flight: int) -> None:
-        self._pool = pool
-        self._slots = threading.BoundedSemaphore(in_flight)
-
-    def submit(self, item: _ToSeal, keys: DomainKeys | None
-               ) -> Future[tuple[Kind, bytes, bytes | memoryview, tuple[Digest, ...]]]:
-        self._slots.acquire()
-        try:
-            future = self._pool.submit(_seal_own, item, keys)
-        except BaseException:
-            self._slots.release()
-            raise
-        future.add_done_callback(lambda _: self._slots.release())
-        return future
-
-
-def _seal_own(item: _ToSeal, keys: DomainKeys | None
-              ) -> tuple[Kind, bytes, bytes | memoryview, tuple[Digest, ...]]:
-    """A chunk with its own compression, sealed (a pool job of :class:`ChunkSealing`)."""
-    assert item.compression is not None
-    header, payload = seal_parts(item.kind, item.plaintext, item.compression, keys=keys,
-                                 binding=item.id.raw)
-    if isinstance(payload, memoryview):  # not compressed nor encrypted: the plaintext
-        payload = bytes(payload)  # itself, which would keep its read buffer viewed
-    return item.kind, header, payload, ()
 
 
 class PackBatch:
@@ -320,7 +248,7 @@ class PackBatch:
         self._eager = eager
         #: where chunks with their own compression are sealed as they come (not eager)
         self._sealing = sealing
-        self._items: list[_ToSeal | _Sealed | _Sealing] = []
+        self._items: list[ToSeal | _Sealed | SealingChunk] = []
         self._size = 0
         #: read buffers this batch's views keep alive (until the pack is sealed)
         self._pinned: list[object] = []
@@ -354,15 +282,17 @@ class PackBatch:
         """
         if self._eager or bases:
             # a delta candidate is sealed now, on the writer's thread: held until the pack
-            # is sealed, the bases of a pack of deltas cost +75 MiB peak (table v4)
+            # is sealed, the bases of a pack of deltas cost +75 MiB peak (table v4); in
+            # ChunkSealing's pool, +40 MiB (each job's zstd context with 2^20-entry tables)
+            # and twice the packs, for no less CPU (docs/benchmarks.md, session 15)
             kind, header, payload, bases = self._seal_one(
-                _ToSeal(blob_id, kind, plaintext, adaptive, compression, bases, base_data))
+                ToSeal(blob_id, kind, plaintext, adaptive, compression, bases, base_data))
             self.add_sealed(blob_id, kind, header, payload, len(plaintext), bases)
             return
         if compression is not None and self._sealing is not None:
             # sealed now in the pool; its read buffer is viewed only until then
-            self._items.append(_Sealing(blob_id, len(plaintext), self._sealing.submit(
-                _ToSeal(blob_id, kind, plaintext, adaptive, compression), self._keys)))
+            self._items.append(SealingChunk(blob_id, len(plaintext), self._sealing.submit(
+                ToSeal(blob_id, kind, plaintext, adaptive, compression), self._keys)))
             self._size += len(plaintext)
             return
         if isinstance(plaintext, memoryview):
@@ -374,7 +304,7 @@ class PackBatch:
                     self._pinned.append(base)
                 else:
                     plaintext = bytes(plaintext)
-        self._items.append(_ToSeal(blob_id, kind, plaintext, adaptive, compression, bases,
+        self._items.append(ToSeal(blob_id, kind, plaintext, adaptive, compression, bases,
                                    base_data))
         self._size += len(plaintext)
 
@@ -412,7 +342,7 @@ class PackBatch:
             if isinstance(item, _Sealed):
                 builder.add(item.id, item.kind, item.header, item.body, item.raw_length,
                             item.bases)
-            elif isinstance(item, _Sealing):
+            elif isinstance(item, SealingChunk):
                 kind, header, body, bases = item.future.result()
                 builder.add(item.id, kind, header, body, item.raw_length, bases)
             else:
@@ -420,7 +350,7 @@ class PackBatch:
                 builder.add(item.id, kind, header, body, len(item.plaintext), bases)
         return builder.take()
 
-    def _seal_one(self, item: _ToSeal
+    def _seal_one(self, item: ToSeal
                   ) -> tuple[Kind, bytes, bytes | memoryview, tuple[Digest, ...]]:
         """The blob's kind, envelope (header, payload) and bases (a delta's)."""
         if item.bases:

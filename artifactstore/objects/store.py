@@ -49,6 +49,7 @@ from artifactstore.core.privatefiles import tighten
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.blobreads import BlobReader
 from artifactstore.objects.blobrefs import ChunkRef, FileRef, WriteStats
+from artifactstore.objects.chunksealing import ChunkSealing
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.deltas import DeltaSource
 from artifactstore.objects.domainkeys import DomainKeys
@@ -70,7 +71,6 @@ from artifactstore.objects.layout import (
 from artifactstore.objects.packs import (
     PINNED_BUFFERS,
     BlobEntry,
-    ChunkSealing,
     FinishedPack,
     PackBatch,
     check_pack,
