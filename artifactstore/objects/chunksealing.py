@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ChunkSealing", "SealingChunk", "ToSeal", "seal_own"]
 
-#: a sealed blob: its kind (a delta candidate may stay a plain chunk), envelope header,
-#: payload, and a delta's bases
+#: a sealed blob as PackBatch seals it: its kind, envelope header, payload, and a
+#: delta's bases (always empty here: delta candidates are not sealed in the pool)
 Sealed = tuple[Kind, bytes, bytes | memoryview, tuple[Digest, ...]]
 
 
@@ -53,18 +53,19 @@ class SealingChunk:
 
 
 class ChunkSealing:
-    """Where a local store's batches seal a big compressible file's chunks (zstd, a
-    delta frame, AES: the add's costliest steps) as they come, each one job of ``pool``,
-    instead of a whole pack at once on one I/O thread when it closes.
+    """Where a local store's batches seal a big compressible file's chunks (zstd and
+    AES: the add's costliest steps) as they come, each one job of ``pool``, instead of
+    a whole pack at once on one I/O thread when it closes.
 
-    Why (issue 20, docs/benchmarks.md "Table add v1 on two cores"): one pack sealing at
-    a time left a core idle while the writer's thread read, cut and hashed, and each
-    pack kept up to three read buffers alive until it was sealed. Per chunk, both cores
-    seal, and a chunk's read buffer is let go as soon as it is sealed. At most
-    ``in_flight`` chunks wait or run at once: the writer waits for a slot, which bounds
-    the buffers they view. A pack's upload takes the results in order, so its bytes are
-    those sealed at once. ``pool`` is not the I/O pool that runs the uploads (an upload
-    waits for these jobs). Delta candidates stay on the writer's thread (PackBatch.add).
+    Why (issue 20, docs/benchmarks.md "Table add v1 on two cores (session 15)"): one
+    pack sealing at a time left a core idle while the writer's thread read, cut and
+    hashed, and each pack kept up to three read buffers alive until it was sealed. Per
+    chunk, both cores seal, and a chunk's read buffer is let go as soon as it is sealed.
+    At most ``in_flight`` chunks wait or run at once: the writer waits for a slot, which
+    bounds the buffers they view. A pack's upload takes the results in order, so its
+    bytes are those sealed at once. ``pool`` is not the I/O pool that runs the uploads
+    (an upload waits for these jobs). Delta candidates stay on the writer's thread
+    (PackBatch.add).
     """
 
     __slots__ = ("_pool", "_slots")
