@@ -235,7 +235,7 @@ def test_bad_read_size_is_refused(read_size: object) -> None:
 # --- properties (small parameters keep Hypothesis fast) ------------------------------
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     length=st.integers(0, 12_000),
     seed=st.integers(0, 2**32),
@@ -249,6 +249,9 @@ def test_bad_read_size_is_refused(read_size: object) -> None:
             ChunkerParams(64, 512, 2048, 3),
         ]
     ),
+    reuse=st.integers(0, 3),
+    keep_idle=st.booleans(),
+    hold=st.booleans(),
 )
 def test_streaming_cuts_equal_whole_buffer_cuts(
     length: int,
@@ -257,7 +260,13 @@ def test_streaming_cuts_equal_whole_buffer_cuts(
     largest_read: int,
     stream_type: type[ShortReads],
     params: ChunkerParams,
+    reuse: int,
+    keep_idle: bool,
+    hold: bool,
 ) -> None:
+    """Cut points are those of the whole buffer whatever the reads: short reads, any
+    read size, and (``reuse`` > 0 with ``readinto``) reused read buffers, into which the
+    unfinished chunk of each read is carried; chunks held to the end keep their bytes."""
     rng = random.Random(seed)
     # Mix random and low-entropy runs: zeros hit max_size cuts, random data hits mask cuts.
     data = b"".join(
@@ -266,8 +275,17 @@ def test_streaming_cuts_equal_whole_buffer_cuts(
     )[:length]
     spans = chunk_spans(data, params)
     stream = stream_type(data, rng, largest_read)
-    chunks = [bytes(c) for c in iter_chunks(stream, params, read_size=read_size)]
+    held = []
+    chunks = []
+    # reused buffers are read into with readinto (ShortReads has read only)
+    reuse = reuse if stream_type is ShortReadsInto else 0
+    for chunk in iter_chunks(stream, params, read_size=read_size, reuse_buffers=reuse,
+                             keep_idle_buffers=keep_idle):
+        chunks.append(bytes(chunk))
+        if hold:
+            held.append(chunk)
     assert chunks == spans_as_bytes(data, spans)
+    assert [bytes(c) for c in held] == (chunks if hold else [])
     assert b"".join(chunks) == data
     assert all(params.min_size <= len(c) <= params.max_size for c in chunks[:-1])
     assert all(1 <= len(c) <= params.max_size for c in chunks[-1:])

@@ -148,3 +148,55 @@ def test_checked_rows_are_the_entries_and_refuse_what_they_refuse(
         decode(good + RECORD.pack(blob.raw, int(Kind.CHUNK), 0, 0, 0), what="index i")
     with pytest.raises(IntegrityError, match="malformed blob list"):
         decode(good + b"short", what="index i")
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_chunks_sealed_in_a_pool_give_the_same_pack_and_free_their_buffers(
+    encrypted: bool,
+) -> None:
+    """ChunkSealing seals chunks with their own compression as they are added, in a
+    pool: the pack's blobs are byte for byte those sealed at once (mixed with chunks of
+    the batch's own policy, in order), and a read buffer is no longer kept alive by the
+    batch once its chunks are sealed (the batch sealing at once keeps the first three)."""
+    import array
+    import gc
+    import random
+    import weakref
+    from concurrent.futures import ThreadPoolExecutor
+
+    from artifactstore.objects.bigchunks import BigChunks
+    from artifactstore.objects.chunksealing import ChunkSealing
+    from artifactstore.objects.domainkeys import DomainKeys
+    from artifactstore.objects.packs import PINNED_BUFFERS, PackBatch
+
+    keys = DomainKeys.from_epoch_key(bytes(range(32))) if encrypted else None
+    text = BigChunks().compression
+    rng = random.Random(7)
+    words = [b"alpha", b"beta", b"1234", b",", b"\n", b"gamma", b"0.5"]
+    blobs = [b"".join(rng.choice(words) for _ in range(rng.randint(10, 5000)))
+             for _ in range(40)] + [rng.randbytes(3000)]  # the last does not compress
+    packs = []
+    for pooled in (False, True):
+        pool = ThreadPoolExecutor(max_workers=2)
+        batch = PackBatch(None, keys, sealing=ChunkSealing(pool, 3) if pooled else None)
+        refs = []
+        for i, blob in enumerate(blobs):
+            buffer = array.array("B", blob)  # a read buffer (weakly referenceable)
+            refs.append(weakref.ref(buffer))
+            view = memoryview(buffer).toreadonly()
+            # the big-chunk policy, but for a few chunks of the batch's own
+            batch.add(hash_bytes(view), Kind.CHUNK, view, adaptive=True,
+                      compression=None if i % 10 == 5 else text)
+            del buffer, view
+        pool.shutdown(wait=True)  # every job done
+        gc.collect()
+        alive = [i for i, ref in enumerate(refs) if ref() is not None]
+        assert alive == ([5, 15, 25] if pooled else list(range(PINNED_BUFFERS)))
+        pending = batch.seal()
+        packs.append((b"".join(pending.parts), pending.entries))
+        del pending
+        gc.collect()
+        assert all(ref() is None for ref in refs)
+    (plain, plain_entries), (pooled_bytes, pooled_entries) = packs
+    assert pooled_bytes == plain  # every envelope, in order (a trailer's salt is random)
+    assert pooled_entries == plain_entries

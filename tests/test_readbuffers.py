@@ -59,6 +59,24 @@ def test_idle_buffers_beside_the_one_taken_are_given_back() -> None:
     del pin
 
 
+def test_keep_idle_reuses_every_kept_buffer_once_free() -> None:
+    buffers = ReadBuffers(1024, keep=3, keep_idle=True)
+    taken, views = [], []
+    for _ in range(3):
+        taken.append(buffers.take())
+        views.append(memoryview(taken[-1]))
+    beyond = buffers.take()  # all viewed, and keep reached: a buffer beyond them
+    assert all(beyond is not b for b in taken)
+    assert buffers.made == 4
+    views.clear()  # all three idle now: each is handed out again, none made
+    again = []
+    for _ in range(3):
+        again.append(buffers.take())
+        views.append(memoryview(again[-1]))
+    assert {id(b) for b in again} == {id(b) for b in taken}
+    assert buffers.made == 4
+
+
 def test_bad_sizes_are_refused() -> None:
     with pytest.raises(ValueError, match="size"):
         ReadBuffers(0, 1)

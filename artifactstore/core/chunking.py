@@ -168,7 +168,7 @@ def chunk_views(
 
 def iter_chunks(
     stream: Readable, params: ChunkerParams, *, read_size: int = 8 << 20,
-    reuse_buffers: int = 0,
+    reuse_buffers: int = 0, keep_idle_buffers: bool = False,
 ) -> Iterator[memoryview]:
     """Yield the chunks of ``stream`` in order, reading it once, in bounded memory.
 
@@ -183,7 +183,8 @@ def iter_chunks(
     ``reuse_buffers`` > 0 (for a big file, when ``stream`` has ``readinto``): each read
     goes into a buffer of :class:`~.readbuffers.ReadBuffers`, up to that many kept and
     reused once no chunk of theirs is viewed any more, instead of a fresh ``bytes``
-    per read (fresh memory, whose every page the kernel faults in again).
+    per read (fresh memory, whose every page the kernel faults in again);
+    ``keep_idle_buffers``: idle ones are kept too (``ReadBuffers.keep_idle``).
     """
     if type(read_size) is not int or read_size < 1:
         raise InvalidInputError(f"read_size must be a positive int, got {read_size!r}")
@@ -191,20 +192,18 @@ def iter_chunks(
     max_size = params.max_size
     # Each round reads at least max_size new bytes, so every round makes progress.
     target = max(read_size, max_size)
-    carry = memoryview(b"")
-    eof = False
     readinto: Callable[[memoryview], int | None] | None = (
         getattr(stream, "readinto", None) if reuse_buffers > 0 else None)
-    buffers = ReadBuffers(target, reuse_buffers) if readinto is not None else None
+    if readinto is not None:
+        return (yield from _chunks_in_buffers(
+            readinto, chunker, ReadBuffers(max(target, 2 * max_size), reuse_buffers,
+                                           keep_idle=keep_idle_buffers), max_size))
+    carry = memoryview(b"")
+    eof = False
     while not eof:
-        if buffers is None or readinto is None:
-            # read() rather than a fresh buffer for readinto(): a fresh bytes object
-            # needs no zero-fill, and a small file gets a buffer of its own size.
-            view, eof = _read_up_to(stream, target)
-        else:
-            view, eof = _read_into(readinto, buffers.take())
-            if eof:  # no more reads: each buffer is freed with its last chunk's view
-                buffers.release()
+        # read() rather than a fresh buffer for readinto(): a fresh bytes object
+        # needs no zero-fill, and a small file gets a buffer of its own size.
+        view, eof = _read_up_to(stream, target)
         start = 0
         if len(carry):
             # The unfinished chunk left from the last round is re-cut together with
@@ -218,6 +217,30 @@ def iter_chunks(
             start = len(head) - len(rest) - len(carry)
             del head, rest
         carry = yield from _final_chunks(chunker, view[start:], eof, max_size)
+        del view  # the consumer's chunks may keep it alive; this generator must not
+
+
+def _chunks_in_buffers(
+    readinto: Callable[[memoryview], int | None], chunker: FastCDC, buffers: ReadBuffers,
+    max_size: int,
+) -> Generator[memoryview, None, None]:
+    """:func:`iter_chunks` reading into ``buffers``: the unfinished chunk of one read
+    (shorter than ``max_size``) is copied to the start of the next buffer and the rest
+    of that buffer is read into, so every chunk is a view of one buffer. No joined head
+    and no per-chunk copy (both fresh memory, whose pages fault in: issue 20), and each
+    read still adds at least ``buffers.size - max_size >= max_size`` new bytes."""
+    carry = memoryview(b"")
+    eof = False
+    while not eof:
+        buffer = buffers.take()
+        have = len(carry)
+        memoryview(buffer)[:have] = carry
+        del carry  # the previous buffer is free once its chunks are
+        view, eof = _read_into(readinto, buffer, have)
+        if eof:  # no more reads: each buffer is freed with its last chunk's view
+            buffers.release()
+        del buffer
+        carry = yield from _final_chunks(chunker, view, eof, max_size)
         del view  # the consumer's chunks may keep it alive; this generator must not
 
 
@@ -240,11 +263,12 @@ def _read_up_to(stream: Readable, target: int) -> tuple[memoryview, bool]:
 
 
 def _read_into(readinto: Callable[[memoryview], int | None],
-               buffer: bytearray) -> tuple[memoryview, bool]:
-    """:func:`_read_up_to` into ``buffer`` (filled, fewer bytes only at the end): a
-    read-only view of what was read, and whether the stream ended."""
+               buffer: bytearray, start: int = 0) -> tuple[memoryview, bool]:
+    """:func:`_read_up_to` into ``buffer`` after its first ``start`` bytes (filled,
+    fewer bytes only at the end): a read-only view of the whole of it that holds data,
+    and whether the stream ended."""
     whole = memoryview(buffer)
-    have = 0
+    have = start
     eof = False
     while have < len(buffer):
         got = readinto(whole[have:])

@@ -128,10 +128,15 @@ def _new(key: Buffer | None, threads: int) -> blake3.blake3:
     return blake3.blake3(key=key, max_threads=threads)
 
 
-def hash_bytes(data: Buffer, *, key: Buffer | None = None) -> Digest:
-    """Return the BLAKE3 digest of ``data``: plain, or keyed when ``key`` (32 bytes) is given."""
+def hash_bytes(data: Buffer, *, key: Buffer | None = None, parallel: bool = True) -> Digest:
+    """Return the BLAKE3 digest of ``data``: plain, or keyed when ``key`` (32 bytes) is given.
+
+    ``parallel=False``: on the calling thread only, however large ``data`` is (a writer
+    whose other threads already keep every core busy: BLAKE3's own threads would only
+    make it wait for them).
+    """
     view = memoryview(data)
-    threads = blake3.blake3.AUTO if view.nbytes >= PARALLEL_MIN else 1
+    threads = blake3.blake3.AUTO if parallel and view.nbytes >= PARALLEL_MIN else 1
     hasher = _new(key, threads)
     hasher.update(view)
     return checked_digest(hasher.digest())  # BLAKE3 gives 32 bytes

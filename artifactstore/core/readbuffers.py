@@ -43,13 +43,18 @@ class ReadBuffers:
     buffers; the views may live on any thread.
     """
 
-    __slots__ = ("_kept", "keep", "made", "size")
+    __slots__ = ("_kept", "keep", "keep_idle", "made", "size")
 
-    def __init__(self, size: int, keep: int) -> None:
+    def __init__(self, size: int, keep: int, *, keep_idle: bool = False) -> None:
         if size < 1 or keep < 0:
             raise ValueError(f"ReadBuffers needs size >= 1 and keep >= 0, not {size}, {keep}")
         self.size = size
         self.keep = keep
+        #: idle tracked buffers stay for later reads instead of being freed: where the
+        #: work beside the reads holds few buffers (chunks sealed as they come), so the
+        #: ``keep`` buffers are the peak anyway and each one made again is its page
+        #: faults and zero-fill once more
+        self.keep_idle = keep_idle
         self._kept: list[bytearray] = []
         #: buffers made (new memory) so far; ``take`` calls minus this were reuses
         self.made = 0
@@ -63,6 +68,8 @@ class ReadBuffers:
                 kept.append(buffer)
             elif chosen is None:
                 chosen = buffer
+                kept.append(buffer)
+            elif self.keep_idle:
                 kept.append(buffer)
         # (by identity: equal bytearrays compare equal, so list.remove would not do)
         self._kept = kept

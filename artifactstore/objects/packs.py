@@ -4,7 +4,8 @@ Vocabulary: a *pack* holds blob envelopes back to back, then a *trailer* (an
 envelope listing every blob with its offset), the trailer's length and a magic.
 A :class:`PackBatch` collects the blobs of the next pack as plaintext (or as
 envelopes copied from another pack) until the pack target is reached, and seals
-them later, off the writer's thread; a :class:`PackBuilder` appends sealed blobs;
+them later, off the writer's thread (a local store's big compressible chunks are
+sealed as they come instead: chunksealing.py); a :class:`PackBuilder` appends sealed blobs;
 :func:`assemble` joins them into the pack's bytes; :func:`read_trailer` recovers
 the blob list from a pack alone, and :func:`read_tail` from its last bytes only
 (what an index rebuild reads).
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 from artifactstore.core import encoding
 from artifactstore.core.digest import Digest, checked_digest, hash_bytes
 from artifactstore.core.errors import IntegrityError
+from artifactstore.objects.chunksealing import ChunkSealing, SealingChunk, ToSeal
 from artifactstore.objects.deltas import MAX_BASES, seal_delta
 from artifactstore.objects.envelope import (
     KIND_OF,
@@ -215,19 +217,6 @@ class PackBuilder:
 
 
 @dataclass(frozen=True, slots=True)
-class _ToSeal:
-    id: Digest
-    kind: Kind
-    plaintext: bytes | memoryview
-    adaptive: bool
-    #: the policy of this blob when not the batch's (a big compressible file's chunk)
-    compression: Compression | None = None
-    #: a delta candidate's bases and their plaintexts (objects/deltas.py)
-    bases: tuple[Digest, ...] = ()
-    base_data: tuple[bytes, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class _Sealed:
     id: Digest
     kind: Kind
@@ -249,14 +238,17 @@ class PackBatch:
     copies, so holding a third (its plaintext) is not worth it.
     """
 
-    __slots__ = ("_compression", "_eager", "_items", "_keys", "_pinned", "_sealer", "_size")
+    __slots__ = ("_compression", "_eager", "_items", "_keys", "_pinned", "_sealer", "_sealing",
+                 "_size")
 
     def __init__(self, compression: Compression | None, keys: DomainKeys | None = None, *,
-                 eager: bool = False) -> None:
+                 eager: bool = False, sealing: ChunkSealing | None = None) -> None:
         self._compression = compression
         self._keys = keys
         self._eager = eager
-        self._items: list[_ToSeal | _Sealed] = []
+        #: where chunks with their own compression are sealed as they come (not eager)
+        self._sealing = sealing
+        self._items: list[ToSeal | _Sealed | SealingChunk] = []
         self._size = 0
         #: read buffers this batch's views keep alive (until the pack is sealed)
         self._pinned: list[object] = []
@@ -265,6 +257,12 @@ class PackBatch:
     @property
     def size(self) -> int:
         return self._size
+
+    @property
+    def pins_buffers(self) -> bool:
+        """Whether views of read buffers wait in this batch (not chunks sealed as they
+        came, which hold their own sealed bytes only)."""
+        return bool(self._pinned)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -284,10 +282,18 @@ class PackBatch:
         """
         if self._eager or bases:
             # a delta candidate is sealed now, on the writer's thread: held until the pack
-            # is sealed, the bases of a pack of deltas cost +75 MiB peak (table v4)
+            # is sealed, the bases of a pack of deltas cost +75 MiB peak (table v4); in
+            # ChunkSealing's pool, +40 MiB (each job's zstd context with 2^20-entry tables)
+            # and twice the packs, for no less CPU (docs/benchmarks.md, session 15)
             kind, header, payload, bases = self._seal_one(
-                _ToSeal(blob_id, kind, plaintext, adaptive, compression, bases, base_data))
+                ToSeal(blob_id, kind, plaintext, adaptive, compression, bases, base_data))
             self.add_sealed(blob_id, kind, header, payload, len(plaintext), bases)
+            return
+        if compression is not None and self._sealing is not None:
+            # sealed now in the pool; its read buffer is viewed only until then
+            self._items.append(SealingChunk(blob_id, len(plaintext), self._sealing.submit(
+                ToSeal(blob_id, kind, plaintext, adaptive, compression), self._keys)))
+            self._size += len(plaintext)
             return
         if isinstance(plaintext, memoryview):
             base = plaintext.obj
@@ -298,7 +304,7 @@ class PackBatch:
                     self._pinned.append(base)
                 else:
                     plaintext = bytes(plaintext)
-        self._items.append(_ToSeal(blob_id, kind, plaintext, adaptive, compression, bases,
+        self._items.append(ToSeal(blob_id, kind, plaintext, adaptive, compression, bases,
                                    base_data))
         self._size += len(plaintext)
 
@@ -319,7 +325,8 @@ class PackBatch:
 
     def take(self) -> PackBatch:
         """This batch's blobs as a new batch; this one is left empty."""
-        taken = PackBatch(self._compression, self._keys, eager=self._eager)
+        taken = PackBatch(self._compression, self._keys, eager=self._eager,
+                          sealing=self._sealing)
         taken._items, taken._size, taken._pinned = self._items, self._size, self._pinned
         taken._sealer, self._sealer = self._sealer, AdaptiveSealer(self._compression)
         self._items, self._size, self._pinned = [], 0, []
@@ -335,12 +342,15 @@ class PackBatch:
             if isinstance(item, _Sealed):
                 builder.add(item.id, item.kind, item.header, item.body, item.raw_length,
                             item.bases)
+            elif isinstance(item, SealingChunk):
+                kind, header, body, bases = item.future.result()
+                builder.add(item.id, kind, header, body, item.raw_length, bases)
             else:
                 kind, header, body, bases = self._seal_one(item)
                 builder.add(item.id, kind, header, body, len(item.plaintext), bases)
         return builder.take()
 
-    def _seal_one(self, item: _ToSeal
+    def _seal_one(self, item: ToSeal
                   ) -> tuple[Kind, bytes, bytes | memoryview, tuple[Digest, ...]]:
         """The blob's kind, envelope (header, payload) and bases (a delta's)."""
         if item.bases:

@@ -49,6 +49,7 @@ from artifactstore.core.privatefiles import tighten
 from artifactstore.objects import config as config_mod
 from artifactstore.objects.blobreads import BlobReader
 from artifactstore.objects.blobrefs import ChunkRef, FileRef, WriteStats
+from artifactstore.objects.chunksealing import ChunkSealing
 from artifactstore.objects.config import StoreConfig
 from artifactstore.objects.deltas import DeltaSource
 from artifactstore.objects.domainkeys import DomainKeys
@@ -92,6 +93,12 @@ _JOINED_UPLOADS = 1
 #: packs being sealed and written at once through one that does not (local): the
 #: writer's thread chunks and hashes while these use the other core
 _VECTORED_UPLOADS = 2
+#: chunks of a big compressible file sealed (or waiting to be) in the pool at once: enough
+#: to keep both cores compressing, few enough that they view a few read buffers only
+_SEALING_IN_FLIGHT = 8
+#: threads sealing those chunks: one per core of the machines measured (more only
+#: contend for the cores and the GIL and each keeps its own zstd context)
+_SEALING_THREADS = 2
 #: listings an index refresh tries when gc replaces index objects under it
 _REFRESH_ATTEMPTS = 5
 #: a writer whose index needs no listing (freshness.py) still lists this often, to
@@ -168,6 +175,13 @@ class ObjectStore:
         self._read_size = _WRITE_READ if self._vectored else _REMOTE_WRITE_READ
         self._upload_slots = threading.BoundedSemaphore(
             min(concurrency, _VECTORED_UPLOADS if self._vectored else _JOINED_UPLOADS))
+        #: a local store seals a big compressible file's chunks in the pool as they come
+        #: (packs.ChunkSealing); a remote one as they are added (eager: memory decides)
+        self._seal_pool = (ThreadPoolExecutor(max_workers=_SEALING_THREADS,
+                                              thread_name_prefix="artifactstore-seal")
+                           if self._vectored else None)
+        self._chunk_sealing = (ChunkSealing(self._seal_pool, _SEALING_IN_FLIGHT)
+                               if self._seal_pool is not None else None)
         self._batch = self._new_batch()
         #: tree nodes, manifests, chunk lists: packed apart from file data, so that a
         #: streamed log (which writes each folder's node as it leaves it) keeps a
@@ -252,6 +266,8 @@ class ObjectStore:
         self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._digest_pool.shutdown(wait=True, cancel_futures=True)
+        if self._seal_pool is not None:
+            self._seal_pool.shutdown(wait=True, cancel_futures=True)
         self._spools.close()
 
     # -- writing -----------------------------------------------------------------
@@ -283,10 +299,14 @@ class ObjectStore:
             # per pack, a few packs sealing at once), and a buffer is read into again
             # once none is left. A smaller file keeps reads of its own size (a buffer
             # of a whole read for its tail would be mostly unused).
-            reuse = (_READ_BUFFERS if size_hint is None or size_hint > 3 * _FIRST_READ
-                     else 0)
+            # Chunks sealed as they come (a big compressible file, local) view few
+            # buffers at once: fewer are kept, idle ones too.
+            sealed = compression is not None and self._chunk_sealing is not None
+            reuse = ((_SEALED_READ_BUFFERS if sealed else _READ_BUFFERS)
+                     if size_hint is None or size_hint > 3 * _FIRST_READ else 0)
             chunks, size = self._store_chunks(
-                iter_chunks(source, params, read_size=self._read_size, reuse_buffers=reuse),
+                iter_chunks(source, params, read_size=self._read_size, reuse_buffers=reuse,
+                            keep_idle_buffers=sealed),
                 progress, compression, self._delta_source(compression, previous))
         except BaseException:
             reader.abandon()
@@ -445,7 +465,9 @@ class ObjectStore:
              offset: int = 0) -> Digest:
         """Put one blob into the open pack unless the store already has it (hot path);
         the pack's :class:`PackBatch` seals it (in the I/O pool on a local store)."""
-        blob_id = self.blob_id(plaintext)
+        # one thread: the writer's other threads (sealing, file digest) use the cores
+        blob_id = hash_bytes(plaintext, key=None if self.keys is None else self.keys.id_key,
+                             parallel=False)
         stats = self.stats
         length = len(plaintext)
         stats.bytes_in += length
@@ -476,7 +498,8 @@ class ObjectStore:
     def _new_batch(self) -> PackBatch:
         # Sealed in the I/O pool where packs are written without joining (local);
         # for the others as blobs are added (PackBatch: memory, not speed, decides).
-        return PackBatch(self.config.compression, self.keys, eager=not self._vectored)
+        return PackBatch(self.config.compression, self.keys, eager=not self._vectored,
+                         sealing=self._chunk_sealing)
 
     def _close_pack(self, batch: PackBatch | None = None) -> None:
         batch = self._batch if batch is None else batch
@@ -499,7 +522,13 @@ class ObjectStore:
     def _upload_pack(self, box: list[PackBatch]) -> FinishedPack:
         # Sealing, joining and hashing here, in the I/O pool, overlaps them with
         # chunking (zstd, AES and BLAKE3 release the GIL: both cores work).
-        pending = box.pop().seal()
+        batch = box.pop()
+        # Giving the heap's free memory back costs its page faults again when the next
+        # packs' envelopes are made (~20,000 for the suite's table, ~0.1 CPU s): done
+        # where the pack pinned read buffers, which are the memory worth giving back.
+        trim = batch.pins_buffers or not self._vectored
+        pending = batch.seal()
+        del batch
         pack_id, parts = pack_parts(pending, self.keys)
         entries = pending.entries
         del pending
@@ -517,7 +546,8 @@ class ObjectStore:
         elif self._vectored or self._streamed:  # the parts as they are (no joined copy)
             self.backend.put_parts(key, parts)
             del parts
-            trim_heap()  # the sealed blobs and the read buffers they pinned, as below
+            if trim:
+                trim_heap()  # the sealed blobs and the read buffers they pinned, as below
         else:  # one buffer, and the read buffers the parts pinned are released now
             data = b"".join(parts)
             del parts
@@ -1006,6 +1036,9 @@ _FIRST_READ = 8 << 20
 #: open batch and each pack sealing pin up to PINNED_BUFFERS, plus the one being cut
 #: and the one being hashed
 _READ_BUFFERS = (_VECTORED_UPLOADS + 1) * PINNED_BUFFERS + 2
+#: the same when the chunks are sealed as they come (packs.ChunkSealing): the one being
+#: read, the one being hashed, the carry's, and those the chunks in flight view
+_SEALED_READ_BUFFERS = 6
 
 
 def _profile(config: StoreConfig, reader: _HashingReader
