@@ -368,20 +368,20 @@ class Catalog(CatalogQueries):
               ahead: list[bundles.Ahead[_Rows]]) -> SyncStats:
         art_prefix = artifacts_prefix(self._project)
         run_prefix = self._runs.prefix
-        with self._lock:
-            seen = {row[0] for row in self._db.execute("SELECT key FROM seen")}
         # Read before any listing: a writer's entry lands before its head, so whatever
         # changed the head after this read shows the next sync a new token (§12.8).
         head = journal.read_head(self._backend, self._project) if self._journal_head else None
         unchanged = since is not None and head is not None and head == self._saved_head()
         if since is None:
+            with self._lock:
+                seen = {row[0] for row in self._db.execute("SELECT key FROM seen")}
             listed = self._list_artifacts(art_prefix, seen, ahead)
             listed += [*self._backend.list(run_prefix),
                        *self._backend.list(lifecycle_prefix(self._project))]
-        elif unchanged:
-            listed = []  # nothing journaled since the token was saved: no window to list
         else:
-            listed = self._journal_keys(since)
+            # nothing journaled since the token was saved: no window to list
+            listed = [] if unchanged else self._journal_keys(since)
+            seen = self._seen_of(listed)  # not all 46,000 keys for a few (issue 20)
         # The unread records, in listing order; their reads are made when fetched (a
         # first sync takes most from bundles: 46,000 closures held were ~10 MiB).
         plain: dict[str, None] = {}
@@ -503,6 +503,16 @@ class Catalog(CatalogQueries):
             if row is not None:
                 rows[key] = (row[0], msgpack.packb(row[1]))
         return rows
+
+    def _seen_of(self, keys: list[str]) -> set[str]:
+        """Which of ``keys`` the catalog has read."""
+        found: set[str] = set()
+        with self._lock:
+            for start in range(0, len(keys), 500):  # SQLite's bound parameters
+                part = keys[start:start + 500]
+                found.update(row[0] for row in self._db.execute(
+                    f"SELECT key FROM seen WHERE key IN ({','.join('?' * len(part))})", part))
+        return found
 
     def _saved_head(self) -> bytes | None:
         """The head token read before the last listing (None: none saved, or empty)."""
