@@ -200,10 +200,13 @@ class Store:
     def artifacts(self) -> list[str]:
         """Names of the artifacts with a live version, from the local catalog (synced
         first when stale: the change journal's window, design §12.8), not a listing."""
-        self.catalog.ensure_fresh()
-        state = self.catalog.lifecycle_state()
-        return [name for name, numbers in self.catalog.artifact_numbers().items()
-                if numbers - state.deleted_numbers(name)]
+        catalog = self.catalog
+        catalog.ensure_fresh()
+        state = catalog.lifecycle_state()
+        # one row per name, not per version; the numbers only of names with deletions
+        return [name for name in catalog.artifact_names()
+                if not (deleted := state.deleted_numbers(name))
+                or catalog.numbers_of(name) - deleted]
 
     def versions(self, name: str) -> list[ArtifactVersion]:
         return versions_of(self.context, name)
