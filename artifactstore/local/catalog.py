@@ -315,7 +315,11 @@ class Catalog(CatalogQueries):
         row = None
         with contextlib.suppress(sqlite3.OperationalError):
             row = db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
-        if row is not None and row[0] != str(SCHEMA):
+        if row is not None and row[0] == str(SCHEMA):
+            # Why no write: a warm read-only command then leaves no WAL frames, so
+            # closing has nothing to checkpoint (no fsync per `ls`, issue 20)
+            return db
+        if row is not None:
             tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
             for table in tables:
                 db.execute(f'DROP TABLE IF EXISTS "{table}"')
@@ -412,19 +416,20 @@ class Catalog(CatalogQueries):
         for start in range(0, len(rest), _BATCH):  # bounded memory: a batch at a time
             stored += self._store_batch(self._fetch(rest[start:start + _BATCH]))
         stored += self._store_batch(self._fetch(self._heartbeat_jobs(heartbeat_keys)))
-        with self._lock, self._db:
-            gone = self._mark_gone(version_keys) if since is None else 0
-            if stored or gone:
-                self.generation += 1
-            # A sync that listed nothing keeps the last listing's time: the next window
-            # still starts GRACE before a listing (an entry whose head lands late)
-            stamps: list[tuple[str, str]] = [] if unchanged else [
-                ("last_sync", repr(wall.timestamp()))]
-            if since is None:
-                stamps.append(("last_full", repr(wall.timestamp())))
-            if not unchanged:
-                stamps.append(("head", "" if head is None else head.hex()))
-            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", stamps)
+        if stored or not unchanged:  # else nothing to write: no WAL frames, no checkpoint
+            with self._lock, self._db:
+                gone = self._mark_gone(version_keys) if since is None else 0
+                if stored or gone:
+                    self.generation += 1
+                # A sync that listed nothing keeps the last listing's time: the next
+                # window still starts GRACE before a listing (an entry whose head lands
+                # late, design §12.8)
+                stamps = [] if unchanged else [
+                    ("head", "" if head is None else head.hex()),
+                    ("last_sync", repr(wall.timestamp()))]
+                if since is None:
+                    stamps.append(("last_full", repr(wall.timestamp())))
+                self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", stamps)
         self._synced_at = time.monotonic()
         self.syncs += 1
         return SyncStats(len(listed), stored, time.perf_counter() - began,
