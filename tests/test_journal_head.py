@@ -232,3 +232,23 @@ def test_a_client_without_the_feature_refuses_a_new_store(
                         config_mod.KNOWN_FEATURES - {JOURNAL_HEAD_FEATURE})
     with pytest.raises(FormatError, match=JOURNAL_HEAD_FEATURE):
         config_mod.load(b)
+
+
+def test_a_writer_through_the_team_server_moves_the_head(tmp_path: Path) -> None:
+    """The server lets a project's writers overwrite the head (server/keyrules.py): were
+    it refused, ``note`` would swallow the refusal and readers would see a stale head."""
+    from artifactstore.testing.teamserver import open_settings, serving_team
+
+    (tmp_path / "backing").mkdir()
+    with serving_team(open_settings(str(tmp_path / "backing"), role="writer")) as url:
+        b = open_backend(f"artifactstore+{url}/")
+        try:
+            refs = Refs(b, "p")
+            commit(refs, "m", 1)
+            first = journal.read_head(b, "p")
+            commit(refs, "n", 2)
+            second = journal.read_head(b, "p")
+        finally:
+            b.close()
+    assert first is not None and second is not None and first != second
+    assert (tmp_path / "backing" / HEAD).read_bytes() == second
