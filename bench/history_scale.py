@@ -63,6 +63,10 @@ DEFAULT_CACHE = Path.home() / ".cache" / "artifactstore-bench" / "history"
 TARGET_WARM_S = 0.3
 TARGET_WARM_REQUESTS = 2
 TARGET_COLD_S = 30.0
+#: in the build folder's name: bump it when the code that writes the store changes what a
+#: reader sees (``jh``: stores with the journal head, session 15), so an old build, whose
+#: config lacks the feature, is never measured as a new one
+BUILD_FORMAT = "jh"
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ class Params:
 
     @property
     def folder(self) -> str:
-        return f"v{self.versions}-r{self.runs}-s{self.seed}"
+        return f"v{self.versions}-r{self.runs}-s{self.seed}-{BUILD_FORMAT}"
 
 
 def git_describe() -> str:

@@ -130,6 +130,23 @@ def test_read_only_commands_import_only_what_they_read(tmp_path: Path) -> None:
     assert "pyfastcdc" in modules_of_log(store, source, env)
 
 
+def test_a_warm_ls_and_lineage_import_no_version_reader_nor_graph(tmp_path: Path) -> None:
+    """``ls`` (names) and ``lineage REF --json`` answer from the catalog: no version
+    reader, no tree model, no networkx (issue 20's warm commands on 20,000 versions)."""
+    import os
+
+    (tmp_path / "f.txt").write_text("one")
+    env = {**os.environ, "ARTIFACTSTORE_CACHE_DIR": str(tmp_path / "cache")}
+    store = str(tmp_path / "store")
+    with artifactstore.open(store, create=True, cache_dir=tmp_path / "cache") as s:
+        s.log_artifact(str(tmp_path / "f.txt"), name="data", type="dataset")
+    for argv in (["ls"], ["lineage", "data:v0", "--json"]):
+        code, modules = _imported_by([*argv, "--store", store], env)
+        assert code == 0, argv
+        assert [m for m in ("artifactstore.repository.version", "artifactstore.model.tree",
+                            "networkx") if m in modules] == [], argv
+
+
 def test_reading_entries_does_not_load_the_systems_media_types() -> None:
     """The private media-type table is made by the first guess (a log), not at import:
     making one reads the system's mime.types files, which a restore never needs."""

@@ -15,6 +15,7 @@ import pytest
 from cli_calls import cli
 
 import artifactstore
+from artifactstore.lineage.formats import export_graph
 from artifactstore.lineage.graph import build_graph, neighbourhood
 from artifactstore.lineage.walk import has_node, resolve, walk
 from artifactstore.runs.queries import this_host
@@ -83,6 +84,7 @@ def test_every_walk_equals_the_whole_graphs_neighbourhood(project: str) -> None:
                     got = walk(catalog, node, upstream=up, depth=depth, host=this_host())
                     _same(neighbourhood(whole, node, upstream=up, depth=depth),
                           got.to_networkx())
+                    assert got.to_json() == export_graph(got.to_networkx(), "json")
         assert not has_node(catalog, "model-0:v99")
         assert not has_node(catalog, "run:20000101T000000000000Z-00000000")
 
@@ -111,10 +113,11 @@ def test_the_cli_draws_the_apis_upstream_without_importing_networkx(
     assert code == 0
     for node in expected.nodes:
         assert node in out
-    script = ("import sys; from artifactstore.cli.main import main; "
-              f"code = main(['lineage', 'model-1:latest', '--store', {project!r}]); "
-              "sys.exit(3 if 'networkx' in sys.modules else code)")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "model-1:v" in done.stdout
+    for extra in ([], ["--json"]):  # the JSON export too (issue 20's warm lineage)
+        script = ("import sys; from artifactstore.cli.main import main; "
+                  f"code = main(['lineage', 'model-1:latest', '--store', {project!r}, "
+                  f"*{extra!r}]); sys.exit(3 if 'networkx' in sys.modules else code)")
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "model-1:v" in done.stdout

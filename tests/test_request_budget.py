@@ -129,8 +129,9 @@ def test_the_first_log_into_a_new_project_reads_config_and_record_as_few_times_a
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_server: MotoS3Server) -> None:
     """Opening saw the project absent; creating it on the first write reads the store's
     config and lists the project's keys no more (that listing judged who may claim it a
-    moment ago) and reads the project record once more, just before creating it: the
-    images push of the side-by-side suite stays at 40 requests with the journal entry."""
+    moment ago) and reads the project record once more, just before creating it, and
+    replays its members from that listing too: the images push of the side-by-side suite
+    stays within 40 requests with the journal entry and its head."""
     url = f"s3://{s3_server.bucket}/budget-{os.urandom(4).hex()}"
     options = s3_server.backend_options()
     folder = _folder(tmp_path)
@@ -149,6 +150,10 @@ def test_the_first_log_into_a_new_project_reads_config_and_record_as_few_times_a
     under = prefix.split("/", 1)[1]
     whole = [r for r in requests if f"prefix={under}%2Fprojects%2Ffresh%2F&" in r]
     assert len(whole) == 1, requests  # the project's keys, listed once
+    # members/ and keys/ were empty in that listing; our record won: not listed again
+    again = [r for r in requests if f"prefix={under}%2Fprojects%2Ffresh%2Fmembers" in r
+             or f"prefix={under}%2Fprojects%2Ffresh%2Fkeys" in r]
+    assert again == [], requests
 
 
 @pytest.mark.s3

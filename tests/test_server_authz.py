@@ -77,6 +77,8 @@ TABLE = {
                                            (A, "project")),
     "projects/vis/lifecycle/0000000000": ((R, "project"), (A, "project"), (A, "project"),
                                           (A, "project")),
+    "projects/vis/journal-head": ((R, "project"), (W, "project"), (W, "project"),
+                                  (A, "project")),
     # shapes outside the format: never written
     "projects/vis/locks/x": ((R, "project"), None, None, (A, "project")),
     "projects/vis/artifacts/ds/versions/12": ((R, "project"), None, None, (A, "project")),
@@ -118,14 +120,15 @@ _WRITABLE = [re.compile(p) for p in (
     r"objects/(plain|[0-9a-f]{32})/index/[0-9a-f]{64}",
     rf"projects/{_NAME}/(project|recovery|members/[0-9]{{10}}|keys/[0-9]{{10}}/info"
     rf"|keys/[0-9]{{10}}/slots/[0-9a-f]{{32}}|artifacts/{_NAME}/versions/[0-9]{{10}}"
-    rf"|artifacts/{_NAME}/aliases/{_NAME}/[0-9]{{10}}|lifecycle/[0-9]{{10}}"
+    rf"|artifacts/{_NAME}/aliases/{_NAME}/[0-9]{{10}}|lifecycle/[0-9]{{10}}|journal-head"
     r"|runs/[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}/(start|heartbeat|events/[0-9]{10}"
     r"|metrics/[0-9]{10}))")]
 
 _SEGMENTS = st.sampled_from([
     "projects", "objects", "gc", "server", "config", "lock", "vis", "plain", DOM, "packs",
     "index", "ab", PACK, "artifacts", "versions", "aliases", "runs", RUN, "start",
-    "heartbeat", "events", "metrics", "lifecycle", "members", "keys", "slots", "info",
+    "heartbeat", "events", "metrics", "lifecycle", "journal-head", "members", "keys", "slots",
+    "info",
     "project", "recovery", "condemned", "0000000001", "001765000000000-0123456789abcdef",
     "..", ".", "", "%2e%2e", "%2f", "ds\n", "\uff56is", "\u0660" * 9 + "\u0661", "-x", "a b", "ds"])
 

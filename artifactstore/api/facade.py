@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Self, cast
 from artifactstore.maintenance.defaults import DEFAULT_GRACE, DEFAULT_REPACK_THRESHOLD
 from artifactstore.model.names import aliases_to_log, validate_alias, version_label
 from artifactstore.repository.opening import open_at
-from artifactstore.repository.version import ArtifactVersion, find_version, versions_of
 
 if TYPE_CHECKING:
     # Only named in signatures: each service is imported by the call that uses it, so
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
     from artifactstore.repository.artifact import Artifact
     from artifactstore.repository.listing import VersionState
     from artifactstore.repository.project import Project
+    from artifactstore.repository.version import ArtifactVersion
     from artifactstore.runs import media as run_media
     from artifactstore.runs.codediff import CodeDiff, SavedCode
     from artifactstore.runs.run import Run
@@ -195,17 +195,24 @@ class Store:
 
     def artifact(self, ref: str) -> ArtifactVersion:
         """``name``, ``name:vN``, ``name:alias`` or ``name:latest``."""
+        from artifactstore.repository.version import find_version  # not for ls, lineage
+
         return find_version(self.context, ref)
 
     def artifacts(self) -> list[str]:
         """Names of the artifacts with a live version, from the local catalog (synced
         first when stale: the change journal's window, design §12.8), not a listing."""
-        self.catalog.ensure_fresh()
-        state = self.catalog.lifecycle_state()
-        return [name for name, numbers in self.catalog.artifact_numbers().items()
-                if numbers - state.deleted_numbers(name)]
+        catalog = self.catalog
+        catalog.ensure_fresh()
+        state = catalog.lifecycle_state()
+        # one row per name, not per version; the numbers only of names with deletions
+        return [name for name in catalog.artifact_names()
+                if not (deleted := state.deleted_numbers(name))
+                or catalog.numbers_of(name) - deleted]
 
     def versions(self, name: str) -> list[ArtifactVersion]:
+        from artifactstore.repository.version import versions_of
+
         return versions_of(self.context, name)
 
     def aliases_by_version(self, name: str) -> dict[str, list[str]]:

@@ -148,7 +148,9 @@ def lineage(args: argparse.Namespace) -> int | dict[str, Any]:
         assert node is not None
         text = tree(graph, node, upstream=not args.downstream)
     else:
-        text = _export(graph if not isinstance(graph, Lineage) else graph.to_networkx(), fmt)
+        text = (graph.to_json() if fmt == "json" and isinstance(graph, Lineage)
+                else _export(graph if not isinstance(graph, Lineage)
+                             else graph.to_networkx(), fmt))
     with open_output(args.output) as out:
         out.write(text)
     if args.output is None:

@@ -16,9 +16,7 @@ from artifactstore.core.digest import Digest
 from artifactstore.core.errors import InvalidInputError, NotFoundError
 from artifactstore.lineage.graph import FileUse, build_graph, run_node, version_node
 from artifactstore.lineage.walk import Lineage, has_node, resolve, walk
-from artifactstore.model.tree import FileEntry, iter_entries
 from artifactstore.repository.project import Project
-from artifactstore.repository.version import find_version
 from artifactstore.runs.queries import get_run, this_host
 
 if TYPE_CHECKING:
@@ -111,12 +109,17 @@ def _node(project: Project, ref: str, sync: bool | None) -> str:
 
 
 def _resolve_in_store(project: Project, ref: str) -> str:
+    # imported here: a warm ``lineage REF`` resolves from the catalog (issue 20)
+    from artifactstore.repository.version import find_version
+
     version = find_version(project, ref)
     return version_node(version.name, version.number)
 
 
 def _index_files(project: Project) -> None:
     """Index the files of versions not indexed yet (a version with known content is copied)."""
+    from artifactstore.model.tree import FileEntry, iter_entries  # only the file queries
+
     catalog = project.catalog
     by_digest: dict[bytes, tuple[str, int]] = {}
     gone = catalog.lifecycle_state()

@@ -16,6 +16,7 @@ version whose record names the run (when the run is a node).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,28 @@ class Lineage:
 
     def number_of_edges(self) -> int:
         return len(self.edges)
+
+    def to_json(self) -> str:
+        """The ``json`` export of :meth:`to_networkx`'s graph, without networkx.
+
+        Exactly ``lineage.formats.export_graph(self.to_networkx(), "json")`` (node-link
+        data, nodes sorted by id, edges by ends; tests/test_lineage_walk.py compares
+        them): a warm ``lineage REF --json`` then imports no networkx (~0.15 s of its
+        0.3 s on 20,000 versions, issue 20).
+        """
+        nodes = {node: dict(attrs) for node, attrs in self.nodes.items()}
+        edges: dict[tuple[str, str], str] = {}
+        for source, target, kind in self.edges:  # a DiGraph: one edge per pair, last wins
+            nodes.setdefault(source, {})
+            nodes.setdefault(target, {})
+            edges[source, target] = kind
+        data = {
+            "directed": True, "multigraph": False, "graph": {},
+            "nodes": [{**nodes[n], "id": n} for n in sorted(nodes, key=str)],
+            "edges": [{"kind": edges[e], "source": e[0], "target": e[1]}
+                      for e in sorted(edges, key=lambda e: (str(e[0]), str(e[1])))],
+        }
+        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
     def to_networkx(self) -> nx.DiGraph:
         import networkx as nx  # only callers that want the graph object pay its import

@@ -10,6 +10,9 @@ Vocabulary:
   only the records not read before (the catalog remembers every key it has read;
   records never change; a first sync reads them from record bundles, §12.9), and the
   heartbeats of runs still running. Lineage queries then read SQLite, not the backend.
+  On a store with the ``journal-head`` feature a warm sync first reads the journal
+  head: when it holds the token saved at the last sync, nothing was journaled since
+  and no window is listed (design §12.8, "Head").
 - **lifecycle**: the project's delete / restore / purge events (design §14) are
   records like the others, synced from ``lifecycle/``; :meth:`Catalog.lifecycle_state`
   replays them, so the lineage graph knows which versions and runs are deleted or
@@ -246,9 +249,13 @@ class Catalog(CatalogQueries):
 
     def __init__(
         self, backend: Backend, project: str, path: Path | None, *, max_age: float = 10.0,
-        codec: RecordCodec = PLAIN, full_age: float = FULL_AGE,
+        codec: RecordCodec = PLAIN, full_age: float = FULL_AGE, journal_head: bool = False,
     ) -> None:
+        """``journal_head``: the store's config names the ``journal-head`` feature, so
+        every writer replaces the head after its entries and an unchanged head may stand
+        for an empty window (objects/config.py)."""
         self._backend = backend
+        self._journal_head = journal_head
         self._project = project
         self._path = path
         self.max_age = max_age
@@ -308,7 +315,11 @@ class Catalog(CatalogQueries):
         row = None
         with contextlib.suppress(sqlite3.OperationalError):
             row = db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
-        if row is not None and row[0] != str(SCHEMA):
+        if row is not None and row[0] == str(SCHEMA):
+            # Why no write: a warm read-only command then leaves no WAL frames, so
+            # closing has nothing to checkpoint (no fsync per `ls`, issue 20)
+            return db
+        if row is not None:
             tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
             for table in tables:
                 db.execute(f'DROP TABLE IF EXISTS "{table}"')
@@ -361,14 +372,20 @@ class Catalog(CatalogQueries):
               ahead: list[bundles.Ahead[_Rows]]) -> SyncStats:
         art_prefix = artifacts_prefix(self._project)
         run_prefix = self._runs.prefix
-        with self._lock:
-            seen = {row[0] for row in self._db.execute("SELECT key FROM seen")}
+        # Read before any listing: a writer's entry lands before its head, so whatever
+        # changed the head after this read shows the next sync a new token (§12.8).
+        head = journal.read_head(self._backend, self._project) if self._journal_head else None
+        unchanged = since is not None and head is not None and head == self._saved_head()
         if since is None:
+            with self._lock:
+                seen = {row[0] for row in self._db.execute("SELECT key FROM seen")}
             listed = self._list_artifacts(art_prefix, seen, ahead)
             listed += [*self._backend.list(run_prefix),
                        *self._backend.list(lifecycle_prefix(self._project))]
         else:
-            listed = self._journal_keys(since)
+            # nothing journaled since the token was saved: no window to list
+            listed = [] if unchanged else self._journal_keys(since)
+            seen = self._seen_of(listed)  # not all 46,000 keys for a few (issue 20)
         # The unread records, in listing order; their reads are made when fetched (a
         # first sync takes most from bundles: 46,000 closures held were ~10 MiB).
         plain: dict[str, None] = {}
@@ -399,15 +416,20 @@ class Catalog(CatalogQueries):
         for start in range(0, len(rest), _BATCH):  # bounded memory: a batch at a time
             stored += self._store_batch(self._fetch(rest[start:start + _BATCH]))
         stored += self._store_batch(self._fetch(self._heartbeat_jobs(heartbeat_keys)))
-        with self._lock, self._db:
-            gone = self._mark_gone(version_keys) if since is None else 0
-            if stored or gone:
-                self.generation += 1
-            stamps = [("last_sync", wall.timestamp())]
-            if since is None:
-                stamps.append(("last_full", wall.timestamp()))
-            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                                 [(k, repr(v)) for k, v in stamps])
+        if stored or not unchanged:  # else nothing to write: no WAL frames, no checkpoint
+            with self._lock, self._db:
+                gone = self._mark_gone(version_keys) if since is None else 0
+                if stored or gone:
+                    self.generation += 1
+                # A sync that listed nothing keeps the last listing's time: the next
+                # window still starts GRACE before a listing (an entry whose head lands
+                # late, design §12.8)
+                stamps = [] if unchanged else [
+                    ("head", "" if head is None else head.hex()),
+                    ("last_sync", repr(wall.timestamp()))]
+                if since is None:
+                    stamps.append(("last_full", repr(wall.timestamp())))
+                self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", stamps)
         self._synced_at = time.monotonic()
         self.syncs += 1
         return SyncStats(len(listed), stored, time.perf_counter() - began,
@@ -486,6 +508,25 @@ class Catalog(CatalogQueries):
             if row is not None:
                 rows[key] = (row[0], msgpack.packb(row[1]))
         return rows
+
+    def _seen_of(self, keys: list[str]) -> set[str]:
+        """Which of ``keys`` the catalog has read."""
+        found: set[str] = set()
+        with self._lock:
+            for start in range(0, len(keys), 500):  # SQLite's bound parameters
+                part = keys[start:start + 500]
+                found.update(row[0] for row in self._db.execute(
+                    f"SELECT key FROM seen WHERE key IN ({','.join('?' * len(part))})", part))
+        return found
+
+    def _saved_head(self) -> bytes | None:
+        """The head token read before the last listing (None: none saved, or empty)."""
+        with self._lock:
+            row = self._db.execute("SELECT v FROM meta WHERE k = 'head'").fetchone()
+        try:
+            return bytes.fromhex(row[0]) or None if row is not None else None
+        except ValueError:
+            return None
 
     def _journal_since(self, wall: datetime) -> datetime | None:
         """When the last sync began, if the journal may answer this one (else None)."""

@@ -140,6 +140,17 @@ class CatalogQueries:
             found.setdefault(artifact, set()).add(number)
         return found
 
+    def artifact_names(self) -> list[str]:
+        """Names with a version still in the store, sorted as :meth:`artifact_numbers`
+        orders them (the primary key's index answers it: no row per version)."""
+        return [r[0] for r in self.query(
+            "SELECT DISTINCT artifact FROM versions WHERE gone=0 ORDER BY artifact")]
+
+    def numbers_of(self, artifact: str) -> set[int]:
+        """The numbers of ``artifact``'s versions still in the store."""
+        return {r[0] for r in self.query(
+            "SELECT number FROM versions WHERE artifact=? AND gone=0", (artifact,))}
+
     def lifecycle_state(self) -> LifecycleState:
         """The replayed lifecycle log as of the last sync (deleted and purged versions
         and runs, each with the event that did it)."""

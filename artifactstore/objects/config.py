@@ -28,11 +28,15 @@ from artifactstore.objects.deltas import DELTA_FEATURE
 from artifactstore.objects.envelope import Compression, Kind, open_envelope, seal
 from artifactstore.objects.layout import CONFIG_KEY
 
-__all__ = ["FORMAT_VERSION", "KNOWN_FEATURES", "StoreConfig", "create_or_load", "load"]
+__all__ = ["FORMAT_VERSION", "JOURNAL_HEAD_FEATURE", "KNOWN_FEATURES", "StoreConfig",
+           "create_or_load", "load"]
 
 FORMAT_VERSION = 1
+#: every writer of the store replaces the journal head after each entry (design §12.8,
+#: records/journal.py), so readers may skip the window when the head did not change
+JOURNAL_HEAD_FEATURE = "journal-head"
 # Features this client implements; a store may require any of them.
-KNOWN_FEATURES: frozenset[str] = frozenset({DELTA_FEATURE})
+KNOWN_FEATURES: frozenset[str] = frozenset({DELTA_FEATURE, JOURNAL_HEAD_FEATURE})
 DEFAULT_PACK_TARGET = 16 << 20
 #: seconds; a writer commits within half of it after checking its blobs, and gc
 #: deletes condemned blobs no sooner than this after condemning them (design §15)
@@ -86,9 +90,10 @@ class StoreConfig:
             pack_target=pack_target,
             compression=compression or Compression(),
             optional_features=optional_features,
-            # Why mandatory: a client without deltas cannot read such a store's chunks
-            mandatory_features=(DELTA_FEATURE,) if delta_chunks and big_chunks is not None
-            else (),
+            # Why mandatory: a client without deltas cannot read such a store's chunks;
+            # one without the head would write records readers skip until a full listing
+            mandatory_features=((DELTA_FEATURE,) if delta_chunks and big_chunks is not None
+                                else ()) + (JOURNAL_HEAD_FEATURE,),
             commit_window=float(commit_window),
             big_chunks=(BigChunks(chunker=big_chunks.chunker, compression=compression)
                         if big_chunks is not None and compression is not None
@@ -99,6 +104,11 @@ class StoreConfig:
     def delta_chunks(self) -> bool:
         """Whether writers may store delta chunks (objects/deltas.py, design §3)."""
         return DELTA_FEATURE in self.mandatory_features
+
+    @property
+    def journal_head(self) -> bool:
+        """Whether readers may trust the journal head (records/journal.py, design §12.8)."""
+        return JOURNAL_HEAD_FEATURE in self.mandatory_features
 
     @property
     def largest_chunk(self) -> int:

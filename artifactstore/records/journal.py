@@ -13,6 +13,11 @@ Vocabulary:
   sorting after :func:`window_start`, ``GRACE`` before that sync began (one S3 request
   with ``StartAfter``: ``backends.base.list_after``). ``GRACE`` covers the time between
   a writer reading its clock and its entry landing, and clock skew between machines.
+- **head**: one small overwritten object ``projects/<P>/journal-head`` (outside
+  ``journal/``, so no window lists it) that a writer replaces with 16 fresh random bytes
+  right after each entry: a change token. A reader that finds the token it saved at its
+  last sync knows nothing was journaled since and lists no window (design §12.8, "Head";
+  trusted only on stores with the ``journal-head`` feature, objects/config.py).
 
 The journal is a hint, never a source of truth: a reader fetches and verifies the record
 an entry names exactly as if it had been listed, and entries naming no record, or a key
@@ -33,8 +38,8 @@ from artifactstore.backends import Backend
 from artifactstore.backends.base import is_key
 from artifactstore.core.errors import ArtifactStoreError
 
-__all__ = ["GRACE", "PRUNE_AFTER", "entry_key", "journal_prefix", "note", "old_entries",
-           "record_of", "window_start"]
+__all__ = ["GRACE", "PRUNE_AFTER", "entry_key", "head_key", "journal_prefix",
+           "note", "old_entries", "read_head", "record_of", "window_start"]
 
 #: how far before its last sync a reader looks again (write latency and clock skew)
 GRACE: Final = timedelta(minutes=5)
@@ -42,6 +47,7 @@ GRACE: Final = timedelta(minutes=5)
 #: at most ``full_age`` (one hour, local/catalog.py) plus ``GRACE`` back
 PRUNE_AFTER: Final = timedelta(days=1)
 _TIME_DIGITS: Final = 20
+_HEAD_TOKEN_BYTES: Final = 16
 #: the record prefixes (relative to ``projects/<P>/``) an entry may name
 _SECTIONS: Final = ("artifacts/", "runs/", "lifecycle/")
 _SEP: Final = "~"
@@ -50,6 +56,11 @@ _SEP: Final = "~"
 def journal_prefix(project: str) -> str:
     """``projects/<project>/journal/``."""
     return f"projects/{project}/journal/"
+
+
+def head_key(project: str) -> str:
+    """``projects/<project>/journal-head``: beside ``journal/``, never inside it."""
+    return f"projects/{project}/journal-head"
 
 
 def _stamp(at: datetime) -> str:
@@ -81,6 +92,22 @@ def note(backend: Backend, project: str, record_key: str) -> None:
     # ArtifactStoreError: also a server that refuses the key (one older than this)
     with contextlib.suppress(ArtifactStoreError):
         backend.put_if_absent(entry_key(project, record_key), b"")
+    # The head after the entry (the order readers rely on: design §12.8, "Head"); a plain
+    # overwrite, last writer wins. Best effort too: a stale head only delays readers.
+    with contextlib.suppress(ArtifactStoreError):
+        backend.put(head_key(project), secrets.token_bytes(_HEAD_TOKEN_BYTES))
+
+
+def read_head(backend: Backend, project: str) -> bytes | None:
+    """The project's head token, or None when it is missing or cannot be read.
+
+    None makes the reader list its window, as it would without a head: a failed read
+    can only cost a listing, never hide an entry.
+    """
+    try:
+        return backend.get(head_key(project))
+    except ArtifactStoreError:
+        return None
 
 
 def record_of(project: str, entry: str) -> str | None:

@@ -16,7 +16,6 @@ records are signed when the user has an identity that opens without a prompt.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 
@@ -206,9 +205,17 @@ def _create_or_join(backend: Backend, project: str, identity: Identity, listed: 
                              "from a backup, run 'artifactstore verify'")
     # A project without records is claimed public (its data is plaintext already).
     visibility = "private" if private_by_default else "public"
-    with contextlib.suppress(AlreadyExistsError):  # another process won: use its project
+    try:
         keys.create(visibility, member_of(identity))
-    return ProjectKeys(backend, project, identity.signing_key)
+    except AlreadyExistsError:  # another process won: use its project, as listed anew
+        return ProjectKeys(backend, project, identity.signing_key)
+    created = ProjectKeys(backend, project, identity.signing_key)
+    # Why the listing made before creating may stand for members/ and keys/ now: they
+    # held nothing then (else ``contradictions`` refused), and since our record won,
+    # only its genesis members (this identity) may add events there. Two listings fewer
+    # on a first write (the S3 push's request budget, issue 20).
+    created.use_listing(listed)
+    return created
 
 
 def _backend_refusal(backend: Backend) -> ArtifactStoreError | None:

@@ -98,7 +98,8 @@ class Project:
 
                     catalog = self._catalog = Catalog(
                         self.refs.backend, self.name, self._catalog_path,
-                        codec=self.refs.codec)
+                        codec=self.refs.codec,
+                        journal_head=self.objects.config.journal_head)
         return catalog
 
     @catalog.setter

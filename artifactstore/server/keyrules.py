@@ -16,11 +16,11 @@ project's records), so this table is the whole write policy. Vocabulary:
 The rules (docs/server.md, "Roles", has the same table for people):
 
 - every record of a project is read by its readers; versions, alias events and runs are
-  created by writers (the heartbeat is also overwritten by them); the project record,
-  members, key epochs and slots, and lifecycle events (delete, restore, purge,
-  retention) are created by admins only; overwriting a record is re-encryption (admin);
-  records that are create-only in every format (project, members, keys) are never
-  overwritten; admins delete any key of their project;
+  created by writers (the heartbeat and the journal head are also overwritten by them);
+  the project record, members, key epochs and slots, and lifecycle events (delete,
+  restore, purge, retention) are created by admins only; overwriting a record is
+  re-encryption (admin); records that are create-only in every format (project,
+  members, keys) are never overwritten; admins delete any key of their project;
 - packs and index objects are created by the domain's writers. The object routes
   serve a writer's ``PUT`` there as create-only (:meth:`KeyPolicy.may_replace`), so
   only an admin replaces an object; admins delete;
@@ -106,6 +106,8 @@ _PROJECT_KEYS: Final = tuple((re.compile(p), what, rules) for p, what, rules in 
     # Written right after a record by its writer; empty hints (design §12.8).
     (r"journal/[0-9]{20}-[0-9a-f]{8}~[A-Za-z0-9._~-]+", "change journal entries",
      _rules("project", R, W, None, A)),
+    # Overwritten by writers right after each entry: a random change token (§12.8).
+    (r"journal-head", "the change journal's head", _rules("project", R, W, W, A)),
     # Copies of records, each still sealed; readers check each one (design §12.9).
     (r"bundles/[0-9]{20}-[0-9a-f]{8}", "record bundles", _rules("project", R, W, None, A)),
 ))

@@ -76,7 +76,7 @@ R = TypeVar("R")
 
 #: first segments (of the store, or of a project) that are bookkeeping, not format
 #: (journal entries are hints with the source's times: design §12.8)
-SKIPPED_SEGMENTS: Final = frozenset({"gc", "locks", "journal"})
+SKIPPED_SEGMENTS: Final = frozenset({"gc", "locks", "journal", "journal-head"})
 #: bytes of packs in flight at most (each worker holds one whole pack)
 _MEMORY_BUDGET: Final = 256 << 20
 _LOG_NAME = re.compile(r"[0-9]{10}")
@@ -494,7 +494,7 @@ class _Syncer:
             segment = rest.split("/")[0]
             if not rest or segment in SKIPPED_SEGMENTS:
                 # a journal entry per record is expected, not worth a count (§12.8)
-                self.report.ignored += side == "src" and segment != "journal"
+                self.report.ignored += side == "src" and not segment.startswith("journal")
                 continue
             p = projects.get(name)
             if p is None:
