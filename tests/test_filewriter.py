@@ -64,3 +64,64 @@ def test_a_failure_of_the_caller_skips_the_jobs_not_started() -> None:
         fail_after_two_bundles()
     assert ran == list(range(len(ran)))
     assert len(ran) <= BUNDLE_JOBS
+
+
+def test_each_folder_runs_on_one_thread_and_the_next_folder_on_the_next() -> None:
+    done: dict[str, list[tuple[str, int]]] = {}
+    lock = threading.Lock()
+
+    def job(folder: str, i: int) -> None:
+        with lock:
+            done.setdefault(threading.current_thread().name, []).append((folder, i))
+
+    with FileWriter(threads=2, pending=1 << 20) as writer:
+        for folder in ("a", "b", "c", "d"):
+            for i in range(2 * BUNDLE_JOBS + 3):
+                writer.submit(partial(job, folder, i), 100, folder)
+    # every folder whole on one thread, in order; consecutive folders on both threads
+    threads_of = {folder: {name for name, jobs in done.items() if (folder, 0) in jobs}
+                  for folder in "abcd"}
+    assert all(len(names) == 1 for names in threads_of.values())
+    assert threads_of["a"] != threads_of["b"]
+    assert threads_of["b"] != threads_of["c"]
+    for jobs in done.values():
+        for folder in "abcd":
+            ran = [i for f, i in jobs if f == folder]
+            assert ran in ([], list(range(2 * BUNDLE_JOBS + 3)))
+
+
+def test_tiny_folders_share_a_bundle() -> None:
+    names: list[str] = []
+
+    def job() -> None:
+        names.append(threading.current_thread().name)
+
+    with FileWriter(threads=2) as writer:
+        for i in range(BUNDLE_JOBS // 8):  # fewer folders of one file than a switch takes
+            writer.submit(job, 10, f"folder{i}")
+    assert len(set(names)) == 1
+
+
+def test_a_failure_on_one_thread_stops_the_other() -> None:
+    gate = threading.Event()
+    ran: list[tuple[str, int]] = []
+
+    def job(folder: str, i: int) -> None:
+        if folder == "a" and i == 0:
+            gate.wait(10)
+            raise IntegrityError("a/0: damaged")
+        ran.append((folder, i))
+
+    def write_all() -> None:
+        with FileWriter(threads=2) as writer:
+            for folder in ("a", "b"):
+                for i in range(BUNDLE_JOBS):
+                    writer.submit(partial(job, folder, i), 10, folder)
+            writer.flush()
+            gate.set()
+            for i in range(BUNDLE_JOBS * 8):  # goes on until the failure reaches it
+                writer.submit(partial(job, "c", i), 10, "c")
+
+    with pytest.raises(IntegrityError, match="a/0: damaged"):
+        write_all()
+    assert not any(folder == "a" for folder, _ in ran)
