@@ -1,7 +1,7 @@
-"""A whole version restored from S3 (moto server) by the download's two writer threads
-(repository/filewriter.py: each folder's files on one thread, the next folder's on the
-other): every file whole, and a damaged pack mid-restore publishes nothing and leaves
-no file that is not whole (docs/design.md §8, "Restore")."""
+"""A whole version of many folders restored from S3 (moto server), its small files
+created by the download's writer thread (repository/filewriter.py) from streamed pack
+reads: every file whole, and a damaged pack mid-restore publishes nothing and leaves no
+file that is not whole (docs/design.md §8, "Restore")."""
 
 from __future__ import annotations
 

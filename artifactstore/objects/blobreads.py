@@ -52,9 +52,8 @@ _COALESCE_GAP = 256 << 10
 #: costs more than memory there) and are streamed, so they are counted by number
 _LOCAL_READ = 4 << 20
 _LOCAL_READ_WINDOW = 3 * _LOCAL_READ
-#: remote (streamed) reads in flight at once, and what one counts for in the window
-#: (its queue of opened pieces holds up to ~8 MiB, streamedread.py; the reads are
-#: bounded by their number)
+#: remote (streamed) reads in flight at once, and what one holds at most (its queue of
+#: opened pieces, streamedread.py)
 _REMOTE_STREAMS = 2
 _STREAM_HOLDS = 4 << 20
 #: a checked file's chunks go to the digest thread in batches of about this size

@@ -7,7 +7,7 @@ until the last blob was consumed, and the HTTP client joined the body from its c
 :class:`StreamedRead` reads the same range with the same one request on an I/O
 thread and hands each blob's stored bytes over as the body arrives
 (``backends.base.iter_range``, a MiB at a time) through a queue of at most
-:data:`_QUEUED` pieces, so a read holds under 10 MiB whatever the pack size. A blob
+:data:`_QUEUED` pieces, so a read holds a few MiB whatever the pack size. A blob
 inside one piece is handed over as a view of it (no copy), one across pieces joined.
 
 Vocabulary: a *span* is one blob's ``(offset, length)`` in the pack, in the order of
@@ -36,11 +36,8 @@ __all__ = ["Opener", "StreamedRead"]
 #: handing it over: the object store opens and checks blobs there (off its caller's thread)
 Opener = Callable[[int, "bytes | memoryview"], Any]
 
-#: pieces (each the blobs a body piece of ~1 MiB completed) waiting for the consumer:
-#: enough that the read after the one being consumed opens most of its pack meanwhile
-#: (with three, a restore of small files waited on each read's I/O thread as soon as
-#: it reached it: docs/benchmarks.md, "S3 images restore, round three")
-_QUEUED = 8
+#: pieces (each the blobs a body piece of ~1 MiB completed) waiting for the consumer
+_QUEUED = 3
 #: how often a producer blocked on a full queue looks for a cancel, in seconds
 _POLL = 0.05
 

@@ -80,10 +80,8 @@ _WRITE_AHEAD_MAX = 1 << 20
 #: from a local store, files at least this big are written by the store's I/O threads
 #: at their offsets (ObjectStore.read_file_into: no buffer per chunk, the main thread free)
 _PLACED_MIN = 8 << 20
-#: threads creating and writing small files beside the main thread (each its own
-#: folders: filewriter.py), and the bytes handed to them and not yet written, at most
-_WRITER_THREADS = 2
-_WRITER_PENDING = 12 << 20
+#: threads creating and writing small files beside the main thread
+_WRITER_THREADS = 1
 
 
 def file_matches(path: Path, entry: Entry) -> bool:
@@ -236,7 +234,7 @@ def _write_entries(
     # One writer (and cache feeder) for the whole download: per batch, the writer's
     # queue drained and the next batch's reads started from nothing, both threads
     # idle in turn at each of a restore's batch boundaries.
-    with CacheFeeder(cache) as feed, FileWriter(_WRITER_THREADS, _WRITER_PENDING) as writer:
+    with CacheFeeder(cache) as feed, FileWriter(_WRITER_THREADS) as writer:
         for entry in entries:
             # Paths are checked again here, not only when logged: a manifest from a
             # damaged or hostile store must not write outside the download folder.
@@ -328,10 +326,10 @@ def _write_batch(objects: ObjectStore, batch: list[tuple[FileEntry, Path | str]]
         if in_place and keep is None and len(held) == 1 and direct(entry.mode):
             # the common small file: checked, one block, its final mode from os.open
             writer.submit(partial(_create_checked, held[0], entry.path, target,
-                                  entry.mode), entry.size, entry.path.rpartition("/")[0])
+                                  entry.mode), entry.size)
         else:
             writer.submit(partial(_write_held, held, entry, target, keep, in_place, umask,
-                                  feed), entry.size, entry.path.rpartition("/")[0])
+                                  feed), entry.size)
 
 
 def _naming(exc: IntegrityError, path: str) -> IntegrityError:

@@ -40,18 +40,12 @@ PENDING_BYTES = 4 << 20
 #: jobs handed over at once, and the bytes after which a bundle goes anyway
 BUNDLE_JOBS = 32
 BUNDLE_BYTES = 512 << 10
-#: when the folder changes after a run of at least this many jobs (or a bundle of as
-#: many), the bundle is handed over and the next folder's go to the next thread
-#: (:meth:`FileWriter.submit`)
-_SWITCH_JOBS = BUNDLE_JOBS // 4
 #: small files waiting for the file cache's own thread (bounds their memory: 16 MiB)
 FEED_PENDING = 16
 
 
 class FileWriter:
-    """Runs write jobs on ``threads`` threads, ``pending`` bytes at most in flight; a
-    folder's jobs run in order on one thread, the next folder's on the next
-    (:meth:`submit`).
+    """Runs write jobs on ``threads`` threads, ``pending`` bytes at most in flight.
 
     Jobs are handed over in bundles of up to :data:`BUNDLE_JOBS` (a queue operation
     and a wake-up per bundle, not per file: at 20,000 small files a future per file
@@ -64,40 +58,21 @@ class FileWriter:
         self._room = threading.Condition()
         self._waiting = False  # the caller waits for room (flush)
         self._failure: BaseException | None = None
-        #: one queue per thread: a bundle goes to the thread of its folder (:meth:`submit`)
-        self._queues: list[queue.SimpleQueue[tuple[int, list[Callable[[], None]]] | None]] = [
-            queue.SimpleQueue() for _ in range(threads)]
-        self._lane = 0  # the thread the next bundle goes to
-        self._folder: str | None = None  # the folder of the last job submitted
-        self._run = 0  # jobs of that folder submitted in a row
+        self._queue: queue.SimpleQueue[tuple[int, list[Callable[[], None]]] | None] = (
+            queue.SimpleQueue())
         self._bundle: list[Callable[[], None]] = []
         self._bundle_size = 0
-        self._threads = [threading.Thread(target=self._work, args=(jobs,),
-                                          name=f"artifactstore-write_{i}", daemon=True)
-                         for i, jobs in enumerate(self._queues)]
+        self._threads = [threading.Thread(target=self._work, name=f"artifactstore-write_{i}",
+                                          daemon=True) for i in range(threads)]
 
     def __enter__(self) -> FileWriter:
         for thread in self._threads:
             thread.start()
         return self
 
-    def submit(self, job: Callable[[], None], size: int, folder: str = "") -> None:
-        """Run ``job`` (which writes ``size`` bytes in hand into ``folder``) on a writer
-        thread; waits while more than the budget is pending. Raises a failed job's
-        exception.
-
-        With several threads, a folder's jobs go to one thread while they come in a
-        run, and the next folder's to the next thread: the kernel creates a file with
-        its folder locked (the inode's allocation included), so two threads creating in
-        one folder would mostly wait for each other. Folders of a few files share a
-        bundle (and a thread), so a tree of tiny folders still costs a hand-over per
-        bundle, not per file."""
-        if folder != self._folder:
-            if self._run >= _SWITCH_JOBS or len(self._bundle) >= _SWITCH_JOBS:
-                self.flush()
-                self._lane = (self._lane + 1) % len(self._queues)
-            self._folder, self._run = folder, 0
-        self._run += 1
+    def submit(self, job: Callable[[], None], size: int) -> None:
+        """Run ``job`` (which writes ``size`` bytes in hand) on a writer thread; waits
+        while more than the budget is pending. Raises a failed job's exception."""
         self._bundle.append(job)
         self._bundle_size += size
         if len(self._bundle) >= BUNDLE_JOBS or self._bundle_size >= BUNDLE_BYTES:
@@ -123,11 +98,10 @@ class FileWriter:
                 raise self._failure
             self._held += size
         bundle, self._bundle, self._bundle_size = self._bundle, [], 0
-        self._queues[self._lane].put((size, bundle))
+        self._queue.put((size, bundle))
 
-    def _work(self, jobs: queue.SimpleQueue[tuple[int, list[Callable[[], None]]] | None]
-              ) -> None:
-        while (item := jobs.get()) is not None:
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
             size, bundle = item
             try:
                 for job in bundle:
@@ -154,8 +128,8 @@ class FileWriter:
                     if self._failure is None:
                         self._failure = exc
         finally:
-            for jobs in self._queues:
-                jobs.put(None)
+            for _ in self._threads:
+                self._queue.put(None)
             for thread in self._threads:
                 thread.join()  # every job ended: the folder is ours again
         if kind is None and self._failure is not None:
