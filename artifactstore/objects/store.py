@@ -17,15 +17,14 @@ An ``ObjectStore`` is used from one thread; its I/O concurrency is internal.
 Length: the object store's one class owns the write session (open packs, upload
 pool, commit guard, index refresh and freshness); reads are in blobreads.py, the pack
 and index byte formats in packs.py and index.py, streamed reads in streamedread.py.
-The write-side input helpers (hashing reader, sniffed head, session blob set) at the
-end are the next candidates to move.
+The file being written is read through filesource.py (its digest, its sniffed head and
+profile), and a session's blob ids are kept in sessionblobs.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import os
 import threading
 import time
@@ -36,12 +35,11 @@ from types import TracebackType
 from typing import BinaryIO, Self
 
 from artifactstore.backends.base import Backend
-from artifactstore.core.chunking import ChunkerParams, Readable, chunk_views, iter_chunks
+from artifactstore.core.chunking import chunk_views, iter_chunks
 from artifactstore.core.digest import Digest, Hasher, hash_bytes
 from artifactstore.core.errors import (
     ArtifactStoreError,
     ConflictError,
-    InvalidInputError,
     NotFoundError,
 )
 from artifactstore.core.heap import trim_heap
@@ -58,6 +56,7 @@ from artifactstore.objects.envelope import (
     Compression,
     Kind,
 )
+from artifactstore.objects.filesource import FIRST_READ, HashingReader, file_profile
 from artifactstore.objects.freshness import IndexFreshness
 from artifactstore.objects.gcrecords import Condemnation, CondemnationCache
 from artifactstore.objects.index import BlobLocation, MergedIndex, decode_index, encode_indexes
@@ -76,6 +75,7 @@ from artifactstore.objects.packs import (
     check_pack,
     pack_parts,
 )
+from artifactstore.objects.sessionblobs import SessionBlobs
 from artifactstore.objects.spool import SpoolError, Spools
 
 __all__ = ["ObjectStore", "Progress", "default_cache_dir"]
@@ -83,8 +83,6 @@ __all__ = ["ObjectStore", "Progress", "default_cache_dir"]
 Progress = Callable[[int], None]
 """Called with a byte count as work advances (to drive a progress bar)."""
 
-#: reads at least this large are hashed for the file digest on a second thread
-_BACKGROUND_HASH_MIN = 1 << 20
 #: the chunker's reads of a file being written, to a local store and to a remote one
 _WRITE_READ = 8 << 20
 _REMOTE_WRITE_READ = 4 << 20
@@ -109,6 +107,13 @@ _RELIST_AFTER = 300.0
 _SAVE_EVERY = 30.0
 #: bytes of the previous file's chunks a writer reads at once as bases of delta chunks
 _BASES_AHEAD = 4 << 20
+#: read buffers kept for reuse while one file is chunked (core/readbuffers.py): the
+#: open batch and each pack sealing pin up to PINNED_BUFFERS, plus the one being cut
+#: and the one being hashed
+_READ_BUFFERS = (_VECTORED_UPLOADS + 1) * PINNED_BUFFERS + 2
+#: the same when the chunks are sealed as they come (packs.ChunkSealing): the one being
+#: read, the one being hashed, the carry's, and those the chunks in flight view
+_SEALED_READ_BUFFERS = 6
 
 
 def default_cache_dir() -> Path:
@@ -291,9 +296,9 @@ class ObjectStore:
         # calls, no copies), by one thread beside the chunking: BLAKE3's own
         # multi-threading competes with the I/O pool for the second core and made
         # 512 MiB ingests ~15% slower here; one background thread made them faster.
-        reader = _HashingReader(stream, Hasher(parallel=False), self._digest_pool, size_hint)
+        reader = HashingReader(stream, Hasher(parallel=False), self._digest_pool, size_hint)
         try:
-            params, compression, source = _profile(self.config, reader)
+            params, compression, source = file_profile(self.config, reader)
             # A file of at least two more reads after the first is read into reused
             # buffers: its chunks wait in packs as views of them (up to PINNED_BUFFERS
             # per pack, a few packs sealing at once), and a buffer is read into again
@@ -303,7 +308,7 @@ class ObjectStore:
             # buffers at once: fewer are kept, idle ones too.
             sealed = compression is not None and self._chunk_sealing is not None
             reuse = ((_SEALED_READ_BUFFERS if sealed else _READ_BUFFERS)
-                     if size_hint is None or size_hint > 3 * _FIRST_READ else 0)
+                     if size_hint is None or size_hint > 3 * FIRST_READ else 0)
             chunks, size = self._store_chunks(
                 iter_chunks(source, params, read_size=self._read_size, reuse_buffers=reuse,
                             keep_idle_buffers=sealed),
@@ -938,198 +943,6 @@ class ObjectStore:
     def _check_open(self) -> None:
         if self._closed:
             raise ArtifactStoreError("the object store is closed: open the store again")
-
-
-class _HashingReader:
-    """Passes reads through, feeding every byte read to a hasher.
-
-    Big reads are hashed on ``pool`` (one thread, so in order) while the caller
-    chunks them: BLAKE3 releases the GIL, and the file digest then costs the
-    chunking thread nothing (~0.1 s of 0.7 s for 512 MiB here). At most two reads
-    wait for the hasher, so memory stays bounded. Call :meth:`digest` at the end.
-    """
-
-    def __init__(self, stream: BinaryIO, hasher: Hasher, pool: ThreadPoolExecutor,
-                 size_hint: int | None = None) -> None:
-        self._stream = stream
-        self._hasher = hasher
-        self._pool = pool
-        self._pending: Future[None] | None = None
-        #: bytes still expected: a read asks for no more than that (plus one, to see
-        #: the end), because asking for 8 MiB allocates 8 MiB however small the file,
-        #: and thousands of such allocations fragment the heap (peak RSS)
-        self._left = size_hint
-        #: whether ``stream.readinto`` is tried (else read and copied)
-        self._readinto = True
-
-    def read(self, size: int = -1) -> bytes:
-        left = self._left
-        if left is not None and size > left + 1:
-            size = left + 1
-        data = self._stream.read(size)
-        if left is not None:
-            self._left = left - len(data) if len(data) <= left else None
-        self._hash(data)
-        return data
-
-    def readinto(self, buffer: memoryview) -> int:
-        """:meth:`read` into ``buffer`` (the chunker's reused read buffers): the bytes
-        are hashed from a view of it, which keeps the buffer from being reused until
-        the hasher is done with it (core/readbuffers.py)."""
-        left = self._left
-        if left is not None and len(buffer) > left + 1:
-            buffer = buffer[:left + 1]
-        got = self._fill(buffer)
-        if left is not None:
-            self._left = left - got if got <= left else None
-        self._hash(buffer[:got].toreadonly())
-        return got
-
-    def _fill(self, buffer: memoryview) -> int:
-        """The stream's ``readinto``; a stream without a working one (a raw stream
-        that only defines ``read``) is read and copied."""
-        if self._readinto:
-            try:
-                got: int | None = self._stream.readinto(buffer)  # type: ignore[attr-defined]
-            except (AttributeError, NotImplementedError, io.UnsupportedOperation):
-                self._readinto = False  # raised before reading anything
-            else:
-                if got is None:
-                    raise InvalidInputError("the stream being written gave no data (a "
-                                            "non-blocking stream): pass a blocking one")
-                return got
-        data = self._stream.read(len(buffer))
-        if data is None:  # as iter_chunks says of read(): no data yet is not the end
-            raise InvalidInputError("the stream being written gave no data (a "
-                                    "non-blocking stream): pass a blocking one")
-        buffer[:len(data)] = data
-        return len(data)
-
-    def _hash(self, data: bytes | memoryview) -> None:
-        if len(data) >= _BACKGROUND_HASH_MIN:
-            self._wait()
-            self._pending = self._pool.submit(self._hasher.update, data)
-        elif data:
-            self._wait()
-            self._hasher.update(data)
-
-    def _wait(self) -> None:
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
-
-    def digest(self) -> Digest:
-        self._wait()
-        return self._hasher.digest()
-
-    def abandon(self) -> None:
-        """Let the in-flight update finish (it holds a read buffer); ignore its result."""
-        if self._pending is not None:
-            with contextlib.suppress(Exception):
-                self._pending.result()
-            self._pending = None
-
-
-#: the chunker's first read of a big file (``iter_chunks``' read size)
-_FIRST_READ = 8 << 20
-#: read buffers kept for reuse while one file is chunked (core/readbuffers.py): the
-#: open batch and each pack sealing pin up to PINNED_BUFFERS, plus the one being cut
-#: and the one being hashed
-_READ_BUFFERS = (_VECTORED_UPLOADS + 1) * PINNED_BUFFERS + 2
-#: the same when the chunks are sealed as they come (packs.ChunkSealing): the one being
-#: read, the one being hashed, the carry's, and those the chunks in flight view
-_SEALED_READ_BUFFERS = 6
-
-
-def _profile(config: StoreConfig, reader: _HashingReader
-             ) -> tuple[ChunkerParams, Compression | None, Readable]:
-    """The chunker and zstd policy of the file ``reader`` reads (design §2.2), and a
-    stream of its bytes from the start: the first ``min_file`` bytes decide."""
-    big = config.big_chunks
-    if big is None:
-        return config.chunker, None, reader
-    # What the chunker reads first anyway: no extra copy, no extra read.
-    head = _read_exactly(reader, max(big.min_file, _FIRST_READ))
-    source = _Replayed(head, reader)
-    if big.applies(head, len(head)):
-        return big.chunker, big.compression, source
-    return config.chunker, None, source
-
-
-def _read_exactly(stream: Readable, size: int) -> bytes:
-    """``size`` bytes of ``stream``, fewer only at its end."""
-    parts: list[bytes] = []
-    have = 0
-    while have < size:
-        part = stream.read(size - have)
-        if not part:
-            break
-        parts.append(part)
-        have += len(part)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-class _Replayed:
-    """``head``, then the rest of ``stream``: a stream whose first bytes were looked at."""
-
-    def __init__(self, head: bytes, stream: _HashingReader) -> None:
-        self._head: bytes | None = head
-        self._at = 0  # how much of the head readinto() gave out
-        self._stream = stream
-
-    def readinto(self, buffer: memoryview, /) -> int:
-        head = self._head
-        if head is None:
-            return self._stream.readinto(buffer)
-        # Once per file (the head was read to decide the file's profile): a copy.
-        got = min(len(head) - self._at, len(buffer))
-        buffer[:got] = memoryview(head)[self._at:self._at + got]
-        self._at += got
-        if self._at == len(head):
-            self._head = None
-        return got if got else self._stream.readinto(buffer)
-
-    def read(self, size: int = -1, /) -> bytes | None:
-        head = self._head
-        if head is None:
-            return self._stream.read(size)
-        self._head = None
-        if self._at:
-            head = head[self._at:]
-        if not head:
-            return self._stream.read(size)
-        if 0 <= size < len(head):  # the chunker asks for more than min_file: not reached
-            self._head, self._at = head[size:], 0
-            return head[:size]
-        return head
-
-
-class SessionBlobs:
-    """The blob ids a commit session wrote or deduplicated, 32 bytes each in one buffer.
-
-    Why not a set: a million ids in a set of ``bytes`` are about 100 MB, here 32 MB. An
-    id may be listed more than once (a chunk in two files): checking it twice is cheap.
-    """
-
-    __slots__ = ("_data",)
-
-    def __init__(self) -> None:
-        self._data = bytearray()
-
-    def add(self, raw: bytes) -> None:
-        self._data += raw
-
-    def update(self, ids: Iterable[bytes]) -> None:
-        data = self._data
-        for raw in ids:
-            data += raw
-
-    def __len__(self) -> int:
-        return len(self._data) // 32
-
-    def __iter__(self) -> Iterator[bytes]:
-        data = bytes(self._data)  # a snapshot: adding during the walk is harmless
-        return (data[i:i + 32] for i in range(0, len(data), 32))
 
 
 def _blobs_of(records: Iterable[Condemnation]) -> set[bytes]:
