@@ -34,6 +34,7 @@ from artifactstore.objects.envelope import (
     FLAG_ZSTD,
     Compression,
     Kind,
+    exact_size,
     seal_compressed,
     seal_parts,
 )
@@ -92,7 +93,7 @@ def delta_frame(plaintext: bytes | memoryview, bases: Sequence[bytes]) -> bytes:
         compression_params=params,
         dict_data=zstandard.ZstdCompressionDict(dictionary(bases),
                                                 dict_type=zstandard.DICT_TYPE_RAWCONTENT))
-    return compressor.compress(plaintext)
+    return exact_size(compressor.compress(plaintext))  # small frames, held until packed
 
 
 @dataclass(frozen=True, slots=True)
