@@ -8,6 +8,7 @@ which makes every emulator call take 50-80 s, is off.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -45,6 +46,9 @@ os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 # Caches, the default store and the user's store URL: never the real user's.
 _home = tempfile.mkdtemp(prefix="artifactstore-tests-")
+# Removed when this process exits: each process that imports this file makes its own,
+# and pytest-xdist's controller runs no session fixture (its folder was left behind).
+atexit.register(shutil.rmtree, _home, ignore_errors=True)
 os.environ["ARTIFACTSTORE_CACHE_DIR"] = os.path.join(_home, "cache")
 os.environ["XDG_CACHE_HOME"] = os.path.join(_home, "xdg-cache")
 os.environ["XDG_DATA_HOME"] = os.path.join(_home, "xdg-data")
@@ -67,12 +71,6 @@ if TYPE_CHECKING:
 
     from artifactstore.testing.browser import SealedPage
     from artifactstore.testing.oidc import OidcIssuer
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _remove_test_home() -> Iterator[None]:
-    yield
-    shutil.rmtree(_home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
