@@ -20,7 +20,6 @@ def _store() -> MemoryBackend:
     return b
 
 
-
 def test_a_file_of_another_schema_is_dropped_and_rebuilt(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
     b = _store()

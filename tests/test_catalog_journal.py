@@ -13,19 +13,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from record_calls import commit, digest
 
 from artifactstore.backends import open_backend_stack
 from artifactstore.backends.base import list_after
 from artifactstore.backends.memory import MemoryBackend
 from artifactstore.core.crypto import SigningKey
-from artifactstore.core.digest import Digest
 from artifactstore.local.catalog import Catalog
 from artifactstore.objects.domainkeys import DomainKeys
 from artifactstore.objects.envelope import Kind
 from artifactstore.records import bundles, journal
 from artifactstore.records.codec import PLAIN, KeyRing, RecordCodec
 from artifactstore.records.lifecycle import LifecycleLog
-from artifactstore.records.refs import NewVersion, Refs
+from artifactstore.records.refs import Refs
 from artifactstore.records.runs import RunLog, RunStart, new_run_id
 from artifactstore.testing import BackendSpec, MotoS3Server
 from artifactstore.testing.listings import ListingRecorder
@@ -35,15 +35,6 @@ CountingBackend = ListingRecorder
 
 def backend() -> CountingBackend:
     return CountingBackend(f"journal-{uuid.uuid4().hex}")
-
-
-def digest(n: int) -> Digest:
-    return Digest(n.to_bytes(32, "big"))
-
-
-def commit(refs: Refs, name: str, n: int) -> None:
-    refs.commit_version(NewVersion(name, type="model", manifest=digest(n), digest=digest(n),
-                                   size=1, files=1))
 
 
 def start_run(log: RunLog) -> str:

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from record_calls import commit, digest
 
 import artifactstore
 from artifactstore.backends import Backend, open_backend, open_backend_stack
-from artifactstore.core.digest import Digest
 from artifactstore.core.errors import FormatError
 from artifactstore.local.catalog import Catalog
 from artifactstore.objects import config as config_mod
@@ -28,21 +28,12 @@ from artifactstore.objects.config import JOURNAL_HEAD_FEATURE, StoreConfig
 from artifactstore.objects.layout import CONFIG_KEY
 from artifactstore.records import journal
 from artifactstore.records.lifecycle import LifecycleLog
-from artifactstore.records.refs import NewVersion, Refs
+from artifactstore.records.refs import Refs
 from artifactstore.records.runs import RunLog, RunStart, new_run_id
 from artifactstore.testing import BackendSpec, MotoS3Server
 
 DATA = Path(__file__).parent / "data"
 HEAD = journal.head_key("p")
-
-
-def digest(n: int) -> Digest:
-    return Digest(n.to_bytes(32, "big"))
-
-
-def commit(refs: Refs, name: str, n: int) -> None:
-    refs.commit_version(NewVersion(name, type="model", manifest=digest(n), digest=digest(n),
-                                   size=1, files=1))
 
 
 def s3(spec: BackendSpec) -> Backend:
