@@ -84,6 +84,19 @@ def test_suite_runs_every_installed_tool(tmp_path: Path) -> None:
     print("tools run:", ", ".join(doc["tools"]))
 
 
+def test_ratios_compare_with_other_programs_not_with_a_variant_of_the_same() -> None:
+    def summary(seconds: float) -> dict[str, Any]:
+        return {"add_total_s": seconds, "restore_s": seconds, "stored_bytes": [seconds],
+                "peak_rss": seconds}
+
+    got = runner.ratios({"artifactstore": summary(1.0), "artifactstore-public": summary(0.5),
+                         "restic": summary(2.0), "dvc": summary(4.0)})
+    assert got["artifactstore"]["add_total_s"] == 0.5  # over restic, not over its variant
+    assert got["artifactstore-public"]["restore_s"] == 0.25
+    assert got["restic"]["peak_rss"] == 4.0  # over the best of artifactstore's two
+    assert got["dvc"]["final_stored_bytes"] == 8.0
+
+
 def test_request_kinds_and_shapes() -> None:
     from bench.suite.s3server import request_kind, request_shape
 

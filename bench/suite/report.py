@@ -63,7 +63,9 @@ def markdown(doc: dict[str, Any]) -> str:
             "version, peak RSS of the tool's processes over all steps, artifactstore's local "
             "metadata (refs, index, catalog, stat cache and `known` in its cache folder, "
             "`local/metadata.py`) after each add and after the restore; `x best other` "
-            "divides by the best (lowest) value among the other tools.",
+            "divides by the best (lowest) value among the other programs (`artifactstore` "
+            "runs a store made by `init`, private and encrypted, and `artifactstore-public` "
+            "one made by `init --public`; neither is compared with the other).",
         ]
     for name, w in doc["workloads"].items():
         sizes = " / ".join(f"{b / MIB:.1f}" for b in w["nbytes"])

@@ -131,8 +131,14 @@ def summarize(reps: list[dict[str, Any]]) -> dict[str, Any]:
 METRICS = ("add_total_s", "restore_s", "final_stored_bytes", "peak_rss")
 
 
+def family(tool: str) -> str:
+    """The program a tool name runs: ``artifactstore-public`` is ``artifactstore``."""
+    return tool.partition("-")[0]
+
+
 def ratios(by_tool: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
-    """Each tool's value over the best (lowest) value among the other tools."""
+    """Each tool's value over the best (lowest) value among the other tools (not a
+    variant of the same program: ``family``)."""
     def value(summary: dict[str, Any], metric: str) -> float:
         if metric == "final_stored_bytes":
             return float(summary["stored_bytes"][-1])
@@ -140,7 +146,7 @@ def ratios(by_tool: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | No
 
     out: dict[str, dict[str, float | None]] = {}
     for name, summary in by_tool.items():
-        others = [s for n, s in by_tool.items() if n != name]
+        others = [s for n, s in by_tool.items() if family(n) != family(name)]
         out[name] = {}
         for metric in METRICS:
             best = min((value(s, metric) for s in others), default=None)
