@@ -51,6 +51,7 @@ from artifactstore.local.filecache import FileCache
 from artifactstore.model.paths import PathGuard, validate_path
 from artifactstore.model.tree import Entry, FileEntry, ReferenceEntry
 from artifactstore.objects.store import ObjectStore
+from artifactstore.repository.filecreator import FileCreator
 from artifactstore.repository.filewriter import CacheFeeder, FileWriter
 from artifactstore.repository.references import fetch_reference
 from artifactstore.repository.staging import (
@@ -82,6 +83,9 @@ _WRITE_AHEAD_MAX = 1 << 20
 _PLACED_MIN = 8 << 20
 #: threads creating and writing small files beside the main thread
 _WRITER_THREADS = 1
+#: a fresh staging folder's small files go to a helper process (filecreator.py) once a
+#: download has this many stored files: below, its start (~15 ms) costs more than it saves
+_CREATOR_MIN = _FIRST_BATCH
 
 
 def file_matches(path: Path, entry: Entry) -> bool:
@@ -234,7 +238,9 @@ def _write_entries(
     # One writer (and cache feeder) for the whole download: per batch, the writer's
     # queue drained and the next batch's reads started from nothing, both threads
     # idle in turn at each of a restore's batch boundaries.
-    with CacheFeeder(cache) as feed, FileWriter(_WRITER_THREADS) as writer:
+    with CacheFeeder(cache) as feed, FileWriter(_WRITER_THREADS) as writer, \
+            FileCreator() as creator:
+        creating: FileCreator | None = None  # started for a big fresh download (below)
         for entry in entries:
             # Paths are checked again here, not only when logged: a manifest from a
             # damaged or hostile store must not write outside the download folder.
@@ -280,23 +286,27 @@ def _write_entries(
             else:
                 batch.append((entry, target))
                 if len(batch) >= limit:
+                    if fresh and limit == _CREATOR_MIN and creator.start():
+                        creating = creator
                     _write_batch(objects, batch, progress, cache, in_place=fresh,
-                                 umask=umask, writer=writer, feed=feed)
+                                 umask=umask, writer=writer, feed=feed, creator=creating)
                     batch = []
                     limit = min(4 * limit, _BATCH_FILES)
             written += 1
         _write_batch(objects, batch, progress, cache, in_place=fresh, umask=umask,
-                     writer=writer, feed=feed)
+                     writer=writer, feed=feed, creator=creating)
     return written
 
 
 def _write_batch(objects: ObjectStore, batch: list[tuple[FileEntry, Path | str]],
                  progress: Callable[[int], None] | None, cache: FileCache | None,
                  *, in_place: bool, umask: int | None, writer: FileWriter,
-                 feed: Callable[[bytes, Digest], None] | None) -> None:
+                 feed: Callable[[bytes, Digest], None] | None,
+                 creator: FileCreator | None = None) -> None:
     """Write stored files whose chunks are read as one stream (coalesced across files);
     each file's digest is checked by the store from the bytes read (``check``). Small
-    files go to ``writer``, their cache entries to ``feed`` (module filewriter)."""
+    files go to ``writer``, their cache entries to ``feed`` (module filewriter); the
+    common small file of a fresh staging folder to ``creator`` when given."""
     if not batch:
         return
 
@@ -325,8 +335,11 @@ def _write_batch(objects: ObjectStore, batch: list[tuple[FileEntry, Path | str]]
         keep = cache if entry.size >= CACHE_MIN else None  # module docstring
         if in_place and keep is None and len(held) == 1 and direct(entry.mode):
             # the common small file: checked, one block, its final mode from os.open
-            writer.submit(partial(_create_checked, held[0], entry.path, target,
-                                  entry.mode), entry.size)
+            if creator is not None:
+                creator.submit(str(target), entry.mode & 0o777, held[0], entry.path)
+            else:
+                writer.submit(partial(_create_checked, held[0], entry.path, target,
+                                      entry.mode), entry.size)
         else:
             writer.submit(partial(_write_held, held, entry, target, keep, in_place, umask,
                                   feed), entry.size)
