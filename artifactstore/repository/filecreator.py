@@ -129,7 +129,9 @@ class FileCreator:
 
     def start(self) -> bool:
         """Start the processes; False (none left running) when they cannot run here."""
-        if not _CHILD.is_file() or not sys.executable:
+        # POSIX only: non-blocking pipes and ``select`` on them (elsewhere, the writer
+        # thread); like multiprocessing's spawn, ``sys.executable`` must be Python itself
+        if os.name != "posix" or not _CHILD.is_file() or not sys.executable:
             return False
         try:
             for _ in range(self._count):
