@@ -149,10 +149,15 @@ def test_a_download_of_many_small_files_is_exact(many_small: tuple[str, Path],
     assert [p for p in tmp_path.iterdir() if TEMP_MARK in p.name] == []
 
 
+@pytest.mark.parametrize("why", ["no helper file", "not a Python interpreter"])
 def test_without_the_processes_the_writer_thread_does_the_same(
-        many_small: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # as in an application bundled without the helper's file (a frozen executable)
-    monkeypatch.setattr(filecreator, "_CHILD", tmp_path / "absent.py")
+        many_small: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        why: str) -> None:
+    if why == "no helper file":  # as in an application bundled without the helper's file
+        monkeypatch.setattr(filecreator, "_CHILD", tmp_path / "absent.py")
+    else:  # a program embedding Python: its executable must not be started as Python
+        monkeypatch.setattr(filecreator.sys, "executable", "/usr/bin/env")
+    assert not FileCreator().start()
     before = _children()
     url, data = many_small
     with artifactstore.open(url, cache_dir=tmp_path / "cache2") as store:

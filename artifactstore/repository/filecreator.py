@@ -130,8 +130,11 @@ class FileCreator:
     def start(self) -> bool:
         """Start the processes; False (none left running) when they cannot run here."""
         # POSIX only: non-blocking pipes and ``select`` on them (elsewhere, the writer
-        # thread); like multiprocessing's spawn, ``sys.executable`` must be Python itself
-        if os.name != "posix" or not _CHILD.is_file() or not sys.executable:
+        # thread). ``sys.executable`` must be a Python interpreter: in a program that
+        # embeds Python (uWSGI, Blender, a frozen application) it names the program,
+        # which must not be started with these arguments.
+        if (os.name != "posix" or not _CHILD.is_file()
+                or not os.path.basename(sys.executable or "").startswith("python")):
             return False
         try:
             for _ in range(self._count):
