@@ -36,12 +36,15 @@ import errno
 import os
 import select
 import struct
-import subprocess
 import sys
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from artifactstore.core.errors import IntegrityError
+
+if TYPE_CHECKING:  # imported when the processes start: a small download never needs it
+    import subprocess
 
 __all__ = ["PENDING_BYTES", "FileCreator"]
 
@@ -136,6 +139,8 @@ class FileCreator:
         if (os.name != "posix" or not _CHILD.is_file()
                 or not os.path.basename(sys.executable or "").startswith("python")):
             return False
+        import subprocess
+
         try:
             for _ in range(self._count):
                 self._lanes.append(_Lane(subprocess.Popen(
