@@ -105,3 +105,33 @@ def test_first_contact_on_s3_costs_four_listings_whatever_the_size(
               for r in s3_server.requests if "list-type" in r]
     project = [p.partition("/projects/lab/")[2] for p in listed if "/projects/lab/" in p]
     assert sorted(project) == ["artifacts/n-", "keys/", "members/", "recovery"], listed
+
+
+def test_a_concurrent_first_write_on_this_machine_is_not_a_vanished_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two processes of one user make a store's first write at once: B lists the project
+    # and sees no record; A creates it and pins it in the machine's pin book; then B,
+    # with its listing of a moment ago, must find A's project, not report "its project
+    # record disappeared" (a CI failure of test_store_open's two-process race).
+    from artifactstore.local.pins import PinBook
+
+    backend = MemoryBackend(f"race-{uuid.uuid4().hex}")
+    with person(monkeypatch, tmp_path, "alice"):
+        seen_by_b = tuple(backend.list("projects/lab/"))
+        assert seen_by_b == ()
+        a = project_access(backend, "lab", private_by_default=True, may_create=True,
+                           pins=PinBook(tmp_path / "pins", "lab", "store-1"))
+        assert a.info is not None
+        assert a.codec.refusal is None
+        b = project_access(backend, "lab", private_by_default=True, may_create=True,
+                           pins=PinBook(tmp_path / "pins", "lab", "store-1"),
+                           seen_absent=seen_by_b)
+    assert b.info == a.info
+    assert b.codec.refusal is None
+    # A record that is really gone after the pin is still refused.
+    for key in list(backend.list("projects/lab/project")):
+        backend.delete(key)
+    with person(monkeypatch, tmp_path, "alice"), pytest.raises(
+            IntegrityError, match="its project record disappeared"):
+        project_access(backend, "lab", private_by_default=True, may_create=True,
+                       pins=PinBook(tmp_path / "pins", "lab", "store-1"), seen_absent=())

@@ -102,6 +102,12 @@ def project_access(backend: Backend, project: str, *, private_by_default: bool,
     info = None if seen_absent is not None else keys.info()
     pin = None if pins is None else pins.load()
     if pins is not None and pin is not None:
+        if info is None:
+            # A pin and no record seen: the record may have been written after this
+            # process looked, by a concurrent first write on this machine (which pinned
+            # it). Only a record absent after the pin was read has vanished.
+            info = keys.info()
+            seen_absent = None if info is not None else seen_absent
         pin = pins.check(info, None)  # a record that vanished or changed: refused
     refusal: ArtifactStoreError | None = None
     if info is None:
