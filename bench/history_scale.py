@@ -134,7 +134,7 @@ def load_into_moto(store: Path, bucket: str, prefix: str, *, with_packs: bool,
                    with_bundles: bool, with_journal: bool = True) -> dict[str, Any]:
     """Put the objects of the local store ``store`` into moto's in-process backend
     (without its journal entries: the project as gc leaves it a day after the writes)."""
-    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
     backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]

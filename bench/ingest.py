@@ -81,7 +81,7 @@ from artifactstore.testing.data import write_small_files
 try:
     from bench.machine import machine_facts
 except ImportError:  # run as a script (python bench/ingest.py): bench/ itself is on sys.path
-    from machine import machine_facts  # type: ignore[no-redef]
+    from machine import machine_facts  # type: ignore[import-not-found,no-redef]
 
 # The targets. The DVC and borg times were measured by someone else on
 # this machine type, not by this script.

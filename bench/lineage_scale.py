@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 try:
     from bench.machine import machine_facts
 except ImportError:  # run as a script (python bench/lineage_scale.py): bench/ itself is on sys.path
-    from machine import machine_facts  # type: ignore[no-redef]
+    from machine import machine_facts  # type: ignore[import-not-found,no-redef]
 
 SEED = 20261126
 DEFAULT_VERSIONS = 2000

@@ -22,6 +22,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TypedDict
+
+
+class _Timing(TypedDict):
+    """One measured run, as written to ``--json``."""
+
+    rep: int
+    command: str
+    variant: str
+    wall: float
+    cpu: float
+    rss_kib: int
+    exit: int
+    load: float
 
 
 def _run(argv: list[str], env: dict[str, str]) -> tuple[float, float, int, int]:
@@ -73,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             wall, cpu, rss, code = _run(command, env)
             print(f"warm-up {variant:6} {label:20} {wall:6.2f} s {cpu:6.2f} cpu "
                   f"{rss / 1024:6.0f} MiB exit {code}", flush=True)
-    runs = []
+    runs: list[_Timing] = []
     for rep in range(args.reps):
         for label, command in commands.items():
             order = ("before", "after") if rep % 2 == 0 else ("after", "before")

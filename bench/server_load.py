@@ -72,7 +72,7 @@ from typing import IO, Any, Final
 try:
     from bench.machine import machine_facts
 except ImportError:  # run as a script (the worker, python bench/server_load.py)
-    from machine import machine_facts  # type: ignore[no-redef]
+    from machine import machine_facts  # type: ignore[import-not-found,no-redef]
 
 SEED: Final = 20261206
 BUCKET: Final = "artifactstore-bench"

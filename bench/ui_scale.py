@@ -53,7 +53,7 @@ from typing import Any, Final
 try:
     from bench.machine import git_describe, machine_facts
 except ImportError:  # run as a script (python bench/ui_scale.py): bench/ itself is on sys.path
-    from machine import git_describe, machine_facts  # type: ignore[no-redef]
+    from machine import git_describe, machine_facts  # type: ignore[import-not-found,no-redef]
 
 SEED: Final = 20261206
 PROJECT: Final = "ui-scale"

@@ -18,16 +18,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any
 
 import artifactstore
 
 
 def main(argv: list[str]) -> int:
     command, url, *rest = argv
-    options = {"endpoint_url": os.environ["BENCH_S3_ENDPOINT"],
-               "key": os.environ["AWS_ACCESS_KEY_ID"],
-               "secret": os.environ["AWS_SECRET_ACCESS_KEY"],
-               "region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+    # backend options for open(), which takes them as **Any (not its typed keywords)
+    options: dict[str, Any] = {"endpoint_url": os.environ["BENCH_S3_ENDPOINT"],
+                               "key": os.environ["AWS_ACCESS_KEY_ID"],
+                               "secret": os.environ["AWS_SECRET_ACCESS_KEY"],
+                               "region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
     reply: dict[str, object] = {"command": command}
     if command == "push":
         name, folder = rest

@@ -32,11 +32,11 @@ import statistics
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bench.suite.runner import SETTLE_S, metadata_bytes, settle, verify, warm
 from bench.suite.s3server import KINDS, CountingS3Server
-from bench.suite.tools import ArtifactStore, Dvc, Restic, SubprocessTool
+from bench.suite.tools import ArtifactStore, Dvc, Restic, SubprocessTool, Tool
 from bench.suite.workloads import Workload
 
 MIB = 1 << 20
@@ -102,6 +102,12 @@ class _OnS3(SubprocessTool):
             yield home
         finally:
             self._cold_home = None
+
+
+class S3Tool(Tool, Protocol):
+    """A tool of the S3 case: its steps (:class:`Tool`) go to :attr:`remote`."""
+
+    remote: Remote
 
 
 class ArtifactStoreS3(_OnS3, ArtifactStore):
@@ -218,11 +224,11 @@ class DvcS3(_OnS3, Dvc):
         shutil.rmtree(ws)
 
 
-S3_TOOLS: dict[str, Callable[[], _OnS3]] = {
+S3_TOOLS: dict[str, Callable[[], S3Tool]] = {
     t.name: t for t in (ArtifactStoreS3, ResticS3, DvcS3)}
 
 
-def run_once(tool: _OnS3, workload: Workload, server: CountingS3Server,
+def run_once(tool: S3Tool, workload: Workload, server: CountingS3Server,
              scratch: Path, rep: int = 0) -> dict[str, Any]:
     """init, push, repush and restore of v1; each step's time, RSS and requests. The
     repo and restore folders stay until the workload ends (:func:`run_workload`)."""
@@ -305,7 +311,7 @@ def ratios(by_tool: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | No
     return out
 
 
-def run_workload(tools: list[_OnS3], workload: Workload, server: CountingS3Server,
+def run_workload(tools: list[S3Tool], workload: Workload, server: CountingS3Server,
                  scratch: Path, reps: int, log: Any = print,
                  settle_s: float = SETTLE_S) -> dict[str, Any]:
     """Every tool, ``reps`` times in rotated order; nothing deleted until the end, then a

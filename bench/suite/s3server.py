@@ -195,7 +195,7 @@ def counting_moto_server() -> Iterator[CountingS3Server]:
     )
     from werkzeug.serving import make_server
 
-    class QuietHandler(MotoRequestHandler):  # type: ignore[misc]
+    class QuietHandler(MotoRequestHandler):
         def log(self, type: str, message: str, *args: Any) -> None:
             if type != "info":
                 super().log(type, message, *args)
