@@ -75,6 +75,7 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 if sha is None:
                     return self._send(404, b"{}", {"X-Error-Code": "RevisionNotFound"})
                 files = hub.commits[repo][sha]
+                body: dict[str, object] | list[dict[str, object]]
                 if kind == "revision":
                     body = {"id": repo, "sha": sha,
                             "siblings": [{"rfilename": p} for p in sorted(files)]}

@@ -6,6 +6,7 @@ import errno
 import os
 import socket
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -26,28 +27,28 @@ URL = "s3://bucket/prefix"
 
 
 def _client_error(code: str, status: int, operation: str = "GetObject") -> Exception:
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import ClientError  # untyped: cast below
 
-    return ClientError(
+    return cast(Exception, ClientError(
         {
             "Error": {"Code": code, "Message": f"{code} happened"},
             "ResponseMetadata": {"HTTPStatusCode": status},
         },
         operation,
-    )
+    ))
 
 
 def _s3fs(code: str, status: int) -> Exception:
     """The exception s3fs raises: translated builtin with the ClientError as cause."""
     from s3fs.errors import translate_boto_error
 
-    return translate_boto_error(_client_error(code, status))
+    return cast(Exception, translate_boto_error(_client_error(code, status)))  # s3fs: untyped
 
 
 def _gcs(status: int) -> Exception:
     from gcsfs.retry import HttpError
 
-    return HttpError({"code": status, "message": "boom"})
+    return cast(Exception, HttpError({"code": status, "message": "boom"}))  # gcsfs: untyped
 
 
 @pytest.mark.parametrize(

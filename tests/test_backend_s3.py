@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import BinaryIO, Protocol, runtime_checkable
 
 import pytest
 
@@ -15,6 +16,13 @@ from artifactstore.core.errors import (
 from artifactstore.testing import BackendConformance, BackendSpec, MotoS3Server
 
 pytestmark = [pytest.mark.s3]
+
+
+@runtime_checkable
+class StreamedPut(Protocol):
+    """A backend with ``put_file`` (``supports_streamed_put``), outside ``Backend``."""
+
+    def put_file(self, key: str, file: BinaryIO, size: int) -> None: ...
 
 
 class TestS3Backend(BackendConformance):
@@ -198,10 +206,11 @@ def test_put_file_streams_a_spooled_pack_in_one_request(
     inner = open_backend(s3_spec.url, **s3_spec.options)
     backend = RetryingBackend(inner, sleep=lambda _: None)
     data = bytes(range(256)) * 4096  # 1 MiB
+    assert isinstance(inner, StreamedPut)
     real_put_file = inner.put_file
     calls = []
 
-    def failing_once(key: str, file: object, size: int) -> None:
+    def failing_once(key: str, file: BinaryIO, size: int) -> None:
         calls.append(key)
         if len(calls) == 1:
             FileBody = partsbody.FileBody

@@ -3,6 +3,7 @@ catalog sync lists only the journal's window instead of every record."""
 
 from __future__ import annotations
 
+import builtins
 import sys
 import threading
 import time
@@ -373,12 +374,16 @@ def _until_waiting(thread: threading.Thread) -> None:
     raise AssertionError("the thread never waited for the caller")
 
 
+AheadFound = bundles.Ahead[tuple[dict[str, bytes], bundles.Checked]]
+
+
 def test_bundles_checked_ahead_hold_at_most_their_limit_and_yield_them_all() -> None:
     """A first sync checks bundles in a background thread while it lists (bundles.Ahead):
     at most ``limit`` bytes wait (one bundle when it is tiny), all arrive, in order."""
     b = signed_project(250)
     assert bundles.write_bundles(b, "p", size=60) == 252  # 5 bundles
-    ahead = bundles.Ahead(b, "p", SIGNED, limit=1)
+    # Ahead's default ``prepare`` keeps each bundle as (found, checked)
+    ahead: AheadFound = bundles.Ahead(b, "p", SIGNED, limit=1)
     try:
         _until_waiting(ahead._thread)  # it stopped for the caller, not at its end
         assert len(ahead._ready) == 1  # the thread waits for the caller
@@ -387,7 +392,7 @@ def test_bundles_checked_ahead_hold_at_most_their_limit_and_yield_them_all() -> 
         ahead.close()
     assert [len(t) for t in taken] == [60, 60, 60, 60, 12]
     assert len({k for t in taken for k in t}) == 252
-    idle = bundles.Ahead(b, "p", SIGNED, limit=1)
+    idle: AheadFound = bundles.Ahead(b, "p", SIGNED, limit=1)
     idle.close()  # never iterated (the listing found little to read): stops, no hang
     assert not idle._thread.is_alive()
 
@@ -438,7 +443,8 @@ def test_a_first_sync_checks_bundles_while_artifacts_are_still_listed() -> None:
                 return iter(keys)
             return self._slow(keys)
 
-        def _slow(self, keys: list[str]) -> Iterator[str]:
+        # builtins.list: in this class body, `list` names the method above
+        def _slow(self, keys: builtins.list[str]) -> Iterator[str]:
             yield from keys[:-1]
             self.waited = self.bundles_listed.wait(30)
             yield keys[-1]

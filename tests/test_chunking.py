@@ -5,13 +5,20 @@ from __future__ import annotations
 import io
 import random
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from vectors import load_json, read_bytes
 
-from artifactstore.core.chunking import ChunkerParams, chunk_spans, chunk_views, iter_chunks
+from artifactstore.core.chunking import (
+    ChunkerParams,
+    Readable,
+    chunk_spans,
+    chunk_views,
+    iter_chunks,
+)
 from artifactstore.core.digest import hash_bytes
 from artifactstore.core.errors import FormatError, InvalidInputError
 from artifactstore.testing import strategies
@@ -130,7 +137,7 @@ def test_input_up_to_min_size_is_one_chunk(size: int) -> None:
 @pytest.mark.parametrize("stream_type", ["bytesio", "read", "readinto"])
 def test_chunks_are_read_only_views_that_outlive_iteration(stream_type: str) -> None:
     data = random.Random(1).randbytes(50_000)
-    streams = {
+    streams: dict[str, Callable[[], Readable]] = {
         "bytesio": lambda: io.BytesIO(data),
         "read": lambda: ShortReads(data, random.Random(3), 1500),
         "readinto": lambda: ShortReadsInto(data, random.Random(3), 1500),

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from vectors import load_json
 
 from artifactstore.core.crypto import (
+    Algorithm,
     ObjectCipher,
     SigningKey,
     aead_decrypt,
@@ -43,17 +44,17 @@ def test_aes_gcm_encrypt_vectors(case: dict[str, Any]) -> None:
 @pytest.mark.parametrize("case", AEAD["aes_gcm_decrypt"] + AEAD["chacha20poly1305"],
                          ids=lambda c: f"{c['file']}-{c['count']}")
 def test_decrypt_vectors_including_must_fail_cases(case: dict[str, Any]) -> None:
-    algorithm = "chacha20-poly1305" if case["file"].endswith(".txt") else "aes-gcm"
+    algorithm: Algorithm = "chacha20-poly1305" if case["file"].endswith(".txt") else "aes-gcm"
     sealed = _bytes(case, "ciphertext") + _bytes(case, "tag")
     args = (algorithm, _bytes(case, "key"), _bytes(case, "nonce"), sealed, _bytes(case, "aad"))
     if case.get("valid", True):
-        assert aead_decrypt(*args) == _bytes(case, "plaintext")  # type: ignore[arg-type]
+        assert aead_decrypt(*args) == _bytes(case, "plaintext")
         if algorithm == "chacha20-poly1305":
             assert aead_encrypt(algorithm, _bytes(case, "key"), _bytes(case, "nonce"),
                                 _bytes(case, "plaintext"), _bytes(case, "aad")) == sealed
     else:
         with pytest.raises(IntegrityError, match="failed authentication"):
-            aead_decrypt(*args)  # type: ignore[arg-type]
+            aead_decrypt(*args)
 
 
 def test_the_vector_file_has_must_fail_cases() -> None:

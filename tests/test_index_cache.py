@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from hypothesis import given, settings
@@ -29,6 +30,9 @@ from artifactstore.testing.data import random_bytes
 # A model of the merged index: blob -> its rows, the first one the blob's location.
 Row = tuple[int, int, int, int]  # pack, offset, length, index
 Model = dict[bytes, list[Row]]
+# The operations OP draws: add (pack, index, prefer, [(blob, offset)]), forget (index), reload.
+AddOp = tuple[Literal["add"], int, int, bool, list[tuple[bytes, int]]]
+Op = AddOp | tuple[Literal["forget"], int] | tuple[Literal["reload"]]
 
 POOL = [bytes([i % 3, i % 2]) + hash_bytes(bytes([i])).raw[2:] for i in range(24)]
 PACKS = [hash_bytes(b"pack %d" % i) for i in range(4)]
@@ -83,32 +87,33 @@ OP = st.one_of(ADD, st.tuples(st.just("forget"), st.integers(0, 4)), st.just(("r
 @settings(max_examples=80, deadline=None)
 @given(st.lists(OP, max_size=25), st.integers(2, 6))
 def test_same_answers_as_a_dict_of_rows(tmp_path_factory: pytest.TempPathFactory,
-                                        ops: list[tuple[object, ...]], fold: int) -> None:
+                                        ops: list[Op], fold: int) -> None:
     path = tmp_path_factory.mktemp("idx") / "plain.idx"
     saved_fold = index_module._FOLD
     index_module._FOLD = fold  # fold into a new table every few rows
     try:
-        index, model = MergedIndex(path), {}  # type: ignore[var-annotated]
+        index = MergedIndex(path)
+        model: Model = {}
         merged: set[int] = set()
         for op in ops:
             if op[0] == "add":
                 _, pack, index_no, prefer, picks = op
                 rows = [(raw, (pack, 100 * offset, 10 + offset, index_no))
-                        for raw, offset in picks]  # type: ignore[attr-defined]
+                        for raw, offset in picks]
                 entries = [BlobEntry(Digest(raw), Kind.CHUNK, row[1], row[2], row[2])
                            for raw, row in rows]
-                index.add_pack(PACKS[pack], entries,  # type: ignore[index]
-                               index_id=INDEXES[index_no], prefer=bool(prefer))  # type: ignore[index]
-                index.note_written(INDEXES[index_no])  # type: ignore[index]
-                model_add(model, rows, bool(prefer))  # type: ignore[arg-type]
-                merged.add(index_no)  # type: ignore[arg-type]
+                index.add_pack(PACKS[pack], entries,
+                               index_id=INDEXES[index_no], prefer=bool(prefer))
+                index.note_written(INDEXES[index_no])
+                model_add(model, rows, bool(prefer))
+                merged.add(index_no)
             elif op[0] == "forget":
                 gone = op[1]
                 listed = [INDEXES[n] for n in merged if n != gone]
                 index.refresh(listed, lambda ids: iter(()))
                 if gone in merged:
-                    model_forget(model, gone)  # type: ignore[arg-type]
-                    merged.discard(gone)  # type: ignore[arg-type]
+                    model_forget(model, gone)
+                    merged.discard(gone)
             else:
                 index.save()
                 index = MergedIndex(path)

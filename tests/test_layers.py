@@ -172,11 +172,11 @@ def _check_internal(at: str, layer: str, target: str) -> list[str]:
 def _check_cycles(root: Path) -> list[str]:
     """One message per import cycle among the modules of one layer (lazy imports too)."""
     graph: dict[str, set[str]] = {}
-    for path in sorted(root.rglob("*.py")):
-        module = module_name(path, root)
+    for file in sorted(root.rglob("*.py")):
+        module = module_name(file, root)
         layer = layer_of(module)
         graph[module] = {
-            imp.target for imp in imports_in(path, root)
+            imp.target for imp in imports_in(file, root)
             if imp.target != module and layer is not None and layer_of(imp.target) == layer
             and not module.startswith(imp.target + ".")  # a package's own __init__
         }

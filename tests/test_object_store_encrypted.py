@@ -3,8 +3,10 @@ and swap detection, no reading without the key, no plaintext planted in."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 
@@ -29,6 +31,13 @@ KEYS = DomainKeys.from_epoch_key(bytes(range(32)))
 OpenStore = Callable[..., ObjectStore]
 
 
+class _OpenOptions(TypedDict, total=False):
+    """The keywords of ObjectStore.open that the tests pass through open_store."""
+
+    cache_dir: str | os.PathLike[str] | None
+    concurrency: int
+
+
 @pytest.fixture(params=["memory", "local"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "memory":
@@ -38,11 +47,11 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 
 @pytest.fixture
 def open_store(tmp_path: Path) -> OpenStore:
-    def _open(backend: Backend, keys: DomainKeys | None = KEYS, **kwargs: object) -> ObjectStore:
+    def _open(backend: Backend, keys: DomainKeys | None = KEYS,
+              **kwargs: Unpack[_OpenOptions]) -> ObjectStore:
         kwargs.setdefault("cache_dir", tmp_path / f"cache-{id(keys)}")
         config = StoreConfig.new(chunker=SMALL, pack_target=64 << 10)
-        return ObjectStore.open(backend, create=config, keys=keys,  # type: ignore[arg-type]
-                                **kwargs)
+        return ObjectStore.open(backend, create=config, keys=keys, **kwargs)
 
     return _open
 

@@ -60,7 +60,7 @@ def test_seek_from_the_end_and_current_and_bad_seeks() -> None:
 
 def test_the_parts_are_not_copied_until_read() -> None:
     part = bytearray(b"x" * 10)
-    body = PartsBody([part])
+    body = PartsBody([memoryview(part)])
     part[0:1] = b"y"  # a view, not a copy: the change shows
     assert body.read(2) == b"yx"
 

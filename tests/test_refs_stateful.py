@@ -52,7 +52,7 @@ class Interleaving(BackendWrapper):
 
     def __init__(self, inner: Backend) -> None:
         super().__init__(inner)
-        self.before_create: Callable[[], None] | None = None
+        self.before_create: Callable[[], object] | None = None
         self.lost = 0
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
