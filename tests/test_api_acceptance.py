@@ -65,7 +65,10 @@ def _round_trip(spec: BackendSpec, tmp_path: Path, big_mib: int) -> None:
         out = again.download(tmp_path / "out")
         expected = _files(source)
         assert _files(out) == expected
-        manifest = {e.path: e.digest.hex for e in again.files()}
+        manifest: dict[str, str] = {}
+        for e in again.files():
+            assert e.digest is not None  # logged from files: each entry has its digest
+            manifest[e.path] = e.digest.hex
         assert manifest == {path: digest for path, (_, _, digest) in expected.items()}
         assert store.artifact("nothing").download(tmp_path / "nothing").is_dir()
     del version

@@ -160,7 +160,7 @@ def test_git_timeout(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def hang(*args: object, **kwargs: object) -> None:
         raise subprocess.TimeoutExpired("git", codestate.GIT_TIMEOUT)
 
-    monkeypatch.setattr(codestate.subprocess, "run", hang)
+    monkeypatch.setattr(subprocess, "run", hang)  # the module codestate calls
     assert capture_code_state(repo) == NOTHING
 
 

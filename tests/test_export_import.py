@@ -23,6 +23,7 @@ from artifactstore.core.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from artifactstore.model.entries import FileEntry
 from artifactstore.model.exports import MANIFEST_NAME
 from artifactstore.runs.codestate import CodeState
 from artifactstore.transfer.exporting import export_kind
@@ -64,8 +65,13 @@ def store_a(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
 
 
 def entries(version: ArtifactVersion) -> dict[str, tuple[str, int, int]]:
-    return {e.path: (e.digest.hex, e.size, e.mode) for e in version.files()  # type: ignore[union-attr]
-            if e.digest is not None}
+    found: dict[str, tuple[str, int, int]] = {}
+    for e in version.files():
+        if e.digest is None:
+            continue  # a reference that was not hashed
+        assert isinstance(e, FileEntry)  # only files have a mode
+        found[e.path] = (e.digest.hex, e.size, e.mode)
+    return found
 
 
 def contents(version: ArtifactVersion) -> dict[str, bytes]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,7 +157,7 @@ def test_without_the_processes_the_writer_thread_does_the_same(
     if why == "no helper file":  # as in an application bundled without the helper's file
         monkeypatch.setattr(filecreator, "_CHILD", tmp_path / "absent.py")
     else:  # a program embedding Python: its executable must not be started as Python
-        monkeypatch.setattr(filecreator.sys, "executable", "/usr/bin/env")
+        monkeypatch.setattr(sys, "executable", "/usr/bin/env")  # the one filecreator reads
     assert not FileCreator().start()
     before = _children()
     url, data = many_small

@@ -57,7 +57,9 @@ def _gc_under_load(url: str, options: dict[str, Any], tmp_path: Path, gc_runs: i
                 continue  # deleted by the collector: gone on purpose
             version = store.artifact(ref)
             assert version.verify() == 1
-            assert version.files()[0].digest.hex == digest
+            first = version.files()[0]
+            assert first.digest is not None
+            assert first.digest.hex == digest
             live += 1
         assert live >= len(got)  # each writer's newest version at least
         for name in store.artifacts():

@@ -53,6 +53,7 @@ def test_s3_reference_with_the_store_options(s3_spec: BackendSpec, tmp_path: Pat
                             **s3_spec.options) as store:
         version = _log(store, uri)
         (entry,) = version.files()
+        assert isinstance(entry, ReferenceEntry)
         assert entry.etag is not None
         out = version.download(tmp_path / "out")
         assert (out / "remote" / "data.csv").read_bytes() == b"x,y\n"

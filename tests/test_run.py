@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,8 @@ from artifactstore.runs.run import active_run
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    opened = artifactstore.open(tmp_path / "store", cache_dir=tmp_path / "cache")
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = artifactstore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     yield opened
     opened.close()
 
@@ -124,7 +125,7 @@ def test_runs_filter_by_job_type_status_tag_and_time(store: Store) -> None:
 
 
 def test_a_damaged_catalog_is_rebuilt(tmp_path: Path) -> None:
-    url, cache = tmp_path / "store", tmp_path / "cache"
+    url, cache = str(tmp_path / "store"), tmp_path / "cache"
     with artifactstore.open(url, cache_dir=cache) as store, store.run(capture_code=False) as run:
         pass
     (db,) = (cache / "catalog").rglob("*.sqlite")

@@ -15,7 +15,12 @@ import pytest
 
 import artifactstore
 import artifactstore.transfer.sync as sync_module
-from artifactstore.backends import FaultInjectingBackend, LocalBackend, open_backend
+from artifactstore.backends import (
+    FaultInjectingBackend,
+    LocalBackend,
+    open_backend,
+    open_backend_stack,
+)
 from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.backends.base import Backend
 from artifactstore.backends.readonly import ReadOnlyBackend
@@ -133,7 +138,7 @@ class Recording(BackendWrapper):
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[Recording]:
     """Every backend ``sync`` opens, recording its calls."""
     opened: list[Recording] = []
-    real = sync_module.open_backend_stack
+    real = open_backend_stack  # the function sync imports
 
     def recording(url: str, **options: Any) -> Backend:
         backend = Recording(real(url, **options))
