@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ def url(tmp_path: Path) -> str:
     return str(tmp_path / "store")
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, object], str]:
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any], str]:
     code = main([*argv, "--json"])
     captured = capsys.readouterr()
     return code, json.loads(captured.out) if captured.out.strip() else {}, captured.err
@@ -51,9 +52,9 @@ def test_log_ls_show_get_diff_verify(url: str, tmp_path: Path,
     assert run(capsys, "log", "ds", str(data), "--store", url)[0] == 0
     assert run(capsys, "ls", "--store", url)[1] == {"artifacts": ["ds"]}
     versions = run(capsys, "ls", "ds", "--store", url)[1]["versions"]
-    assert [v["ref"] for v in versions] == ["ds:v0", "ds:v1"]  # type: ignore[index]
+    assert [v["ref"] for v in versions] == ["ds:v0", "ds:v1"]
     shown = run(capsys, "show", "ds:v1", "--store", url)[1]
-    assert [f["path"] for f in shown["files"]] == ["a.csv", "b.csv"]  # type: ignore[index]
+    assert [f["path"] for f in shown["files"]] == ["a.csv", "b.csv"]
     changes = run(capsys, "diff", "ds:v0", "ds:v1", "--store", url)[1]["changes"]
     assert changes == [{"path": "b.csv", "change": "added"}]
     out = tmp_path / "out"
@@ -77,7 +78,7 @@ def test_alias_commands(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "force" in err
     assert run(capsys, "alias", "set", "m:v1", "prod", "--force", "--store", url)[0] == 0
     history = run(capsys, "alias", "history", "m", "prod", "--store", url)[1]["history"]
-    assert [(e["previous"], e["target"], e["forced"]) for e in history] == [  # type: ignore[index]
+    assert [(e["previous"], e["target"], e["forced"]) for e in history] == [
         (None, 0, False), (0, 1, True)]
     assert run(capsys, "alias", "rm", "m", "prod", "--force", "--store", url)[0] == 0
 
@@ -170,7 +171,7 @@ def test_alias_protect_and_unprotect(url: str, tmp_path: Path,
     assert run(capsys, "alias", "protect", "m:prod", "--store", url)[1]["seq"] == event["seq"]
     assert run(capsys, "alias", "set", "m:v0", "prod", "--store", url)[0] == 10
     history = run(capsys, "alias", "history", "m", "prod", "--store", url)[1]["history"]
-    assert [(e["target"], e["protected"]) for e in history] == [  # type: ignore[index]
+    assert [(e["target"], e["protected"]) for e in history] == [
         (0, False), (0, True), (0, False), (1, False), (1, True)]
     code, _, err = run(capsys, "alias", "unprotect", "m:nosuch", "--store", url)
     assert code == 3

@@ -83,7 +83,7 @@ def test_lazy_package_names_are_the_real_ones() -> None:
     assert artifactstore.artifact.__name__ == "artifactstore.api.artifact"
     assert set(artifactstore.__all__) <= set(dir(artifactstore))
     with pytest.raises(AttributeError):
-        _ = artifactstore.no_such_name  # type: ignore[attr-defined]
+        _ = artifactstore.no_such_name
 
 
 def _imported_by(argv: list[str], env: dict[str, str]) -> tuple[int, list[str]]:

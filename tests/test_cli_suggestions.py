@@ -19,6 +19,7 @@ import re
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -35,7 +36,9 @@ def _texts(tree: ast.AST) -> Iterator[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.JoinedStr):
             yield node.lineno, "".join(
-                v.value if isinstance(v, ast.Constant) else FIELD for v in node.values)
+                # an f-string's literal parts are str constants
+                cast(str, v.value) if isinstance(v, ast.Constant) else FIELD
+                for v in node.values)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             yield node.lineno, node.value
 

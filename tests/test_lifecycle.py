@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 
@@ -23,15 +25,23 @@ from artifactstore.testing.stores import init_quick_store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> artifactstore.Store:
+def store(tmp_path: Path) -> Iterator[artifactstore.Store]:
     url = str(tmp_path / "store")
     init_quick_store(url)
     with artifactstore.open(url, cache_dir=tmp_path / "cache") as opened:
         yield opened
 
 
+class _LogOptions(TypedDict, total=False):
+    """The keywords of Store.log_artifact that the tests pass through log()."""
+
+    aliases: Iterable[str]
+    run: artifactstore.Run
+
+
 def log(store: artifactstore.Store, tmp_path: Path, name: str, data: bytes,
-        shared: bytes = b"shared " * 1000, **kw: object) -> artifactstore.ArtifactVersion:
+        shared: bytes = b"shared " * 1000,
+        **kw: Unpack[_LogOptions]) -> artifactstore.ArtifactVersion:
     folder = tmp_path / f"src-{name}-{os.urandom(3).hex()}"
     folder.mkdir()
     (folder / "unique.bin").write_bytes(data)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import pytest
@@ -33,7 +34,7 @@ class Pipeline:
     def cli(self, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
         return cli(capsys, *argv, "--store", self.url, "--project", self.project)
 
-    def json(self, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, object]:
+    def json(self, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
         return cli_json(capsys, *argv, "--store", self.url, "--project", self.project)
 
     def open(self) -> artifactstore.Store:

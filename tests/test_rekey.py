@@ -85,7 +85,9 @@ def test_rekey_reencrypt_leaves_nothing_old_keys_open(
         assert out["records_bundled"] > 0
         # c0 keeps local copies of v0 and v1 as first sealed: they must be read again.
         with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c0") as store:
-            current = store.refs.codec.ring.current.key_id
+            ring = store.refs.codec.ring
+            assert ring is not None
+            current = ring.current.key_id
             for i, version in enumerate(store.versions("model")):
                 assert version.record.signature.key_id == current
                 assert version.verify() == 1
@@ -116,8 +118,9 @@ def test_rekey_without_reencrypt_only_rotates(tmp_path: Path,
         assert (epoch, report) == (1, None)
         with artifactstore.open(url, project="lab", cache_dir=tmp_path / "c2") as store:
             store.artifact("a:v0").verify()
-            assert store.refs.codec.ring.current.key_id != \
-                store.artifact("a:v0").record.signature.key_id
+            ring = store.refs.codec.ring
+            assert ring is not None
+            assert ring.current.key_id != store.artifact("a:v0").record.signature.key_id
 
 
 def test_rekey_reencrypt_tells_the_wait_callback_the_seconds_left(

@@ -347,7 +347,7 @@ def test_a_server_identity_that_is_a_member_shows_a_private_project(
     from artifactstore.backends.credentials import token_for
     from artifactstore.testing.teamserver import serve_process
 
-    folder = shutil.copytree(folder, tmp_path / "store")  # the module's store stays as is
+    folder = str(shutil.copytree(folder, tmp_path / "store"))  # the module's store stays as is
     server_id = dict(cli_env, ARTIFACTSTORE_CONFIG_DIR=str(tmp_path / "server-identity"))
     made = run_cli(server_id, "identity", "create", "--name", "team-server", "--no-passphrase",
                    "--json")

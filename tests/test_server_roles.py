@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import urllib3
@@ -44,7 +45,10 @@ from artifactstore.testing.teamserver import TEST_SECRET, serving_team
 # Sign-in and API tokens are AUTH's slice (server/authn.py, server/tokens.py): these tests
 # run as soon as it is merged (they passed against its commit 83275dc).
 _WAITS = "needs AUTH's server/tokens.py and server/authn.py (API tokens), not merged yet"
-TokenStore = pytest.importorskip("artifactstore.server.tokens", reason=_WAITS).TokenStore
+if TYPE_CHECKING:
+    from artifactstore.server.tokens import TokenStore
+else:
+    TokenStore = pytest.importorskip("artifactstore.server.tokens", reason=_WAITS).TokenStore
 ServerAuthenticator = pytest.importorskip("artifactstore.server.authn",
                                           reason=_WAITS).ServerAuthenticator
 

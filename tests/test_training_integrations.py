@@ -40,6 +40,7 @@ def _data(url: str, tmp_path: Path, rows: int = 64) -> str:
 
 def test_a_lightning_fit_records_a_run_its_checkpoints_and_its_input(tmp_path: Path) -> None:
     lightning = pytest.importorskip("lightning", reason="the [lightning] extra is missing")
+    from lightning import LightningModule
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from artifactstore.integrations.datasets import VersionDataset
@@ -53,7 +54,7 @@ def test_a_lightning_fit_records_a_run_its_checkpoints_and_its_input(tmp_path: P
         return torch.tensor(row["ids"], dtype=torch.float32), torch.tensor(
             float(row["label"]))
 
-    class Tiny(lightning.LightningModule):  # type: ignore[misc]
+    class Tiny(LightningModule):
         def __init__(self, lr: float = 0.05) -> None:
             super().__init__()
             self.save_hyperparameters()
@@ -72,7 +73,7 @@ def test_a_lightning_fit_records_a_run_its_checkpoints_and_its_input(tmp_path: P
             self.log("val_loss", self._loss(batch))
 
         def configure_optimizers(self) -> Any:
-            return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+            return torch.optim.SGD(self.parameters(), lr=self.hparams["lr"])
 
     logger = ArtifactstoreLogger(project="nlp", url=url, name="tiny-fit", log_model=True)
     logger.use_artifact(data_ref)
@@ -98,6 +99,7 @@ def test_a_lightning_fit_records_a_run_its_checkpoints_and_its_input(tmp_path: P
         best = store.artifact(f"{model}:best")
         assert best.ref in run.outputs
         assert best.metadata["original_filename"] == Path(checkpoints.best_model_path).name
+        assert checkpoints.best_model_score is not None
         assert best.metadata["score"] == pytest.approx(float(checkpoints.best_model_score))
         assert [f.path for f in best.files()] == ["model.ckpt"]
         saved = torch.load(best.get_path("model.ckpt", tmp_path / "restored"),

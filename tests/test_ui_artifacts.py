@@ -15,6 +15,7 @@ import csv
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -101,7 +102,7 @@ def client(store: artifactstore.Store) -> TestClient:
     return TestClient(create_app(store))
 
 
-def _twin(client: TestClient, path: str) -> dict[str, object]:
+def _twin(client: TestClient, path: str) -> dict[str, Any]:
     """The JSON of a page, checked equal at /api/... and at ?format=json."""
     answer = client.get("/api" + path)
     assert answer.status_code == 200, answer.text
@@ -110,7 +111,7 @@ def _twin(client: TestClient, path: str) -> dict[str, object]:
     html = client.get(path)
     assert html.status_code == 200
     assert html.headers["content-type"].startswith("text/html")
-    data: dict[str, object] = answer.json()
+    data: dict[str, Any] = answer.json()
     return data
 
 
@@ -119,7 +120,7 @@ def _twin(client: TestClient, path: str) -> dict[str, object]:
 
 def test_artifacts_list_marks_or_hides_deleted(client: TestClient) -> None:
     data = _twin(client, "/p/default/artifacts")
-    rows = {a["name"]: a for a in data["artifacts"]}  # type: ignore[attr-defined]
+    rows = {a["name"]: a for a in data["artifacts"]}
     assert sorted(rows) == ["dataset", "model", "scratch", "wide"]  # gone: no live version
     assert data["hidden"] == 1
     assert rows["dataset"] | {"size": 0, "created": ""} == {
@@ -127,7 +128,7 @@ def test_artifacts_list_marks_or_hides_deleted(client: TestClient) -> None:
         "newest": "v1", "aliases": ["latest", "prod"], "size": 0, "created": "",
         "deleted": False}
     assert (rows["scratch"]["versions"], rows["scratch"]["all_versions"]) == (1, 3)
-    shown = {a["name"]: a for a in _twin(client, "/p/default/artifacts?deleted=1")["artifacts"]}  # type: ignore[attr-defined]
+    shown = {a["name"]: a for a in _twin(client, "/p/default/artifacts?deleted=1")["artifacts"]}
     assert shown["gone"]["deleted"] is True
     assert shown["gone"]["versions"] == 0
     page = client.get("/p/default/artifacts?deleted=1").text
@@ -139,14 +140,14 @@ def test_artifacts_list_marks_or_hides_deleted(client: TestClient) -> None:
 def test_artifact_page_versions_states_runs_and_alias_history(
         client: TestClient, ids: dict[str, str]) -> None:
     data = _twin(client, "/p/default/artifacts/dataset")
-    v0, v1 = data["versions"]  # type: ignore[misc]
+    v0, v1 = data["versions"]
     assert (v0["label"], v0["run"], v0["files"], v0["aliases"]) == \
         ("v0", ids["prepare"], 8, [])
     assert v1["aliases"] == ["latest", "prod"]
     assert v1["run"] is None
     assert len(v0["short"]) == 12
     assert v0["digest"].startswith(v0["short"])
-    history = data["aliases"]["prod"]  # type: ignore[index]
+    history = data["aliases"]["prod"]
     assert [(e["target"], e["previous"], e["forced"]) for e in history] == \
         [(0, None, False), (1, 0, False)]
     assert data["live"] == ["v0", "v1"]
@@ -155,7 +156,7 @@ def test_artifact_page_versions_states_runs_and_alias_history(
     assert 'action="/p/default/diff"' in page
     scratch = _twin(client, "/p/default/artifacts/scratch")
     states = [(v["label"], v["state"], (v["state_reason"] or "").split(" (")[0])
-              for v in scratch["versions"]]  # type: ignore[attr-defined]
+              for v in scratch["versions"]]
     assert states == [("v0", "deleted", "not needed"), ("v1", "purged", "leaked"),
                       ("v2", "live", "")]
     page = client.get("/p/default/artifacts/scratch").text
@@ -171,11 +172,11 @@ def test_version_page_facts_runs_and_previews(client: TestClient, ids: dict[str,
     assert data["metadata"] == {HOSTILE: HOSTILE, "rows": 80}
     assert data["made_by"] == {"id": ids["prepare"], "label": "prepare", "status": "finished"}
     assert data["used_by"] == []
-    names = [(i["name"], i["kind"]) for i in data["items"]]  # type: ignore[attr-defined]
+    names = [(i["name"], i["kind"]) for i in data["items"]]
     assert names == [(HOSTILE_FILE, "file"), ("cat.png", "file"), ("drawing.svg", "file"),
                      ("notes.txt", "file"), ("sub", "folder"), ("table.csv", "file"),
                      ("weights.bin", "file")]
-    previews = {p["path"]: p for p in data["previews"]}  # type: ignore[attr-defined]
+    previews = {p["path"]: p for p in data["previews"]}
     assert sorted(previews) == ["cat.png", "notes.txt", "table.csv"]
     assert previews["cat.png"]["url"] == "/p/default/artifacts/dataset/v0/files/cat.png"
     assert previews["notes.txt"]["text"] == "hello " + HOSTILE + "\n"
@@ -185,17 +186,17 @@ def test_version_page_facts_runs_and_previews(client: TestClient, ids: dict[str,
     assert table["truncated"] is True
     assert table["rows"][3] == ["3", HOSTILE]
     big = _twin(client, "/p/default/artifacts/dataset/v0?preview=sub/big.log")
-    (text,) = big["previews"]  # type: ignore[misc]
+    (text,) = big["previews"]
     assert len(text["text"]) == artifactviews.TEXT_BYTES
     assert text["truncated"] is True
     assert client.get("/api/p/default/artifacts/dataset/v0?preview=weights.bin").status_code == 400
     # an alias in place of vN; the model's page names the run that made it and the user
     prod = _twin(client, "/p/default/artifacts/dataset/prod")
     assert prod["ref"] == "dataset:v1"
-    assert [r["id"] for r in prod["used_by"]] == [ids["train"]]  # type: ignore[attr-defined]
+    assert [r["id"] for r in prod["used_by"]] == [ids["train"]]
     model = _twin(client, "/p/default/artifacts/model/latest")
-    assert model["made_by"]["id"] == ids["train"]  # type: ignore[index]
-    assert [r["label"] for r in model["used_by"]] == [HOSTILE]  # type: ignore[attr-defined]
+    assert model["made_by"]["id"] == ids["train"]
+    assert [r["label"] for r in model["used_by"]] == [HOSTILE]
     page = client.get("/p/default/artifacts/model/v0").text
     assert f'href="/p/default/runs/{ids["train"]}"' in page
     assert 'href="/p/default/audit/model%3Av0"' in page
@@ -216,9 +217,9 @@ def test_big_folders_are_listed_a_page_at_a_time(client: TestClient) -> None:
     while offset is not None:
         page = _twin(client, f"/p/default/artifacts/wide/v0?folder=many&offset={offset}")
         items = page["items"]
-        assert len(items) <= artifactviews.PAGE_SIZE  # type: ignore[arg-type]
-        seen += [i["path"] for i in items]  # type: ignore[attr-defined]
-        offset = page["next_offset"]  # type: ignore[assignment]
+        assert len(items) <= artifactviews.PAGE_SIZE
+        seen += [i["path"] for i in items]
+        offset = page["next_offset"]
     assert seen == [f"many/f{i:05d}.txt" for i in range(WIDE)]
     html = client.get("/p/default/artifacts/wide/v0?folder=many").text
     assert 'id="next-page"' in html
@@ -269,7 +270,7 @@ def test_file_endpoint_types_ranges_and_hostile_paths(client: TestClient,
 
 def test_diff_page_lists_changes_with_sizes(client: TestClient) -> None:
     data = _twin(client, "/p/default/diff?a=dataset:v0&b=dataset:v1")
-    changes = {c["path"]: c for c in data["changes"]}  # type: ignore[attr-defined]
+    changes = {c["path"]: c for c in data["changes"]}
     assert changes["new.txt"] == {"path": "new.txt", "change": "added", "old_size": None,
                                   "new_size": 3}
     assert changes["sub/old.txt"]["change"] == "removed"
@@ -286,21 +287,21 @@ def test_diff_page_lists_changes_with_sizes(client: TestClient) -> None:
 
 def test_lineage_and_audit_pages(client: TestClient, ids: dict[str, str]) -> None:
     graph = _twin(client, "/p/default/lineage")["graph"]
-    nodes = {n["id"]: n for n in graph["nodes"]}  # type: ignore[index]
-    assert graph["base"] == "/p/default"  # type: ignore[index]
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    assert graph["base"] == "/p/default"
     assert nodes["scratch:v0"]["state"] == "deleted"
     assert nodes["scratch:v1"]["state"] == "purged"
     assert nodes[f"run:{ids['train']}"]["kind"] == "run"
     around = _twin(client, "/p/default/lineage?ref=model:v0&depth=1")["graph"]
-    assert around["focus"] == "model:v0"  # type: ignore[index]
-    assert {n["id"] for n in around["nodes"]} == {  # type: ignore[index]
+    assert around["focus"] == "model:v0"
+    assert {n["id"] for n in around["nodes"]} == {
         "model:v0", f"run:{ids['train']}", f"run:{ids[HOSTILE]}", "dataset:v1"}
     assert client.get("/api/p/default/lineage?depth=two").status_code == 400
     assert client.get("/api/p/default/lineage?ref=nosuch:v0").status_code == 404
     audit = _twin(client, "/p/default/audit/model:v0")
-    assert audit["graph"]["kind"] == "audit"  # type: ignore[index]
-    assert audit["graph"]["audit"]["ref"] == "model:v0"  # type: ignore[index]
-    flags = audit["graph"]["audit"]["flags"]  # type: ignore[index]
+    assert audit["graph"]["kind"] == "audit"
+    assert audit["graph"]["audit"]["ref"] == "model:v0"
+    flags = audit["graph"]["audit"]["flags"]
     assert audit["ok"] is (not flags)
     assert {f["severity"] for f in flags} <= {"warning"}  # code state, from where tests run
     assert client.get("/api/p/default/audit/model:v0?sample=lots").status_code == 400

@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 from cli_calls import cli, cli_json
@@ -45,7 +46,8 @@ def test_png_chart_of_two_runs(runs: tuple[str, list[str]], tmp_path: Path,
         colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
     assert colours is not None
     assert len(colours) > 20  # lines, text and antialiasing: not a blank canvas
-    blue = sum(n for n, (r, g, bl) in colours if bl > 150 and r < 80)  # matplotlib's C0 line
+    rgb = cast(list[tuple[int, tuple[int, int, int]]], colours)  # an RGB image's colours
+    blue = sum(n for n, (r, g, bl) in rgb if bl > 150 and r < 80)  # matplotlib's C0 line
     assert blue > 100
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -38,7 +39,7 @@ COLUMNS = ["name", "tags", "status", "config.lr", "config.optimizer", "config.am
     (" , ", ["a", "b", "c"]),
 ])
 def test_conditions(where: str, expected: list[str]) -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"name": "a", "tags": ["sweep"], "config.lr": 0.1, "config.optimizer": "adam",
          "config.amp": True, "summary.loss": 0.2},
         {"name": "b-resnet", "tags": ["sweep", "x"], "config.lr": 0.01,

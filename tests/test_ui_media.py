@@ -175,7 +175,8 @@ def _index(client: TestClient, run_id: str, project: str = "default") -> dict[st
 
 
 def _panel(index: dict[str, Any], key: str, kind: str | None = None) -> dict[str, Any]:
-    found = [p for p in index["panels"] if p["key"] == key and kind in (None, p["kind"])]
+    found: list[dict[str, Any]] = [
+        p for p in index["panels"] if p["key"] == key and kind in (None, p["kind"])]
     assert len(found) == 1, [(p["key"], p["kind"]) for p in index["panels"]]
     return found[0]
 

@@ -11,6 +11,7 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from cli_calls import cli, cli_json
@@ -26,6 +27,9 @@ from artifactstore.testing.liverun import live_run
 from artifactstore.testing.uiserver import chart_drawn, serving
 from artifactstore.ui import views
 from artifactstore.ui.app import create_app
+
+if TYPE_CHECKING:
+    from playwright.sync_api import ConsoleMessage
 
 #: see test_ui_app.py; resolved now, as the fixture moves the working directory
 SCREENSHOTS = (Path(os.environ["ARTIFACTSTORE_SCREENSHOTS"]).resolve()
@@ -348,7 +352,12 @@ def test_live_run_is_followed_in_a_real_browser(tmp_path: Path,
         assert '"loss"' in page.text("#summary")  # the live summary: last values
         # the runs table in a second tab of the same sealed context
         table = page.context.new_page()
-        table.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+
+        def console_error(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                page.errors.append(message.text)
+
+        table.on("console", console_error)
         table.goto(address + "p/default/", wait_until="load")
         table.wait_for_function(READY)
         assert table.evaluate("document.body.dataset.live") == "true"

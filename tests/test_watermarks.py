@@ -46,7 +46,7 @@ class Client:
         self._monkeypatch.setenv("ARTIFACTSTORE_CACHE_DIR", str(self._cache))
         return cli(self._capsys, *argv, "--store", self._url, "--project", "p")
 
-    def get(self, ref: str, out: Path) -> tuple[int, str]:
+    def get(self, ref: str, out: Path) -> tuple[int, bytes | str]:
         code, _, err = self("get", ref, "--dir", str(out))
         return code, (out / "f.bin").read_bytes() if code == 0 else err
 
@@ -102,10 +102,10 @@ def test_a_client_that_saw_more_refuses_a_rollback_a_fresh_one_cannot_know(
     # The alias's newest event is withheld: prod looks like it still points at v0.
     key = _one_key(backend, "/aliases/", "0000000001")
     event = _moved(backend, key)
-    code, err = seen.get("data:prod", next(out))
+    code, failed = seen.get("data:prod", next(out))
     assert code == 5
-    assert isinstance(err, str)
-    assert "event 1 of data:prod" in err
+    assert isinstance(failed, str)
+    assert "event 1 of data:prod" in failed
     assert fresh().get("data:prod", next(out)) == (0, contents[0])
     backend.put(key, event)
     assert seen.get("data:prod", next(out)) == (0, contents[1])
