@@ -32,7 +32,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def store(tmp_path: Path, repo: Path) -> Iterator[Store]:
-    opened = artifactstore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    opened = artifactstore.open(tmp_path / "store", cache_dir=tmp_path / "cache")
     yield opened
     opened.close()
 
@@ -128,7 +128,7 @@ def test_a_deleted_ancestor_is_flagged(store: Store, repo: Path, tmp_path: Path)
     with pytest.raises(IntegrityError, match=r"withheld or deleted: this client saw raw:v0"):
         store.audit("model:v0", sync=True)
     # ... and a client that never saw it flags the missing ancestor.
-    with artifactstore.open(str(tmp_path / "store"), cache_dir=tmp_path / "fresh") as fresh:
+    with artifactstore.open(tmp_path / "store", cache_dir=tmp_path / "fresh") as fresh:
         report = fresh.audit("model:v0", sync=True)
     assert [(f.code, f.subject) for f in report.flags] == [("missing-ancestor", "raw:v0")]
     assert "raw:v0" in report.to_text()
@@ -144,7 +144,7 @@ def test_tampered_and_missing_chunks_are_named(store: Store, repo: Path,
     raw = bytearray(biggest.read_bytes())
     raw[50] ^= 0xFF
     biggest.write_bytes(bytes(raw))
-    with artifactstore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache") as reopened:
+    with artifactstore.open(tmp_path / "store", cache_dir=tmp_path / "cache") as reopened:
         reports = [reopened.audit(ref) for ref in ("raw:v0", "clean:v0", "model:v0")]
         damaged = [r for r in reports if not r.ok]
         assert len(damaged) == 1

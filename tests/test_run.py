@@ -19,7 +19,7 @@ from artifactstore.runs.run import active_run
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    opened = artifactstore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    opened = artifactstore.open(tmp_path / "store", cache_dir=tmp_path / "cache")
     yield opened
     opened.close()
 

@@ -163,7 +163,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_code_state_from_a_real_git_repository(tmp_path: Path, repo: Path) -> None:
     head = git(repo, "rev-parse", "HEAD")
-    with artifactstore.open(str(tmp_path / "store"), cache_dir=tmp_path / "c") as store:
+    with artifactstore.open(tmp_path / "store", cache_dir=tmp_path / "c") as store:
         with store.run(job_type="train") as clean:
             pass
         (repo / "lib" / "util.py").write_text("X = 2\n")
@@ -197,7 +197,7 @@ def test_runs_outside_git_have_empty_code_fields(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
-    with artifactstore.open(str(tmp_path / "store"), cache_dir=tmp_path / "c") as store:
+    with artifactstore.open(tmp_path / "store", cache_dir=tmp_path / "c") as store:
         with store.run(save_code=True) as run:
             pass
         info = store.get_run(run.id)
@@ -207,7 +207,7 @@ def test_runs_outside_git_have_empty_code_fields(tmp_path: Path,
 
 
 def test_impact_and_where_used(tmp_path: Path) -> None:
-    with artifactstore.open(str(tmp_path / "store"), cache_dir=tmp_path / "c") as store:
+    with artifactstore.open(tmp_path / "store", cache_dir=tmp_path / "c") as store:
         src = tmp_path / "data"
         src.mkdir()
         (src / "images").mkdir()
@@ -236,7 +236,7 @@ def test_impact_and_where_used(tmp_path: Path) -> None:
 
 
 def test_exports_load_back_and_render(tmp_path: Path, graphviz_dot: str) -> None:
-    with artifactstore.open(str(tmp_path / "store"), cache_dir=tmp_path / "c") as store:
+    with artifactstore.open(tmp_path / "store", cache_dir=tmp_path / "c") as store:
         (tmp_path / "a").write_text("a")
         store.log_artifact(tmp_path / "a", name="raw", type="raw")
         with store.run(name='odd "name" <x>', job_type="prepare") as run:

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 import urllib3
@@ -35,22 +34,14 @@ from artifactstore.cli import main
 from artifactstore.local.identity import load_or_create_identity
 from artifactstore.records.projects import ProjectKeys
 from artifactstore.server.audit import AUDIT_PREFIX, StoreAuditTrail, audit_route, read_audit
+from artifactstore.server.authn import ServerAuthenticator
 from artifactstore.server.authz import KeyPolicy
 from artifactstore.server.principal import Principal, Role
 from artifactstore.server.roles import parse_roles
 from artifactstore.server.settings import ServerSettings
+from artifactstore.server.tokens import TokenStore
 from artifactstore.testing.stores import init_quick_store
 from artifactstore.testing.teamserver import TEST_SECRET, serving_team
-
-# Sign-in and API tokens are AUTH's slice (server/authn.py, server/tokens.py): these tests
-# run as soon as it is merged (they passed against its commit 83275dc).
-_WAITS = "needs AUTH's server/tokens.py and server/authn.py (API tokens), not merged yet"
-if TYPE_CHECKING:
-    from artifactstore.server.tokens import TokenStore
-else:
-    TokenStore = pytest.importorskip("artifactstore.server.tokens", reason=_WAITS).TokenStore
-ServerAuthenticator = pytest.importorskip("artifactstore.server.authn",
-                                          reason=_WAITS).ServerAuthenticator
 
 ROLES = {
     "admins": ["alice@example.com"],

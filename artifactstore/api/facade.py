@@ -614,7 +614,7 @@ class Store:
 
 
 def open(
-    url: str | None = None,
+    url: str | os.PathLike[str] | None = None,
     project: str | None = None,
     *,
     create: bool | None = None,
@@ -624,7 +624,8 @@ def open(
     passphrase: str | None = None,
     **backend_options: Any,
 ) -> Store:
-    """Open a project of the store at ``url`` (discovered when None).
+    """Open a project of the store at ``url`` (a URL, a folder's path as ``str`` or
+    ``Path``, or None: discovered).
 
     Opening writes nothing to the store. ``create=True`` creates the store and the
     project now (any backend). With ``create=None`` (the default) a missing local or
