@@ -29,6 +29,7 @@ from artifactstore.core.errors import IntegrityError
 from artifactstore.objects.chunksealing import ChunkSealing, SealingChunk, ToSeal
 from artifactstore.objects.deltas import MAX_BASES, seal_delta
 from artifactstore.objects.envelope import (
+    FLAG_ZSTD,
     KIND_OF,
     AdaptiveSealer,
     Compression,
@@ -69,6 +70,9 @@ PACK_MAGIC = b"ASP1"
 #: read buffers one open pack may keep alive through views (8 MiB reads: a 16 MiB
 #: pack of consecutive chunks spans three)
 PINNED_BUFFERS = 3
+#: in an encrypted domain, a file's chunk up to this size is sealed on the writer's thread
+#: as it is added while its pack's chunks do not compress (PackBatch.add)
+INLINE_SEAL_MAX = 256 << 10
 _TAIL = struct.Struct("<I4s")
 TAIL_SIZE = _TAIL.size
 """Bytes after the trailer: its length (u32) and the magic."""
@@ -238,8 +242,8 @@ class PackBatch:
     copies, so holding a third (its plaintext) is not worth it.
     """
 
-    __slots__ = ("_compression", "_eager", "_items", "_keys", "_pinned", "_sealer", "_sealing",
-                 "_size")
+    __slots__ = ("_compression", "_deferring", "_eager", "_items", "_keys", "_pinned",
+                 "_sealer", "_sealing", "_size")
 
     def __init__(self, compression: Compression | None, keys: DomainKeys | None = None, *,
                  eager: bool = False, sealing: ChunkSealing | None = None) -> None:
@@ -253,6 +257,9 @@ class PackBatch:
         #: read buffers this batch's views keep alive (until the pack is sealed)
         self._pinned: list[object] = []
         self._sealer = AdaptiveSealer(compression)
+        #: a chunk of this batch compressed when sealed on the writer's thread: the rest
+        #: of its small chunks wait for the pack's sealing (add)
+        self._deferring = False
 
     @property
     def size(self) -> int:
@@ -294,6 +301,19 @@ class PackBatch:
             self._items.append(SealingChunk(blob_id, len(plaintext), self._sealing.submit(
                 ToSeal(blob_id, kind, plaintext, adaptive, compression), self._keys)))
             self._size += len(plaintext)
+            return
+        if (self._keys is not None and adaptive and compression is None
+                and not self._deferring and len(plaintext) <= INLINE_SEAL_MAX):
+            # A small chunk of data that does not compress (photos, weights) is sealed
+            # here: its AES-GCM call lets go of the GIL, and on the I/O thread that cost
+            # a wait for the writer's thread per blob (~23,000 thread switches for 20,000
+            # images; docs/benchmarks.md, session 17). The batch's AdaptiveSealer skips
+            # zstd for such data; once a chunk compresses, the rest of the batch's small
+            # chunks wait for the pack's sealing, where zstd runs beside the writer.
+            kind, header, payload, _ = self._seal_one(
+                ToSeal(blob_id, kind, plaintext, adaptive))
+            self._deferring = bool(header[6] & FLAG_ZSTD)
+            self.add_sealed(blob_id, kind, header, payload, len(plaintext))
             return
         if isinstance(plaintext, memoryview):
             base = plaintext.obj
