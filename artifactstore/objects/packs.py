@@ -257,8 +257,7 @@ class PackBatch:
         #: read buffers this batch's views keep alive (until the pack is sealed)
         self._pinned: list[object] = []
         self._sealer = AdaptiveSealer(compression)
-        #: a chunk of this batch compressed when sealed on the writer's thread: the rest
-        #: of its small chunks wait for the pack's sealing (add)
+        #: a chunk sealed in add compressed: the other small ones wait for seal()
         self._deferring = False
 
     @property
@@ -304,12 +303,8 @@ class PackBatch:
             return
         if (self._keys is not None and adaptive and compression is None
                 and not self._deferring and len(plaintext) <= INLINE_SEAL_MAX):
-            # A small chunk of data that does not compress (photos, weights) is sealed
-            # here: its AES-GCM call lets go of the GIL, and on the I/O thread that cost
-            # a wait for the writer's thread per blob (~23,000 thread switches for 20,000
-            # images; docs/benchmarks.md, session 17). The batch's AdaptiveSealer skips
-            # zstd for such data; once a chunk compresses, the rest of the batch's small
-            # chunks wait for the pack's sealing, where zstd runs beside the writer.
+            # sealed here while nothing compressed (design §5): AES-GCM lets go of the GIL,
+            # and on the I/O thread each blob then waited to take it back from this one
             kind, header, payload, _ = self._seal_one(
                 ToSeal(blob_id, kind, plaintext, adaptive))
             self._deferring = bool(header[6] & FLAG_ZSTD)
