@@ -31,9 +31,9 @@ from artifactstore.core.digest import Digest
 from artifactstore.core.errors import IntegrityError, NotFoundError
 from artifactstore.objects.blobrefs import FileRef
 from artifactstore.objects.envelope import (
-    FLAG_ZSTD,
     Compression,
     Kind,
+    compressed,
     exact_size,
     seal_compressed,
     seal_parts,
@@ -189,7 +189,7 @@ def seal_delta(blob_id: Digest, plaintext: bytes | memoryview, bases: tuple[Dige
     if len(frame) > raw * KEEP_OUTRIGHT:
         header, payload = seal_parts(Kind.CHUNK, plaintext, compression, keys=keys,
                                      binding=blob_id.raw)
-        stored = len(payload) if header[6] & FLAG_ZSTD else raw
+        stored = len(payload) if compressed(header) else raw
         if 2 * len(frame) > stored:
             return Kind.CHUNK, header, payload, ()
     header, payload = seal_compressed(Kind.CHUNK_DELTA, frame, keys=keys, binding=blob_id.raw)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEADER_SIZE", "KIND_OF", "MAGIC", "AdaptiveSealer", "Compression", "Kind",
-    "exact_size", "open_envelope", "open_envelope_into", "seal", "seal_compressed",
+    "compressed", "exact_size", "open_envelope", "open_envelope_into", "seal", "seal_compressed",
     "seal_parts",
 ]  # fmt: skip
 
@@ -197,6 +197,11 @@ def seal_parts(
     return _wrapped(kind, flags, payload, keys, binding)
 
 
+def compressed(header: bytes) -> bool:
+    """Whether the envelope that starts with ``header`` holds a zstd payload."""
+    return bool(header[6] & FLAG_ZSTD)  # the flags byte: after magic, version, kind
+
+
 def exact_size(packed: bytes) -> bytes:
     """``packed`` (a zstd output) in an allocation of its own length.
 
@@ -257,7 +262,7 @@ class AdaptiveSealer:
             return seal_parts(kind, plaintext, None, keys=keys, binding=binding)
         header, payload = seal_parts(kind, plaintext, self._compression, keys=keys,
                                      binding=binding)
-        if header[6] & FLAG_ZSTD:
+        if compressed(header):
             self._misses = 0
         else:
             self._misses += 1

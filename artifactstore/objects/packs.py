@@ -29,11 +29,11 @@ from artifactstore.core.errors import IntegrityError
 from artifactstore.objects.chunksealing import ChunkSealing, SealingChunk, ToSeal
 from artifactstore.objects.deltas import MAX_BASES, seal_delta
 from artifactstore.objects.envelope import (
-    FLAG_ZSTD,
     KIND_OF,
     AdaptiveSealer,
     Compression,
     Kind,
+    compressed,
     open_envelope,
     seal,
     seal_parts,
@@ -307,7 +307,7 @@ class PackBatch:
             # and on the I/O thread each blob then waited to take it back from this one
             kind, header, payload, _ = self._seal_one(
                 ToSeal(blob_id, kind, plaintext, adaptive))
-            self._deferring = bool(header[6] & FLAG_ZSTD)
+            self._deferring = compressed(header)
             self.add_sealed(blob_id, kind, header, payload, len(plaintext))
             return
         if isinstance(plaintext, memoryview):
