@@ -126,6 +126,21 @@ TRICKS = [
 ]
 
 
+def _status_only(url: str, method: str, path: str, body: bytes,
+                 headers: dict[str, str]) -> int:
+    """The status of a request the server refuses without reading its body."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
 def _raw(url: str, method: str, path: str, body: bytes | None = None,
          headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     host, _, port = url.removeprefix("http://").partition(":")
@@ -237,7 +252,10 @@ def test_a_body_over_the_limit_is_refused_with_413(backing: Path) -> None:
             assert json.loads(response.read())["error"] == "too_large"
         finally:
             connection.close()
-        status, _ = _raw(url, "PUT", "/v1/o/lying", b"z", {"Content-Length": "9" * 30})
+        # Refused before its body is read, so the connection closes with the client's byte
+        # unread and the kernel may reset it before the answer's body is read (CI saw
+        # ECONNRESET there once): the status is what this checks.
+        status = _status_only(url, "PUT", "/v1/o/lying", b"z", {"Content-Length": "9" * 30})
         assert status in (400, 413)
     assert _files(backing) == ["fits"]
 
