@@ -53,14 +53,24 @@ def test_console_errors_are_collected(sealed_page: SealedPage, tmp_path: Path) -
     assert "undefinedFunction" in text
 
 
+#: the local server answers /held.js only once this is set (or after 30 s)
+HELD = threading.Event()
+
+
 @pytest.fixture
 def local_server(tmp_path: Path) -> Iterator[str]:
     (tmp_path / "index.html").write_text("<title>served</title><p id='x'>hello</p>")
     (tmp_path / "other.html").write_text("other")
+    (tmp_path / "held.js").write_text("window.held = false;")
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *args: object, **kwargs: object) -> None:
             super().__init__(*args, directory=str(tmp_path), **kwargs)  # type: ignore[arg-type]
+
+        def do_GET(self) -> None:
+            if self.path == "/held.js":
+                HELD.wait(30)
+            super().do_GET()
 
         def log_message(self, *args: object) -> None:
             pass
@@ -80,3 +90,29 @@ def test_a_local_server_page(sealed_page: SealedPage, local_server: str) -> None
     assert sealed_page.evaluate("fetch('/other.html').then(r => r.text())") == "other"
     with pytest.raises(ValueError, match="local pages only"):
         sealed_page.open("http://example.com/")
+
+
+def test_wait_ready_waits_through_a_next_page_that_has_no_body_yet(
+        sealed_page: SealedPage, local_server: str, tmp_path: Path) -> None:
+    """CI saw ``document.body.dataset`` throw once: a click's navigation had committed
+    while the next page's head was still loading. The same state, held on purpose."""
+    (tmp_path / "a.html").write_text('<body data-ready="true"><a id="go" href="/b.html">b</a>')
+    (tmp_path / "b.html").write_text('<head><script src="/held.js"></script></head>'
+                                     '<body data-ready="true">b</body>')
+    HELD.clear()
+    sealed_page.open(local_server + "/a.html")
+    sealed_page.wait_ready()
+    sealed_page.click("#go")
+    sealed_page.page.wait_for_url("**/b.html", wait_until="commit")
+    assert sealed_page.evaluate("document.body") is None  # the parser waits for held.js
+    with pytest.raises(Exception, match="Cannot read properties of null"):
+        sealed_page.wait_for("() => document.body.dataset.ready === 'true'")
+    release = threading.Timer(0.5, HELD.set)  # while wait_ready below is already polling
+    release.start()
+    try:
+        sealed_page.wait_ready("location.pathname === '/b.html'")
+    finally:
+        release.join()
+    assert sealed_page.evaluate("window.held") is False
+    # the one error is the plain predicate's above; wait_ready's polls threw none
+    assert sealed_page.errors == ["page error: Cannot read properties of null (reading 'dataset')"]

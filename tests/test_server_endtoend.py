@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from artifactstore.testing.browser import SealedPage
     from artifactstore.testing.oidc import OidcIssuer
 
-READY = "() => document.body.dataset.ready === 'true'"
 ALICE = Principal(subject="company#alice", email="alice@example.com", name="Alice Liddell",
                   groups=frozenset({"ml-team"}))
 ROLES = {"public_read": False, "projects": {
@@ -90,7 +89,7 @@ def test_a_browser_signs_in_and_reaches_the_runs_table(
         sealed_page: SealedPage, team: Team, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="artifactstore.server.access")
     sign_in(sealed_page, team, "/p/vision/")
-    sealed_page.wait_for(READY)
+    sealed_page.wait_ready()
     names = sealed_page.evaluate(
         "() => [...document.querySelectorAll('#runs tbody tr')].map(r => r.innerText)")
     assert len(names) == 2

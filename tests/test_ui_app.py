@@ -33,9 +33,6 @@ HOSTILE = "<script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 
 SCREENSHOTS = os.environ.get("ARTIFACTSTORE_SCREENSHOTS")
 LRS = (0.3, 0.01, 0.1)
 STEPS = 2500
-#: a function, not an expression: Playwright evaluates a bare expression with eval(),
-#: which the UI's Content-Security-Policy refuses (as it should)
-READY = "() => document.body.dataset.ready === 'true'"
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +285,7 @@ def test_pages_in_a_real_browser(served: str, store: artifactstore.Store,
     page = sealed_page
     shots = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
     page.open(served)
-    page.wait_for(READY)
+    page.wait_ready()
     assert page.evaluate("document.querySelectorAll('#runs tbody tr').length") == 4
     page.click("#runs th button[data-column='config.lr']")
     assert _column(page, "config.lr") == [0.01, 0.1, 0.3, None]
@@ -301,8 +298,7 @@ def test_pages_in_a_real_browser(served: str, store: artifactstore.Store,
     assert HOSTILE in page.text("#runs")  # shown as text
 
     page.page.click("#runs tbody tr:first-child td:nth-child(3) a")  # the name: lr 0.3
-    page.wait_for("() => document.body.dataset.ready === 'true' && "
-                  "location.pathname.startsWith('/p/default/runs/')")
+    page.wait_ready("location.pathname.startsWith('/p/default/runs/')")
     assert page.evaluate("location.pathname") == f"/p/default/runs/{_ids(store)['train-lr0.3']}"
     metrics = page.evaluate("[...document.querySelectorAll('.chart')].map(b => b.dataset.metric)")
     assert metrics == ["accuracy", "loss"]
@@ -313,12 +309,12 @@ def test_pages_in_a_real_browser(served: str, store: artifactstore.Store,
     page.screenshot(shots / "ui-run.png")
 
     page.open(served + f"p/default/runs/{_ids(store)[HOSTILE]}")
-    page.wait_for(READY)
+    page.wait_ready()
     assert chart_drawn(page, HOSTILE)
     assert page.evaluate("window.pwned === undefined")
 
     page.open(served)
-    page.wait_for(READY)
+    page.wait_ready()
     page.click("#runs th button[data-column='summary.score']")
     assert _column(page, "summary.score") == ["nan", None, None, None]  # NaN sorts as text
     assert page.blocked == []

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from starlette.testclient import TestClient
-from test_ui_app import HOSTILE, READY, SCREENSHOTS
+from test_ui_app import HOSTILE, SCREENSHOTS
 
 import artifactstore
 from artifactstore.testing.browser import SealedPage
@@ -360,7 +360,7 @@ def test_pages_in_a_real_browser(served: str, ids: dict[str, str], sealed_page: 
 
     # the lineage graph: click the model, then the run that made it in the side panel
     page.open(served + "p/default/lineage")
-    page.wait_for(READY)
+    page.wait_ready()
     assert page.evaluate("artifactstoreGraph.nodes().length") >= 10
     assert page.evaluate("artifactstoreGraph.getElementById('scratch:v1').hasClass('purged')")
     assert page.evaluate("artifactstoreGraph.getElementById('scratch:v0').hasClass('deleted')")
@@ -370,13 +370,12 @@ def test_pages_in_a_real_browser(served: str, ids: dict[str, str], sealed_page: 
     page.screenshot(shots / "ui-lineage.png")
     assert (shots / "ui-lineage.png").stat().st_size > 10_000
     page.page.click("#facts [data-row='made by'] a")
-    page.wait_for("() => document.body.dataset.ready === 'true' && "
-                  "location.pathname.startsWith('/p/default/runs/')")
+    page.wait_ready("location.pathname.startsWith('/p/default/runs/')")
     assert page.evaluate("location.pathname") == f"/p/default/runs/{ids['train']}"
 
     # a version: the image loaded, the text and the CSV table shown as text
     page.open(served + "p/default/artifacts/dataset/v0")
-    page.wait_for(READY)
+    page.wait_ready()
     width = page.evaluate("document.querySelector('.preview-image img').naturalWidth")
     assert width == 48
     assert page.text(".preview-text pre") == "hello " + HOSTILE + "\n"
@@ -390,21 +389,19 @@ def test_pages_in_a_real_browser(served: str, ids: dict[str, str], sealed_page: 
 
     # the artifact: versions and alias history; its compare form opens the diff
     page.open(served + "p/default/artifacts/dataset")
-    page.wait_for(READY)
+    page.wait_ready()
     assert page.evaluate("document.querySelectorAll('#versions tbody tr').length") == 2
     page.screenshot(shots / "ui-artifact.png")
     page.page.click("#compare button[type=submit]")
-    page.wait_for("() => document.body.dataset.ready === 'true' && "
-                  "location.pathname === '/p/default/diff'")
+    page.wait_ready("location.pathname === '/p/default/diff'")
     assert page.evaluate("[...document.querySelectorAll('#changes tbody tr')]"
                          ".map(r => r.dataset.path)") == ["new.txt", "sub/old.txt", "table.csv"]
 
     # the audit page, from the version page's link
     page.open(served + "p/default/artifacts/model/v0")
-    page.wait_for(READY)
+    page.wait_ready()
     page.page.click("#audit-link")
-    page.wait_for("() => document.body.dataset.ready === 'true' && "
-                  "location.pathname.startsWith('/p/default/audit/')")
+    page.wait_ready("location.pathname.startsWith('/p/default/audit/')")
     assert "Findings" in page.text("#report")
     assert page.evaluate("artifactstoreGraph.nodes().length") >= 3
     assert page.evaluate("window.pwned === undefined")

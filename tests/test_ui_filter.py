@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
-from test_ui_app import READY
 
 import artifactstore
 from artifactstore.core.errors import InvalidInputError
@@ -105,12 +104,11 @@ def test_the_filter_form_in_a_real_browser(store: artifactstore.Store,
     page = sealed_page
     with serving(store) as url:
         page.open(url)
-        page.wait_for(READY)
+        page.wait_ready()
         assert page.evaluate("document.querySelectorAll('#runs tbody tr').length") == 4
         page.page.fill("input[name=where]", "config.lr>=0.01, config.optimizer=sgd")
         page.page.click("form.filters button[type=submit]")
-        page.wait_for("() => document.body.dataset.ready === 'true' && "
-                      "location.search.includes('where=')")
+        page.wait_ready("location.search.includes('where=')")
         names = page.evaluate("[...document.querySelectorAll('#runs tbody tr')]"
                               ".map(r => r.cells[2].textContent.trim())")
         assert names == ["run-1"]

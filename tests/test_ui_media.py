@@ -16,7 +16,7 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
-from test_ui_app import HOSTILE, READY, SCREENSHOTS
+from test_ui_app import HOSTILE, SCREENSHOTS
 
 import artifactstore
 from artifactstore import Audio, Histogram, Html, Image, Plot, Table, Text, Video
@@ -397,7 +397,7 @@ def test_media_panels_in_a_real_browser(served: str, media: Media, sealed_page: 
                                         tmp_path: Path) -> None:
     page = sealed_page
     page.open(served + f"p/default/runs/{media.run_id}")
-    page.wait_for(READY)
+    page.wait_ready()
     groups = page.evaluate("[...document.querySelectorAll('.media-group')]"
                            ".map(g => g.dataset.kind)")
     assert groups == [k for k in ("image", "plot", "video", "audio", "histogram", "table",
@@ -497,7 +497,7 @@ def test_media_page_of_a_private_run_in_a_real_browser(
         served: str, media: Media, sealed_page: SealedPage) -> None:
     page = sealed_page
     page.open(served + f"p/lab/runs/{media.private_id}/media")
-    page.wait_for(READY)
+    page.wait_ready()
     page.wait_for(f"() => {_panel_js('img')}.querySelector('img').naturalWidth === 16")
     assert page.evaluate(f"{_panel_js('img')}.querySelector('figcaption').textContent") \
         == "secret picture"
@@ -548,7 +548,7 @@ def test_media_panels_follow_a_live_run_in_a_real_browser(
             artifactstore.open(url) as store, serving(store) as address:
         run_id = store.runs()[0].run_id
         page.open(address + f"p/default/runs/{run_id}")
-        page.wait_for(READY)
+        page.wait_ready()
         assert page.evaluate("document.getElementById('media').dataset.live") == "true"
         assert page.evaluate(f"{samples}.querySelector('.media-slider')") is None
         src = page.evaluate(f"{samples}.querySelector('img').src")

@@ -19,8 +19,6 @@ from artifactstore.ui import views
 from artifactstore.ui.app import create_app
 
 RUNS = views.PAGE_ROWS + 3
-#: a function, not an expression: the UI's Content-Security-Policy refuses eval()
-READY = "() => document.body.dataset.ready === 'true'"
 
 
 def _lr(index: int) -> float:
@@ -114,26 +112,26 @@ def test_sorting_a_paged_table_in_a_real_browser(served: str,
                                                 sealed_page: SealedPage) -> None:
     page = sealed_page
     page.open(served + "p/default/")
-    page.wait_for(READY)
+    page.wait_ready()
     assert page.evaluate("() => document.getElementById('runs').dataset.paged") == "true"
     assert len(_lrs(page)) == views.PAGE_ROWS
 
     every = sorted(_lr(i) for i in range(RUNS))
     with page.page.expect_navigation():
         page.click("#runs thead button[data-column='config.lr']")
-    page.wait_for(READY)
+    page.wait_ready()
     assert parse_qs(urlsplit(page.page.url).query) == {"sort": ["config.lr"],
                                                        "order": ["asc"]}
     assert _lrs(page) == every[:views.PAGE_ROWS]
 
     with page.page.expect_navigation():
         page.click("#runs thead button[data-column='config.lr']")  # again: descending
-    page.wait_for(READY)
+    page.wait_ready()
     assert _lrs(page) == every[::-1][:views.PAGE_ROWS]
 
     with page.page.expect_navigation():
         page.click(".pager a[rel='next']")
-    page.wait_for(READY)
+    page.wait_ready()
     assert _lrs(page) == every[::-1][views.PAGE_ROWS:]
     assert page.errors == []
     assert page.blocked == []
@@ -143,7 +141,7 @@ def test_a_short_table_still_sorts_in_the_browser(served: str,
                                                   sealed_page: SealedPage) -> None:
     page = sealed_page
     page.open(served + f"p/default/?limit={RUNS}")  # every run on one page
-    page.wait_for(READY)
+    page.wait_ready()
     assert page.evaluate("() => document.getElementById('runs').dataset.paged") == "false"
     before = page.page.url
     page.click("#runs thead button[data-column='config.lr']")

@@ -22,7 +22,7 @@ import artifactstore
 from artifactstore.local.identity import load_or_create_identity
 from artifactstore.maintenance.projects import create_project, project_listing
 from artifactstore.runs.run import Run
-from artifactstore.testing.browser import SealedPage
+from artifactstore.testing.browser import READY, SealedPage
 from artifactstore.testing.liverun import live_run
 from artifactstore.testing.uiserver import chart_drawn, serving
 from artifactstore.ui import views
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 #: see test_ui_app.py; resolved now, as the fixture moves the working directory
 SCREENSHOTS = (Path(os.environ["ARTIFACTSTORE_SCREENSHOTS"]).resolve()
                if os.environ.get("ARTIFACTSTORE_SCREENSHOTS") else None)
-READY = "() => document.body.dataset.ready === 'true'"
 HOSTILE = "<img src=x onerror=\"window.pwned = 1\">"
 
 
@@ -264,14 +263,13 @@ def test_compare_and_projects_in_a_real_browser(served: str, world: dict[str, st
     shots = SCREENSHOTS or tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     page.open(served + "p/default/")
-    page.wait_for(READY)
+    page.wait_ready()
     assert page.evaluate("document.getElementById('compare').disabled")
     for name in ("base", "tuned"):
         page.click(f"#runs tr[data-run='{world[name]}'] input.pick")
     assert page.text("#compare") == "Compare 2"
     page.click("#compare")
-    page.wait_for("() => location.pathname === '/p/default/compare' && "
-                  "document.body.dataset.ready === 'true'")
+    page.wait_ready("location.pathname === '/p/default/compare'")
     assert page.evaluate("location.search") == f"?runs={world['base']},{world['tuned']}"
     metrics = page.evaluate("[...document.querySelectorAll('.chart')].map(b => b.dataset.metric)")
     assert metrics == ["accuracy", "grad_norm", "loss"]
@@ -292,14 +290,13 @@ def test_compare_and_projects_in_a_real_browser(served: str, world: dict[str, st
     assert page.evaluate("window.pwned === undefined")
 
     page.open(served + "projects")
-    page.wait_for(READY)
+    page.wait_ready()
     rows = page.evaluate("[...document.querySelectorAll('#projects tbody tr')]"
                          ".map(r => [r.dataset.project, r.className])")
     assert rows == [["default", ""], ["secret", "locked"], ["vision", ""]]
     page.screenshot(shots / "ui-projects.png")
     page.click("#projects a[href='/p/vision/']")
-    page.wait_for("() => location.pathname === '/p/vision/' && "
-                  "document.body.dataset.ready === 'true'")
+    page.wait_ready("location.pathname === '/p/vision/'")
     assert page.evaluate("document.querySelectorAll('#runs tbody tr').length") == 1
     assert page.blocked == []
     assert page.errors == []
@@ -309,7 +306,7 @@ def test_run_page_and_code_diff_in_a_real_browser(served: str, world: dict[str, 
                                                   sealed_page: SealedPage) -> None:
     page = sealed_page
     page.open(served + f"p/default/runs/{world['tuned']}")
-    page.wait_for(READY)
+    page.wait_ready()
     step_end = _x_range(page, "loss")[1]
     page.click("input[name='xmode'][value='time']")
     page.wait_for("() => document.body.dataset.xmode === 'time'")
@@ -319,8 +316,7 @@ def test_run_page_and_code_diff_in_a_real_browser(served: str, world: dict[str, 
     assert "+SEED = 2" in page.text("#code-diff")  # tuned -> base
     assert page.evaluate("document.querySelectorAll('#code-diff .add').length") > 0
     page.click("#outputs a[href='/p/default/artifacts/model/v0']")  # the artifacts pages
-    page.wait_for("() => location.pathname === '/p/default/artifacts/model/v0' && "
-                  "document.body.dataset.ready === 'true'")
+    page.wait_ready("location.pathname === '/p/default/artifacts/model/v0'")
     assert page.errors == []
     assert page.blocked == []
 
@@ -342,7 +338,7 @@ def test_live_run_is_followed_in_a_real_browser(tmp_path: Path,
             artifactstore.open(url) as store, serving(store) as address:
         run_id = store.runs()[0].run_id
         page.open(address + f"p/default/runs/{run_id}")
-        page.wait_for(READY)
+        page.wait_ready()
         assert page.text("#run-status") == "running"
         before = page.evaluate("artifactstoreCharts.loss.data[0].length")
         assert before == 1000

@@ -35,9 +35,14 @@ from artifactstore.testing.debian import ensure_tool
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Route
 
-__all__ = ["SealedPage", "chromium", "find_chromium"]
+__all__ = ["READY", "SealedPage", "chromium", "find_chromium"]
 
 CANDIDATES: Final = ("chromium", "chromium-browser")
+#: a UI page has rendered; ``?.`` because a navigating page has no ``<body>`` yet
+RENDERED: Final = "document.body?.dataset.ready === 'true'"
+#: the same as a function, not an expression: Playwright evaluates a bare expression
+#: with eval(), which the UI's Content-Security-Policy refuses (as it should)
+READY: Final = f"() => {RENDERED}"
 
 
 
@@ -143,6 +148,13 @@ class SealedPage:
     def wait_for(self, script: str, timeout: float = 15.0) -> Any:
         """Wait until JS expression ``script`` is truthy; its value."""
         return self.page.wait_for_function(script, timeout=timeout * 1000).json_value()
+
+    def wait_ready(self, where: str | None = None, timeout: float = 15.0) -> None:
+        """Wait until the UI page has rendered (``<body data-ready="true">``) and, after a
+        click that navigates, until JS condition ``where`` on ``location`` holds too: the
+        old page stays ready until the next one replaces it, and the next one has no
+        ``<body>`` while its head is parsed (a plain ``document.body.dataset`` throws)."""
+        self.wait_for(f"() => {RENDERED} && ({where})" if where else READY, timeout)
 
     def click(self, selector: str) -> None:
         self.page.click(selector)
