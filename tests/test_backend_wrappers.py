@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from artifactstore.backends import (
     RetryingBackend,
     drop_memory_store,
 )
+from artifactstore.backends.base import capable, put_from_file
 from artifactstore.core.errors import (
     BackendError,
     BackendUnavailableError,
@@ -318,3 +320,30 @@ class TestRetryingOverFlakyMemory(BackendConformance):
     def backend(self, backend_spec: BackendSpec) -> Backend:
         flaky = FaultInjectingBackend(backend_spec.open(), transient_rate=0.2, seed=11)
         return RetryingBackend(flaky, attempts=30, sleep=Sleeps(), seed=0)
+
+
+# -- optional capabilities through a chain of wrappers -----------------------
+
+
+def test_a_file_put_through_wrappers_reaches_a_backend_without_put_file(
+        memory: MemoryBackend, tmp_path: Path) -> None:
+    """A wrapper has ``put_file`` whatever it wraps: over a backend without one (memory,
+    local) the file's first ``size`` bytes are read and ``put`` (no AttributeError)."""
+    assert not hasattr(memory, "put_file")
+    spool = tmp_path / "spool"
+    spool.write_bytes(b"pack bytes and then more")
+    chain = RetryingBackend(memory, jitter=False, sleep=Sleeps())
+    faulty = RetryingBackend(FaultInjectingBackend(memory, fail_calls=[1]), jitter=False,
+                             sleep=Sleeps())
+    with spool.open("rb") as file:
+        put_from_file(chain, "packs/p", file, len(b"pack bytes"))
+        chain.put_file("packs/q", file, 4)
+        faulty.put_file("packs/s", file, 9)  # failed once, retried from the file's start
+    assert memory.get("packs/p") == b"pack bytes"
+    assert memory.get("packs/q") == b"pack"
+    assert memory.get("packs/s") == b"pack byte"
+    assert capable(chain, "supports_atomic_create")
+    assert not capable(chain, "supports_streamed_put")
+    assert capable(ReadOnlyBackend(chain), "read_only")
+    with pytest.raises(ReadOnlyError), spool.open("rb") as file:
+        put_from_file(ReadOnlyBackend(chain), "packs/r", file, 4)

@@ -33,7 +33,7 @@ from artifactstore.backends._endpoints import BucketURL
 from artifactstore.backends._errors import map_error, mapped_errors
 from artifactstore.backends._keys import Page, check_prefix, check_range, paged_keys
 from artifactstore.backends._s3scope import ReadScope
-from artifactstore.backends.base import Backend, ObjectInfo, check_key
+from artifactstore.backends.base import Backend, ObjectInfo, check_key, put_from_file
 from artifactstore.core.errors import BackendError
 
 __all__ = ["S3ReadBackend"]
@@ -229,7 +229,7 @@ class S3ReadBackend:
 
     def put_file(self, key: str, file: BinaryIO, size: int) -> None:
         """s3fs's ``put_file`` (a streamed put)."""
-        self._writes().put_file(key, file, size)  # type: ignore[attr-defined]
+        put_from_file(self._writes(), key, file, size)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """s3fs's ``put_if_absent`` (S3's conditional write)."""

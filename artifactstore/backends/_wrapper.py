@@ -10,7 +10,7 @@ import builtins
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
-from artifactstore.backends.base import Backend, ObjectInfo, list_after
+from artifactstore.backends.base import Backend, ObjectInfo, capable, list_after, put_from_file
 from artifactstore.backends.temps import TempFile
 
 __all__ = ["BackendWrapper"]
@@ -48,17 +48,17 @@ class BackendWrapper:
     @property
     def supports_vectored_put(self) -> bool:
         """As the inner backend (False when it does not say)."""
-        return bool(getattr(self._inner, "supports_vectored_put", False))
+        return capable(self._inner, "supports_vectored_put")
 
     @property
     def supports_streamed_put(self) -> bool:
         """As the inner backend (False when it does not say)."""
-        return bool(getattr(self._inner, "supports_streamed_put", False))
+        return capable(self._inner, "supports_streamed_put")
 
     @property
     def read_only(self) -> bool:
         """Whether writes are refused somewhere down the chain of wrappers."""
-        return bool(getattr(self._inner, "read_only", False))
+        return capable(self._inner, "read_only")
 
     def get(self, key: str) -> bytes:
         return self._inner.get(key)
@@ -73,8 +73,8 @@ class BackendWrapper:
         self._inner.put_parts(key, parts)
 
     def put_file(self, key: str, file: BinaryIO, size: int) -> None:
-        """As the inner backend (only where it has ``put_file``: a streamed put)."""
-        self._inner.put_file(key, file, size)  # type: ignore[attr-defined]
+        """As the inner backend (:func:`~.base.put_from_file`)."""
+        put_from_file(self._inner, key, file, size)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         return self._inner.put_if_absent(key, data)

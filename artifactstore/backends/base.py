@@ -11,13 +11,15 @@ only :mod:`artifactstore.core.errors` classes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from artifactstore.core.errors import InvalidInputError
 
-__all__ = ["Backend", "ObjectInfo", "check_key", "is_key", "list_after"]
+__all__ = ["Backend", "ObjectInfo", "capable", "check_key", "is_key", "iter_range", "list_after",
+           "put_from_file"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +162,32 @@ def list_after(backend: Backend, prefix: str, after: str) -> Iterator[str]:
         found: Iterator[str] = native(prefix, after)
         return found
     return (key for key in backend.list(prefix) if key > after)
+
+
+def capable(backend: Backend, flag: str) -> bool:
+    """An optional capability flag, False where the backend does not say.
+
+    The flags beside the contract's two: ``supports_vectored_put`` (``put_parts``
+    writes the parts without joining them: local files, ``os.writev``),
+    ``supports_streamed_put`` (the same over HTTP: S3, GCS) and ``read_only`` (writes
+    are refused somewhere down a chain of wrappers).
+    """
+    return bool(getattr(backend, flag, False))
+
+
+def put_from_file(backend: Backend, key: str, file: BinaryIO, size: int) -> None:
+    """``backend.put(key, …)`` of bytes ``0 .. size`` of the seekable ``file``.
+
+    An optional capability, not part of the contract: a backend (or wrapper) with a
+    ``put_file(key, file, size)`` method sends the object from the file, which it
+    may read more than once (S3, GCS: no copy in memory); any other is given the
+    bytes, read with ``pread``. Used for packs spooled to a temporary file.
+    """
+    native = getattr(backend, "put_file", None)
+    if native is not None:
+        native(key, file, size)
+    else:
+        backend.put(key, os.pread(file.fileno(), size, 0))
 
 
 def iter_range(backend: Backend, key: str, start: int, length: int) -> Iterator[bytes]:

@@ -26,7 +26,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO, TypeVar
 
 from artifactstore.backends._wrapper import BackendWrapper
-from artifactstore.backends.base import Backend, ObjectInfo, iter_range, list_after
+from artifactstore.backends.base import (
+    Backend,
+    ObjectInfo,
+    iter_range,
+    list_after,
+    put_from_file,
+)
 from artifactstore.core.errors import InvalidInputError, NotFoundError, TransientBackendError
 
 __all__ = ["RetryingBackend"]
@@ -95,7 +101,7 @@ class RetryingBackend(BackendWrapper):
 
     def put_file(self, key: str, file: BinaryIO, size: int) -> None:
         """``inner.put_file`` with retries (each attempt reads the file from its start)."""
-        self._call("put", key, lambda: self._inner.put_file(key, file, size))  # type: ignore[attr-defined]
+        self._call("put", key, lambda: put_from_file(self._inner, key, file, size))
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """``inner.put_if_absent`` with retries and lost-response detection."""

@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self
 
-from artifactstore.backends.base import Backend
+from artifactstore.backends.base import Backend, capable, put_from_file
 from artifactstore.core.chunking import chunk_views, iter_chunks
 from artifactstore.core.digest import Digest, Hasher, hash_bytes
 from artifactstore.core.errors import (
@@ -170,8 +170,8 @@ class ObjectStore:
         # once, each holding its plaintext and its sealed copy. A backend that must
         # join a pack into one buffer to send it (S3, GCS) holds one more copy while
         # it uploads, so fewer are in flight there (peak RSS, not throughput).
-        self._vectored = bool(getattr(backend, "supports_vectored_put", False))
-        self._streamed = bool(getattr(backend, "supports_streamed_put", False))
+        self._vectored = capable(backend, "supports_vectored_put")
+        self._streamed = capable(backend, "supports_streamed_put")
         #: a pack is uploaded from a temporary file (streamed put, S3): spool.py
         self._spooled = self._streamed and hasattr(backend, "put_file")
         self._spools = Spools()
@@ -544,7 +544,7 @@ class ObjectStore:
             try:
                 with self._spools.spooled(listed) as (file, size):
                     trim_heap()  # the sealed blobs and the read buffers they pinned
-                    self.backend.put_file(key, file, size)  # type: ignore[attr-defined]
+                    put_from_file(self.backend, key, file, size)
             except SpoolError:  # $TMPDIR full or unwritable: nothing sent; from memory
                 self.backend.put_parts(key, listed)
             del listed

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from artifactstore.backends import Backend
+from artifactstore.backends.base import capable
 from artifactstore.core import encoding
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import (
@@ -121,7 +122,7 @@ def require_atomic_create(backend: Backend) -> None:
     ``put_if_absent``; without an atomic create two writers could both "win" the
     same number and one version or alias move would be silently lost.
     """
-    if getattr(backend, "read_only", False):
+    if capable(backend, "read_only"):
         raise ReadOnlyError(
             f"the store at {backend.url} is opened read-only (a web location, or "
             "read-only by request); open it writable (s3://, gs://, a folder) to change it"
