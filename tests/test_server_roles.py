@@ -291,6 +291,11 @@ def test_every_write_and_delete_is_in_the_audit_log_with_its_user(team: Team) ->
                            body=b"x", headers={"If-None-Match": "*",
                                                "Authorization": f"Bearer {token}"})
     assert tomb.status == 403
+    # and what a writer may do, here (under xdist, the tests before this one may have run
+    # on another worker, with another module fixture)
+    code, _, err = cli_quiet("log", "ds", team.data("carol-audit", "carol's public data\n"),
+                             "--project", "pub", "--store", team.store)
+    assert code == 0, err
     team.become("alice")  # an admin can; and an admin's purge: lifecycle, the gc lock,
     # condemnations, deletes
     code, _, err = cli_quiet("project", "members", "add", team.lines["eve"], "--project", "vis",
