@@ -79,6 +79,7 @@ def local_server(tmp_path: Path) -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
+    HELD.set()  # a test that failed while holding it: server_close joins the handler
     server.shutdown()
     server.server_close()
     thread.join()
