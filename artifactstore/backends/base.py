@@ -169,7 +169,7 @@ def capable(backend: Backend, flag: str) -> bool:
 
     The flags beside the contract's two: ``supports_vectored_put`` (``put_parts``
     writes the parts without joining them: local files, ``os.writev``),
-    ``supports_streamed_put`` (the same over HTTP: S3, GCS) and ``read_only`` (writes
+    ``supports_streamed_put`` (the same over HTTP: S3) and ``read_only`` (writes
     are refused somewhere down a chain of wrappers).
     """
     return bool(getattr(backend, flag, False))
@@ -180,8 +180,9 @@ def put_from_file(backend: Backend, key: str, file: BinaryIO, size: int) -> None
 
     An optional capability, not part of the contract: a backend (or wrapper) with a
     ``put_file(key, file, size)`` method sends the object from the file, which it
-    may read more than once (S3, GCS: no copy in memory); any other is given the
-    bytes, read with ``pread``. Used for packs spooled to a temporary file.
+    may read more than once (the fsspec backends; S3's body is streamed, not held);
+    any other is given the bytes, read with ``pread``. Used for packs spooled to a
+    temporary file.
     """
     native = getattr(backend, "put_file", None)
     if native is not None:
