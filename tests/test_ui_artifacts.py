@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -289,6 +290,9 @@ def test_lineage_and_audit_pages(client: TestClient, ids: dict[str, str]) -> Non
     graph = _twin(client, "/p/default/lineage")["graph"]
     nodes = {n["id"]: n for n in graph["nodes"]}
     assert graph["base"] == "/p/default"
+    # the app shows the state of the moment it is asked: no write time, so the same state
+    # gives the same data (a time here once made this page's two twins differ by a second)
+    assert re.fullmatch(r"project default · \d+ versions, \d+ runs", graph["subtitle"])
     assert nodes["scratch:v0"]["state"] == "deleted"
     assert nodes["scratch:v1"]["state"] == "purged"
     assert nodes[f"run:{ids['train']}"]["kind"] == "run"

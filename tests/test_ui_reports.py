@@ -97,6 +97,10 @@ def test_lineage_html_draws_the_graph_offline(url: str, tmp_path: Path,
     assert not re.search(r"<script[^>]*\bsrc=", text)  # everything inline
     assert "cytoscape" in text
     _open(sealed_page, out)
+    # a file outlives the state it shows, so it says when it was written
+    assert re.fullmatch(r"project default · \d+ versions, \d+ runs · written "
+                        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC by artifactstore \S+",
+                        sealed_page.text("#subtitle"))
     assert sealed_page.evaluate("artifactstoreGraph.nodes().length") == 7
     assert sealed_page.evaluate("artifactstoreGraph.edges().length") == 6
     assert _canvas_drawn(sealed_page)

@@ -81,30 +81,35 @@ def lineage_page(store: artifactstore.Store, ref: str | None = None, *,
         query = store.downstream if downstream else store.upstream
         graph = query(focus, depth, sync=False)
         title = f"{'Downstream' if downstream else 'Upstream'} lineage of {focus}"
-    data = graph_data(store, graph, focus=focus, title=title)
+    data = graph_data(store, graph, focus=focus, title=title, written_at=datetime.now(UTC))
     return Page(_render(data), focus, graph.number_of_nodes(), graph.number_of_edges())
 
 
 def audit_page(store: artifactstore.Store, report: AuditReport) -> Page:
     """The page of an audit: its provenance graph, findings, alias history, integrity."""
-    data = audit_data(store, report)
+    data = audit_data(store, report, written_at=datetime.now(UTC))
     graph = report.graph
     return Page(_render(data), report.ref, graph.number_of_nodes(), graph.number_of_edges())
 
 
-def audit_data(store: artifactstore.Store, report: AuditReport) -> dict[str, Any]:
+def audit_data(store: artifactstore.Store, report: AuditReport, *,
+               written_at: datetime | None = None) -> dict[str, Any]:
     """The page data (module docstring) of an audit: the report page's and the app's."""
     verdict = "OK" if report.ok else f"{len(report.flags)} finding(s)"
     data = graph_data(store, report.graph, focus=report.ref,
-                      title=f"Audit of {report.ref}: {verdict}")
+                      title=f"Audit of {report.ref}: {verdict}", written_at=written_at)
     data["kind"] = "audit"
     data["audit"] = json.loads(report.to_json())
     return data
 
 
 def graph_data(store: artifactstore.Store, graph: nx.DiGraph, *, focus: str | None,
-               title: str) -> dict[str, Any]:
-    """The page data (module docstring) of ``graph``, a lineage graph of ``store``."""
+               title: str, written_at: datetime | None = None) -> dict[str, Any]:
+    """The page data (module docstring) of ``graph``, a lineage graph of ``store``.
+
+    ``written_at`` is when a page file is written: its subtitle says so, since a file
+    outlives the state it shows. The web app's pages show the state of the moment they
+    are asked for and pass None, so the same state gives the same data."""
     runs = {f"run:{r.run_id}": r for r in store.runs(include_deleted=True, sync=False)}
     detailed = sum(kind == "version" for _, kind in graph.nodes(data="kind")) <= DETAILED_VERSIONS
     nodes = []
@@ -126,13 +131,13 @@ def graph_data(store: artifactstore.Store, graph: nx.DiGraph, *, focus: str | No
                       "state": attrs.get("state", "live"), "status": attrs.get("status"),
                       "facts": facts})
     edges = [{"source": s, "target": t, "kind": k} for s, t, k in sorted(graph.edges(data="kind"))]
-    at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     counts = (f"{sum(n['kind'] == 'version' for n in nodes)} versions, "
               f"{sum(n['kind'] == 'run' for n in nodes)} runs")
+    written = "" if written_at is None else \
+        f" · written {written_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC by artifactstore " \
+        f"{artifactstore.__version__}"
     return {"kind": "lineage", "title": title, "focus": focus, "nodes": nodes, "edges": edges,
-            "audit": None,
-            "subtitle": f"project {store.project} · {counts} · written {at} by artifactstore "
-                        f"{artifactstore.__version__}"}
+            "audit": None, "subtitle": f"project {store.project} · {counts}{written}"}
 
 
 def _version_facts(store: artifactstore.Store, node: str, attrs: dict[str, Any]) -> dict[str, Any]:
