@@ -6,23 +6,27 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from artifactstore.backends.memory import MemoryBackend
 from artifactstore.core.digest import Digest
 from artifactstore.local.catalog import SCHEMA, Catalog
 from artifactstore.records.refs import NewVersion, Refs
+from artifactstore.testing import BackendSpec
 
 
-def _store() -> MemoryBackend:
-    b = MemoryBackend("catalog-file")
+@pytest.fixture
+def b(memory_spec: BackendSpec) -> MemoryBackend:
+    """A store of the test's own with one version."""
+    b = MemoryBackend(memory_spec.url.removeprefix("memory://"))
     d = Digest(bytes(32))
     Refs(b, "p").commit_version(NewVersion("m", type="model", manifest=d, digest=d,
                                            size=1, files=1))
     return b
 
 
-def test_a_file_of_another_schema_is_dropped_and_rebuilt(tmp_path: Path) -> None:
+def test_a_file_of_another_schema_is_dropped_and_rebuilt(tmp_path: Path, b: MemoryBackend) -> None:
     path = tmp_path / "c.sqlite"
-    b = _store()
     catalog = Catalog(b, "p", path, journal_head=True)
     catalog.sync()
     catalog.close()
@@ -37,9 +41,9 @@ def test_a_file_of_another_schema_is_dropped_and_rebuilt(tmp_path: Path) -> None
         assert db.execute("SELECT v FROM meta WHERE k='schema'").fetchone() == (str(SCHEMA),)
 
 
-def test_a_warm_sync_that_finds_the_same_head_writes_nothing(tmp_path: Path) -> None:
+def test_a_warm_sync_that_finds_the_same_head_writes_nothing(tmp_path: Path,
+                                                            b: MemoryBackend) -> None:
     path = tmp_path / "c.sqlite"
-    b = _store()
     catalog = Catalog(b, "p", path, journal_head=True)
     catalog.sync()
     catalog.close()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 
-from artifactstore.backends.memory import MemoryBackend
+from artifactstore.backends import open_backend
 from artifactstore.core import encoding
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import (
@@ -35,7 +35,7 @@ from artifactstore.records.runs import (
     validate_run_id,
 )
 from artifactstore.records.versions import now
-from artifactstore.testing import strategies
+from artifactstore.testing import BackendSpec, strategies
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -51,8 +51,8 @@ def make_start(run_id: str, *, heartbeat: float = 30.0, host: str = "elsewhere",
 
 
 @pytest.fixture
-def log() -> RunLog:
-    return RunLog(MemoryBackend(), "p")
+def log(memory_spec: BackendSpec) -> RunLog:
+    return RunLog(open_backend(memory_spec.url), "p")  # a store of the test's own
 
 
 @given(strategies.utc_times(), strategies.utc_times())
