@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -53,7 +54,8 @@ ROLES = {
 PEOPLE = {"alice": Principal("test#alice", email="alice@example.com"),
           "bob": Principal("test#bob", email="bob@example.com"),
           "carol": Principal("test#carol", email="carol@example.com"),
-          "eve": Principal("test#eve", email="eve@example.com")}
+          "eve": Principal("test#eve", email="eve@example.com"),
+          "dave": Principal("test#dave", email="dave@example.com")}  # whom the audit test adds
 
 
 @dataclass
@@ -207,34 +209,38 @@ def test_a_readers_log_delete_and_purge_are_refused_with_one_line(team: Team) ->
 # -- a writer -------------------------------------------------------------------------------
 
 
+def _versions(team: Team, name: str, project: str) -> list[str]:
+    code, out, err = cli_quiet("ls", name, "--project", project, "--json", "--store", team.store)
+    assert code == 0, err
+    return [v["ref"] for v in json.loads(out)["versions"]]
+
+
 def test_a_writer_logs_and_its_purge_is_refused_with_nothing_changed(team: Team) -> None:
     team.become("carol")
-    code, _, err = cli_quiet("log", "secret", team.data("carol", "carol's\n"),
-                             "--project", "vis", "--store", team.store)
+    before = _versions(team, "secret", "vis")  # other tests of the module log it too
+    code, out, err = cli_quiet("log", "secret", team.data("carol", "carol's\n"),
+                               "--project", "vis", "--json", "--store", team.store)
     assert code == 0, err
-    code, out, err = cli_quiet("ls", "secret", "--project", "vis", "--json",
-                               "--store", team.store)
-    assert code == 0, err
-    assert len(json.loads(out)["versions"]) == 2
-    line = _refused(team, 15, "purge", "secret:v1", "--reason", "test", "--no-wait",
+    ref = json.loads(out)["ref"]
+    assert _versions(team, "secret", "vis") == [*before, ref]
+    line = _refused(team, 15, "purge", ref, "--reason", "test", "--no-wait",
                     "--project", "vis")
     assert "carol@example.com (token" in line
     assert "is a writer of project vis" in line
     assert "needs admin" in line
     # a version with an alias: the writer may move aliases, but its delete and purge
     # are refused before the alias is cleared (the client asks the server first)
-    code, _, err = cli_quiet("alias", "set", "secret:v1", "candidate", "--project", "vis",
+    code, _, err = cli_quiet("alias", "set", ref, "candidate", "--project", "vis",
                              "--store", team.store)
     assert code == 0, err
-    for argv in (("delete", "secret:v1"),
-                 ("purge", "secret:v1", "--reason", "test", "--no-wait")):
+    for argv in (("delete", ref), ("purge", ref, "--reason", "test", "--no-wait")):
         line = _refused(team, 15, *argv, "--project", "vis")
         assert "is a writer of project vis" in line
         assert "needs admin" in line
     code, out, err = cli_quiet("show", "secret:candidate", "--project", "vis", "--json",
                                "--store", team.store)
     assert code == 0, err
-    assert json.loads(out)["ref"] == "secret:v1"
+    assert json.loads(out)["ref"] == ref
 
 
 def test_a_token_scoped_to_one_project_cannot_touch_another(
@@ -283,7 +289,7 @@ def test_a_non_member_cannot_read_a_private_projects_objects(team: Team) -> None
 
 def test_every_write_and_delete_is_in_the_audit_log_with_its_user(team: Team) -> None:
     team.become("carol")  # a writer cannot change who is a member
-    line = _refused(team, 15, "project", "members", "add", team.lines["eve"], "--project", "vis")
+    line = _refused(team, 15, "project", "members", "add", team.lines["dave"], "--project", "vis")
     assert "needs admin" in line
     # nor write a tombstone: the CLI asks first (above), the server refuses it anyway
     token = token_for(team.url)
@@ -297,15 +303,16 @@ def test_every_write_and_delete_is_in_the_audit_log_with_its_user(team: Team) ->
                              "--project", "pub", "--store", team.store)
     assert code == 0, err
     team.become("alice")  # an admin can; and an admin's purge: lifecycle, the gc lock,
-    # condemnations, deletes
-    code, _, err = cli_quiet("project", "members", "add", team.lines["eve"], "--project", "vis",
+    # condemnations, deletes (of a version of its own: the other tests read ds:v0, and
+    # eve stays a non-member)
+    code, _, err = cli_quiet("project", "members", "add", team.lines["dave"], "--project", "vis",
                              "--store", team.store)
     assert code == 0, err
-    code, _, err = cli_quiet("log", "ds", team.data("pub1", "more public\n"),
-                             "--project", "pub", "--store", team.store)
+    code, out, err = cli_quiet("log", "ds", team.data("pub1", "more public\n"),
+                               "--project", "pub", "--json", "--store", team.store)
     assert code == 0, err
-    code, _, err = cli_quiet("purge", "ds:v0", "--reason", "takedown", "--no-wait",
-                             "--project", "pub", "--store", team.store)
+    code, _, err = cli_quiet("purge", json.loads(out)["ref"], "--reason", "takedown",
+                             "--no-wait", "--project", "pub", "--store", team.store)
     assert code == 0, err
     entries = read_audit(team.backend)
     done = [e for e in entries if 200 <= e.status < 300]
@@ -327,7 +334,7 @@ def test_every_write_and_delete_is_in_the_audit_log_with_its_user(team: Team) ->
     joined = [e for e in entries if e.kind == "membership"]
     assert [(e.user.partition(" (token")[0], e.status) for e in joined] == [
         ("alice@example.com", 201)]
-    # carol's attempt stopped at its first write, eve's key slot (written before the event)
+    # carol's attempt stopped at its first write, dave's key slot (written before the event)
     slots = [(e.user.partition(" (token")[0], e.status) for e in entries if e.kind == "keys"]
     assert ("carol@example.com", 403) in slots
     assert ("alice@example.com", 201) in slots
@@ -397,3 +404,36 @@ def test_a_writer_declares_its_name_through_the_server_and_a_reader_cannot(
     carol = ProjectKeys(team.backend, "vis", None).members()[2].fingerprint
     assert list(profiles) == [carol]
     assert (profiles[carol]["name"], profiles[carol]["email"]) == ("Carol", "carol@example.com")
+
+
+# -- what only an admin may do ----------------------------------------------------------------
+
+
+ADMIN_ONLY = [("delete", "secret:v0"), ("delete", "--artifact", "secret"),
+              ("delete", "--whole-project"),
+              ("purge", "secret:v0", "--reason", "test", "--no-wait"),
+              ("restore", "scratch:v0"), ("restore", "--artifact", "scratch"),
+              ("restore", "--whole-project"), ("retention", "30d"), ("gc", "--grace", "0")]
+
+
+@pytest.mark.parametrize("person", ["bob", "carol"])
+def test_every_admin_command_of_a_reader_or_writer_is_refused_before_any_write(
+        team: Team, person: str) -> None:
+    """A reader's and a writer's first write in a project would declare their profile;
+    an admin-only command is refused first: one line naming what it needed, and nothing
+    written, not even the profile (a reader's refusal once said "writing member profiles
+    needs writer" for a delete)."""
+    team.become("alice")  # a deleted version to restore
+    code, out, err = cli_quiet("log", "scratch", team.data(f"scratch-{person}", "gone\n"),
+                               "--project", "vis", "--json", "--store", team.store)
+    assert code == 0, err
+    code, _, err = cli_quiet("delete", json.loads(out)["ref"], "--project", "vis",
+                             "--store", team.store)
+    assert code == 0, err
+    team.become(person)
+    code, _, err = cli_quiet("identity", "declare", "--name", f"{person} {uuid.uuid4().hex}")
+    assert code == 0, err  # a new profile, not yet in the project
+    for argv in ADMIN_ONLY:
+        line = _refused(team, 15, *argv, "--project", "vis")
+        assert f"{person}@example.com (token" in line, argv
+        assert "needs admin" in line, (argv, line)

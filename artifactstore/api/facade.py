@@ -352,7 +352,6 @@ class Store:
         """Undo the deletion of ``name:vN`` (before gc reclaimed it)."""
         from artifactstore.maintenance import lifecycle
 
-        self.context.ensure_writable()
         return lifecycle.restore_version(self.context, ref)
 
     def restore_artifact(self, name: str) -> list[LifecycleEvent]:
@@ -404,8 +403,6 @@ class Store:
         from artifactstore.maintenance.gc import collect_garbage
         from artifactstore.maintenance.lifecycle import parse_duration
 
-        if not dry_run:
-            self.context.ensure_writable()
         report = collect_garbage(self.context, grace=parse_duration(grace), dry_run=dry_run,
                                  repack_threshold=repack_threshold, progress=progress,
                                  domains=domains, accept_missing_records=accept_missing_records,

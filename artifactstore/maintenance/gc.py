@@ -213,6 +213,8 @@ def collect_garbage(
         raise InvalidInputError(f"grace must be a number of seconds >= 0, got {grace!r:.40}")
     if not 0 <= repack_threshold <= 1:
         raise InvalidInputError("repack_threshold is a fraction between 0 and 1")
+    if not dry_run:  # condemning is an admin's write on a team server: asked first
+        project.ensure_writable(admin_for="collecting garbage")
     report = GcReport(dry_run=dry_run, grace=float(grace))
     report.missing = _check_losses(project, accept_missing_records)
     report.expired = expire(project, dry_run=dry_run)

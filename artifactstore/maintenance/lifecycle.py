@@ -14,7 +14,6 @@ import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from artifactstore.backends import require_team_role
 from artifactstore.core.errors import (
     ConflictError,
     IntegrityError,
@@ -128,7 +127,7 @@ def delete_all(
     plan = {a: sorted(set(numbers)) for a, numbers in targets.items()}
     plan = {a: numbers for a, numbers in sorted(plan.items()) if numbers}
     # on a team server, a writer may clear aliases but not write tombstones: ask first
-    require_team_role(project.objects.backend, project.name, "admin", "deleting versions")
+    project.ensure_writable(admin_for="deleting versions")
     for artifact, aliases in _aliases_to_clear(project, plan, force).items():
         for alias in aliases:
             project.refs.remove_alias(artifact, alias)
@@ -145,6 +144,7 @@ def delete_all(
 
 def restore_version(project: Project, ref: str) -> LifecycleEvent:
     """Bring a deleted version back, if gc has not reclaimed its blobs."""
+    project.ensure_writable(admin_for="restoring versions")
     record, tombstone = deleted_record(project, ref)
     if tombstone is None:
         raise InvalidInputError(f"{record.ref} is not deleted; nothing to restore")
@@ -252,7 +252,7 @@ def purge_version(project: Project, ref: str, *, reason: str, wait: bool = True,
     record, tombstone = deleted_record(project, ref)
     if tombstone is not None and tombstone.action == "purge":
         raise InvalidInputError(f"{record.ref} was already purged")
-    require_team_role(project.objects.backend, project.name, "admin", "purging versions")
+    project.ensure_writable(admin_for="purging versions")
     report = PurgeReport(ref=record.ref, reason=reason)
     _downstream(project, record, report)
     if tombstone is None:
@@ -363,7 +363,7 @@ def delete_ref(project: Project, ref: str, *, force: bool = False,
                reason: str | None = None) -> LifecycleEvent:
     """Soft-delete one version (``name:vN`` or an alias); :func:`restore_version` undoes it."""
     version = find_version(project, ref)
-    project.ensure_writable()
+    project.ensure_writable(admin_for="deleting versions")
     return delete_versions(project, version.name, [version.number], force=force, reason=reason)
 
 
@@ -371,7 +371,7 @@ def delete_artifact(project: Project, name: str, *, force: bool = False,
                     reason: str | None = None) -> LifecycleEvent:
     """Soft-delete every live version of ``name``."""
     numbers = [r.number for r in project.refs.versions(name)]
-    project.ensure_writable()
+    project.ensure_writable(admin_for="deleting versions")
     return delete_versions(project, name, numbers, force=force, reason=reason)
 
 
@@ -381,7 +381,7 @@ def delete_run(project: Project, run_id: str, *, with_artifacts: bool = False,
 
     All or nothing: an alias in the way refuses before anything is deleted."""
     run = get_run(project, run_id, sync=True)
-    project.ensure_writable()
+    project.ensure_writable(admin_for="deleting runs")
     produced: dict[str, list[int]] = {}
     if with_artifacts:
         gone = project.refs.lifecycle_state()
@@ -398,7 +398,7 @@ def delete_project(project: Project, *, force: bool = False,
 
     All or nothing: every alias in the way (protected, or any without ``force``) refuses
     before the first artifact is deleted."""
-    project.ensure_writable()
+    project.ensure_writable(admin_for="deleting versions")
     live = {name: [r.number for r in project.refs.versions(name)]
             for name in project.refs.artifacts()}
     return delete_all(project, live, force=force, reason=reason,
@@ -407,7 +407,7 @@ def delete_project(project: Project, *, force: bool = False,
 
 def restore_artifact(project: Project, name: str) -> list[LifecycleEvent]:
     """Undo the deletion of every deleted (not purged) version of ``name``."""
-    project.ensure_writable()
+    project.ensure_writable(admin_for="restoring versions")
     state = project.refs.lifecycle_state()
     numbers = sorted(n for n, e in state.deleted.get(name, {}).items() if e.action != "purge")
     if not numbers:
@@ -417,7 +417,7 @@ def restore_artifact(project: Project, name: str) -> list[LifecycleEvent]:
 
 def restore_project(project: Project) -> list[LifecycleEvent]:
     """Undo the deletion of every deleted (not purged) version and run."""
-    project.ensure_writable()
+    project.ensure_writable(admin_for="restoring versions")
     state = project.refs.lifecycle_state()
     events = [restore_version(project, f"{name}:v{n}")
               for name, by in sorted(state.deleted.items())
@@ -437,7 +437,7 @@ def restore_run(project: Project, run_id: str) -> LifecycleEvent:
     run = get_run(project, run_id, sync=True)
     if run.run_id not in project.refs.lifecycle_state().deleted_runs:
         raise InvalidInputError(f"run {run.run_id} is not deleted; nothing to restore")
-    project.ensure_writable()
+    project.ensure_writable(admin_for="restoring runs")
     event = project.refs.lifecycle.append("restore", by=default_writer(), runs=[run.run_id])
     project.forget("deleted runs")
     project.catalog.invalidate()
@@ -455,7 +455,7 @@ def set_retention(project: Project, ttl: str | float | None,
     """Keep unaliased versions of ``artifact`` (default: of every artifact) for ``ttl``
     (``"30d"``, seconds; None removes it); gc deletes older ones."""
     seconds = None if ttl is None else parse_duration(ttl)
-    project.ensure_writable()
+    project.ensure_writable(admin_for="setting a retention")
     return project.refs.lifecycle.append("retention", by=default_writer(), artifact=artifact,
                                          ttl=seconds)
 
@@ -464,7 +464,7 @@ def purge(project: Project, ref: str, *, reason: str, path: str | None = None,
           wait: bool = True, on_wait: WaitCallback | None = None) -> PurgeReport:
     """Takedown of ``ref`` (see :func:`purge_version`); with ``path``, a new version
     without that file is logged first and the old version is purged."""
-    project.ensure_writable()
+    project.ensure_writable(admin_for="purging versions")
     if path is not None:
         drop_path(project, ref, path)
     return purge_version(project, ref, reason=reason, wait=wait, on_wait=on_wait)

@@ -59,7 +59,7 @@ def purge_run(project: Project, run_id: str, *, reason: str, wait: bool = True,
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInputError("a purge needs a reason (--reason \"...\"): it is recorded")
     run = get_run(project, run_id, sync=True)
-    project.ensure_writable()
+    project.ensure_writable(admin_for="purging runs")
     report = RunPurgeReport(run.run_id, reason)
     name = media_artifact(run.run_id)
     try:

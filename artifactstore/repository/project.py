@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from artifactstore.backends import AbsentBackend
+from artifactstore.backends import AbsentBackend, require_team_role
 from artifactstore.core.errors import AccessDeniedError
 from artifactstore.local.filecache import FileCache
 from artifactstore.local.statcache import StatCache
@@ -78,6 +78,7 @@ class Project:
         self._pending_lock = threading.Lock()
         #: declares the user's profile on the first write (repository/profiles.py)
         self.declare_profile: Callable[[], object] | None = None
+        self._admin_shown = False
 
     def __repr__(self) -> str:
         return f"<Project {self.name} of {self.url}>"
@@ -126,14 +127,22 @@ class Project:
         if self._catalog is not None:
             self._catalog.close()
 
-    def ensure_writable(self) -> None:
+    def ensure_writable(self, *, admin_for: str | None = None) -> None:
         """Make this project ready for a write, or raise why this process may not write.
 
         Every write path (ingest, aliases, lifecycle, gc, purge, runs, imports) calls it
         before it uploads or records anything. A pending project is created here, by the
         creator its opening left, whose components this object then takes over
-        (design §3, "Creating a store").
+        (design §3, "Creating a store"); then the user's profile is declared.
+        ``admin_for`` names a write only an admin may finish (``"deleting versions"``): on
+        a team server, this user's role is asked first (once per opened project: the
+        server still decides each write), so a reader or writer is refused in one line
+        naming it (NotAuthorizedError, exit 15) before anything is written, the profile
+        included. Other backends have nothing to ask.
         """
+        if admin_for is not None and not self._admin_shown:
+            require_team_role(self.objects.backend, self.name, "admin", admin_for)
+            self._admin_shown = True
         if self._pending is not None:
             with self._pending_lock:
                 create = self._pending
