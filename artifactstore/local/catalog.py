@@ -51,6 +51,7 @@ from artifactstore.core import encoding
 from artifactstore.core.errors import ArtifactStoreError, NotFoundError
 from artifactstore.core.privatefiles import private_file, private_folder
 from artifactstore.local.catalogread import CatalogQueries, RunInfo
+from artifactstore.local.sqlitefiles import use_wal
 from artifactstore.records import bundles, journal
 from artifactstore.records.aliases import AliasEvent, AliasLog
 from artifactstore.records.codec import PLAIN, RecordCodec
@@ -310,7 +311,7 @@ class Catalog(CatalogQueries):
 
     @staticmethod
     def _init(db: sqlite3.Connection) -> sqlite3.Connection:
-        db.execute("PRAGMA journal_mode=WAL")
+        use_wal(db, timeout=30)
         db.execute("PRAGMA synchronous=NORMAL")
         row = None
         with contextlib.suppress(sqlite3.OperationalError):

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from artifactstore.core.digest import Digest
 from artifactstore.core.errors import ArtifactStoreError
 from artifactstore.core.privatefiles import private_file, private_folder
+from artifactstore.local.sqlitefiles import use_wal
 from artifactstore.objects.blobrefs import ChunkRef, FileRef
 
 __all__ = ["RACY_NS", "FolderRow", "StatCache", "folder_key"]
@@ -103,7 +104,7 @@ class StatCache:
                 private_folder(self._path.parent)
                 private_file(self._path)  # SQLite gives -wal and -shm the file's mode
                 db = sqlite3.connect(self._path, timeout=5, check_same_thread=False)
-                db.execute("PRAGMA journal_mode=WAL")
+                use_wal(db, timeout=5)
                 db.execute(_SCHEMA)
                 db.execute(_FOLDERS)
                 self._db = db

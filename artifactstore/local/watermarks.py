@@ -35,6 +35,7 @@ from artifactstore.backends import Backend
 from artifactstore.backends._wrapper import BackendWrapper
 from artifactstore.core.errors import ArtifactStoreError, IntegrityError
 from artifactstore.local.clientstate import known_dir
+from artifactstore.local.sqlitefiles import use_wal
 from artifactstore.objects.envelope import Kind
 from artifactstore.objects.store import default_cache_dir
 from artifactstore.records.codec import PLAIN, RecordCodec
@@ -72,8 +73,7 @@ class Marks:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
             db.execute("PRAGMA busy_timeout = 30000")
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                db.execute("PRAGMA journal_mode = WAL")
+            use_wal(db, timeout=30)
             db.execute(_SCHEMA)
             yield db
         finally:
