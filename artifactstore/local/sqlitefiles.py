@@ -2,10 +2,11 @@
 
 WAL lets one process write while others read, and a file keeps the mode once set, so
 each opening only checks it. Switching a new file needs a lock that no other connection
-holds: when two processes open the same new file at once and both switch, SQLite answers
-one of them SQLITE_BUSY ("database is locked") at once, without waiting the busy timeout
-(waiting could deadlock two connections that both hold the shared lock). The switch is
-therefore retried here until the caller's timeout, a few milliseconds apart.
+holds: while another connection holds the file's write lock (two processes opening the
+same new file at once, one already writing its tables), SQLite answers the switch
+SQLITE_BUSY ("database is locked") at once, without waiting the busy timeout (waiting
+could deadlock the two). The switch is therefore retried here until the caller's
+timeout, a few milliseconds apart.
 """
 
 from __future__ import annotations
